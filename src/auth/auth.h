@@ -1,0 +1,140 @@
+/*
+ * auth: shared-secret authentication.  Owns secret files (load, permission
+ * check, keygen), the mutual attach handshake as a pure state machine (no
+ * I/O: the transport carries the messages), per-direction session keys, and
+ * the per-frame tag: Poly1305 under a one-time key
+ * HMAC-SHA256(K_dir, "frame" | seq_le64), seq implicit per direction.
+ *
+ * Nothing here ever logs or formats a secret, proof, tag or session key.
+ */
+#ifndef KVN_AUTH_H
+#define KVN_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTH_SECRET_MIN 32   /* bytes */
+#define AUTH_SECRET_MAX 64
+#define AUTH_MAX_SECRETS 8   /* accepted at once, for rotation */
+#define AUTH_NONCE_LEN 32
+#define AUTH_MAC_LEN 32      /* HMAC-SHA256 proofs */
+#define AUTH_TAG_LEN 16      /* Poly1305 frame tags */
+#define AUTH_ID_MAX 64       /* node_id / server_id bytes, without NUL */
+
+enum auth_role {
+	AUTH_ROLE_NONE = 0,
+	AUTH_ROLE_MASTER = 1,
+	AUTH_ROLE_PEER = 2,
+	AUTH_ROLE_CLIENT = 3,
+	AUTH_ROLE_INTERNAL = 4, /* in-process sender: never on the wire */
+};
+const char *auth_role_name(int role);
+
+struct auth_secret {
+	uint8_t key[AUTH_SECRET_MAX];
+	size_t len;
+};
+
+/* A secret file: text, one hex-encoded secret (>= 32 bytes = 64 hex digits)
+ * per line; blank lines and '#' comments ignored.  The first secret is the one
+ * this node attaches with; every secret in the file is accepted from others,
+ * so rotation is: prepend a new line everywhere, then remove the old one. */
+struct auth_keyring {
+	struct auth_secret s[AUTH_MAX_SECRETS];
+	size_t n;
+};
+
+/* Load a secret file.  Refuses a file that is group- or world-readable
+ * (KVN_EPERM), missing or unreadable (KVN_EIO), or malformed / holding a
+ * secret shorter than 32 bytes or more than AUTH_MAX_SECRETS lines
+ * (KVN_ECONFIG).  err gets "PATH: reason" (never file contents). */
+int auth_keyring_load(struct auth_keyring *kr, const char *path, char *err, size_t errlen);
+/* Zero the key material. */
+void auth_keyring_wipe(struct auth_keyring *kr);
+/* Write a new file holding one fresh 32-byte random secret, mode 0600,
+ * created with O_EXCL (KVN_EEXIST if it exists).  Parent directory must
+ * exist. */
+int auth_keygen(const char *path, char *err, size_t errlen);
+/* Prepend a fresh secret to an existing file (rotation step 1), keeping the
+ * others; atomically (temp file + rename), mode 0600. */
+int auth_keygen_rotate(const char *path, char *err, size_t errlen);
+
+/* Server side: which secrets are accepted for which attaching role.  A
+ * secret in `peer` cannot attach as a client and vice versa unless the same
+ * secret is listed in both files.  Either pointer may be NULL: that role is
+ * refused. */
+struct auth_policy {
+	const struct auth_keyring *peer;
+	const struct auth_keyring *client;
+	char server_id[AUTH_ID_MAX + 1];
+};
+
+/* Handshake messages (the transport encodes them). */
+struct auth_hello {
+	uint8_t role; /* enum auth_role: PEER or CLIENT */
+	char node_id[AUTH_ID_MAX + 1];
+	uint8_t nonce[AUTH_NONCE_LEN];
+};
+struct auth_challenge {
+	char server_id[AUTH_ID_MAX + 1];
+	uint8_t nonce[AUTH_NONCE_LEN];
+};
+struct auth_proof {
+	uint8_t mac[AUTH_MAC_LEN];
+};
+
+/* Session: per-direction keys and implicit sequence numbers.  Opaque
+ * contents; allocate with auth_session_new, free with auth_session_free. */
+struct auth_session;
+
+/* Handshake state (both sides).  Zero-initialise, then use the calls in
+ * order; any error leaves it unusable.  auth_hs_fini wipes it. */
+struct auth_hs {
+	int side; /* 1 client, 2 server */
+	int step;
+	uint8_t role;
+	char node_id[AUTH_ID_MAX + 1];
+	char server_id[AUTH_ID_MAX + 1];
+	uint8_t nonce_c[AUTH_NONCE_LEN];
+	uint8_t nonce_s[AUTH_NONCE_LEN];
+	struct auth_secret k; /* client: its secret; server: the one that matched */
+	const struct auth_policy *pol;
+};
+void auth_hs_fini(struct auth_hs *hs);
+
+/* Client: HELLO -> (CHALLENGE) -> PROOF -> (ACCEPT carrying the server's
+ * proof) -> session.  auth_client_finish returns KVN_EAUTH when the server's
+ * proof is wrong (mutual authentication). */
+int auth_client_start(struct auth_hs *hs, int role, const char *node_id,
+		      const struct auth_secret *k, struct auth_hello *out);
+int auth_client_proof(struct auth_hs *hs, const struct auth_challenge *in, struct auth_proof *out);
+int auth_client_finish(struct auth_hs *hs, const struct auth_proof *server_proof,
+		       struct auth_session **out);
+
+/* Server: (HELLO) -> CHALLENGE -> (PROOF) -> ACCEPT + session.
+ * auth_server_hello refuses a role the policy has no keyring for (KVN_EAUTH).
+ * auth_server_verify tries every accepted secret for the role with a
+ * constant-time compare; no match -> KVN_EAUTH. */
+int auth_server_hello(struct auth_hs *hs, const struct auth_policy *pol, const struct auth_hello *in,
+		      struct auth_challenge *out);
+int auth_server_verify(struct auth_hs *hs, const struct auth_proof *in, struct auth_proof *accept_out,
+		       struct auth_session **out);
+
+void auth_session_free(struct auth_session *s); /* NULL ok; wipes keys */
+
+/* Frame tags.  One auth_tag context per direction per connection is reused.
+ * auth_tag_begin derives the one-time key for that direction's next sequence
+ * number and advances it; then update with header, metadata and payload in
+ * order; then final (sender) or verify (receiver, constant time, KVN_EAUTH
+ * on mismatch).  Because the sequence is implicit, a replayed, dropped or
+ * reordered frame fails verification. */
+enum auth_dir { AUTH_SEND = 0, AUTH_RECV = 1 };
+struct auth_tag;
+struct auth_tag *auth_tag_new(void);
+void auth_tag_free(struct auth_tag *t);
+int auth_tag_begin(struct auth_tag *t, struct auth_session *s, enum auth_dir dir);
+void auth_tag_update(struct auth_tag *t, const void *p, size_t n);
+int auth_tag_final(struct auth_tag *t, uint8_t out[AUTH_TAG_LEN]);
+int auth_tag_verify(struct auth_tag *t, const uint8_t tag[AUTH_TAG_LEN]);
+
+#endif

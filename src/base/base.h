@@ -1,0 +1,150 @@
+/*
+ * base: what every other module stands on.  Owns the error codes and their
+ * text (err.c), leveled logging (log.c), monotonic time, the config table and
+ * its parser (conf.c), unit parsing for sizes and durations (units.c), and a
+ * few byte helpers (util.c).  Nothing here knows about actors, wire or disks.
+ */
+#ifndef KVN_BASE_H
+#define KVN_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kvnode.h" /* public error enum shared with the client API */
+
+/* ---- errors (err.c) ------------------------------------------------------
+ * Every function returns 0 or a negative KVN_E* code (include/kvnode.h).
+ * kvn_strerror() is the one table of text; kvn_err_exit_code() maps a code to
+ * the CLI's exit status so scripts can tell failures apart. */
+int kvn_err_exit_code(int err);
+const char *kvn_err_name(int err); /* "KVN_ENOTFOUND" */
+
+/* ---- logging (log.c) ------------------------------------------------------
+ * Leveled; the macro tests the level before evaluating its arguments.  Never
+ * pass a secret, a tag or a session key to these. */
+enum kvn_log_level { KVN_LOG_ERROR = 0, KVN_LOG_WARN, KVN_LOG_INFO, KVN_LOG_DEBUG };
+extern int kvn_log_level_cur;
+void kvn_log_set_level(int level);
+/* Name of the calling thread as it appears in log lines (max 15 chars). */
+void kvn_log_set_thread_name(const char *name);
+void kvn_log_write(int level, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define kvn_log(lvl, ...)                                                   \
+	do {                                                                \
+		if ((lvl) <= kvn_log_level_cur)                             \
+			kvn_log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
+	} while (0)
+#define log_error(...) kvn_log(KVN_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) kvn_log(KVN_LOG_WARN, __VA_ARGS__)
+#define log_info(...) kvn_log(KVN_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) kvn_log(KVN_LOG_DEBUG, __VA_ARGS__)
+
+/* Print to stderr and exit(1).  Start-up failures and impossible states only. */
+void kvn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Invariant check that stays on in release builds (never for input checks). */
+#define KVN_ASSERT(c)                                                              \
+	do {                                                                       \
+		if (!(c))                                                          \
+			kvn_fatal("%s:%d: invariant failed: %s", __FILE__, __LINE__, #c); \
+	} while (0)
+
+/* ---- time (util.c) -------------------------------------------------------- */
+uint64_t kvn_now_ns(void); /* CLOCK_MONOTONIC */
+uint64_t kvn_now_ms(void);
+uint64_t kvn_wall_ms(void); /* CLOCK_REALTIME, for records only */
+
+/* ---- bytes (util.c) ------------------------------------------------------- */
+void *kvn_xmalloc(size_t n); /* aborts on OOM: for small bookkeeping only */
+void *kvn_xcalloc(size_t n, size_t sz);
+char *kvn_xstrdup(const char *s);
+/* Cryptographically random bytes (getrandom); 0 or KVN_EIO. */
+int kvn_random(void *buf, size_t n);
+/* Write `n` bytes of `s` as lower-case hex into out (2n+1 bytes). */
+void kvn_hex(char *out, const void *s, size_t n);
+/* Printable form of a binary key for logs: hex if not printable, truncated
+ * to fit `cap` (always NUL-terminated). */
+void kvn_key_printable(char *out, size_t cap, const void *key, size_t klen);
+/* Split "host:port" (IPv4, [v6] or name); 0 or KVN_EINVAL.  host has >= 256
+ * bytes. */
+int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port);
+/* xxHash64 with seed 0: the fixed, documented key hash (partitioning, disk
+ * file names, hash tables). */
+uint64_t kvn_hash64(const void *key, size_t len);
+
+/* ---- units (units.c) -------------------------------------------------------
+ * Sizes: a number with an optional fraction and unit.  K M G T and KiB MiB GiB
+ * TiB are powers of 1024; KB MB GB TB are powers of 1000; B or no unit is
+ * bytes.  "1.5G" = 1610612736.  Durations need a unit: us ms s m h
+ * ("250ms", "10s", "1.5s"); the result is in milliseconds (us rounds up to
+ * whole ms, a non-zero value never rounds to 0).  Both return 0, or
+ * KVN_EINVAL with a reason in `why` (static string). */
+int kvn_parse_size(const char *s, uint64_t *out, const char **why);
+int kvn_parse_duration_ms(const char *s, uint64_t *out, const char **why);
+/* Format for humans: "64 KiB", "1.5 GiB", "250ms", "10s". */
+void kvn_format_size(char *out, size_t cap, uint64_t bytes);
+void kvn_format_duration(char *out, size_t cap, uint64_t ms);
+
+/* ---- config (conf.c) -------------------------------------------------------
+ * One static table lists every key (section, name, type, default, range, help,
+ * flags).  The parser, --help, docs/configuration.md and etc/kvnode.conf come
+ * from it (see kvn_conf_write_*), and t/ checks the committed files against it.
+ * Fields are named section_key; durations are in ms, sizes in bytes. */
+enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4 };
+
+struct kvn_conf {
+	/* [node] */
+	char *node_data_dir;
+	char *node_id;
+	int node_log_level; /* enum kvn_log_level */
+	uint64_t node_max_value_size;
+	uint64_t node_mailbox_size;
+	/* [master] */
+	char *master_listen;
+	uint64_t master_node_timeout; /* ms */
+	uint64_t master_max_connections;
+	/* [peer] */
+	char *peer_listen;
+	char *peer_advertise;
+	char *peer_master;
+	uint64_t peer_dram_size;
+	uint64_t peer_page_size;
+	int peer_hugepages; /* bool */
+	uint64_t peer_heartbeat_interval; /* ms */
+	uint64_t peer_pending_ttl;        /* ms */
+	uint64_t peer_read_lease_ttl;     /* ms */
+	uint64_t peer_max_connections;
+	/* [client] */
+	char *client_master;
+	uint64_t client_timeout; /* ms */
+	uint64_t client_retries;
+	uint64_t client_endpoint_max_age; /* ms */
+	uint64_t client_quarantine;       /* ms */
+	/* [auth] */
+	char *auth_peer_secret_file;
+	char *auth_client_secret_file;
+	uint64_t auth_handshake_timeout; /* ms */
+};
+
+/* Fill every field with its default.  Strings are heap copies: call fini. */
+void kvn_conf_init(struct kvn_conf *c);
+void kvn_conf_fini(struct kvn_conf *c);
+/* Parse an INI file over the current values.  On error returns KVN_ECONFIG
+ * and writes "FILE:LINE: section.key: problem" (or "FILE: problem") to err.
+ * A missing file is an error too. */
+int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen);
+/* Apply one "section.key=value" override (--set). */
+int kvn_conf_set(struct kvn_conf *c, const char *assignment, char *err, size_t errlen);
+/* Derive the defaults that depend on other keys (secret files under data_dir,
+ * advertise = listen, node id) and check cross-key rules (page_size a power of
+ * two dividing dram_size, ...).  Call once after load and every set. */
+int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen);
+/* Render the table: --help text, an example config file, a Markdown table. */
+void kvn_conf_write_help(FILE *out);
+void kvn_conf_write_example(FILE *out);
+void kvn_conf_write_markdown(FILE *out);
+/* The current value of one key as text ("section.key"); 0 or KVN_ENOTFOUND. */
+int kvn_conf_get(const struct kvn_conf *c, const char *name, char *out, size_t cap);
+
+#endif

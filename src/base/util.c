@@ -1,0 +1,153 @@
+/*
+ * util: monotonic time, checked allocation for bookkeeping, random bytes,
+ * hex, address splitting and the project's one key hash.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "base.h"
+
+uint64_t kvn_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kvn_now_ms(void)
+{
+	return kvn_now_ns() / 1000000ull;
+}
+
+uint64_t kvn_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+void *kvn_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		kvn_fatal("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *kvn_xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+	if (!p)
+		kvn_fatal("out of memory allocating %zu x %zu bytes", n, sz);
+	return p;
+}
+
+char *kvn_xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p)
+		kvn_fatal("out of memory");
+	return p;
+}
+
+int kvn_random(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return KVN_EIO;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void kvn_hex(char *out, const void *s, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = s;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void kvn_key_printable(char *out, size_t cap, const void *key, size_t klen)
+{
+	const unsigned char *k = key;
+	int printable = 1;
+	size_t i;
+
+	if (cap == 0)
+		return;
+	for (i = 0; i < klen; i++)
+		if (k[i] < 0x20 || k[i] > 0x7e) {
+			printable = 0;
+			break;
+		}
+	if (printable) {
+		size_t n = klen < cap - 1 ? klen : cap - 1;
+		memcpy(out, k, n);
+		out[n] = '\0';
+		if (klen > n && cap > 4)
+			memcpy(out + cap - 4, "...", 4);
+		return;
+	}
+	if (cap < 6) {
+		out[0] = '\0';
+		return;
+	}
+	memcpy(out, "hex:", 4);
+	size_t room = (cap - 5) / 2;
+	size_t n = klen < room ? klen : room;
+	kvn_hex(out + 4, k, n);
+}
+
+int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port)
+{
+	const char *colon, *hs, *he;
+	char *end;
+	unsigned long p;
+
+	if (!addr || !*addr)
+		return KVN_EINVAL;
+	if (addr[0] == '[') {
+		he = strchr(addr, ']');
+		if (!he || he[1] != ':')
+			return KVN_EINVAL;
+		hs = addr + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || strchr(addr, ':') != colon)
+			return KVN_EINVAL;
+		hs = addr;
+		he = colon;
+	}
+	if (he == hs || (size_t)(he - hs) >= hostcap)
+		return KVN_EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || p > 65535)
+		return KVN_EINVAL;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+uint64_t kvn_hash64(const void *key, size_t len)
+{
+	return XXH64(key, len, 0);
+}

@@ -1,0 +1,224 @@
+/*
+ * store: the storage engines, free of actor and wire types (the glue lives in
+ * the actors).  Owns the DRAM arena and its page allocator (alloc.c), the
+ * peer's per-key table of generations, slots and read leases (keytab.c), and
+ * the master's SQLite metadata store (meta.c, schema in sql/).
+ */
+#ifndef KVN_STORE_H
+#define KVN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ===== alloc: DRAM arena + bitmap page allocator ========================== */
+
+struct alloc_arena;
+
+/* A run of consecutive pages. */
+struct alloc_extent {
+	uint32_t page;
+	uint32_t npages;
+};
+
+struct alloc_stats {
+	uint64_t total_bytes;
+	uint64_t used_bytes;
+	uint64_t page_size;
+	uint64_t total_pages;
+	uint64_t free_pages;
+	uint64_t largest_free_run; /* pages */
+	uint64_t allocs, frees, enospc;
+	int hugepages; /* 1 if the arena is backed by huge pages */
+};
+
+/* One mmap region of `size` bytes (a multiple of page_size, a power of two
+ * >= 4096), pre-faulted so the first write into it runs at memcpy speed.
+ * hugepages: try MAP_HUGETLB, then THP (madvise), then plain pages.
+ * KVN_EINVAL bad sizes, KVN_ENOMEM mmap failed. */
+int alloc_arena_new(uint64_t size, uint64_t page_size, int hugepages, struct alloc_arena **out);
+void alloc_arena_free(struct alloc_arena *a); /* NULL ok */
+/* Pages for `bytes` bytes (bytes > 0): one contiguous run when one exists,
+ * else up to max_ext runs.  Returns the number of extents written (>= 1), or
+ * KVN_ENOSPC (nothing allocated).  bytes == 0 returns 0. */
+int alloc_pages(struct alloc_arena *a, uint64_t bytes, struct alloc_extent *ext, int max_ext);
+void alloc_release(struct alloc_arena *a, const struct alloc_extent *ext, int n);
+void *alloc_addr(const struct alloc_arena *a, uint32_t page);
+uint64_t alloc_page_size(const struct alloc_arena *a);
+void alloc_get_stats(const struct alloc_arena *a, struct alloc_stats *st);
+/* Base address and length of the whole region (RDMA registration). */
+void *alloc_base(const struct alloc_arena *a, uint64_t *len);
+
+/* ===== keytab: the peer's per-key state ==================================== 
+ *
+ * Each key has at most one COMMITTED generation that reads see, any number of
+ * PENDING generations being written, and "doomed" generations that were
+ * superseded, evicted or removed while a read lease held them (their pages are
+ * freed on the last lease release).
+ *
+ *   FREE -> PENDING --commit--> COMMITTED --supersede/evict/remove--> FREE
+ *             \--abort / pending TTL reaper--> FREE
+ *
+ * Callers refer to slots by (key, gen), never by pointer across an
+ * asynchronous step, so a late commit after the reaper finds nothing and is
+ * refused instead of touching freed memory.  Every refused transition is
+ * counted (keytab_stats.refused) and returns KVN_ESTATE / KVN_ENOTFOUND; the
+ * caller logs.  Not thread-safe: one owner (the peer actor). */
+
+#define KEYTAB_MAX_EXT 64
+
+enum keytab_state { KEYTAB_FREE = 0, KEYTAB_PENDING = 1, KEYTAB_COMMITTED = 2 };
+enum keytab_tier { KEYTAB_DRAM = 0, KEYTAB_DISK = 1 };
+
+struct keytab;
+
+/* Read-only view of one generation, valid until the next keytab call. */
+struct keytab_view {
+	const void *key;
+	size_t klen;
+	uint64_t gen;
+	uint64_t size;
+	int state;
+	int tier;
+	uint32_t leases;
+	int next;
+	const struct alloc_extent *ext;
+};
+
+struct keytab_stats {
+	uint64_t keys;            /* keys with a committed generation */
+	uint64_t pending;         /* PENDING slots */
+	uint64_t doomed;          /* superseded/removed, waiting for lease release */
+	uint64_t leases;          /* active read leases */
+	uint64_t committed_bytes; /* value bytes of committed generations */
+	uint64_t refused;         /* refused transitions (late commit, double release, ...) */
+	uint64_t reaped;          /* PENDING slots reclaimed by the TTL reaper */
+	uint64_t evicted;
+};
+
+struct keytab *keytab_new(struct alloc_arena *a);
+/* Frees every slot's pages back to the arena (leases ignored: shutdown). */
+void keytab_free(struct keytab *kt);
+
+/* Reserve pages for (key, gen) and create a PENDING slot that must be
+ * committed or aborted before now_ms + ttl_ms.  Errors: KVN_EKEYLEN,
+ * KVN_ENOSPC (arena full), KVN_ESTALE (gen <= the committed gen of the key:
+ * a newer value is already there), KVN_EEXIST (that gen is already pending or
+ * committed).  On success *view (optional) describes the slot, whose pages
+ * the caller fills through alloc_addr(). */
+int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t size,
+		 uint64_t now_ms, uint64_t ttl_ms, struct keytab_view *view);
+/* PENDING -> COMMITTED.  An older committed generation of the key is
+ * superseded: freed at once, or doomed while leased.  *superseded_gen (if not
+ * NULL) gets its gen, or 0.  If a newer generation committed meanwhile this
+ * one is freed instead and KVN_ESTALE returned.  Not PENDING (reaped,
+ * aborted, already committed) or unknown: KVN_ESTATE, counted, nothing
+ * changes. */
+int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
+		  uint64_t *superseded_gen);
+/* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
+int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
+/* Free PENDING slots whose deadline passed; returns how many.  For each, the
+ * optional callback sees the key and gen before the free. */
+typedef void (*keytab_slot_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
+int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg);
+
+/* The committed generation of key (gen == 0: whatever is committed; else
+ * exactly that gen).  KVN_ENOTFOUND: no committed generation; KVN_ESTALE: the
+ * key exists but not with that gen.  Marks the key recently used. */
+int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
+		  struct keytab_view *view);
+
+/* Take a read lease on the committed (key, gen) (same errors as lookup).
+ * While any lease is held, the generation's pages are not freed, even if it is
+ * superseded, evicted or removed.  *lease_id identifies the lease for
+ * release; deadline is now_ms + ttl_ms. */
+int keytab_lease(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
+		 uint64_t ttl_ms, uint64_t *lease_id, struct keytab_view *view);
+/* Release once.  A second release of the same id, or an unknown id: KVN_ESTATE,
+ * counted, nothing changes.  Frees the generation's pages if it was doomed and
+ * this was its last lease. */
+int keytab_release(struct keytab *kt, uint64_t lease_id);
+/* Leases whose deadline passed (e.g. a pin never unpinned): released and
+ * counted; returns how many. */
+int keytab_expire_leases(struct keytab *kt, uint64_t now_ms);
+
+/* Remove the committed generation (gen == 0: whatever is committed; else only
+ * if it is that gen, KVN_ESTALE otherwise).  Freed now or doomed while
+ * leased.  *removed_gen (optional) gets the gen removed. */
+int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t *removed_gen);
+
+/* Evict least-recently-used committed, unleased generations until at least
+ * `bytes` bytes of pages are free in the arena or nothing more can go.  fn
+ * (optional) sees each victim before it is freed.  Returns bytes freed. */
+uint64_t keytab_evict(struct keytab *kt, uint64_t bytes, keytab_slot_fn fn, void *arg);
+
+/* Visit every committed generation (full sync snapshot). */
+void keytab_foreach(struct keytab *kt, keytab_slot_fn fn, void *arg);
+void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st);
+
+/* ===== meta: the master's SQLite store ===================================== 
+ *
+ * One connection, one owner thread (the db actor).  Opened with WAL,
+ * synchronous=FULL (read back and checked), foreign_keys=ON, a busy timeout;
+ * migrated forward from sql/NNN-*.sql (compiled in), refusing a database whose
+ * user_version is newer than the code; every statement prepared once. */
+
+struct meta_db;
+
+struct meta_node {
+	char node_id[65];
+	char role[16];
+	char addr[128];
+	uint64_t dram_total, dram_used, disk_total, disk_used;
+	uint64_t last_seq;
+	uint64_t last_seen_ms;
+	char state[16]; /* "alive" | "dead" */
+};
+
+struct meta_object {
+	const void *key;
+	size_t klen;
+	uint64_t gen;
+	const char *node_id;
+	int tier;   /* enum keytab_tier */
+	uint64_t size;
+	const char *state; /* "live" | "lost" */
+	int64_t order; /* rowid: commit order (filled on load) */
+};
+
+/* err gets "PATH: reason" on failure. */
+int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen);
+void meta_close(struct meta_db *db); /* NULL ok */
+int meta_user_version(struct meta_db *db, int *version);
+int meta_code_version(void);
+/* "FULL" etc., read back from the connection (tests check it). */
+int meta_synchronous(struct meta_db *db, char *out, size_t cap);
+
+/* Group commit: callers bracket many writes in one transaction. */
+int meta_begin(struct meta_db *db);
+int meta_commit(struct meta_db *db);
+int meta_rollback(struct meta_db *db);
+
+/* Durably allocate the next generation epoch (its own transaction: call
+ * outside begin/commit).  The first call on a new database returns 1. */
+int meta_epoch_next(struct meta_db *db, uint32_t *epoch);
+int meta_node_upsert(struct meta_db *db, const struct meta_node *n);
+int meta_node_set_state(struct meta_db *db, const char *node_id, const char *state);
+/* Record committed (key, gen) at node; deletes any older generation rows of
+ * the key (superseded).  An existing newer generation makes this a no-op. */
+int meta_object_put(struct meta_db *db, const struct meta_object *o);
+/* Delete exactly (key, gen); absent is not an error. */
+int meta_object_del(struct meta_db *db, const void *key, size_t klen, uint64_t gen);
+/* Mark every live object of node lost (node declared dead) / live again. */
+int meta_objects_set_state(struct meta_db *db, const char *node_id, const char *state);
+/* Replace the node's live objects by exactly the given set (full sync). */
+int meta_objects_replace_node(struct meta_db *db, const char *node_id,
+			      const struct meta_object *objs, size_t n);
+typedef int (*meta_object_fn)(void *arg, const struct meta_object *o);
+typedef int (*meta_node_fn)(void *arg, const struct meta_node *n);
+/* Visit in commit order; a non-zero return from fn stops and is returned. */
+int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg);
+int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
+int meta_count_objects(struct meta_db *db, uint64_t *n);
+
+#endif
