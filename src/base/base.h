@@ -76,13 +76,21 @@ uint64_t kvn_hash64(const void *key, size_t len);
 /* ---- units (units.c) -------------------------------------------------------
  * Sizes: a number with an optional fraction and unit.  K M G T and KiB MiB GiB
  * TiB are powers of 1024; KB MB GB TB are powers of 1000; B or no unit is
- * bytes.  "1.5G" = 1610612736.  Durations need a unit: us ms s m h
- * ("250ms", "10s", "1.5s"); the result is in milliseconds (us rounds up to
- * whole ms, a non-zero value never rounds to 0).  Both return 0, or
- * KVN_EINVAL with a reason in `why` (static string). */
+ * bytes; size units ignore case.  "1.5G" = 1610612736.  Durations need a
+ * unit: us ms s m h d ("250ms", "10s", "1.5s"; case matters), except a bare
+ * "0"; the result is in milliseconds.  Fractions round up to a whole byte or
+ * millisecond, so a non-zero value never rounds to 0.  Whitespace around the
+ * number and unit is allowed.  Both return 0, or KVN_EINVAL with a reason in
+ * `why` (static string; `why` may be NULL). */
 int kvn_parse_size(const char *s, uint64_t *out, const char **why);
 int kvn_parse_duration_ms(const char *s, uint64_t *out, const char **why);
-/* Format for humans: "64 KiB", "1.5 GiB", "250ms", "10s". */
+/* A whole number without unit or sign ("4096"); same error contract. */
+int kvn_parse_uint(const char *s, uint64_t *out, const char **why);
+/* on/off, true/false, yes/no, 1/0 in any case; *out 1 or 0; same contract. */
+int kvn_parse_bool(const char *s, int *out, const char **why);
+/* Format for humans: "64 KiB", "1.5 GiB", "250ms", "10s".  The text parses
+ * back to the same value (the unit is the largest that is exact with at most
+ * three decimals).  Truncated to cap; 32 bytes always suffice. */
 void kvn_format_size(char *out, size_t cap, uint64_t bytes);
 void kvn_format_duration(char *out, size_t cap, uint64_t ms);
 
@@ -125,26 +133,36 @@ struct kvn_conf {
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;
 	uint64_t auth_handshake_timeout; /* ms */
+
+	/* Private to conf.c: bit i set when table row i was set by a file or
+	 * --set, so finalize re-derives only the defaults nobody chose. */
+	uint64_t user_set;
 };
 
 /* Fill every field with its default.  Strings are heap copies: call fini. */
 void kvn_conf_init(struct kvn_conf *c);
 void kvn_conf_fini(struct kvn_conf *c);
-/* Parse an INI file over the current values.  On error returns KVN_ECONFIG
- * and writes "FILE:LINE: section.key: problem" (or "FILE: problem") to err.
- * A missing file is an error too. */
+/* Parse an INI file over the current values.  On error returns KVN_ECONFIG,
+ * leaves c as it was and writes "FILE:LINE: section.key = 'value': problem"
+ * (or "FILE:LINE: problem", "FILE: problem") to err.  A missing file is an
+ * error too.  In all three functions err may be NULL. */
 int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen);
-/* Apply one "section.key=value" override (--set). */
+/* Apply one "section.key=value" override (--set); errors read
+ * "--set section.key=value: problem" (the value of an unknown key is not
+ * echoed).  On error c is unchanged. */
 int kvn_conf_set(struct kvn_conf *c, const char *assignment, char *err, size_t errlen);
 /* Derive the defaults that depend on other keys (secret files under data_dir,
- * advertise = listen, node id) and check cross-key rules (page_size a power of
- * two dividing dram_size, ...).  Call once after load and every set. */
+ * advertise = listen, node id) unless they were set, re-check every value
+ * (fields may have been written directly) and check cross-key rules
+ * (page_size a power of two dividing dram_size, ...).  Idempotent: call after
+ * load and the sets, and again after any later set. */
 int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen);
 /* Render the table: --help text, an example config file, a Markdown table. */
 void kvn_conf_write_help(FILE *out);
 void kvn_conf_write_example(FILE *out);
 void kvn_conf_write_markdown(FILE *out);
-/* The current value of one key as text ("section.key"); 0 or KVN_ENOTFOUND. */
+/* The current value of one key as text ("section.key"); 0, KVN_ENOTFOUND,
+ * or KVN_ERANGE if it does not fit in cap (out is then truncated). */
 int kvn_conf_get(const struct kvn_conf *c, const char *name, char *out, size_t cap);
 
 #endif

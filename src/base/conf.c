@@ -1,1 +1,935 @@
-/* placeholder: being written */
+/*
+ * conf: the one table of config keys and everything made from it: defaults,
+ * the INI file parser (inih), --set overrides, derived defaults and cross-key
+ * checks, the --help listing, etc/kvnode.conf and the Markdown table in
+ * docs/configuration.md.  A new key is one new row in conf_keys[].
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base.h"
+
+enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T_ENUM };
+static const char *const type_names[] = {
+	[T_STRING] = "string", [T_PATH] = "path",     [T_ADDR] = "address",
+	[T_SIZE] = "size",     [T_DURATION] = "duration", [T_UINT] = "integer",
+	[T_BOOL] = "bool",     [T_ENUM] = "enum",
+};
+
+enum conf_flag {
+	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */
+	F_POW2 = 2,    /* value must be a power of two */
+};
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	const char *def;            /* default, as text: parsed like a file value */
+	uint64_t min, max;          /* inclusive; T_STRING: max is the length limit */
+	unsigned flags;             /* enum conf_flag */
+	const char *derived;        /* F_DERIVED: how finalize derives the default */
+	const char *const *choices; /* T_ENUM: names; the index is the stored value */
+	size_t off;                 /* offsetof(struct kvn_conf, field) */
+	const char *help;
+};
+
+#define KIB(n) ((uint64_t)(n) << 10)
+#define MIB(n) ((uint64_t)(n) << 20)
+#define GIB(n) ((uint64_t)(n) << 30)
+#define TIB(n) ((uint64_t)(n) << 40)
+#define SECS(n) ((uint64_t)(n) * 1000)
+#define MINS(n) ((uint64_t)(n) * 60000)
+#define HOURS(n) ((uint64_t)(n) * 3600000)
+#define FIELD(f) offsetof(struct kvn_conf, f)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+static const struct {
+	const char *name, *help;
+} conf_sections[] = {
+	{ "node", "Settings of this process, whatever roles it runs." },
+	{ "master", "The master role: placement, routing and the metadata in master.db." },
+	{ "peer", "The peer role: holds the bytes in a DRAM tier and a disk tier." },
+	{ "client", "The client library and `kvnode --role client`." },
+	{ "auth", "Shared-secret authentication between peers, clients and the master." },
+};
+
+static const struct conf_key conf_keys[] = {
+	/* [node] */
+	{ "node", "data_dir", T_PATH, "var", 0, 0, 0, NULL, NULL, FIELD(node_data_dir),
+	  "Directory for master.db, peer.db, the disk tier and the default secret files. "
+	  "A relative path is relative to the working directory." },
+	{ "node", "id", T_STRING, "", 0, 63, F_DERIVED, "<hostname>-<port of peer.listen>", NULL,
+	  FIELD(node_id),
+	  "Name of this node in logs and in the master's node table; unique in the cluster. "
+	  "Letters, digits, '.', '_' and '-'." },
+	{ "node", "log_level", T_ENUM, "info", 0, 0, 0, NULL, log_levels, FIELD(node_log_level),
+	  "Least severe level of the log lines written to stderr." },
+	{ "node", "max_value_size", T_SIZE, "64MiB", 1, GIB(16), 0, NULL, NULL,
+	  FIELD(node_max_value_size),
+	  "Largest value a put may store; a larger put fails with KVN_ETOOBIG before any "
+	  "bytes move." },
+	{ "node", "mailbox_size", T_UINT, "4096", 16, 1048576, 0, NULL, NULL,
+	  FIELD(node_mailbox_size),
+	  "Messages an actor's mailbox holds; a send to a full mailbox fails with KVN_EBUSY." },
+	/* [master] */
+	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
+	  "Address the master accepts peers and clients on." },
+	{ "master", "node_timeout", T_DURATION, "10s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(master_node_timeout),
+	  "A peer not heard from for this long is marked down. Must be longer than "
+	  "peer.heartbeat_interval." },
+	{ "master", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
+	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
+	/* [peer] */
+	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
+	  "Address the peer serves puts and gets on." },
+	{ "peer", "advertise", T_ADDR, "", 0, 0, F_DERIVED, "peer.listen", NULL,
+	  FIELD(peer_advertise),
+	  "Address clients dial to reach this peer; the master hands it out with routes. "
+	  "When peer.listen has a wildcard host (0.0.0.0 or [::]) the default uses this "
+	  "host's name instead." },
+	{ "peer", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(peer_master),
+	  "Address of the master this peer attaches to." },
+	{ "peer", "dram_size", T_SIZE, "1GiB", MIB(1), TIB(1), 0, NULL, NULL,
+	  FIELD(peer_dram_size),
+	  "Capacity of the DRAM tier, allocated and touched at start. A multiple of "
+	  "peer.page_size." },
+	{ "peer", "page_size", T_SIZE, "4KiB", KIB(4), GIB(1), F_POW2, NULL, NULL,
+	  FIELD(peer_page_size),
+	  "Allocation unit of the DRAM tier: a value occupies whole pages." },
+	{ "peer", "hugepages", T_BOOL, "on", 0, 1, 0, NULL, NULL, FIELD(peer_hugepages),
+	  "Back the DRAM tier with huge pages when the system has them." },
+	{ "peer", "heartbeat_interval", T_DURATION, "1s", 10, MINS(1), 0, NULL, NULL,
+	  FIELD(peer_heartbeat_interval), "How often the peer reports to the master." },
+	{ "peer", "pending_ttl", T_DURATION, "30s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(peer_pending_ttl),
+	  "A put whose bytes have not all arrived after this long is aborted and its pages "
+	  "freed." },
+	{ "peer", "read_lease_ttl", T_DURATION, "30s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(peer_read_lease_ttl),
+	  "Longest a get in flight or a pin keeps a value's pages from being freed." },
+	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
+	  FIELD(peer_max_connections), "Most connections the peer keeps open at once." },
+	/* [client] */
+	{ "client", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(client_master),
+	  "Address of the master the client asks for routes." },
+	{ "client", "timeout", T_DURATION, "5s", 1, HOURS(1), 0, NULL, NULL, FIELD(client_timeout),
+	  "Deadline of each client call, retries included." },
+	{ "client", "retries", T_UINT, "3", 0, 100, 0, NULL, NULL, FIELD(client_retries),
+	  "Times a failed call is re-routed and tried again within its deadline." },
+	{ "client", "endpoint_max_age", T_DURATION, "60s", SECS(1), HOURS(24), 0, NULL, NULL,
+	  FIELD(client_endpoint_max_age),
+	  "A pooled connection older than this is replaced when next checked out." },
+	{ "client", "quarantine", T_DURATION, "2s", 0, HOURS(1), 0, NULL, NULL,
+	  FIELD(client_quarantine),
+	  "A peer that just failed is skipped for this long while another choice exists; "
+	  "0 turns this off." },
+	/* [auth] */
+	{ "auth", "peer_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.secret", NULL,
+	  FIELD(auth_peer_secret_file),
+	  "Secret file peers attach to the master with (kvnode keygen makes one; it must not "
+	  "be readable by group or others)." },
+	{ "auth", "client_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/client.secret",
+	  NULL, FIELD(auth_client_secret_file),
+	  "Secret file clients authenticate with; a client secret cannot attach as a peer." },
+	{ "auth", "handshake_timeout", T_DURATION, "5s", 10, MINS(10), 0, NULL, NULL,
+	  FIELD(auth_handshake_timeout),
+	  "Time a new connection has to finish authenticating before it is closed." },
+};
+
+#define NKEYS ARRAY_LEN(conf_keys)
+_Static_assert(NKEYS <= 64, "kvn_conf.user_set has one bit per key");
+
+/* ---- field access ---------------------------------------------------------- */
+
+static char **str_at(const struct kvn_conf *c, const struct conf_key *k)
+{
+	return (char **)((const char *)c + k->off);
+}
+
+static uint64_t *u64_at(const struct kvn_conf *c, const struct conf_key *k)
+{
+	return (uint64_t *)((const char *)c + k->off);
+}
+
+static int *int_at(const struct kvn_conf *c, const struct conf_key *k)
+{
+	return (int *)((const char *)c + k->off);
+}
+
+static int is_text(const struct conf_key *k)
+{
+	return k->type == T_STRING || k->type == T_PATH || k->type == T_ADDR;
+}
+
+static int is_number(const struct conf_key *k)
+{
+	return k->type == T_SIZE || k->type == T_DURATION || k->type == T_UINT;
+}
+
+static const struct conf_key *key_by_field(size_t off)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (conf_keys[i].off == off)
+			return &conf_keys[i];
+	kvn_fatal("conf: no key for field offset %zu", off);
+}
+
+static int enum_count(const struct conf_key *k)
+{
+	int n = 0;
+	while (k->choices[n])
+		n++;
+	return n;
+}
+
+static uint64_t key_bit(const struct conf_key *k)
+{
+	return 1ull << (k - conf_keys);
+}
+
+/* ---- values as text ---------------------------------------------------------- */
+
+/* Sizes as written in the file ("64MiB"), durations as "10s". */
+static void number_text(const struct conf_key *k, uint64_t v, char *out, size_t cap)
+{
+	if (k->type == T_SIZE) {
+		char tmp[32], *sp;
+		kvn_format_size(tmp, sizeof tmp, v);
+		if ((sp = strchr(tmp, ' ')))
+			memmove(sp, sp + 1, strlen(sp));
+		snprintf(out, cap, "%s", tmp);
+	} else if (k->type == T_DURATION) {
+		kvn_format_duration(out, cap, v);
+	} else {
+		snprintf(out, cap, "%llu", (unsigned long long)v);
+	}
+}
+
+/* The current value of k in c; returns what snprintf would have written. */
+static int value_text(const struct kvn_conf *c, const struct conf_key *k, char *out, size_t cap)
+{
+	char num[32];
+
+	switch (k->type) {
+	case T_STRING:
+	case T_PATH:
+	case T_ADDR:
+		return snprintf(out, cap, "%s", *str_at(c, k) ? *str_at(c, k) : "");
+	case T_BOOL:
+		return snprintf(out, cap, "%s", *int_at(c, k) ? "on" : "off");
+	case T_ENUM: {
+		int v = *int_at(c, k);
+		return snprintf(out, cap, "%s", v >= 0 && v < enum_count(k) ? k->choices[v] : "?");
+	}
+	default:
+		number_text(k, *u64_at(c, k), num, sizeof num);
+		return snprintf(out, cap, "%s", num);
+	}
+}
+
+/* The range column of --help, the example and the docs ("" if none). */
+static void range_text(const struct conf_key *k, char *out, size_t cap)
+{
+	char lo[32], hi[32];
+
+	out[0] = '\0';
+	if (is_number(k)) {
+		number_text(k, k->min, lo, sizeof lo);
+		number_text(k, k->max, hi, sizeof hi);
+		snprintf(out, cap, "%s..%s%s", lo, hi, k->flags & F_POW2 ? ", power of two" : "");
+	} else if (k->type == T_ENUM) {
+		size_t n = 0;
+		for (size_t i = 0; k->choices[i] && n < cap; i++)
+			n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", k->choices[i]);
+	} else if (k->type == T_BOOL) {
+		snprintf(out, cap, "on, off");
+	} else if (k->type == T_STRING) {
+		snprintf(out, cap, "1..%llu characters", (unsigned long long)k->max);
+	} else if (k->type == T_ADDR) {
+		snprintf(out, cap, "host:port or [v6]:port");
+	}
+}
+
+/* ---- parsing one value --------------------------------------------------------- */
+
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+static const char ident_chars[] = ALNUM "._-"; /* node ids */
+
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+static int check_addr(const char *v)
+{
+	char host[256];
+	uint16_t port;
+
+	if (kvn_split_hostport(v, host, sizeof host, &port) < 0 || port == 0)
+		return -1;
+	for (const char *p = host; *p; p++)
+		if (*p == ' ' || *p == '\t' || (unsigned char)*p < 0x20 || *p == '[' || *p == ']')
+			return -1;
+	return 0;
+}
+
+/* Check a number against the key's range and flags; 0 or -1 with why. */
+static int check_number(const struct conf_key *k, uint64_t v, char *why, size_t whylen)
+{
+	char bound[32];
+
+	if (v < k->min || v > k->max) {
+		number_text(k, v < k->min ? k->min : k->max, bound, sizeof bound);
+		snprintf(why, whylen, "%s the %s %s", v < k->min ? "below" : "above",
+			 v < k->min ? "minimum" : "maximum", bound);
+		return -1;
+	}
+	if ((k->flags & F_POW2) && (v & (v - 1)) != 0) {
+		snprintf(why, whylen, "not a power of two");
+		return -1;
+	}
+	return 0;
+}
+
+/* Check a text value for k; 0 or -1 with why. */
+static int check_text(const struct conf_key *k, const char *v, char *why, size_t whylen)
+{
+	if (!*v) {
+		if (k->flags & F_DERIVED)
+			return 0;
+		snprintf(why, whylen, "must not be empty");
+		return -1;
+	}
+	if (has_control(v)) {
+		snprintf(why, whylen, "contains a control character");
+		return -1;
+	}
+	if (k->type == T_ADDR && check_addr(v) < 0) {
+		snprintf(why, whylen, "not an address (use host:port or [v6]:port, port 1..65535)");
+		return -1;
+	}
+	if (k->type == T_STRING) {
+		size_t n = strspn(v, ident_chars);
+		if (v[n] || n > k->max) {
+			snprintf(why, whylen, "use 1..%llu characters from A-Z a-z 0-9 . _ -",
+				 (unsigned long long)k->max);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parse v for k and store it in c.  On failure c is unchanged and why says
+ * what is wrong with the value. */
+static int key_set(struct kvn_conf *c, const struct conf_key *k, const char *v, char *why,
+		   size_t whylen)
+{
+	const char *reason = NULL;
+	char choices[128];
+	uint64_t n = 0;
+	int b = 0;
+
+	switch (k->type) {
+	case T_STRING:
+	case T_PATH:
+	case T_ADDR:
+		if (check_text(k, v, why, whylen) < 0)
+			return -1;
+		free(*str_at(c, k));
+		*str_at(c, k) = kvn_xstrdup(v);
+		return 0;
+	case T_BOOL:
+		if (kvn_parse_bool(v, &b, &reason) < 0)
+			break;
+		*int_at(c, k) = b;
+		return 0;
+	case T_ENUM:
+		for (int i = 0; k->choices[i]; i++)
+			if (strcasecmp(v, k->choices[i]) == 0) {
+				*int_at(c, k) = i;
+				return 0;
+			}
+		range_text(k, choices, sizeof choices);
+		snprintf(why, whylen, "use one of %s", choices);
+		return -1;
+	case T_SIZE:
+		if (kvn_parse_size(v, &n, &reason) < 0)
+			break;
+		goto number;
+	case T_DURATION:
+		if (kvn_parse_duration_ms(v, &n, &reason) < 0)
+			break;
+		goto number;
+	case T_UINT:
+		if (kvn_parse_uint(v, &n, &reason) < 0)
+			break;
+	number:
+		if (check_number(k, n, why, whylen) < 0)
+			return -1;
+		*u64_at(c, k) = n;
+		return 0;
+	}
+	snprintf(why, whylen, "%s", reason ? reason : "invalid value");
+	return -1;
+}
+
+/* ---- lookup by name ------------------------------------------------------------- */
+
+/* Names are echoed in errors only when they look like names: a secret file
+ * given as the config by mistake must not end up on the terminal. */
+static const char *shown(const char *s)
+{
+	size_t n = strspn(s, ALNUM "._- ");
+
+	return n == 0 || n > 40 || s[n] ? "(not shown)" : s;
+}
+
+static int section_known(const char *section)
+{
+	for (size_t i = 0; i < ARRAY_LEN(conf_sections); i++)
+		if (strcmp(conf_sections[i].name, section) == 0)
+			return 1;
+	return 0;
+}
+
+/* Find section.name; if there is none, write why.  A key put in the wrong
+ * section gets a hint: "did you mean 'master.listen'?". */
+static const struct conf_key *key_find(const char *section, const char *name, char *why,
+				       size_t whylen)
+{
+	const struct conf_key *hint = NULL;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(conf_keys[i].name, name) != 0)
+			continue;
+		if (strcmp(conf_keys[i].section, section) == 0)
+			return &conf_keys[i];
+		hint = hint ? hint : &conf_keys[i];
+	}
+	if (!*section)
+		snprintf(why, whylen, "key outside any section (start the file with [node], "
+				      "[master], [peer], [client] or [auth])");
+	else if (!section_known(section))
+		snprintf(why, whylen, "unknown key '%s.%s': unknown section [%s]", shown(section),
+			 shown(name), shown(section));
+	else if (hint)
+		snprintf(why, whylen, "unknown key '%s.%s' (did you mean '%s.%s'?)", section,
+			 shown(name), hint->section, hint->name);
+	else
+		snprintf(why, whylen, "unknown key '%s.%s'", section, shown(name));
+	return NULL;
+}
+
+/* ---- init, copy, fini ---------------------------------------------------------- */
+
+void kvn_conf_init(struct kvn_conf *c)
+{
+	char why[160];
+
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (key_set(c, &conf_keys[i], conf_keys[i].def, why, sizeof why) < 0)
+			kvn_fatal("conf: default of %s.%s: %s", conf_keys[i].section,
+				  conf_keys[i].name, why);
+}
+
+void kvn_conf_fini(struct kvn_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (is_text(&conf_keys[i]))
+			free(*str_at(c, &conf_keys[i]));
+	memset(c, 0, sizeof *c);
+}
+
+static void conf_copy(struct kvn_conf *dst, const struct kvn_conf *src)
+{
+	*dst = *src;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (is_text(&conf_keys[i]))
+			*str_at(dst, &conf_keys[i]) = kvn_xstrdup(*str_at(src, &conf_keys[i]));
+}
+
+/* Cut blanks from both ends of s, in place. */
+static char *trim(char *s)
+{
+	size_t n;
+
+	s += strspn(s, " \t");
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+#define RAW_LINE_MAX 4096
+
+struct load_state {
+	FILE *f;
+	const char *path;
+	struct kvn_conf *c;
+	int lineno;    /* lines handed to inih so far: the line being parsed */
+	int fail_line; /* line of the first error found here, 0 if none */
+	int failed;
+	char *err;
+	size_t errlen;
+};
+
+/* Record the first error: "FILE:LINE: ..." (or "FILE: ..." for line 0). */
+static void load_fail(struct load_state *st, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void load_fail(struct load_state *st, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (st->failed)
+		return;
+	st->failed = 1;
+	st->fail_line = line ? line : st->lineno + 1; /* for ordering against inih's errors */
+	n = line ? snprintf(st->err, st->errlen, "%s:%d: ", st->path, line)
+		 : snprintf(st->err, st->errlen, "%s: ", st->path);
+	if (n < 0 || (size_t)n >= st->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(st->err + n, st->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* inih's reader: hands over one line at a time, so st->lineno is the line
+ * the handler is looking at.  Leading blanks and comments (# or ; at the
+ * start, or after a blank) are removed here: inih would read an indented line
+ * as a continuation of the previous value, and only knows ';' inline.  A
+ * line that does not fit inih's buffer is an error, never split. */
+static char *load_reader(char *str, int num, void *stream)
+{
+	struct load_state *st = stream;
+	char line[RAW_LINE_MAX];
+	size_t n = 0, limit = num > 3 ? (size_t)num - 3 : 0;
+	int ch, bad = 0;
+
+	if (st->failed)
+		return NULL; /* stop at the first error */
+	while ((ch = getc(st->f)) != EOF && ch != '\n') {
+		if (n + 1 >= sizeof line) {
+			st->lineno++;
+			load_fail(st, st->lineno, "line too long (at most %zu characters, "
+					   "comments aside)", limit);
+			return NULL;
+		}
+		if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch == 0x7f)
+			bad = 1;
+		line[n++] = (char)ch;
+	}
+	if (ch == EOF && ferror(st->f)) {
+		load_fail(st, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	if (ch == EOF && n == 0)
+		return NULL;
+	line[n] = '\0';
+	st->lineno++;
+	if (bad || (n > 1 && memchr(line, '\r', n - 1))) {
+		load_fail(st, st->lineno, "control character in line (is this a config file?)");
+		return NULL;
+	}
+
+	char *s = line;
+	if (st->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3; /* UTF-8 byte order mark */
+	s += strspn(s, " \t");
+	if (*s == '#' || *s == ';')
+		*s = '\0';
+	for (char *p = s; *p; p++)
+		if ((*p == '#' || *p == ';') && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			break;
+		}
+	s = trim(s);
+	n = strlen(s);
+	if (n > limit) {
+		load_fail(st, st->lineno, "line too long (at most %zu characters, comments aside)",
+			  limit);
+		return NULL;
+	}
+	memcpy(str, s, n + 1);
+	return str;
+}
+
+static int load_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_state *st = user;
+	const struct conf_key *k;
+	char why[256];
+
+	k = key_find(section, name, why, sizeof why);
+	if (!k) {
+		load_fail(st, st->lineno, "%s", why);
+		return 0;
+	}
+	if (key_set(st->c, k, value, why, sizeof why) < 0) {
+		load_fail(st, st->lineno, "%s.%s = '%s': %s", k->section, k->name, value, why);
+		return 0;
+	}
+	st->c->user_set |= key_bit(k);
+	return 1;
+}
+
+int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen)
+{
+	char local[8];
+	struct kvn_conf tmp;
+	struct load_state st = { .path = path, .err = err, .errlen = errlen };
+	int rc;
+
+	if (!err || errlen == 0) {
+		st.err = local;
+		st.errlen = sizeof local;
+	}
+	st.err[0] = '\0';
+	if (!c || !path)
+		return KVN_EINVAL;
+	st.f = fopen(path, "r");
+	if (!st.f) {
+		snprintf(st.err, st.errlen, "%s: cannot open: %s", path, strerror(errno));
+		return KVN_ECONFIG;
+	}
+	/* parse into a copy so a bad file leaves c as it was */
+	conf_copy(&tmp, c);
+	st.c = &tmp;
+	rc = ini_parse_stream(load_reader, &st, load_handler, &st);
+	fclose(st.f);
+	if (rc > 0 && (!st.failed || rc < st.fail_line)) {
+		snprintf(st.err, st.errlen, "%s:%d: syntax error (expected [section] or key = value)",
+			 path, rc);
+		st.failed = 1;
+	} else if (rc < 0 && !st.failed) {
+		snprintf(st.err, st.errlen, "%s: %s", path, kvn_strerror(KVN_ENOMEM));
+		st.failed = 1;
+	}
+	if (st.failed) {
+		kvn_conf_fini(&tmp);
+		return KVN_ECONFIG;
+	}
+	kvn_conf_fini(c);
+	*c = tmp;
+	return 0;
+}
+
+int kvn_conf_set(struct kvn_conf *c, const char *assignment, char *err, size_t errlen)
+{
+	char local[8], why[256];
+	const struct conf_key *k;
+	char *copy, *name, *value, *dot, *eq;
+	int rc = KVN_ECONFIG;
+
+	if (!err || errlen == 0) {
+		err = local;
+		errlen = sizeof local;
+	}
+	err[0] = '\0';
+	if (!c || !assignment)
+		return KVN_EINVAL;
+	copy = kvn_xstrdup(assignment);
+	eq = strchr(copy, '=');
+	if (eq)
+		*eq = '\0';
+	name = trim(copy);
+	dot = strchr(name, '.');
+	if (!eq || !dot || dot == name) {
+		snprintf(err, errlen, "--set %s: expected section.key=value (e.g. peer.dram_size=2GiB)",
+			 shown(name));
+		goto out;
+	}
+	*dot = '\0';
+	value = trim(eq + 1);
+	k = key_find(name, dot + 1, why, sizeof why);
+	if (!k) {
+		/* the value of an unknown key is not echoed: it could be anything */
+		snprintf(err, errlen, "--set %s.%s=...: %s", shown(name), shown(dot + 1), why);
+		goto out;
+	}
+	if (key_set(c, k, value, why, sizeof why) < 0) {
+		snprintf(err, errlen, "--set %s.%s=%s: %s", k->section, k->name, value, why);
+		goto out;
+	}
+	c->user_set |= key_bit(k);
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+/* ---- finalize --------------------------------------------------------------------- */
+
+static void host_name(char *out, size_t cap)
+{
+	if (gethostname(out, cap) < 0 || !out[0])
+		snprintf(out, cap, "localhost");
+	out[cap - 1] = '\0';
+}
+
+static int is_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "*") == 0;
+}
+
+/* Replace a derived default unless the user chose a value; takes `value`. */
+static void derive(struct kvn_conf *c, size_t off, char *value)
+{
+	const struct conf_key *k = key_by_field(off);
+	char **slot = str_at(c, k);
+
+	if ((c->user_set & key_bit(k)) && *slot && **slot) {
+		free(value);
+		return;
+	}
+	free(*slot);
+	*slot = value;
+}
+
+static char *join_path(const char *dir, const char *file)
+{
+	size_t n = strlen(dir);
+	char *p;
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	p = kvn_xmalloc(n + strlen(file) + 2);
+	sprintf(p, "%.*s/%s", (int)n, dir, file);
+	return p;
+}
+
+static void derive_defaults(struct kvn_conf *c)
+{
+	char host[256], hostname[256], buf[512];
+	uint16_t port = 0;
+
+	host_name(hostname, sizeof hostname);
+	if (kvn_split_hostport(c->peer_listen, host, sizeof host, &port) == 0) {
+		if (is_wildcard(host))
+			snprintf(buf, sizeof buf, "%s:%u", hostname, port);
+		else
+			snprintf(buf, sizeof buf, "%s", c->peer_listen);
+		derive(c, FIELD(peer_advertise), kvn_xstrdup(buf));
+
+		/* node id: the host name made safe, cut so "-port" still fits */
+		char port_s[8];
+		size_t keep;
+		snprintf(port_s, sizeof port_s, "-%u", port);
+		for (char *p = hostname; *p; p++)
+			if (!strchr(ident_chars, *p))
+				*p = '-';
+		keep = strlen(hostname);
+		if (keep > key_by_field(FIELD(node_id))->max - strlen(port_s))
+			keep = key_by_field(FIELD(node_id))->max - strlen(port_s);
+		snprintf(buf, sizeof buf, "%.*s%s", (int)keep, hostname, port_s);
+		derive(c, FIELD(node_id), kvn_xstrdup(buf));
+	}
+	derive(c, FIELD(auth_peer_secret_file), join_path(c->node_data_dir, "peer.secret"));
+	derive(c, FIELD(auth_client_secret_file), join_path(c->node_data_dir, "client.secret"));
+}
+
+int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen)
+{
+	char local[8], why[160], v[4200], a[32], b[32], host[256];
+	struct kvn_conf scratch = { 0 };
+	uint16_t port;
+	int bad = 0;
+
+	if (!err || errlen == 0) {
+		err = local;
+		errlen = sizeof local;
+	}
+	err[0] = '\0';
+	if (!c)
+		return KVN_EINVAL;
+	/* every value through the parser again: code may have set fields directly */
+	for (size_t i = 0; i < NKEYS && !bad; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if ((size_t)value_text(c, k, v, sizeof v) >= sizeof v)
+			bad = snprintf(why, sizeof why, "too long");
+		else
+			bad = key_set(&scratch, k, v, why, sizeof why) < 0;
+		if (bad)
+			snprintf(err, errlen, "%s.%s = '%s': %s", k->section, k->name, v, why);
+	}
+	kvn_conf_fini(&scratch);
+	if (bad)
+		return KVN_ECONFIG;
+	derive_defaults(c);
+
+	if (c->peer_dram_size % c->peer_page_size != 0) {
+		number_text(key_by_field(FIELD(peer_dram_size)), c->peer_dram_size, a, sizeof a);
+		number_text(key_by_field(FIELD(peer_page_size)), c->peer_page_size, b, sizeof b);
+		snprintf(err, errlen, "peer.dram_size (%s) must be a multiple of peer.page_size (%s)",
+			 a, b);
+		return KVN_ECONFIG;
+	}
+	if (c->master_node_timeout <= c->peer_heartbeat_interval) {
+		kvn_format_duration(a, sizeof a, c->master_node_timeout);
+		kvn_format_duration(b, sizeof b, c->peer_heartbeat_interval);
+		snprintf(err, errlen,
+			 "master.node_timeout (%s) must be longer than peer.heartbeat_interval (%s)", a,
+			 b);
+		return KVN_ECONFIG;
+	}
+	if (strcmp(c->master_listen, c->peer_listen) == 0) {
+		snprintf(err, errlen, "master.listen and peer.listen are the same address (%s)",
+			 c->master_listen);
+		return KVN_ECONFIG;
+	}
+	if (kvn_split_hostport(c->peer_advertise, host, sizeof host, &port) == 0 &&
+	    is_wildcard(host)) {
+		snprintf(err, errlen,
+			 "peer.advertise = '%s': clients cannot dial a wildcard address; give this "
+			 "host's name or address",
+			 c->peer_advertise);
+		return KVN_ECONFIG;
+	}
+	return 0;
+}
+
+int kvn_conf_get(const struct kvn_conf *c, const char *name, char *out, size_t cap)
+{
+	const char *dot = name ? strchr(name, '.') : NULL;
+
+	if (cap > 0)
+		out[0] = '\0';
+	if (!c || !dot)
+		return KVN_ENOTFOUND;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct conf_key *k = &conf_keys[i];
+		if (strlen(k->section) == (size_t)(dot - name) &&
+		    strncmp(k->section, name, (size_t)(dot - name)) == 0 &&
+		    strcmp(k->name, dot + 1) == 0) {
+			int n = value_text(c, k, out, cap);
+			return n >= 0 && (size_t)n < cap ? 0 : KVN_ERANGE;
+		}
+	}
+	return KVN_ENOTFOUND;
+}
+
+/* ---- rendering the table ---------------------------------------------------------- */
+
+#define FOR_KEYS_IN(k, sec)                                                      \
+	for (const struct conf_key *k = conf_keys; k < conf_keys + NKEYS; k++) \
+		if (strcmp(k->section, (sec)) == 0)
+
+/* Word-wrap text to `width` columns, each line starting with prefix. */
+static void write_wrapped(FILE *out, const char *prefix, const char *text, size_t width)
+{
+	size_t col = 0, plen = strlen(prefix);
+
+	while (*text) {
+		size_t w = strcspn(text, " ");
+		if (col > 0 && col + 1 + w > width) {
+			fputc('\n', out);
+			col = 0;
+		}
+		if (col == 0) {
+			fputs(prefix, out);
+			col = plen;
+		} else {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(text, 1, w, out);
+		col += w;
+		text += w;
+		text += strspn(text, " ");
+	}
+	if (col > 0)
+		fputc('\n', out);
+}
+
+static const char units_text[] =
+	"Sizes take a unit: B, K or KiB, M or MiB, G or GiB, T or TiB (powers of 1024), "
+	"KB, MB, GB, TB (powers of 1000); fractions are fine (1.5G). Durations need one: "
+	"us, ms, s, m, h, d (250ms, 10s, 1.5m).";
+
+void kvn_conf_write_help(FILE *out)
+{
+	char range[128];
+
+	fprintf(out, "Configuration keys (in the file under [section], or --set section.key=value):\n");
+	write_wrapped(out, "", units_text, 78);
+	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
+		fprintf(out, "\n[%s]\n", conf_sections[s].name);
+		FOR_KEYS_IN(k, conf_sections[s].name) {
+			range_text(k, range, sizeof range);
+			fprintf(out, "  %-20s %-9s default %s%s%s%s\n", k->name, type_names[k->type],
+				k->flags & F_DERIVED ? k->derived : k->def, range[0] ? " (" : "",
+				range, range[0] ? ")" : "");
+			write_wrapped(out, "      ", k->help, 78);
+		}
+	}
+}
+
+void kvn_conf_write_example(FILE *out)
+{
+	char range[128];
+
+	fprintf(out,
+		"# kvnode configuration: every key with its default value.\n"
+		"#\n"
+		"# Generated from the key table in src/base/conf.c; t/conf checks that\n"
+		"# the two agree.  Change the table, not this file, and regenerate with\n"
+		"#   t/conf --write-example > etc/kvnode.conf\n"
+		"#\n"
+		"# Format: [section] lines, then key = value.  Comments start with # or ;\n"
+		"# at the start of a line or after a blank.  A key given twice: the last\n"
+		"# one wins.  --set section.key=value on the command line overrides this\n"
+		"# file.  See docs/configuration.md.\n"
+		"#\n");
+	write_wrapped(out, "# ", units_text, 76);
+	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
+		fprintf(out, "\n");
+		write_wrapped(out, "# ", conf_sections[s].help, 76);
+		fprintf(out, "[%s]\n", conf_sections[s].name);
+		FOR_KEYS_IN(k, conf_sections[s].name) {
+			range_text(k, range, sizeof range);
+			fprintf(out, "\n");
+			write_wrapped(out, "# ", k->help, 76);
+			fprintf(out, "# %s%s%s\n", type_names[k->type], range[0] ? ": " : "", range);
+			if (k->flags & F_DERIVED)
+				fprintf(out, "# %s = (default: %s)\n", k->name, k->derived);
+			else
+				fprintf(out, "%s = %s\n", k->name, k->def);
+		}
+	}
+}
+
+void kvn_conf_write_markdown(FILE *out)
+{
+	char range[128];
+
+	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
+		fprintf(out, "%s### [%s]\n\n%s\n\n", s ? "\n" : "", conf_sections[s].name,
+			conf_sections[s].help);
+		fprintf(out, "| Key | Type | Default | Range | Description |\n"
+			     "|-----|------|---------|-------|-------------|\n");
+		FOR_KEYS_IN(k, conf_sections[s].name) {
+			range_text(k, range, sizeof range);
+			fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", k->name,
+				type_names[k->type], k->flags & F_DERIVED ? "derived: `" : "`",
+				k->flags & F_DERIVED ? k->derived : k->def, "`", range, k->help);
+		}
+	}
+}
