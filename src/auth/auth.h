@@ -84,7 +84,9 @@ struct auth_proof {
 };
 
 /* Session: per-direction keys and implicit sequence numbers.  Opaque
- * contents; allocate with auth_session_new, free with auth_session_free. */
+ * contents; made by auth_client_finish / auth_server_verify (or
+ * auth_session_new), freed by the caller with auth_session_free.  A session
+ * may be used from one thread at a time per direction. */
 struct auth_session;
 
 /* Handshake state (both sides).  Zero-initialise, then use the calls in
@@ -112,7 +114,8 @@ int auth_client_finish(struct auth_hs *hs, const struct auth_proof *server_proof
 		       struct auth_session **out);
 
 /* Server: (HELLO) -> CHALLENGE -> (PROOF) -> ACCEPT + session.
- * auth_server_hello refuses a role the policy has no keyring for (KVN_EAUTH).
+ * auth_server_hello refuses a role the policy has no keyring for (KVN_EAUTH);
+ * pol and its keyrings must stay valid until auth_server_verify returns.
  * auth_server_verify tries every accepted secret for the role with a
  * constant-time compare; no match -> KVN_EAUTH. */
 int auth_server_hello(struct auth_hs *hs, const struct auth_policy *pol, const struct auth_hello *in,
@@ -122,6 +125,24 @@ int auth_server_verify(struct auth_hs *hs, const struct auth_proof *in, struct a
 
 void auth_session_free(struct auth_session *s); /* NULL ok; wipes keys */
 
+/* What the handshake MACs (all HMAC-SHA256 under K, each field of variable
+ * length prefixed by one length byte, so no two field lists encode alike):
+ *   T     = role(1) | len(1) node_id | len(1) server_id | nonce_c(32) | nonce_s(32)
+ *   mac_L = HMAC(K, len(1) L | T)
+ * client proof L = "kvnode-attach-client", server proof (ACCEPT)
+ * L = "kvnode-attach-server", K_c2s L = "kvnode-session-c2s", K_s2c
+ * L = "kvnode-session-s2c".  Frame one-time key: HMAC(K_dir, "frame" | seq_le64).
+ *
+ * Below: shared by the files of src/auth/ (and tests), not for other modules. */
+/* A session from its two keys (AUTH_MAC_LEN bytes each, not kept by the
+ * caller's buffers).  0, KVN_ENOMEM, or KVN_ECONFIG if OpenSSL lacks HMAC or
+ * Poly1305.  *out is owned by the caller (auth_session_free). */
+int auth_session_new(const uint8_t *k_send, const uint8_t *k_recv, struct auth_session **out);
+/* One-shot HMAC-SHA256 with the process-wide fetched EVP_MAC.  0 or an error
+ * as auth_session_new. */
+int auth_hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
+		     uint8_t out[AUTH_MAC_LEN]);
+
 /* Frame tags.  One auth_tag context per direction per connection is reused.
  * auth_tag_begin derives the one-time key for that direction's next sequence
  * number and advances it; then update with header, metadata and payload in
@@ -130,11 +151,16 @@ void auth_session_free(struct auth_session *s); /* NULL ok; wipes keys */
  * reordered frame fails verification. */
 enum auth_dir { AUTH_SEND = 0, AUTH_RECV = 1 };
 struct auth_tag;
+/* NULL if out of memory or OpenSSL lacks HMAC/Poly1305.  Freed by the caller
+ * with auth_tag_free (NULL ok). */
 struct auth_tag *auth_tag_new(void);
 void auth_tag_free(struct auth_tag *t);
 int auth_tag_begin(struct auth_tag *t, struct auth_session *s, enum auth_dir dir);
 void auth_tag_update(struct auth_tag *t, const void *p, size_t n);
 int auth_tag_final(struct auth_tag *t, uint8_t out[AUTH_TAG_LEN]);
 int auth_tag_verify(struct auth_tag *t, const uint8_t tag[AUTH_TAG_LEN]);
+/* begin: 0, KVN_EINVAL, KVN_ENOMEM (OpenSSL failure; the sequence number is
+ * consumed anyway).  update without a successful begin is ignored; final and
+ * verify then return KVN_ESTATE.  Treat any non-zero verify as a rejection. */
 
 #endif
