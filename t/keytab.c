@@ -1,2 +1,846 @@
+/*
+ * t/keytab: the peer's per-key table: generations, supersede, read leases and
+ * doomed slots, the pending reaper, LRU eviction, and a randomized run against
+ * a model that checks the arena's used pages equal those of live and doomed
+ * slots after every step.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+
 #include "tap.h"
-int main(void){ tap_plan(1); tap_skip(1, "not written yet"); return 0; }
+
+#include "base/base.h"
+#include "store/store.h"
+
+#define PS 4096u
+
+static struct alloc_arena *arena(uint64_t pages)
+{
+	struct alloc_arena *a = NULL;
+	int rc = alloc_arena_new(pages * PS, PS, 0, &a);
+	if (rc || !a)
+		kvn_fatal("alloc_arena_new: %d", rc);
+	return a;
+}
+
+static uint64_t used_pages(const struct alloc_arena *a)
+{
+	struct alloc_stats st;
+	alloc_get_stats(a, &st);
+	return st.total_pages - st.free_pages;
+}
+
+static struct keytab_stats kstats(const struct keytab *kt)
+{
+	struct keytab_stats st;
+	keytab_get_stats(kt, &st);
+	return st;
+}
+
+#define K(s) (s), strlen(s)
+
+/* Fill the view's pages with bytes derived from (seed, offset), or (verify)
+ * check that they are still there. */
+static int pattern(struct alloc_arena *a, const struct keytab_view *v, uint8_t seed, int verify)
+{
+	uint64_t off = 0;
+	for (int i = 0; i < v->next; i++) {
+		uint8_t *p = alloc_addr(a, v->ext[i].page);
+		uint64_t n = (uint64_t)v->ext[i].npages * PS;
+		for (uint64_t j = 0; j < n && off < v->size; j++, off++) {
+			uint8_t b = (uint8_t)(seed + off * 7 + (off >> 12));
+			if (!verify)
+				p[j] = b;
+			else if (p[j] != b)
+				return 0;
+		}
+	}
+	return off == v->size;
+}
+#define fill(a, v, seed) pattern((a), (v), (seed), 0)
+#define check(a, v, seed) pattern((a), (v), (seed), 1)
+
+/* begin + fill + commit; returns the commit's result (or begin's error). */
+static int put(struct keytab *kt, struct alloc_arena *a, const char *key, uint64_t gen,
+	       uint64_t size, uint64_t *superseded)
+{
+	struct keytab_view v;
+	int rc = keytab_begin(kt, K(key), gen, size, 0, 1000, &v);
+	if (rc)
+		return rc;
+	fill(a, &v, (uint8_t)gen);
+	return keytab_commit(kt, K(key), gen, superseded);
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+static void t_basic(void)
+{
+	struct alloc_arena *a = arena(64);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v;
+	uint64_t sup = 99, rem = 0;
+
+	ok(keytab_new(NULL) == NULL, "keytab_new(NULL) refused");
+	is_int(keytab_begin(kt, K("alpha"), 1, 10000, 0, 1000, &v), 0, "begin");
+	is_int(v.state, KEYTAB_PENDING, "view: PENDING");
+	is_int(v.gen, 1, "view: gen");
+	is_int(v.size, 10000, "view: size");
+	ok(v.klen == 5 && memcmp(v.key, "alpha", 5) == 0, "view: key");
+	is_int(used_pages(a), 3, "10000 bytes took 3 pages");
+	is_int(kstats(kt).pending, 1, "one pending");
+	is_int(keytab_lookup(kt, K("alpha"), 0, &v), KVN_ENOTFOUND, "pending is not visible");
+	is_int(keytab_commit(kt, K("alpha"), 1, &sup), 0, "commit");
+	is_int(sup, 0, "nothing superseded");
+	is_int(kstats(kt).pending, 0, "no pending");
+	is_int(kstats(kt).keys, 1, "one key");
+	is_int(kstats(kt).committed_bytes, 10000, "committed bytes");
+	memset(&v, 0, sizeof v);
+	is_int(keytab_lookup(kt, K("alpha"), 0, &v), 0, "lookup any gen");
+	ok(v.gen == 1 && v.size == 10000 && v.state == KEYTAB_COMMITTED && v.tier == KEYTAB_DRAM,
+	   "lookup view");
+	is_int(keytab_lookup(kt, K("alpha"), 1, &v), 0, "lookup exact gen");
+	is_int(keytab_lookup(kt, K("alpha"), 2, &v), KVN_ESTALE, "lookup other gen: ESTALE");
+	is_int(keytab_lookup(kt, K("beta"), 0, &v), KVN_ENOTFOUND, "unknown key");
+	is_int(keytab_remove(kt, K("alpha"), 2, &rem), KVN_ESTALE, "remove other gen: ESTALE");
+	is_int(keytab_lookup(kt, K("alpha"), 0, NULL), 0, "still there");
+	is_int(keytab_remove(kt, K("alpha"), 0, &rem), 0, "remove");
+	is_int(rem, 1, "removed gen");
+	is_int(keytab_lookup(kt, K("alpha"), 0, &v), KVN_ENOTFOUND, "gone");
+	is_int(keytab_remove(kt, K("alpha"), 0, NULL), KVN_ENOTFOUND, "remove again");
+	is_int(used_pages(a), 0, "pages back");
+	is_int(kstats(kt).keys, 0, "no key");
+	is_int(kstats(kt).committed_bytes, 0, "no committed bytes");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_integrity(void)
+{
+	struct alloc_arena *a = arena(64);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v;
+	char key[16];
+	int i;
+
+	/* checkerboard the arena so a 10-page value must span extents */
+	for (i = 0; i < 32; i++) {
+		snprintf(key, sizeof key, "f%d", i);
+		is_int(put(kt, a, key, 1, 2 * PS, NULL), 0, "filler %d", i);
+	}
+	for (i = 0; i < 32; i += 2) {
+		snprintf(key, sizeof key, "f%d", i);
+		keytab_remove(kt, K(key), 0, NULL);
+	}
+	is_int(put(kt, a, "big", 7, 10 * PS - 123, NULL), 0, "value over several extents");
+	is_int(keytab_lookup(kt, K("big"), 7, &v), 0, "lookup");
+	ok(v.next > 1, "it has %d extents", v.next);
+	ok(check(a, &v, 7), "bytes read back through alloc_addr");
+	for (i = 1; i < 32; i += 2) {
+		snprintf(key, sizeof key, "f%d", i);
+		if (keytab_lookup(kt, K(key), 0, &v) || !check(a, &v, 1))
+			break;
+	}
+	is_int(i, 33, "the neighbours are intact");
+	is_int(put(kt, a, "empty", 1, 0, NULL), 0, "size 0 value");
+	is_int(keytab_lookup(kt, K("empty"), 0, &v), 0, "lookup size 0");
+	ok(v.size == 0 && v.next == 0, "no extents");
+	keytab_free(kt);
+	is_int(used_pages(a), 0, "keytab_free returned every page");
+	alloc_arena_free(a);
+}
+
+static void t_supersede(void)
+{
+	struct alloc_arena *a = arena(64);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v, held;
+	uint64_t id = 0, id2 = 0, sup = 0;
+
+	/* unleased: the old generation's pages come back at once */
+	is_int(put(kt, a, "k", 1, 4 * PS, NULL), 0, "gen 1");
+	is_int(put(kt, a, "k", 2, 2 * PS, &sup), 0, "gen 2");
+	is_int(sup, 1, "gen 1 superseded");
+	is_int(used_pages(a), 2, "gen 1's pages freed at once");
+	ok(kstats(kt).doomed == 0 && kstats(kt).keys == 1, "nothing doomed, one key");
+	is_int(kstats(kt).committed_bytes, 2 * PS, "committed bytes of gen 2");
+	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup");
+	ok(v.gen == 2 && check(a, &v, 2), "gen 2 visible with its bytes");
+	is_int(keytab_remove(kt, K("k"), 0, NULL), 0, "start over");
+
+	/* leased: the free waits for the last release */
+	is_int(put(kt, a, "k", 1, 4 * PS, NULL), 0, "gen 1");
+	is_int(keytab_lease(kt, K("k"), 1, 0, 1000, &id, &held), 0, "lease gen 1");
+	ok(id != 0 && held.gen == 1 && held.leases == 1, "lease id and view");
+	is_int(keytab_lease(kt, K("k"), 0, 0, 1000, &id2, NULL), 0, "second lease");
+	ok(id2 != id, "distinct lease ids");
+	is_int(kstats(kt).leases, 2, "two leases");
+	is_int(put(kt, a, "k", 2, 3 * PS, &sup), 0, "gen 2 commits under the leases");
+	is_int(sup, 1, "gen 1 superseded");
+	is_int(kstats(kt).doomed, 1, "gen 1 doomed");
+	is_int(used_pages(a), 7, "gen 1's pages kept while leased");
+	ok(check(a, &held, 1), "gen 1's bytes intact for the reader");
+	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup");
+	is_int(v.gen, 2, "lookup sees only gen 2");
+	is_int(keytab_lookup(kt, K("k"), 1, &v), KVN_ESTALE, "gen 1 is stale for lookup");
+	is_int(keytab_lease(kt, K("k"), 1, 0, 1000, &id2, &v), KVN_ESTALE, "and for a new lease");
+	is_int(keytab_release(kt, id), 0, "release one");
+	is_int(used_pages(a), 7, "still held by the other lease");
+	is_int(keytab_release(kt, id2), 0, "release the last");
+	is_int(kstats(kt).doomed, 0, "no longer doomed");
+	is_int(used_pages(a), 3, "gen 1 freed at the last release");
+	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "gen 2 unaffected");
+	ok(v.gen == 2 && check(a, &v, 2), "gen 2's bytes intact");
+
+	/* remove while leased: same deferral, and a new put of the key works */
+	is_int(keytab_lease(kt, K("k"), 2, 0, 1000, &id, NULL), 0, "lease gen 2");
+	is_int(keytab_remove(kt, K("k"), 0, NULL), 0, "remove gen 2 while leased");
+	is_int(keytab_lookup(kt, K("k"), 0, NULL), KVN_ENOTFOUND, "removed key invisible");
+	is_int(used_pages(a), 3, "pages kept for the lease");
+	is_int(put(kt, a, "k", 3, PS, NULL), 0, "re-put of the key");
+	is_int(keytab_release(kt, id), 0, "release the doomed gen 2");
+	is_int(used_pages(a), 1, "only gen 3 left");
+	is_int(keytab_lookup(kt, K("k"), 3, NULL), 0, "gen 3 still committed");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_release_refused(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	uint64_t id = 0;
+
+	is_int(keytab_release(kt, 12345), KVN_ESTATE, "unknown lease id refused");
+	is_int(kstats(kt).refused, 1, "counted");
+	is_int(put(kt, a, "k", 1, PS, NULL), 0, "put");
+	is_int(keytab_lease(kt, K("k"), 0, 0, 1000, &id, NULL), 0, "lease");
+	is_int(keytab_release(kt, id), 0, "release");
+	is_int(keytab_release(kt, id), KVN_ESTATE, "second release refused");
+	is_int(kstats(kt).refused, 2, "counted");
+	is_int(kstats(kt).leases, 0, "no lease");
+	is_int(keytab_lookup(kt, K("k"), 0, NULL), 0, "the key is untouched");
+	is_int(used_pages(a), 1, "its page too");
+	is_int(keytab_lease(kt, K("nope"), 0, 0, 1000, &id, NULL), KVN_ENOTFOUND, "lease unknown key");
+	is_int(keytab_lease(kt, K("k"), 9, 0, 1000, &id, NULL), KVN_ESTALE, "lease other gen");
+	is_int(keytab_lease(kt, K("k"), 0, 0, 1000, NULL, NULL), KVN_EINVAL, "NULL lease id");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+struct seen {
+	int n;
+	char key[16][32];
+	uint64_t gen[16], size[16];
+};
+
+static void record(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct seen *s = arg;
+	if (s->n >= 16)
+		return;
+	snprintf(s->key[s->n], sizeof s->key[0], "%.*s", (int)klen, (const char *)key);
+	s->gen[s->n] = gen;
+	s->size[s->n] = size;
+	s->n++;
+}
+
+static void t_reap_late_commit(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	struct seen s = { 0 };
+
+	is_int(keytab_begin(kt, K("slow"), 5, 3 * PS, 1000, 100, NULL), 0, "begin, deadline 1100");
+	is_int(keytab_begin(kt, K("fast"), 5, PS, 1000, 500, NULL), 0, "begin, deadline 1500");
+	is_int(keytab_reap(kt, 1099, record, &s), 0, "nothing due at 1099");
+	is_int(keytab_reap(kt, 1100, record, &s), 1, "one reaped at 1100");
+	ok(s.n == 1 && strcmp(s.key[0], "slow") == 0 && s.gen[0] == 5 && s.size[0] == 3 * PS,
+	   "callback saw key, gen and size");
+	is_int(used_pages(a), 1, "its pages are free");
+	is_int(kstats(kt).reaped, 1, "reaped counted");
+	is_int(kstats(kt).pending, 1, "the other is still pending");
+	is_int(keytab_commit(kt, K("slow"), 5, NULL), KVN_ESTATE, "late commit refused");
+	is_int(kstats(kt).refused, 1, "counted");
+	is_int(keytab_lookup(kt, K("slow"), 0, NULL), KVN_ENOTFOUND, "nothing committed");
+	is_int(used_pages(a), 1, "and nothing freed twice or allocated");
+	is_int(keytab_commit(kt, K("fast"), 5, NULL), 0, "the other commits in time");
+	is_int(keytab_reap(kt, 99999, NULL, NULL), 0, "committed slots are never reaped");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_abort_and_unknown(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+
+	is_int(keytab_begin(kt, K("k"), 1, 2 * PS, 0, 100, NULL), 0, "begin");
+	is_int(keytab_abort(kt, K("k"), 1), 0, "abort");
+	is_int(used_pages(a), 0, "pages back");
+	is_int(kstats(kt).pending, 0, "not pending");
+	is_int(keytab_abort(kt, K("k"), 1), KVN_ESTATE, "abort again refused");
+	is_int(keytab_commit(kt, K("k"), 1, NULL), KVN_ESTATE, "commit after abort refused");
+	is_int(keytab_commit(kt, K("other"), 1, NULL), KVN_ESTATE, "commit of an unknown key");
+	is_int(put(kt, a, "k", 2, PS, NULL), 0, "put gen 2");
+	is_int(keytab_commit(kt, K("k"), 3, NULL), KVN_ESTATE, "commit of an unknown gen");
+	is_int(keytab_commit(kt, K("k"), 2, NULL), KVN_ESTATE, "commit of a committed gen");
+	is_int(keytab_abort(kt, K("k"), 2), KVN_ESTATE, "abort of a committed gen");
+	is_int(kstats(kt).refused, 6, "every refusal counted");
+	is_int(keytab_lookup(kt, K("k"), 2, NULL), 0, "gen 2 untouched");
+	is_int(used_pages(a), 1, "pages of gen 2 only");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_generations(void)
+{
+	struct alloc_arena *a = arena(32);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v;
+	uint64_t sup = 9;
+
+	is_int(put(kt, a, "k", 5, PS, NULL), 0, "gen 5 committed");
+	is_int(keytab_begin(kt, K("k"), 3, PS, 0, 100, NULL), KVN_ESTALE, "begin older gen: ESTALE");
+	is_int(keytab_begin(kt, K("k"), 5, PS, 0, 100, NULL), KVN_EEXIST, "begin committed gen: EEXIST");
+	is_int(keytab_begin(kt, K("k"), 0, PS, 0, 100, NULL), KVN_EINVAL, "gen 0 refused");
+	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL), 0, "pending gen 7");
+	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL), KVN_EEXIST, "gen 7 again: EEXIST");
+	is_int(keytab_begin(kt, K("k"), 6, 2 * PS, 0, 100, NULL), 0, "pending gen 6 beside it");
+	is_int(kstats(kt).pending, 2, "two pending gens of one key");
+	is_int(used_pages(a), 4, "each with its pages");
+	is_int(keytab_commit(kt, K("k"), 7, &sup), 0, "commit gen 7");
+	is_int(sup, 5, "gen 5 superseded");
+	is_int(keytab_commit(kt, K("k"), 6, &sup), KVN_ESTALE, "commit older gen 6: ESTALE");
+	is_int(sup, 0, "nothing superseded");
+	is_int(used_pages(a), 1, "gen 6 freed, gen 5 freed");
+	is_int(kstats(kt).pending, 0, "no pending");
+	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup");
+	is_int(v.gen, 7, "gen 7 stays");
+	is_int(keytab_lookup(kt, K("k"), 6, &v), KVN_ESTALE, "lookup gen 6: ESTALE");
+	is_int(keytab_commit(kt, K("k"), 6, NULL), KVN_ESTATE, "gen 6 is gone for good");
+
+	/* a newer gen may be pending while the committed one is read */
+	is_int(keytab_begin(kt, K("k"), 8, PS, 0, 100, NULL), 0, "begin gen 8");
+	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup while 8 is pending");
+	is_int(v.gen, 7, "still gen 7");
+	keytab_free(kt);
+	is_int(used_pages(a), 0, "keytab_free frees pending slots too");
+	alloc_arena_free(a);
+}
+
+static void t_enospc_unchanged(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_stats before, after;
+	struct seen s = { 0 };
+
+	is_int(put(kt, a, "k", 1, 10 * PS, NULL), 0, "put 10 pages");
+	keytab_get_stats(kt, &before);
+	is_int(keytab_begin(kt, K("k"), 2, 7 * PS, 0, 100, NULL), KVN_ENOSPC, "new gen: ENOSPC");
+	is_int(keytab_begin(kt, K("new"), 1, 7 * PS, 0, 100, NULL), KVN_ENOSPC, "new key: ENOSPC");
+	keytab_get_stats(kt, &after);
+	ok(memcmp(&before, &after, sizeof before) == 0, "stats unchanged");
+	is_int(used_pages(a), 10, "arena unchanged");
+	is_int(keytab_lookup(kt, K("new"), 0, NULL), KVN_ENOTFOUND, "no key created");
+	is_int(keytab_commit(kt, K("k"), 2, NULL), KVN_ESTATE, "no pending gen created");
+	keytab_foreach(kt, record, &s);
+	ok(s.n == 1 && s.gen[0] == 1, "the committed set is as before");
+	is_int(keytab_begin(kt, K("k"), 2, 6 * PS, 0, 100, NULL), 0, "what fits still works");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_evict_lru(void)
+{
+	struct alloc_arena *a = arena(20);
+	struct keytab *kt = keytab_new(a);
+	struct seen s = { 0 };
+	uint64_t id = 0, freed;
+	char key[16];
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		is_int(put(kt, a, key, 1, 4 * PS - 10, NULL), 0, "put %s", key);
+	}
+	/* k0 leased (and so touched first), then k1..k4 touched in order:
+	 * LRU order from the tail is k0 (leased), k1, k2, k3, k4 */
+	is_int(keytab_lease(kt, K("k0"), 0, 0, 1000, &id, NULL), 0, "lease k0");
+	for (int i = 1; i < 5; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		keytab_lookup(kt, K(key), 0, NULL);
+	}
+	freed = keytab_evict(kt, 8 * PS, record, &s);
+	is_int(freed, 8 * PS, "freed 8 pages");
+	ok(s.n == 2 && strcmp(s.key[0], "k1") == 0 && strcmp(s.key[1], "k2") == 0,
+	   "victims k1, k2 in LRU order, leased k0 skipped");
+	ok(s.n == 2 && s.size[0] == 4 * PS - 10 && s.gen[0] == 1, "callback saw size and gen");
+	is_int(kstats(kt).evicted, 2, "evicted counted");
+	is_int(keytab_lookup(kt, K("k1"), 0, NULL), KVN_ENOTFOUND, "k1 gone");
+	is_int(keytab_lookup(kt, K("k0"), 0, NULL), 0, "k0 kept");
+	is_int(keytab_evict(kt, 8 * PS, NULL, NULL), 0, "enough free already: nothing evicted");
+
+	s.n = 0;
+	freed = keytab_evict(kt, UINT64_MAX, record, &s);
+	is_int(freed, 8 * PS, "everything unleased went");
+	ok(s.n == 2 && strcmp(s.key[0], "k3") == 0 && strcmp(s.key[1], "k4") == 0, "k3 then k4");
+	is_int(keytab_lookup(kt, K("k0"), 0, NULL), 0, "leased k0 survives");
+	is_int(keytab_evict(kt, UINT64_MAX, NULL, NULL), 0, "only leased left: nothing to evict");
+	is_int(kstats(kt).keys, 1, "one key left");
+	is_int(used_pages(a), 4, "its pages");
+	is_int(keytab_release(kt, id), 0, "release");
+	is_int(used_pages(a), 4, "a committed gen keeps its pages after release");
+	is_int(keytab_evict(kt, UINT64_MAX, NULL, NULL), 4 * PS, "now it can go");
+	is_int(used_pages(a), 0, "arena empty");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_expire_leases(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	uint64_t l[4];
+
+	is_int(put(kt, a, "k", 1, 2 * PS, NULL), 0, "gen 1");
+	keytab_lease(kt, K("k"), 0, 0, 100, &l[0], NULL);
+	keytab_lease(kt, K("k"), 0, 0, 100, &l[1], NULL);
+	keytab_lease(kt, K("k"), 0, 0, 1000, &l[2], NULL);
+	is_int(put(kt, a, "k", 2, PS, NULL), 0, "gen 2 supersedes leased gen 1");
+	keytab_lease(kt, K("k"), 0, 50, 100, &l[3], NULL);
+	is_int(keytab_expire_leases(kt, 99), 0, "none due at 99");
+	is_int(keytab_expire_leases(kt, 100), 2, "two due at 100");
+	is_int(kstats(kt).lease_expired, 2, "counted");
+	is_int(kstats(kt).leases, 2, "two left");
+	is_int(keytab_release(kt, l[0]), KVN_ESTATE, "release of an expired lease refused");
+	is_int(used_pages(a), 3, "gen 1 still held by the third lease");
+	is_int(keytab_expire_leases(kt, 1000), 2, "the rest at 1000");
+	is_int(used_pages(a), 1, "doomed gen 1 freed by expiry");
+	is_int(kstats(kt).doomed, 0, "nothing doomed");
+	is_int(keytab_lookup(kt, K("k"), 2, NULL), 0, "gen 2 committed");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(x, y);
+}
+
+static void t_foreach(void)
+{
+	struct alloc_arena *a = arena(32);
+	struct keytab *kt = keytab_new(a);
+	struct seen s = { 0 };
+	char got[16][32];
+
+	put(kt, a, "a", 1, 1, NULL);
+	put(kt, a, "b", 2, 2, NULL);
+	put(kt, a, "c", 3, 3, NULL);
+	put(kt, a, "c", 4, 4, NULL);                     /* supersedes c/3 */
+	keytab_begin(kt, K("d"), 1, 1, 0, 100, NULL);    /* pending only */
+	keytab_begin(kt, K("a"), 9, 1, 0, 100, NULL);    /* pending beside committed */
+	put(kt, a, "e", 1, 5, NULL);
+	keytab_remove(kt, K("e"), 0, NULL);
+	keytab_foreach(kt, record, &s);
+	is_int(s.n, 3, "three committed keys");
+	for (int i = 0; i < s.n && i < 16; i++)
+		snprintf(got[i], sizeof got[i], "%s/%" PRIu64 "/%" PRIu64, s.key[i], s.gen[i], s.size[i]);
+	qsort(got, (size_t)s.n, sizeof got[0], cmp_str);
+	ok(s.n == 3 && strcmp(got[0], "a/1/1") == 0 && strcmp(got[1], "b/2/2") == 0 &&
+		   strcmp(got[2], "c/4/4") == 0,
+	   "exactly a/1, b/2, c/4");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+static void t_free_with_leases(void)
+{
+	struct alloc_arena *a = arena(32);
+	struct keytab *kt = keytab_new(a);
+	struct alloc_stats st;
+	uint64_t id;
+
+	put(kt, a, "a", 1, 3 * PS, NULL);
+	keytab_lease(kt, K("a"), 0, 0, 100, &id, NULL);
+	put(kt, a, "a", 2, 2 * PS, NULL); /* a/1 doomed */
+	keytab_lease(kt, K("a"), 0, 0, 100, &id, NULL);
+	put(kt, a, "b", 1, PS, NULL);
+	keytab_begin(kt, K("c"), 1, 4 * PS, 0, 100, NULL);
+	ok(kstats(kt).doomed == 1 && kstats(kt).leases == 2 && kstats(kt).pending == 1,
+	   "doomed, leased and pending slots present");
+	is_int(used_pages(a), 10, "10 pages in use");
+	keytab_free(kt);
+	alloc_get_stats(a, &st);
+	is_int(st.free_pages, st.total_pages, "all pages free after keytab_free");
+	is_int(st.largest_free_run, st.total_pages, "in one run");
+	keytab_free(NULL);
+	alloc_arena_free(a);
+}
+
+static void t_binary_keys(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v;
+	static const char k1[] = { 'a', 0, 'b' }, k2[] = { 'a', 0, 'c' }, k3[] = { 'a' };
+	static char big[KVN_MAX_KEY + 1];
+
+	is_int(keytab_begin(kt, k1, 3, 1, 1, 0, 100, NULL), 0, "begin a\\0b");
+	is_int(keytab_commit(kt, k1, 3, 1, NULL), 0, "commit a\\0b");
+	is_int(keytab_begin(kt, k2, 3, 2, 1, 0, 100, NULL), 0, "begin a\\0c");
+	is_int(keytab_commit(kt, k2, 3, 2, NULL), 0, "commit a\\0c");
+	is_int(keytab_lookup(kt, k3, 1, 0, NULL), KVN_ENOTFOUND, "\"a\" is a different key");
+	is_int(keytab_lookup(kt, k1, 3, 0, &v), 0, "lookup a\\0b");
+	ok(v.gen == 1 && v.klen == 3 && memcmp(v.key, k1, 3) == 0, "a\\0b has gen 1, full key");
+	is_int(keytab_lookup(kt, k2, 3, 0, &v), 0, "lookup a\\0c");
+	is_int(v.gen, 2, "a\\0c has gen 2");
+
+	memset(big, 'x', sizeof big);
+	is_int(keytab_begin(kt, big, 0, 1, 1, 0, 100, NULL), KVN_EKEYLEN, "key length 0");
+	is_int(keytab_begin(kt, big, KVN_MAX_KEY + 1, 1, 1, 0, 100, NULL), KVN_EKEYLEN,
+	       "key length 1025");
+	is_int(keytab_lookup(kt, big, KVN_MAX_KEY + 1, 0, NULL), KVN_EKEYLEN, "lookup 1025");
+	is_int(keytab_commit(kt, big, 0, 1, NULL), KVN_EKEYLEN, "commit length 0");
+	is_int(keytab_remove(kt, big, 0, 0, NULL), KVN_EKEYLEN, "remove length 0");
+	is_int(keytab_begin(kt, NULL, 5, 1, 1, 0, 100, NULL), KVN_EINVAL, "NULL key");
+	is_int(keytab_begin(kt, big, KVN_MAX_KEY, 1, 1, 0, 100, NULL), 0, "key length 1024");
+	is_int(keytab_commit(kt, big, KVN_MAX_KEY, 1, NULL), 0, "commit 1024");
+	is_int(keytab_lookup(kt, big, KVN_MAX_KEY, 1, NULL), 0, "lookup 1024");
+	is_int(keytab_lookup(kt, big, KVN_MAX_KEY - 1, 0, NULL), KVN_ENOTFOUND,
+	       "1023-byte prefix differs");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+/* ---- randomized against a model ------------------------------------------ */
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state; /* xorshift64*, fixed seed */
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+#define MK 6    /* keys */
+#define MS 512   /* model slots */
+#define ML 512   /* model leases */
+#define MPAGES 96
+
+enum { M_FREE = 0, M_PENDING, M_COMMITTED, M_DOOMED };
+
+struct mslot {
+	int state, key, leases;
+	uint64_t gen, size, pages, deadline, touch;
+};
+struct mlease {
+	int active, slot;
+	uint64_t id, deadline;
+};
+
+static struct mslot ms[MS];
+static struct mlease ml[ML];
+static int nml;
+static uint64_t m_maxgen[MK], m_touch, m_refused, m_reaped, m_evicted, m_expired;
+
+static int m_find(int key, int state, uint64_t gen)
+{
+	for (int i = 0; i < MS; i++)
+		if (ms[i].state == state && ms[i].key == key && (gen == 0 || ms[i].gen == gen))
+			return i;
+	return -1;
+}
+
+static uint64_t m_used(void)
+{
+	uint64_t u = 0;
+	for (int i = 0; i < MS; i++)
+		if (ms[i].state != M_FREE)
+			u += ms[i].pages;
+	return u;
+}
+
+/* What lookup, lease and remove answer for committed slot c and gen. */
+static int m_expect(int c, uint64_t gen)
+{
+	if (c < 0)
+		return KVN_ENOTFOUND;
+	return gen && ms[c].gen != gen ? KVN_ESTALE : 0;
+}
+
+static void m_retire(int i)
+{
+	ms[i].state = ms[i].leases ? M_DOOMED : M_FREE;
+}
+
+static void m_lease_drop(int j)
+{
+	int i = ml[j].slot;
+	ml[j].active = 0;
+	if (--ms[i].leases == 0 && ms[i].state == M_DOOMED)
+		ms[i].state = M_FREE;
+}
+
+static void mkey(char *buf, int k)
+{
+	buf[0] = 'k';
+	buf[1] = 0; /* binary keys throughout */
+	buf[2] = (char)('a' + k);
+}
+
+struct victims {
+	int n;
+	int key[MK];
+	uint64_t gen[MK];
+};
+
+static void rec_victim(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct victims *v = arg;
+	(void)size;
+	if (v->n < MK && klen == 3) {
+		v->key[v->n] = ((const char *)key)[2] - 'a';
+		v->gen[v->n] = gen;
+		v->n++;
+	}
+}
+
+static void t_random_model(void)
+{
+	struct alloc_arena *a = arena(MPAGES);
+	struct keytab *kt = keytab_new(a);
+	uint64_t now = 0;
+	int bad_rc = 0, bad_used = 0, bad_stats = 0, bad_data = 0, bad_evict = 0;
+	int first_bad = -1, ops[10] = { 0 }, stale_commits = 0, doomed_steps = 0;
+	char key[3];
+
+	memset(ms, 0, sizeof ms);
+	memset(ml, 0, sizeof ml);
+	for (int step = 0; step < 30000; step++) {
+		int op = (int)(rnd() % 10), k = (int)(rnd() % MK), want = 0, got = 0, i;
+		mkey(key, k);
+		now += rnd() % 8;
+		ops[op]++;
+		switch (op) {
+		case 0:
+		case 1: { /* begin: mostly a new gen, sometimes an old one */
+			uint64_t gen = rnd() % 5 == 0 && m_maxgen[k] ? 1 + rnd() % m_maxgen[k]
+								     : ++m_maxgen[k];
+			uint64_t size = rnd() % (9 * PS), pages = (size + PS - 1) / PS;
+			int c = m_find(k, M_COMMITTED, 0);
+			struct keytab_view v;
+			if ((c >= 0 && ms[c].gen == gen) || m_find(k, M_PENDING, gen) >= 0)
+				want = KVN_EEXIST;
+			else if (c >= 0 && ms[c].gen > gen)
+				want = KVN_ESTALE;
+			else if (pages > MPAGES - m_used())
+				want = KVN_ENOSPC;
+			uint64_t ttl = 20 + rnd() % 100;
+			got = keytab_begin(kt, key, 3, gen, size, now, ttl, &v);
+			if (got == 0 && want == 0) {
+				for (i = 0; i < MS && ms[i].state != M_FREE; i++)
+					;
+				if (i == MS)
+					kvn_fatal("model out of slots");
+				ms[i] = (struct mslot){ M_PENDING, k, 0, gen, size, pages, now + ttl, 0 };
+				fill(a, &v, (uint8_t)(gen * 31 + (uint64_t)k));
+			}
+			break;
+		}
+		case 2: { /* commit a pending gen, or a random one */
+			i = rnd() % 4 ? m_find(k, M_PENDING, 0) : -1;
+			uint64_t gen = i >= 0 ? ms[i].gen : 1 + rnd() % (m_maxgen[k] + 1);
+			i = m_find(k, M_PENDING, gen);
+			int c = m_find(k, M_COMMITTED, 0);
+			if (i < 0) {
+				want = KVN_ESTATE;
+				m_refused++;
+			} else if (c >= 0 && ms[c].gen > gen) {
+				want = KVN_ESTALE;
+				ms[i].state = M_FREE;
+			} else {
+				if (c >= 0)
+					m_retire(c);
+				ms[i].state = M_COMMITTED;
+				ms[i].touch = ++m_touch;
+			}
+			got = keytab_commit(kt, key, 3, gen, NULL);
+			break;
+		}
+		case 3: { /* abort */
+			i = m_find(k, M_PENDING, 0);
+			uint64_t gen = i >= 0 && rnd() % 2 ? ms[i].gen : 1 + rnd() % (m_maxgen[k] + 1);
+			i = m_find(k, M_PENDING, gen);
+			if (i < 0) {
+				want = KVN_ESTATE;
+				m_refused++;
+			} else {
+				ms[i].state = M_FREE;
+			}
+			got = keytab_abort(kt, key, 3, gen);
+			break;
+		}
+		case 4: { /* lookup, any gen or a guessed one */
+			uint64_t gen = rnd() % 2 ? 0 : 1 + rnd() % (m_maxgen[k] + 1);
+			struct keytab_view v;
+			int c = m_find(k, M_COMMITTED, 0);
+			if (!(want = m_expect(c, gen)))
+				ms[c].touch = ++m_touch;
+			got = keytab_lookup(kt, key, 3, gen, &v);
+			if (got == 0 && c >= 0 &&
+			    (v.gen != ms[c].gen || !check(a, &v, (uint8_t)(v.gen * 31 + (uint64_t)k))))
+				bad_data++;
+			break;
+		}
+		case 5: { /* lease */
+			uint64_t gen = rnd() % 2 ? 0 : 1 + rnd() % (m_maxgen[k] + 1);
+			uint64_t id = 0, ttl = 1 + rnd() % 30;
+			int c = m_find(k, M_COMMITTED, 0);
+			if (nml == ML)
+				break;
+			want = m_expect(c, gen);
+			got = keytab_lease(kt, key, 3, gen, now, ttl, &id, NULL);
+			if (got == 0 && want == 0) {
+				ms[c].touch = ++m_touch;
+				ms[c].leases++;
+				ml[nml++] = (struct mlease){ 1, c, id, now + ttl };
+			}
+			break;
+		}
+		case 6: { /* release: a live lease, or a dead one */
+			if (nml == 0)
+				break;
+			int j = (int)(rnd() % (uint64_t)nml);
+			if (ml[j].active)
+				m_lease_drop(j);
+			else {
+				want = KVN_ESTATE;
+				m_refused++;
+			}
+			got = keytab_release(kt, ml[j].id);
+			if (!ml[j].active && rnd() % 2)
+				ml[j] = ml[--nml]; /* forget some dead ids */
+			break;
+		}
+		case 7: { /* remove */
+			uint64_t gen = rnd() % 2 ? 0 : 1 + rnd() % (m_maxgen[k] + 1);
+			if (!(want = m_expect(m_find(k, M_COMMITTED, 0), gen)))
+				m_retire(m_find(k, M_COMMITTED, 0));
+			got = keytab_remove(kt, key, 3, gen, NULL);
+			break;
+		}
+		case 8: { /* evict: predict the victims from the touch order */
+			uint64_t bytes = (rnd() % (MPAGES / 2)) * PS;
+			struct victims pred = { 0 }, seen = { 0 };
+			uint64_t freep = MPAGES - m_used();
+			while (freep * PS < bytes) {
+				int best = -1;
+				for (i = 0; i < MS; i++)
+					if (ms[i].state == M_COMMITTED && ms[i].leases == 0 &&
+					    (best < 0 || ms[i].touch < ms[best].touch))
+						best = i;
+				if (best < 0)
+					break;
+				pred.key[pred.n] = ms[best].key;
+				pred.gen[pred.n++] = ms[best].gen;
+				freep += ms[best].pages;
+				ms[best].state = M_FREE;
+				m_evicted++;
+			}
+			keytab_evict(kt, bytes, rec_victim, &seen);
+			if (seen.n != pred.n || memcmp(seen.key, pred.key, sizeof(int) * (size_t)pred.n) ||
+			    memcmp(seen.gen, pred.gen, sizeof(uint64_t) * (size_t)pred.n))
+				bad_evict++;
+			break;
+		}
+		case 9: /* the timers: reaper and lease expiry */
+			want = 0;
+			for (i = 0; i < MS; i++)
+				if (ms[i].state == M_PENDING && now >= ms[i].deadline) {
+					ms[i].state = M_FREE;
+					want++;
+					m_reaped++;
+				}
+			got = keytab_reap(kt, now, NULL, NULL);
+			if (got != want)
+				bad_rc++;
+			want = 0;
+			for (int j = 0; j < nml; j++)
+				if (ml[j].active && now >= ml[j].deadline) {
+					m_lease_drop(j);
+					want++;
+					m_expired++;
+				}
+			got = keytab_expire_leases(kt, now);
+			break;
+		}
+		bad_rc += got != want;
+		bad_used += used_pages(a) != m_used();
+		if ((got != want || used_pages(a) != m_used()) && first_bad++ < 0)
+			tap_diag("step %d op %d key %d: got %d want %d; arena %" PRIu64
+				 " pages, model %" PRIu64,
+				 step, op, k, got, want, used_pages(a), m_used());
+		stale_commits += op == 2 && got == KVN_ESTALE;
+		struct keytab_stats st = kstats(kt);
+		uint64_t keys = 0, pend = 0, doomed = 0, bytes = 0, leases = 0;
+		for (i = 0; i < MS; i++) {
+			keys += ms[i].state == M_COMMITTED;
+			pend += ms[i].state == M_PENDING;
+			doomed += ms[i].state == M_DOOMED;
+			bytes += ms[i].state == M_COMMITTED ? ms[i].size : 0;
+		}
+		for (i = 0; i < nml; i++)
+			leases += ml[i].active;
+		if (st.keys != keys || st.pending != pend || st.doomed != doomed ||
+		    st.committed_bytes != bytes || st.leases != leases || st.refused != m_refused ||
+		    st.reaped != m_reaped || st.evicted != m_evicted || st.lease_expired != m_expired)
+			bad_stats++;
+		doomed_steps += doomed > 0;
+	}
+	tap_diag("ops: begin %d commit %d abort %d lookup %d lease %d release %d remove %d evict %d "
+		 "timers %d",
+		 ops[0] + ops[1], ops[2], ops[3], ops[4], ops[5], ops[6], ops[7], ops[8], ops[9]);
+	struct keytab_stats st = kstats(kt);
+	ok(st.refused > 100 && st.reaped > 100 && st.evicted > 100 && st.lease_expired > 100 &&
+		   stale_commits > 10 && doomed_steps > 100,
+	   "every path ran (refused %" PRIu64 ", reaped %" PRIu64 ", evicted %" PRIu64
+	   ", expired %" PRIu64 ", stale commits %d, steps with doomed slots %d)",
+	   st.refused, st.reaped, st.evicted, st.lease_expired, stale_commits, doomed_steps);
+	is_int(bad_rc, 0, "every result as the model predicts");
+	is_int(bad_used, 0, "arena used pages = pages of live + doomed slots, every step");
+	is_int(bad_stats, 0, "stats equal the model, every step");
+	is_int(bad_data, 0, "lookups read their own generation's bytes");
+	is_int(bad_evict, 0, "eviction victims as predicted (LRU, leased skipped)");
+	keytab_free(kt);
+	is_int(used_pages(a), 0, "keytab_free returned everything");
+	alloc_arena_free(a);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "basic", t_basic },
+		{ "integrity", t_integrity },
+		{ "supersede", t_supersede },
+		{ "release_refused", t_release_refused },
+		{ "reap_late_commit", t_reap_late_commit },
+		{ "abort_and_unknown", t_abort_and_unknown },
+		{ "generations", t_generations },
+		{ "enospc_unchanged", t_enospc_unchanged },
+		{ "evict_lru", t_evict_lru },
+		{ "expire_leases", t_expire_leases },
+		{ "foreach", t_foreach },
+		{ "free_with_leases", t_free_with_leases },
+		{ "binary_keys", t_binary_keys },
+		{ "random_model", t_random_model },
+		{ NULL, NULL },
+	};
+	kvn_log_set_level(KVN_LOG_WARN);
+	return tap_run(tests, argc, argv);
+}

@@ -38,12 +38,17 @@ struct alloc_stats {
 int alloc_arena_new(uint64_t size, uint64_t page_size, int hugepages, struct alloc_arena **out);
 void alloc_arena_free(struct alloc_arena *a); /* NULL ok */
 /* Pages for `bytes` bytes (bytes > 0): one contiguous run when one exists,
- * else up to max_ext runs.  Returns the number of extents written (>= 1), or
- * KVN_ENOSPC (nothing allocated).  bytes == 0 returns 0. */
+ * else up to max_ext runs (the largest free runs, returned in address
+ * order).  Returns the number of extents written (>= 1), or KVN_ENOSPC
+ * (nothing allocated: no max_ext runs can hold it).  bytes == 0 returns 0. */
 int alloc_pages(struct alloc_arena *a, uint64_t bytes, struct alloc_extent *ext, int max_ext);
+/* Every page of ext[0..n) must be allocated: releasing a free page (double
+ * free) or a page outside the arena is a fatal invariant failure. */
 void alloc_release(struct alloc_arena *a, const struct alloc_extent *ext, int n);
 void *alloc_addr(const struct alloc_arena *a, uint32_t page);
 uint64_t alloc_page_size(const struct alloc_arena *a);
+/* Free bytes (free pages * page size), O(1): for eviction loops. */
+uint64_t alloc_free_bytes(const struct alloc_arena *a);
 void alloc_get_stats(const struct alloc_arena *a, struct alloc_stats *st);
 /* Base address and length of the whole region (RDMA registration). */
 void *alloc_base(const struct alloc_arena *a, uint64_t *len);
@@ -93,6 +98,7 @@ struct keytab_stats {
 	uint64_t refused;         /* refused transitions (late commit, double release, ...) */
 	uint64_t reaped;          /* PENDING slots reclaimed by the TTL reaper */
 	uint64_t evicted;
+	uint64_t lease_expired;   /* leases released by keytab_expire_leases */
 };
 
 struct keytab *keytab_new(struct alloc_arena *a);
@@ -101,10 +107,12 @@ void keytab_free(struct keytab *kt);
 
 /* Reserve pages for (key, gen) and create a PENDING slot that must be
  * committed or aborted before now_ms + ttl_ms.  Errors: KVN_EKEYLEN,
- * KVN_ENOSPC (arena full), KVN_ESTALE (gen <= the committed gen of the key:
- * a newer value is already there), KVN_EEXIST (that gen is already pending or
- * committed).  On success *view (optional) describes the slot, whose pages
- * the caller fills through alloc_addr(). */
+ * KVN_EINVAL (gen 0), KVN_ENOSPC (arena full; the table is unchanged),
+ * KVN_EEXIST (that gen is already pending or committed: checked first, so a
+ * retried begin of the committed gen gets EEXIST), KVN_ESTALE (gen < the
+ * committed gen of the key: a newer value is already there).  size 0 gives a
+ * slot without extents.  On success *view (optional) describes the slot,
+ * whose pages the caller fills through alloc_addr(). */
 int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t size,
 		 uint64_t now_ms, uint64_t ttl_ms, struct keytab_view *view);
 /* PENDING -> COMMITTED.  An older committed generation of the key is
@@ -117,8 +125,9 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  uint64_t *superseded_gen);
 /* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
 int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
-/* Free PENDING slots whose deadline passed; returns how many.  For each, the
- * optional callback sees the key and gen before the free. */
+/* Free PENDING slots whose deadline passed (now_ms >= deadline); returns how
+ * many.  For each, the optional callback sees the key and gen before the
+ * free.  Callbacks (here, evict, foreach) must not call keytab functions. */
 typedef void (*keytab_slot_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
 int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg);
 
@@ -139,7 +148,8 @@ int keytab_lease(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
  * this was its last lease. */
 int keytab_release(struct keytab *kt, uint64_t lease_id);
 /* Leases whose deadline passed (e.g. a pin never unpinned): released and
- * counted; returns how many. */
+ * counted (stats.lease_expired); returns how many.  A later release of such an
+ * id is refused like any unknown id.  Lease ids are never reused. */
 int keytab_expire_leases(struct keytab *kt, uint64_t now_ms);
 
 /* Remove the committed generation (gen == 0: whatever is committed; else only
@@ -175,6 +185,8 @@ struct meta_node {
 	char state[16]; /* "alive" | "dead" */
 };
 
+/* gen and sizes must fit SQLite's signed 64 bits (<= INT64_MAX): KVN_EINVAL
+ * otherwise. */
 struct meta_object {
 	const void *key;
 	size_t klen;
@@ -182,7 +194,7 @@ struct meta_object {
 	const char *node_id;
 	int tier;   /* enum keytab_tier */
 	uint64_t size;
-	const char *state; /* "live" | "lost" */
+	const char *state; /* "live" | "lost"; NULL on put means "live" */
 	int64_t order; /* rowid: commit order (filled on load) */
 };
 
@@ -194,29 +206,43 @@ int meta_code_version(void);
 /* "FULL" etc., read back from the connection (tests check it). */
 int meta_synchronous(struct meta_db *db, char *out, size_t cap);
 
-/* Group commit: callers bracket many writes in one transaction. */
+/* Group commit: callers bracket many writes in one transaction.  Every write
+ * below is atomic on its own: inside a transaction a failed call is undone
+ * (savepoint) and the rest of the group still commits.  A failed COMMIT
+ * rolls back (nothing of the group is stored); rollback with nothing open is
+ * a no-op. */
 int meta_begin(struct meta_db *db);
 int meta_commit(struct meta_db *db);
 int meta_rollback(struct meta_db *db);
 
 /* Durably allocate the next generation epoch (its own transaction: call
- * outside begin/commit).  The first call on a new database returns 1. */
+ * outside begin/commit, else KVN_ESTATE).  The first call on a new database
+ * returns 1; epochs stop at 2^31-1 so gens stay below 2^63. */
 int meta_epoch_next(struct meta_db *db, uint32_t *epoch);
 int meta_node_upsert(struct meta_db *db, const struct meta_node *n);
+/* KVN_ENOTFOUND if the node was never upserted. */
 int meta_node_set_state(struct meta_db *db, const char *node_id, const char *state);
 /* Record committed (key, gen) at node; deletes any older generation rows of
- * the key (superseded).  An existing newer generation makes this a no-op. */
+ * the key (superseded).  An existing newer generation makes this a no-op.
+ * The same (key, gen) again updates node, tier, size and state in place
+ * (commit order kept: a tier move).  The node must have been upserted first
+ * (foreign key): KVN_EDB otherwise. */
 int meta_object_put(struct meta_db *db, const struct meta_object *o);
 /* Delete exactly (key, gen); absent is not an error. */
 int meta_object_del(struct meta_db *db, const void *key, size_t klen, uint64_t gen);
 /* Mark every live object of node lost (node declared dead) / live again. */
 int meta_objects_set_state(struct meta_db *db, const char *node_id, const char *state);
-/* Replace the node's live objects by exactly the given set (full sync). */
+/* Replace the node's objects (live or lost) by exactly the given set (full
+ * sync); objs[i].node_id is NULL or node_id.  Rows kept keep their commit
+ * order; each row goes through put semantics, so a generation superseded
+ * elsewhere meanwhile is not resurrected. */
 int meta_objects_replace_node(struct meta_db *db, const char *node_id,
 			      const struct meta_object *objs, size_t n);
 typedef int (*meta_object_fn)(void *arg, const struct meta_object *o);
 typedef int (*meta_node_fn)(void *arg, const struct meta_node *n);
-/* Visit in commit order; a non-zero return from fn stops and is returned. */
+/* Visit in commit order (lost rows too); a non-zero return from fn stops and
+ * is returned.  Pointers in *o (*n) are valid only during fn, which must not
+ * call back into meta. */
 int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg);
 int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
 int meta_count_objects(struct meta_db *db, uint64_t *n);
