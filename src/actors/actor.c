@@ -1,1 +1,772 @@
-/* placeholder: being written */
+/*
+ * actor: loops, the actor registry, mailboxes, calls with deadlines, timers
+ * and orderly shutdown (see actor.h for the contract).
+ *
+ * Locking: the registry mutex guards id -> actor and is held across the
+ * mailbox push and the wake-up, because an actor is only freed by its own
+ * loop thread after it has been unregistered under the same mutex.  Mailbox
+ * contents are guarded by the actor's own mutex.  Everything else in an
+ * actor is touched only by its loop thread.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "actors/actor.h"
+#include "auth/auth.h"
+#include "base/base.h"
+#include "net/net.h"
+
+#define REG_MAX (1u << 16)
+#define DRAIN_BATCH 64
+
+struct pending {
+	uint64_t corr;
+	actor_reply_fn fn;
+	void *arg;
+	struct event *timer;
+	struct actor *self;
+	UT_hash_handle hh;
+};
+
+struct actor_timer {
+	struct actor *self;
+	actor_timer_fn fn;
+	void *arg;
+	struct event *ev;
+	LIST_ENTRY(actor_timer) link;
+};
+
+struct actor {
+	actor_id id;
+	struct actor_loop *loop;
+	const struct actor_ops *ops;
+	void *state;
+	pthread_mutex_t mu; /* mailbox */
+	TAILQ_HEAD(, actor_msg) mbox;
+	uint32_t depth, cap, warn_at;
+	int scheduled;
+	struct event *wake;
+	/* loop-thread only below */
+	struct pending *pending;
+	uint64_t next_corr;
+	LIST_HEAD(, actor_timer) timers;
+	int dispatching, destroy_requested, destroyed;
+	TAILQ_ENTRY(actor) link;
+};
+
+struct actor_loop {
+	char name[16];
+	struct event_base *base;
+	struct event *stop_ev;
+	pthread_t thread;
+	pthread_t runner; /* thread currently driving the loop */
+	int started, running, stopping;
+	pthread_mutex_t mu; /* actors list */
+	TAILQ_HEAD(, actor) actors;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct actor **slot;
+	uint32_t *gen;
+	uint32_t *free_stack;
+	uint32_t nfree, next_unused;
+} reg = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static struct actor_stats stats;
+#define STAT_INC(f) __atomic_add_fetch(&stats.f, 1, __ATOMIC_RELAXED)
+
+static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
+
+static void runtime_init(void)
+{
+	if (evthread_use_pthreads() != 0)
+		kvn_fatal("libevent: evthread_use_pthreads failed");
+	reg.slot = kvn_xcalloc(REG_MAX, sizeof *reg.slot);
+	reg.gen = kvn_xcalloc(REG_MAX, sizeof *reg.gen);
+	reg.free_stack = kvn_xcalloc(REG_MAX, sizeof *reg.free_stack);
+}
+
+/* ---- messages ---- */
+
+struct actor_msg *actor_msg_new(uint16_t type)
+{
+	struct actor_msg *m = kvn_xcalloc(1, sizeof *m);
+	m->type = type;
+	return m;
+}
+
+void actor_msg_free(struct actor_msg *m)
+{
+	if (!m)
+		return;
+	free(m->meta);
+	if (m->payload)
+		evbuffer_free(m->payload);
+	free(m);
+}
+
+struct actor_msg *actor_msg_dup(const struct actor_msg *m)
+{
+	struct actor_msg *d = actor_msg_new(m->type);
+	d->flags = m->flags;
+	d->status = m->status;
+	d->corr = m->corr;
+	d->src = m->src;
+	d->src_role = m->src_role;
+	d->sink_err = m->sink_err;
+	d->payload_len = m->payload_len;
+	if (m->meta_len) {
+		d->meta = kvn_xmalloc(m->meta_len);
+		memcpy(d->meta, m->meta, m->meta_len);
+		d->meta_len = m->meta_len;
+	}
+	if (m->payload) {
+		size_t n = evbuffer_get_length(m->payload);
+		d->payload = evbuffer_new();
+		if (!d->payload)
+			kvn_fatal("out of memory");
+		if (n) {
+			void *tmp = kvn_xmalloc(n);
+			evbuffer_copyout(m->payload, tmp, n);
+			evbuffer_add(d->payload, tmp, n);
+			free(tmp);
+		}
+	}
+	return d;
+}
+
+/* ---- loops ---- */
+
+static void loop_stop_cb(evutil_socket_t fd, short what, void *arg);
+
+struct actor_loop *actor_loop_new(const char *name)
+{
+	struct actor_loop *l;
+
+	pthread_once(&runtime_once, runtime_init);
+	l = kvn_xcalloc(1, sizeof *l);
+	snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
+	{
+		/* deadlines are measured against kvn_now_ms: do not let libevent
+		 * schedule timers from a time cached at the top of the loop */
+		struct event_config *cfg = event_config_new();
+		if (!cfg)
+			kvn_fatal("libevent: event_config_new failed");
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
+		l->base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+	}
+	if (!l->base)
+		kvn_fatal("libevent: event_base_new failed");
+	l->stop_ev = event_new(l->base, -1, 0, loop_stop_cb, l);
+	pthread_mutex_init(&l->mu, NULL);
+	TAILQ_INIT(&l->actors);
+	return l;
+}
+
+struct event_base *actor_loop_base(struct actor_loop *l)
+{
+	return l->base;
+}
+
+int actor_loop_on_thread(const struct actor_loop *l)
+{
+	return l->running && pthread_equal(l->runner, pthread_self());
+}
+
+static void *loop_thread(void *arg)
+{
+	struct actor_loop *l = arg;
+	kvn_log_set_thread_name(l->name);
+	l->runner = pthread_self();
+	l->running = 1;
+	/* keep running while there is nothing to do: the stop event ends it */
+	event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	l->running = 0;
+	return NULL;
+}
+
+int actor_loop_start(struct actor_loop *l)
+{
+	int rc = pthread_create(&l->thread, NULL, loop_thread, l);
+	if (rc != 0)
+		return KVN_ENOMEM;
+	l->started = 1;
+	return 0;
+}
+
+void actor_loop_stop(struct actor_loop *l)
+{
+	event_active(l->stop_ev, 0, 0);
+}
+
+void actor_loop_join(struct actor_loop *l)
+{
+	if (l->started) {
+		pthread_join(l->thread, NULL);
+		l->started = 0;
+	}
+}
+
+static void noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadline_ms)
+{
+	struct timeval tv;
+	struct event *t;
+	int rc = 0;
+
+	t = evtimer_new(l->base, noop_cb, NULL);
+	if (!t)
+		return KVN_ENOMEM;
+	l->runner = pthread_self();
+	l->running = 1;
+	while (!*done) {
+		uint64_t now = kvn_now_ms();
+		if (now >= deadline_ms) {
+			rc = KVN_ETIMEDOUT;
+			break;
+		}
+		uint64_t left = deadline_ms - now;
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+		evtimer_add(t, &tv);
+		event_base_loop(l->base, EVLOOP_ONCE);
+	}
+	l->running = 0;
+	event_free(t);
+	return rc;
+}
+
+/* ---- registry ---- */
+
+static int reg_add(struct actor *a)
+{
+	uint32_t idx;
+
+	pthread_mutex_lock(&reg.mu);
+	if (reg.nfree > 0)
+		idx = reg.free_stack[--reg.nfree];
+	else if (reg.next_unused < REG_MAX)
+		idx = reg.next_unused++;
+	else {
+		pthread_mutex_unlock(&reg.mu);
+		return KVN_ENOMEM;
+	}
+	reg.gen[idx]++;
+	reg.slot[idx] = a;
+	a->id = ((uint64_t)reg.gen[idx] << 32) | (uint64_t)(idx + 1);
+	pthread_mutex_unlock(&reg.mu);
+	return 0;
+}
+
+static void reg_remove(struct actor *a)
+{
+	uint32_t idx = (uint32_t)(a->id & 0xffffffffu) - 1;
+
+	pthread_mutex_lock(&reg.mu);
+	if (reg.slot[idx] == a) {
+		reg.slot[idx] = NULL;
+		reg.free_stack[reg.nfree++] = idx;
+	}
+	pthread_mutex_unlock(&reg.mu);
+}
+
+/* Caller holds reg.mu. */
+static struct actor *reg_find_locked(actor_id id)
+{
+	uint32_t lo = (uint32_t)(id & 0xffffffffu);
+	uint32_t gen = (uint32_t)(id >> 32);
+
+	if (lo == 0 || lo > REG_MAX || !reg.slot)
+		return NULL;
+	if (reg.gen[lo - 1] != gen)
+		return NULL;
+	return reg.slot[lo - 1];
+}
+
+struct actor *actor_lookup_local(const struct actor_loop *l, actor_id id)
+{
+	struct actor *a;
+
+	pthread_mutex_lock(&reg.mu);
+	a = reg_find_locked(id);
+	pthread_mutex_unlock(&reg.mu);
+	if (!a || a->loop != l || !actor_loop_on_thread(l))
+		return NULL;
+	return a;
+}
+
+/* ---- actors ---- */
+
+static void actor_wake_cb(evutil_socket_t fd, short what, void *arg);
+
+int actor_spawn(struct actor_loop *l, const struct actor_ops *ops, void *state, uint32_t mailbox_cap,
+		struct actor **out)
+{
+	struct actor *a;
+	int rc;
+
+	if (!l || !ops || !ops->handle || mailbox_cap == 0)
+		return KVN_EINVAL;
+	a = kvn_xcalloc(1, sizeof *a);
+	a->loop = l;
+	a->ops = ops;
+	a->state = state;
+	a->cap = mailbox_cap;
+	a->warn_at = mailbox_cap / 8 > 16 ? mailbox_cap / 8 : 16;
+	pthread_mutex_init(&a->mu, NULL);
+	TAILQ_INIT(&a->mbox);
+	LIST_INIT(&a->timers);
+	a->wake = event_new(l->base, -1, 0, actor_wake_cb, a);
+	if (!a->wake) {
+		free(a);
+		return KVN_ENOMEM;
+	}
+	rc = reg_add(a);
+	if (rc) {
+		event_free(a->wake);
+		free(a);
+		return rc;
+	}
+	pthread_mutex_lock(&l->mu);
+	TAILQ_INSERT_TAIL(&l->actors, a, link);
+	pthread_mutex_unlock(&l->mu);
+	if (out)
+		*out = a;
+	return 0;
+}
+
+actor_id actor_id_of(const struct actor *a)
+{
+	return a ? a->id : 0;
+}
+
+void *actor_state(const struct actor *a)
+{
+	return a->state;
+}
+
+struct actor_loop *actor_loop_of(const struct actor *a)
+{
+	return a->loop;
+}
+
+struct event_base *actor_base(const struct actor *a)
+{
+	return a->loop->base;
+}
+
+const char *actor_name(const struct actor *a)
+{
+	return a->ops->name ? a->ops->name : "actor";
+}
+
+uint32_t actor_mailbox_depth(const struct actor *a)
+{
+	return __atomic_load_n(&a->depth, __ATOMIC_RELAXED);
+}
+
+static void pending_free(struct pending *p)
+{
+	event_free(p->timer);
+	free(p);
+}
+
+static void actor_finish_destroy(struct actor *a)
+{
+	struct actor_msg *m;
+	struct pending *p, *tmp;
+	struct actor_timer *t;
+
+	/* queued messages: requests among them get no answer; their senders'
+	 * deadlines cover that */
+	pthread_mutex_lock(&a->mu);
+	while ((m = TAILQ_FIRST(&a->mbox))) {
+		TAILQ_REMOVE(&a->mbox, m, link);
+		actor_msg_free(m);
+		STAT_INC(dropped_dead);
+	}
+	a->depth = 0;
+	pthread_mutex_unlock(&a->mu);
+
+	/* Fail pending calls; a callback may call again, which now fails
+	 * synchronously because the actor is unregistered and destroyed. */
+	HASH_ITER(hh, a->pending, p, tmp) {
+		HASH_DEL(a->pending, p);
+		p->fn(a, p->arg, NULL, KVN_ECLOSED);
+		pending_free(p);
+	}
+	if (a->ops->fini)
+		a->ops->fini(a);
+	while ((t = LIST_FIRST(&a->timers))) {
+		LIST_REMOVE(t, link);
+		event_free(t->ev);
+		free(t);
+	}
+	pthread_mutex_lock(&a->loop->mu);
+	TAILQ_REMOVE(&a->loop->actors, a, link);
+	pthread_mutex_unlock(&a->loop->mu);
+	event_free(a->wake);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+void actor_destroy(struct actor *a)
+{
+	if (!a || a->destroyed)
+		return;
+	a->destroyed = 1;
+	reg_remove(a);
+	if (a->dispatching) {
+		a->destroy_requested = 1;
+		return;
+	}
+	actor_finish_destroy(a);
+}
+
+int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+	       struct net_sink *sink)
+{
+	if (!a->ops->sink || a->destroyed)
+		return 1;
+	return a->ops->sink(a, from, h, meta, sink);
+}
+
+void actor_sink_abort(struct actor *a, void *cookie)
+{
+	if (a->ops->sink_abort)
+		a->ops->sink_abort(a, cookie);
+}
+
+/* ---- messaging ---- */
+
+int actor_send(actor_id dst, struct actor_msg *m)
+{
+	struct actor *a;
+	int wake = 0;
+
+	if (!m)
+		return KVN_EINVAL;
+	if (m->src_role == AUTH_ROLE_NONE)
+		m->src_role = AUTH_ROLE_INTERNAL;
+	pthread_mutex_lock(&reg.mu);
+	a = reg_find_locked(dst);
+	if (!a) {
+		pthread_mutex_unlock(&reg.mu);
+		STAT_INC(dropped_dead);
+		return KVN_ECLOSED;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (a->depth >= a->cap) {
+		pthread_mutex_unlock(&a->mu);
+		pthread_mutex_unlock(&reg.mu);
+		STAT_INC(dropped_full);
+		return KVN_EBUSY;
+	}
+	TAILQ_INSERT_TAIL(&a->mbox, m, link);
+	a->depth++;
+	if (a->depth >= a->warn_at) {
+		log_warn("%s: mailbox depth %u of %u", actor_name(a), a->depth, a->cap);
+		a->warn_at *= 2;
+	}
+	if (!a->scheduled) {
+		a->scheduled = 1;
+		wake = 1;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (wake)
+		event_active(a->wake, 0, 0);
+	pthread_mutex_unlock(&reg.mu);
+	STAT_INC(sent);
+	return 0;
+}
+
+static void dispatch(struct actor *a, struct actor_msg *m)
+{
+	int r;
+
+	STAT_INC(delivered);
+	if ((m->flags & WIRE_F_REPLY) && m->corr) {
+		struct pending *p;
+		HASH_FIND(hh, a->pending, &m->corr, sizeof m->corr, p);
+		if (p) {
+			HASH_DEL(a->pending, p);
+			r = p->fn(a, p->arg, m, 0);
+			pending_free(p);
+			if (r != ACTOR_KEEP)
+				actor_msg_free(m);
+			return;
+		}
+		if (!a->ops->wants_replies) {
+			/* its caller gave up (deadline) or never asked */
+			STAT_INC(late_replies);
+			actor_msg_free(m);
+			return;
+		}
+	}
+	r = a->ops->handle(a, m);
+	if (r != ACTOR_KEEP)
+		actor_msg_free(m);
+}
+
+/* Handle up to DRAIN_BATCH messages.  Returns 0 if the actor was destroyed
+ * (do not touch it again), else 1.  Re-arms the wake-up when more remain. */
+static int actor_drain_batch(struct actor *a)
+{
+	struct actor_msg *batch[DRAIN_BATCH];
+	int n = 0, more;
+
+	pthread_mutex_lock(&a->mu);
+	while (n < DRAIN_BATCH && !TAILQ_EMPTY(&a->mbox)) {
+		batch[n] = TAILQ_FIRST(&a->mbox);
+		TAILQ_REMOVE(&a->mbox, batch[n], link);
+		n++;
+	}
+	a->depth -= (uint32_t)n;
+	if (a->depth == 0)
+		a->warn_at = a->cap / 8 > 16 ? a->cap / 8 : 16;
+	more = !TAILQ_EMPTY(&a->mbox);
+	if (!more)
+		a->scheduled = 0;
+	pthread_mutex_unlock(&a->mu);
+
+	a->dispatching = 1;
+	for (int i = 0; i < n; i++) {
+		if (a->destroy_requested) {
+			actor_msg_free(batch[i]);
+			continue;
+		}
+		dispatch(a, batch[i]);
+	}
+	a->dispatching = 0;
+	if (a->destroy_requested) {
+		actor_finish_destroy(a);
+		return 0;
+	}
+	/* yield to other events between batches instead of starving them */
+	if (more)
+		event_active(a->wake, 0, 0);
+	return 1;
+}
+
+static void actor_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	actor_drain_batch(arg);
+}
+
+static void pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct actor *a = p->self;
+
+	(void)fd;
+	(void)what;
+	HASH_DEL(a->pending, p);
+	STAT_INC(timeouts);
+	p->fn(a, p->arg, NULL, KVN_ETIMEDOUT);
+	pending_free(p);
+}
+
+int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t timeout_ms,
+	       actor_reply_fn fn, void *arg)
+{
+	struct pending *p;
+	struct timeval tv;
+	int rc;
+
+	if (!self || !m || !fn)
+		return KVN_EINVAL;
+	if (self->destroyed)
+		return KVN_ECLOSED;
+	p = kvn_xcalloc(1, sizeof *p);
+	p->corr = ++self->next_corr;
+	p->fn = fn;
+	p->arg = arg;
+	p->self = self;
+	p->timer = evtimer_new(self->loop->base, pending_timeout_cb, p);
+	if (!p->timer) {
+		free(p);
+		return KVN_ENOMEM;
+	}
+	m->corr = p->corr;
+	m->src = self->id;
+	m->deadline_ms = kvn_now_ms() + timeout_ms;
+	m->flags &= (uint16_t)~WIRE_F_REPLY;
+	HASH_ADD(hh, self->pending, corr, sizeof p->corr, p);
+	tv.tv_sec = (time_t)(timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)((timeout_ms % 1000) * 1000);
+	evtimer_add(p->timer, &tv);
+	rc = actor_send(dst, m);
+	if (rc) {
+		HASH_DEL(self->pending, p);
+		pending_free(p);
+		m->corr = 0;
+		return rc;
+	}
+	return 0;
+}
+
+void actor_reply(struct actor *self, const struct actor_msg *req, struct actor_msg *reply, int status)
+{
+	(void)self;
+	if (!req->corr) {
+		actor_msg_free(reply);
+		return;
+	}
+	reply->type = req->type;
+	reply->flags |= WIRE_F_REPLY;
+	reply->corr = req->corr;
+	reply->status = status;
+	reply->src = self ? self->id : 0;
+	if (actor_send(req->src, reply) != 0) {
+		STAT_INC(late_replies);
+		actor_msg_free(reply);
+	}
+}
+
+void actor_reply_status(struct actor *self, const struct actor_msg *req, int status)
+{
+	actor_reply(self, req, actor_msg_new(req->type), status);
+}
+
+/* ---- timers ---- */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct actor_timer *t = arg;
+	(void)fd;
+	(void)what;
+	if (!t->self->destroyed)
+		t->fn(t->self, t->arg);
+}
+
+struct actor_timer *actor_timer_new(struct actor *self, actor_timer_fn fn, void *arg)
+{
+	struct actor_timer *t = kvn_xcalloc(1, sizeof *t);
+	t->self = self;
+	t->fn = fn;
+	t->arg = arg;
+	t->ev = evtimer_new(self->loop->base, timer_cb, t);
+	if (!t->ev)
+		kvn_fatal("libevent: evtimer_new failed");
+	LIST_INSERT_HEAD(&self->timers, t, link);
+	return t;
+}
+
+void actor_timer_arm(struct actor_timer *t, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+	evtimer_add(t->ev, &tv);
+}
+
+void actor_timer_cancel(struct actor_timer *t)
+{
+	if (t)
+		evtimer_del(t->ev);
+}
+
+void actor_timer_free(struct actor_timer *t)
+{
+	if (!t)
+		return;
+	LIST_REMOVE(t, link);
+	event_free(t->ev);
+	free(t);
+}
+
+/* ---- shutdown ---- */
+
+static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct actor_loop *l = arg;
+	struct actor *a;
+	actor_id *ids;
+	size_t n = 0, cap = 0;
+	int pass, busy;
+
+	(void)fd;
+	(void)what;
+	l->stopping = 1;
+	TAILQ_FOREACH(a, &l->actors, link)
+		cap++;
+	ids = kvn_xcalloc(cap ? cap : 1, sizeof *ids);
+	TAILQ_FOREACH(a, &l->actors, link)
+		ids[n++] = a->id;
+	/* Handle what is already queued (bounded passes: handlers may send to
+	 * each other), so an accepted request is not silently lost.  Actors are
+	 * looked up by id each time because a handler may destroy another. */
+	for (pass = 0; pass < 4; pass++) {
+		busy = 0;
+		for (size_t i = 0; i < n; i++) {
+			pthread_mutex_lock(&reg.mu);
+			a = reg_find_locked(ids[i]);
+			pthread_mutex_unlock(&reg.mu);
+			if (!a || a->loop != l)
+				continue;
+			/* at most one mailbox-full per pass: bounded even if
+			 * the actor keeps sending to itself */
+			for (uint32_t done = 0; done < a->cap; done += DRAIN_BATCH) {
+				pthread_mutex_lock(&a->mu);
+				int has = !TAILQ_EMPTY(&a->mbox);
+				pthread_mutex_unlock(&a->mu);
+				if (!has)
+					break;
+				busy = 1;
+				if (!actor_drain_batch(a))
+					break; /* destroyed by its handler */
+			}
+		}
+		if (!busy)
+			break;
+	}
+	free(ids);
+	while ((a = TAILQ_FIRST(&l->actors)))
+		actor_destroy(a);
+	event_base_loopexit(l->base, NULL);
+}
+
+void actor_loop_free(struct actor_loop *l)
+{
+	struct actor *a;
+
+	if (!l)
+		return;
+	/* Actors left on a loop that never ran its stop: destroy here, acting
+	 * as the loop's thread (nothing else runs it now). */
+	l->runner = pthread_self();
+	l->running = 1;
+	while ((a = TAILQ_FIRST(&l->actors)))
+		actor_destroy(a);
+	l->running = 0;
+	event_free(l->stop_ev);
+	event_base_free(l->base);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+void actor_get_stats(struct actor_stats *st)
+{
+	st->sent = __atomic_load_n(&stats.sent, __ATOMIC_RELAXED);
+	st->delivered = __atomic_load_n(&stats.delivered, __ATOMIC_RELAXED);
+	st->dropped_dead = __atomic_load_n(&stats.dropped_dead, __ATOMIC_RELAXED);
+	st->dropped_full = __atomic_load_n(&stats.dropped_full, __ATOMIC_RELAXED);
+	st->late_replies = __atomic_load_n(&stats.late_replies, __ATOMIC_RELAXED);
+	st->timeouts = __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,167 @@
+/*
+ * actor: the runtime every role runs on.  Owns loops (an event_base, usually
+ * with its own thread), actors (private state + bounded mailbox + handler),
+ * the registry that turns actor ids into actors, local send with wake-up,
+ * request/response with correlation ids and deadlines, timers, and orderly
+ * shutdown.  Actors never share mutable state; they only send messages.
+ *
+ * Ownership: actor_send() takes the message only when it returns 0; on error
+ * the caller still owns it.  The runtime frees a delivered message after the
+ * handler returns, unless the handler returns ACTOR_KEEP (it kept it).
+ */
+#ifndef KVN_ACTOR_H
+#define KVN_ACTOR_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct evbuffer;
+struct wire_hdr;
+struct net_sink;
+
+/* Handle: registry slot (low 32 bits) | generation (high 32).  0 is none.  A
+ * stale handle never reaches a newer actor in the same slot. */
+typedef uint64_t actor_id;
+
+struct actor_msg {
+	uint16_t type;   /* enum wire_type */
+	uint16_t flags;  /* enum wire_flags */
+	int32_t status;  /* replies: 0 or KVN_E* */
+	uint64_t corr;   /* correlation id; 0 = one-way */
+	actor_id src;    /* sender: replies go here */
+	uint8_t src_role; /* enum auth_role of the authenticated sender */
+	uint32_t meta_len;
+	uint8_t *meta;             /* owned (malloc) */
+	struct evbuffer *payload;  /* owned, or NULL */
+	uint64_t payload_len;      /* bytes of payload (buffered or sunk) */
+	void *sink_cookie;         /* set when the payload went to the receiver's sink */
+	uint64_t deadline_ms;      /* set by actor_call (kvn_now_ms clock); 0 = none */
+	int sink_err;              /* the sink refused: payload discarded, reply with this */
+	TAILQ_ENTRY(actor_msg) link;
+};
+
+/* New message of `type`, no metadata, no payload (aborts on OOM). */
+struct actor_msg *actor_msg_new(uint16_t type);
+/* Frees meta and payload too.  NULL ok. */
+void actor_msg_free(struct actor_msg *m);
+/* Deep copy (meta and payload bytes); used by fault injection. */
+struct actor_msg *actor_msg_dup(const struct actor_msg *m);
+
+struct actor;
+struct actor_loop;
+
+#define ACTOR_KEEP 1
+
+struct actor_ops {
+	const char *name;
+	/* One message at a time on the actor's loop thread.  Return 0 to let the
+	 * runtime free m, ACTOR_KEEP if the handler kept it. */
+	int (*handle)(struct actor *self, struct actor_msg *m);
+	/* Optional, called by a connection on the same loop before it reads a
+	 * payload addressed to this actor: fill *sink with iovecs covering
+	 * exactly h->payload_len bytes and return 0; return 1 to decline (the
+	 * payload is buffered in m->payload); return a KVN_E* code to refuse (the
+	 * payload is read and discarded, the message delivered with sink_err).
+	 * from is the proxy the frame arrived on. */
+	int (*sink)(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+		    struct net_sink *sink);
+	/* Optional: the frame whose payload went to sink->cookie failed (tag
+	 * mismatch, connection lost); the cookie will never be delivered. */
+	void (*sink_abort)(struct actor *self, void *cookie);
+	/* Optional: the actor is being destroyed (loop shutdown or
+	 * actor_destroy): release state.  Pending calls were failed already. */
+	void (*fini)(struct actor *self);
+	/* Replies that match none of this actor's pending calls go to handle()
+	 * when set (proxies forward them); otherwise they are late, counted and
+	 * dropped. */
+	int wants_replies;
+};
+
+/* ---- loops ---- */
+/* A loop: one event_base.  actor_loop_start runs it on a new thread; a loop
+ * that is never started can be driven by its creator with
+ * actor_loop_run_until (the client library does this). */
+struct actor_loop *actor_loop_new(const char *name);
+int actor_loop_start(struct actor_loop *l);
+/* Ask the loop to stop: it handles what is already in its actors' mailboxes,
+ * fails pending calls with KVN_ECLOSED, destroys its actors and exits.  Safe
+ * from any thread and from a signal-handling loop. */
+void actor_loop_stop(struct actor_loop *l);
+/* Wait for a started loop's thread to finish (after stop). */
+void actor_loop_join(struct actor_loop *l);
+/* Free a stopped (or never started) loop; destroys remaining actors. */
+void actor_loop_free(struct actor_loop *l);
+struct event_base *actor_loop_base(struct actor_loop *l);
+/* Drive an unstarted loop on the calling thread until *done becomes non-zero
+ * or deadline_ms (kvn_now_ms clock) passes: 0 or KVN_ETIMEDOUT. */
+int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadline_ms);
+/* True when called on the loop's own thread (or its driving thread). */
+int actor_loop_on_thread(const struct actor_loop *l);
+
+/* ---- actors ---- */
+/* Create an actor on loop l with a mailbox of mailbox_cap messages.  `state`
+ * belongs to the actor (ops->fini releases it).  *out (optional) gets the
+ * actor; its id is actor_id_of(). */
+int actor_spawn(struct actor_loop *l, const struct actor_ops *ops, void *state, uint32_t mailbox_cap,
+		struct actor **out);
+actor_id actor_id_of(const struct actor *a);
+void *actor_state(const struct actor *a);
+struct actor_loop *actor_loop_of(const struct actor *a);
+struct event_base *actor_base(const struct actor *a);
+const char *actor_name(const struct actor *a);
+/* Destroy an actor from its own loop thread: unregister (later sends fail
+ * with KVN_ECLOSED), free queued messages, fail its pending calls, run fini. */
+void actor_destroy(struct actor *a);
+/* The actor on the calling thread's loop with this id, or NULL (stale, other
+ * loop).  For same-loop fast paths such as payload sinks. */
+struct actor *actor_lookup_local(const struct actor_loop *l, actor_id id);
+
+/* Ask a same-loop actor for a payload sink (actor_ops.sink): its return
+ * value, or 1 (decline) when it has no sink hook. */
+int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+	       struct net_sink *sink);
+void actor_sink_abort(struct actor *a, void *cookie);
+
+/* ---- messaging ---- */
+/* Queue m for dst and wake its loop.  0: dst owns m.  KVN_EBUSY (mailbox
+ * full) or KVN_ECLOSED (no such actor): the caller still owns m.  Sets
+ * src_role to AUTH_ROLE_INTERNAL unless already set (proxies set it). */
+int actor_send(actor_id dst, struct actor_msg *m);
+
+/* Outcome of a call: reply is the reply message (err == 0; its status is the
+ * remote result) or NULL when err is KVN_ETIMEDOUT / KVN_ECLOSED / a send
+ * error.  Called exactly once per successful actor_call, on self's loop.
+ * Return ACTOR_KEEP to keep the reply. */
+typedef int (*actor_reply_fn)(struct actor *self, void *arg, struct actor_msg *reply, int err);
+
+/* Send request m to dst expecting one reply within timeout_ms.  Sets m->corr
+ * and m->src.  0: m is taken and fn will run exactly once.  Error: the
+ * caller still owns m and fn will not run.  Call on self's loop thread. */
+int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t timeout_ms,
+	       actor_reply_fn fn, void *arg);
+/* Reply to req: sets corr, REPLY flag and status, sends to req->src.  Always
+ * takes reply (a reply that cannot be delivered is dropped and counted).
+ * A one-way req (corr 0) gets no reply: reply is freed. */
+void actor_reply(struct actor *self, const struct actor_msg *req, struct actor_msg *reply, int status);
+/* Shorthand: a reply with no metadata and this status. */
+void actor_reply_status(struct actor *self, const struct actor_msg *req, int status);
+
+/* ---- timers ---- */
+struct actor_timer;
+typedef void (*actor_timer_fn)(struct actor *self, void *arg);
+struct actor_timer *actor_timer_new(struct actor *self, actor_timer_fn fn, void *arg);
+/* (Re)arm to fire once after ms.  Call on self's loop. */
+void actor_timer_arm(struct actor_timer *t, uint64_t ms);
+void actor_timer_cancel(struct actor_timer *t);
+void actor_timer_free(struct actor_timer *t); /* NULL ok */
+
+/* ---- stats ---- */
+struct actor_stats {
+	uint64_t sent, delivered, dropped_dead, dropped_full, late_replies, timeouts;
+};
+void actor_get_stats(struct actor_stats *st);
+/* Current mailbox depth of an actor (a gauge). */
+uint32_t actor_mailbox_depth(const struct actor *a);
+
+#endif

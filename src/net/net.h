@@ -1,0 +1,238 @@
+/*
+ * net: everything that crosses a process boundary.  Owns the frame codec and
+ * metadata encoding (wire.c), authenticated connections on libevent that act
+ * as proxy actors so a message to a remote actor travels transparently
+ * (conn.c, tcp.c), the in-memory fault-injecting transport for tests (sim.c)
+ * and the RDMA probe (rdma.c, only with HAVE_RDMA).
+ *
+ * Frame = header (32 bytes, little-endian) | metadata | payload | tag (16,
+ * Poly1305, on every frame after the attach handshake).  Every length is
+ * checked before anything is allocated.
+ */
+#ifndef KVN_NET_H
+#define KVN_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "actors/actor.h"
+#include "auth/auth.h"
+
+#define WIRE_MAGIC 0x314e564bu /* "KVN1" as little-endian bytes */
+#define WIRE_VERSION 1
+#define WIRE_HDR_LEN 32
+#define WIRE_TAG_LEN AUTH_TAG_LEN
+#define WIRE_MAX_META (64u * 1024u)
+#define WIRE_MAX_KEY 1024u
+
+/* Message types, numbered in blocks per role.  Values are on the wire: never
+ * renumber.  Replies reuse the request's type with WIRE_F_REPLY. */
+enum wire_type {
+	/* attach handshake (never tagged) */
+	WIRE_HELLO = 1,
+	WIRE_CHALLENGE = 2,
+	WIRE_PROOF = 3,
+	WIRE_ACCEPT = 4,
+	WIRE_REJECT = 5,
+	/* master */
+	WIRE_PING = 16,
+	WIRE_PEER_ATTACH = 17,
+	WIRE_HEARTBEAT = 18,
+	WIRE_EVENTS = 19,
+	WIRE_FULL_SYNC = 20,
+	WIRE_ROUTE_PUT = 21,
+	WIRE_ROUTE_GET = 22,
+	WIRE_STAT = 23,
+	WIRE_ROUTE_REMOVE = 24,
+	/* peer */
+	WIRE_PUT = 64,
+	WIRE_GET = 65,
+	WIRE_EXISTS = 66,
+	WIRE_REMOVE = 67,
+	WIRE_DROP_GEN = 68,
+	WIRE_ALLOC_SLOT = 69,
+	WIRE_COMMIT_SLOT = 70,
+	WIRE_ABORT_SLOT = 71,
+	WIRE_RESOLVE_KEY = 72,
+	WIRE_TYPE_MAX_WIRE = 127,
+	/* in-process only (>= 0x8000): rejected by the decoder */
+	WIRE_INTERNAL = 0x8000,
+	NET_UP = 0x8001,   /* proxy -> owner: connection authenticated */
+	NET_DOWN = 0x8002, /* proxy -> owner: connection closed; status says why */
+	NET_CLOSE = 0x8003, /* anyone -> proxy: close (net_close) */
+};
+const char *wire_type_name(int type);
+int wire_type_known(int type);
+
+enum wire_flags {
+	WIRE_F_REPLY = 1, /* a reply to the request with the same corr */
+};
+
+struct wire_hdr {
+	uint32_t magic;
+	uint8_t version;
+	uint8_t flags;
+	uint16_t type;
+	uint32_t meta_len;
+	int32_t status; /* replies: 0 or KVN_E* */
+	uint64_t payload_len;
+	uint64_t corr; /* correlation id; 0 = one-way */
+};
+
+void wire_hdr_encode(const struct wire_hdr *h, uint8_t out[WIRE_HDR_LEN]);
+/* Decode and validate: magic (KVN_EPROTO), version (KVN_EVERSION), known wire
+ * type (KVN_EPROTO), meta_len <= WIRE_MAX_META and payload_len <= max_payload
+ * (KVN_ETOOBIG).  Nothing is allocated. */
+int wire_hdr_decode(const uint8_t in[WIRE_HDR_LEN], uint64_t max_payload, struct wire_hdr *h);
+
+/* Metadata writer: little-endian scalars and length-prefixed byte strings.
+ * Errors are sticky (w->err), so encoders check once at the end.  The
+ * buffer grows up to WIRE_MAX_META (beyond: KVN_ETOOBIG). */
+struct wire_w {
+	uint8_t *buf;
+	uint32_t len, cap;
+	int err;
+};
+void wire_w_init(struct wire_w *w);
+void wire_w_fini(struct wire_w *w);
+void wire_w_u8(struct wire_w *w, uint8_t v);
+void wire_w_u16(struct wire_w *w, uint16_t v);
+void wire_w_u32(struct wire_w *w, uint32_t v);
+void wire_w_u64(struct wire_w *w, uint64_t v);
+void wire_w_raw(struct wire_w *w, const void *p, uint32_t n);   /* fixed size, no prefix */
+void wire_w_bytes(struct wire_w *w, const void *p, uint32_t n); /* u32 length + bytes */
+void wire_w_str(struct wire_w *w, const char *s);               /* u16 length + bytes */
+/* u16 length + key; a key outside 1..WIRE_MAX_KEY sets KVN_EKEYLEN. */
+void wire_w_key(struct wire_w *w, const void *k, size_t n);
+
+/* Metadata reader over a buffer it does not own; errors sticky (KVN_EPROTO,
+ * or KVN_EKEYLEN for a bad key). */
+struct wire_r {
+	const uint8_t *p;
+	uint32_t len, off;
+	int err;
+};
+void wire_r_init(struct wire_r *r, const void *p, uint32_t len);
+uint8_t wire_r_u8(struct wire_r *r);
+uint16_t wire_r_u16(struct wire_r *r);
+uint32_t wire_r_u32(struct wire_r *r);
+uint64_t wire_r_u64(struct wire_r *r);
+/* Pointer into the buffer (not copied), or NULL on error. */
+const uint8_t *wire_r_raw(struct wire_r *r, uint32_t n);
+const uint8_t *wire_r_bytes(struct wire_r *r, uint32_t max, uint32_t *n);
+/* Copies into out (cap bytes incl. NUL); too long or containing NUL: error. */
+void wire_r_str(struct wire_r *r, char *out, size_t cap);
+const uint8_t *wire_r_key(struct wire_r *r, uint16_t *n);
+/* 0 when no error and every byte consumed, else KVN_EPROTO (or the error). */
+int wire_r_end(const struct wire_r *r);
+
+/* Attach the writer's buffer to m as its metadata (ownership moves to m; the
+ * writer is reset).  Returns the writer's error, if any (then m is
+ * unchanged and the writer still owns its buffer). */
+int wire_w_to_msg(struct wire_w *w, struct actor_msg *m);
+
+/* ---- connections (conn.c, tcp.c) -----------------------------------------
+ * A connection is a proxy actor on its owner's loop.  Sending a message to
+ * the proxy writes it as a frame; a request (corr != 0) is remembered so its
+ * reply, when it arrives, goes back to whoever sent the request (with the
+ * caller's corr restored), and if the connection dies first that sender gets
+ * a KVN_ECONN reply at once instead of waiting for its deadline.  Frames that
+ * are not replies go to the owner with src = the proxy, so the owner replies
+ * with actor_reply() and the reply travels back over the same connection.
+ * The owner gets NET_UP when the connection is authenticated (meta: u8 role,
+ * str node_id, str remote address) and NET_DOWN when it closes (status =
+ * reason). */
+
+struct net_opts {
+	uint64_t connect_timeout_ms;   /* default 5000 */
+	uint64_t handshake_timeout_ms; /* default 5000 */
+	uint64_t max_payload;          /* frames above are refused; default 64 MiB */
+	int reconnect;                 /* outgoing: reconnect with backoff */
+	uint64_t backoff_min_ms;       /* default 100 */
+	uint64_t backoff_max_ms;       /* default 5000 */
+	uint32_t max_conns;            /* listener: refuse beyond; default 1024 */
+	uint64_t write_timeout_ms;     /* no write progress this long: close; default 30000 */
+	uint64_t max_outq;             /* stop reading input above this many queued bytes */
+	uint32_t max_queued;           /* messages queued while not yet connected */
+};
+void net_opts_default(struct net_opts *o);
+
+struct net_creds {
+	int role;            /* AUTH_ROLE_PEER or AUTH_ROLE_CLIENT */
+	const char *node_id; /* 1..64 printable bytes */
+	const struct auth_secret *secret;
+};
+
+/* Open an outgoing authenticated connection owned by `owner` (call on the
+ * owner's loop thread).  *proxy can be sent to at once: messages wait (up to
+ * max_queued) until the connection is up.  Without reconnect, a failed
+ * connect or a closed connection ends the proxy (NET_DOWN, then sends to it
+ * fail with KVN_ECLOSED).  0 or KVN_EINVAL (bad address). */
+int net_connect(struct actor *owner, const char *addr, const struct net_creds *cr,
+		const struct net_opts *o, actor_id *proxy);
+/* Close a proxy (queued output is flushed first, bounded by write_timeout). */
+void net_close(actor_id proxy);
+
+struct net_listener;
+/* Listen on addr; each accepted connection that authenticates against pol
+ * becomes a proxy delivering to owner.  pol must outlive the listener. */
+int net_listen(struct actor *owner, const char *addr, const struct auth_policy *pol,
+	       const struct net_opts *o, struct net_listener **out, char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+uint16_t net_listener_port(const struct net_listener *l);
+void net_listener_free(struct net_listener *l);
+
+/* Where a frame's payload goes.  An owner whose actor_ops has a sink hook is
+ * asked, before the payload is read, for iovecs covering exactly payload_len
+ * bytes; the connection then reads the bytes straight into them (no
+ * intermediate buffer) and delivers the message with sink_cookie set.  See
+ * actor_ops.sink in actors/actor.h. */
+struct net_sink {
+	struct iovec *iov; /* owned by the cookie's owner */
+	int niov;
+	void *cookie;
+};
+
+struct net_stats {
+	uint64_t frames_in, frames_out, bytes_in, bytes_out;
+	uint64_t auth_fail, proto_err, conns_open, conns_accepted, conns_refused;
+};
+void net_get_stats(struct net_stats *st);
+
+/* ---- simulated network (sim.c) -------------------------------------------
+ * For tests: links between actors on one loop through a seeded scheduler
+ * that can drop, delay, duplicate and reorder messages, and partition nodes.
+ * The same seed replays the same run. */
+struct net_sim_faults {
+	uint32_t drop_pm;  /* per mille */
+	uint32_t dup_pm;
+	uint32_t delay_pm; /* messages delayed by 1..max_delay_ms */
+	uint32_t max_delay_ms;
+};
+struct net_sim;
+struct net_sim *net_sim_new(uint64_t seed, const struct net_sim_faults *f);
+void net_sim_free(struct net_sim *s);
+/* A proxy on from's loop whose messages reach `to` through the simulated
+ * network; replies come back the same way.  `from_node`/`to_node` name the
+ * endpoints for partitions.  src_role is what `to` sees as m->src_role. */
+int net_sim_connect(struct net_sim *s, struct actor *from, int from_node, actor_id to, int to_node,
+		    int src_role, actor_id *proxy);
+/* Cut (on = 1) or heal every link touching node. */
+void net_sim_partition(struct net_sim *s, int node, int on);
+struct net_sim_stats {
+	uint64_t sent, delivered, dropped, duplicated, delayed, cut;
+};
+void net_sim_get_stats(const struct net_sim *s, struct net_sim_stats *st);
+/* Deterministic random numbers from the sim's seed (for workloads). */
+uint64_t net_sim_rand(struct net_sim *s);
+
+/* ---- RDMA (rdma.c) -------------------------------------------------------- */
+#ifdef HAVE_RDMA
+/* Number of RDMA devices present (0 when none: TCP is used). */
+int net_rdma_devices(void);
+#else
+static inline int net_rdma_devices(void) { return 0; }
+#endif
+
+#endif

@@ -1,0 +1,418 @@
+/*
+ * proto: encoders and decoders for the role messages (layouts in proto.h
+ * and docs/protocol.md).  Decoders validate counts against the bytes that
+ * are actually there before anyone loops over them.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "actors/proto.h"
+#include "base/base.h"
+
+static int finish(struct wire_w *w, struct actor_msg *m)
+{
+	int rc = wire_w_to_msg(w, m);
+	wire_w_fini(w);
+	return rc;
+}
+
+/* A count claims n items of at least min_item bytes each: refuse a count
+ * the remaining metadata cannot hold, before anybody loops over it. */
+static int check_count(struct wire_r *r, uint32_t n, uint32_t min_item)
+{
+	if (r->err)
+		return r->err;
+	if (n > PROTO_MAX_ITEMS || (uint64_t)n * min_item > (uint64_t)(r->len - r->off)) {
+		r->err = KVN_EPROTO;
+		return KVN_EPROTO;
+	}
+	return 0;
+}
+
+/* ---- PING ---- */
+
+int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server_id)
+{
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_u32(&w, peers);
+	wire_w_str(&w, server_id);
+	return finish(&w, m);
+}
+
+int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap)
+{
+	struct wire_r r;
+	wire_r_init(&r, m->meta, m->meta_len);
+	*peers = wire_r_u32(&r);
+	wire_r_str(&r, server_id, cap);
+	return wire_r_end(&r);
+}
+
+/* ---- node description ---- */
+
+int proto_node_enc(struct actor_msg *m, const struct proto_node *n)
+{
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_str(&w, n->node_id);
+	wire_w_str(&w, n->addr);
+	wire_w_u64(&w, n->boot_id);
+	wire_w_u64(&w, n->dram_total);
+	wire_w_u64(&w, n->dram_used);
+	wire_w_u64(&w, n->disk_total);
+	wire_w_u64(&w, n->disk_used);
+	wire_w_u64(&w, n->last_seq);
+	wire_w_u64(&w, n->keys);
+	return finish(&w, m);
+}
+
+int proto_node_dec(const struct actor_msg *m, struct proto_node *n)
+{
+	struct wire_r r;
+	memset(n, 0, sizeof *n);
+	wire_r_init(&r, m->meta, m->meta_len);
+	wire_r_str(&r, n->node_id, sizeof n->node_id);
+	wire_r_str(&r, n->addr, sizeof n->addr);
+	n->boot_id = wire_r_u64(&r);
+	n->dram_total = wire_r_u64(&r);
+	n->dram_used = wire_r_u64(&r);
+	n->disk_total = wire_r_u64(&r);
+	n->disk_used = wire_r_u64(&r);
+	n->last_seq = wire_r_u64(&r);
+	n->keys = wire_r_u64(&r);
+	if (!r.err && n->node_id[0] == '\0')
+		return KVN_EPROTO;
+	return wire_r_end(&r);
+}
+
+int proto_ack_enc(struct actor_msg *m, const struct proto_ack *a)
+{
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_u64(&w, a->applied_seq);
+	wire_w_u64(&w, a->durable_seq);
+	wire_w_u8(&w, a->need_full_sync);
+	wire_w_u32(&w, a->epoch);
+	return finish(&w, m);
+}
+
+int proto_ack_dec(const struct actor_msg *m, struct proto_ack *a)
+{
+	struct wire_r r;
+	wire_r_init(&r, m->meta, m->meta_len);
+	a->applied_seq = wire_r_u64(&r);
+	a->durable_seq = wire_r_u64(&r);
+	a->need_full_sync = wire_r_u8(&r);
+	a->epoch = wire_r_u32(&r);
+	return wire_r_end(&r);
+}
+
+/* ---- events ---- */
+
+void proto_events_begin(struct wire_w *w, const char *node_id, uint64_t boot_id, uint32_t n)
+{
+	wire_w_str(w, node_id);
+	wire_w_u64(w, boot_id);
+	wire_w_u32(w, n);
+}
+
+void proto_events_add(struct wire_w *w, const struct proto_event *e)
+{
+	wire_w_u64(w, e->seq);
+	wire_w_u8(w, e->kind);
+	wire_w_key(w, e->key, e->klen);
+	wire_w_u64(w, e->gen);
+	wire_w_u8(w, e->tier);
+	wire_w_u64(w, e->size);
+	wire_w_u8(w, e->durable);
+}
+
+#define EVENT_MIN_BYTES (8 + 1 + 3 + 8 + 1 + 8 + 1)
+
+int proto_events_open(struct wire_r *r, const struct actor_msg *m, char *node_id, size_t cap,
+		      uint64_t *boot_id, uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	wire_r_str(r, node_id, cap);
+	*boot_id = wire_r_u64(r);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, EVENT_MIN_BYTES);
+}
+
+int proto_events_next(struct wire_r *r, struct proto_event *e)
+{
+	e->seq = wire_r_u64(r);
+	e->kind = wire_r_u8(r);
+	e->key = wire_r_key(r, &e->klen);
+	e->gen = wire_r_u64(r);
+	e->tier = wire_r_u8(r);
+	e->size = wire_r_u64(r);
+	e->durable = wire_r_u8(r);
+	if (!r->err && e->kind != PROTO_EV_ADD && e->kind != PROTO_EV_REMOVE)
+		r->err = KVN_EPROTO;
+	return r->err;
+}
+
+void proto_sync_begin(struct wire_w *w, const struct proto_sync_hdr *h)
+{
+	wire_w_str(w, h->node_id);
+	wire_w_u64(w, h->boot_id);
+	wire_w_u64(w, h->seq);
+	wire_w_u32(w, h->chunk);
+	wire_w_u8(w, h->last);
+	wire_w_u32(w, h->n);
+}
+
+void proto_sync_add(struct wire_w *w, const struct proto_event *e)
+{
+	wire_w_key(w, e->key, e->klen);
+	wire_w_u64(w, e->gen);
+	wire_w_u8(w, e->tier);
+	wire_w_u64(w, e->size);
+}
+
+int proto_sync_open(struct wire_r *r, const struct actor_msg *m, struct proto_sync_hdr *h)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	wire_r_str(r, h->node_id, sizeof h->node_id);
+	h->boot_id = wire_r_u64(r);
+	h->seq = wire_r_u64(r);
+	h->chunk = wire_r_u32(r);
+	h->last = wire_r_u8(r);
+	h->n = wire_r_u32(r);
+	return check_count(r, h->n, 3 + 8 + 1 + 8);
+}
+
+int proto_sync_next(struct wire_r *r, struct proto_event *e)
+{
+	memset(e, 0, sizeof *e);
+	e->kind = PROTO_EV_ADD;
+	e->key = wire_r_key(r, &e->klen);
+	e->gen = wire_r_u64(r);
+	e->tier = wire_r_u8(r);
+	e->size = wire_r_u64(r);
+	return r->err;
+}
+
+int proto_durable_enc(struct actor_msg *m, uint64_t durable_seq)
+{
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_u64(&w, durable_seq);
+	return finish(&w, m);
+}
+
+int proto_durable_dec(const struct actor_msg *m, uint64_t *durable_seq)
+{
+	struct wire_r r;
+	wire_r_init(&r, m->meta, m->meta_len);
+	*durable_seq = wire_r_u64(&r);
+	return wire_r_end(&r);
+}
+
+/* ---- keys ---- */
+
+void proto_keys_begin(struct wire_w *w, uint32_t n)
+{
+	wire_w_u32(w, n);
+}
+
+void proto_keys_add(struct wire_w *w, const void *key, size_t klen)
+{
+	wire_w_key(w, key, klen);
+}
+
+int proto_keys_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 3);
+}
+
+int proto_keys_next(struct wire_r *r, const uint8_t **key, uint16_t *klen)
+{
+	*key = wire_r_key(r, klen);
+	return r->err;
+}
+
+/* ---- ROUTE_PUT ---- */
+
+void proto_route_put_begin(struct wire_w *w, const char *const *exclude, uint32_t nexclude, uint32_t n)
+{
+	wire_w_u32(w, nexclude);
+	for (uint32_t i = 0; i < nexclude; i++)
+		wire_w_str(w, exclude[i]);
+	wire_w_u32(w, n);
+}
+
+void proto_route_put_add(struct wire_w *w, const void *key, size_t klen, uint64_t size)
+{
+	wire_w_key(w, key, klen);
+	wire_w_u64(w, size);
+}
+
+int proto_route_put_open(struct wire_r *r, const struct actor_msg *m, char (*ex)[65], uint32_t max,
+			 uint32_t *nexclude, uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	*nexclude = wire_r_u32(r);
+	if (!r->err && *nexclude > max)
+		r->err = KVN_EPROTO;
+	for (uint32_t i = 0; i < *nexclude && !r->err; i++)
+		wire_r_str(r, ex[i], 65);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 3 + 8);
+}
+
+int proto_route_put_next(struct wire_r *r, const uint8_t **key, uint16_t *klen, uint64_t *size)
+{
+	*key = wire_r_key(r, klen);
+	*size = wire_r_u64(r);
+	return r->err;
+}
+
+/* ---- route replies ---- */
+
+void proto_routes_begin(struct wire_w *w, uint32_t n)
+{
+	wire_w_u32(w, n);
+}
+
+void proto_routes_add(struct wire_w *w, const struct proto_route *rt)
+{
+	wire_w_u32(w, (uint32_t)rt->status);
+	wire_w_str(w, rt->node_id);
+	wire_w_str(w, rt->addr);
+	wire_w_u64(w, rt->gen);
+	wire_w_u8(w, rt->tier);
+	wire_w_u64(w, rt->size);
+}
+
+int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 4 + 2 + 2 + 8 + 1 + 8);
+}
+
+int proto_routes_next(struct wire_r *r, struct proto_route *rt)
+{
+	rt->status = (int32_t)wire_r_u32(r);
+	wire_r_str(r, rt->node_id, sizeof rt->node_id);
+	wire_r_str(r, rt->addr, sizeof rt->addr);
+	rt->gen = wire_r_u64(r);
+	rt->tier = wire_r_u8(r);
+	rt->size = wire_r_u64(r);
+	if (!r->err && (rt->status > 0 || rt->status < KVN_ERR_MIN))
+		r->err = KVN_EPROTO;
+	return r->err;
+}
+
+/* ---- data path items ---- */
+
+void proto_items_begin(struct wire_w *w, uint8_t flags, uint32_t n)
+{
+	wire_w_u8(w, flags);
+	wire_w_u32(w, n);
+}
+
+void proto_items_add(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	wire_w_key(w, key, klen);
+	wire_w_u64(w, gen);
+	wire_w_u64(w, size);
+}
+
+int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint8_t *flags,
+		     uint32_t *n)
+{
+	wire_r_init(r, meta, meta_len);
+	*flags = wire_r_u8(r);
+	*n = wire_r_u32(r);
+	if (!r->err && *n == 0)
+		r->err = KVN_EPROTO;
+	return check_count(r, *n, 3 + 8 + 8);
+}
+
+int proto_items_next(struct wire_r *r, struct proto_item *it)
+{
+	it->key = wire_r_key(r, &it->klen);
+	it->gen = wire_r_u64(r);
+	it->size = wire_r_u64(r);
+	return r->err;
+}
+
+void proto_results_begin(struct wire_w *w, uint32_t n)
+{
+	wire_w_u32(w, n);
+}
+
+void proto_results_add(struct wire_w *w, const struct proto_result *res)
+{
+	wire_w_u32(w, (uint32_t)res->status);
+	wire_w_u64(w, res->gen);
+	wire_w_u64(w, res->size);
+}
+
+int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n)
+{
+	wire_r_init(r, meta, meta_len);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 4 + 8 + 8);
+}
+
+int proto_results_next(struct wire_r *r, struct proto_result *res)
+{
+	res->status = (int32_t)wire_r_u32(r);
+	res->gen = wire_r_u64(r);
+	res->size = wire_r_u64(r);
+	if (!r->err && (res->status > 0 || res->status < KVN_ERR_MIN))
+		r->err = KVN_EPROTO;
+	return r->err;
+}
+
+/* ---- STAT ---- */
+
+void proto_stat_begin(struct wire_w *w, uint64_t objects, uint64_t bytes, uint32_t n)
+{
+	wire_w_u64(w, objects);
+	wire_w_u64(w, bytes);
+	wire_w_u32(w, n);
+}
+
+void proto_stat_add(struct wire_w *w, const struct proto_stat_node *sn)
+{
+	wire_w_str(w, sn->node_id);
+	wire_w_str(w, sn->addr);
+	wire_w_u8(w, sn->alive);
+	wire_w_u64(w, sn->dram_total);
+	wire_w_u64(w, sn->dram_used);
+	wire_w_u64(w, sn->disk_total);
+	wire_w_u64(w, sn->disk_used);
+	wire_w_u64(w, sn->objects);
+}
+
+int proto_stat_open(struct wire_r *r, const struct actor_msg *m, uint64_t *objects, uint64_t *bytes,
+		    uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	*objects = wire_r_u64(r);
+	*bytes = wire_r_u64(r);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 2 + 2 + 1 + 5 * 8);
+}
+
+int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn)
+{
+	wire_r_str(r, sn->node_id, sizeof sn->node_id);
+	wire_r_str(r, sn->addr, sizeof sn->addr);
+	sn->alive = wire_r_u8(r);
+	sn->dram_total = wire_r_u64(r);
+	sn->dram_used = wire_r_u64(r);
+	sn->disk_total = wire_r_u64(r);
+	sn->disk_used = wire_r_u64(r);
+	sn->objects = wire_r_u64(r);
+	return r->err;
+}

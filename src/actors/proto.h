@@ -1,0 +1,157 @@
+/*
+ * proto: the metadata layout of every role message, in one place, so the
+ * sender's encoder and the receiver's decoder cannot drift apart.  Batches
+ * are decoded with iterators over the message's own buffer (no copies, no
+ * allocation); pointers they return live as long as the message.
+ * docs/protocol.md documents the same layouts for humans.
+ */
+#ifndef KVN_PROTO_H
+#define KVN_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/actor.h"
+#include "net/net.h"
+
+/* One-way master -> peer: events up to seq are committed to master.db. */
+#define WIRE_DURABLE 25
+
+enum proto_event_kind { PROTO_EV_ADD = 1, PROTO_EV_REMOVE = 2 };
+enum proto_put_flags { PROTO_PUT_DURABLE = 1 };
+
+/* Largest payload a batch frame may carry; bigger batches go in rounds. */
+#define PROTO_MAX_BATCH_PAYLOAD (256ull << 20)
+/* Largest number of items in one batch message. */
+#define PROTO_MAX_ITEMS 4096
+
+/* ---- PING ---- */
+int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server_id);
+int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap);
+
+/* ---- PEER_ATTACH / HEARTBEAT requests: a peer describes itself ---- */
+struct proto_node {
+	char node_id[65];
+	char addr[128]; /* where clients reach the peer */
+	uint64_t boot_id; /* random per peer process start */
+	uint64_t dram_total, dram_used, disk_total, disk_used;
+	uint64_t last_seq; /* highest event seq produced */
+	uint64_t keys;
+};
+int proto_node_enc(struct actor_msg *m, const struct proto_node *n);
+int proto_node_dec(const struct actor_msg *m, struct proto_node *n);
+
+/* Reply to PEER_ATTACH, HEARTBEAT and EVENTS. */
+struct proto_ack {
+	uint64_t applied_seq; /* master applied every event <= this */
+	uint64_t durable_seq; /* ... and committed every event <= this */
+	uint8_t need_full_sync;
+	uint32_t epoch;
+};
+int proto_ack_enc(struct actor_msg *m, const struct proto_ack *a);
+int proto_ack_dec(const struct actor_msg *m, struct proto_ack *a);
+
+/* ---- EVENTS (peer -> master) and FULL_SYNC ---- */
+struct proto_event {
+	uint64_t seq;
+	uint8_t kind; /* enum proto_event_kind */
+	const uint8_t *key;
+	uint16_t klen;
+	uint64_t gen;
+	uint8_t tier;
+	uint64_t size;
+	uint8_t durable;
+};
+/* Writer: begin with the header, add events, finish into m. */
+void proto_events_begin(struct wire_w *w, const char *node_id, uint64_t boot_id, uint32_t n);
+void proto_events_add(struct wire_w *w, const struct proto_event *e);
+/* Reader: header, then next() n times; end() checks nothing is left. */
+int proto_events_open(struct wire_r *r, const struct actor_msg *m, char *node_id, size_t cap,
+		      uint64_t *boot_id, uint32_t *n);
+int proto_events_next(struct wire_r *r, struct proto_event *e);
+
+/* FULL_SYNC chunk: the snapshot of every committed key, as of event `seq`. */
+struct proto_sync_hdr {
+	char node_id[65];
+	uint64_t boot_id;
+	uint64_t seq;
+	uint32_t chunk; /* 0, 1, 2, ... */
+	uint8_t last;
+	uint32_t n;
+};
+void proto_sync_begin(struct wire_w *w, const struct proto_sync_hdr *h);
+/* entries use proto_event with kind/seq/durable ignored */
+void proto_sync_add(struct wire_w *w, const struct proto_event *e);
+int proto_sync_open(struct wire_r *r, const struct actor_msg *m, struct proto_sync_hdr *h);
+int proto_sync_next(struct wire_r *r, struct proto_event *e);
+
+/* DURABLE (one-way master -> peer) */
+int proto_durable_enc(struct actor_msg *m, uint64_t durable_seq);
+int proto_durable_dec(const struct actor_msg *m, uint64_t *durable_seq);
+
+/* ---- keys-only batches: ROUTE_GET, EXISTS requests ---- */
+void proto_keys_begin(struct wire_w *w, uint32_t n);
+void proto_keys_add(struct wire_w *w, const void *key, size_t klen);
+int proto_keys_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
+int proto_keys_next(struct wire_r *r, const uint8_t **key, uint16_t *klen);
+
+/* ---- ROUTE_PUT ---- */
+void proto_route_put_begin(struct wire_w *w, const char *const *exclude, uint32_t nexclude, uint32_t n);
+void proto_route_put_add(struct wire_w *w, const void *key, size_t klen, uint64_t size);
+/* excludes are read into ex[] (up to max; more is an error) */
+int proto_route_put_open(struct wire_r *r, const struct actor_msg *m, char (*ex)[65], uint32_t max,
+			 uint32_t *nexclude, uint32_t *n);
+int proto_route_put_next(struct wire_r *r, const uint8_t **key, uint16_t *klen, uint64_t *size);
+
+/* ---- route replies: ROUTE_PUT and ROUTE_GET ---- */
+struct proto_route {
+	int32_t status;
+	char node_id[65];
+	char addr[128];
+	uint64_t gen;
+	uint8_t tier;  /* ROUTE_GET only */
+	uint64_t size; /* ROUTE_GET only */
+};
+void proto_routes_begin(struct wire_w *w, uint32_t n);
+void proto_routes_add(struct wire_w *w, const struct proto_route *rt);
+int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
+int proto_routes_next(struct wire_r *r, struct proto_route *rt);
+
+/* ---- data path: PUT, GET, REMOVE requests (key, gen[, size]) ---- */
+struct proto_item {
+	const uint8_t *key;
+	uint16_t klen;
+	uint64_t gen;
+	uint64_t size; /* PUT only */
+};
+void proto_items_begin(struct wire_w *w, uint8_t flags, uint32_t n);
+void proto_items_add(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size);
+int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint8_t *flags,
+		     uint32_t *n);
+int proto_items_next(struct wire_r *r, struct proto_item *it);
+
+/* ---- data path replies: per item status, gen, size ---- */
+struct proto_result {
+	int32_t status;
+	uint64_t gen;
+	uint64_t size;
+};
+void proto_results_begin(struct wire_w *w, uint32_t n);
+void proto_results_add(struct wire_w *w, const struct proto_result *res);
+int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n);
+int proto_results_next(struct wire_r *r, struct proto_result *res);
+
+/* ---- STAT reply ---- */
+struct proto_stat_node {
+	char node_id[65];
+	char addr[128];
+	uint8_t alive;
+	uint64_t dram_total, dram_used, disk_total, disk_used, objects;
+};
+void proto_stat_begin(struct wire_w *w, uint64_t objects, uint64_t bytes, uint32_t n);
+void proto_stat_add(struct wire_w *w, const struct proto_stat_node *sn);
+int proto_stat_open(struct wire_r *r, const struct actor_msg *m, uint64_t *objects, uint64_t *bytes,
+		    uint32_t *n);
+int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn);
+
+#endif

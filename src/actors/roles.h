@@ -1,0 +1,46 @@
+/*
+ * roles: how kvnode.c starts the master, the peer and the SQLite writer as
+ * actors.  Each role's messages are documented in docs/protocol.md and
+ * encoded in proto.c.
+ */
+#ifndef KVN_ROLES_H
+#define KVN_ROLES_H
+
+#include <stdint.h>
+
+#include "actors/actor.h"
+
+/* ---- master (master.c) ---- */
+struct master_opts {
+	const char *db_path;      /* master.db */
+	const char *server_id;    /* shown to attaching nodes */
+	uint64_t node_timeout_ms; /* master.node_timeout */
+	uint32_t mailbox;         /* node.mailbox_size */
+	uint64_t max_value_size;  /* node.max_value_size */
+};
+/* Open master.db (bumping the epoch durably), start the SQLite writer actor
+ * on db_loop and the master actor on loop.  *out gets the master actor.
+ * Call before the loops' threads start.  Errors go to err. */
+int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const struct master_opts *o,
+		 struct actor **out, char *err, size_t errlen);
+
+/* ---- peer (peer.c) ---- */
+struct peer_opts {
+	const char *node_id;
+	const char *advertise;  /* address clients dial */
+	uint64_t dram_size, page_size;
+	int hugepages;
+	uint64_t heartbeat_ms, pending_ttl_ms, read_lease_ttl_ms;
+	uint64_t max_value_size;
+	uint32_t mailbox;
+	uint64_t call_timeout_ms; /* deadline of each call to the master */
+};
+/* Create the arena and the peer actor on loop.  The peer attaches to
+ * `master` (a local actor or a proxy from net_connect) once started. */
+int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,
+	       size_t errlen);
+/* Point the peer at its master (call on the peer's loop before it runs, or
+ * right after creating the proxy). */
+void peer_set_master(struct actor *peer, actor_id master);
+
+#endif

@@ -1,0 +1,210 @@
+/*
+ * attach: the attach handshake on frames (DESIGN.md section 9), for both
+ * ends of a connection: HELLO, CHALLENGE, PROOF, ACCEPT or REJECT.  The
+ * cryptography lives in src/auth/; this file moves its messages and logs one
+ * line per refused attach, naming the remote address and the claimed
+ * principal, never a secret or a proof.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "base/base.h"
+#include "net/net_int.h"
+
+void conn_up(struct conn *c)
+{
+	struct actor_msg *m;
+
+	c->state = C_UP;
+	evtimer_del(c->timer);
+	c->backoff_ms = c->o.backoff_min_ms;
+	if (c->outgoing && c->down_logged) {
+		log_info("connection to %s is back", c->addr);
+		c->down_logged = 0;
+	}
+	notify_owner(c, NET_UP, 0);
+	while ((m = TAILQ_FIRST(&c->queued))) {
+		TAILQ_REMOVE(&c->queued, m, link);
+		c->nqueued--;
+		if (conn_write_msg(c, m) != 0)
+			fail_msg(m, KVN_EPROTO);
+		actor_msg_free(m);
+	}
+}
+
+/* One line per refused attach, naming the remote address and the claimed
+ * principal; never the secret or a proof. */
+void conn_reject(struct conn *c, int err, const char *why)
+{
+	NSTAT_ADD(auth_fail, 1);
+	log_warn("auth: rejected %s '%s' from %s: %s", auth_role_name(c->role), conn_who(c), c->remote,
+		 why);
+	conn_send_hs(c, WIRE_REJECT, NULL, err);
+	c->closing = 1;
+	c->flush_then_close = 1;
+	event_del(c->rev);
+	conn_flush(c);
+}
+
+void hs_server(struct conn *c)
+{
+	struct wire_r r;
+	struct wire_w w;
+	int rc;
+
+	wire_r_init(&r, c->meta, c->h.meta_len);
+	if (c->h.type == WIRE_HELLO && c->hs.step == 0) {
+		struct auth_hello hello;
+		struct auth_challenge ch;
+		memset(&hello, 0, sizeof hello);
+		hello.role = wire_r_u8(&r);
+		wire_r_str(&r, hello.node_id, sizeof hello.node_id);
+		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
+		if (wire_r_end(&r) != 0 || !n) {
+			NSTAT_ADD(proto_err, 1);
+			conn_fail(c, KVN_EPROTO);
+			return;
+		}
+		memcpy(hello.nonce, n, AUTH_NONCE_LEN);
+		/* the claimed principal, for log lines until the proof confirms it */
+		c->role = hello.role;
+		snprintf(c->node_id, sizeof c->node_id, "%s", hello.node_id);
+		rc = auth_server_hello(&c->hs, c->pol, &hello, &ch);
+		if (rc) {
+			if (rc == KVN_EINVAL)
+				c->node_id[0] = '\0'; /* not printable: do not echo it to the log */
+			conn_reject(c, KVN_EAUTH, rc == KVN_EAUTH ? "role not accepted here" : "malformed hello");
+			return;
+		}
+		wire_w_init(&w);
+		wire_w_str(&w, ch.server_id);
+		wire_w_raw(&w, ch.nonce, AUTH_NONCE_LEN);
+		conn_send_hs(c, WIRE_CHALLENGE, &w, 0);
+		wire_w_fini(&w);
+		conn_flush(c);
+		return;
+	}
+	if (c->h.type == WIRE_PROOF && c->hs.step != 0) {
+		struct auth_proof proof, acc;
+		struct auth_session *sess = NULL;
+		const uint8_t *p = wire_r_raw(&r, AUTH_MAC_LEN);
+		if (wire_r_end(&r) != 0 || !p) {
+			NSTAT_ADD(proto_err, 1);
+			conn_fail(c, KVN_EPROTO);
+			return;
+		}
+		memcpy(proof.mac, p, AUTH_MAC_LEN);
+		rc = auth_server_verify(&c->hs, &proof, &acc, &sess);
+		if (rc) {
+			conn_reject(c, KVN_EAUTH, "wrong secret");
+			return;
+		}
+		wire_w_init(&w);
+		wire_w_raw(&w, acc.mac, AUTH_MAC_LEN);
+		conn_send_hs(c, WIRE_ACCEPT, &w, 0);
+		wire_w_fini(&w);
+		c->sess = sess;
+		auth_hs_fini(&c->hs);
+		conn_up(c);
+		conn_flush(c);
+		return;
+	}
+	NSTAT_ADD(proto_err, 1);
+	log_warn("auth: unexpected %s during handshake from %s: closing", wire_type_name(c->h.type), c->remote);
+	conn_fail(c, KVN_EPROTO);
+}
+
+void hs_client(struct conn *c)
+{
+	struct wire_r r;
+	struct wire_w w;
+	int rc;
+
+	wire_r_init(&r, c->meta, c->h.meta_len);
+	if (c->h.type == WIRE_REJECT) {
+		int err = c->h.status ? c->h.status : KVN_EAUTH;
+		log_warn("connection to %s: the server refused us: %s", c->addr, kvn_strerror(err));
+		conn_fail(c, err);
+		return;
+	}
+	if (c->h.type == WIRE_CHALLENGE) {
+		struct auth_challenge ch;
+		struct auth_proof proof;
+		memset(&ch, 0, sizeof ch);
+		wire_r_str(&r, ch.server_id, sizeof ch.server_id);
+		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
+		if (wire_r_end(&r) != 0 || !n) {
+			NSTAT_ADD(proto_err, 1);
+			conn_fail(c, KVN_EPROTO);
+			return;
+		}
+		memcpy(ch.nonce, n, AUTH_NONCE_LEN);
+		rc = auth_client_proof(&c->hs, &ch, &proof);
+		if (rc) {
+			conn_fail(c, rc == KVN_ESTATE ? KVN_EPROTO : rc);
+			return;
+		}
+		snprintf(c->server_id, sizeof c->server_id, "%s", ch.server_id);
+		wire_w_init(&w);
+		wire_w_raw(&w, proof.mac, AUTH_MAC_LEN);
+		conn_send_hs(c, WIRE_PROOF, &w, 0);
+		wire_w_fini(&w);
+		conn_flush(c);
+		return;
+	}
+	if (c->h.type == WIRE_ACCEPT) {
+		struct auth_proof sp;
+		struct auth_session *sess = NULL;
+		const uint8_t *p = wire_r_raw(&r, AUTH_MAC_LEN);
+		if (wire_r_end(&r) != 0 || !p) {
+			NSTAT_ADD(proto_err, 1);
+			conn_fail(c, KVN_EPROTO);
+			return;
+		}
+		memcpy(sp.mac, p, AUTH_MAC_LEN);
+		rc = auth_client_finish(&c->hs, &sp, &sess);
+		if (rc) {
+			NSTAT_ADD(auth_fail, 1);
+			log_warn("auth: server at %s failed to prove it knows the secret: closing", c->addr);
+			conn_fail(c, KVN_EAUTH);
+			return;
+		}
+		c->sess = sess;
+		auth_hs_fini(&c->hs);
+		conn_up(c);
+		conn_flush(c);
+		return;
+	}
+	NSTAT_ADD(proto_err, 1);
+	conn_fail(c, KVN_EPROTO);
+}
+
+/* Outgoing: the socket is connected; say HELLO. */
+void conn_start_handshake(struct conn *c)
+{
+	struct auth_hello hello;
+	struct wire_w w;
+	int rc;
+
+	c->state = C_HANDSHAKE;
+	rc = auth_client_start(&c->hs, c->role, c->node_id, &c->secret, &hello);
+	if (rc) {
+		conn_fail(c, rc);
+		return;
+	}
+	wire_w_init(&w);
+	wire_w_u8(&w, hello.role);
+	wire_w_str(&w, hello.node_id);
+	wire_w_raw(&w, hello.nonce, AUTH_NONCE_LEN);
+	conn_send_hs(c, WIRE_HELLO, &w, 0);
+	wire_w_fini(&w);
+	conn_flush(c);
+}

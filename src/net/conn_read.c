@@ -1,0 +1,418 @@
+/*
+ * conn_read: the input side of a connection.  Owns the read state machine
+ * (header, metadata, payload, tag), the staging buffer for small frames, and
+ * the direct reads of large payloads straight into the receiver's sink (a
+ * PUT lands in arena pages, a GET reply in the caller's buffer) with the tag
+ * computed while the bytes are hot in cache.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "base/base.h"
+#include "net/net_int.h"
+
+/* Read what the socket has into ibuf.  1 progress, 0 would block, <0 error. */
+static int conn_fill(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->budget == 0)
+		return 0; /* level-triggered: the loop calls again */
+	if (c->rpos == c->wpos)
+		c->rpos = c->wpos = 0;
+	else if (c->wpos == IBUF_CAP) {
+		memmove(c->ibuf, c->ibuf + c->rpos, c->wpos - c->rpos);
+		c->wpos -= c->rpos;
+		c->rpos = 0;
+	}
+	n = read(c->fd, c->ibuf + c->wpos, IBUF_CAP - c->wpos);
+	if (n > 0) {
+		c->wpos += (size_t)n;
+		c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
+		NSTAT_ADD(bytes_in, (uint64_t)n);
+		return 1;
+	}
+	if (n == 0)
+		return KVN_ECONN;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return KVN_ECONN;
+}
+
+/* Make n contiguous bytes available at ibuf + rpos: 1 yes, 0 not yet, <0. */
+static int conn_need(struct conn *c, size_t n)
+{
+	while (c->wpos - c->rpos < n) {
+		if (c->rpos + n > IBUF_CAP) {
+			memmove(c->ibuf, c->ibuf + c->rpos, c->wpos - c->rpos);
+			c->wpos -= c->rpos;
+			c->rpos = 0;
+		}
+		int rc = conn_fill(c);
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
+static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
+{
+	while (n > 0 && c->sidx < c->sink.niov) {
+		struct iovec *v = &c->sink.iov[c->sidx];
+		size_t room = v->iov_len - c->soff;
+		size_t k = n < room ? n : room;
+		memcpy((uint8_t *)v->iov_base + c->soff, p, k);
+		p += k;
+		n -= k;
+		c->soff += k;
+		if (c->soff == v->iov_len) {
+			c->sidx++;
+			c->soff = 0;
+		}
+	}
+}
+
+static void consume_payload(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->sess)
+		auth_tag_update(c->tin, p, n);
+	if (c->pmode == P_SINK)
+		sink_copy(c, p, n);
+	else if (c->pmode == P_BUF)
+		evbuffer_add(c->pbuf, p, n);
+	c->pay_left -= n;
+}
+
+/* Read payload bytes straight from the socket into their destination. */
+static int read_direct(struct conn *c)
+{
+	struct iovec v[16];
+	struct evbuffer_iovec ev[2];
+	int k = 0;
+	uint64_t want = c->pay_left < c->budget ? c->pay_left : c->budget;
+	ssize_t n;
+
+	if (want == 0)
+		return 0;
+	if (c->pmode == P_SINK) {
+		uint64_t left = want;
+		size_t off = c->soff;
+		for (int i = c->sidx; i < c->sink.niov && k < 16 && left > 0; i++, off = 0) {
+			size_t len = c->sink.iov[i].iov_len - off;
+			if (len > left)
+				len = (size_t)left;
+			v[k].iov_base = (uint8_t *)c->sink.iov[i].iov_base + off;
+			v[k].iov_len = len;
+			left -= len;
+			k++;
+		}
+	} else {
+		if (want > (4u << 20))
+			want = 4u << 20;
+		int ne = evbuffer_reserve_space(c->pbuf, (ev_ssize_t)want, ev, 2);
+		if (ne <= 0)
+			return KVN_ENOMEM;
+		uint64_t left = want;
+		for (int i = 0; i < ne && left > 0; i++) {
+			size_t len = ev[i].iov_len < left ? ev[i].iov_len : (size_t)left;
+			v[k].iov_base = ev[i].iov_base;
+			v[k].iov_len = len;
+			left -= len;
+			k++;
+		}
+	}
+	n = readv(c->fd, v, k);
+	if (n <= 0) {
+		if (c->pmode == P_BUF)
+			evbuffer_commit_space(c->pbuf, ev, 0);
+		if (n == 0)
+			return KVN_ECONN;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		return KVN_ECONN;
+	}
+	NSTAT_ADD(bytes_in, (uint64_t)n);
+	c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
+	size_t left = (size_t)n;
+	int used = 0;
+	for (int i = 0; i < k; i++) {
+		size_t len = v[i].iov_len < left ? v[i].iov_len : left;
+		if (len && c->sess)
+			auth_tag_update(c->tin, v[i].iov_base, len);
+		left -= len;
+		if (c->pmode == P_BUF) {
+			ev[i].iov_len = len;
+			if (len)
+				used = i + 1;
+		}
+	}
+	if (c->pmode == P_SINK) {
+		left = (size_t)n;
+		while (left > 0) {
+			size_t room = c->sink.iov[c->sidx].iov_len - c->soff;
+			size_t adv = left < room ? left : room;
+			c->soff += adv;
+			left -= adv;
+			if (c->soff == c->sink.iov[c->sidx].iov_len) {
+				c->sidx++;
+				c->soff = 0;
+			}
+		}
+	} else {
+		evbuffer_commit_space(c->pbuf, ev, used);
+	}
+	c->pay_left -= (uint64_t)n;
+	return 1;
+}
+
+/* The header and metadata are in: decide where the payload goes. */
+static void payload_begin(struct conn *c)
+{
+	actor_id dst = c->owner;
+
+	if (c->h.flags & WIRE_F_REPLY) {
+		struct inflight *f;
+		HASH_FIND(hh, c->inflight, &c->h.corr, sizeof c->h.corr, f);
+		dst = f ? f->src : 0;
+	}
+	c->pdst = dst;
+	c->pmode = P_BUF;
+	if (c->h.payload_len == 0)
+		return;
+	if (!dst) {
+		c->pmode = P_DISCARD; /* late reply: nobody waits for these bytes */
+		return;
+	}
+	struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
+	if (a) {
+		int rc = actor_sink(a, actor_id_of(c->self), &c->h, c->meta, &c->sink);
+		if (rc == 0) {
+			uint64_t total = 0;
+			for (int i = 0; i < c->sink.niov; i++)
+				total += c->sink.iov[i].iov_len;
+			if (total == c->h.payload_len) {
+				c->pmode = P_SINK;
+				return;
+			}
+			log_error("%s: sink of %llu bytes for a %llu-byte payload: discarding", actor_name(a),
+				  (unsigned long long)total, (unsigned long long)c->h.payload_len);
+			actor_sink_abort(a, c->sink.cookie);
+			memset(&c->sink, 0, sizeof c->sink);
+			c->pmode = P_DISCARD;
+			c->sink_err = KVN_EIO;
+			return;
+		}
+		if (rc < 0) {
+			c->pmode = P_DISCARD;
+			c->sink_err = rc;
+			return;
+		}
+	}
+	c->pbuf = evbuffer_new();
+	if (!c->pbuf)
+		kvn_fatal("out of memory");
+}
+
+static void deliver(struct conn *c)
+{
+	struct actor_msg *m = actor_msg_new(c->h.type);
+	actor_id dst = c->pdst;
+	uint64_t corr = c->h.corr;
+
+	if (c->h.flags & WIRE_F_REPLY) {
+		struct inflight *f;
+		HASH_FIND(hh, c->inflight, &c->h.corr, sizeof c->h.corr, f);
+		if (!f || f->src != dst) {
+			/* the caller's entry expired: drop, as the runtime drops late replies */
+			abort_sink(c);
+			actor_msg_free(m);
+			reset_frame(c);
+			return;
+		}
+		corr = f->corr;
+		HASH_DEL(c->inflight, f);
+		free(f);
+	}
+	m->flags = c->h.flags;
+	m->status = c->h.status;
+	m->corr = corr;
+	m->src = actor_id_of(c->self);
+	m->src_role = (uint8_t)(c->outgoing ? AUTH_ROLE_MASTER : c->role);
+	m->meta = c->meta;
+	m->meta_len = c->h.meta_len;
+	c->meta = NULL;
+	m->payload_len = c->h.payload_len;
+	m->sink_err = c->sink_err;
+	if (c->pmode == P_SINK)
+		m->sink_cookie = c->sink.cookie;
+	else if (c->pbuf) {
+		m->payload = c->pbuf;
+		c->pbuf = NULL;
+	}
+	NSTAT_ADD(frames_in, 1);
+	int rc = actor_send(dst, m);
+	if (rc) {
+		if (m->sink_cookie) {
+			struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
+			if (a)
+				actor_sink_abort(a, m->sink_cookie);
+		}
+		if (!(m->flags & WIRE_F_REPLY) && m->corr) {
+			/* tell the remote now rather than let it wait for its deadline */
+			struct actor_msg *r = actor_msg_new(m->type);
+			r->flags = WIRE_F_REPLY;
+			r->corr = m->corr;
+			r->status = rc;
+			conn_write_msg(c, r);
+			actor_msg_free(r);
+		}
+		actor_msg_free(m);
+	}
+	memset(&c->sink, 0, sizeof c->sink);
+	reset_frame(c);
+}
+
+static int is_handshake_type(int t)
+{
+	return t >= WIRE_HELLO && t <= WIRE_REJECT;
+}
+
+/* Parse as many frames as the socket has.  <0: the connection must end. */
+static int conn_read_frames(struct conn *c)
+{
+	int rc;
+
+	for (;;) {
+		if (c->state == C_CLOSED || c->state == C_DOWN || c->flush_then_close)
+			return 0;
+		switch (c->rstate) {
+		case R_HDR:
+			rc = conn_need(c, WIRE_HDR_LEN);
+			if (rc <= 0)
+				return rc;
+			memcpy(c->hraw, c->ibuf + c->rpos, WIRE_HDR_LEN);
+			c->rpos += WIRE_HDR_LEN;
+			rc = wire_hdr_decode(c->hraw, c->o.max_payload, &c->h);
+			if (rc) {
+				NSTAT_ADD(proto_err, 1);
+				log_warn("net: bad frame header from %s (%s): %s; closing", c->remote, conn_who(c),
+					 kvn_strerror(rc));
+				if (c->state != C_UP && rc == KVN_EVERSION && !c->outgoing) {
+					conn_send_hs(c, WIRE_REJECT, NULL, KVN_EVERSION);
+					c->closing = 1;
+					c->flush_then_close = 1;
+					conn_flush(c);
+					return 0;
+				}
+				return rc;
+			}
+			if (c->state != C_UP && !is_handshake_type(c->h.type)) {
+				NSTAT_ADD(auth_fail, 1);
+				log_warn("auth: unauthenticated %s from %s: closing", wire_type_name(c->h.type),
+					 c->remote);
+				return KVN_EAUTH;
+			}
+			if (c->state == C_UP && is_handshake_type(c->h.type)) {
+				NSTAT_ADD(proto_err, 1);
+				return KVN_EPROTO;
+			}
+			if (c->sess) {
+				rc = auth_tag_begin(c->tin, c->sess, AUTH_RECV);
+				if (rc)
+					return rc;
+				auth_tag_update(c->tin, c->hraw, WIRE_HDR_LEN);
+			}
+			c->rstate = R_META;
+			/* fall through */
+		case R_META:
+			if (c->h.meta_len) {
+				rc = conn_need(c, c->h.meta_len);
+				if (rc <= 0)
+					return rc;
+				c->meta = kvn_xmalloc(c->h.meta_len);
+				memcpy(c->meta, c->ibuf + c->rpos, c->h.meta_len);
+				c->rpos += c->h.meta_len;
+				if (c->sess)
+					auth_tag_update(c->tin, c->meta, c->h.meta_len);
+			}
+			if (c->state == C_UP)
+				payload_begin(c);
+			else if (c->h.payload_len) {
+				NSTAT_ADD(proto_err, 1);
+				return KVN_EPROTO;
+			}
+			c->pay_left = c->h.payload_len;
+			c->rstate = R_PAY;
+			/* fall through */
+		case R_PAY:
+			while (c->pay_left > 0) {
+				size_t avail = c->wpos - c->rpos;
+				if (avail) {
+					size_t n = avail < c->pay_left ? avail : (size_t)c->pay_left;
+					consume_payload(c, c->ibuf + c->rpos, n);
+					c->rpos += n;
+					continue;
+				}
+				if (c->pmode != P_DISCARD && c->pay_left >= DIRECT_MIN)
+					rc = read_direct(c);
+				else
+					rc = conn_fill(c);
+				if (rc <= 0)
+					return rc;
+			}
+			c->rstate = R_TAG;
+			/* fall through */
+		case R_TAG:
+			if (c->sess) {
+				rc = conn_need(c, WIRE_TAG_LEN);
+				if (rc <= 0)
+					return rc;
+				rc = auth_tag_verify(c->tin, c->ibuf + c->rpos);
+				c->rpos += WIRE_TAG_LEN;
+				if (rc) {
+					NSTAT_ADD(auth_fail, 1);
+					log_warn("auth: bad tag on a %s frame from %s (%s '%s'): closing",
+						 wire_type_name(c->h.type), c->remote, auth_role_name(c->role),
+						 conn_who(c));
+					return KVN_EAUTH;
+				}
+			}
+			if (c->state == C_UP) {
+				deliver(c);
+			} else {
+				int outgoing = c->outgoing;
+				if (outgoing)
+					hs_client(c);
+				else
+					hs_server(c);
+				/* the handshake may have ended the connection */
+				if (c->state == C_CLOSED || c->state == C_DOWN)
+					return 0;
+				reset_frame(c);
+			}
+			break;
+		}
+	}
+}
+
+void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	c->budget = READ_BUDGET;
+	int rc = conn_read_frames(c);
+	if (rc < 0) {
+		conn_fail(c, rc);
+		return;
+	}
+}
+

@@ -1,0 +1,124 @@
+/*
+ * net_int: declarations shared by the files of src/net/ only.
+ */
+#ifndef KVN_NET_INT_H
+#define KVN_NET_INT_H
+
+#include <event2/util.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <uthash.h>
+
+#include "net/net.h"
+
+int tcp_resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *sslen);
+void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap);
+void tcp_tune(int fd);
+int tcp_connect_start(const char *addr, int *fd_out);
+int tcp_connect_result(int fd);
+
+/* The listener's count of open connections, shared with its connections so
+ * either may go first (same loop thread: no locking). */
+struct net_counter {
+	uint32_t open;
+	uint32_t refs;
+};
+void net_counter_put(struct net_counter *c);
+
+/* Wrap an accepted socket in a proxy actor owned by owner; the connection
+ * holds a reference on cnt and counts itself open until it ends. */
+int conn_accept(struct actor *owner, int fd, const char *remote, const struct auth_policy *pol,
+		const struct net_opts *o, struct net_counter *cnt);
+void net_stat_inc_refused(void);
+
+/* ---- connections (conn.c, conn_read.c, attach.c) ---- */
+
+#define IBUF_CAP (WIRE_MAX_META + 64 * 1024)
+#define DIRECT_MIN (16 * 1024)          /* payload reads this big skip the staging buffer */
+#define READ_BUDGET (8ull << 20)         /* socket bytes per callback before yielding */
+#define INFLIGHT_SWEEP_AT 1024
+
+enum { C_CONNECTING = 1, C_HANDSHAKE, C_UP, C_DOWN, C_CLOSED };
+enum { R_HDR = 0, R_META, R_PAY, R_TAG };
+enum { P_BUF = 0, P_SINK, P_DISCARD };
+
+struct inflight {
+	uint64_t wire_corr;
+	uint16_t type;
+	actor_id src;
+	uint64_t corr;
+	uint64_t expire_ms;
+	UT_hash_handle hh;
+};
+
+struct conn {
+	struct actor *self;
+	actor_id owner;
+	int outgoing;
+	int state;
+	int fd;
+	struct event *rev, *wev, *timer, *reap;
+	struct net_opts o;
+	char addr[128];  /* outgoing: where to dial */
+	char remote[128]; /* for logs */
+	/* auth */
+	int role;                      /* outgoing: ours; inbound: the peer's, once authenticated */
+	char node_id[AUTH_ID_MAX + 1]; /* outgoing: ours; inbound: the peer's */
+	char server_id[AUTH_ID_MAX + 1];
+	struct auth_secret secret;     /* outgoing only */
+	const struct auth_policy *pol; /* inbound only */
+	struct auth_hs hs;
+	struct auth_session *sess;
+	struct auth_tag *tin, *tout;
+	/* output */
+	struct evbuffer *out;
+	int read_paused, closing, flush_then_close;
+	TAILQ_HEAD(, actor_msg) queued;
+	uint32_t nqueued;
+	/* input */
+	uint8_t *ibuf;
+	size_t rpos, wpos;
+	uint64_t budget;
+	int rstate;
+	struct wire_hdr h;
+	uint8_t hraw[WIRE_HDR_LEN];
+	uint8_t *meta;
+	uint64_t pay_left;
+	int pmode, sink_err;
+	struct net_sink sink;
+	int sidx;
+	size_t soff;
+	actor_id pdst;
+	struct evbuffer *pbuf;
+	/* requests we forwarded, by the corr we put on the wire */
+	struct inflight *inflight;
+	uint64_t next_corr;
+	uint64_t backoff_ms;
+	int down_logged;
+	struct net_counter *cnt;
+};
+
+extern struct net_stats nstats;
+#define NSTAT_ADD(f, n) __atomic_add_fetch(&nstats.f, (n), __ATOMIC_RELAXED)
+
+/* conn.c */
+void conn_fail(struct conn *c, int err); /* never frees c: see conn.c */
+void conn_flush(struct conn *c);
+int conn_write_msg(struct conn *c, struct actor_msg *m);
+void conn_send_hs(struct conn *c, uint16_t type, struct wire_w *w, int status);
+void conn_arm_timer(struct conn *c, uint64_t ms);
+void fail_msg(struct actor_msg *m, int err);
+const char *conn_who(const struct conn *c);
+void notify_owner(struct conn *c, uint16_t type, int status);
+/* conn_read.c */
+void reset_frame(struct conn *c);
+void abort_sink(struct conn *c);
+void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+/* attach.c */
+void conn_start_handshake(struct conn *c);
+void conn_up(struct conn *c);
+void conn_reject(struct conn *c, int err, const char *why);
+void hs_server(struct conn *c);
+void hs_client(struct conn *c);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * tcp: sockets for the connection layer.  Owns address resolution, the
+ * non-blocking connect, socket options and the listener (evconnlistener),
+ * which hands accepted sockets to conn.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "net/net_int.h"
+
+void net_opts_default(struct net_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->connect_timeout_ms = 5000;
+	o->handshake_timeout_ms = 5000;
+	o->max_payload = 64ull << 20;
+	o->backoff_min_ms = 100;
+	o->backoff_max_ms = 5000;
+	o->max_conns = 1024;
+	o->write_timeout_ms = 30000;
+	o->max_outq = 256ull << 20;
+	o->max_queued = 4096;
+}
+
+int tcp_resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	char host[256], port[8];
+	uint16_t p;
+	struct addrinfo hints, *res = NULL;
+
+	if (kvn_split_hostport(addr, host, sizeof host, &p) != 0)
+		return KVN_EINVAL;
+	snprintf(port, sizeof port, "%u", p);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+		return KVN_EINVAL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV)) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(out, cap, "[%s]:%s", host, serv);
+	else
+		snprintf(out, cap, "%s:%s", host, serv);
+}
+
+void tcp_tune(int fd)
+{
+	int one = 1;
+	/* small request/response frames must not wait for Nagle */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int tcp_connect_start(const char *addr, int *fd_out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, rc;
+
+	rc = tcp_resolve(addr, 0, &ss, &len);
+	if (rc)
+		return rc;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return KVN_ECONN;
+	tcp_tune(fd);
+	if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return KVN_ECONN;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int tcp_connect_result(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+		return KVN_ECONN;
+	return 0;
+}
+
+/* ---- listener ---- */
+
+void net_counter_put(struct net_counter *c)
+{
+	if (c && --c->refs == 0)
+		free(c);
+}
+
+struct net_listener {
+	struct evconnlistener *lev;
+	struct actor *owner;
+	const struct auth_policy *pol;
+	struct net_opts opts;
+	struct net_counter *cnt;
+	uint16_t port;
+	uint64_t refused_logged_ms;
+};
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	struct net_listener *l = arg;
+	char remote[80];
+
+	(void)lev;
+	(void)salen;
+	tcp_format_addr(sa, remote, sizeof remote);
+	if (l->cnt->open >= l->opts.max_conns) {
+		uint64_t now = kvn_now_ms();
+		net_stat_inc_refused();
+		/* one line per second at most: a connection storm must not flood */
+		if (now - l->refused_logged_ms >= 1000) {
+			log_warn("refusing connection from %s: %u connections open (max_connections)",
+				 remote, l->cnt->open);
+			l->refused_logged_ms = now;
+		}
+		close(fd);
+		return;
+	}
+	tcp_tune(fd);
+	if (conn_accept(l->owner, fd, remote, l->pol, &l->opts, l->cnt) != 0)
+		close(fd);
+}
+
+int net_listen(struct actor *owner, const char *addr, const struct auth_policy *pol,
+	       const struct net_opts *o, struct net_listener **out, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct net_listener *l;
+
+	if (tcp_resolve(addr, 1, &ss, &len) != 0) {
+		snprintf(err, errlen, "%s: not a valid listen address (host:port)", addr);
+		return KVN_EINVAL;
+	}
+	l = kvn_xcalloc(1, sizeof *l);
+	l->owner = owner;
+	l->pol = pol;
+	l->cnt = kvn_xcalloc(1, sizeof *l->cnt);
+	l->cnt->refs = 1;
+	if (o)
+		l->opts = *o;
+	else
+		net_opts_default(&l->opts);
+	l->lev = evconnlistener_new_bind(actor_base(owner), accept_cb, l,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
+					 (struct sockaddr *)&ss, (int)len);
+	if (!l->lev) {
+		snprintf(err, errlen, "%s: cannot listen: %s", addr, strerror(errno));
+		free(l->cnt);
+		free(l);
+		return KVN_EIO;
+	}
+	evutil_make_socket_nonblocking(evconnlistener_get_fd(l->lev));
+	{
+		struct sockaddr_storage bound;
+		socklen_t blen = sizeof bound;
+		if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) == 0)
+			l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+								       : ((struct sockaddr_in *)&bound)->sin_port);
+	}
+	*out = l;
+	return 0;
+}
+
+uint16_t net_listener_port(const struct net_listener *l)
+{
+	return l->port;
+}
+
+void net_listener_free(struct net_listener *l)
+{
+	if (!l)
+		return;
+	evconnlistener_free(l->lev);
+	net_counter_put(l->cnt);
+	free(l);
+}
