@@ -1,0 +1,533 @@
+/*
+ * dbw: the master's SQLite writer actor.  Owns the meta_db connection once
+ * master_start hands it over, on its own loop thread, so no role loop ever
+ * waits on an fsync (DESIGN.md sections 1 and 6).
+ *
+ * Group commit: the first write after a COMMIT opens a transaction and
+ * activates a flush event; that event runs once the runtime has handed this
+ * actor its current mailbox batch (libevent runs events activated during a
+ * callback after it), so every request of the batch shares one COMMIT and
+ * one fsync.  If more requests are already queued by then, the flush
+ * re-activates itself so they join the group too, up to DBW_GROUP_MAX
+ * requests or DBW_GROUP_MAX_WRITES writes (a deep queue of one-event
+ * requests otherwise costs one fsync per 64 of them, the runtime's batch).
+ * Requests are answered only after that COMMIT returned: status
+ * 0, or KVN_EDB when their own writes failed or the COMMIT failed (then the
+ * whole group was rolled back).  Requests are handled and answered in
+ * arrival order, which is what lets the master treat a reply as "everything
+ * I sent before is committed too".
+ *
+ * Message layouts (metadata, wire_w encoding; docs/protocol.md):
+ *   row   = str node_id, str role, str addr, u64 dram_total, u64 dram_used,
+ *           u64 disk_total, u64 disk_used, u64 last_seq, u64 last_seen_ms,
+ *           str state
+ *   DBW_NODE      = row
+ *   DBW_EVENTS    = str node_id, u8 has_row, [row if has_row], u32 n,
+ *                   n x {u8 op, key, u64 gen, u8 tier, u64 size}
+ *   DBW_SYNC_PART = str node_id, u64 sync_id, u32 part, u32 n,
+ *                   n x {key, u64 gen, u8 tier, u64 size}
+ *   DBW_SYNC_END  = row, u64 sync_id, u32 parts
+ *   DBW_NODE_DEAD = str node_id
+ */
+#include "config.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+/* A reply owed once the current group is committed. */
+struct dbw_wait {
+	actor_id src;
+	uint64_t corr;
+	uint16_t type;
+	int status;
+};
+
+/* DBW_SYNC_PART messages of one node's snapshot, kept (not copied) until
+ * DBW_SYNC_END; entries point into their metadata. */
+struct dbw_stage {
+	UT_hash_handle hh;
+	char node_id[65];
+	uint64_t sync_id;
+	int broken; /* a part arrived out of order */
+	struct actor_msg **parts;
+	uint32_t nparts, cap;
+};
+
+struct dbw {
+	struct actor *self;
+	struct meta_db *db;
+	struct event *flush_ev;
+	int open;      /* a group is open (BEGIN issued, or refused) */
+	int group_err; /* BEGIN failed: this group's writes are refused */
+	int flush_armed;
+	uint32_t group_writes;
+	struct dbw_wait *waits;
+	size_t nwaits, capwaits;
+	struct dbw_stage *stages;
+};
+
+#define DBW_STAT_INC(f) MASTER_STAT_INC(f)
+/* Bounds of one group when more requests keep arriving: its COMMIT (and
+ * so every reply in it) waits for all of its writes, a few µs each. */
+#define DBW_GROUP_MAX 1024
+#define DBW_GROUP_MAX_WRITES 4096
+
+/* ---- encoding shared with the master ---- */
+
+void dbw_node_enc(struct wire_w *w, const struct meta_node *n)
+{
+	wire_w_str(w, n->node_id);
+	wire_w_str(w, n->role);
+	wire_w_str(w, n->addr);
+	wire_w_u64(w, n->dram_total);
+	wire_w_u64(w, n->dram_used);
+	wire_w_u64(w, n->disk_total);
+	wire_w_u64(w, n->disk_used);
+	wire_w_u64(w, n->last_seq);
+	wire_w_u64(w, n->last_seen_ms);
+	wire_w_str(w, n->state);
+}
+
+int dbw_node_dec(struct wire_r *r, struct meta_node *n)
+{
+	memset(n, 0, sizeof *n);
+	wire_r_str(r, n->node_id, sizeof n->node_id);
+	wire_r_str(r, n->role, sizeof n->role);
+	wire_r_str(r, n->addr, sizeof n->addr);
+	n->dram_total = wire_r_u64(r);
+	n->dram_used = wire_r_u64(r);
+	n->disk_total = wire_r_u64(r);
+	n->disk_used = wire_r_u64(r);
+	n->last_seq = wire_r_u64(r);
+	n->last_seen_ms = wire_r_u64(r);
+	wire_r_str(r, n->state, sizeof n->state);
+	return r->err;
+}
+
+void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, uint64_t gen,
+		uint8_t tier, uint64_t size)
+{
+	wire_w_u8(w, op);
+	wire_w_key(w, key, klen);
+	wire_w_u64(w, gen);
+	wire_w_u8(w, tier);
+	wire_w_u64(w, size);
+}
+
+/* ---- failed writes: counted, one line per request ---- */
+
+struct wfail {
+	uint32_t n;
+	int first_rc;
+	char first[80];
+	uint64_t first_gen;
+};
+
+static void wfail_note(struct wfail *f, int rc, const void *key, size_t klen, uint64_t gen)
+{
+	DBW_STAT_INC(db_write_failed);
+	if (f->n++ == 0) {
+		f->first_rc = rc;
+		if (key)
+			kvn_key_printable(f->first, sizeof f->first, key, klen);
+		else
+			snprintf(f->first, sizeof f->first, "(node row)");
+		f->first_gen = gen;
+	}
+}
+
+static int wfail_end(const struct wfail *f, const char *what, const char *node_id, uint32_t total)
+{
+	if (!f->n)
+		return 0;
+	log_error("dbw: %s of node %s: %u of %u writes failed (first: %s gen %" PRIu64 ": %s)", what,
+		  node_id, f->n, total, f->first, f->first_gen, kvn_strerror(f->first_rc));
+	return KVN_EDB;
+}
+
+/* ---- groups ---- */
+
+static void arm_flush(struct dbw *d)
+{
+	if (!d->flush_armed) {
+		d->flush_armed = 1;
+		event_active(d->flush_ev, 0, 0);
+	}
+}
+
+/* Join the open group, opening one if needed: 0, or KVN_EDB when its BEGIN
+ * failed (the request's writes are refused, not run outside a group). */
+static int group_join(struct dbw *d)
+{
+	if (!d->open) {
+		int rc = meta_begin(d->db);
+		d->open = 1;
+		d->group_err = rc;
+		if (rc)
+			log_error("dbw: BEGIN failed (%s): this group's writes are refused", kvn_strerror(rc));
+		arm_flush(d);
+	}
+	return d->group_err ? KVN_EDB : 0;
+}
+
+/* COMMIT the open group and send every reply it owes. */
+static void group_end(struct dbw *d)
+{
+	int rc = 0;
+
+	if (d->open) {
+		if (!d->group_err) {
+			rc = meta_commit(d->db);
+			if (rc) {
+				DBW_STAT_INC(db_commit_failed);
+				log_error("dbw: COMMIT failed (%s): the group's %zu requests were rolled back",
+					  kvn_strerror(rc), d->nwaits);
+			} else {
+				DBW_STAT_INC(db_commits);
+			}
+		}
+		d->open = 0;
+		d->group_err = 0;
+		d->group_writes = 0;
+	}
+	for (size_t i = 0; i < d->nwaits; i++) {
+		const struct dbw_wait *w = &d->waits[i];
+		struct actor_msg req = { .type = w->type, .corr = w->corr, .src = w->src };
+		actor_reply(d->self, &req, actor_msg_new(w->type), rc ? KVN_EDB : w->status);
+	}
+	d->nwaits = 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dbw *d = arg;
+	(void)fd;
+	(void)what;
+	/* More requests already queued: let the next mailbox batch join this
+	 * group (the runtime re-activated our wake-up before this ran, so it
+	 * runs first), up to a bound that keeps the group's latency small. */
+	if (actor_mailbox_depth(d->self) > 0 && d->nwaits < DBW_GROUP_MAX &&
+	    d->group_writes < DBW_GROUP_MAX_WRITES) {
+		event_active(d->flush_ev, 0, 0);
+		return;
+	}
+	d->flush_armed = 0;
+	group_end(d);
+}
+
+static void wait_add(struct dbw *d, const struct actor_msg *m, int status)
+{
+	if (d->nwaits == d->capwaits) {
+		d->capwaits = d->capwaits ? d->capwaits * 2 : 64;
+		void *v = realloc(d->waits, d->capwaits * sizeof *d->waits);
+		if (!v)
+			kvn_fatal("out of memory");
+		d->waits = v;
+	}
+	d->waits[d->nwaits++] = (struct dbw_wait){ m->src, m->corr, m->type, status };
+	arm_flush(d);
+}
+
+/* ---- requests ---- */
+
+static int row_write(struct dbw *d, const struct meta_node *row, struct wfail *f)
+{
+	int rc = meta_node_upsert(d->db, row);
+	if (rc)
+		wfail_note(f, rc, NULL, 0, 0);
+	return rc;
+}
+
+static int do_node(struct dbw *d, const struct actor_msg *m)
+{
+	struct meta_node row;
+	struct wfail f = { 0 };
+	struct wire_r r;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	dbw_node_dec(&r, &row);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	row_write(d, &row, &f);
+	return wfail_end(&f, "node update", row.node_id, 1);
+}
+
+static int do_events(struct dbw *d, const struct actor_msg *m)
+{
+	struct meta_node row;
+	struct wfail f = { 0 };
+	struct wire_r r;
+	char node_id[65];
+	uint32_t n;
+	uint8_t has_row;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	wire_r_str(&r, node_id, sizeof node_id);
+	has_row = wire_r_u8(&r);
+	if (has_row)
+		dbw_node_dec(&r, &row);
+	n = wire_r_u32(&r);
+	if (r.err)
+		return r.err;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	/* the row first: objects reference their node */
+	if (has_row)
+		row_write(d, &row, &f);
+	d->group_writes += n + has_row;
+	for (uint32_t i = 0; i < n && !r.err; i++) {
+		struct meta_object o = { .node_id = node_id };
+		uint16_t klen = 0;
+		uint8_t op = wire_r_u8(&r);
+		o.key = wire_r_key(&r, &klen);
+		o.klen = klen;
+		o.gen = wire_r_u64(&r);
+		o.tier = wire_r_u8(&r);
+		o.size = wire_r_u64(&r);
+		if (r.err)
+			break;
+		rc = op == DBW_OP_PUT ? meta_object_put(d->db, &o)
+		     : op == DBW_OP_DEL ? meta_object_del(d->db, o.key, o.klen, o.gen)
+					: KVN_EPROTO;
+		if (rc)
+			wfail_note(&f, rc, o.key, o.klen, o.gen);
+	}
+	if ((rc = wire_r_end(&r)) != 0) {
+		log_error("dbw: malformed events request for node %s", node_id);
+		return rc;
+	}
+	return wfail_end(&f, "events", node_id, n + has_row);
+}
+
+static void stage_free(struct dbw *d, struct dbw_stage *s)
+{
+	HASH_DEL(d->stages, s);
+	for (uint32_t i = 0; i < s->nparts; i++)
+		actor_msg_free(s->parts[i]);
+	free(s->parts);
+	free(s);
+}
+
+/* Header of a part: node id, sync id, part number, entry count; leaves r
+ * at the first entry. */
+static int part_open(struct wire_r *r, const struct actor_msg *m, char *node_id, uint64_t *id,
+		     uint32_t *part, uint32_t *n)
+{
+	wire_r_init(r, m->meta, m->meta_len);
+	wire_r_str(r, node_id, 65);
+	*id = wire_r_u64(r);
+	*part = wire_r_u32(r);
+	*n = wire_r_u32(r);
+	return r->err;
+}
+
+/* Keep the part (ACTOR_KEEP) or refuse it (0). */
+static int do_sync_part(struct dbw *d, struct actor_msg *m)
+{
+	char node_id[65];
+	struct dbw_stage *s;
+	struct wire_r r;
+	uint64_t id;
+	uint32_t part, n;
+
+	if (part_open(&r, m, node_id, &id, &part, &n) != 0) {
+		log_error("dbw: malformed full-sync part");
+		return 0;
+	}
+	HASH_FIND_STR(d->stages, node_id, s);
+	if (s && s->sync_id != id) {
+		stage_free(d, s); /* an older, abandoned sync of that node */
+		s = NULL;
+	}
+	if (!s) {
+		s = kvn_xcalloc(1, sizeof *s);
+		snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+		s->sync_id = id;
+		HASH_ADD_STR(d->stages, node_id, s);
+	}
+	if (part != s->nparts) {
+		s->broken = 1;
+		return 0;
+	}
+	if (s->nparts == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 8;
+		void *v = realloc(s->parts, s->cap * sizeof *s->parts);
+		if (!v)
+			kvn_fatal("out of memory");
+		s->parts = v;
+	}
+	s->parts[s->nparts++] = m;
+	return ACTOR_KEEP;
+}
+
+static int do_sync_end(struct dbw *d, const struct actor_msg *m)
+{
+	struct meta_object *objs = NULL;
+	struct meta_node row;
+	struct wfail f = { 0 };
+	struct dbw_stage *s;
+	struct wire_r r;
+	uint64_t id;
+	uint32_t parts;
+	size_t total = 0, k = 0;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	dbw_node_dec(&r, &row);
+	id = wire_r_u64(&r);
+	parts = wire_r_u32(&r);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	HASH_FIND_STR(d->stages, row.node_id, s);
+	if (!s || s->sync_id != id || s->broken || s->nparts != parts) {
+		log_error("dbw: full sync of node %s incomplete (%u of %u parts): not stored", row.node_id,
+			  s && s->sync_id == id ? s->nparts : 0, parts);
+		if (s)
+			stage_free(d, s);
+		return KVN_ESTATE;
+	}
+	for (uint32_t i = 0; i < s->nparts; i++) {
+		char nid[65];
+		uint32_t pn, n;
+		uint64_t pid;
+		(void)part_open(&r, s->parts[i], nid, &pid, &pn, &n);
+		total += n;
+	}
+	objs = kvn_xcalloc(total ? total : 1, sizeof *objs);
+	for (uint32_t i = 0; i < s->nparts && rc == 0; i++) {
+		char nid[65];
+		uint32_t pn, n;
+		uint64_t pid;
+		(void)part_open(&r, s->parts[i], nid, &pid, &pn, &n);
+		for (uint32_t j = 0; j < n && !r.err; j++, k++) {
+			uint16_t klen = 0;
+			objs[k].key = wire_r_key(&r, &klen);
+			objs[k].klen = klen;
+			objs[k].gen = wire_r_u64(&r);
+			objs[k].tier = wire_r_u8(&r);
+			objs[k].size = wire_r_u64(&r);
+		}
+		rc = wire_r_end(&r);
+	}
+	if (rc == 0 && (rc = group_join(d)) == 0) {
+		d->group_writes += (uint32_t)total + 1;
+		if (row_write(d, &row, &f) == 0) {
+			rc = meta_objects_replace_node(d->db, row.node_id, objs, total);
+			if (rc)
+				wfail_note(&f, rc, NULL, 0, 0);
+		}
+		rc = wfail_end(&f, "full sync", row.node_id, 2);
+	} else if (rc && rc != KVN_EDB) {
+		log_error("dbw: malformed full-sync part of node %s", row.node_id);
+	}
+	free(objs);
+	stage_free(d, s);
+	return rc;
+}
+
+static int do_node_dead(struct dbw *d, const struct actor_msg *m)
+{
+	char node_id[65];
+	struct wfail f = { 0 };
+	struct wire_r r;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	wire_r_str(&r, node_id, sizeof node_id);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	if ((rc = meta_objects_set_state(d->db, node_id, "lost")) != 0)
+		wfail_note(&f, rc, NULL, 0, 0);
+	rc = meta_node_set_state(d->db, node_id, "dead");
+	if (rc && rc != KVN_ENOTFOUND) /* a node whose row never made it */
+		wfail_note(&f, rc, NULL, 0, 0);
+	return wfail_end(&f, "death", node_id, 2);
+}
+
+static int dbw_handle(struct actor *self, struct actor_msg *m)
+{
+	struct dbw *d = actor_state(self);
+	int status, keep = 0;
+
+	switch (m->type) {
+	case DBW_NODE:
+		status = do_node(d, m);
+		break;
+	case DBW_EVENTS:
+		status = do_events(d, m);
+		break;
+	case DBW_SYNC_PART:
+		keep = do_sync_part(d, m);
+		status = 0;
+		break;
+	case DBW_SYNC_END:
+		status = do_sync_end(d, m);
+		break;
+	case DBW_NODE_DEAD:
+		status = do_node_dead(d, m);
+		break;
+	default:
+		log_error("dbw: unexpected message type 0x%x", m->type);
+		status = KVN_EPROTO;
+		break;
+	}
+	if (m->corr && !keep)
+		wait_add(d, m, status);
+	return keep;
+}
+
+static void dbw_fini(struct actor *self)
+{
+	struct dbw *d = actor_state(self);
+	struct dbw_stage *s, *tmp;
+
+	/* what was accepted is committed before the connection closes */
+	group_end(d);
+	HASH_ITER(hh, d->stages, s, tmp)
+		stage_free(d, s);
+	event_free(d->flush_ev);
+	meta_close(d->db);
+	free(d->waits);
+	free(d);
+}
+
+static const struct actor_ops dbw_ops = {
+	.name = "dbw",
+	.handle = dbw_handle,
+	.fini = dbw_fini,
+};
+
+int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_id *out)
+{
+	struct dbw *d;
+	struct actor *a;
+	int rc;
+
+	if (!l || !db || !mailbox)
+		return KVN_EINVAL;
+	d = kvn_xcalloc(1, sizeof *d);
+	d->db = db;
+	d->flush_ev = event_new(actor_loop_base(l), -1, 0, flush_cb, d);
+	if (!d->flush_ev) {
+		free(d);
+		return KVN_ENOMEM;
+	}
+	if ((rc = actor_spawn(l, &dbw_ops, d, mailbox, &a)) != 0) {
+		event_free(d->flush_ev);
+		free(d);
+		return rc;
+	}
+	d->self = a;
+	*out = actor_id_of(a);
+	return 0;
+}

@@ -1,0 +1,665 @@
+/*
+ * master: the master actor (DESIGN.md sections 1, 2, 4, 5).  Owns start-up
+ * (master.db opened, epoch bumped, nodes and committed objects loaded, the
+ * SQLite writer spawned), the node protocol (PEER_ATTACH, HEARTBEAT, EVENTS,
+ * NET_DOWN), node liveness, and the glue that hands applied changes to the
+ * writer (dbw.c), turns its commits into DURABLE acks and pushes back when
+ * it falls behind.  FULL_SYNC lives in master_sync.c, the index and the
+ * read-side replies in master_index.c.  The master loop never runs SQL:
+ * everything after master_start goes through dbw.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+/* A dbw request not answered within this is treated as failed (the node
+ * then has to full-sync): longer than SQLite's busy timeout plus a slow
+ * fsync, short enough that a wedged disk is noticed. */
+#define MASTER_DB_TIMEOUT_MS 30000
+/* Heartbeats and event batches refresh the node row (usage, last seq, last
+ * seen) at most this often; attach, death and full sync always write it. */
+#define MASTER_ROW_PERSIST_MS 10000
+#define MASTER_LIVE_MIN_MS 50
+
+struct master_stats master_stats_g;
+
+void master_get_stats(struct master_stats *st)
+{
+	const uint64_t *src = (const uint64_t *)&master_stats_g;
+	uint64_t *dst = (uint64_t *)st;
+	for (size_t i = 0; i < sizeof *st / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+static int peer_role(uint8_t role)
+{
+	return role == AUTH_ROLE_PEER || role == AUTH_ROLE_INTERNAL;
+}
+
+/* ---- replies ---- */
+
+void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct mnode *n,
+		      int need_sync, int status)
+{
+	struct proto_ack a = {
+		.applied_seq = n ? n->applied_seq : 0,
+		.durable_seq = n ? n->durable_seq : 0,
+		.need_full_sync = (uint8_t)(need_sync != 0),
+		.epoch = ms->epoch,
+	};
+	struct actor_msg *r = actor_msg_new(req->type);
+	if (proto_ack_enc(r, &a) != 0)
+		KVN_ASSERT(0); /* fixed size: cannot fail */
+	actor_reply(ms->self, req, r, status);
+}
+
+void master_reply_proto_err(struct master *ms, const struct actor_msg *req)
+{
+	MASTER_STAT_INC(proto_errors);
+	actor_reply_status(ms->self, req, KVN_EPROTO);
+}
+
+int master_deny(struct master *ms, const struct actor_msg *req)
+{
+	if (peer_role(req->src_role))
+		return 0;
+	MASTER_STAT_INC(denied);
+	actor_reply_status(ms->self, req, KVN_EPERM);
+	return 1;
+}
+
+/* ---- talking to dbw ---- */
+
+/* What a dbw request was for, so its reply can be judged. */
+struct persist {
+	enum master_persist_kind kind;
+	char node_id[65];
+	uint64_t boot_id, epoch;
+	uint64_t seq; /* events/sync: durable_seq once committed; 0: none */
+};
+
+static void send_durable(struct master *ms, struct mnode *n)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_DURABLE);
+	(void)ms;
+	if (proto_durable_enc(m, n->durable_seq) != 0 || actor_send(n->ref, m) != 0)
+		actor_msg_free(m); /* the next DURABLE or ack carries it */
+}
+
+static void persist_result(struct master *ms, struct persist *p, int rc)
+{
+	struct mnode *n = mnode_find(ms, p->node_id);
+
+	if (rc == KVN_ECLOSED) {
+		/* shutting down: the writer or we are going away */
+		log_debug("master: dbw request for node %s abandoned at shutdown", p->node_id);
+		return;
+	}
+	if (rc)
+		MASTER_STAT_INC(db_errors);
+	if (p->kind == MASTER_P_NODE || p->kind == MASTER_P_DEAD) {
+		if (rc)
+			log_error("master: node %s: master.db update failed: %s", p->node_id, kvn_strerror(rc));
+		return;
+	}
+	/* a newer boot, a death or a full sync replaced what this wrote */
+	if (!n || n->boot_id != p->boot_id || n->persist_epoch != p->epoch)
+		return;
+	if (rc) {
+		if (!n->db_broken)
+			log_error("master: node %s: master.db write failed (%s): its durable seq stops at "
+				  "%" PRIu64 " until it full-syncs",
+				  n->node_id, kvn_strerror(rc), n->durable_seq);
+		n->db_broken = 1;
+		return;
+	}
+	if (p->seq && !n->db_broken && p->seq > n->durable_seq) {
+		n->durable_seq = p->seq;
+		send_durable(ms, n);
+	}
+}
+
+static int persist_done(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct master *ms = actor_state(self);
+
+	ms->db_inflight--;
+	if (ms->db_overloaded && ms->db_inflight <= ms->db_max_inflight / 2) {
+		ms->db_overloaded = 0;
+		log_info("master: SQLite writer caught up (%u requests in flight): EVENTS accepted again",
+			 ms->db_inflight);
+	}
+	persist_result(ms, arg, err ? err : reply->status);
+	free(arg);
+	return 0;
+}
+
+/* True (and the request answered KVN_EBUSY with the node's ack) when the
+ * writer is too far behind to take more: the peer keeps its events queued
+ * and re-ships them, instead of the writer's mailbox overflowing and the
+ * node having to full-sync. */
+int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n)
+{
+	if (ms->db_inflight < ms->db_max_inflight)
+		return 0;
+	if (!ms->db_overloaded) {
+		ms->db_overloaded = 1;
+		log_warn("master: SQLite writer behind (%u requests in flight): EVENTS and new full syncs "
+			 "answered KVN_EBUSY until it catches up",
+			 ms->db_inflight);
+	}
+	MASTER_STAT_INC(events_busy);
+	master_reply_ack(ms, m, n, n->db_broken, KVN_EBUSY);
+	return 1;
+}
+
+/* Send req to dbw as a call; the outcome reaches persist_result either way.
+ * Takes req. */
+void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
+		    const struct mnode *n, uint64_t seq)
+{
+	struct persist *p = kvn_xcalloc(1, sizeof *p);
+	int rc;
+
+	p->kind = kind;
+	snprintf(p->node_id, sizeof p->node_id, "%s", n->node_id);
+	p->boot_id = n->boot_id;
+	p->epoch = n->persist_epoch;
+	p->seq = seq;
+	rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, persist_done, p);
+	if (rc == 0) {
+		ms->db_inflight++;
+	} else {
+		actor_msg_free(req);
+		persist_result(ms, p, rc == KVN_ECLOSED ? KVN_EDB : rc);
+		free(p);
+	}
+}
+
+void master_db_failed(struct master *ms, const struct mnode *n, int rc)
+{
+	struct persist p = { .kind = MASTER_P_SYNC, .boot_id = n->boot_id, .epoch = n->persist_epoch };
+	snprintf(p.node_id, sizeof p.node_id, "%s", n->node_id);
+	persist_result(ms, &p, rc);
+}
+
+static void persist_node(struct master *ms, struct mnode *n)
+{
+	struct actor_msg *req = actor_msg_new(DBW_NODE);
+	struct meta_node row;
+	struct wire_w w;
+
+	mnode_row(n, &row);
+	wire_w_init(&w);
+	dbw_node_enc(&w, &row);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0); /* bounded fields */
+	n->persisted_ms = kvn_now_ms();
+	master_db_call(ms, req, MASTER_P_NODE, n, 0);
+}
+
+/* Object operations of one batch, cut into DBW_EVENTS requests below the
+ * metadata limit.  Only the last request of a batch carries its seq: dbw
+ * answers in order, so its commit covers the earlier ones.  The node row
+ * rides along only every MASTER_ROW_PERSIST_MS: objects need it to exist
+ * (attach wrote it), not to be fresh, and it would double the statements of
+ * a one-event batch. */
+struct opbuf {
+	struct wire_w w;
+	uint32_t n;
+};
+
+static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
+{
+	struct actor_msg *req = actor_msg_new(DBW_EVENTS);
+	int with_row = kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS;
+	struct meta_node row;
+	struct wire_w w;
+
+	wire_w_init(&w);
+	wire_w_str(&w, n->node_id);
+	wire_w_u8(&w, (uint8_t)with_row);
+	if (with_row) {
+		mnode_row(n, &row);
+		dbw_node_enc(&w, &row);
+		n->persisted_ms = kvn_now_ms();
+	}
+	wire_w_u32(&w, ob->n);
+	wire_w_raw(&w, ob->w.buf, ob->w.len);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0); /* ops are cut at DBW_SPLIT_BYTES */
+	wire_w_fini(&ob->w);
+	wire_w_init(&ob->w);
+	ob->n = 0;
+	master_db_call(ms, req, MASTER_P_EVENTS, n, seq);
+}
+
+static void ops_add(struct master *ms, struct mnode *n, struct opbuf *ob, uint8_t op, const uint8_t *key,
+		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
+{
+	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES)
+		ops_flush(ms, n, ob, 0);
+	dbw_op_enc(&ob->w, op, key, klen, gen, tier, size);
+	ob->n++;
+}
+
+/* ---- start, stop ---- */
+
+static int load_node(void *arg, const struct meta_node *row)
+{
+	struct master *ms = arg;
+	struct mnode *n = mnode_get(ms, row->node_id);
+
+	snprintf(n->addr, sizeof n->addr, "%s", row->addr);
+	n->dram_total = row->dram_total;
+	n->dram_used = row->dram_used;
+	n->used_delta = 0;
+	n->disk_total = row->disk_total;
+	n->disk_used = row->disk_used;
+	n->dead = strcmp(row->state, "dead") == 0;
+	/* silent since the start: declared dead after node_timeout unless it
+	 * attaches */
+	n->last_seen_ms = kvn_now_ms();
+	return 0;
+}
+
+static int load_object(void *arg, const struct meta_object *o)
+{
+	struct master *ms = arg;
+	struct mnode *n = mnode_find(ms, o->node_id);
+	struct mdrops none = { 0 };
+
+	if (!n || n->dead || strcmp(o->state, "live") != 0 || o->klen == 0 || o->klen > KVN_MAX_KEY)
+		return 0;
+	(void)mindex_add(ms, n, o->key, (uint16_t)o->klen, o->gen, (uint8_t)o->tier, o->size, &none);
+	mdrops_fini(&none); /* one row per key: nothing to drop */
+	return 0;
+}
+
+static void master_fini(struct actor *self)
+{
+	struct master *ms = actor_state(self);
+	mindex_free_all(ms);
+	mnode_free_all(ms);
+	free(ms->server_id);
+	free(ms);
+}
+
+static int master_handle(struct actor *self, struct actor_msg *m);
+static void live_tick(struct actor *self, void *arg);
+
+static const struct actor_ops master_ops = {
+	.name = "master",
+	.handle = master_handle,
+	.fini = master_fini,
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const struct master_opts *o,
+		 struct actor **out, char *err, size_t errlen)
+{
+	struct meta_db *db = NULL;
+	struct master *ms;
+	struct actor *a;
+	uint32_t epoch = 0;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (!loop || !db_loop || !o || !o->db_path || !o->mailbox || !o->node_timeout_ms ||
+	    !o->max_value_size) {
+		seterr(err, errlen,
+		       "master: invalid options (db_path, mailbox, node_timeout and max_value_size are required)");
+		return KVN_EINVAL;
+	}
+	if ((rc = meta_open(o->db_path, &db, err, errlen)) < 0)
+		return rc;
+	if ((rc = meta_epoch_next(db, &epoch)) < 0) {
+		seterr(err, errlen, "%s: cannot allocate a generation epoch: %s", o->db_path, kvn_strerror(rc));
+		meta_close(db);
+		return rc;
+	}
+	ms = kvn_xcalloc(1, sizeof *ms);
+	ms->server_id = kvn_xstrdup(o->server_id && *o->server_id ? o->server_id : "kvnode-master");
+	ms->node_timeout_ms = o->node_timeout_ms;
+	ms->max_value_size = o->max_value_size;
+	ms->epoch = epoch;
+	ms->live_period_ms = o->node_timeout_ms / 4 > MASTER_LIVE_MIN_MS ? o->node_timeout_ms / 4
+									 : MASTER_LIVE_MIN_MS;
+	/* half the writer's mailbox (it is o->mailbox too): room left for
+	 * node rows, deaths and full-sync parts */
+	ms->db_max_inflight = o->mailbox / 2 > 8 ? o->mailbox / 2 : 8;
+	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0) {
+		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
+		goto fail;
+	}
+	if ((rc = dbw_spawn(db_loop, db, o->mailbox, &ms->dbw)) < 0) {
+		seterr(err, errlen, "master: cannot start the SQLite writer: %s", kvn_strerror(rc));
+		goto fail;
+	}
+	db = NULL; /* dbw owns it now */
+	if ((rc = actor_spawn(loop, &master_ops, ms, o->mailbox, &a)) < 0) {
+		/* the writer stays on db_loop until that loop is freed (it
+		 * closes master.db then); nothing was written */
+		seterr(err, errlen, "master: cannot start the master actor: %s", kvn_strerror(rc));
+		goto fail;
+	}
+	ms->self = a;
+	ms->live_timer = actor_timer_new(a, live_tick, NULL);
+	actor_timer_arm(ms->live_timer, ms->live_period_ms);
+	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
+		 HASH_COUNT(ms->nodes), ms->objects);
+	if (out)
+		*out = a;
+	return 0;
+fail:
+	mindex_free_all(ms);
+	mnode_free_all(ms);
+	free(ms->server_id);
+	free(ms);
+	meta_close(db);
+	return rc;
+}
+
+/* ---- liveness ---- */
+
+static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
+{
+	uint64_t dropped = mindex_drop_node(ms, n);
+	struct actor_msg *req;
+	struct wire_w w;
+
+	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
+		 " locations dropped (marked lost in master.db)",
+		 n->node_id, silent_ms, dropped);
+	MASTER_STAT_INC(nodes_dead);
+	n->dead = 1;
+	n->attached = 0;
+	n->live = 0;
+	n->reserved = 0;
+	n->persist_epoch++;
+	mstaging_reset(&n->stg);
+	req = actor_msg_new(DBW_NODE_DEAD);
+	wire_w_init(&w);
+	wire_w_str(&w, n->node_id);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0);
+	master_db_call(ms, req, MASTER_P_DEAD, n, 0);
+}
+
+static void live_tick(struct actor *self, void *arg)
+{
+	struct master *ms = actor_state(self);
+	struct mnode *n, *tmp;
+	uint64_t now = kvn_now_ms();
+
+	(void)arg;
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		if (!n->dead && now - n->last_seen_ms >= ms->node_timeout_ms)
+			declare_dead(ms, n, now - n->last_seen_ms);
+	}
+	actor_timer_arm(ms->live_timer, ms->live_period_ms);
+}
+
+/* ---- PEER_ATTACH, HEARTBEAT, NET_DOWN ---- */
+
+static void node_refresh(struct mnode *n, const struct proto_node *pn)
+{
+	snprintf(n->addr, sizeof n->addr, "%s", pn->addr);
+	n->dram_total = pn->dram_total;
+	n->dram_used = pn->dram_used;
+	n->used_delta = 0;
+	n->disk_total = pn->disk_total;
+	n->disk_used = pn->disk_used;
+	n->last_seen_ms = kvn_now_ms();
+}
+
+static void on_attach(struct master *ms, const struct actor_msg *m)
+{
+	struct proto_node pn;
+	struct mnode *n;
+	const char *why;
+	uint64_t dropped = 0;
+	int held;
+
+	if (master_deny(ms, m))
+		return;
+	if (proto_node_dec(m, &pn) != 0) {
+		master_reply_proto_err(ms, m);
+		return;
+	}
+	n = mnode_get(ms, pn.node_id);
+	/* Only what this master applied from this very process can be
+	 * trusted; anything else is rebuilt from the node's snapshot. */
+	held = n->live && !n->dead && n->boot_id == pn.boot_id && !n->db_broken;
+	why = held ? NULL
+	      : n->dead ? "it was declared dead"
+	      : !n->live ? "first attach to this master"
+	      : n->boot_id != pn.boot_id ? "new boot: it restarted"
+	      : "a master.db write of its events failed";
+	node_refresh(n, &pn);
+	n->ref = m->src;
+	n->attached = 1;
+	n->reserved = 0;
+	if (!held) {
+		dropped = mindex_drop_node(ms, n);
+		n->boot_id = pn.boot_id;
+		n->applied_seq = 0;
+		n->durable_seq = 0;
+		n->db_broken = 0;
+		n->persist_epoch++;
+		mstaging_reset(&n->stg);
+		log_info("master: node %s attached (%s): %" PRIu64 " locations dropped, full sync requested",
+			 n->node_id, why, dropped);
+	} else {
+		log_info("master: node %s re-attached (same boot, applied seq %" PRIu64 ")", n->node_id,
+			 n->applied_seq);
+	}
+	n->dead = 0;
+	n->live = 1;
+	master_reply_ack(ms, m, n, !held, 0);
+	persist_node(ms, n);
+}
+
+static void on_heartbeat(struct master *ms, const struct actor_msg *m)
+{
+	struct proto_node pn;
+	struct mnode *n;
+
+	if (master_deny(ms, m))
+		return;
+	if (proto_node_dec(m, &pn) != 0) {
+		master_reply_proto_err(ms, m);
+		return;
+	}
+	n = mnode_find(ms, pn.node_id);
+	if (!n || !n->live || n->dead || n->boot_id != pn.boot_id) {
+		/* unknown to this master, declared dead, or a new process:
+		 * it must attach again and full-sync */
+		master_reply_ack(ms, m, NULL, 1, 0);
+		return;
+	}
+	node_refresh(n, &pn);
+	n->reserved = 0; /* its dram_used now includes what was promised */
+	if (!n->attached || n->ref != m->src) {
+		/* the same process on a new connection: its boot_id vouches */
+		n->ref = m->src;
+		n->attached = 1;
+	}
+	master_reply_ack(ms, m, n, n->db_broken, 0);
+	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
+		persist_node(ms, n);
+}
+
+static void on_net_down(struct master *ms, const struct actor_msg *m)
+{
+	struct mnode *n, *tmp;
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		if (n->ref != m->src || !n->attached)
+			continue;
+		/* locations stay until the timeout, in case it reconnects */
+		log_info("master: node %s disconnected (%s)", n->node_id, kvn_strerror(m->status));
+		n->attached = 0;
+		n->reserved = 0;
+		mstaging_reset(&n->stg);
+	}
+}
+
+/* ---- EVENTS ---- */
+
+int master_event_ok(const struct proto_event *e)
+{
+	if (e->gen == 0 || e->gen > (uint64_t)INT64_MAX)
+		return 0;
+	if (e->kind == PROTO_EV_ADD)
+		return e->tier <= KEYTAB_DISK && e->size <= (uint64_t)INT64_MAX;
+	return 1;
+}
+
+/* Decode the whole message once before touching anything. */
+static int events_check(const struct actor_msg *m, char *node_id, size_t cap, uint64_t *boot, uint32_t *n)
+{
+	struct proto_event e;
+	struct wire_r r;
+	int rc = proto_events_open(&r, m, node_id, cap, boot, n);
+	for (uint32_t i = 0; i < *n && rc == 0; i++) {
+		rc = proto_events_next(&r, &e);
+		if (rc == 0 && !master_event_ok(&e))
+			rc = KVN_EPROTO;
+	}
+	return rc ? rc : wire_r_end(&r);
+}
+
+static void on_events(struct master *ms, const struct actor_msg *m)
+{
+	char node_id[65];
+	struct mdrops drops = { 0 };
+	struct mstale stale = { 0 };
+	struct opbuf ob = { .n = 0 };
+	struct proto_event e = { 0 };
+	struct wire_r r;
+	struct mnode *n;
+	uint64_t boot, first_new = 0;
+	uint32_t cnt, dups = 0;
+	int gap = 0;
+
+	if (master_deny(ms, m))
+		return;
+	if (events_check(m, node_id, sizeof node_id, &boot, &cnt) != 0) {
+		master_reply_proto_err(ms, m);
+		return;
+	}
+	n = mnode_find(ms, node_id);
+	if (!n || !n->attached || n->dead || n->boot_id != boot) {
+		master_reply_ack(ms, m, n && n->boot_id == boot ? n : NULL, 1, KVN_ESTATE);
+		return;
+	}
+	n->last_seen_ms = kvn_now_ms();
+	if (master_db_behind(ms, m, n))
+		return;
+	wire_w_init(&ob.w);
+	(void)proto_events_open(&r, m, node_id, sizeof node_id, &boot, &cnt);
+	for (uint32_t i = 0; i < cnt; i++) {
+		(void)proto_events_next(&r, &e);
+		if (e.seq <= n->applied_seq) {
+			dups++; /* re-shipped after a lost ack: already applied */
+			continue;
+		}
+		if (e.seq != n->applied_seq + 1) {
+			gap = 1;
+			break;
+		}
+		if (!first_new)
+			first_new = e.seq;
+		if (e.kind == PROTO_EV_ADD) {
+			int res = mindex_add(ms, n, e.key, e.klen, e.gen, e.tier, e.size, &drops);
+			if (res == MIDX_STALE) {
+				mstale_add(&stale, e.key, e.klen, e.gen);
+			} else {
+				if (res == MIDX_NEW)
+					n->reserved = n->reserved > e.size ? n->reserved - e.size : 0;
+				ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
+			}
+		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {
+			ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+		}
+		n->applied_seq = e.seq;
+	}
+	MASTER_STAT_ADD(events_dup, dups);
+	MASTER_STAT_ADD(events_stale, stale.n);
+	if (first_new)
+		MASTER_STAT_ADD(events_applied, n->applied_seq - first_new + 1);
+	if (gap) {
+		MASTER_STAT_INC(event_gaps);
+		log_warn("master: node %s: event gap after seq %" PRIu64 " (got %" PRIu64 "): full sync requested",
+			 n->node_id, n->applied_seq, e.seq);
+	}
+	/* applied in memory: acknowledge now, before any fsync */
+	master_reply_ack(ms, m, n, gap || n->db_broken, gap ? KVN_ESTATE : 0);
+	mstale_log(&stale, n, "ADD");
+	mdrops_send(ms, &drops);
+	if (first_new)
+		ops_flush(ms, n, &ob, n->applied_seq);
+	wire_w_fini(&ob.w);
+}
+
+/* ---- dispatch ---- */
+
+static int master_handle(struct actor *self, struct actor_msg *m)
+{
+	struct master *ms = actor_state(self);
+
+	switch (m->type) {
+	case WIRE_PING:
+		master_on_ping(ms, m);
+		break;
+	case WIRE_PEER_ATTACH:
+		on_attach(ms, m);
+		break;
+	case WIRE_HEARTBEAT:
+		on_heartbeat(ms, m);
+		break;
+	case WIRE_EVENTS:
+		on_events(ms, m);
+		break;
+	case WIRE_FULL_SYNC:
+		master_on_full_sync(ms, m);
+		break;
+	case WIRE_ROUTE_PUT:
+		master_on_route_put(ms, m);
+		break;
+	case WIRE_ROUTE_GET:
+		master_on_route_get(ms, m);
+		break;
+	case WIRE_STAT:
+		master_on_stat(ms, m);
+		break;
+	case NET_UP:
+		break;
+	case NET_DOWN:
+		on_net_down(ms, m);
+		break;
+	default:
+		/* ROUTE_REMOVE and anything else: not a master request here */
+		MASTER_STAT_INC(proto_errors);
+		log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
+		if (m->corr)
+			actor_reply_status(self, m, KVN_EPROTO);
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,570 @@
+/*
+ * master_index: the master's in-memory state and the read-side messages.
+ * Owns the node table, the key index (key -> node, gen, tier, size, each
+ * entry also on its node's list), generation assignment, DROP_GEN batching,
+ * placement (ROUTE_PUT) and the ROUTE_GET, STAT and PING replies.  Runs on
+ * the master actor's loop only; nothing here touches SQLite.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+/* Longest exclude list a ROUTE_PUT may carry (more: KVN_EPROTO). */
+#define MASTER_MAX_EXCLUDE 64
+/* DROP_GEN messages are cut below the metadata limit. */
+#define DROP_SPLIT_BYTES (48u * 1024u)
+
+/* ---- nodes ---- */
+
+struct mnode *mnode_find(struct master *ms, const char *node_id)
+{
+	struct mnode *n;
+	HASH_FIND_STR(ms->nodes, node_id, n);
+	return n;
+}
+
+struct mnode *mnode_get(struct master *ms, const char *node_id)
+{
+	struct mnode *n = mnode_find(ms, node_id);
+	if (n)
+		return n;
+	n = kvn_xcalloc(1, sizeof *n);
+	snprintf(n->node_id, sizeof n->node_id, "%s", node_id);
+	TAILQ_INIT(&n->entries);
+	HASH_ADD_STR(ms->nodes, node_id, n);
+	return n;
+}
+
+void mstaging_reset(struct mstaging *s)
+{
+	free(s->ents);
+	free(s->keys);
+	memset(s, 0, sizeof *s);
+}
+
+void mnode_free_all(struct master *ms)
+{
+	struct mnode *n, *tmp;
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		HASH_DEL(ms->nodes, n);
+		mstaging_reset(&n->stg);
+		free(n);
+	}
+}
+
+/* SQLite holds signed 64-bit integers: clamp what a peer reported. */
+static uint64_t clamp63(uint64_t v)
+{
+	return v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v;
+}
+
+uint64_t mnode_free_dram(const struct mnode *n)
+{
+	/* reported use, corrected by what was indexed or unindexed since */
+	int64_t used = (int64_t)clamp63(n->dram_used) + n->used_delta;
+	if (used < 0)
+		used = 0;
+	uint64_t busy = (uint64_t)used + n->reserved;
+	if (busy < (uint64_t)used) /* overflow: nothing free */
+		return 0;
+	return n->dram_total > busy ? n->dram_total - busy : 0;
+}
+
+void mnode_row(const struct mnode *n, struct meta_node *row)
+{
+	memset(row, 0, sizeof *row);
+	snprintf(row->node_id, sizeof row->node_id, "%s", n->node_id);
+	snprintf(row->role, sizeof row->role, "peer");
+	snprintf(row->addr, sizeof row->addr, "%s", n->addr);
+	row->dram_total = clamp63(n->dram_total);
+	row->dram_used = clamp63(n->dram_used);
+	row->disk_total = clamp63(n->disk_total);
+	row->disk_used = clamp63(n->disk_used);
+	row->last_seq = clamp63(n->applied_seq);
+	row->last_seen_ms = clamp63(kvn_wall_ms());
+	snprintf(row->state, sizeof row->state, "%s", n->dead ? "dead" : "alive");
+}
+
+/* ---- index ---- */
+
+static struct mentry *mindex_find(struct master *ms, const uint8_t *key, uint16_t klen)
+{
+	struct mentry *e;
+	HASH_FIND(hh, ms->index, key, klen, e);
+	return e;
+}
+
+static void entry_unlink_node(struct master *ms, struct mentry *e)
+{
+	TAILQ_REMOVE(&e->node->entries, e, nlink);
+	e->node->objects--;
+	e->node->bytes -= e->size;
+	e->node->used_delta -= (int64_t)e->size;
+	ms->bytes -= e->size;
+}
+
+static void entry_link_node(struct master *ms, struct mentry *e, struct mnode *node)
+{
+	e->node = node;
+	TAILQ_INSERT_TAIL(&node->entries, e, nlink);
+	node->objects++;
+	node->bytes += e->size;
+	node->used_delta += (int64_t)e->size;
+	ms->bytes += e->size;
+}
+
+static void entry_delete(struct master *ms, struct mentry *e)
+{
+	entry_unlink_node(ms, e);
+	HASH_DEL(ms->index, e);
+	ms->objects--;
+	free(e);
+}
+
+int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen,
+	       uint8_t tier, uint64_t size, struct mdrops *drops)
+{
+	struct mentry *e = mindex_find(ms, key, klen);
+
+	if (!e) {
+		e = kvn_xmalloc(sizeof *e + klen);
+		memset(e, 0, sizeof *e);
+		memcpy(e->key, key, klen);
+		e->klen = klen;
+		e->gen = gen;
+		e->tier = tier;
+		e->size = size;
+		HASH_ADD_KEYPTR(hh, ms->index, e->key, e->klen, e);
+		ms->objects++;
+		entry_link_node(ms, e, node);
+		return MIDX_NEW;
+	}
+	if (gen > e->gen) {
+		/* The peer that held the old generation frees it; a
+		 * generation superseded on the same node was already freed by
+		 * that node's own commit. */
+		if (e->node != node)
+			mdrops_add(drops, e->node, key, klen, e->gen);
+		entry_unlink_node(ms, e);
+		e->gen = gen;
+		e->tier = tier;
+		e->size = size;
+		entry_link_node(ms, e, node);
+		return MIDX_NEW;
+	}
+	if (gen == e->gen && e->node == node) {
+		/* A tier move (or a repeated snapshot entry). */
+		entry_unlink_node(ms, e);
+		e->tier = tier;
+		e->size = size;
+		entry_link_node(ms, e, node);
+		return MIDX_UPDATED;
+	}
+	/* Older, or the same generation claimed by a second node: the indexed
+	 * one wins and the sender drops its copy. */
+	mdrops_add(drops, node, key, klen, gen);
+	return MIDX_STALE;
+}
+
+int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen,
+		  uint64_t gen)
+{
+	struct mentry *e = mindex_find(ms, key, klen);
+	if (!e || e->node != node || e->gen != gen)
+		return 0;
+	entry_delete(ms, e);
+	return 1;
+}
+
+uint64_t mindex_drop_node(struct master *ms, struct mnode *node)
+{
+	struct mentry *e;
+	uint64_t n = 0;
+	while ((e = TAILQ_FIRST(&node->entries))) {
+		entry_delete(ms, e);
+		n++;
+	}
+	return n;
+}
+
+void mindex_free_all(struct master *ms)
+{
+	struct mentry *e, *tmp;
+	HASH_ITER(hh, ms->index, e, tmp) {
+		HASH_DEL(ms->index, e);
+		free(e);
+	}
+	ms->objects = ms->bytes = 0;
+}
+
+/* ---- DROP_GEN batching ---- */
+
+void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct mdrop *x = kvn_xmalloc(sizeof *x + klen);
+	x->node = node;
+	x->gen = gen;
+	x->klen = klen;
+	memcpy(x->key, key, klen);
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 16;
+		struct mdrop **v = realloc(d->v, d->cap * sizeof *v);
+		if (!v)
+			kvn_fatal("out of memory");
+		d->v = v;
+	}
+	d->v[d->n++] = x;
+}
+
+void mdrops_fini(struct mdrops *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i]);
+	free(d->v);
+	memset(d, 0, sizeof *d);
+}
+
+/* Send v[0..n) (all for one node) as one DROP_GEN.  Returns items not
+ * delivered. */
+static size_t drop_send_one(struct mnode *node, struct mdrop **v, size_t n)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_DROP_GEN);
+	struct wire_w w;
+
+	wire_w_init(&w);
+	proto_items_begin(&w, 0, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		proto_items_add(&w, v[i]->key, v[i]->klen, v[i]->gen, 0);
+	if (wire_w_to_msg(&w, m) != 0 || actor_send(node->ref, m) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		return n;
+	}
+	return 0;
+}
+
+static int drop_cmp(const void *a, const void *b)
+{
+	const struct mdrop *x = *(struct mdrop *const *)a, *y = *(struct mdrop *const *)b;
+	return x->node < y->node ? -1 : x->node > y->node;
+}
+
+void mdrops_send(struct master *ms, struct mdrops *d)
+{
+	size_t failed = 0;
+	const struct mnode *first_failed = NULL;
+
+	(void)ms;
+	if (d->n == 0)
+		return;
+	/* stable enough: qsort is not stable, but order within a node does
+	 * not matter (each item names its own generation) */
+	qsort(d->v, d->n, sizeof *d->v, drop_cmp);
+	for (size_t i = 0; i < d->n;) {
+		struct mnode *node = d->v[i]->node;
+		size_t j = i, bytes = 5;
+		while (j < d->n && d->v[j]->node == node && j - i < PROTO_MAX_ITEMS &&
+		       bytes + 18u + d->v[j]->klen <= DROP_SPLIT_BYTES) {
+			bytes += 18u + d->v[j]->klen;
+			j++;
+		}
+		size_t f = drop_send_one(node, d->v + i, j - i);
+		if (f && !first_failed)
+			first_failed = node;
+		failed += f;
+		MASTER_STAT_ADD(drops_sent, (j - i) - f);
+		i = j;
+	}
+	if (failed) {
+		/* the node's disconnection or full mailbox: its next full sync
+		 * reconciles (the index no longer points at those gens) */
+		MASTER_STAT_ADD(drops_failed, failed);
+		log_warn("master: %zu DROP_GEN notices undeliverable (first to node %s)", failed,
+			 first_failed->node_id);
+	}
+	mdrops_fini(d);
+}
+
+void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	if (s->n++ == 0) {
+		kvn_key_printable(s->first, sizeof s->first, key, klen);
+		s->first_gen = gen;
+	}
+}
+
+void mstale_log(const struct mstale *s, const struct mnode *n, const char *what)
+{
+	if (s->n)
+		log_warn("master: node %s: %u stale %s entries answered with DROP_GEN (first %s gen %" PRIu64 ")",
+			 n->node_id, s->n, what, s->first, s->first_gen);
+}
+
+
+/* ---- generations ---- */
+
+int master_next_gen(struct master *ms, uint64_t *gen)
+{
+	if (ms->counter >= UINT32_MAX) {
+		if (!ms->gen_exhausted_logged) {
+			log_error("master: generation counter of epoch %u exhausted (2^32 puts since this "
+				  "master started): ROUTE_PUT refused with KVN_EBUSY; restart the master "
+				  "to open a new epoch",
+				  ms->epoch);
+			ms->gen_exhausted_logged = 1;
+		}
+		return KVN_EBUSY;
+	}
+	*gen = ((uint64_t)ms->epoch << 32) | ++ms->counter;
+	return 0;
+}
+
+/* ---- ROUTE_PUT ---- */
+
+static int peer_usable(const struct mnode *n)
+{
+	return n->attached && !n->dead;
+}
+
+/* Pick the node for `size` bytes: the most free DRAM among attached, live,
+ * non-excluded nodes that fit; ties rotate.  0 and *out, or the reason
+ * none fits. */
+static int place(struct master *ms, uint64_t size, struct mnode **out)
+{
+	struct mnode *n, *tmp, *best = NULL;
+	uint64_t best_free = 0;
+	uint32_t ties = 0;
+	int any_attached = 0, any_candidate = 0, any_big = 0;
+
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		if (!peer_usable(n))
+			continue;
+		any_attached = 1;
+		if (n->mark == ms->stamp)
+			continue;
+		any_candidate = 1;
+		if (n->dram_total >= size)
+			any_big = 1;
+		uint64_t f = mnode_free_dram(n);
+		if (f < size)
+			continue;
+		if (!best || f > best_free) {
+			best = n;
+			best_free = f;
+			ties = 1;
+		} else if (f == best_free) {
+			ties++;
+		}
+	}
+	if (!any_attached)
+		return KVN_ENOPEER;
+	if (!best)
+		return !any_candidate || any_big ? KVN_EFULL : KVN_ETOOBIG;
+	if (ties > 1) {
+		/* spread equal candidates instead of always the first in hash order */
+		uint32_t k = (uint32_t)(ms->rr++ % ties);
+		HASH_ITER(hh, ms->nodes, n, tmp) {
+			if (!peer_usable(n) || n->mark == ms->stamp || mnode_free_dram(n) != best_free)
+				continue;
+			if (k-- == 0) {
+				best = n;
+				break;
+			}
+		}
+	}
+	*out = best;
+	return 0;
+}
+
+struct put_item {
+	const uint8_t *key;
+	uint16_t klen;
+	uint64_t size;
+};
+
+static int decode_err(int rc)
+{
+	/* a key of a bad length fails the whole decode (the reader stops at
+	 * it), so it is reported for the whole request */
+	if (rc == KVN_EKEYLEN)
+		return KVN_EKEYLEN;
+	MASTER_STAT_INC(proto_errors);
+	return KVN_EPROTO;
+}
+
+void master_on_route_put(struct master *ms, const struct actor_msg *m)
+{
+	char ex[MASTER_MAX_EXCLUDE][65];
+	struct put_item *items = NULL;
+	struct mnode **placed = NULL;
+	struct wire_r r;
+	struct wire_w w;
+	uint32_t nex = 0, n = 0;
+	int rc;
+
+	MASTER_STAT_INC(route_puts);
+	rc = proto_route_put_open(&r, m, ex, MASTER_MAX_EXCLUDE, &nex, &n);
+	if (rc == 0) {
+		items = kvn_xcalloc(n ? n : 1, sizeof *items);
+		for (uint32_t i = 0; i < n && rc == 0; i++)
+			rc = proto_route_put_next(&r, &items[i].key, &items[i].klen, &items[i].size);
+		if (rc == 0)
+			rc = wire_r_end(&r);
+	}
+	if (rc) {
+		free(items);
+		actor_reply_status(ms->self, m, decode_err(rc));
+		return;
+	}
+	ms->stamp++;
+	for (uint32_t i = 0; i < nex; i++) {
+		struct mnode *x = mnode_find(ms, ex[i]);
+		if (x)
+			x->mark = ms->stamp;
+	}
+	placed = kvn_xcalloc(n ? n : 1, sizeof *placed);
+	wire_w_init(&w);
+	proto_routes_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_route rt = { 0 };
+		struct mnode *node = NULL;
+		uint64_t gen = 0;
+
+		if (items[i].klen == 0 || items[i].klen > KVN_MAX_KEY)
+			rt.status = KVN_EKEYLEN;
+		else if (items[i].size > ms->max_value_size)
+			rt.status = KVN_ETOOBIG;
+		else if ((rt.status = place(ms, items[i].size, &node)) == 0 &&
+			 (rt.status = master_next_gen(ms, &gen)) == 0) {
+			node->reserved += items[i].size;
+			placed[i] = node;
+			snprintf(rt.node_id, sizeof rt.node_id, "%s", node->node_id);
+			snprintf(rt.addr, sizeof rt.addr, "%s", node->addr);
+			rt.gen = gen;
+			rt.size = items[i].size;
+		}
+		proto_routes_add(&w, &rt);
+	}
+	struct actor_msg *rep = actor_msg_new(WIRE_ROUTE_PUT);
+	rc = wire_w_to_msg(&w, rep);
+	if (rc) {
+		/* the answer does not fit one frame: promise nothing */
+		for (uint32_t i = 0; i < n; i++)
+			if (placed[i])
+				placed[i]->reserved -= items[i].size;
+		wire_w_fini(&w);
+		actor_msg_free(rep);
+		actor_reply_status(ms->self, m, KVN_ETOOBIG);
+	} else {
+		actor_reply(ms->self, m, rep, 0);
+	}
+	free(placed);
+	free(items);
+}
+
+/* ---- ROUTE_GET ---- */
+
+void master_on_route_get(struct master *ms, const struct actor_msg *m)
+{
+	const uint8_t *key;
+	struct wire_r r;
+	struct wire_w w;
+	uint16_t klen;
+	uint32_t n = 0;
+	int rc;
+
+	MASTER_STAT_INC(route_gets);
+	/* validate everything first: a malformed request gets no partial answer */
+	rc = proto_keys_open(&r, m, &n);
+	for (uint32_t i = 0; i < n && rc == 0; i++)
+		rc = proto_keys_next(&r, &key, &klen);
+	if (rc == 0)
+		rc = wire_r_end(&r);
+	if (rc) {
+		actor_reply_status(ms->self, m, decode_err(rc));
+		return;
+	}
+	(void)proto_keys_open(&r, m, &n);
+	wire_w_init(&w);
+	proto_routes_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_route rt = { 0 };
+		struct mentry *e;
+
+		(void)proto_keys_next(&r, &key, &klen);
+		e = mindex_find(ms, key, klen);
+		if (!e) {
+			rt.status = KVN_ENOTFOUND;
+		} else if (!peer_usable(e->node)) {
+			rt.status = KVN_EPEERDOWN;
+			snprintf(rt.node_id, sizeof rt.node_id, "%s", e->node->node_id);
+			rt.gen = e->gen;
+		} else {
+			snprintf(rt.node_id, sizeof rt.node_id, "%s", e->node->node_id);
+			snprintf(rt.addr, sizeof rt.addr, "%s", e->node->addr);
+			rt.gen = e->gen;
+			rt.tier = e->tier;
+			rt.size = e->size;
+		}
+		proto_routes_add(&w, &rt);
+	}
+	struct actor_msg *rep = actor_msg_new(WIRE_ROUTE_GET);
+	if (wire_w_to_msg(&w, rep) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(rep);
+		actor_reply_status(ms->self, m, KVN_ETOOBIG);
+		return;
+	}
+	actor_reply(ms->self, m, rep, 0);
+}
+
+/* ---- STAT, PING ---- */
+
+void master_on_stat(struct master *ms, const struct actor_msg *m)
+{
+	struct mnode *n, *tmp;
+	struct wire_w w;
+
+	wire_w_init(&w);
+	proto_stat_begin(&w, ms->objects, ms->bytes, HASH_COUNT(ms->nodes));
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		struct proto_stat_node sn = { 0 };
+		snprintf(sn.node_id, sizeof sn.node_id, "%s", n->node_id);
+		snprintf(sn.addr, sizeof sn.addr, "%s", n->addr);
+		sn.alive = (uint8_t)peer_usable(n);
+		sn.dram_total = n->dram_total;
+		sn.dram_used = n->dram_used;
+		sn.disk_total = n->disk_total;
+		sn.disk_used = n->disk_used;
+		sn.objects = n->objects;
+		proto_stat_add(&w, &sn);
+	}
+	struct actor_msg *rep = actor_msg_new(WIRE_STAT);
+	if (wire_w_to_msg(&w, rep) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(rep);
+		actor_reply_status(ms->self, m, KVN_ETOOBIG);
+		return;
+	}
+	actor_reply(ms->self, m, rep, 0);
+}
+
+void master_on_ping(struct master *ms, const struct actor_msg *m)
+{
+	struct mnode *n, *tmp;
+	uint32_t peers = 0;
+
+	HASH_ITER(hh, ms->nodes, n, tmp)
+		peers += (uint32_t)peer_usable(n);
+	struct actor_msg *rep = actor_msg_new(WIRE_PING);
+	if (proto_ping_reply_enc(rep, peers, ms->server_id) != 0) {
+		actor_msg_free(rep);
+		actor_reply_status(ms->self, m, KVN_EPROTO);
+		return;
+	}
+	actor_reply(ms->self, m, rep, 0);
+}

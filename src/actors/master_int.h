@@ -1,0 +1,232 @@
+/*
+ * master_int: what master.c (messages, liveness, persistence glue),
+ * master_sync.c (FULL_SYNC), master_index.c (nodes, the key index,
+ * placement, routing replies) and dbw.c (the SQLite writer actor) share.  Not a public header: the master's
+ * public face is master_start() in roles.h.
+ */
+#ifndef KVN_MASTER_INT_H
+#define KVN_MASTER_INT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "actors/actor.h"
+#include "actors/proto.h"
+#include "actors/roles.h"
+#include "base/base.h"
+#include "net/net.h"
+#include "store/store.h"
+
+/* Keys come from clients: hash them with the project's xxHash rather than
+ * uthash's default Jenkins (faster on long binary keys). */
+#undef HASH_FUNCTION
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)kvn_hash64((keyptr), (keylen)))
+#include <uthash.h>
+
+/* ---- internal messages master -> dbw (never on the wire: >= 0x8000 is
+ * refused by the frame decoder).  Metadata written with wire_w; layouts in
+ * dbw.c and docs/protocol.md ("SQLite writer").  Every one is a request
+ * (actor_call) except DBW_SYNC_PART, and dbw replies only after the COMMIT
+ * that holds it returned. */
+enum dbw_type {
+	DBW_NODE = 0x8200,      /* node row upsert */
+	DBW_EVENTS = 0x8201,    /* object puts/deletes of one EVENTS batch (+ node row) */
+	DBW_SYNC_PART = 0x8202, /* one-way: a slice of a full-sync snapshot */
+	DBW_SYNC_END = 0x8203,  /* node row + "replace the node's objects by the parts" */
+	DBW_NODE_DEAD = 0x8204, /* node dead: its objects lost, its row dead */
+};
+
+enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
+
+/* Internal messages are split well below WIRE_MAX_META. */
+#define DBW_SPLIT_BYTES (48u * 1024u)
+
+/* Node row, in DBW_NODE, DBW_SYNC_END and some DBW_EVENTS (role "peer"). */
+void dbw_node_enc(struct wire_w *w, const struct meta_node *n);
+int dbw_node_dec(struct wire_r *r, struct meta_node *n);
+/* An object operation inside DBW_EVENTS. */
+void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, uint64_t gen,
+		uint8_t tier, uint64_t size);
+/* Spawn the writer on loop l.  On success it owns db (closed by its fini,
+ * after committing what is open); on error the caller still owns db. */
+int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_id *out);
+
+/* ---- the master's state ---- */
+
+struct mnode;
+
+/* One indexed location: (key -> node, gen, tier, size).  Owned by the
+ * index; linked on its node's list so a node's locations go in O(its
+ * entries). */
+struct mentry {
+	UT_hash_handle hh;
+	struct mnode *node;
+	TAILQ_ENTRY(mentry) nlink;
+	uint64_t gen, size;
+	uint8_t tier;
+	uint16_t klen;
+	uint8_t key[]; /* klen bytes: the hash key */
+};
+TAILQ_HEAD(mentry_list, mentry);
+
+/* A full sync being received: entries of chunks 0..next_chunk-1. */
+struct msync_ent {
+	uint64_t gen, size;
+	size_t koff; /* into keys */
+	uint16_t klen;
+	uint8_t tier;
+};
+struct mstaging {
+	int active;
+	uint64_t seq;
+	uint32_t next_chunk;
+	struct msync_ent *ents;
+	size_t n, cap;
+	uint8_t *keys;
+	size_t klen_used, kcap;
+};
+
+struct mnode {
+	UT_hash_handle hh; /* by node_id */
+	char node_id[65];
+	char addr[128];
+	actor_id ref;     /* m->src of its last PEER_ATTACH: where one-way messages go */
+	uint64_t boot_id; /* 0: loaded from master.db, never attached in this life */
+	uint64_t dram_total, dram_used, disk_total, disk_used;
+	uint64_t reserved; /* DRAM promised by ROUTE_PUT since the last heartbeat */
+	/* value bytes indexed (+) and unindexed (-) on the node since its
+	 * last reported dram_used, so a remove frees room for the next put at
+	 * once instead of at the next heartbeat */
+	int64_t used_delta;
+	uint64_t applied_seq, durable_seq;
+	uint64_t last_seen_ms; /* kvn_now_ms clock */
+	uint64_t persisted_ms; /* last node row sent to dbw (heartbeats are rate-limited) */
+	uint64_t objects, bytes;
+	/* Bumped whenever the node's persisted state is replaced (new boot,
+	 * full sync, death): dbw replies for an older epoch change nothing. */
+	uint64_t persist_epoch;
+	int attached;  /* a live connection (or in-process ref) */
+	int dead;      /* declared dead: no locations, rows lost */
+	int live;      /* attached during this master's life with boot_id, not dead since */
+	int db_broken; /* a write of its events failed: only a full sync repairs it */
+	uint32_t mark; /* ROUTE_PUT exclude stamp */
+	struct mentry_list entries;
+	struct mstaging stg;
+};
+
+/* Process-wide counters (summed over master instances), read with
+ * master_get_stats(). */
+#define MASTER_STAT_INC(f) __atomic_add_fetch(&master_stats_g.f, 1, __ATOMIC_RELAXED)
+#define MASTER_STAT_ADD(f, v) __atomic_add_fetch(&master_stats_g.f, (v), __ATOMIC_RELAXED)
+extern struct master_stats master_stats_g;
+
+struct master {
+	struct actor *self;
+	actor_id dbw;
+	char *server_id;
+	uint64_t node_timeout_ms, max_value_size;
+	uint32_t epoch;
+	uint64_t counter; /* last generation counter handed out in this epoch */
+	int gen_exhausted_logged;
+	uint64_t rr;       /* placement tie rotation */
+	uint32_t stamp;    /* exclude-list stamp */
+	uint64_t sync_ids; /* DBW_SYNC_* ids */
+	struct mentry *index;
+	struct mnode *nodes;
+	uint64_t objects, bytes; /* totals over the index */
+	struct actor_timer *live_timer;
+	uint64_t live_period_ms;
+	/* dbw requests not answered yet: past db_max_inflight the writer is
+	 * behind, and EVENTS are refused (KVN_EBUSY) before its mailbox fills */
+	uint32_t db_inflight, db_max_inflight;
+	int db_overloaded;
+};
+
+/* Pending one-way DROP_GEN notices of one batch, grouped per node when
+ * sent. */
+struct mdrop {
+	struct mnode *node;
+	uint64_t gen;
+	uint16_t klen;
+	uint8_t key[];
+};
+struct mdrops {
+	struct mdrop **v;
+	size_t n, cap;
+};
+
+/* Stale entries of one batch, for one summary line instead of one per
+ * key. */
+struct mstale {
+	uint32_t n;
+	char first[80]; /* kvn_key_printable of the first key */
+	uint64_t first_gen;
+};
+
+/* ---- master.c: replies and the writer glue ---- */
+/* Reply with proto_ack (n NULL: zeros) and status. */
+void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct mnode *n, int need_sync,
+		      int status);
+void master_reply_proto_err(struct master *ms, const struct actor_msg *req);
+/* Not a peer (nor in-process): answers KVN_EPERM and returns 1. */
+int master_deny(struct master *ms, const struct actor_msg *req);
+/* ADD/REMOVE/snapshot entry fields SQLite can store (gen 1..2^63-1, ...). */
+int master_event_ok(const struct proto_event *e);
+/* The writer is too far behind: answers KVN_EBUSY with n's ack, returns 1. */
+int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n);
+enum master_persist_kind { MASTER_P_NODE, MASTER_P_EVENTS, MASTER_P_SYNC, MASTER_P_DEAD };
+/* Send req (taken) to dbw as a call.  Once committed, events/sync with a
+ * non-zero seq advance n's durable_seq and send DURABLE; a failure of an
+ * events/sync write (or of the send) makes n need a full sync. */
+void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
+		    const struct mnode *n, uint64_t seq);
+/* A write for n's current state could not be handed over: as a failure. */
+void master_db_failed(struct master *ms, const struct mnode *n, int rc);
+
+/* ---- master_sync.c ---- */
+void master_on_full_sync(struct master *ms, const struct actor_msg *m);
+
+/* ---- master_index.c ---- */
+struct mnode *mnode_find(struct master *ms, const char *node_id);
+/* Find or create (not attached, no boot). */
+struct mnode *mnode_get(struct master *ms, const char *node_id);
+void mnode_free_all(struct master *ms);
+void mstaging_reset(struct mstaging *s);
+/* Free DRAM that ROUTE_PUT may still promise (never below 0). */
+uint64_t mnode_free_dram(const struct mnode *n);
+/* Fill a node row for dbw. */
+void mnode_row(const struct mnode *n, struct meta_node *row);
+
+enum { MIDX_STALE = 0, MIDX_NEW = 1, MIDX_UPDATED = 2 };
+/* Apply ADD{key, gen, tier, size} from node: MIDX_NEW (indexed; an older
+ * generation on another node was queued in drops), MIDX_UPDATED (same
+ * generation on the same node: tier or size changed), MIDX_STALE (a newer
+ * or equal generation is indexed elsewhere: a DROP_GEN for this one back to
+ * node was queued; nothing indexed). */
+int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen,
+	       uint8_t tier, uint64_t size, struct mdrops *drops);
+/* REMOVE: only exactly (key, gen) on node.  1 removed, 0 not. */
+int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen,
+		  uint64_t gen);
+/* Drop every location of node; returns how many. */
+uint64_t mindex_drop_node(struct master *ms, struct mnode *node);
+void mindex_free_all(struct master *ms);
+
+void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* Send the queued DROP_GEN notices, one message (or a few, if large) per
+ * node, and empty d. */
+void mdrops_send(struct master *ms, struct mdrops *d);
+void mdrops_fini(struct mdrops *d);
+void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* One warning for the batch (nothing if none). */
+void mstale_log(const struct mstale *s, const struct mnode *n, const char *what);
+
+/* Generation for a new put: 0 or KVN_EBUSY (counter exhausted). */
+int master_next_gen(struct master *ms, uint64_t *gen);
+
+void master_on_route_put(struct master *ms, const struct actor_msg *m);
+void master_on_route_get(struct master *ms, const struct actor_msg *m);
+void master_on_stat(struct master *ms, const struct actor_msg *m);
+void master_on_ping(struct master *ms, const struct actor_msg *m);
+
+#endif

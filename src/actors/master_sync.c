@@ -1,0 +1,183 @@
+/*
+ * master_sync: FULL_SYNC on the master (DESIGN.md section 5).  Owns the
+ * per-node staging of snapshot chunks, the chunk order check, the apply
+ * (the node's locations replaced by the snapshot, with the same supersede
+ * rules and DROP_GEN notices as EVENTS) and the hand-over of the new set to
+ * the SQLite writer in DBW_SYNC_PART slices plus one DBW_SYNC_END request.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+static int sync_check(const struct actor_msg *m, struct proto_sync_hdr *h)
+{
+	struct proto_event e;
+	struct wire_r r;
+	int rc = proto_sync_open(&r, m, h);
+	for (uint32_t i = 0; i < h->n && rc == 0; i++) {
+		rc = proto_sync_next(&r, &e);
+		if (rc == 0 && (!master_event_ok(&e)))
+			rc = KVN_EPROTO;
+	}
+	return rc ? rc : wire_r_end(&r);
+}
+
+static void staging_add(struct mstaging *s, const struct proto_event *e)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		void *v = realloc(s->ents, s->cap * sizeof *s->ents);
+		if (!v)
+			kvn_fatal("out of memory");
+		s->ents = v;
+	}
+	if (s->klen_used + e->klen > s->kcap) {
+		size_t want = s->kcap ? s->kcap * 2 : 4096;
+		while (want < s->klen_used + e->klen)
+			want *= 2;
+		void *v = realloc(s->keys, want);
+		if (!v)
+			kvn_fatal("out of memory");
+		s->keys = v;
+		s->kcap = want;
+	}
+	struct msync_ent *x = &s->ents[s->n++];
+	x->gen = e->gen;
+	x->size = e->size;
+	x->tier = e->tier;
+	x->klen = e->klen;
+	x->koff = s->klen_used;
+	memcpy(s->keys + s->klen_used, e->key, e->klen);
+	s->klen_used += e->klen;
+}
+
+/* Persist the node's locations (its whole index list, after the apply) as
+ * DBW_SYNC_PART slices and one DBW_SYNC_END request. */
+static void persist_sync(struct master *ms, struct mnode *n)
+{
+	uint64_t id = ++ms->sync_ids;
+	struct mentry *e = TAILQ_FIRST(&n->entries);
+	uint32_t parts = 0;
+	struct meta_node row;
+	struct wire_w w;
+
+	do {
+		struct actor_msg *part = actor_msg_new(DBW_SYNC_PART);
+		struct wire_w body;
+		uint32_t cnt = 0;
+
+		wire_w_init(&body);
+		for (; e && body.len + 32u + e->klen <= DBW_SPLIT_BYTES; e = TAILQ_NEXT(e, nlink), cnt++) {
+			wire_w_key(&body, e->key, e->klen);
+			wire_w_u64(&body, e->gen);
+			wire_w_u8(&body, e->tier);
+			wire_w_u64(&body, e->size);
+		}
+		wire_w_init(&w);
+		wire_w_str(&w, n->node_id);
+		wire_w_u64(&w, id);
+		wire_w_u32(&w, parts);
+		wire_w_u32(&w, cnt);
+		wire_w_raw(&w, body.buf, body.len);
+		wire_w_fini(&body);
+		if (wire_w_to_msg(&w, part) != 0)
+			KVN_ASSERT(0);
+		if (actor_send(ms->dbw, part) != 0) {
+			actor_msg_free(part);
+			master_db_failed(ms, n, KVN_EBUSY);
+			return;
+		}
+		parts++;
+	} while (e);
+	struct actor_msg *req = actor_msg_new(DBW_SYNC_END);
+	mnode_row(n, &row);
+	wire_w_init(&w);
+	dbw_node_enc(&w, &row);
+	wire_w_u64(&w, id);
+	wire_w_u32(&w, parts);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0);
+	n->persisted_ms = kvn_now_ms();
+	master_db_call(ms, req, MASTER_P_SYNC, n, n->applied_seq);
+}
+
+static void sync_apply(struct master *ms, struct mnode *n)
+{
+	struct mstaging *s = &n->stg;
+	struct mdrops drops = { 0 };
+	struct mstale stale = { 0 };
+	uint64_t dropped = mindex_drop_node(ms, n);
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct msync_ent *x = &s->ents[i];
+		const uint8_t *key = s->keys + x->koff;
+		int res = mindex_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
+		if (res == MIDX_STALE)
+			mstale_add(&stale, key, x->klen, x->gen);
+		else if (res == MIDX_NEW)
+			n->reserved = n->reserved > x->size ? n->reserved - x->size : 0;
+	}
+	n->applied_seq = s->seq;
+	n->db_broken = 0;
+	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
+	MASTER_STAT_INC(full_syncs);
+	MASTER_STAT_ADD(events_stale, stale.n);
+	log_info("master: node %s: full sync applied: %zu entries (%" PRIu64 " locations replaced), seq %" PRIu64,
+		 n->node_id, s->n, dropped, s->seq);
+	mstale_log(&stale, n, "snapshot");
+	mstaging_reset(s);
+	mdrops_send(ms, &drops);
+}
+
+void master_on_full_sync(struct master *ms, const struct actor_msg *m)
+{
+	struct proto_sync_hdr h;
+	struct proto_event e;
+	struct wire_r r;
+	struct mnode *n;
+
+	if (master_deny(ms, m))
+		return;
+	if (sync_check(m, &h) != 0) {
+		master_reply_proto_err(ms, m);
+		return;
+	}
+	n = mnode_find(ms, h.node_id);
+	if (!n || !n->attached || n->dead || n->boot_id != h.boot_id) {
+		if (n && n->boot_id == h.boot_id)
+			mstaging_reset(&n->stg);
+		master_reply_ack(ms, m, n && n->boot_id == h.boot_id ? n : NULL, 1, KVN_ESTATE);
+		return;
+	}
+	n->last_seen_ms = kvn_now_ms();
+	if (h.chunk == 0 && master_db_behind(ms, m, n))
+		return;
+	if (h.chunk == 0) {
+		mstaging_reset(&n->stg); /* a restarted sync replaces an unfinished one */
+		n->stg.active = 1;
+		n->stg.seq = h.seq;
+	} else if (!n->stg.active || h.chunk != n->stg.next_chunk || h.seq != n->stg.seq) {
+		log_warn("master: node %s: full sync chunk %u out of order (expected %u): sync discarded",
+			 n->node_id, h.chunk, n->stg.active ? n->stg.next_chunk : 0);
+		mstaging_reset(&n->stg);
+		master_reply_ack(ms, m, n, 1, KVN_ESTATE);
+		return;
+	}
+	n->stg.next_chunk = h.chunk + 1;
+	(void)proto_sync_open(&r, m, &h);
+	for (uint32_t i = 0; i < h.n; i++) {
+		(void)proto_sync_next(&r, &e);
+		staging_add(&n->stg, &e);
+	}
+	if (!h.last) {
+		master_reply_ack(ms, m, n, 0, 0);
+		return;
+	}
+	sync_apply(ms, n);
+	master_reply_ack(ms, m, n, 0, 0);
+	persist_sync(ms, n);
+}
