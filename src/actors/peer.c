@@ -1,0 +1,583 @@
+/*
+ * peer: the peer actor's life with its master.  Owns attaching, heartbeats,
+ * the event outbox (every event stays queued until the master acknowledges
+ * its seq; a failed send or heartbeat re-ships, nothing drained is dropped),
+ * the replies held until their events are acknowledged, and the full sync
+ * that replaces the master's view of this node when it asks for one.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/peer_int.h"
+#include "auth/auth.h"
+#include "base/base.h"
+
+#define SCRATCH_LEN (64 * 1024)
+#define META_BUDGET (60u * 1024u) /* keep batches under the 64 KiB limit */
+#define WAITER_MAX 65536
+#define WAITER_MAX_AGE_MS (10ull * 60 * 1000)
+
+struct sync_entry {
+	uint64_t gen, size;
+	uint8_t tier;
+	uint16_t klen;
+	uint8_t *key;
+};
+
+struct sync_state {
+	struct sync_entry *e;
+	size_t n, cap, next;
+	uint64_t seq;
+	uint32_t chunk;
+};
+
+void peer_store_put(struct peer_store *st)
+{
+	if (st && --st->refs == 0) {
+		keytab_free(st->kt);
+		alloc_arena_free(st->arena);
+		free(st);
+	}
+}
+
+static void fill_node(struct peer *p, struct proto_node *n)
+{
+	struct keytab_stats ks;
+	memset(n, 0, sizeof *n);
+	snprintf(n->node_id, sizeof n->node_id, "%s", p->node_id);
+	snprintf(n->addr, sizeof n->addr, "%s", p->advertise);
+	n->boot_id = p->boot_id;
+	n->dram_total = p->o.dram_size;
+	n->dram_used = p->o.dram_size - alloc_free_bytes(p->st->arena);
+	n->last_seq = p->last_seq;
+	keytab_get_stats(p->st->kt, &ks);
+	n->keys = ks.keys;
+}
+
+/* ---- held replies ---- */
+
+void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
+	       uint8_t *meta, uint32_t meta_len)
+{
+	struct peer_waiter *w = kvn_xcalloc(1, sizeof *w);
+	w->to = to;
+	w->corr = corr;
+	w->type = type;
+	w->seq = seq;
+	w->since_ms = kvn_now_ms();
+	w->meta = meta;
+	w->meta_len = meta_len;
+	if (durable)
+		TAILQ_INSERT_TAIL(&p->wait_durable, w, link);
+	else
+		TAILQ_INSERT_TAIL(&p->wait_applied, w, link);
+	p->nwaiters++;
+}
+
+static void waiter_send(struct peer *p, struct peer_waiter *w, int status)
+{
+	struct actor_msg *r = actor_msg_new(w->type);
+	r->flags = WIRE_F_REPLY;
+	r->corr = w->corr;
+	r->status = status;
+	r->src = actor_id_of(p->self);
+	r->meta = w->meta;
+	r->meta_len = w->meta_len;
+	w->meta = NULL;
+	if (!w->corr || actor_send(w->to, r) != 0)
+		actor_msg_free(r);
+	free(w->meta);
+	free(w);
+	p->nwaiters--;
+}
+
+static void release_waiters(struct peer *p)
+{
+	struct peer_waiter *w;
+	while ((w = TAILQ_FIRST(&p->wait_applied)) && w->seq <= p->acked_seq) {
+		TAILQ_REMOVE(&p->wait_applied, w, link);
+		waiter_send(p, w, 0);
+	}
+	while ((w = TAILQ_FIRST(&p->wait_durable)) && w->seq <= p->durable_seq && w->seq <= p->acked_seq) {
+		TAILQ_REMOVE(&p->wait_durable, w, link);
+		waiter_send(p, w, 0);
+	}
+}
+
+/* The callers of very old waiters gave up long ago (their deadline is far
+ * shorter); a master that stays away must not grow this list forever.  The
+ * events themselves stay in the outbox. */
+static void expire_waiters(struct peer *p)
+{
+	uint64_t now = kvn_now_ms();
+	uint32_t dropped = 0;
+	struct peer_waiter *w;
+
+	for (int q = 0; q < 2; q++) {
+		TAILQ_HEAD(, peer_waiter) *h = q ? (void *)&p->wait_durable : (void *)&p->wait_applied;
+		while ((w = TAILQ_FIRST(h)) && (now - w->since_ms > WAITER_MAX_AGE_MS || p->nwaiters > WAITER_MAX)) {
+			TAILQ_REMOVE(h, w, link);
+			waiter_send(p, w, KVN_ETIMEDOUT);
+			dropped++;
+		}
+	}
+	if (dropped) {
+		p->stats.waiters_dropped += dropped;
+		log_warn("%u put/remove repl(ies) still waiting for the master were answered KVN_ETIMEDOUT",
+			 dropped);
+	}
+}
+
+static void process_ack(struct peer *p, const struct proto_ack *a)
+{
+	struct peer_event *e;
+
+	if (a->applied_seq > p->acked_seq)
+		p->acked_seq = a->applied_seq > p->last_seq ? p->last_seq : a->applied_seq;
+	if (a->durable_seq > p->durable_seq)
+		p->durable_seq = a->durable_seq;
+	while ((e = TAILQ_FIRST(&p->outbox)) && e->seq <= p->acked_seq) {
+		TAILQ_REMOVE(&p->outbox, e, link);
+		free(e);
+	}
+	release_waiters(p);
+}
+
+/* ---- outbox ---- */
+
+uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
+			uint8_t tier, uint64_t size, uint8_t durable)
+{
+	struct peer_event *e = kvn_xmalloc(sizeof *e + klen);
+	e->seq = ++p->last_seq;
+	e->kind = kind;
+	e->tier = tier;
+	e->durable = durable;
+	e->klen = klen;
+	e->gen = gen;
+	e->size = size;
+	memcpy(e->key, key, klen);
+	TAILQ_INSERT_TAIL(&p->outbox, e, link);
+	return e->seq;
+}
+
+static void peer_attach(struct peer *p);
+
+static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct peer *p = actor_state(self);
+	struct proto_ack a;
+	(void)arg;
+
+	p->shipping = 0;
+	if (err || !reply) {
+		/* events stay queued; the heartbeat tick ships them again */
+		log_debug("events not acknowledged: %s", kvn_strerror(err));
+		return 0;
+	}
+	if (reply->status == KVN_ECONN) {
+		p->attached = 0;
+		return 0;
+	}
+	if (reply->status == KVN_EBUSY) {
+		/* the master's SQLite writer is behind: keep the events, the
+		 * heartbeat tick ships them again */
+		if (proto_ack_dec(reply, &a) == 0 && !a.need_full_sync)
+			process_ack(p, &a);
+		return 0;
+	}
+	if (proto_ack_dec(reply, &a) != 0 || reply->status != 0 || a.need_full_sync) {
+		if (reply->status != KVN_ESTATE && !a.need_full_sync)
+			log_warn("master refused events: %s", kvn_strerror(reply->status));
+		p->attached = 0;
+		peer_attach(p);
+		return 0;
+	}
+	process_ack(p, &a);
+	peer_ship(p);
+	return 0;
+}
+
+void peer_ship(struct peer *p)
+{
+	struct peer_event *e;
+	struct wire_w w;
+	uint32_t n = 0, bytes = 0;
+
+	if (!p->attached || p->syncing || p->shipping || TAILQ_EMPTY(&p->outbox))
+		return;
+	TAILQ_FOREACH(e, &p->outbox, link) {
+		bytes += 32u + e->klen;
+		if (bytes > META_BUDGET || n >= PROTO_MAX_ITEMS)
+			break;
+		n++;
+	}
+	wire_w_init(&w);
+	proto_events_begin(&w, p->node_id, p->boot_id, n);
+	e = TAILQ_FIRST(&p->outbox);
+	for (uint32_t i = 0; i < n; i++, e = TAILQ_NEXT(e, link)) {
+		struct proto_event pe = { .seq = e->seq, .kind = e->kind, .key = e->key, .klen = e->klen,
+					  .gen = e->gen, .tier = e->tier, .size = e->size, .durable = e->durable };
+		proto_events_add(&w, &pe);
+	}
+	struct actor_msg *m = actor_msg_new(WIRE_EVENTS);
+	if (wire_w_to_msg(&w, m) != 0 ||
+	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_events, NULL) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		return;
+	}
+	p->shipping = 1;
+	p->stats.events_shipped += n;
+}
+
+/* ---- full sync ---- */
+
+static void sync_free(struct sync_state *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->e[i].key);
+	free(s->e);
+	free(s);
+}
+
+static void sync_collect(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct sync_state *s = arg;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->e = realloc(s->e, s->cap * sizeof *s->e);
+		if (!s->e)
+			kvn_fatal("out of memory");
+	}
+	struct sync_entry *e = &s->e[s->n++];
+	e->gen = gen;
+	e->size = size;
+	e->tier = KEYTAB_DRAM;
+	e->klen = (uint16_t)klen;
+	e->key = kvn_xmalloc(klen);
+	memcpy(e->key, key, klen);
+}
+
+static void sync_send_chunk(struct peer *p, struct sync_state *s);
+
+static int on_sync(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct peer *p = actor_state(self);
+	struct sync_state *s = arg;
+	struct proto_ack a;
+
+	if (err || !reply || reply->status != 0 || proto_ack_dec(reply, &a) != 0) {
+		log_warn("full sync with the master failed: %s; will attach again",
+			 kvn_strerror(err ? err : reply ? reply->status : KVN_EPROTO));
+		sync_free(s);
+		p->syncing = 0;
+		p->attached = 0;
+		return 0;
+	}
+	if (s->next < s->n) {
+		sync_send_chunk(p, s);
+		return 0;
+	}
+	log_info("full sync done: %zu key(s) as of event %llu", s->n, (unsigned long long)s->seq);
+	p->syncing = 0;
+	/* the snapshot covers every event up to its seq */
+	if (a.applied_seq < s->seq)
+		a.applied_seq = s->seq;
+	sync_free(s);
+	process_ack(p, &a);
+	peer_ship(p);
+	return 0;
+}
+
+static void sync_send_chunk(struct peer *p, struct sync_state *s)
+{
+	struct proto_sync_hdr h;
+	struct wire_w w;
+	uint32_t bytes = 64, n = 0;
+
+	while (s->next + n < s->n) {
+		bytes += 32u + s->e[s->next + n].klen;
+		if (bytes > META_BUDGET || n >= PROTO_MAX_ITEMS)
+			break;
+		n++;
+	}
+	memset(&h, 0, sizeof h);
+	snprintf(h.node_id, sizeof h.node_id, "%s", p->node_id);
+	h.boot_id = p->boot_id;
+	h.seq = s->seq;
+	h.chunk = s->chunk++;
+	h.n = n;
+	h.last = s->next + n == s->n;
+	wire_w_init(&w);
+	proto_sync_begin(&w, &h);
+	for (uint32_t i = 0; i < n; i++) {
+		struct sync_entry *e = &s->e[s->next + i];
+		struct proto_event pe = { .key = e->key, .klen = e->klen, .gen = e->gen, .tier = e->tier,
+					  .size = e->size };
+		proto_sync_add(&w, &pe);
+	}
+	s->next += n;
+	struct actor_msg *m = actor_msg_new(WIRE_FULL_SYNC);
+	if (wire_w_to_msg(&w, m) != 0 ||
+	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_sync, s) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		sync_free(s);
+		p->syncing = 0;
+		p->attached = 0;
+	}
+}
+
+/* Snapshot every committed key at this instant (the actor runs alone, so
+ * the snapshot matches last_seq exactly) and ship it in chunks. */
+static void start_sync(struct peer *p)
+{
+	struct sync_state *s = kvn_xcalloc(1, sizeof *s);
+	keytab_foreach(p->st->kt, sync_collect, s);
+	s->seq = p->last_seq;
+	p->syncing = 1;
+	p->stats.sync_runs++;
+	sync_send_chunk(p, s);
+}
+
+/* ---- attach and heartbeat ---- */
+
+static int on_attach(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct peer *p = actor_state(self);
+	struct proto_ack a;
+	(void)arg;
+
+	p->attaching = 0;
+	if (err || !reply || reply->status != 0 || proto_ack_dec(reply, &a) != 0) {
+		int why = err ? err : reply ? reply->status : KVN_EPROTO;
+		log_warn("attach to the master failed: %s; retrying every heartbeat", kvn_strerror(why));
+		return 0;
+	}
+	p->attached = 1;
+	p->epoch = a.epoch;
+	log_info("attached to the master (epoch %u)%s", a.epoch, a.need_full_sync ? ": full sync" : "");
+	if (a.need_full_sync) {
+		start_sync(p);
+		return 0;
+	}
+	process_ack(p, &a);
+	peer_ship(p);
+	return 0;
+}
+
+static void peer_attach(struct peer *p)
+{
+	struct proto_node n;
+	struct actor_msg *m;
+
+	if (p->attaching || p->syncing || !p->master)
+		return;
+	fill_node(p, &n);
+	m = actor_msg_new(WIRE_PEER_ATTACH);
+	if (proto_node_enc(m, &n) != 0 ||
+	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_attach, NULL) != 0) {
+		actor_msg_free(m);
+		return;
+	}
+	p->attaching = 1;
+}
+
+static int on_heartbeat(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct peer *p = actor_state(self);
+	struct proto_ack a;
+	(void)arg;
+
+	if (err || !reply || reply->status != 0 || proto_ack_dec(reply, &a) != 0)
+		return 0; /* the next tick tries again; events stay queued */
+	if (a.need_full_sync) {
+		p->attached = 0;
+		peer_attach(p);
+		return 0;
+	}
+	process_ack(p, &a);
+	return 0;
+}
+
+static void heartbeat_tick(struct actor *self, void *arg)
+{
+	struct peer *p = actor_state(self);
+	(void)arg;
+
+	peer_reap(p);
+	expire_waiters(p);
+	if (!p->attached) {
+		peer_attach(p);
+	} else if (!p->syncing) {
+		struct proto_node n;
+		struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT);
+		fill_node(p, &n);
+		if (proto_node_enc(m, &n) != 0 ||
+		    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_heartbeat, NULL) != 0)
+			actor_msg_free(m);
+		peer_ship(p);
+	}
+	actor_timer_arm(p->hb_timer, p->o.heartbeat_ms);
+}
+
+/* ---- the actor ---- */
+
+static int from_master(const struct peer *p, const struct actor_msg *m)
+{
+	return m->src == p->master;
+}
+
+static int data_role_ok(const struct actor_msg *m)
+{
+	return m->src_role == AUTH_ROLE_CLIENT || m->src_role == AUTH_ROLE_INTERNAL;
+}
+
+static int peer_handle(struct actor *self, struct actor_msg *m)
+{
+	struct peer *p = actor_state(self);
+
+	switch (m->type) {
+	case NET_UP:
+		if (from_master(p, m))
+			peer_attach(p);
+		return 0;
+	case NET_DOWN:
+		if (from_master(p, m)) {
+			p->attached = 0;
+			p->shipping = 0;
+		}
+		return 0;
+	case WIRE_DROP_GEN:
+		if (from_master(p, m))
+			peer_handle_drop_gen(p, m);
+		return 0;
+	case WIRE_DURABLE: {
+		uint64_t d;
+		if (from_master(p, m) && proto_durable_dec(m, &d) == 0 && d > p->durable_seq) {
+			p->durable_seq = d;
+			release_waiters(p);
+		}
+		return 0;
+	}
+	default:
+		break;
+	}
+	if (m->flags & WIRE_F_REPLY)
+		return 0;
+	if (!data_role_ok(m)) {
+		if (m->sink_cookie)
+			peer_sink_abort(self, m->sink_cookie);
+		actor_reply_status(self, m, KVN_EAUTH);
+		return 0;
+	}
+	switch (m->type) {
+	case WIRE_PUT:
+		peer_handle_put(p, m);
+		break;
+	case WIRE_GET:
+		peer_handle_get(p, m);
+		break;
+	case WIRE_EXISTS:
+		peer_handle_exists(p, m);
+		break;
+	case WIRE_REMOVE:
+		peer_handle_remove(p, m);
+		break;
+	default:
+		actor_reply_status(self, m, KVN_EPROTO);
+	}
+	return 0;
+}
+
+static void peer_fini(struct actor *self)
+{
+	struct peer *p = actor_state(self);
+	struct peer_event *e;
+	struct peer_waiter *w;
+	struct peer_put *pp;
+
+	while ((pp = TAILQ_FIRST(&p->receiving)))
+		peer_sink_abort(self, pp);
+	while ((e = TAILQ_FIRST(&p->outbox))) {
+		TAILQ_REMOVE(&p->outbox, e, link);
+		free(e);
+	}
+	for (int q = 0; q < 2; q++) {
+		TAILQ_HEAD(, peer_waiter) *h = q ? (void *)&p->wait_durable : (void *)&p->wait_applied;
+		while ((w = TAILQ_FIRST(h))) {
+			TAILQ_REMOVE(h, w, link);
+			waiter_send(p, w, KVN_ECLOSED);
+		}
+	}
+	peer_store_put(p->st);
+	free(p->scratch);
+	free((char *)p->o.node_id);
+	free((char *)p->o.advertise);
+	free(p);
+}
+
+static const struct actor_ops peer_ops = {
+	.name = "peer",
+	.handle = peer_handle,
+	.sink = peer_sink,
+	.sink_abort = peer_sink_abort,
+	.fini = peer_fini,
+};
+
+int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,
+	       size_t errlen)
+{
+	struct peer *p = kvn_xcalloc(1, sizeof *p);
+	int rc;
+
+	p->o = *o;
+	p->o.node_id = kvn_xstrdup(o->node_id);
+	p->o.advertise = kvn_xstrdup(o->advertise);
+	snprintf(p->node_id, sizeof p->node_id, "%s", o->node_id);
+	snprintf(p->advertise, sizeof p->advertise, "%s", o->advertise);
+	TAILQ_INIT(&p->outbox);
+	TAILQ_INIT(&p->wait_applied);
+	TAILQ_INIT(&p->wait_durable);
+	TAILQ_INIT(&p->receiving);
+	p->st = kvn_xcalloc(1, sizeof *p->st);
+	p->st->refs = 1;
+	rc = alloc_arena_new(o->dram_size, o->page_size, o->hugepages, &p->st->arena);
+	if (rc) {
+		snprintf(err, errlen, "peer.dram_size: cannot map a %llu-byte arena: %s",
+			 (unsigned long long)o->dram_size, kvn_strerror(rc));
+		free(p->st);
+		free((char *)p->o.node_id);
+		free((char *)p->o.advertise);
+		free(p);
+		return rc;
+	}
+	p->st->kt = keytab_new(p->st->arena);
+	p->scratch = kvn_xmalloc(SCRATCH_LEN);
+	kvn_random(&p->boot_id, sizeof p->boot_id);
+	rc = actor_spawn(loop, &peer_ops, p, o->mailbox, &p->self);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the peer actor: %s", kvn_strerror(rc));
+		peer_store_put(p->st);
+		free(p->scratch);
+		free((char *)p->o.node_id);
+		free((char *)p->o.advertise);
+		free(p);
+		return rc;
+	}
+	p->hb_timer = actor_timer_new(p->self, heartbeat_tick, NULL);
+	actor_timer_arm(p->hb_timer, 0);
+	*out = p->self;
+	return 0;
+}
+
+void peer_set_master(struct actor *peer, actor_id master)
+{
+	struct peer *p = actor_state(peer);
+	p->master = master;
+}

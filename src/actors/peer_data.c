@@ -1,0 +1,455 @@
+/*
+ * peer_data: the peer's data path.  PUT payloads are received straight into
+ * arena pages (the sink reserves PENDING slots before the bytes arrive), GET
+ * replies reference arena pages from evbuffer chains whose cleanup releases
+ * the read lease, and EXISTS / REMOVE / DROP_GEN act on the key table.  A
+ * reply that depends on the master seeing an event waits in peer.c.
+ */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/peer_int.h"
+#include "base/base.h"
+
+#define SCRATCH_LEN (64 * 1024)
+
+struct lease_ref {
+	struct peer_store *st;
+	uint64_t lease;
+};
+
+static uint64_t ext_bytes(const struct alloc_arena *a, const struct alloc_extent *e)
+{
+	return (uint64_t)e->npages * alloc_page_size(a);
+}
+
+static void iov_push(struct peer_put *pp, int *cap, void *base, size_t len)
+{
+	if (pp->niov == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		struct iovec *n = realloc(pp->iov, (size_t)*cap * sizeof *n);
+		if (!n)
+			kvn_fatal("out of memory");
+		pp->iov = n;
+	}
+	pp->iov[pp->niov].iov_base = base;
+	pp->iov[pp->niov].iov_len = len;
+	pp->niov++;
+}
+
+/* Bytes of an item we refuse still arrive: they go to the scratch page. */
+static void iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size)
+{
+	while (size > 0) {
+		size_t k = size < SCRATCH_LEN ? (size_t)size : SCRATCH_LEN;
+		iov_push(pp, cap, p->scratch, k);
+		size -= k;
+	}
+}
+
+static void iov_pages(struct peer *p, struct peer_put *pp, int *cap, const struct keytab_view *v)
+{
+	uint64_t left = v->size;
+	for (int i = 0; i < v->next && left > 0; i++) {
+		uint64_t len = ext_bytes(p->st->arena, &v->ext[i]);
+		if (len > left)
+			len = left;
+		iov_push(pp, cap, alloc_addr(p->st->arena, v->ext[i].page), (size_t)len);
+		left -= len;
+	}
+}
+
+/* Per item: key copy and gen, so an abort needs nothing from the frame. */
+struct put_key {
+	uint64_t gen;
+	uint16_t klen;
+	uint8_t key[WIRE_MAX_KEY];
+};
+
+void peer_put_free(struct peer_put *pp)
+{
+	if (!pp)
+		return;
+	free(pp->status);
+	free(pp->iov);
+	free(pp);
+}
+
+static struct put_key *put_keys(struct peer_put *pp)
+{
+	return (struct put_key *)(pp + 1);
+}
+
+/* Reserve slots for every item of a PUT; items that cannot be stored get a
+ * status and a discard region.  Also used without a sink (payload already
+ * buffered, or empty). */
+static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uint64_t payload_len,
+		     struct peer_put **out)
+{
+	struct wire_r r;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+	uint64_t total = 0, now = kvn_now_ms();
+	int cap = 0;
+
+	if (proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
+		return KVN_EPROTO;
+	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * sizeof(struct put_key));
+	if (!pp)
+		return KVN_ENOMEM;
+	pp->n = n;
+	pp->status = kvn_xcalloc(n, sizeof *pp->status);
+	pp->started_ms = now;
+	for (uint32_t i = 0; i < n; i++) {
+		struct keytab_view v;
+		int rc;
+		if (proto_items_next(&r, &it) != 0) {
+			pp->n = i;
+			peer_sink_abort(p->self, pp);
+			return KVN_EPROTO;
+		}
+		memcpy(put_keys(pp)[i].key, it.key, it.klen);
+		put_keys(pp)[i].klen = it.klen;
+		put_keys(pp)[i].gen = it.gen;
+		total += it.size;
+		if (it.size > p->o.max_value_size)
+			rc = KVN_ETOOBIG;
+		else
+			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
+		pp->status[i] = rc;
+		if (rc == 0)
+			iov_pages(p, pp, &cap, &v);
+		else
+			iov_discard(p, pp, &cap, it.size);
+	}
+	if (wire_r_end(&r) != 0 || total != payload_len) {
+		peer_sink_abort(p->self, pp);
+		return KVN_EPROTO;
+	}
+	*out = pp;
+	return 0;
+}
+
+int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+	      struct net_sink *sink)
+{
+	struct peer *p = actor_state(self);
+	struct peer_put *pp;
+	int rc;
+
+	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
+		return 1;
+	rc = put_begin(p, meta, h->meta_len, h->payload_len, &pp);
+	if (rc)
+		return rc;
+	pp->from = from;
+	TAILQ_INSERT_TAIL(&p->receiving, pp, link);
+	sink->iov = pp->iov;
+	sink->niov = pp->niov;
+	sink->cookie = pp;
+	return 0;
+}
+
+/* The frame failed (bad tag, connection lost) or was never delivered: give
+ * the reserved slots back. */
+void peer_sink_abort(struct actor *self, void *cookie)
+{
+	struct peer *p = actor_state(self);
+	struct peer_put *pp = cookie, *q;
+
+	TAILQ_FOREACH(q, &p->receiving, link)
+		if (q == pp) {
+			TAILQ_REMOVE(&p->receiving, pp, link);
+			break;
+		}
+	for (uint32_t i = 0; i < pp->n; i++)
+		if (pp->status[i] == 0)
+			keytab_abort(p->st->kt, put_keys(pp)[i].key, put_keys(pp)[i].klen, put_keys(pp)[i].gen);
+	peer_put_free(pp);
+}
+
+static void reply_meta(struct peer *p, const struct actor_msg *m, struct wire_w *w, int status,
+		       struct evbuffer *payload)
+{
+	struct actor_msg *r = actor_msg_new(m->type);
+	if (wire_w_to_msg(w, r) != 0) {
+		wire_w_fini(w);
+		if (payload)
+			evbuffer_free(payload);
+		actor_msg_free(r);
+		actor_reply_status(p->self, m, KVN_ENOMEM);
+		return;
+	}
+	r->payload = payload;
+	actor_reply(p->self, m, r, status);
+}
+
+/* Copy a buffered payload into the reserved pages (transports without a
+ * sink, e.g. the simulated network). */
+static void put_copy_in(struct peer *p, struct peer_put *pp, struct evbuffer *payload)
+{
+	for (int i = 0; i < pp->niov; i++)
+		evbuffer_remove(payload, pp->iov[i].iov_base, pp->iov[i].iov_len);
+}
+
+void peer_handle_put(struct peer *p, struct actor_msg *m)
+{
+	struct peer_put *pp = m->sink_cookie;
+	struct wire_w w;
+	uint64_t last = 0;
+	int durable = 0;
+
+	if (m->sink_err) {
+		actor_reply_status(p->self, m, m->sink_err);
+		return;
+	}
+	if (!pp) {
+		int rc = put_begin(p, m->meta, m->meta_len, m->payload_len, &pp);
+		if (rc) {
+			actor_reply_status(p->self, m, rc);
+			return;
+		}
+		if (m->payload)
+			put_copy_in(p, pp, m->payload);
+	} else {
+		TAILQ_REMOVE(&p->receiving, pp, link);
+	}
+	if (m->meta_len >= 1)
+		durable = (m->meta[0] & PROTO_PUT_DURABLE) != 0;
+	wire_w_init(&w);
+	proto_results_begin(&w, pp->n);
+	for (uint32_t i = 0; i < pp->n; i++) {
+		struct put_key *k = &put_keys(pp)[i];
+		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
+		if (res.status == 0) {
+			struct keytab_view v;
+			res.status = keytab_commit(p->st->kt, k->key, k->klen, k->gen, NULL);
+			if (res.status == 0 && keytab_lookup(p->st->kt, k->key, k->klen, k->gen, &v) == 0) {
+				res.size = v.size;
+				last = peer_event_add(p, PROTO_EV_ADD, k->key, k->klen, k->gen, KEYTAB_DRAM, v.size,
+						      (uint8_t)durable);
+				p->stats.puts++;
+				p->stats.put_bytes += v.size;
+			}
+		}
+		proto_results_add(&w, &res);
+	}
+	peer_put_free(pp);
+	if (last == 0) {
+		reply_meta(p, m, &w, 0, NULL);
+		return;
+	}
+	/* acknowledged only once the master has applied (or committed) it:
+	 * read-your-writes for every later ROUTE_GET */
+	struct actor_msg tmp = { 0 };
+	if (wire_w_to_msg(&w, &tmp) != 0) {
+		wire_w_fini(&w);
+		actor_reply_status(p->self, m, KVN_ENOMEM);
+		return;
+	}
+	peer_wait(p, m->src, m->corr, m->type, last, durable, tmp.meta, tmp.meta_len);
+	peer_ship(p);
+}
+
+static void lease_cleanup(const void *data, size_t len, void *extra)
+{
+	struct lease_ref *lr = extra;
+	(void)data;
+	(void)len;
+	keytab_release(lr->st->kt, lr->lease);
+	peer_store_put(lr->st);
+	free(lr);
+}
+
+void peer_handle_get(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+	struct evbuffer *payload;
+	uint64_t now = kvn_now_ms(), bytes = 0;
+
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	payload = evbuffer_new();
+	if (!payload)
+		kvn_fatal("out of memory");
+	wire_w_init(&w);
+	proto_results_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_result res = { 0 };
+		struct keytab_view v;
+		uint64_t lease;
+		if (proto_items_next(&r, &it) != 0)
+			break;
+		if (bytes > PROTO_MAX_BATCH_PAYLOAD) {
+			res.status = KVN_EBUSY; /* the client asks again in another round */
+			proto_results_add(&w, &res);
+			continue;
+		}
+		/* The lease lasts until the reply's bytes have left: the chain's
+		 * cleanup releases it, and a connection that stops draining is
+		 * closed after its write timeout, which frees the chains. */
+		res.status = keytab_lease(p->st->kt, it.key, it.klen, it.gen, now, p->o.read_lease_ttl_ms, &lease, &v);
+		if (res.status == 0) {
+			uint64_t left = v.size;
+			res.gen = v.gen;
+			res.size = v.size;
+			if (left == 0) {
+				keytab_release(p->st->kt, lease);
+			} else {
+				for (int e = 0; e < v.next && left > 0; e++) {
+					uint64_t len = ext_bytes(p->st->arena, &v.ext[e]);
+					struct lease_ref *lr = NULL;
+					if (len >= left) {
+						len = left;
+						lr = kvn_xmalloc(sizeof *lr);
+						lr->st = p->st;
+						lr->lease = lease;
+						p->st->refs++;
+					}
+					evbuffer_add_reference(payload, alloc_addr(p->st->arena, v.ext[e].page),
+							       (size_t)len, lr ? lease_cleanup : NULL, lr);
+					left -= len;
+				}
+			}
+			bytes += v.size;
+			p->stats.gets++;
+			p->stats.get_bytes += v.size;
+		}
+		proto_results_add(&w, &res);
+	}
+	if (wire_r_end(&r) != 0) {
+		wire_w_fini(&w);
+		evbuffer_free(payload);
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	reply_meta(p, m, &w, 0, payload);
+}
+
+void peer_handle_exists(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	wire_w_init(&w);
+	proto_results_begin(&w, n);
+	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++) {
+		struct keytab_view v;
+		struct proto_result res = { 0 };
+		res.status = keytab_lookup(p->st->kt, it.key, it.klen, it.gen, &v);
+		if (res.status == 0) {
+			res.gen = v.gen;
+			res.size = v.size;
+		}
+		proto_results_add(&w, &res);
+	}
+	if (wire_r_end(&r) != 0) {
+		wire_w_fini(&w);
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	reply_meta(p, m, &w, 0, NULL);
+}
+
+void peer_handle_remove(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+	uint64_t last = 0;
+
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	wire_w_init(&w);
+	proto_results_begin(&w, n);
+	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++) {
+		struct proto_result res = { 0 };
+		uint64_t removed = 0;
+		res.status = keytab_remove(p->st->kt, it.key, it.klen, it.gen, &removed);
+		if (res.status == 0) {
+			res.gen = removed;
+			last = peer_event_add(p, PROTO_EV_REMOVE, it.key, it.klen, removed, KEYTAB_DRAM, 0, 0);
+			p->stats.removes++;
+		}
+		proto_results_add(&w, &res);
+	}
+	if (wire_r_end(&r) != 0) {
+		wire_w_fini(&w);
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	if (last == 0) {
+		reply_meta(p, m, &w, 0, NULL);
+		return;
+	}
+	struct actor_msg tmp = { 0 };
+	if (wire_w_to_msg(&w, &tmp) != 0) {
+		wire_w_fini(&w);
+		actor_reply_status(p->self, m, KVN_ENOMEM);
+		return;
+	}
+	peer_wait(p, m->src, m->corr, m->type, last, 0, tmp.meta, tmp.meta_len);
+	peer_ship(p);
+}
+
+/* The master saw a newer generation elsewhere: free ours.  Not an event:
+ * the master's index has already moved on. */
+void peer_handle_drop_gen(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n, dropped = 0;
+
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0)
+		return;
+	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++)
+		if (keytab_remove(p->st->kt, it.key, it.klen, it.gen, NULL) == 0)
+			dropped++;
+	if (dropped)
+		log_debug("dropped %u superseded generation(s) at the master's request", dropped);
+}
+
+void peer_reap(struct peer *p)
+{
+	uint64_t now = kvn_now_ms();
+	struct peer_put *pp;
+	uint32_t aborted = 0;
+
+	/* A receive that outlives the pending TTL would have its slots reaped
+	 * while the connection still writes into their pages: cut it first. */
+	while ((pp = TAILQ_FIRST(&p->receiving)) && now - pp->started_ms >= p->o.pending_ttl_ms) {
+		net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
+		if (TAILQ_FIRST(&p->receiving) == pp) /* connection already gone */
+			peer_sink_abort(p->self, pp);
+		aborted++;
+	}
+	if (aborted) {
+		p->stats.receive_aborted += aborted;
+		log_warn("cut %u connection(s) whose PUT payload took longer than peer.pending_ttl", aborted);
+	}
+	int reaped = keytab_reap(p->st->kt, now, NULL, NULL);
+	if (reaped > 0)
+		log_info("reclaimed %d pending slot(s) not committed within peer.pending_ttl", reaped);
+}

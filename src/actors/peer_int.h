@@ -1,0 +1,113 @@
+/*
+ * peer_int: the peer actor's state, shared by peer.c (attach, heartbeat,
+ * event outbox, full sync) and peer_data.c (PUT, GET, EXISTS, REMOVE and the
+ * payload sink).
+ */
+#ifndef KVN_PEER_INT_H
+#define KVN_PEER_INT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "actors/actor.h"
+#include "actors/proto.h"
+#include "actors/roles.h"
+#include "store/store.h"
+
+/* The arena and key table outlive the peer actor while evbuffer chains
+ * still reference arena pages (a GET reply being written when the node
+ * shuts down): each outstanding read lease holds a reference. */
+struct peer_store {
+	struct alloc_arena *arena;
+	struct keytab *kt;
+	uint32_t refs;
+};
+void peer_store_put(struct peer_store *st);
+
+/* An event waiting for the master's ack. */
+struct peer_event {
+	uint64_t seq;
+	uint8_t kind;
+	uint8_t tier;
+	uint8_t durable;
+	uint16_t klen;
+	uint64_t gen, size;
+	TAILQ_ENTRY(peer_event) link;
+	uint8_t key[]; /* klen bytes */
+};
+
+/* A client request whose reply waits until the master applied (or, for a
+ * durable put, committed) the events it produced. */
+struct peer_waiter {
+	actor_id to;
+	uint64_t corr;
+	uint16_t type;
+	uint64_t seq;    /* wait until acked >= seq */
+	uint64_t since_ms;
+	uint8_t *meta;   /* the reply's metadata, ready to send */
+	uint32_t meta_len;
+	TAILQ_ENTRY(peer_waiter) link;
+};
+
+/* A PUT whose payload is being received straight into arena pages. */
+struct peer_put {
+	TAILQ_ENTRY(peer_put) link;
+	actor_id from;     /* the connection it arrives on */
+	uint64_t started_ms;
+	uint32_t n;
+	int32_t *status;   /* per item: 0 = pages reserved, else why not */
+	struct iovec *iov;
+	int niov;
+};
+
+struct peer_stats {
+	uint64_t puts, gets, get_bytes, put_bytes, removes, events_shipped, sync_runs;
+	uint64_t waiters_dropped, receive_aborted;
+};
+
+struct peer {
+	struct actor *self;
+	struct peer_opts o;
+	char node_id[65];
+	char advertise[128];
+	struct peer_store *st;
+	actor_id master;
+	uint64_t boot_id;
+	uint32_t epoch;
+	int attached, attaching, syncing;
+	/* event outbox: every event stays until the master acknowledges it */
+	TAILQ_HEAD(, peer_event) outbox;
+	uint64_t last_seq, acked_seq, durable_seq;
+	int shipping;
+	/* replies held for event acks, in seq order */
+	TAILQ_HEAD(, peer_waiter) wait_applied, wait_durable;
+	uint32_t nwaiters;
+	TAILQ_HEAD(, peer_put) receiving;
+	struct actor_timer *hb_timer;
+	uint8_t *scratch; /* where bytes of refused items go */
+	struct peer_stats stats;
+};
+
+/* peer.c */
+uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
+			uint8_t tier, uint64_t size, uint8_t durable);
+void peer_ship(struct peer *p);
+/* Hold the reply (type, meta) to `to` until the events up to seq are
+ * acknowledged (applied, or committed when durable).  Takes meta. */
+void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
+	       uint8_t *meta, uint32_t meta_len);
+/* peer_data.c */
+int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+	      struct net_sink *sink);
+void peer_sink_abort(struct actor *self, void *cookie);
+void peer_handle_put(struct peer *p, struct actor_msg *m);
+void peer_handle_get(struct peer *p, struct actor_msg *m);
+void peer_handle_exists(struct peer *p, struct actor_msg *m);
+void peer_handle_remove(struct peer *p, struct actor_msg *m);
+void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
+/* Abort receives that have run longer than the pending TTL (their slots
+ * would be reaped under the connection's feet), then reap. */
+void peer_reap(struct peer *p);
+void peer_put_free(struct peer_put *pp);
+
+#endif
