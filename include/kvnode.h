@@ -124,8 +124,8 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
 
 /* Cluster view for `kvnode stat`. */
 struct kvn_node_stat {
-	char node_id[64];
-	char addr[64];
+	char node_id[65];
+	char addr[128];
 	int alive;
 	uint64_t dram_total, dram_used;
 	uint64_t disk_total, disk_used;

@@ -548,7 +548,7 @@ static void test_example_file(void)
 	snprintf(file, sizeof file, "%s/etc/kvnode.conf", srcdir());
 	committed = slurp(file);
 	if (!ok(committed && strcmp(gen, committed) == 0, "etc/kvnode.conf is what the table makes")) {
-		tap_diag("  regenerate: t/conf --write-example > etc/kvnode.conf");
+		tap_diag("  regenerate: make regen-config");
 		if (committed)
 			for (const char *a = gen, *b = committed; *a || *b; a++, b++)
 				if (*a != *b) {
@@ -620,7 +620,7 @@ static void test_markdown_doc(void)
 	b += strlen(begin);
 	*e = '\0';
 	ok(b[0] == '\n' && strncmp(b + 1, md, strlen(md)) == 0 && strcmp(b + 1 + strlen(md), "\n") == 0,
-	   "the table between the markers is what the table makes (t/conf --write-markdown)");
+	   "the table between the markers is what the table makes (make regen-config)");
 	ok(strstr(md, "| `dram_size` | size | `1GiB` | 1MiB..1TiB |") != NULL,
 	   "markdown row for peer.dram_size");
 	free(doc);

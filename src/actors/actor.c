@@ -68,7 +68,7 @@ struct actor_loop {
 	struct event *stop_ev;
 	pthread_t thread;
 	pthread_t runner; /* thread currently driving the loop */
-	int started, running, stopping;
+	int started, running, stopping, adopted;
 	pthread_mutex_t mu; /* actors list */
 	TAILQ_HEAD(, actor) actors;
 };
@@ -180,7 +180,13 @@ struct event_base *actor_loop_base(struct actor_loop *l)
 
 int actor_loop_on_thread(const struct actor_loop *l)
 {
-	return l->running && pthread_equal(l->runner, pthread_self());
+	return (l->running || l->adopted) && pthread_equal(l->runner, pthread_self());
+}
+
+void actor_loop_adopt(struct actor_loop *l)
+{
+	l->runner = pthread_self();
+	l->adopted = 1;
 }
 
 static void *loop_thread(void *arg)
@@ -376,6 +382,11 @@ const char *actor_name(const struct actor *a)
 	return a->ops->name ? a->ops->name : "actor";
 }
 
+const struct actor_ops *actor_ops_of(const struct actor *a)
+{
+	return a->ops;
+}
+
 uint32_t actor_mailbox_depth(const struct actor *a)
 {
 	return __atomic_load_n(&a->depth, __ATOMIC_RELAXED);
@@ -401,7 +412,7 @@ static void actor_finish_destroy(struct actor *a)
 		actor_msg_free(m);
 		STAT_INC(dropped_dead);
 	}
-	a->depth = 0;
+	__atomic_store_n(&a->depth, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&a->mu);
 
 	/* Fail pending calls; a callback may call again, which now fails
@@ -479,7 +490,8 @@ int actor_send(actor_id dst, struct actor_msg *m)
 		return KVN_EBUSY;
 	}
 	TAILQ_INSERT_TAIL(&a->mbox, m, link);
-	a->depth++;
+	/* written under a->mu, read without it by actor_mailbox_depth */
+	__atomic_add_fetch(&a->depth, 1, __ATOMIC_RELAXED);
 	if (a->depth >= a->warn_at) {
 		log_warn("%s: mailbox depth %u of %u", actor_name(a), a->depth, a->cap);
 		a->warn_at *= 2;
@@ -537,7 +549,7 @@ static int actor_drain_batch(struct actor *a)
 		TAILQ_REMOVE(&a->mbox, batch[n], link);
 		n++;
 	}
-	a->depth -= (uint32_t)n;
+	__atomic_sub_fetch(&a->depth, (uint32_t)n, __ATOMIC_RELAXED);
 	if (a->depth == 0)
 		a->warn_at = a->cap / 8 > 16 ? a->cap / 8 : 16;
 	more = !TAILQ_EMPTY(&a->mbox);
@@ -621,6 +633,11 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 		return rc;
 	}
 	return 0;
+}
+
+uint64_t actor_last_corr(const struct actor *self)
+{
+	return self->next_corr;
 }
 
 void actor_reply(struct actor *self, const struct actor_msg *req, struct actor_msg *reply, int status)

@@ -96,6 +96,10 @@ struct event_base *actor_loop_base(struct actor_loop *l);
 /* Drive an unstarted loop on the calling thread until *done becomes non-zero
  * or deadline_ms (kvn_now_ms clock) passes: 0 or KVN_ETIMEDOUT. */
 int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadline_ms);
+/* Make the calling thread the owner of an unstarted loop, so same-loop
+ * calls (actor_lookup_local, net_abort) work between actor_loop_run_until
+ * calls.  The client library adopts its private loop. */
+void actor_loop_adopt(struct actor_loop *l);
 /* True when called on the loop's own thread (or its driving thread). */
 int actor_loop_on_thread(const struct actor_loop *l);
 
@@ -110,6 +114,7 @@ void *actor_state(const struct actor *a);
 struct actor_loop *actor_loop_of(const struct actor *a);
 struct event_base *actor_base(const struct actor *a);
 const char *actor_name(const struct actor *a);
+const struct actor_ops *actor_ops_of(const struct actor *a);
 /* Destroy an actor from its own loop thread: unregister (later sends fail
  * with KVN_ECLOSED), free queued messages, fail its pending calls, run fini. */
 void actor_destroy(struct actor *a);
@@ -140,6 +145,9 @@ typedef int (*actor_reply_fn)(struct actor *self, void *arg, struct actor_msg *r
  * caller still owns m and fn will not run.  Call on self's loop thread. */
 int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t timeout_ms,
 	       actor_reply_fn fn, void *arg);
+/* The correlation id of self's most recent successful actor_call (to match
+ * a reply's payload sink to its request). */
+uint64_t actor_last_corr(const struct actor *self);
 /* Reply to req: sets corr, REPLY flag and status, sends to req->src.  Always
  * takes reply (a reply that cannot be delivered is dropped and counted).
  * A one-way req (corr 0) gets no reply: reply is freed. */

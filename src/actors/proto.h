@@ -14,9 +14,6 @@
 #include "actors/actor.h"
 #include "net/net.h"
 
-/* One-way master -> peer: events up to seq are committed to master.db. */
-#define WIRE_DURABLE 25
-
 enum proto_event_kind { PROTO_EV_ADD = 1, PROTO_EV_REMOVE = 2 };
 enum proto_put_flags { PROTO_PUT_DURABLE = 1 };
 

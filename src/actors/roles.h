@@ -43,4 +43,27 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
  * right after creating the proxy). */
 void peer_set_master(struct actor *peer, actor_id master);
 
+/* ---- master counters (master.c) ---- */
+/* Process-wide, summed over every master instance since the process
+ * started (stats output and tests).  Safe from any thread. */
+struct master_stats {
+	uint64_t route_puts, route_gets;      /* requests */
+	uint64_t events_applied, events_dup, events_stale, event_gaps;
+	uint64_t events_busy;                 /* batches refused: SQLite writer behind */
+	uint64_t full_syncs;                  /* snapshots applied */
+	uint64_t drops_sent, drops_failed;    /* DROP_GEN items */
+	uint64_t nodes_dead;                  /* declared dead by the timeout */
+	uint64_t db_errors;                   /* dbw requests that failed */
+	uint64_t proto_errors, denied;        /* malformed / wrong role */
+	uint64_t db_commits, db_commit_failed, db_write_failed; /* dbw */
+};
+void master_get_stats(struct master_stats *st);
+
+/* ---- client (client_api.c) ---- */
+struct kvn_conf;
+struct kvn_client;
+/* kvn_connect with an already loaded and finalized config (the CLI's, with
+ * its --set overrides).  Takes ownership of conf's strings. */
+int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
+
 #endif

@@ -133,6 +133,12 @@ static const struct conf_key conf_keys[] = {
 	  FIELD(client_quarantine),
 	  "A peer that just failed is skipped for this long while another choice exists; "
 	  "0 turns this off." },
+	{ "client", "route_cache_ttl", T_DURATION, "0", 0, HOURS(1), 0, NULL, NULL,
+	  FIELD(client_route_cache_ttl),
+	  "Gets reuse a key's route for this long instead of asking the master again. "
+	  "0 (the default) asks every time, so every get sees every acknowledged put. "
+	  "Above 0, a get may return a generation that another client's put superseded "
+	  "within this window (the client's own puts and removes are always seen)." },
 	/* [auth] */
 	{ "auth", "peer_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.secret", NULL,
 	  FIELD(auth_peer_secret_file),

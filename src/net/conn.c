@@ -569,6 +569,16 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 	return 0;
 }
 
+void net_abort(struct actor_loop *loop, actor_id proxy, int err)
+{
+	struct actor *a = actor_lookup_local(loop, proxy);
+	if (!a || actor_ops_of(a) != &conn_ops)
+		return;
+	struct conn *c = actor_state(a);
+	c->closing = 1;
+	conn_fail(c, err);
+}
+
 void net_close(actor_id proxy)
 {
 	struct actor_msg *m = actor_msg_new(NET_CLOSE);

@@ -19,6 +19,8 @@
 #include "base/base.h"
 #include "net/net_int.h"
 
+#define FILL_FIRST (16 * 1024)
+
 /* Read what the socket has into ibuf.  1 progress, 0 would block, <0 error. */
 static int conn_fill(struct conn *c)
 {
@@ -33,7 +35,12 @@ static int conn_fill(struct conn *c)
 		c->wpos -= c->rpos;
 		c->rpos = 0;
 	}
-	n = read(c->fd, c->ibuf + c->wpos, IBUF_CAP - c->wpos);
+	/* Between frames read a small chunk: a large payload behind the header
+	 * then goes straight to its sink instead of through this buffer. */
+	size_t want = IBUF_CAP - c->wpos;
+	if (c->rstate == R_HDR && c->rpos == c->wpos && want > FILL_FIRST)
+		want = FILL_FIRST;
+	n = read(c->fd, c->ibuf + c->wpos, want);
 	if (n > 0) {
 		c->wpos += (size_t)n;
 		c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
@@ -178,10 +185,14 @@ static void payload_begin(struct conn *c)
 {
 	actor_id dst = c->owner;
 
+	struct wire_hdr h = c->h;
+
 	if (c->h.flags & WIRE_F_REPLY) {
 		struct inflight *f;
 		HASH_FIND(hh, c->inflight, &c->h.corr, sizeof c->h.corr, f);
 		dst = f ? f->src : 0;
+		if (f)
+			h.corr = f->corr; /* the sink sees the caller's own corr */
 	}
 	c->pdst = dst;
 	c->pmode = P_BUF;
@@ -193,7 +204,7 @@ static void payload_begin(struct conn *c)
 	}
 	struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
 	if (a) {
-		int rc = actor_sink(a, actor_id_of(c->self), &c->h, c->meta, &c->sink);
+		int rc = actor_sink(a, actor_id_of(c->self), &h, c->meta, &c->sink);
 		if (rc == 0) {
 			uint64_t total = 0;
 			for (int i = 0; i < c->sink.niov; i++)

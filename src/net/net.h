@@ -45,6 +45,7 @@ enum wire_type {
 	WIRE_ROUTE_GET = 22,
 	WIRE_STAT = 23,
 	WIRE_ROUTE_REMOVE = 24,
+	WIRE_DURABLE = 25, /* one-way master -> peer: events up to seq are in master.db */
 	/* peer */
 	WIRE_PUT = 64,
 	WIRE_GET = 65,
@@ -173,6 +174,10 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 		const struct net_opts *o, actor_id *proxy);
 /* Close a proxy (queued output is flushed first, bounded by write_timeout). */
 void net_close(actor_id proxy);
+/* Cut a connection now, from its loop's thread: output is dropped, a payload
+ * being received into a sink is aborted (sink_abort runs before this
+ * returns), in-flight calls fail with err.  A no-op for unknown ids. */
+void net_abort(struct actor_loop *loop, actor_id proxy, int err);
 
 struct net_listener;
 /* Listen on addr; each accepted connection that authenticates against pol

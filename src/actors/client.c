@@ -1,0 +1,420 @@
+/*
+ * client: the client actor behind libkvnode.  Owns the private loop the
+ * caller's thread drives during each call, the connection to the master,
+ * the pool of peer connections (renewed after client.endpoint_max_age,
+ * quarantined for client.quarantine after a failure), request rounds with
+ * one deadline per public call, and the payload sink that receives GET
+ * replies straight into the caller's buffers.
+ */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/client_int.h"
+#include "net/net.h"
+
+void client_set_detail(struct kvn_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the actor ---- */
+
+static struct client_peer *peer_by_proxy(struct kvn_client *c, actor_id proxy)
+{
+	struct client_peer *p, *tmp;
+	HASH_ITER(hh, c->peers, p, tmp)
+		if (p->proxy == proxy)
+			return p;
+	return NULL;
+}
+
+static struct client_req *req_by_corr(struct kvn_client *c, uint64_t corr)
+{
+	struct client_op *op = c->op;
+	if (!op)
+		return NULL;
+	for (uint32_t i = 0; i < op->nreqs; i++)
+		if (op->reqs[i]->corr == corr && !op->reqs[i]->done)
+			return op->reqs[i];
+	return NULL;
+}
+
+static int client_handle(struct actor *self, struct actor_msg *m)
+{
+	struct kvn_client *c = actor_state(self);
+
+	if (m->type == NET_UP && m->src == c->master) {
+		c->master_up = 1;
+	} else if (m->type == NET_DOWN) {
+		if (m->src == c->master) {
+			c->master = 0; /* the proxy is gone: the next call reconnects */
+			c->master_up = 0;
+			if (m->status)
+				client_set_detail(c, "master %s: %s", c->conf.client_master, kvn_strerror(m->status));
+		} else {
+			struct client_peer *p = peer_by_proxy(c, m->src);
+			if (p) {
+				p->proxy = 0;
+				if (m->status && m->status != KVN_ECLOSED)
+					client_quarantine(c, p);
+			}
+		}
+	}
+	return 0;
+}
+
+/* GET replies land straight in the caller's buffers. */
+static int client_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+		       struct net_sink *sink)
+{
+	struct kvn_client *c = actor_state(self);
+	struct client_req *q;
+	struct wire_r r;
+	struct proto_result res;
+	uint32_t n;
+	uint64_t total = 0;
+	int cap = 0;
+	(void)from;
+
+	if (h->type != WIRE_GET || !(h->flags & WIRE_F_REPLY))
+		return 1;
+	q = req_by_corr(c, h->corr);
+	if (!q)
+		return 1; /* nobody waits: buffered and dropped */
+	if (proto_results_open(&r, meta, h->meta_len, &n) != 0 || n != q->n)
+		return KVN_EPROTO;
+	free(q->iov);
+	q->iov = NULL;
+	q->niov = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (proto_results_next(&r, &res) != 0)
+			return KVN_EPROTO;
+		if (res.status != 0 || res.size == 0)
+			continue;
+		struct kvn_item *it = &q->op->items[q->idx[i]];
+		void *dst = NULL;
+		if (q->op->alloc_get && !it->val) {
+			it->val = malloc(res.size);
+			if (it->val)
+				it->cap = res.size;
+		}
+		if (it->val && res.size <= it->cap)
+			dst = it->val;
+		uint64_t left = res.size;
+		while (left > 0) {
+			size_t k = dst ? (size_t)left : (left < CLIENT_SCRATCH ? (size_t)left : CLIENT_SCRATCH);
+			if (q->niov == cap) {
+				cap = cap ? cap * 2 : 8;
+				q->iov = realloc(q->iov, (size_t)cap * sizeof *q->iov);
+				if (!q->iov)
+					kvn_fatal("out of memory");
+			}
+			q->iov[q->niov].iov_base = dst ? dst : c->scratch;
+			q->iov[q->niov].iov_len = k;
+			q->niov++;
+			left -= k;
+		}
+		total += res.size;
+	}
+	if (wire_r_end(&r) != 0 || total != h->payload_len)
+		return KVN_EPROTO;
+	sink->iov = q->iov;
+	sink->niov = q->niov;
+	sink->cookie = q;
+	return 0;
+}
+
+static const struct actor_ops client_ops = {
+	.name = "client",
+	.handle = client_handle,
+	.sink = client_sink,
+};
+
+/* ---- connections ---- */
+
+static void fill_net_opts(const struct kvn_client *c, struct net_opts *o)
+{
+	net_opts_default(o);
+	o->connect_timeout_ms = c->conf.client_timeout;
+	o->handshake_timeout_ms = c->conf.auth_handshake_timeout;
+	o->max_payload = c->conf.node_max_value_size > PROTO_MAX_BATCH_PAYLOAD ? c->conf.node_max_value_size
+										  : PROTO_MAX_BATCH_PAYLOAD;
+	o->reconnect = 0;
+}
+
+static int connect_to(struct kvn_client *c, const char *addr, actor_id *proxy)
+{
+	struct net_creds cr = { .role = AUTH_ROLE_CLIENT, .node_id = c->node_id, .secret = &c->kr.s[0] };
+	struct net_opts o;
+	fill_net_opts(c, &o);
+	return net_connect(c->self, addr, &cr, &o, proxy);
+}
+
+struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, const char *addr)
+{
+	struct client_peer *p;
+	uint64_t now = kvn_now_ms();
+
+	HASH_FIND_STR(c->peers, node_id, p);
+	if (!p) {
+		p = kvn_xcalloc(1, sizeof *p);
+		snprintf(p->node_id, sizeof p->node_id, "%s", node_id);
+		HASH_ADD_STR(c->peers, node_id, p);
+	}
+	if (p->proxy && (strcmp(p->addr, addr) != 0 ||
+			 (p->inflight == 0 && now - p->opened_ms > c->conf.client_endpoint_max_age))) {
+		/* a moved peer, or an old endpoint: replace it at checkout */
+		net_close(p->proxy);
+		p->proxy = 0;
+	}
+	if (!p->proxy) {
+		snprintf(p->addr, sizeof p->addr, "%s", addr);
+		if (connect_to(c, addr, &p->proxy) != 0) {
+			p->proxy = 0;
+			return NULL;
+		}
+		p->opened_ms = now;
+	}
+	return p;
+}
+
+void client_quarantine(struct kvn_client *c, struct client_peer *p)
+{
+	p->quarantined_until = kvn_now_ms() + c->conf.client_quarantine;
+	if (p->proxy) {
+		net_abort(c->loop, p->proxy, KVN_ECONN);
+		p->proxy = 0;
+	}
+}
+
+int client_is_quarantined(struct kvn_client *c, const char *node_id)
+{
+	struct client_peer *p;
+	HASH_FIND_STR(c->peers, node_id, p);
+	return p && p->quarantined_until > kvn_now_ms();
+}
+
+/* ---- calls and rounds ---- */
+
+static int on_master_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct client_op *op = arg;
+	(void)self;
+	op->reply = reply;
+	op->reply_err = err;
+	op->done = 1;
+	return reply ? ACTOR_KEEP : 0;
+}
+
+int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m)
+{
+	uint64_t now = kvn_now_ms();
+	int rc;
+
+	if (now >= op->deadline_ms) {
+		actor_msg_free(m);
+		return KVN_ETIMEDOUT;
+	}
+	if (!c->master) {
+		rc = connect_to(c, c->conf.client_master, &c->master);
+		if (rc) {
+			actor_msg_free(m);
+			client_set_detail(c, "client.master = '%s': %s", c->conf.client_master, kvn_strerror(rc));
+			return rc;
+		}
+	}
+	actor_msg_free(op->reply);
+	op->reply = NULL;
+	op->reply_err = 0;
+	op->done = 0;
+	rc = actor_call(c->self, c->master, m, op->deadline_ms - now, on_master_reply, op);
+	if (rc) {
+		actor_msg_free(m);
+		return rc;
+	}
+	actor_loop_run_until(c->loop, &op->done, op->deadline_ms + 1000);
+	if (!op->done)
+		return KVN_ETIMEDOUT; /* not reached: the call's own timer fires first */
+	if (op->reply_err)
+		return op->reply_err;
+	if (op->reply->status == KVN_ECONN && !c->master_up && c->detail[0] == '\0')
+		client_set_detail(c, "cannot reach the master at %s", c->conf.client_master);
+	return op->reply->status;
+}
+
+static int on_peer_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct client_req *q = arg;
+	struct client_op *op = q->op;
+	(void)self;
+
+	if (!op) { /* orphaned: the call it belonged to has returned */
+		free(q->idx);
+		free(q->iov);
+		free(q);
+		return 0;
+	}
+	q->done = 1;
+	q->reply = reply;
+	q->err = err;
+	if (q->peer && q->peer->inflight)
+		q->peer->inflight--;
+	if (--op->pending == 0)
+		op->done = 1;
+	return reply ? ACTOR_KEEP : 0;
+}
+
+int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_peer *p,
+		     struct actor_msg *m, uint32_t *idx, uint32_t n)
+{
+	uint64_t now = kvn_now_ms();
+	struct client_req *q;
+	int rc;
+
+	if (now >= op->deadline_ms) {
+		actor_msg_free(m);
+		free(idx);
+		return KVN_ETIMEDOUT;
+	}
+	q = kvn_xcalloc(1, sizeof *q);
+	q->op = op;
+	q->peer = p;
+	q->proxy = p->proxy;
+	q->idx = idx;
+	q->n = n;
+	rc = actor_call(c->self, p->proxy, m, op->deadline_ms - now, on_peer_reply, q);
+	if (rc) {
+		actor_msg_free(m);
+		free(idx);
+		free(q);
+		return rc;
+	}
+	q->corr = actor_last_corr(c->self);
+	if (op->nreqs == op->capreqs) {
+		op->capreqs = op->capreqs ? op->capreqs * 2 : 8;
+		op->reqs = realloc(op->reqs, op->capreqs * sizeof *op->reqs);
+		if (!op->reqs)
+			kvn_fatal("out of memory");
+	}
+	op->reqs[op->nreqs++] = q;
+	op->pending++;
+	op->done = 0;
+	p->inflight++;
+	return 0;
+}
+
+int client_wait_round(struct kvn_client *c, struct client_op *op)
+{
+	op->done = op->pending == 0;
+	if (actor_loop_run_until(c->loop, &op->done, op->deadline_ms) == 0)
+		return 0;
+	/* Deadline: cut every connection still carrying our bytes (a PUT's
+	 * payload references the caller's buffer, a GET reply writes into it),
+	 * so nothing touches caller memory after we return. */
+	for (uint32_t i = 0; i < op->nreqs; i++) {
+		struct client_req *q = op->reqs[i];
+		if (!q->done) {
+			net_abort(c->loop, q->proxy, KVN_ETIMEDOUT);
+			if (q->peer) {
+				q->peer->proxy = 0;
+				client_quarantine(c, q->peer);
+			}
+		}
+	}
+	/* the cut connections answer at once; give them a moment */
+	actor_loop_run_until(c->loop, &op->done, kvn_now_ms() + 50);
+	for (uint32_t i = 0; i < op->nreqs; i++)
+		if (!op->reqs[i]->done)
+			op->reqs[i]->err = KVN_ETIMEDOUT;
+	return KVN_ETIMEDOUT;
+}
+
+void client_round_reset(struct client_op *op)
+{
+	for (uint32_t i = 0; i < op->nreqs; i++) {
+		struct client_req *q = op->reqs[i];
+		if (q->done) {
+			actor_msg_free(q->reply);
+			free(q->idx);
+			free(q->iov);
+			free(q);
+		} else {
+			q->op = NULL; /* its callback frees it */
+		}
+	}
+	op->nreqs = 0;
+	op->pending = 0;
+	op->done = 1;
+}
+
+/* ---- open / free ---- */
+
+int client_open(struct kvn_conf *conf, struct kvn_client **out)
+{
+	struct kvn_client *c = kvn_xcalloc(1, sizeof *c);
+	char err[512], host[64];
+	int rc;
+
+	c->conf = *conf;
+	memset(conf, 0, sizeof *conf); /* the client owns the strings now */
+	rc = auth_keyring_load(&c->kr, c->conf.auth_client_secret_file, err, sizeof err);
+	if (rc) {
+		snprintf(c->detail, sizeof c->detail, "auth.client_secret_file: %s", err);
+		kvn_set_last_detail(c->detail);
+		kvn_conf_fini(&c->conf);
+		free(c);
+		return rc == KVN_EIO || rc == KVN_EPERM ? rc : KVN_ECONFIG;
+	}
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "client");
+	host[sizeof host - 1] = '\0';
+	snprintf(c->node_id, sizeof c->node_id, "client-%.40s-%ld", host, (long)getpid());
+	for (char *p = c->node_id; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '_';
+	c->scratch = kvn_xmalloc(CLIENT_SCRATCH);
+	c->loop = actor_loop_new("client");
+	actor_loop_adopt(c->loop);
+	rc = actor_spawn(c->loop, &client_ops, c, 1u << 16, &c->self);
+	if (rc) {
+		client_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void client_free(struct kvn_client *c)
+{
+	struct client_peer *p, *tmp;
+
+	if (!c)
+		return;
+	if (c->master)
+		net_abort(c->loop, c->master, KVN_ECLOSED);
+	HASH_ITER(hh, c->peers, p, tmp) {
+		if (p->proxy)
+			net_abort(c->loop, p->proxy, KVN_ECLOSED);
+	}
+	/* let the cut connections finish their teardown events */
+	int never = 0;
+	actor_loop_run_until(c->loop, &never, kvn_now_ms() + 1);
+	actor_loop_free(c->loop);
+	HASH_ITER(hh, c->peers, p, tmp) {
+		HASH_DEL(c->peers, p);
+		free(p);
+	}
+	client_rcache_clear(c);
+	auth_keyring_wipe(&c->kr);
+	kvn_conf_fini(&c->conf);
+	free(c->scratch);
+	free(c);
+}
