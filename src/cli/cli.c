@@ -1,0 +1,298 @@
+/*
+ * cli: the `kvnode --role client` commands other than bench: ping, put,
+ * get, exists, rm, stat.  Each prints what happened and exits with the
+ * status of its first failure (kvn_err_exit_code), so scripts can tell a
+ * missing key from an authentication failure from a full cluster.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/roles.h"
+#include "base/base.h"
+#include "cli/cli.h"
+
+static int fail(const char *what, int rc, struct kvn_client *c)
+{
+	const char *d = kvn_last_detail(c);
+	int has = d && *d;
+	fprintf(stderr, "kvnode: %s: %s%s%s%s\n", what, kvn_strerror(rc), has ? " (" : "", has ? d : "",
+		has ? ")" : "");
+	return kvn_err_exit_code(rc);
+}
+
+static int connect_from(struct kvn_conf *conf, struct kvn_client **c)
+{
+	int rc = kvn_connect_conf(conf, c);
+	if (rc) {
+		const char *d = kvn_last_detail(NULL);
+		fprintf(stderr, "kvnode: cannot connect to the master: %s%s%s%s\n", kvn_strerror(rc),
+			*d ? " (" : "", d, *d ? ")" : "");
+		return kvn_err_exit_code(rc);
+	}
+	return 0;
+}
+
+/* Whole file (or standard input) into memory, at most `max` bytes. */
+static int read_value(const char *path, uint64_t max, void **out, size_t *len)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 1 << 16, n = 0;
+	char *buf;
+
+	if (fd < 0) {
+		fprintf(stderr, "kvnode: put: %s: %s\n", path, strerror(errno));
+		return KVN_EIO;
+	}
+	buf = kvn_xmalloc(cap);
+	for (;;) {
+		if (n == cap) {
+			if (cap > max) {
+				fprintf(stderr, "kvnode: put: %s: larger than node.max_value_size\n", path);
+				free(buf);
+				if (fd != STDIN_FILENO)
+					close(fd);
+				return KVN_ETOOBIG;
+			}
+			cap *= 2;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				kvn_fatal("out of memory");
+			buf = nb;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "kvnode: put: %s: %s\n", path, strerror(errno));
+			free(buf);
+			if (fd != STDIN_FILENO)
+				close(fd);
+			return KVN_EIO;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (n > max) {
+		fprintf(stderr, "kvnode: put: %s: %zu bytes is larger than node.max_value_size\n", path, n);
+		free(buf);
+		return KVN_ETOOBIG;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+	while (n > 0) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int cmd_ping(struct kvn_client *c)
+{
+	uint64_t rtt;
+	uint32_t peers;
+	int rc = kvn_ping(c, &rtt, &peers);
+	if (rc)
+		return fail("ping", rc, c);
+	printf("pong: rtt %llu us, %u peer(s) attached\n", (unsigned long long)rtt, peers);
+	return 0;
+}
+
+static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
+{
+	unsigned flags = 0;
+	int i = 1, rc, ret = 0;
+
+	if (i < argc && strcmp(argv[i], "--durable") == 0) {
+		flags |= KVN_PUT_DURABLE;
+		i++;
+	}
+	if (argc - i < 2 || (argc - i) % 2 != 0) {
+		fprintf(stderr, "usage: kvnode --role client put [--durable] KEY FILE|- [KEY FILE]...\n");
+		return 2;
+	}
+	size_t n = (size_t)(argc - i) / 2;
+	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
+	for (size_t k = 0; k < n; k++) {
+		items[k].key = argv[i + 2 * k];
+		items[k].klen = strlen(argv[i + 2 * k]);
+		rc = read_value(argv[i + 2 * k + 1], max, &items[k].val, &items[k].vlen);
+		if (rc) {
+			ret = kvn_err_exit_code(rc);
+			goto out;
+		}
+	}
+	kvn_batch_put(c, items, n, flags);
+	for (size_t k = 0; k < n; k++) {
+		if (items[k].status) {
+			char what[128];
+			snprintf(what, sizeof what, "put '%.100s'", (const char *)items[k].key);
+			int x = fail(what, items[k].status, c);
+			if (!ret)
+				ret = x;
+		}
+	}
+out:
+	for (size_t k = 0; k < n; k++)
+		free(items[k].val);
+	free(items);
+	return ret;
+}
+
+static int cmd_get(struct kvn_client *c, int argc, char **argv)
+{
+	const char *key = NULL, *out = NULL;
+	void *val = NULL;
+	size_t vlen = 0;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (!key && argv[i][0] != '-')
+			key = argv[i];
+		else {
+			fprintf(stderr, "usage: kvnode --role client get KEY [-o FILE]\n");
+			return 2;
+		}
+	}
+	if (!key) {
+		fprintf(stderr, "usage: kvnode --role client get KEY [-o FILE]\n");
+		return 2;
+	}
+	rc = kvn_get_alloc(c, key, strlen(key), &val, &vlen);
+	if (rc) {
+		char what[128];
+		snprintf(what, sizeof what, "get '%.100s'", key);
+		return fail(what, rc, c);
+	}
+	int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
+	if (fd < 0 || write_all(fd, val, vlen) != 0) {
+		fprintf(stderr, "kvnode: get: %s: %s\n", out ? out : "stdout", strerror(errno));
+		free(val);
+		if (fd >= 0 && out)
+			close(fd);
+		return kvn_err_exit_code(KVN_EIO);
+	}
+	if (out)
+		close(fd);
+	free(val);
+	return 0;
+}
+
+static int cmd_keys(struct kvn_client *c, int argc, char **argv, int remove)
+{
+	int ret = 0;
+	size_t n = (size_t)argc - 1;
+
+	if (n == 0) {
+		fprintf(stderr, "usage: kvnode --role client %s KEY...\n", argv[0]);
+		return 2;
+	}
+	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
+	for (size_t k = 0; k < n; k++) {
+		items[k].key = argv[k + 1];
+		items[k].klen = strlen(argv[k + 1]);
+	}
+	if (remove)
+		kvn_batch_remove(c, items, n);
+	else
+		kvn_batch_exists(c, items, n);
+	for (size_t k = 0; k < n; k++) {
+		char what[128];
+		snprintf(what, sizeof what, "%s '%.100s'", argv[0], argv[k + 1]);
+		if (items[k].status) {
+			int x = fail(what, items[k].status, c);
+			if (!ret || ret == 1)
+				ret = x;
+		} else if (!remove) {
+			if (n > 1)
+				printf("%s: %s\n", argv[k + 1], items[k].exists ? "yes" : "no");
+			if (!items[k].exists && !ret)
+				ret = 1;
+		}
+	}
+	free(items);
+	return ret;
+}
+
+static int cmd_stat(struct kvn_client *c)
+{
+	struct kvn_node_stat nodes[256];
+	size_t n = 0;
+	uint64_t objects = 0;
+	char t[32], u[32];
+	int rc = kvn_stat(c, nodes, 256, &n, &objects);
+
+	if (rc)
+		return fail("stat", rc, c);
+	printf("objects: %llu\nnodes: %zu\n", (unsigned long long)objects, n);
+	printf("%-24s %-22s %-6s %12s %12s %10s\n", "node", "address", "alive", "dram used", "dram total",
+	       "objects");
+	for (size_t i = 0; i < n && i < 256; i++) {
+		kvn_format_size(u, sizeof u, nodes[i].dram_used);
+		kvn_format_size(t, sizeof t, nodes[i].dram_total);
+		printf("%-24s %-22s %-6s %12s %12s %10llu\n", nodes[i].node_id, nodes[i].addr,
+		       nodes[i].alive ? "yes" : "no", u, t, (unsigned long long)nodes[i].objects);
+	}
+	return 0;
+}
+
+int cli_main(int argc, char **argv, struct kvn_conf *conf, const char *config_path)
+{
+	struct kvn_client *c = NULL;
+	const char *cmd = argv[0];
+	uint64_t max = conf->node_max_value_size;
+	int rc;
+
+	if (strcmp(cmd, "bench") == 0) {
+		struct kvn_options opt = {
+			.config_path = config_path,
+			.master = conf->client_master,
+			.secret_file = conf->auth_client_secret_file,
+			.timeout_ms = conf->client_timeout,
+		};
+		return cli_bench(argc, argv, &opt);
+	}
+	if (strcmp(cmd, "ping") && strcmp(cmd, "put") && strcmp(cmd, "get") && strcmp(cmd, "exists") &&
+	    strcmp(cmd, "rm") && strcmp(cmd, "stat")) {
+		fprintf(stderr, "kvnode: unknown command '%s' (ping, put, get, exists, rm, stat, bench)\n", cmd);
+		return 2;
+	}
+	rc = connect_from(conf, &c);
+	if (rc)
+		return rc;
+	if (strcmp(cmd, "ping") == 0)
+		rc = cmd_ping(c);
+	else if (strcmp(cmd, "put") == 0)
+		rc = cmd_put(c, argc, argv, max);
+	else if (strcmp(cmd, "get") == 0)
+		rc = cmd_get(c, argc, argv);
+	else if (strcmp(cmd, "exists") == 0)
+		rc = cmd_keys(c, argc, argv, 0);
+	else if (strcmp(cmd, "rm") == 0)
+		rc = cmd_keys(c, argc, argv, 1);
+	else
+		rc = cmd_stat(c);
+	kvn_close(c);
+	return rc;
+}

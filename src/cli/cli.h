@@ -1,0 +1,71 @@
+/* cli: the `kvnode --role client` subcommands. */
+#ifndef KVN_CLI_H
+#define KVN_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvnode.h" /* struct kvn_item, shared by the bench targets */
+
+struct kvn_options;
+struct kvn_conf;
+
+/* Run one client command (argv[0]: ping, put, get, exists, rm, stat, bench)
+ * with the loaded config; conf's strings may be taken.  Returns the exit
+ * status. */
+int cli_main(int argc, char **argv, struct kvn_conf *conf, const char *config_path);
+
+/* argv[0] == "bench".  Returns the process exit status (0 ok, 2 usage, else
+ * kvn_err_exit_code).  `opt` tells the kvnode target how to connect (one
+ * client per bench thread); it is only read, and may be NULL for the other
+ * targets.  Prints results on stdout, diagnostics on stderr. */
+int cli_bench(int argc, char **argv, const struct kvn_options *opt);
+
+/* ---- internal to src/cli: bench.c drives the targets of bench_targets.c ----
+ * (STYLE: one header per module folder, so the two files share it here.) */
+
+/* What a target connection needs to know; filled by cli_bench_target_parse
+ * and bench.c, copied by connect (nothing in it is kept by reference except
+ * `opt`, which must outlive the connection). */
+struct cli_bench_cfg {
+	const struct kvn_options *opt; /* kvnode target: connection options */
+	char host[256];                /* redis / memcached */
+	uint16_t port;
+	uint64_t timeout_ms;  /* deadline of every wait (socket targets) */
+	int timeout_given;    /* kvnode: 1 = use timeout_ms, 0 = opt / config */
+	unsigned put_flags;   /* KVN_PUT_DURABLE (kvnode only) */
+	size_t max_batch;     /* largest n given to batch_put / batch_get */
+	size_t max_klen;      /* longest key the bench sends */
+	size_t value_size;    /* expected value size: tunes how replies are read */
+};
+
+/* A load-generator target.  Calls on one handle come from one thread.  Every
+ * function returns 0 or a negative KVN_E* code; batches return 0 when every
+ * item succeeded, else the first item error, with per-item results in
+ * items[i].status (and items[i].vlen for gets, which read into
+ * items[i].val / items[i].cap).  A get whose value exceeds cap returns
+ * KVN_ERANGE; a missing key KVN_ENOTFOUND.  After a transport error (timeout,
+ * reset, unparsable reply) a socket target closes its connection and fails
+ * every later call with KVN_ECONN. */
+struct cli_bench_target {
+	const char *name; /* "kvnode", "redis", "memcached" */
+	/* On success *out owns a handle that close() frees.  On failure err gets
+	 * a message (no secret ever) and nothing is left to free. */
+	int (*connect)(const struct cli_bench_cfg *cfg, void **out, char *err, size_t errlen);
+	int (*put)(void *h, const void *key, size_t klen, const void *val, size_t vlen);
+	int (*get)(void *h, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
+	int (*batch_put)(void *h, struct kvn_item *items, size_t n);
+	int (*batch_get)(void *h, struct kvn_item *items, size_t n);
+	/* Detail of the last error (e.g. the server's error line); never NULL,
+	 * valid until the next call on h. */
+	const char *(*detail)(void *h);
+	void (*close)(void *h); /* NULL is ok */
+};
+
+/* Resolve a --target spec: "kvnode", "redis://HOST:PORT" or
+ * "memcached://HOST:PORT" (HOST may be [v6]).  Sets *t and cfg->host/port.
+ * Returns 0, or KVN_EINVAL with a message in err. */
+int cli_bench_target_parse(const char *spec, const struct cli_bench_target **t,
+			   struct cli_bench_cfg *cfg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,63 @@
+#!/bin/bash
+# t/e2e_ping.sh: real processes on loopback: the all-in-one node, a client
+# ping with the right and the wrong secret, role scoping, separate master
+# and peer processes, secret files made on first start, clean shutdown.
+. "$(dirname "$0")/lib.sh"
+
+MP=$(free_port); PP=$(free_port)
+write_conf "$TMP/a.conf" "$MP" "$PP"
+start aio --config "$TMP/a.conf"
+wait_log aio "kvnode ready" 15
+ok $? "all-in-one node starts"
+is "$(stat -c %a "$TMP/var/peer.secret")" 600 "peer secret created with mode 0600"
+is "$(stat -c %a "$TMP/var/client.secret")" 600 "client secret created with mode 0600"
+is "$(grep -c 'created .* secret file' "$TMP/aio.log")" 2 "creation said once per file in the log"
+
+wait_until 10 client "$TMP/a.conf" ping
+client "$TMP/a.conf" ping
+ok $? "ping succeeds with the right secret"
+like "$(cat "$TMP/out")" "1 peer\\(s\\) attached" "the master sees its peer"
+like "$(cat "$TMP/out")" "rtt [0-9]+ us" "and prints the round trip time"
+
+"$KVNODE" keygen "$TMP/wrong.secret" >/dev/null
+"$KVNODE" --role client --config "$TMP/a.conf" --set auth.client_secret_file="$TMP/wrong.secret" ping > "$TMP/out" 2> "$TMP/err"
+is $? 3 "a wrong secret fails with exit status 3"
+like "$(cat "$TMP/err")" "authentication failed" "with a clear authentication error"
+secret_hex=$(grep -v '^#' "$TMP/wrong.secret" | head -1)
+ok $(grep -c "$secret_hex" "$TMP/err" "$TMP/aio.log" | awk -F: '{s+=$2} END {print s}') "no secret appears in the error or the log"
+like "$(cat "$TMP/aio.log")" "auth: rejected client" "the server logs the refusal with the principal"
+
+# the peer-only secret cannot be used by a client
+"$KVNODE" --role client --config "$TMP/a.conf" --set auth.client_secret_file="$TMP/var/peer.secret" ping > "$TMP/out" 2> "$TMP/err"
+is $? 3 "the peer secret cannot attach as a client"
+
+# a group-readable secret is refused
+cp "$TMP/var/client.secret" "$TMP/loose.secret"; chmod 640 "$TMP/loose.secret"
+"$KVNODE" --role client --config "$TMP/a.conf" --set auth.client_secret_file="$TMP/loose.secret" ping > "$TMP/out" 2> "$TMP/err"
+ok $(( $? == 0 )) "a group-readable secret file is refused"
+like "$(cat "$TMP/err")" "group- or world-accessible" "saying why"
+
+stop aio; is "$STATUS" 0 "SIGTERM stops the node cleanly (exit 0)"
+like "$(tail -3 "$TMP/aio.log")" "stopped" "and it says so"
+
+# separate master and peer processes; a peer with the client secret is refused
+MP2=$(free_port); PP2=$(free_port); PP3=$(free_port)
+write_conf "$TMP/b.conf" "$MP2" "$PP2"
+sed -i "s#data_dir = .*#data_dir = $TMP/var2#" "$TMP/b.conf"
+start master --role master --config "$TMP/b.conf"
+wait_log master "kvnode ready" 15
+ok $? "master alone starts"
+start peer --role peer --config "$TMP/b.conf" --set node.id=peer-b
+wait_log peer "attached to the master" 15
+ok $? "a peer process attaches over TCP"
+start badpeer --role peer --config "$TMP/b.conf" --set node.id=peer-bad --set peer.listen=127.0.0.1:$PP3 \
+	--set auth.peer_secret_file="$TMP/var2/client.secret"
+wait_log master "auth: rejected peer 'peer-bad'" 10
+ok $? "a peer holding only the client secret is refused"
+wait_until 10 client "$TMP/b.conf" ping
+client "$TMP/b.conf" ping
+like "$(cat "$TMP/out")" "1 peer\\(s\\) attached" "only the authenticated peer is attached"
+stop peer KILL; is "$STATUS" 137 "kill -9 the peer"
+stop badpeer; is "$STATUS" 0 "the refused peer keeps retrying and stops cleanly"
+stop master; is "$STATUS" 0 "master stops cleanly"
+done_testing

@@ -1,0 +1,494 @@
+/* t/store: the first store end to end, through real kvnode processes on
+ * loopback and the client library: values of random sizes 0 B..8 MiB byte
+ * for byte, batches, exists and prefixes, remove, overwrite, every error of
+ * the client API with its distinct code, a full cluster, a value no node can
+ * hold, placement over two peers, a dead peer answered within the deadline,
+ * and durable puts visible to sqlite3 at once. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kvnode.h"
+#include "tap.h"
+
+extern char **environ;
+
+static char tmp[256];
+static pid_t pids[8];
+static int npids;
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static const char *kvnode_bin(void)
+{
+	static char path[512];
+	const char *b = getenv("KVN_BUILDDIR");
+	snprintf(path, sizeof path, "%s/kvnode", b ? b : KVN_BUILDDIR);
+	return path;
+}
+
+/* Start `kvnode ARGS...` with output to tmp/NAME.log; returns its pid. */
+static pid_t spawn(const char *name, const char *const *args)
+{
+	char log[512];
+	const char *argv[32];
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int n = 0;
+
+	argv[n++] = kvnode_bin();
+	for (int i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(log, sizeof log, "%s/%s.log", tmp, name);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) != 0)
+		kvn_fatal("cannot start %s", argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	pids[npids++] = pid;
+	return pid;
+}
+
+static void kill_all(void)
+{
+	for (int i = 0; i < npids; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+			pids[i] = 0;
+		}
+}
+
+static void on_exit_cleanup(void)
+{
+	char cmd[600];
+	kill_all();
+	snprintf(cmd, sizeof cmd, getenv("KVN_KEEP") ? "true %s" : "rm -rf '%s'", tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", tmp);
+}
+
+static void write_conf(const char *path, uint16_t mp, uint16_t pp, const char *data, const char *dram,
+		       const char *extra)
+{
+	FILE *f = fopen(path, "w");
+	fprintf(f,
+		"[node]\ndata_dir = %s\nlog_level = info\nmax_value_size = 48MiB\n"
+		"[master]\nlisten = 127.0.0.1:%u\nnode_timeout = 2s\n"
+		"[peer]\nlisten = 127.0.0.1:%u\nmaster = 127.0.0.1:%u\ndram_size = %s\nheartbeat_interval = 100ms\n"
+		"[client]\nmaster = 127.0.0.1:%u\ntimeout = 3s\n%s",
+		data, mp, pp, mp, dram, mp, extra ? extra : "");
+	fclose(f);
+}
+
+/* Connect, retrying until the node is up and a peer attached (deadline). */
+static struct kvn_client *connect_ready(const char *conf, uint32_t want_peers)
+{
+	struct kvn_options o = { .config_path = conf };
+	uint64_t until = kvn_now_ms() + 20000;
+	while (kvn_now_ms() < until) {
+		struct kvn_client *c = NULL;
+		uint32_t peers = 0;
+		if (kvn_connect(&o, &c) == 0) {
+			if (kvn_ping(c, NULL, &peers) == 0 && peers >= want_peers)
+				return c;
+			kvn_close(c);
+		}
+		usleep(50000);
+	}
+	return NULL;
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static char conf_a[300];
+static struct kvn_client *ca;
+
+static void t_start(void)
+{
+	char data[300];
+	uint16_t mp = free_port(), pp = free_port();
+	snprintf(conf_a, sizeof conf_a, "%s/a.conf", tmp);
+	snprintf(data, sizeof data, "%s/var-a", tmp);
+	write_conf(conf_a, mp, pp, data, "96MiB", NULL);
+	const char *args[] = { "--config", conf_a, NULL };
+	spawn("aio", args);
+	ca = connect_ready(conf_a, 1);
+	ok(ca != NULL, "all-in-one node up, client connected");
+	if (!ca)
+		exit(1);
+}
+
+static void t_sizes(void)
+{
+	static const size_t sizes[] = { 0, 1, 100, 4095, 4096, 4097, 65536, (1 << 20) + 7, 3 << 20, 8 << 20 };
+	uint8_t *v = kvn_xmalloc(8 << 20), *g = kvn_xmalloc(8 << 20);
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		char key[32];
+		size_t vlen = 12345;
+		snprintf(key, sizeof key, "size-%zu", sizes[i]);
+		fill(v, sizes[i], i + 1);
+		int rc = kvn_put(ca, key, strlen(key), v, sizes[i], 0);
+		memset(g, 0xee, sizes[i] + 1 > (8u << 20) ? sizes[i] : sizes[i] + 1);
+		int rg = kvn_get(ca, key, strlen(key), g, 8 << 20, &vlen);
+		if (rc || rg || vlen != sizes[i] || memcmp(v, g, sizes[i]) != 0) {
+			bad++;
+			tap_diag("size %zu: put %d get %d vlen %zu", sizes[i], rc, rg, vlen);
+		}
+	}
+	is_int(bad, 0, "10 sizes from 0 B to 8 MiB come back byte for byte");
+
+	void *a = NULL;
+	size_t alen = 0;
+	fill(v, 3 << 20, 9); /* sizes[8], put with seed 9 */
+	is_int(kvn_get_alloc(ca, "size-3145728", 12, &a, &alen), 0, "get_alloc");
+	ok(a && alen == (3u << 20) && memcmp(a, v, alen) == 0, "allocated copy is exact");
+	free(a);
+	is_int(kvn_get_alloc(ca, "size-0", 6, &a, &alen), 0, "get_alloc of an empty value");
+	ok(a != NULL && alen == 0, "an empty value is a value");
+	free(a);
+
+	size_t vlen = 0;
+	is_int(kvn_get(ca, "size-65536", 10, g, 100, &vlen), KVN_ERANGE, "buffer too small: KVN_ERANGE");
+	is_int(vlen, 65536, "and the needed size is reported");
+
+	/* random sizes and contents */
+	bad = 0;
+	uint64_t seed = 42;
+	for (int i = 0; i < 40; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		size_t sz = (size_t)(seed >> 33) % (8u << 20);
+		if (i % 4 == 0)
+			sz %= 4096;
+		char key[32];
+		snprintf(key, sizeof key, "rand-%d", i);
+		fill(v, sz, seed);
+		if (kvn_put(ca, key, strlen(key), v, sz, 0) != 0 ||
+		    kvn_get(ca, key, strlen(key), g, 8 << 20, &vlen) != 0 || vlen != sz || memcmp(v, g, sz) != 0)
+			bad++;
+		/* no eviction yet: keep the arena from filling up */
+		if (kvn_remove(ca, key, strlen(key)) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "40 random sizes in 0..8 MiB round trip");
+	free(v);
+	free(g);
+}
+
+static void t_batches(void)
+{
+	enum { N = 100 };
+	struct kvn_item items[N];
+	uint8_t *vals[N], *bufs[N];
+	char keys[N][32];
+	int bad = 0;
+
+	for (int i = 0; i < N; i++) {
+		size_t sz = (size_t)(i * 2654435761u) % (256 * 1024);
+		snprintf(keys[i], sizeof keys[i], "batch/%03d", i);
+		vals[i] = kvn_xmalloc(sz ? sz : 1);
+		bufs[i] = kvn_xmalloc(256 * 1024);
+		fill(vals[i], sz, (uint64_t)i + 100);
+		memset(&items[i], 0, sizeof items[i]);
+		items[i].key = keys[i];
+		items[i].klen = strlen(keys[i]);
+		items[i].val = vals[i];
+		items[i].vlen = sz;
+	}
+	is_int(kvn_batch_put(ca, items, N, 0), 0, "batch put of 100 values");
+	for (int i = 0; i < N; i++) {
+		size_t want = items[i].vlen;
+		items[i].val = bufs[i];
+		items[i].cap = 256 * 1024;
+		items[i].vlen = 0;
+		(void)want;
+	}
+	is_int(kvn_batch_get(ca, items, N), 0, "batch get of 100 values");
+	for (int i = 0; i < N; i++) {
+		size_t sz = (size_t)(i * 2654435761u) % (256 * 1024);
+		if (items[i].status || items[i].vlen != sz || memcmp(bufs[i], vals[i], sz) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "every item intact");
+
+	/* remove every third, then exists and prefix */
+	struct kvn_item rm[N];
+	int nrm = 0;
+	for (int i = 0; i < N; i += 3) {
+		memset(&rm[nrm], 0, sizeof rm[nrm]);
+		rm[nrm].key = keys[i];
+		rm[nrm].klen = strlen(keys[i]);
+		nrm++;
+	}
+	is_int(kvn_batch_remove(ca, rm, (size_t)nrm), 0, "batch remove");
+	for (int i = 0; i < N; i++) {
+		items[i].val = NULL;
+		items[i].cap = 0;
+	}
+	is_int(kvn_batch_exists(ca, items, N), 0, "batch exists");
+	bad = 0;
+	for (int i = 0; i < N; i++)
+		if (items[i].exists != (i % 3 != 0))
+			bad++;
+	is_int(bad, 0, "exists is exact after removes");
+	size_t count = 99;
+	is_int(kvn_exists_prefix(ca, items + 1, 5, &count), 0, "exists_prefix");
+	is_int(count, 2, "prefix stops at the first missing key (batch/003 was removed)");
+	is_int(kvn_exists_prefix(ca, items, 5, &count), 0, "exists_prefix from a missing first key");
+	is_int(count, 0, "is 0");
+	is_int(kvn_remove(ca, keys[0], strlen(keys[0])), KVN_ENOTFOUND, "removing a removed key: KVN_ENOTFOUND");
+	for (int i = 0; i < N; i++) {
+		free(vals[i]);
+		free(bufs[i]);
+	}
+}
+
+static void t_overwrite_and_errors(void)
+{
+	char big[1100], g[16];
+	size_t vlen;
+
+	is_int(kvn_put(ca, "ow", 2, "first", 5, 0), 0, "put");
+	is_int(kvn_put(ca, "ow", 2, "second!", 7, 0), 0, "overwrite");
+	is_int(kvn_get(ca, "ow", 2, g, sizeof g, &vlen), 0, "get after overwrite");
+	ok(vlen == 7 && memcmp(g, "second!", 7) == 0, "the newer generation is returned");
+	is_int(kvn_exists(ca, "ow", 2), 1, "exists says 1");
+	is_int(kvn_exists(ca, "nope", 4), 0, "a missing key exists 0");
+	is_int(kvn_get(ca, "nope", 4, g, sizeof g, &vlen), KVN_ENOTFOUND, "get of a missing key: KVN_ENOTFOUND");
+
+	memset(big, 'k', sizeof big);
+	is_int(kvn_put(ca, big, 1025, "x", 1, 0), KVN_EKEYLEN, "1025-byte key: KVN_EKEYLEN");
+	is_int(kvn_put(ca, big, 0, "x", 1, 0), KVN_EKEYLEN, "empty key: KVN_EKEYLEN");
+	is_int(kvn_put(ca, big, 1024, "x", 1, 0), 0, "1024-byte key is fine");
+	is_int(kvn_get(ca, big, 1024, g, sizeof g, &vlen), 0, "and readable");
+	uint8_t *huge = kvn_xmalloc(49u << 20);
+	is_int(kvn_put(ca, "huge", 4, huge, 49u << 20, 0), KVN_ETOOBIG, "over max_value_size: KVN_ETOOBIG");
+	free(huge);
+	ok(strcmp(kvn_strerror(KVN_EFULL), kvn_strerror(KVN_ENOSPC)) != 0 &&
+		   strcmp(kvn_strerror(KVN_ETOOBIG), kvn_strerror(KVN_EKEYLEN)) != 0,
+	   "each error has its own text");
+}
+
+static void t_full_and_toobig(void)
+{
+	char data[300], conf[300];
+	uint16_t mp = free_port(), pp = free_port();
+	struct kvn_client *c;
+	uint8_t *v = kvn_xmalloc(40u << 20);
+	int rc = 0, stored = 0;
+
+	snprintf(conf, sizeof conf, "%s/full.conf", tmp);
+	snprintf(data, sizeof data, "%s/var-full", tmp);
+	write_conf(conf, mp, pp, data, "24MiB", NULL);
+	const char *args[] = { "--config", conf, NULL };
+	spawn("full", args);
+	c = connect_ready(conf, 1);
+	ok(c != NULL, "a 24 MiB node is up");
+	if (!c)
+		return;
+	is_int(kvn_put(c, "big", 3, v, 40u << 20, 0), KVN_ETOOBIG, "a value larger than any node: KVN_ETOOBIG");
+	for (int i = 0; i < 10 && rc == 0; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "f%d", i);
+		fill(v, 5 << 20, (uint64_t)i);
+		rc = kvn_put(c, key, strlen(key), v, 5 << 20, 0);
+		if (rc == 0)
+			stored++;
+	}
+	is_int(rc, KVN_EFULL, "filling the cluster ends with KVN_EFULL");
+	ok(stored >= 3 && stored <= 4, "after %d 5 MiB values", stored);
+	size_t vlen;
+	uint8_t *g = kvn_xmalloc(5 << 20);
+	fill(v, 5 << 20, 0);
+	is_int(kvn_get(c, "f0", 2, g, 5 << 20, &vlen), 0, "what was stored is still readable");
+	ok(memcmp(v, g, 5 << 20) == 0, "intact");
+	is_int(kvn_remove(c, "f0", 2), 0, "free some room");
+	is_int(kvn_put(c, "after", 5, v, 5 << 20, 0), 0, "and the next put fits again");
+	kvn_close(c);
+	free(v);
+	free(g);
+}
+
+static int count_rows(const char *db, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int n = -1;
+	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_busy_timeout(h, 2000);
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return n;
+}
+
+static void t_durable(void)
+{
+	char db[300];
+	snprintf(db, sizeof db, "%s/var-a/master.db", tmp);
+	is_int(kvn_put(ca, "durable-1", 9, "d", 1, KVN_PUT_DURABLE), 0, "durable put");
+	is_int(count_rows(db, "select count(*) from v_objects where key = 'durable-1'"), 1,
+	       "is in master.db the moment it is acknowledged (read by a second process)");
+	is_int(count_rows(db, "select count(*) from v_capacity"), 1, "v_capacity readable while the node runs");
+}
+
+static void t_two_peers(void)
+{
+	char data[300], conf[300], conf2[300], extra[800];
+	uint16_t mp = free_port(), pp1 = free_port(), pp2 = free_port();
+	struct kvn_client *c;
+	struct kvn_node_stat st[4];
+	size_t n = 0;
+	uint64_t objs = 0;
+
+	snprintf(conf, sizeof conf, "%s/m.conf", tmp);
+	snprintf(data, sizeof data, "%s/var-m", tmp);
+	write_conf(conf, mp, pp1, data, "64MiB", NULL);
+	snprintf(conf2, sizeof conf2, "%s/p2.conf", tmp);
+	snprintf(extra, sizeof extra, "[auth]\npeer_secret_file = %s/peer.secret\nclient_secret_file = %s/client.secret\n",
+		 data, data);
+	write_conf(conf2, mp, pp2, data, "64MiB", extra);
+	const char *am[] = { "--role", "master", "--config", conf, NULL };
+	pid_t master = spawn("m", am);
+	(void)master;
+	/* the master makes the secrets; wait for them before starting peers */
+	for (int i = 0; i < 200; i++) {
+		char s[400];
+		snprintf(s, sizeof s, "%s/client.secret", data);
+		if (access(s, R_OK) == 0)
+			break;
+		usleep(25000);
+	}
+	const char *a1[] = { "--role", "peer", "--config", conf, "--set", "node.id=p1", NULL };
+	const char *a2[] = { "--role", "peer", "--config", conf2, "--set", "node.id=p2", NULL };
+	pid_t p1 = spawn("p1", a1);
+	spawn("p2", a2);
+	c = connect_ready(conf, 2);
+	ok(c != NULL, "master and two peer processes up");
+	if (!c)
+		return;
+	uint8_t v[4096];
+	int bad = 0;
+	for (int i = 0; i < 40; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "two-%d", i);
+		fill(v, sizeof v, (uint64_t)i);
+		if (kvn_put(c, key, strlen(key), v, sizeof v, 0) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "40 puts");
+	is_int(kvn_stat(c, st, 4, &n, &objs), 0, "stat");
+	is_int(n, 2, "two nodes");
+	ok(n == 2 && st[0].objects > 5 && st[1].objects > 5, "placement spreads values over both peers (%llu/%llu)",
+	   (unsigned long long)st[0].objects, (unsigned long long)(n > 1 ? st[1].objects : 0));
+	is_int(objs, 40, "the master counts 40 objects");
+
+	/* kill -9 peer 1: its keys fail fast, the other peer's keep working */
+	kill(p1, SIGKILL);
+	int failed_fast = 1, others_ok = 1, failures = 0;
+	for (int i = 0; i < 40; i++) {
+		char key[16];
+		size_t vlen;
+		uint8_t g[4096];
+		snprintf(key, sizeof key, "two-%d", i);
+		uint64_t t0 = kvn_now_ms();
+		int rc = kvn_get(c, key, strlen(key), g, sizeof g, &vlen);
+		uint64_t dt = kvn_now_ms() - t0;
+		if (rc) {
+			failures++;
+			if (dt > 4000)
+				failed_fast = 0;
+			if (rc != KVN_ECONN && rc != KVN_EPEERDOWN && rc != KVN_ENOTFOUND && rc != KVN_ETIMEDOUT)
+				others_ok = 0;
+		} else {
+			fill(v, sizeof v, (uint64_t)i);
+			if (memcmp(g, v, sizeof v) != 0)
+				others_ok = 0;
+		}
+	}
+	ok(failures > 5 && failures < 35, "keys on the dead peer fail, the rest succeed (%d failed)", failures);
+	ok(failed_fast, "every failure came back within the client deadline");
+	ok(others_ok, "failures are connection/peer errors and surviving values are intact");
+	uint8_t nv[100] = { 1 };
+	is_int(kvn_put(c, "after-kill", 10, nv, sizeof nv, 0), 0, "new puts go to the surviving peer");
+	/* after master.node_timeout the dead peer's keys are gone from routing */
+	int notfound = 0;
+	uint64_t until = kvn_now_ms() + 8000;
+	while (kvn_now_ms() < until && !notfound) {
+		for (int i = 0; i < 40 && !notfound; i++) {
+			char key[16];
+			uint8_t g[4096];
+			size_t vlen;
+			snprintf(key, sizeof key, "two-%d", i);
+			if (kvn_get(c, key, strlen(key), g, sizeof g, &vlen) == KVN_ENOTFOUND)
+				notfound = 1;
+		}
+		if (!notfound)
+			usleep(200000);
+	}
+	ok(notfound, "after node_timeout the dead peer's keys answer KVN_ENOTFOUND");
+	kvn_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "start", t_start },
+		{ "sizes", t_sizes },
+		{ "batches", t_batches },
+		{ "overwrite_and_errors", t_overwrite_and_errors },
+		{ "durable", t_durable },
+		{ "full_and_toobig", t_full_and_toobig },
+		{ "two_peers", t_two_peers },
+		{ NULL, NULL },
+	};
+	int rc;
+
+	snprintf(tmp, sizeof tmp, "%s/kvn-store.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmp))
+		return 1;
+	atexit(on_exit_cleanup);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(300); /* watchdog: a hang fails the test instead of CI */
+	rc = tap_run(tests, argc, argv);
+	kvn_close(ca);
+	return rc;
+}
