@@ -654,7 +654,7 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 		on_net_down(ms, m);
 		break;
 	default:
-		/* ROUTE_REMOVE and anything else: not a master request here */
+		/* anything else is not a master request */
 		MASTER_STAT_INC(proto_errors);
 		log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
 		if (m->corr)

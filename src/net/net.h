@@ -44,7 +44,6 @@ enum wire_type {
 	WIRE_ROUTE_PUT = 21,
 	WIRE_ROUTE_GET = 22,
 	WIRE_STAT = 23,
-	WIRE_ROUTE_REMOVE = 24,
 	WIRE_DURABLE = 25, /* one-way master -> peer: events up to seq are in master.db */
 	/* peer */
 	WIRE_PUT = 64,

@@ -29,7 +29,6 @@ static const struct {
 	{ WIRE_ROUTE_PUT, "ROUTE_PUT" },
 	{ WIRE_ROUTE_GET, "ROUTE_GET" },
 	{ WIRE_STAT, "STAT" },
-	{ WIRE_ROUTE_REMOVE, "ROUTE_REMOVE" },
 	{ WIRE_DURABLE, "DURABLE" },
 	{ WIRE_PUT, "PUT" },
 	{ WIRE_GET, "GET" },
