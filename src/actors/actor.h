@@ -122,6 +122,15 @@ void actor_destroy(struct actor *a);
  * loop).  For same-loop fast paths such as payload sinks. */
 struct actor *actor_lookup_local(const struct actor_loop *l, actor_id id);
 
+/* Mark an actor busy outside its handler (a timer, an fd callback, a
+ * library call on the caller's thread) so messages to it are queued
+ * instead of dispatched directly into code that is mid-way through
+ * something.  Leave handles what was queued meanwhile; it returns 0 when
+ * the actor was destroyed (do not touch it again), else 1.  Loop thread
+ * only. */
+void actor_busy_enter(struct actor *a);
+int actor_busy_leave(struct actor *a);
+
 /* Ask a same-loop actor for a payload sink (actor_ops.sink): its return
  * value, or 1 (decline) when it has no sink hook. */
 int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
@@ -129,7 +138,9 @@ int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const u
 void actor_sink_abort(struct actor *a, void *cookie);
 
 /* ---- messaging ---- */
-/* Queue m for dst and wake its loop.  0: dst owns m.  KVN_EBUSY (mailbox
+/* Queue m for dst and wake its loop; or, when dst is idle on the loop this
+ * thread runs and has nothing queued, handle it right now (before
+ * actor_send returns).  0: dst owns m.  KVN_EBUSY (mailbox
  * full) or KVN_ECLOSED (no such actor): the caller still owns m.  Sets
  * src_role to AUTH_ROLE_INTERNAL unless already set (proxies set it). */
 int actor_send(actor_id dst, struct actor_msg *m);

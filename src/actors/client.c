@@ -204,6 +204,18 @@ int client_is_quarantined(struct kvn_client *c, const char *node_id)
 
 /* ---- calls and rounds ---- */
 
+/* The client actor is busy while library code runs on the caller's thread
+ * (replies are queued, not run in the middle of it) and idle while the
+ * loop runs. */
+int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms)
+{
+	if (!actor_busy_leave(c->self))
+		kvn_fatal("client actor destroyed during a call");
+	int rc = actor_loop_run_until(c->loop, done, deadline_ms);
+	actor_busy_enter(c->self);
+	return rc;
+}
+
 static int on_master_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct client_op *op = arg;
@@ -240,7 +252,7 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 		actor_msg_free(m);
 		return rc;
 	}
-	actor_loop_run_until(c->loop, &op->done, op->deadline_ms + 1000);
+	client_run(c, &op->done, op->deadline_ms + 1000);
 	if (!op->done)
 		return KVN_ETIMEDOUT; /* not reached: the call's own timer fires first */
 	if (op->reply_err)
@@ -314,7 +326,7 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
 int client_wait_round(struct kvn_client *c, struct client_op *op)
 {
 	op->done = op->pending == 0;
-	if (actor_loop_run_until(c->loop, &op->done, op->deadline_ms) == 0)
+	if (client_run(c, &op->done, op->deadline_ms) == 0)
 		return 0;
 	/* Deadline: cut every connection still carrying our bytes (a PUT's
 	 * payload references the caller's buffer, a GET reply writes into it),
@@ -330,7 +342,7 @@ int client_wait_round(struct kvn_client *c, struct client_op *op)
 		}
 	}
 	/* the cut connections answer at once; give them a moment */
-	actor_loop_run_until(c->loop, &op->done, kvn_now_ms() + 50);
+	client_run(c, &op->done, kvn_now_ms() + 50);
 	for (uint32_t i = 0; i < op->nreqs; i++)
 		if (!op->reqs[i]->done)
 			op->reqs[i]->err = KVN_ETIMEDOUT;
@@ -398,12 +410,14 @@ void client_free(struct kvn_client *c)
 
 	if (!c)
 		return;
+	actor_busy_enter(c->self);
 	if (c->master)
 		net_abort(c->loop, c->master, KVN_ECLOSED);
 	HASH_ITER(hh, c->peers, p, tmp) {
 		if (p->proxy)
 			net_abort(c->loop, p->proxy, KVN_ECLOSED);
 	}
+	actor_busy_leave(c->self);
 	/* let the cut connections finish their teardown events */
 	int never = 0;
 	actor_loop_run_until(c->loop, &never, kvn_now_ms() + 1);

@@ -49,6 +49,7 @@ static void op_begin(struct kvn_client *c, struct client_op *op, struct kvn_item
 	op->done = 1;
 	c->op = op;
 	c->detail[0] = '\0';
+	actor_busy_enter(c->self);
 }
 
 static void op_end(struct kvn_client *c, struct client_op *op)
@@ -59,6 +60,7 @@ static void op_end(struct kvn_client *c, struct client_op *op)
 	free(op->route_st);
 	actor_msg_free(op->reply);
 	c->op = NULL;
+	actor_busy_leave(c->self);
 }
 
 static int key_ok(const struct kvn_item *it)

@@ -107,6 +107,8 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
  * caller buffer is touched after we return. */
 int client_wait_round(struct kvn_client *c, struct client_op *op);
 void client_round_reset(struct client_op *op);
+/* Run the loop (the client actor idle meanwhile) until *done or deadline. */
+int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms);
 void client_set_detail(struct kvn_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Route cache (client_api.c). */
 void client_rcache_clear(struct kvn_client *c);

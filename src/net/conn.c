@@ -354,11 +354,8 @@ static void conn_reap_cb(evutil_socket_t fd, short what, void *arg)
 	actor_destroy(c->self); /* runs conn_fini, which frees c */
 }
 
-static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_write_io(struct conn *c, short what)
 {
-	struct conn *c = arg;
-	(void)fd;
-
 	if (c->state == C_CONNECTING) {
 		if (what & EV_TIMEOUT) {
 			conn_fail(c, KVN_ETIMEDOUT);
@@ -383,11 +380,8 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	conn_flush(c);
 }
 
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_timer_io(struct conn *c)
 {
-	struct conn *c = arg;
-	(void)fd;
-	(void)what;
 
 	if (c->state == C_DOWN) {
 		conn_start_connect(c);
@@ -403,6 +397,26 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (c->flush_then_close) {
 		conn_fail(c, KVN_ECLOSED);
 	}
+}
+
+/* fd and timer callbacks run as the connection actor (busy), like a handler */
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	actor_busy_enter(c->self);
+	conn_write_io(c, what);
+	actor_busy_leave(c->self);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	actor_busy_enter(c->self);
+	conn_timer_io(c);
+	actor_busy_leave(c->self);
 }
 
 /* ---- the proxy actor ------------------------------------------------------ */

@@ -40,8 +40,14 @@ static int conn_fill(struct conn *c)
 	size_t want = IBUF_CAP - c->wpos;
 	if (c->rstate == R_HDR && c->rpos == c->wpos && want > FILL_FIRST)
 		want = FILL_FIRST;
+	if (c->drained)
+		return 0;
 	n = read(c->fd, c->ibuf + c->wpos, want);
 	if (n > 0) {
+		/* a short read emptied the socket: do not ask again (and get
+		 * EAGAIN) before epoll says there is more */
+		if ((size_t)n < want)
+			c->drained = 1;
 		c->wpos += (size_t)n;
 		c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
 		NSTAT_ADD(bytes_in, (uint64_t)n);
@@ -98,6 +104,30 @@ static void consume_payload(struct conn *c, const uint8_t *p, size_t n)
 	c->pay_left -= n;
 }
 
+static void tag_iov(struct conn *c, struct iovec *v, int k, size_t n)
+{
+	for (int i = 0; i < k && n > 0; i++) {
+		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+		if (len && c->sess)
+			auth_tag_update(c->tin, v[i].iov_base, len);
+		n -= len;
+	}
+}
+
+static void sink_advance(struct conn *c, size_t n)
+{
+	while (n > 0) {
+		size_t room = c->sink.iov[c->sidx].iov_len - c->soff;
+		size_t adv = n < room ? n : room;
+		c->soff += adv;
+		n -= adv;
+		if (c->soff == c->sink.iov[c->sidx].iov_len) {
+			c->sidx++;
+			c->soff = 0;
+		}
+	}
+}
+
 /* Read payload bytes straight from the socket into their destination. */
 static int read_direct(struct conn *c)
 {
@@ -107,7 +137,7 @@ static int read_direct(struct conn *c)
 	uint64_t want = c->pay_left < c->budget ? c->pay_left : c->budget;
 	ssize_t n;
 
-	if (want == 0)
+	if (want == 0 || c->drained)
 		return 0;
 	if (c->pmode == P_SINK) {
 		uint64_t left = want;
@@ -148,32 +178,23 @@ static int read_direct(struct conn *c)
 	}
 	NSTAT_ADD(bytes_in, (uint64_t)n);
 	c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
-	size_t left = (size_t)n;
-	int used = 0;
-	for (int i = 0; i < k; i++) {
-		size_t len = v[i].iov_len < left ? v[i].iov_len : left;
-		if (len && c->sess)
-			auth_tag_update(c->tin, v[i].iov_base, len);
-		left -= len;
-		if (c->pmode == P_BUF) {
-			ev[i].iov_len = len;
-			if (len)
+	size_t asked = 0;
+	for (int i = 0; i < k; i++)
+		asked += v[i].iov_len;
+	if ((size_t)n < asked)
+		c->drained = 1;
+	tag_iov(c, v, k, (size_t)n);
+	if (c->pmode == P_SINK) {
+		sink_advance(c, (size_t)n);
+	} else {
+		size_t left = (size_t)n;
+		int used = 0;
+		for (int i = 0; i < k; i++) {
+			ev[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
+			left -= ev[i].iov_len;
+			if (ev[i].iov_len)
 				used = i + 1;
 		}
-	}
-	if (c->pmode == P_SINK) {
-		left = (size_t)n;
-		while (left > 0) {
-			size_t room = c->sink.iov[c->sidx].iov_len - c->soff;
-			size_t adv = left < room ? left : room;
-			c->soff += adv;
-			left -= adv;
-			if (c->soff == c->sink.iov[c->sidx].iov_len) {
-				c->sidx++;
-				c->soff = 0;
-			}
-		}
-	} else {
 		evbuffer_commit_space(c->pbuf, ev, used);
 	}
 	c->pay_left -= (uint64_t)n;
@@ -419,11 +440,14 @@ void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	(void)what;
+	/* busy: replies sent to us while we parse are queued, then written
+	 * when we leave (no extra loop iteration) */
+	actor_busy_enter(c->self);
 	c->budget = READ_BUDGET;
+	c->drained = 0;
 	int rc = conn_read_frames(c);
-	if (rc < 0) {
+	if (rc < 0)
 		conn_fail(c, rc);
-		return;
-	}
+	actor_busy_leave(c->self);
 }
 

@@ -79,6 +79,7 @@ struct conn {
 	uint8_t *ibuf;
 	size_t rpos, wpos;
 	uint64_t budget;
+	int drained; /* the last read came back short: the socket is empty */
 	int rstate;
 	struct wire_hdr h;
 	uint8_t hraw[WIRE_HDR_LEN];

@@ -72,7 +72,9 @@ void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 void tcp_tune(int fd)
 {
 	int one = 1;
-	/* small request/response frames must not wait for Nagle */
+	/* small request/response frames must not wait for Nagle.  (Fixed 1-4
+	 * MiB socket buffers were measured too: no difference from autotuning
+	 * on 1 MiB gets, so the kernel keeps tuning them.) */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
