@@ -297,6 +297,68 @@ static void t_timers(void)
 	actor_loop_free(l); /* t2 freed by the runtime */
 }
 
+/* ---- virtual time ---- */
+
+struct vtrace {
+	char log[512];
+	size_t n;
+};
+
+static void vt_fire(struct actor *self, void *arg)
+{
+	struct vtrace *t = arg;
+	(void)self;
+	t->n += (size_t)snprintf(t->log + t->n, sizeof t->log - t->n, "T@%llu ", (unsigned long long)kvn_now_ms());
+}
+
+static struct vtrace *g_vt;
+
+static int vt_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	(void)self;
+	(void)arg;
+	(void)reply;
+	g_vt->n += (size_t)snprintf(g_vt->log + g_vt->n, sizeof g_vt->log - g_vt->n, "C%d@%llu ", err,
+				    (unsigned long long)kvn_now_ms());
+	return 0;
+}
+
+static void run_virtual(struct vtrace *t)
+{
+	struct actor_loop *l = actor_loop_new("t-virt");
+	struct rec r = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct caller st = { 0 };
+	struct actor *srv, *a;
+
+	memset(t, 0, sizeof *t);
+	g_vt = t;
+	actor_loop_set_virtual(l, 1000);
+	actor_spawn(l, &rec_ops, &r, 64, &srv);
+	actor_spawn(l, &caller_ops, &st, 64, &a);
+	struct actor_timer *t1 = actor_timer_new(a, vt_fire, t), *t2 = actor_timer_new(a, vt_fire, t);
+	actor_timer_arm(t1, 50);
+	actor_timer_arm(t2, 30);
+	actor_call(a, actor_id_of(srv), seq_msg(T_SILENT, 1), 100, vt_reply, NULL); /* never answered */
+	actor_call(a, actor_id_of(srv), seq_msg(T_ECHO, 2), 100, vt_reply, NULL);  /* answered at once */
+	actor_loop_sim_run(l, 5000, 1000);
+	t->n += (size_t)snprintf(t->log + t->n, sizeof t->log - t->n, "end@%llu", (unsigned long long)kvn_now_ms());
+	actor_loop_free(l);
+}
+
+static void t_virtual_time(void)
+{
+	struct vtrace a, b;
+	uint64_t t0 = kvn_now_ms();
+	run_virtual(&a);
+	uint64_t dt = kvn_now_ms() - t0;
+	is_str(a.log, "C0@1000 T@1030 T@1050 C-8@1100 end@5000",
+	       "messages first, then timers and the deadline in virtual order, clock read through kvn_now_ms");
+	ok(dt < 1000, "5 virtual seconds took %llu real ms", (unsigned long long)dt);
+	ok(kvn_now_ms() >= t0 + dt && kvn_now_ms() != 5000, "the real clock is back once the virtual loop is freed");
+	run_virtual(&b);
+	is_str(b.log, a.log, "a second run replays exactly");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -306,6 +368,7 @@ int main(int argc, char **argv)
 		{ "call_reply_deadline", t_call_reply_deadline },
 		{ "shutdown_drains", t_shutdown_drains },
 		{ "timers", t_timers },
+		{ "virtual_time", t_virtual_time },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

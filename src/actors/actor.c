@@ -1,6 +1,7 @@
 /*
- * actor: loops, the actor registry, mailboxes, calls with deadlines, timers
- * and orderly shutdown (see actor.h for the contract).
+ * actor: actors, the registry of actor ids, mailboxes, direct dispatch,
+ * calls with deadlines and replies (see actor.h for the contract; loops,
+ * timers and shutdown are in loop.c).
  *
  * Locking: the registry mutex guards id -> actor and is held across the
  * mailbox push and the wake-up, because an actor is only freed by its own
@@ -23,57 +24,10 @@
 #include "auth/auth.h"
 #include "base/base.h"
 #include "net/net.h"
+#include "actors/actor_int.h"
 
 #define REG_MAX (1u << 16)
-#define DRAIN_BATCH 64
 #define DIRECT_MAX_DEPTH 8
-
-struct pending {
-	uint64_t corr;
-	actor_reply_fn fn;
-	void *arg;
-	struct event *timer;
-	struct actor *self;
-	UT_hash_handle hh;
-};
-
-struct actor_timer {
-	struct actor *self;
-	actor_timer_fn fn;
-	void *arg;
-	struct event *ev;
-	LIST_ENTRY(actor_timer) link;
-};
-
-struct actor {
-	actor_id id;
-	struct actor_loop *loop;
-	const struct actor_ops *ops;
-	void *state;
-	pthread_mutex_t mu; /* mailbox */
-	TAILQ_HEAD(, actor_msg) mbox;
-	uint32_t depth, cap, warn_at;
-	int scheduled;
-	struct event *wake;
-	/* loop-thread only below */
-	struct pending *pending;
-	uint64_t next_corr;
-	LIST_HEAD(, actor_timer) timers;
-	int dispatching; /* > 0 while a handler, timer or busy section runs */
-	int destroy_requested, destroyed;
-	TAILQ_ENTRY(actor) link;
-};
-
-struct actor_loop {
-	char name[16];
-	struct event_base *base;
-	struct event *stop_ev;
-	pthread_t thread;
-	pthread_t runner; /* thread currently driving the loop */
-	int started, running, stopping, adopted;
-	pthread_mutex_t mu; /* actors list */
-	TAILQ_HEAD(, actor) actors;
-};
 
 static struct {
 	pthread_mutex_t mu;
@@ -91,13 +45,18 @@ static void dispatch(struct actor *a, struct actor_msg *m);
 
 static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
 
-static void runtime_init(void)
+static void runtime_init_once(void)
 {
 	if (evthread_use_pthreads() != 0)
 		kvn_fatal("libevent: evthread_use_pthreads failed");
 	reg.slot = kvn_xcalloc(REG_MAX, sizeof *reg.slot);
 	reg.gen = kvn_xcalloc(REG_MAX, sizeof *reg.gen);
 	reg.free_stack = kvn_xcalloc(REG_MAX, sizeof *reg.free_stack);
+}
+
+void actor_runtime_init(void)
+{
+	pthread_once(&runtime_once, runtime_init_once);
 }
 
 /* ---- messages ---- */
@@ -151,118 +110,6 @@ struct actor_msg *actor_msg_dup(const struct actor_msg *m)
 
 /* ---- loops ---- */
 
-static void loop_stop_cb(evutil_socket_t fd, short what, void *arg);
-
-struct actor_loop *actor_loop_new(const char *name)
-{
-	struct actor_loop *l;
-
-	pthread_once(&runtime_once, runtime_init);
-	l = kvn_xcalloc(1, sizeof *l);
-	snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
-	{
-		/* deadlines are measured against kvn_now_ms: do not let libevent
-		 * schedule timers from a time cached at the top of the loop */
-		struct event_config *cfg = event_config_new();
-		if (!cfg)
-			kvn_fatal("libevent: event_config_new failed");
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
-		l->base = event_base_new_with_config(cfg);
-		event_config_free(cfg);
-	}
-	if (!l->base)
-		kvn_fatal("libevent: event_base_new failed");
-	l->stop_ev = event_new(l->base, -1, 0, loop_stop_cb, l);
-	pthread_mutex_init(&l->mu, NULL);
-	TAILQ_INIT(&l->actors);
-	return l;
-}
-
-struct event_base *actor_loop_base(struct actor_loop *l)
-{
-	return l->base;
-}
-
-int actor_loop_on_thread(const struct actor_loop *l)
-{
-	return (l->running || l->adopted) && pthread_equal(l->runner, pthread_self());
-}
-
-void actor_loop_adopt(struct actor_loop *l)
-{
-	l->runner = pthread_self();
-	l->adopted = 1;
-}
-
-static void *loop_thread(void *arg)
-{
-	struct actor_loop *l = arg;
-	kvn_log_set_thread_name(l->name);
-	l->runner = pthread_self();
-	l->running = 1;
-	/* keep running while there is nothing to do: the stop event ends it */
-	event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	l->running = 0;
-	return NULL;
-}
-
-int actor_loop_start(struct actor_loop *l)
-{
-	int rc = pthread_create(&l->thread, NULL, loop_thread, l);
-	if (rc != 0)
-		return KVN_ENOMEM;
-	l->started = 1;
-	return 0;
-}
-
-void actor_loop_stop(struct actor_loop *l)
-{
-	event_active(l->stop_ev, 0, 0);
-}
-
-void actor_loop_join(struct actor_loop *l)
-{
-	if (l->started) {
-		pthread_join(l->thread, NULL);
-		l->started = 0;
-	}
-}
-
-static void noop_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
-int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadline_ms)
-{
-	struct timeval tv;
-	struct event *t;
-	int rc = 0;
-
-	t = evtimer_new(l->base, noop_cb, NULL);
-	if (!t)
-		return KVN_ENOMEM;
-	l->runner = pthread_self();
-	l->running = 1;
-	while (!*done) {
-		uint64_t now = kvn_now_ms();
-		if (now >= deadline_ms) {
-			rc = KVN_ETIMEDOUT;
-			break;
-		}
-		uint64_t left = deadline_ms - now;
-		tv.tv_sec = (time_t)(left / 1000);
-		tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
-		evtimer_add(t, &tv);
-		event_base_loop(l->base, EVLOOP_ONCE);
-	}
-	l->running = 0;
-	event_free(t);
-	return rc;
-}
-
 /* ---- registry ---- */
 
 static int reg_add(struct actor *a)
@@ -308,6 +155,15 @@ static struct actor *reg_find_locked(actor_id id)
 	if (reg.gen[lo - 1] != gen)
 		return NULL;
 	return reg.slot[lo - 1];
+}
+
+struct actor *actor_find(actor_id id)
+{
+	struct actor *a;
+	pthread_mutex_lock(&reg.mu);
+	a = reg_find_locked(id);
+	pthread_mutex_unlock(&reg.mu);
+	return a;
 }
 
 struct actor *actor_lookup_local(const struct actor_loop *l, actor_id id)
@@ -399,11 +255,12 @@ uint32_t actor_mailbox_depth(const struct actor *a)
 
 static void pending_free(struct pending *p)
 {
+	loop_timer_del(p->self->loop, p->timer);
 	event_free(p->timer);
 	free(p);
 }
 
-static void actor_finish_destroy(struct actor *a)
+void actor_finish_destroy(struct actor *a)
 {
 	struct actor_msg *m;
 	struct pending *p, *tmp;
@@ -429,11 +286,8 @@ static void actor_finish_destroy(struct actor *a)
 	}
 	if (a->ops->fini)
 		a->ops->fini(a);
-	while ((t = LIST_FIRST(&a->timers))) {
-		LIST_REMOVE(t, link);
-		event_free(t->ev);
-		free(t);
-	}
+	while ((t = LIST_FIRST(&a->timers)))
+		actor_timer_free(t);
 	pthread_mutex_lock(&a->loop->mu);
 	TAILQ_REMOVE(&a->loop->actors, a, link);
 	pthread_mutex_unlock(&a->loop->mu);
@@ -561,7 +415,7 @@ static void dispatch(struct actor *a, struct actor_msg *m)
 
 /* Handle up to DRAIN_BATCH messages.  Returns 0 if the actor was destroyed
  * (do not touch it again), else 1.  Re-arms the wake-up when more remain. */
-static int actor_drain_batch(struct actor *a)
+int actor_drain_batch(struct actor *a)
 {
 	struct actor_msg *batch[DRAIN_BATCH];
 	int n = 0, more;
@@ -625,7 +479,6 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 	       actor_reply_fn fn, void *arg)
 {
 	struct pending *p;
-	struct timeval tv;
 	int rc;
 
 	if (!self || !m || !fn)
@@ -647,9 +500,7 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 	m->deadline_ms = kvn_now_ms() + timeout_ms;
 	m->flags &= (uint16_t)~WIRE_F_REPLY;
 	HASH_ADD(hh, self->pending, corr, sizeof p->corr, p);
-	tv.tv_sec = (time_t)(timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)((timeout_ms % 1000) * 1000);
-	evtimer_add(p->timer, &tv);
+	loop_timer_add(self->loop, p->timer, timeout_ms);
 	rc = actor_send(dst, m);
 	if (rc) {
 		HASH_DEL(self->pending, p);
@@ -709,125 +560,6 @@ int actor_busy_leave(struct actor *a)
 	if (has && actor_loop_on_thread(a->loop))
 		return actor_drain_batch(a);
 	return 1;
-}
-
-/* ---- timers ---- */
-
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct actor_timer *t = arg;
-	struct actor *a = t->self;
-	(void)fd;
-	(void)what;
-	if (a->destroyed)
-		return;
-	actor_busy_enter(a);
-	t->fn(a, t->arg);
-	actor_busy_leave(a);
-}
-
-struct actor_timer *actor_timer_new(struct actor *self, actor_timer_fn fn, void *arg)
-{
-	struct actor_timer *t = kvn_xcalloc(1, sizeof *t);
-	t->self = self;
-	t->fn = fn;
-	t->arg = arg;
-	t->ev = evtimer_new(self->loop->base, timer_cb, t);
-	if (!t->ev)
-		kvn_fatal("libevent: evtimer_new failed");
-	LIST_INSERT_HEAD(&self->timers, t, link);
-	return t;
-}
-
-void actor_timer_arm(struct actor_timer *t, uint64_t ms)
-{
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
-	evtimer_add(t->ev, &tv);
-}
-
-void actor_timer_cancel(struct actor_timer *t)
-{
-	if (t)
-		evtimer_del(t->ev);
-}
-
-void actor_timer_free(struct actor_timer *t)
-{
-	if (!t)
-		return;
-	LIST_REMOVE(t, link);
-	event_free(t->ev);
-	free(t);
-}
-
-/* ---- shutdown ---- */
-
-static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct actor_loop *l = arg;
-	struct actor *a;
-	actor_id *ids;
-	size_t n = 0, cap = 0;
-	int pass, busy;
-
-	(void)fd;
-	(void)what;
-	l->stopping = 1;
-	TAILQ_FOREACH(a, &l->actors, link)
-		cap++;
-	ids = kvn_xcalloc(cap ? cap : 1, sizeof *ids);
-	TAILQ_FOREACH(a, &l->actors, link)
-		ids[n++] = a->id;
-	/* Handle what is already queued (bounded passes: handlers may send to
-	 * each other), so an accepted request is not silently lost.  Actors are
-	 * looked up by id each time because a handler may destroy another. */
-	for (pass = 0; pass < 4; pass++) {
-		busy = 0;
-		for (size_t i = 0; i < n; i++) {
-			pthread_mutex_lock(&reg.mu);
-			a = reg_find_locked(ids[i]);
-			pthread_mutex_unlock(&reg.mu);
-			if (!a || a->loop != l)
-				continue;
-			/* at most one mailbox-full per pass: bounded even if
-			 * the actor keeps sending to itself */
-			for (uint32_t done = 0; done < a->cap; done += DRAIN_BATCH) {
-				pthread_mutex_lock(&a->mu);
-				int has = !TAILQ_EMPTY(&a->mbox);
-				pthread_mutex_unlock(&a->mu);
-				if (!has)
-					break;
-				busy = 1;
-				if (!actor_drain_batch(a))
-					break; /* destroyed by its handler */
-			}
-		}
-		if (!busy)
-			break;
-	}
-	free(ids);
-	while ((a = TAILQ_FIRST(&l->actors)))
-		actor_destroy(a);
-	event_base_loopexit(l->base, NULL);
-}
-
-void actor_loop_free(struct actor_loop *l)
-{
-	struct actor *a;
-
-	if (!l)
-		return;
-	/* Actors left on a loop that never ran its stop: destroy here, acting
-	 * as the loop's thread (nothing else runs it now). */
-	l->runner = pthread_self();
-	l->running = 1;
-	while ((a = TAILQ_FIRST(&l->actors)))
-		actor_destroy(a);
-	l->running = 0;
-	event_free(l->stop_ev);
-	event_base_free(l->base);
-	pthread_mutex_destroy(&l->mu);
-	free(l);
 }
 
 void actor_get_stats(struct actor_stats *st)

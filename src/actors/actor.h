@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+struct event;
 struct event_base;
 struct evbuffer;
 struct wire_hdr;
@@ -100,6 +101,20 @@ int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadlin
  * calls (actor_lookup_local, net_abort) work between actor_loop_run_until
  * calls.  The client library adopts its private loop. */
 void actor_loop_adopt(struct actor_loop *l);
+/* ---- virtual time (deterministic simulation in tests) ----
+ * A virtual loop is never started: actor_loop_sim_run drives it on the
+ * caller's thread, running everything runnable, then jumping the clock to
+ * the next timer (actor timers, call deadlines, actor_loop_timer_add), until
+ * `until_ms` or `max_events` timers fired.  kvn_now_ms() reports the
+ * virtual clock process-wide while the loop exists, so the same sequence of
+ * events replays exactly.  Returns the number of timers fired. */
+void actor_loop_set_virtual(struct actor_loop *l, uint64_t start_ms);
+uint64_t actor_loop_vnow(const struct actor_loop *l);
+int actor_loop_sim_run(struct actor_loop *l, uint64_t until_ms, uint64_t max_events);
+/* A libevent timer event that follows the loop's clock (virtual or real). */
+void actor_loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms);
+void actor_loop_timer_del(struct actor_loop *l, struct event *ev);
+
 /* True when called on the loop's own thread (or its driving thread). */
 int actor_loop_on_thread(const struct actor_loop *l);
 

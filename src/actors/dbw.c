@@ -68,6 +68,7 @@ struct dbw {
 	struct dbw_wait *waits;
 	size_t nwaits, capwaits;
 	struct dbw_stage *stages;
+	int crashed; /* tests: die without committing */
 };
 
 #define DBW_STAT_INC(f) MASTER_STAT_INC(f)
@@ -491,14 +492,23 @@ static void dbw_fini(struct actor *self)
 	struct dbw *d = actor_state(self);
 	struct dbw_stage *s, *tmp;
 
-	/* what was accepted is committed before the connection closes */
-	group_end(d);
+	/* what was accepted is committed before the connection closes (a
+	 * simulated crash loses it, as a real one would) */
+	if (!d->crashed)
+		group_end(d);
 	HASH_ITER(hh, d->stages, s, tmp)
 		stage_free(d, s);
 	event_free(d->flush_ev);
 	meta_close(d->db);
 	free(d->waits);
 	free(d);
+}
+
+void dbw_crash(struct actor *self)
+{
+	struct dbw *d = actor_state(self);
+	d->crashed = 1;
+	actor_destroy(self);
 }
 
 static const struct actor_ops dbw_ops = {

@@ -663,3 +663,22 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 	}
 	return 0;
 }
+
+/* ---- test hooks (roles.h) ---- */
+
+void master_crash(struct actor *master)
+{
+	struct master *ms = actor_state(master);
+	struct actor *db = actor_lookup_local(actor_loop_of(master), ms->dbw);
+	if (db)
+		dbw_crash(db);
+	actor_destroy(master);
+}
+
+void master_dump(struct actor *master, master_dump_fn fn, void *arg)
+{
+	struct master *ms = actor_state(master);
+	struct mentry *e, *tmp;
+	HASH_ITER(hh, ms->index, e, tmp)
+		fn(arg, e->key, e->klen, e->gen, e->node->node_id);
+}

@@ -49,6 +49,9 @@ void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, ui
 		uint8_t tier, uint64_t size);
 /* Spawn the writer on loop l.  On success it owns db (closed by its fini,
  * after committing what is open); on error the caller still owns db. */
+/* Tests: destroy the writer as a crash would (the open transaction is not
+ * committed). */
+void dbw_crash(struct actor *self);
 int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_id *out);
 
 /* ---- the master's state ---- */

@@ -165,6 +165,43 @@ uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16
 
 static void peer_attach(struct peer *p);
 
+/* The forbidden behaviour, for the simulation test only (see
+ * peer_opts.unsafe_forget_unacked): events drained for a send that failed
+ * are dropped, their puts answered, and later events renumbered. */
+static void forget_shipped(struct peer *p)
+{
+	struct peer_event *e, *next;
+	struct peer_waiter *w;
+	uint64_t lo = p->acked_seq + 1, hi = p->shipped_upto, k;
+
+	if (hi < lo)
+		return;
+	k = hi - lo + 1;
+	for (e = TAILQ_FIRST(&p->outbox); e; e = next) {
+		next = TAILQ_NEXT(e, link);
+		if (e->seq <= hi) {
+			TAILQ_REMOVE(&p->outbox, e, link);
+			free(e);
+		} else {
+			e->seq -= k;
+		}
+	}
+	p->last_seq -= k;
+	for (int q = 0; q < 2; q++) {
+		TAILQ_HEAD(, peer_waiter) *h = q ? (void *)&p->wait_durable : (void *)&p->wait_applied;
+		struct peer_waiter *wn;
+		for (w = TAILQ_FIRST(h); w; w = wn) {
+			wn = TAILQ_NEXT(w, link);
+			if (w->seq <= hi) {
+				TAILQ_REMOVE(h, w, link);
+				waiter_send(p, w, 0);
+			} else {
+				w->seq -= k;
+			}
+		}
+	}
+}
+
 static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct peer *p = actor_state(self);
@@ -175,10 +212,14 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 	if (err || !reply) {
 		/* events stay queued; the heartbeat tick ships them again */
 		log_debug("events not acknowledged: %s", kvn_strerror(err));
+		if (p->o.unsafe_forget_unacked)
+			forget_shipped(p);
 		return 0;
 	}
 	if (reply->status == KVN_ECONN) {
 		p->attached = 0;
+		if (p->o.unsafe_forget_unacked)
+			forget_shipped(p);
 		return 0;
 	}
 	if (reply->status == KVN_EBUSY) {
@@ -230,6 +271,7 @@ void peer_ship(struct peer *p)
 		return;
 	}
 	p->shipping = 1;
+	p->shipped_upto = TAILQ_FIRST(&p->outbox)->seq + n - 1;
 	p->stats.events_shipped += n;
 }
 
@@ -574,6 +616,18 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	actor_timer_arm(p->hb_timer, 0);
 	*out = p->self;
 	return 0;
+}
+
+void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg)
+{
+	struct peer *p = actor_state(peer);
+	keytab_foreach(p->st->kt, fn, arg);
+}
+
+void peer_keytab_stats(struct actor *peer, struct keytab_stats *st)
+{
+	struct peer *p = actor_state(peer);
+	keytab_get_stats(p->st->kt, st);
 }
 
 void peer_set_master(struct actor *peer, actor_id master)

@@ -79,6 +79,7 @@ struct peer {
 	TAILQ_HEAD(, peer_event) outbox;
 	uint64_t last_seq, acked_seq, durable_seq;
 	int shipping;
+	uint64_t shipped_upto; /* highest seq of the EVENTS call in flight */
 	/* replies held for event acks, in seq order */
 	TAILQ_HEAD(, peer_waiter) wait_applied, wait_durable;
 	uint32_t nwaiters;

@@ -54,6 +54,9 @@ void kvn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 uint64_t kvn_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t kvn_now_ms(void);
 uint64_t kvn_wall_ms(void); /* CLOCK_REALTIME, for records only */
+/* Tests only: make kvn_now_ns/ms report *now_ms (a simulated clock) until
+ * called with NULL.  Process-wide; the simulation runs on one thread. */
+void kvn_clock_virtual(const uint64_t *now_ms);
 
 /* ---- bytes (util.c) ------------------------------------------------------- */
 void *kvn_xmalloc(size_t n); /* aborts on OOM: for small bookkeeping only */

@@ -13,9 +13,19 @@
 
 #include "base.h"
 
+static const uint64_t *virtual_now_ms;
+
+void kvn_clock_virtual(const uint64_t *now_ms)
+{
+	__atomic_store_n(&virtual_now_ms, now_ms, __ATOMIC_RELEASE);
+}
+
 uint64_t kvn_now_ns(void)
 {
 	struct timespec ts;
+	const uint64_t *v = __atomic_load_n(&virtual_now_ms, __ATOMIC_ACQUIRE);
+	if (v)
+		return *v * 1000000ull;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

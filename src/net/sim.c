@@ -105,6 +105,7 @@ void net_sim_free(struct net_sim *s)
 		return;
 	while ((d = TAILQ_FIRST(&s->pending))) {
 		TAILQ_REMOVE(&s->pending, d, link);
+		actor_loop_timer_del(d->loop, d->ev);
 		event_free(d->ev);
 		actor_msg_free(d->m);
 		free(d);
@@ -168,15 +169,14 @@ static void schedule(struct sim_end *from, struct actor_msg *m, uint64_t delay_m
 {
 	struct sim_delivery *d = kvn_xcalloc(1, sizeof *d);
 	d->s = from->s;
-	struct timeval tv = { .tv_sec = (time_t)(delay_ms / 1000),
-			      .tv_usec = (suseconds_t)((delay_ms % 1000) * 1000) };
 	d->loop = actor_loop_of(from->self);
 	d->to_id = actor_id_of(from->peer->self);
 	d->m = m;
 	d->ev = evtimer_new(actor_base(from->self), delivery_cb, d);
 	if (!d->ev)
 		kvn_fatal("out of memory");
-	evtimer_add(d->ev, &tv);
+	/* on the loop's clock: virtual in a deterministic simulation */
+	actor_loop_timer_add(d->loop, d->ev, delay_ms);
 	TAILQ_INSERT_TAIL(&from->s->pending, d, link);
 }
 
