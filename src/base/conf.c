@@ -14,30 +14,12 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "conf_int.h"
 
-enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T_ENUM };
-static const char *const type_names[] = {
+const char *const conf_type_names[] = {
 	[T_STRING] = "string", [T_PATH] = "path",     [T_ADDR] = "address",
 	[T_SIZE] = "size",     [T_DURATION] = "duration", [T_UINT] = "integer",
 	[T_BOOL] = "bool",     [T_ENUM] = "enum",
-};
-
-enum conf_flag {
-	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */
-	F_POW2 = 2,    /* value must be a power of two */
-};
-
-struct conf_key {
-	const char *section;
-	const char *name;
-	enum conf_type type;
-	const char *def;            /* default, as text: parsed like a file value */
-	uint64_t min, max;          /* inclusive; T_STRING: max is the length limit */
-	unsigned flags;             /* enum conf_flag */
-	const char *derived;        /* F_DERIVED: how finalize derives the default */
-	const char *const *choices; /* T_ENUM: names; the index is the stored value */
-	size_t off;                 /* offsetof(struct kvn_conf, field) */
-	const char *help;
 };
 
 #define KIB(n) ((uint64_t)(n) << 10)
@@ -52,9 +34,7 @@ struct conf_key {
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
-static const struct {
-	const char *name, *help;
-} conf_sections[] = {
+const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
 	{ "master", "The master role: placement, routing and the metadata in master.db." },
 	{ "peer", "The peer role: holds the bytes in a DRAM tier and a disk tier." },
@@ -62,7 +42,7 @@ static const struct {
 	{ "auth", "Shared-secret authentication between peers, clients and the master." },
 };
 
-static const struct conf_key conf_keys[] = {
+const struct conf_key conf_keys[] = {
 	/* [node] */
 	{ "node", "data_dir", T_PATH, "var", 0, 0, 0, NULL, NULL, FIELD(node_data_dir),
 	  "Directory for master.db, peer.db, the disk tier and the default secret files. "
@@ -153,6 +133,8 @@ static const struct conf_key conf_keys[] = {
 };
 
 #define NKEYS ARRAY_LEN(conf_keys)
+const size_t conf_nkeys = NKEYS;
+const size_t conf_nsections = ARRAY_LEN(conf_sections);
 _Static_assert(NKEYS <= 64, "kvn_conf.user_set has one bit per key");
 
 /* ---- field access ---------------------------------------------------------- */
@@ -244,7 +226,7 @@ static int value_text(const struct kvn_conf *c, const struct conf_key *k, char *
 }
 
 /* The range column of --help, the example and the docs ("" if none). */
-static void range_text(const struct conf_key *k, char *out, size_t cap)
+void conf_range_text(const struct conf_key *k, char *out, size_t cap)
 {
 	char lo[32], hi[32];
 
@@ -368,7 +350,7 @@ static int key_set(struct kvn_conf *c, const struct conf_key *k, const char *v, 
 				*int_at(c, k) = i;
 				return 0;
 			}
-		range_text(k, choices, sizeof choices);
+		conf_range_text(k, choices, sizeof choices);
 		snprintf(why, whylen, "use one of %s", choices);
 		return -1;
 	case T_SIZE:
@@ -832,110 +814,3 @@ int kvn_conf_get(const struct kvn_conf *c, const char *name, char *out, size_t c
 	return KVN_ENOTFOUND;
 }
 
-/* ---- rendering the table ---------------------------------------------------------- */
-
-#define FOR_KEYS_IN(k, sec)                                                      \
-	for (const struct conf_key *k = conf_keys; k < conf_keys + NKEYS; k++) \
-		if (strcmp(k->section, (sec)) == 0)
-
-/* Word-wrap text to `width` columns, each line starting with prefix. */
-static void write_wrapped(FILE *out, const char *prefix, const char *text, size_t width)
-{
-	size_t col = 0, plen = strlen(prefix);
-
-	while (*text) {
-		size_t w = strcspn(text, " ");
-		if (col > 0 && col + 1 + w > width) {
-			fputc('\n', out);
-			col = 0;
-		}
-		if (col == 0) {
-			fputs(prefix, out);
-			col = plen;
-		} else {
-			fputc(' ', out);
-			col++;
-		}
-		fwrite(text, 1, w, out);
-		col += w;
-		text += w;
-		text += strspn(text, " ");
-	}
-	if (col > 0)
-		fputc('\n', out);
-}
-
-static const char units_text[] =
-	"Sizes take a unit: B, K or KiB, M or MiB, G or GiB, T or TiB (powers of 1024), "
-	"KB, MB, GB, TB (powers of 1000); fractions are fine (1.5G). Durations need one: "
-	"us, ms, s, m, h, d (250ms, 10s, 1.5m).";
-
-void kvn_conf_write_help(FILE *out)
-{
-	char range[128];
-
-	fprintf(out, "Configuration keys (in the file under [section], or --set section.key=value):\n");
-	write_wrapped(out, "", units_text, 78);
-	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
-		fprintf(out, "\n[%s]\n", conf_sections[s].name);
-		FOR_KEYS_IN(k, conf_sections[s].name) {
-			range_text(k, range, sizeof range);
-			fprintf(out, "  %-20s %-9s default %s%s%s%s\n", k->name, type_names[k->type],
-				k->flags & F_DERIVED ? k->derived : k->def, range[0] ? " (" : "",
-				range, range[0] ? ")" : "");
-			write_wrapped(out, "      ", k->help, 78);
-		}
-	}
-}
-
-void kvn_conf_write_example(FILE *out)
-{
-	char range[128];
-
-	fprintf(out,
-		"# kvnode configuration: every key with its default value.\n"
-		"#\n"
-		"# Generated from the key table in src/base/conf.c; t/conf checks that\n"
-		"# the two agree.  Change the table, not this file, and regenerate with\n"
-		"#   t/conf --write-example > etc/kvnode.conf\n"
-		"#\n"
-		"# Format: [section] lines, then key = value.  Comments start with # or ;\n"
-		"# at the start of a line or after a blank.  A key given twice: the last\n"
-		"# one wins.  --set section.key=value on the command line overrides this\n"
-		"# file.  See docs/configuration.md.\n"
-		"#\n");
-	write_wrapped(out, "# ", units_text, 76);
-	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
-		fprintf(out, "\n");
-		write_wrapped(out, "# ", conf_sections[s].help, 76);
-		fprintf(out, "[%s]\n", conf_sections[s].name);
-		FOR_KEYS_IN(k, conf_sections[s].name) {
-			range_text(k, range, sizeof range);
-			fprintf(out, "\n");
-			write_wrapped(out, "# ", k->help, 76);
-			fprintf(out, "# %s%s%s\n", type_names[k->type], range[0] ? ": " : "", range);
-			if (k->flags & F_DERIVED)
-				fprintf(out, "# %s = (default: %s)\n", k->name, k->derived);
-			else
-				fprintf(out, "%s = %s\n", k->name, k->def);
-		}
-	}
-}
-
-void kvn_conf_write_markdown(FILE *out)
-{
-	char range[128];
-
-	for (size_t s = 0; s < ARRAY_LEN(conf_sections); s++) {
-		fprintf(out, "%s### [%s]\n\n%s\n\n", s ? "\n" : "", conf_sections[s].name,
-			conf_sections[s].help);
-		fprintf(out, "| Key | Type | Default | Range | Description |\n"
-			     "|-----|------|---------|-------|-------------|\n");
-		FOR_KEYS_IN(k, conf_sections[s].name) {
-			range_text(k, range, sizeof range);
-			fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", k->name,
-				type_names[k->type], k->flags & F_DERIVED ? "derived: `" : "`",
-				k->flags & F_DERIVED ? k->derived : k->def, "`", range, k->help);
-		}
-	}
-}

@@ -32,13 +32,11 @@
 enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY };
 static const char *const op_names[] = { "put", "get", "mixed", "memcpy" };
 
-#define KEY_CAP 32               /* "bench:" + up to 20 digits */
 #define THREAD_MAX_ERRORS 64     /* a thread gives up after this many */
 #define ERRORS_PRINTED 5
 #define PROGRESS_EVERY_NS 200000000ull
 #define PROGRESS_AFTER_NS 1000000000ull
 #define DEFAULT_KEY_BYTES (512ull << 20) /* default --keys keeps values under this */
-#define PATTERN_BLOCK 4096
 
 struct bench_args {
 	int op;
@@ -46,140 +44,6 @@ struct bench_args {
 	int keys_given, timeout_given, json, durable;
 	const char *target;
 };
-
-/* ---- latency histogram ------------------------------------------------------
- * Log-linear like HdrHistogram: exact below 256 ns, then 128 linear buckets
- * per power of two, so a bucket spans < 1/128 of its value; reporting the
- * bucket's middle keeps the error under 0.4%. */
-#define H_BITS 8
-#define H_SUB (1u << H_BITS)
-#define H_HALF (H_SUB / 2)
-#define H_BUCKETS (H_SUB + (64 - H_BITS) * H_HALF)
-
-struct hist {
-	uint64_t n, max, sum;
-	uint64_t b[H_BUCKETS];
-};
-
-static size_t hist_index(uint64_t v)
-{
-	if (v < H_SUB)
-		return (size_t)v;
-	int msb = 63 - __builtin_clzll(v);
-	int shift = msb - (H_BITS - 1);
-	return H_SUB + (size_t)(msb - H_BITS) * H_HALF + (size_t)((v >> shift) - H_HALF);
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	h->b[hist_index(v)]++;
-	h->max = v > h->max ? v : h->max;
-	h->n++;
-	h->sum += v;
-}
-
-static void hist_merge(struct hist *into, const struct hist *h)
-{
-	for (size_t i = 0; i < H_BUCKETS; i++)
-		into->b[i] += h->b[i];
-	into->max = h->max > into->max ? h->max : into->max;
-	into->n += h->n;
-	into->sum += h->sum;
-}
-
-/* Value at quantile q (0..1]: the middle of its bucket, at most the max. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-	uint64_t rank = (uint64_t)(q * (double)h->n + 0.999999), seen = 0;
-	if (h->n == 0)
-		return 0;
-	if (rank < 1)
-		rank = 1;
-	for (size_t i = 0; i < H_BUCKETS; i++) {
-		seen += h->b[i];
-		if (seen < rank)
-			continue;
-		uint64_t lo = i, width = 1;
-		if (i >= H_SUB) {
-			size_t j = i - H_SUB;
-			int shift = (int)(j / H_HALF) + 1;
-			lo = (uint64_t)(H_HALF + j % H_HALF) << shift;
-			width = 1ull << shift;
-		}
-		uint64_t v = lo + (width - 1) / 2;
-		return v > h->max ? h->max : v;
-	}
-	return h->max;
-}
-
-/* ---- values: a fixed pseudo-random base stamped per key ---------------------
- * Every PATTERN_BLOCK bytes start with tag(key) ^ offset and the last 8 bytes
- * hold ~tag(key), so a value of the wrong key, a misplaced block or a
- * truncated tail all show.  Stamping costs one store per block, which keeps
- * it off the critical path even at 16 MiB. */
-static uint64_t key_tag(uint64_t k)
-{
-	uint64_t z = k + 0x9e3779b97f4a7c15ull; /* splitmix64 */
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void pattern_base(unsigned char *v, size_t n)
-{
-	uint64_t x = 0x6b766e6f64652121ull;
-	for (size_t o = 0; o < n; o += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(v + o, &x, n - o < 8 ? n - o : 8);
-	}
-}
-
-static void pattern_stamp(unsigned char *v, size_t n, uint64_t k)
-{
-	uint64_t tag = key_tag(k), w;
-	if (n < 8) {
-		memcpy(v, &tag, n);
-		return;
-	}
-	for (size_t o = 0; o + 8 <= n; o += PATTERN_BLOCK) {
-		w = tag ^ o;
-		memcpy(v + o, &w, 8);
-	}
-	if (n >= 16) {
-		w = ~tag;
-		memcpy(v + n - 8, &w, 8);
-	}
-}
-
-/* O(1) check used on the timed path: head and tail stamps. */
-static int pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k)
-{
-	uint64_t tag = key_tag(k), w;
-	if (n < 8)
-		return memcmp(v, &tag, n) == 0;
-	memcpy(&w, v, 8);
-	if (w != tag)
-		return 0;
-	if (n >= 16) {
-		memcpy(&w, v + n - 8, 8);
-		return w == ~tag;
-	}
-	return 1;
-}
-
-/* "bench:<k>" without printf: this runs once per item on the timed path. */
-static size_t key_format(char *out, uint64_t k)
-{
-	char d[24], *p = d + sizeof(d);
-	do
-		*--p = (char)('0' + k % 10);
-	while (k /= 10);
-	memcpy(out, "bench:", 6);
-	memcpy(out + 6, p, (size_t)(d + sizeof(d) - p));
-	return 6 + (size_t)(d + sizeof(d) - p);
-}
 
 /* ---- state ----------------------------------------------------------------- */
 
@@ -323,11 +187,11 @@ static uint64_t thr_call(struct bench_thr *t, int put, size_t n, int check, uint
 			t->cursor = 0;
 		t->keyid[i] = k;
 		it->key = t->keybuf + i * KEY_CAP;
-		it->klen = key_format(t->keybuf + i * KEY_CAP, k);
+		it->klen = bench_key_format(t->keybuf + i * KEY_CAP, k);
 		it->status = 0;
 		if (put) {
 			it->val = t->putbuf + i * S;
-			pattern_stamp(it->val, S, k);
+			bench_pattern_stamp(it->val, S, k);
 			it->vlen = S;
 			it->cap = 0;
 		} else {
@@ -360,9 +224,9 @@ static uint64_t thr_call(struct bench_thr *t, int put, size_t n, int check, uint
 			st = KVN_EPROTO;
 			why = d;
 		} else if (!st && !put && check == 2) {
-			pattern_stamp(t->expect, S, t->keyid[i]);
+			bench_pattern_stamp(t->expect, S, t->keyid[i]);
 			st = memcmp(it->val, t->expect, S) ? KVN_EPROTO : 0;
-		} else if (!st && !put && !pattern_quick_ok(it->val, S, t->keyid[i])) {
+		} else if (!st && !put && !bench_pattern_quick_ok(it->val, S, t->keyid[i])) {
 			st = KVN_EPROTO;
 		}
 		if (st)
@@ -412,7 +276,7 @@ static void thr_loop(struct bench_thr *t, uint64_t items, int timed)
 		uint64_t ok = thr_call(t, put, n, 1, &lat);
 		done += n;
 		if (timed) {
-			hist_add(t->hist, lat);
+			bench_hist_add(t->hist, lat);
 			t->ok_items += ok;
 			*(put ? &t->puts : &t->gets) += n;
 			atomic_store_explicit(&t->progress, done, memory_order_relaxed);
@@ -432,7 +296,7 @@ static void thr_memcpy(struct bench_thr *t)
 			/* the copy must happen: the compiler may not drop it */
 			__asm__ volatile("" : : "r"(t->getbuf) : "memory");
 		}
-		hist_add(t->hist, kvn_now_ns() - t0);
+		bench_hist_add(t->hist, kvn_now_ns() - t0);
 		done += n;
 		t->ok_items += n;
 		atomic_store_explicit(&t->progress, done, memory_order_relaxed);
@@ -516,7 +380,7 @@ static void bench_report(struct bench *b)
 
 	for (unsigned i = 0; i < b->nthr; i++) {
 		struct bench_thr *t = &b->thr[i];
-		hist_merge(h, t->hist);
+		bench_hist_merge(h, t->hist);
 		ok += t->ok_items;
 		puts += t->puts;
 		gets += t->gets;
@@ -528,8 +392,8 @@ static void bench_report(struct bench *b)
 	double secs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
 	double ops = secs > 0 ? (double)ok / secs : 0;
 	double gbs = secs > 0 ? (double)ok * (double)b->a.size / secs / 1e9 : 0;
-	double q50 = (double)hist_quantile(h, 0.5) / 1e3, q99 = (double)hist_quantile(h, 0.99) / 1e3,
-	       q999 = (double)hist_quantile(h, 0.999) / 1e3;
+	double q50 = (double)bench_hist_quantile(h, 0.5) / 1e3, q99 = (double)bench_hist_quantile(h, 0.99) / 1e3,
+	       q999 = (double)bench_hist_quantile(h, 0.999) / 1e3;
 	uint64_t errors = atomic_load(&b->errors);
 
 	/* the host passed cli_bench_target_parse: nothing in it needs escaping */
@@ -823,7 +687,7 @@ int cli_bench(int argc, char **argv, const struct kvn_options *opt)
 		return kvn_err_exit_code(KVN_ENOMEM);
 	}
 	memset(b.thr, 0, C * sizeof(*b.thr));
-	pattern_base(b.base, (size_t)S);
+	bench_pattern_base(b.base, (size_t)S);
 
 	/* Each client owns a contiguous key range so a batch never repeats a key;
 	 * with fewer keys than clients, clients share keys one each. */

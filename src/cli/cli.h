@@ -68,4 +68,31 @@ struct cli_bench_target {
 int cli_bench_target_parse(const char *spec, const struct cli_bench_target **t,
 			   struct cli_bench_cfg *cfg, char *err, size_t errlen);
 
+/* ---- bench_stats.c: measuring tools shared by bench.c ---- */
+#define H_BITS 8
+#define H_SUB (1u << H_BITS)
+#define H_HALF (H_SUB / 2)
+#define H_BUCKETS (H_SUB + (64 - H_BITS) * H_HALF)
+
+struct hist {
+	uint64_t n, max, sum;
+	uint64_t b[H_BUCKETS];
+};
+
+void bench_hist_add(struct hist *h, uint64_t v);
+void bench_hist_merge(struct hist *into, const struct hist *h);
+/* The value at quantile q (0..1), in the unit added. */
+uint64_t bench_hist_quantile(const struct hist *h, double q);
+
+#define PATTERN_BLOCK 4096
+/* Values: a fixed pseudo-random base stamped per key, so a get can be
+ * checked without keeping what was put. */
+uint64_t bench_key_tag(uint64_t k);
+void bench_pattern_base(unsigned char *v, size_t n);
+void bench_pattern_stamp(unsigned char *v, size_t n, uint64_t k);
+/* Head and tail stamps only: cheap enough for the timed loop. */
+int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
+#define KEY_CAP 32 /* "bench:" + up to 20 digits */
+size_t bench_key_format(char *out, uint64_t k);
+
 #endif

@@ -1,0 +1,43 @@
+/*
+ * conf_int: the config key table, shared by conf.c (parsing, --set,
+ * finalize) and conf_doc.c (--help, the example file, the Markdown table).
+ */
+#ifndef KVN_CONF_INT_H
+#define KVN_CONF_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T_ENUM };
+
+enum conf_flag {
+	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */
+	F_POW2 = 2,    /* value must be a power of two */
+};
+
+struct conf_key {
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	const char *def;            /* default, as text: parsed like a file value */
+	uint64_t min, max;          /* inclusive; T_STRING: max is the length limit */
+	unsigned flags;             /* enum conf_flag */
+	const char *derived;        /* F_DERIVED: how finalize derives the default */
+	const char *const *choices; /* T_ENUM: names; the index is the stored value */
+	size_t off;                 /* offsetof(struct kvn_conf, field) */
+	const char *help;
+};
+
+struct conf_section {
+	const char *name, *help;
+};
+
+extern const char *const conf_type_names[];
+extern const struct conf_key conf_keys[];
+extern const size_t conf_nkeys;
+extern const struct conf_section conf_sections[];
+extern const size_t conf_nsections;
+/* "1MiB..1TiB", "0..100", "" for keys without a range. */
+void conf_range_text(const struct conf_key *k, char *out, size_t cap);
+
+#endif
