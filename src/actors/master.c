@@ -444,20 +444,39 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	}
 	n = mnode_get(ms, pn.node_id);
 	/* Only what this master applied from this very process can be
-	 * trusted; anything else is rebuilt from the node's snapshot. */
-	held = n->live && !n->dead && n->boot_id == pn.boot_id && !n->db_broken;
+	 * trusted; anything else is rebuilt from the node's snapshot.  That
+	 * includes a node whose requested full sync never completed (it timed
+	 * out, was refused, or an event gap asked for it) and that has events
+	 * we have not applied: resuming its events would only hit the gap
+	 * again, and its keys would stay unroutable. */
+	int unsynced = n->sync_due && pn.last_seq > n->applied_seq;
+	held = n->live && !n->dead && n->boot_id == pn.boot_id && !n->db_broken && !unsynced;
 	why = held ? NULL
 	      : n->dead ? "it was declared dead"
 	      : !n->live ? "first attach to this master"
 	      : n->boot_id != pn.boot_id ? "new boot: it restarted"
+	      : unsynced ? "its full sync has not completed"
 	      : "a master.db write of its events failed";
 	node_refresh(n, &pn);
 	n->ref = m->src;
 	n->attached = 1;
 	n->reserved = 0;
 	if (!held) {
-		dropped = mindex_drop_node(ms, n);
+		/* Locations stay routable until the node's snapshot replaces
+		 * them (master_sync.c) when they may still be right: the same
+		 * process re-syncing, or rows loaded from master.db after a
+		 * master restart (boot_id 0; the peer likely still holds them,
+		 * and if it does not it answers not-found itself).  Hiding them
+		 * until the sync lands made acknowledged durable puts read as
+		 * missing (t/restart).  A new process of the node lost its DRAM:
+		 * its old locations go now. */
+		if (n->boot_id != 0 && n->boot_id != pn.boot_id) {
+			dropped = mindex_drop_node(ms, n);
+			mpdrop_clear(n);
+		}
 		n->boot_id = pn.boot_id;
+		n->sync_from = pn.last_seq; /* older snapshots are stale copies */
+		n->sync_due = 1;
 		n->applied_seq = 0;
 		n->durable_seq = 0;
 		n->db_broken = 0;
@@ -500,7 +519,27 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		n->ref = m->src;
 		n->attached = 1;
 	}
-	master_reply_ack(ms, m, n, n->db_broken, 0);
+	/* With every event of the node applied, the index holds a subset of
+	 * its committed keys; any surplus are generations whose DROP_GEN it
+	 * has not applied (a one-way notice lost on the way).  Send the
+	 * unconfirmed ones again; if we cannot name them (too many, or a
+	 * mismatch they do not explain), its snapshot reconciles. */
+	int resync = 0;
+	if (pn.last_seq == n->applied_seq && !n->stg.active) {
+		if (pn.keys == n->objects)
+			mpdrop_clear(n);
+		else if (pn.keys > n->objects && n->npdrops && !n->pdrops_lost)
+			mpdrop_resend(ms, n);
+		else
+			resync = 1;
+	}
+	if (resync) {
+		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
+			 " of it: full sync requested",
+			 n->node_id, pn.keys, n->objects);
+		n->live = 0; /* its re-attach must full-sync (on_attach) */
+	}
+	master_reply_ack(ms, m, n, n->db_broken || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
 		persist_node(ms, n);
 }
@@ -586,7 +625,11 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		if (!first_new)
 			first_new = e.seq;
 		if (e.kind == PROTO_EV_ADD) {
-			int res = mindex_add(ms, n, e.key, e.klen, e.gen, e.tier, e.size, &drops);
+			int res = MIDX_STALE;
+			if (mpdrop_has(n, e.key, e.klen, e.gen))
+				mdrops_add(&drops, n, e.key, e.klen, e.gen); /* told to drop it already */
+			else
+				res = mindex_add(ms, n, e.key, e.klen, e.gen, e.tier, e.size, &drops);
 			if (res == MIDX_STALE) {
 				mstale_add(&stale, e.key, e.klen, e.gen);
 			} else {
@@ -604,6 +647,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	if (first_new)
 		MASTER_STAT_ADD(events_applied, n->applied_seq - first_new + 1);
 	if (gap) {
+		n->sync_due = 1; /* its re-attach must full-sync (on_attach) */
 		MASTER_STAT_INC(event_gaps);
 		log_warn("master: node %s: event gap after seq %" PRIu64 " (got %" PRIu64 "): full sync requested",
 			 n->node_id, n->applied_seq, e.seq);

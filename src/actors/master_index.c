@@ -17,6 +17,9 @@
 #define MASTER_MAX_EXCLUDE 64
 /* DROP_GEN messages are cut below the metadata limit. */
 #define DROP_SPLIT_BYTES (48u * 1024u)
+/* Unconfirmed DROP_GEN notices kept per node; beyond, the node is asked
+ * for a full sync instead (on_heartbeat). */
+#define PDROP_MAX 65536
 
 /* ---- nodes ---- */
 
@@ -52,6 +55,7 @@ void mnode_free_all(struct master *ms)
 	HASH_ITER(hh, ms->nodes, n, tmp) {
 		HASH_DEL(ms->nodes, n);
 		mstaging_reset(&n->stg);
+		mpdrop_clear(n);
 		free(n);
 	}
 }
@@ -247,10 +251,76 @@ static size_t drop_send_one(struct mnode *node, struct mdrop **v, size_t n)
 	return 0;
 }
 
+/* By node id, not by pointer: the order of the sends is then the same in
+ * every run, which a seeded simulation needs to replay. */
 static int drop_cmp(const void *a, const void *b)
 {
 	const struct mdrop *x = *(struct mdrop *const *)a, *y = *(struct mdrop *const *)b;
-	return x->node < y->node ? -1 : x->node > y->node;
+	return strcmp(x->node->node_id, y->node->node_id);
+}
+
+/* ---- unconfirmed DROP_GEN notices ---- */
+
+static size_t pdrop_hk(uint8_t *hk, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	memcpy(hk, &gen, 8);
+	memcpy(hk + 8, key, klen);
+	return 8u + klen;
+}
+
+int mpdrop_has(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	uint8_t hk[8 + KVN_MAX_KEY];
+	struct mpdrop *d;
+	size_t len;
+
+	if (!n->pdrops || klen > KVN_MAX_KEY)
+		return 0;
+	len = pdrop_hk(hk, key, klen, gen);
+	HASH_FIND(hh, n->pdrops, hk, len, d);
+	return d != NULL;
+}
+
+static void mpdrop_add(struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct mpdrop *d;
+
+	if (klen > KVN_MAX_KEY || mpdrop_has(n, key, klen, gen))
+		return;
+	if (n->npdrops >= PDROP_MAX) {
+		n->pdrops_lost = 1;
+		return;
+	}
+	d = kvn_xmalloc(sizeof *d + 8u + klen);
+	memset(d, 0, sizeof *d);
+	d->klen = klen;
+	pdrop_hk(d->hk, key, klen, gen);
+	HASH_ADD_KEYPTR(hh, n->pdrops, d->hk, 8u + klen, d);
+	n->npdrops++;
+}
+
+void mpdrop_clear(struct mnode *n)
+{
+	struct mpdrop *d, *tmp;
+	HASH_ITER(hh, n->pdrops, d, tmp) {
+		HASH_DEL(n->pdrops, d);
+		free(d);
+	}
+	n->npdrops = 0;
+	n->pdrops_lost = 0;
+}
+
+void mpdrop_resend(struct master *ms, struct mnode *n)
+{
+	struct mdrops again = { 0 };
+	struct mpdrop *d, *tmp;
+
+	HASH_ITER(hh, n->pdrops, d, tmp) {
+		uint64_t gen;
+		memcpy(&gen, d->hk, 8);
+		mdrops_add(&again, n, d->hk + 8, d->klen, gen);
+	}
+	mdrops_send(ms, &again); /* already kept: adding again is a no-op */
 }
 
 void mdrops_send(struct master *ms, struct mdrops *d)
@@ -264,6 +334,10 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 	/* stable enough: qsort is not stable, but order within a node does
 	 * not matter (each item names its own generation) */
 	qsort(d->v, d->n, sizeof *d->v, drop_cmp);
+	/* kept until the node's heartbeat shows it applied them: a notice
+	 * that does not arrive is sent again */
+	for (size_t i = 0; i < d->n; i++)
+		mpdrop_add(d->v[i]->node, d->v[i]->key, d->v[i]->klen, d->v[i]->gen);
 	for (size_t i = 0; i < d->n;) {
 		struct mnode *node = d->v[i]->node;
 		size_t j = i, bytes = 5;

@@ -89,6 +89,17 @@ struct mstaging {
 	size_t klen_used, kcap;
 };
 
+/* A DROP_GEN notice the node may not have applied yet.  DROP_GEN is
+ * one-way: a notice lost on the way (a dropped connection, a full mailbox)
+ * would leave the peer a generation the index no longer points at, forever.
+ * The node keeps them until its heartbeat shows as many committed keys as
+ * the index holds for it (master_index.c). */
+struct mpdrop {
+	UT_hash_handle hh;
+	uint16_t klen;
+	uint8_t hk[]; /* hash key: 8 bytes of gen, then the key */
+};
+
 struct mnode {
 	UT_hash_handle hh; /* by node_id */
 	char node_id[65];
@@ -102,6 +113,8 @@ struct mnode {
 	 * once instead of at the next heartbeat */
 	int64_t used_delta;
 	uint64_t applied_seq, durable_seq;
+	uint64_t sync_from; /* a requested snapshot covers at least this seq */
+	int sync_due;       /* a full sync was asked for and has not been applied */
 	uint64_t last_seen_ms; /* kvn_now_ms clock */
 	uint64_t persisted_ms; /* last node row sent to dbw (heartbeats are rate-limited) */
 	uint64_t objects, bytes;
@@ -115,6 +128,9 @@ struct mnode {
 	uint32_t mark; /* ROUTE_PUT exclude stamp */
 	struct mentry_list entries;
 	struct mstaging stg;
+	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
+	uint32_t npdrops;
+	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
 };
 
 /* Process-wide counters (summed over master instances), read with
@@ -216,6 +232,12 @@ uint64_t mindex_drop_node(struct master *ms, struct mnode *node);
 void mindex_free_all(struct master *ms);
 
 void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such
+ * a generation is never indexed for the node again); forget them all (the
+ * node's keys and the index agree, or a new boot); send them all again. */
+int mpdrop_has(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen);
+void mpdrop_clear(struct mnode *n);
+void mpdrop_resend(struct master *ms, struct mnode *n);
 /* Send the queued DROP_GEN notices, one message (or a few, if large) per
  * node, and empty d. */
 void mdrops_send(struct master *ms, struct mdrops *d);

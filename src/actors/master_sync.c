@@ -115,7 +115,13 @@ static void sync_apply(struct master *ms, struct mnode *n)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct msync_ent *x = &s->ents[i];
 		const uint8_t *key = s->keys + x->koff;
-		int res = mindex_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
+		int res = MIDX_STALE;
+		/* a generation it was told to drop is not indexed again: that
+		 * would bring back a key removed meanwhile */
+		if (mpdrop_has(n, key, x->klen, x->gen))
+			mdrops_add(&drops, n, key, x->klen, x->gen);
+		else
+			res = mindex_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
 		if (res == MIDX_STALE)
 			mstale_add(&stale, key, x->klen, x->gen);
 		else if (res == MIDX_NEW)
@@ -123,6 +129,7 @@ static void sync_apply(struct master *ms, struct mnode *n)
 	}
 	n->applied_seq = s->seq;
 	n->db_broken = 0;
+	n->sync_due = 0;
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
@@ -154,6 +161,14 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 		return;
 	}
 	n->last_seen_ms = kvn_now_ms();
+	if (h.chunk == 0 && (!n->sync_due || h.seq < n->sync_from)) {
+		/* not asked for, or older than what was asked for: a delayed or
+		 * duplicated copy of an earlier sync, which would replace the
+		 * node's locations with a past state */
+		log_warn("master: node %s: stale full sync (seq %" PRIu64 ") ignored", n->node_id, h.seq);
+		master_reply_ack(ms, m, n, 0, KVN_ESTATE);
+		return;
+	}
 	if (h.chunk == 0 && master_db_behind(ms, m, n))
 		return;
 	if (h.chunk == 0) {

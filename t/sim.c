@@ -1,0 +1,232 @@
+/*
+ * t/sim: the deterministic fault simulation of kvnode (DESIGN.md section
+ * 1).  Each seed runs 1 master, 3 peers and 3 clients in this process on
+ * one virtual-time loop over the simulated network, with faults drawn from
+ * the seed (dropped, delayed, duplicated and reordered messages; crash and
+ * restart of the master or a peer; partitions), a workload of puts,
+ * re-puts, gets and removes, and a checker that judges every run (t/sim.h
+ * lists the rules).  A seed replays exactly:
+ *
+ *   KVN_SIM_SEED=<n> ./t/sim          one seed (KVN_SIM_VERBOSE=1: a trace)
+ *   KVN_SIM_SEEDS=<count> ./t/sim     seeds 1..count (default 200)
+ *   KVN_SIM_FIRST=<n>                 ... or n..n+count-1
+ *   KVN_SIM_UNSAFE=1                  peers forget unacknowledged events
+ *
+ * The negative case turns peer_opts.unsafe_forget_unacked on and requires
+ * the checker to notice within a few seeds, so the checker has teeth.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+#include "sim.h"
+
+#include "base/base.h"
+
+#define GROUP 20
+#define WATCHDOG_S 120 /* real seconds one seed may take */
+#define NEG_MAX_SEEDS 60
+
+static char watchdog_msg[160];
+
+static void watchdog(int sig)
+{
+	(void)sig;
+	ssize_t n = write(STDOUT_FILENO, watchdog_msg, strlen(watchdog_msg));
+	(void)n;
+	_exit(1);
+}
+
+static void arm_watchdog(uint64_t seed, int unsafe)
+{
+	snprintf(watchdog_msg, sizeof watchdog_msg,
+		 "Bail out! seed %llu ran past %d s of real time; replay: %sKVN_SIM_SEED=%llu ./t/sim\n",
+		 (unsigned long long)seed, WATCHDOG_S, unsafe ? "KVN_SIM_UNSAFE=1 " : "", (unsigned long long)seed);
+	alarm(WATCHDOG_S);
+}
+
+static uint64_t env_u64(const char *name, uint64_t def)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 10) : def;
+}
+
+static int verbose(void)
+{
+	return env_u64("KVN_SIM_VERBOSE", 0) != 0;
+}
+
+static int run_one(uint64_t seed, int unsafe, struct sim_world *s)
+{
+	arm_watchdog(seed, unsafe);
+	int rc = sim_run_seed(seed, unsafe, verbose(), s);
+	alarm(0);
+	return rc;
+}
+
+static void print_report(const struct sim_world *s, int unsafe)
+{
+	const char *p = s->report;
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		int len = e ? (int)(e - p) : (int)strlen(p);
+		tap_diag("  %.*s", len, p);
+		p += len + (e ? 1 : 0);
+	}
+	tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
+		 unsafe ? "KVN_SIM_UNSAFE=1 " : "", (unsigned long long)s->seed, (unsigned long long)s->digest,
+		 s->nops);
+}
+
+/* ---- every seed: the checker holds ---- */
+
+static void t_seeds(void)
+{
+	uint64_t one = env_u64("KVN_SIM_SEED", 0), count = env_u64("KVN_SIM_SEEDS", 200);
+	uint64_t from = env_u64("KVN_SIM_FIRST", 1);
+	uint64_t first = one ? one : from, last = one ? one : from + (count ? count : 1) - 1;
+	int unsafe = env_u64("KVN_SIM_UNSAFE", 0) != 0;
+	unsigned viol[SIM_RULES] = { 0 };
+	uint64_t mcrash = 0, pcrash = 0, parts = 0, gets = 0, holds = 0, acked = 0, removed = 0, keys = 0;
+	uint64_t dropped = 0, dup = 0, delayed = 0, harsh = 0;
+	uint64_t t0 = kvn_now_ms();
+
+	for (uint64_t g = first; g <= last; g += GROUP) {
+		uint64_t end = g + GROUP - 1 < last ? g + GROUP - 1 : last;
+		char failed[256] = "";
+		size_t fl = 0;
+		int nfail = 0;
+		for (uint64_t seed = g; seed <= end; seed++) {
+			struct sim_world s;
+			int failed_seed = run_one(seed, unsafe, &s) != 0;
+			if (one)
+				tap_diag("seed %llu: history digest %016llx, %zu operations", (unsigned long long)seed,
+					 (unsigned long long)s.digest, s.nops);
+			if (failed_seed) {
+				nfail++;
+				if (fl + 24 < sizeof failed)
+					fl += (size_t)snprintf(failed + fl, sizeof failed - fl, " %llu",
+							       (unsigned long long)seed);
+				print_report(&s, unsafe);
+			}
+			for (int r = 0; r < SIM_RULES; r++)
+				viol[r] += s.viol[r];
+			mcrash += s.n_master_crash;
+			pcrash += s.n_peer_crash;
+			parts += s.n_partition;
+			gets += s.n_gets_verified;
+			holds += s.n_holds;
+			acked += s.n_puts_acked;
+			removed += s.n_removes_acked;
+			keys += s.n_checked_keys;
+			dropped += s.net.dropped;
+			dup += s.net.duplicated;
+			delayed += s.net.delayed;
+			harsh += (uint64_t)s.harsh;
+		}
+		ok(nfail == 0, "seeds %llu..%llu: every checker rule held%s%s", (unsigned long long)g,
+		   (unsigned long long)end, nfail ? "; failing seeds:" : "", failed);
+	}
+	uint64_t n = last - first + 1, dt = kvn_now_ms() - t0;
+	tap_diag("%llu seeds (%llu with a harsh network) in %llu ms of real time", (unsigned long long)n,
+		 (unsigned long long)harsh, (unsigned long long)dt);
+	for (int r = 0; r < SIM_RULES; r++)
+		is_int(viol[r], 0, "rule %s: violations over %llu seeds", sim_rule_name(r), (unsigned long long)n);
+	if (n < GROUP) {
+		tap_skip(3, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
+		return;
+	}
+	/* the faults and the workload really happened, or the rules above
+	 * proved nothing */
+	ok(mcrash > 0 && pcrash > 0 && parts > 0, "schedules crashed the master %llu times, peers %llu times, "
+						  "partitioned nodes %llu times",
+	   (unsigned long long)mcrash, (unsigned long long)pcrash, (unsigned long long)parts);
+	ok(dropped > 0 && dup > 0 && delayed > 0, "the network dropped %llu, duplicated %llu, delayed %llu messages",
+	   (unsigned long long)dropped, (unsigned long long)dup, (unsigned long long)delayed);
+	ok(gets > 0 && holds > 0 && acked > 0 && removed > 0 && keys == n * SIM_KEYS,
+	   "%llu gets verified (%llu replies held), %llu puts and %llu removes acknowledged, %llu keys read "
+	   "after quiescence",
+	   (unsigned long long)gets, (unsigned long long)holds, (unsigned long long)acked,
+	   (unsigned long long)removed, (unsigned long long)keys);
+}
+
+/* ---- a seed replays exactly ---- */
+
+static void t_replay(void)
+{
+	struct sim_world a, b, c;
+	uint64_t seed = 0;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(2, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	/* a seed with a crash and a harsh network exercises the most */
+	for (uint64_t s = 1; s <= 40 && !seed; s++) {
+		run_one(s, 0, &a);
+		if (a.harsh && (a.n_master_crash || a.n_peer_crash))
+			seed = s;
+	}
+	if (!seed) {
+		tap_skip(2, "no seed in 1..40 with a harsh network and a crash");
+		return;
+	}
+	run_one(seed, 0, &b);
+	run_one(seed + 1, 0, &c);
+	ok(a.digest == b.digest && a.nops == b.nops && memcmp(a.viol, b.viol, sizeof a.viol) == 0,
+	   "seed %llu run twice: the same %zu operations with the same outcomes at the same virtual times",
+	   (unsigned long long)seed, b.nops);
+	ok(c.digest != b.digest, "seed %llu has another history (the digest sees the difference)",
+	   (unsigned long long)seed + 1);
+}
+
+/* ---- the checker has teeth ---- */
+
+static void t_unsafe_forget(void)
+{
+	struct sim_world s;
+	uint64_t found = 0, tried = 0, stale_reads = 0;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	/* seeds whose network drops messages: then EVENTS calls fail and the
+	 * unsafe peer answers puts the master never saw */
+	for (uint64_t seed = 1; seed <= 1000 && tried < NEG_MAX_SEEDS && !found; seed++) {
+		run_one(seed, 1, &s);
+		if (s.net.dropped == 0)
+			continue;
+		tried++;
+		stale_reads += s.viol[SIM_RULE_C] != 0;
+		if (s.viol[SIM_RULE_B] || s.viol[SIM_RULE_E])
+			found = seed;
+	}
+	ok(found != 0, "peer_opts.unsafe_forget_unacked: the checker reports a lost put or index != union "
+		       "within %llu seeds with drops (first: seed %llu; %llu of them also a stale read)",
+	   (unsigned long long)tried, (unsigned long long)found, (unsigned long long)stale_reads);
+	if (found) {
+		tap_diag("what the checker said (unsafe peers, expected):");
+		print_report(&s, 1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "seeds", t_seeds },
+		{ "replay", t_replay },
+		{ "unsafe_forget_unacked", t_unsafe_forget },
+		{ NULL, NULL },
+	};
+	signal(SIGALRM, watchdog);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	kvn_log_set_level(verbose() ? KVN_LOG_INFO : KVN_LOG_ERROR);
+	return tap_run(tests, argc, argv);
+}

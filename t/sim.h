@@ -1,0 +1,142 @@
+/*
+ * t/sim.h: what the pieces of the deterministic fault simulation share.
+ * sim_world.c builds one seeded cluster on a single virtual-time loop (a
+ * master, SIM_PEERS peers, SIM_CLIENTS clients, the simulated network) and
+ * runs its fault schedule; sim_client.c is the client actor that drives the
+ * workload and records every operation; sim_check.c judges the history and
+ * the final state; sim.c runs the seeds and speaks TAP.
+ */
+#ifndef KVN_T_SIM_H
+#define KVN_T_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/actor.h"
+#include "net/net.h"
+
+#define SIM_PEERS 3
+#define SIM_CLIENTS 3
+#define SIM_KEYS 12
+#define SIM_MAX_VALUE 12288u
+#define SIM_CALL_MS 2000u /* deadline of every client operation */
+#define SIM_TRY_MS 500u   /* one attempt of a step; the rest is retried */
+#define SIM_MAX_HOLDS 16
+#define SIM_MAX_CRASHES 32
+#define SIM_MAX_SIMS 4
+
+/* Partition node numbers. */
+#define SIM_NODE_MASTER 0
+#define SIM_NODE_PEER(i) (1 + (i))
+#define SIM_NODE_CLIENT(i) (1 + SIM_PEERS + (i))
+
+/* Checker rules (issue text): a bytes, b lost put, c read-your-writes,
+ * d deadlines, e index == union and no leaked lease/slot, f the run itself
+ * (event budget, operations that never finished). */
+enum sim_rule { SIM_RULE_A, SIM_RULE_B, SIM_RULE_C, SIM_RULE_D, SIM_RULE_E, SIM_RULE_F, SIM_RULES };
+
+enum sim_op_kind { SIM_PUT = 1, SIM_GET, SIM_REMOVE, SIM_CHECK };
+
+/* One client operation, as the history keeps it.  Times are virtual ms. */
+struct sim_op {
+	int client, kind, key, durable;
+	uint64_t t_start, deadline, t_end; /* t_end 0: not finished */
+	uint64_t t_route;   /* the route reply arrived (0: none) */
+	int route_status;   /* the item's status in that reply */
+	uint64_t gen;       /* routed generation */
+	int node;           /* routed peer, -1 none */
+	uint64_t t_sent;    /* PUT/GET/REMOVE first sent to the peer (0: never) */
+	int inc_last;       /* that peer's incarnation at the last attempt */
+	uint32_t inc_mask;  /* bit i: an attempt went to incarnation i */
+	int replied;        /* the peer answered the data request */
+	int ambiguous;      /* the data request was sent more than once, or on a
+			     * network that duplicates: its answer may be the
+			     * repeat's ("not found": the first copy removed it) */
+	int item_status;    /* ... with this per-item status */
+	int status;         /* outcome of the whole operation */
+	uint64_t dead_sent, dead_route; /* master nodes_dead counter then */
+	uint64_t q_start, q_end; /* order of starts and ends, also within one ms */
+};
+
+struct sim_client;
+struct sim_action;
+
+/* A peer's death (crash), per incarnation. */
+struct sim_crash {
+	int node; /* -1 master, else peer index */
+	int inc;
+	uint64_t t;
+};
+
+struct sim_world {
+	uint64_t seed, rng;
+	int verbose, unsafe;
+	struct actor_loop *loop;
+	char dir[256], db[320];
+	struct net_sim *sims[SIM_MAX_SIMS];
+	int nsims;
+	struct net_sim *cur; /* where new links go */
+	struct net_sim_faults faults;
+	int harsh;
+	/* the cluster */
+	struct actor *master;
+	int master_up, master_inc;
+	struct actor *peers[SIM_PEERS];
+	int peer_up[SIM_PEERS], peer_inc[SIM_PEERS];
+	struct sim_client *clients[SIM_CLIENTS];
+	int cut[SIM_NODE_CLIENT(SIM_CLIENTS)]; /* partitions open per node */
+	/* schedule */
+	struct actor *director;
+	struct sim_action *acts;
+	int nacts;
+	uint64_t t0, t_heal, t_check, t_end;
+	int workload_on, ending;
+	/* history */
+	struct sim_op *ops;
+	size_t nops, capops;
+	uint64_t qseq; /* numbers q_start / q_end */
+	struct sim_crash crashes[SIM_MAX_CRASHES];
+	int ncrashes;
+	/* verdict */
+	unsigned viol[SIM_RULES];
+	char report[4096];
+	size_t report_len;
+	/* what happened (coverage) */
+	uint64_t n_master_crash, n_peer_crash, n_partition, n_gets_verified, n_holds, n_puts_acked,
+		n_removes_acked, n_checked_keys;
+	struct net_sim_stats net;
+	uint64_t digest; /* of the history: replays must match */
+};
+
+/* sim_world.c */
+/* Build, run and check one seed: 0 when every rule held.  unsafe: peers
+ * forget unacknowledged events (the negative test). */
+int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out_summary);
+uint64_t sim_rand(struct sim_world *w);
+/* Record a violation of rule r (message: no trailing newline). */
+void sim_violation(struct sim_world *w, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sim_trace(struct sim_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *sim_rule_name(int r);
+/* Peer node index of a node id ("p1".. -> 0..), or -1. */
+int sim_peer_index(const char *node_id);
+
+/* sim_client.c */
+/* The value of (key, gen): its size and bytes are a function of both. */
+uint64_t sim_value_size(int key, uint64_t gen);
+void sim_value_fill(int key, uint64_t gen, uint8_t *buf, uint64_t n);
+void sim_key_name(int key, char out[8]);
+int sim_client_new(struct sim_world *w, int idx, struct sim_client **out);
+struct actor *sim_client_actor(struct sim_client *c);
+void sim_client_link(struct sim_client *c, int peer, actor_id proxy); /* peer -1: master */
+void sim_client_start(struct sim_client *c, uint64_t delay_ms);
+/* Queue the final read of every key (after quiescence). */
+void sim_client_check_all(struct sim_client *c);
+int sim_client_idle(const struct sim_client *c);
+/* Append a new operation to the history; returns its index. */
+size_t sim_op_new(struct sim_world *w, int client, int kind, int key);
+
+/* sim_check.c */
+void sim_check_history(struct sim_world *w);
+void sim_check_state(struct sim_world *w);
+
+#endif

@@ -1,0 +1,298 @@
+/*
+ * t/sim_check.c: the simulation's checker.  After a seed has run and the
+ * system has been quiet for a while, it judges the recorded history (rules
+ * b, c, d) and the final state (rule e); rule a is judged by the client as
+ * the bytes arrive.  It reasons only with what a client can know (which
+ * puts were acknowledged, when, on which peer incarnation) plus the faults
+ * the schedule injected, so a legal outcome of a race is never reported and
+ * an acknowledged write that vanished always is.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#include "actors/roles.h"
+#include "base/base.h"
+#include "store/store.h"
+
+/* ---- what the schedule did ---- */
+
+/* When the incarnation `inc` of peer `node` crashed (0: it did not). */
+static uint64_t died_at(const struct sim_world *w, int node, int inc)
+{
+	for (int i = 0; i < w->ncrashes; i++)
+		if (w->crashes[i].node == node && w->crashes[i].inc == inc)
+			return w->crashes[i].t;
+	return 0;
+}
+
+static int master_crashed_in(const struct sim_world *w, uint64_t a, uint64_t b)
+{
+	for (int i = 0; i < w->ncrashes; i++)
+		if (w->crashes[i].node == -1 && w->crashes[i].t >= a && w->crashes[i].t <= b)
+			return 1;
+	return 0;
+}
+
+static int is_acked_put(const struct sim_op *o)
+{
+	return o->kind == SIM_PUT && o->t_end && o->status == 0;
+}
+
+/* A remove of a gen >= g that may have happened: sent no later than t and
+ * not answered "nothing removed" -- unless that answer may be a duplicate's
+ * (the first copy removed, the second found nothing and was answered first,
+ * while the first still waited for the master's ack).  A remove names one
+ * exact generation. */
+static int remove_may_have_hit(const struct sim_world *w, int key, uint64_t g, uint64_t t)
+{
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *x = &w->ops[i];
+		if (x->kind != SIM_REMOVE || x->key != key || !x->t_sent || x->t_sent > t || x->gen < g)
+			continue;
+		if (x->replied && x->item_status != 0 && !x->ambiguous)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+/* A put of a gen > g, sent no later than t, whose peer incarnation died no
+ * later than t: it may have superseded g (so g was dropped) and then been
+ * lost with its peer. */
+static int newer_put_lost(const struct sim_world *w, int key, uint64_t g, uint64_t t)
+{
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *q = &w->ops[i];
+		if (q->kind != SIM_PUT || q->key != key || !q->t_sent || q->t_sent > t || q->gen <= g)
+			continue;
+		for (int inc = 0; inc < 32; inc++) {
+			uint64_t d = (q->inc_mask >> inc) & 1 ? died_at(w, q->node, inc) : 0;
+			if (d && d <= t)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static void route_text(const struct sim_op *r, char *out, size_t cap)
+{
+	if (r->route_status)
+		snprintf(out, cap, "%s", kvn_err_name(r->route_status));
+	else
+		snprintf(out, cap, "gen %#llx on p%d", (unsigned long long)r->gen, r->node + 1);
+}
+
+/* ---- rule c: read-your-writes ---- */
+
+static void check_ryw(struct sim_world *w, const struct sim_op *r)
+{
+	char k[8], ans[64];
+
+	sim_key_name(r->key, k);
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *p = &w->ops[i];
+		if (!is_acked_put(p) || p->key != r->key || p->q_end > r->q_start)
+			continue;
+		if (r->route_status == 0 && r->gen >= p->gen)
+			continue;
+		/* the excuses the design allows: the master restarted (the index
+		 * is rebuilt from master.db and full syncs), a peer died or was
+		 * declared dead, or a remove/newer put explains it */
+		if (master_crashed_in(w, p->t_sent, r->t_route))
+			continue;
+		uint64_t d = died_at(w, p->node, p->inc_last);
+		if (d && d <= r->t_route)
+			continue;
+		if (r->dead_route != p->dead_sent)
+			continue;
+		if (remove_may_have_hit(w, r->key, p->gen, r->t_route) || newer_put_lost(w, r->key, p->gen, r->t_route))
+			continue;
+		route_text(r, ans, sizeof ans);
+		sim_violation(w, SIM_RULE_C,
+			      "key %s: put of gen %#llx on p%d acknowledged to client %d at t=%llu; a ROUTE_GET by "
+			      "client %d started at t=%llu answered %s at t=%llu (no remove, crash or death between)",
+			      k, (unsigned long long)p->gen, p->node + 1, p->client, (unsigned long long)p->t_end,
+			      r->client, (unsigned long long)r->t_start, ans, (unsigned long long)r->t_route);
+		return; /* one report per read */
+	}
+}
+
+/* ---- rule b: no acknowledged put lost while its peer lived ---- */
+
+static const struct sim_op *final_read(const struct sim_world *w, int key)
+{
+	const struct sim_op *f = NULL;
+	for (size_t i = 0; i < w->nops; i++)
+		if (w->ops[i].kind == SIM_CHECK && w->ops[i].key == key)
+			f = &w->ops[i];
+	return f;
+}
+
+static void check_kept(struct sim_world *w, int key)
+{
+	const struct sim_op *f = final_read(w, key), *best = NULL;
+	char k[8], ans[64];
+
+	sim_key_name(key, k);
+	if (!f || !f->t_end) {
+		sim_violation(w, SIM_RULE_F, "key %s: the checker's final read did not run", k);
+		return;
+	}
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *p = &w->ops[i];
+		if (is_acked_put(p) && p->key == key && !died_at(w, p->node, p->inc_last) && (!best || p->gen > best->gen))
+			best = p;
+	}
+	route_text(f, ans, sizeof ans);
+	if (f->route_status != 0 && f->route_status != KVN_ENOTFOUND && f->route_status != 1) {
+		sim_violation(w, SIM_RULE_B, "key %s: after quiescence ROUTE_GET answered %s", k, ans);
+		return;
+	}
+	if (f->route_status == 1) {
+		sim_violation(w, SIM_RULE_B, "key %s: after quiescence ROUTE_GET got no answer (%s)", k,
+			      kvn_err_name(f->status));
+		return;
+	}
+	if (f->route_status == 0) {
+		int known = 0;
+		for (size_t i = 0; i < w->nops && !known; i++)
+			known = w->ops[i].kind == SIM_PUT && w->ops[i].key == key && w->ops[i].t_sent &&
+				w->ops[i].gen == f->gen;
+		if (!known)
+			sim_violation(w, SIM_RULE_B, "key %s: the index holds gen %#llx, which no put of this key was given", k,
+				      (unsigned long long)f->gen);
+		if (f->status != 0)
+			sim_violation(w, SIM_RULE_B,
+				      "key %s: after quiescence the index routes gen %#llx to p%d, whose GET answers %s", k,
+				      (unsigned long long)f->gen, f->node + 1, kvn_err_name(f->status));
+	}
+	if (!best || (f->route_status == 0 && f->gen >= best->gen))
+		return;
+	if (remove_may_have_hit(w, key, best->gen, UINT64_MAX) || newer_put_lost(w, key, best->gen, UINT64_MAX))
+		return;
+	sim_violation(w, SIM_RULE_B,
+		      "key %s: put of gen %#llx acknowledged to client %d at t=%llu on p%d (which never crashed) is "
+		      "lost: after quiescence ROUTE_GET answers %s",
+		      k, (unsigned long long)best->gen, best->client, (unsigned long long)best->t_end, best->node + 1, ans);
+}
+
+void sim_check_history(struct sim_world *w)
+{
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *o = &w->ops[i];
+		if (o->t_end && o->t_end > o->deadline)
+			sim_violation(w, SIM_RULE_D, "client %d operation on k%02d started t=%llu ended t=%llu, after "
+						     "its deadline t=%llu",
+				      o->client, o->key, (unsigned long long)o->t_start, (unsigned long long)o->t_end,
+				      (unsigned long long)o->deadline);
+		if (o->kind != SIM_PUT && o->t_route)
+			check_ryw(w, o);
+	}
+	for (int k = 0; k < SIM_KEYS; k++)
+		check_kept(w, k);
+}
+
+/* ---- rule e: the master's index equals the union of the peers' keys ---- */
+
+struct dump {
+	struct sim_world *w;
+	int peer; /* -1: the master */
+	uint64_t gen[SIM_KEYS];
+	int node[SIM_KEYS];
+};
+
+static int key_index(const void *key, size_t klen)
+{
+	const char *k = key;
+	if (klen != 3 || k[0] != 'k' || k[1] < '0' || k[1] > '9' || k[2] < '0' || k[2] > '9')
+		return -1;
+	int i = (k[1] - '0') * 10 + (k[2] - '0');
+	return i < SIM_KEYS ? i : -1;
+}
+
+static void on_master_entry(void *arg, const void *key, size_t klen, uint64_t gen, const char *node_id)
+{
+	struct dump *d = arg;
+	int k = key_index(key, klen);
+	if (k < 0) {
+		sim_violation(d->w, SIM_RULE_E, "the master's index holds an unknown key of %zu bytes", klen);
+		return;
+	}
+	d->gen[k] = gen;
+	d->node[k] = sim_peer_index(node_id);
+}
+
+static void on_peer_entry(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct dump *d = arg;
+	int k = key_index(key, klen);
+	char kn[8];
+	if (k < 0) {
+		sim_violation(d->w, SIM_RULE_E, "p%d holds an unknown key of %zu bytes", d->peer + 1, klen);
+		return;
+	}
+	sim_key_name(k, kn);
+	if (d->gen[k])
+		sim_violation(d->w, SIM_RULE_E, "p%d holds two committed gens of %s", d->peer + 1, kn);
+	if (size != sim_value_size(k, gen))
+		sim_violation(d->w, SIM_RULE_E, "p%d holds %s gen %#llx with %llu bytes, the value has %llu", d->peer + 1,
+			      kn, (unsigned long long)gen, (unsigned long long)size,
+			      (unsigned long long)sim_value_size(k, gen));
+	d->gen[k] = gen;
+}
+
+void sim_check_state(struct sim_world *w)
+{
+	struct dump m = { .w = w, .peer = -1 }, p[SIM_PEERS];
+	char k[8];
+
+	if (!w->master_up) {
+		sim_violation(w, SIM_RULE_F, "the master is down at the end");
+		return;
+	}
+	master_dump(w->master, on_master_entry, &m);
+	for (int i = 0; i < SIM_PEERS; i++) {
+		memset(&p[i], 0, sizeof p[i]);
+		p[i].w = w;
+		p[i].peer = i;
+		if (!w->peer_up[i]) {
+			sim_violation(w, SIM_RULE_F, "p%d is down at the end", i + 1);
+			continue;
+		}
+		peer_dump(w->peers[i], on_peer_entry, &p[i]);
+
+		struct keytab_stats st;
+		peer_keytab_stats(w->peers[i], &st);
+		if (st.leases || st.pending || st.doomed)
+			sim_violation(w, SIM_RULE_E,
+				      "p%d after quiescence: %llu read lease(s), %llu pending slot(s), %llu doomed "
+				      "generation(s) left (all must be 0)",
+				      i + 1, (unsigned long long)st.leases, (unsigned long long)st.pending,
+				      (unsigned long long)st.doomed);
+	}
+	for (int key = 0; key < SIM_KEYS; key++) {
+		int bad = 0;
+		if (m.gen[key] && (m.node[key] < 0 || p[m.node[key]].gen[key] != m.gen[key]))
+			bad = 1;
+		for (int i = 0; i < SIM_PEERS; i++)
+			if (p[i].gen[key] && (m.gen[key] != p[i].gen[key] || m.node[key] != i))
+				bad = 1;
+		if (!bad)
+			continue;
+		char peers[160];
+		size_t n = 0;
+		for (int i = 0; i < SIM_PEERS; i++)
+			n += (size_t)snprintf(peers + n, sizeof peers - n, "%s p%d %s%#llx", i ? "," : "", i + 1,
+					      p[i].gen[key] ? "gen " : "", (unsigned long long)p[i].gen[key]);
+		sim_key_name(key, k);
+		if (m.gen[key])
+			sim_violation(w, SIM_RULE_E, "key %s: the master's index says gen %#llx on p%d; the peers hold:%s", k,
+				      (unsigned long long)m.gen[key], m.node[key] + 1, peers);
+		else
+			sim_violation(w, SIM_RULE_E, "key %s: not in the master's index; the peers hold:%s", k, peers);
+	}
+}

@@ -1,0 +1,464 @@
+/*
+ * t/sim_world.c: one seed of the deterministic simulation.  Owns the
+ * simulated cluster on one virtual-time loop (master + SQLite writer, the
+ * peers, the clients, the simulated network), the fault schedule drawn from
+ * the seed (network fault rates; crash and restart of the master or a peer;
+ * partitions) played by a director actor's timers, the heal that ends the
+ * fault window (everything restarted and relinked over a fault-free
+ * network), the quiet period, and the hand-over to the checker.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#include "actors/roles.h"
+#include "auth/auth.h"
+#include "base/base.h"
+
+#define SIM_T0 1000000ull          /* virtual start: far from 0 */
+#define SIM_EVENT_BUDGET 3000000ull /* timers one seed may fire: a livelock guard */
+#define SIM_NODE_TIMEOUT_MS 1000
+#define SIM_HEARTBEAT_MS 50
+#define SIM_QUIET_MS 4000          /* after the last operation's deadline */
+
+enum sim_act_kind {
+	ACT_MASTER_CRASH,
+	ACT_MASTER_RESTART,
+	ACT_PEER_CRASH,
+	ACT_PEER_RESTART,
+	ACT_PART_ON,
+	ACT_PART_OFF,
+	ACT_HEAL,
+	ACT_CHECK,
+};
+
+struct sim_action {
+	struct sim_world *w;
+	int kind, arg;
+	uint64_t t;
+	struct actor_timer *tm;
+};
+
+/* ---- randomness, reports ---- */
+
+uint64_t sim_rand(struct sim_world *w)
+{
+	/* splitmix64: the schedule and the workload; the network has its own */
+	uint64_t z = (w->rng += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(struct sim_world *w, uint64_t n)
+{
+	return n ? sim_rand(w) % n : 0;
+}
+
+const char *sim_rule_name(int r)
+{
+	static const char *const names[SIM_RULES] = {
+		"a: get bytes", "b: acknowledged put kept", "c: read-your-writes",
+		"d: deadlines", "e: index == union, no leaks", "f: run",
+	};
+	return r >= 0 && r < SIM_RULES ? names[r] : "?";
+}
+
+void sim_violation(struct sim_world *w, int r, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	w->viol[r]++;
+	if (w->verbose)
+		printf("# t=%llu VIOLATION rule %s: %s\n", (unsigned long long)kvn_now_ms(), sim_rule_name(r), msg);
+	/* the first few are enough to start from; the counts say the rest */
+	if (w->report_len + 200 < sizeof w->report) {
+		int n = snprintf(w->report + w->report_len, sizeof w->report - w->report_len,
+				 "seed %llu, rule %s, t=%llu: %s\n", (unsigned long long)w->seed, sim_rule_name(r),
+				 (unsigned long long)kvn_now_ms(), msg);
+		if (n > 0)
+			w->report_len += (size_t)n < sizeof w->report - w->report_len
+						 ? (size_t)n
+						 : sizeof w->report - w->report_len - 1;
+	}
+}
+
+void sim_trace(struct sim_world *w, const char *fmt, ...)
+{
+	va_list ap;
+	if (!w->verbose)
+		return;
+	printf("# t=%llu: ", (unsigned long long)kvn_now_ms());
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+int sim_peer_index(const char *node_id)
+{
+	if (node_id[0] == 'p' && node_id[1] >= '1' && node_id[1] < '1' + SIM_PEERS && node_id[2] == '\0')
+		return node_id[1] - '1';
+	return -1;
+}
+
+/* ---- the cluster ---- */
+
+static int start_master(struct sim_world *w)
+{
+	struct master_opts o = {
+		.db_path = w->db,
+		.server_id = "sim-master",
+		.node_timeout_ms = SIM_NODE_TIMEOUT_MS,
+		.mailbox = 4096,
+		.max_value_size = 1u << 20,
+	};
+	char err[512] = "";
+	int rc = master_start(w->loop, w->loop, &o, &w->master, err, sizeof err);
+	if (rc) {
+		sim_violation(w, SIM_RULE_F, "master_start: %s", err);
+		return rc;
+	}
+	w->master_up = 1;
+	w->master_inc++;
+	return 0;
+}
+
+static int start_peer(struct sim_world *w, int i)
+{
+	char id[16], addr[24], err[256] = "";
+	snprintf(id, sizeof id, "p%d", i + 1);
+	snprintf(addr, sizeof addr, "sim:p%d", i + 1);
+	struct peer_opts o = {
+		.node_id = id,
+		.advertise = addr,
+		.dram_size = 128u << 10, /* small: freed pages are reused soon */
+		.page_size = 4096,
+		.heartbeat_ms = SIM_HEARTBEAT_MS,
+		.pending_ttl_ms = 500,
+		.read_lease_ttl_ms = 1000,
+		.max_value_size = 1u << 20,
+		.mailbox = 4096,
+		.call_timeout_ms = 300,
+		.unsafe_forget_unacked = w->unsafe,
+	};
+	int rc = peer_start(w->loop, &o, &w->peers[i], err, sizeof err);
+	if (rc) {
+		sim_violation(w, SIM_RULE_F, "peer_start p%d: %s", i + 1, err);
+		return rc;
+	}
+	w->peer_up[i] = 1;
+	w->peer_inc[i]++;
+	return 0;
+}
+
+static void link_peer(struct sim_world *w, int i)
+{
+	actor_id px;
+	if (!w->master_up || !w->peer_up[i])
+		return;
+	if (net_sim_connect(w->cur, w->peers[i], SIM_NODE_PEER(i), actor_id_of(w->master), SIM_NODE_MASTER,
+			    AUTH_ROLE_PEER, &px) != 0)
+		kvn_fatal("net_sim_connect failed");
+	peer_set_master(w->peers[i], px);
+}
+
+/* Link client c to the master (peer -1) or to peer i, when it is up. */
+static void link_client(struct sim_world *w, int c, int peer)
+{
+	struct actor *to = peer < 0 ? (w->master_up ? w->master : NULL) : (w->peer_up[peer] ? w->peers[peer] : NULL);
+	actor_id px;
+	if (!to)
+		return;
+	if (net_sim_connect(w->cur, sim_client_actor(w->clients[c]), SIM_NODE_CLIENT(c), actor_id_of(to),
+			    peer < 0 ? SIM_NODE_MASTER : SIM_NODE_PEER(peer), AUTH_ROLE_CLIENT, &px) != 0)
+		kvn_fatal("net_sim_connect failed");
+	sim_client_link(w->clients[c], peer, px);
+}
+
+static void link_all(struct sim_world *w)
+{
+	for (int i = 0; i < SIM_PEERS; i++)
+		link_peer(w, i);
+	for (int c = 0; c < SIM_CLIENTS; c++)
+		for (int p = -1; p < SIM_PEERS; p++)
+			link_client(w, c, p);
+}
+
+static void note_crash(struct sim_world *w, int node, int inc)
+{
+	if (w->ncrashes < SIM_MAX_CRASHES)
+		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms() };
+	else
+		sim_violation(w, SIM_RULE_F, "more than %d crashes scheduled", SIM_MAX_CRASHES);
+}
+
+/* ---- the director: the schedule's actions, on the loop's clock ---- */
+
+static void heal(struct sim_world *w)
+{
+	w->workload_on = 0;
+	for (int s = 0; s < w->nsims; s++)
+		for (int n = 0; n < SIM_NODE_CLIENT(SIM_CLIENTS); n++)
+			net_sim_partition(w->sims[s], n, 0);
+	memset(w->cut, 0, sizeof w->cut);
+	if (!w->master_up)
+		(void)start_master(w);
+	for (int i = 0; i < SIM_PEERS; i++)
+		if (!w->peer_up[i])
+			(void)start_peer(w, i);
+	/* A fault-free network for everything from now on: new links, as
+	 * after reconnecting.  The old links still deliver what is in flight. */
+	w->cur = net_sim_new(w->seed * 31 + 7, NULL);
+	w->sims[w->nsims++] = w->cur;
+	link_all(w);
+	sim_trace(w, "heal: faults off, everything up and relinked");
+}
+
+static void act_fire(struct actor *self, void *arg)
+{
+	struct sim_action *a = arg;
+	struct sim_world *w = a->w;
+	int i = a->arg;
+	(void)self;
+
+	switch (a->kind) {
+	case ACT_MASTER_CRASH:
+		if (!w->master_up)
+			break;
+		sim_trace(w, "crash: master");
+		note_crash(w, -1, w->master_inc);
+		master_crash(w->master);
+		w->master = NULL;
+		w->master_up = 0;
+		w->n_master_crash++;
+		break;
+	case ACT_MASTER_RESTART:
+		if (w->master_up || start_master(w) != 0)
+			break;
+		sim_trace(w, "restart: master (a new epoch)");
+		for (int p = 0; p < SIM_PEERS; p++)
+			link_peer(w, p);
+		for (int c = 0; c < SIM_CLIENTS; c++)
+			link_client(w, c, -1);
+		break;
+	case ACT_PEER_CRASH:
+		if (!w->peer_up[i])
+			break;
+		sim_trace(w, "crash: p%d", i + 1);
+		note_crash(w, i, w->peer_inc[i]);
+		actor_destroy(w->peers[i]);
+		w->peers[i] = NULL;
+		w->peer_up[i] = 0;
+		w->n_peer_crash++;
+		break;
+	case ACT_PEER_RESTART:
+		if (w->peer_up[i] || start_peer(w, i) != 0)
+			break;
+		sim_trace(w, "restart: p%d (a new boot)", i + 1);
+		link_peer(w, i);
+		for (int c = 0; c < SIM_CLIENTS; c++)
+			link_client(w, c, i);
+		break;
+	case ACT_PART_ON:
+		if (w->cut[i]++ == 0) {
+			sim_trace(w, "partition: node %d cut off", i);
+			net_sim_partition(w->cur, i, 1);
+			w->n_partition++;
+		}
+		break;
+	case ACT_PART_OFF:
+		if (w->cut[i] > 0 && --w->cut[i] == 0) {
+			sim_trace(w, "partition: node %d back", i);
+			net_sim_partition(w->cur, i, 0);
+		}
+		break;
+	case ACT_HEAL:
+		heal(w);
+		break;
+	case ACT_CHECK:
+		sim_trace(w, "quiet: the checker reads every key");
+		sim_client_check_all(w->clients[0]);
+		break;
+	}
+}
+
+static int director_handle(struct actor *self, struct actor_msg *m)
+{
+	(void)self;
+	(void)m;
+	return 0;
+}
+
+static const struct actor_ops director_ops = { .name = "sim-director", .handle = director_handle };
+
+static void act_add(struct sim_world *w, int kind, int arg, uint64_t t)
+{
+	struct sim_action *a = &w->acts[w->nacts++];
+	a->w = w;
+	a->kind = kind;
+	a->arg = arg;
+	a->t = t;
+	a->tm = actor_timer_new(w->director, act_fire, a);
+	actor_timer_arm(a->tm, t - kvn_now_ms());
+}
+
+/* The seed decides the network's fault rates and the schedule. */
+static void plan(struct sim_world *w)
+{
+	uint64_t win = 4000 + rnd(w, 3000);
+
+	w->harsh = rnd(w, 3) == 0;
+	if (w->harsh) {
+		w->faults.drop_pm = (uint32_t)(30 + rnd(w, 70));
+		w->faults.dup_pm = (uint32_t)(20 + rnd(w, 80));
+		w->faults.delay_pm = (uint32_t)(200 + rnd(w, 400));
+		w->faults.max_delay_ms = (uint32_t)(20 + rnd(w, 200));
+	} else {
+		w->faults.drop_pm = (uint32_t)rnd(w, 20);
+		w->faults.dup_pm = (uint32_t)rnd(w, 20);
+		w->faults.delay_pm = (uint32_t)rnd(w, 200);
+		w->faults.max_delay_ms = (uint32_t)(1 + rnd(w, 30));
+	}
+	w->t_heal = w->t0 + win;
+	w->t_check = w->t_heal + SIM_CALL_MS + SIM_QUIET_MS;
+	w->t_end = w->t_check + 3000;
+	w->acts = kvn_xcalloc(32, sizeof *w->acts);
+	if (rnd(w, 100) < 40) {
+		uint64_t t = w->t0 + 300 + rnd(w, win - 800), back = t + rnd(w, 1500);
+		act_add(w, ACT_MASTER_CRASH, 0, t);
+		if (back < w->t_heal)
+			act_add(w, ACT_MASTER_RESTART, 0, back);
+	}
+	for (uint64_t n = rnd(w, 3); n > 0; n--) {
+		int i = (int)rnd(w, SIM_PEERS);
+		uint64_t t = w->t0 + 200 + rnd(w, win - 500), back = t + rnd(w, 2000);
+		act_add(w, ACT_PEER_CRASH, i, t);
+		if (back < w->t_heal)
+			act_add(w, ACT_PEER_RESTART, i, back);
+	}
+	for (uint64_t n = rnd(w, 4); n > 0; n--) {
+		uint64_t r = rnd(w, 10);
+		int node = r < 2 ? SIM_NODE_MASTER : r < 7 ? SIM_NODE_PEER((int)rnd(w, SIM_PEERS))
+							  : SIM_NODE_CLIENT((int)rnd(w, SIM_CLIENTS));
+		uint64_t t = w->t0 + 200 + rnd(w, win - 400), off = t + 50 + rnd(w, 2500);
+		act_add(w, ACT_PART_ON, node, t);
+		if (off < w->t_heal)
+			act_add(w, ACT_PART_OFF, node, off);
+	}
+	act_add(w, ACT_HEAL, 0, w->t_heal);
+	act_add(w, ACT_CHECK, 0, w->t_check);
+}
+
+/* ---- one seed ---- */
+
+static int make_dir(struct sim_world *w)
+{
+	const char *tmp = getenv("TMPDIR");
+	/* fsync is cheap on tmpfs: master.db's group commits cost nothing */
+	if (access("/dev/shm", W_OK) == 0)
+		snprintf(w->dir, sizeof w->dir, "/dev/shm/kvn-sim-XXXXXX");
+	else
+		snprintf(w->dir, sizeof w->dir, "%s/kvn-sim-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(w->dir))
+		return KVN_EIO;
+	snprintf(w->db, sizeof w->db, "%s/master.db", w->dir);
+	return 0;
+}
+
+static void remove_dir(struct sim_world *w)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[400];
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", w->db, sfx[i]);
+		unlink(p);
+	}
+	rmdir(w->dir);
+}
+
+int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
+{
+	struct sim_world *w = kvn_xcalloc(1, sizeof *w);
+	int rc = 0;
+
+	w->seed = seed;
+	w->rng = seed * 0x2545F4914F6CDD1Dull + 1;
+	w->unsafe = unsafe;
+	w->verbose = verbose;
+	w->digest = seed;
+	if (make_dir(w) != 0) {
+		sim_violation(w, SIM_RULE_F, "cannot create a temporary directory: %s", strerror(errno));
+		goto out;
+	}
+	w->loop = actor_loop_new("sim");
+	actor_loop_set_virtual(w->loop, SIM_T0);
+	w->t0 = SIM_T0;
+	if (actor_spawn(w->loop, &director_ops, w, 64, &w->director) != 0)
+		kvn_fatal("cannot spawn the director");
+	plan(w);
+	w->cur = net_sim_new(seed, &w->faults);
+	w->sims[w->nsims++] = w->cur;
+	sim_trace(w, "seed %llu: %s network (drop %u, dup %u, delay %u per mille, up to %u ms), faults until t=%llu",
+		  (unsigned long long)seed, w->harsh ? "harsh" : "gentle", w->faults.drop_pm, w->faults.dup_pm,
+		  w->faults.delay_pm, w->faults.max_delay_ms, (unsigned long long)w->t_heal);
+	if (start_master(w) != 0)
+		goto teardown;
+	for (int i = 0; i < SIM_PEERS; i++)
+		if (start_peer(w, i) != 0)
+			goto teardown;
+	for (int c = 0; c < SIM_CLIENTS; c++)
+		if (sim_client_new(w, c, &w->clients[c]) != 0)
+			kvn_fatal("cannot spawn a client");
+	link_all(w);
+	w->workload_on = 1;
+	for (int c = 0; c < SIM_CLIENTS; c++)
+		sim_client_start(w->clients[c], 100 + rnd(w, 50));
+
+	actor_loop_sim_run(w->loop, w->t_end, SIM_EVENT_BUDGET);
+	if (actor_loop_vnow(w->loop) < w->t_end)
+		sim_violation(w, SIM_RULE_F, "event budget (%llu timers) exhausted before t=%llu: a livelock?",
+			      (unsigned long long)SIM_EVENT_BUDGET, (unsigned long long)w->t_end);
+	for (int c = 0; c < SIM_CLIENTS; c++)
+		if (!sim_client_idle(w->clients[c]))
+			sim_violation(w, SIM_RULE_F, "client %d still busy at the end (an operation never completed)", c);
+	for (size_t i = 0; i < w->nops; i++)
+		if (w->ops[i].t_end == 0) {
+			sim_violation(w, SIM_RULE_D, "operation %zu of client %d (key k%02d) never completed", i,
+				      w->ops[i].client, w->ops[i].key);
+			break;
+		}
+	sim_check_state(w);
+	sim_check_history(w);
+
+teardown:
+	w->ending = 1;
+	if (w->nsims > 0)
+		net_sim_get_stats(w->sims[0], &w->net); /* the faulty one */
+	for (int s = 0; s < w->nsims; s++)
+		net_sim_free(w->sims[s]);
+	actor_loop_free(w->loop); /* every actor: master, writer, peers, clients, links */
+	remove_dir(w);
+out:
+	for (int r = 0; r < SIM_RULES; r++)
+		if (w->viol[r])
+			rc = -1;
+	*out = *w;
+	out->acts = NULL;
+	out->ops = NULL;
+	free(w->acts);
+	free(w->ops);
+	free(w);
+	return rc;
+}
