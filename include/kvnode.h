@@ -70,7 +70,11 @@ struct kvn_options {
 /* Connect to the master and authenticate.  On success *out owns a client that
  * kvn_close() frees.  Errors: KVN_ECONN, KVN_EAUTH, KVN_ETIMEDOUT, KVN_ECONFIG. */
 int kvn_connect(const struct kvn_options *opt, struct kvn_client **out);
-/* Drain in-flight operations, close every connection and free.  NULL is ok. */
+/* Drain in-flight operations, close every connection and free.  NULL is ok.
+ * Async puts still in flight are waited for (each until its deadline at
+ * most) and the callbacks of those that succeed run before kvn_close
+ * returns; failures not yet taken with kvn_poll_failures() are dropped.
+ * Never call it from a completion callback. */
 void kvn_close(struct kvn_client *c);
 /* Text of the last error's detail (e.g. the config key at fault); never NULL. */
 const char *kvn_last_detail(const struct kvn_client *c);
@@ -87,10 +91,23 @@ enum kvn_put_flags {
 
 int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 	    unsigned flags);
+/* As kvn_put; on success *gen (optional; 0 on failure) gets the generation
+ * stored.  Generations of a key only grow; {key, gen} names exactly this
+ * value (a ref) for kvn_get_gen(). */
+int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+		unsigned flags, uint64_t *gen);
 /* Copy the value into buf (cap bytes).  *vlen gets the value's size; if it is
  * larger than cap, returns KVN_ERANGE and copies nothing. */
 int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_t cap,
 	    size_t *vlen);
+/* As kvn_get, but only generation gen of the key (from kvn_put_gen,
+ * kvn_resolve or kvn_commit_slots): never the bytes of another generation.
+ * KVN_ESTALE: the key now holds another generation (gen was superseded);
+ * KVN_ENOTFOUND: it holds none (removed, evicted, or its node was lost).
+ * Neither is retried (a plain kvn_get re-routes on KVN_ESTALE because it
+ * asks for the latest value).  gen 0 is KVN_EINVAL. */
+int kvn_get_gen(struct kvn_client *c, const void *key, size_t klen, uint64_t gen, void *buf, size_t cap,
+		size_t *vlen);
 /* As kvn_get into a malloc'd buffer the caller frees. */
 int kvn_get_alloc(struct kvn_client *c, const void *key, size_t klen, void **val, size_t *vlen);
 /* 1 if the key exists, 0 if not, or a negative error. */
@@ -121,6 +138,113 @@ int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n);
 /* How many leading keys of keys[0..n) exist (KV-cache prefix lookups): *count
  * in [0, n]. */
 int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t n, size_t *count);
+
+/* ---- async puts ----
+ *
+ * kvn_put_async starts a put and returns at once.  The put then makes
+ * progress whenever the caller is inside a call of this client (kvn_poll,
+ * kvn_drain, kvn_close, or any synchronous call), with kvn_put's routing
+ * and bounded retries, and with the client.timeout deadline counted from
+ * kvn_put_async.  Puts of the same key started together land in no
+ * particular order (the master's generations decide which one wins).
+ *
+ * - val must stay valid and unchanged until the put is reported: its bytes
+ *   are sent from it without a copy.  key is copied.
+ * - Success: done(arg, 0) runs, exactly once, only for a put that
+ *   succeeded (acknowledged as kvn_put's would be), and only from inside
+ *   kvn_poll, kvn_drain or kvn_close on the caller's thread.  The callback
+ *   may call this client's functions except kvn_poll, kvn_drain (they
+ *   return KVN_EBUSY there) and kvn_close.  done may be NULL.
+ * - Failure never calls done.  The put is reported by kvn_poll_failures()
+ *   instead, with its arg and why (KVN_ETIMEDOUT, KVN_EFULL, KVN_ETOOBIG,
+ *   KVN_ECONN, ...).
+ * - Once reported either way, the buffer is the caller's again: nothing
+ *   reads it afterwards (a put whose deadline passed while its bytes were
+ *   in flight has its connection cut first).
+ * - At most KVN_ASYNC_MAX puts are outstanding per client: in flight, or
+ *   finished and not yet reported.  Beyond, kvn_put_async says KVN_EBUSY. */
+#define KVN_ASYNC_MAX 1024
+
+typedef void (*kvn_put_done_fn)(void *arg, int status);
+
+/* 0: started, and exactly one report (done, or a kvn_poll_failures entry)
+ * follows.  Otherwise nothing was started: KVN_EINVAL, KVN_EKEYLEN,
+ * KVN_ETOOBIG (over max_value_size), KVN_EBUSY (KVN_ASYNC_MAX
+ * outstanding), KVN_ECLOSED. */
+int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+		  unsigned flags, kvn_put_done_fn done, void *arg);
+/* Drive async puts for up to timeout_ms (0: only what is ready now): return
+ * as soon as a put finished, or at once when a callback is already due or
+ * nothing is in flight.  Then run the callbacks of every put that
+ * succeeded.  Returns how many callbacks ran (>= 0); failures that
+ * finished meanwhile wait in kvn_poll_failures().  KVN_EBUSY from inside a
+ * callback. */
+int kvn_poll(struct kvn_client *c, uint64_t timeout_ms);
+/* Wait until no async put is in flight (each is bounded by its deadline),
+ * running the success callbacks; returns how many ran, or KVN_EBUSY from
+ * inside a callback. */
+int kvn_drain(struct kvn_client *c);
+
+struct kvn_put_failure {
+	void *arg;  /* as given to kvn_put_async */
+	int status; /* why it failed: a KVN_E* code */
+};
+/* Take up to cap failed async puts, oldest first: returns how many were
+ * written to out. */
+size_t kvn_poll_failures(struct kvn_client *c, struct kvn_put_failure *out, size_t cap);
+/* Async puts outstanding: in flight, or finished and not yet reported. */
+size_t kvn_async_pending(const struct kvn_client *c);
+
+/* ---- the three-step put: reserve a slot, fill it, commit (or abort) ----
+ *
+ * kvn_alloc_slots reserves, on the peer the master places each key on, a
+ * slot of exactly `size` bytes under a new generation.  kvn_commit_slots
+ * fills it and makes that generation the key's value: once it returns 0,
+ * every later get sees it, as after kvn_put.  kvn_abort_slots gives it
+ * back.  A slot neither committed nor aborted within the peers'
+ * peer.pending_ttl is reclaimed; a commit or abort after that answers
+ * KVN_ESTATE, as does a second abort or commit.
+ *
+ * Over TCP the commit carries the bytes (from val, zero copy, read only
+ * during the call).  With RDMA (later), the caller writes the bytes to
+ * addr/rkey itself and the commit carries none; the calls stay the same.
+ * Each call returns 0 when every slot succeeded, otherwise the first
+ * slot's error; per-slot results are in slots[i].status.  Alloc
+ * re-routes like a put (a node without room is excluded); commit and abort
+ * go to the slot's own peer and are not retried: a commit that failed for
+ * a lost connection may be sent again before the slot's TTL ends (then
+ * KVN_ESTATE can also mean the first one had committed: kvn_resolve
+ * tells). */
+struct kvn_slot {
+	const void *key;   /* in */
+	size_t klen;       /* in */
+	uint64_t size;     /* alloc: bytes to reserve.  commit: bytes in val,
+			    * must be the reserved size (else KVN_EINVAL and
+			    * the slot stays reserved).  resolve: out */
+	const void *val;   /* commit over TCP: the bytes */
+	/* out of alloc and resolve; in for commit and abort (leave as is) */
+	uint64_t gen;
+	char node_id[65];
+	char node_addr[128];
+	uint64_t addr;     /* out of alloc: RDMA address of the slot (0 over TCP) */
+	uint32_t rkey;     /* out of alloc: RDMA key (0 over TCP) */
+	int status;        /* out: 0 or KVN_E* */
+};
+/* Per slot: KVN_EKEYLEN, KVN_ETOOBIG, KVN_EFULL (no node has room),
+ * KVN_ENOPEER, KVN_ECONN, ... */
+int kvn_alloc_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n);
+/* flags: KVN_PUT_DURABLE as for kvn_put.  Per slot: KVN_ESTATE (reclaimed
+ * after pending_ttl, aborted, committed already, never reserved),
+ * KVN_EINVAL (size differs from the reservation), KVN_ESTALE (a newer
+ * generation of the key committed meanwhile: this one was dropped). */
+int kvn_commit_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n, unsigned flags);
+/* Per slot: KVN_ESTATE when it is not reserved (aborted already,
+ * committed, reclaimed after pending_ttl). */
+int kvn_abort_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n);
+/* The current generation and size of each key (gen, size, node_id,
+ * node_addr out; KVN_ENOTFOUND per slot when absent): {key, gen} is a ref
+ * for kvn_get_gen. */
+int kvn_resolve(struct kvn_client *c, struct kvn_slot *slots, size_t n);
 
 /* Cluster view for `kvnode stat`. */
 struct kvn_node_stat {

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,26 @@ int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms)
 	return rc;
 }
 
+void client_run_nonblock(struct kvn_client *c)
+{
+	if (!actor_busy_leave(c->self))
+		kvn_fatal("client actor destroyed during a call");
+	event_base_loop(actor_loop_base(c->loop), EVLOOP_NONBLOCK);
+	actor_busy_enter(c->self);
+}
+
+int client_master_ensure(struct kvn_client *c)
+{
+	if (c->master)
+		return 0;
+	int rc = connect_to(c, c->conf.client_master, &c->master);
+	if (rc) {
+		c->master = 0;
+		client_set_detail(c, "client.master = '%s': %s", c->conf.client_master, kvn_strerror(rc));
+	}
+	return rc;
+}
+
 static int on_master_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct client_op *op = arg;
@@ -226,40 +247,75 @@ static int on_master_reply(struct actor *self, void *arg, struct actor_msg *repl
 	return reply ? ACTOR_KEEP : 0;
 }
 
+void client_master_drop(struct kvn_client *c, actor_id used)
+{
+	if (c->master != used)
+		return; /* already replaced */
+	net_abort(c->loop, used, KVN_ECONN);
+	c->master = 0;
+	c->master_up = 0;
+}
+
 int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m)
 {
-	uint64_t now = kvn_now_ms();
-	int rc;
+	struct actor_msg *again = NULL;
+	int rc, retried = 0;
 
-	if (now >= op->deadline_ms) {
-		actor_msg_free(m);
-		return KVN_ETIMEDOUT;
-	}
-	if (!c->master) {
-		rc = connect_to(c, c->conf.client_master, &c->master);
+	for (;;) {
+		uint64_t now = kvn_now_ms();
+		if (now >= op->deadline_ms) {
+			actor_msg_free(m);
+			actor_msg_free(again);
+			return KVN_ETIMEDOUT;
+		}
+		/* A connection opened before this call may have died while the
+		 * caller was idle (nobody ran the loop to notice): such a call
+		 * fails with KVN_ECONN at once, so it goes once more on a fresh
+		 * connection within the same deadline. */
+		int reused = c->master != 0;
+		rc = client_master_ensure(c);
 		if (rc) {
 			actor_msg_free(m);
-			client_set_detail(c, "client.master = '%s': %s", c->conf.client_master, kvn_strerror(rc));
+			actor_msg_free(again);
 			return rc;
 		}
+		if (reused && !retried)
+			again = actor_msg_dup(m);
+		actor_id used = c->master;
+		actor_msg_free(op->reply);
+		op->reply = NULL;
+		op->reply_err = 0;
+		op->done = 0;
+		rc = actor_call(c->self, used, m, op->deadline_ms - now, on_master_reply, op);
+		if (rc) {
+			actor_msg_free(m);
+			if (rc == KVN_ECLOSED && again) { /* the proxy is gone */
+				client_master_drop(c, used);
+				m = again;
+				again = NULL;
+				retried = 1;
+				continue;
+			}
+			actor_msg_free(again);
+			return rc;
+		}
+		client_run(c, &op->done, op->deadline_ms + 1000);
+		if (op->done && !op->reply_err && op->reply->status == KVN_ECONN && again) {
+			client_master_drop(c, used);
+			m = again;
+			again = NULL;
+			retried = 1;
+			continue;
+		}
+		actor_msg_free(again);
+		if (!op->done)
+			return KVN_ETIMEDOUT; /* not reached: the call's own timer fires first */
+		if (op->reply_err)
+			return op->reply_err;
+		if (op->reply->status == KVN_ECONN && !c->master_up && c->detail[0] == '\0')
+			client_set_detail(c, "cannot reach the master at %s", c->conf.client_master);
+		return op->reply->status;
 	}
-	actor_msg_free(op->reply);
-	op->reply = NULL;
-	op->reply_err = 0;
-	op->done = 0;
-	rc = actor_call(c->self, c->master, m, op->deadline_ms - now, on_master_reply, op);
-	if (rc) {
-		actor_msg_free(m);
-		return rc;
-	}
-	client_run(c, &op->done, op->deadline_ms + 1000);
-	if (!op->done)
-		return KVN_ETIMEDOUT; /* not reached: the call's own timer fires first */
-	if (op->reply_err)
-		return op->reply_err;
-	if (op->reply->status == KVN_ECONN && !c->master_up && c->detail[0] == '\0')
-		client_set_detail(c, "cannot reach the master at %s", c->conf.client_master);
-	return op->reply->status;
 }
 
 static int on_peer_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
@@ -393,6 +449,9 @@ int client_open(struct kvn_conf *conf, struct kvn_client **out)
 		if (*p < 0x20 || *p > 0x7e)
 			*p = '_';
 	c->scratch = kvn_xmalloc(CLIENT_SCRATCH);
+	TAILQ_INIT(&c->aq_flight);
+	TAILQ_INIT(&c->aq_done);
+	TAILQ_INIT(&c->aq_failed);
 	c->loop = actor_loop_new("client");
 	actor_loop_adopt(c->loop);
 	rc = actor_spawn(c->loop, &client_ops, c, 1u << 16, &c->self);
@@ -422,6 +481,7 @@ void client_free(struct kvn_client *c)
 	int never = 0;
 	actor_loop_run_until(c->loop, &never, kvn_now_ms() + 1);
 	actor_loop_free(c->loop);
+	client_async_fini(c); /* records of puts the teardown ended */
 	HASH_ITER(hh, c->peers, p, tmp) {
 		HASH_DEL(c->peers, p);
 		free(p);

@@ -1,13 +1,17 @@
 /*
  * client_int: the client library's internals, shared by client.c (the
  * client actor, its connections to the master and the peers, quarantine,
- * request rounds with deadlines) and client_api.c (the public calls of
- * include/kvnode.h built on those rounds).
+ * request rounds with deadlines), client_round.c (op lifecycle, route cache,
+ * routing, rounds of peer requests), client_api.c (the synchronous public
+ * calls of include/kvnode.h, get by generation included), client_async.c
+ * (async puts, kvn_poll, the drain at close) and client_slot.c (the slot
+ * protocol and resolve).
  */
 #ifndef KVN_CLIENT_INT_H
 #define KVN_CLIENT_INT_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uthash.h>
 
 #include "actors/actor.h"
@@ -56,6 +60,12 @@ struct client_op {
 	uint32_t nreqs, capreqs, pending;
 	int done;
 	int alloc_get;   /* kvn_get_alloc semantics for items with val == NULL */
+	/* optional, per item, owned by the op (client_op_end frees): every
+	 * result of the round (gen, size), and ALLOC_SLOT's results */
+	struct proto_result *res;
+	struct proto_slot_result *sres;
+	/* get by generation: the exact gen per item (0: latest) */
+	const uint64_t *want_gen;
 	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller */
 	struct actor_msg *reply;
 	int reply_err;
@@ -71,6 +81,10 @@ struct route_cache_ent {
 };
 #define ROUTE_CACHE_MAX 65536
 
+/* An async put (client_async.c). */
+struct client_aput;
+TAILQ_HEAD(client_aput_q, client_aput);
+
 struct kvn_client {
 	struct kvn_conf conf;
 	struct actor_loop *loop;
@@ -85,14 +99,28 @@ struct kvn_client {
 	struct route_cache_ent *rcache;
 	uint32_t nrcache;
 	char detail[768];
+	/* async puts: in flight, succeeded (callback not yet run), failed
+	 * (not yet taken by kvn_poll_failures); all three count toward
+	 * KVN_ASYNC_MAX */
+	struct client_aput_q aq_flight, aq_done, aq_failed;
+	uint32_t naput;
+	int async_event;   /* an async put finished: kvn_poll stops waiting */
+	int in_callback;   /* a completion callback runs: no kvn_poll/drain inside */
+	int closing;       /* kvn_close: callbacks of cut calls retry nothing */
 };
 
 /* client.c */
+/* Connect to the master if not connected: 0 or the error (detail set). */
+int client_master_ensure(struct kvn_client *c);
 /* Takes ownership of conf's strings (conf is zeroed). */
 int client_open(struct kvn_conf *conf, struct kvn_client **out);
 void client_free(struct kvn_client *c);
+/* Forget the master connection `used` (cut it) if it is still the
+ * current one: the next call reconnects. */
+void client_master_drop(struct kvn_client *c, actor_id used);
 /* Call the master with m (taken) and wait for the reply until the op's
- * deadline: 0 with op->reply set, or an error. */
+ * deadline: 0 with op->reply set, or an error.  A connection that died
+ * while the client was idle is replaced once within the deadline. */
 int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m);
 /* The peer connection for (node_id, addr), opening or renewing it. */
 struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, const char *addr);
@@ -110,8 +138,50 @@ void client_round_reset(struct client_op *op);
 /* Run the loop (the client actor idle meanwhile) until *done or deadline. */
 int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms);
 void client_set_detail(struct kvn_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Route cache (client_api.c). */
+/* Run the loop once without waiting (kvn_poll with timeout 0). */
+void client_run_nonblock(struct kvn_client *c);
+
+/* client_round.c */
+/* Start a synchronous call on items[0..n) (the client's one current op)
+ * with the client.timeout deadline; the client actor is busy until
+ * client_op_end, which frees what the op owns. */
+void client_op_begin(struct kvn_client *c, struct client_op *op, struct kvn_item *items, size_t n, int kind);
+void client_op_end(struct kvn_client *c, struct client_op *op);
+int client_key_ok(const struct kvn_item *it);
+/* Route cache: find (NULL when absent or expired), remember our own
+ * write, forget. */
+struct route_cache_ent *client_rc_find(struct kvn_client *c, const void *key, size_t klen);
+void client_rc_put(struct kvn_client *c, const void *key, size_t klen, const struct proto_route *rt);
+void client_rc_drop(struct kvn_client *c, const void *key, size_t klen);
 void client_rcache_clear(struct kvn_client *c);
+/* Route items idx[0..n) through the master: op->rt / op->route_st.  An
+ * error only when the master could not answer at all. */
+int client_route_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n);
+int client_route_put(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n,
+		     const char *const *exclude, uint32_t nexclude);
+/* One request of op->kind per destination (op->rt[i].node_id/addr/gen) for
+ * items idx[0..n); unreachable peers mark st[] KVN_ECONN.  PUT and
+ * COMMIT_SLOT reference the items' bytes (zero copy). */
+void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *st,
+		       uint8_t put_flags);
+/* Per-item results of the round into st[] (and op->res/op->sres). */
+void client_collect_round(struct kvn_client *c, struct client_op *op, int *st);
+/* The put loop: items whose st[] is retryable (KVN_EBUSY = to do) are
+ * routed with ROUTE_PUT and sent as op->kind; a node that answered ENOSPC
+ * or failed is excluded from the next route; bounded by client.retries and
+ * the deadline.  op->rt keeps each item's last route.  Returns what
+ * stopped it early (master unreachable, KVN_ETIMEDOUT) or 0. */
+int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags);
+/* ECONN, ENOSPC, EPEERDOWN, EBUSY: worth a re-route. */
+int client_retryable(int st);
+int client_first_error(const struct kvn_item *items, size_t n);
+
+/* client_async.c */
+/* kvn_close: wait for every async put (bounded by their deadlines), run
+ * the success callbacks, then drop what is left. */
+void client_async_close(struct kvn_client *c);
+/* client_free, after the loop is gone: free every async put record. */
+void client_async_fini(struct kvn_client *c);
 /* Thread-local detail for failures before a client exists (kvn_connect). */
 void kvn_set_last_detail(const char *s);
 

@@ -453,6 +453,7 @@ static void heartbeat_tick(struct actor *self, void *arg)
 	(void)arg;
 
 	peer_reap(p);
+	peer_slot_tick(p);
 	expire_waiters(p);
 	if (!p->attached) {
 		peer_attach(p);
@@ -531,6 +532,18 @@ static int peer_handle(struct actor *self, struct actor_msg *m)
 	case WIRE_REMOVE:
 		peer_handle_remove(p, m);
 		break;
+	case WIRE_ALLOC_SLOT:
+		peer_handle_alloc_slot(p, m);
+		break;
+	case WIRE_COMMIT_SLOT:
+		peer_handle_commit_slot(p, m);
+		break;
+	case WIRE_ABORT_SLOT:
+		peer_handle_abort_slot(p, m);
+		break;
+	case WIRE_RESOLVE_KEY:
+		peer_handle_resolve(p, m);
+		break;
 	default:
 		actor_reply_status(self, m, KVN_EPROTO);
 	}
@@ -546,6 +559,7 @@ static void peer_fini(struct actor *self)
 
 	while ((pp = TAILQ_FIRST(&p->receiving)))
 		peer_sink_abort(self, pp);
+	peer_slot_fini(p);
 	while ((e = TAILQ_FIRST(&p->outbox))) {
 		TAILQ_REMOVE(&p->outbox, e, link);
 		free(e);

@@ -141,6 +141,8 @@ int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const
 	struct peer_put *pp;
 	int rc;
 
+	if (h->type == WIRE_COMMIT_SLOT && !(h->flags & WIRE_F_REPLY))
+		return peer_slot_sink(self, from, h, meta, sink);
 	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
 		return 1;
 	rc = put_begin(p, meta, h->meta_len, h->payload_len, &pp);
@@ -161,6 +163,8 @@ void peer_sink_abort(struct actor *self, void *cookie)
 	struct peer *p = actor_state(self);
 	struct peer_put *pp = cookie, *q;
 
+	if (peer_slot_sink_abort(p, cookie))
+		return; /* a COMMIT_SLOT's receive */
 	TAILQ_FOREACH(q, &p->receiving, link)
 		if (q == pp) {
 			TAILQ_REMOVE(&p->receiving, pp, link);
@@ -205,6 +209,11 @@ void peer_handle_put(struct peer *p, struct actor_msg *m)
 
 	if (m->sink_err) {
 		actor_reply_status(p->self, m, m->sink_err);
+		return;
+	}
+	if (pp && pp->reaped) {
+		peer_put_free(pp);
+		actor_reply_status(p->self, m, KVN_ETIMEDOUT);
 		return;
 	}
 	if (!pp) {
@@ -441,8 +450,19 @@ void peer_reap(struct peer *p)
 	 * while the connection still writes into their pages: cut it first. */
 	while ((pp = TAILQ_FIRST(&p->receiving)) && now - pp->started_ms >= p->o.pending_ttl_ms) {
 		net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
-		if (TAILQ_FIRST(&p->receiving) == pp) /* connection already gone */
-			peer_sink_abort(p->self, pp);
+		if (TAILQ_FIRST(&p->receiving) == pp) {
+			/* Still here: the connection had finished this frame and
+			 * its message waits in our mailbox, which still points at
+			 * pp.  Give the slots back; the handler frees pp. */
+			TAILQ_REMOVE(&p->receiving, pp, link);
+			for (uint32_t i = 0; i < pp->n; i++)
+				if (pp->status[i] == 0) {
+					keytab_abort(p->st->kt, put_keys(pp)[i].key, put_keys(pp)[i].klen,
+						     put_keys(pp)[i].gen);
+					pp->status[i] = KVN_ETIMEDOUT;
+				}
+			pp->reaped = 1;
+		}
 		aborted++;
 	}
 	if (aborted) {

@@ -1,7 +1,7 @@
 /*
  * peer_int: the peer actor's state, shared by peer.c (attach, heartbeat,
- * event outbox, full sync) and peer_data.c (PUT, GET, EXISTS, REMOVE and the
- * payload sink).
+ * event outbox, full sync), peer_data.c (PUT, GET, EXISTS, REMOVE and the
+ * payload sink) and peer_slot.c (the slot protocol and RESOLVE_KEY).
  */
 #ifndef KVN_PEER_INT_H
 #define KVN_PEER_INT_H
@@ -58,6 +58,24 @@ struct peer_put {
 	int32_t *status;   /* per item: 0 = pages reserved, else why not */
 	struct iovec *iov;
 	int niov;
+	/* The reaper cut it after its frame had fully arrived (the message
+	 * is queued, not yet handled): its slots are aborted, and the handler
+	 * answers KVN_ETIMEDOUT and frees it. */
+	int reaped;
+};
+
+struct peer_slots;
+
+/* The slot protocol's counters (peer_slot.c).  Refusals are also reported
+ * as one aggregated warning per heartbeat cycle. */
+struct peer_slot_stats {
+	uint64_t allocs, commits, aborts, resolves;
+	uint64_t reserved;      /* gauge: slots reserved by ALLOC_SLOT right now */
+	uint64_t refused_late;  /* COMMIT_SLOT of a slot reclaimed, never reserved or already committed */
+	uint64_t refused_size;  /* COMMIT_SLOT whose size is not the reserved size */
+	uint64_t refused_busy;  /* commit/abort while another COMMIT_SLOT fills the slot */
+	uint64_t refused_abort; /* ABORT_SLOT of a slot not reserved (double abort, after the reaper) */
+	uint64_t keytab_refused; /* key-table refusals seen (e.g. release of an unknown lease) */
 };
 
 struct peer_stats {
@@ -87,6 +105,7 @@ struct peer {
 	struct actor_timer *hb_timer;
 	uint8_t *scratch; /* where bytes of refused items go */
 	struct peer_stats stats;
+	struct peer_slots *slots; /* peer_slot.c; created on first use */
 };
 
 /* peer.c */
@@ -110,5 +129,23 @@ void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
 void peer_put_free(struct peer_put *pp);
+/* peer_slot.c: ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY */
+void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m);
+void peer_handle_commit_slot(struct peer *p, struct actor_msg *m);
+void peer_handle_abort_slot(struct peer *p, struct actor_msg *m);
+void peer_handle_resolve(struct peer *p, struct actor_msg *m);
+/* The COMMIT_SLOT payload sink (peer_sink hands COMMIT_SLOT frames here). */
+int peer_slot_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+		   struct net_sink *sink);
+/* 1 when cookie was a COMMIT_SLOT receive (now aborted; its slots stay
+ * reserved), 0 when it is not ours (peer_sink_abort asks first). */
+int peer_slot_sink_abort(struct peer *p, void *cookie);
+/* Each heartbeat: forget reservations past their deadline (the key table's
+ * reaper frees them) and log one aggregated warning for the transitions
+ * refused since the last tick. */
+void peer_slot_tick(struct peer *p);
+void peer_slot_get_stats(const struct peer *p, struct peer_slot_stats *st);
+/* peer_fini: after every receive was aborted. */
+void peer_slot_fini(struct peer *p);
 
 #endif

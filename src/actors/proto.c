@@ -373,6 +373,39 @@ int proto_results_next(struct wire_r *r, struct proto_result *res)
 	return r->err;
 }
 
+/* ---- slot results ---- */
+
+void proto_slots_begin(struct wire_w *w, uint32_t n)
+{
+	wire_w_u32(w, n);
+}
+
+void proto_slots_add(struct wire_w *w, const struct proto_slot_result *s)
+{
+	wire_w_u32(w, (uint32_t)s->status);
+	wire_w_u64(w, s->gen);
+	wire_w_u64(w, s->addr);
+	wire_w_u32(w, s->rkey);
+}
+
+int proto_slots_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n)
+{
+	wire_r_init(r, meta, meta_len);
+	*n = wire_r_u32(r);
+	return check_count(r, *n, 4 + 8 + 8 + 4);
+}
+
+int proto_slots_next(struct wire_r *r, struct proto_slot_result *s)
+{
+	s->status = (int32_t)wire_r_u32(r);
+	s->gen = wire_r_u64(r);
+	s->addr = wire_r_u64(r);
+	s->rkey = wire_r_u32(r);
+	if (!r->err && (s->status > 0 || s->status < KVN_ERR_MIN))
+		r->err = KVN_EPROTO;
+	return r->err;
+}
+
 /* ---- STAT ---- */
 
 void proto_stat_begin(struct wire_w *w, uint64_t objects, uint64_t bytes, uint32_t n)

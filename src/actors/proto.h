@@ -138,6 +138,23 @@ void proto_results_add(struct wire_w *w, const struct proto_result *res);
 int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n);
 int proto_results_next(struct wire_r *r, struct proto_result *res);
 
+/* ---- ALLOC_SLOT reply: per item status, gen and where to write ----
+ * The requests of the slot protocol reuse the layouts above: ALLOC_SLOT,
+ * COMMIT_SLOT and ABORT_SLOT are data-path items (COMMIT_SLOT with the
+ * values as payload over TCP), RESOLVE_KEY is a keys-only batch answered
+ * with results.  addr and rkey name the slot's pages for an RDMA write;
+ * over TCP both are 0. */
+struct proto_slot_result {
+	int32_t status;
+	uint64_t gen;
+	uint64_t addr;
+	uint32_t rkey;
+};
+void proto_slots_begin(struct wire_w *w, uint32_t n);
+void proto_slots_add(struct wire_w *w, const struct proto_slot_result *s);
+int proto_slots_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n);
+int proto_slots_next(struct wire_r *r, struct proto_slot_result *s);
+
 /* ---- STAT reply ---- */
 struct proto_stat_node {
 	char node_id[65];

@@ -1,0 +1,402 @@
+/*
+ * client_async: async puts (kvn_put_async), kvn_poll, kvn_drain and the
+ * drain in kvn_close.  Each async put is a small state machine driven by
+ * the client actor's reply callbacks while the caller is inside any call of
+ * the client: ROUTE_PUT to the master, then PUT to the peer with the
+ * caller's bytes referenced (zero copy), then success, a bounded re-route
+ * (as kvn_put: ENOSPC or a lost peer excludes that node), or failure.
+ *
+ * The caller's buffer is read only while a PUT frame is in flight.  A put
+ * is reported only when no frame references its buffer: after the peer's
+ * reply (the peer reads the whole payload before answering), after the
+ * connection died (its output is dropped with it), or, at the put's
+ * deadline, after we cut the connection ourselves.  Success callbacks run
+ * only from kvn_poll, kvn_drain and kvn_close, outside the event loop, so a
+ * callback may start new puts or make synchronous calls.
+ */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/client_int.h"
+
+#define AP_MAX_EXCLUDE 16
+/* kvn_drain's safety margin past the last deadline: each step of a put is
+ * an actor_call whose timer fires at the put's deadline, so this is only
+ * ever waited for if that promise broke. */
+#define DRAIN_SLACK_MS 2000
+
+struct client_aput {
+	TAILQ_ENTRY(client_aput) link;
+	kvn_put_done_fn done;
+	void *arg;
+	const void *val;
+	size_t vlen;
+	uint8_t flags; /* PROTO_PUT_* */
+	uint64_t deadline_ms;
+	uint32_t attempt;
+	int master_retried; /* a stale master connection was replaced once */
+	actor_id mproxy;    /* the master connection the ROUTE_PUT went on */
+	int status;
+	struct proto_route rt;
+	struct client_peer *peer; /* the PUT in flight and the connection it went on */
+	actor_id proxy;
+	char *exclude[AP_MAX_EXCLUDE];
+	uint32_t nexclude;
+	uint16_t klen;
+	uint8_t key[];
+};
+
+static void aput_free(struct client_aput *ap)
+{
+	for (uint32_t i = 0; i < ap->nexclude; i++)
+		free(ap->exclude[i]);
+	free(ap);
+}
+
+/* The put is over: no frame references its buffer any more. */
+static void aput_finish(struct kvn_client *c, struct client_aput *ap, int status)
+{
+	TAILQ_REMOVE(&c->aq_flight, ap, link);
+	if (status == KVN_ENOSPC)
+		status = KVN_EFULL; /* every node tried said no room */
+	ap->status = status;
+	if (status == 0) {
+		/* our own write: the next get must see it */
+		ap->rt.size = ap->vlen;
+		client_rc_put(c, ap->key, ap->klen, &ap->rt);
+		TAILQ_INSERT_TAIL(&c->aq_done, ap, link);
+	} else {
+		client_rc_drop(c, ap->key, ap->klen);
+		TAILQ_INSERT_TAIL(&c->aq_failed, ap, link);
+	}
+	c->async_event = 1;
+}
+
+static void aput_route(struct kvn_client *c, struct client_aput *ap);
+
+/* Try again through the master, or give up with status. */
+static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
+{
+	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing ||
+	    kvn_now_ms() >= ap->deadline_ms) {
+		aput_finish(c, ap, status);
+		return;
+	}
+	ap->attempt++;
+	if ((status == KVN_ENOSPC || status == KVN_ECONN) && ap->nexclude < AP_MAX_EXCLUDE) {
+		int dup = 0;
+		for (uint32_t i = 0; i < ap->nexclude; i++)
+			if (strcmp(ap->exclude[i], ap->rt.node_id) == 0)
+				dup = 1;
+		if (!dup && ap->rt.node_id[0])
+			ap->exclude[ap->nexclude++] = kvn_xstrdup(ap->rt.node_id);
+	}
+	aput_route(c, ap);
+}
+
+static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct kvn_client *c = actor_state(self);
+	struct client_aput *ap = arg;
+	struct client_peer *p = ap->peer;
+	int st;
+
+	ap->peer = NULL;
+	if (p && p->inflight)
+		p->inflight--;
+	if (err) {
+		if (err == KVN_ETIMEDOUT && p) {
+			/* our deadline, with the frame maybe still queued: cut the
+			 * connection so nothing reads the buffer after we report */
+			net_abort(c->loop, ap->proxy, KVN_ETIMEDOUT);
+			if (p->proxy == ap->proxy) {
+				p->proxy = 0;
+				client_quarantine(c, p);
+			}
+		}
+		aput_finish(c, ap, err);
+		return 0;
+	}
+	st = reply->status ? reply->status : reply->sink_err;
+	if (st == KVN_ETIMEDOUT)
+		st = KVN_ECONN; /* another call's deadline cut the connection */
+	if (st == 0) {
+		struct wire_r r;
+		struct proto_result res;
+		uint32_t n;
+		if (proto_results_open(&r, reply->meta, reply->meta_len, &n) != 0 || n != 1 ||
+		    proto_results_next(&r, &res) != 0)
+			st = KVN_EPROTO;
+		else
+			st = res.status;
+	} else if (st == KVN_ECONN && p && (p->proxy == ap->proxy || p->proxy == 0)) {
+		/* that connection failed (not a newer one to the same peer) */
+		client_quarantine(c, p);
+	}
+	if (st == 0)
+		aput_finish(c, ap, 0);
+	else
+		aput_retry(c, ap, st);
+	return 0;
+}
+
+static void aput_send(struct kvn_client *c, struct client_aput *ap)
+{
+	uint64_t now = kvn_now_ms();
+	struct wire_w w;
+	int rc;
+
+	if (c->closing || now >= ap->deadline_ms) {
+		aput_finish(c, ap, c->closing ? KVN_ECLOSED : KVN_ETIMEDOUT);
+		return;
+	}
+	struct client_peer *p = client_peer_get(c, ap->rt.node_id, ap->rt.addr);
+	if (!p) {
+		aput_retry(c, ap, KVN_ECONN);
+		return;
+	}
+	struct actor_msg *m = actor_msg_new(WIRE_PUT);
+	wire_w_init(&w);
+	proto_items_begin(&w, ap->flags, 1);
+	proto_items_add(&w, ap->key, ap->klen, ap->rt.gen, ap->vlen);
+	if ((rc = wire_w_to_msg(&w, m)) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		aput_finish(c, ap, rc);
+		return;
+	}
+	/* zero copy: the caller keeps the buffer valid until we report */
+	m->payload = evbuffer_new();
+	if (!m->payload)
+		kvn_fatal("out of memory");
+	if (ap->vlen)
+		evbuffer_add_reference(m->payload, ap->val, ap->vlen, NULL, NULL);
+	ap->peer = p;
+	ap->proxy = p->proxy;
+	p->inflight++;
+	rc = actor_call(c->self, p->proxy, m, ap->deadline_ms - now, on_put, ap);
+	if (rc) {
+		/* not sent: the message (and its reference) is still ours */
+		actor_msg_free(m);
+		p->inflight--;
+		ap->peer = NULL;
+		aput_retry(c, ap, KVN_ECONN);
+	}
+}
+
+static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct kvn_client *c = actor_state(self);
+	struct client_aput *ap = arg;
+	struct wire_r r;
+	uint32_t n;
+
+	if (err) {
+		aput_finish(c, ap, err);
+		return 0;
+	}
+	if (reply->status == KVN_ECONN && !ap->master_retried && !c->closing) {
+		/* the connection may have died while the client was idle:
+		 * once more on a fresh one, as client_master_call does */
+		ap->master_retried = 1;
+		client_master_drop(c, ap->mproxy);
+		aput_route(c, ap);
+		return 0;
+	}
+	if (reply->status) {
+		/* the master could not answer at all: final, as for kvn_put */
+		aput_finish(c, ap, reply->status);
+		return 0;
+	}
+	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, &ap->rt) != 0) {
+		aput_finish(c, ap, KVN_EPROTO);
+		return 0;
+	}
+	if (ap->rt.status) {
+		aput_retry(c, ap, ap->rt.status);
+		return 0;
+	}
+	aput_send(c, ap);
+	return 0;
+}
+
+static void aput_route(struct kvn_client *c, struct client_aput *ap)
+{
+	uint64_t now = kvn_now_ms();
+	struct wire_w w;
+	int rc;
+
+	if (c->closing || now >= ap->deadline_ms) {
+		aput_finish(c, ap, c->closing ? KVN_ECLOSED : KVN_ETIMEDOUT);
+		return;
+	}
+	if ((rc = client_master_ensure(c)) != 0) {
+		aput_finish(c, ap, rc);
+		return;
+	}
+	struct actor_msg *m = actor_msg_new(WIRE_ROUTE_PUT);
+	wire_w_init(&w);
+	proto_route_put_begin(&w, (const char *const *)ap->exclude, ap->nexclude, 1);
+	proto_route_put_add(&w, ap->key, ap->klen, ap->vlen);
+	if ((rc = wire_w_to_msg(&w, m)) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		aput_finish(c, ap, rc);
+		return;
+	}
+	ap->mproxy = c->master;
+	rc = actor_call(c->self, c->master, m, ap->deadline_ms - now, on_route, ap);
+	if (rc) {
+		actor_msg_free(m);
+		aput_finish(c, ap, rc);
+	}
+}
+
+/* ---- public ---- */
+
+int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+		  unsigned flags, kvn_put_done_fn done, void *arg)
+{
+	if (!c)
+		return KVN_EINVAL;
+	if (!key || klen < 1 || klen > KVN_MAX_KEY)
+		return KVN_EKEYLEN;
+	if (vlen && !val)
+		return KVN_EINVAL;
+	if (vlen > c->conf.node_max_value_size)
+		return KVN_ETOOBIG;
+	if (c->closing)
+		return KVN_ECLOSED;
+	if (c->naput >= KVN_ASYNC_MAX)
+		return KVN_EBUSY;
+	struct client_aput *ap = kvn_xcalloc(1, sizeof *ap + klen);
+	ap->done = done;
+	ap->arg = arg;
+	ap->val = val;
+	ap->vlen = vlen;
+	ap->flags = (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0;
+	ap->deadline_ms = kvn_now_ms() + c->conf.client_timeout;
+	ap->klen = (uint16_t)klen;
+	memcpy(ap->key, key, klen);
+	TAILQ_INSERT_TAIL(&c->aq_flight, ap, link);
+	c->naput++;
+	/* replies that arrive meanwhile wait in the mailbox */
+	actor_busy_enter(c->self);
+	aput_route(c, ap);
+	actor_busy_leave(c->self);
+	return 0;
+}
+
+/* Run the success callbacks of every put that has one due. */
+static int deliver(struct kvn_client *c)
+{
+	struct client_aput *ap;
+	int n = 0;
+
+	while ((ap = TAILQ_FIRST(&c->aq_done))) {
+		TAILQ_REMOVE(&c->aq_done, ap, link);
+		c->naput--;
+		if (ap->done) {
+			c->in_callback++;
+			ap->done(ap->arg, 0);
+			c->in_callback--;
+		}
+		aput_free(ap);
+		n++;
+	}
+	return n;
+}
+
+int kvn_poll(struct kvn_client *c, uint64_t timeout_ms)
+{
+	if (!c)
+		return KVN_EINVAL;
+	if (c->in_callback)
+		return KVN_EBUSY;
+	actor_busy_enter(c->self);
+	c->async_event = 0;
+	if (TAILQ_EMPTY(&c->aq_done) && !TAILQ_EMPTY(&c->aq_flight) && timeout_ms > 0) {
+		uint64_t now = kvn_now_ms();
+		client_run(c, &c->async_event, timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms);
+	} else if (!TAILQ_EMPTY(&c->aq_flight)) {
+		client_run_nonblock(c);
+	}
+	actor_busy_leave(c->self);
+	return deliver(c);
+}
+
+int kvn_drain(struct kvn_client *c)
+{
+	int total = 0;
+
+	if (!c)
+		return KVN_EINVAL;
+	if (c->in_callback)
+		return KVN_EBUSY;
+	while (!TAILQ_EMPTY(&c->aq_flight)) {
+		uint64_t until = 0;
+		struct client_aput *ap;
+		TAILQ_FOREACH(ap, &c->aq_flight, link)
+			if (ap->deadline_ms > until)
+				until = ap->deadline_ms;
+		until += DRAIN_SLACK_MS;
+		if (kvn_now_ms() >= until) {
+			log_warn("%u async put(s) still in flight past their deadline; closing anyway",
+				 (unsigned)c->naput);
+			break;
+		}
+		actor_busy_enter(c->self);
+		c->async_event = 0;
+		client_run(c, &c->async_event, until);
+		actor_busy_leave(c->self);
+		total += deliver(c);
+	}
+	return total + deliver(c);
+}
+
+size_t kvn_poll_failures(struct kvn_client *c, struct kvn_put_failure *out, size_t cap)
+{
+	struct client_aput *ap;
+	size_t n = 0;
+
+	if (!c || !out)
+		return 0;
+	while (n < cap && (ap = TAILQ_FIRST(&c->aq_failed))) {
+		TAILQ_REMOVE(&c->aq_failed, ap, link);
+		c->naput--;
+		out[n].arg = ap->arg;
+		out[n].status = ap->status;
+		aput_free(ap);
+		n++;
+	}
+	return n;
+}
+
+size_t kvn_async_pending(const struct kvn_client *c)
+{
+	return c ? c->naput : 0;
+}
+
+void client_async_close(struct kvn_client *c)
+{
+	if (!c->in_callback)
+		kvn_drain(c);
+	/* from here on, a call cut by the teardown ends its put as failed */
+	c->closing = 1;
+}
+
+void client_async_fini(struct kvn_client *c)
+{
+	struct client_aput_q *qs[] = { &c->aq_flight, &c->aq_done, &c->aq_failed };
+	struct client_aput *ap;
+
+	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
+		while ((ap = TAILQ_FIRST(qs[i]))) {
+			TAILQ_REMOVE(qs[i], ap, link);
+			aput_free(ap);
+		}
+	c->naput = 0;
+}

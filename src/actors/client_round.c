@@ -1,0 +1,439 @@
+/*
+ * client_round: the machinery every public call of the client library is
+ * built on.  Owns the op lifecycle (one synchronous call at a time, one
+ * deadline), the route cache (client.route_cache_ttl), routing through the
+ * master in chunks that fit a frame (ROUTE_GET, ROUTE_PUT), and rounds of
+ * peer requests: one request per destination peer, all in flight together,
+ * for every data-path kind (PUT, GET, EXISTS, REMOVE and the slot protocol's
+ * ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY), and the collection of
+ * their per-item results.
+ */
+#include "config.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/client_int.h"
+
+#define META_BUDGET (60u * 1024u)
+/* A route reply item carries node id and address (up to ~220 bytes), so a
+ * route request asks for at most this many keys to keep its reply under the
+ * 64 KiB metadata limit. */
+#define ROUTE_CHUNK 256
+
+/* ---- op lifecycle ---- */
+
+void client_op_begin(struct kvn_client *c, struct client_op *op, struct kvn_item *items, size_t n, int kind)
+{
+	memset(op, 0, sizeof *op);
+	op->items = items;
+	op->n = n;
+	op->kind = kind;
+	op->deadline_ms = kvn_now_ms() + c->conf.client_timeout;
+	op->rt = n ? kvn_xcalloc(n, sizeof *op->rt) : NULL;
+	op->route_st = n ? kvn_xcalloc(n, sizeof *op->route_st) : NULL;
+	op->done = 1;
+	c->op = op;
+	c->detail[0] = '\0';
+	actor_busy_enter(c->self);
+}
+
+void client_op_end(struct kvn_client *c, struct client_op *op)
+{
+	client_round_reset(op);
+	free(op->reqs);
+	free(op->rt);
+	free(op->route_st);
+	free(op->res);
+	free(op->sres);
+	actor_msg_free(op->reply);
+	c->op = NULL;
+	actor_busy_leave(c->self);
+}
+
+int client_key_ok(const struct kvn_item *it)
+{
+	return it->key && it->klen >= 1 && it->klen <= KVN_MAX_KEY;
+}
+
+/* ---- route cache ---- */
+
+struct route_cache_ent *client_rc_find(struct kvn_client *c, const void *key, size_t klen)
+{
+	struct route_cache_ent *e;
+	HASH_FIND(hh, c->rcache, key, klen, e);
+	if (e && e->expires_ms <= kvn_now_ms()) {
+		HASH_DEL(c->rcache, e);
+		c->nrcache--;
+		free(e);
+		e = NULL;
+	}
+	return e;
+}
+
+void client_rc_drop(struct kvn_client *c, const void *key, size_t klen)
+{
+	struct route_cache_ent *e;
+	HASH_FIND(hh, c->rcache, key, klen, e);
+	if (e) {
+		HASH_DEL(c->rcache, e);
+		c->nrcache--;
+		free(e);
+	}
+}
+
+void client_rcache_clear(struct kvn_client *c)
+{
+	struct route_cache_ent *e, *tmp;
+	HASH_ITER(hh, c->rcache, e, tmp) {
+		HASH_DEL(c->rcache, e);
+		free(e);
+	}
+	c->nrcache = 0;
+}
+
+void client_rc_put(struct kvn_client *c, const void *key, size_t klen, const struct proto_route *rt)
+{
+	struct route_cache_ent *e;
+
+	if (c->conf.client_route_cache_ttl == 0)
+		return;
+	client_rc_drop(c, key, klen);
+	if (c->nrcache >= ROUTE_CACHE_MAX)
+		client_rcache_clear(c); /* bounded: start over rather than track ages */
+	e = kvn_xmalloc(sizeof *e + klen);
+	e->expires_ms = kvn_now_ms() + c->conf.client_route_cache_ttl;
+	e->rt = *rt;
+	e->klen = (uint16_t)klen;
+	memcpy(e->key, key, klen);
+	HASH_ADD_KEYPTR(hh, c->rcache, e->key, e->klen, e);
+	c->nrcache++;
+}
+
+/* ---- routing ---- */
+
+/* ROUTE_GET for items idx[0..n), in chunks that fit a frame.  Fills
+ * op->rt / op->route_st.  Returns an error only when the master could not
+ * answer at all. */
+int client_route_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n)
+{
+	uint32_t i = 0;
+	while (i < n) {
+		uint32_t k = 0, bytes = 16;
+		while (i + k < n && k < ROUTE_CHUNK && bytes + 2 + op->items[idx[i + k]].klen < META_BUDGET) {
+			bytes += 2 + (uint32_t)op->items[idx[i + k]].klen;
+			k++;
+		}
+		struct wire_w w;
+		struct actor_msg *m = actor_msg_new(WIRE_ROUTE_GET);
+		wire_w_init(&w);
+		proto_keys_begin(&w, k);
+		for (uint32_t j = 0; j < k; j++)
+			proto_keys_add(&w, op->items[idx[i + j]].key, op->items[idx[i + j]].klen);
+		if (wire_w_to_msg(&w, m) != 0) {
+			wire_w_fini(&w);
+			actor_msg_free(m);
+			return KVN_EPROTO;
+		}
+		int rc = client_master_call(c, op, m);
+		if (rc)
+			return rc;
+		struct wire_r r;
+		uint32_t got;
+		if (proto_routes_open(&r, op->reply, &got) != 0 || got != k)
+			return KVN_EPROTO;
+		for (uint32_t j = 0; j < k; j++) {
+			struct proto_route *rt = &op->rt[idx[i + j]];
+			if (proto_routes_next(&r, rt) != 0)
+				return KVN_EPROTO;
+			op->route_st[idx[i + j]] = rt->status;
+		}
+		i += k;
+	}
+	return 0;
+}
+
+int client_route_put(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n,
+		     const char *const *exclude, uint32_t nexclude)
+{
+	uint32_t i = 0, exbytes = 0;
+	for (uint32_t e = 0; e < nexclude; e++)
+		exbytes += 2 + (uint32_t)strlen(exclude[e]);
+	while (i < n) {
+		uint32_t k = 0, bytes = 16 + exbytes;
+		while (i + k < n && k < ROUTE_CHUNK && bytes + 10 + op->items[idx[i + k]].klen < META_BUDGET) {
+			bytes += 10 + (uint32_t)op->items[idx[i + k]].klen;
+			k++;
+		}
+		struct wire_w w;
+		struct actor_msg *m = actor_msg_new(WIRE_ROUTE_PUT);
+		wire_w_init(&w);
+		proto_route_put_begin(&w, exclude, nexclude, k);
+		for (uint32_t j = 0; j < k; j++) {
+			const struct kvn_item *it = &op->items[idx[i + j]];
+			proto_route_put_add(&w, it->key, it->klen, it->vlen);
+		}
+		if (wire_w_to_msg(&w, m) != 0) {
+			wire_w_fini(&w);
+			actor_msg_free(m);
+			return KVN_EPROTO;
+		}
+		int rc = client_master_call(c, op, m);
+		if (rc)
+			return rc;
+		struct wire_r r;
+		uint32_t got;
+		if (proto_routes_open(&r, op->reply, &got) != 0 || got != k)
+			return KVN_EPROTO;
+		for (uint32_t j = 0; j < k; j++) {
+			struct proto_route *rt = &op->rt[idx[i + j]];
+			if (proto_routes_next(&r, rt) != 0)
+				return KVN_EPROTO;
+			op->route_st[idx[i + j]] = rt->status;
+		}
+		i += k;
+	}
+	return 0;
+}
+
+/* ---- sending a round to the peers ---- */
+
+/* Kinds whose items carry the value's bytes as the frame's payload. */
+static int with_payload(int kind)
+{
+	return kind == WIRE_PUT || kind == WIRE_COMMIT_SLOT;
+}
+
+/* Kinds whose items say a size (the value's, or the slot's to reserve). */
+static int with_size(int kind)
+{
+	return kind == WIRE_PUT || kind == WIRE_COMMIT_SLOT || kind == WIRE_ALLOC_SLOT;
+}
+
+/* Items idx[0..n) that routed to peers: one request per peer (more when a
+ * request would exceed the frame limits), all in flight together.  Items
+ * whose peer cannot be reached get KVN_ECONN in st[]. */
+void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *st,
+		       uint8_t put_flags)
+{
+	uint8_t *sent = kvn_xcalloc(n ? n : 1, 1);
+
+	for (uint32_t a = 0; a < n; a++) {
+		if (sent[a])
+			continue;
+		const char *node = op->rt[idx[a]].node_id;
+		struct client_peer *p = client_peer_get(c, node, op->rt[idx[a]].addr);
+		/* gather this node's items until a frame is full */
+		uint32_t *take = kvn_xmalloc(n * sizeof *take), k = 0, bytes = 16;
+		uint64_t payload = 0;
+		for (uint32_t b = a; b < n; b++) {
+			const struct kvn_item *it = &op->items[idx[b]];
+			if (sent[b] || strcmp(op->rt[idx[b]].node_id, node) != 0)
+				continue;
+			uint64_t add = with_payload(op->kind) ? it->vlen : 0;
+			if (k > 0 && (bytes + 20 + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
+				      payload + add > PROTO_MAX_BATCH_PAYLOAD))
+				continue; /* next request */
+			take[k++] = idx[b];
+			sent[b] = 1;
+			bytes += 20 + (uint32_t)it->klen;
+			payload += add;
+		}
+		if (!p) {
+			for (uint32_t j = 0; j < k; j++)
+				st[take[j]] = KVN_ECONN;
+			free(take);
+			continue;
+		}
+		struct wire_w w;
+		struct actor_msg *m = actor_msg_new((uint16_t)op->kind);
+		wire_w_init(&w);
+		if (op->kind == WIRE_RESOLVE_KEY) {
+			proto_keys_begin(&w, k);
+			for (uint32_t j = 0; j < k; j++)
+				proto_keys_add(&w, op->items[take[j]].key, op->items[take[j]].klen);
+		} else {
+			proto_items_begin(&w, put_flags, k);
+			for (uint32_t j = 0; j < k; j++) {
+				const struct kvn_item *it = &op->items[take[j]];
+				proto_items_add(&w, it->key, it->klen, op->rt[take[j]].gen,
+						with_size(op->kind) ? it->vlen : 0);
+			}
+		}
+		if (with_payload(op->kind)) {
+			/* zero copy: the frame references the caller's buffers, which
+			 * stay valid because we return only after the round ends
+			 * (or after cutting the connection at the deadline) */
+			m->payload = evbuffer_new();
+			for (uint32_t j = 0; j < k; j++) {
+				const struct kvn_item *it = &op->items[take[j]];
+				if (it->vlen)
+					evbuffer_add_reference(m->payload, it->val, it->vlen, NULL, NULL);
+			}
+		}
+		if (wire_w_to_msg(&w, m) != 0) {
+			wire_w_fini(&w);
+			actor_msg_free(m);
+			for (uint32_t j = 0; j < k; j++)
+				st[take[j]] = KVN_EPROTO;
+			free(take);
+			continue;
+		}
+		uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
+		memcpy(mine, take, k * sizeof *mine);
+		free(take);
+		int rc = client_peer_call(c, op, p, m, mine, k);
+		if (rc)
+			for (uint32_t j = 0; j < k; j++)
+				st[mine[j]] = rc;
+	}
+	free(sent);
+}
+
+/* ALLOC_SLOT replies: per item status, gen, addr, rkey into op->sres. */
+static void collect_slots(struct client_op *op, struct client_req *q, int *st)
+{
+	struct wire_r r;
+	uint32_t got;
+	if (proto_slots_open(&r, q->reply->meta, q->reply->meta_len, &got) != 0 || got != q->n) {
+		for (uint32_t j = 0; j < q->n; j++)
+			st[q->idx[j]] = KVN_EPROTO;
+		return;
+	}
+	for (uint32_t j = 0; j < q->n; j++) {
+		struct proto_slot_result s;
+		if (proto_slots_next(&r, &s) != 0) {
+			st[q->idx[j]] = KVN_EPROTO;
+			continue;
+		}
+		st[q->idx[j]] = s.status;
+		if (op->sres)
+			op->sres[q->idx[j]] = s;
+	}
+}
+
+/* Read the per-item results of every request of the round into st[] (and
+ * the sizes for GET; every result into op->res when the caller asked).
+ * Requests that failed as a whole mark their items. */
+void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
+{
+	for (uint32_t i = 0; i < op->nreqs; i++) {
+		struct client_req *q = op->reqs[i];
+		int whole = 0;
+		if (!q->done || q->err)
+			whole = q->err ? q->err : KVN_ETIMEDOUT;
+		else if (q->reply->status)
+			whole = q->reply->status;
+		else if (q->reply->sink_err)
+			whole = q->reply->sink_err;
+		if (whole) {
+			for (uint32_t j = 0; j < q->n; j++)
+				st[q->idx[j]] = whole;
+			if ((whole == KVN_ECONN || whole == KVN_ETIMEDOUT) && q->peer)
+				client_quarantine(c, q->peer);
+			continue;
+		}
+		if (op->kind == WIRE_ALLOC_SLOT) {
+			collect_slots(op, q, st);
+			continue;
+		}
+		struct wire_r r;
+		uint32_t got;
+		if (proto_results_open(&r, q->reply->meta, q->reply->meta_len, &got) != 0 || got != q->n) {
+			for (uint32_t j = 0; j < q->n; j++)
+				st[q->idx[j]] = KVN_EPROTO;
+			continue;
+		}
+		for (uint32_t j = 0; j < q->n; j++) {
+			struct proto_result res;
+			struct kvn_item *it = &op->items[q->idx[j]];
+			if (proto_results_next(&r, &res) != 0) {
+				st[q->idx[j]] = KVN_EPROTO;
+				continue;
+			}
+			st[q->idx[j]] = res.status;
+			if (op->res)
+				op->res[q->idx[j]] = res;
+			if (op->kind == WIRE_GET && res.status == 0) {
+				it->vlen = res.size;
+				if (res.size > 0 && (!it->val || res.size > it->cap))
+					st[q->idx[j]] = KVN_ERANGE;
+				else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)
+					/* no sink on this path: copy out of the buffer */
+					evbuffer_remove(q->reply->payload, it->val, res.size);
+			}
+			if (op->kind == WIRE_EXISTS && res.status == 0)
+				it->exists = 1;
+		}
+	}
+	client_round_reset(op);
+}
+
+/* ---- the put loop (kvn_batch_put, kvn_alloc_slots) ---- */
+
+#define MAX_EXCLUDE 64
+
+int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags)
+{
+	const char *exclude[MAX_EXCLUDE];
+	uint32_t nexclude = 0;
+	size_t n = op->n;
+	uint32_t *idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
+	int rc = 0;
+
+	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
+		uint32_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (client_retryable(st[i]))
+				idx[k++] = (uint32_t)i;
+		if (k == 0)
+			break;
+		rc = client_route_put(c, op, idx, k, exclude, nexclude);
+		if (rc)
+			break;
+		uint32_t go = 0;
+		for (uint32_t j = 0; j < k; j++) {
+			st[idx[j]] = op->route_st[idx[j]];
+			if (st[idx[j]] == 0)
+				idx[go++] = idx[j];
+		}
+		client_send_round(c, op, idx, go, st, put_flags);
+		if (client_wait_round(c, op) == KVN_ETIMEDOUT) {
+			client_collect_round(c, op, st);
+			rc = KVN_ETIMEDOUT;
+			break;
+		}
+		client_collect_round(c, op, st);
+		/* a node that said ENOSPC or failed is excluded from the next route */
+		for (uint32_t j = 0; j < go; j++) {
+			int s = st[idx[j]];
+			if ((s == KVN_ENOSPC || s == KVN_ECONN) && nexclude < MAX_EXCLUDE) {
+				const char *node = op->rt[idx[j]].node_id;
+				int dup = 0;
+				for (uint32_t e = 0; e < nexclude; e++)
+					if (strcmp(exclude[e], node) == 0)
+						dup = 1;
+				if (!dup)
+					exclude[nexclude++] = kvn_xstrdup(node);
+			}
+		}
+	}
+	for (uint32_t e = 0; e < nexclude; e++)
+		free((char *)exclude[e]);
+	free(idx);
+	return rc;
+}
+
+int client_retryable(int st)
+{
+	return st == KVN_ECONN || st == KVN_ENOSPC || st == KVN_EPEERDOWN || st == KVN_EBUSY;
+}
+
+int client_first_error(const struct kvn_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i].status)
+			return items[i].status;
+	return 0;
+}
