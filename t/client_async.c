@@ -48,15 +48,9 @@ static int poll_until_idle(struct kvn_client *c, size_t failures_expected, uint6
 
 static void t_start(void)
 {
-	char data[300];
-	uint16_t mp = proc_free_port(), pp = proc_free_port();
-	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
 	/* 32 MiB of DRAM: a 40 MiB value is under max_value_size (48 MiB) but
 	 * fits no node, so the master refuses it after the put started */
-	proc_write_conf(conf_a, mp, pp, data, "32MiB", NULL);
-	const char *args[] = { "--config", conf_a, NULL };
-	proc_spawn("aio", args);
+	proc_start_node("aio", "32MiB", NULL, conf_a, sizeof conf_a);
 	ca = proc_connect_ready(conf_a, 1);
 	ok(ca != NULL, "all-in-one node up, client connected");
 	if (!ca)

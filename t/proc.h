@@ -250,6 +250,21 @@ static inline void proc_write_conf(const char *path, uint16_t mp, uint16_t pp, c
 
 /* Connect, retrying until the node is up and want_peers peers attached
  * (20 s deadline).  The caller closes the client; NULL on timeout. */
+/* Start an all-in-one node NAME (its own data dir and free ports) with
+ * peer.dram_size DRAM and `extra` config text (NULL: none); its config path
+ * goes to conf.  Returns its pid. */
+static inline pid_t proc_start_node(const char *name, const char *dram, const char *extra, char *conf,
+				    size_t cap)
+{
+	char data[300];
+	uint16_t mp = proc_free_port(), pp = proc_free_port();
+	snprintf(conf, cap, "%s/%s.conf", proc_tmp, name);
+	snprintf(data, sizeof data, "%s/var-%s", proc_tmp, name);
+	proc_write_conf(conf, mp, pp, data, dram, extra);
+	const char *args[] = { "--config", conf, NULL };
+	return proc_spawn(name, args);
+}
+
 static inline struct kvn_client *proc_connect_ready(const char *conf, uint32_t want_peers)
 {
 	struct kvn_options o = { .config_path = conf };

@@ -21,13 +21,7 @@ static struct kvn_client *ca;
 
 static void t_start(void)
 {
-	char data[300];
-	uint16_t mp = proc_free_port(), pp = proc_free_port();
-	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
-	proc_write_conf(conf_a, mp, pp, data, "96MiB", NULL);
-	const char *args[] = { "--config", conf_a, NULL };
-	proc_spawn("aio", args);
+	proc_start_node("aio", "96MiB", NULL, conf_a, sizeof conf_a);
 	ca = proc_connect_ready(conf_a, 1);
 	ok(ca != NULL, "all-in-one node up, client connected");
 	if (!ca)
@@ -188,17 +182,12 @@ static void t_overwrite_and_errors(void)
 
 static void t_full_and_toobig(void)
 {
-	char data[300], conf[300];
-	uint16_t mp = proc_free_port(), pp = proc_free_port();
+	char conf[300];
 	struct kvn_client *c;
 	uint8_t *v = kvn_xmalloc(40u << 20);
 	int rc = 0, stored = 0;
 
-	snprintf(conf, sizeof conf, "%s/full.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-full", proc_tmp);
-	proc_write_conf(conf, mp, pp, data, "24MiB", NULL);
-	const char *args[] = { "--config", conf, NULL };
-	proc_spawn("full", args);
+	proc_start_node("full", "24MiB", NULL, conf, sizeof conf);
 	c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "a 24 MiB node is up");
 	if (!c)
@@ -247,17 +236,12 @@ static uint64_t peak_rss(pid_t pid)
  * may grow with the data). */
 static void t_rss_full_arena(void)
 {
-	char data[300], conf[300];
-	uint16_t mp = proc_free_port(), pp = proc_free_port();
+	char conf[300];
 	struct kvn_client *c;
 	uint8_t *v = kvn_xmalloc(8u << 20);
 	int rc = 0, stored = 0;
 
-	snprintf(conf, sizeof conf, "%s/rss.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-rss", proc_tmp);
-	proc_write_conf(conf, mp, pp, data, "256MiB", NULL);
-	const char *args[] = { "--config", conf, NULL };
-	pid_t pid = proc_spawn("rss", args);
+	pid_t pid = proc_start_node("rss", "256MiB", NULL, conf, sizeof conf);
 	c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "a 256 MiB node is up");
 	if (!c) {
@@ -296,7 +280,7 @@ static void t_rss_full_arena(void)
 static void t_durable(void)
 {
 	char db[300];
-	snprintf(db, sizeof db, "%s/var-a/master.db", proc_tmp);
+	snprintf(db, sizeof db, "%s/var-aio/master.db", proc_tmp);
 	is_int(kvn_put(ca, "durable-1", 9, "d", 1, KVN_PUT_DURABLE), 0, "durable put");
 	is_int(proc_sql_int(db, "select count(*) from v_objects where key = 'durable-1'"), 1,
 	       "is in master.db the moment it is acknowledged (read by a second process)");

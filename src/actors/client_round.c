@@ -113,24 +113,36 @@ void client_rc_put(struct kvn_client *c, const void *key, size_t klen, const str
 
 /* ---- routing ---- */
 
-/* ROUTE_GET for items idx[0..n), in chunks that fit a frame.  Fills
- * op->rt / op->route_st.  Returns an error only when the master could not
- * answer at all. */
-int client_route_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n)
+/* ROUTE_GET or ROUTE_PUT for items idx[0..n), in chunks whose request and
+ * reply both fit a frame.  Fills op->rt / op->route_st.  Returns an error
+ * only when the master could not answer at all. */
+static int route_chunks(struct kvn_client *c, struct client_op *op, uint16_t type, const uint32_t *idx,
+			uint32_t n, const char *const *exclude, uint32_t nexclude)
 {
-	uint32_t i = 0;
+	uint32_t i = 0, fixed = 16, per = type == WIRE_ROUTE_PUT ? 10 : 2;
+
+	for (uint32_t e = 0; e < nexclude; e++)
+		fixed += 2 + (uint32_t)strlen(exclude[e]);
 	while (i < n) {
-		uint32_t k = 0, bytes = 16;
-		while (i + k < n && k < ROUTE_CHUNK && bytes + 2 + op->items[idx[i + k]].klen < META_BUDGET) {
-			bytes += 2 + (uint32_t)op->items[idx[i + k]].klen;
+		uint32_t k = 0, bytes = fixed;
+		while (i + k < n && k < ROUTE_CHUNK && bytes + per + op->items[idx[i + k]].klen < META_BUDGET) {
+			bytes += per + (uint32_t)op->items[idx[i + k]].klen;
 			k++;
 		}
 		struct wire_w w;
-		struct actor_msg *m = actor_msg_new(WIRE_ROUTE_GET);
+		struct actor_msg *m = actor_msg_new(type);
 		wire_w_init(&w);
-		proto_keys_begin(&w, k);
-		for (uint32_t j = 0; j < k; j++)
-			proto_keys_add(&w, op->items[idx[i + j]].key, op->items[idx[i + j]].klen);
+		if (type == WIRE_ROUTE_PUT)
+			proto_route_put_begin(&w, exclude, nexclude, k);
+		else
+			proto_keys_begin(&w, k);
+		for (uint32_t j = 0; j < k; j++) {
+			const struct kvn_item *it = &op->items[idx[i + j]];
+			if (type == WIRE_ROUTE_PUT)
+				proto_route_put_add(&w, it->key, it->klen, it->vlen);
+			else
+				proto_keys_add(&w, it->key, it->klen);
+		}
 		if (wire_w_to_msg(&w, m) != 0) {
 			wire_w_fini(&w);
 			actor_msg_free(m);
@@ -154,47 +166,15 @@ int client_route_get(struct kvn_client *c, struct client_op *op, const uint32_t 
 	return 0;
 }
 
+int client_route_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n)
+{
+	return route_chunks(c, op, WIRE_ROUTE_GET, idx, n, NULL, 0);
+}
+
 int client_route_put(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n,
 		     const char *const *exclude, uint32_t nexclude)
 {
-	uint32_t i = 0, exbytes = 0;
-	for (uint32_t e = 0; e < nexclude; e++)
-		exbytes += 2 + (uint32_t)strlen(exclude[e]);
-	while (i < n) {
-		uint32_t k = 0, bytes = 16 + exbytes;
-		while (i + k < n && k < ROUTE_CHUNK && bytes + 10 + op->items[idx[i + k]].klen < META_BUDGET) {
-			bytes += 10 + (uint32_t)op->items[idx[i + k]].klen;
-			k++;
-		}
-		struct wire_w w;
-		struct actor_msg *m = actor_msg_new(WIRE_ROUTE_PUT);
-		wire_w_init(&w);
-		proto_route_put_begin(&w, exclude, nexclude, k);
-		for (uint32_t j = 0; j < k; j++) {
-			const struct kvn_item *it = &op->items[idx[i + j]];
-			proto_route_put_add(&w, it->key, it->klen, it->vlen);
-		}
-		if (wire_w_to_msg(&w, m) != 0) {
-			wire_w_fini(&w);
-			actor_msg_free(m);
-			return KVN_EPROTO;
-		}
-		int rc = client_master_call(c, op, m);
-		if (rc)
-			return rc;
-		struct wire_r r;
-		uint32_t got;
-		if (proto_routes_open(&r, op->reply, &got) != 0 || got != k)
-			return KVN_EPROTO;
-		for (uint32_t j = 0; j < k; j++) {
-			struct proto_route *rt = &op->rt[idx[i + j]];
-			if (proto_routes_next(&r, rt) != 0)
-				return KVN_EPROTO;
-			op->route_st[idx[i + j]] = rt->status;
-		}
-		i += k;
-	}
-	return 0;
+	return route_chunks(c, op, WIRE_ROUTE_PUT, idx, n, exclude, nexclude);
 }
 
 /* ---- sending a round to the peers ---- */

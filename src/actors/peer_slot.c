@@ -147,6 +147,27 @@ static void reply_w(struct peer *p, const struct actor_msg *m, struct wire_w *w)
 	actor_reply(p->self, m, r, 0);
 }
 
+/* Decode every item of m before any is acted on: a malformed request
+ * changes nothing.  On success *r is reopened at the first item; on error
+ * the request has been answered. */
+static int items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n)
+{
+	struct proto_item it;
+
+	if (proto_items_open(r, m->meta, m->meta_len, flags, n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return -1;
+	}
+	for (uint32_t i = 0; i < *n; i++)
+		proto_items_next(r, &it);
+	if (wire_r_end(r) != 0) {
+		actor_reply_status(p->self, m, r->err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
+		return -1;
+	}
+	proto_items_open(r, m->meta, m->meta_len, flags, n);
+	return 0;
+}
+
 /* ---- ALLOC_SLOT ---- */
 
 void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
@@ -160,18 +181,9 @@ void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
 	uint64_t now = kvn_now_ms();
 
 	/* decode everything before reserving anything */
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
+	if (items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		proto_items_next(&r, &it);
-	if (wire_r_end(&r) != 0) {
-		actor_reply_status(p->self, m, r.err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
-		return;
-	}
 	sweep(s, now);
-	proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
 	wire_w_init(&w);
 	proto_slots_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -472,17 +484,9 @@ void peer_handle_abort_slot(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	uint64_t now = kvn_now_ms();
 
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
+	/* decode everything before acting on anything */
+	if (items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		proto_items_next(&r, &it);
-	if (wire_r_end(&r) != 0) {
-		actor_reply_status(p->self, m, r.err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
-		return;
-	}
-	proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
 	wire_w_init(&w);
 	proto_results_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
