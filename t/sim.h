@@ -18,7 +18,7 @@
 #define SIM_PEERS 3
 #define SIM_CLIENTS 3
 #define SIM_KEYS 12
-#define SIM_MAX_VALUE 12288u
+#define SIM_MAX_VALUE 40960u /* above the peer's 16 KiB copy threshold: GETs use leases too */
 #define SIM_CALL_MS 2000u /* deadline of every client operation */
 #define SIM_TRY_MS 500u   /* one attempt of a step; the rest is retried */
 #define SIM_MAX_HOLDS 16
