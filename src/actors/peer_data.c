@@ -43,7 +43,7 @@ static void iov_push(struct peer_put *pp, int *cap, void *base, size_t len)
 }
 
 /* Bytes of an item we refuse still arrive: they go to the scratch page. */
-static void iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size)
+void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size)
 {
 	while (size > 0) {
 		size_t k = size < SCRATCH_LEN ? (size_t)size : SCRATCH_LEN;
@@ -52,15 +52,16 @@ static void iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t 
 	}
 }
 
-static void iov_pages(struct peer *p, struct peer_put *pp, int *cap, const struct keytab_view *v)
+/* The first `size` bytes of a slot's pages, extent by extent. */
+void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struct alloc_extent *ext, int next,
+		      uint64_t size)
 {
-	uint64_t left = v->size;
-	for (int i = 0; i < v->next && left > 0; i++) {
-		uint64_t len = ext_bytes(p->st->arena, &v->ext[i]);
-		if (len > left)
-			len = left;
-		iov_push(pp, cap, alloc_addr(p->st->arena, v->ext[i].page), (size_t)len);
-		left -= len;
+	for (int i = 0; i < next && size > 0; i++) {
+		uint64_t len = ext_bytes(p->st->arena, &ext[i]);
+		if (len > size)
+			len = size;
+		iov_push(pp, cap, alloc_addr(p->st->arena, ext[i].page), (size_t)len);
+		size -= len;
 	}
 }
 
@@ -124,9 +125,9 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
 		pp->status[i] = rc;
 		if (rc == 0)
-			iov_pages(p, pp, &cap, &v);
+			peer_iov_extents(p, pp, &cap, v.ext, v.next, v.size);
 		else
-			iov_discard(p, pp, &cap, it.size);
+			peer_iov_discard(p, pp, &cap, it.size);
 	}
 	if (wire_r_end(&r) != 0 || total != payload_len) {
 		peer_sink_abort(p->self, pp);
@@ -286,10 +287,8 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 	struct evbuffer *payload;
 	uint64_t now = kvn_now_ms(), bytes = 0;
 
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	}
 	payload = evbuffer_new();
 	if (!payload)
 		kvn_fatal("out of memory");
@@ -299,8 +298,7 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		struct proto_result res = { 0 };
 		struct keytab_view v;
 		uint64_t lease;
-		if (proto_items_next(&r, &it) != 0)
-			break;
+		proto_items_next(&r, &it); /* checked above */
 		if (bytes > PROTO_MAX_BATCH_PAYLOAD) {
 			res.status = KVN_EBUSY; /* the client asks again in another round */
 			proto_results_add(&w, &res);
@@ -346,13 +344,28 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
-	if (wire_r_end(&r) != 0) {
-		wire_w_fini(&w);
-		evbuffer_free(payload);
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
-	}
 	reply_meta(p, m, &w, 0, payload);
+}
+
+/* Decode every item of m before any is acted on: a malformed request
+ * changes nothing.  On success *r is reopened at the first item; on error
+ * the request has been answered. */
+int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n)
+{
+	struct proto_item it;
+
+	if (proto_items_open(r, m->meta, m->meta_len, flags, n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return -1;
+	}
+	for (uint32_t i = 0; i < *n; i++)
+		proto_items_next(r, &it);
+	if (wire_r_end(r) != 0) {
+		actor_reply_status(p->self, m, r->err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
+		return -1;
+	}
+	proto_items_open(r, m->meta, m->meta_len, flags, n);
+	return 0;
 }
 
 void peer_handle_exists(struct peer *p, struct actor_msg *m)
@@ -363,10 +376,8 @@ void peer_handle_exists(struct peer *p, struct actor_msg *m)
 	uint8_t flags;
 	uint32_t n;
 
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	}
 	wire_w_init(&w);
 	proto_results_begin(&w, n);
 	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++) {
@@ -378,11 +389,6 @@ void peer_handle_exists(struct peer *p, struct actor_msg *m)
 			res.size = v.size;
 		}
 		proto_results_add(&w, &res);
-	}
-	if (wire_r_end(&r) != 0) {
-		wire_w_fini(&w);
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
 	}
 	reply_meta(p, m, &w, 0, NULL);
 }
@@ -396,10 +402,8 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	uint64_t last = 0;
 
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	}
 	wire_w_init(&w);
 	proto_results_begin(&w, n);
 	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++) {
@@ -412,11 +416,6 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
 			p->stats.removes++;
 		}
 		proto_results_add(&w, &res);
-	}
-	if (wire_r_end(&r) != 0) {
-		wire_w_fini(&w);
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
 	}
 	if (last == 0) {
 		reply_meta(p, m, &w, 0, NULL);

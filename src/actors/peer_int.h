@@ -120,6 +120,10 @@ void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64
 int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
 	      struct net_sink *sink);
 void peer_sink_abort(struct actor *self, void *cookie);
+/* Decode every item of a data-path request before any is acted on, so a
+ * malformed request changes nothing; on success *r is reopened at the first
+ * item, on error the request has been answered. */
+int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n);
 void peer_handle_put(struct peer *p, struct actor_msg *m);
 void peer_handle_get(struct peer *p, struct actor_msg *m);
 void peer_handle_exists(struct peer *p, struct actor_msg *m);
@@ -129,6 +133,11 @@ void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
 void peer_put_free(struct peer_put *pp);
+/* Lay out a payload's destination in pp->iov (grown as needed): a slot's
+ * pages, or the scratch page for bytes that are read and dropped. */
+void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struct alloc_extent *ext, int next,
+		      uint64_t size);
+void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size);
 /* peer_slot.c: ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY */
 void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m);
 void peer_handle_commit_slot(struct peer *p, struct actor_msg *m);

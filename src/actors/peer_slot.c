@@ -34,7 +34,6 @@
 #define SLOT_MAX 65536
 /* Refused items' bytes are read into p->scratch in pieces this big (the
  * scratch buffer is larger). */
-#define DISCARD_CHUNK 4096
 
 struct slot_recv;
 
@@ -147,27 +146,6 @@ static void reply_w(struct peer *p, const struct actor_msg *m, struct wire_w *w)
 	actor_reply(p->self, m, r, 0);
 }
 
-/* Decode every item of m before any is acted on: a malformed request
- * changes nothing.  On success *r is reopened at the first item; on error
- * the request has been answered. */
-static int items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n)
-{
-	struct proto_item it;
-
-	if (proto_items_open(r, m->meta, m->meta_len, flags, n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return -1;
-	}
-	for (uint32_t i = 0; i < *n; i++)
-		proto_items_next(r, &it);
-	if (wire_r_end(r) != 0) {
-		actor_reply_status(p->self, m, r->err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
-		return -1;
-	}
-	proto_items_open(r, m->meta, m->meta_len, flags, n);
-	return 0;
-}
-
 /* ---- ALLOC_SLOT ---- */
 
 void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
@@ -181,7 +159,7 @@ void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
 	uint64_t now = kvn_now_ms();
 
 	/* decode everything before reserving anything */
-	if (items_check(p, m, &r, &flags, &n) != 0)
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
 	sweep(s, now);
 	wire_w_init(&w);
@@ -219,20 +197,6 @@ void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
 }
 
 /* ---- COMMIT_SLOT: receive ---- */
-
-static void iov_add(struct peer_put *pp, int *cap, void *base, size_t len)
-{
-	if (pp->niov == *cap) {
-		*cap = *cap ? *cap * 2 : 16;
-		struct iovec *v = realloc(pp->iov, (size_t)*cap * sizeof *v);
-		if (!v)
-			kvn_fatal("out of memory");
-		pp->iov = v;
-	}
-	pp->iov[pp->niov].iov_base = base;
-	pp->iov[pp->niov].iov_len = len;
-	pp->niov++;
-}
 
 static void recv_free(struct slot_recv *rv)
 {
@@ -307,21 +271,10 @@ static int commit_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, 
 			uint64_t reserved_at = rec->deadline - p->o.pending_ttl_ms;
 			if (reserved_at < rv->pp.started_ms)
 				rv->pp.started_ms = reserved_at;
-			uint64_t left = rec->size;
-			for (int e = 0; e < rec->next && left > 0; e++) {
-				uint64_t len = (uint64_t)rec->ext[e].npages * alloc_page_size(p->st->arena);
-				if (len > left)
-					len = left;
-				iov_add(&rv->pp, &cap, alloc_addr(p->st->arena, rec->ext[e].page), (size_t)len);
-				left -= len;
-			}
+			peer_iov_extents(p, &rv->pp, &cap, rec->ext, rec->next, rec->size);
 			continue;
 		}
-		for (uint64_t left = it.size; left > 0;) {
-			size_t k = left < DISCARD_CHUNK ? (size_t)left : DISCARD_CHUNK;
-			iov_add(&rv->pp, &cap, p->scratch, k);
-			left -= k;
-		}
+		peer_iov_discard(p, &rv->pp, &cap, it.size);
 	}
 	if (wire_r_end(&r) != 0 || total != payload_len) {
 		recv_release(rv);
@@ -485,7 +438,7 @@ void peer_handle_abort_slot(struct peer *p, struct actor_msg *m)
 	uint64_t now = kvn_now_ms();
 
 	/* decode everything before acting on anything */
-	if (items_check(p, m, &r, &flags, &n) != 0)
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
 	wire_w_init(&w);
 	proto_results_begin(&w, n);
