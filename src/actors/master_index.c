@@ -523,18 +523,11 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 		}
 		proto_routes_add(&w, &rt);
 	}
-	struct actor_msg *rep = actor_msg_new(WIRE_ROUTE_PUT);
-	rc = wire_w_to_msg(&w, rep);
-	if (rc) {
+	if (proto_reply(ms->self, m, &w, NULL, 0) != 0) {
 		/* the answer does not fit one frame: promise nothing */
 		for (uint32_t i = 0; i < n; i++)
 			if (placed[i])
 				placed[i]->reserved -= items[i].size;
-		wire_w_fini(&w);
-		actor_msg_free(rep);
-		actor_reply_status(ms->self, m, KVN_ETOOBIG);
-	} else {
-		actor_reply(ms->self, m, rep, 0);
 	}
 	free(placed);
 	free(items);
@@ -586,14 +579,7 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 		}
 		proto_routes_add(&w, &rt);
 	}
-	struct actor_msg *rep = actor_msg_new(WIRE_ROUTE_GET);
-	if (wire_w_to_msg(&w, rep) != 0) {
-		wire_w_fini(&w);
-		actor_msg_free(rep);
-		actor_reply_status(ms->self, m, KVN_ETOOBIG);
-		return;
-	}
-	actor_reply(ms->self, m, rep, 0);
+	proto_reply(ms->self, m, &w, NULL, 0);
 }
 
 /* ---- STAT, PING ---- */
@@ -617,14 +603,7 @@ void master_on_stat(struct master *ms, const struct actor_msg *m)
 		sn.objects = n->objects;
 		proto_stat_add(&w, &sn);
 	}
-	struct actor_msg *rep = actor_msg_new(WIRE_STAT);
-	if (wire_w_to_msg(&w, rep) != 0) {
-		wire_w_fini(&w);
-		actor_msg_free(rep);
-		actor_reply_status(ms->self, m, KVN_ETOOBIG);
-		return;
-	}
-	actor_reply(ms->self, m, rep, 0);
+	proto_reply(ms->self, m, &w, NULL, 0);
 }
 
 void master_on_ping(struct master *ms, const struct actor_msg *m)

@@ -179,22 +179,6 @@ void peer_sink_abort(struct actor *self, void *cookie)
 	peer_put_free(pp);
 }
 
-static void reply_meta(struct peer *p, const struct actor_msg *m, struct wire_w *w, int status,
-		       struct evbuffer *payload)
-{
-	struct actor_msg *r = actor_msg_new(m->type);
-	if (wire_w_to_msg(w, r) != 0) {
-		wire_w_fini(w);
-		if (payload)
-			evbuffer_free(payload);
-		actor_msg_free(r);
-		actor_reply_status(p->self, m, KVN_ENOMEM);
-		return;
-	}
-	r->payload = payload;
-	actor_reply(p->self, m, r, status);
-}
-
 /* Copy a buffered payload into the reserved pages (transports without a
  * sink, e.g. the simulated network). */
 static void put_copy_in(struct peer *p, struct peer_put *pp, struct evbuffer *payload)
@@ -252,7 +236,7 @@ void peer_handle_put(struct peer *p, struct actor_msg *m)
 	}
 	peer_put_free(pp);
 	if (last == 0) {
-		reply_meta(p, m, &w, 0, NULL);
+		proto_reply(p->self, m, &w, NULL, 0);
 		return;
 	}
 	/* acknowledged only once the master has applied (or committed) it:
@@ -344,7 +328,7 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
-	reply_meta(p, m, &w, 0, payload);
+	proto_reply(p->self, m, &w, payload, 0);
 }
 
 /* Decode every item of m before any is acted on: a malformed request
@@ -390,7 +374,7 @@ void peer_handle_exists(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
-	reply_meta(p, m, &w, 0, NULL);
+	proto_reply(p->self, m, &w, NULL, 0);
 }
 
 void peer_handle_remove(struct peer *p, struct actor_msg *m)
@@ -418,7 +402,7 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
 		proto_results_add(&w, &res);
 	}
 	if (last == 0) {
-		reply_meta(p, m, &w, 0, NULL);
+		proto_reply(p->self, m, &w, NULL, 0);
 		return;
 	}
 	struct actor_msg tmp = { 0 };

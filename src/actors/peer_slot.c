@@ -132,20 +132,6 @@ static int expired(const struct slot_rec *r, uint64_t now)
 	return now >= r->deadline;
 }
 
-/* ---- replies ---- */
-
-static void reply_w(struct peer *p, const struct actor_msg *m, struct wire_w *w)
-{
-	struct actor_msg *r = actor_msg_new(m->type);
-	if (wire_w_to_msg(w, r) != 0) {
-		wire_w_fini(w);
-		actor_msg_free(r);
-		actor_reply_status(p->self, m, KVN_ENOMEM);
-		return;
-	}
-	actor_reply(p->self, m, r, 0);
-}
-
 /* ---- ALLOC_SLOT ---- */
 
 void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
@@ -193,7 +179,7 @@ void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
 		}
 		proto_slots_add(&w, &res);
 	}
-	reply_w(p, m, &w);
+	proto_reply(p->self, m, &w, NULL, 0);
 }
 
 /* ---- COMMIT_SLOT: receive ---- */
@@ -411,7 +397,7 @@ void peer_handle_commit_slot(struct peer *p, struct actor_msg *m)
 	}
 	recv_free(rv);
 	if (last == 0) {
-		reply_w(p, m, &w);
+		proto_reply(p->self, m, &w, NULL, 0);
 		return;
 	}
 	/* like PUT: acknowledged once the master applied (or committed) it */
@@ -466,7 +452,7 @@ void peer_handle_abort_slot(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
-	reply_w(p, m, &w);
+	proto_reply(p->self, m, &w, NULL, 0);
 }
 
 /* ---- RESOLVE_KEY ---- */
@@ -503,7 +489,7 @@ void peer_handle_resolve(struct peer *p, struct actor_msg *m)
 		return;
 	}
 	slots_of(p)->st.resolves += n;
-	reply_w(p, m, &w);
+	proto_reply(p->self, m, &w, NULL, 0);
 }
 
 /* ---- per cycle ---- */

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <event2/buffer.h>
 #include <string.h>
 
 #include "actors/proto.h"
@@ -27,6 +28,24 @@ static int check_count(struct wire_r *r, uint32_t n, uint32_t min_item)
 		r->err = KVN_EPROTO;
 		return KVN_EPROTO;
 	}
+	return 0;
+}
+
+int proto_reply(struct actor *self, const struct actor_msg *req, struct wire_w *w, struct evbuffer *payload,
+		int status)
+{
+	struct actor_msg *r = actor_msg_new(req->type);
+	int rc = wire_w_to_msg(w, r);
+	if (rc) {
+		wire_w_fini(w);
+		if (payload)
+			evbuffer_free(payload);
+		actor_msg_free(r);
+		actor_reply_status(self, req, rc);
+		return rc;
+	}
+	r->payload = payload;
+	actor_reply(self, req, r, status);
 	return 0;
 }
 

@@ -22,6 +22,13 @@ enum proto_put_flags { PROTO_PUT_DURABLE = 1 };
 /* Largest number of items in one batch message. */
 #define PROTO_MAX_ITEMS 4096
 
+/* Answer req with the writer's metadata (and payload, taken; NULL for none)
+ * and status.  If the writer failed (KVN_ETOOBIG: the answer does not fit a
+ * frame), answer that error instead, free the payload and return it so the
+ * caller can undo what the answer promised.  The writer is reset either way. */
+int proto_reply(struct actor *self, const struct actor_msg *req, struct wire_w *w, struct evbuffer *payload,
+		int status);
+
 /* ---- PING ---- */
 int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server_id);
 int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap);

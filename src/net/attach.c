@@ -54,6 +54,13 @@ void conn_reject(struct conn *c, int err, const char *why)
 	conn_flush(c);
 }
 
+/* A handshake message that does not decode, or comes out of turn. */
+static void hs_malformed(struct conn *c)
+{
+	NSTAT_ADD(proto_err, 1);
+	conn_fail(c, KVN_EPROTO);
+}
+
 void hs_server(struct conn *c)
 {
 	struct wire_r r;
@@ -69,8 +76,7 @@ void hs_server(struct conn *c)
 		wire_r_str(&r, hello.node_id, sizeof hello.node_id);
 		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
 		if (wire_r_end(&r) != 0 || !n) {
-			NSTAT_ADD(proto_err, 1);
-			conn_fail(c, KVN_EPROTO);
+			hs_malformed(c);
 			return;
 		}
 		memcpy(hello.nonce, n, AUTH_NONCE_LEN);
@@ -97,8 +103,7 @@ void hs_server(struct conn *c)
 		struct auth_session *sess = NULL;
 		const uint8_t *p = wire_r_raw(&r, AUTH_MAC_LEN);
 		if (wire_r_end(&r) != 0 || !p) {
-			NSTAT_ADD(proto_err, 1);
-			conn_fail(c, KVN_EPROTO);
+			hs_malformed(c);
 			return;
 		}
 		memcpy(proof.mac, p, AUTH_MAC_LEN);
@@ -117,9 +122,8 @@ void hs_server(struct conn *c)
 		conn_flush(c);
 		return;
 	}
-	NSTAT_ADD(proto_err, 1);
 	log_warn("auth: unexpected %s during handshake from %s: closing", wire_type_name(c->h.type), c->remote);
-	conn_fail(c, KVN_EPROTO);
+	hs_malformed(c);
 }
 
 void hs_client(struct conn *c)
@@ -142,8 +146,7 @@ void hs_client(struct conn *c)
 		wire_r_str(&r, ch.server_id, sizeof ch.server_id);
 		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
 		if (wire_r_end(&r) != 0 || !n) {
-			NSTAT_ADD(proto_err, 1);
-			conn_fail(c, KVN_EPROTO);
+			hs_malformed(c);
 			return;
 		}
 		memcpy(ch.nonce, n, AUTH_NONCE_LEN);
@@ -165,8 +168,7 @@ void hs_client(struct conn *c)
 		struct auth_session *sess = NULL;
 		const uint8_t *p = wire_r_raw(&r, AUTH_MAC_LEN);
 		if (wire_r_end(&r) != 0 || !p) {
-			NSTAT_ADD(proto_err, 1);
-			conn_fail(c, KVN_EPROTO);
+			hs_malformed(c);
 			return;
 		}
 		memcpy(sp.mac, p, AUTH_MAC_LEN);
@@ -183,8 +185,7 @@ void hs_client(struct conn *c)
 		conn_flush(c);
 		return;
 	}
-	NSTAT_ADD(proto_err, 1);
-	conn_fail(c, KVN_EPROTO);
+	hs_malformed(c);
 }
 
 /* Outgoing: the socket is connected; say HELLO. */
