@@ -423,7 +423,7 @@ int main(int argc, char **argv)
 			kvn_conf_fini(&conf);
 			return 2;
 		}
-		rc = cli_main(argc - optind, argv + optind, &conf, config);
+		rc = cli_main(argc - optind, argv + optind, &conf);
 	} else {
 		if (!config)
 			log_info("no config file (%s not found): using built-in defaults", DEFAULT_CONFIG);

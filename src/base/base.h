@@ -146,6 +146,9 @@ struct kvn_conf {
 /* Fill every field with its default.  Strings are heap copies: call fini. */
 void kvn_conf_init(struct kvn_conf *c);
 void kvn_conf_fini(struct kvn_conf *c);
+/* dst = src with its own copies of the strings (dst is overwritten, not
+ * finied: pass an empty or finied one). */
+void kvn_conf_copy(struct kvn_conf *dst, const struct kvn_conf *src);
 /* Parse an INI file over the current values.  On error returns KVN_ECONFIG,
  * leaves c as it was and writes "FILE:LINE: section.key = 'value': problem"
  * (or "FILE:LINE: problem", "FILE: problem") to err.  A missing file is an

@@ -444,7 +444,7 @@ void kvn_conf_fini(struct kvn_conf *c)
 	memset(c, 0, sizeof *c);
 }
 
-static void conf_copy(struct kvn_conf *dst, const struct kvn_conf *src)
+void kvn_conf_copy(struct kvn_conf *dst, const struct kvn_conf *src)
 {
 	*dst = *src;
 	for (size_t i = 0; i < NKEYS; i++)
@@ -599,7 +599,7 @@ int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen
 		return KVN_ECONFIG;
 	}
 	/* parse into a copy so a bad file leaves c as it was */
-	conf_copy(&tmp, c);
+	kvn_conf_copy(&tmp, c);
 	st.c = &tmp;
 	rc = ini_parse_stream(load_reader, &st, load_handler, &st);
 	fclose(st.f);

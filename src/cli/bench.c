@@ -639,7 +639,7 @@ static void bench_free(struct bench *b)
 	pthread_cond_destroy(&b->cv);
 }
 
-int cli_bench(int argc, char **argv, const struct kvn_options *opt)
+int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 {
 	struct bench b;
 	pthread_condattr_t ca;
@@ -654,7 +654,7 @@ int cli_bench(int argc, char **argv, const struct kvn_options *opt)
 	if (b.a.op != OP_MEMCPY) {
 		if (cli_bench_target_parse(b.a.target, &b.t, &b.cfg, err, sizeof(err)))
 			return usage_error("%s", err);
-		b.cfg.opt = opt;
+		b.cfg.conf = conf;
 		b.cfg.timeout_ms = b.a.timeout_ms;
 		b.cfg.timeout_given = b.a.timeout_given;
 		b.cfg.put_flags = b.a.durable ? KVN_PUT_DURABLE : 0;

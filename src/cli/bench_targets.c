@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "actors/roles.h"
 #include "cli/cli.h"
 
 /* ---- kvnode: the client API ---------------------------------------------- */
@@ -42,18 +43,22 @@ struct kv_handle {
 
 static int kv_connect(const struct cli_bench_cfg *cfg, void **out, char *err, size_t errlen)
 {
-	struct kvn_options o;
+	struct kvn_conf conf;
 	struct kv_handle *h;
 	int rc;
 
-	memset(&o, 0, sizeof(o));
-	if (cfg->opt)
-		o = *cfg->opt;
+	if (!cfg->conf) {
+		snprintf(err, errlen, "kvnode: connect: no client configuration");
+		return KVN_ECONFIG;
+	}
+	/* The whole config, --set overrides included (client.route_cache_ttl,
+	 * client.timeout, ...); kvn_connect_conf takes the copy's strings. */
+	kvn_conf_copy(&conf, cfg->conf);
 	if (cfg->timeout_given)
-		o.timeout_ms = cfg->timeout_ms;
+		conf.client_timeout = cfg->timeout_ms;
 	h = kvn_xcalloc(1, sizeof(*h));
 	h->flags = cfg->put_flags;
-	rc = kvn_connect(&o, &h->c);
+	rc = kvn_connect_conf(&conf, &h->c);
 	if (rc) {
 		snprintf(err, errlen, "kvnode: connect: %s", kvn_strerror(rc));
 		free(h);

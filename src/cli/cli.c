@@ -257,7 +257,7 @@ static int cmd_stat(struct kvn_client *c)
 	return 0;
 }
 
-int cli_main(int argc, char **argv, struct kvn_conf *conf, const char *config_path)
+int cli_main(int argc, char **argv, struct kvn_conf *conf)
 {
 	struct kvn_client *c = NULL;
 	const char *cmd = argv[0];
@@ -265,13 +265,7 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf, const char *config_pa
 	int rc;
 
 	if (strcmp(cmd, "bench") == 0) {
-		struct kvn_options opt = {
-			.config_path = config_path,
-			.master = conf->client_master,
-			.secret_file = conf->auth_client_secret_file,
-			.timeout_ms = conf->client_timeout,
-		};
-		return cli_bench(argc, argv, &opt);
+		return cli_bench(argc, argv, conf);
 	}
 	if (strcmp(cmd, "ping") && strcmp(cmd, "put") && strcmp(cmd, "get") && strcmp(cmd, "exists") &&
 	    strcmp(cmd, "rm") && strcmp(cmd, "stat")) {

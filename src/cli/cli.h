@@ -13,22 +13,23 @@ struct kvn_conf;
 /* Run one client command (argv[0]: ping, put, get, exists, rm, stat, bench)
  * with the loaded config; conf's strings may be taken.  Returns the exit
  * status. */
-int cli_main(int argc, char **argv, struct kvn_conf *conf, const char *config_path);
+int cli_main(int argc, char **argv, struct kvn_conf *conf);
 
 /* argv[0] == "bench".  Returns the process exit status (0 ok, 2 usage, else
- * kvn_err_exit_code).  `opt` tells the kvnode target how to connect (one
- * client per bench thread); it is only read, and may be NULL for the other
- * targets.  Prints results on stdout, diagnostics on stderr. */
-int cli_bench(int argc, char **argv, const struct kvn_options *opt);
+ * kvn_err_exit_code).  `conf` is the CLI's finalized config, --set overrides
+ * included: every kvnode-target client (one per bench thread) connects with
+ * its own copy.  Only read.  Prints results on stdout, diagnostics on
+ * stderr. */
+int cli_bench(int argc, char **argv, const struct kvn_conf *conf);
 
 /* ---- internal to src/cli: bench.c drives the targets of bench_targets.c ----
  * (STYLE: one header per module folder, so the two files share it here.) */
 
 /* What a target connection needs to know; filled by cli_bench_target_parse
  * and bench.c, copied by connect (nothing in it is kept by reference except
- * `opt`, which must outlive the connection). */
+ * `conf`, which must outlive the connection). */
 struct cli_bench_cfg {
-	const struct kvn_options *opt; /* kvnode target: connection options */
+	const struct kvn_conf *conf; /* kvnode target: the CLI's config, copied per client */
 	char host[256];                /* redis / memcached */
 	uint16_t port;
 	uint64_t timeout_ms;  /* deadline of every wait (socket targets) */
