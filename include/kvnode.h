@@ -97,7 +97,9 @@ int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val,
 int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 		unsigned flags, uint64_t *gen);
 /* Copy the value into buf (cap bytes).  *vlen gets the value's size; if it is
- * larger than cap, returns KVN_ERANGE and copies nothing. */
+ * larger than cap, returns KVN_ERANGE and copies nothing.  After any other
+ * error buf may hold bytes that were read and then discarded (a speculative
+ * read the route did not confirm: docs/architecture.md). */
 int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_t cap,
 	    size_t *vlen);
 /* As kvn_get, but only generation gen of the key (from kvn_put_gen,

@@ -243,7 +243,7 @@ static int on_master_reply(struct actor *self, void *arg, struct actor_msg *repl
 	(void)self;
 	op->reply = reply;
 	op->reply_err = err;
-	op->done = 1;
+	op->mdone = 1;
 	return reply ? ACTOR_KEEP : 0;
 }
 
@@ -285,7 +285,7 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 		actor_msg_free(op->reply);
 		op->reply = NULL;
 		op->reply_err = 0;
-		op->done = 0;
+		op->mdone = 0;
 		rc = actor_call(c->self, used, m, op->deadline_ms - now, on_master_reply, op);
 		if (rc) {
 			actor_msg_free(m);
@@ -299,8 +299,8 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 			actor_msg_free(again);
 			return rc;
 		}
-		client_run(c, &op->done, op->deadline_ms + 1000);
-		if (op->done && !op->reply_err && op->reply->status == KVN_ECONN && again) {
+		client_run(c, &op->mdone, op->deadline_ms + 1000);
+		if (op->mdone && !op->reply_err && op->reply->status == KVN_ECONN && again) {
 			client_master_drop(c, used);
 			m = again;
 			again = NULL;
@@ -308,7 +308,7 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 			continue;
 		}
 		actor_msg_free(again);
-		if (!op->done)
+		if (!op->mdone)
 			return KVN_ETIMEDOUT; /* not reached: the call's own timer fires first */
 		if (op->reply_err)
 			return op->reply_err;

@@ -101,6 +101,79 @@ int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *
 
 /* ---- get / exists / remove: route, then ask the peers ---- */
 
+/* ---- speculative get (client.speculative_get) ----
+ *
+ * While route answers have named one peer only, a get's first attempt sends
+ * the peer request together with the ROUTE_GET instead of after it: one
+ * round trip instead of two, which is most of a small get's time.  The
+ * master stays the authority.  Bytes read this way count only when its
+ * answer names the same node and a generation equal to the one the peer
+ * served (or the one asked for, by ref); generations are never reused and
+ * their bytes never change, so such a result is exactly what the route
+ * followed by the read would have returned, and a put acknowledged before
+ * the call is seen as before.  Any other outcome (another node, an older
+ * or newer generation, an error) is forgotten and the item read again the
+ * usual way; the caller's buffer may then have held the discarded bytes
+ * in between, as it may after any failed get. */
+
+/* Send the speculative requests for items idx[0..n) to the sole peer;
+ * their per-item results go to sst[].  0 when nothing was sent. */
+static int spec_send(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+		     const uint64_t *want_gen)
+{
+	struct proto_route rt;
+
+	if (!client_spec_target(c, &rt))
+		return 0;
+	for (uint32_t j = 0; j < n; j++) {
+		op->rt[idx[j]] = rt;
+		if (want_gen)
+			op->rt[idx[j]].gen = want_gen[idx[j]];
+	}
+	client_send_round(c, op, idx, n, sst, 0);
+	c->spec_sent += n;
+	return 1;
+}
+
+/* The route call returned route_rc (op->rt / op->route_st filled when 0):
+ * wait for the speculative round and mark in served[] the items whose
+ * answer in sst[] stands: the route names the node asked, and the answer
+ * is the one the usual read would get there.  For a latest get that is the
+ * routed generation's bytes (or KVN_ERANGE for them); for a get by ref,
+ * which asked that node for the same generation, also KVN_ESTALE and
+ * KVN_ENOTFOUND.  The others are reset for a usual read.  Returns
+ * KVN_ETIMEDOUT if the round outlived the deadline, else 0. */
+static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+		       const uint64_t *want_gen, const char *node, int route_rc, uint8_t *served)
+{
+	int rc = client_wait_round(c, op);
+
+	if (!op->res)
+		op->res = kvn_xcalloc(op->n, sizeof *op->res);
+	client_collect_round(c, op, sst);
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t i = idx[j];
+		struct kvn_item *it = &op->items[i];
+		int s = sst[i], stands;
+		if (s == 0 || s == KVN_ERANGE)
+			stands = op->res[i].gen == (want_gen ? want_gen[i] : op->rt[i].gen);
+		else
+			stands = want_gen && (s == KVN_ESTALE || s == KVN_ENOTFOUND);
+		if (route_rc == 0 && rc == 0 && op->route_st[i] == 0 && strcmp(op->rt[i].node_id, node) == 0 &&
+		    stands) {
+			served[i] = 1;
+			c->spec_served++;
+			continue;
+		}
+		if (op->alloc_get && it->val) {
+			free(it->val); /* sized for the discarded value */
+			it->val = NULL;
+			it->cap = 0;
+		}
+	}
+	return rc;
+}
+
 /* want_gen (GET only, optional): per item the exact generation to read;
  * then KVN_ESTALE is final (a ref that names a value gone), not a reason
  * to re-route as for a "latest" get. */
@@ -121,6 +194,8 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
 	uint32_t *tmpidx = kvn_xcalloc(n ? n : 1, sizeof *tmpidx);
 	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
+	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* speculative reads confirmed */
+	int *sst = NULL;
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
@@ -151,8 +226,21 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 				tmpidx[miss++] = idx[j];
 			}
 		}
+		char spec_node[sizeof c->sole.node_id];
+		int spec = 0;
+		if (kind == WIRE_GET && attempt == 0 && miss) {
+			if (!sst)
+				sst = kvn_xcalloc(n, sizeof *sst);
+			snprintf(spec_node, sizeof spec_node, "%s", c->sole.node_id);
+			spec = spec_send(c, &op, tmpidx, miss, sst, want_gen);
+		}
 		if (miss) {
 			rc = client_route_get(c, &op, tmpidx, miss);
+			if (spec) {
+				int wrc = spec_finish(c, &op, tmpidx, miss, sst, want_gen, spec_node, rc, served);
+				if (!rc)
+					rc = wrc;
+			}
 			if (rc)
 				break;
 			for (uint32_t j = 0; j < miss; j++)
@@ -162,7 +250,9 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		uint32_t go = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op.route_st[idx[j]];
-			if (st[idx[j]] == 0)
+			if (served[idx[j]])
+				st[idx[j]] = sst[idx[j]]; /* the speculative answer stands */
+			else if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
 			/* the peer the key routes to decides: it answers exactly
 			 * that gen, or KVN_ESTALE / KVN_ENOTFOUND */
@@ -219,6 +309,8 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	free(idx);
 	free(tmpidx);
 	free(cached);
+	free(served);
+	free(sst);
 	client_op_end(c, &op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
 }

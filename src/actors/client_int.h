@@ -66,10 +66,18 @@ struct client_op {
 	struct proto_slot_result *sres;
 	/* get by generation: the exact gen per item (0: latest) */
 	const uint64_t *want_gen;
-	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller */
+	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller;
+	 * mdone apart from done, because a speculative GET round
+	 * (client_api.c) is in flight while the route call waits */
 	struct actor_msg *reply;
 	int reply_err;
+	int mdone;
 };
+
+/* client_round.c: a route answer named rt's node (tracks the sole peer). */
+void client_note_node(struct kvn_client *c, const struct proto_route *rt);
+/* The peer a get may speculate on: 1 with *rt filled (gen 0), or 0. */
+int client_spec_target(struct kvn_client *c, struct proto_route *rt);
 
 /* A remembered route (client.route_cache_ttl), keyed by the key bytes. */
 struct route_cache_ent {
@@ -98,6 +106,11 @@ struct kvn_client {
 	uint8_t *scratch;
 	struct route_cache_ent *rcache;
 	uint32_t nrcache;
+	/* the peers route answers have named, up to two: while there is one,
+	 * gets may speculate on it (client.speculative_get) */
+	struct proto_route sole;
+	int nseen;
+	uint64_t spec_sent, spec_served; /* items, for t/spec */
 	char detail[768];
 	/* async puts: in flight, succeeded (callback not yet run), failed
 	 * (not yet taken by kvn_poll_failures); all three count toward

@@ -111,6 +111,29 @@ void client_rc_put(struct kvn_client *c, const void *key, size_t klen, const str
 	c->nrcache++;
 }
 
+/* ---- the sole peer (speculative gets) ---- */
+
+void client_note_node(struct kvn_client *c, const struct proto_route *rt)
+{
+	if (c->nseen == 0 || (c->nseen == 1 && strcmp(c->sole.node_id, rt->node_id) == 0)) {
+		/* the same node may come back on another address */
+		c->sole = *rt;
+		c->nseen = 1;
+	} else {
+		c->nseen = 2; /* for good: a second node makes every guess a coin toss */
+	}
+}
+
+int client_spec_target(struct kvn_client *c, struct proto_route *rt)
+{
+	if (!c->conf.client_speculative_get || c->nseen != 1 || client_is_quarantined(c, c->sole.node_id))
+		return 0;
+	*rt = c->sole;
+	rt->status = 0;
+	rt->gen = 0; /* latest: the route answer says which generation counts */
+	return 1;
+}
+
 /* ---- routing ---- */
 
 /* ROUTE_GET or ROUTE_PUT for items idx[0..n), in chunks whose request and
@@ -160,6 +183,8 @@ static int route_chunks(struct kvn_client *c, struct client_op *op, uint16_t typ
 			if (proto_routes_next(&r, rt) != 0)
 				return KVN_EPROTO;
 			op->route_st[idx[i + j]] = rt->status;
+			if (rt->status == 0)
+				client_note_node(c, rt);
 		}
 		i += k;
 	}

@@ -133,6 +133,7 @@ struct kvn_conf {
 	uint64_t client_endpoint_max_age; /* ms */
 	uint64_t client_quarantine;       /* ms */
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
+	int client_speculative_get; /* bool */
 	/* [auth] */
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;

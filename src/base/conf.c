@@ -119,6 +119,12 @@ const struct conf_key conf_keys[] = {
 	  "0 (the default) asks every time, so every get sees every acknowledged put. "
 	  "Above 0, a get may return a generation that another client's put superseded "
 	  "within this window (the client's own puts and removes are always seen)." },
+	{ "client", "speculative_get", T_BOOL, "on", 0, 1, 0, NULL, NULL,
+	  FIELD(client_speculative_get),
+	  "While the client knows of one peer only, a get asks that peer for the latest "
+	  "value at the same time as it asks the master for the route: one round trip "
+	  "instead of two.  The bytes count only when the master's answer names the same "
+	  "node and generation, so every get still sees every acknowledged put." },
 	/* [auth] */
 	{ "auth", "peer_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.secret", NULL,
 	  FIELD(auth_peer_secret_file),
