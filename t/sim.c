@@ -11,9 +11,11 @@
  *   KVN_SIM_SEEDS=<count> ./t/sim     seeds 1..count (default 200)
  *   KVN_SIM_FIRST=<n>                 ... or n..n+count-1
  *   KVN_SIM_UNSAFE=1                  peers forget unacknowledged events
+ *   KVN_SIM_UNSAFE=2                  a speculative GET's answer stands
+ *                                     without comparing its generation
  *
- * The negative case turns peer_opts.unsafe_forget_unacked on and requires
- * the checker to notice within a few seeds, so the checker has teeth.
+ * The negative cases turn each broken mode on (enum sim_unsafe) and
+ * require the checker to notice within a few seeds, so it has teeth.
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@
 #define GROUP 20
 #define WATCHDOG_S 120 /* real seconds one seed may take */
 #define NEG_MAX_SEEDS 60
+#define NEG_SPEC_SEEDS 40 /* the broken speculation rule: seeds tried at most */
 
 static char watchdog_msg[160];
 
@@ -43,11 +46,17 @@ static void watchdog(int sig)
 	_exit(1);
 }
 
+/* What a replay command needs set for this mode (enum sim_unsafe). */
+static const char *unsafe_env(int unsafe)
+{
+	return unsafe == SIM_UNSAFE_SPEC ? "KVN_SIM_UNSAFE=2 " : unsafe ? "KVN_SIM_UNSAFE=1 " : "";
+}
+
 static void arm_watchdog(uint64_t seed, int unsafe)
 {
 	snprintf(watchdog_msg, sizeof watchdog_msg,
 		 "Bail out! seed %llu ran past %d s of real time; replay: %sKVN_SIM_SEED=%llu ./t/sim\n",
-		 (unsigned long long)seed, WATCHDOG_S, unsafe ? "KVN_SIM_UNSAFE=1 " : "", (unsigned long long)seed);
+		 (unsigned long long)seed, WATCHDOG_S, unsafe_env(unsafe), (unsigned long long)seed);
 	alarm(WATCHDOG_S);
 }
 
@@ -80,8 +89,7 @@ static void print_report(const struct sim_world *s, int unsafe)
 		p += len + (e ? 1 : 0);
 	}
 	tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
-		 unsafe ? "KVN_SIM_UNSAFE=1 " : "", (unsigned long long)s->seed, (unsigned long long)s->digest,
-		 s->nops);
+		 unsafe_env(unsafe), (unsigned long long)s->seed, (unsigned long long)s->digest, s->nops);
 }
 
 /* ---- every seed: the checker holds ---- */
@@ -91,10 +99,12 @@ static void t_seeds(void)
 	uint64_t one = env_u64("KVN_SIM_SEED", 0), count = env_u64("KVN_SIM_SEEDS", 200);
 	uint64_t from = env_u64("KVN_SIM_FIRST", 1);
 	uint64_t first = one ? one : from, last = one ? one : from + (count ? count : 1) - 1;
-	int unsafe = env_u64("KVN_SIM_UNSAFE", 0) != 0;
+	uint64_t unsafe_env = env_u64("KVN_SIM_UNSAFE", 0);
+	int unsafe = unsafe_env == 2 ? SIM_UNSAFE_SPEC : unsafe_env ? SIM_UNSAFE_FORGET : SIM_SAFE;
 	unsigned viol[SIM_RULES] = { 0 };
 	uint64_t mcrash = 0, pcrash = 0, parts = 0, gets = 0, holds = 0, acked = 0, removed = 0, keys = 0;
 	uint64_t dropped = 0, dup = 0, delayed = 0, harsh = 0;
+	uint64_t spec_sent = 0, spec_ok = 0, spec_no = 0, spec_dropped = 0, spec_late = 0;
 	uint64_t t0 = kvn_now_ms();
 
 	for (uint64_t g = first; g <= last; g += GROUP) {
@@ -129,6 +139,11 @@ static void t_seeds(void)
 			dup += s.net.duplicated;
 			delayed += s.net.delayed;
 			harsh += (uint64_t)s.harsh;
+			spec_sent += s.n_spec_sent;
+			spec_ok += s.n_spec_accepted;
+			spec_no += s.n_spec_rejected;
+			spec_dropped += s.n_spec_dropped;
+			spec_late += s.n_spec_late;
 		}
 		ok(nfail == 0, "seeds %llu..%llu: every checker rule held%s%s", (unsigned long long)g,
 		   (unsigned long long)end, nfail ? "; failing seeds:" : "", failed);
@@ -136,10 +151,14 @@ static void t_seeds(void)
 	uint64_t n = last - first + 1, dt = kvn_now_ms() - t0;
 	tap_diag("%llu seeds (%llu with a harsh network) in %llu ms of real time", (unsigned long long)n,
 		 (unsigned long long)harsh, (unsigned long long)dt);
+	tap_diag("speculative gets: %llu sent, %llu stood, %llu discarded by the rule, %llu dropped with their "
+		 "operation; %llu late answers ignored",
+		 (unsigned long long)spec_sent, (unsigned long long)spec_ok, (unsigned long long)spec_no,
+		 (unsigned long long)spec_dropped, (unsigned long long)spec_late);
 	for (int r = 0; r < SIM_RULES; r++)
 		is_int(viol[r], 0, "rule %s: violations over %llu seeds", sim_rule_name(r), (unsigned long long)n);
 	if (n < GROUP) {
-		tap_skip(3, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
+		tap_skip(4, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
 		return;
 	}
 	/* the faults and the workload really happened, or the rules above
@@ -154,6 +173,9 @@ static void t_seeds(void)
 	   "after quiescence",
 	   (unsigned long long)gets, (unsigned long long)holds, (unsigned long long)acked,
 	   (unsigned long long)removed, (unsigned long long)keys);
+	/* both outcomes of the speculation rule ran under the faults */
+	ok(spec_ok > 0 && spec_no > 0, "speculative gets: %llu of %llu answers stood, %llu were discarded by the rule",
+	   (unsigned long long)spec_ok, (unsigned long long)spec_sent, (unsigned long long)spec_no);
 }
 
 /* ---- a seed replays exactly ---- */
@@ -200,7 +222,7 @@ static void t_unsafe_forget(void)
 	/* seeds whose network drops messages: then EVENTS calls fail and the
 	 * unsafe peer answers puts the master never saw */
 	for (uint64_t seed = 1; seed <= 1000 && tried < NEG_MAX_SEEDS && !found; seed++) {
-		run_one(seed, 1, &s);
+		run_one(seed, SIM_UNSAFE_FORGET, &s);
 		if (s.net.dropped == 0)
 			continue;
 		tried++;
@@ -213,7 +235,35 @@ static void t_unsafe_forget(void)
 	   (unsigned long long)tried, (unsigned long long)found, (unsigned long long)stale_reads);
 	if (found) {
 		tap_diag("what the checker said (unsafe peers, expected):");
-		print_report(&s, 1);
+		print_report(&s, SIM_UNSAFE_FORGET);
+	}
+}
+
+static void t_unsafe_spec(void)
+{
+	struct sim_world s;
+	uint64_t found = 0, tried = 0, stood = 0;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	/* a speculative answer from the routed node that holds another
+	 * generation than the route (a put raced the get) is not what the
+	 * routed read returns: kept anyway, the checker must see it */
+	for (uint64_t seed = 1; seed <= NEG_SPEC_SEEDS && !found; seed++) {
+		run_one(seed, SIM_UNSAFE_SPEC, &s);
+		tried++;
+		stood += s.n_spec_accepted;
+		if (s.viol[SIM_RULE_A])
+			found = seed; /* the answer is not the routed gen's */
+	}
+	ok(found != 0, "unsafe speculation (node match only): the checker reports wrong get bytes within %llu seeds "
+		       "(first: seed %llu; %llu speculative answers stood)",
+	   (unsigned long long)tried, (unsigned long long)found, (unsigned long long)stood);
+	if (found) {
+		tap_diag("what the checker said (unsafe speculation, expected):");
+		print_report(&s, SIM_UNSAFE_SPEC);
 	}
 }
 
@@ -223,6 +273,7 @@ int main(int argc, char **argv)
 		{ "seeds", t_seeds },
 		{ "replay", t_replay },
 		{ "unsafe_forget_unacked", t_unsafe_forget },
+		{ "unsafe_speculation", t_unsafe_spec },
 		{ NULL, NULL },
 	};
 	signal(SIGALRM, watchdog);

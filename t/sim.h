@@ -56,6 +56,18 @@ struct sim_op {
 	int status;         /* outcome of the whole operation */
 	uint64_t dead_sent, dead_route; /* master nodes_dead counter then */
 	uint64_t q_start, q_end; /* order of starts and ends, also within one ms */
+	int spec;           /* GET: 0 no speculative request; 1 sent, its answer
+			     * discarded; 2 its answer stood (t_sent .. inc_mask
+			     * then describe that request) */
+};
+
+/* The deliberately broken modes of the negative tests: the checker must
+ * notice each. */
+enum sim_unsafe {
+	SIM_SAFE,
+	SIM_UNSAFE_FORGET, /* peers forget unacknowledged events */
+	SIM_UNSAFE_SPEC,   /* a speculative GET's answer stands when the route names
+			    * its node, whatever generation it holds */
 };
 
 struct sim_client;
@@ -70,7 +82,7 @@ struct sim_crash {
 
 struct sim_world {
 	uint64_t seed, rng;
-	int verbose, unsafe;
+	int verbose, unsafe; /* enum sim_unsafe */
 	struct actor_loop *loop;
 	char dir[256], db[320];
 	struct net_sim *sims[SIM_MAX_SIMS];
@@ -104,13 +116,17 @@ struct sim_world {
 	/* what happened (coverage) */
 	uint64_t n_master_crash, n_peer_crash, n_partition, n_gets_verified, n_holds, n_puts_acked,
 		n_removes_acked, n_checked_keys;
+	/* speculative GETs: sent; answer stood; discarded by the rule after an
+	 * ok route; dropped with their operation (the route failed first);
+	 * replies that came after their operation had ended */
+	uint64_t n_spec_sent, n_spec_accepted, n_spec_rejected, n_spec_dropped, n_spec_late;
 	struct net_sim_stats net;
 	uint64_t digest; /* of the history: replays must match */
 };
 
 /* sim_world.c */
-/* Build, run and check one seed: 0 when every rule held.  unsafe: peers
- * forget unacknowledged events (the negative test). */
+/* Build, run and check one seed: 0 when every rule held.  unsafe: an
+ * enum sim_unsafe (SIM_SAFE but for the negative tests). */
 int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out_summary);
 uint64_t sim_rand(struct sim_world *w);
 /* Record a violation of rule r (message: no trailing newline). */

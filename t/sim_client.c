@@ -2,7 +2,8 @@
  * t/sim_client.c: the simulation's client actor.  It does what
  * src/actors/client_api.c does for one key at a time, over simulated links:
  * put = ROUTE_PUT then PUT{key, gen} with the value of (key, gen); get =
- * ROUTE_GET then GET{key, gen}; remove = ROUTE_GET then REMOVE{key, gen};
+ * ROUTE_GET then GET{key, gen}, some with a speculative GET{key, latest}
+ * sent beside the ROUTE_GET; remove = ROUTE_GET then REMOVE{key, gen};
  * and, after quiescence, the checker's final read of every key.  Every
  * operation has one deadline that each of its calls inherits.  It records
  * each operation in the world's history and checks the bytes of every get
@@ -41,7 +42,17 @@ struct sim_client {
 	uint64_t step_issued, step_timeout;
 	struct sim_hold holds[SIM_MAX_HOLDS];
 	int nholds;
+	/* the current operation's speculative GET (see spec_send) */
+	uint64_t spec_next, spec_tok; /* tokens handed out; the current one (0: none) */
+	int spec_state;               /* SPEC_NONE, SPEC_WAIT (in flight), SPEC_DONE */
+	int route_waits;              /* the route is in and waits for it */
+	int spec_node, spec_inc, spec_ambiguous;
+	uint64_t spec_issued, spec_timeout, spec_dead_sent;
+	struct actor_msg *spec_reply; /* its answer, until the route decides (NULL: an error) */
+	int last_node[SIM_KEYS];      /* where this client last saw each key routed, -1 */
 };
+
+enum { SPEC_NONE, SPEC_WAIT, SPEC_DONE };
 
 /* ---- values ---- */
 
@@ -133,6 +144,17 @@ static const char *kind_name(int k)
 
 static void next_op(struct sim_client *c);
 
+/* The operation no longer wants its speculative GET: its answer, if in,
+ * is freed; one still in flight will find its token stale. */
+static void spec_forget(struct sim_client *c)
+{
+	actor_msg_free(c->spec_reply);
+	c->spec_reply = NULL;
+	c->spec_tok = 0;
+	c->spec_state = SPEC_NONE;
+	c->route_waits = 0;
+}
+
 static void op_end(struct sim_client *c, int status)
 {
 	struct sim_world *w = c->w;
@@ -143,19 +165,22 @@ static void op_end(struct sim_client *c, int status)
 	o->q_end = ++w->qseq;
 	o->status = status;
 	c->busy = 0;
+	if (c->spec_state != SPEC_NONE)
+		w->n_spec_dropped++; /* ended before the route could decide */
+	spec_forget(c);
 	if (o->kind == SIM_PUT && status == 0)
 		w->n_puts_acked++;
 	if (o->kind == SIM_REMOVE && status == 0)
 		w->n_removes_acked++;
 	/* fold the outcome into the digest: a replay must reproduce it */
 	uint64_t f[] = { (uint64_t)o->client, (uint64_t)o->kind, (uint64_t)o->key, o->t_start, o->t_end,
-			 o->gen, (uint64_t)(int64_t)o->status, (uint64_t)(int64_t)o->node };
+			 o->gen, (uint64_t)(int64_t)o->status, (uint64_t)(int64_t)o->node, (uint64_t)o->spec };
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
 		w->digest = mix64(w->digest ^ f[i]);
 	sim_key_name(o->key, k);
-	sim_trace(w, "c%d %s %s%s gen %#llx node %d -> %s (%llu ms)", c->idx, kind_name(o->kind), k,
-		  o->durable ? " durable" : "", (unsigned long long)o->gen, o->node,
-		  status ? kvn_err_name(status) : "ok", (unsigned long long)(o->t_end - o->t_start));
+	sim_trace(w, "c%d %s %s%s%s gen %#llx node %d -> %s (%llu ms)", c->idx, kind_name(o->kind), k,
+		  o->durable ? " durable" : "", o->spec == 2 ? " (speculative)" : "", (unsigned long long)o->gen,
+		  o->node, status ? kvn_err_name(status) : "ok", (unsigned long long)(o->t_end - o->t_start));
 	next_op(c);
 }
 
@@ -163,7 +188,7 @@ static void op_end(struct sim_client *c, int status)
 
 /* Rule d, judged when a call completes: a reply or a timeout, never later
  * than the call's own deadline nor the operation's. */
-static void step_done(struct sim_client *c)
+static void call_done(struct sim_client *c, uint64_t issued, uint64_t timeout)
 {
 	struct sim_world *w = c->w;
 	const struct sim_op *o = &w->ops[c->op];
@@ -171,16 +196,27 @@ static void step_done(struct sim_client *c)
 	char k[8];
 
 	sim_key_name(o->key, k);
-	if (now > c->step_issued + c->step_timeout || now > o->deadline)
+	if (now > issued + timeout || now > o->deadline)
 		sim_violation(w, SIM_RULE_D,
 			      "client %d %s %s: a call issued at t=%llu with a %llu ms deadline completed at t=%llu "
 			      "(operation deadline t=%llu)",
-			      c->idx, kind_name(o->kind), k, (unsigned long long)c->step_issued,
-			      (unsigned long long)c->step_timeout, (unsigned long long)now,
-			      (unsigned long long)o->deadline);
+			      c->idx, kind_name(o->kind), k, (unsigned long long)issued, (unsigned long long)timeout,
+			      (unsigned long long)now, (unsigned long long)o->deadline);
+}
+
+static void step_done(struct sim_client *c)
+{
+	call_done(c, c->step_issued, c->step_timeout);
 }
 
 static void send_step(struct sim_client *c);
+static void spec_decide(struct sim_client *c);
+
+/* At most SIM_TRY_MS, never past the operation's deadline. */
+static uint64_t try_ms(const struct sim_op *o, uint64_t now)
+{
+	return o->deadline - now < SIM_TRY_MS ? o->deadline - now : SIM_TRY_MS;
+}
 
 /* A step's call: one attempt of at most SIM_TRY_MS within the op's
  * deadline; a timed-out attempt is tried again while time is left (the
@@ -197,7 +233,7 @@ static void step_call(struct sim_client *c, actor_id dst, struct actor_msg *m, a
 		return;
 	}
 	c->step_issued = now;
-	c->step_timeout = o->deadline - now < SIM_TRY_MS ? o->deadline - now : SIM_TRY_MS;
+	c->step_timeout = try_ms(o, now);
 	rc = actor_call(c->self, dst, m, c->step_timeout, fn, c);
 	if (rc) {
 		actor_msg_free(m);
@@ -285,8 +321,14 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 		sim_violation(w, SIM_RULE_A, "key %s gen %#llx: ROUTE_GET at t=%llu says size %llu, the value has %llu",
 			      k, (unsigned long long)rt.gen, (unsigned long long)o->t_route,
 			      (unsigned long long)rt.size, (unsigned long long)sim_value_size(o->key, rt.gen));
+	c->last_node[o->key] = o->node;
 	c->step = 1;
-	send_step(c);
+	if (c->spec_state == SPEC_WAIT)
+		c->route_waits = 1; /* the speculative call's own deadline ends the wait */
+	else if (c->spec_state == SPEC_DONE)
+		spec_decide(c);
+	else
+		send_step(c);
 	return 0;
 }
 
@@ -382,19 +424,16 @@ static void hold_tick(struct actor *self, void *arg)
 	hold_arm(c);
 }
 
-static int on_get(struct actor *self, void *arg, struct actor_msg *reply, int err)
+/* The answer that counts for the current GET or CHECK (the routed GET's,
+ * or a speculative one that stood): record it, check its bytes against the
+ * routed gen (rule a), perhaps hold it, and end the operation.  Returns
+ * ACTOR_KEEP when it kept reply (held), else 0: the caller still owns it. */
+static int get_finish(struct sim_client *c, struct actor_msg *reply, int err)
 {
-	struct sim_client *c = arg;
 	struct sim_world *w = c->w;
+	struct sim_op *o = &w->ops[c->op];
 	struct proto_result res;
 	int keep = 0;
-	(void)self;
-	if (w->ending)
-		return 0;
-	step_done(c);
-	if (retried(c, err))
-		return 0;
-	struct sim_op *o = &w->ops[c->op];
 	int rc = result_item(reply, err, &res);
 	if (rc == 0) {
 		o->replied = 1;
@@ -433,6 +472,128 @@ static int on_get(struct actor *self, void *arg, struct actor_msg *reply, int er
 	}
 	op_end(c, rc);
 	return keep;
+}
+
+static int on_get(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct sim_client *c = arg;
+	(void)self;
+	if (c->w->ending)
+		return 0;
+	step_done(c);
+	if (retried(c, err))
+		return 0;
+	return get_finish(c, reply, err);
+}
+
+/* ---- speculative get ----
+ *
+ * As in client_api.c (spec_send / spec_finish): a get may send GET{key,
+ * latest} to a guessed peer together with its ROUTE_GET.  The answer
+ * stands only when the route names that peer and the answer holds the
+ * routed generation: generations are unique and their bytes immutable, so
+ * it is then exactly what the routed read would return, and read-your-
+ * writes holds as for the routed read.  Any other answer is discarded and
+ * the usual GET{key, gen} sent.  The call carries a token because its
+ * answer may come after its operation ended (the route failed first) and
+ * must then touch nothing of a later operation. */
+
+struct spec_call {
+	struct sim_client *c;
+	uint64_t tok;
+};
+
+static int on_spec(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct spec_call *sc = arg;
+	struct sim_client *c = sc->c;
+	uint64_t tok = sc->tok;
+	(void)self;
+	free(sc);
+	if (c->w->ending)
+		return 0;
+	if (tok != c->spec_tok) {
+		c->w->n_spec_late++;
+		return 0;
+	}
+	call_done(c, c->spec_issued, c->spec_timeout);
+	c->spec_state = SPEC_DONE;
+	c->spec_reply = err ? NULL : reply;
+	if (c->route_waits)
+		spec_decide(c);
+	return err ? 0 : ACTOR_KEEP; /* c->spec_reply took it (spec_decide may have passed it on) */
+}
+
+/* At the start of a GET: perhaps send the speculative request. */
+static void spec_send(struct sim_client *c)
+{
+	struct sim_world *w = c->w;
+	struct sim_op *o = &w->ops[c->op];
+	uint64_t now = kvn_now_ms(), timeout = try_ms(o, now);
+
+	if (sim_rand(w) % 2)
+		return;
+	/* mostly where this client last saw the key routed (the real client
+	 * guesses the peer routes have named), sometimes any peer: a wrong
+	 * guess must be discarded too */
+	int node = c->last_node[o->key];
+	if (node < 0 || sim_rand(w) % 4 == 0)
+		node = (int)(sim_rand(w) % SIM_PEERS);
+	struct spec_call *sc = kvn_xmalloc(sizeof *sc);
+	struct actor_msg *m = items_msg(WIRE_GET, o->key, 0, 0, 0);
+	sc->c = c;
+	sc->tok = ++c->spec_next;
+	if (actor_call(c->self, c->peer[node], m, timeout, on_spec, sc) != 0) {
+		actor_msg_free(m); /* no link: this get goes the usual way */
+		free(sc);
+		return;
+	}
+	c->spec_tok = sc->tok;
+	c->spec_state = SPEC_WAIT;
+	c->spec_node = node;
+	c->spec_issued = now;
+	c->spec_timeout = timeout;
+	c->spec_dead_sent = nodes_dead();
+	c->spec_inc = w->peer_inc[node];
+	c->spec_ambiguous = w->nsims == 1 && w->faults.dup_pm > 0;
+	o->spec = 1;
+	w->n_spec_sent++;
+}
+
+/* The route is in (ok: o->gen, o->node) and the speculative call has
+ * completed: its answer stands, or the usual GET goes out. */
+static void spec_decide(struct sim_client *c)
+{
+	struct sim_world *w = c->w;
+	struct sim_op *o = &w->ops[c->op];
+	struct actor_msg *m = c->spec_reply;
+	struct proto_result res = { 0 };
+	char k[8];
+
+	c->spec_reply = NULL; /* this function owns it now */
+	spec_forget(c);
+	int ok = m && result_item(m, 0, &res) == 0 && res.status == 0;
+	int stands = ok && c->spec_node == o->node && (w->unsafe == SIM_UNSAFE_SPEC || res.gen == o->gen);
+	sim_key_name(o->key, k);
+	sim_trace(w, "c%d GET %s: speculative answer of p%d (%s gen %#llx), route gen %#llx on p%d: %s", c->idx, k,
+		  c->spec_node + 1, !m ? "no answer" : ok ? "ok" : "not ok", (unsigned long long)res.gen,
+		  (unsigned long long)o->gen, o->node + 1, stands ? "stands" : "discarded");
+	if (!stands) {
+		actor_msg_free(m);
+		w->n_spec_rejected++;
+		send_step(c);
+		return;
+	}
+	w->n_spec_accepted++;
+	/* the data request whose answer counts is the speculative one */
+	o->spec = 2;
+	o->t_sent = c->spec_issued;
+	o->dead_sent = c->spec_dead_sent;
+	o->ambiguous = c->spec_ambiguous;
+	o->inc_last = c->spec_inc;
+	o->inc_mask |= 1u << (o->inc_last & 31);
+	if (get_finish(c, m, 0) != ACTOR_KEEP)
+		actor_msg_free(m);
 }
 
 /* ---- steps ---- */
@@ -504,6 +665,8 @@ static void op_start(struct sim_client *c, int kind, int key)
 	c->step = 0;
 	if (kind == SIM_PUT)
 		w->ops[c->op].durable = sim_rand(w) % 4 == 0;
+	if (kind == SIM_GET)
+		spec_send(c);
 	send_step(c);
 }
 
@@ -576,6 +739,7 @@ static void client_fini(struct actor *self)
 	struct sim_client *c = actor_state(self);
 	while (c->nholds > 0)
 		hold_release(c, 0, 0);
+	actor_msg_free(c->spec_reply);
 	free(c);
 }
 
@@ -592,6 +756,8 @@ int sim_client_new(struct sim_world *w, int idx, struct sim_client **out)
 
 	c->w = w;
 	c->idx = idx;
+	for (int k = 0; k < SIM_KEYS; k++)
+		c->last_node[k] = -1;
 	if ((rc = actor_spawn(w->loop, &client_ops, c, 4096, &c->self)) != 0) {
 		free(c);
 		return rc;

@@ -151,7 +151,7 @@ static int start_peer(struct sim_world *w, int i)
 		.max_value_size = 1u << 20,
 		.mailbox = 4096,
 		.call_timeout_ms = 300,
-		.unsafe_forget_unacked = w->unsafe,
+		.unsafe_forget_unacked = w->unsafe == SIM_UNSAFE_FORGET,
 	};
 	int rc = peer_start(w->loop, &o, &w->peers[i], err, sizeof err);
 	if (rc) {
