@@ -504,24 +504,22 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		struct proto_route rt = { 0 };
 		struct mnode *node = NULL;
 		uint64_t gen = 0;
+		int32_t status;
 
 		if (items[i].klen == 0 || items[i].klen > KVN_MAX_KEY)
-			rt.status = KVN_EKEYLEN;
+			status = KVN_EKEYLEN;
 		else if (items[i].size > ms->max_value_size)
-			rt.status = KVN_ETOOBIG;
-		else if ((rt.status = place(ms, items[i].size, &node)) == 0 &&
-			 (rt.status = master_next_gen(ms, &gen)) == 0) {
+			status = KVN_ETOOBIG;
+		else if ((status = place(ms, items[i].size, &node)) == 0 &&
+			 (status = master_next_gen(ms, &gen)) == 0) {
 			node->reserved += items[i].size;
 			placed[i] = node;
-			snprintf(rt.node_id, sizeof rt.node_id, "%s", node->node_id);
-			snprintf(rt.addr, sizeof rt.addr, "%s", node->addr);
-			rt.gen = gen;
-			rt.size = items[i].size;
+			proto_routes_add(&w, 0, node->node_id, node->addr, gen, 0, items[i].size);
+			continue;
 		}
-		proto_routes_add(&w, &rt);
+		proto_routes_add(&w, status, NULL, NULL, 0, 0, 0);
 	}
 	if (proto_reply(ms->self, m, &w, NULL, 0) != 0) {
 		/* the answer does not fit one frame: promise nothing */
@@ -559,25 +557,16 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		struct proto_route rt = { 0 };
 		struct mentry *e;
 
 		(void)proto_keys_next(&r, &key, &klen);
 		e = mindex_find(ms, key, klen);
-		if (!e) {
-			rt.status = KVN_ENOTFOUND;
-		} else if (!peer_usable(e->node)) {
-			rt.status = KVN_EPEERDOWN;
-			snprintf(rt.node_id, sizeof rt.node_id, "%s", e->node->node_id);
-			rt.gen = e->gen;
-		} else {
-			snprintf(rt.node_id, sizeof rt.node_id, "%s", e->node->node_id);
-			snprintf(rt.addr, sizeof rt.addr, "%s", e->node->addr);
-			rt.gen = e->gen;
-			rt.tier = e->tier;
-			rt.size = e->size;
-		}
-		proto_routes_add(&w, &rt);
+		if (!e)
+			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
+		else if (!peer_usable(e->node))
+			proto_routes_add(&w, KVN_EPEERDOWN, e->node->node_id, NULL, e->gen, 0, 0);
+		else
+			proto_routes_add(&w, 0, e->node->node_id, e->node->addr, e->gen, e->tier, e->size);
 	}
 	proto_reply(ms->self, m, &w, NULL, 0);
 }

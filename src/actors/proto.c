@@ -299,14 +299,18 @@ void proto_routes_begin(struct wire_w *w, uint32_t n)
 	wire_w_u32(w, n);
 }
 
-void proto_routes_add(struct wire_w *w, const struct proto_route *rt)
+/* Fields, not a struct proto_route: the master writes routes straight from
+ * its index entries, with no 200-byte struct to clear and copy strings
+ * into per key. */
+void proto_routes_add(struct wire_w *w, int32_t status, const char *node_id, const char *addr, uint64_t gen,
+		      uint8_t tier, uint64_t size)
 {
-	wire_w_u32(w, (uint32_t)rt->status);
-	wire_w_str(w, rt->node_id);
-	wire_w_str(w, rt->addr);
-	wire_w_u64(w, rt->gen);
-	wire_w_u8(w, rt->tier);
-	wire_w_u64(w, rt->size);
+	wire_w_u32(w, (uint32_t)status);
+	wire_w_str(w, node_id ? node_id : "");
+	wire_w_str(w, addr ? addr : "");
+	wire_w_u64(w, gen);
+	wire_w_u8(w, tier);
+	wire_w_u64(w, size);
 }
 
 int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)

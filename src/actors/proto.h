@@ -117,7 +117,9 @@ struct proto_route {
 	uint64_t size; /* ROUTE_GET only */
 };
 void proto_routes_begin(struct wire_w *w, uint32_t n);
-void proto_routes_add(struct wire_w *w, const struct proto_route *rt);
+/* One route; node_id and addr may be NULL (written as ""). */
+void proto_routes_add(struct wire_w *w, int32_t status, const char *node_id, const char *addr, uint64_t gen,
+		      uint8_t tier, uint64_t size);
 int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 int proto_routes_next(struct wire_r *r, struct proto_route *rt);
 
