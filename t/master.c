@@ -537,6 +537,48 @@ static void t_route_put(void)
 	env_down();
 }
 
+/* HEARTBEAT with the use split as a peer reports it. */
+static int heartbeat(const char *id, uint64_t boot, uint64_t total, uint64_t used, uint64_t pending,
+		     uint64_t last_seq)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT), *r;
+	struct proto_node n = { .boot_id = boot, .dram_total = total, .dram_used = used,
+				.dram_pending = pending, .last_seq = last_seq };
+	snprintf(n.node_id, sizeof n.node_id, "%s", id);
+	snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000 + (unsigned)(boot % 1000));
+	if (proto_node_enc(m, &n) != 0)
+		kvn_fatal("proto_node_enc");
+	r = call(&E.peers[0], m, AUTH_ROLE_PEER);
+	int st = r ? r->status : -999;
+	actor_msg_free(r);
+	return st;
+}
+
+/* Free DRAM as the master sees it between heartbeats: bytes are counted
+ * once whether a heartbeat or an event reports them first. */
+static void t_capacity(void)
+{
+	struct proto_route rt[1];
+	struct proto_ack ack;
+
+	env_up("capacity", 60000);
+	attach(0, "A", 1, 2000, 0, &ack);
+	/* A is receiving a 300-byte put: its pages are pending, no event yet */
+	is_int(heartbeat("A", 1, 2000, 1400, 300, 0), 0, "heartbeat: 1400 used, 300 pending");
+	is_int(put1("p", 301, rt), KVN_EFULL, "pending pages are held: 301 do not fit in 300");
+	struct tev ev1[] = { { 1, PROTO_EV_ADD, "pend", 200, 0, 300 } };
+	is_int(events(0, "A", 1, ev1, 1, &ack), 0, "the pending put commits (ADD, seq 1)");
+	is_int(put1("q", 100, rt), 0, "its bytes counted once: 100 of the 300 left fit");
+	/* A commits q and heartbeats before its event is applied here (the
+	 * writer pushed back): the report already holds q's bytes */
+	is_int(heartbeat("A", 1, 2000, 1800, 0, 2), 0, "heartbeat ahead of event 2: 1800 used");
+	struct tev ev2[] = { { 2, PROTO_EV_ADD, "q", 201, 0, 100 } };
+	is_int(events(0, "A", 1, ev2, 1, &ack), 0, "then event 2 (q) arrives");
+	is_int(put1("s", 200, rt), 0, "q counted once: 200 still fit");
+	is_int(put1("t", 1, rt), KVN_EFULL, "and then nothing");
+	env_down();
+}
+
 static void t_ties_rotate(void)
 {
 	struct proto_route rt[1];
@@ -1045,6 +1087,7 @@ static const struct tap_test tests[] = {
 	{ "ping", t_ping },
 	{ "attach", t_attach },
 	{ "route_put", t_route_put },
+	{ "capacity", t_capacity },
 	{ "ties_rotate", t_ties_rotate },
 	{ "generations", t_generations },
 	{ "events", t_events },

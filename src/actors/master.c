@@ -417,12 +417,23 @@ static void live_tick(struct actor *self, void *arg)
 
 /* ---- PEER_ATTACH, HEARTBEAT, NET_DOWN ---- */
 
-static void node_refresh(struct mnode *n, const struct proto_node *pn)
+/* use: take its reported use as the new base.  Only right when every event
+ * it had produced is applied here; with some still queued at the peer (the
+ * writer pushed back), their bytes are in the report and would be counted
+ * again when they arrive, so the running estimate is kept instead. */
+static void node_refresh(struct mnode *n, const struct proto_node *pn, int use)
 {
 	snprintf(n->addr, sizeof n->addr, "%s", pn->addr);
 	n->dram_total = pn->dram_total;
-	n->dram_used = pn->dram_used;
-	n->used_delta = 0;
+	if (use) {
+		n->dram_used = pn->dram_used;
+		n->used_delta = 0;
+		/* puts it is receiving: held like reservations until their ADD
+		 * events arrive (routed puts that have not reached it lose theirs:
+		 * if that overbooks it, it answers ENOSPC and the client
+		 * re-routes) */
+		n->reserved = pn->dram_pending;
+	}
 	n->disk_total = pn->disk_total;
 	n->disk_used = pn->disk_used;
 	n->last_seen_ms = kvn_now_ms();
@@ -457,10 +468,9 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	      : n->boot_id != pn.boot_id ? "new boot: it restarted"
 	      : unsynced ? "its full sync has not completed"
 	      : "a master.db write of its events failed";
-	node_refresh(n, &pn);
+	node_refresh(n, &pn, 1);
 	n->ref = m->src;
 	n->attached = 1;
-	n->reserved = 0;
 	if (!held) {
 		/* Locations stay routable until the node's snapshot replaces
 		 * them (master_sync.c) when they may still be right: the same
@@ -512,8 +522,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		master_reply_ack(ms, m, NULL, 1, 0);
 		return;
 	}
-	node_refresh(n, &pn);
-	n->reserved = 0; /* its dram_used now includes what was promised */
+	node_refresh(n, &pn, pn.last_seq == n->applied_seq);
 	if (!n->attached || n->ref != m->src) {
 		/* the same process on a new connection: its boot_id vouches */
 		n->ref = m->src;

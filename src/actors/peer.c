@@ -50,9 +50,11 @@ static void fill_node(struct peer *p, struct proto_node *n)
 	snprintf(n->addr, sizeof n->addr, "%s", p->advertise);
 	n->boot_id = p->boot_id;
 	n->dram_total = p->o.dram_size;
-	n->dram_used = p->o.dram_size - alloc_free_bytes(p->st->arena);
-	n->last_seq = p->last_seq;
 	keytab_get_stats(p->st->kt, &ks);
+	uint64_t used = p->o.dram_size - alloc_free_bytes(p->st->arena);
+	n->dram_pending = ks.pending_bytes < used ? ks.pending_bytes : used;
+	n->dram_used = used - n->dram_pending;
+	n->last_seq = p->last_seq;
 	n->keys = ks.keys;
 }
 

@@ -82,6 +82,7 @@ int proto_node_enc(struct actor_msg *m, const struct proto_node *n)
 	wire_w_u64(&w, n->dram_used);
 	wire_w_u64(&w, n->disk_total);
 	wire_w_u64(&w, n->disk_used);
+	wire_w_u64(&w, n->dram_pending);
 	wire_w_u64(&w, n->last_seq);
 	wire_w_u64(&w, n->keys);
 	return finish(&w, m);
@@ -99,6 +100,7 @@ int proto_node_dec(const struct actor_msg *m, struct proto_node *n)
 	n->dram_used = wire_r_u64(&r);
 	n->disk_total = wire_r_u64(&r);
 	n->disk_used = wire_r_u64(&r);
+	n->dram_pending = wire_r_u64(&r);
 	n->last_seq = wire_r_u64(&r);
 	n->keys = wire_r_u64(&r);
 	if (!r.err && n->node_id[0] == '\0')

@@ -39,6 +39,11 @@ struct proto_node {
 	char addr[128]; /* where clients reach the peer */
 	uint64_t boot_id; /* random per peer process start */
 	uint64_t dram_total, dram_used, disk_total, disk_used;
+	/* of dram_used above, none: pages of puts still being received
+	 * (PENDING slots).  They are reported apart because no event up to
+	 * last_seq covers them: counted as used, the ADD event that commits
+	 * them would count them a second time at the master. */
+	uint64_t dram_pending;
 	uint64_t last_seq; /* highest event seq produced */
 	uint64_t keys;
 };

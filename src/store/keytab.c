@@ -164,6 +164,7 @@ static struct kt_slot *pending_take(struct keytab *kt, struct kt_key *k, uint64_
 		s->knext = NULL;
 		list_unlink(&s->link);
 		kt->st.pending--;
+		kt->st.pending_bytes -= slot_page_bytes(kt, s);
 		return s;
 	}
 	return NULL;
@@ -314,6 +315,7 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 	k->pending = s;
 	list_push_head(&kt->pending, &s->link);
 	kt->st.pending++;
+	kt->st.pending_bytes += slot_page_bytes(kt, s);
 	fill_view(view, s);
 	return 0;
 }

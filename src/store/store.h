@@ -92,6 +92,7 @@ struct keytab_view {
 struct keytab_stats {
 	uint64_t keys;            /* keys with a committed generation */
 	uint64_t pending;         /* PENDING slots */
+	uint64_t pending_bytes;   /* arena bytes (whole pages) those slots hold */
 	uint64_t doomed;          /* superseded/removed, waiting for lease release */
 	uint64_t leases;          /* active read leases */
 	uint64_t committed_bytes; /* value bytes of committed generations */
