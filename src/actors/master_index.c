@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "actors/master_int.h"
+#include "base/hashpf.h"
 
 /* Longest exclude list a ROUTE_PUT may carry (more: KVN_EPROTO). */
 #define MASTER_MAX_EXCLUDE 64
@@ -20,6 +21,7 @@
 /* Unconfirmed DROP_GEN notices kept per node; beyond, the node is asked
  * for a full sync instead (on_heartbeat). */
 #define PDROP_MAX 65536
+#define PREFETCH_MIN 8 /* ROUTE_GET batches this big prefetch their keys first */
 
 /* ---- nodes ---- */
 
@@ -552,6 +554,20 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	if (rc) {
 		actor_reply_status(ms->self, m, decode_err(rc));
 		return;
+	}
+	if (n >= PREFETCH_MIN) {
+		/* a batch: start every key's cache misses before the first lookup */
+		const UT_hash_table *tbl = ms->index ? ms->index->hh.tbl : NULL;
+		unsigned *hv = kvn_xmalloc(n * sizeof *hv);
+		(void)proto_keys_open(&r, m, &n);
+		for (uint32_t i = 0; i < n; i++) {
+			(void)proto_keys_next(&r, &key, &klen);
+			hv[i] = kvn_hash_ut(key, klen);
+			kvn_hash_prefetch(tbl, hv[i], 0);
+		}
+		for (uint32_t i = 0; i < n; i++)
+			kvn_hash_prefetch(tbl, hv[i], 1);
+		free(hv);
 	}
 	(void)proto_keys_open(&r, m, &n);
 	wire_w_init(&w);

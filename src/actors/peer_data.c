@@ -17,6 +17,7 @@
 #define SCRATCH_LEN (64 * 1024)
 
 #define GET_COPY_MAX (16 * 1024) /* values up to this are copied into GET replies */
+#define PREFETCH_MIN 8            /* GET batches this big prefetch their keys first */
 
 struct lease_ref {
 	struct peer_store *st;
@@ -273,6 +274,22 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
+	if (n >= PREFETCH_MIN) {
+		/* a batch: start every key's cache misses before the first lookup */
+		const void **keys = kvn_xmalloc(n * sizeof *keys);
+		size_t *klens = kvn_xmalloc(n * sizeof *klens);
+		unsigned *hv = kvn_xmalloc(n * sizeof *hv);
+		for (uint32_t i = 0; i < n; i++) {
+			proto_items_next(&r, &it); /* checked above */
+			keys[i] = it.key;
+			klens[i] = it.klen;
+		}
+		keytab_prefetch(p->st->kt, keys, klens, n, hv);
+		free(keys);
+		free(klens);
+		free(hv);
+		(void)proto_items_open(&r, m->meta, m->meta_len, &flags, &n); /* checked above */
+	}
 	payload = evbuffer_new();
 	if (!payload)
 		kvn_fatal("out of memory");

@@ -21,6 +21,8 @@
 #define uthash_fatal(msg) kvn_fatal("keytab: %s", (msg))
 #include <uthash.h>
 
+#include "base/hashpf.h"
+
 /* Internal state beyond the public enum: the key no longer sees the slot,
  * only its leases keep it. */
 #define SLOT_DOOMED 3
@@ -404,6 +406,21 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
 		n++;
 	}
 	return n;
+}
+
+void keytab_prefetch(const struct keytab *kt, const void *const *keys, const size_t *klens, size_t n,
+		     unsigned *hv)
+{
+	const UT_hash_table *tbl = kt && kt->keys ? kt->keys->hh.tbl : NULL;
+
+	if (!tbl)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		hv[i] = kvn_hash_ut(keys[i], klens[i]);
+		kvn_hash_prefetch(tbl, hv[i], 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		kvn_hash_prefetch(tbl, hv[i], 1);
 }
 
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,

@@ -137,6 +137,11 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
  * key exists but not with that gen.  Marks the key recently used. */
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  struct keytab_view *view);
+/* A batch is about to look up keys[0..n) (lengths klens): prefetch their
+ * buckets and entries so the misses overlap (base/hashpf.h).  Only a hint;
+ * hv is n entries of scratch. */
+void keytab_prefetch(const struct keytab *kt, const void *const *keys, const size_t *klens, size_t n,
+		     unsigned *hv);
 
 /* Take a read lease on the committed (key, gen) (same errors as lookup).
  * While any lease is held, the generation's pages are not freed, even if it is
