@@ -128,10 +128,13 @@ static void sink_advance(struct conn *c, size_t n)
 	}
 }
 
-/* Read payload bytes straight from the socket into their destination. */
+/* Read payload bytes straight from the socket into their destination.
+ * When this read can finish the payload, one more iovec takes what follows
+ * (the tag, perhaps the next frame) into the empty staging buffer: the
+ * frame then ends without a read of its own for 16 bytes. */
 static int read_direct(struct conn *c)
 {
-	struct iovec v[16];
+	struct iovec v[17];
 	struct evbuffer_iovec ev[2];
 	int k = 0;
 	uint64_t want = c->pay_left < c->budget ? c->pay_left : c->budget;
@@ -166,6 +169,18 @@ static int read_direct(struct conn *c)
 			k++;
 		}
 	}
+	size_t asked = 0;
+	for (int i = 0; i < k; i++)
+		asked += v[i].iov_len;
+	int tail = 0; /* the staging-buffer iovec was added */
+	if (asked == c->pay_left && c->rpos == c->wpos) {
+		/* called only with the staging buffer drained */
+		c->rpos = c->wpos = 0;
+		v[k].iov_base = c->ibuf;
+		v[k].iov_len = FILL_FIRST;
+		k++;
+		tail = 1;
+	}
 	n = readv(c->fd, v, k);
 	if (n <= 0) {
 		if (c->pmode == P_BUF)
@@ -178,11 +193,15 @@ static int read_direct(struct conn *c)
 	}
 	NSTAT_ADD(bytes_in, (uint64_t)n);
 	c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
-	size_t asked = 0;
-	for (int i = 0; i < k; i++)
-		asked += v[i].iov_len;
-	if ((size_t)n < asked)
+	if ((size_t)n < asked + (tail ? FILL_FIRST : 0))
 		c->drained = 1;
+	if (tail) {
+		k--; /* the payload's iovecs only, from here on */
+		if ((size_t)n > asked) {
+			c->wpos = (size_t)n - asked; /* the tag and what follows: parsed next */
+			n = (ssize_t)asked;
+		}
+	}
 	tag_iov(c, v, k, (size_t)n);
 	if (c->pmode == P_SINK) {
 		sink_advance(c, (size_t)n);
