@@ -90,10 +90,12 @@ static void t_basic(void)
 	ok(v.klen == 5 && memcmp(v.key, "alpha", 5) == 0, "view: key");
 	is_int(used_pages(a), 3, "10000 bytes took 3 pages");
 	is_int(kstats(kt).pending, 1, "one pending");
+	is_int(kstats(kt).pending_bytes, 3 * alloc_page_size(a), "its 3 pages counted as pending bytes");
 	is_int(keytab_lookup(kt, K("alpha"), 0, &v), KVN_ENOTFOUND, "pending is not visible");
 	is_int(keytab_commit(kt, K("alpha"), 1, &sup), 0, "commit");
 	is_int(sup, 0, "nothing superseded");
 	is_int(kstats(kt).pending, 0, "no pending");
+	is_int(kstats(kt).pending_bytes, 0, "no pending bytes");
 	is_int(kstats(kt).keys, 1, "one key");
 	is_int(kstats(kt).committed_bytes, 10000, "committed bytes");
 	memset(&v, 0, sizeof v);
@@ -788,16 +790,17 @@ static void t_random_model(void)
 				 step, op, k, got, want, used_pages(a), m_used());
 		stale_commits += op == 2 && got == KVN_ESTALE;
 		struct keytab_stats st = kstats(kt);
-		uint64_t keys = 0, pend = 0, doomed = 0, bytes = 0, leases = 0;
+		uint64_t keys = 0, pend = 0, pbytes = 0, doomed = 0, bytes = 0, leases = 0;
 		for (i = 0; i < MS; i++) {
 			keys += ms[i].state == M_COMMITTED;
 			pend += ms[i].state == M_PENDING;
+			pbytes += ms[i].state == M_PENDING ? ms[i].pages * alloc_page_size(a) : 0;
 			doomed += ms[i].state == M_DOOMED;
 			bytes += ms[i].state == M_COMMITTED ? ms[i].size : 0;
 		}
 		for (i = 0; i < nml; i++)
 			leases += ml[i].active;
-		if (st.keys != keys || st.pending != pend || st.doomed != doomed ||
+		if (st.keys != keys || st.pending != pend || st.pending_bytes != pbytes || st.doomed != doomed ||
 		    st.committed_bytes != bytes || st.leases != leases || st.refused != m_refused ||
 		    st.reaped != m_reaped || st.evicted != m_evicted || st.lease_expired != m_expired)
 			bad_stats++;
