@@ -1,0 +1,429 @@
+/*
+ * t/master_sync: how the master keeps its index and master.db in step with
+ * the peers, driven through the fixture in t/master_env.h: events (apply,
+ * duplicate, gap, stale, remove) with DURABLE after the commit (checked in
+ * master.db), supersede with DROP_GEN, chunked full sync, the node timeout,
+ * the restart flow (re-attach + full sync) and a master.db write failure.
+ */
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "master_env.h"
+
+/* Items of a DROP_GEN one-way message: count, first key and gen. */
+static int drop_items(const struct actor_msg *m, char *key, size_t cap, uint64_t *gen)
+{
+	struct proto_item it;
+	struct wire_r r;
+	uint8_t flags;
+	uint32_t n;
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0 || flags != 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		if (proto_items_next(&r, &it) != 0 || it.size != 0)
+			return -1;
+		if (i == 0) {
+			snprintf(key, cap, "%.*s", (int)it.klen, (const char *)it.key);
+			*gen = it.gen;
+		}
+	}
+	return wire_r_end(&r) ? -1 : (int)n;
+}
+
+/* ---- master.db, read as an operator would ---- */
+
+/* State of (key) in v_objects: "live"/"lost" with gen and node, or "" when
+ * absent. */
+static void db_row(const char *key, char *state, size_t cap, uint64_t *gen, char *node, size_t ncap)
+{
+	sqlite3 *c = NULL;
+	sqlite3_stmt *s = NULL;
+	state[0] = '\0';
+	node[0] = '\0';
+	*gen = 0;
+	if (sqlite3_open_v2(E.db, &c, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_busy_timeout(c, 2000);
+	if (sqlite3_prepare_v2(c, "SELECT state, gen, node_id FROM v_objects WHERE key = ?1", -1, &s, NULL) !=
+	    SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(state, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+		*gen = (uint64_t)sqlite3_column_int64(s, 1);
+		snprintf(node, ncap, "%s", (const char *)sqlite3_column_text(s, 2));
+	}
+out:
+	sqlite3_finalize(s);
+	sqlite3_close(c);
+}
+
+static const char *db_state(const char *key)
+{
+	static char st[16];
+	char node[80];
+	uint64_t gen;
+	db_row(key, st, sizeof st, &gen, node, sizeof node);
+	return st;
+}
+
+/* ---- cases ---- */
+
+static void t_events(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+
+	env_up("events", 60000);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	struct tev e12[] = { { 1, PROTO_EV_ADD, "k1", 100, 0, 10 }, { 2, PROTO_EV_ADD, "k2", 101, 1, 20 } };
+	is_int(events(0, "n1", 11, e12, 2, &ack), 0, "two ADD events applied");
+	is_int(ack.applied_seq, 2, "acked up to seq 2");
+	is_int(get1("k2", &rt), 0, "k2 routed");
+	is_str(rt.node_id, "n1", "to its node");
+	ok(rt.gen == 101 && rt.tier == 1 && rt.size == 20, "with gen, tier and size");
+
+	struct actor_msg *d = take(&E.peers[0], WIRE_DURABLE, 5000);
+	uint64_t dseq = 0;
+	ok(d && proto_durable_dec(d, &dseq) == 0, "DURABLE arrives");
+	is_int(dseq, 2, "durable up to seq 2");
+	actor_msg_free(d);
+	is_str(db_state("k1"), "live", "k1 is in master.db once DURABLE arrived");
+	is_str(db_state("k2"), "live", "k2 too");
+
+	struct master_stats before, after;
+	master_get_stats(&before);
+	is_int(events(0, "n1", 11, e12 + 1, 1, &ack), 0, "a duplicate is accepted");
+	is_int(ack.applied_seq, 2, "and changes nothing");
+	master_get_stats(&after);
+	is_int(after.events_dup - before.events_dup, 1, "counted as a duplicate");
+
+	struct tev gap[] = { { 5, PROTO_EV_ADD, "k5", 105, 0, 1 } };
+	is_int(events(0, "n1", 11, gap, 1, &ack), KVN_ESTATE, "a gap is refused with KVN_ESTATE");
+	is_int(ack.need_full_sync, 1, "and asks for a full sync");
+	is_int(ack.applied_seq, 2, "applied seq unchanged");
+	is_int(get1("k5", &rt), KVN_ENOTFOUND, "nothing past the gap applied");
+
+	struct tev mixed[] = { { 2, PROTO_EV_ADD, "k2", 101, 1, 20 }, { 3, PROTO_EV_REMOVE, "k1", 100, 0, 0 },
+			       { 5, PROTO_EV_ADD, "k5", 105, 0, 1 } };
+	is_int(events(0, "n1", 11, mixed, 3, &ack), KVN_ESTATE, "dup, next, gap in one batch");
+	is_int(ack.applied_seq, 3, "applied up to the gap");
+	is_int(get1("k1", &rt), KVN_ENOTFOUND, "REMOVE of the exact gen removes");
+
+	struct tev wrong[] = { { 4, PROTO_EV_REMOVE, "k2", 999, 0, 0 } };
+	is_int(events(0, "n1", 11, wrong, 1, &ack), 0, "REMOVE of another gen");
+	is_int(get1("k2", &rt), 0, "leaves the indexed gen");
+	d = take(&E.peers[0], WIRE_DURABLE, 5000);
+	while (d && proto_durable_dec(d, &dseq) == 0 && dseq < 4) {
+		actor_msg_free(d);
+		d = take(&E.peers[0], WIRE_DURABLE, 5000);
+	}
+	is_int(dseq, 4, "durable reaches seq 4");
+	actor_msg_free(d);
+	is_str(db_state("k1"), "", "the removed object left master.db");
+	is_str(db_state("k2"), "live", "the other one stays");
+
+	is_int(events(0, "n9", 1, wrong, 1, &ack), KVN_ESTATE, "events from an unknown node: KVN_ESTATE");
+	is_int(ack.need_full_sync, 1, "with need_full_sync");
+	is_int(events(0, "n1", 99, wrong, 1, &ack), KVN_ESTATE, "events with another boot: KVN_ESTATE");
+	env_down();
+}
+
+static void t_supersede(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	char key[64];
+	uint64_t gen = 0;
+
+	env_up("supersede", 60000);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev a1[] = { { 1, PROTO_EV_ADD, "k", 100, 0, 10 } };
+	events(0, "n1", 11, a1, 1, &ack);
+	struct tev b1[] = { { 1, PROTO_EV_ADD, "k", 200, 0, 10 } };
+	is_int(events(1, "n2", 22, b1, 1, &ack), 0, "newer gen on another node");
+	is_int(get1("k", &rt), 0, "routed");
+	is_str(rt.node_id, "n2", "to the newer gen's node");
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	ok(d != NULL, "the old node gets DROP_GEN");
+	is_int(d ? drop_items(d, key, sizeof key, &gen) : -1, 1, "one item");
+	is_str(key, "k", "for the key");
+	is_int(gen, 100, "and the old gen");
+	actor_msg_free(d);
+	d = take(&E.peers[1], WIRE_DROP_GEN, 50);
+	ok(d == NULL, "the new node gets none");
+	actor_msg_free(d);
+
+	struct tev a2[] = { { 2, PROTO_EV_ADD, "k", 150, 0, 10 } };
+	is_int(events(0, "n1", 11, a2, 1, &ack), 0, "a stale ADD is acked");
+	is_int(ack.applied_seq, 2, "its seq consumed");
+	is_int(get1("k", &rt), 0, "still routed");
+	is_str(rt.node_id, "n2", "to the newer gen");
+	d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	ok(d && drop_items(d, key, sizeof key, &gen) == 1 && gen == 150, "stale ADD gets DROP_GEN back");
+	actor_msg_free(d);
+
+	struct tev rm[] = { { 3, PROTO_EV_REMOVE, "k", 200, 0, 0 } };
+	is_int(events(0, "n1", 11, rm, 1, &ack), 0, "REMOVE from a node that does not hold it");
+	is_int(get1("k", &rt), 0, "does not remove another node's entry");
+	struct tev rm2[] = { { 2, PROTO_EV_REMOVE, "k", 200, 0, 0 } };
+	events(1, "n2", 22, rm2, 1, &ack);
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "REMOVE by its node removes it");
+	env_down();
+}
+
+static void t_full_sync(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	char key[64];
+	uint64_t gen;
+
+	env_up("sync", 60000);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev old[] = { { 1, PROTO_EV_ADD, "gone", 10, 0, 1 }, { 2, PROTO_EV_ADD, "kept", 11, 0, 1 } };
+	events(0, "n1", 11, old, 2, &ack);
+	struct tev other[] = { { 1, PROTO_EV_ADD, "older-elsewhere", 5, 0, 1 },
+			       { 2, PROTO_EV_ADD, "newer-elsewhere", 500, 0, 1 } };
+	events(1, "n2", 22, other, 2, &ack);
+	actor_msg_free(take(&E.peers[0], WIRE_DURABLE, 3000));
+
+	struct tev c0[] = { { 0, 0, "kept", 11, 1, 1 }, { 0, 0, "new", 12, 0, 2 } };
+	struct tev c1[] = { { 0, 0, "older-elsewhere", 20, 0, 1 }, { 0, 0, "newer-elsewhere", 30, 0, 1 } };
+	is_int(sync_chunk(0, "n1", 11, 40, 0, 0, c0, 2, &ack), 0, "chunk 0 accepted");
+	is_int(sync_chunk(0, "n1", 11, 40, 2, 1, c1, 2, &ack), KVN_ESTATE, "chunk 2 after 0: KVN_ESTATE");
+	is_int(sync_chunk(0, "n1", 11, 40, 1, 1, c1, 2, &ack), KVN_ESTATE,
+	       "chunk 1 after the refusal: staging was discarded");
+	is_int(get1("new", &rt), KVN_ENOTFOUND, "nothing applied from the refused sync");
+	is_int(sync_chunk(0, "n1", 11, 40, 0, 0, c0, 2, &ack), 0, "restart: chunk 0");
+	is_int(get1("new", &rt), KVN_ENOTFOUND, "not applied before the last chunk");
+	is_int(sync_chunk(0, "n1", 11, 40, 1, 1, c1, 2, &ack), 0, "last chunk");
+	is_int(ack.applied_seq, 40, "applied seq = the snapshot's seq");
+	is_int(get1("gone", &rt), KVN_ENOTFOUND, "a location missing from the snapshot is dropped");
+	ok(get1("kept", &rt) == 0 && rt.tier == 1, "a kept one takes the snapshot's tier");
+	is_int(get1("new", &rt), 0, "a new one is routed");
+	ok(get1("older-elsewhere", &rt) == 0 && strcmp(rt.node_id, "n1") == 0 && rt.gen == 20,
+	   "a newer gen in the snapshot supersedes another node's");
+	ok(get1("newer-elsewhere", &rt) == 0 && strcmp(rt.node_id, "n2") == 0 && rt.gen == 500,
+	   "an older gen in the snapshot does not");
+	struct actor_msg *d = take(&E.peers[1], WIRE_DROP_GEN, 3000);
+	ok(d && drop_items(d, key, sizeof key, &gen) == 1 && strcmp(key, "older-elsewhere") == 0 && gen == 5,
+	   "the superseded node gets DROP_GEN");
+	actor_msg_free(d);
+	d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	ok(d && drop_items(d, key, sizeof key, &gen) == 1 && strcmp(key, "newer-elsewhere") == 0 && gen == 30,
+	   "the syncing node gets DROP_GEN for its stale entry");
+	actor_msg_free(d);
+	uint64_t dseq = 0;
+	for (d = take(&E.peers[0], WIRE_DURABLE, 5000); d; d = take(&E.peers[0], WIRE_DURABLE, 5000)) {
+		proto_durable_dec(d, &dseq);
+		actor_msg_free(d);
+		if (dseq == 40)
+			break;
+	}
+	is_int(dseq, 40, "DURABLE for the snapshot's seq");
+	is_str(db_state("gone"), "", "master.db: the dropped row is gone");
+	is_str(db_state("new"), "live", "master.db: the new row is there");
+	struct tev next[] = { { 41, PROTO_EV_ADD, "after", 50, 0, 1 } };
+	is_int(events(0, "n1", 11, next, 1, &ack), 0, "events continue after the snapshot's seq");
+	struct tev cl[] = { { 0, 0, "x", 1, 0, 1 } };
+	is_int(sync_chunk(0, "n1", 99, 1, 0, 1, cl, 1, &ack), KVN_ESTATE, "a sync with another boot: KVN_ESTATE");
+	env_down();
+}
+
+static void t_timeout(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	uint64_t objs = 0, nobj = 0;
+	int alive = -1, st = 0;
+
+	env_up("timeout", 300);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	struct tev a[] = { { 1, PROTO_EV_ADD, "soon-lost", 7, 0, 3 } };
+	events(0, "n1", 11, a, 1, &ack);
+	struct actor_msg *d = take(&E.peers[0], WIRE_DURABLE, 3000);
+	ok(d != NULL, "committed before the node falls silent");
+	actor_msg_free(d);
+	uint64_t end = kvn_now_ms() + 5000;
+	while ((st = get1("soon-lost", &rt)) == 0 && kvn_now_ms() < end)
+		pump(20);
+	is_int(st, KVN_ENOTFOUND, "a silent node's locations leave routing");
+	stat_node("n1", &objs, &alive, &nobj);
+	is_int(alive, 0, "STAT lists it as not alive");
+	is_int(nobj, 0, "with no objects");
+	end = kvn_now_ms() + 5000;
+	while (strcmp(db_state("soon-lost"), "lost") != 0 && kvn_now_ms() < end)
+		pump(20);
+	is_str(db_state("soon-lost"), "lost", "its rows are marked lost in v_objects");
+	is_int(node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack), 0,
+	       "a heartbeat from the dead node");
+	is_int(ack.need_full_sync, 1, "is told to full-sync");
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "it attaches again");
+	is_int(ack.need_full_sync, 1, "with need_full_sync");
+	struct tev snap[] = { { 0, 0, "soon-lost", 7, 0, 3 } };
+	is_int(sync_chunk(0, "n1", 11, 1, 0, 1, snap, 1, &ack), 0, "and full-syncs");
+	is_int(get1("soon-lost", &rt), 0, "its key is routed again");
+	end = kvn_now_ms() + 5000;
+	while (strcmp(db_state("soon-lost"), "live") != 0 && kvn_now_ms() < end)
+		pump(20);
+	is_str(db_state("soon-lost"), "live", "and live again in master.db");
+	env_down();
+}
+
+static void t_restart(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	uint64_t objs = 0, nobj = 0, dseq = 0;
+	int alive = -1, st;
+
+	env_up("restart", 1500);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev a[] = { { 1, PROTO_EV_ADD, "r1", 7, 0, 3 } };
+	struct tev b[] = { { 1, PROTO_EV_ADD, "r2", 8, 0, 4 } };
+	events(0, "n1", 11, a, 1, &ack);
+	events(1, "n2", 22, b, 1, &ack);
+	struct actor_msg *d1 = take(&E.peers[0], WIRE_DURABLE, 3000), *d2 = take(&E.peers[1], WIRE_DURABLE, 3000);
+	ok(d1 && d2, "both committed");
+	actor_msg_free(d1);
+	actor_msg_free(d2);
+	uint32_t epoch1 = ack.epoch;
+
+	master_down();
+	master_up();
+	is_int(get1("r1", &rt), KVN_EPEERDOWN, "after a restart: known location, node not attached yet");
+	stat_node("n1", &objs, &alive, &nobj);
+	ok(alive == 0 && nobj == 1, "STAT lists the loaded node (not alive, 1 object)");
+	is_int(objs, 2, "both committed objects loaded");
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 attaches to the new master");
+	is_int(ack.need_full_sync, 1, "and must full-sync");
+	ok(ack.epoch > epoch1, "new epoch (%u > %u)", ack.epoch, epoch1);
+	/* a committed put must not read as missing while its node re-syncs */
+	is_int(get1("r1", &rt), 0, "its loaded locations stay routable during the sync");
+	is_str(rt.node_id, "n1", "to n1");
+	struct tev snap[] = { { 0, 0, "r1", 7, 0, 3 } };
+	is_int(sync_chunk(0, "n1", 11, 1, 0, 1, snap, 1, &ack), 0, "full sync");
+	is_int(get1("r1", &rt), 0, "r1 routed again");
+	is_str(rt.node_id, "n1", "to n1");
+	d1 = take(&E.peers[0], WIRE_DURABLE, 3000);
+	ok(d1 && proto_durable_dec(d1, &dseq) == 0 && dseq == 1, "DURABLE for the sync");
+	actor_msg_free(d1);
+
+	/* n2 never comes back: dead after the timeout, its row lost */
+	uint64_t end = kvn_now_ms() + 6000;
+	while ((st = get1("r2", &rt)) == KVN_EPEERDOWN && kvn_now_ms() < end) {
+		node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack);
+		pump(50);
+	}
+	is_int(st, KVN_ENOTFOUND, "a loaded node that never attaches is declared dead");
+	is_int(get1("r1", &rt), 0, "the heartbeating node stays");
+	end = kvn_now_ms() + 5000;
+	while (strcmp(db_state("r2"), "lost") != 0 && kvn_now_ms() < end)
+		pump(20);
+	is_str(db_state("r2"), "lost", "and its row is lost");
+	is_str(db_state("r1"), "live", "the synced row is live");
+	env_down();
+}
+
+/* An operator holding master.db's write lock past the busy timeout: the
+ * writer falls behind, so EVENTS are refused with KVN_EBUSY before its
+ * mailbox overflows; then the group fails, the node's durable seq stops and
+ * it is asked to full-sync, which repairs it. */
+static void t_db_failure(void)
+{
+	struct master_stats st0, st1;
+	struct proto_ack ack;
+	struct proto_route rt;
+	sqlite3 *c = NULL;
+	uint64_t dseq = 0, seq = 1;
+	int st = 0;
+
+	E.mailbox = 64; /* the master refuses EVENTS past 32 unanswered writes */
+	env_up("dbfail", 60000);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	struct tev e1[] = { { 1, PROTO_EV_ADD, "d1", 7, 0, 3 } };
+	events(0, "n1", 11, e1, 1, &ack);
+	struct actor_msg *d = take(&E.peers[0], WIRE_DURABLE, 3000);
+	ok(d && proto_durable_dec(d, &dseq) == 0 && dseq == 1, "seq 1 durable");
+	actor_msg_free(d);
+
+	master_get_stats(&st0);
+	if (sqlite3_open_v2(E.db, &c, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(c, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK) {
+		tap_skip(12, "cannot take master.db's write lock from a second connection");
+		sqlite3_close(c);
+		env_down();
+		return;
+	}
+	struct tev e2[] = { { 2, PROTO_EV_ADD, "d2", 8, 0, 3 } };
+	is_int(events(0, "n1", 11, e2, 1, &ack), 0, "events are acked while master.db is locked");
+	is_int(ack.applied_seq, 2, "applied in memory");
+	/* the writer is stuck in BEGIN: keep shipping until the master pushes back */
+	for (seq = 3; seq < 200; seq++) {
+		struct tev ex[] = { { seq, PROTO_EV_ADD, "dx", seq, 0, 1 } };
+		if ((st = events(0, "n1", 11, ex, 1, &ack)) != 0)
+			break;
+	}
+	is_int(st, KVN_EBUSY, "the writer falls behind: EVENTS answered KVN_EBUSY");
+	is_int(ack.applied_seq, seq - 1, "the refused batch is not applied");
+	ok(get1("dx", &rt) == 0 && rt.gen == seq - 1, "routing has the last accepted gen");
+	/* dbw waits out SQLite's busy timeout (5 s), then fails the group */
+	uint64_t end = kvn_now_ms() + 15000;
+	do {
+		pump(50);
+		master_get_stats(&st1);
+	} while (st1.db_errors == st0.db_errors && kvn_now_ms() < end);
+	ok(st1.db_errors > st0.db_errors, "the failed writes reach the master");
+	sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(c);
+	d = take(&E.peers[0], WIRE_DURABLE, 100);
+	ok(d == NULL, "no DURABLE for the failed batches");
+	actor_msg_free(d);
+	/* the refused batch is shipped again once the writer has answered */
+	end = kvn_now_ms() + 10000;
+	do {
+		struct tev ex[] = { { seq, PROTO_EV_ADD, "dx", seq, 0, 1 } };
+		st = events(0, "n1", 11, ex, 1, &ack);
+		if (st == KVN_EBUSY)
+			pump(20);
+	} while (st == KVN_EBUSY && kvn_now_ms() < end);
+	is_int(st, 0, "the re-shipped batch is accepted");
+	ok(ack.need_full_sync == 1 && ack.durable_seq == 1, "but the node must full-sync; durable stays at 1");
+	node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack);
+	is_int(ack.need_full_sync, 1, "heartbeats ask for it too");
+	attach(0, "n1", 11, 1000, 0, &ack);
+	is_int(ack.need_full_sync, 1, "a re-attach with the same boot gets need_full_sync");
+	struct tev snap[] = { { 0, 0, "d1", 7, 0, 3 }, { 0, 0, "d2", 8, 0, 3 }, { 0, 0, "dx", seq, 0, 1 } };
+	sync_chunk(0, "n1", 11, seq, 0, 1, snap, 3, &ack);
+	for (d = take(&E.peers[0], WIRE_DURABLE, 5000); d; d = take(&E.peers[0], WIRE_DURABLE, 5000)) {
+		proto_durable_dec(d, &dseq);
+		actor_msg_free(d);
+		if (dseq == seq)
+			break;
+	}
+	ok(dseq == seq && strcmp(db_state("d2"), "live") == 0, "the full sync repairs master.db (durable %llu)",
+	   (unsigned long long)dseq);
+	env_down();
+}
+
+static const struct tap_test tests[] = {
+	{ "events", t_events },
+	{ "supersede", t_supersede },
+	{ "full_sync", t_full_sync },
+	{ "timeout", t_timeout },
+	{ "restart", t_restart },
+	{ "db_failure", t_db_failure },
+	{ NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+	return env_main(tests, argc, argv);
+}
