@@ -174,12 +174,14 @@ static inline struct actor_msg *take(struct tact *t, uint16_t type, uint64_t ms)
 
 /* ---- message builders ---- */
 
-static inline struct actor_msg *mk_node(uint16_t type, const char *id, uint64_t boot, uint64_t dram_total,
-					uint64_t dram_used)
+/* A node record as a peer sends it: use split into committed and pending
+ * bytes, as of its event last_seq. */
+static inline struct actor_msg *mk_node_use(uint16_t type, const char *id, uint64_t boot, uint64_t dram_total,
+					    uint64_t dram_used, uint64_t dram_pending, uint64_t last_seq)
 {
 	struct actor_msg *m = actor_msg_new(type);
 	struct proto_node n = { .boot_id = boot, .dram_total = dram_total, .dram_used = dram_used,
-				.disk_total = 1 << 30 };
+				.dram_pending = dram_pending, .last_seq = last_seq, .disk_total = 1 << 30 };
 	snprintf(n.node_id, sizeof n.node_id, "%s", id);
 	snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000 + (unsigned)(boot % 1000));
 	if (proto_node_enc(m, &n) != 0)
@@ -187,11 +189,16 @@ static inline struct actor_msg *mk_node(uint16_t type, const char *id, uint64_t 
 	return m;
 }
 
-/* PEER_ATTACH or HEARTBEAT: status (or -999 on no reply), ack filled. */
-static inline int node_call(struct tact *t, uint16_t type, const char *id, uint64_t boot, uint64_t total,
-			    uint64_t used, int role, struct proto_ack *ack)
+static inline struct actor_msg *mk_node(uint16_t type, const char *id, uint64_t boot, uint64_t dram_total,
+					uint64_t dram_used)
 {
-	struct actor_msg *r = call(t, mk_node(type, id, boot, total, used), role);
+	return mk_node_use(type, id, boot, dram_total, dram_used, 0, 0);
+}
+
+/* A node-protocol reply (taken; NULL: none came): its status (-999 none,
+ * -998 an ack that does not decode), ack filled. */
+static inline int reply_ack(struct actor_msg *r, struct proto_ack *ack)
+{
 	int st;
 	memset(ack, 0, sizeof *ack);
 	if (!r)
@@ -201,6 +208,13 @@ static inline int node_call(struct tact *t, uint16_t type, const char *id, uint6
 		st = -998;
 	actor_msg_free(r);
 	return st;
+}
+
+/* PEER_ATTACH or HEARTBEAT: status (or -999 on no reply), ack filled. */
+static inline int node_call(struct tact *t, uint16_t type, const char *id, uint64_t boot, uint64_t total,
+			    uint64_t used, int role, struct proto_ack *ack)
+{
+	return reply_ack(call(t, mk_node(type, id, boot, total, used), role), ack);
 }
 
 static inline int attach(int p, const char *id, uint64_t boot, uint64_t total, uint64_t used, struct proto_ack *ack)
@@ -236,26 +250,16 @@ static inline struct actor_msg *mk_events(const char *id, uint64_t boot, const s
 
 static inline int events(int p, const char *id, uint64_t boot, const struct tev *ev, int n, struct proto_ack *ack)
 {
-	struct actor_msg *r = call(&E.peers[p], mk_events(id, boot, ev, n), AUTH_ROLE_PEER);
-	int st;
-	memset(ack, 0, sizeof *ack);
-	if (!r)
-		return -999;
-	st = r->status;
-	if (r->meta_len && proto_ack_dec(r, ack) != 0)
-		st = -998;
-	actor_msg_free(r);
-	return st;
+	return reply_ack(call(&E.peers[p], mk_events(id, boot, ev, n), AUTH_ROLE_PEER), ack);
 }
 
 static inline int sync_chunk(int p, const char *id, uint64_t boot, uint64_t seq, uint32_t chunk, int last,
 			     const struct tev *ev, int n, struct proto_ack *ack)
 {
-	struct actor_msg *m = actor_msg_new(WIRE_FULL_SYNC), *r;
+	struct actor_msg *m = actor_msg_new(WIRE_FULL_SYNC);
 	struct proto_sync_hdr h = { .boot_id = boot, .seq = seq, .chunk = chunk, .last = (uint8_t)last,
 				    .n = (uint32_t)n };
 	struct wire_w w;
-	int st;
 
 	snprintf(h.node_id, sizeof h.node_id, "%s", id);
 	wire_w_init(&w);
@@ -267,15 +271,7 @@ static inline int sync_chunk(int p, const char *id, uint64_t boot, uint64_t seq,
 	}
 	if (wire_w_to_msg(&w, m) != 0)
 		kvn_fatal("sync encode");
-	r = call(&E.peers[p], m, AUTH_ROLE_PEER);
-	memset(ack, 0, sizeof *ack);
-	if (!r)
-		return -999;
-	st = r->status;
-	if (r->meta_len && proto_ack_dec(r, ack) != 0)
-		st = -998;
-	actor_msg_free(r);
-	return st;
+	return reply_ack(call(&E.peers[p], m, AUTH_ROLE_PEER), ack);
 }
 
 /* ROUTE_PUT of n keys with sizes, excluding ex[0..nex); routes into rt.
@@ -369,17 +365,10 @@ static inline int stat_node(const char *id, uint64_t *objects, int *alive, uint6
 static inline int heartbeat(const char *id, uint64_t boot, uint64_t total, uint64_t used, uint64_t pending,
 			    uint64_t last_seq)
 {
-	struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT), *r;
-	struct proto_node n = { .boot_id = boot, .dram_total = total, .dram_used = used,
-				.dram_pending = pending, .last_seq = last_seq };
-	snprintf(n.node_id, sizeof n.node_id, "%s", id);
-	snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000 + (unsigned)(boot % 1000));
-	if (proto_node_enc(m, &n) != 0)
-		kvn_fatal("proto_node_enc");
-	r = call(&E.peers[0], m, AUTH_ROLE_PEER);
-	int st = r ? r->status : -999;
-	actor_msg_free(r);
-	return st;
+	struct proto_ack ack;
+	return reply_ack(call(&E.peers[0], mk_node_use(WIRE_HEARTBEAT, id, boot, total, used, pending, last_seq),
+			      AUTH_ROLE_PEER),
+			 &ack);
 }
 
 /* ---- main: a private temp dir for the master.db files ---- */

@@ -116,15 +116,18 @@ int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *
  * usual way; the caller's buffer may then have held the discarded bytes
  * in between, as it may after any failed get. */
 
-/* Send the speculative requests for items idx[0..n) to the sole peer;
- * their per-item results go to sst[].  0 when nothing was sent. */
+/* Send the speculative requests for items idx[0..n) to the sole peer,
+ * whose id goes to node (the route may change the sole peer before the
+ * answers are judged); per-item results go to sst[].  0 when nothing was
+ * sent. */
 static int spec_send(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
-		     const uint64_t *want_gen)
+		     const uint64_t *want_gen, char node[sizeof c->sole.node_id])
 {
 	struct proto_route rt;
 
 	if (!client_spec_target(c, &rt))
 		return 0;
+	memcpy(node, rt.node_id, sizeof rt.node_id);
 	for (uint32_t j = 0; j < n; j++) {
 		op->rt[idx[j]] = rt;
 		if (want_gen)
@@ -231,8 +234,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		if (kind == WIRE_GET && attempt == 0 && miss) {
 			if (!sst)
 				sst = kvn_xcalloc(n, sizeof *sst);
-			snprintf(spec_node, sizeof spec_node, "%s", c->sole.node_id);
-			spec = spec_send(c, &op, tmpidx, miss, sst, want_gen);
+			spec = spec_send(c, &op, tmpidx, miss, sst, want_gen, spec_node);
 		}
 		if (miss) {
 			rc = client_route_get(c, &op, tmpidx, miss);

@@ -563,10 +563,8 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 		for (uint32_t i = 0; i < n; i++) {
 			(void)proto_keys_next(&r, &key, &klen);
 			hv[i] = kvn_hash_ut(key, klen);
-			kvn_hash_prefetch(tbl, hv[i], 0);
 		}
-		for (uint32_t i = 0; i < n; i++)
-			kvn_hash_prefetch(tbl, hv[i], 1);
+		kvn_hash_prefetch_batch(tbl, hv, n);
 		free(hv);
 	}
 	(void)proto_keys_open(&r, m, &n);

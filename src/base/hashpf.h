@@ -35,4 +35,12 @@ static inline void kvn_hash_prefetch(const UT_hash_table *tbl, unsigned hv, int 
 		__builtin_prefetch(b->hh_head);
 }
 
+/* Both stages for a batch whose hashes are in hv[0..n). */
+static inline void kvn_hash_prefetch_batch(const UT_hash_table *tbl, const unsigned *hv, size_t n)
+{
+	for (int stage = 0; stage < 2; stage++)
+		for (size_t i = 0; i < n; i++)
+			kvn_hash_prefetch(tbl, hv[i], stage);
+}
+
 #endif

@@ -415,12 +415,9 @@ void keytab_prefetch(const struct keytab *kt, const void *const *keys, const siz
 
 	if (!tbl)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		hv[i] = kvn_hash_ut(keys[i], klens[i]);
-		kvn_hash_prefetch(tbl, hv[i], 0);
-	}
 	for (size_t i = 0; i < n; i++)
-		kvn_hash_prefetch(tbl, hv[i], 1);
+		hv[i] = kvn_hash_ut(keys[i], klens[i]);
+	kvn_hash_prefetch_batch(tbl, hv, n);
 }
 
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
