@@ -61,6 +61,11 @@ struct cli_bench_target {
 	 * valid until the next call on h. */
 	const char *(*detail)(void *h);
 	void (*close)(void *h); /* NULL is ok */
+	/* Optional: return once the server has finished the deferred work the
+	 * setup's writes caused, so it does not run into the timed phase
+	 * (kvnode persists to SQLite after acknowledging a put).  NULL when
+	 * the server defers nothing. */
+	int (*settle)(void *h);
 };
 
 /* Resolve a --target spec: "kvnode", "redis://HOST:PORT" or
