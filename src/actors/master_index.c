@@ -21,7 +21,8 @@
 /* Unconfirmed DROP_GEN notices kept per node; beyond, the node is asked
  * for a full sync instead (on_heartbeat). */
 #define PDROP_MAX 65536
-#define PREFETCH_MIN 8 /* ROUTE_GET batches this big prefetch their keys first */
+#define PREFETCH_MIN 8    /* ROUTE_GET batches this big prefetch their keys */
+#define PREFETCH_CHUNK 64 /* keys prefetched together */
 
 /* ---- nodes ---- */
 
@@ -542,30 +543,25 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	struct wire_w w;
 	uint16_t klen;
 	uint32_t n = 0;
+	struct kvn_pf *pf = NULL;
 	int rc;
 
 	MASTER_STAT_INC(route_gets);
 	/* validate everything first: a malformed request gets no partial answer */
 	rc = proto_keys_open(&r, m, &n);
-	for (uint32_t i = 0; i < n && rc == 0; i++)
+	if (rc == 0 && n >= PREFETCH_MIN)
+		pf = kvn_xmalloc(n * sizeof *pf);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
 		rc = proto_keys_next(&r, &key, &klen);
+		if (rc == 0 && pf)
+			pf[i].hv = kvn_hash_ut(key, klen);
+	}
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
+		free(pf);
 		actor_reply_status(ms->self, m, decode_err(rc));
 		return;
-	}
-	if (n >= PREFETCH_MIN) {
-		/* a batch: start every key's cache misses before the first lookup */
-		const UT_hash_table *tbl = ms->index ? ms->index->hh.tbl : NULL;
-		unsigned *hv = kvn_xmalloc(n * sizeof *hv);
-		(void)proto_keys_open(&r, m, &n);
-		for (uint32_t i = 0; i < n; i++) {
-			(void)proto_keys_next(&r, &key, &klen);
-			hv[i] = kvn_hash_ut(key, klen);
-		}
-		kvn_hash_prefetch_batch(tbl, hv, n);
-		free(hv);
 	}
 	(void)proto_keys_open(&r, m, &n);
 	wire_w_init(&w);
@@ -573,6 +569,11 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	for (uint32_t i = 0; i < n; i++) {
 		struct mentry *e;
 
+		/* a batch: each chunk's cache misses start together, right
+		 * before its lookups */
+		if (pf && i % PREFETCH_CHUNK == 0)
+			kvn_hash_prefetch_batch(ms->index ? ms->index->hh.tbl : NULL, pf + i,
+						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
 		(void)proto_keys_next(&r, &key, &klen);
 		e = mindex_find(ms, key, klen);
 		if (!e)
@@ -582,6 +583,7 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 		else
 			proto_routes_add(&w, 0, e->node->node_id, e->node->addr, e->gen, e->tier, e->size);
 	}
+	free(pf);
 	proto_reply(ms->self, m, &w, NULL, 0);
 }
 

@@ -271,23 +271,19 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	struct evbuffer *payload;
 	uint64_t now = kvn_now_ms(), bytes = 0;
+	struct keytab_ref *refs = NULL;
 
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
 	if (n >= PREFETCH_MIN) {
-		/* a batch: start every key's cache misses before the first lookup */
-		const void **keys = kvn_xmalloc(n * sizeof *keys);
-		size_t *klens = kvn_xmalloc(n * sizeof *klens);
-		unsigned *hv = kvn_xmalloc(n * sizeof *hv);
+		/* a batch: each chunk's cache misses start together, right
+		 * before the chunk's lookups (keytab_prefetch) */
+		refs = kvn_xmalloc(n * sizeof *refs);
 		for (uint32_t i = 0; i < n; i++) {
 			proto_items_next(&r, &it); /* checked above */
-			keys[i] = it.key;
-			klens[i] = it.klen;
+			refs[i].key = it.key;
+			refs[i].klen = it.klen;
 		}
-		keytab_prefetch(p->st->kt, keys, klens, n, hv);
-		free(keys);
-		free(klens);
-		free(hv);
 		(void)proto_items_open(&r, m->meta, m->meta_len, &flags, &n); /* checked above */
 	}
 	payload = evbuffer_new();
@@ -300,6 +296,8 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		struct keytab_view v;
 		uint64_t lease;
 		proto_items_next(&r, &it); /* checked above */
+		if (refs && i % KEYTAB_PREFETCH_MAX == 0)
+			keytab_prefetch(p->st->kt, refs + i, n - i);
 		if (bytes > PROTO_MAX_BATCH_PAYLOAD) {
 			res.status = KVN_EBUSY; /* the client asks again in another round */
 			proto_results_add(&w, &res);
@@ -345,6 +343,7 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
+	free(refs);
 	proto_reply(p->self, m, &w, payload, 0);
 }
 

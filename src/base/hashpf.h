@@ -1,11 +1,13 @@
 /*
- * hashpf: batch prefetch for uthash tables.  A batch of lookups in a large
- * table is a chain of cache misses (bucket, then entry), each waited for in
- * turn.  Hashing every key of the batch first and prefetching its bucket,
- * then each bucket's first entry, lets those misses overlap; the lookups
- * that follow then mostly hit.  Only a hint: nothing is read that uthash
- * does not read itself.  Include after uthash.h and the file's own
- * HASH_FUNCTION, so the hash is the table's.
+ * hashpf: batch prefetch for uthash tables.  A lookup in a large table is a
+ * chain of dependent cache misses: the bucket, then each entry of its chain
+ * (uthash keeps chains near two entries on average: it grows on the longest
+ * chain, not on the load factor), then the key bytes.  Walking a whole batch
+ * one hop at a time, prefetching the next hop of every key before following
+ * any, lets those misses overlap; the lookups that follow then mostly hit.
+ * Only a hint: every read here is one uthash's own lookup would make.
+ * Include after uthash.h and the file's own HASH_FUNCTION, so the hash is
+ * the table's.
  */
 #ifndef KVN_HASHPF_H
 #define KVN_HASHPF_H
@@ -18,6 +20,17 @@
  * prefetches stay in the caller's body. */
 #define KVN_PF_INLINE static inline __attribute__((always_inline))
 
+/* Chain entries followed past the head.  With chains near two entries, 3
+ * covers all but the longest; the rest just miss as before. */
+#define KVN_PF_HOPS 3
+
+/* One key of a batch prefetch.  Set hv; the walk uses h; hit is the entry
+ * whose hash matched (probably the key's, unless hashes collide), or NULL. */
+struct kvn_pf {
+	unsigned hv;
+	const UT_hash_handle *h, *hit;
+};
+
 /* The key's hash as the including file's uthash computes it. */
 KVN_PF_INLINE unsigned kvn_hash_ut(const void *key, size_t klen)
 {
@@ -26,27 +39,41 @@ KVN_PF_INLINE unsigned kvn_hash_ut(const void *key, size_t klen)
 	return hv;
 }
 
-/* stage 0: the bucket of hv; stage 1 (after stage 0 for the whole batch):
- * the first entry of that bucket.  tbl may be NULL (an empty table). */
-KVN_PF_INLINE void kvn_hash_prefetch(const UT_hash_table *tbl, unsigned hv, int stage)
+/* Prefetch the buckets, chains and key bytes of pf[0..n) (their hv set) in
+ * hops over the whole batch.  tbl may be NULL (an empty table).  Keep n to a
+ * few dozen: a hop's lines must still be in L1 when the next hop reads them. */
+KVN_PF_INLINE void kvn_hash_prefetch_batch(const UT_hash_table *tbl, struct kvn_pf *pf, size_t n)
 {
-	const UT_hash_bucket *b;
+	size_t i;
 
+	for (i = 0; i < n; i++)
+		pf[i].h = pf[i].hit = NULL;
 	if (!tbl)
 		return;
-	b = &tbl->buckets[hv & (tbl->num_buckets - 1u)];
-	if (stage == 0)
-		__builtin_prefetch(b);
-	else if (b->hh_head)
-		__builtin_prefetch(b->hh_head);
-}
-
-/* Both stages for a batch whose hashes are in hv[0..n). */
-KVN_PF_INLINE void kvn_hash_prefetch_batch(const UT_hash_table *tbl, const unsigned *hv, size_t n)
-{
-	for (int stage = 0; stage < 2; stage++)
-		for (size_t i = 0; i < n; i++)
-			kvn_hash_prefetch(tbl, hv[i], stage);
+	for (i = 0; i < n; i++)
+		__builtin_prefetch(&tbl->buckets[pf[i].hv & (tbl->num_buckets - 1u)]);
+	for (i = 0; i < n; i++) {
+		pf[i].h = tbl->buckets[pf[i].hv & (tbl->num_buckets - 1u)].hh_head;
+		if (pf[i].h)
+			__builtin_prefetch(pf[i].h);
+	}
+	for (int hop = 0; hop <= KVN_PF_HOPS; hop++) {
+		for (i = 0; i < n; i++) {
+			const UT_hash_handle *h = pf[i].h;
+			if (!h)
+				continue;
+			if (h->hashv == pf[i].hv) {
+				/* the key compare reads the bytes behind the handle */
+				__builtin_prefetch(h->key);
+				pf[i].hit = h;
+				pf[i].h = NULL;
+				continue;
+			}
+			pf[i].h = h->hh_next;
+			if (pf[i].h && hop < KVN_PF_HOPS)
+				__builtin_prefetch(pf[i].h);
+		}
+	}
 }
 
 #endif

@@ -408,16 +408,26 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
 	return n;
 }
 
-void keytab_prefetch(const struct keytab *kt, const void *const *keys, const size_t *klens, size_t n,
-		     unsigned *hv)
+void keytab_prefetch(const struct keytab *kt, const struct keytab_ref *refs, size_t n)
 {
 	const UT_hash_table *tbl = kt && kt->keys ? kt->keys->hh.tbl : NULL;
+	struct kvn_pf pf[KEYTAB_PREFETCH_MAX];
 
 	if (!tbl)
 		return;
+	if (n > KEYTAB_PREFETCH_MAX)
+		n = KEYTAB_PREFETCH_MAX;
 	for (size_t i = 0; i < n; i++)
-		hv[i] = kvn_hash_ut(keys[i], klens[i]);
-	kvn_hash_prefetch_batch(tbl, hv, n);
+		pf[i].hv = kvn_hash_ut(refs[i].key, refs[i].klen);
+	kvn_hash_prefetch_batch(tbl, pf, n);
+	/* a lookup goes on to the committed slot (gen, LRU link, extents) */
+	for (size_t i = 0; i < n; i++) {
+		if (!pf[i].hit)
+			continue;
+		const struct kt_key *k = (const void *)((const char *)pf[i].hit - tbl->hho);
+		if (k->committed)
+			__builtin_prefetch(k->committed);
+	}
 }
 
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,

@@ -137,11 +137,17 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
  * key exists but not with that gen.  Marks the key recently used. */
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  struct keytab_view *view);
-/* A batch is about to look up keys[0..n) (lengths klens): prefetch their
- * buckets and entries so the misses overlap (base/hashpf.h).  Only a hint;
- * hv is n entries of scratch. */
-void keytab_prefetch(const struct keytab *kt, const void *const *keys, const size_t *klens, size_t n,
-		     unsigned *hv);
+/* A key as a batch hands it to keytab_prefetch. */
+struct keytab_ref {
+	const void *key;
+	size_t klen;
+};
+#define KEYTAB_PREFETCH_MAX 64 /* keys per keytab_prefetch call */
+/* The next n (at most KEYTAB_PREFETCH_MAX) lookups of a batch will be
+ * refs[0..n): prefetch their buckets, chains, keys and committed slots so
+ * the misses overlap (base/hashpf.h).  Only a hint; call it per chunk of a
+ * larger batch, right before that chunk's lookups. */
+void keytab_prefetch(const struct keytab *kt, const struct keytab_ref *refs, size_t n);
 
 /* Take a read lease on the committed (key, gen) (same errors as lookup).
  * While any lease is held, the generation's pages are not freed, even if it is
