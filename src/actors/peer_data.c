@@ -17,6 +17,8 @@
 #define SCRATCH_LEN (64 * 1024)
 
 #define GET_COPY_MAX (16 * 1024) /* values up to this are copied into GET replies */
+/* bytes of copies per reply chain: with libevent's chain header, a 64 KiB malloc */
+#define COPY_CHAIN (64 * 1024 - 256)
 #define PREFETCH_MIN 8            /* GET batches this big prefetch their keys first */
 
 struct lease_ref {
@@ -271,6 +273,7 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	struct evbuffer *payload;
 	uint64_t now = kvn_now_ms(), bytes = 0;
+	uint64_t room = 0; /* known free bytes in payload's last chain */
 	struct keytab_ref *refs = NULL;
 
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
@@ -318,6 +321,24 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 			uint64_t left = v.size;
 			res.gen = v.gen;
 			res.size = v.size;
+			if (v.size <= GET_COPY_MAX && v.size > room) {
+				/* evbuffer_add alone grows a chain per value
+				 * (libevent's automatic chains stop at 4 KiB):
+				 * a malloc per 4 KiB value.  One chain for the
+				 * copies still to come, up to COPY_CHAIN. */
+				uint64_t want = (uint64_t)(n - i) * v.size;
+				if (want > COPY_CHAIN)
+					want = COPY_CHAIN;
+				if (want < v.size)
+					want = v.size;
+				if (evbuffer_expand(payload, (size_t)want) != 0)
+					kvn_fatal("out of memory");
+				room = want;
+			}
+			if (v.size <= GET_COPY_MAX)
+				room -= v.size;
+			else
+				room = 0; /* the reference chains come last now */
 			for (int e = 0; e < v.next && left > 0; e++) {
 				uint64_t len = ext_bytes(p->st->arena, &v.ext[e]);
 				const void *src = alloc_addr(p->st->arena, v.ext[e].page);
