@@ -326,9 +326,9 @@ static void *thr_main(void *arg)
 	if (!atomic_load(&b->abort) && b->a.op != OP_MEMCPY)
 		thr_loop(t, t->n_warmup, 0);
 	if (!atomic_load(&b->abort) && b->a.op != OP_MEMCPY && b->t->settle) {
-		int rc = b->t->settle(t->h);
+		int rc = b->t->settle(t->h, t->idx);
 		if (rc)
-			bench_error(t, "settle", "bench:settle", 12, rc, b->t->detail(t->h));
+			bench_error(t, "settle", "", 0, rc, b->t->detail(t->h));
 	}
 	if (pthread_barrier_wait(&b->bar) == PTHREAD_BARRIER_SERIAL_THREAD)
 		atomic_store(&b->run_start, kvn_now_ns());

@@ -105,10 +105,12 @@ static void kv_close(void *h)
 /* A durable put acknowledges after its group's COMMIT, and the master's
  * writer commits groups in order: every write acknowledged before it is then
  * in master.db too, and the writer is idle unless another client writes. */
-static int kv_settle(void *h)
+static int kv_settle(void *h, unsigned client)
 {
-	static const char key[] = "bench:settle";
-	return kvn_put(KVH(h)->c, key, sizeof key - 1, "", 0, KVN_PUT_DURABLE);
+	char key[32];
+	int n = snprintf(key, sizeof key, "bench:settle:%u", client);
+	/* one key per client: two puts racing on a key may end KVN_ESTALE */
+	return kvn_put(KVH(h)->c, key, (size_t)n, "", 0, KVN_PUT_DURABLE);
 }
 
 static const struct cli_bench_target target_kvnode = {

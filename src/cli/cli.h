@@ -64,8 +64,9 @@ struct cli_bench_target {
 	/* Optional: return once the server has finished the deferred work the
 	 * setup's writes caused, so it does not run into the timed phase
 	 * (kvnode persists to SQLite after acknowledging a put).  NULL when
-	 * the server defers nothing. */
-	int (*settle)(void *h);
+	 * the server defers nothing.  client: the calling thread's index, so
+	 * that concurrent settles do not race on one key. */
+	int (*settle)(void *h, unsigned client);
 };
 
 /* Resolve a --target spec: "kvnode", "redis://HOST:PORT" or

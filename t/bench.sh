@@ -1,0 +1,65 @@
+#!/bin/bash
+# t/bench.sh: `kvnode bench` against a real all-in-one node: every op with
+# several clients (concurrent setup and settle included), the JSON fields
+# tools parse, the settle's durable markers in master.db, and clear errors
+# for bad arguments and an unreachable target.  Correctness only: speed is
+# measured by bench/vs-peers.sh, never asserted here.
+. "$(dirname "$0")/lib.sh"
+
+MP=$(free_port); PP=$(free_port)
+write_conf "$TMP/b.conf" "$MP" "$PP"
+start aio --config "$TMP/b.conf"
+wait_log aio "kvnode ready" 15
+ok $? "node up"
+wait_until 10 client "$TMP/b.conf" ping
+C="client $TMP/b.conf"
+
+# field FILE NAME: the JSON value of NAME in the one-line object in FILE
+field() { sed -n "s/.*\"$2\":\\(\"[^\"]*\"\\|[^,}]*\\).*/\\1/p" "$1"; }
+
+# run_ok DESC ARGS...: a bench run that must succeed, with every item ok
+run_ok() {
+	local desc=$1
+	shift
+	$C bench --json "$@"
+	ok $? "$desc: exit 0"
+	is "$(field "$TMP/out" errors)" 0 "$desc: no errors"
+	is "$(field "$TMP/out" ok)" "$(field "$TMP/out" count)" "$desc: every item ok"
+}
+
+run_ok "put, 4 clients" --op put --size 4KiB --count 200 --clients 4
+for f in op size count clients batch ops_per_s gb_per_s p50_us p99_us p999_us; do
+	[ -n "$(field "$TMP/out" $f)" ]
+	ok $? "JSON has $f"
+done
+is "$(field "$TMP/out" op)" '"put"' "op is put"
+is "$(field "$TMP/out" clients)" 4 "clients is 4"
+is "$(field "$TMP/out" size)" 4096 "size in bytes"
+like "$(field "$TMP/out" ops_per_s)" '^[0-9.]+$' "ops_per_s is a number"
+
+# Concurrent settles used to race on one marker key (KVN_ESTALE): one key
+# per client now, each a durable put, so master.db holds all four.
+rows=$(sqlite3 "$TMP/var/master.db" "select count(distinct key) from v_objects where key like 'bench:settle:%' and state = 'live'")
+is "$rows" 4 "each client's settle marker is committed in master.db"
+
+run_ok "get, batch 8, 4 clients" --op get --size 1KiB --count 256 --batch 8 --clients 4
+is "$(field "$TMP/out" batch)" 8 "batch is 8"
+is "$(field "$TMP/out" gets)" 256 "256 gets"
+run_ok "mixed, 2 clients" --op mixed --size 100 --count 200 --clients 2
+run_ok "durable put" --op put --size 64KiB --count 20 --clients 2 --durable
+is "$(field "$TMP/out" durable)" true "durable reported"
+run_ok "get of 1 MiB values" --op get --size 1MiB --count 8 --clients 2
+
+$C bench --op nope
+is $? 2 "an unknown op: usage error"
+like "$(cat "$TMP/err")" "op" "naming the option"
+$C bench --op get --size 1KiB --count 8 --batch 4 --clients 2 --keys 4
+is $? 2 "fewer keys than clients x batch: usage error"
+like "$(cat "$TMP/err")" "keys" "saying so"
+$C bench --op get --size 1KiB --count 4 --target memcached://127.0.0.1:1 --timeout 2s
+ok $(( $? == 0 )) "an unreachable target fails"
+like "$(cat "$TMP/err")" "127.0.0.1:1" "naming the address"
+
+stop aio
+is "$STATUS" 0 "node stops cleanly"
+done_testing
