@@ -69,6 +69,9 @@ struct cli_bench_target {
 	int (*settle)(void *h, unsigned client);
 };
 
+/* bench_sock.c: redis (RESP2) and memcached (text protocol) over a socket. */
+extern const struct cli_bench_target cli_bench_redis, cli_bench_memcached;
+
 /* Resolve a --target spec: "kvnode", "redis://HOST:PORT" or
  * "memcached://HOST:PORT" (HOST may be [v6]).  Sets *t and cfg->host/port.
  * Returns 0, or KVN_EINVAL with a message in err. */
