@@ -1,6 +1,6 @@
 #!/bin/sh
 # regen-config.sh KVNODE SRCDIR: rewrite etc/kvnode.conf and the generated
-# table in docs/configuration.md from the config table (src/base/conf.c).
+# table in docs/configuration.md from the config table (src/base/conf_keys.c).
 # t/conf fails until this has been run after a change to the table.
 set -eu
 kvnode=$1

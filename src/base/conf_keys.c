@@ -1,0 +1,139 @@
+/*
+ * conf_keys: the one table of config keys: section, name, type, default,
+ * range, flags and help text of each.  A new key is one new row here (and
+ * a field in struct kvn_conf); the parser, --help, etc/kvnode.conf and
+ * docs/configuration.md all come from this table (make regen-config).
+ */
+#include "config.h"
+
+#include <stddef.h>
+
+#include "base.h"
+#include "conf_int.h"
+
+const char *const conf_type_names[] = {
+	[T_STRING] = "string", [T_PATH] = "path",     [T_ADDR] = "address",
+	[T_SIZE] = "size",     [T_DURATION] = "duration", [T_UINT] = "integer",
+	[T_BOOL] = "bool",     [T_ENUM] = "enum",
+};
+
+#define KIB(n) ((uint64_t)(n) << 10)
+#define MIB(n) ((uint64_t)(n) << 20)
+#define GIB(n) ((uint64_t)(n) << 30)
+#define TIB(n) ((uint64_t)(n) << 40)
+#define SECS(n) ((uint64_t)(n) * 1000)
+#define MINS(n) ((uint64_t)(n) * 60000)
+#define HOURS(n) ((uint64_t)(n) * 3600000)
+#define FIELD(f) offsetof(struct kvn_conf, f)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+const struct conf_section conf_sections[] = {
+	{ "node", "Settings of this process, whatever roles it runs." },
+	{ "master", "The master role: placement, routing and the metadata in master.db." },
+	{ "peer", "The peer role: holds the bytes in a DRAM tier and a disk tier." },
+	{ "client", "The client library and `kvnode --role client`." },
+	{ "auth", "Shared-secret authentication between peers, clients and the master." },
+};
+
+const struct conf_key conf_keys[] = {
+	/* [node] */
+	{ "node", "data_dir", T_PATH, "var", 0, 0, 0, NULL, NULL, FIELD(node_data_dir),
+	  "Directory for master.db, peer.db, the disk tier and the default secret files. "
+	  "A relative path is relative to the working directory." },
+	{ "node", "id", T_STRING, "", 0, 63, F_DERIVED, "<hostname>-<port of peer.listen>", NULL,
+	  FIELD(node_id),
+	  "Name of this node in logs and in the master's node table; unique in the cluster. "
+	  "Letters, digits, '.', '_' and '-'." },
+	{ "node", "log_level", T_ENUM, "info", 0, 0, 0, NULL, log_levels, FIELD(node_log_level),
+	  "Least severe level of the log lines written to stderr." },
+	{ "node", "max_value_size", T_SIZE, "64MiB", 1, GIB(16), 0, NULL, NULL,
+	  FIELD(node_max_value_size),
+	  "Largest value a put may store; a larger put fails with KVN_ETOOBIG before any "
+	  "bytes move." },
+	{ "node", "mailbox_size", T_UINT, "4096", 16, 1048576, 0, NULL, NULL,
+	  FIELD(node_mailbox_size),
+	  "Messages an actor's mailbox holds; a send to a full mailbox fails with KVN_EBUSY." },
+	/* [master] */
+	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
+	  "Address the master accepts peers and clients on." },
+	{ "master", "node_timeout", T_DURATION, "10s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(master_node_timeout),
+	  "A peer not heard from for this long is marked down. Must be longer than "
+	  "peer.heartbeat_interval." },
+	{ "master", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
+	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
+	/* [peer] */
+	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
+	  "Address the peer serves puts and gets on." },
+	{ "peer", "advertise", T_ADDR, "", 0, 0, F_DERIVED, "peer.listen", NULL,
+	  FIELD(peer_advertise),
+	  "Address clients dial to reach this peer; the master hands it out with routes. "
+	  "When peer.listen has a wildcard host (0.0.0.0 or [::]) the default uses this "
+	  "host's name instead." },
+	{ "peer", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(peer_master),
+	  "Address of the master this peer attaches to." },
+	{ "peer", "dram_size", T_SIZE, "1GiB", MIB(1), TIB(1), 0, NULL, NULL,
+	  FIELD(peer_dram_size),
+	  "Capacity of the DRAM tier, allocated and touched at start. A multiple of "
+	  "peer.page_size." },
+	{ "peer", "page_size", T_SIZE, "4KiB", KIB(4), GIB(1), F_POW2, NULL, NULL,
+	  FIELD(peer_page_size),
+	  "Allocation unit of the DRAM tier: a value occupies whole pages." },
+	{ "peer", "hugepages", T_BOOL, "on", 0, 1, 0, NULL, NULL, FIELD(peer_hugepages),
+	  "Back the DRAM tier with huge pages when the system has them." },
+	{ "peer", "heartbeat_interval", T_DURATION, "1s", 10, MINS(1), 0, NULL, NULL,
+	  FIELD(peer_heartbeat_interval), "How often the peer reports to the master." },
+	{ "peer", "pending_ttl", T_DURATION, "30s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(peer_pending_ttl),
+	  "A put whose bytes have not all arrived after this long is aborted and its pages "
+	  "freed." },
+	{ "peer", "read_lease_ttl", T_DURATION, "30s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(peer_read_lease_ttl),
+	  "Longest a get in flight or a pin keeps a value's pages from being freed." },
+	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
+	  FIELD(peer_max_connections), "Most connections the peer keeps open at once." },
+	/* [client] */
+	{ "client", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(client_master),
+	  "Address of the master the client asks for routes." },
+	{ "client", "timeout", T_DURATION, "5s", 1, HOURS(1), 0, NULL, NULL, FIELD(client_timeout),
+	  "Deadline of each client call, retries included." },
+	{ "client", "retries", T_UINT, "3", 0, 100, 0, NULL, NULL, FIELD(client_retries),
+	  "Times a failed call is re-routed and tried again within its deadline." },
+	{ "client", "endpoint_max_age", T_DURATION, "60s", SECS(1), HOURS(24), 0, NULL, NULL,
+	  FIELD(client_endpoint_max_age),
+	  "A pooled connection older than this is replaced when next checked out." },
+	{ "client", "quarantine", T_DURATION, "2s", 0, HOURS(1), 0, NULL, NULL,
+	  FIELD(client_quarantine),
+	  "A peer that just failed is skipped for this long while another choice exists; "
+	  "0 turns this off." },
+	{ "client", "route_cache_ttl", T_DURATION, "0", 0, HOURS(1), 0, NULL, NULL,
+	  FIELD(client_route_cache_ttl),
+	  "Gets reuse a key's route for this long instead of asking the master again. "
+	  "0 (the default) asks every time, so every get sees every acknowledged put. "
+	  "Above 0, a get may return a generation that another client's put superseded "
+	  "within this window (the client's own puts and removes are always seen)." },
+	{ "client", "speculative_get", T_BOOL, "on", 0, 1, 0, NULL, NULL,
+	  FIELD(client_speculative_get),
+	  "While the client knows of one peer only, a get asks that peer for the latest "
+	  "value at the same time as it asks the master for the route: one round trip "
+	  "instead of two.  The bytes count only when the master's answer names the same "
+	  "node and generation, so every get still sees every acknowledged put." },
+	/* [auth] */
+	{ "auth", "peer_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.secret", NULL,
+	  FIELD(auth_peer_secret_file),
+	  "Secret file peers attach to the master with (kvnode keygen makes one; it must not "
+	  "be readable by group or others)." },
+	{ "auth", "client_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/client.secret",
+	  NULL, FIELD(auth_client_secret_file),
+	  "Secret file clients authenticate with; a client secret cannot attach as a peer." },
+	{ "auth", "handshake_timeout", T_DURATION, "5s", 10, MINS(10), 0, NULL, NULL,
+	  FIELD(auth_handshake_timeout),
+	  "Time a new connection has to finish authenticating before it is closed." },
+};
+
+#define NKEYS ARRAY_LEN(conf_keys)
+const size_t conf_nkeys = NKEYS;
+const size_t conf_nsections = ARRAY_LEN(conf_sections);
+_Static_assert(NKEYS <= 64, "kvn_conf.user_set has one bit per key");
