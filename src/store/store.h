@@ -143,10 +143,10 @@ struct keytab_ref {
 	size_t klen;
 };
 #define KEYTAB_PREFETCH_MAX 64 /* keys per keytab_prefetch call */
-/* The next n (at most KEYTAB_PREFETCH_MAX) lookups of a batch will be
- * refs[0..n): prefetch their buckets, chains, keys and committed slots so
- * the misses overlap (base/hashpf.h).  Only a hint; call it per chunk of a
- * larger batch, right before that chunk's lookups. */
+/* The next lookups of a batch will be refs[0..n): prefetch the buckets,
+ * chains, keys and committed slots of the first KEYTAB_PREFETCH_MAX of them
+ * so the misses overlap (base/hashpf.h).  Only a hint; call it per chunk of
+ * a larger batch, right before that chunk's lookups. */
 void keytab_prefetch(const struct keytab *kt, const struct keytab_ref *refs, size_t n);
 
 /* Take a read lease on the committed (key, gen) (same errors as lookup).
