@@ -167,6 +167,7 @@ static void net_opts_from_conf(const struct kvn_conf *c, struct net_opts *o, uin
 	o->handshake_timeout_ms = c->auth_handshake_timeout;
 	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
 	o->max_conns = (uint32_t)max_conns;
+	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
 }
 
 static int start_master(struct node *n, char *err, size_t errlen)
@@ -410,6 +411,13 @@ int main(int argc, char **argv)
 			rc = 1;
 	if (rc == 0 && kvn_conf_finalize(&conf, err, sizeof err) != 0)
 		rc = 1;
+	if (rc == 0 && (roles & (KVN_ROLE_MASTER | KVN_ROLE_PEER))) {
+		char why[256];
+		if (net_check_congestion(conf.node_tcp_congestion, why, sizeof why) != 0) {
+			snprintf(err, sizeof err, "node.tcp_congestion: %s", why);
+			rc = 1;
+		}
+	}
 	free(sets);
 	if (rc) {
 		fprintf(stderr, "kvnode: %s\n", err);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # t/e2e_ping.sh: real processes on loopback: the all-in-one node, a client
 # ping with the right and the wrong secret, role scoping, separate master
-# and peer processes, secret files made on first start, clean shutdown.
+# and peer processes (with a chosen TCP congestion control), secret files
+# made on first start, clean shutdown.
 . "$(dirname "$0")/lib.sh"
 
 MP=$(free_port); PP=$(free_port)
@@ -40,16 +41,28 @@ like "$(cat "$TMP/err")" "group- or world-accessible" "saying why"
 stop aio; is "$STATUS" 0 "SIGTERM stops the node cleanly (exit 0)"
 like "$(tail -3 "$TMP/aio.log")" "stopped" "and it says so"
 
+# a congestion control the kernel lacks: refused at start, naming the key
+"$KVNODE" --role master,peer --config "$TMP/a.conf" --set node.tcp_congestion=nosuchcc > "$TMP/out" 2> "$TMP/err"
+is $? 2 "node.tcp_congestion=nosuchcc: exit 2"
+like "$(cat "$TMP/err")" "node.tcp_congestion: 'nosuchcc' is not available" "saying which key and why"
+"$KVNODE" --role client --config "$TMP/a.conf" --set client.tcp_congestion=nosuchcc ping > "$TMP/out" 2> "$TMP/err"
+is $? 2 "client.tcp_congestion=nosuchcc: the client refuses to start"
+like "$(cat "$TMP/err")" "client.tcp_congestion: 'nosuchcc' is not available" "naming its key"
+
 # separate master and peer processes; a peer with the client secret is refused
 MP2=$(free_port); PP2=$(free_port); PP3=$(free_port)
 write_conf "$TMP/b.conf" "$MP2" "$PP2"
 sed -i "s#data_dir = .*#data_dir = $TMP/var2#" "$TMP/b.conf"
-start master --role master --config "$TMP/b.conf"
+start master --role master --config "$TMP/b.conf" --set node.tcp_congestion=reno
 wait_log master "kvnode ready" 15
 ok $? "master alone starts"
-start peer --role peer --config "$TMP/b.conf" --set node.id=peer-b
+start peer --role peer --config "$TMP/b.conf" --set node.id=peer-b --set node.tcp_congestion=reno
 wait_log peer "attached to the master" 15
 ok $? "a peer process attaches over TCP"
+# node.tcp_congestion: reno is built into every kernel and always allowed
+# (the default here is bbr or cubic), so seeing it proves the setting
+cc=$(ss -tinH state established "( sport = :$MP2 or dport = :$MP2 )" | grep -cw reno)
+is "$cc" 2 "node.tcp_congestion=reno: both ends of the peer's connection use reno"
 start badpeer --role peer --config "$TMP/b.conf" --set node.id=peer-bad --set peer.listen=127.0.0.1:$PP3 \
 	--set auth.peer_secret_file="$TMP/var2/client.secret"
 wait_log master "auth: rejected peer 'peer-bad'" 10

@@ -149,6 +149,7 @@ static void fill_net_opts(const struct kvn_client *c, struct net_opts *o)
 	o->max_payload = c->conf.node_max_value_size > PROTO_MAX_BATCH_PAYLOAD ? c->conf.node_max_value_size
 										  : PROTO_MAX_BATCH_PAYLOAD;
 	o->reconnect = 0;
+	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->conf.client_tcp_congestion);
 }
 
 static int connect_to(struct kvn_client *c, const char *addr, actor_id *proxy)
@@ -433,6 +434,13 @@ int client_open(struct kvn_conf *conf, struct kvn_client **out)
 
 	c->conf = *conf;
 	memset(conf, 0, sizeof *conf); /* the client owns the strings now */
+	if (net_check_congestion(c->conf.client_tcp_congestion, err, sizeof err) != 0) {
+		snprintf(c->detail, sizeof c->detail, "client.tcp_congestion: %s", err);
+		kvn_set_last_detail(c->detail);
+		kvn_conf_fini(&c->conf);
+		free(c);
+		return KVN_ECONFIG;
+	}
 	rc = auth_keyring_load(&c->kr, c->conf.auth_client_secret_file, err, sizeof err);
 	if (rc) {
 		snprintf(c->detail, sizeof c->detail, "auth.client_secret_file: %s", err);

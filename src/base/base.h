@@ -111,6 +111,7 @@ struct kvn_conf {
 	int node_log_level; /* enum kvn_log_level */
 	uint64_t node_max_value_size;
 	uint64_t node_mailbox_size;
+	char *node_tcp_congestion; /* "": the kernel's default */
 	/* [master] */
 	char *master_listen;
 	uint64_t master_node_timeout; /* ms */
@@ -134,6 +135,7 @@ struct kvn_conf {
 	uint64_t client_quarantine;       /* ms */
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
 	int client_speculative_get; /* bool */
+	char *client_tcp_congestion; /* "": the kernel's default */
 	/* [auth] */
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;

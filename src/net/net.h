@@ -155,8 +155,12 @@ struct net_opts {
 	uint64_t write_timeout_ms;     /* no write progress this long: close; default 30000 */
 	uint64_t max_outq;             /* stop reading input above this many queued bytes */
 	uint32_t max_queued;           /* messages queued while not yet connected */
+	char tcp_congestion[16];       /* TCP_CONGESTION of every socket; "": the kernel's */
 };
 void net_opts_default(struct net_opts *o);
+/* Whether this process may give its TCP sockets congestion control cc (a
+ * scratch socket tries it): 0, or KVN_ECONFIG with the reason in err. */
+int net_check_congestion(const char *cc, char *err, size_t errlen);
 
 struct net_creds {
 	int role;            /* AUTH_ROLE_PEER or AUTH_ROLE_CLIENT */
