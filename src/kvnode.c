@@ -184,6 +184,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	mo.node_timeout_ms = c->master_node_timeout;
 	mo.mailbox = (uint32_t)c->node_mailbox_size;
 	mo.max_value_size = c->node_max_value_size;
+	mo.commit_linger_ms = c->master_commit_linger;
 	n->master_loop = actor_loop_new("master");
 	n->db_loop = actor_loop_new("db");
 	if (master_start(n->master_loop, n->db_loop, &mo, &n->master, err, errlen) != 0)

@@ -46,6 +46,7 @@ static struct {
 	char db[512];
 	uint64_t timeout_ms;
 	uint32_t mailbox;
+	uint64_t linger_ms; /* master.commit_linger of the next master_up */
 	struct tact peers[4], client;
 } E;
 
@@ -71,7 +72,8 @@ static inline void tact_clear(struct tact *t)
 static inline void master_up(void)
 {
 	struct master_opts o = { .db_path = E.db, .server_id = "t-master", .node_timeout_ms = E.timeout_ms,
-				 .mailbox = E.mailbox ? E.mailbox : 4096, .max_value_size = MAXV };
+				 .mailbox = E.mailbox ? E.mailbox : 4096, .max_value_size = MAXV,
+				 .commit_linger_ms = E.linger_ms };
 	struct actor *m = NULL;
 	char err[512] = "";
 
@@ -113,6 +115,7 @@ static inline void env_down(void)
 	tact_clear(&E.client);
 	actor_loop_free(E.tl);
 	E.mailbox = 0;
+	E.linger_ms = 0;
 }
 
 /* ---- calls ---- */
@@ -231,7 +234,9 @@ struct tev {
 	uint64_t size;
 };
 
-static inline struct actor_msg *mk_events(const char *id, uint64_t boot, const struct tev *ev, int n)
+/* EVENTS of ev[0..n); durable: every event is a durable put's. */
+static inline struct actor_msg *mk_events_d(const char *id, uint64_t boot, const struct tev *ev, int n,
+					    int durable)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_EVENTS);
 	struct wire_w w;
@@ -240,12 +245,17 @@ static inline struct actor_msg *mk_events(const char *id, uint64_t boot, const s
 	for (int i = 0; i < n; i++) {
 		struct proto_event e = { .seq = ev[i].seq, .kind = ev[i].kind, .key = (const uint8_t *)ev[i].key,
 					 .klen = (uint16_t)strlen(ev[i].key), .gen = ev[i].gen,
-					 .tier = ev[i].tier, .size = ev[i].size };
+					 .tier = ev[i].tier, .size = ev[i].size, .durable = (uint8_t)durable };
 		proto_events_add(&w, &e);
 	}
 	if (wire_w_to_msg(&w, m) != 0)
 		kvn_fatal("events encode");
 	return m;
+}
+
+static inline struct actor_msg *mk_events(const char *id, uint64_t boot, const struct tev *ev, int n)
+{
+	return mk_events_d(id, boot, ev, n, 0);
 }
 
 static inline int events(int p, const char *id, uint64_t boot, const struct tev *ev, int n, struct proto_ack *ack)

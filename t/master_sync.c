@@ -413,6 +413,63 @@ static void t_db_failure(void)
 	env_down();
 }
 
+/* DURABLE notices until one reaches seq (or ms pass): the last seq seen. */
+static uint64_t durable_until(uint64_t seq, uint64_t ms)
+{
+	uint64_t end = kvn_now_ms() + ms, dseq = 0;
+	struct actor_msg *d;
+
+	while (dseq < seq && kvn_now_ms() < end && (d = take(&E.peers[0], WIRE_DURABLE, end - kvn_now_ms()))) {
+		uint64_t v = 0;
+		if (proto_durable_dec(d, &v) == 0 && v > dseq)
+			dseq = v;
+		actor_msg_free(d);
+	}
+	return dseq;
+}
+
+/* master.commit_linger: a group only non-durable requests wait on stays
+ * open for later ones; a durable put's events commit it at once, lingering
+ * requests included. */
+static void t_linger(void)
+{
+	struct proto_ack ack;
+	struct actor_msg *d;
+	uint64_t t0, took;
+
+	E.linger_ms = 1000;
+	env_up("linger", 60000);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	/* the attach's node row lingers too: let that group commit first */
+	while ((d = take(&E.peers[0], WIRE_DURABLE, 1500)))
+		actor_msg_free(d);
+
+	struct tev e1[] = { { 1, PROTO_EV_ADD, "k1", 101, 0, 10 } };
+	is_int(events(0, "n1", 11, e1, 1, &ack), 0, "a non-durable ADD is applied (acked at once)");
+	d = take(&E.peers[0], WIRE_DURABLE, 300);
+	ok(!d, "its group lingers: no DURABLE within 300 ms");
+	actor_msg_free(d);
+	is_str(db_state("k1"), "", "and k1 is not in master.db yet");
+
+	struct tev e2[] = { { 2, PROTO_EV_ADD, "k2", 102, 0, 10 } };
+	t0 = kvn_now_ms();
+	is_int(reply_ack(call(&E.peers[0], mk_events_d("n1", 11, e2, 1, 1), AUTH_ROLE_PEER), &ack), 0,
+	       "a durable put's ADD is applied");
+	is_int(durable_until(2, 5000), 2, "DURABLE reaches seq 2");
+	took = kvn_now_ms() - t0;
+	ok(took < 400, "at once, not after the linger (%llu ms)", (unsigned long long)took);
+	ok(!strcmp(db_state("k1"), "live") && !strcmp(db_state("k2"), "live"),
+	   "the lingering k1 was committed with k2");
+
+	struct tev e3[] = { { 3, PROTO_EV_ADD, "k3", 103, 0, 10 } };
+	t0 = kvn_now_ms();
+	is_int(events(0, "n1", 11, e3, 1, &ack), 0, "another non-durable ADD");
+	is_int(durable_until(3, 5000), 3, "it commits after the linger");
+	took = kvn_now_ms() - t0;
+	ok(took >= 800 && took < 4000, "about 1000 ms later (%llu ms)", (unsigned long long)took);
+	env_down();
+}
+
 static const struct tap_test tests[] = {
 	{ "events", t_events },
 	{ "supersede", t_supersede },
@@ -420,6 +477,7 @@ static const struct tap_test tests[] = {
 	{ "timeout", t_timeout },
 	{ "restart", t_restart },
 	{ "db_failure", t_db_failure },
+	{ "linger", t_linger },
 	{ NULL, NULL },
 };
 

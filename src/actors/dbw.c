@@ -22,7 +22,8 @@
  *           u64 disk_total, u64 disk_used, u64 last_seq, u64 last_seen_ms,
  *           str state
  *   DBW_NODE      = row
- *   DBW_EVENTS    = str node_id, u8 has_row, [row if has_row], u32 n,
+ *   DBW_EVENTS    = str node_id, u8 flags (enum dbw_ev_flag), [row if
+ *                   DBW_EV_ROW], u32 n,
  *                   n x {u8 op, key, u64 gen, u8 tier, u64 size}
  *   DBW_SYNC_PART = str node_id, u64 sync_id, u32 part, u32 n,
  *                   n x {key, u64 gen, u8 tier, u64 size}
@@ -64,6 +65,16 @@ struct dbw {
 	int open;      /* a group is open (BEGIN issued, or refused) */
 	int group_err; /* BEGIN failed: this group's writes are refused */
 	int flush_armed;
+	/* A group nobody waits on for durability (events of non-durable puts,
+	 * node rows) stays open up to linger_ms for later requests to join:
+	 * one COMMIT and fsync for all of them instead of one each.  Those puts
+	 * were acknowledged when the master applied them; this only delays
+	 * their landing in master.db (DESIGN.md section 2: the two ack
+	 * levels).  Any other request (a durable put's events, a full sync, a
+	 * node's death) makes the group urgent: it commits at once. */
+	uint64_t linger_ms;
+	int urgent;
+	uint64_t opened_ms; /* when the open group began */
 	uint32_t group_writes;
 	struct dbw_wait *waits;
 	size_t nwaits, capwaits;
@@ -167,6 +178,7 @@ static int group_join(struct dbw *d)
 	if (!d->open) {
 		int rc = meta_begin(d->db);
 		d->open = 1;
+		d->opened_ms = kvn_now_ms();
 		d->group_err = rc;
 		if (rc)
 			log_error("dbw: BEGIN failed (%s): this group's writes are refused", kvn_strerror(rc));
@@ -195,6 +207,7 @@ static void group_end(struct dbw *d)
 		d->group_err = 0;
 		d->group_writes = 0;
 	}
+	d->urgent = 0;
 	for (size_t i = 0; i < d->nwaits; i++) {
 		const struct dbw_wait *w = &d->waits[i];
 		struct actor_msg req = { .type = w->type, .corr = w->corr, .src = w->src };
@@ -206,18 +219,37 @@ static void group_end(struct dbw *d)
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dbw *d = arg;
+	int room = d->nwaits < DBW_GROUP_MAX && d->group_writes < DBW_GROUP_MAX_WRITES;
 	(void)fd;
 	(void)what;
+	event_del(d->flush_ev); /* a linger timeout may still be pending */
 	/* More requests already queued: let the next mailbox batch join this
 	 * group (the runtime re-activated our wake-up before this ran, so it
 	 * runs first), up to a bound that keeps the group's latency small. */
-	if (actor_mailbox_depth(d->self) > 0 && d->nwaits < DBW_GROUP_MAX &&
-	    d->group_writes < DBW_GROUP_MAX_WRITES) {
+	if (actor_mailbox_depth(d->self) > 0 && room) {
 		event_active(d->flush_ev, 0, 0);
 		return;
 	}
+	if (d->open && !d->urgent && room) {
+		uint64_t age = kvn_now_ms() - d->opened_ms;
+		if (age < d->linger_ms) {
+			struct timeval tv = { (time_t)((d->linger_ms - age) / 1000),
+					      (suseconds_t)((d->linger_ms - age) % 1000 * 1000) };
+			event_add(d->flush_ev, &tv);
+			return;
+		}
+	}
 	d->flush_armed = 0;
 	group_end(d);
+}
+
+/* After a request joined: a lingering group that must not wait any longer
+ * (an urgent request, or it is full) commits now. */
+static void flush_now_if_due(struct dbw *d)
+{
+	if (d->flush_armed &&
+	    (d->urgent || d->nwaits >= DBW_GROUP_MAX || d->group_writes >= DBW_GROUP_MAX_WRITES))
+		event_active(d->flush_ev, 0, 0);
 }
 
 static void wait_add(struct dbw *d, const struct actor_msg *m, int status)
@@ -267,12 +299,15 @@ static int do_events(struct dbw *d, const struct actor_msg *m)
 	struct wire_r r;
 	char node_id[65];
 	uint32_t n;
-	uint8_t has_row;
+	uint8_t flags, has_row;
 	int rc;
 
 	wire_r_init(&r, m->meta, m->meta_len);
 	wire_r_str(&r, node_id, sizeof node_id);
-	has_row = wire_r_u8(&r);
+	flags = wire_r_u8(&r);
+	has_row = (flags & DBW_EV_ROW) != 0;
+	if (flags & DBW_EV_DURABLE)
+		d->urgent = 1;
 	if (has_row)
 		dbw_node_dec(&r, &row);
 	n = wire_r_u32(&r);
@@ -465,7 +500,7 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		status = do_node(d, m);
 		break;
 	case DBW_EVENTS:
-		status = do_events(d, m);
+		status = do_events(d, m); /* urgent when flagged durable */
 		break;
 	case DBW_SYNC_PART:
 		keep = do_sync_part(d, m);
@@ -473,9 +508,11 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		break;
 	case DBW_SYNC_END:
 		status = do_sync_end(d, m);
+		d->urgent = 1;
 		break;
 	case DBW_NODE_DEAD:
 		status = do_node_dead(d, m);
+		d->urgent = 1;
 		break;
 	default:
 		log_error("dbw: unexpected message type 0x%x", m->type);
@@ -484,6 +521,7 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 	}
 	if (m->corr && !keep)
 		wait_add(d, m, status);
+	flush_now_if_due(d);
 	return keep;
 }
 
@@ -517,7 +555,7 @@ static const struct actor_ops dbw_ops = {
 	.fini = dbw_fini,
 };
 
-int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_id *out)
+int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64_t linger_ms, actor_id *out)
 {
 	struct dbw *d;
 	struct actor *a;
@@ -527,6 +565,7 @@ int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_
 		return KVN_EINVAL;
 	d = kvn_xcalloc(1, sizeof *d);
 	d->db = db;
+	d->linger_ms = linger_ms;
 	d->flush_ev = event_new(actor_loop_base(l), -1, 0, flush_cb, d);
 	if (!d->flush_ev) {
 		free(d);

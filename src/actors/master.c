@@ -211,6 +211,7 @@ static void persist_node(struct master *ms, struct mnode *n)
 struct opbuf {
 	struct wire_w w;
 	uint32_t n;
+	uint8_t durable; /* a durable put's event is in the batch: no linger */
 };
 
 static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
@@ -222,7 +223,7 @@ static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint
 
 	wire_w_init(&w);
 	wire_w_str(&w, n->node_id);
-	wire_w_u8(&w, (uint8_t)with_row);
+	wire_w_u8(&w, (uint8_t)((with_row ? DBW_EV_ROW : 0) | (ob->durable ? DBW_EV_DURABLE : 0)));
 	if (with_row) {
 		mnode_row(n, &row);
 		dbw_node_enc(&w, &row);
@@ -347,7 +348,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
 		goto fail;
 	}
-	if ((rc = dbw_spawn(db_loop, db, o->mailbox, &ms->dbw)) < 0) {
+	if ((rc = dbw_spawn(db_loop, db, o->mailbox, o->commit_linger_ms, &ms->dbw)) < 0) {
 		seterr(err, errlen, "master: cannot start the SQLite writer: %s", kvn_strerror(rc));
 		goto fail;
 	}
@@ -633,6 +634,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		}
 		if (!first_new)
 			first_new = e.seq;
+		ob.durable |= e.durable != 0;
 		if (e.kind == PROTO_EV_ADD) {
 			int res = MIDX_STALE;
 			if (mpdrop_has(n, e.key, e.klen, e.gen))

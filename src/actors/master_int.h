@@ -37,6 +37,8 @@ enum dbw_type {
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
+/* DBW_EVENTS flags: a node row rides along; a durable put waits on it */
+enum dbw_ev_flag { DBW_EV_ROW = 1, DBW_EV_DURABLE = 2 };
 
 /* Internal messages are split well below WIRE_MAX_META. */
 #define DBW_SPLIT_BYTES (48u * 1024u)
@@ -52,7 +54,7 @@ void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, ui
 /* Tests: destroy the writer as a crash would (the open transaction is not
  * committed). */
 void dbw_crash(struct actor *self);
-int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, actor_id *out);
+int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64_t linger_ms, actor_id *out);
 
 /* ---- the master's state ---- */
 

@@ -17,6 +17,7 @@ struct master_opts {
 	uint64_t node_timeout_ms; /* master.node_timeout */
 	uint32_t mailbox;         /* node.mailbox_size */
 	uint64_t max_value_size;  /* node.max_value_size */
+	uint64_t commit_linger_ms; /* master.commit_linger; 0: every group commits at once */
 };
 /* Open master.db (bumping the epoch durably), start the SQLite writer actor
  * on db_loop and the master actor on loop.  *out gets the master actor.

@@ -116,6 +116,7 @@ struct kvn_conf {
 	char *master_listen;
 	uint64_t master_node_timeout; /* ms */
 	uint64_t master_max_connections;
+	uint64_t master_commit_linger; /* ms */
 	/* [peer] */
 	char *peer_listen;
 	char *peer_advertise;

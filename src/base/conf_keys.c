@@ -71,6 +71,12 @@ const struct conf_key conf_keys[] = {
 	  "peer.heartbeat_interval." },
 	{ "master", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
 	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
+	{ "master", "commit_linger", T_DURATION, "2ms", 0, SECS(1), 0, NULL, NULL,
+	  FIELD(master_commit_linger),
+	  "How long a master.db transaction that no durable put waits on stays open for "
+	  "more writes to join: one COMMIT and fsync for all of them.  Plain puts are "
+	  "acknowledged before their COMMIT either way; a durable put's events, a full "
+	  "sync or a node's death commit at once.  0 commits every group at once." },
 	/* [peer] */
 	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
 	  "Address the peer serves puts and gets on." },
