@@ -168,6 +168,7 @@ static void net_opts_from_conf(const struct kvn_conf *c, struct net_opts *o, uin
 	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
 	o->max_conns = (uint32_t)max_conns;
 	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
+	o->tcp_sndbuf = c->node_tcp_sndbuf;
 }
 
 static int start_master(struct node *n, char *err, size_t errlen)
@@ -436,6 +437,13 @@ int main(int argc, char **argv)
 	} else {
 		if (!config)
 			log_info("no config file (%s not found): using built-in defaults", DEFAULT_CONFIG);
+		if (conf.node_tcp_sndbuf) {
+			uint64_t eff = net_effective_sndbuf(conf.node_tcp_sndbuf);
+			if (eff && eff < 2 * conf.node_tcp_sndbuf)
+				log_warn("node.tcp_sndbuf = %llu bytes: the kernel caps send buffers at %llu "
+					 "(net.core.wmem_max; the kernel doubles what is asked)",
+					 (unsigned long long)conf.node_tcp_sndbuf, (unsigned long long)eff);
+		}
 		rc = run_daemon(&conf, roles);
 	}
 	kvn_conf_fini(&conf);

@@ -53,16 +53,22 @@ like "$(cat "$TMP/err")" "client.tcp_congestion: 'nosuchcc' is not available" "n
 MP2=$(free_port); PP2=$(free_port); PP3=$(free_port)
 write_conf "$TMP/b.conf" "$MP2" "$PP2"
 sed -i "s#data_dir = .*#data_dir = $TMP/var2#" "$TMP/b.conf"
-start master --role master --config "$TMP/b.conf" --set node.tcp_congestion=reno
+start master --role master --config "$TMP/b.conf" --set node.tcp_congestion=reno --set node.tcp_sndbuf=256KiB
 wait_log master "kvnode ready" 15
 ok $? "master alone starts"
-start peer --role peer --config "$TMP/b.conf" --set node.id=peer-b --set node.tcp_congestion=reno
+start peer --role peer --config "$TMP/b.conf" --set node.id=peer-b --set node.tcp_congestion=reno \
+	--set node.tcp_sndbuf=256KiB
 wait_log peer "attached to the master" 15
 ok $? "a peer process attaches over TCP"
 # node.tcp_congestion: reno is built into every kernel and always allowed
 # (the default here is bbr or cubic), so seeing it proves the setting
 cc=$(ss -tinH state established "( sport = :$MP2 or dport = :$MP2 )" | grep -cw reno)
 is "$cc" 2 "node.tcp_congestion=reno: both ends of the peer's connection use reno"
+# node.tcp_sndbuf: the kernel doubles SO_SNDBUF after capping it at wmem_max
+wmax=$(cat /proc/sys/net/core/wmem_max)
+want=$(( 2 * (262144 < wmax ? 262144 : wmax) ))
+tb=$(ss -tmnH state established "( sport = :$MP2 or dport = :$MP2 )" | grep -c "tb$want,")
+is "$tb" 2 "node.tcp_sndbuf=256KiB: both ends have a $want-byte send buffer"
 start badpeer --role peer --config "$TMP/b.conf" --set node.id=peer-bad --set peer.listen=127.0.0.1:$PP3 \
 	--set auth.peer_secret_file="$TMP/var2/client.secret"
 wait_log master "auth: rejected peer 'peer-bad'" 10

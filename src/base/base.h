@@ -112,6 +112,7 @@ struct kvn_conf {
 	uint64_t node_max_value_size;
 	uint64_t node_mailbox_size;
 	char *node_tcp_congestion; /* "": the kernel's default */
+	uint64_t node_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
 	/* [master] */
 	char *master_listen;
 	uint64_t master_node_timeout; /* ms */
@@ -137,6 +138,7 @@ struct kvn_conf {
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
 	int client_speculative_get; /* bool */
 	char *client_tcp_congestion; /* "": the kernel's default */
+	uint64_t client_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
 	/* [auth] */
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;

@@ -528,7 +528,7 @@ static void conn_start_connect(struct conn *c)
 	int fd, rc;
 	struct event_base *base = actor_base(c->self);
 
-	rc = tcp_connect_start(c->addr, c->o.tcp_congestion, &fd);
+	rc = tcp_connect_start(c->addr, &c->o, &fd);
 	c->state = C_CONNECTING;
 	if (rc) {
 		conn_fail(c, rc);

@@ -156,11 +156,16 @@ struct net_opts {
 	uint64_t max_outq;             /* stop reading input above this many queued bytes */
 	uint32_t max_queued;           /* messages queued while not yet connected */
 	char tcp_congestion[16];       /* TCP_CONGESTION of every socket; "": the kernel's */
+	uint64_t tcp_sndbuf;           /* SO_SNDBUF of every socket; 0: the kernel's autotuning */
 };
 void net_opts_default(struct net_opts *o);
 /* Whether this process may give its TCP sockets congestion control cc (a
  * scratch socket tries it): 0, or KVN_ECONFIG with the reason in err. */
 int net_check_congestion(const char *cc, char *err, size_t errlen);
+/* The send buffer a socket really gets for SO_SNDBUF = bytes (the kernel
+ * doubles it and caps it at net.core.wmem_max), tried on a scratch socket;
+ * 0 when it cannot tell. */
+uint64_t net_effective_sndbuf(uint64_t bytes);
 
 struct net_creds {
 	int role;            /* AUTH_ROLE_PEER or AUTH_ROLE_CLIENT */

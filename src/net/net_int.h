@@ -13,8 +13,8 @@
 
 int tcp_resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *sslen);
 void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap);
-void tcp_tune(int fd, const char *cc);
-int tcp_connect_start(const char *addr, const char *cc, int *fd_out);
+void tcp_tune(int fd, const struct net_opts *o);
+int tcp_connect_start(const char *addr, const struct net_opts *o, int *fd_out);
 int tcp_connect_result(int fd);
 
 /* The listener's count of open connections, shared with its connections so
