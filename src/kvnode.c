@@ -440,8 +440,8 @@ int main(int argc, char **argv)
 		if (conf.node_tcp_sndbuf) {
 			uint64_t eff = net_effective_sndbuf(conf.node_tcp_sndbuf);
 			if (eff && eff < 2 * conf.node_tcp_sndbuf)
-				log_warn("node.tcp_sndbuf = %llu bytes: the kernel caps send buffers at %llu "
-					 "(net.core.wmem_max; the kernel doubles what is asked)",
+				log_info("node.tcp_sndbuf = %llu bytes: the kernel caps send buffers at %llu "
+					 "(net.core.wmem_max; it doubles what is asked)",
 					 (unsigned long long)conf.node_tcp_sndbuf, (unsigned long long)eff);
 		}
 		rc = run_daemon(&conf, roles);

@@ -65,10 +65,10 @@ const struct conf_key conf_keys[] = {
 	{ "node", "tcp_sndbuf", T_SIZE, "512KiB", 0, MIB(256), 0, NULL, NULL, FIELD(node_tcp_sndbuf),
 	  "Send buffer (SO_SNDBUF) of the connections the node accepts and opens; 0 leaves "
 	  "it to the kernel's autotuning.  The kernel doubles it and caps it at "
-	  "net.core.wmem_max (a warning at start says so).  Autotuned buffers grow to "
-	  "tcp_wmem's maximum, so a whole large GET reply is queued at once and BBR then "
-	  "paces it out with timers; 512KiB had no pacing timers and made 1 and 16 MiB gets "
-	  "about 1.6x faster here (bench/README.md)." },
+	  "net.core.wmem_max (Debian's default: 208 KiB; the start log says so).  Autotuned "
+	  "buffers grow to tcp_wmem's maximum, so a whole large GET reply is queued at once "
+	  "and BBR then paces it out with timers; 512KiB had no pacing timers and made 1 "
+	  "and 16 MiB gets about 1.5x faster here (bench/README.md)." },
 	/* [master] */
 	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
 	  "Address the master accepts peers and clients on." },
