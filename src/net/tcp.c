@@ -85,7 +85,7 @@ void tcp_tune(int fd, const struct net_opts *o)
 	 * whole large GET reply then sits in the socket at once, and BBR paces
 	 * it out with a timer per burst (5 per 1 MiB get, measured; each one
 	 * hypercalls on a VM).  At 512 KiB there were none, and 1 and 16 MiB
-	 * gets ran ~1.6x faster; buffers of 1 MiB and more behaved like
+	 * gets ran ~1.5x faster; buffers of 1 MiB and more behaved like
 	 * autotuning. */
 	if (o->tcp_sndbuf) {
 		int v = o->tcp_sndbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)o->tcp_sndbuf;
