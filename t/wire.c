@@ -74,6 +74,13 @@ static void t_hdr_limits(void)
 	h.flags = 0x80;
 	wire_hdr_encode(&h, raw);
 	is_int(wire_hdr_decode(raw, 64ull << 20, &d), KVN_EPROTO, "unknown flag refused");
+	h.flags = WIRE_F_REPLY | WIRE_F_ROUTES;
+	wire_hdr_encode(&h, raw);
+	is_int(wire_hdr_decode(raw, 64ull << 20, &d), 0, "a reply flagged ROUTES accepted");
+	is_int(d.flags, WIRE_F_REPLY | WIRE_F_ROUTES, "both flags kept");
+	h.flags = WIRE_F_ROUTES;
+	wire_hdr_encode(&h, raw);
+	is_int(wire_hdr_decode(raw, 64ull << 20, &d), KVN_EPROTO, "ROUTES on a request refused");
 	sample_hdr(&h);
 	h.status = 5;
 	wire_hdr_encode(&h, raw);

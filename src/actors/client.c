@@ -53,7 +53,14 @@ static int client_handle(struct actor *self, struct actor_msg *m)
 	struct kvn_client *c = actor_state(self);
 
 	if (m->type == NET_UP && m->src == c->master) {
+		struct wire_r r;
 		c->master_up = 1;
+		/* role, server id (the master's node id), remote address */
+		wire_r_init(&r, m->meta, m->meta_len);
+		(void)wire_r_u8(&r);
+		wire_r_str(&r, c->master_node, sizeof c->master_node);
+		if (r.err)
+			c->master_node[0] = '\0';
 	} else if (m->type == NET_DOWN) {
 		if (m->src == c->master) {
 			c->master = 0; /* the proxy is gone: the next call reconnects */
@@ -85,7 +92,7 @@ static int client_sink(struct actor *self, actor_id from, const struct wire_hdr 
 	int cap = 0;
 	(void)from;
 
-	if (h->type != WIRE_GET || !(h->flags & WIRE_F_REPLY))
+	if (h->type != WIRE_GET || !(h->flags & WIRE_F_REPLY) || (h->flags & WIRE_F_ROUTES))
 		return 1;
 	q = req_by_corr(c, h->corr);
 	if (!q)
@@ -357,10 +364,10 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
 	q = kvn_xcalloc(1, sizeof *q);
 	q->op = op;
 	q->peer = p;
-	q->proxy = p->proxy;
+	q->proxy = p ? p->proxy : c->master;
 	q->idx = idx;
 	q->n = n;
-	rc = actor_call(c->self, p->proxy, m, op->deadline_ms - now, on_peer_reply, q);
+	rc = actor_call(c->self, q->proxy, m, op->deadline_ms - now, on_peer_reply, q);
 	if (rc) {
 		actor_msg_free(m);
 		free(idx);
@@ -377,7 +384,8 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
 	op->reqs[op->nreqs++] = q;
 	op->pending++;
 	op->done = 0;
-	p->inflight++;
+	if (p)
+		p->inflight++;
 	return 0;
 }
 
@@ -396,6 +404,9 @@ int client_wait_round(struct kvn_client *c, struct client_op *op)
 			if (q->peer) {
 				q->peer->proxy = 0;
 				client_quarantine(c, q->peer);
+			} else if (c->master == q->proxy) { /* a GET sent to the master */
+				c->master = 0;
+				c->master_up = 0;
 			}
 		}
 	}

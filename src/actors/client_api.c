@@ -196,6 +196,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
 	uint32_t *tmpidx = kvn_xcalloc(n ? n : 1, sizeof *tmpidx);
+	uint32_t *ridx = kvn_xcalloc(n ? n : 1, sizeof *ridx);
 	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
 	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* speculative reads confirmed */
 	int *sst = NULL;
@@ -222,6 +223,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			else if (kind == WIRE_REMOVE)
 				client_rc_drop(c, items[idx[j]].key, items[idx[j]].klen);
 			cached[idx[j]] = e != NULL;
+			served[idx[j]] = 0; /* asked again: an earlier answer is gone */
 			if (e) {
 				op.rt[idx[j]] = e->rt;
 				op.route_st[idx[j]] = 0;
@@ -230,25 +232,36 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			}
 		}
 		char spec_node[sizeof c->sole.node_id];
-		int spec = 0;
-		if (kind == WIRE_GET && attempt == 0 && miss) {
-			if (!sst)
-				sst = kvn_xcalloc(n, sizeof *sst);
-			spec = spec_send(c, &op, tmpidx, miss, sst, want_gen, spec_node);
+		int spec = 0, fetch_again = 0;
+		uint32_t nroute = miss; /* of tmpidx: items ROUTE_GET asks for */
+		if (kind == WIRE_GET && miss && !sst)
+			sst = kvn_xcalloc(n, sizeof *sst);
+		if (kind == WIRE_GET && miss && client_fetch_wanted(c)) {
+			/* through the master: served, routed, or neither (those
+			 * ask ROUTE_GET below) */
+			client_fetch_get(c, &op, tmpidx, miss, sst, served, &fetch_again);
+			nroute = 0;
+			for (uint32_t j = 0; j < miss; j++)
+				if (!served[tmpidx[j]] && op.route_st[tmpidx[j]] == KVN_EBUSY)
+					ridx[nroute++] = tmpidx[j];
+		} else {
+			memcpy(ridx, tmpidx, miss * sizeof *ridx);
+			if (kind == WIRE_GET && attempt == 0 && miss)
+				spec = spec_send(c, &op, tmpidx, miss, sst, want_gen, spec_node);
 		}
-		if (miss) {
-			rc = client_route_get(c, &op, tmpidx, miss);
+		if (nroute) {
+			rc = client_route_get(c, &op, ridx, nroute);
 			if (spec) {
-				int wrc = spec_finish(c, &op, tmpidx, miss, sst, want_gen, spec_node, rc, served);
+				int wrc = spec_finish(c, &op, ridx, nroute, sst, want_gen, spec_node, rc, served);
 				if (!rc)
 					rc = wrc;
 			}
 			if (rc)
 				break;
-			for (uint32_t j = 0; j < miss; j++)
-				if (kind == WIRE_GET && op.route_st[tmpidx[j]] == 0)
-					client_rc_put(c, items[tmpidx[j]].key, items[tmpidx[j]].klen, &op.rt[tmpidx[j]]);
 		}
+		for (uint32_t j = 0; j < miss; j++)
+			if (kind == WIRE_GET && op.route_st[tmpidx[j]] == 0 && !served[tmpidx[j]])
+				client_rc_put(c, items[tmpidx[j]].key, items[tmpidx[j]].klen, &op.rt[tmpidx[j]]);
 		uint32_t go = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op.route_st[idx[j]];
@@ -268,13 +281,15 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 				items[idx[j]].exists = 1;
 			break;
 		}
-		client_send_round(c, &op, idx, go, st, 0);
-		if (client_wait_round(c, &op) == KVN_ETIMEDOUT) {
+		if (go) {
+			client_send_round(c, &op, idx, go, st, 0);
+			if (client_wait_round(c, &op) == KVN_ETIMEDOUT) {
+				client_collect_round(c, &op, st);
+				rc = KVN_ETIMEDOUT;
+				break;
+			}
 			client_collect_round(c, &op, st);
-			rc = KVN_ETIMEDOUT;
-			break;
 		}
-		client_collect_round(c, &op, st);
 		/* ESTALE: a newer generation committed between route and read
 		 * (re-route: this is a "latest" get, not a get by ref).  A failed
 		 * remembered route is forgotten and asked for again. */
@@ -292,7 +307,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			    st[idx[j]] == KVN_EBUSY)
 				again = 1;
 		}
-		if (!again)
+		if (!again && !fetch_again)
 			break;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -310,6 +325,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	free(st);
 	free(idx);
 	free(tmpidx);
+	free(ridx);
 	free(cached);
 	free(served);
 	free(sst);

@@ -4,8 +4,8 @@
  * request rounds with deadlines), client_round.c (op lifecycle, route cache,
  * routing, rounds of peer requests), client_api.c (the synchronous public
  * calls of include/kvnode.h, get by generation included), client_async.c
- * (async puts, kvn_poll, the drain at close) and client_slot.c (the slot
- * protocol and resolve).
+ * (async puts, kvn_poll, the drain at close), client_slot.c (the slot
+ * protocol and resolve) and client_fetch.c (gets sent to the master).
  */
 #ifndef KVN_CLIENT_INT_H
 #define KVN_CLIENT_INT_H
@@ -101,6 +101,10 @@ struct kvn_client {
 	char node_id[65];
 	actor_id master;
 	int master_up;
+	char master_node[65]; /* the master's node id (its NET_UP), "" until known */
+	int fetch_refused;    /* the master answered a GET with KVN_EPROTO: an older
+			       * master; gets ask ROUTE_GET from then on */
+	uint64_t fetch_sent, fetch_served; /* items, for t/fetch */
 	struct client_peer *peers;
 	struct client_op *op;
 	uint8_t *scratch;
@@ -139,8 +143,8 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, const char *addr);
 void client_quarantine(struct kvn_client *c, struct client_peer *p);
 int client_is_quarantined(struct kvn_client *c, const char *node_id);
-/* Send a request for the items idx[0..n) of op to peer; the reply lands in
- * the req.  Takes m and idx. */
+/* Send a request for the items idx[0..n) of op to peer (NULL: the master,
+ * which must be connected); the reply lands in the req.  Takes m and idx. */
 int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_peer *p,
 		     struct actor_msg *m, uint32_t *idx, uint32_t n);
 /* Drive the loop until every request of the round answered or the
@@ -179,6 +183,8 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 		       uint8_t put_flags);
 /* Per-item results of the round into st[] (and op->res/op->sres). */
 void client_collect_round(struct kvn_client *c, struct client_op *op, int *st);
+/* The same for one request of the round (the round is not reset). */
+void client_collect_req(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);
 /* The put loop: items whose st[] is retryable (KVN_EBUSY = to do) are
  * routed with ROUTE_PUT and sent as op->kind; a node that answered ENOSPC
  * or failed is excluded from the next route; bounded by client.retries and
@@ -188,6 +194,18 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 /* ECONN, ENOSPC, EPEERDOWN, EBUSY: worth a re-route. */
 int client_retryable(int st);
 int client_first_error(const struct kvn_item *items, size_t n);
+
+/* client_fetch.c */
+/* Whether a get of this client goes to the master (client.get_via_master),
+ * rather than speculating on a sole peer of another node. */
+int client_fetch_wanted(struct kvn_client *c);
+/* GET items idx[0..n) through the master.  Per item, one of: served[i] set
+ * and sst[i] its final status (the bytes are in the item); op->rt and
+ * op->route_st filled from the master's routes; or route_st KVN_EBUSY: no
+ * answer, route it with ROUTE_GET.  *again is set when some served item
+ * must be asked for again (KVN_ESTALE for a latest get, KVN_EBUSY). */
+void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+		      uint8_t *served, int *again);
 
 /* client_async.c */
 /* kvn_close: wait for every async put (bounded by their deadlines), run

@@ -318,60 +318,65 @@ static void collect_slots(struct client_op *op, struct client_req *q, int *st)
 	}
 }
 
-/* Read the per-item results of every request of the round into st[] (and
- * the sizes for GET; every result into op->res when the caller asked).
- * Requests that failed as a whole mark their items. */
+/* Read one request's per-item results into st[] (and the sizes for GET;
+ * every result into op->res when the caller asked).  A request that failed
+ * as a whole marks its items. */
+void client_collect_req(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st)
+{
+	int whole = 0;
+
+	if (!q->done || q->err)
+		whole = q->err ? q->err : KVN_ETIMEDOUT;
+	else if (q->reply->status)
+		whole = q->reply->status;
+	else if (q->reply->sink_err)
+		whole = q->reply->sink_err;
+	if (whole) {
+		for (uint32_t j = 0; j < q->n; j++)
+			st[q->idx[j]] = whole;
+		if ((whole == KVN_ECONN || whole == KVN_ETIMEDOUT) && q->peer)
+			client_quarantine(c, q->peer);
+		return;
+	}
+	if (op->kind == WIRE_ALLOC_SLOT) {
+		collect_slots(op, q, st);
+		return;
+	}
+	struct wire_r r;
+	uint32_t got;
+	if (proto_results_open(&r, q->reply->meta, q->reply->meta_len, &got) != 0 || got != q->n) {
+		for (uint32_t j = 0; j < q->n; j++)
+			st[q->idx[j]] = KVN_EPROTO;
+		return;
+	}
+	for (uint32_t j = 0; j < q->n; j++) {
+		struct proto_result res;
+		struct kvn_item *it = &op->items[q->idx[j]];
+		if (proto_results_next(&r, &res) != 0) {
+			st[q->idx[j]] = KVN_EPROTO;
+			continue;
+		}
+		st[q->idx[j]] = res.status;
+		if (op->res)
+			op->res[q->idx[j]] = res;
+		if (op->kind == WIRE_GET && res.status == 0) {
+			it->vlen = res.size;
+			if (res.size > 0 && (!it->val || res.size > it->cap))
+				st[q->idx[j]] = KVN_ERANGE;
+			else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)
+				/* no sink on this path: copy out of the buffer */
+				evbuffer_remove(q->reply->payload, it->val, res.size);
+		}
+		if (op->kind == WIRE_EXISTS && res.status == 0)
+			it->exists = 1;
+	}
+}
+
+/* Every request of the round, then reset it. */
 void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 {
-	for (uint32_t i = 0; i < op->nreqs; i++) {
-		struct client_req *q = op->reqs[i];
-		int whole = 0;
-		if (!q->done || q->err)
-			whole = q->err ? q->err : KVN_ETIMEDOUT;
-		else if (q->reply->status)
-			whole = q->reply->status;
-		else if (q->reply->sink_err)
-			whole = q->reply->sink_err;
-		if (whole) {
-			for (uint32_t j = 0; j < q->n; j++)
-				st[q->idx[j]] = whole;
-			if ((whole == KVN_ECONN || whole == KVN_ETIMEDOUT) && q->peer)
-				client_quarantine(c, q->peer);
-			continue;
-		}
-		if (op->kind == WIRE_ALLOC_SLOT) {
-			collect_slots(op, q, st);
-			continue;
-		}
-		struct wire_r r;
-		uint32_t got;
-		if (proto_results_open(&r, q->reply->meta, q->reply->meta_len, &got) != 0 || got != q->n) {
-			for (uint32_t j = 0; j < q->n; j++)
-				st[q->idx[j]] = KVN_EPROTO;
-			continue;
-		}
-		for (uint32_t j = 0; j < q->n; j++) {
-			struct proto_result res;
-			struct kvn_item *it = &op->items[q->idx[j]];
-			if (proto_results_next(&r, &res) != 0) {
-				st[q->idx[j]] = KVN_EPROTO;
-				continue;
-			}
-			st[q->idx[j]] = res.status;
-			if (op->res)
-				op->res[q->idx[j]] = res;
-			if (op->kind == WIRE_GET && res.status == 0) {
-				it->vlen = res.size;
-				if (res.size > 0 && (!it->val || res.size > it->cap))
-					st[q->idx[j]] = KVN_ERANGE;
-				else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)
-					/* no sink on this path: copy out of the buffer */
-					evbuffer_remove(q->reply->payload, it->val, res.size);
-			}
-			if (op->kind == WIRE_EXISTS && res.status == 0)
-				it->exists = 1;
-		}
-	}
+	for (uint32_t i = 0; i < op->nreqs; i++)
+		client_collect_req(c, op, op->reqs[i], st);
 	client_round_reset(op);
 }
 

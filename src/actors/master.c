@@ -471,6 +471,7 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	      : "a master.db write of its events failed";
 	node_refresh(n, &pn, 1);
 	n->ref = m->src;
+	n->local = m->src_role == AUTH_ROLE_INTERNAL;
 	n->attached = 1;
 	if (!held) {
 		/* Locations stay routable until the node's snapshot replaces
@@ -527,6 +528,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 	if (!n->attached || n->ref != m->src) {
 		/* the same process on a new connection: its boot_id vouches */
 		n->ref = m->src;
+		n->local = m->src_role == AUTH_ROLE_INTERNAL;
 		n->attached = 1;
 	}
 	/* With every event of the node applied, the index holds a subset of
@@ -700,6 +702,8 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 	case WIRE_ROUTE_GET:
 		master_on_route_get(ms, m);
 		break;
+	case WIRE_GET:
+		return master_on_get(ms, m); /* ACTOR_KEEP: went on to the peer */
 	case WIRE_STAT:
 		master_on_stat(ms, m);
 		break;

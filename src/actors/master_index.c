@@ -2,8 +2,10 @@
  * master_index: the master's in-memory state and the read-side messages.
  * Owns the node table, the key index (key -> node, gen, tier, size, each
  * entry also on its node's list), generation assignment, DROP_GEN batching,
- * placement (ROUTE_PUT) and the ROUTE_GET, STAT and PING replies.  Runs on
- * the master actor's loop only; nothing here touches SQLite.
+ * placement (ROUTE_PUT), the ROUTE_GET, STAT and PING replies, and GETs
+ * sent to the master (handed to the peer of this process, or answered with
+ * routes).  Runs on the master actor's loop only; nothing here touches
+ * SQLite.
  */
 #include "config.h"
 
@@ -534,48 +536,40 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	free(items);
 }
 
-/* ---- ROUTE_GET ---- */
+/* ---- ROUTE_GET, and GET at the master ---- */
 
-void master_on_route_get(struct master *ms, const struct actor_msg *m)
+/* The index entries of keys[0..n) into ents[] (NULL: not indexed).  A batch
+ * starts each chunk's cache misses together, right before its lookups. */
+static void lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
+			struct mentry **ents)
 {
-	const uint8_t *key;
-	struct wire_r r;
-	struct wire_w w;
-	uint16_t klen;
-	uint32_t n = 0;
 	struct kvn_pf *pf = NULL;
-	int rc;
 
-	MASTER_STAT_INC(route_gets);
-	/* validate everything first: a malformed request gets no partial answer */
-	rc = proto_keys_open(&r, m, &n);
-	if (rc == 0 && n >= PREFETCH_MIN)
+	if (n >= PREFETCH_MIN) {
 		pf = kvn_xmalloc(n * sizeof *pf);
-	for (uint32_t i = 0; i < n && rc == 0; i++) {
-		rc = proto_keys_next(&r, &key, &klen);
-		if (rc == 0 && pf)
-			pf[i].hv = kvn_hash_ut(key, klen);
+		for (uint32_t i = 0; i < n; i++)
+			pf[i].hv = kvn_hash_ut(keys[i], klens[i]);
 	}
-	if (rc == 0)
-		rc = wire_r_end(&r);
-	if (rc) {
-		free(pf);
-		actor_reply_status(ms->self, m, decode_err(rc));
-		return;
-	}
-	(void)proto_keys_open(&r, m, &n);
-	wire_w_init(&w);
-	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		struct mentry *e;
-
-		/* a batch: each chunk's cache misses start together, right
-		 * before its lookups */
 		if (pf && i % PREFETCH_CHUNK == 0)
 			kvn_hash_prefetch_batch(ms->index ? ms->index->hh.tbl : NULL, pf + i,
 						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
-		(void)proto_keys_next(&r, &key, &klen);
-		e = mindex_find(ms, key, klen);
+		ents[i] = mindex_find(ms, keys[i], klens[i]);
+	}
+	free(pf);
+}
+
+/* The ROUTE_GET answer for the looked-up keys, as a reply to m (of m's
+ * type, with extra_flags). */
+static void reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
+			 uint16_t extra_flags)
+{
+	struct wire_w w;
+
+	wire_w_init(&w);
+	proto_routes_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mentry *e = ents[i];
 		if (!e)
 			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
 		else if (!peer_usable(e->node))
@@ -583,8 +577,107 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 		else
 			proto_routes_add(&w, 0, e->node->node_id, e->node->addr, e->gen, e->tier, e->size);
 	}
-	free(pf);
-	proto_reply(ms->self, m, &w, NULL, 0);
+	struct actor_msg *r = actor_msg_new(m->type);
+	if (wire_w_to_msg(&w, r) != 0) {
+		/* more routes than a frame holds (clients send at most 256) */
+		actor_reply_status(ms->self, m, w.err);
+		wire_w_fini(&w);
+		actor_msg_free(r);
+		return;
+	}
+	r->flags = extra_flags;
+	actor_reply(ms->self, m, r, 0);
+}
+
+void master_on_route_get(struct master *ms, const struct actor_msg *m)
+{
+	struct wire_r r;
+	uint32_t n = 0;
+	int rc;
+
+	MASTER_STAT_INC(route_gets);
+	/* validate everything first: a malformed request gets no partial answer */
+	rc = proto_keys_open(&r, m, &n);
+	const uint8_t **keys = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *keys);
+	uint16_t *klens = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *klens);
+	for (uint32_t i = 0; i < n && rc == 0; i++)
+		rc = proto_keys_next(&r, &keys[i], &klens[i]);
+	if (rc == 0)
+		rc = wire_r_end(&r);
+	if (rc) {
+		actor_reply_status(ms->self, m, decode_err(rc));
+	} else {
+		struct mentry **ents = kvn_xmalloc((n ? n : 1) * sizeof *ents);
+		lookup_keys(ms, keys, klens, n, ents);
+		reply_routes(ms, m, ents, n, 0);
+		free(ents);
+	}
+	free(keys);
+	free(klens);
+}
+
+/* A client may send a GET to the master instead of ROUTE_GET.  When every
+ * key routes to a peer that runs in this process, the request goes on to
+ * that peer with each item's generation set to the routed one (a get by
+ * ref keeps its own), and the peer answers the client itself, on this
+ * connection: one round trip and two frames instead of ROUTE_GET, GET and
+ * their replies.  The answer is the one ROUTE_GET followed by GET would
+ * have given, decided by the same index at the same instant.  Otherwise
+ * (a key elsewhere, missing, or on a peer that is down) the reply is the
+ * ROUTE_GET answer, flagged WIRE_F_ROUTES, and the client reads from the
+ * peers itself. */
+int master_on_get(struct master *ms, struct actor_msg *m)
+{
+	struct wire_r r;
+	uint8_t flags;
+	uint32_t n = 0;
+	int rc;
+
+	MASTER_STAT_INC(gets);
+	rc = proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
+	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
+	for (uint32_t i = 0; i < n && rc == 0; i++)
+		rc = proto_items_next(&r, &items[i]);
+	if (rc == 0)
+		rc = wire_r_end(&r);
+	if (rc) {
+		free(items);
+		actor_reply_status(ms->self, m, decode_err(rc));
+		return 0;
+	}
+	const uint8_t **keys = kvn_xmalloc(n * sizeof *keys);
+	uint16_t *klens = kvn_xmalloc(n * sizeof *klens);
+	struct mentry **ents = kvn_xmalloc(n * sizeof *ents);
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = items[i].key;
+		klens[i] = items[i].klen;
+	}
+	lookup_keys(ms, keys, klens, n, ents);
+	struct mnode *to = ents[0] ? ents[0]->node : NULL;
+	int fwd = to && to->local && peer_usable(to);
+	for (uint32_t i = 1; i < n && fwd; i++)
+		fwd = ents[i] && ents[i]->node == to;
+	if (fwd) {
+		for (uint32_t i = 0; i < n; i++)
+			if (items[i].gen == 0)
+				proto_items_set_gen(m->meta, m->meta_len, &items[i], ents[i]->gen);
+		/* src, corr and src_role stay the client's: the peer answers
+		 * it, and checks its role as for a GET sent to it directly */
+		if (actor_send(to->ref, m) == 0) {
+			MASTER_STAT_INC(gets_forwarded);
+		} else {
+			fwd = 0;
+			for (uint32_t i = 0; i < n; i++)
+				proto_items_set_gen(m->meta, m->meta_len, &items[i], items[i].gen);
+		}
+	}
+	if (!fwd)
+		reply_routes(ms, m, ents, n, WIRE_F_ROUTES);
+	free(items);
+	free(keys);
+	free(klens);
+	free(ents);
+	return fwd ? ACTOR_KEEP : 0;
 }
 
 /* ---- STAT, PING ---- */

@@ -107,6 +107,8 @@ struct mnode {
 	char node_id[65];
 	char addr[128];
 	actor_id ref;     /* m->src of its last PEER_ATTACH: where one-way messages go */
+	int local;        /* ref is an actor of this process (no connection):
+			   * GETs sent to the master may go on to it */
 	uint64_t boot_id; /* 0: loaded from master.db, never attached in this life */
 	uint64_t dram_total, dram_used, disk_total, disk_used;
 	uint64_t reserved; /* DRAM promised by ROUTE_PUT since the last heartbeat */
@@ -253,6 +255,9 @@ int master_next_gen(struct master *ms, uint64_t *gen);
 
 void master_on_route_put(struct master *ms, const struct actor_msg *m);
 void master_on_route_get(struct master *ms, const struct actor_msg *m);
+/* A GET sent to the master: forwarded to the in-process peer holding every
+ * key (returns ACTOR_KEEP: m went on), else answered with the routes (0). */
+int master_on_get(struct master *ms, struct actor_msg *m);
 void master_on_stat(struct master *ms, const struct actor_msg *m);
 void master_on_ping(struct master *ms, const struct actor_msg *m);
 

@@ -369,6 +369,16 @@ int proto_items_next(struct wire_r *r, struct proto_item *it)
 	return r->err;
 }
 
+void proto_items_set_gen(uint8_t *meta, uint32_t meta_len, const struct proto_item *it, uint64_t gen)
+{
+	/* the layout proto_items_add writes: key bytes, then gen (u64 LE) */
+	size_t off = (size_t)(it->key - meta) + it->klen;
+
+	KVN_ASSERT(it->key >= meta && off + 8 <= meta_len);
+	for (int i = 0; i < 8; i++)
+		meta[off + (size_t)i] = (uint8_t)(gen >> (8 * i));
+}
+
 void proto_results_begin(struct wire_w *w, uint32_t n)
 {
 	wire_w_u32(w, n);

@@ -140,6 +140,10 @@ void proto_items_add(struct wire_w *w, const void *key, size_t klen, uint64_t ge
 int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint8_t *flags,
 		     uint32_t *n);
 int proto_items_next(struct wire_r *r, struct proto_item *it);
+/* Rewrite a decoded item's gen in place in the metadata it was read from
+ * (meta, which the caller owns): how the master fills in the routed
+ * generation of a GET it forwards to its own peer (master_index.c). */
+void proto_items_set_gen(uint8_t *meta, uint32_t meta_len, const struct proto_item *it, uint64_t gen);
 
 /* ---- data path replies: per item status, gen, size ---- */
 struct proto_result {

@@ -140,6 +140,12 @@ const struct conf_key conf_keys[] = {
 	  "value at the same time as it asks the master for the route: one round trip "
 	  "instead of two.  The bytes count only when the master's answer names the same "
 	  "node and generation, so every get still sees every acknowledged put." },
+	{ "client", "get_via_master", T_BOOL, "on", 0, 1, 0, NULL, NULL,
+	  FIELD(client_get_via_master),
+	  "A get goes to the master, which hands it to the peer of its own process when "
+	  "every key lives there (the answer comes back on the master connection: one "
+	  "round trip, one request) and otherwise answers with the routes.  Not used "
+	  "while speculative_get aims at a peer on another node." },
 	{ "client", "tcp_congestion", T_STRING, "", 0, 15, F_DERIVED,
 	  "the kernel's (net.ipv4.tcp_congestion_control)", NULL, FIELD(client_tcp_congestion),
 	  "TCP congestion control of the client's connections (the sending side of puts), "

@@ -103,7 +103,7 @@ int conn_write_msg(struct conn *c, struct actor_msg *m)
 
 	memset(&h, 0, sizeof h);
 	h.type = m->type;
-	h.flags = (uint8_t)(m->flags & WIRE_F_REPLY);
+	h.flags = (uint8_t)(m->flags & WIRE_F_KNOWN);
 	h.status = m->status;
 	h.meta_len = m->meta_len;
 	h.payload_len = plen;

@@ -67,7 +67,11 @@ int wire_type_known(int type);
 
 enum wire_flags {
 	WIRE_F_REPLY = 1, /* a reply to the request with the same corr */
+	/* With REPLY, on a GET sent to the master: the master did not serve it
+	 * and the metadata is the ROUTE_GET reply for the same keys. */
+	WIRE_F_ROUTES = 2,
 };
+#define WIRE_F_KNOWN (WIRE_F_REPLY | WIRE_F_ROUTES)
 
 struct wire_hdr {
 	uint32_t magic;

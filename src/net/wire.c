@@ -121,7 +121,7 @@ int wire_hdr_decode(const uint8_t in[WIRE_HDR_LEN], uint64_t max_payload, struct
 		return KVN_EVERSION;
 	if (!wire_type_known(h->type))
 		return KVN_EPROTO;
-	if (h->flags & ~WIRE_F_REPLY)
+	if ((h->flags & ~WIRE_F_KNOWN) || ((h->flags & WIRE_F_ROUTES) && !(h->flags & WIRE_F_REPLY)))
 		return KVN_EPROTO;
 	if (h->status > 0 || h->status < KVN_ERR_MIN)
 		return KVN_EPROTO;

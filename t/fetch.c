@@ -1,0 +1,365 @@
+/* t/fetch: gets through the master (client.get_via_master) with real
+ * processes.  A get goes to the master; when every key lives on the peer of
+ * the master's own process, that peer answers on the master connection
+ * (one frame out, no ROUTE_GET), otherwise the master answers with the
+ * routes and the client reads from the peers.  Checked here: single and
+ * batch gets byte for byte with one frame; the newest generation after
+ * another client's put; a missing key (routes, no peer read); a batch with
+ * a missing key; a get by ref, old and new; kvn_get_alloc and a too-small
+ * buffer; an 8 MiB value; the switch off; a master without a peer of its own
+ * (routes, then the peer); and a cluster whose keys live on two peers. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/client_int.h"
+#include "base/base.h"
+#include "kvnode.h"
+#include "net/net.h"
+#include "proc.h"
+#include "tap.h"
+
+static struct kvn_client *ca; /* defaults: get_via_master on */
+static struct kvn_client *cb; /* get_via_master = off */
+static char conf_a[300], conf_b[300];
+static uint16_t mport;
+
+static uint64_t frames_out(void)
+{
+	struct net_stats n;
+	net_get_stats(&n); /* this process is the client: its frames only */
+	return n.frames_out;
+}
+
+static void t_start(void)
+{
+	char data[300];
+	uint16_t pp = proc_free_port();
+	mport = proc_free_port();
+	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
+	snprintf(conf_b, sizeof conf_b, "%s/b.conf", proc_tmp);
+	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
+	proc_write_conf(conf_a, mport, pp, data, "64MiB", NULL);
+	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\n");
+	const char *args[] = { "--config", conf_a, NULL };
+	proc_spawn("aio", args);
+	ca = proc_connect_ready(conf_a, 1);
+	cb = proc_connect_ready(conf_b, 1);
+	ok(ca && cb, "all-in-one node up, two clients connected");
+	if (!ca || !cb)
+		exit(1);
+	ok(ca->conf.client_get_via_master && !cb->conf.client_get_via_master, "on by default, off for the second");
+}
+
+static void t_hit(void)
+{
+	uint8_t v[3000], g[4096];
+	size_t vlen = 0;
+
+	proc_fill(v, sizeof v, 1);
+	is_int(kvn_put(ca, "f/1", 3, v, sizeof v, 0), 0, "put");
+	ok(strcmp(ca->master_node, ca->sole.node_id) == 0, "the master's node id is the peer's: %s",
+	   ca->master_node);
+	uint64_t f0 = frames_out(), sent = ca->fetch_sent, served = ca->fetch_served;
+	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "get");
+	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
+	is_int(frames_out() - f0, 1, "one frame: the GET to the master");
+	is_int(ca->fetch_sent - sent, 1, "one item sent to the master");
+	is_int(ca->fetch_served - served, 1, "served by its peer");
+	is_int(ca->spec_sent, 0, "no speculation alongside");
+
+	proc_fill(v, sizeof v, 2);
+	is_int(kvn_put(cb, "f/1", 3, v, 1000, 0), 0, "another client re-puts it, shorter");
+	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "get again");
+	ok(vlen == 1000 && memcmp(g, v, 1000) == 0, "the other client's acknowledged put is seen");
+}
+
+static void t_missing(void)
+{
+	uint8_t g[16];
+	size_t vlen = 5;
+	uint64_t f0 = frames_out(), served = ca->fetch_served;
+
+	is_int(kvn_get(ca, "f/none", 6, g, sizeof g, &vlen), KVN_ENOTFOUND, "a missing key: KVN_ENOTFOUND");
+	is_int(frames_out() - f0, 1, "one frame: the master's routes say so, no peer is asked");
+	is_int(ca->fetch_served - served, 0, "nothing served");
+}
+
+static void t_batch(void)
+{
+	struct kvn_item it[10];
+	char keys[10][16];
+	static uint8_t v[10][500], g[10][600];
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(keys[i], sizeof keys[i], "f/b%d", i);
+		proc_fill(v[i], sizeof v[i], 100 + (uint64_t)i);
+		memset(&it[i], 0, sizeof it[i]);
+		it[i].key = keys[i];
+		it[i].klen = strlen(keys[i]);
+		it[i].val = v[i];
+		it[i].vlen = sizeof v[i] - (size_t)i;
+	}
+	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
+	for (int i = 0; i < 10; i++) {
+		it[i].val = g[i];
+		it[i].cap = sizeof g[i];
+		it[i].vlen = 0;
+	}
+	uint64_t f0 = frames_out(), served = ca->fetch_served;
+	is_int(kvn_batch_get(ca, it, 10), 0, "batch get of 10");
+	int good = 1;
+	for (int i = 0; i < 10; i++)
+		if (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i || memcmp(g[i], v[i], it[i].vlen) != 0)
+			good = 0;
+	ok(good, "the 10 come back byte for byte");
+	is_int(frames_out() - f0, 1, "one frame for the batch");
+	is_int(ca->fetch_served - served, 10, "all 10 served by the master's peer");
+
+	/* one key the index lacks: the master answers with routes */
+	memset(g, 0, sizeof g);
+	it[7].key = "f/none";
+	it[7].klen = 6;
+	f0 = frames_out();
+	served = ca->fetch_served;
+	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
+	good = 1;
+	for (int i = 0; i < 10; i++)
+		if (i != 7 && (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i ||
+			       memcmp(g[i], v[i], it[i].vlen) != 0))
+			good = 0;
+	ok(good, "the 9 come back byte for byte");
+	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
+	is_int(ca->fetch_served - served, 0, "not served by the master: it sent routes");
+	is_int(frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
+}
+
+static void t_by_ref(void)
+{
+	uint8_t v[2000], g[2048];
+	uint64_t g1 = 0, g2 = 0;
+	size_t vlen = 0;
+
+	proc_fill(v, sizeof v, 7);
+	is_int(kvn_put_gen(ca, "f/ref", 5, v, sizeof v, 0, &g1), 0, "put_gen");
+	is_int(kvn_put_gen(ca, "f/ref", 5, v, 100, 0, &g2), 0, "re-put");
+	uint64_t f0 = frames_out();
+	is_int(kvn_get_gen(ca, "f/ref", 5, g2, g, sizeof g, &vlen), 0, "get by the new ref");
+	ok(vlen == 100 && memcmp(g, v, 100) == 0, "its bytes");
+	memset(g, 0x5a, sizeof g);
+	is_int(kvn_get_gen(ca, "f/ref", 5, g1, g, sizeof g, &vlen), KVN_ESTALE, "the old ref: KVN_ESTALE");
+	int untouched = 1;
+	for (size_t i = 0; i < sizeof g; i++)
+		if (g[i] != 0x5a)
+			untouched = 0;
+	ok(untouched, "never the newer bytes: the buffer is untouched");
+	is_int(frames_out() - f0, 2, "one frame each, not retried");
+}
+
+static void t_alloc_range(void)
+{
+	static uint8_t v[20000];
+	uint8_t small[100];
+	void *val = NULL;
+	size_t vlen = 0;
+
+	proc_fill(v, sizeof v, 11);
+	is_int(kvn_put(ca, "f/a", 3, v, sizeof v, 0), 0, "put 20000 bytes");
+	uint64_t served = ca->fetch_served;
+	is_int(kvn_get_alloc(ca, "f/a", 3, &val, &vlen), 0, "get_alloc");
+	ok(val && vlen == sizeof v && memcmp(val, v, sizeof v) == 0, "a buffer of its size, its bytes");
+	free(val);
+	is_int(ca->fetch_served - served, 1, "served through the master");
+	vlen = 0;
+	is_int(kvn_get(ca, "f/a", 3, small, sizeof small, &vlen), KVN_ERANGE, "a 100-byte buffer: KVN_ERANGE");
+	is_int((long long)vlen, (long long)sizeof v, "and the size it needs");
+}
+
+static void t_large(void)
+{
+	size_t n = 8u << 20, vlen = 0;
+	uint8_t *v = malloc(n), *g = malloc(n);
+
+	proc_fill(v, n, 12);
+	is_int(kvn_put(ca, "f/big", 5, v, n, 0), 0, "put 8 MiB");
+	uint64_t f0 = frames_out();
+	is_int(kvn_get(ca, "f/big", 5, g, n, &vlen), 0, "get it");
+	ok(vlen == n && memcmp(g, v, n) == 0, "byte for byte");
+	is_int(frames_out() - f0, 1, "through the master, one frame");
+	free(v);
+	free(g);
+}
+
+static void t_off(void)
+{
+	uint8_t v[100], g[100];
+	size_t vlen = 0;
+
+	proc_fill(v, sizeof v, 3);
+	is_int(kvn_put(cb, "f/off", 5, v, sizeof v, 0), 0, "put");
+	uint64_t f0 = frames_out(), spec = cb->spec_sent;
+	is_int(kvn_get(cb, "f/off", 5, g, sizeof g, &vlen), 0, "get with get_via_master off");
+	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "bytes");
+	is_int(cb->fetch_sent, 0, "nothing sent to the master as GET");
+	is_int(cb->spec_sent - spec, 1, "it speculated on the sole peer instead");
+	is_int(frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
+}
+
+/* A second peer joins the all-in-one node's master: keys spread over two
+ * nodes.  A get of a key on the master's own peer is served; one on the
+ * other peer gets routes and a read from that peer. */
+static void t_two_peers(void)
+{
+	char conf[300], data[300], psecret[400], csecret[400];
+	uint8_t v[256], g[256];
+	size_t vlen = 0;
+
+	snprintf(conf, sizeof conf, "%s/p2.conf", proc_tmp);
+	snprintf(data, sizeof data, "%s/var-p2", proc_tmp);
+	proc_write_conf(conf, mport, proc_free_port(), data, "64MiB", NULL);
+	snprintf(psecret, sizeof psecret, "auth.peer_secret_file=%s/var-a/peer.secret", proc_tmp);
+	snprintf(csecret, sizeof csecret, "auth.client_secret_file=%s/var-a/client.secret", proc_tmp);
+	const char *args[] = { "--role",   "peer",  "--config", conf, "--set", "node.id=p2",
+			       "--set",    psecret, "--set",    csecret, NULL };
+	proc_spawn("p2", args);
+	struct kvn_client *c = proc_connect_ready(conf_a, 2);
+	ok(c != NULL, "a second peer attached");
+	if (!c)
+		return;
+	kvn_close(c);
+	struct kvn_node_stat before[4];
+	size_t nn = 0;
+	uint64_t objs;
+	is_int(kvn_stat(ca, before, 4, &nn, &objs), 0, "stat");
+	/* placement favours free memory: p2 is empty, so puts go there */
+	proc_fill(v, sizeof v, 4);
+	int i, bad = 0;
+	for (i = 0; i < 60; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "f/p/%d", i);
+		if (kvn_put(ca, key, strlen(key), v, sizeof v, 0) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "60 puts");
+	struct kvn_node_stat after[4];
+	is_int(kvn_stat(ca, after, 4, &nn, &objs), 0, "stat again");
+	uint64_t on_master = 0, on_p2 = 0;
+	for (size_t k = 0; k < nn && k < 4; k++) {
+		uint64_t was = 0;
+		for (size_t b = 0; b < 4 && b < nn; b++)
+			if (strcmp(before[b].node_id, after[k].node_id) == 0)
+				was = before[b].objects;
+		if (strcmp(after[k].node_id, ca->master_node) == 0)
+			on_master = after[k].objects - was;
+		else
+			on_p2 = after[k].objects - was;
+	}
+	ok(on_p2 > 0, "keys went to p2 (%llu of them; %llu to the master's node)", (unsigned long long)on_p2,
+	   (unsigned long long)on_master);
+	uint64_t served = ca->fetch_served, sent = ca->fetch_sent, spec = ca->spec_sent;
+	for (int k = 0; k < i; k++) {
+		char key[32];
+		snprintf(key, sizeof key, "f/p/%d", k);
+		if (kvn_get(ca, key, strlen(key), g, sizeof g, &vlen) != 0 || vlen != sizeof v ||
+		    memcmp(g, v, sizeof v) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "every one of the %d keys reads back", i);
+	is_int(ca->fetch_sent - sent, (long long)i, "each get went to the master");
+	is_int(ca->fetch_served - served, (long long)on_master, "exactly the master's node's keys were served there");
+	is_int(ca->spec_sent - spec, 0, "no speculation with two peers");
+
+	/* f/1 lives on the master's node, f/p/0 on p2 */
+	uint8_t g1[1000];
+	served = ca->fetch_served;
+	uint64_t f0 = frames_out();
+	is_int(kvn_get(ca, "f/1", 3, g1, sizeof g1, &vlen), 0, "a key on the master's node");
+	is_int(ca->fetch_served - served, 1, "served by the master's peer");
+	is_int(frames_out() - f0, 1, "in one frame");
+	struct kvn_item it[2];
+	memset(it, 0, sizeof it);
+	it[0].key = "f/1";
+	it[0].klen = 3;
+	it[0].val = g1;
+	it[0].cap = sizeof g1;
+	it[1].key = "f/p/0";
+	it[1].klen = 5;
+	it[1].val = g;
+	it[1].cap = sizeof g;
+	memset(g, 0, sizeof g);
+	f0 = frames_out();
+	is_int(kvn_batch_get(ca, it, 2), 0, "a batch with a key on each node");
+	ok(it[0].vlen == 1000 && it[1].vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "both values");
+	is_int(ca->fetch_served - served, 1, "not served by the master: routes");
+	is_int(frames_out() - f0, 3, "the GET to the master, then one GET to each peer");
+}
+
+/* A master with no peer in its process answers every GET with routes. */
+static void t_split(void)
+{
+	char mconf[300], pconf[300], mdata[300], pdata[300], extra[200];
+	uint16_t mp = proc_free_port(), pp = proc_free_port();
+	uint8_t v[5000], g[5000];
+	size_t vlen = 0;
+
+	snprintf(mconf, sizeof mconf, "%s/m.conf", proc_tmp);
+	snprintf(pconf, sizeof pconf, "%s/p.conf", proc_tmp);
+	snprintf(mdata, sizeof mdata, "%s/var-m", proc_tmp);
+	snprintf(pdata, sizeof pdata, "%s/var-p", proc_tmp);
+	/* no speculation, so the client has only the master to ask */
+	snprintf(extra, sizeof extra, "speculative_get = off\n");
+	proc_write_conf(mconf, mp, pp, mdata, "64MiB", extra);
+	const char *margs[] = { "--role", "master", "--config", mconf, "--set", "node.id=m", NULL };
+	proc_spawn("m", margs);
+	char psecret[400], csecret[400];
+	snprintf(psecret, sizeof psecret, "auth.peer_secret_file=%s/var-m/peer.secret", proc_tmp);
+	snprintf(csecret, sizeof csecret, "auth.client_secret_file=%s/var-m/client.secret", proc_tmp);
+	/* the master makes the secrets; wait for them before the peer reads them */
+	proc_wait_log("m", "kvnode ready", 1, 20000);
+	proc_write_conf(pconf, mp, pp, pdata, "64MiB", extra);
+	const char *pargs[] = { "--role", "peer", "--config", pconf, "--set", "node.id=p",
+				"--set",  psecret, "--set", csecret, NULL };
+	proc_spawn("p", pargs);
+	/* the client's config names the master's data dir: its secret */
+	struct kvn_client *c = proc_connect_ready(mconf, 1);
+	ok(c != NULL, "a master and a peer in two processes, a client");
+	if (!c)
+		return;
+	proc_fill(v, sizeof v, 13);
+	is_int(kvn_put(c, "f/s", 3, v, sizeof v, 0), 0, "put");
+	ok(strcmp(c->master_node, "m") == 0 && strcmp(c->sole.node_id, "p") == 0, "the master is m, the peer p");
+	uint64_t f0 = frames_out();
+	is_int(kvn_get(c, "f/s", 3, g, sizeof g, &vlen), 0, "get");
+	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
+	is_int(c->fetch_sent, 1, "sent to the master");
+	is_int(c->fetch_served, 0, "which has no peer of its own: routes");
+	is_int(frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
+	kvn_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "start", t_start },
+		{ "hit", t_hit },
+		{ "missing", t_missing },
+		{ "batch", t_batch },
+		{ "by_ref", t_by_ref },
+		{ "alloc_range", t_alloc_range },
+		{ "large", t_large },
+		{ "off", t_off },
+		{ "two_peers", t_two_peers },
+		{ "split", t_split },
+		{ NULL, NULL },
+	};
+	if (proc_init("fetch") != 0)
+		return 1;
+	proc_logs_on_failure = 1;
+	proc_watchdog(120);
+	int rc = tap_run(tests, argc, argv);
+	kvn_close(ca);
+	kvn_close(cb);
+	return rc;
+}
