@@ -40,7 +40,7 @@ static void t_start(void)
 	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
 	snprintf(conf_b, sizeof conf_b, "%s/b.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
-	/* an all-in-one node: gets would go through the master (t/fetch);
+	/* an all-in-one node: gets would go through the master (t/via);
 	 * here they speculate as towards a peer of another node */
 	proc_write_conf(conf_a, mport, pp, data, "64MiB", "get_via_master = off\n");
 	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\nspeculative_get = off\n");

@@ -5,7 +5,7 @@
  * routing, rounds of peer requests), client_api.c (the synchronous public
  * calls of include/kvnode.h, get by generation included), client_async.c
  * (async puts, kvn_poll, the drain at close), client_slot.c (the slot
- * protocol and resolve) and client_fetch.c (gets sent to the master).
+ * protocol and resolve) and client_via.c (gets and puts sent to the master).
  */
 #ifndef KVN_CLIENT_INT_H
 #define KVN_CLIENT_INT_H
@@ -104,7 +104,9 @@ struct kvn_client {
 	char master_node[65]; /* the master's node id (its NET_UP), "" until known */
 	int fetch_refused;    /* the master answered a GET with KVN_EPROTO: an older
 			       * master; gets ask ROUTE_GET from then on */
-	uint64_t fetch_sent, fetch_served; /* items, for t/fetch */
+	int via_put_refused;  /* the same for a PUT: puts ask ROUTE_PUT */
+	uint64_t fetch_sent, fetch_served; /* get items, for t/via */
+	uint64_t via_put_sent, via_put_stored; /* put items, for t/via */
 	struct client_peer *peers;
 	struct client_op *op;
 	uint8_t *scratch;
@@ -195,7 +197,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 int client_retryable(int st);
 int client_first_error(const struct kvn_item *items, size_t n);
 
-/* client_fetch.c */
+/* client_via.c */
 /* Whether a get of this client goes to the master (client.get_via_master),
  * rather than speculating on a sole peer of another node. */
 int client_fetch_wanted(struct kvn_client *c);
@@ -206,6 +208,16 @@ int client_fetch_wanted(struct kvn_client *c);
  * must be asked for again (KVN_ESTALE for a latest get, KVN_EBUSY). */
 void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
 		      uint8_t *served, int *again);
+/* Whether a put of this client goes to the master (client.put_via_master):
+ * every route it has seen named the master's own node. */
+int client_put_via_wanted(struct kvn_client *c);
+/* PUT items idx[0..n) to the master (see master_fwd.c).  Items the peer of
+ * the master's process answered get their status in st[] (and op->rt: the
+ * node, the gen); the others are moved to the front of idx and counted in
+ * the return value: route them with ROUTE_PUT.  *refused_here is set when
+ * an answered item says KVN_ENOSPC or KVN_ECONN (exclude that node). */
+uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint32_t *idx, uint32_t n, int *st,
+			       uint8_t put_flags, int *refused_here);
 
 /* client_async.c */
 /* kvn_close: wait for every async put (bounded by their deadlines), run

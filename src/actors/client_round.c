@@ -399,6 +399,15 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 				idx[k++] = (uint32_t)i;
 		if (k == 0)
 			break;
+		if (attempt == 0 && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
+			/* through the master; what it did not take goes on below */
+			int refused = 0;
+			k = client_put_via_master(c, op, idx, k, st, put_flags, &refused);
+			if (refused && nexclude < MAX_EXCLUDE)
+				exclude[nexclude++] = kvn_xstrdup(c->master_node);
+			if (k == 0)
+				continue;
+		}
 		rc = client_route_put(c, op, idx, k, exclude, nexclude);
 		if (rc)
 			break;

@@ -296,6 +296,8 @@ static void live_tick(struct actor *self, void *arg);
 static const struct actor_ops master_ops = {
 	.name = "master",
 	.handle = master_handle,
+	.sink = master_sink,
+	.sink_abort = master_sink_abort,
 	.fini = master_fini,
 };
 
@@ -704,6 +706,8 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 		break;
 	case WIRE_GET:
 		return master_on_get(ms, m); /* ACTOR_KEEP: went on to the peer */
+	case WIRE_PUT:
+		return master_on_put(ms, m);
 	case WIRE_STAT:
 		master_on_stat(ms, m);
 		break;

@@ -2,10 +2,8 @@
  * master_index: the master's in-memory state and the read-side messages.
  * Owns the node table, the key index (key -> node, gen, tier, size, each
  * entry also on its node's list), generation assignment, DROP_GEN batching,
- * placement (ROUTE_PUT), the ROUTE_GET, STAT and PING replies, and GETs
- * sent to the master (handed to the peer of this process, or answered with
- * routes).  Runs on the master actor's loop only; nothing here touches
- * SQLite.
+ * placement (ROUTE_PUT) and the ROUTE_GET, STAT and PING replies.  Runs on
+ * the master actor's loop only; nothing here touches SQLite.
  */
 #include "config.h"
 
@@ -404,15 +402,12 @@ int master_next_gen(struct master *ms, uint64_t *gen)
 
 /* ---- ROUTE_PUT ---- */
 
-static int peer_usable(const struct mnode *n)
+int mnode_usable(const struct mnode *n)
 {
 	return n->attached && !n->dead;
 }
 
-/* Pick the node for `size` bytes: the most free DRAM among attached, live,
- * non-excluded nodes that fit; ties rotate.  0 and *out, or the reason
- * none fits. */
-static int place(struct master *ms, uint64_t size, struct mnode **out)
+int master_place(struct master *ms, uint64_t size, struct mnode **out)
 {
 	struct mnode *n, *tmp, *best = NULL;
 	uint64_t best_free = 0;
@@ -420,7 +415,7 @@ static int place(struct master *ms, uint64_t size, struct mnode **out)
 	int any_attached = 0, any_candidate = 0, any_big = 0;
 
 	HASH_ITER(hh, ms->nodes, n, tmp) {
-		if (!peer_usable(n))
+		if (!mnode_usable(n))
 			continue;
 		any_attached = 1;
 		if (n->mark == ms->stamp)
@@ -447,7 +442,7 @@ static int place(struct master *ms, uint64_t size, struct mnode **out)
 		/* spread equal candidates instead of always the first in hash order */
 		uint32_t k = (uint32_t)(ms->rr++ % ties);
 		HASH_ITER(hh, ms->nodes, n, tmp) {
-			if (!peer_usable(n) || n->mark == ms->stamp || mnode_free_dram(n) != best_free)
+			if (!mnode_usable(n) || n->mark == ms->stamp || mnode_free_dram(n) != best_free)
 				continue;
 			if (k-- == 0) {
 				best = n;
@@ -465,7 +460,7 @@ struct put_item {
 	uint64_t size;
 };
 
-static int decode_err(int rc)
+int master_decode_err(int rc)
 {
 	/* a key of a bad length fails the whole decode (the reader stops at
 	 * it), so it is reported for the whole request */
@@ -496,7 +491,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	}
 	if (rc) {
 		free(items);
-		actor_reply_status(ms->self, m, decode_err(rc));
+		actor_reply_status(ms->self, m, master_decode_err(rc));
 		return;
 	}
 	ms->stamp++;
@@ -517,7 +512,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			status = KVN_EKEYLEN;
 		else if (items[i].size > ms->max_value_size)
 			status = KVN_ETOOBIG;
-		else if ((status = place(ms, items[i].size, &node)) == 0 &&
+		else if ((status = master_place(ms, items[i].size, &node)) == 0 &&
 			 (status = master_next_gen(ms, &gen)) == 0) {
 			node->reserved += items[i].size;
 			placed[i] = node;
@@ -536,11 +531,11 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	free(items);
 }
 
-/* ---- ROUTE_GET, and GET at the master ---- */
+/* ---- ROUTE_GET ---- */
 
-/* The index entries of keys[0..n) into ents[] (NULL: not indexed).  A batch
- * starts each chunk's cache misses together, right before its lookups. */
-static void lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
+/* A batch starts each chunk's cache misses together, right before its
+ * lookups. */
+void mindex_lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
 			struct mentry **ents)
 {
 	struct kvn_pf *pf = NULL;
@@ -559,9 +554,7 @@ static void lookup_keys(struct master *ms, const uint8_t *const *keys, const uin
 	free(pf);
 }
 
-/* The ROUTE_GET answer for the looked-up keys, as a reply to m (of m's
- * type, with extra_flags). */
-static void reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
+void master_reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
 			 uint16_t extra_flags)
 {
 	struct wire_w w;
@@ -572,7 +565,7 @@ static void reply_routes(struct master *ms, const struct actor_msg *m, struct me
 		const struct mentry *e = ents[i];
 		if (!e)
 			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
-		else if (!peer_usable(e->node))
+		else if (!mnode_usable(e->node))
 			proto_routes_add(&w, KVN_EPEERDOWN, e->node->node_id, NULL, e->gen, 0, 0);
 		else
 			proto_routes_add(&w, 0, e->node->node_id, e->node->addr, e->gen, e->tier, e->size);
@@ -605,79 +598,15 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
-		actor_reply_status(ms->self, m, decode_err(rc));
+		actor_reply_status(ms->self, m, master_decode_err(rc));
 	} else {
 		struct mentry **ents = kvn_xmalloc((n ? n : 1) * sizeof *ents);
-		lookup_keys(ms, keys, klens, n, ents);
-		reply_routes(ms, m, ents, n, 0);
+		mindex_lookup_keys(ms, keys, klens, n, ents);
+		master_reply_routes(ms, m, ents, n, 0);
 		free(ents);
 	}
 	free(keys);
 	free(klens);
-}
-
-/* A client may send a GET to the master instead of ROUTE_GET.  When every
- * key routes to a peer that runs in this process, the request goes on to
- * that peer with each item's generation set to the routed one (a get by
- * ref keeps its own), and the peer answers the client itself, on this
- * connection: one round trip and two frames instead of ROUTE_GET, GET and
- * their replies.  The answer is the one ROUTE_GET followed by GET would
- * have given, decided by the same index at the same instant.  Otherwise
- * (a key elsewhere, missing, or on a peer that is down) the reply is the
- * ROUTE_GET answer, flagged WIRE_F_ROUTES, and the client reads from the
- * peers itself. */
-int master_on_get(struct master *ms, struct actor_msg *m)
-{
-	struct wire_r r;
-	uint8_t flags;
-	uint32_t n = 0;
-	int rc;
-
-	MASTER_STAT_INC(gets);
-	rc = proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
-	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
-	for (uint32_t i = 0; i < n && rc == 0; i++)
-		rc = proto_items_next(&r, &items[i]);
-	if (rc == 0)
-		rc = wire_r_end(&r);
-	if (rc) {
-		free(items);
-		actor_reply_status(ms->self, m, decode_err(rc));
-		return 0;
-	}
-	const uint8_t **keys = kvn_xmalloc(n * sizeof *keys);
-	uint16_t *klens = kvn_xmalloc(n * sizeof *klens);
-	struct mentry **ents = kvn_xmalloc(n * sizeof *ents);
-	for (uint32_t i = 0; i < n; i++) {
-		keys[i] = items[i].key;
-		klens[i] = items[i].klen;
-	}
-	lookup_keys(ms, keys, klens, n, ents);
-	struct mnode *to = ents[0] ? ents[0]->node : NULL;
-	int fwd = to && to->local && peer_usable(to);
-	for (uint32_t i = 1; i < n && fwd; i++)
-		fwd = ents[i] && ents[i]->node == to;
-	if (fwd) {
-		for (uint32_t i = 0; i < n; i++)
-			if (items[i].gen == 0)
-				proto_items_set_gen(m->meta, m->meta_len, &items[i], ents[i]->gen);
-		/* src, corr and src_role stay the client's: the peer answers
-		 * it, and checks its role as for a GET sent to it directly */
-		if (actor_send(to->ref, m) == 0) {
-			MASTER_STAT_INC(gets_forwarded);
-		} else {
-			fwd = 0;
-			for (uint32_t i = 0; i < n; i++)
-				proto_items_set_gen(m->meta, m->meta_len, &items[i], items[i].gen);
-		}
-	}
-	if (!fwd)
-		reply_routes(ms, m, ents, n, WIRE_F_ROUTES);
-	free(items);
-	free(keys);
-	free(klens);
-	free(ents);
-	return fwd ? ACTOR_KEEP : 0;
 }
 
 /* ---- STAT, PING ---- */
@@ -693,7 +622,7 @@ void master_on_stat(struct master *ms, const struct actor_msg *m)
 		struct proto_stat_node sn = { 0 };
 		snprintf(sn.node_id, sizeof sn.node_id, "%s", n->node_id);
 		snprintf(sn.addr, sizeof sn.addr, "%s", n->addr);
-		sn.alive = (uint8_t)peer_usable(n);
+		sn.alive = (uint8_t)mnode_usable(n);
 		sn.dram_total = n->dram_total;
 		sn.dram_used = n->dram_used;
 		sn.disk_total = n->disk_total;
@@ -710,7 +639,7 @@ void master_on_ping(struct master *ms, const struct actor_msg *m)
 	uint32_t peers = 0;
 
 	HASH_ITER(hh, ms->nodes, n, tmp)
-		peers += (uint32_t)peer_usable(n);
+		peers += (uint32_t)mnode_usable(n);
 	struct actor_msg *rep = actor_msg_new(WIRE_PING);
 	if (proto_ping_reply_enc(rep, peers, ms->server_id) != 0) {
 		actor_msg_free(rep);

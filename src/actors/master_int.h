@@ -255,9 +255,34 @@ int master_next_gen(struct master *ms, uint64_t *gen);
 
 void master_on_route_put(struct master *ms, const struct actor_msg *m);
 void master_on_route_get(struct master *ms, const struct actor_msg *m);
-/* A GET sent to the master: forwarded to the in-process peer holding every
- * key (returns ACTOR_KEEP: m went on), else answered with the routes (0). */
+
+/* master_index.c, shared with master_fwd.c */
+/* attached and not declared dead */
+int mnode_usable(const struct mnode *n);
+/* Pick the node for `size` bytes: the most free DRAM among usable nodes not
+ * marked with ms->stamp that fit; ties rotate.  0 and *out, or the reason
+ * none fits (KVN_ENOPEER, KVN_EFULL, KVN_ETOOBIG). */
+int master_place(struct master *ms, uint64_t size, struct mnode **out);
+/* A request that did not decode: KVN_EKEYLEN or KVN_EPROTO (counted). */
+int master_decode_err(int rc);
+/* The index entries of keys[0..n) into ents[] (NULL: not indexed). */
+void mindex_lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
+			struct mentry **ents);
+/* The ROUTE_GET answer for looked-up keys, as a reply to m (of m's type,
+ * with extra_flags). */
+void master_reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
+			 uint16_t extra_flags);
+
+/* master_fwd.c: requests sent to the master that the peer of its own
+ * process serves.  Each returns ACTOR_KEEP when m went on to that peer, 0
+ * when the master answered it. */
 int master_on_get(struct master *ms, struct actor_msg *m);
+int master_on_put(struct master *ms, struct actor_msg *m);
+/* The master's payload sink (actor_ops.sink): a PUT's payload goes straight
+ * into that peer's pages. */
+int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+		struct net_sink *sink);
+void master_sink_abort(struct actor *self, void *cookie);
 void master_on_stat(struct master *ms, const struct actor_msg *m);
 void master_on_ping(struct master *ms, const struct actor_msg *m);
 

@@ -69,6 +69,7 @@ void peer_set_master(struct actor *peer, actor_id master);
 struct master_stats {
 	uint64_t route_puts, route_gets;      /* requests */
 	uint64_t gets, gets_forwarded;        /* GETs sent to the master; served by its peer */
+	uint64_t puts, puts_forwarded;        /* PUTs sent to the master; stored by its peer */
 	uint64_t events_applied, events_dup, events_stale, event_gaps;
 	uint64_t events_busy;                 /* batches refused: SQLite writer behind */
 	uint64_t full_syncs;                  /* snapshots applied */

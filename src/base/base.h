@@ -138,6 +138,7 @@ struct kvn_conf {
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
 	int client_speculative_get; /* bool */
 	int client_get_via_master;  /* bool */
+	int client_put_via_master;  /* bool */
 	char *client_tcp_congestion; /* "": the kernel's default */
 	uint64_t client_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
 	/* [auth] */

@@ -146,6 +146,13 @@ const struct conf_key conf_keys[] = {
 	  "every key lives there (the answer comes back on the master connection: one "
 	  "round trip, one request) and otherwise answers with the routes.  Not used "
 	  "while speculative_get aims at a peer on another node." },
+	{ "client", "put_via_master", T_BOOL, "on", 0, 1, 0, NULL, NULL,
+	  FIELD(client_put_via_master),
+	  "While every route the client has seen named the master's own node, a put goes "
+	  "to the master with its value, which places it, hands it to that node's peer "
+	  "(the bytes land straight in its pages) and the peer answers on the master "
+	  "connection: one round trip, one request.  If the master places it elsewhere, "
+	  "the client routes it as usual and sends the value again." },
 	{ "client", "tcp_congestion", T_STRING, "", 0, 15, F_DERIVED,
 	  "the kernel's (net.ipv4.tcp_congestion_control)", NULL, FIELD(client_tcp_congestion),
 	  "TCP congestion control of the client's connections (the sending side of puts), "

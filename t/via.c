@@ -1,13 +1,22 @@
-/* t/fetch: gets through the master (client.get_via_master) with real
- * processes.  A get goes to the master; when every key lives on the peer of
- * the master's own process, that peer answers on the master connection
- * (one frame out, no ROUTE_GET), otherwise the master answers with the
- * routes and the client reads from the peers.  Checked here: single and
- * batch gets byte for byte with one frame; the newest generation after
- * another client's put; a missing key (routes, no peer read); a batch with
- * a missing key; a get by ref, old and new; kvn_get_alloc and a too-small
- * buffer; an 8 MiB value; the switch off; a master without a peer of its own
- * (routes, then the peer); and a cluster whose keys live on two peers. */
+/* t/via: gets and puts through the master (client.get_via_master,
+ * client.put_via_master) with real processes.  A get goes to the master;
+ * when every key lives on the peer of the master's own process, that peer
+ * answers on the master connection (one frame out, no ROUTE_GET), otherwise
+ * the master answers with the routes and the client reads from the peers.
+ * A put goes there with its value while every route the client saw named
+ * the master's node; the master places it on its own peer, whose sink takes
+ * the bytes, or refuses and the client routes it as before.
+ * Gets: single and batch byte for byte in one frame; the newest generation
+ * after another client's put; a missing key (routes, no peer read); a batch
+ * with a missing key; a get by ref, old and new; kvn_get_alloc and a
+ * too-small buffer; an 8 MiB value; the switch off.
+ * Puts: one frame; generations still grow; a durable put is in master.db
+ * when it returns; a batch; an empty value (no payload, no sink); a fresh
+ * client's first put (routed); a value the node has no room for (refused:
+ * KVN_EFULL as before, the connection still good); the switch off.
+ * Both: a cluster whose keys live on two peers (the first put placed on the
+ * second refused and routed, then routes as before) and a master without a
+ * peer of its own (routes). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -22,7 +31,7 @@
 #include "tap.h"
 
 static struct kvn_client *ca; /* defaults: get_via_master on */
-static struct kvn_client *cb; /* get_via_master = off */
+static struct kvn_client *cb; /* get_via_master = off, put_via_master = off */
 static char conf_a[300], conf_b[300];
 static uint16_t mport;
 
@@ -42,7 +51,7 @@ static void t_start(void)
 	snprintf(conf_b, sizeof conf_b, "%s/b.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
 	proc_write_conf(conf_a, mport, pp, data, "64MiB", NULL);
-	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\n");
+	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\nput_via_master = off\n");
 	const char *args[] = { "--config", conf_a, NULL };
 	proc_spawn("aio", args);
 	ca = proc_connect_ready(conf_a, 1);
@@ -50,7 +59,8 @@ static void t_start(void)
 	ok(ca && cb, "all-in-one node up, two clients connected");
 	if (!ca || !cb)
 		exit(1);
-	ok(ca->conf.client_get_via_master && !cb->conf.client_get_via_master, "on by default, off for the second");
+	ok(ca->conf.client_get_via_master && !cb->conf.client_get_via_master, "gets: on by default, off for the second");
+	ok(ca->conf.client_put_via_master && !cb->conf.client_put_via_master, "puts: on by default, off for the second");
 }
 
 static void t_hit(void)
@@ -207,6 +217,124 @@ static void t_off(void)
 	is_int(frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
 }
 
+
+static void t_put(void)
+{
+	uint8_t v[3000], g[4096];
+	size_t vlen = 0;
+	uint64_t g1 = 0, g2 = 0;
+
+	/* ca has seen the master's node (earlier puts): its puts go there */
+	proc_fill(v, sizeof v, 21);
+	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	is_int(kvn_put_gen(ca, "f/put", 5, v, sizeof v, 0, &g1), 0, "put");
+	is_int(frames_out() - f0, 1, "one frame: the PUT to the master, with the value");
+	is_int(ca->via_put_sent - sent, 1, "one item sent to the master");
+	is_int(ca->via_put_stored - stored, 1, "stored by its peer");
+	ok(g1 != 0, "the generation comes back");
+	is_int(kvn_put_gen(ca, "f/put", 5, v, 1500, 0, &g2), 0, "put again");
+	ok(g2 > g1, "a newer generation");
+	is_int(kvn_get(cb, "f/put", 5, g, sizeof g, &vlen), 0, "the other client gets it (routed)");
+	ok(vlen == 1500 && memcmp(g, v, 1500) == 0, "the newer bytes");
+
+	char db[400];
+	snprintf(db, sizeof db, "%s/var-a/master.db", proc_tmp);
+	is_int(kvn_put(ca, "f/dur", 5, v, 100, KVN_PUT_DURABLE), 0, "a durable put through the master");
+	is_int(proc_sql_int(db, "select count(*) from objects where key = cast('f/dur' as blob)"), 1,
+	       "in master.db when it returns");
+
+	/* no payload: the sink is never asked, the master places it on receipt */
+	f0 = frames_out();
+	is_int(kvn_put(ca, "f/empty", 7, "", 0, 0), 0, "an empty value");
+	is_int(frames_out() - f0, 1, "one frame");
+	vlen = 9;
+	is_int(kvn_get(ca, "f/empty", 7, g, sizeof g, &vlen), 0, "get it");
+	is_int((long long)vlen, 0, "0 bytes");
+}
+
+static void t_put_batch(void)
+{
+	struct kvn_item it[10];
+	char keys[10][16];
+	static uint8_t v[10][700], g[10][700];
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(keys[i], sizeof keys[i], "f/pb%d", i);
+		proc_fill(v[i], sizeof v[i], 200 + (uint64_t)i);
+		memset(&it[i], 0, sizeof it[i]);
+		it[i].key = keys[i];
+		it[i].klen = strlen(keys[i]);
+		it[i].val = v[i];
+		it[i].vlen = sizeof v[i] - (size_t)i * 7;
+	}
+	uint64_t f0 = frames_out(), stored = ca->via_put_stored;
+	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
+	is_int(frames_out() - f0, 1, "one frame");
+	is_int(ca->via_put_stored - stored, 10, "all 10 stored by the master's peer");
+	for (int i = 0; i < 10; i++) {
+		it[i].val = g[i];
+		it[i].cap = sizeof g[i];
+	}
+	is_int(kvn_batch_get(cb, it, 10), 0, "read back by the other client");
+	int good = 1;
+	for (int i = 0; i < 10; i++)
+		if (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i * 7 ||
+		    memcmp(g[i], v[i], it[i].vlen) != 0)
+			good = 0;
+	ok(good, "byte for byte");
+}
+
+static void t_put_first(void)
+{
+	struct kvn_client *c = proc_connect_ready(conf_a, 1);
+	uint8_t v[500];
+
+	ok(c != NULL, "a fresh client");
+	if (!c)
+		return;
+	proc_fill(v, sizeof v, 22);
+	uint64_t f0 = frames_out();
+	is_int(kvn_put(c, "f/first", 7, v, sizeof v, 0), 0, "its first put");
+	is_int(frames_out() - f0, 4, "ROUTE_PUT, the peer connection's HELLO and PROOF, PUT: no route seen yet");
+	is_int(c->via_put_sent, 0, "nothing sent through the master");
+	f0 = frames_out();
+	is_int(kvn_put(c, "f/first", 7, v, 200, 0), 0, "its second put");
+	is_int(frames_out() - f0, 1, "through the master now");
+	is_int(c->via_put_stored, 1, "stored");
+	kvn_close(c);
+}
+
+static void t_put_full(void)
+{
+	size_t n = 40u << 20;
+	uint8_t *v = malloc(n);
+	uint8_t g[2048];
+	size_t vlen = 0;
+
+	proc_fill(v, n, 23);
+	is_int(kvn_put(ca, "f/40a", 5, v, n, 0), 0, "40 MiB into a 64 MiB node");
+	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	is_int(kvn_put(ca, "f/40b", 5, v, n, 0), KVN_EFULL, "another 40 MiB: KVN_EFULL");
+	is_int(ca->via_put_sent - sent, 1, "it was sent to the master");
+	is_int(ca->via_put_stored - stored, 0, "which refused it");
+	is_int(frames_out() - f0, 2, "then ROUTE_PUT, which says the cluster is full");
+	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "the master connection still serves");
+	is_int(kvn_remove(ca, "f/40a", 5), 0, "remove the 40 MiB");
+	is_int(kvn_put(ca, "f/40b", 5, v, 1 << 20, 0), 0, "room again");
+	free(v);
+}
+
+static void t_put_off(void)
+{
+	uint8_t v[100];
+
+	proc_fill(v, sizeof v, 24);
+	uint64_t f0 = frames_out();
+	is_int(kvn_put(cb, "f/poff", 6, v, sizeof v, 0), 0, "put with put_via_master off");
+	is_int(frames_out() - f0, 2, "ROUTE_PUT and PUT");
+	is_int(cb->via_put_sent, 0, "nothing through the master");
+}
+
 /* A second peer joins the all-in-one node's master: keys spread over two
  * nodes.  A get of a key on the master's own peer is served; one on the
  * other peer gets routes and a read from that peer. */
@@ -233,16 +361,27 @@ static void t_two_peers(void)
 	size_t nn = 0;
 	uint64_t objs;
 	is_int(kvn_stat(ca, before, 4, &nn, &objs), 0, "stat");
-	/* placement favours free memory: p2 is empty, so puts go there */
+	/* placement favours free memory: p2 is empty, so puts go there.  The
+	 * first goes through the master, which places it on p2 and refuses;
+	 * ROUTE_PUT names p2, and the client stops sending puts there. */
 	proc_fill(v, sizeof v, 4);
+	uint64_t pf0 = frames_out(), psent = ca->via_put_sent, pstored = ca->via_put_stored;
+	is_int(kvn_put(ca, "f/p/0", 5, v, sizeof v, 0), 0, "a put");
+	is_int(ca->via_put_sent - psent, 1, "sent to the master");
+	is_int(ca->via_put_stored - pstored, 0, "refused: placed on p2");
+	is_int(frames_out() - pf0, 5, "then ROUTE_PUT, HELLO and PROOF to p2, PUT to p2");
+	is_int(ca->nseen, 2, "the client has seen two nodes");
 	int i, bad = 0;
-	for (i = 0; i < 60; i++) {
+	pf0 = frames_out();
+	for (i = 1; i < 60; i++) {
 		char key[32];
 		snprintf(key, sizeof key, "f/p/%d", i);
 		if (kvn_put(ca, key, strlen(key), v, sizeof v, 0) != 0)
 			bad++;
 	}
-	is_int(bad, 0, "60 puts");
+	is_int(bad, 0, "59 more puts");
+	is_int(ca->via_put_sent - psent, 1, "none of them through the master");
+	is_int(frames_out() - pf0, 2 * 59, "each ROUTE_PUT and PUT");
 	struct kvn_node_stat after[4];
 	is_int(kvn_stat(ca, after, 4, &nn, &objs), 0, "stat again");
 	uint64_t on_master = 0, on_p2 = 0;
@@ -335,6 +474,7 @@ static void t_split(void)
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
 	is_int(c->fetch_sent, 1, "sent to the master");
 	is_int(c->fetch_served, 0, "which has no peer of its own: routes");
+	is_int(c->via_put_sent, 0, "the put went by ROUTE_PUT: the peer is not the master's node");
 	is_int(frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
 	kvn_close(c);
 }
@@ -350,11 +490,16 @@ int main(int argc, char **argv)
 		{ "alloc_range", t_alloc_range },
 		{ "large", t_large },
 		{ "off", t_off },
+		{ "put", t_put },
+		{ "put_batch", t_put_batch },
+		{ "put_first", t_put_first },
+		{ "put_full", t_put_full },
+		{ "put_off", t_put_off },
 		{ "two_peers", t_two_peers },
 		{ "split", t_split },
 		{ NULL, NULL },
 	};
-	if (proc_init("fetch") != 0)
+	if (proc_init("via") != 0)
 		return 1;
 	proc_logs_on_failure = 1;
 	proc_watchdog(120);

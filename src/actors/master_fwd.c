@@ -1,0 +1,219 @@
+/*
+ * master_fwd: requests a client sends to the master that the peer of the
+ * master's own process serves (the all-in-one node).  Owns the GET hand-off
+ * (after the index lookups, with the routed generations filled in) and the
+ * PUT hand-off (after placement, with new generations; the payload goes
+ * straight into that peer's pages through its sink), and the answers when
+ * the master cannot hand them off: routes for a GET, "route it yourself"
+ * for a PUT, both flagged WIRE_F_ROUTES.
+ *
+ * Why: ROUTE_GET then GET, or ROUTE_PUT then PUT, is two requests and two
+ * replies over two connections, and on these VMs every frame costs a
+ * wake-up and softirq work on both ends.  Handed off, it is one of each.
+ * The peer answers the client itself: the forwarded message keeps the
+ * client's connection as its sender, its correlation id and its role.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+/* ---- GET ---- */
+
+/* A client may send a GET to the master instead of ROUTE_GET.  When every
+ * key routes to a peer that runs in this process, the request goes on to
+ * that peer with each item's generation set to the routed one (a get by
+ * ref keeps its own), and the peer answers the client itself, on this
+ * connection: one round trip and two frames instead of ROUTE_GET, GET and
+ * their replies.  The answer is the one ROUTE_GET followed by GET would
+ * have given, decided by the same index at the same instant.  Otherwise
+ * (a key elsewhere, missing, or on a peer that is down) the reply is the
+ * ROUTE_GET answer, flagged WIRE_F_ROUTES, and the client reads from the
+ * peers itself. */
+int master_on_get(struct master *ms, struct actor_msg *m)
+{
+	struct wire_r r;
+	uint8_t flags;
+	uint32_t n = 0;
+	int rc;
+
+	MASTER_STAT_INC(gets);
+	rc = proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
+	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
+	for (uint32_t i = 0; i < n && rc == 0; i++)
+		rc = proto_items_next(&r, &items[i]);
+	if (rc == 0)
+		rc = wire_r_end(&r);
+	if (rc) {
+		free(items);
+		actor_reply_status(ms->self, m, master_decode_err(rc));
+		return 0;
+	}
+	const uint8_t **keys = kvn_xmalloc(n * sizeof *keys);
+	uint16_t *klens = kvn_xmalloc(n * sizeof *klens);
+	struct mentry **ents = kvn_xmalloc(n * sizeof *ents);
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = items[i].key;
+		klens[i] = items[i].klen;
+	}
+	mindex_lookup_keys(ms, keys, klens, n, ents);
+	struct mnode *to = ents[0] ? ents[0]->node : NULL;
+	int fwd = to && to->local && mnode_usable(to);
+	for (uint32_t i = 1; i < n && fwd; i++)
+		fwd = ents[i] && ents[i]->node == to;
+	if (fwd) {
+		for (uint32_t i = 0; i < n; i++)
+			if (items[i].gen == 0)
+				proto_items_set_gen(m->meta, m->meta_len, &items[i], ents[i]->gen);
+		/* src, corr and src_role stay the client's: the peer answers
+		 * it, and checks its role as for a GET sent to it directly */
+		if (actor_send(to->ref, m) == 0) {
+			MASTER_STAT_INC(gets_forwarded);
+		} else {
+			fwd = 0;
+			for (uint32_t i = 0; i < n; i++)
+				proto_items_set_gen(m->meta, m->meta_len, &items[i], items[i].gen);
+		}
+	}
+	if (!fwd)
+		master_reply_routes(ms, m, ents, n, WIRE_F_ROUTES);
+	free(items);
+	free(keys);
+	free(klens);
+	free(ents);
+	return fwd ? ACTOR_KEEP : 0;
+}
+
+/* ---- PUT ---- */
+
+/* What the master's sink hands back as the frame's cookie: the peer's own
+ * cookie and where it lives. */
+struct mput {
+	actor_id peer;
+	void *cookie;
+};
+
+/* Place every item of a PUT sent to the master on the peer of this process
+ * (as ROUTE_PUT would, reserving room) and write a new generation per item
+ * into meta in place.  0 and *to; else KVN_ESTATE (another node, no room,
+ * no such peer: the client routes them itself) or the decode error, with
+ * nothing reserved. */
+static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct mnode **to)
+{
+	struct wire_r r;
+	uint8_t flags;
+	uint32_t n = 0, i;
+	int rc = proto_items_open(&r, meta, meta_len, &flags, &n);
+	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
+	struct mnode *node = NULL;
+
+	for (i = 0; i < n && rc == 0; i++)
+		rc = proto_items_next(&r, &items[i]);
+	if (rc == 0)
+		rc = wire_r_end(&r);
+	if (rc) {
+		free(items);
+		return rc;
+	}
+	ms->stamp++; /* no node excluded */
+	for (i = 0; i < n; i++) {
+		struct mnode *x = NULL;
+		if (items[i].size > ms->max_value_size || master_place(ms, items[i].size, &x) != 0 || !x->local ||
+		    (node && x != node))
+			break;
+		node = x;
+		node->reserved += items[i].size;
+	}
+	if (i < n) {
+		while (i-- > 0)
+			node->reserved -= items[i].size;
+		free(items);
+		return KVN_ESTATE;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t gen;
+		if (master_next_gen(ms, &gen) != 0)
+			break;
+		proto_items_set_gen(meta, meta_len, &items[i], gen);
+	}
+	if (i < n) { /* the epoch's generations are used up (logged there) */
+		for (i = 0; i < n; i++)
+			node->reserved -= items[i].size;
+		free(items);
+		return KVN_ESTATE;
+	}
+	free(items);
+	*to = node;
+	return 0;
+}
+
+int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
+		struct net_sink *sink)
+{
+	struct master *ms = actor_state(self);
+	struct mnode *to;
+
+	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
+		return 1;
+	/* meta is the frame's own buffer, which becomes the message's
+	 * (conn_read.c): the generations written here are the ones the peer's
+	 * sink and, later, master_on_put see */
+	if (put_place(ms, (uint8_t *)meta, h->meta_len, &to) != 0)
+		return KVN_ESTATE; /* the payload is read and dropped */
+	struct actor *pa = actor_lookup_local(actor_loop_of(self), to->ref);
+	if (!pa || actor_sink(pa, from, h, meta, sink) != 0)
+		return KVN_ESTATE; /* not on this loop, or it cannot take them */
+	struct mput *mp = kvn_xmalloc(sizeof *mp);
+	mp->peer = to->ref;
+	mp->cookie = sink->cookie;
+	sink->cookie = mp;
+	return 0;
+}
+
+void master_sink_abort(struct actor *self, void *cookie)
+{
+	struct mput *mp = cookie;
+	struct actor *pa = actor_lookup_local(actor_loop_of(self), mp->peer);
+
+	if (pa)
+		actor_sink_abort(pa, mp->cookie);
+	free(mp);
+}
+
+/* A PUT sent to the master.  Its payload went to the peer's pages (the
+ * sink), or it has none, or the transport buffered it: the message goes on
+ * to the peer, which stores, commits and answers the client once this
+ * master applied the event, as for a PUT sent to it.  Otherwise the answer
+ * is a reply flagged WIRE_F_ROUTES with no metadata: the client asks
+ * ROUTE_PUT and sends the values again. */
+int master_on_put(struct master *ms, struct actor_msg *m)
+{
+	struct mput *mp = m->sink_cookie;
+	struct mnode *to;
+
+	MASTER_STAT_INC(puts);
+	if (mp) {
+		actor_id peer = mp->peer;
+		m->sink_cookie = mp->cookie;
+		free(mp);
+		if (actor_send(peer, m) == 0) {
+			MASTER_STAT_INC(puts_forwarded);
+			return ACTOR_KEEP;
+		}
+		struct actor *pa = actor_lookup_local(actor_loop_of(ms->self), peer);
+		if (pa)
+			actor_sink_abort(pa, m->sink_cookie);
+		m->sink_cookie = NULL;
+	} else if (!m->sink_err && put_place(ms, m->meta, m->meta_len, &to) == 0) {
+		if (actor_send(to->ref, m) == 0) {
+			MASTER_STAT_INC(puts_forwarded);
+			return ACTOR_KEEP;
+		}
+	}
+	struct actor_msg *r = actor_msg_new(WIRE_PUT);
+	r->flags = WIRE_F_ROUTES;
+	actor_reply(ms->self, m, r, 0);
+	return 0;
+}
