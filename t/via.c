@@ -13,7 +13,9 @@
  * Puts: one frame; generations still grow; a durable put is in master.db
  * when it returns; a batch; an empty value (no payload, no sink); a fresh
  * client's first put (routed); a value the node has no room for (refused:
- * KVN_EFULL as before, the connection still good); the switch off.
+ * KVN_EFULL as before, the connection still good); async puts, stored and
+ * refused; a deadline passing mid-transfer (connection cut, pages back,
+ * nothing partial); the switch off.
  * Both: a cluster whose keys live on two peers (the first put placed on the
  * second refused and routed, then routes as before) and a master without a
  * peer of its own (routes). */
@@ -50,7 +52,8 @@ static void t_start(void)
 	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
 	snprintf(conf_b, sizeof conf_b, "%s/b.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
-	proc_write_conf(conf_a, mport, pp, data, "64MiB", NULL);
+	/* a short pending TTL: t_put_deadline checks the reaper has nothing */
+	proc_write_conf(conf_a, mport, pp, data, "64MiB", "[peer]\npending_ttl = 1s\n");
 	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\nput_via_master = off\n");
 	const char *args[] = { "--config", conf_a, NULL };
 	proc_spawn("aio", args);
@@ -324,6 +327,131 @@ static void t_put_full(void)
 	free(v);
 }
 
+static int async_done_n;
+static void async_done(void *arg, int status)
+{
+	(void)arg;
+	if (status == 0)
+		async_done_n++;
+}
+
+/* kvn_put_async takes the same way, and a refusal routes as for kvn_put */
+static void t_put_async(void)
+{
+	static uint8_t v[3][5000];
+	size_t n = 40u << 20, vlen = 0;
+	uint8_t *big = malloc(n), g[5000];
+	int tags[4] = { 0, 1, 2, 3 };
+
+	for (int i = 0; i < 3; i++)
+		proc_fill(v[i], sizeof v[i], 30 + (uint64_t)i);
+	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	async_done_n = 0;
+	int rc = 0;
+	for (int i = 0; i < 3; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "f/as%d", i);
+		rc |= kvn_put_async(ca, key, strlen(key), v[i], sizeof v[i], 0, async_done, &tags[i]);
+	}
+	is_int(rc, 0, "3 async puts started");
+	is_int(kvn_drain(ca), 3, "drained: 3 callbacks");
+	is_int(async_done_n, 3, "all succeeded");
+	is_int(frames_out() - f0, 3, "one frame each");
+	is_int(ca->via_put_sent - sent, 3, "sent to the master");
+	is_int(ca->via_put_stored - stored, 3, "stored by its peer");
+	is_int(kvn_get(cb, "f/as1", 5, g, sizeof g, &vlen), 0, "another client reads one");
+	ok(vlen == sizeof v[1] && memcmp(g, v[1], vlen) == 0, "its bytes");
+
+	/* f/40b (1 MiB) and the rest leave less than 40 MiB free */
+	proc_fill(big, n, 31);
+	is_int(kvn_put(ca, "f/40a", 5, big, n, 0), 0, "40 MiB");
+	sent = ca->via_put_sent;
+	stored = ca->via_put_stored;
+	is_int(kvn_put_async(ca, "f/40c", 5, big, n, 0, async_done, &tags[3]), 0, "another 40 MiB, async");
+	kvn_drain(ca);
+	struct kvn_put_failure fl[2];
+	size_t nf = kvn_poll_failures(ca, fl, 2);
+	ok(nf == 1 && fl[0].arg == &tags[3] && fl[0].status == KVN_EFULL, "reported: KVN_EFULL (%zu, %d)", nf,
+	   nf ? fl[0].status : 0);
+	is_int(ca->via_put_sent - sent, 1, "sent to the master first");
+	is_int(ca->via_put_stored - stored, 0, "which refused it");
+	is_int(kvn_remove(ca, "f/40a", 5), 0, "remove the 40 MiB");
+	free(big);
+}
+
+/* A deadline that passes while a PUT's bytes go to the master: the master
+ * connection is cut, the master's sink gives the peer's reserved pages
+ * back, no key holds a partial value, and the client reconnects. */
+static void t_put_deadline(void)
+{
+	enum { N = 4, SZ = 12 << 20 };
+	struct kvn_client *c = proc_connect_ready(conf_a, 1);
+	uint8_t *bufs[N], small[100], *g = malloc(SZ);
+	int tags[N], reported = 0, timeouts = 0;
+	size_t vlen = 0;
+
+	ok(c != NULL, "a client");
+	if (!c)
+		return;
+	proc_fill(small, sizeof small, 40);
+	is_int(kvn_put(c, "f/dl", 4, small, sizeof small, 0), 0, "a put: its route names the master's node");
+	c->conf.client_timeout = 4; /* ms, from now on */
+	async_done_n = 0;
+	for (int i = 0; i < N; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "f/dl%d", i);
+		bufs[i] = malloc(SZ);
+		proc_fill(bufs[i], SZ, 41 + (uint64_t)i);
+		tags[i] = i;
+		if (kvn_put_async(c, key, strlen(key), bufs[i], SZ, 0, async_done, &tags[i]) != 0)
+			reported = -100;
+	}
+	is_int(c->via_put_sent, (long long)N + 0, "4 puts of 12 MiB sent to the master, 4 ms deadline");
+	uint64_t until = kvn_now_ms() + 5000;
+	while (reported >= 0 && reported < N && kvn_now_ms() < until) {
+		struct kvn_put_failure f[N];
+		kvn_poll(c, 20);
+		size_t nf = kvn_poll_failures(c, f, N);
+		for (size_t j = 0; j < nf; j++)
+			timeouts += f[j].status == KVN_ETIMEDOUT;
+		reported = (int)nf + reported;
+		if (async_done_n + timeouts >= N && reported + async_done_n >= N)
+			break;
+	}
+	ok(reported + async_done_n == N, "every put reported (%d failed, %d succeeded)", reported, async_done_n);
+	ok(timeouts >= 1, "at least one deadline passed mid-transfer (%d)", timeouts);
+	int partial = 0;
+	for (int i = 0; i < N; i++) {
+		char key[16];
+		snprintf(key, sizeof key, "f/dl%d", i);
+		int rc = kvn_get(ca, key, strlen(key), g, SZ, &vlen);
+		if (!(rc == KVN_ENOTFOUND || (rc == 0 && vlen == SZ && memcmp(g, bufs[i], SZ) == 0)))
+			partial++;
+		kvn_remove(ca, key, strlen(key));
+	}
+	is_int(partial, 0, "each key holds the whole value or nothing; removed");
+	usleep(300 * 1000); /* a heartbeat: the master's reservations end */
+	is_int(kvn_put(c, "f/dl9", 5, bufs[0], SZ, 0), KVN_ETIMEDOUT, "a sync put of 12 MiB: KVN_ETIMEDOUT too");
+	c->conf.client_timeout = 3000;
+	is_int(kvn_ping(c, NULL, NULL), 0, "the client reconnects");
+	int rc = kvn_get(ca, "f/dl9", 5, g, SZ, &vlen);
+	ok(rc == KVN_ENOTFOUND || (rc == 0 && vlen == SZ && memcmp(g, bufs[0], SZ) == 0),
+	   "it holds the whole value or nothing (%d)", rc);
+	rc = kvn_remove(ca, "f/dl9", 5);
+	ok(rc == 0 || rc == KVN_ENOTFOUND, "removed");
+	for (int i = 0; i < N; i++)
+		free(bufs[i]);
+	free(g);
+	kvn_close(c);
+	/* The cut puts' reserved pages went back when their frames failed
+	 * (the master's sink abort, then the peer's).  Had they stayed
+	 * PENDING, the reaper would reclaim them after peer.pending_ttl (1 s
+	 * here) and say so. */
+	usleep(1600 * 1000);
+	is_int(proc_log_count("aio", "reclaimed"), 0, "the reaper found no pending slot to reclaim");
+	is_int(proc_log_count("aio", "took longer than peer.pending_ttl"), 0, "and no receive to cut");
+}
+
 static void t_put_off(void)
 {
 	uint8_t v[100];
@@ -494,6 +622,8 @@ int main(int argc, char **argv)
 		{ "put_batch", t_put_batch },
 		{ "put_first", t_put_first },
 		{ "put_full", t_put_full },
+		{ "put_async", t_put_async },
+		{ "put_deadline", t_put_deadline },
 		{ "put_off", t_put_off },
 		{ "two_peers", t_two_peers },
 		{ "split", t_split },

@@ -4,7 +4,9 @@
  * the client actor's reply callbacks while the caller is inside any call of
  * the client: ROUTE_PUT to the master, then PUT to the peer with the
  * caller's bytes referenced (zero copy), then success, a bounded re-route
- * (as kvn_put: ENOSPC or a lost peer excludes that node), or failure.
+ * (as kvn_put: ENOSPC or a lost peer excludes that node), or failure.  As
+ * for kvn_put, a first attempt may go to the master with the bytes instead
+ * (client.put_via_master, client_via.c); its refusal routes as usual.
  *
  * The caller's buffer is read only while a PUT frame is in flight.  A put
  * is reported only when no frame references its buffer: after the peer's
@@ -38,6 +40,7 @@ struct client_aput {
 	uint64_t deadline_ms;
 	uint32_t attempt;
 	int master_retried; /* a stale master connection was replaced once */
+	int via;            /* the PUT in flight went to the master */
 	actor_id mproxy;    /* the master connection the ROUTE_PUT went on */
 	int status;
 	struct proto_route rt;
@@ -104,20 +107,34 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 	struct client_peer *p = ap->peer;
 	int st;
 
+	int via = ap->via;
+
 	ap->peer = NULL;
+	ap->via = 0;
 	if (p && p->inflight)
 		p->inflight--;
 	if (err) {
-		if (err == KVN_ETIMEDOUT && p) {
+		if (err == KVN_ETIMEDOUT && (p || via)) {
 			/* our deadline, with the frame maybe still queued: cut the
 			 * connection so nothing reads the buffer after we report */
 			net_abort(c->loop, ap->proxy, KVN_ETIMEDOUT);
-			if (p->proxy == ap->proxy) {
+			if (via) {
+				client_master_drop(c, ap->proxy);
+			} else if (p->proxy == ap->proxy) {
 				p->proxy = 0;
 				client_quarantine(c, p);
 			}
 		}
 		aput_finish(c, ap, err);
+		return 0;
+	}
+	if (via && (reply->status || (reply->flags & WIRE_F_ROUTES))) {
+		/* not taken (or an older master, or the connection failed): the
+		 * bytes are not in flight any more; route it as usual, this
+		 * still being the first attempt */
+		if (reply->status == KVN_EPROTO)
+			c->via_put_refused = 1;
+		aput_route(c, ap);
 		return 0;
 	}
 	st = reply->status ? reply->status : reply->sink_err;
@@ -128,10 +145,15 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 		struct proto_result res;
 		uint32_t n;
 		if (proto_results_open(&r, reply->meta, reply->meta_len, &n) != 0 || n != 1 ||
-		    proto_results_next(&r, &res) != 0)
+		    proto_results_next(&r, &res) != 0) {
 			st = KVN_EPROTO;
-		else
+		} else {
 			st = res.status;
+			if (via && st == 0) {
+				ap->rt.gen = res.gen; /* the master chose it */
+				c->via_put_stored++;
+			}
+		}
 	} else if (st == KVN_ECONN && p && (p->proxy == ap->proxy || p->proxy == 0)) {
 		/* that connection failed (not a newer one to the same peer) */
 		client_quarantine(c, p);
@@ -185,6 +207,48 @@ static void aput_send(struct kvn_client *c, struct client_aput *ap)
 		ap->peer = NULL;
 		aput_retry(c, ap, KVN_ECONN);
 	}
+}
+
+/* The first attempt, through the master (client_via.c): the PUT with the
+ * bytes goes there; the master places it on its own peer or refuses. */
+static void aput_send_via(struct kvn_client *c, struct client_aput *ap)
+{
+	uint64_t now = kvn_now_ms();
+	struct wire_w w;
+	int rc;
+
+	if ((rc = client_master_ensure(c)) != 0) {
+		aput_finish(c, ap, rc);
+		return;
+	}
+	struct actor_msg *m = actor_msg_new(WIRE_PUT);
+	wire_w_init(&w);
+	proto_items_begin(&w, ap->flags, 1);
+	proto_items_add(&w, ap->key, ap->klen, 0, ap->vlen);
+	if ((rc = wire_w_to_msg(&w, m)) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		aput_finish(c, ap, rc);
+		return;
+	}
+	m->payload = evbuffer_new();
+	if (!m->payload)
+		kvn_fatal("out of memory");
+	if (ap->vlen)
+		evbuffer_add_reference(m->payload, ap->val, ap->vlen, NULL, NULL);
+	ap->rt = c->sole; /* the master's node: an ENOSPC from it excludes it */
+	ap->rt.status = 0;
+	ap->via = 1;
+	ap->proxy = c->master;
+	ap->mproxy = c->master;
+	rc = actor_call(c->self, c->master, m, ap->deadline_ms - now, on_put, ap);
+	if (rc) {
+		actor_msg_free(m);
+		ap->via = 0;
+		aput_route(c, ap);
+		return;
+	}
+	c->via_put_sent++;
 }
 
 static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int err)
@@ -285,7 +349,10 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 	c->naput++;
 	/* replies that arrive meanwhile wait in the mailbox */
 	actor_busy_enter(c->self);
-	aput_route(c, ap);
+	if (client_put_via_wanted(c))
+		aput_send_via(c, ap);
+	else
+		aput_route(c, ap);
 	actor_busy_leave(c->self);
 	return 0;
 }
