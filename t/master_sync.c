@@ -90,6 +90,8 @@ static void t_events(void)
 	uint64_t dseq = 0;
 	ok(d && proto_durable_dec(d, &dseq) == 0, "DURABLE arrives");
 	is_int(dseq, 2, "durable up to seq 2");
+	/* an in-process peer takes DURABLE only from its master's id */
+	ok(d && d->src == E.mid, "from the master's actor id");
 	actor_msg_free(d);
 	is_str(db_state("k1"), "live", "k1 is in master.db once DURABLE arrived");
 	is_str(db_state("k2"), "live", "k2 too");
@@ -150,6 +152,7 @@ static void t_supersede(void)
 	is_str(rt.node_id, "n2", "to the newer gen's node");
 	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
 	ok(d != NULL, "the old node gets DROP_GEN");
+	ok(d && d->src == E.mid, "from the master's actor id");
 	is_int(d ? drop_items(d, key, sizeof key, &gen) : -1, 1, "one item");
 	is_str(key, "k", "for the key");
 	is_int(gen, 100, "and the old gen");

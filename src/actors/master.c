@@ -85,7 +85,13 @@ struct persist {
 static void send_durable(struct master *ms, struct mnode *n)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_DURABLE);
-	(void)ms;
+	/* The peer takes DURABLE from its master only.  A remote peer knows
+	 * the master by its connection (the proxy sets src); an in-process one
+	 * by our id, so say it: without it the all-in-one peer dropped every
+	 * DURABLE and learned of the COMMIT from its next heartbeat's ack, up
+	 * to peer.heartbeat_interval (1 s) later, which is what each durable
+	 * put then waited. */
+	m->src = actor_id_of(ms->self);
 	if (proto_durable_enc(m, n->durable_seq) != 0 || actor_send(n->ref, m) != 0)
 		actor_msg_free(m); /* the next DURABLE or ack carries it */
 }

@@ -237,10 +237,12 @@ void mdrops_fini(struct mdrops *d)
 
 /* Send v[0..n) (all for one node) as one DROP_GEN.  Returns items not
  * delivered. */
-static size_t drop_send_one(struct mnode *node, struct mdrop **v, size_t n)
+static size_t drop_send_one(struct master *ms, struct mnode *node, struct mdrop **v, size_t n)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_DROP_GEN);
 	struct wire_w w;
+
+	m->src = actor_id_of(ms->self); /* an in-process peer checks it (send_durable) */
 
 	wire_w_init(&w);
 	proto_items_begin(&w, 0, (uint32_t)n);
@@ -331,7 +333,6 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 	size_t failed = 0;
 	const struct mnode *first_failed = NULL;
 
-	(void)ms;
 	if (d->n == 0)
 		return;
 	/* stable enough: qsort is not stable, but order within a node does
@@ -349,7 +350,7 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 			bytes += 18u + d->v[j]->klen;
 			j++;
 		}
-		size_t f = drop_send_one(node, d->v + i, j - i);
+		size_t f = drop_send_one(ms, node, d->v + i, j - i);
 		if (f && !first_failed)
 			first_failed = node;
 		failed += f;
