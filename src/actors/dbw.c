@@ -70,8 +70,9 @@ struct dbw {
 	 * one COMMIT and fsync for all of them instead of one each.  Those puts
 	 * were acknowledged when the master applied them; this only delays
 	 * their landing in master.db (DESIGN.md section 2: the two ack
-	 * levels).  Any other request (a durable put's events, a full sync, a
-	 * node's death) makes the group urgent: it commits at once. */
+	 * levels).  Events flagged DBW_EV_NOW (a durable put's, or operations
+	 * the master already held for the linger) and any other request (a full
+	 * sync, a node's death) make the group urgent: it commits at once. */
 	uint64_t linger_ms;
 	int urgent;
 	uint64_t opened_ms; /* when the open group began */
@@ -306,7 +307,7 @@ static int do_events(struct dbw *d, const struct actor_msg *m)
 	wire_r_str(&r, node_id, sizeof node_id);
 	flags = wire_r_u8(&r);
 	has_row = (flags & DBW_EV_ROW) != 0;
-	if (flags & DBW_EV_DURABLE)
+	if (flags & DBW_EV_NOW)
 		d->urgent = 1;
 	if (has_row)
 		dbw_node_dec(&r, &row);
@@ -500,7 +501,7 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		status = do_node(d, m);
 		break;
 	case DBW_EVENTS:
-		status = do_events(d, m); /* urgent when flagged durable */
+		status = do_events(d, m); /* urgent when flagged DBW_EV_NOW */
 		break;
 	case DBW_SYNC_PART:
 		keep = do_sync_part(d, m);

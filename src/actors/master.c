@@ -165,11 +165,17 @@ int master_db_behind(struct master *ms, const struct actor_msg *m, const struct 
 
 /* Send req to dbw as a call; the outcome reaches persist_result either way.
  * Takes req. */
+static void hold_release(struct master *ms);
+
 void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
 		    const struct mnode *n, uint64_t seq)
 {
-	struct persist *p = kvn_xcalloc(1, sizeof *p);
+	struct persist *p;
 	int rc;
+
+	if (kind != MASTER_P_EVENTS)
+		hold_release(ms); /* the writer sees everything in the master's order */
+	p = kvn_xcalloc(1, sizeof *p);
 
 	p->kind = kind;
 	snprintf(p->node_id, sizeof p->node_id, "%s", n->node_id);
@@ -179,6 +185,7 @@ void master_db_call(struct master *ms, struct actor_msg *req, enum master_persis
 	rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, persist_done, p);
 	if (rc == 0) {
 		ms->db_inflight++;
+		MASTER_STAT_INC(db_requests);
 	} else {
 		actor_msg_free(req);
 		persist_result(ms, p, rc == KVN_ECLOSED ? KVN_EDB : rc);
@@ -217,10 +224,11 @@ static void persist_node(struct master *ms, struct mnode *n)
 struct opbuf {
 	struct wire_w w;
 	uint32_t n;
-	uint8_t durable; /* a durable put's event is in the batch: no linger */
+	uint8_t now; /* commit at once: a durable put's event is in it */
 };
 
-static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
+/* The DBW_EVENTS request for ob's operations (ob is emptied). */
+static struct actor_msg *ops_msg(struct mnode *n, struct opbuf *ob)
 {
 	struct actor_msg *req = actor_msg_new(DBW_EVENTS);
 	int with_row = kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS;
@@ -229,7 +237,7 @@ static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint
 
 	wire_w_init(&w);
 	wire_w_str(&w, n->node_id);
-	wire_w_u8(&w, (uint8_t)((with_row ? DBW_EV_ROW : 0) | (ob->durable ? DBW_EV_DURABLE : 0)));
+	wire_w_u8(&w, (uint8_t)((with_row ? DBW_EV_ROW : 0) | (ob->now ? DBW_EV_NOW : 0)));
 	if (with_row) {
 		mnode_row(n, &row);
 		dbw_node_enc(&w, &row);
@@ -242,14 +250,107 @@ static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint
 	wire_w_fini(&ob->w);
 	wire_w_init(&ob->w);
 	ob->n = 0;
-	master_db_call(ms, req, MASTER_P_EVENTS, n, seq);
+	return req;
+}
+
+static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
+{
+	master_db_call(ms, ops_msg(n, ob), MASTER_P_EVENTS, n, seq);
+}
+
+/* ---- held operations (master.commit_linger) ----
+ *
+ * Plain puts arriving one at a time made a writer request each: a message,
+ * a wake-up of the writer's thread and a reply.  Their object operations
+ * are now held for up to commit_linger and go as one request, flagged to
+ * commit at once (they have lingered here).  Measured with 4 clients: the
+ * writer's CPU per 4 KiB put 18 -> 11-13 us, the master's 28 -> 25 us;
+ * batch-64 puts 93k/76k -> 156k/171k items/s (docs/metadata.md).
+ *
+ * Order is kept: only one node's operations are held at a time (another
+ * node's batch sends them first), a batch with a durable put's event sends
+ * them before itself (its ack waits on that COMMIT), and so does every other
+ * writer request (master_db_call).  Held operations of an older
+ * persist_epoch are dropped, not sent: the full sync, new boot or death that
+ * bumped it replaces the node's rows. */
+
+static void hold_send(struct master *ms, int at_exit)
+{
+	struct mnode *n = ms->holder;
+
+	if (!n)
+		return;
+	ms->holder = NULL;
+	if (ms->hold_armed && !at_exit) {
+		/* the next holder gets its own full linger */
+		actor_timer_cancel(ms->hold_timer);
+		ms->hold_armed = 0;
+	}
+	struct opbuf ob = { .w = n->held_w, .n = n->held_n, .now = 1 };
+	wire_w_init(&n->held_w);
+	n->held_n = 0;
+	if (n->held_epoch != n->persist_epoch) {
+		wire_w_fini(&ob.w); /* superseded */
+	} else if (!at_exit) {
+		ops_flush(ms, n, &ob, n->held_seq);
+	} else {
+		/* the master is going away (no calls now): one-way, so the
+		 * writer, stopped after us, still commits them */
+		struct actor_msg *req = ops_msg(n, &ob);
+		if (actor_send(ms->dbw, req) != 0)
+			actor_msg_free(req);
+	}
+	wire_w_fini(&ob.w);
+}
+
+static void hold_release(struct master *ms)
+{
+	hold_send(ms, 0);
+}
+
+static void hold_tick(struct actor *self, void *arg)
+{
+	struct master *ms = actor_state(self);
+	(void)arg;
+	ms->hold_armed = 0;
+	hold_release(ms);
+}
+
+/* A batch's operations (up to seq): to the writer now, or held. */
+static void ops_commit(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
+{
+	if (ms->holder && (ms->holder != n || n->held_epoch != n->persist_epoch ||
+			   n->held_w.len + ob->w.len > DBW_SPLIT_BYTES))
+		hold_release(ms);
+	if (ob->now || ms->linger_ms == 0) {
+		hold_release(ms);
+		ob->now = 1;
+		ops_flush(ms, n, ob, seq);
+		return;
+	}
+	if (!ms->holder) {
+		wire_w_fini(&n->held_w);
+		wire_w_init(&n->held_w);
+		n->held_n = 0;
+		n->held_epoch = n->persist_epoch;
+		ms->holder = n;
+	}
+	wire_w_raw(&n->held_w, ob->w.buf, ob->w.len);
+	n->held_n += ob->n;
+	n->held_seq = seq;
+	if (!ms->hold_armed) {
+		ms->hold_armed = 1;
+		actor_timer_arm(ms->hold_timer, ms->linger_ms);
+	}
 }
 
 static void ops_add(struct master *ms, struct mnode *n, struct opbuf *ob, uint8_t op, const uint8_t *key,
 		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
 {
-	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES)
+	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES) {
+		hold_release(ms); /* in order */
 		ops_flush(ms, n, ob, 0);
+	}
 	dbw_op_enc(&ob->w, op, key, klen, gen, tier, size);
 	ob->n++;
 }
@@ -290,6 +391,7 @@ static int load_object(void *arg, const struct meta_object *o)
 static void master_fini(struct actor *self)
 {
 	struct master *ms = actor_state(self);
+	hold_send(ms, 1);
 	mindex_free_all(ms);
 	mnode_free_all(ms);
 	free(ms->server_id);
@@ -369,6 +471,8 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	}
 	ms->self = a;
 	ms->live_timer = actor_timer_new(a, live_tick, NULL);
+	ms->linger_ms = o->commit_linger_ms;
+	ms->hold_timer = actor_timer_new(a, hold_tick, NULL);
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
 	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
 		 HASH_COUNT(ms->nodes), ms->objects);
@@ -644,7 +748,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		}
 		if (!first_new)
 			first_new = e.seq;
-		ob.durable |= e.durable != 0;
+		ob.now |= e.durable != 0;
 		if (e.kind == PROTO_EV_ADD) {
 			int res = MIDX_STALE;
 			if (mpdrop_has(n, e.key, e.klen, e.gen))
@@ -678,7 +782,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	mstale_log(&stale, n, "ADD");
 	mdrops_send(ms, &drops);
 	if (first_new)
-		ops_flush(ms, n, &ob, n->applied_seq);
+		ops_commit(ms, n, &ob, n->applied_seq);
 	wire_w_fini(&ob.w);
 }
 

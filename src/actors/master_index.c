@@ -59,6 +59,7 @@ void mnode_free_all(struct master *ms)
 		HASH_DEL(ms->nodes, n);
 		mstaging_reset(&n->stg);
 		mpdrop_clear(n);
+		wire_w_fini(&n->held_w);
 		free(n);
 	}
 }

@@ -37,8 +37,9 @@ enum dbw_type {
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
-/* DBW_EVENTS flags: a node row rides along; a durable put waits on it */
-enum dbw_ev_flag { DBW_EV_ROW = 1, DBW_EV_DURABLE = 2 };
+/* DBW_EVENTS flags: a node row rides along; commit at once (a durable put
+ * waits on it, or the master held these operations for the linger already) */
+enum dbw_ev_flag { DBW_EV_ROW = 1, DBW_EV_NOW = 2 };
 
 /* Internal messages are split well below WIRE_MAX_META. */
 #define DBW_SPLIT_BYTES (48u * 1024u)
@@ -132,6 +133,14 @@ struct mnode {
 	uint32_t mark; /* ROUTE_PUT exclude stamp */
 	struct mentry_list entries;
 	struct mstaging stg;
+	/* Object operations of plain puts held for master.commit_linger while
+	 * this is the master's holder, so events arriving one at a time reach
+	 * the writer as one request (master.c, ops_commit).  held_epoch: the
+	 * persist_epoch they belong to; a newer one (full sync, new boot,
+	 * death) supersedes them. */
+	struct wire_w held_w;
+	uint32_t held_n;
+	uint64_t held_seq, held_epoch;
 	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
 	uint32_t npdrops;
 	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
@@ -163,6 +172,11 @@ struct master {
 	 * behind, and EVENTS are refused (KVN_EBUSY) before its mailbox fills */
 	uint32_t db_inflight, db_max_inflight;
 	int db_overloaded;
+	uint64_t linger_ms;             /* master.commit_linger */
+	struct actor_timer *hold_timer; /* sends the held operations */
+	int hold_armed;
+	/* the one node whose operations are held (master.c, ops_commit) */
+	struct mnode *holder;
 };
 
 /* Pending one-way DROP_GEN notices of one batch, grouped per node when

@@ -80,10 +80,11 @@ const struct conf_key conf_keys[] = {
 	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
 	{ "master", "commit_linger", T_DURATION, "2ms", 0, SECS(1), 0, NULL, NULL,
 	  FIELD(master_commit_linger),
-	  "How long a master.db transaction that no durable put waits on stays open for "
-	  "more writes to join: one COMMIT and fsync for all of them.  Plain puts are "
-	  "acknowledged before their COMMIT either way; a durable put's events, a full "
-	  "sync or a node's death commit at once.  0 commits every group at once." },
+	  "How long the master holds plain puts' metadata writes, and master.db keeps a "
+	  "transaction no durable put waits on open, for more writes to join: one writer "
+	  "request, COMMIT and fsync for all of them.  Plain puts are acknowledged before "
+	  "their COMMIT either way; a durable put's events, a full sync or a node's death "
+	  "go and commit at once.  0 sends and commits every write at once." },
 	/* [peer] */
 	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
 	  "Address the peer serves puts and gets on." },
