@@ -165,10 +165,33 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 	return 0;
 }
 
+/* The PUT of ap with generation gen: NULL and *rc when it cannot be
+ * encoded. */
+static struct actor_msg *aput_msg(struct client_aput *ap, uint64_t gen, int *rc)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_PUT);
+	struct wire_w w;
+
+	wire_w_init(&w);
+	proto_items_begin(&w, ap->flags, 1);
+	proto_items_add(&w, ap->key, ap->klen, gen, ap->vlen);
+	if ((*rc = wire_w_to_msg(&w, m)) != 0) {
+		wire_w_fini(&w);
+		actor_msg_free(m);
+		return NULL;
+	}
+	/* zero copy: the caller keeps the buffer valid until we report */
+	m->payload = evbuffer_new();
+	if (!m->payload)
+		kvn_fatal("out of memory");
+	if (ap->vlen)
+		evbuffer_add_reference(m->payload, ap->val, ap->vlen, NULL, NULL);
+	return m;
+}
+
 static void aput_send(struct kvn_client *c, struct client_aput *ap)
 {
 	uint64_t now = kvn_now_ms();
-	struct wire_w w;
 	int rc;
 
 	if (c->closing || now >= ap->deadline_ms) {
@@ -180,22 +203,11 @@ static void aput_send(struct kvn_client *c, struct client_aput *ap)
 		aput_retry(c, ap, KVN_ECONN);
 		return;
 	}
-	struct actor_msg *m = actor_msg_new(WIRE_PUT);
-	wire_w_init(&w);
-	proto_items_begin(&w, ap->flags, 1);
-	proto_items_add(&w, ap->key, ap->klen, ap->rt.gen, ap->vlen);
-	if ((rc = wire_w_to_msg(&w, m)) != 0) {
-		wire_w_fini(&w);
-		actor_msg_free(m);
+	struct actor_msg *m = aput_msg(ap, ap->rt.gen, &rc);
+	if (!m) {
 		aput_finish(c, ap, rc);
 		return;
 	}
-	/* zero copy: the caller keeps the buffer valid until we report */
-	m->payload = evbuffer_new();
-	if (!m->payload)
-		kvn_fatal("out of memory");
-	if (ap->vlen)
-		evbuffer_add_reference(m->payload, ap->val, ap->vlen, NULL, NULL);
 	ap->peer = p;
 	ap->proxy = p->proxy;
 	p->inflight++;
@@ -214,28 +226,17 @@ static void aput_send(struct kvn_client *c, struct client_aput *ap)
 static void aput_send_via(struct kvn_client *c, struct client_aput *ap)
 {
 	uint64_t now = kvn_now_ms();
-	struct wire_w w;
 	int rc;
 
 	if ((rc = client_master_ensure(c)) != 0) {
 		aput_finish(c, ap, rc);
 		return;
 	}
-	struct actor_msg *m = actor_msg_new(WIRE_PUT);
-	wire_w_init(&w);
-	proto_items_begin(&w, ap->flags, 1);
-	proto_items_add(&w, ap->key, ap->klen, 0, ap->vlen);
-	if ((rc = wire_w_to_msg(&w, m)) != 0) {
-		wire_w_fini(&w);
-		actor_msg_free(m);
+	struct actor_msg *m = aput_msg(ap, 0, &rc); /* gen 0: the master picks it */
+	if (!m) {
 		aput_finish(c, ap, rc);
 		return;
 	}
-	m->payload = evbuffer_new();
-	if (!m->payload)
-		kvn_fatal("out of memory");
-	if (ap->vlen)
-		evbuffer_add_reference(m->payload, ap->val, ap->vlen, NULL, NULL);
 	ap->rt = c->sole; /* the master's node: an ENOSPC from it excludes it */
 	ap->rt.status = 0;
 	ap->via = 1;

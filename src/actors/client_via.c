@@ -26,6 +26,21 @@
 #define FETCH_CHUNK 256
 #define META_BUDGET (60u * 1024u)
 
+/* m with w's metadata, for items idx[0..k), as a request of op's round to
+ * the master.  Takes m and w either way; 0 when it went. */
+static int master_send(struct kvn_client *c, struct client_op *op, struct actor_msg *m, struct wire_w *w,
+		       const uint32_t *idx, uint32_t k)
+{
+	if (wire_w_to_msg(w, m) != 0) {
+		wire_w_fini(w);
+		actor_msg_free(m);
+		return KVN_EPROTO;
+	}
+	uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
+	memcpy(mine, idx, k * sizeof *mine);
+	return client_peer_call(c, op, NULL, m, mine, k);
+}
+
 int client_fetch_wanted(struct kvn_client *c)
 {
 	struct proto_route rt;
@@ -82,14 +97,7 @@ void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t
 			const struct kvn_item *it = &op->items[idx[i + j]];
 			proto_items_add(&w, it->key, it->klen, op->want_gen ? op->want_gen[idx[i + j]] : 0, 0);
 		}
-		if (wire_w_to_msg(&w, m) != 0) {
-			wire_w_fini(&w);
-			actor_msg_free(m);
-			break;
-		}
-		uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
-		memcpy(mine, idx + i, k * sizeof *mine);
-		if (client_peer_call(c, op, NULL, m, mine, k) != 0)
+		if (master_send(c, op, m, &w, idx + i, k) != 0)
 			break; /* the rest go by ROUTE_GET */
 		c->fetch_sent += k;
 		i += k;
@@ -171,15 +179,8 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 			if (it->vlen)
 				evbuffer_add_reference(m->payload, it->val, it->vlen, NULL, NULL);
 		}
-		if (wire_w_to_msg(&w, m) != 0) {
-			wire_w_fini(&w);
-			actor_msg_free(m);
-			break;
-		}
-		uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
-		memcpy(mine, idx + i, k * sizeof *mine);
-		if (client_peer_call(c, op, NULL, m, mine, k) != 0)
-			break;
+		if (master_send(c, op, m, &w, idx + i, k) != 0)
+			break; /* the rest go by ROUTE_PUT */
 		c->via_put_sent += k;
 		i += k;
 	}

@@ -2,11 +2,11 @@
  * master: the master actor (DESIGN.md sections 1, 2, 4, 5).  Owns start-up
  * (master.db opened, epoch bumped, nodes and committed objects loaded, the
  * SQLite writer spawned), the node protocol (PEER_ATTACH, HEARTBEAT, EVENTS,
- * NET_DOWN), node liveness, and the glue that hands applied changes to the
- * writer (dbw.c), turns its commits into DURABLE acks and pushes back when
- * it falls behind.  FULL_SYNC lives in master_sync.c, the index and the
- * read-side replies in master_index.c.  The master loop never runs SQL:
- * everything after master_start goes through dbw.
+ * NET_DOWN) and node liveness.  The glue that hands applied changes to the
+ * writer (dbw.c) lives in master_db.c, FULL_SYNC in master_sync.c, the
+ * index and the read-side replies in master_index.c, the requests its own
+ * peer serves in master_fwd.c.  The master loop never runs SQL: everything
+ * after master_start goes through dbw.
  */
 #include "config.h"
 
@@ -16,13 +16,6 @@
 
 #include "actors/master_int.h"
 
-/* A dbw request not answered within this is treated as failed (the node
- * then has to full-sync): longer than SQLite's busy timeout plus a slow
- * fsync, short enough that a wedged disk is noticed. */
-#define MASTER_DB_TIMEOUT_MS 30000
-/* Heartbeats and event batches refresh the node row (usage, last seq, last
- * seen) at most this often; attach, death and full sync always write it. */
-#define MASTER_ROW_PERSIST_MS 10000
 #define MASTER_LIVE_MIN_MS 50
 
 struct master_stats master_stats_g;
@@ -72,289 +65,6 @@ int master_deny(struct master *ms, const struct actor_msg *req)
 	return 1;
 }
 
-/* ---- talking to dbw ---- */
-
-/* What a dbw request was for, so its reply can be judged. */
-struct persist {
-	enum master_persist_kind kind;
-	char node_id[65];
-	uint64_t boot_id, epoch;
-	uint64_t seq; /* events/sync: durable_seq once committed; 0: none */
-};
-
-static void send_durable(struct master *ms, struct mnode *n)
-{
-	struct actor_msg *m = actor_msg_new(WIRE_DURABLE);
-	/* The peer takes DURABLE from its master only.  A remote peer knows
-	 * the master by its connection (the proxy sets src); an in-process one
-	 * by our id, so say it: without it the all-in-one peer dropped every
-	 * DURABLE and learned of the COMMIT from its next heartbeat's ack, up
-	 * to peer.heartbeat_interval (1 s) later, which is what each durable
-	 * put then waited. */
-	m->src = actor_id_of(ms->self);
-	if (proto_durable_enc(m, n->durable_seq) != 0 || actor_send(n->ref, m) != 0)
-		actor_msg_free(m); /* the next DURABLE or ack carries it */
-}
-
-static void persist_result(struct master *ms, struct persist *p, int rc)
-{
-	struct mnode *n = mnode_find(ms, p->node_id);
-
-	if (rc == KVN_ECLOSED) {
-		/* shutting down: the writer or we are going away */
-		log_debug("master: dbw request for node %s abandoned at shutdown", p->node_id);
-		return;
-	}
-	if (rc)
-		MASTER_STAT_INC(db_errors);
-	if (p->kind == MASTER_P_NODE || p->kind == MASTER_P_DEAD) {
-		if (rc)
-			log_error("master: node %s: master.db update failed: %s", p->node_id, kvn_strerror(rc));
-		return;
-	}
-	/* a newer boot, a death or a full sync replaced what this wrote */
-	if (!n || n->boot_id != p->boot_id || n->persist_epoch != p->epoch)
-		return;
-	if (rc) {
-		if (!n->db_broken)
-			log_error("master: node %s: master.db write failed (%s): its durable seq stops at "
-				  "%" PRIu64 " until it full-syncs",
-				  n->node_id, kvn_strerror(rc), n->durable_seq);
-		n->db_broken = 1;
-		return;
-	}
-	if (p->seq && !n->db_broken && p->seq > n->durable_seq) {
-		n->durable_seq = p->seq;
-		send_durable(ms, n);
-	}
-}
-
-static int persist_done(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	struct master *ms = actor_state(self);
-
-	ms->db_inflight--;
-	if (ms->db_overloaded && ms->db_inflight <= ms->db_max_inflight / 2) {
-		ms->db_overloaded = 0;
-		log_info("master: SQLite writer caught up (%u requests in flight): EVENTS accepted again",
-			 ms->db_inflight);
-	}
-	persist_result(ms, arg, err ? err : reply->status);
-	free(arg);
-	return 0;
-}
-
-/* True (and the request answered KVN_EBUSY with the node's ack) when the
- * writer is too far behind to take more: the peer keeps its events queued
- * and re-ships them, instead of the writer's mailbox overflowing and the
- * node having to full-sync. */
-int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n)
-{
-	if (ms->db_inflight < ms->db_max_inflight)
-		return 0;
-	if (!ms->db_overloaded) {
-		ms->db_overloaded = 1;
-		log_warn("master: SQLite writer behind (%u requests in flight): EVENTS and new full syncs "
-			 "answered KVN_EBUSY until it catches up",
-			 ms->db_inflight);
-	}
-	MASTER_STAT_INC(events_busy);
-	master_reply_ack(ms, m, n, n->db_broken, KVN_EBUSY);
-	return 1;
-}
-
-/* Send req to dbw as a call; the outcome reaches persist_result either way.
- * Takes req. */
-static void hold_release(struct master *ms);
-
-void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
-		    const struct mnode *n, uint64_t seq)
-{
-	struct persist *p;
-	int rc;
-
-	if (kind != MASTER_P_EVENTS)
-		hold_release(ms); /* the writer sees everything in the master's order */
-	p = kvn_xcalloc(1, sizeof *p);
-
-	p->kind = kind;
-	snprintf(p->node_id, sizeof p->node_id, "%s", n->node_id);
-	p->boot_id = n->boot_id;
-	p->epoch = n->persist_epoch;
-	p->seq = seq;
-	rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, persist_done, p);
-	if (rc == 0) {
-		ms->db_inflight++;
-		MASTER_STAT_INC(db_requests);
-	} else {
-		actor_msg_free(req);
-		persist_result(ms, p, rc == KVN_ECLOSED ? KVN_EDB : rc);
-		free(p);
-	}
-}
-
-void master_db_failed(struct master *ms, const struct mnode *n, int rc)
-{
-	struct persist p = { .kind = MASTER_P_SYNC, .boot_id = n->boot_id, .epoch = n->persist_epoch };
-	snprintf(p.node_id, sizeof p.node_id, "%s", n->node_id);
-	persist_result(ms, &p, rc);
-}
-
-static void persist_node(struct master *ms, struct mnode *n)
-{
-	struct actor_msg *req = actor_msg_new(DBW_NODE);
-	struct meta_node row;
-	struct wire_w w;
-
-	mnode_row(n, &row);
-	wire_w_init(&w);
-	dbw_node_enc(&w, &row);
-	if (wire_w_to_msg(&w, req) != 0)
-		KVN_ASSERT(0); /* bounded fields */
-	n->persisted_ms = kvn_now_ms();
-	master_db_call(ms, req, MASTER_P_NODE, n, 0);
-}
-
-/* Object operations of one batch, cut into DBW_EVENTS requests below the
- * metadata limit.  Only the last request of a batch carries its seq: dbw
- * answers in order, so its commit covers the earlier ones.  The node row
- * rides along only every MASTER_ROW_PERSIST_MS: objects need it to exist
- * (attach wrote it), not to be fresh, and it would double the statements of
- * a one-event batch. */
-struct opbuf {
-	struct wire_w w;
-	uint32_t n;
-	uint8_t now; /* commit at once: a durable put's event is in it */
-};
-
-/* The DBW_EVENTS request for ob's operations (ob is emptied). */
-static struct actor_msg *ops_msg(struct mnode *n, struct opbuf *ob)
-{
-	struct actor_msg *req = actor_msg_new(DBW_EVENTS);
-	int with_row = kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS;
-	struct meta_node row;
-	struct wire_w w;
-
-	wire_w_init(&w);
-	wire_w_str(&w, n->node_id);
-	wire_w_u8(&w, (uint8_t)((with_row ? DBW_EV_ROW : 0) | (ob->now ? DBW_EV_NOW : 0)));
-	if (with_row) {
-		mnode_row(n, &row);
-		dbw_node_enc(&w, &row);
-		n->persisted_ms = kvn_now_ms();
-	}
-	wire_w_u32(&w, ob->n);
-	wire_w_raw(&w, ob->w.buf, ob->w.len);
-	if (wire_w_to_msg(&w, req) != 0)
-		KVN_ASSERT(0); /* ops are cut at DBW_SPLIT_BYTES */
-	wire_w_fini(&ob->w);
-	wire_w_init(&ob->w);
-	ob->n = 0;
-	return req;
-}
-
-static void ops_flush(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
-{
-	master_db_call(ms, ops_msg(n, ob), MASTER_P_EVENTS, n, seq);
-}
-
-/* ---- held operations (master.commit_linger) ----
- *
- * Plain puts arriving one at a time made a writer request each: a message,
- * a wake-up of the writer's thread and a reply.  Their object operations
- * are now held for up to commit_linger and go as one request, flagged to
- * commit at once (they have lingered here).  Measured with 4 clients: the
- * writer's CPU per 4 KiB put 18 -> 11-13 us, the master's 28 -> 25 us;
- * batch-64 puts 93k/76k -> 156k/171k items/s (docs/metadata.md).
- *
- * Order is kept: only one node's operations are held at a time (another
- * node's batch sends them first), a batch with a durable put's event sends
- * them before itself (its ack waits on that COMMIT), and so does every other
- * writer request (master_db_call).  Held operations of an older
- * persist_epoch are dropped, not sent: the full sync, new boot or death that
- * bumped it replaces the node's rows. */
-
-static void hold_send(struct master *ms, int at_exit)
-{
-	struct mnode *n = ms->holder;
-
-	if (!n)
-		return;
-	ms->holder = NULL;
-	if (ms->hold_armed && !at_exit) {
-		/* the next holder gets its own full linger */
-		actor_timer_cancel(ms->hold_timer);
-		ms->hold_armed = 0;
-	}
-	struct opbuf ob = { .w = n->held_w, .n = n->held_n, .now = 1 };
-	wire_w_init(&n->held_w);
-	n->held_n = 0;
-	if (n->held_epoch != n->persist_epoch) {
-		wire_w_fini(&ob.w); /* superseded */
-	} else if (!at_exit) {
-		ops_flush(ms, n, &ob, n->held_seq);
-	} else {
-		/* the master is going away (no calls now): one-way, so the
-		 * writer, stopped after us, still commits them */
-		struct actor_msg *req = ops_msg(n, &ob);
-		if (actor_send(ms->dbw, req) != 0)
-			actor_msg_free(req);
-	}
-	wire_w_fini(&ob.w);
-}
-
-static void hold_release(struct master *ms)
-{
-	hold_send(ms, 0);
-}
-
-static void hold_tick(struct actor *self, void *arg)
-{
-	struct master *ms = actor_state(self);
-	(void)arg;
-	ms->hold_armed = 0;
-	hold_release(ms);
-}
-
-/* A batch's operations (up to seq): to the writer now, or held. */
-static void ops_commit(struct master *ms, struct mnode *n, struct opbuf *ob, uint64_t seq)
-{
-	if (ms->holder && (ms->holder != n || n->held_epoch != n->persist_epoch ||
-			   n->held_w.len + ob->w.len > DBW_SPLIT_BYTES))
-		hold_release(ms);
-	if (ob->now || ms->linger_ms == 0) {
-		hold_release(ms);
-		ob->now = 1;
-		ops_flush(ms, n, ob, seq);
-		return;
-	}
-	if (!ms->holder) {
-		wire_w_fini(&n->held_w);
-		wire_w_init(&n->held_w);
-		n->held_n = 0;
-		n->held_epoch = n->persist_epoch;
-		ms->holder = n;
-	}
-	wire_w_raw(&n->held_w, ob->w.buf, ob->w.len);
-	n->held_n += ob->n;
-	n->held_seq = seq;
-	if (!ms->hold_armed) {
-		ms->hold_armed = 1;
-		actor_timer_arm(ms->hold_timer, ms->linger_ms);
-	}
-}
-
-static void ops_add(struct master *ms, struct mnode *n, struct opbuf *ob, uint8_t op, const uint8_t *key,
-		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
-{
-	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES) {
-		hold_release(ms); /* in order */
-		ops_flush(ms, n, ob, 0);
-	}
-	dbw_op_enc(&ob->w, op, key, klen, gen, tier, size);
-	ob->n++;
-}
-
 /* ---- start, stop ---- */
 
 static int load_node(void *arg, const struct meta_node *row)
@@ -391,7 +101,7 @@ static int load_object(void *arg, const struct meta_object *o)
 static void master_fini(struct actor *self)
 {
 	struct master *ms = actor_state(self);
-	hold_send(ms, 1);
+	master_ops_at_exit(ms);
 	mindex_free_all(ms);
 	mnode_free_all(ms);
 	free(ms->server_id);
@@ -472,7 +182,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->self = a;
 	ms->live_timer = actor_timer_new(a, live_tick, NULL);
 	ms->linger_ms = o->commit_linger_ms;
-	ms->hold_timer = actor_timer_new(a, hold_tick, NULL);
+	ms->hold_timer = actor_timer_new(a, master_hold_tick, NULL);
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
 	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
 		 HASH_COUNT(ms->nodes), ms->objects);
@@ -615,7 +325,7 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	n->dead = 0;
 	n->live = 1;
 	master_reply_ack(ms, m, n, !held, 0);
-	persist_node(ms, n);
+	master_persist_node(ms, n);
 }
 
 static void on_heartbeat(struct master *ms, const struct actor_msg *m)
@@ -665,7 +375,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 	}
 	master_reply_ack(ms, m, n, n->db_broken || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
-		persist_node(ms, n);
+		master_persist_node(ms, n);
 }
 
 static void on_net_down(struct master *ms, const struct actor_msg *m)
@@ -712,7 +422,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	char node_id[65];
 	struct mdrops drops = { 0 };
 	struct mstale stale = { 0 };
-	struct opbuf ob = { .n = 0 };
+	struct master_opbuf ob = { .n = 0 };
 	struct proto_event e = { 0 };
 	struct wire_r r;
 	struct mnode *n;
@@ -760,10 +470,10 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 			} else {
 				if (res == MIDX_NEW)
 					n->reserved = n->reserved > e.size ? n->reserved - e.size : 0;
-				ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
+				master_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
 			}
 		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {
-			ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+			master_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
 		}
 		n->applied_seq = e.seq;
 	}
@@ -782,7 +492,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	mstale_log(&stale, n, "ADD");
 	mdrops_send(ms, &drops);
 	if (first_new)
-		ops_commit(ms, n, &ob, n->applied_seq);
+		master_ops_commit(ms, n, &ob, n->applied_seq);
 	wire_w_fini(&ob.w);
 }
 

@@ -219,6 +219,33 @@ void master_db_call(struct master *ms, struct actor_msg *req, enum master_persis
 		    const struct mnode *n, uint64_t seq);
 /* A write for n's current state could not be handed over: as a failure. */
 void master_db_failed(struct master *ms, const struct mnode *n, int rc);
+/* Heartbeats and event batches refresh the node row (usage, last seq, last
+ * seen) at most this often; attach, death and full sync always write it. */
+#define MASTER_ROW_PERSIST_MS 10000
+/* The node's row, to the writer. */
+void master_persist_node(struct master *ms, struct mnode *n);
+/* Object operations of one batch, cut into DBW_EVENTS requests below the
+ * metadata limit.  Only the last request of a batch carries its seq: dbw
+ * answers in order, so its commit covers the earlier ones.  The node row
+ * rides along only every MASTER_ROW_PERSIST_MS: objects need it to exist
+ * (attach wrote it), not to be fresh, and it would double the statements of
+ * a one-event batch. */
+struct master_opbuf {
+	struct wire_w w;
+	uint32_t n;
+	uint8_t now; /* commit at once: a durable put's event is in it */
+};
+
+/* Add one object operation of n to ob (a full ob goes to the writer). */
+void master_ops_add(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint8_t op, const uint8_t *key,
+		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size);
+/* A batch's operations (applied up to seq): to the writer now (ob->now, or
+ * no linger), or held for master.commit_linger. */
+void master_ops_commit(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint64_t seq);
+/* ms->hold_timer's callback: the held operations go. */
+void master_hold_tick(struct actor *self, void *arg);
+/* The master is being destroyed: held operations go one-way. */
+void master_ops_at_exit(struct master *ms);
 
 /* ---- master_sync.c ---- */
 void master_on_full_sync(struct master *ms, const struct actor_msg *m);
