@@ -26,6 +26,7 @@
 
 #include "base/base.h"
 #include "kvnode.h"
+#include "net/net.h"
 #include "tap.h"
 
 extern char **environ;
@@ -311,6 +312,31 @@ static inline long long proc_sql_int(const char *db, const char *sql)
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	return n;
+}
+
+/* Frames this process sent so far (it is the client: its frames only). */
+static inline uint64_t proc_frames_out(void)
+{
+	struct net_stats n;
+	net_get_stats(&n);
+	return n.frames_out;
+}
+
+/* Start a peer-only node NAME (node.id NAME, its own data dir and port) that
+ * attaches to the master on mport with the secrets an all-in-one node made
+ * in aio_data.  Returns its pid. */
+static inline pid_t proc_spawn_peer(const char *name, uint16_t mport, const char *aio_data)
+{
+	char conf[300], data[300], id[80], psecret[400], csecret[400];
+
+	snprintf(conf, sizeof conf, "%s/%s.conf", proc_tmp, name);
+	snprintf(data, sizeof data, "%s/var-%s", proc_tmp, name);
+	proc_write_conf(conf, mport, proc_free_port(), data, "64MiB", NULL);
+	snprintf(id, sizeof id, "node.id=%s", name);
+	snprintf(psecret, sizeof psecret, "auth.peer_secret_file=%s/peer.secret", aio_data);
+	snprintf(csecret, sizeof csecret, "auth.client_secret_file=%s/client.secret", aio_data);
+	const char *args[] = { "--role", "peer", "--config", conf, "--set", id, "--set", psecret, "--set", csecret, NULL };
+	return proc_spawn(name, args);
 }
 
 #endif

@@ -25,13 +25,6 @@ static struct kvn_client *cb; /* client.speculative_get = off */
 static char conf_a[300], conf_b[300];
 static uint16_t mport;
 
-static uint64_t frames_out(void)
-{
-	struct net_stats n;
-	net_get_stats(&n); /* this process is the client: its frames only */
-	return n.frames_out;
-}
-
 static void t_start(void)
 {
 	char data[300];
@@ -63,10 +56,10 @@ static void t_hit(void)
 	proc_fill(v, sizeof v, 1);
 	is_int(kvn_put(ca, "s/1", 3, v, sizeof v, 0), 0, "put (its ROUTE_PUT names the sole peer)");
 	is_int(ca->nseen, 1, "one peer seen");
-	uint64_t f0 = frames_out(), sent = ca->spec_sent, served = ca->spec_served;
+	uint64_t f0 = proc_frames_out(), sent = ca->spec_sent, served = ca->spec_served;
 	is_int(kvn_get(ca, "s/1", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
-	is_int(frames_out() - f0, 2, "two frames: ROUTE_GET and the speculative GET");
+	is_int(proc_frames_out() - f0, 2, "two frames: ROUTE_GET and the speculative GET");
 	is_int(ca->spec_sent - sent, 1, "one speculative item sent");
 	is_int(ca->spec_served - served, 1, "and confirmed by the route");
 
@@ -100,7 +93,7 @@ static void t_batch(void)
 	}
 	it[7].key = "s/none";
 	it[7].klen = 6;
-	uint64_t f0 = frames_out(), served = ca->spec_served;
+	uint64_t f0 = proc_frames_out(), served = ca->spec_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
 	int good = 1;
 	for (int i = 0; i < 10; i++)
@@ -110,7 +103,7 @@ static void t_batch(void)
 	ok(good, "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
 	is_int(ca->spec_served - served, 9, "9 confirmed (the route says the tenth does not exist)");
-	is_int(frames_out() - f0, 2, "one ROUTE_GET and one GET for the batch");
+	is_int(proc_frames_out() - f0, 2, "one ROUTE_GET and one GET for the batch");
 }
 
 static void t_by_ref(void)
@@ -187,28 +180,21 @@ static void t_off(void)
 	proc_fill(v, sizeof v, 3);
 	is_int(kvn_put(cb, "s/off", 5, v, sizeof v, 0), 0, "put");
 	is_int(cb->nseen, 1, "the client knows one peer");
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(cb, "s/off", 5, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "bytes");
 	is_int(cb->spec_sent, 0, "never speculates");
-	is_int(frames_out() - f0, 2, "ROUTE_GET then GET");
+	is_int(proc_frames_out() - f0, 2, "ROUTE_GET then GET");
 }
 
 static void t_second_peer(void)
 {
-	char conf[300], data[300], psecret[400], csecret[400];
 	uint8_t v[256], g[256];
 	size_t vlen = 0;
+	char aio[300];
 
-	snprintf(conf, sizeof conf, "%s/p2.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-p2", proc_tmp);
-	proc_write_conf(conf, mport, proc_free_port(), data, "64MiB", NULL);
-	/* the all-in-one node made the secrets: the new peer uses them */
-	snprintf(psecret, sizeof psecret, "auth.peer_secret_file=%s/var-a/peer.secret", proc_tmp);
-	snprintf(csecret, sizeof csecret, "auth.client_secret_file=%s/var-a/client.secret", proc_tmp);
-	const char *args[] = { "--role",   "peer",  "--config", conf, "--set", "node.id=p2",
-			       "--set",    psecret, "--set",    csecret, NULL };
-	proc_spawn("p2", args);
+	snprintf(aio, sizeof aio, "%s/var-a", proc_tmp);
+	proc_spawn_peer("p2", mport, aio);
 	struct kvn_client *c = proc_connect_ready(conf_a, 2);
 	ok(c != NULL, "a second peer attached");
 	if (!c)

@@ -39,13 +39,6 @@ static char conf_a[300], conf_b[300];
 static uint16_t mport;
 static pid_t aio_pid;
 
-static uint64_t frames_out(void)
-{
-	struct net_stats n;
-	net_get_stats(&n); /* this process is the client: its frames only */
-	return n.frames_out;
-}
-
 static void t_start(void)
 {
 	char data[300];
@@ -77,10 +70,10 @@ static void t_hit(void)
 	is_int(kvn_put(ca, "f/1", 3, v, sizeof v, 0), 0, "put");
 	ok(strcmp(ca->master_node, ca->sole.node_id) == 0, "the master's node id is the peer's: %s",
 	   ca->master_node);
-	uint64_t f0 = frames_out(), sent = ca->fetch_sent, served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), sent = ca->fetch_sent, served = ca->fetch_served;
 	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
-	is_int(frames_out() - f0, 1, "one frame: the GET to the master");
+	is_int(proc_frames_out() - f0, 1, "one frame: the GET to the master");
 	is_int(ca->fetch_sent - sent, 1, "one item sent to the master");
 	is_int(ca->fetch_served - served, 1, "served by its peer");
 	is_int(ca->spec_sent, 0, "no speculation alongside");
@@ -95,10 +88,10 @@ static void t_missing(void)
 {
 	uint8_t g[16];
 	size_t vlen = 5;
-	uint64_t f0 = frames_out(), served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), served = ca->fetch_served;
 
 	is_int(kvn_get(ca, "f/none", 6, g, sizeof g, &vlen), KVN_ENOTFOUND, "a missing key: KVN_ENOTFOUND");
-	is_int(frames_out() - f0, 1, "one frame: the master's routes say so, no peer is asked");
+	is_int(proc_frames_out() - f0, 1, "one frame: the master's routes say so, no peer is asked");
 	is_int(ca->fetch_served - served, 0, "nothing served");
 }
 
@@ -123,21 +116,21 @@ static void t_batch(void)
 		it[i].cap = sizeof g[i];
 		it[i].vlen = 0;
 	}
-	uint64_t f0 = frames_out(), served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), served = ca->fetch_served;
 	is_int(kvn_batch_get(ca, it, 10), 0, "batch get of 10");
 	int good = 1;
 	for (int i = 0; i < 10; i++)
 		if (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i || memcmp(g[i], v[i], it[i].vlen) != 0)
 			good = 0;
 	ok(good, "the 10 come back byte for byte");
-	is_int(frames_out() - f0, 1, "one frame for the batch");
+	is_int(proc_frames_out() - f0, 1, "one frame for the batch");
 	is_int(ca->fetch_served - served, 10, "all 10 served by the master's peer");
 
 	/* one key the index lacks: the master answers with routes */
 	memset(g, 0, sizeof g);
 	it[7].key = "f/none";
 	it[7].klen = 6;
-	f0 = frames_out();
+	f0 = proc_frames_out();
 	served = ca->fetch_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
 	good = 1;
@@ -148,7 +141,7 @@ static void t_batch(void)
 	ok(good, "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
 	is_int(ca->fetch_served - served, 0, "not served by the master: it sent routes");
-	is_int(frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
+	is_int(proc_frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
 }
 
 static void t_by_ref(void)
@@ -160,7 +153,7 @@ static void t_by_ref(void)
 	proc_fill(v, sizeof v, 7);
 	is_int(kvn_put_gen(ca, "f/ref", 5, v, sizeof v, 0, &g1), 0, "put_gen");
 	is_int(kvn_put_gen(ca, "f/ref", 5, v, 100, 0, &g2), 0, "re-put");
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get_gen(ca, "f/ref", 5, g2, g, sizeof g, &vlen), 0, "get by the new ref");
 	ok(vlen == 100 && memcmp(g, v, 100) == 0, "its bytes");
 	memset(g, 0x5a, sizeof g);
@@ -170,7 +163,7 @@ static void t_by_ref(void)
 		if (g[i] != 0x5a)
 			untouched = 0;
 	ok(untouched, "never the newer bytes: the buffer is untouched");
-	is_int(frames_out() - f0, 2, "one frame each, not retried");
+	is_int(proc_frames_out() - f0, 2, "one frame each, not retried");
 }
 
 static void t_alloc_range(void)
@@ -199,10 +192,10 @@ static void t_large(void)
 
 	proc_fill(v, n, 12);
 	is_int(kvn_put(ca, "f/big", 5, v, n, 0), 0, "put 8 MiB");
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(ca, "f/big", 5, g, n, &vlen), 0, "get it");
 	ok(vlen == n && memcmp(g, v, n) == 0, "byte for byte");
-	is_int(frames_out() - f0, 1, "through the master, one frame");
+	is_int(proc_frames_out() - f0, 1, "through the master, one frame");
 	free(v);
 	free(g);
 }
@@ -214,12 +207,12 @@ static void t_off(void)
 
 	proc_fill(v, sizeof v, 3);
 	is_int(kvn_put(cb, "f/off", 5, v, sizeof v, 0), 0, "put");
-	uint64_t f0 = frames_out(), spec = cb->spec_sent;
+	uint64_t f0 = proc_frames_out(), spec = cb->spec_sent;
 	is_int(kvn_get(cb, "f/off", 5, g, sizeof g, &vlen), 0, "get with get_via_master off");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "bytes");
 	is_int(cb->fetch_sent, 0, "nothing sent to the master as GET");
 	is_int(cb->spec_sent - spec, 1, "it speculated on the sole peer instead");
-	is_int(frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
+	is_int(proc_frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
 }
 
 
@@ -231,9 +224,9 @@ static void t_put(void)
 
 	/* ca has seen the master's node (earlier puts): its puts go there */
 	proc_fill(v, sizeof v, 21);
-	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
 	is_int(kvn_put_gen(ca, "f/put", 5, v, sizeof v, 0, &g1), 0, "put");
-	is_int(frames_out() - f0, 1, "one frame: the PUT to the master, with the value");
+	is_int(proc_frames_out() - f0, 1, "one frame: the PUT to the master, with the value");
 	is_int(ca->via_put_sent - sent, 1, "one item sent to the master");
 	is_int(ca->via_put_stored - stored, 1, "stored by its peer");
 	ok(g1 != 0, "the generation comes back");
@@ -249,9 +242,9 @@ static void t_put(void)
 	       "in master.db when it returns");
 
 	/* no payload: the sink is never asked, the master places it on receipt */
-	f0 = frames_out();
+	f0 = proc_frames_out();
 	is_int(kvn_put(ca, "f/empty", 7, "", 0, 0), 0, "an empty value");
-	is_int(frames_out() - f0, 1, "one frame");
+	is_int(proc_frames_out() - f0, 1, "one frame");
 	vlen = 9;
 	is_int(kvn_get(ca, "f/empty", 7, g, sizeof g, &vlen), 0, "get it");
 	is_int((long long)vlen, 0, "0 bytes");
@@ -272,9 +265,9 @@ static void t_put_batch(void)
 		it[i].val = v[i];
 		it[i].vlen = sizeof v[i] - (size_t)i * 7;
 	}
-	uint64_t f0 = frames_out(), stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), stored = ca->via_put_stored;
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
-	is_int(frames_out() - f0, 1, "one frame");
+	is_int(proc_frames_out() - f0, 1, "one frame");
 	is_int(ca->via_put_stored - stored, 10, "all 10 stored by the master's peer");
 	for (int i = 0; i < 10; i++) {
 		it[i].val = g[i];
@@ -298,13 +291,13 @@ static void t_put_first(void)
 	if (!c)
 		return;
 	proc_fill(v, sizeof v, 22);
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_put(c, "f/first", 7, v, sizeof v, 0), 0, "its first put");
-	is_int(frames_out() - f0, 4, "ROUTE_PUT, the peer connection's HELLO and PROOF, PUT: no route seen yet");
+	is_int(proc_frames_out() - f0, 4, "ROUTE_PUT, the peer connection's HELLO and PROOF, PUT: no route seen yet");
 	is_int(c->via_put_sent, 0, "nothing sent through the master");
-	f0 = frames_out();
+	f0 = proc_frames_out();
 	is_int(kvn_put(c, "f/first", 7, v, 200, 0), 0, "its second put");
-	is_int(frames_out() - f0, 1, "through the master now");
+	is_int(proc_frames_out() - f0, 1, "through the master now");
 	is_int(c->via_put_stored, 1, "stored");
 	kvn_close(c);
 }
@@ -318,11 +311,11 @@ static void t_put_full(void)
 
 	proc_fill(v, n, 23);
 	is_int(kvn_put(ca, "f/40a", 5, v, n, 0), 0, "40 MiB into a 64 MiB node");
-	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
 	is_int(kvn_put(ca, "f/40b", 5, v, n, 0), KVN_EFULL, "another 40 MiB: KVN_EFULL");
 	is_int(ca->via_put_sent - sent, 1, "it was sent to the master");
 	is_int(ca->via_put_stored - stored, 0, "which refused it");
-	is_int(frames_out() - f0, 2, "then ROUTE_PUT, which says the cluster is full");
+	is_int(proc_frames_out() - f0, 2, "then ROUTE_PUT, which says the cluster is full");
 	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "the master connection still serves");
 	is_int(kvn_remove(ca, "f/40a", 5), 0, "remove the 40 MiB");
 	is_int(kvn_put(ca, "f/40b", 5, v, 1 << 20, 0), 0, "room again");
@@ -347,7 +340,7 @@ static void t_put_async(void)
 
 	for (int i = 0; i < 3; i++)
 		proc_fill(v[i], sizeof v[i], 30 + (uint64_t)i);
-	uint64_t f0 = frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
 	async_done_n = 0;
 	int rc = 0;
 	for (int i = 0; i < 3; i++) {
@@ -358,7 +351,7 @@ static void t_put_async(void)
 	is_int(rc, 0, "3 async puts started");
 	is_int(kvn_drain(ca), 3, "drained: 3 callbacks");
 	is_int(async_done_n, 3, "all succeeded");
-	is_int(frames_out() - f0, 3, "one frame each");
+	is_int(proc_frames_out() - f0, 3, "one frame each");
 	is_int(ca->via_put_sent - sent, 3, "sent to the master");
 	is_int(ca->via_put_stored - stored, 3, "stored by its peer");
 	is_int(kvn_get(cb, "f/as1", 5, g, sizeof g, &vlen), 0, "another client reads one");
@@ -449,9 +442,9 @@ static void t_put_off(void)
 	uint8_t v[100];
 
 	proc_fill(v, sizeof v, 24);
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_put(cb, "f/poff", 6, v, sizeof v, 0), 0, "put with put_via_master off");
-	is_int(frames_out() - f0, 2, "ROUTE_PUT and PUT");
+	is_int(proc_frames_out() - f0, 2, "ROUTE_PUT and PUT");
 	is_int(cb->via_put_sent, 0, "nothing through the master");
 }
 
@@ -460,18 +453,12 @@ static void t_put_off(void)
  * other peer gets routes and a read from that peer. */
 static void t_two_peers(void)
 {
-	char conf[300], data[300], psecret[400], csecret[400];
 	uint8_t v[256], g[256];
 	size_t vlen = 0;
+	char aio[300];
 
-	snprintf(conf, sizeof conf, "%s/p2.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-p2", proc_tmp);
-	proc_write_conf(conf, mport, proc_free_port(), data, "64MiB", NULL);
-	snprintf(psecret, sizeof psecret, "auth.peer_secret_file=%s/var-a/peer.secret", proc_tmp);
-	snprintf(csecret, sizeof csecret, "auth.client_secret_file=%s/var-a/client.secret", proc_tmp);
-	const char *args[] = { "--role",   "peer",  "--config", conf, "--set", "node.id=p2",
-			       "--set",    psecret, "--set",    csecret, NULL };
-	proc_spawn("p2", args);
+	snprintf(aio, sizeof aio, "%s/var-a", proc_tmp);
+	proc_spawn_peer("p2", mport, aio);
 	struct kvn_client *c = proc_connect_ready(conf_a, 2);
 	ok(c != NULL, "a second peer attached");
 	if (!c)
@@ -485,14 +472,14 @@ static void t_two_peers(void)
 	 * first goes through the master, which places it on p2 and refuses;
 	 * ROUTE_PUT names p2, and the client stops sending puts there. */
 	proc_fill(v, sizeof v, 4);
-	uint64_t pf0 = frames_out(), psent = ca->via_put_sent, pstored = ca->via_put_stored;
+	uint64_t pf0 = proc_frames_out(), psent = ca->via_put_sent, pstored = ca->via_put_stored;
 	is_int(kvn_put(ca, "f/p/0", 5, v, sizeof v, 0), 0, "a put");
 	is_int(ca->via_put_sent - psent, 1, "sent to the master");
 	is_int(ca->via_put_stored - pstored, 0, "refused: placed on p2");
-	is_int(frames_out() - pf0, 5, "then ROUTE_PUT, HELLO and PROOF to p2, PUT to p2");
+	is_int(proc_frames_out() - pf0, 5, "then ROUTE_PUT, HELLO and PROOF to p2, PUT to p2");
 	is_int(ca->nseen, 2, "the client has seen two nodes");
 	int i, bad = 0;
-	pf0 = frames_out();
+	pf0 = proc_frames_out();
 	for (i = 1; i < 60; i++) {
 		char key[32];
 		snprintf(key, sizeof key, "f/p/%d", i);
@@ -501,7 +488,7 @@ static void t_two_peers(void)
 	}
 	is_int(bad, 0, "59 more puts");
 	is_int(ca->via_put_sent - psent, 1, "none of them through the master");
-	is_int(frames_out() - pf0, 2 * 59, "each ROUTE_PUT and PUT");
+	is_int(proc_frames_out() - pf0, 2 * 59, "each ROUTE_PUT and PUT");
 	struct kvn_node_stat after[4];
 	is_int(kvn_stat(ca, after, 4, &nn, &objs), 0, "stat again");
 	uint64_t on_master = 0, on_p2 = 0;
@@ -533,10 +520,10 @@ static void t_two_peers(void)
 	/* f/1 lives on the master's node, f/p/0 on p2 */
 	uint8_t g1[1000];
 	served = ca->fetch_served;
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(ca, "f/1", 3, g1, sizeof g1, &vlen), 0, "a key on the master's node");
 	is_int(ca->fetch_served - served, 1, "served by the master's peer");
-	is_int(frames_out() - f0, 1, "in one frame");
+	is_int(proc_frames_out() - f0, 1, "in one frame");
 	struct kvn_item it[2];
 	memset(it, 0, sizeof it);
 	it[0].key = "f/1";
@@ -548,11 +535,11 @@ static void t_two_peers(void)
 	it[1].val = g;
 	it[1].cap = sizeof g;
 	memset(g, 0, sizeof g);
-	f0 = frames_out();
+	f0 = proc_frames_out();
 	is_int(kvn_batch_get(ca, it, 2), 0, "a batch with a key on each node");
 	ok(it[0].vlen == 1000 && it[1].vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "both values");
 	is_int(ca->fetch_served - served, 1, "not served by the master: routes");
-	is_int(frames_out() - f0, 3, "the GET to the master, then one GET to each peer");
+	is_int(proc_frames_out() - f0, 3, "the GET to the master, then one GET to each peer");
 }
 
 /* A master with no peer in its process answers every GET with routes. */
@@ -589,13 +576,13 @@ static void t_split(void)
 	proc_fill(v, sizeof v, 13);
 	is_int(kvn_put(c, "f/s", 3, v, sizeof v, 0), 0, "put");
 	ok(strcmp(c->master_node, "m") == 0 && strcmp(c->sole.node_id, "p") == 0, "the master is m, the peer p");
-	uint64_t f0 = frames_out();
+	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(c, "f/s", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
 	is_int(c->fetch_sent, 1, "sent to the master");
 	is_int(c->fetch_served, 0, "which has no peer of its own: routes");
 	is_int(c->via_put_sent, 0, "the put went by ROUTE_PUT: the peer is not the master's node");
-	is_int(frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
+	is_int(proc_frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
 	kvn_close(c);
 }
 
