@@ -198,7 +198,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	uint32_t *tmpidx = kvn_xcalloc(n ? n : 1, sizeof *tmpidx);
 	uint32_t *ridx = kvn_xcalloc(n ? n : 1, sizeof *ridx);
 	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
-	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* speculative reads confirmed */
+	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* answered: speculation confirmed, or via the master */
 	int *sst = NULL;
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
