@@ -21,6 +21,12 @@
 #include "kvnode.h"
 
 #define CLIENT_SCRATCH (64 * 1024)
+/* Request metadata is kept under this (the limit is 64 KiB). */
+#define META_BUDGET (60u * 1024u)
+/* A route reply item carries node id and address (up to ~220 bytes), so a
+ * request answered with routes (ROUTE_GET, ROUTE_PUT, a GET to the master)
+ * names at most this many keys, keeping its reply under the limit. */
+#define ROUTE_CHUNK 256
 
 /* A connection to one peer, by node id. */
 struct client_peer {

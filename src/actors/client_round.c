@@ -16,11 +16,6 @@
 
 #include "actors/client_int.h"
 
-#define META_BUDGET (60u * 1024u)
-/* A route reply item carries node id and address (up to ~220 bytes), so a
- * route request asks for at most this many keys to keep its reply under the
- * 64 KiB metadata limit. */
-#define ROUTE_CHUNK 256
 
 /* ---- op lifecycle ---- */
 

@@ -21,11 +21,6 @@
 #include "actors/client_int.h"
 #include "net/net.h"
 
-/* Items per request: the routes answer must fit a frame, as ROUTE_GET's
- * (client_round.c sends those in chunks of the same size). */
-#define FETCH_CHUNK 256
-#define META_BUDGET (60u * 1024u)
-
 /* m with w's metadata, for items idx[0..k), as a request of op's round to
  * the master.  Takes m and w either way; 0 when it went. */
 static int master_send(struct kvn_client *c, struct client_op *op, struct actor_msg *m, struct wire_w *w,
@@ -85,7 +80,7 @@ void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t
 		return; /* ROUTE_GET tries again and reports it */
 	for (uint32_t i = 0; i < n;) {
 		uint32_t k = 0, bytes = 16;
-		while (i + k < n && k < FETCH_CHUNK && bytes + 20 + op->items[idx[i + k]].klen < META_BUDGET) {
+		while (i + k < n && k < ROUTE_CHUNK && bytes + 20 + op->items[idx[i + k]].klen < META_BUDGET) {
 			bytes += 20 + (uint32_t)op->items[idx[i + k]].klen;
 			k++;
 		}

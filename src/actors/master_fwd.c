@@ -34,33 +34,30 @@
  * peers itself. */
 int master_on_get(struct master *ms, struct actor_msg *m)
 {
+	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
+	struct mentry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
 	struct wire_r r;
 	uint8_t flags;
 	uint32_t n = 0;
-	int rc;
+	int rc, fwd = 0;
 
 	MASTER_STAT_INC(gets);
 	rc = proto_items_open(&r, m->meta, m->meta_len, &flags, &n);
-	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
+	if (rc == 0 && n > MASTER_KEYS_STACK) {
+		items = kvn_xmalloc(n * sizeof *items);
+		ents = kvn_xmalloc(n * sizeof *ents);
+	}
 	for (uint32_t i = 0; i < n && rc == 0; i++)
 		rc = proto_items_next(&r, &items[i]);
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
-		free(items);
 		actor_reply_status(ms->self, m, master_decode_err(rc));
-		return 0;
+		goto out;
 	}
-	const uint8_t **keys = kvn_xmalloc(n * sizeof *keys);
-	uint16_t *klens = kvn_xmalloc(n * sizeof *klens);
-	struct mentry **ents = kvn_xmalloc(n * sizeof *ents);
-	for (uint32_t i = 0; i < n; i++) {
-		keys[i] = items[i].key;
-		klens[i] = items[i].klen;
-	}
-	mindex_lookup_keys(ms, keys, klens, n, ents);
+	mindex_lookup_keys(ms, items, n, ents);
 	struct mnode *to = ents[0] ? ents[0]->node : NULL;
-	int fwd = to && to->local && mnode_usable(to);
+	fwd = to && to->local && mnode_usable(to);
 	for (uint32_t i = 1; i < n && fwd; i++)
 		fwd = ents[i] && ents[i]->node == to;
 	if (fwd) {
@@ -79,10 +76,11 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 	}
 	if (!fwd)
 		master_reply_routes(ms, m, ents, n, WIRE_F_ROUTES);
-	free(items);
-	free(keys);
-	free(klens);
-	free(ents);
+out:
+	if (items != items_s) {
+		free(items);
+		free(ents);
+	}
 	return fwd ? ACTOR_KEEP : 0;
 }
 
@@ -102,21 +100,21 @@ struct mput {
  * nothing reserved. */
 static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct mnode **to)
 {
+	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
+	struct mnode *node = NULL;
 	struct wire_r r;
 	uint8_t flags;
 	uint32_t n = 0, i;
 	int rc = proto_items_open(&r, meta, meta_len, &flags, &n);
-	struct proto_item *items = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *items);
-	struct mnode *node = NULL;
 
+	if (rc == 0 && n > MASTER_KEYS_STACK)
+		items = kvn_xmalloc(n * sizeof *items);
 	for (i = 0; i < n && rc == 0; i++)
 		rc = proto_items_next(&r, &items[i]);
 	if (rc == 0)
 		rc = wire_r_end(&r);
-	if (rc) {
-		free(items);
-		return rc;
-	}
+	if (rc)
+		goto out;
 	ms->stamp++; /* no node excluded */
 	for (i = 0; i < n; i++) {
 		struct mnode *x = NULL;
@@ -126,27 +124,24 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 		node = x;
 		node->reserved += items[i].size;
 	}
-	if (i < n) {
-		while (i-- > 0)
-			node->reserved -= items[i].size;
-		free(items);
-		return KVN_ESTATE;
-	}
-	for (i = 0; i < n; i++) {
+	uint32_t placed = i;
+	for (i = 0; i < n && placed == n; i++) {
 		uint64_t gen;
 		if (master_next_gen(ms, &gen) != 0)
-			break;
+			break; /* the epoch's generations are used up (logged there) */
 		proto_items_set_gen(meta, meta_len, &items[i], gen);
 	}
-	if (i < n) { /* the epoch's generations are used up (logged there) */
-		for (i = 0; i < n; i++)
-			node->reserved -= items[i].size;
-		free(items);
-		return KVN_ESTATE;
+	if (placed < n || i < n) {
+		while (placed-- > 0)
+			node->reserved -= items[placed].size;
+		rc = KVN_ESTATE;
+		goto out;
 	}
-	free(items);
 	*to = node;
-	return 0;
+out:
+	if (items != items_s)
+		free(items);
+	return rc;
 }
 
 int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,

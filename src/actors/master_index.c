@@ -537,21 +537,20 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 
 /* A batch starts each chunk's cache misses together, right before its
  * lookups. */
-void mindex_lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
-			struct mentry **ents)
+void mindex_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct mentry **ents)
 {
 	struct kvn_pf *pf = NULL;
 
 	if (n >= PREFETCH_MIN) {
 		pf = kvn_xmalloc(n * sizeof *pf);
 		for (uint32_t i = 0; i < n; i++)
-			pf[i].hv = kvn_hash_ut(keys[i], klens[i]);
+			pf[i].hv = kvn_hash_ut(items[i].key, items[i].klen);
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (pf && i % PREFETCH_CHUNK == 0)
 			kvn_hash_prefetch_batch(ms->index ? ms->index->hh.tbl : NULL, pf + i,
 						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
-		ents[i] = mindex_find(ms, keys[i], klens[i]);
+		ents[i] = mindex_find(ms, items[i].key, items[i].klen);
 	}
 	free(pf);
 }
@@ -586,6 +585,8 @@ void master_reply_routes(struct master *ms, const struct actor_msg *m, struct me
 
 void master_on_route_get(struct master *ms, const struct actor_msg *m)
 {
+	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
+	struct mentry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
 	struct wire_r r;
 	uint32_t n = 0;
 	int rc;
@@ -593,22 +594,24 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	MASTER_STAT_INC(route_gets);
 	/* validate everything first: a malformed request gets no partial answer */
 	rc = proto_keys_open(&r, m, &n);
-	const uint8_t **keys = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *keys);
-	uint16_t *klens = kvn_xmalloc((rc == 0 && n ? n : 1) * sizeof *klens);
+	if (rc == 0 && n > MASTER_KEYS_STACK) {
+		items = kvn_xmalloc(n * sizeof *items);
+		ents = kvn_xmalloc(n * sizeof *ents);
+	}
 	for (uint32_t i = 0; i < n && rc == 0; i++)
-		rc = proto_keys_next(&r, &keys[i], &klens[i]);
+		rc = proto_keys_next(&r, &items[i].key, &items[i].klen);
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
 		actor_reply_status(ms->self, m, master_decode_err(rc));
 	} else {
-		struct mentry **ents = kvn_xmalloc((n ? n : 1) * sizeof *ents);
-		mindex_lookup_keys(ms, keys, klens, n, ents);
+		mindex_lookup_keys(ms, items, n, ents);
 		master_reply_routes(ms, m, ents, n, 0);
+	}
+	if (items != items_s) {
+		free(items);
 		free(ents);
 	}
-	free(keys);
-	free(klens);
 }
 
 /* ---- STAT, PING ---- */

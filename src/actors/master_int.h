@@ -306,9 +306,12 @@ int mnode_usable(const struct mnode *n);
 int master_place(struct master *ms, uint64_t size, struct mnode **out);
 /* A request that did not decode: KVN_EKEYLEN or KVN_EPROTO (counted). */
 int master_decode_err(int rc);
-/* The index entries of keys[0..n) into ents[] (NULL: not indexed). */
-void mindex_lookup_keys(struct master *ms, const uint8_t *const *keys, const uint16_t *klens, uint32_t n,
-			struct mentry **ents);
+/* The index entries of items[0..n)'s keys into ents[] (NULL: not
+ * indexed). */
+void mindex_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct mentry **ents);
+/* Requests of up to this many keys keep their per-key arrays on the stack
+ * (one key per get is the common case). */
+#define MASTER_KEYS_STACK 16
 /* The ROUTE_GET answer for looked-up keys, as a reply to m (of m's type,
  * with extra_flags). */
 void master_reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
