@@ -70,12 +70,12 @@ static void t_hit(void)
 	is_int(kvn_put(ca, "f/1", 3, v, sizeof v, 0), 0, "put");
 	ok(strcmp(ca->master_node, ca->sole.node_id) == 0, "the master's node id is the peer's: %s",
 	   ca->master_node);
-	uint64_t f0 = proc_frames_out(), sent = ca->fetch_sent, served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), sent = ca->via_get_sent, served = ca->via_get_served;
 	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
 	is_int(proc_frames_out() - f0, 1, "one frame: the GET to the master");
-	is_int(ca->fetch_sent - sent, 1, "one item sent to the master");
-	is_int(ca->fetch_served - served, 1, "served by its peer");
+	is_int(ca->via_get_sent - sent, 1, "one item sent to the master");
+	is_int(ca->via_get_served - served, 1, "served by its peer");
 	is_int(ca->spec_sent, 0, "no speculation alongside");
 
 	proc_fill(v, sizeof v, 2);
@@ -88,11 +88,11 @@ static void t_missing(void)
 {
 	uint8_t g[16];
 	size_t vlen = 5;
-	uint64_t f0 = proc_frames_out(), served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), served = ca->via_get_served;
 
 	is_int(kvn_get(ca, "f/none", 6, g, sizeof g, &vlen), KVN_ENOTFOUND, "a missing key: KVN_ENOTFOUND");
 	is_int(proc_frames_out() - f0, 1, "one frame: the master's routes say so, no peer is asked");
-	is_int(ca->fetch_served - served, 0, "nothing served");
+	is_int(ca->via_get_served - served, 0, "nothing served");
 }
 
 static void t_batch(void)
@@ -116,7 +116,7 @@ static void t_batch(void)
 		it[i].cap = sizeof g[i];
 		it[i].vlen = 0;
 	}
-	uint64_t f0 = proc_frames_out(), served = ca->fetch_served;
+	uint64_t f0 = proc_frames_out(), served = ca->via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), 0, "batch get of 10");
 	int good = 1;
 	for (int i = 0; i < 10; i++)
@@ -124,14 +124,14 @@ static void t_batch(void)
 			good = 0;
 	ok(good, "the 10 come back byte for byte");
 	is_int(proc_frames_out() - f0, 1, "one frame for the batch");
-	is_int(ca->fetch_served - served, 10, "all 10 served by the master's peer");
+	is_int(ca->via_get_served - served, 10, "all 10 served by the master's peer");
 
 	/* one key the index lacks: the master answers with routes */
 	memset(g, 0, sizeof g);
 	it[7].key = "f/none";
 	it[7].klen = 6;
 	f0 = proc_frames_out();
-	served = ca->fetch_served;
+	served = ca->via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
 	good = 1;
 	for (int i = 0; i < 10; i++)
@@ -140,7 +140,7 @@ static void t_batch(void)
 			good = 0;
 	ok(good, "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
-	is_int(ca->fetch_served - served, 0, "not served by the master: it sent routes");
+	is_int(ca->via_get_served - served, 0, "not served by the master: it sent routes");
 	is_int(proc_frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
 }
 
@@ -175,11 +175,11 @@ static void t_alloc_range(void)
 
 	proc_fill(v, sizeof v, 11);
 	is_int(kvn_put(ca, "f/a", 3, v, sizeof v, 0), 0, "put 20000 bytes");
-	uint64_t served = ca->fetch_served;
+	uint64_t served = ca->via_get_served;
 	is_int(kvn_get_alloc(ca, "f/a", 3, &val, &vlen), 0, "get_alloc");
 	ok(val && vlen == sizeof v && memcmp(val, v, sizeof v) == 0, "a buffer of its size, its bytes");
 	free(val);
-	is_int(ca->fetch_served - served, 1, "served through the master");
+	is_int(ca->via_get_served - served, 1, "served through the master");
 	vlen = 0;
 	is_int(kvn_get(ca, "f/a", 3, small, sizeof small, &vlen), KVN_ERANGE, "a 100-byte buffer: KVN_ERANGE");
 	is_int((long long)vlen, (long long)sizeof v, "and the size it needs");
@@ -210,7 +210,7 @@ static void t_off(void)
 	uint64_t f0 = proc_frames_out(), spec = cb->spec_sent;
 	is_int(kvn_get(cb, "f/off", 5, g, sizeof g, &vlen), 0, "get with get_via_master off");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "bytes");
-	is_int(cb->fetch_sent, 0, "nothing sent to the master as GET");
+	is_int(cb->via_get_sent, 0, "nothing sent to the master as GET");
 	is_int(cb->spec_sent - spec, 1, "it speculated on the sole peer instead");
 	is_int(proc_frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
 }
@@ -504,7 +504,7 @@ static void t_two_peers(void)
 	}
 	ok(on_p2 > 0, "keys went to p2 (%llu of them; %llu to the master's node)", (unsigned long long)on_p2,
 	   (unsigned long long)on_master);
-	uint64_t served = ca->fetch_served, sent = ca->fetch_sent, spec = ca->spec_sent;
+	uint64_t served = ca->via_get_served, sent = ca->via_get_sent, spec = ca->spec_sent;
 	for (int k = 0; k < i; k++) {
 		char key[32];
 		snprintf(key, sizeof key, "f/p/%d", k);
@@ -513,16 +513,16 @@ static void t_two_peers(void)
 			bad++;
 	}
 	is_int(bad, 0, "every one of the %d keys reads back", i);
-	is_int(ca->fetch_sent - sent, (long long)i, "each get went to the master");
-	is_int(ca->fetch_served - served, (long long)on_master, "exactly the master's node's keys were served there");
+	is_int(ca->via_get_sent - sent, (long long)i, "each get went to the master");
+	is_int(ca->via_get_served - served, (long long)on_master, "exactly the master's node's keys were served there");
 	is_int(ca->spec_sent - spec, 0, "no speculation with two peers");
 
 	/* f/1 lives on the master's node, f/p/0 on p2 */
 	uint8_t g1[1000];
-	served = ca->fetch_served;
+	served = ca->via_get_served;
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(ca, "f/1", 3, g1, sizeof g1, &vlen), 0, "a key on the master's node");
-	is_int(ca->fetch_served - served, 1, "served by the master's peer");
+	is_int(ca->via_get_served - served, 1, "served by the master's peer");
 	is_int(proc_frames_out() - f0, 1, "in one frame");
 	struct kvn_item it[2];
 	memset(it, 0, sizeof it);
@@ -538,7 +538,7 @@ static void t_two_peers(void)
 	f0 = proc_frames_out();
 	is_int(kvn_batch_get(ca, it, 2), 0, "a batch with a key on each node");
 	ok(it[0].vlen == 1000 && it[1].vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "both values");
-	is_int(ca->fetch_served - served, 1, "not served by the master: routes");
+	is_int(ca->via_get_served - served, 1, "not served by the master: routes");
 	is_int(proc_frames_out() - f0, 3, "the GET to the master, then one GET to each peer");
 }
 
@@ -579,8 +579,8 @@ static void t_split(void)
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(c, "f/s", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
-	is_int(c->fetch_sent, 1, "sent to the master");
-	is_int(c->fetch_served, 0, "which has no peer of its own: routes");
+	is_int(c->via_get_sent, 1, "sent to the master");
+	is_int(c->via_get_served, 0, "which has no peer of its own: routes");
 	is_int(c->via_put_sent, 0, "the put went by ROUTE_PUT: the peer is not the master's node");
 	is_int(proc_frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
 	kvn_close(c);

@@ -232,14 +232,14 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			}
 		}
 		char spec_node[sizeof c->sole.node_id];
-		int spec = 0, fetch_again = 0;
+		int spec = 0, via_again = 0;
 		uint32_t nroute = miss; /* of tmpidx: items ROUTE_GET asks for */
 		if (kind == WIRE_GET && miss && !sst)
 			sst = kvn_xcalloc(n, sizeof *sst);
-		if (kind == WIRE_GET && miss && client_fetch_wanted(c)) {
+		if (kind == WIRE_GET && miss && client_get_via_wanted(c)) {
 			/* through the master: served, routed, or neither (those
 			 * ask ROUTE_GET below) */
-			client_fetch_get(c, &op, tmpidx, miss, sst, served, &fetch_again);
+			client_get_via_master(c, &op, tmpidx, miss, sst, served, &via_again);
 			nroute = 0;
 			for (uint32_t j = 0; j < miss; j++)
 				if (!served[tmpidx[j]] && op.route_st[tmpidx[j]] == KVN_EBUSY)
@@ -307,7 +307,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			    st[idx[j]] == KVN_EBUSY)
 				again = 1;
 		}
-		if (!again && !fetch_again)
+		if (!again && !via_again)
 			break;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -108,10 +108,10 @@ struct kvn_client {
 	actor_id master;
 	int master_up;
 	char master_node[65]; /* the master's node id (its NET_UP), "" until known */
-	int fetch_refused;    /* the master answered a GET with KVN_EPROTO: an older
+	int via_get_refused;  /* the master answered a GET with KVN_EPROTO: an older
 			       * master; gets ask ROUTE_GET from then on */
 	int via_put_refused;  /* the same for a PUT: puts ask ROUTE_PUT */
-	uint64_t fetch_sent, fetch_served; /* get items, for t/via */
+	uint64_t via_get_sent, via_get_served; /* get items, for t/via */
 	uint64_t via_put_sent, via_put_stored; /* put items, for t/via */
 	struct client_peer *peers;
 	struct client_op *op;
@@ -206,13 +206,13 @@ int client_first_error(const struct kvn_item *items, size_t n);
 /* client_via.c */
 /* Whether a get of this client goes to the master (client.get_via_master),
  * rather than speculating on a sole peer of another node. */
-int client_fetch_wanted(struct kvn_client *c);
+int client_get_via_wanted(struct kvn_client *c);
 /* GET items idx[0..n) through the master.  Per item, one of: served[i] set
  * and sst[i] its final status (the bytes are in the item); op->rt and
  * op->route_st filled from the master's routes; or route_st KVN_EBUSY: no
  * answer, route it with ROUTE_GET.  *again is set when some served item
  * must be asked for again (KVN_ESTALE for a latest get, KVN_EBUSY). */
-void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+void client_get_via_master(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
 		      uint8_t *served, int *again);
 /* Whether a put of this client goes to the master (client.put_via_master):
  * every route it has seen named the master's own node. */

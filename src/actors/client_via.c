@@ -36,11 +36,11 @@ static int master_send(struct kvn_client *c, struct client_op *op, struct actor_
 	return client_peer_call(c, op, NULL, m, mine, k);
 }
 
-int client_fetch_wanted(struct kvn_client *c)
+int client_get_via_wanted(struct kvn_client *c)
 {
 	struct proto_route rt;
 
-	if (!c->conf.client_get_via_master || c->fetch_refused)
+	if (!c->conf.client_get_via_master || c->via_get_refused)
 		return 0;
 	/* Speculating on a peer of another node is one round trip already;
 	 * through the master it would be two.  A master whose node id is not
@@ -69,7 +69,7 @@ static void take_routes(struct kvn_client *c, struct client_op *op, const struct
 	}
 }
 
-void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+void client_get_via_master(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
 		      uint8_t *served, int *again)
 {
 	for (uint32_t j = 0; j < n; j++) {
@@ -94,7 +94,7 @@ void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t
 		}
 		if (master_send(c, op, m, &w, idx + i, k) != 0)
 			break; /* the rest go by ROUTE_GET */
-		c->fetch_sent += k;
+		c->via_get_sent += k;
 		i += k;
 	}
 	(void)client_wait_round(c, op); /* a timed-out request fails as a whole */
@@ -103,7 +103,7 @@ void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t
 		if (!q->done || q->err)
 			continue; /* no answer: ROUTE_GET */
 		if (q->reply->status == KVN_EPROTO) {
-			c->fetch_refused = 1; /* a master that does not take GET */
+			c->via_get_refused = 1; /* a master that does not take GET */
 			continue;
 		}
 		if (q->reply->status)
@@ -121,7 +121,7 @@ void client_fetch_get(struct kvn_client *c, struct client_op *op, const uint32_t
 			served[it] = 1;
 			op->route_st[it] = 0;
 			if (s == 0)
-				c->fetch_served++;
+				c->via_get_served++;
 			if (s == KVN_EBUSY || (s == KVN_ESTALE && !op->want_gen))
 				*again = 1;
 		}

@@ -135,7 +135,7 @@ struct mnode {
 	struct mstaging stg;
 	/* Object operations of plain puts held for master.commit_linger while
 	 * this is the master's holder, so events arriving one at a time reach
-	 * the writer as one request (master.c, ops_commit).  held_epoch: the
+	 * the writer as one request (master_db.c, master_ops_commit).  held_epoch: the
 	 * persist_epoch they belong to; a newer one (full sync, new boot,
 	 * death) supersedes them. */
 	struct wire_w held_w;
@@ -175,7 +175,7 @@ struct master {
 	uint64_t linger_ms;             /* master.commit_linger */
 	struct actor_timer *hold_timer; /* sends the held operations */
 	int hold_armed;
-	/* the one node whose operations are held (master.c, ops_commit) */
+	/* the one node whose operations are held (master_db.c, master_ops_commit) */
 	struct mnode *holder;
 };
 
