@@ -50,6 +50,15 @@ run_ok "durable put" --op put --size 64KiB --count 20 --clients 2 --durable
 is "$(field "$TMP/out" durable)" true "durable reported"
 run_ok "get of 1 MiB values" --op get --size 1MiB --count 8 --clients 2
 
+# The local baselines: no server is asked (the target is named "local");
+# tag computes a real frame tag per item, and a failed one is an error.
+for op in memcpy tag; do
+	run_ok "$op, batch 4, 2 clients" --op $op --size 64KiB --count 64 --batch 4 --clients 2
+	is "$(field "$TMP/out" target)" '"local"' "$op: target is local"
+	is "$(field "$TMP/out" op)" "\"$op\"" "$op: op reported"
+	like "$(field "$TMP/out" gb_per_s)" '^[0-9.]*[1-9][0-9.]*$' "$op: GB/s is a positive number"
+done
+
 $C bench --op nope
 is $? 2 "an unknown op: usage error"
 like "$(cat "$TMP/err")" "op" "naming the option"

@@ -26,11 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "cli/cli.h"
 
-enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY };
-static const char *const op_names[] = { "put", "get", "mixed", "memcpy" };
+/* memcpy and tag run locally: they measure this machine's ceilings (a copy,
+ * and one side's frame tag over a payload, which every put and get pays on
+ * both ends) in the same run as the stores. */
+enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_COUNT };
+static const char *const op_names[OP_COUNT] = { "put", "get", "mixed", "memcpy", "tag" };
+#define OP_LOCAL(op) ((op) == OP_MEMCPY || (op) == OP_TAG)
 
 #define THREAD_MAX_ERRORS 64     /* a thread gives up after this many */
 #define ERRORS_PRINTED 5
@@ -66,6 +71,8 @@ struct bench_thr {
 	uint64_t *keyid;
 	char *keybuf;
 	unsigned char *expect, *putbuf, *getbuf;
+	struct auth_session *sess; /* --op tag */
+	struct auth_tag *tag;
 	uint64_t rng;
 	uint64_t ok_items, errors, puts, gets, t_start, t_end;
 	int setup_rc, stopped;
@@ -132,6 +139,23 @@ static void bench_error(struct bench_thr *t, const char *what, const char *key, 
 
 /* ---- the per-thread loop ---------------------------------------------------- */
 
+/* A session under random keys, as an attach would make (throwaway keys:
+ * they guard nothing). */
+static int thr_tag_setup(struct bench_thr *t)
+{
+	uint8_t k[2][AUTH_MAC_LEN];
+	int rc = kvn_random(k, sizeof k);
+
+	if (rc == 0)
+		rc = auth_session_new(k[0], k[1], &t->sess);
+	if (rc == 0 && !(t->tag = auth_tag_new()))
+		rc = KVN_ENOMEM;
+	if (rc)
+		snprintf(t->setup_err, sizeof(t->setup_err), "cannot set up a frame tag: %s",
+			 kvn_strerror(rc));
+	return rc;
+}
+
 static int thr_setup(struct bench_thr *t)
 {
 	struct bench *b = t->b;
@@ -165,6 +189,8 @@ static int thr_setup(struct bench_thr *t)
 	if (t->expect)
 		memcpy(t->expect, b->base, S);
 	t->rng = 0x2545f4914f6cdd1dull ^ ((uint64_t)(t->idx + 1) * 0x9e3779b97f4a7c15ull);
+	if (b->a.op == OP_TAG)
+		return thr_tag_setup(t);
 	if (memcpy_op)
 		return 0;
 	return b->t->connect(&b->cfg, &t->h, t->setup_err, sizeof(t->setup_err));
@@ -284,6 +310,34 @@ static void thr_loop(struct bench_thr *t, uint64_t items, int timed)
 	}
 }
 
+/* One frame tag per item, as conn.c computes it for a frame's payload:
+ * derive the one-time key (auth_tag_begin), feed S bytes, finalize. */
+static void thr_tag(struct bench_thr *t)
+{
+	size_t S = t->b->a.size, B = t->b->a.batch;
+	uint64_t done = 0;
+	uint8_t out[AUTH_TAG_LEN];
+
+	while (done < t->n_items) {
+		size_t n = t->n_items - done < B ? (size_t)(t->n_items - done) : B;
+		uint64_t t0 = kvn_now_ns();
+		for (size_t i = 0; i < n; i++) {
+			if (auth_tag_begin(t->tag, t->sess, AUTH_SEND) != 0)
+				goto fail;
+			auth_tag_update(t->tag, t->putbuf + i * S, S);
+			if (auth_tag_final(t->tag, out) != 0)
+				goto fail;
+		}
+		bench_hist_add(t->hist, kvn_now_ns() - t0);
+		done += n;
+		t->ok_items += n;
+		atomic_store_explicit(&t->progress, done, memory_order_relaxed);
+	}
+	return;
+fail:
+	bench_error(t, "tag", "", 0, KVN_ESTATE, "the frame tag failed");
+}
+
 static void thr_memcpy(struct bench_thr *t)
 {
 	size_t S = t->b->a.size, B = t->b->a.batch;
@@ -323,9 +377,9 @@ static void *thr_main(void *arg)
 	pthread_barrier_wait(&b->bar); /* every key is in place */
 	if (!atomic_load(&b->abort) && gets)
 		thr_each_key(t, 0);
-	if (!atomic_load(&b->abort) && b->a.op != OP_MEMCPY)
+	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op))
 		thr_loop(t, t->n_warmup, 0);
-	if (!atomic_load(&b->abort) && b->a.op != OP_MEMCPY && b->t->settle) {
+	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op) && b->t->settle) {
 		int rc = b->t->settle(t->h, t->idx);
 		if (rc)
 			bench_error(t, "settle", "", 0, rc, b->t->detail(t->h));
@@ -336,12 +390,18 @@ static void *thr_main(void *arg)
 		t->t_start = kvn_now_ns();
 		if (b->a.op == OP_MEMCPY)
 			thr_memcpy(t);
+		else if (b->a.op == OP_TAG)
+			thr_tag(t);
 		else
 			thr_loop(t, t->n_items, 1);
 		t->t_end = kvn_now_ns();
 	}
 	if (t->h)
 		b->t->close(t->h);
+	auth_tag_free(t->tag);
+	auth_session_free(t->sess);
+	t->tag = NULL;
+	t->sess = NULL;
 	t->h = NULL;
 
 	pthread_mutex_lock(&b->mu);
@@ -380,7 +440,7 @@ static void bench_report(struct bench *b)
 {
 	struct hist *h = kvn_xcalloc(1, sizeof(*h));
 	uint64_t t0 = UINT64_MAX, t1 = 0, ok = 0, puts = 0, gets = 0;
-	const char *target = b->a.op == OP_MEMCPY ? "local" : b->t->name;
+	const char *target = OP_LOCAL(b->a.op) ? "local" : b->t->name;
 	char size[32], p50[32], p99[32], p999[32], addr[300] = "";
 
 	for (unsigned i = 0; i < b->nthr; i++) {
@@ -440,7 +500,7 @@ static void bench_wait(struct bench *b)
 {
 	int tty = isatty(2);
 	uint64_t start = kvn_now_ns(), total_keys = 0;
-	const char *target = b->a.op == OP_MEMCPY ? "local" : b->t->name;
+	const char *target = OP_LOCAL(b->a.op) ? "local" : b->t->name;
 
 	for (unsigned i = 0; i < b->nthr; i++) /* populated by its owner, verified by each user */
 		total_keys += (b->thr[i].owner ? b->thr[i].key_n : 0) + b->thr[i].key_n;
@@ -482,7 +542,7 @@ static void bench_wait(struct bench *b)
 
 static void usage(FILE *f)
 {
-	fputs("usage: kvnode --role client bench --op put|get|mixed|memcpy --size S --count N\n"
+	fputs("usage: kvnode --role client bench --op put|get|mixed|memcpy|tag --size S --count N\n"
 	      "         [--batch B] [--clients C] [--keys K] [--warmup N] [--timeout D]\n"
 	      "         [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
 	      "         [--durable] [--json]\n"
@@ -570,11 +630,11 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		const char *v = optarg;
 		switch (c) {
 		case O_OP:
-			for (int i = 0; i < 4; i++)
+			for (int i = 0; i < OP_COUNT; i++)
 				if (strcmp(v, op_names[i]) == 0)
 					a->op = i;
 			if (a->op < 0)
-				rc = bad("op", v, "expected put, get, mixed or memcpy");
+				rc = bad("op", v, "expected put, get, mixed, memcpy or tag");
 			break;
 		case O_SIZE:
 			if (kvn_parse_size(v, &a->size, &why))
@@ -623,7 +683,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		if (a->batch > 1 && a->keys < a->clients * a->batch)
 			a->keys = a->clients * a->batch;
 	}
-	if (a->batch > 1 && a->op != OP_MEMCPY && a->keys < a->clients * a->batch) {
+	if (a->batch > 1 && !OP_LOCAL(a->op) && a->keys < a->clients * a->batch) {
 		return usage_error("--keys %" PRIu64 " is less than clients x batch (%" PRIu64
 				   "): a batch would repeat a key", a->keys, a->clients * a->batch);
 	}
@@ -656,7 +716,7 @@ int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	const uint64_t S = b.a.size, B = b.a.batch, C = b.a.clients;
-	if (b.a.op != OP_MEMCPY) {
+	if (!OP_LOCAL(b.a.op)) {
 		if (cli_bench_target_parse(b.a.target, &b.t, &b.cfg, err, sizeof(err)))
 			return usage_error("%s", err);
 		b.cfg.conf = conf;
