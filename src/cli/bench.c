@@ -26,13 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/auth.h"
 #include "base/base.h"
 #include "cli/cli.h"
 
-/* memcpy and tag run locally: they measure this machine's ceilings (a copy,
- * and one side's frame tag over a payload, which every put and get pays on
- * both ends) in the same run as the stores. */
+/* memcpy and tag run locally (bench_local.c): this machine's ceilings in
+ * the same run as the stores. */
 enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_COUNT };
 static const char *const op_names[OP_COUNT] = { "put", "get", "mixed", "memcpy", "tag" };
 #define OP_LOCAL(op) ((op) == OP_MEMCPY || (op) == OP_TAG)
@@ -71,8 +69,7 @@ struct bench_thr {
 	uint64_t *keyid;
 	char *keybuf;
 	unsigned char *expect, *putbuf, *getbuf;
-	struct auth_session *sess; /* --op tag */
-	struct auth_tag *tag;
+	struct bench_local *local; /* --op memcpy, tag */
 	uint64_t rng;
 	uint64_t ok_items, errors, puts, gets, t_start, t_end;
 	int setup_rc, stopped;
@@ -139,23 +136,6 @@ static void bench_error(struct bench_thr *t, const char *what, const char *key, 
 
 /* ---- the per-thread loop ---------------------------------------------------- */
 
-/* A session under random keys, as an attach would make (throwaway keys:
- * they guard nothing). */
-static int thr_tag_setup(struct bench_thr *t)
-{
-	uint8_t k[2][AUTH_MAC_LEN];
-	int rc = kvn_random(k, sizeof k);
-
-	if (rc == 0)
-		rc = auth_session_new(k[0], k[1], &t->sess);
-	if (rc == 0 && !(t->tag = auth_tag_new()))
-		rc = KVN_ENOMEM;
-	if (rc)
-		snprintf(t->setup_err, sizeof(t->setup_err), "cannot set up a frame tag: %s",
-			 kvn_strerror(rc));
-	return rc;
-}
-
 static int thr_setup(struct bench_thr *t)
 {
 	struct bench *b = t->b;
@@ -189,10 +169,8 @@ static int thr_setup(struct bench_thr *t)
 	if (t->expect)
 		memcpy(t->expect, b->base, S);
 	t->rng = 0x2545f4914f6cdd1dull ^ ((uint64_t)(t->idx + 1) * 0x9e3779b97f4a7c15ull);
-	if (b->a.op == OP_TAG)
-		return thr_tag_setup(t);
-	if (memcpy_op)
-		return 0;
+	if (OP_LOCAL(b->a.op))
+		return bench_local_new(b->a.op == OP_TAG, &t->local, t->setup_err, sizeof(t->setup_err));
 	return b->t->connect(&b->cfg, &t->h, t->setup_err, sizeof(t->setup_err));
 }
 
@@ -310,45 +288,22 @@ static void thr_loop(struct bench_thr *t, uint64_t items, int timed)
 	}
 }
 
-/* One frame tag per item, as conn.c computes it for a frame's payload:
- * derive the one-time key (auth_tag_begin), feed S bytes, finalize. */
-static void thr_tag(struct bench_thr *t)
+/* memcpy or tag: one local item after another, timed per call like a store. */
+static void thr_local(struct bench_thr *t)
 {
 	size_t S = t->b->a.size, B = t->b->a.batch;
 	uint64_t done = 0;
-	uint8_t out[AUTH_TAG_LEN];
 
 	while (done < t->n_items) {
 		size_t n = t->n_items - done < B ? (size_t)(t->n_items - done) : B;
 		uint64_t t0 = kvn_now_ns();
 		for (size_t i = 0; i < n; i++) {
-			if (auth_tag_begin(t->tag, t->sess, AUTH_SEND) != 0)
-				goto fail;
-			auth_tag_update(t->tag, t->putbuf + i * S, S);
-			if (auth_tag_final(t->tag, out) != 0)
-				goto fail;
-		}
-		bench_hist_add(t->hist, kvn_now_ns() - t0);
-		done += n;
-		t->ok_items += n;
-		atomic_store_explicit(&t->progress, done, memory_order_relaxed);
-	}
-	return;
-fail:
-	bench_error(t, "tag", "", 0, KVN_ESTATE, "the frame tag failed");
-}
-
-static void thr_memcpy(struct bench_thr *t)
-{
-	size_t S = t->b->a.size, B = t->b->a.batch;
-	uint64_t done = 0;
-	while (done < t->n_items) {
-		size_t n = t->n_items - done < B ? (size_t)(t->n_items - done) : B;
-		uint64_t t0 = kvn_now_ns();
-		for (size_t i = 0; i < n; i++) {
-			memcpy(t->getbuf + i * S, t->putbuf + i * S, S);
-			/* the copy must happen: the compiler may not drop it */
-			__asm__ volatile("" : : "r"(t->getbuf) : "memory");
+			int rc = bench_local_item(t->local, t->putbuf + i * S,
+						  t->getbuf ? t->getbuf + i * S : NULL, S);
+			if (rc) {
+				bench_error(t, op_names[t->b->a.op], "", 0, rc, NULL);
+				return;
+			}
 		}
 		bench_hist_add(t->hist, kvn_now_ns() - t0);
 		done += n;
@@ -388,20 +343,16 @@ static void *thr_main(void *arg)
 		atomic_store(&b->run_start, kvn_now_ns());
 	if (!atomic_load(&b->abort)) {
 		t->t_start = kvn_now_ns();
-		if (b->a.op == OP_MEMCPY)
-			thr_memcpy(t);
-		else if (b->a.op == OP_TAG)
-			thr_tag(t);
+		if (OP_LOCAL(b->a.op))
+			thr_local(t);
 		else
 			thr_loop(t, t->n_items, 1);
 		t->t_end = kvn_now_ns();
 	}
 	if (t->h)
 		b->t->close(t->h);
-	auth_tag_free(t->tag);
-	auth_session_free(t->sess);
-	t->tag = NULL;
-	t->sess = NULL;
+	bench_local_free(t->local);
+	t->local = NULL;
 	t->h = NULL;
 
 	pthread_mutex_lock(&b->mu);

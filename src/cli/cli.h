@@ -105,4 +105,13 @@ int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
 #define KEY_CAP 32 /* "bench:" + up to 20 digits */
 size_t bench_key_format(char *out, uint64_t k);
 
+/* ---- bench_local.c: the local baselines (--op memcpy, --op tag) ---- */
+struct bench_local;
+/* Per-thread state of one local op (tag != 0: the frame tag, else memcpy);
+ * err names what failed.  Freed with bench_local_free (NULL ok). */
+int bench_local_new(int tag, struct bench_local **out, char *err, size_t errlen);
+/* One item: copy n bytes from src to dst, or tag n bytes of src (dst unused). */
+int bench_local_item(struct bench_local *l, const unsigned char *src, unsigned char *dst, size_t n);
+void bench_local_free(struct bench_local *l);
+
 #endif
