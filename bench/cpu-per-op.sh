@@ -116,16 +116,7 @@ run() {
 	say "  $t $op $size: $ops ops/s, server/client us per op: $line"
 }
 
-ACTIVE=
-for t in $TARGETS; do
-	case $t in
-	kvnode) start_kvnode && ACTIVE="$ACTIVE kvnode" ;;
-	redis) start_redis && ACTIVE="$ACTIVE redis" ;;
-	memcached) start_memcached && ACTIVE="$ACTIVE memcached" ;;
-	esac
-	case " $ACTIVE " in *" $t "*) ;; *) say "cpu-per-op: $t could not be started: its rows stay empty"; FAILED=1 ;; esac
-done
-say "cpu-per-op: targets up:${ACTIVE:- none}"
+start_targets "$TARGETS"
 
 rep=0
 while [ $rep -lt "$REPS" ]; do

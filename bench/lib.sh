@@ -174,3 +174,17 @@ jget() {
 		v = substr($0, i + length(k)); sub(/[,}].*/, "", v); gsub(/"/, "", v); print v }'
 }
 
+# start_targets LIST: start each of LIST (kvnode, redis, memcached); ACTIVE
+# = the ones that answer.  One that does not is named and sets FAILED=1.
+ACTIVE=
+start_targets() {
+	for t in $1; do
+		case $t in
+		kvnode) start_kvnode && ACTIVE="$ACTIVE kvnode" ;;
+		redis) start_redis && ACTIVE="$ACTIVE redis" ;;
+		memcached) start_memcached && ACTIVE="$ACTIVE memcached" ;;
+		esac
+		case " $ACTIVE " in *" $t "*) ;; *) say "$ME: $t could not be started: its results stay empty"; FAILED=1 ;; esac
+	done
+	say "$ME: targets up:${ACTIVE:- none}"
+}

@@ -83,16 +83,7 @@ run() {
 }
 
 # ---- start the servers ------------------------------------------------------
-ACTIVE=
-for t in $TARGETS; do
-	case $t in
-	kvnode) start_kvnode && ACTIVE="$ACTIVE kvnode" ;;
-	redis) start_redis && ACTIVE="$ACTIVE redis" ;;
-	memcached) start_memcached && ACTIVE="$ACTIVE memcached" ;;
-	esac
-	case " $ACTIVE " in *" $t "*) ;; *) say "vs-peers: $t could not be started: its column stays empty"; FAILED=1 ;; esac
-done
-say "vs-peers: targets up:${ACTIVE:- none}"
+start_targets "$TARGETS"
 
 # op size batch count keys.  Every row's keys hold at most 256 MiB, so all
 # rows fit together in memcached's -m 2048 (a slab class keeps the memory it
