@@ -138,13 +138,7 @@ done
 
 printf '\nCPU per op: %s clients, median of %s runs, loopback, %s cores, load %s\n' \
 	"$CLIENTS" "$REPS" "$(nproc 2>/dev/null || echo '?')" "$(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v rows="$ROWS" -v active=" $ACTIVE " '
-function median(s,   n, a, i, j, t) {
-	n = split(s, a, " ")
-	if (n == 0) return ""
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk -v rows="$ROWS" -v active=" $ACTIVE " "$AWK_MEDIAN"'
 function m(k, f) { return fail[k] ? "" : median(val[k, f]) }
 function num(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
 {

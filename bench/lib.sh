@@ -188,3 +188,14 @@ start_targets() {
 	done
 	say "$ME: targets up:${ACTIVE:- none}"
 }
+
+# An awk function for the result tables: median(s) of the numbers in the
+# space-separated string s ("" if none).  Prepend it to a program.
+AWK_MEDIAN='
+function median(s,   n, a, i, j, t) {
+	n = split(s, a, " ")
+	if (n == 0) return ""
+	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+'
