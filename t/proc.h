@@ -295,6 +295,45 @@ static inline void proc_fill(uint8_t *p, size_t n, uint64_t seed)
 	}
 }
 
+/* Batch tests' items: n puts keyed "<prefix><i>" (keys[i] holds it), item i
+ * valued with the first vsz - i * shrink bytes of v + i * vsz, filled from
+ * seed + i. */
+static inline void proc_batch_puts(struct kvn_item *it, char (*keys)[16], uint8_t *v, size_t vsz, int n,
+				   const char *prefix, uint64_t seed, size_t shrink)
+{
+	for (int i = 0; i < n; i++) {
+		snprintf(keys[i], sizeof keys[i], "%s%d", prefix, i);
+		proc_fill(v + (size_t)i * vsz, vsz, seed + (uint64_t)i);
+		memset(&it[i], 0, sizeof it[i]);
+		it[i].key = keys[i];
+		it[i].klen = strlen(keys[i]);
+		it[i].val = v + (size_t)i * vsz;
+		it[i].vlen = vsz - (size_t)i * shrink;
+	}
+}
+
+/* After a get of proc_batch_puts' items into g: 1 if every item but skip
+ * (-1: none) succeeded with its put's length and bytes. */
+static inline int proc_batch_good(const struct kvn_item *it, const uint8_t *v, size_t vsz, int n, int skip,
+				  size_t shrink)
+{
+	for (int i = 0; i < n; i++)
+		if (i != skip && (it[i].status != 0 || it[i].vlen != vsz - (size_t)i * shrink ||
+				  memcmp(it[i].val, v + (size_t)i * vsz, it[i].vlen) != 0))
+			return 0;
+	return 1;
+}
+
+/* The same items turned into gets into g + i * gsz (gsz bytes each). */
+static inline void proc_batch_gets(struct kvn_item *it, uint8_t *g, size_t gsz, int n)
+{
+	for (int i = 0; i < n; i++) {
+		it[i].val = g + (size_t)i * gsz;
+		it[i].cap = gsz;
+		it[i].vlen = 0;
+	}
+}
+
 /* The first column of the first row of sql on db, read-only from this
  * process (WAL: never blocks kvnode); -1 if it cannot be read. */
 static inline long long proc_sql_int(const char *db, const char *sql)

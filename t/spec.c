@@ -76,31 +76,14 @@ static void t_batch(void)
 	char keys[10][16];
 	static uint8_t v[10][500], g[10][600];
 
-	for (int i = 0; i < 10; i++) {
-		snprintf(keys[i], sizeof keys[i], "s/b%d", i);
-		proc_fill(v[i], sizeof v[i], 100 + (uint64_t)i);
-		memset(&it[i], 0, sizeof it[i]);
-		it[i].key = keys[i];
-		it[i].klen = strlen(keys[i]);
-		it[i].val = v[i];
-		it[i].vlen = sizeof v[i] - (size_t)i;
-	}
+	proc_batch_puts(it, keys, v[0], sizeof v[0], 10, "s/b", 100, 1);
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
-	for (int i = 0; i < 10; i++) {
-		it[i].val = g[i];
-		it[i].cap = sizeof g[i];
-		it[i].vlen = 0;
-	}
+	proc_batch_gets(it, g[0], sizeof g[0], 10);
 	it[7].key = "s/none";
 	it[7].klen = 6;
 	uint64_t f0 = proc_frames_out(), served = ca->spec_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
-	int good = 1;
-	for (int i = 0; i < 10; i++)
-		if (i != 7 && (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i ||
-			       memcmp(g[i], v[i], it[i].vlen) != 0))
-			good = 0;
-	ok(good, "the 9 come back byte for byte");
+	ok(proc_batch_good(it, v[0], sizeof v[0], 10, 7, 1), "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
 	is_int(ca->spec_served - served, 9, "9 confirmed (the route says the tenth does not exist)");
 	is_int(proc_frames_out() - f0, 2, "one ROUTE_GET and one GET for the batch");

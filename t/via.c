@@ -101,28 +101,12 @@ static void t_batch(void)
 	char keys[10][16];
 	static uint8_t v[10][500], g[10][600];
 
-	for (int i = 0; i < 10; i++) {
-		snprintf(keys[i], sizeof keys[i], "f/b%d", i);
-		proc_fill(v[i], sizeof v[i], 100 + (uint64_t)i);
-		memset(&it[i], 0, sizeof it[i]);
-		it[i].key = keys[i];
-		it[i].klen = strlen(keys[i]);
-		it[i].val = v[i];
-		it[i].vlen = sizeof v[i] - (size_t)i;
-	}
+	proc_batch_puts(it, keys, v[0], sizeof v[0], 10, "f/b", 100, 1);
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
-	for (int i = 0; i < 10; i++) {
-		it[i].val = g[i];
-		it[i].cap = sizeof g[i];
-		it[i].vlen = 0;
-	}
+	proc_batch_gets(it, g[0], sizeof g[0], 10);
 	uint64_t f0 = proc_frames_out(), served = ca->via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), 0, "batch get of 10");
-	int good = 1;
-	for (int i = 0; i < 10; i++)
-		if (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i || memcmp(g[i], v[i], it[i].vlen) != 0)
-			good = 0;
-	ok(good, "the 10 come back byte for byte");
+	ok(proc_batch_good(it, v[0], sizeof v[0], 10, -1, 1), "the 10 come back byte for byte");
 	is_int(proc_frames_out() - f0, 1, "one frame for the batch");
 	is_int(ca->via_get_served - served, 10, "all 10 served by the master's peer");
 
@@ -133,12 +117,7 @@ static void t_batch(void)
 	f0 = proc_frames_out();
 	served = ca->via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
-	good = 1;
-	for (int i = 0; i < 10; i++)
-		if (i != 7 && (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i ||
-			       memcmp(g[i], v[i], it[i].vlen) != 0))
-			good = 0;
-	ok(good, "the 9 come back byte for byte");
+	ok(proc_batch_good(it, v[0], sizeof v[0], 10, 7, 1), "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
 	is_int(ca->via_get_served - served, 0, "not served by the master: it sent routes");
 	is_int(proc_frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
@@ -256,30 +235,14 @@ static void t_put_batch(void)
 	char keys[10][16];
 	static uint8_t v[10][700], g[10][700];
 
-	for (int i = 0; i < 10; i++) {
-		snprintf(keys[i], sizeof keys[i], "f/pb%d", i);
-		proc_fill(v[i], sizeof v[i], 200 + (uint64_t)i);
-		memset(&it[i], 0, sizeof it[i]);
-		it[i].key = keys[i];
-		it[i].klen = strlen(keys[i]);
-		it[i].val = v[i];
-		it[i].vlen = sizeof v[i] - (size_t)i * 7;
-	}
+	proc_batch_puts(it, keys, v[0], sizeof v[0], 10, "f/pb", 200, 7);
 	uint64_t f0 = proc_frames_out(), stored = ca->via_put_stored;
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
 	is_int(proc_frames_out() - f0, 1, "one frame");
 	is_int(ca->via_put_stored - stored, 10, "all 10 stored by the master's peer");
-	for (int i = 0; i < 10; i++) {
-		it[i].val = g[i];
-		it[i].cap = sizeof g[i];
-	}
+	proc_batch_gets(it, g[0], sizeof g[0], 10);
 	is_int(kvn_batch_get(cb, it, 10), 0, "read back by the other client");
-	int good = 1;
-	for (int i = 0; i < 10; i++)
-		if (it[i].status != 0 || it[i].vlen != sizeof v[i] - (size_t)i * 7 ||
-		    memcmp(g[i], v[i], it[i].vlen) != 0)
-			good = 0;
-	ok(good, "byte for byte");
+	ok(proc_batch_good(it, v[0], sizeof v[0], 10, -1, 7), "byte for byte");
 }
 
 static void t_put_first(void)
