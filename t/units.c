@@ -1,7 +1,8 @@
 /*
  * t/units: size and duration parsing (every unit, fractions, rounding,
- * overflow, junk), formatting that parses back to the same value, and the
- * plain number and bool syntaxes.
+ * overflow, junk), formatting that parses back to the same value, the
+ * plain number and bool syntaxes, backoff with jitter, the warning rate limit
+ * and the quoting of untrusted strings for logs.
  */
 #include "config.h"
 
@@ -322,6 +323,81 @@ static void test_uint_bool(void)
 	   "bool empty and NULL rejected");
 }
 
+
+/* kvn_backoff: every delay lies in [step/2, step], the step doubles to the
+ * cap, delays are not all equal (jitter), reset starts over. */
+static void test_backoff(void)
+{
+	struct kvn_backoff b;
+	kvn_backoff_init(&b, 100, 5000);
+	uint64_t step = 100, d[64];
+	int in_range = 1, distinct = 0;
+	for (int i = 0; i < 64; i++) {
+		d[i] = kvn_backoff_next(&b);
+		if (d[i] < step / 2 || d[i] > step)
+			in_range = 0;
+		step = step * 2 > 5000 ? 5000 : step * 2;
+		if (i > 0 && d[i] != d[i - 1])
+			distinct++;
+	}
+	ok(in_range, "backoff: each delay within [step/2, step], step doubling to 5000");
+	ok(d[63] >= 2500 && d[63] <= 5000, "backoff: capped at max (last %llu)", (unsigned long long)d[63]);
+	ok(distinct > 32, "backoff: delays are jittered (%d of 63 differ from the one before)", distinct);
+	ok(b.attempts == 64, "backoff: attempts counted");
+	kvn_backoff_reset(&b);
+	uint64_t first = kvn_backoff_next(&b);
+	ok(first >= 50 && first <= 100 && b.attempts == 1, "backoff: reset starts at min again");
+	kvn_backoff_init(&b, 0, 0);
+	ok(kvn_backoff_next(&b) >= 1, "backoff: a zero min still waits");
+}
+
+/* kvn_ratelimit under a virtual clock: a burst passes, the rest is counted
+ * and reported with the next line let through. */
+static void test_ratelimit(void)
+{
+	uint64_t now = 1000, sup = 99;
+	struct kvn_ratelimit rl;
+	kvn_clock_virtual(&now);
+	kvn_ratelimit_init(&rl, 1000, 3);
+	int passed = 0;
+	for (int i = 0; i < 100; i++)
+		passed += kvn_ratelimit_ok(&rl, &sup);
+	ok(passed == 3 && sup == 0, "ratelimit: 3 of 100 pass in one interval (%d)", passed);
+	now += 999;
+	ok(!kvn_ratelimit_ok(&rl, &sup), "ratelimit: still closed just before the interval ends");
+	now += 1;
+	ok(kvn_ratelimit_ok(&rl, &sup) && sup == 98, "ratelimit: next interval passes and reports 98 suppressed (%llu)",
+	   (unsigned long long)sup);
+	ok(kvn_ratelimit_ok(&rl, &sup) && sup == 0, "ratelimit: the count starts over");
+	kvn_clock_virtual(NULL);
+}
+
+static void quote_is(const void *in, size_t len, size_t cap, const char *want)
+{
+	char out[256];
+	memset(out, 'Z', sizeof out);
+	kvn_str_quote(out, cap, in, len);
+	if (!ok(strcmp(out, want) == 0 && strlen(out) < cap, "quote cap %zu -> %s", cap, want))
+		tap_diag("  got %s", out);
+}
+
+static void test_str_quote(void)
+{
+	quote_is("node-1", 6, 64, "\"node-1\"");
+	quote_is("a\"b\\c", 5, 64, "\"a\\\"b\\\\c\"");
+	quote_is("x\ny\x1b[31m", 8, 64, "\"x\\x0ay\\x1b[31m\"");
+	quote_is("\xff\x00", 2, 64, "\"\\xff\\x00\"");
+	quote_is("abcdefghijklmnop", 16, 10, "\"abcd...\"");
+	quote_is("", 0, 8, "\"\"");
+	quote_is("abc", 3, 8, "\"abc\"");
+	char big[4096];
+	memset(big, '\n', sizeof big);
+	char out[64];
+	kvn_str_quote(out, sizeof out, big, sizeof big);
+	ok(strlen(out) < sizeof out && !strchr(out, '\n') && strstr(out, "...\""),
+	   "quote: 4096 newlines fit 64 bytes with no raw newline");
+}
+
 static const struct tap_test tests[] = {
 	{ "size_units", test_size_units },
 	{ "size_fractions", test_size_fractions },
@@ -333,6 +409,9 @@ static const struct tap_test tests[] = {
 	{ "format_duration", test_format_duration },
 	{ "round_trip", test_round_trip },
 	{ "uint_bool", test_uint_bool },
+	{ "backoff", test_backoff },
+	{ "ratelimit", test_ratelimit },
+	{ "str_quote", test_str_quote },
 	{ NULL, NULL },
 };
 

@@ -58,6 +58,29 @@ uint64_t kvn_wall_ms(void); /* CLOCK_REALTIME, for records only */
  * called with NULL.  Process-wide; the simulation runs on one thread. */
 void kvn_clock_virtual(const uint64_t *now_ms);
 
+/* ---- pacing (pace.c) ------------------------------------------------------
+ * Exponential backoff with jitter for every retry and reconnect loop, and a
+ * rate limit for every warning that can repeat.  One owner each, no locks. */
+struct kvn_backoff {
+	uint64_t min_ms, max_ms, cur_ms;
+	uint32_t attempts; /* since the last reset */
+};
+void kvn_backoff_init(struct kvn_backoff *b, uint64_t min_ms, uint64_t max_ms);
+void kvn_backoff_reset(struct kvn_backoff *b); /* after a success */
+/* The delay before the next attempt, in [step/2, step]; the step doubles up
+ * to max_ms. */
+uint64_t kvn_backoff_next(struct kvn_backoff *b);
+
+struct kvn_ratelimit {
+	uint64_t interval_ms, window_start_ms, suppressed;
+	uint32_t burst, used;
+};
+/* At most `burst` lines per `interval_ms`. */
+void kvn_ratelimit_init(struct kvn_ratelimit *rl, uint64_t interval_ms, uint32_t burst);
+/* 1: log this one (and *suppressed, if not NULL, gets the number dropped
+ * since the last line let through); 0: drop it (it is counted). */
+int kvn_ratelimit_ok(struct kvn_ratelimit *rl, uint64_t *suppressed);
+
 /* ---- bytes (util.c) ------------------------------------------------------- */
 void *kvn_xmalloc(size_t n); /* aborts on OOM: for small bookkeeping only */
 void *kvn_xcalloc(size_t n, size_t sz);
@@ -69,6 +92,12 @@ void kvn_hex(char *out, const void *s, size_t n);
 /* Printable form of a binary key for logs: hex if not printable, truncated
  * to fit `cap` (always NUL-terminated). */
 void kvn_key_printable(char *out, size_t cap, const void *key, size_t klen);
+/* Quote a string that came from outside (a node id, an address, a name
+ * from the wire) for a log line: wrapped in double quotes, printable ASCII
+ * kept, '"' and '\\' escaped, everything else as \\xNN; truncated with "..."
+ * to fit `cap` (>= 8).  A peer can never forge a log line or a terminal
+ * escape through it. */
+void kvn_str_quote(char *out, size_t cap, const void *s, size_t len);
 /* Split "host:port" (IPv4, [v6] or name); 0 or KVN_EINVAL.  host has >= 256
  * bytes. */
 int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port);

@@ -124,6 +124,48 @@ void kvn_key_printable(char *out, size_t cap, const void *key, size_t klen)
 	kvn_hex(out + 4, k, n);
 }
 
+void kvn_str_quote(char *out, size_t cap, const void *s, size_t len)
+{
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *p = s;
+	size_t o = 0, i;
+
+	if (cap < 8) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	out[o++] = '"';
+	for (i = 0; i < len; i++) {
+		char tmp[4];
+		size_t n;
+		if (p[i] == '"' || p[i] == '\\') {
+			tmp[0] = '\\';
+			tmp[1] = (char)p[i];
+			n = 2;
+		} else if (p[i] >= 0x20 && p[i] <= 0x7e) {
+			tmp[0] = (char)p[i];
+			n = 1;
+		} else {
+			tmp[0] = '\\';
+			tmp[1] = 'x';
+			tmp[2] = hexd[p[i] >> 4];
+			tmp[3] = hexd[p[i] & 15];
+			n = 4;
+		}
+		/* room for this, the closing quote and NUL, and "..." if more follows */
+		if (o + n + 2 + (i + 1 < len ? 3 : 0) > cap) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(out + o, tmp, n);
+		o += n;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
 int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port)
 {
 	const char *colon, *hs, *he;
