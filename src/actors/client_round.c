@@ -231,7 +231,10 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			const struct kvn_item *it = &op->items[idx[b]];
 			if (sent[b] || strcmp(op->rt[idx[b]].node_id, node) != 0)
 				continue;
-			uint64_t add = with_payload(op->kind) ? it->vlen : 0;
+			/* a GET reply's bytes count too (the routed size): no
+			 * reply exceeds the limit, however large the batch */
+			uint64_t add = with_payload(op->kind) ? it->vlen
+				       : op->kind == WIRE_GET ? op->rt[idx[b]].size : 0;
 			if (k > 0 && (bytes + 20 + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
 				      payload + add > PROTO_MAX_BATCH_PAYLOAD))
 				continue; /* next request */
