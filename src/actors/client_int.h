@@ -66,6 +66,7 @@ struct client_op {
 	uint32_t nreqs, capreqs, pending;
 	int done;
 	int alloc_get;   /* kvn_get_alloc semantics for items with val == NULL */
+	const uint8_t *alloc_mine; /* alloc_get: per item, whether the buffer is ours */
 	/* optional, per item, owned by the op (client_op_end frees): every
 	 * result of the round (gen, size), and ALLOC_SLOT's results */
 	struct proto_result *res;
