@@ -39,13 +39,15 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 	int *st;
 	int rc = 0;
 
-	if (!c || (!items && n))
-		return KVN_EINVAL;
+	if (!c || (!items && n) || (flags & ~CLIENT_PUT_FLAGS))
+		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
-		if (!client_key_ok(&items[i]))
+		if (!items[i].key)
+			st[i] = KVN_EINVAL;
+		else if (!client_key_ok(&items[i]))
 			st[i] = KVN_EKEYLEN;
 		else if (items[i].vlen > c->conf.node_max_value_size)
 			st[i] = KVN_ETOOBIG;
@@ -59,9 +61,7 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		int s = st[i];
 		if (s == KVN_EBUSY && rc)
 			s = rc;
-		if (s == KVN_ENOSPC)
-			s = KVN_EFULL; /* every node tried said no room */
-		items[i].status = s;
+		items[i].status = s; /* KVN_ENOSPC: the node tried last had no room */
 		if (gens)
 			gens[i] = s == 0 ? op.rt[i].gen : 0;
 		/* our own write: the next get must see it */
@@ -426,11 +426,17 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
 	}
 	rc = get_like(c, copy, n, WIRE_EXISTS, 0, NULL);
 	*count = 0;
-	if (rc == 0 || rc == KVN_EKEYLEN)
+	if (rc == 0 || rc == KVN_EKEYLEN || rc == KVN_EINVAL)
 		while (*count < n && copy[*count].status == 0 && copy[*count].exists)
 			(*count)++;
+	/* the walk stopped at a key that is no key: that is the caller's
+	 * error, not a prefix that ends there; a bad key past the first
+	 * missing one is never looked at */
+	int stop = *count < n ? copy[*count].status : 0;
 	free(copy);
-	return rc == KVN_EKEYLEN ? 0 : rc;
+	if (stop == KVN_EKEYLEN || stop == KVN_EINVAL)
+		return stop;
+	return rc == KVN_EKEYLEN || rc == KVN_EINVAL ? 0 : rc;
 }
 
 /* ---- master-only calls ---- */

@@ -21,6 +21,8 @@
 #include "kvnode.h"
 
 #define CLIENT_SCRATCH (64 * 1024)
+/* Every flag kvn_put and its kin know; any other is refused (KVN_EINVAL). */
+#define CLIENT_PUT_FLAGS ((unsigned)KVN_PUT_DURABLE)
 /* Request metadata is kept under this (the limit is 64 KiB). */
 #define META_BUDGET (60u * 1024u)
 /* A route reply item carries node id and address (up to ~220 bytes), so a
