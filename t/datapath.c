@@ -300,8 +300,12 @@ static void t_enospc_retries0(void)
 	ok(stored > 1900 && removed > 900, "%d one-page values stored, every other one removed (%d)", stored,
 	   removed);
 	static uint8_t big[MIB];
+	uint64_t open0 = conns_open();
 	int rc = kvn_put(c, "frag", 4, big, sizeof big, 0);
 	is_int(rc, KVN_ENOSPC, "1 MiB in 4 KiB holes: the peer's KVN_ENOSPC, not KVN_EFULL");
+	is_int(conns_open(), open0, "the refused 1 MiB PUT left the connection up");
+	is_int(kvn_put(c, "small", 5, v, 100, 0), 0, "the next put works");
+	is_int(proc_log_count("nospc-p", "bad tag"), 0, "no false \"bad tag\" in the peer's log");
 	kvn_close(c);
 }
 
@@ -419,6 +423,7 @@ struct relay {
 	int lfd;
 	uint16_t port, to_port;
 	uint64_t die_after; /* client bytes forwarded before it dies */
+	uint64_t flip_at;   /* non-zero: this byte of the client's stream is flipped */
 	pthread_t th;
 };
 
@@ -452,6 +457,8 @@ static void *relay_main(void *arg)
 			break;
 		if (pf[0].revents) {
 			ssize_t n = recv(cfd, buf, sizeof buf, 0);
+			if (n > 0 && r->flip_at && r->flip_at >= fwd && r->flip_at < fwd + (uint64_t)n)
+				buf[r->flip_at - fwd] ^= 0x01;
 			if (n <= 0 || relay_send_all(pfd, buf, (size_t)n) != 0)
 				break;
 			fwd += (uint64_t)n;
@@ -482,6 +489,7 @@ static int relay_start(struct relay *r, uint16_t to_port, uint64_t die_after)
 
 	r->to_port = to_port;
 	r->die_after = die_after;
+	r->flip_at = 0;
 	r->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(r->lfd, 4) != 0 ||
@@ -550,6 +558,45 @@ static void t_sigpipe(void)
 	pthread_join(r.th, NULL);
 	close(r.lfd);
 	is_int(kvn_ping(c, NULL, NULL), 0, "the client still talks to the master");
+	kvn_close(c);
+	free(v);
+}
+
+/* Item 12: a PUT tampered with on the way is refused by the peer (bad tag,
+ * connection closed): the client reports the lost connection, not that the
+ * cluster is full. */
+static void t_tampered_put(void)
+{
+	char conf[300], data[300], s[400], extra[300];
+	uint16_t mp = proc_free_port(), pp = proc_free_port();
+	struct relay r;
+
+	is_int(relay_start(&r, pp, UINT64_MAX), 0, "a relay that flips one byte of the client's stream");
+	r.flip_at = 2 << 20; /* inside the first PUT's payload */
+	snprintf(conf, sizeof conf, "%s/tamper.conf", proc_tmp);
+	snprintf(data, sizeof data, "%s/var-tamper", proc_tmp);
+	snprintf(extra, sizeof extra, "[peer]\nadvertise = 127.0.0.1:%u\n", r.port);
+	proc_write_conf(conf, mp, pp, data, "32MiB", extra);
+	const char *am[] = { "--role", "master", "--config", conf, NULL };
+	proc_spawn("tamper-m", am);
+	snprintf(s, sizeof s, "%s/client.secret", data);
+	for (int i = 0; i < 200 && access(s, R_OK) != 0; i++)
+		usleep(25000);
+	const char *ap[] = { "--role", "peer", "--config", conf, "--set", "node.id=tamper-p", NULL };
+	proc_spawn("tamper-p", ap);
+	struct kvn_client *c = proc_connect_ready(conf, 1);
+	ok(c != NULL, "master and a peer behind the relay up");
+	if (!c) {
+		pthread_cancel(r.th);
+		return;
+	}
+	uint8_t *v = kvn_xmalloc(4 * MIB);
+	proc_fill(v, 4 * MIB, 17);
+	int rc = kvn_put(c, "tampered", 8, v, 4 * MIB, 0);
+	is_int(rc, KVN_ECONN, "the put says KVN_ECONN, not KVN_EFULL (%s)", kvn_strerror(rc));
+	ok(proc_wait_log("tamper-p", "bad tag", 1, 5000) == 0, "the peer saw the tampering (bad tag)");
+	pthread_join(r.th, NULL);
+	close(r.lfd);
 	kvn_close(c);
 	free(v);
 }
@@ -628,6 +675,7 @@ int main(int argc, char **argv)
 		{ "enospc_retries0", t_enospc_retries0 },
 		{ "peer_dies_mid_write", t_peer_dies_mid_write },
 		{ "sigpipe", t_sigpipe },
+		{ "tampered_put", t_tampered_put },
 		{ "master_only_name", t_master_only_name },
 		{ "big_batch", t_big_batch },
 		{ NULL, NULL },
