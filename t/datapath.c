@@ -363,7 +363,7 @@ static void t_peer_dies_mid_write(void)
 	pid_t peer;
 	enum { N = 6, SZ = 40 << 20 };
 
-	start_split("mid", "[client]\ntimeout = 10s\nretries = 0\n[peer]\ndram_size = 400MiB\n", conf, sizeof conf, &peer);
+	start_split("mid", "[client]\ntimeout = 10s\nretries = 0\n[peer]\ndram_size = 256MiB\n", conf, sizeof conf, &peer);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "master and a peer up");
 	if (!c)
@@ -496,6 +496,9 @@ static int relay_start(struct relay *r, uint16_t to_port, uint64_t die_after)
 	    getsockname(r->lfd, (struct sockaddr *)&sa, &len) != 0)
 		return -1;
 	r->port = ntohs(sa.sin_port);
+	/* bounded: a test whose client never comes still ends */
+	struct timeval tv = { .tv_sec = 20 };
+	setsockopt(r->lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	return pthread_create(&r->th, NULL, relay_main, r);
 }
 
@@ -519,12 +522,12 @@ static void t_sigpipe(void)
 		 r.port);
 	proc_write_conf(conf, mp, pp, data, "288MiB", extra);
 	const char *am[] = { "--role", "master", "--config", conf, NULL };
-	proc_spawn("pipe-m", am);
+	pid_t m = proc_spawn("pipe-m", am);
 	snprintf(s, sizeof s, "%s/client.secret", data);
 	for (int i = 0; i < 200 && access(s, R_OK) != 0; i++)
 		usleep(25000);
 	const char *ap[] = { "--role", "peer", "--config", conf, "--set", "node.id=pipe-p", NULL };
-	proc_spawn("pipe-p", ap);
+	pid_t p = proc_spawn("pipe-p", ap);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "master and a 288 MiB peer up");
 	if (!c) {
@@ -560,6 +563,8 @@ static void t_sigpipe(void)
 	is_int(kvn_ping(c, NULL, NULL), 0, "the client still talks to the master");
 	kvn_close(c);
 	free(v);
+	proc_stop(p, SIGKILL, 5000, NULL); /* its 288 MiB arena */
+	proc_stop(m, SIGKILL, 5000, NULL);
 }
 
 /* Item 12: a PUT tampered with on the way is refused by the peer (bad tag,
@@ -609,7 +614,7 @@ static void t_big_batch(void)
 	char conf[300], keys[N][16];
 	struct kvn_item it[N];
 
-	proc_start_node("big", "320MiB", "[client]\ntimeout = 30s\n", conf, sizeof conf);
+	pid_t node = proc_start_node("big", "320MiB", "[client]\ntimeout = 30s\n", conf, sizeof conf);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "a node with 320 MiB up");
 	if (!c)
@@ -640,6 +645,7 @@ static void t_big_batch(void)
 	is_int(bad, 0, "byte for byte");
 	kvn_close(c);
 	free(v);
+	proc_stop(node, SIGKILL, 5000, NULL); /* its 320 MiB arena */
 }
 
 /* Item 22: a master-only process is named after its own port. */
