@@ -9,6 +9,9 @@
  *
  * All functions return 0 (or a documented non-negative value) on success and
  * a negative KVN_E* code on failure; kvn_strerror() gives the text.
+ *
+ * The library changes no signal disposition and never raises SIGPIPE: a
+ * node that dies while a call writes to it is KVN_ECONN.
  */
 #ifndef KVNODE_H
 #define KVNODE_H
@@ -88,6 +91,12 @@ enum kvn_put_flags {
 	 * its index: visible to every later get, but not yet on the master's disk. */
 	KVN_PUT_DURABLE = 1,
 };
+/* Any other flag bit is refused with KVN_EINVAL (kvn_put*, kvn_batch_put,
+ * kvn_put_async, kvn_commit_slots).  A NULL key is KVN_EINVAL; an empty or
+ * too long one KVN_EKEYLEN.  A put reports what stopped it: KVN_EFULL when
+ * the master finds no node with room (after those that said so),
+ * KVN_ENOSPC when the node tried last had none and no retry was left,
+ * KVN_ECONN when the nodes it could use were unreachable. */
 
 int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 	    unsigned flags);
@@ -118,7 +127,12 @@ int kvn_remove(struct kvn_client *c, const void *key, size_t klen);
 
 /* One item of a batch.  Inputs: key, klen, and for put val/vlen, for get
  * val/cap (buffer) or val = NULL to have it malloc'd.  Outputs: status (0 or
- * KVN_E*), vlen (get), exists (exists). */
+ * KVN_E*), vlen (get), exists (exists).  kvn_batch_get with val = NULL: on
+ * success val points to a malloc'd copy of the value (at least 1 byte, also
+ * for an empty value) that the caller frees with free(); on failure val
+ * stays NULL.  An item with a buffer keeps it (never freed or replaced);
+ * a value larger than cap is KVN_ERANGE with vlen set, the other items of
+ * the batch unaffected. */
 struct kvn_item {
 	const void *key;
 	size_t klen;
@@ -138,7 +152,10 @@ int kvn_batch_get(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_exists(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n);
 /* How many leading keys of keys[0..n) exist (KV-cache prefix lookups): *count
- * in [0, n]. */
+ * in [0, n].  If the prefix reaches a key that is not a key (empty or over
+ * KVN_MAX_KEY: KVN_EKEYLEN; NULL: KVN_EINVAL), that is returned, with
+ * *count the existing keys before it; a bad key after the first missing
+ * one is not looked at. */
 int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t n, size_t *count);
 
 /* ---- async puts ----
@@ -158,7 +175,8 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
  *   may call this client's functions except kvn_poll, kvn_drain (they
  *   return KVN_EBUSY there) and kvn_close.  done may be NULL.
  * - Failure never calls done.  The put is reported by kvn_poll_failures()
- *   instead, with its arg and why (KVN_ETIMEDOUT, KVN_EFULL, KVN_ETOOBIG,
+ *   instead, with its arg and why (KVN_ETIMEDOUT, also for a deadline
+ *   that passed while its bytes were in flight; KVN_EFULL, KVN_ETOOBIG,
  *   KVN_ECONN, ...).
  * - Once reported either way, the buffer is the caller's again: nothing
  *   reads it afterwards (a put whose deadline passed while its bytes were
@@ -178,13 +196,14 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 /* Drive async puts for up to timeout_ms (0: only what is ready now): return
  * as soon as a put finished, or at once when a callback is already due or
  * nothing is in flight.  Then run the callbacks of every put that
- * succeeded.  Returns how many callbacks ran (>= 0); failures that
+ * succeeded.  Returns how many callbacks ran (>= 0; a put whose done is
+ * NULL is not counted); failures that
  * finished meanwhile wait in kvn_poll_failures().  KVN_EBUSY from inside a
  * callback. */
 int kvn_poll(struct kvn_client *c, uint64_t timeout_ms);
 /* Wait until no async put is in flight (each is bounded by its deadline),
- * running the success callbacks; returns how many ran, or KVN_EBUSY from
- * inside a callback. */
+ * running the success callbacks; returns how many ran (puts with a NULL
+ * done are not counted), or KVN_EBUSY from inside a callback. */
 int kvn_drain(struct kvn_client *c);
 
 struct kvn_put_failure {

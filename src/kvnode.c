@@ -116,6 +116,32 @@ static int cmd_keygen(int argc, char **argv)
 
 /* ---- the daemon ---- */
 
+/* The derived node id is "<hostname>-<port of peer.listen>"; a master-only
+ * process listens on no peer port, so it is named after master.listen's
+ * port instead (a node.id that was set is left alone).  0 or 1 (err). */
+static int master_only_id(struct kvn_conf *conf, char *err, size_t errlen)
+{
+	char host[256], id[128], set[160];
+	uint16_t pport = 0, mport = 0;
+
+	if (kvn_split_hostport(conf->peer_listen, host, sizeof host, &pport) != 0 ||
+	    kvn_split_hostport(conf->master_listen, host, sizeof host, &mport) != 0)
+		return 0;
+	size_t len = strlen(conf->node_id);
+	char suffix[8];
+	snprintf(suffix, sizeof suffix, "-%u", pport);
+	size_t sl = strlen(suffix);
+	if (len < sl || strcmp(conf->node_id + len - sl, suffix) != 0)
+		return 0;
+	snprintf(suffix, sizeof suffix, "-%u", mport);
+	size_t keep = len - sl;
+	if (keep + strlen(suffix) > 63)
+		keep = 63 - strlen(suffix);
+	snprintf(id, sizeof id, "%.*s%s", (int)keep, conf->node_id, suffix);
+	snprintf(set, sizeof set, "node.id=%s", id);
+	return kvn_conf_set(conf, set, err, errlen) != 0 || kvn_conf_finalize(conf, err, errlen) != 0;
+}
+
 struct node {
 	struct kvn_conf *conf;
 	int roles;
@@ -411,8 +437,11 @@ int main(int argc, char **argv)
 	for (int i = 0; rc == 0 && i < nsets; i++)
 		if (kvn_conf_set(&conf, sets[i], err, sizeof err) != 0)
 			rc = 1;
+	int id_derived = !conf.node_id || !conf.node_id[0]; /* finalize derives it */
 	if (rc == 0 && kvn_conf_finalize(&conf, err, sizeof err) != 0)
 		rc = 1;
+	if (rc == 0 && id_derived && (roles & (KVN_ROLE_MASTER | KVN_ROLE_PEER)) == KVN_ROLE_MASTER)
+		rc = master_only_id(&conf, err, sizeof err);
 	if (rc == 0 && (roles & (KVN_ROLE_MASTER | KVN_ROLE_PEER))) {
 		char why[256];
 		if (net_check_congestion(conf.node_tcp_congestion, why, sizeof why) != 0) {

@@ -39,13 +39,15 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 	int *st;
 	int rc = 0;
 
-	if (!c || (!items && n))
-		return KVN_EINVAL;
+	if (!c || (!items && n) || (flags & ~CLIENT_PUT_FLAGS))
+		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
-		if (!client_key_ok(&items[i]))
+		if (!items[i].key)
+			st[i] = KVN_EINVAL;
+		else if (!client_key_ok(&items[i]))
 			st[i] = KVN_EKEYLEN;
 		else if (items[i].vlen > c->conf.node_max_value_size)
 			st[i] = KVN_ETOOBIG;
@@ -59,9 +61,7 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		int s = st[i];
 		if (s == KVN_EBUSY && rc)
 			s = rc;
-		if (s == KVN_ENOSPC)
-			s = KVN_EFULL; /* every node tried said no room */
-		items[i].status = s;
+		items[i].status = s; /* KVN_ENOSPC: the node tried last had no room */
 		if (gens)
 			gens[i] = s == 0 ? op.rt[i].gen : 0;
 		/* our own write: the next get must see it */
@@ -168,7 +168,7 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 			c->spec_served++;
 			continue;
 		}
-		if (op->alloc_get && it->val) {
+		if (op->alloc_mine && op->alloc_mine[i] && it->val) {
 			free(it->val); /* sized for the discarded value */
 			it->val = NULL;
 			it->cap = 0;
@@ -199,13 +199,19 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	uint32_t *ridx = kvn_xcalloc(n ? n : 1, sizeof *ridx);
 	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
 	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* answered: speculation confirmed, or via the master */
+	/* alloc: the items that came with val == NULL get a malloc'd buffer
+	 * (the caller's to free); the others are read into their buffer */
+	uint8_t *mine = kind == WIRE_GET && alloc ? kvn_xcalloc(n ? n : 1, 1) : NULL;
 	int *sst = NULL;
+	op.alloc_mine = mine;
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
-		if (kind == WIRE_GET && alloc)
-			items[i].val = NULL;
-		st[i] = client_key_ok(&items[i]) ? KVN_EBUSY : KVN_EKEYLEN;
+		if (mine && !items[i].val) {
+			mine[i] = 1;
+			items[i].cap = 0;
+		}
+		st[i] = !items[i].key ? KVN_EINVAL : client_key_ok(&items[i]) ? KVN_EBUSY : KVN_EKEYLEN;
 	}
 	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
 		uint32_t k = 0;
@@ -317,9 +323,13 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		if (kind == WIRE_EXISTS && s == KVN_ENOTFOUND)
 			s = 0; /* "no" is an answer, not an error */
 		items[i].status = s;
-		if (alloc && s != 0) {
+		if (mine && mine[i] && s != 0) {
 			free(items[i].val);
 			items[i].val = NULL;
+			items[i].cap = 0;
+		} else if (mine && mine[i] && !items[i].val) {
+			items[i].val = kvn_xmalloc(1); /* an empty value is still a value */
+			items[i].cap = 0;
 		}
 	}
 	free(st);
@@ -328,6 +338,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	free(ridx);
 	free(cached);
 	free(served);
+	free(mine);
 	free(sst);
 	client_op_end(c, &op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
@@ -335,7 +346,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 
 int kvn_batch_get(struct kvn_client *c, struct kvn_item *items, size_t n)
 {
-	return get_like(c, items, n, WIRE_GET, 0, NULL);
+	return get_like(c, items, n, WIRE_GET, 1, NULL); /* val == NULL: malloc'd */
 }
 
 int kvn_batch_exists(struct kvn_client *c, struct kvn_item *items, size_t n)
@@ -415,11 +426,17 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
 	}
 	rc = get_like(c, copy, n, WIRE_EXISTS, 0, NULL);
 	*count = 0;
-	if (rc == 0 || rc == KVN_EKEYLEN)
+	if (rc == 0 || rc == KVN_EKEYLEN || rc == KVN_EINVAL)
 		while (*count < n && copy[*count].status == 0 && copy[*count].exists)
 			(*count)++;
+	/* the walk stopped at a key that is no key: that is the caller's
+	 * error, not a prefix that ends there; a bad key past the first
+	 * missing one is never looked at */
+	int stop = *count < n ? copy[*count].status : 0;
 	free(copy);
-	return rc == KVN_EKEYLEN ? 0 : rc;
+	if (stop == KVN_EKEYLEN || stop == KVN_EINVAL)
+		return stop;
+	return rc == KVN_EKEYLEN || rc == KVN_EINVAL ? 0 : rc;
 }
 
 /* ---- master-only calls ---- */

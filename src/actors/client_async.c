@@ -48,6 +48,7 @@ struct client_aput {
 	actor_id proxy;
 	char *exclude[AP_MAX_EXCLUDE];
 	uint32_t nexclude;
+	int cause; /* why the last node was excluded, if not "no room" */
 	uint16_t klen;
 	uint8_t key[];
 };
@@ -63,9 +64,7 @@ static void aput_free(struct client_aput *ap)
 static void aput_finish(struct kvn_client *c, struct client_aput *ap, int status)
 {
 	TAILQ_REMOVE(&c->aq_flight, ap, link);
-	if (status == KVN_ENOSPC)
-		status = KVN_EFULL; /* every node tried said no room */
-	ap->status = status;
+	ap->status = status; /* KVN_ENOSPC: the node tried last had no room */
 	if (status == 0) {
 		/* our own write: the next get must see it */
 		ap->rt.size = ap->vlen;
@@ -83,12 +82,17 @@ static void aput_route(struct kvn_client *c, struct client_aput *ap);
 /* Try again through the master, or give up with status. */
 static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
 {
-	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing ||
-	    kvn_now_ms() >= ap->deadline_ms) {
+	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing) {
 		aput_finish(c, ap, status);
 		return;
 	}
+	if (kvn_now_ms() >= ap->deadline_ms) {
+		aput_finish(c, ap, KVN_ETIMEDOUT); /* it would go on, but its time is up */
+		return;
+	}
 	ap->attempt++;
+	if (status != KVN_ENOSPC && status != KVN_EBUSY)
+		ap->cause = status;
 	if ((status == KVN_ENOSPC || status == KVN_ECONN) && ap->nexclude < AP_MAX_EXCLUDE) {
 		int dup = 0;
 		for (uint32_t i = 0; i < ap->nexclude; i++)
@@ -138,7 +142,7 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 		return 0;
 	}
 	st = reply->status ? reply->status : reply->sink_err;
-	if (st == KVN_ETIMEDOUT)
+	if (st == KVN_ETIMEDOUT && kvn_now_ms() < ap->deadline_ms)
 		st = KVN_ECONN; /* another call's deadline cut the connection */
 	if (st == 0) {
 		struct wire_r r;
@@ -280,6 +284,12 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 		aput_finish(c, ap, KVN_EPROTO);
 		return 0;
 	}
+	if (ap->rt.status == KVN_EFULL && ap->cause) {
+		/* every node left is excluded, one of them for no lack of room:
+		 * the cluster is not known to be full, that failure is the news */
+		aput_finish(c, ap, ap->cause);
+		return 0;
+	}
 	if (ap->rt.status) {
 		aput_retry(c, ap, ap->rt.status);
 		return 0;
@@ -325,9 +335,9 @@ static void aput_route(struct kvn_client *c, struct client_aput *ap)
 int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 		  unsigned flags, kvn_put_done_fn done, void *arg)
 {
-	if (!c)
+	if (!c || !key || (flags & ~CLIENT_PUT_FLAGS))
 		return KVN_EINVAL;
-	if (!key || klen < 1 || klen > KVN_MAX_KEY)
+	if (klen < 1 || klen > KVN_MAX_KEY)
 		return KVN_EKEYLEN;
 	if (vlen && !val)
 		return KVN_EINVAL;
@@ -371,9 +381,9 @@ static int deliver(struct kvn_client *c)
 			c->in_callback++;
 			ap->done(ap->arg, 0);
 			c->in_callback--;
+			n++; /* callbacks that ran: a put without one is not counted */
 		}
 		aput_free(ap);
-		n++;
 	}
 	return n;
 }

@@ -21,6 +21,8 @@
 #include "kvnode.h"
 
 #define CLIENT_SCRATCH (64 * 1024)
+/* Every flag kvn_put and its kin know; any other is refused (KVN_EINVAL). */
+#define CLIENT_PUT_FLAGS ((unsigned)KVN_PUT_DURABLE)
 /* Request metadata is kept under this (the limit is 64 KiB). */
 #define META_BUDGET (60u * 1024u)
 /* A route reply item carries node id and address (up to ~220 bytes), so a
@@ -66,6 +68,7 @@ struct client_op {
 	uint32_t nreqs, capreqs, pending;
 	int done;
 	int alloc_get;   /* kvn_get_alloc semantics for items with val == NULL */
+	const uint8_t *alloc_mine; /* alloc_get: per item, whether the buffer is ours */
 	/* optional, per item, owned by the op (client_op_end frees): every
 	 * result of the round (gen, size), and ALLOC_SLOT's results */
 	struct proto_result *res;

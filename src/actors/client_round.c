@@ -231,7 +231,10 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			const struct kvn_item *it = &op->items[idx[b]];
 			if (sent[b] || strcmp(op->rt[idx[b]].node_id, node) != 0)
 				continue;
-			uint64_t add = with_payload(op->kind) ? it->vlen : 0;
+			/* a GET reply's bytes count too (the routed size): no
+			 * reply exceeds the limit, however large the batch */
+			uint64_t add = with_payload(op->kind) ? it->vlen
+				       : op->kind == WIRE_GET ? op->rt[idx[b]].size : 0;
 			if (k > 0 && (bytes + 20 + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
 				      payload + add > PROTO_MAX_BATCH_PAYLOAD))
 				continue; /* next request */
@@ -385,13 +388,23 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	uint32_t nexclude = 0;
 	size_t n = op->n;
 	uint32_t *idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
+	/* per item, why a node it was sent to was excluded, other than "no
+	 * room" (KVN_ECONN, ...): when the master then finds no node left it
+	 * answers KVN_EFULL, but the cluster is not known to be full, so the
+	 * item reports this instead */
+	int *cause = kvn_xcalloc(n ? n : 1, sizeof *cause);
+	uint8_t *fin = kvn_xcalloc(n ? n : 1, 1); /* that cause is its answer */
+	int any_cause = 0; /* the last of them, any item: the exclusions are shared */
 	int rc = 0;
 
 	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if (client_retryable(st[i]))
+			if (client_retryable(st[i]) && !fin[i]) {
+				if (st[i] != KVN_EBUSY && st[i] != KVN_ENOSPC)
+					cause[i] = any_cause = st[i]; /* this attempt excludes that node */
 				idx[k++] = (uint32_t)i;
+			}
 		if (k == 0)
 			break;
 		if (attempt == 0 && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
@@ -409,6 +422,10 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 		uint32_t go = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op->route_st[idx[j]];
+			if (st[idx[j]] == KVN_EFULL && any_cause) {
+				st[idx[j]] = cause[idx[j]] ? cause[idx[j]] : any_cause;
+				fin[idx[j]] = 1;
+			}
 			if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
 		}
@@ -435,6 +452,8 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	}
 	for (uint32_t e = 0; e < nexclude; e++)
 		free((char *)exclude[e]);
+	free(fin);
+	free(cause);
 	free(idx);
 	return rc;
 }

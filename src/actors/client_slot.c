@@ -63,9 +63,7 @@ int kvn_alloc_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n)
 		int s = st[i];
 		if (s == KVN_EBUSY && rc)
 			s = rc;
-		if (s == KVN_ENOSPC)
-			s = KVN_EFULL;
-		slots[i].status = s;
+		slots[i].status = s; /* KVN_ENOSPC: the node tried last had no room */
 		slots[i].gen = s == 0 ? op.sres[i].gen : 0;
 		slots[i].addr = s == 0 ? op.sres[i].addr : 0;
 		slots[i].rkey = s == 0 ? op.sres[i].rkey : 0;
@@ -140,6 +138,8 @@ static int slot_call(struct kvn_client *c, struct kvn_slot *slots, size_t n, int
 
 int kvn_commit_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n, unsigned flags)
 {
+	if (flags & ~CLIENT_PUT_FLAGS)
+		return KVN_EINVAL;
 	return slot_call(c, slots, n, WIRE_COMMIT_SLOT, (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0);
 }
 

@@ -301,11 +301,6 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		proto_items_next(&r, &it); /* checked above */
 		if (refs && i % KEYTAB_PREFETCH_MAX == 0)
 			keytab_prefetch(p->st->kt, refs + i, n - i);
-		if (bytes > PROTO_MAX_BATCH_PAYLOAD) {
-			res.status = KVN_EBUSY; /* the client asks again in another round */
-			proto_results_add(&w, &res);
-			continue;
-		}
 		/* Small values are copied into the reply now: committed
 		 * generations never change, and a copy costs less than a lease,
 		 * a reference chain and its cleanup (measured on 4 KiB batches).
@@ -314,6 +309,15 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 		 * releases it, and a connection that stops draining is closed
 		 * after its write timeout, which frees the chains. */
 		res.status = keytab_lookup(p->st->kt, it.key, it.klen, it.gen, &v);
+		if (res.status == 0 && bytes > 0 && v.size > PROTO_MAX_BATCH_PAYLOAD - bytes) {
+			/* this value would take the reply past the frame limit
+			 * (the first one always fits: values are at most
+			 * max_value_size, which the clients' limit covers): the
+			 * client asks for it again in another request */
+			res.status = KVN_EBUSY;
+			proto_results_add(&w, &res);
+			continue;
+		}
 		if (res.status == 0 && v.size > GET_COPY_MAX)
 			res.status = keytab_lease(p->st->kt, it.key, it.klen, it.gen, now, p->o.read_lease_ttl_ms,
 						  &lease, &v);

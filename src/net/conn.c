@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -177,10 +178,37 @@ static void conn_update_backpressure(struct conn *c)
 	}
 }
 
+/* Write what c->out holds, from its chains as they are (a GET's pages by
+ * reference).  sendmsg with MSG_NOSIGNAL rather than libevent's writev: a
+ * peer that died mid-write must give EPIPE here, not a SIGPIPE that kills
+ * the program libkvnode is linked into (its signal handlers are not ours
+ * to change). */
+static ssize_t conn_send_out(struct conn *c)
+{
+	struct evbuffer_iovec ev[64];
+	struct iovec v[64];
+	struct msghdr mh;
+	int n = evbuffer_peek(c->out, -1, NULL, ev, 64);
+
+	if (n > 64)
+		n = 64;
+	for (int i = 0; i < n; i++) {
+		v[i].iov_base = ev[i].iov_base;
+		v[i].iov_len = ev[i].iov_len;
+	}
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = v;
+	mh.msg_iovlen = (size_t)n;
+	ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	if (w > 0)
+		evbuffer_drain(c->out, (size_t)w);
+	return w;
+}
+
 void conn_flush(struct conn *c)
 {
 	while (evbuffer_get_length(c->out) > 0) {
-		int n = evbuffer_write_atmost(c->out, c->fd, -1);
+		ssize_t n = conn_send_out(c);
 		if (n > 0) {
 			NSTAT_ADD(bytes_out, (uint64_t)n);
 			continue;
@@ -279,11 +307,18 @@ static void teardown_io(struct conn *c)
 	memset(&c->hs, 0, sizeof c->hs);
 }
 
+/* reply_local may run the caller's reply handler at once (direct
+ * dispatch), and that handler may act on this connection again (a client
+ * quarantines the peer: conn_fail).  So the table is detached before the
+ * first reply: whatever runs meanwhile never sees, frees or adds to the
+ * entries we are walking. */
 static void fail_inflight(struct conn *c, int err)
 {
-	struct inflight *f, *tmp;
-	HASH_ITER(hh, c->inflight, f, tmp) {
-		HASH_DEL(c->inflight, f);
+	struct inflight *all = c->inflight, *f, *tmp;
+
+	c->inflight = NULL;
+	HASH_ITER(hh, all, f, tmp) {
+		HASH_DEL(all, f);
 		reply_local(f->src, f->type, f->corr, err);
 		free(f);
 	}
@@ -322,8 +357,9 @@ void conn_fail(struct conn *c, int err)
 {
 	int was_up = c->state == C_UP;
 
-	if (c->state == C_CLOSED || c->state == C_DOWN)
+	if (c->state == C_CLOSED || c->state == C_DOWN || c->failing)
 		return;
+	c->failing = 1; /* the replies below may call back into conn_fail */
 	teardown_io(c);
 	fail_inflight(c, err == KVN_ECLOSED ? KVN_ECONN : err);
 	if (c->outgoing || was_up)
@@ -337,11 +373,13 @@ void conn_fail(struct conn *c, int err)
 			c->down_logged = 1;
 		}
 		c->state = C_DOWN;
+		c->failing = 0;
 		conn_arm_timer(c, c->backoff_ms);
 		c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
 		return;
 	}
 	c->state = C_CLOSED;
+	c->failing = 0;
 	fail_queued(c, err == KVN_ECLOSED ? KVN_ECONN : err);
 	event_active(c->reap, 0, 0);
 }

@@ -128,6 +128,17 @@ static void sink_advance(struct conn *c, size_t n)
 	}
 }
 
+/* Whether [p, p + len) overlaps any of v[0..k). */
+static int iov_overlaps(const struct iovec *v, int k, const uint8_t *p, size_t len)
+{
+	for (int i = 0; i < k; i++) {
+		const uint8_t *b = v[i].iov_base;
+		if (p < b + v[i].iov_len && b < p + len)
+			return 1;
+	}
+	return 0;
+}
+
 /* Read payload bytes straight from the socket into their destination.
  * When this read can finish the payload, one more iovec takes what follows
  * (the tag, perhaps the next frame) into the empty staging buffer: the
@@ -149,7 +160,14 @@ static int read_direct(struct conn *c)
 			size_t len = c->sink.iov[i].iov_len - off;
 			if (len > left)
 				len = (size_t)left;
-			v[k].iov_base = (uint8_t *)c->sink.iov[i].iov_base + off;
+			uint8_t *base = (uint8_t *)c->sink.iov[i].iov_base + off;
+			/* Discarded bytes share one scratch buffer: the tag is
+			 * computed after readv returns, so one read never fills
+			 * the same memory twice (the later bytes would hide the
+			 * earlier ones from the tag). */
+			if (iov_overlaps(v, k, base, len))
+				break;
+			v[k].iov_base = base;
 			v[k].iov_len = len;
 			left -= len;
 			k++;

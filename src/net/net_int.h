@@ -73,6 +73,7 @@ struct conn {
 	/* output */
 	struct evbuffer *out;
 	int read_paused, closing, flush_then_close;
+	int failing; /* inside conn_fail: a re-entrant call does nothing */
 	TAILQ_HEAD(, actor_msg) queued;
 	uint32_t nqueued;
 	/* input */
