@@ -150,6 +150,8 @@ struct kvn_conf {
 	uint64_t node_mailbox_size;
 	char *node_tcp_congestion; /* "": the kernel's default */
 	uint64_t node_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
+	uint64_t node_max_preauth;        /* per listener, not yet authenticated */
+	uint64_t node_max_preauth_per_ip; /* the same, per source address */
 	/* [master] */
 	char *master_listen;
 	uint64_t master_node_timeout; /* ms */

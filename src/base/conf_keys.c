@@ -69,6 +69,15 @@ const struct conf_key conf_keys[] = {
 	  "buffers grow to tcp_wmem's maximum, so a whole large GET reply is queued at once "
 	  "and BBR then paces it out with timers; 512KiB had no pacing timers and made 1 "
 	  "and 16 MiB gets about 1.5x faster here (bench/README.md)." },
+	{ "node", "max_preauth", T_UINT, "256", 1, 65536, 0, NULL, NULL, FIELD(node_max_preauth),
+	  "Most connections each listener keeps open that have not authenticated yet.  They "
+	  "do not count against master.max_connections or peer.max_connections, so idle "
+	  "sockets without a secret cannot keep clients or peers out; when the pool is full "
+	  "the oldest (one that has not sent HELLO, first) is closed for the newcomer." },
+	{ "node", "max_preauth_per_ip", T_UINT, "32", 1, 65536, 0, NULL, NULL,
+	  FIELD(node_max_preauth_per_ip),
+	  "Most connections from one source address that have not authenticated yet, per "
+	  "listener; beyond, that address's oldest is closed for the newcomer." },
 	/* [master] */
 	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
 	  "Address the master accepts peers and clients on." },
@@ -170,9 +179,10 @@ const struct conf_key conf_keys[] = {
 	{ "auth", "client_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/client.secret",
 	  NULL, FIELD(auth_client_secret_file),
 	  "Secret file clients authenticate with; a client secret cannot attach as a peer." },
-	{ "auth", "handshake_timeout", T_DURATION, "5s", 10, MINS(10), 0, NULL, NULL,
+	{ "auth", "handshake_timeout", T_DURATION, "2s", 10, MINS(10), 0, NULL, NULL,
 	  FIELD(auth_handshake_timeout),
-	  "Time a new connection has to finish authenticating before it is closed." },
+	  "Time a new connection has to finish authenticating before it is closed (an "
+	  "unauthenticated socket holds a node.max_preauth slot this long at most)." },
 };
 
 #define NKEYS ARRAY_LEN(conf_keys)
