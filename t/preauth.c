@@ -28,7 +28,7 @@
 #define MAX_PREAUTH 12
 #define MAX_PREAUTH_IP 8
 #define HS_TIMEOUT_MS 4000
-#define NFLOOD 160 /* per round, far above MAX_CONNS */
+#define NFLOOD 60 /* per round: with the second address, above MAX_CONNS */
 #define NET_WARN_BURST_T 10 /* NET_WARN_BURST in src/net/net_int.h */
 
 static char conf_m[300], conf_p[300];
