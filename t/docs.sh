@@ -45,7 +45,18 @@ mkdir -p "$W/etc" "$W/bin"
 ln -s "$KVNODE" "$W/kvnode"
 ln -s "$KVNODE" "$W/bin/kvnode"
 export PATH="$W/bin:$PATH"
-MP=$(free_port); PP=$(free_port)
+# Ports below the ephemeral range: the many connections of the tests that
+# run beside this one can never hold them as their local ends.
+EPH=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$(free_port)
+		[ "$p" -lt "$EPH" ] && { echo "$p"; return; }
+	done
+	echo "$p"
+}
+MP=$(port); PP=$(port)
 # the shipped config, on free loopback ports and with a small arena
 shipped_conf() { # shipped_conf FILE MASTER_PORT PEER_PORT
 	sed -e "s/127\.0\.0\.1:7400/127.0.0.1:$2/g" -e "s/127\.0\.0\.1:7401/127.0.0.1:$3/g" \
@@ -181,7 +192,7 @@ ok $? "docs/operations.md: 3 is 'authentication failed, or a secret file refused
 O=$TMP/ops
 mkdir -p "$O"
 ln -s "$KVNODE" "$O/kvnode"
-OMP=$(free_port); OPP=$(free_port)
+OMP=$(port); OPP=$(port)
 write_conf "$O/master.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-m"
 write_conf "$O/peer.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-p" "[auth]" \
 	"peer_secret_file = $O/var-m/peer.secret" "client_secret_file = $O/var-m/client.secret"
@@ -195,7 +206,7 @@ doc_stop om
 # ---- a cluster, as README.md spells it ------------------------------------------
 C=$TMP/cluster
 mkdir -p "$C/m/etc" "$C/p/etc" "$C/p/var"
-CMP=$(free_port); CPP=$(free_port); CMPP=$(free_port)
+CMP=$(port); CPP=$(port); CMPP=$(port)
 shipped_conf "$C/m/etc/kvnode.conf" "$CMP" "$CMPP"
 shipped_conf "$C/p/etc/kvnode.conf" "$CMP" "$CPP"
 DIR=$C/m doc_server cm "kvnode --role master"
