@@ -86,7 +86,9 @@ const struct conf_key conf_keys[] = {
 	  "A peer not heard from for this long is marked down. Must be longer than "
 	  "peer.heartbeat_interval." },
 	{ "master", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
-	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
+	  FIELD(master_max_connections),
+	  "Most authenticated connections the master keeps open at once (those still in the "
+	  "handshake count against node.max_preauth instead)." },
 	{ "master", "commit_linger", T_DURATION, "2ms", 0, SECS(1), 0, NULL, NULL,
 	  FIELD(master_commit_linger),
 	  "How long the master holds plain puts' metadata writes, and master.db keeps a "
@@ -123,7 +125,9 @@ const struct conf_key conf_keys[] = {
 	  FIELD(peer_read_lease_ttl),
 	  "Longest a get in flight or a pin keeps a value's pages from being freed." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
-	  FIELD(peer_max_connections), "Most connections the peer keeps open at once." },
+	  FIELD(peer_max_connections),
+	  "Most authenticated connections the peer keeps open at once (those still in the "
+	  "handshake count against node.max_preauth instead)." },
 	/* [client] */
 	{ "client", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(client_master),
 	  "Address of the master the client asks for routes." },

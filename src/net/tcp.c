@@ -207,8 +207,9 @@ static struct conn *preauth_victim(struct net_counter *cnt, const char *remote, 
 	return oldest;
 }
 
-/* Make room in the pre-auth pool for a connection from remote: closes at
- * most one per bound that is reached. */
+/* Make room in the pre-auth pool for a connection from remote: each
+ * newcomer adds one, so closing one (from its address when that bound is
+ * reached, else from anywhere) keeps both bounds. */
 static void preauth_make_room(struct net_listener *l, const char *remote)
 {
 	const char *colon = strrchr(remote, ':');
