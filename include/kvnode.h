@@ -71,7 +71,10 @@ struct kvn_options {
 };
 
 /* Connect to the master and authenticate.  On success *out owns a client that
- * kvn_close() frees.  Errors: KVN_ECONN, KVN_EAUTH, KVN_ETIMEDOUT, KVN_ECONFIG. */
+ * kvn_close() frees.  Errors: KVN_ECONN, KVN_EAUTH, KVN_ETIMEDOUT, KVN_ECONFIG.
+ * KVN_EAUTH also when the client secret file is refused before any
+ * connection (missing, unreadable, group- or world-accessible, no valid
+ * secret); kvn_last_detail(NULL) names the file and the reason. */
 int kvn_connect(const struct kvn_options *opt, struct kvn_client **out);
 /* Drain in-flight operations, close every connection and free.  NULL is ok.
  * Async puts still in flight are waited for (each until its deadline at

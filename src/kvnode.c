@@ -193,6 +193,8 @@ static void net_opts_from_conf(const struct kvn_conf *c, struct net_opts *o, uin
 	o->handshake_timeout_ms = c->auth_handshake_timeout;
 	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
 	o->max_conns = (uint32_t)max_conns;
+	o->max_preauth = (uint32_t)c->node_max_preauth;
+	o->max_preauth_per_ip = (uint32_t)c->node_max_preauth_per_ip;
 	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
 	o->tcp_sndbuf = c->node_tcp_sndbuf;
 }

@@ -131,7 +131,9 @@ static void test_defaults(void)
 	is_int(c.client_quarantine, 2000, "client.quarantine");
 	is_str(c.auth_peer_secret_file, "", "auth.peer_secret_file is derived later");
 	is_str(c.auth_client_secret_file, "", "auth.client_secret_file is derived later");
-	is_int(c.auth_handshake_timeout, 5000, "auth.handshake_timeout");
+	is_int(c.auth_handshake_timeout, 2000, "auth.handshake_timeout");
+	is_int(c.node_max_preauth, 256, "node.max_preauth");
+	is_int(c.node_max_preauth_per_ip, 32, "node.max_preauth_per_ip");
 	kvn_conf_fini(&c);
 	ok(c.node_data_dir == NULL && c.peer_dram_size == 0, "fini clears the struct");
 	kvn_conf_fini(NULL);

@@ -133,8 +133,8 @@ static struct auth_policy pol;
 static struct actor_loop *srv_loop;
 static struct actor *srv_actor;
 static struct server *srv_state;
-static struct net_listener *lst;
-static uint16_t srv_port;
+static struct net_listener *lst, *cap_lst;
+static uint16_t srv_port, cap_port;
 
 static void make_ring(struct auth_keyring *kr, uint8_t fill)
 {
@@ -167,6 +167,14 @@ static void start_server(void)
 	if (net_listen(srv_actor, "127.0.0.1:0", &pol, &o, &lst, err, sizeof err) != 0)
 		kvn_fatal("listen: %s", err);
 	srv_port = net_listener_port(lst);
+	/* a second listener with tiny limits, for t_max_connections */
+	o.max_conns = 2;
+	o.max_preauth = 4;
+	o.max_preauth_per_ip = 4;
+	o.handshake_timeout_ms = 10000; /* idle sockets stay for the whole case */
+	if (net_listen(srv_actor, "127.0.0.1:0", &pol, &o, &cap_lst, err, sizeof err) != 0)
+		kvn_fatal("listen: %s", err);
+	cap_port = net_listener_port(cap_lst);
 	actor_loop_start(srv_loop);
 }
 
@@ -657,6 +665,46 @@ static void t_deadline_and_loss(void)
 	cli_close(&f);
 }
 
+/* Idle unauthenticated sockets do not count against max_connections
+ * (they have a pool of their own); authenticated connections still do. */
+static void t_max_connections(void)
+{
+	struct cli_fix a, b, c;
+	int idle[6], nidle = 0;
+
+	for (int i = 0; i < 6; i++)
+		if ((idle[nidle] = raw_connect(cap_port)) >= 0)
+			nidle++;
+	is_int(nidle, 6, "6 idle sockets: more than max_connections (2) and the pre-auth pool (4)");
+	cli_open(&a, cap_port, AUTH_ROLE_CLIENT, &client_kr.s[0]);
+	is_int(ping(&a, 1, NULL, 0, 3000), 0, "an authenticated connection gets in");
+	cli_open(&b, cap_port, AUTH_ROLE_CLIENT, &client_kr.s[0]);
+	is_int(ping(&b, 2, NULL, 0, 3000), 0, "and a second one: max_connections counts authenticated ones");
+	cli_open(&c, cap_port, AUTH_ROLE_CLIENT, &client_kr.s[0]);
+	ok(ping(&c, 3, NULL, 0, 3000) != 0, "a third authenticated one is refused (max_connections 2)");
+	cli_close(&c);
+	cli_close(&a);
+	int rc = -1;
+	uint64_t until = kvn_now_ms() + 3000;
+	while (rc != 0 && kvn_now_ms() < until) {
+		cli_open(&c, cap_port, AUTH_ROLE_CLIENT, &client_kr.s[0]);
+		rc = ping(&c, 4, NULL, 0, 1000);
+		cli_close(&c);
+		if (rc)
+			usleep(20000);
+	}
+	is_int(rc, 0, "once one closed, another gets in");
+	cli_close(&b);
+	int open = 0;
+	for (int i = 0; i < nidle; i++) {
+		struct pollfd pfd = { .fd = idle[i], .events = POLLIN };
+		uint8_t buf[8];
+		open += !(poll(&pfd, 1, 0) > 0 && read(idle[i], buf, sizeof buf) <= 0);
+		close(idle[i]);
+	}
+	ok(open <= 4, "the listener kept at most max_preauth of the idle sockets (%d)", open);
+}
+
 /* ---- simulated network ---- */
 
 static void t_sim(void)
@@ -739,6 +787,7 @@ int main(int argc, char **argv)
 		{ "handshake_timeout", t_handshake_timeout },
 		{ "unauthenticated", t_unauthenticated },
 		{ "deadline_and_loss", t_deadline_and_loss },
+		{ "max_connections", t_max_connections },
 		{ "sim", t_sim },
 		{ NULL, NULL },
 	};
@@ -750,6 +799,7 @@ int main(int argc, char **argv)
 	actor_loop_stop(srv_loop);
 	actor_loop_join(srv_loop);
 	net_listener_free(lst);
+	net_listener_free(cap_lst);
 	actor_loop_free(srv_loop);
 	free(srv_state);
 	return rc;

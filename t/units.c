@@ -398,6 +398,17 @@ static void test_str_quote(void)
 	   "quote: 4096 newlines fit 64 bytes with no raw newline");
 }
 
+/* KVN_Q: a plain name as it is, anything else quoted */
+static void test_str_q(void)
+{
+	is_str(KVN_Q("client-host_1.x"), "client-host_1.x", "KVN_Q: a plain name stays as it is");
+	is_str(KVN_Q("p1 attached"), "\"p1 attached\"", "KVN_Q: a space quotes it");
+	is_str(KVN_Q("a'b\"c"), "\"a'b\\\"c\"", "KVN_Q: quotes quoted and escaped");
+	is_str(KVN_Q("x\x1b"), "\"x\\x1b\"", "KVN_Q: control bytes escaped");
+	is_str(KVN_Q(""), "\"\"", "KVN_Q: empty");
+	is_str(KVN_Q(NULL), "\"\"", "KVN_Q: NULL");
+}
+
 static const struct tap_test tests[] = {
 	{ "size_units", test_size_units },
 	{ "size_fractions", test_size_fractions },
@@ -412,6 +423,7 @@ static const struct tap_test tests[] = {
 	{ "backoff", test_backoff },
 	{ "ratelimit", test_ratelimit },
 	{ "str_quote", test_str_quote },
+	{ "str_q", test_str_q },
 	{ NULL, NULL },
 };
 

@@ -459,7 +459,9 @@ int client_open(struct kvn_conf *conf, struct kvn_client **out)
 		kvn_set_last_detail(c->detail);
 		kvn_conf_fini(&c->conf);
 		free(c);
-		return rc == KVN_EIO || rc == KVN_EPERM ? rc : KVN_ECONFIG;
+		/* missing, unreadable, too open or no valid secret: the client
+		 * cannot authenticate (CLI exit 3, docs/operations.md) */
+		return KVN_EAUTH;
 	}
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "client");

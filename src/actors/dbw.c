@@ -158,7 +158,7 @@ static int wfail_end(const struct wfail *f, const char *what, const char *node_i
 	if (!f->n)
 		return 0;
 	log_error("dbw: %s of node %s: %u of %u writes failed (first: %s gen %" PRIu64 ": %s)", what,
-		  node_id, f->n, total, f->first, f->first_gen, kvn_strerror(f->first_rc));
+		  KVN_Q(node_id), f->n, total, f->first, f->first_gen, kvn_strerror(f->first_rc));
 	return KVN_EDB;
 }
 
@@ -338,7 +338,7 @@ static int do_events(struct dbw *d, const struct actor_msg *m)
 			wfail_note(&f, rc, o.key, o.klen, o.gen);
 	}
 	if ((rc = wire_r_end(&r)) != 0) {
-		log_error("dbw: malformed events request for node %s", node_id);
+		log_error("dbw: malformed events request for node %s", KVN_Q(node_id));
 		return rc;
 	}
 	return wfail_end(&f, "events", node_id, n + has_row);
@@ -425,7 +425,7 @@ static int do_sync_end(struct dbw *d, const struct actor_msg *m)
 		return rc;
 	HASH_FIND_STR(d->stages, row.node_id, s);
 	if (!s || s->sync_id != id || s->broken || s->nparts != parts) {
-		log_error("dbw: full sync of node %s incomplete (%u of %u parts): not stored", row.node_id,
+		log_error("dbw: full sync of node %s incomplete (%u of %u parts): not stored", KVN_Q(row.node_id),
 			  s && s->sync_id == id ? s->nparts : 0, parts);
 		if (s)
 			stage_free(d, s);
@@ -463,7 +463,7 @@ static int do_sync_end(struct dbw *d, const struct actor_msg *m)
 		}
 		rc = wfail_end(&f, "full sync", row.node_id, 2);
 	} else if (rc && rc != KVN_EDB) {
-		log_error("dbw: malformed full-sync part of node %s", row.node_id);
+		log_error("dbw: malformed full-sync part of node %s", KVN_Q(row.node_id));
 	}
 	free(objs);
 	stage_free(d, s);

@@ -208,7 +208,7 @@ static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
 
 	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
 		 " locations dropped (marked lost in master.db)",
-		 n->node_id, silent_ms, dropped);
+		 KVN_Q(n->node_id), silent_ms, dropped);
 	MASTER_STAT_INC(nodes_dead);
 	n->dead = 1;
 	n->attached = 0;
@@ -317,9 +317,9 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 		n->persist_epoch++;
 		mstaging_reset(&n->stg);
 		log_info("master: node %s attached (%s): %" PRIu64 " locations dropped, full sync requested",
-			 n->node_id, why, dropped);
+			 KVN_Q(n->node_id), why, dropped);
 	} else {
-		log_info("master: node %s re-attached (same boot, applied seq %" PRIu64 ")", n->node_id,
+		log_info("master: node %s re-attached (same boot, applied seq %" PRIu64 ")", KVN_Q(n->node_id),
 			 n->applied_seq);
 	}
 	n->dead = 0;
@@ -370,7 +370,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 	if (resync) {
 		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
 			 " of it: full sync requested",
-			 n->node_id, pn.keys, n->objects);
+			 KVN_Q(n->node_id), pn.keys, n->objects);
 		n->live = 0; /* its re-attach must full-sync (on_attach) */
 	}
 	master_reply_ack(ms, m, n, n->db_broken || resync, 0);
@@ -385,7 +385,7 @@ static void on_net_down(struct master *ms, const struct actor_msg *m)
 		if (n->ref != m->src || !n->attached)
 			continue;
 		/* locations stay until the timeout, in case it reconnects */
-		log_info("master: node %s disconnected (%s)", n->node_id, kvn_strerror(m->status));
+		log_info("master: node %s disconnected (%s)", KVN_Q(n->node_id), kvn_strerror(m->status));
 		n->attached = 0;
 		n->reserved = 0;
 		mstaging_reset(&n->stg);
@@ -485,7 +485,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		n->sync_due = 1; /* its re-attach must full-sync (on_attach) */
 		MASTER_STAT_INC(event_gaps);
 		log_warn("master: node %s: event gap after seq %" PRIu64 " (got %" PRIu64 "): full sync requested",
-			 n->node_id, n->applied_seq, e.seq);
+			 KVN_Q(n->node_id), n->applied_seq, e.seq);
 	}
 	/* applied in memory: acknowledge now, before any fsync */
 	master_reply_ack(ms, m, n, gap || n->db_broken, gap ? KVN_ESTATE : 0);

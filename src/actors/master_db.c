@@ -46,14 +46,14 @@ static void persist_result(struct master *ms, struct persist *p, int rc)
 
 	if (rc == KVN_ECLOSED) {
 		/* shutting down: the writer or we are going away */
-		log_debug("master: dbw request for node %s abandoned at shutdown", p->node_id);
+		log_debug("master: dbw request for node %s abandoned at shutdown", KVN_Q(p->node_id));
 		return;
 	}
 	if (rc)
 		MASTER_STAT_INC(db_errors);
 	if (p->kind == MASTER_P_NODE || p->kind == MASTER_P_DEAD) {
 		if (rc)
-			log_error("master: node %s: master.db update failed: %s", p->node_id, kvn_strerror(rc));
+			log_error("master: node %s: master.db update failed: %s", KVN_Q(p->node_id), kvn_strerror(rc));
 		return;
 	}
 	/* a newer boot, a death or a full sync replaced what this wrote */
@@ -63,7 +63,7 @@ static void persist_result(struct master *ms, struct persist *p, int rc)
 		if (!n->db_broken)
 			log_error("master: node %s: master.db write failed (%s): its durable seq stops at "
 				  "%" PRIu64 " until it full-syncs",
-				  n->node_id, kvn_strerror(rc), n->durable_seq);
+				  KVN_Q(n->node_id), kvn_strerror(rc), n->durable_seq);
 		n->db_broken = 1;
 		return;
 	}

@@ -363,7 +363,7 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 		 * reconciles (the index no longer points at those gens) */
 		MASTER_STAT_ADD(drops_failed, failed);
 		log_warn("master: %zu DROP_GEN notices undeliverable (first to node %s)", failed,
-			 first_failed->node_id);
+			 KVN_Q(first_failed->node_id));
 	}
 	mdrops_fini(d);
 }
@@ -380,7 +380,7 @@ void mstale_log(const struct mstale *s, const struct mnode *n, const char *what)
 {
 	if (s->n)
 		log_warn("master: node %s: %u stale %s entries answered with DROP_GEN (first %s gen %" PRIu64 ")",
-			 n->node_id, s->n, what, s->first, s->first_gen);
+			 KVN_Q(n->node_id), s->n, what, s->first, s->first_gen);
 }
 
 

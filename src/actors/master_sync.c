@@ -134,7 +134,7 @@ static void sync_apply(struct master *ms, struct mnode *n)
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
 	log_info("master: node %s: full sync applied: %zu entries (%" PRIu64 " locations replaced), seq %" PRIu64,
-		 n->node_id, s->n, dropped, s->seq);
+		 KVN_Q(n->node_id), s->n, dropped, s->seq);
 	mstale_log(&stale, n, "snapshot");
 	mstaging_reset(s);
 	mdrops_send(ms, &drops);
@@ -165,7 +165,7 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 		/* not asked for, or older than what was asked for: a delayed or
 		 * duplicated copy of an earlier sync, which would replace the
 		 * node's locations with a past state */
-		log_warn("master: node %s: stale full sync (seq %" PRIu64 ") ignored", n->node_id, h.seq);
+		log_warn("master: node %s: stale full sync (seq %" PRIu64 ") ignored", KVN_Q(n->node_id), h.seq);
 		master_reply_ack(ms, m, n, 0, KVN_ESTATE);
 		return;
 	}
@@ -177,7 +177,7 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 		n->stg.seq = h.seq;
 	} else if (!n->stg.active || h.chunk != n->stg.next_chunk || h.seq != n->stg.seq) {
 		log_warn("master: node %s: full sync chunk %u out of order (expected %u): sync discarded",
-			 n->node_id, h.chunk, n->stg.active ? n->stg.next_chunk : 0);
+			 KVN_Q(n->node_id), h.chunk, n->stg.active ? n->stg.next_chunk : 0);
 		mstaging_reset(&n->stg);
 		master_reply_ack(ms, m, n, 1, KVN_ESTATE);
 		return;

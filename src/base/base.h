@@ -98,6 +98,14 @@ void kvn_key_printable(char *out, size_t cap, const void *key, size_t klen);
  * to fit `cap` (>= 8).  A peer can never forge a log line or a terminal
  * escape through it. */
 void kvn_str_quote(char *out, size_t cap, const void *s, size_t len);
+/* A NUL-terminated string from outside (NULL: "") for a log argument, in a
+ * buffer that lives until the end of the enclosing block:
+ * log_warn("node %s ...", KVN_Q(n->node_id)).  As it is when it is made of
+ * letters, digits, '.', '_' and '-' only (node.id's characters: nothing to
+ * mistake), else kvn_str_quote'd.  Room for 64 bytes escaped. */
+#define KVN_Q_CAP 272
+#define KVN_Q(s) kvn_str_q((char[KVN_Q_CAP]){ 0 }, (s))
+const char *kvn_str_q(char out[KVN_Q_CAP], const char *s);
 /* Split "host:port" (IPv4, [v6] or name); 0 or KVN_EINVAL.  host has >= 256
  * bytes. */
 int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port);
@@ -142,6 +150,8 @@ struct kvn_conf {
 	uint64_t node_mailbox_size;
 	char *node_tcp_congestion; /* "": the kernel's default */
 	uint64_t node_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
+	uint64_t node_max_preauth;        /* per listener, not yet authenticated */
+	uint64_t node_max_preauth_per_ip; /* the same, per source address */
 	/* [master] */
 	char *master_listen;
 	uint64_t master_node_timeout; /* ms */

@@ -69,6 +69,15 @@ const struct conf_key conf_keys[] = {
 	  "buffers grow to tcp_wmem's maximum, so a whole large GET reply is queued at once "
 	  "and BBR then paces it out with timers; 512KiB had no pacing timers and made 1 "
 	  "and 16 MiB gets about 1.5x faster here (bench/README.md)." },
+	{ "node", "max_preauth", T_UINT, "256", 1, 65536, 0, NULL, NULL, FIELD(node_max_preauth),
+	  "Most connections each listener keeps open that have not authenticated yet.  They "
+	  "do not count against master.max_connections or peer.max_connections, so idle "
+	  "sockets without a secret cannot keep clients or peers out; when the pool is full "
+	  "the oldest (one that has not sent HELLO, first) is closed for the newcomer." },
+	{ "node", "max_preauth_per_ip", T_UINT, "32", 1, 65536, 0, NULL, NULL,
+	  FIELD(node_max_preauth_per_ip),
+	  "Most connections from one source address that have not authenticated yet, per "
+	  "listener; beyond, that address's oldest is closed for the newcomer." },
 	/* [master] */
 	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
 	  "Address the master accepts peers and clients on." },
@@ -77,7 +86,9 @@ const struct conf_key conf_keys[] = {
 	  "A peer not heard from for this long is marked down. Must be longer than "
 	  "peer.heartbeat_interval." },
 	{ "master", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
-	  FIELD(master_max_connections), "Most connections the master keeps open at once." },
+	  FIELD(master_max_connections),
+	  "Most authenticated connections the master keeps open at once (those still in the "
+	  "handshake count against node.max_preauth instead)." },
 	{ "master", "commit_linger", T_DURATION, "2ms", 0, SECS(1), 0, NULL, NULL,
 	  FIELD(master_commit_linger),
 	  "How long the master holds plain puts' metadata writes, and master.db keeps a "
@@ -114,7 +125,9 @@ const struct conf_key conf_keys[] = {
 	  FIELD(peer_read_lease_ttl),
 	  "Longest a get in flight or a pin keeps a value's pages from being freed." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
-	  FIELD(peer_max_connections), "Most connections the peer keeps open at once." },
+	  FIELD(peer_max_connections),
+	  "Most authenticated connections the peer keeps open at once (those still in the "
+	  "handshake count against node.max_preauth instead)." },
 	/* [client] */
 	{ "client", "master", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(client_master),
 	  "Address of the master the client asks for routes." },
@@ -170,9 +183,10 @@ const struct conf_key conf_keys[] = {
 	{ "auth", "client_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/client.secret",
 	  NULL, FIELD(auth_client_secret_file),
 	  "Secret file clients authenticate with; a client secret cannot attach as a peer." },
-	{ "auth", "handshake_timeout", T_DURATION, "5s", 10, MINS(10), 0, NULL, NULL,
+	{ "auth", "handshake_timeout", T_DURATION, "2s", 10, MINS(10), 0, NULL, NULL,
 	  FIELD(auth_handshake_timeout),
-	  "Time a new connection has to finish authenticating before it is closed." },
+	  "Time a new connection has to finish authenticating before it is closed (an "
+	  "unauthenticated socket holds a node.max_preauth slot this long at most)." },
 };
 
 #define NKEYS ARRAY_LEN(conf_keys)

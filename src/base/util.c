@@ -166,6 +166,25 @@ void kvn_str_quote(char *out, size_t cap, const void *s, size_t len)
 	out[o] = '\0';
 }
 
+/* A name made only of node.id's characters (letters, digits, '.', '_',
+ * '-') cannot be mistaken for anything else in a line and stays as it is,
+ * so logs read `node p1 attached`; anything else is quoted and escaped. */
+const char *kvn_str_q(char out[KVN_Q_CAP], const char *s)
+{
+	size_t n = s ? strlen(s) : 0, i;
+
+	for (i = 0; i < n && n < KVN_Q_CAP; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			break;
+	if (n > 0 && i == n && n < KVN_Q_CAP) {
+		memcpy(out, s, n + 1);
+		return out;
+	}
+	kvn_str_quote(out, KVN_Q_CAP, s ? s : "", n);
+	return out;
+}
+
 int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *port)
 {
 	const char *colon, *hs, *he;

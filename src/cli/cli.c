@@ -31,8 +31,12 @@ static int connect_from(struct kvn_conf *conf, struct kvn_client **c)
 	int rc = kvn_connect_conf(conf, c);
 	if (rc) {
 		const char *d = kvn_last_detail(NULL);
-		fprintf(stderr, "kvnode: cannot connect to the master: %s%s%s%s\n", kvn_strerror(rc),
-			*d ? " (" : "", d, *d ? ")" : "");
+		/* a refused secret file or a bad setting stops the client before it
+		 * dials: do not say it could not connect */
+		int local = rc == KVN_ECONFIG || strncmp(d, "auth.client_secret_file", 23) == 0;
+		fprintf(stderr, "kvnode: %s: %s%s%s%s\n",
+			local ? "client not started, no connection attempted" : "cannot connect to the master",
+			kvn_strerror(rc), *d ? " (" : "", d, *d ? ")" : "");
 		return kvn_err_exit_code(rc);
 	}
 	return 0;

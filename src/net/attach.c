@@ -25,6 +25,12 @@ void conn_up(struct conn *c)
 
 	c->state = C_UP;
 	evtimer_del(c->timer);
+	if (c->on_pre) {
+		/* authenticated: out of the pre-auth pool, into max_connections */
+		conn_preauth_leave(c);
+		c->cnt->open++;
+		c->counted = 1;
+	}
 	c->backoff_ms = c->o.backoff_min_ms;
 	if (c->outgoing && c->down_logged) {
 		log_info("connection to %s is back", c->addr);
@@ -41,12 +47,17 @@ void conn_up(struct conn *c)
 }
 
 /* One line per refused attach, naming the remote address and the claimed
- * principal; never the secret or a proof. */
+ * principal (quoted: it is whatever the remote sent); never the secret or a
+ * proof.  Rate-limited per listener: a flood of bad handshakes is a few
+ * lines and a count. */
 void conn_reject(struct conn *c, int err, const char *why)
 {
+	uint64_t supp = 0;
+
 	NSTAT_ADD(auth_fail, 1);
-	log_warn("auth: rejected %s '%s' from %s: %s", auth_role_name(c->role), conn_who(c), c->remote,
-		 why);
+	if (conn_log_ok(c, &supp))
+		log_warn("auth: rejected %s %s from %s: %s%s", auth_role_name(c->role), conn_who(c), c->remote,
+			 why, CONN_SUPP(supp));
 	conn_send_hs(c, WIRE_REJECT, NULL, err);
 	c->closing = 1;
 	c->flush_then_close = 1;
@@ -80,13 +91,12 @@ void hs_server(struct conn *c)
 			return;
 		}
 		memcpy(hello.nonce, n, AUTH_NONCE_LEN);
-		/* the claimed principal, for log lines until the proof confirms it */
+		/* the claimed principal, for log lines until the proof confirms it
+		 * (conn_who quotes it: control bytes and quotes come out escaped) */
 		c->role = hello.role;
-		snprintf(c->node_id, sizeof c->node_id, "%s", hello.node_id);
+		conn_set_node_id(c, hello.node_id);
 		rc = auth_server_hello(&c->hs, c->pol, &hello, &ch);
 		if (rc) {
-			if (rc == KVN_EINVAL)
-				c->node_id[0] = '\0'; /* not printable: do not echo it to the log */
 			conn_reject(c, KVN_EAUTH, rc == KVN_EAUTH ? "role not accepted here" : "malformed hello");
 			return;
 		}
@@ -112,6 +122,13 @@ void hs_server(struct conn *c)
 			conn_reject(c, KVN_EAUTH, "wrong secret");
 			return;
 		}
+		if (c->cnt && c->cnt->open >= c->o.max_conns) {
+			/* the pre-auth pool is apart; authenticated ones still honour
+			 * max_connections */
+			auth_session_free(sess);
+			conn_reject(c, KVN_EBUSY, "max_connections reached");
+			return;
+		}
 		wire_w_init(&w);
 		wire_w_raw(&w, acc.mac, AUTH_MAC_LEN);
 		conn_send_hs(c, WIRE_ACCEPT, &w, 0);
@@ -122,7 +139,12 @@ void hs_server(struct conn *c)
 		conn_flush(c);
 		return;
 	}
-	log_warn("auth: unexpected %s during handshake from %s: closing", wire_type_name(c->h.type), c->remote);
+	{
+		uint64_t supp = 0;
+		if (conn_log_ok(c, &supp))
+			log_warn("auth: unexpected %s during handshake from %s: closing%s", wire_type_name(c->h.type),
+				 c->remote, CONN_SUPP(supp));
+	}
 	hs_malformed(c);
 }
 

@@ -53,7 +53,42 @@ static void conn_start_connect(struct conn *c);
 
 const char *conn_who(const struct conn *c)
 {
-	return c->node_id[0] ? c->node_id : "?";
+	return c->who[0] ? c->who : "?";
+}
+
+/* The node_id is the peer's claim (pre-auth, any printable byte): logs get
+ * it only through kvn_str_q (quoted unless plainly a name), so it cannot
+ * forge a line or a field. */
+void conn_set_node_id(struct conn *c, const char *id)
+{
+	snprintf(c->node_id, sizeof c->node_id, "%s", id);
+	if (c->node_id[0])
+		kvn_str_q(c->who, c->node_id);
+	else
+		c->who[0] = '\0';
+}
+
+int conn_log_ok(struct conn *c, uint64_t *suppressed)
+{
+	return kvn_ratelimit_ok(c->cnt ? &c->cnt->rl : &c->rl, suppressed);
+}
+
+const char *conn_supp_text(char out[64], uint64_t n)
+{
+	if (n)
+		snprintf(out, 64, " (%llu similar lines suppressed)", (unsigned long long)n);
+	else
+		out[0] = '\0';
+	return out;
+}
+
+void conn_preauth_leave(struct conn *c)
+{
+	if (!c->on_pre)
+		return;
+	TAILQ_REMOVE(&c->cnt->pre, c, pre_link);
+	c->cnt->preauth--;
+	c->on_pre = 0;
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -277,6 +312,7 @@ void reset_frame(struct conn *c)
 
 static void teardown_io(struct conn *c)
 {
+	conn_preauth_leave(c);
 	abort_sink(c);
 	reset_frame(c);
 	if (c->rev)
@@ -410,8 +446,10 @@ static void conn_write_io(struct conn *c, short what)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
-		log_warn("net: %s (%s) made no write progress in %llu ms: closing", c->remote, conn_who(c),
-			 (unsigned long long)c->o.write_timeout_ms);
+		uint64_t supp = 0;
+		if (conn_log_ok(c, &supp))
+			log_warn("net: %s (%s) made no write progress in %llu ms: closing%s", c->remote,
+				 conn_who(c), (unsigned long long)c->o.write_timeout_ms, CONN_SUPP(supp));
 		conn_fail(c, KVN_ETIMEDOUT);
 		return;
 	}
@@ -427,9 +465,11 @@ static void conn_timer_io(struct conn *c)
 	}
 	if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
 		if (!c->outgoing) {
+			uint64_t supp = 0;
 			NSTAT_ADD(auth_fail, 1);
-			log_warn("auth: %s did not authenticate within %llu ms: closing", c->remote,
-				 (unsigned long long)c->o.handshake_timeout_ms);
+			if (conn_log_ok(c, &supp))
+				log_warn("auth: %s did not authenticate within %llu ms: closing%s", c->remote,
+					 (unsigned long long)c->o.handshake_timeout_ms, CONN_SUPP(supp));
 		}
 		conn_fail(c, KVN_ETIMEDOUT);
 	} else if (c->flush_then_close) {
@@ -517,7 +557,8 @@ static void conn_fini(struct actor *self)
 		event_free(c->reap);
 	OPENSSL_cleanse(&c->secret, sizeof c->secret);
 	if (c->cnt) {
-		c->cnt->open--;
+		if (c->counted)
+			c->cnt->open--;
 		net_counter_put(c->cnt);
 	}
 	free(c);
@@ -547,6 +588,7 @@ static struct conn *conn_new(struct actor *owner, const struct net_opts *o)
 		kvn_fatal("out of memory");
 	TAILQ_INIT(&c->queued);
 	c->backoff_ms = c->o.backoff_min_ms;
+	kvn_ratelimit_init(&c->rl, NET_WARN_INTERVAL_MS, NET_WARN_BURST);
 	return c;
 }
 
@@ -604,7 +646,7 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 	snprintf(c->addr, sizeof c->addr, "%s", addr);
 	snprintf(c->remote, sizeof c->remote, "%s", addr);
 	c->role = cr->role;
-	snprintf(c->node_id, sizeof c->node_id, "%s", cr->node_id);
+	conn_set_node_id(c, cr->node_id);
 	c->secret = *cr->secret;
 	rc = actor_spawn(actor_loop_of(owner), &conn_ops, c, 1u << 16, &a);
 	if (rc) {
@@ -659,8 +701,15 @@ int conn_accept(struct actor *owner, int fd, const char *remote, const struct au
 	}
 	c->self = a;
 	c->cnt = cnt;
-	cnt->open++;
 	cnt->refs++;
+	/* not counted against max_connections until it authenticates (conn_up) */
+	TAILQ_INSERT_TAIL(&cnt->pre, c, pre_link);
+	cnt->preauth++;
+	c->on_pre = 1;
+	{
+		const char *colon = strrchr(c->remote, ':');
+		c->src_len = colon ? (size_t)(colon - c->remote) : strlen(c->remote);
+	}
 	NSTAT_ADD(conns_open, 1);
 	NSTAT_ADD(conns_accepted, 1);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);

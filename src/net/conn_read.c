@@ -371,9 +371,11 @@ static int conn_read_frames(struct conn *c)
 			c->rpos += WIRE_HDR_LEN;
 			rc = wire_hdr_decode(c->hraw, c->o.max_payload, &c->h);
 			if (rc) {
+				uint64_t supp = 0;
 				NSTAT_ADD(proto_err, 1);
-				log_warn("net: bad frame header from %s (%s): %s; closing", c->remote, conn_who(c),
-					 kvn_strerror(rc));
+				if (conn_log_ok(c, &supp))
+					log_warn("net: bad frame header from %s (%s): %s; closing%s", c->remote,
+						 conn_who(c), kvn_strerror(rc), CONN_SUPP(supp));
 				if (c->state != C_UP && rc == KVN_EVERSION && !c->outgoing) {
 					conn_send_hs(c, WIRE_REJECT, NULL, KVN_EVERSION);
 					c->closing = 1;
@@ -384,9 +386,11 @@ static int conn_read_frames(struct conn *c)
 				return rc;
 			}
 			if (c->state != C_UP && !is_handshake_type(c->h.type)) {
+				uint64_t supp = 0;
 				NSTAT_ADD(auth_fail, 1);
-				log_warn("auth: unauthenticated %s from %s: closing", wire_type_name(c->h.type),
-					 c->remote);
+				if (conn_log_ok(c, &supp))
+					log_warn("auth: unauthenticated %s from %s: closing%s",
+						 wire_type_name(c->h.type), c->remote, CONN_SUPP(supp));
 				return KVN_EAUTH;
 			}
 			if (c->state == C_UP && is_handshake_type(c->h.type)) {
@@ -447,10 +451,12 @@ static int conn_read_frames(struct conn *c)
 				rc = auth_tag_verify(c->tin, c->ibuf + c->rpos);
 				c->rpos += WIRE_TAG_LEN;
 				if (rc) {
+					uint64_t supp = 0;
 					NSTAT_ADD(auth_fail, 1);
-					log_warn("auth: bad tag on a %s frame from %s (%s '%s'): closing",
-						 wire_type_name(c->h.type), c->remote, auth_role_name(c->role),
-						 conn_who(c));
+					if (conn_log_ok(c, &supp))
+						log_warn("auth: bad tag on a %s frame from %s (%s %s): closing%s",
+							 wire_type_name(c->h.type), c->remote,
+							 auth_role_name(c->role), conn_who(c), CONN_SUPP(supp));
 					return KVN_EAUTH;
 				}
 			}

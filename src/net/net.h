@@ -150,12 +150,18 @@ int wire_w_to_msg(struct wire_w *w, struct actor_msg *m);
 
 struct net_opts {
 	uint64_t connect_timeout_ms;   /* default 5000 */
-	uint64_t handshake_timeout_ms; /* default 5000 */
+	uint64_t handshake_timeout_ms; /* default 2000 */
 	uint64_t max_payload;          /* frames above are refused; default 64 MiB */
 	int reconnect;                 /* outgoing: reconnect with backoff */
 	uint64_t backoff_min_ms;       /* default 100 */
 	uint64_t backoff_max_ms;       /* default 5000 */
-	uint32_t max_conns;            /* listener: refuse beyond; default 1024 */
+	uint32_t max_conns;            /* listener: authenticated ones; refuse beyond; default 1024 */
+	/* Listener: connections not yet authenticated have a pool of their own,
+	 * so idle sockets with no secret never keep an authenticated one out.
+	 * Beyond either bound the oldest (idle first) of the pool or of the
+	 * source address is closed to make room.  Defaults 256 and 32. */
+	uint32_t max_preauth;
+	uint32_t max_preauth_per_ip;
 	uint64_t write_timeout_ms;     /* no write progress this long: close; default 30000 */
 	uint64_t max_outq;             /* stop reading input above this many queued bytes */
 	uint32_t max_queued;           /* messages queued while not yet connected */

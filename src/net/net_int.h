@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <uthash.h>
 
+#include "base/base.h"
 #include "net/net.h"
 
 int tcp_resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *sslen);
@@ -17,16 +18,25 @@ void tcp_tune(int fd, const struct net_opts *o);
 int tcp_connect_start(const char *addr, const struct net_opts *o, int *fd_out);
 int tcp_connect_result(int fd);
 
-/* The listener's count of open connections, shared with its connections so
- * either may go first (same loop thread: no locking). */
+struct conn;
+/* The listener's accounting, shared with its connections so either may go
+ * first (same loop thread: no locking): authenticated connections (against
+ * max_connections) and, apart, the ones still in the handshake, oldest
+ * first (against max_preauth and max_preauth_per_ip). */
 struct net_counter {
-	uint32_t open;
+	uint32_t open;    /* authenticated */
 	uint32_t refs;
+	uint32_t preauth; /* length of pre */
+	TAILQ_HEAD(, conn) pre;
+	/* every warning about this listener's connections (refused, dropped,
+	 * rejected, timed out): a flood of bad connections is a few lines */
+	struct kvn_ratelimit rl;
 };
 void net_counter_put(struct net_counter *c);
 
 /* Wrap an accepted socket in a proxy actor owned by owner; the connection
- * holds a reference on cnt and counts itself open until it ends. */
+ * holds a reference on cnt and stays on its pre-auth list until it
+ * authenticates (then counts itself open) or ends. */
 int conn_accept(struct actor *owner, int fd, const char *remote, const struct auth_policy *pol,
 		const struct net_opts *o, struct net_counter *cnt);
 void net_stat_inc_refused(void);
@@ -37,6 +47,10 @@ void net_stat_inc_refused(void);
 #define DIRECT_MIN (16 * 1024)          /* payload reads this big skip the staging buffer */
 #define READ_BUDGET (8ull << 20)         /* socket bytes per callback before yielding */
 #define INFLIGHT_SWEEP_AT 1024
+/* Warnings about one listener's (or one outgoing) connections: at most this
+ * many per interval, then one line saying how many were dropped. */
+#define NET_WARN_INTERVAL_MS 10000
+#define NET_WARN_BURST 10
 
 enum { C_CONNECTING = 1, C_HANDSHAKE, C_UP, C_DOWN, C_CLOSED };
 enum { R_HDR = 0, R_META, R_PAY, R_TAG };
@@ -98,6 +112,12 @@ struct conn {
 	uint64_t backoff_ms;
 	int down_logged;
 	struct net_counter *cnt;
+	/* inbound: on cnt->pre until authenticated, then counted in cnt->open */
+	TAILQ_ENTRY(conn) pre_link;
+	int on_pre, counted;
+	size_t src_len;               /* remote[0..src_len): the source address, without the port */
+	char who[KVN_Q_CAP];          /* node_id for logs, kvn_str_q (conn_who) */
+	struct kvn_ratelimit rl;      /* outgoing: its warnings (inbound: cnt->rl) */
 };
 
 extern struct net_stats nstats;
@@ -110,7 +130,16 @@ int conn_write_msg(struct conn *c, struct actor_msg *m);
 void conn_send_hs(struct conn *c, uint16_t type, struct wire_w *w, int status);
 void conn_arm_timer(struct conn *c, uint64_t ms);
 void fail_msg(struct actor_msg *m, int err);
-const char *conn_who(const struct conn *c);
+const char *conn_who(const struct conn *c); /* the quoted node_id, or "?" */
+void conn_set_node_id(struct conn *c, const char *id);
+/* Whether a warning about c may be logged now (*suppressed: how many were
+ * dropped since the last one); inbound ones share their listener's limit. */
+int conn_log_ok(struct conn *c, uint64_t *suppressed);
+/* The tail of a rate-limited line: " (N similar lines suppressed)", or "". */
+#define CONN_SUPP(n) conn_supp_text((char[64]){ 0 }, (n))
+const char *conn_supp_text(char out[64], uint64_t n);
+/* Leave the pre-auth pool (authenticated, or ending); idempotent. */
+void conn_preauth_leave(struct conn *c);
 void notify_owner(struct conn *c, uint16_t type, int status);
 /* conn_read.c */
 void reset_frame(struct conn *c);

@@ -25,11 +25,13 @@ void net_opts_default(struct net_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->connect_timeout_ms = 5000;
-	o->handshake_timeout_ms = 5000;
+	o->handshake_timeout_ms = 2000;
 	o->max_payload = 64ull << 20;
 	o->backoff_min_ms = 100;
 	o->backoff_max_ms = 5000;
 	o->max_conns = 1024;
+	o->max_preauth = 256;
+	o->max_preauth_per_ip = 32;
 	o->write_timeout_ms = 30000;
 	o->max_outq = 256ull << 20;
 	o->max_queued = 4096;
@@ -179,8 +181,64 @@ struct net_listener {
 	struct net_opts opts;
 	struct net_counter *cnt;
 	uint16_t port;
-	uint64_t refused_logged_ms;
 };
+
+static int same_source(const struct conn *c, const char *remote, size_t src_len)
+{
+	return c->src_len == src_len && memcmp(c->remote, remote, src_len) == 0;
+}
+
+/* The connection to drop for a newcomer: among those still in the
+ * handshake (from the newcomer's address if `src_len`), the oldest that has
+ * not even said HELLO, else the oldest.  The newest always gets its chance:
+ * a legitimate client finishes in a round trip or two, while an idle socket
+ * only waits for its deadline. */
+static struct conn *preauth_victim(struct net_counter *cnt, const char *remote, size_t src_len)
+{
+	struct conn *c, *oldest = NULL;
+	TAILQ_FOREACH(c, &cnt->pre, pre_link) {
+		if (src_len && !same_source(c, remote, src_len))
+			continue;
+		if (c->hs.step == 0)
+			return c;
+		if (!oldest)
+			oldest = c;
+	}
+	return oldest;
+}
+
+/* Make room in the pre-auth pool for a connection from remote: each
+ * newcomer adds one, so closing one (from its address when that bound is
+ * reached, else from anywhere) keeps both bounds. */
+static void preauth_make_room(struct net_listener *l, const char *remote)
+{
+	const char *colon = strrchr(remote, ':');
+	size_t src_len = colon ? (size_t)(colon - remote) : strlen(remote);
+	uint32_t same = 0, n = 0;
+	struct conn *c, *victim = NULL;
+	const char *why = NULL;
+
+	TAILQ_FOREACH(c, &l->cnt->pre, pre_link)
+		same += (uint32_t)same_source(c, remote, src_len);
+	if (same >= l->opts.max_preauth_per_ip) {
+		victim = preauth_victim(l->cnt, remote, src_len);
+		why = "node.max_preauth_per_ip";
+		n = same;
+	} else if (l->cnt->preauth >= l->opts.max_preauth) {
+		victim = preauth_victim(l->cnt, remote, 0);
+		why = "node.max_preauth";
+		n = l->cnt->preauth;
+	}
+	if (!victim)
+		return;
+	uint64_t supp = 0;
+	net_stat_inc_refused();
+	if (kvn_ratelimit_ok(&l->cnt->rl, &supp))
+		log_warn("net: %u connections not authenticated yet (%s): closing the oldest, from %s%s",
+			 n, why, victim->remote, CONN_SUPP(supp));
+	victim->closing = 1;
+	conn_fail(victim, KVN_EBUSY);
+}
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
@@ -191,18 +249,20 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	(void)lev;
 	(void)salen;
 	tcp_format_addr(sa, remote, sizeof remote);
+	/* Authenticated connections count against max_connections, the ones
+	 * in the handshake only against their own pool: idle sockets with no
+	 * secret can never keep a client or a peer out. */
 	if (l->cnt->open >= l->opts.max_conns) {
-		uint64_t now = kvn_now_ms();
+		uint64_t supp = 0;
 		net_stat_inc_refused();
-		/* one line per second at most: a connection storm must not flood */
-		if (now - l->refused_logged_ms >= 1000) {
-			log_warn("refusing connection from %s: %u connections open (max_connections)",
-				 remote, l->cnt->open);
-			l->refused_logged_ms = now;
-		}
+		if (kvn_ratelimit_ok(&l->cnt->rl, &supp))
+			log_warn("net: refusing connection from %s: %u authenticated connections open "
+				 "(max_connections)%s",
+				 remote, l->cnt->open, CONN_SUPP(supp));
 		close(fd);
 		return;
 	}
+	preauth_make_room(l, remote);
 	tcp_tune(fd, &l->opts);
 	if (conn_accept(l->owner, fd, remote, l->pol, &l->opts, l->cnt) != 0)
 		close(fd);
@@ -224,6 +284,8 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 	l->pol = pol;
 	l->cnt = kvn_xcalloc(1, sizeof *l->cnt);
 	l->cnt->refs = 1;
+	TAILQ_INIT(&l->cnt->pre);
+	kvn_ratelimit_init(&l->cnt->rl, NET_WARN_INTERVAL_MS, NET_WARN_BURST);
 	if (o)
 		l->opts = *o;
 	else

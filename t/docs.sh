@@ -1,0 +1,257 @@
+#!/bin/bash
+# t/docs.sh: every command in README.md and docs/*.md does what the docs
+# say.  The commands are extracted from the docs (the lines of ```sh
+# blocks, and inline `...` spans that start with kvnode, ./kvnode,
+# sqlite3, make, ./bootstrap or chmod); below, each one is run as written
+# (placeholders and ports substituted, loopback only) against real nodes in
+# a temp dir, its exit status checked, and the SQL queries run with the
+# sqlite3 shell against a real master.db.  The list of checks is proved
+# complete: a command in the docs that no check covers, or a check whose
+# command left the docs, fails the test.  Also: no file of the repository
+# refers to the shared/ directory next to it (a clone does not have it).
+. "$(dirname "$0")/lib.sh"
+
+DOCS="$SRCDIR/README.md $(ls "$SRCDIR"/docs/*.md)"
+
+# ---- the commands in the docs ------------------------------------------------
+extract() {
+	perl -0777 -ne '
+		while (/^[ \t]*```sh\n(.*?)^[ \t]*```/msg) {
+			for (split /\n/, $1) {
+				next if /^\s*(#|$)/;
+				s/\s+#\s.*$//;
+				s/\s+$//;
+				print "$_\n";
+			}
+		}
+		s/^[ \t]*```.*?^[ \t]*```//msg;
+		while (/`([^`]+)`/g) {
+			my $c = $1;
+			$c =~ s/\s+/ /g;
+			print "$c\n" if $c =~ m{^(\./)?kvnode |^sqlite3 |^make( |$)|^\./bootstrap |^chmod };
+		}
+	' $DOCS | sort -u
+}
+extract > "$TMP/doc-commands"
+ok $(( $(wc -l < "$TMP/doc-commands") < 10 )) "commands found in the docs: $(wc -l < "$TMP/doc-commands")"
+: > "$TMP/covered"
+
+# covered CMD: this check stands for the docs' command CMD
+covered() { printf '%s\n' "$1" >> "$TMP/covered"; }
+
+# ---- a work dir laid out like the top of the repository ------------------------
+W=$TMP/w
+mkdir -p "$W/etc" "$W/bin"
+ln -s "$KVNODE" "$W/kvnode"
+ln -s "$KVNODE" "$W/bin/kvnode"
+export PATH="$W/bin:$PATH"
+# Ports below the ephemeral range: the many connections of the tests that
+# run beside this one can never hold them as their local ends.
+EPH=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$(free_port)
+		[ "$p" -lt "$EPH" ] && { echo "$p"; return; }
+	done
+	echo "$p"
+}
+MP=$(port); PP=$(port)
+# the shipped config, on free loopback ports and with a small arena
+shipped_conf() { # shipped_conf FILE MASTER_PORT PEER_PORT
+	sed -e "s/127\.0\.0\.1:7400/127.0.0.1:$2/g" -e "s/127\.0\.0\.1:7401/127.0.0.1:$3/g" \
+		-e 's/^dram_size = .*/dram_size = 64MiB/' -e 's/^hugepages = .*/hugepages = off/' \
+		"$SRCDIR/etc/kvnode.conf" > "$1"
+}
+shipped_conf "$W/etc/kvnode.conf" "$MP" "$PP"
+grep -q "127.0.0.1:$MP" "$W/etc/kvnode.conf"
+ok $? "the shipped etc/kvnode.conf, on free ports"
+
+# doc_run WANT CMD [AS]: run CMD (or AS, CMD with its placeholders filled
+# in) in DIR (default $W); its exit status must be WANT
+doc_run() {
+	local want=$1 cmd=$2 as=${3:-$2}
+	covered "$cmd"
+	(cd "${DIR:-$W}" && eval "$as") > "$TMP/out" 2> "$TMP/err"
+	local st=$?
+	is "$st" "$want" "docs: '$cmd' exits $want"
+	[ "$st" = "$want" ] || sed 's/^/#   /' "$TMP/err" | head -5
+}
+
+# doc_sql CMD: a sqlite3 command: exit 0, nothing on stderr
+doc_sql() {
+	doc_run 0 "$1"
+	[ ! -s "$TMP/err" ]
+	ok $? "  and sqlite3 reported no error"
+}
+
+# doc_server NAME CMD [AS]: start a node as the docs say (in DIR), wait for
+# "kvnode ready"
+doc_server() {
+	local name=$1 cmd=$2 as=${3:-$2}
+	covered "$cmd"
+	(cd "${DIR:-$W}" && eval "exec $as") > "$TMP/$name.log" 2>&1 &
+	local pid=$!
+	PIDS="$PIDS $pid"
+	eval "PID_$name=$pid"
+	wait_log "$name" "kvnode ready" 20
+	ok $? "docs: '$cmd' starts a node"
+}
+
+# doc_stop NAME: SIGTERM stops it with status 0 (docs/operations.md)
+doc_stop() {
+	stop "$1" TERM
+	is "$STATUS" 0 "  SIGTERM stops it with status 0"
+}
+
+# doc_not_run CMD WHY: covered on purpose without running it
+doc_not_run() {
+	covered "$1"
+	ok 0 "docs: '$1' not run here: $2"
+}
+
+# ---- the all-in-one node and the client commands --------------------------------
+doc_server aio "./kvnode --role master,peer --config etc/kvnode.conf"
+covered 'kvnode ready: ...'
+like "$(cat "$TMP/aio.log")" "kvnode ready: " "docs: the node logs 'kvnode ready: ...'"
+is "$(stat -c %a "$W/var/client.secret")" 600 "the first start made var/client.secret, mode 0600 (README)"
+wait_until 15 sh -c "cd '$W' && ./kvnode --role client ping > /dev/null 2>&1"
+
+head -c 100000 /dev/urandom > "$W/some.bin"
+doc_run 0 "./kvnode --role client ping"
+like "$(cat "$TMP/out")" "1 peer\\(s\\) attached" "  and sees the peer"
+doc_run 0 "./kvnode --role client put k1 ./some.bin"
+doc_run 0 "./kvnode --role client get k1 -o copy.bin"
+cmp -s "$W/some.bin" "$W/copy.bin"
+ok $? "  copy.bin holds what was put"
+doc_run 0 "./kvnode --role client exists k1"
+(cd "$W" && ./kvnode --role client exists nope) > /dev/null 2>&1
+is $? 1 "  exists exits 1 for a key that does not exist, as the comment says"
+echo "value" | (cd "$W" && ./kvnode --role client put k2 - > /dev/null 2>&1)
+is $? 0 "  put with - reads stdin, as the comment says"
+doc_run 0 "./kvnode --role client stat"
+like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
+
+# the SQL, against this node's master.db while it runs
+while IFS= read -r q; do
+	doc_sql "$q"
+done < <(grep '^sqlite3 ' "$TMP/doc-commands")
+like "$(cd "$W" && sqlite3 var/master.db 'select * from v_objects order by commit_seq desc limit 20')" \
+	"k1" "  the objects query lists the key put"
+
+doc_run 0 "./kvnode --role client rm k1"
+(cd "$W" && ./kvnode --role client exists k1) > /dev/null 2>&1
+is $? 1 "  rm removed it"
+doc_run 0 "./kvnode --role client bench --op get --size 1MiB --count 2000 --clients 4" \
+	"./kvnode --role client bench --op get --size 1MiB --count 40 --clients 4"
+doc_run 0 "kvnode --role client bench --op tag --size S" "kvnode --role client bench --op tag --size 64KiB --count 100"
+doc_run 0 "kvnode bench" "kvnode --role client bench --help" # a name for the command above
+doc_run 2 "kvnode --role client"                                # the role, with no command: usage
+doc_stop aio
+
+# the same node, as README.md and docs/architecture.md spell it
+doc_server aio2 "kvnode --role master,peer --config etc/kvnode.conf"
+doc_stop aio2
+doc_server aio3 "kvnode --role master,peer"
+doc_stop aio3
+
+# ---- secrets (docs/operations.md) -----------------------------------------------
+doc_run 0 "kvnode keygen FILE" "kvnode keygen k.secret"
+doc_run 0 "kvnode keygen --rotate FILE" "kvnode keygen --rotate k.secret"
+is "$(grep -c '^[0-9a-f]\{64\}$' "$W/k.secret")" 2 "  the file holds two secrets"
+chmod 644 "$W/k.secret"
+doc_run 0 "chmod 600 FILE" "chmod 600 k.secret"
+is "$(stat -c %a "$W/k.secret")" 600 "  mode 600"
+
+# ---- exit codes (docs/operations.md): a refused secret file is 3 ----------------
+cli() { (cd "$W" && ./kvnode --role client "$@") > "$TMP/out" 2> "$TMP/err"; }
+cli --set auth.client_secret_file="$W/missing.secret" ping
+is $? 3 "a missing secret file exits 3"
+like "$(cat "$TMP/err")" "no connection attempted" "  and does not claim a connection failed"
+like "$(cat "$TMP/err")" "missing.secret: cannot open" "  naming the file and why"
+: > "$W/empty.secret"; chmod 600 "$W/empty.secret"
+cli --set auth.client_secret_file="$W/empty.secret" ping
+is $? 3 "an empty secret file exits 3"
+cp "$W/k.secret" "$W/open.secret"; chmod 644 "$W/open.secret"
+cli --set auth.client_secret_file="$W/open.secret" ping
+is $? 3 "a group-readable secret file exits 3"
+chmod 000 "$W/open.secret"
+if [ "$(id -u)" != 0 ]; then
+	cli --set auth.client_secret_file="$W/open.secret" ping
+	is $? 3 "an unreadable secret file exits 3"
+else
+	skip "root reads any file"
+fi
+cli --set auth.client_secret_file="$W" ping
+is $? 3 "a directory as the secret file exits 3"
+# the table in docs/operations.md says so, and src/base/err.c agrees
+grep -q '^| 3 | authentication failed, or a secret file refused |$' "$SRCDIR/docs/operations.md"
+ok $? "docs/operations.md: 3 is 'authentication failed, or a secret file refused'"
+
+# ---- a cluster, as docs/operations.md spells it ----------------------------------
+O=$TMP/ops
+mkdir -p "$O"
+ln -s "$KVNODE" "$O/kvnode"
+OMP=$(port); OPP=$(port)
+write_conf "$O/master.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-m"
+write_conf "$O/peer.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-p" "[auth]" \
+	"peer_secret_file = $O/var-m/peer.secret" "client_secret_file = $O/var-m/client.secret"
+DIR=$O doc_server om "./kvnode --role master --config master.conf"
+DIR=$O doc_server op "./kvnode --role peer --config peer.conf"
+wait_until 15 sh -c "'$KVNODE' --role client --config '$O/master.conf' ping | grep -q '1 peer'"
+ok $? "  the peer attaches to the master"
+doc_stop op
+doc_stop om
+
+# ---- a cluster, as README.md spells it ------------------------------------------
+C=$TMP/cluster
+mkdir -p "$C/m/etc" "$C/p/etc" "$C/p/var"
+CMP=$(port); CPP=$(port); CMPP=$(port)
+shipped_conf "$C/m/etc/kvnode.conf" "$CMP" "$CMPP"
+shipped_conf "$C/p/etc/kvnode.conf" "$CMP" "$CPP"
+DIR=$C/m doc_server cm "kvnode --role master"
+cp "$C/m/var/peer.secret" "$C/m/var/client.secret" "$C/p/var/"
+DIR=$C/p doc_server cp \
+	"kvnode --role peer --set peer.master=HOST:7400 --set peer.listen=0.0.0.0:7401" \
+	"kvnode --role peer --set peer.master=127.0.0.1:$CMP --set peer.listen=127.0.0.1:$CPP"
+wait_until 15 sh -c "cd '$C/p' && kvnode --role client ping | grep -q '1 peer'"
+ok $? "  the peer attaches with the copied secret; a client with client.secret pings"
+doc_stop cp
+doc_stop cm
+
+# ---- build commands: not run inside make check; the targets exist ----------------
+make -n -C "$BUILDDIR" regen-config > /dev/null 2>&1
+ok $? "docs: 'make regen-config' is a target"
+covered "make regen-config"
+doc_run 0 "kvnode --print-config example|markdown" \
+	"kvnode --print-config example > /dev/null && kvnode --print-config markdown > /dev/null"
+doc_not_run "make" "the build itself"
+doc_not_run "make check" "the suite this test is part of"
+for w in run test; do
+	grep -q "^$w)" "$SRCDIR/bootstrap"
+	ok $? "bootstrap has the '$w' command"
+	doc_not_run "./bootstrap $w" "installs packages and builds"
+done
+
+# ---- every command in the docs is covered, and every check is still in the docs ---
+sort -u "$TMP/covered" > "$TMP/covered.s"
+missing=$(comm -23 "$TMP/doc-commands" "$TMP/covered.s")
+stale=$(comm -13 "$TMP/doc-commands" "$TMP/covered.s")
+is "$missing" "" "every command in the docs is checked here"
+is "$stale" "" "every command checked here is still in the docs"
+
+# ---- no reference to the shared/ directory beside the repository ----------------
+PAT='[.][.]/shared'
+refs=$(cd "$SRCDIR" && grep -rlI --exclude-dir=.git --exclude='*.log' --exclude='*.trs' "$PAT" . 2>/dev/null)
+is "$refs" "" "no file of the repository refers to the shared/ directory beside it"
+[ -f "$SRCDIR/docs/design.md" ]
+ok $? "the design is in docs/design.md"
+# "DESIGN.md section N" in comments means docs/design.md section N: it must exist
+bad=""
+for n in $(cd "$SRCDIR" && grep -rhoI --exclude-dir=.git -E 'DESIGN\.md sections? [0-9]+( and [0-9]+)?' . |
+	grep -oE '[0-9]+' | sort -un); do
+	grep -q "^## $n\. " "$SRCDIR/docs/design.md" || bad="$bad $n"
+done
+is "$bad" "" "every 'DESIGN.md section N' cited has a section N in docs/design.md"
+
+done_testing
