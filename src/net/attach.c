@@ -44,9 +44,14 @@ void conn_up(struct conn *c)
  * principal; never the secret or a proof. */
 void conn_reject(struct conn *c, int err, const char *why)
 {
+	/* a peer or client with a wrong secret retries for ever: a few lines,
+	 * then a count (per loop thread: the connections of one listener share it) */
+	static __thread struct kvn_ratelimit rl = { .interval_ms = 10000, .burst = 3 };
+	uint64_t suppressed = 0;
 	NSTAT_ADD(auth_fail, 1);
-	log_warn("auth: rejected %s '%s' from %s: %s", auth_role_name(c->role), conn_who(c), c->remote,
-		 why);
+	if (kvn_ratelimit_ok(&rl, &suppressed))
+		log_warn("auth: rejected %s '%s' from %s: %s (%llu such lines suppressed)", auth_role_name(c->role),
+			 conn_who(c), c->remote, why, (unsigned long long)suppressed);
 	conn_send_hs(c, WIRE_REJECT, NULL, err);
 	c->closing = 1;
 	c->flush_then_close = 1;
@@ -135,7 +140,10 @@ void hs_client(struct conn *c)
 	wire_r_init(&r, c->meta, c->h.meta_len);
 	if (c->h.type == WIRE_REJECT) {
 		int err = c->h.status ? c->h.status : KVN_EAUTH;
-		log_warn("connection to %s: the server refused us: %s", c->addr, kvn_strerror(err));
+		/* once per outage, not per reconnect attempt: conn_fail's line
+		 * (and the owner's) say the rest */
+		if (!c->down_logged)
+			log_warn("connection to %s: the server refused us: %s", c->addr, kvn_strerror(err));
 		conn_fail(c, err);
 		return;
 	}
