@@ -389,6 +389,39 @@ static void t_client_chosen_gen(void)
 	       "a later granted put of the same key is not stale");
 }
 
+/* ALLOC_SLOT reserves a generation too: the same grant rule. */
+static void t_alloc_slot_grant(void)
+{
+	const char *k = "slotpin";
+	struct wire_w w;
+	struct wire_r r;
+	struct proto_slot_result sr = { .status = 1 };
+	uint32_t n;
+
+	for (int with = 0; with < 3; with++) {
+		struct proto_grant g = grant_for("p1", k, 77, 8);
+		if (with == 1)
+			g.mac[0] ^= 1;
+		struct actor_msg *m = actor_msg_new(WIRE_ALLOC_SLOT);
+		wire_w_init(&w);
+		proto_items_begin(&w, 0, 1);
+		proto_items_add(&w, k, strlen(k), 77, 8);
+		if (with)
+			proto_grants_add(&w, &g);
+		wire_w_to_msg(&w, m);
+		int rc = call(m, 2000);
+		sr.status = 1;
+		if (rc == 0 && proto_slots_open(&r, cs.reply->meta, cs.reply->meta_len, &n) == 0 && n == 1)
+			proto_slots_next(&r, &sr);
+		if (with == 0)
+			is_int(sr.status, KVN_EAUTH, "ALLOC_SLOT of a self-chosen gen without a grant: KVN_EAUTH");
+		else if (with == 1)
+			is_int(sr.status, KVN_EAUTH, "with a tampered grant: KVN_EAUTH");
+		else
+			is_int(sr.status, 0, "with the master's grant: reserved");
+	}
+}
+
 /* Issue 11 items 1 and 20: a master that refuses the peer's attach is
  * retried with growing, jittered delays, not at every heartbeat. */
 static void t_attach_backoff(void)
@@ -429,6 +462,7 @@ int main(int argc, char **argv)
 		{ "malformed_changes_nothing", t_malformed_changes_nothing },
 		{ "generations", t_generations },
 		{ "client_chosen_gen", t_client_chosen_gen },
+		{ "alloc_slot_grant", t_alloc_slot_grant },
 		{ "attach_backoff", t_attach_backoff },
 		{ NULL, NULL },
 	};
