@@ -180,6 +180,13 @@ static void peer_attach_later(struct peer *p)
 	p->attach_at_ms = kvn_now_ms() + kvn_backoff_next(&p->attach_bo);
 }
 
+/* A batch that was not acknowledged goes again after the backoff's next
+ * delay (at most a heartbeat: the tick ships it then at the latest). */
+static void ship_later(struct peer *p)
+{
+	p->ship_at_ms = kvn_now_ms() + kvn_backoff_next(&p->ship_bo);
+}
+
 /* Not attached, and why: one line when that changes, not one per try. */
 static void link_down(struct peer *p, int why)
 {
@@ -242,8 +249,9 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 
 	p->shipping = 0;
 	if (err || !reply) {
-		/* events stay queued; the heartbeat tick ships them again */
+		/* events stay queued; shipped again after a (growing) delay */
 		log_debug("events not acknowledged: %s", kvn_strerror(err));
+		ship_later(p);
 		if (p->o.unsafe_forget_unacked)
 			forget_shipped(p);
 		return 0;
@@ -255,10 +263,11 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 		return 0;
 	}
 	if (reply->status == KVN_EBUSY) {
-		/* the master's SQLite writer is behind: keep the events, the
-		 * heartbeat tick ships them again */
+		/* the master's SQLite writer is behind: keep the events and
+		 * ship them again after a (growing) delay, not with every put */
 		if (proto_ack_dec(reply, &a) == 0 && !a.need_full_sync)
 			process_ack(p, &a);
+		ship_later(p);
 		return 0;
 	}
 	if (proto_ack_dec(reply, &a) != 0 || reply->status != 0 || a.need_full_sync) {
@@ -274,6 +283,8 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 		return 0;
 	}
 	kvn_backoff_reset(&p->attach_bo); /* the stream flows */
+	kvn_backoff_reset(&p->ship_bo);
+	p->ship_at_ms = 0;
 	process_ack(p, &a);
 	peer_ship(p);
 	return 0;
@@ -285,7 +296,8 @@ void peer_ship(struct peer *p)
 	struct wire_w w;
 	uint32_t n = 0, bytes = 0;
 
-	if (!p->attached || p->syncing || p->shipping || TAILQ_EMPTY(&p->outbox))
+	if (!p->attached || p->syncing || p->shipping || TAILQ_EMPTY(&p->outbox) ||
+	    (p->ship_at_ms && kvn_now_ms() < p->ship_at_ms))
 		return;
 	TAILQ_FOREACH(e, &p->outbox, link) {
 		bytes += 32u + e->klen;
@@ -677,6 +689,7 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	kvn_ratelimit_init(&p->rl_grant, 10000, 3);
 	kvn_ratelimit_init(&p->rl_refused, 10000, 1);
 	kvn_backoff_init(&p->attach_bo, o->heartbeat_ms ? o->heartbeat_ms : 100, ATTACH_BACKOFF_MAX_MS);
+	kvn_backoff_init(&p->ship_bo, 10, o->heartbeat_ms ? o->heartbeat_ms : 100);
 	p->st = kvn_xcalloc(1, sizeof *p->st);
 	p->st->refs = 1;
 	rc = alloc_arena_new(o->dram_size, o->page_size, o->hugepages, &p->st->arena);

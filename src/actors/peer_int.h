@@ -118,6 +118,10 @@ struct peer {
 	/* attach retries: exponential with jitter, not before attach_at_ms */
 	struct kvn_backoff attach_bo;
 	uint64_t attach_at_ms;
+	/* events the master did not acknowledge: shipped again not before
+	 * ship_at_ms (0: now), delays growing up to a heartbeat */
+	struct kvn_backoff ship_bo;
+	uint64_t ship_at_ms;
 	int link_state;   /* enum peer_link: what the last line said */
 	int refused_why;  /* last refusal's error, for the state line */
 };
