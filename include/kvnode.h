@@ -101,6 +101,8 @@ enum kvn_put_flags {
  * KVN_ENOSPC when the node tried last had none and no retry was left,
  * KVN_ECONN when the nodes it could use were unreachable. */
 
+/* KVN_EAUTH from a put: the peer refused the master's grant for it (the
+ * grant expired on the way, e.g. clocks minutes apart; docs/protocol.md). */
 int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 	    unsigned flags);
 /* As kvn_put; on success *gen (optional; 0 on failure) gets the generation

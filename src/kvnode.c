@@ -327,9 +327,16 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		actor_loop_start(n.master_loop);
 	if (n.peer_loop)
 		actor_loop_start(n.peer_loop);
-	log_info("kvnode ready: node %s%s%s%s%s; rdma devices: %d", conf->node_id,
-		 n.master ? ", master on " : "", n.master ? conf->master_listen : "",
-		 n.peer ? ", peer on " : "", n.peer ? conf->peer_listen : "", net_rdma_devices());
+	if (n.master)
+		log_info("kvnode ready: node %s%s%s%s%s; rdma devices: %d", conf->node_id,
+			 n.master ? ", master on " : "", n.master ? conf->master_listen : "",
+			 n.peer ? ", peer on " : "", n.peer ? conf->peer_listen : "", net_rdma_devices());
+	else
+		/* a peer of a remote master is of no use until it attached: the
+		 * peer says "attached to the master" (or why not) when it knows */
+		log_info("kvnode started: node %s, peer on %s; not attached to the master at %s yet; "
+			 "rdma devices: %d",
+			 conf->node_id, conf->peer_listen, conf->peer_master, net_rdma_devices());
 	event_base_dispatch(base);
 	/* peers first, so they stop sending to the master; the SQLite writer
 	 * last, so it commits what the master handed it */

@@ -708,6 +708,50 @@ static void t_tag_misuse(void)
 	auth_tag_free(t);
 }
 
+/* Grants (issue 11 item 1): the MAC covers node, key, gen, size and
+ * expiry; both ends of a session derive the same key material; in-process
+ * material differs per boot id; the check is all or nothing. */
+static void t_grant(void)
+{
+	uint8_t k1[AUTH_MAC_LEN], k2[AUTH_MAC_LEN], m1[AUTH_MAC_LEN], m2[AUTH_MAC_LEN];
+	uint8_t mac[AUTH_GRANT_MAC_LEN], bad[AUTH_GRANT_MAC_LEN];
+	struct auth_session *a = NULL, *b = NULL;
+	struct auth_grant_key *g = NULL, *h = NULL;
+
+	memset(k1, 1, sizeof k1);
+	memset(k2, 2, sizeof k2);
+	is_int(auth_session_new(k1, k2, &a), 0, "one end's session");
+	is_int(auth_session_new(k2, k1, &b), 0, "the other end's (send and receive swapped)");
+	is_int(auth_session_material(a, AUTH_GRANT_LABEL, m1), 0, "material at one end");
+	is_int(auth_session_material(b, AUTH_GRANT_LABEL, m2), 0, "at the other");
+	ok(memcmp(m1, m2, sizeof m1) == 0, "the same bytes at both ends, never sent");
+	ok(memcmp(m1, k1, sizeof m1) != 0 && memcmp(m1, k2, sizeof m1) != 0, "and not a session key");
+	is_int(auth_grant_key_new(m1, &g), 0, "grant key");
+	is_int(auth_grant_sign(g, "p1", "key", 3, 42, 100, 5000, mac), 0, "sign");
+	is_int(auth_grant_check(g, "p1", "key", 3, 42, 100, 5000, mac), 0, "checks");
+	is_int(auth_grant_check(g, "p2", "key", 3, 42, 100, 5000, mac), KVN_EAUTH, "another node: refused");
+	is_int(auth_grant_check(g, "p1", "kez", 3, 42, 100, 5000, mac), KVN_EAUTH, "another key: refused");
+	is_int(auth_grant_check(g, "p1", "key", 3, 43, 100, 5000, mac), KVN_EAUTH, "another gen: refused");
+	is_int(auth_grant_check(g, "p1", "key", 3, 42, 101, 5000, mac), KVN_EAUTH, "another size: refused");
+	is_int(auth_grant_check(g, "p1", "key", 3, 42, 100, 5001, mac), KVN_EAUTH, "another expiry: refused");
+	memcpy(bad, mac, sizeof bad);
+	bad[15] ^= 0x80;
+	is_int(auth_grant_check(g, "p1", "key", 3, 42, 100, 5000, bad), KVN_EAUTH, "one bit flipped: refused");
+	is_int(auth_grant_check(NULL, "p1", "key", 3, 42, 100, 5000, mac), KVN_EAUTH, "no key: refused");
+	is_int(auth_grant_sign(g, "p1", "key", 0, 42, 100, 5000, mac), KVN_EINVAL, "an empty key: not signed");
+	is_int(auth_grant_local_material(1, m1), 0, "in-process material");
+	is_int(auth_grant_local_material(2, m2), 0, "for another boot id");
+	ok(memcmp(m1, m2, sizeof m1) != 0, "differs per boot id");
+	is_int(auth_grant_key_new(m1, &h), 0, "its key");
+	is_int(auth_grant_sign(h, "p1", "key", 3, 42, 100, 5000, bad), 0, "sign under it");
+	ok(memcmp(bad, mac, sizeof bad) != 0, "another attachment's key signs differently");
+	is_int(auth_grant_check(g, "p1", "key", 3, 42, 100, 5000, bad), KVN_EAUTH, "and its grants do not check here");
+	auth_grant_key_free(g);
+	auth_grant_key_free(h);
+	auth_session_free(a);
+	auth_session_free(b);
+}
+
 static const struct tap_test tests[] = {
 	{ "role_names", t_role_names },
 	{ "hs_success", t_hs_success },
@@ -723,6 +767,7 @@ static const struct tap_test tests[] = {
 	{ "tag_replay_reorder", t_tag_replay_reorder },
 	{ "tag_empty_and_large", t_tag_empty_and_large },
 	{ "tag_misuse", t_tag_misuse },
+	{ "grant", t_grant },
 	{ NULL, NULL },
 };
 

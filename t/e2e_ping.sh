@@ -76,7 +76,26 @@ ok $? "a peer holding only the client secret is refused"
 wait_until 10 client "$TMP/b.conf" ping
 client "$TMP/b.conf" ping
 like "$(cat "$TMP/out")" "1 peer\\(s\\) attached" "only the authenticated peer is attached"
+# issue 11 item 20: the refused peer says it is not attached, and why (never
+# "ready"), backs off, and logs one line per state change, not per attempt;
+# the master's refusal lines are rate-limited
+wait_log badpeer "not attached to the master: it refused this peer" 10
+ok $? "the refused peer says it is not attached, and why"
+grep -q "kvnode ready" "$TMP/badpeer.log"
+is $? 1 "and never that it is ready"
+sleep 4 # a window to count lines in: an upper bound holds for any speed
+n=$(grep -c "not attached to the master:" "$TMP/badpeer.log")
+is "$n" 1 "one 'not attached' line for the refused state, not one per attempt"
+n=$(wc -l < "$TMP/badpeer.log")
+[ "$n" -le 6 ]; ok $? "the refused peer's whole log stays short ($n lines; at most 6)"
+n=$(grep -c "rejected peer 'peer-bad'" "$TMP/master.log")
+[ "$n" -le 3 ]; ok $? "the master logged at most 3 refusal lines ($n)"
 stop peer KILL; is "$STATUS" 137 "kill -9 the peer"
 stop badpeer; is "$STATUS" 0 "the refused peer keeps retrying and stops cleanly"
+# given the right secret, the same peer attaches
+start goodpeer --role peer --config "$TMP/b.conf" --set node.id=peer-bad --set peer.listen=127.0.0.1:$PP3
+wait_log goodpeer "attached to the master" 15
+ok $? "the same peer with the right secret attaches"
+stop goodpeer; is "$STATUS" 0 "and stops cleanly"
 stop master; is "$STATUS" 0 "master stops cleanly"
 done_testing

@@ -273,13 +273,109 @@ static void t_roles_and_malformed(void)
 	r = call(&E.peers[0], m, AUTH_ROLE_PEER);
 	ok(r && r->status == KVN_EPROTO, "EVENTS with trailing bytes: KVN_EPROTO");
 	actor_msg_free(r);
+	/* an event that decodes but is invalid is refused alone (t_bad_event_alone) */
 	struct tev bad[] = { { 2, PROTO_EV_ADD, "k", 0, 0, 3 } };
 	r = call(&E.peers[0], mk_events("n1", 11, bad, 1), AUTH_ROLE_PEER);
-	ok(r && r->status == KVN_EPROTO, "an ADD with gen 0: KVN_EPROTO");
+	ok(r && r->status == 0, "an ADD with gen 0: refused alone, the batch is acknowledged");
 	actor_msg_free(r);
 	r = call(&E.client, actor_msg_new(WIRE_GET), AUTH_ROLE_CLIENT);
 	ok(r && r->status == KVN_EPROTO, "a peer request sent to the master: KVN_EPROTO");
 	actor_msg_free(r);
+	env_down();
+}
+
+/* Issue 11 item 1: one invalid event used to make the master refuse the
+ * whole batch (KVN_EPROTO), which the peer re-shipped for ever.  Now that
+ * event alone is refused, an invalid ADD's generation is dropped at the
+ * node, the others are applied and the stream goes on. */
+static void t_bad_event_alone(void)
+{
+	struct master_stats st0, st1;
+	struct proto_ack ack;
+	struct proto_route rt;
+
+	env_up("bad_event", 60000);
+	attach(0, "n1", 11, 1 << 20, 0, &ack);
+	master_get_stats(&st0);
+	struct tev ev[] = {
+		{ 1, PROTO_EV_ADD, "a", 7, 0, 3 },
+		{ 2, PROTO_EV_ADD, "poison", 1ull << 63, 0, 3 }, /* no generation the master hands out */
+		{ 3, PROTO_EV_ADD, "b", 8, 0, 3 },
+		{ 4, PROTO_EV_ADD, "c", 9, 9, 3 }, /* no such tier */
+		{ 5, PROTO_EV_ADD, "d", UINT64_MAX, 0, 3 },
+		{ 6, PROTO_EV_ADD, "e", 10, 0, 3 },
+	};
+	is_int(events(0, "n1", 11, ev, 6, &ack), 0, "a batch with three invalid events is acknowledged");
+	is_int(ack.applied_seq, 6, "up to its last seq");
+	is_int(ack.need_full_sync, 0, "no re-attach or full sync asked");
+	is_int(get1("a", &rt), 0, "the valid events before the bad ones are applied");
+	is_int(get1("b", &rt), 0, "and between them");
+	is_int(get1("e", &rt), 0, "and after them");
+	ok(rt.gen == 10, "with their generation");
+	is_int(get1("poison", &rt), KVN_ENOTFOUND, "gen 2^63: not indexed");
+	is_int(get1("c", &rt), KVN_ENOTFOUND, "a bad tier: not indexed");
+	is_int(get1("d", &rt), KVN_ENOTFOUND, "gen 2^64-1: not indexed");
+	master_get_stats(&st1);
+	ok(st1.events_refused - st0.events_refused == 3, "three events counted as refused (%llu)",
+	   (unsigned long long)(st1.events_refused - st0.events_refused));
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 2000);
+	int named = 0;
+	if (d) {
+		struct wire_r r;
+		struct proto_item it;
+		uint8_t fl;
+		uint32_t n;
+		if (proto_items_open(&r, d->meta, d->meta_len, &fl, &n) == 0)
+			for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++)
+				named += it.klen == 1 && it.key[0] == 'c' && it.gen == 9;
+		actor_msg_free(d);
+	}
+	is_int(named, 1, "the node is told to drop the refused generation it holds (DROP_GEN c gen 9)");
+	struct tev more[] = { { 7, PROTO_EV_ADD, "f", 11, 0, 3 } };
+	is_int(events(0, "n1", 11, more, 1, &ack), 0, "the stream continues");
+	is_int(ack.applied_seq, 7, "next seq applied");
+	is_int(get1("f", &rt), 0, "and routable");
+	env_down();
+}
+
+/* ROUTE_PUT answers carry a grant the peer can check: it verifies under
+ * the attachment's key (an in-process peer: the process secret and its
+ * boot id) for exactly that node, key, gen and size, and expires. */
+static void t_grants(void)
+{
+	struct proto_route rt[2];
+	struct proto_ack ack;
+	struct auth_grant_key *g = NULL, *other = NULL;
+	uint8_t mat[AUTH_MAC_LEN];
+	const char *keys[] = { "gk", "gk2" };
+	uint64_t sizes[] = { 10, 20 };
+
+	env_up("grants", 60000);
+	attach(0, "A", 77, 1 << 20, 0, &ack);
+	is_int(route_put(keys, sizes, 2, NULL, 0, rt), 0, "ROUTE_PUT of two keys");
+	uint64_t now = kvn_wall_ms();
+	ok(rt[0].grant.expiry_ms > now && rt[0].grant.expiry_ms <= now + PROTO_GRANT_TTL_MS + 1000,
+	   "the grant expires within its TTL");
+	auth_grant_local_material(77, mat);
+	auth_grant_key_new(mat, &g);
+	auth_grant_local_material(78, mat);
+	auth_grant_key_new(mat, &other);
+	is_int(auth_grant_check(g, "A", "gk", 2, rt[0].gen, 10, rt[0].grant.expiry_ms, rt[0].grant.mac), 0,
+	       "it verifies for that node, key, gen and size");
+	is_int(auth_grant_check(g, "A", "gk2", 3, rt[1].gen, 20, rt[1].grant.expiry_ms, rt[1].grant.mac), 0,
+	       "each item has its own");
+	is_int(auth_grant_check(g, "A", "gk", 2, rt[0].gen + 1, 10, rt[0].grant.expiry_ms, rt[0].grant.mac),
+	       KVN_EAUTH, "not for another gen");
+	is_int(auth_grant_check(g, "A", "gk", 2, rt[0].gen, 11, rt[0].grant.expiry_ms, rt[0].grant.mac), KVN_EAUTH,
+	       "nor another size");
+	is_int(auth_grant_check(g, "B", "gk", 2, rt[0].gen, 10, rt[0].grant.expiry_ms, rt[0].grant.mac), KVN_EAUTH,
+	       "nor another node");
+	is_int(auth_grant_check(g, "A", "gk", 2, rt[0].gen, 10, rt[0].grant.expiry_ms + 1, rt[0].grant.mac),
+	       KVN_EAUTH, "nor a later expiry");
+	is_int(auth_grant_check(other, "A", "gk", 2, rt[0].gen, 10, rt[0].grant.expiry_ms, rt[0].grant.mac),
+	       KVN_EAUTH, "nor under another attachment's key");
+	auth_grant_key_free(g);
+	auth_grant_key_free(other);
 	env_down();
 }
 
@@ -310,6 +406,8 @@ static const struct tap_test tests[] = {
 	{ "route_get", t_route_get },
 	{ "roles_and_malformed", t_roles_and_malformed },
 	{ "stat", t_stat },
+	{ "bad_event_alone", t_bad_event_alone },
+	{ "grants", t_grants },
 	{ NULL, NULL },
 };
 

@@ -311,6 +311,12 @@ static inline int route_put(const char *const *keys, const uint64_t *sizes, int 
 		for (uint32_t i = 0; i < cnt && st == 0; i++)
 			if (proto_routes_next(&rd, &rt[i]) != 0)
 				st = -998;
+		/* then the grants, one per route */
+		for (uint32_t i = 0; i < cnt && st == 0; i++)
+			if (proto_route_grants_next(&rd, &rt[i].grant) != 0)
+				st = -998;
+		if (st == 0 && wire_r_end(&rd) != 0)
+			st = -998;
 	}
 	actor_msg_free(r);
 	return st;

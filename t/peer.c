@@ -21,6 +21,12 @@
 
 struct stub {
 	int attaches, events_msgs;
+	int bad_events;    /* events naming a generation the master never hands out */
+	uint64_t boot_id;  /* the attached peer's */
+	struct auth_grant_key *gkey; /* what a master of this process signs grants with */
+	uint64_t attach_ms[64]; /* when each attach arrived */
+	int refuse_attach; /* answer PEER_ATTACH with KVN_EAUTH */
+	int busy;          /* answer EVENTS with KVN_EBUSY (the writer is behind) */
 	uint64_t applied; /* highest seq acknowledged */
 	int hold_acks;    /* do not answer EVENTS (the master is slow) */
 	struct actor_msg *held;
@@ -33,7 +39,22 @@ static int stub_handle(struct actor *self, struct actor_msg *m)
 	struct actor_msg *r;
 
 	if (m->type == WIRE_PEER_ATTACH) {
+		struct proto_node pn;
+		uint8_t mat[AUTH_MAC_LEN];
+		if (s->attaches < 64)
+			s->attach_ms[s->attaches] = kvn_now_ms();
 		s->attaches++;
+		if (s->refuse_attach) {
+			actor_reply_status(self, m, KVN_EAUTH);
+			return 0;
+		}
+		if (proto_node_dec(m, &pn) == 0 && pn.boot_id != s->boot_id) {
+			s->boot_id = pn.boot_id;
+			auth_grant_key_free(s->gkey);
+			s->gkey = NULL;
+			auth_grant_local_material(pn.boot_id, mat);
+			auth_grant_key_new(mat, &s->gkey);
+		}
 		r = actor_msg_new(m->type);
 		a.applied_seq = s->applied;
 		a.durable_seq = s->applied;
@@ -46,14 +67,25 @@ static int stub_handle(struct actor *self, struct actor_msg *m)
 		uint32_t n;
 		struct proto_event e;
 		s->events_msgs++;
+		if (s->busy) {
+			r = actor_msg_new(m->type);
+			a.applied_seq = s->applied;
+			a.durable_seq = s->applied;
+			proto_ack_enc(r, &a);
+			actor_reply(self, m, r, KVN_EBUSY);
+			return 0;
+		}
 		if (s->hold_acks) {
 			s->held = m;
 			return ACTOR_KEEP;
 		}
 		proto_events_open(&rd, m, node, sizeof node, &boot, &n);
 		for (uint32_t i = 0; i < n; i++)
-			if (proto_events_next(&rd, &e) == 0 && e.seq > s->applied)
-				s->applied = e.seq;
+			if (proto_events_next(&rd, &e) == 0) {
+				if (e.seq > s->applied)
+					s->applied = e.seq;
+				s->bad_events += e.gen == 0 || e.gen > (uint64_t)INT64_MAX;
+			}
 		r = actor_msg_new(m->type);
 		a.applied_seq = s->applied;
 		a.durable_seq = s->applied;
@@ -136,14 +168,38 @@ static struct actor_msg *items_msg(uint16_t type, const char *const *keys, const
 	return m;
 }
 
-static int put(const char *key, uint64_t gen, const char *val, uint64_t wait_ms)
+/* The grant the (stub) master would give for this put. */
+static struct proto_grant grant_for(const char *node, const char *key, uint64_t gen, uint64_t size)
+{
+	struct proto_grant g = { .expiry_ms = kvn_wall_ms() + PROTO_GRANT_TTL_MS, .size = size };
+	if (auth_grant_sign(stub.gkey, node, key, strlen(key), gen, size, g.expiry_ms, g.mac) != 0)
+		memset(&g, 0, sizeof g);
+	return g;
+}
+
+/* A PUT of one item carrying grant g (NULL: no grants at all). */
+static int put_g(const char *key, uint64_t gen, const char *val, const struct proto_grant *g, uint64_t wait_ms)
 {
 	uint64_t size = strlen(val);
-	struct actor_msg *m = items_msg(WIRE_PUT, &key, &gen, &size, 1);
+	struct wire_w w;
+	struct actor_msg *m = actor_msg_new(WIRE_PUT);
+	wire_w_init(&w);
+	proto_items_begin(&w, 0, 1);
+	proto_items_add(&w, key, strlen(key), gen, size);
+	if (g)
+		proto_grants_add(&w, g);
+	wire_w_to_msg(&w, m);
+	wire_w_fini(&w);
 	m->payload = evbuffer_new();
 	evbuffer_add(m->payload, val, size);
 	m->payload_len = size;
 	return call(m, wait_ms);
+}
+
+static int put(const char *key, uint64_t gen, const char *val, uint64_t wait_ms)
+{
+	struct proto_grant g = grant_for("p1", key, gen, strlen(val));
+	return put_g(key, gen, val, &g, wait_ms);
 }
 
 /* The first result of the last reply. */
@@ -281,12 +337,190 @@ static void t_generations(void)
 	is_int(exists("g"), 0, "gone");
 }
 
+/* Issue 11 item 1: a client chose the generation of its puts.  Each put
+ * below is refused with the error that names why, nothing is stored, no
+ * event reaches the master, and a granted put of the same key works after. */
+static void t_client_chosen_gen(void)
+{
+	const char *k = "pin";
+	uint64_t self_chosen[] = { 0, 1, (1ull << 63) - 1, 1ull << 63, UINT64_MAX };
+	int events_before = stub.events_msgs, bad_before = stub.bad_events;
+	uint64_t gen = 50;
+
+	for (size_t i = 0; i < sizeof self_chosen / sizeof self_chosen[0]; i++) {
+		uint64_t sg = self_chosen[i];
+		int rc = put_g(k, sg, "evil", NULL, 2000);
+		int st = rc == 0 ? result0().status : rc;
+		/* gens no master hands out are malformed; the others lack a grant */
+		int want = sg == 0 || sg > (uint64_t)INT64_MAX ? KVN_EPROTO : KVN_EAUTH;
+		is_int(st, want, "gen %llu chosen by the client, no grant: refused with %s",
+		       (unsigned long long)sg, kvn_strerror(want));
+		is_int(exists(k), 0, "nothing stored");
+	}
+	struct proto_grant g = grant_for("p1", k, gen, 4), bad;
+	bad = grant_for("p1", "other", gen, 4);
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant for another key: KVN_EAUTH");
+	bad = grant_for("p1", k, gen, 3);
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant for a smaller size: KVN_EAUTH");
+	bad = grant_for("p1", k, gen, 3);
+	bad.size = 4;
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant whose size was raised: KVN_EAUTH");
+	bad = grant_for("p2", k, gen, 4);
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant for another node: KVN_EAUTH");
+	bad = grant_for("p1", k, gen + 1, 4);
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant for another gen: KVN_EAUTH");
+	bad = g;
+	bad.expiry_ms = kvn_wall_ms() - PROTO_GRANT_SKEW_MS - 1000;
+	auth_grant_sign(stub.gkey, "p1", k, strlen(k), gen, bad.size, bad.expiry_ms, bad.mac);
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "an expired grant: KVN_EAUTH");
+	bad = g;
+	bad.mac[3] ^= 1;
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a tampered grant: KVN_EAUTH");
+	bad = g;
+	bad.expiry_ms++;
+	is_int(put_g(k, gen, "evil", &bad, 2000) == 0 ? result0().status : -1, KVN_EAUTH,
+	       "a grant with a moved expiry: KVN_EAUTH");
+	is_int(exists(k), 0, "nothing was stored");
+	pump(200); /* heartbeats: a queued event would have shipped */
+	is_int(stub.events_msgs, events_before, "no event reached the master");
+	is_int(stub.bad_events, bad_before, "and none with a bad generation ever");
+	is_int(put_g(k, gen, "good", &g, 2000) == 0 ? result0().status : -1, 0, "the granted put is stored");
+	is_int(exists(k), 1, "and exists");
+	struct proto_grant g2 = grant_for("p1", k, gen + 10, 5);
+	is_int(put_g(k, gen + 10, "good2", &g2, 2000) == 0 ? result0().status : -1, 0,
+	       "a later granted put of the same key is not stale");
+}
+
+static int nreplied;
+
+static int on_count(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	(void)self;
+	(void)arg;
+	nreplied += !err && reply && reply->status == 0;
+	return 0;
+}
+
+/* Issue 11 item 1: events the master does not take (its writer is behind)
+ * were shipped again with every put; now with growing delays, at most one
+ * heartbeat apart, and all go through once it takes them. */
+static void t_reship_backoff(void)
+{
+	char keys[40][8];
+	stub.busy = 1;
+	int before = stub.events_msgs;
+	nreplied = 0;
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof keys[i], "rs%d", i);
+		const char *k = keys[i];
+		uint64_t gen = 100 + (uint64_t)i, size = 2;
+		struct actor_msg *m = items_msg(WIRE_PUT, &k, &gen, &size, 1);
+		struct proto_grant g = grant_for("p1", k, gen, size);
+		struct wire_w w;
+		wire_w_init(&w);
+		wire_w_raw(&w, m->meta, m->meta_len);
+		proto_grants_add(&w, &g);
+		free(m->meta);
+		m->meta = NULL;
+		wire_w_to_msg(&w, m);
+		m->payload = evbuffer_new();
+		evbuffer_add(m->payload, "v!", 2);
+		m->payload_len = 2;
+		m->src_role = AUTH_ROLE_CLIENT;
+		actor_call(cli, actor_id_of(peer), m, 5000, on_count, NULL);
+		pump(5); /* puts arriving over 200 ms */
+	}
+	int shipped = stub.events_msgs - before;
+	ok(shipped <= 12, "40 puts while the master is busy: %d EVENTS batches (at most 12)", shipped);
+	stub.busy = 0;
+	for (int i = 0; i < 300 && nreplied < 40; i++)
+		pump(10);
+	is_int(nreplied, 40, "once the master takes them, every put is answered");
+}
+
+/* ALLOC_SLOT reserves a generation too: the same grant rule. */
+static void t_alloc_slot_grant(void)
+{
+	const char *k = "slotpin";
+	struct wire_w w;
+	struct wire_r r;
+	struct proto_slot_result sr = { .status = 1 };
+	uint32_t n;
+
+	for (int with = 0; with < 3; with++) {
+		struct proto_grant g = grant_for("p1", k, 77, 8);
+		if (with == 1)
+			g.mac[0] ^= 1;
+		struct actor_msg *m = actor_msg_new(WIRE_ALLOC_SLOT);
+		wire_w_init(&w);
+		proto_items_begin(&w, 0, 1);
+		proto_items_add(&w, k, strlen(k), 77, 8);
+		if (with)
+			proto_grants_add(&w, &g);
+		wire_w_to_msg(&w, m);
+		int rc = call(m, 2000);
+		sr.status = 1;
+		if (rc == 0 && proto_slots_open(&r, cs.reply->meta, cs.reply->meta_len, &n) == 0 && n == 1)
+			proto_slots_next(&r, &sr);
+		if (with == 0)
+			is_int(sr.status, KVN_EAUTH, "ALLOC_SLOT of a self-chosen gen without a grant: KVN_EAUTH");
+		else if (with == 1)
+			is_int(sr.status, KVN_EAUTH, "with a tampered grant: KVN_EAUTH");
+		else
+			is_int(sr.status, 0, "with the master's grant: reserved");
+	}
+}
+
+/* Issue 11 items 1 and 20: a master that refuses the peer's attach is
+ * retried with growing, jittered delays, not at every heartbeat. */
+static void t_attach_backoff(void)
+{
+	stub.refuse_attach = 1;
+	/* make the peer attach again: as after losing its master */
+	struct actor_msg *down = actor_msg_new(NET_DOWN);
+	down->src = actor_id_of(master);
+	down->status = KVN_EAUTH;
+	actor_send(actor_id_of(peer), down);
+	pump(50);
+	int first = stub.attaches;
+	pump(3000); /* 60 heartbeats of 50 ms */
+	int tries = stub.attaches - first;
+	ok(tries >= 3 && tries <= 8, "3 s of refusals: %d attach attempts (60 heartbeats; at most 8)", tries);
+	int n = stub.attaches < 64 ? stub.attaches : 64;
+	int grows = 1, jitter = 0;
+	for (int i = first + 2; i < n; i++) {
+		uint64_t g0 = stub.attach_ms[i - 1] - stub.attach_ms[i - 2], g1 = stub.attach_ms[i] - stub.attach_ms[i - 1];
+		if (g1 + 60 < g0) /* a heartbeat of slack: attempts start on its tick */
+			grows = 0;
+		if (g1 < 2 * g0 - 60 || g1 > 2 * g0 + 60)
+			jitter = 1; /* not exactly doubling */
+	}
+	ok(grows, "the delays between attempts grow");
+	ok(jitter || tries < 4, "and are not exact doublings (jitter)");
+	stub.refuse_attach = 0;
+	for (int i = 0; i < 400 && stub.attaches == n; i++)
+		pump(10);
+	pump(100);
+	is_int(put("after", 90, "ok", 2000), 0, "attached again once accepted: puts work");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
 		{ "put_waits_for_ack", t_put_waits_for_ack },
 		{ "malformed_changes_nothing", t_malformed_changes_nothing },
 		{ "generations", t_generations },
+		{ "client_chosen_gen", t_client_chosen_gen },
+		{ "alloc_slot_grant", t_alloc_slot_grant },
+		{ "reship_backoff", t_reship_backoff },
+		{ "attach_backoff", t_attach_backoff },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_ERROR);
@@ -295,5 +529,6 @@ int main(int argc, char **argv)
 	actor_msg_free(cs.reply);
 	actor_msg_free(stub.held);
 	actor_loop_free(loop);
+	auth_grant_key_free(stub.gkey);
 	return rc;
 }

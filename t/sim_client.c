@@ -33,6 +33,7 @@ struct sim_hold {
 struct sim_client {
 	struct sim_world *w;
 	int idx;
+	struct proto_grant grant; /* the current put's, from its ROUTE_PUT answer */
 	struct actor *self;
 	actor_id master, peer[SIM_PEERS];
 	struct actor_timer *think, *hold_timer;
@@ -260,8 +261,12 @@ static int route_item(const struct actor_msg *reply, int err, struct proto_route
 		return err;
 	if (reply->status)
 		return reply->status;
-	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, rt) != 0 ||
-	    wire_r_end(&r) != 0)
+	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, rt) != 0)
+		return KVN_EPROTO;
+	/* a ROUTE_PUT answer ends with the put's grant */
+	if (r.off < r.len && proto_route_grants_next(&r, &rt->grant) != 0)
+		return KVN_EPROTO;
+	if (wire_r_end(&r) != 0)
 		return KVN_EPROTO;
 	return 0;
 }
@@ -309,6 +314,7 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 		return 0;
 	}
 	o->gen = rt.gen;
+	c->grant = rt.grant;
 	o->node = sim_peer_index(rt.node_id);
 	sim_key_name(o->key, k);
 	if (o->node < 0 || rt.gen == 0) {
@@ -639,6 +645,18 @@ static void send_step(struct sim_client *c)
 		uint64_t size = sim_value_size(o->key, o->gen);
 		uint8_t *v = kvn_xmalloc(size);
 		m = items_msg(WIRE_PUT, o->key, o->gen, size, o->durable ? PROTO_PUT_DURABLE : 0);
+		{
+			/* the grant goes after the item */
+			struct wire_w gw;
+			wire_w_init(&gw);
+			wire_w_raw(&gw, m->meta, m->meta_len);
+			proto_grants_add(&gw, &c->grant);
+			free(m->meta);
+			m->meta = NULL;
+			m->meta_len = 0;
+			if (wire_w_to_msg(&gw, m) != 0)
+				KVN_ASSERT(0);
+		}
 		sim_value_fill(o->key, o->gen, v, size);
 		m->payload = evbuffer_new();
 		if (!m->payload)

@@ -171,7 +171,7 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 
 /* The PUT of ap with generation gen: NULL and *rc when it cannot be
  * encoded. */
-static struct actor_msg *aput_msg(struct client_aput *ap, uint64_t gen, int *rc)
+static struct actor_msg *aput_msg(struct client_aput *ap, uint64_t gen, const struct proto_grant *g, int *rc)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_PUT);
 	struct wire_w w;
@@ -179,6 +179,7 @@ static struct actor_msg *aput_msg(struct client_aput *ap, uint64_t gen, int *rc)
 	wire_w_init(&w);
 	proto_items_begin(&w, ap->flags, 1);
 	proto_items_add(&w, ap->key, ap->klen, gen, ap->vlen);
+	proto_grants_add(&w, g); /* NULL: room the master fills in */
 	if ((*rc = wire_w_to_msg(&w, m)) != 0) {
 		wire_w_fini(&w);
 		actor_msg_free(m);
@@ -207,7 +208,7 @@ static void aput_send(struct kvn_client *c, struct client_aput *ap)
 		aput_retry(c, ap, KVN_ECONN);
 		return;
 	}
-	struct actor_msg *m = aput_msg(ap, ap->rt.gen, &rc);
+	struct actor_msg *m = aput_msg(ap, ap->rt.gen, &ap->rt.grant, &rc);
 	if (!m) {
 		aput_finish(c, ap, rc);
 		return;
@@ -236,7 +237,7 @@ static void aput_send_via(struct kvn_client *c, struct client_aput *ap)
 		aput_finish(c, ap, rc);
 		return;
 	}
-	struct actor_msg *m = aput_msg(ap, 0, &rc); /* gen 0: the master picks it */
+	struct actor_msg *m = aput_msg(ap, 0, NULL, &rc); /* gen 0: the master picks it */
 	if (!m) {
 		aput_finish(c, ap, rc);
 		return;
@@ -280,7 +281,8 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 		aput_finish(c, ap, reply->status);
 		return 0;
 	}
-	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, &ap->rt) != 0) {
+	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, &ap->rt) != 0 ||
+	    proto_route_grants_next(&r, &ap->rt.grant) != 0) {
 		aput_finish(c, ap, KVN_EPROTO);
 		return 0;
 	}

@@ -181,6 +181,11 @@ static int route_chunks(struct kvn_client *c, struct client_op *op, uint16_t typ
 			if (rt->status == 0)
 				client_note_node(c, rt);
 		}
+		/* a ROUTE_PUT answer ends with each item's grant, which its
+		 * PUT or ALLOC_SLOT carries to the peer */
+		for (uint32_t j = 0; j < k && type == WIRE_ROUTE_PUT; j++)
+			if (proto_route_grants_next(&r, &op->rt[idx[i + j]].grant) != 0)
+				return KVN_EPROTO;
 		i += k;
 	}
 	return 0;
@@ -211,6 +216,12 @@ static int with_size(int kind)
 	return kind == WIRE_PUT || kind == WIRE_COMMIT_SLOT || kind == WIRE_ALLOC_SLOT;
 }
 
+/* Kinds that store a new generation: their items carry the master's grant. */
+static int with_grant(int kind)
+{
+	return kind == WIRE_PUT || kind == WIRE_ALLOC_SLOT;
+}
+
 /* Items idx[0..n) that routed to peers: one request per peer (more when a
  * request would exceed the frame limits), all in flight together.  Items
  * whose peer cannot be reached get KVN_ECONN in st[]. */
@@ -226,6 +237,7 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 		struct client_peer *p = client_peer_get(c, node, op->rt[idx[a]].addr);
 		/* gather this node's items until a frame is full */
 		uint32_t *take = kvn_xmalloc(n * sizeof *take), k = 0, bytes = 16;
+		uint32_t per = 20 + (with_grant(op->kind) ? PROTO_GRANT_LEN : 0);
 		uint64_t payload = 0;
 		for (uint32_t b = a; b < n; b++) {
 			const struct kvn_item *it = &op->items[idx[b]];
@@ -235,12 +247,12 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			 * reply exceeds the limit, however large the batch */
 			uint64_t add = with_payload(op->kind) ? it->vlen
 				       : op->kind == WIRE_GET ? op->rt[idx[b]].size : 0;
-			if (k > 0 && (bytes + 20 + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
+			if (k > 0 && (bytes + per + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
 				      payload + add > PROTO_MAX_BATCH_PAYLOAD))
 				continue; /* next request */
 			take[k++] = idx[b];
 			sent[b] = 1;
-			bytes += 20 + (uint32_t)it->klen;
+			bytes += per + (uint32_t)it->klen;
 			payload += add;
 		}
 		if (!p) {
@@ -263,6 +275,8 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 				proto_items_add(&w, it->key, it->klen, op->rt[take[j]].gen,
 						with_size(op->kind) ? it->vlen : 0);
 			}
+			for (uint32_t j = 0; j < k && with_grant(op->kind); j++)
+				proto_grants_add(&w, &op->rt[take[j]].grant);
 		}
 		if (with_payload(op->kind)) {
 			/* zero copy: the frame references the caller's buffers, which

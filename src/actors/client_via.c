@@ -155,10 +155,10 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 		uint64_t payload = 0;
 		while (i + k < n) {
 			const struct kvn_item *it = &op->items[idx[i + k]];
-			if (k > 0 && (bytes + 20 + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
+			if (k > 0 && (bytes + 20 + PROTO_GRANT_LEN + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
 				      payload + it->vlen > PROTO_MAX_BATCH_PAYLOAD))
 				break;
-			bytes += 20 + (uint32_t)it->klen;
+			bytes += 20 + PROTO_GRANT_LEN + (uint32_t)it->klen;
 			payload += it->vlen;
 			k++;
 		}
@@ -174,6 +174,9 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 			if (it->vlen)
 				evbuffer_add_reference(m->payload, it->val, it->vlen, NULL, NULL);
 		}
+		/* room for the grants the master writes in with the gens */
+		for (uint32_t j = 0; j < k; j++)
+			proto_grants_add(&w, NULL);
 		if (master_send(c, op, m, &w, idx + i, k) != 0)
 			break; /* the rest go by ROUTE_PUT */
 		c->via_put_sent += k;

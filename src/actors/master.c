@@ -159,6 +159,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->node_timeout_ms = o->node_timeout_ms;
 	ms->max_value_size = o->max_value_size;
 	ms->epoch = epoch;
+	kvn_ratelimit_init(&ms->rl_event, 10000, 3);
 	ms->live_period_ms = o->node_timeout_ms / 4 > MASTER_LIVE_MIN_MS ? o->node_timeout_ms / 4
 									 : MASTER_LIVE_MIN_MS;
 	/* half the writer's mailbox (it is o->mailbox too): room left for
@@ -295,6 +296,7 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	n->ref = m->src;
 	n->local = m->src_role == AUTH_ROLE_INTERNAL;
 	n->attached = 1;
+	mnode_grant_key(ms, n, m, pn.boot_id); /* a new key per attachment */
 	if (!held) {
 		/* Locations stay routable until the node's snapshot replaces
 		 * them (master_sync.c) when they may still be right: the same
@@ -352,6 +354,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		n->ref = m->src;
 		n->local = m->src_role == AUTH_ROLE_INTERNAL;
 		n->attached = 1;
+		mnode_grant_key(ms, n, m, pn.boot_id);
 	}
 	/* With every event of the node applied, the index holds a subset of
 	 * its committed keys; any surplus are generations whose DROP_GEN it
@@ -403,18 +406,38 @@ int master_event_ok(const struct proto_event *e)
 	return 1;
 }
 
-/* Decode the whole message once before touching anything. */
+/* Decode the whole message once before touching anything.  Only a batch
+ * that does not decode is refused as a whole; an event that decodes but is
+ * not valid (master_event_ok) is refused alone, in on_events. */
 static int events_check(const struct actor_msg *m, char *node_id, size_t cap, uint64_t *boot, uint32_t *n)
 {
 	struct proto_event e;
 	struct wire_r r;
 	int rc = proto_events_open(&r, m, node_id, cap, boot, n);
-	for (uint32_t i = 0; i < *n && rc == 0; i++) {
+	for (uint32_t i = 0; i < *n && rc == 0; i++)
 		rc = proto_events_next(&r, &e);
-		if (rc == 0 && !master_event_ok(&e))
-			rc = KVN_EPROTO;
-	}
 	return rc ? rc : wire_r_end(&r);
+}
+
+/* One event the master will not apply: its seq is consumed (the stream
+ * goes on past it), an ADD's generation is dropped at the node so both
+ * agree the key is not there, and a rate-limited line names it. */
+static void event_refuse(struct master *ms, struct mnode *n, const struct proto_event *e, struct mdrops *drops)
+{
+	char key[80];
+	uint64_t suppressed = 0;
+
+	MASTER_STAT_INC(events_refused);
+	if (e->kind == PROTO_EV_ADD && e->gen != 0 && e->gen <= PROTO_GEN_MAX && e->klen >= 1 &&
+	    e->klen <= KVN_MAX_KEY)
+		mdrops_add(drops, n, e->key, e->klen, e->gen);
+	if (!kvn_ratelimit_ok(&ms->rl_event, &suppressed))
+		return;
+	kvn_str_quote(key, sizeof key, e->key, e->klen);
+	log_warn("master: node %s: refused invalid %s event seq %" PRIu64 " (key %s gen %" PRIu64 " size %" PRIu64
+		 " tier %u); the others are applied (%" PRIu64 " more refused lines suppressed)",
+		 n->node_id, e->kind == PROTO_EV_ADD ? "ADD" : "REMOVE", e->seq, key, e->gen, e->size,
+		 (unsigned)e->tier, suppressed);
 }
 
 static void on_events(struct master *ms, const struct actor_msg *m)
@@ -458,6 +481,11 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		}
 		if (!first_new)
 			first_new = e.seq;
+		if (!master_event_ok(&e)) {
+			event_refuse(ms, n, &e, &drops);
+			n->applied_seq = e.seq;
+			continue;
+		}
 		ob.now |= e.durable != 0;
 		if (e.kind == PROTO_EV_ADD) {
 			int res = MIDX_STALE;

@@ -94,8 +94,8 @@ struct mput {
 };
 
 /* Place every item of a PUT sent to the master on the peer of this process
- * (as ROUTE_PUT would, reserving room) and write a new generation per item
- * into meta in place.  0 and *to; else KVN_ESTATE (another node, no room,
+ * (as ROUTE_PUT would, reserving room) and write a new generation and its
+ * grant per item into meta in place (the client sent zeroed grants).  0 and *to; else KVN_ESTATE (another node, no room,
  * no such peer: the client routes them itself) or the decode error, with
  * nothing reserved. */
 static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct mnode **to)
@@ -111,8 +111,11 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 		items = kvn_xmalloc(n * sizeof *items);
 	for (i = 0; i < n && rc == 0; i++)
 		rc = proto_items_next(&r, &items[i]);
-	if (rc == 0)
-		rc = wire_r_end(&r);
+	/* the client leaves room for the grants, which are written here as
+	 * the gens are: the peer checks them as for any PUT */
+	struct wire_r gr;
+	if (rc == 0 && proto_grants_open(&r, n, &gr) != 1)
+		rc = KVN_ESTATE;
 	if (rc)
 		goto out;
 	ms->stamp++; /* no node excluded */
@@ -130,6 +133,9 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 		if (master_next_gen(ms, &gen) != 0)
 			break; /* the epoch's generations are used up (logged there) */
 		proto_items_set_gen(meta, meta_len, &items[i], gen);
+		struct proto_grant g;
+		mnode_grant(node, items[i].key, items[i].klen, gen, items[i].size, &g);
+		proto_grants_set(meta, meta_len, n, i, &g);
 	}
 	if (placed < n || i < n) {
 		while (placed-- > 0)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "actors/master_int.h"
 #include "base/hashpf.h"
 
@@ -60,8 +62,44 @@ void mnode_free_all(struct master *ms)
 		mstaging_reset(&n->stg);
 		mpdrop_clear(n);
 		wire_w_fini(&n->held_w);
+		auth_grant_key_free(n->gkey);
 		free(n);
 	}
+}
+
+/* ---- grants ---- */
+
+/* From the connection the node attached over (both ends derive the same
+ * bytes from its session, nothing is sent), or, for an actor of this
+ * process, from the process's own secret and the node's boot id. */
+void mnode_grant_key(struct master *ms, struct mnode *n, const struct actor_msg *m, uint64_t boot)
+{
+	uint8_t mat[AUTH_MAC_LEN];
+	struct auth_grant_key *g = NULL;
+	int rc = net_link_material(actor_loop_of(ms->self), m->src, AUTH_GRANT_LABEL, mat);
+
+	if (rc == KVN_EINVAL)
+		rc = auth_grant_local_material(boot, mat);
+	if (rc == 0)
+		rc = auth_grant_key_new(mat, &g);
+	OPENSSL_cleanse(mat, sizeof mat);
+	auth_grant_key_free(n->gkey);
+	n->gkey = g;
+	if (rc)
+		log_error("master: node %s: no grant key for this attachment (%s): its puts will be refused",
+			  n->node_id, kvn_strerror(rc));
+}
+
+void mnode_grant(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
+		 struct proto_grant *g)
+{
+	memset(g, 0, sizeof *g);
+	if (!n->gkey)
+		return;
+	g->expiry_ms = kvn_wall_ms() + PROTO_GRANT_TTL_MS;
+	g->size = size;
+	if (auth_grant_sign(n->gkey, n->node_id, key, klen, gen, size, g->expiry_ms, g->mac) != 0)
+		memset(g, 0, sizeof *g);
 }
 
 /* SQLite holds signed 64-bit integers: clamp what a peer reported. */
@@ -477,6 +515,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	char ex[MASTER_MAX_EXCLUDE][65];
 	struct put_item *items = NULL;
 	struct mnode **placed = NULL;
+	uint64_t *gens = NULL;
 	struct wire_r r;
 	struct wire_w w;
 	uint32_t nex = 0, n = 0;
@@ -503,6 +542,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			x->mark = ms->stamp;
 	}
 	placed = kvn_xcalloc(n ? n : 1, sizeof *placed);
+	gens = kvn_xcalloc(n ? n : 1, sizeof *gens);
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -518,10 +558,18 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			 (status = master_next_gen(ms, &gen)) == 0) {
 			node->reserved += items[i].size;
 			placed[i] = node;
+			gens[i] = gen;
 			proto_routes_add(&w, 0, node->node_id, node->addr, gen, 0, items[i].size);
 			continue;
 		}
 		proto_routes_add(&w, status, NULL, NULL, 0, 0, 0);
+	}
+	/* then one grant per route: the peer stores only what it names */
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_grant g = { 0 };
+		if (placed[i])
+			mnode_grant(placed[i], items[i].key, items[i].klen, gens[i], items[i].size, &g);
+		proto_route_grants_add(&w, &g);
 	}
 	if (proto_reply(ms->self, m, &w, NULL, 0) != 0) {
 		/* the answer does not fit one frame: promise nothing */
@@ -529,6 +577,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			if (placed[i])
 				placed[i]->reserved -= items[i].size;
 	}
+	free(gens);
 	free(placed);
 	free(items);
 }

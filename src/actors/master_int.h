@@ -144,6 +144,9 @@ struct mnode {
 	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
 	uint32_t npdrops;
 	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
+	/* signs its ROUTE_PUT grants; made anew by every attachment (and new
+	 * connection) from what only this master and that peer share */
+	struct auth_grant_key *gkey;
 };
 
 /* Process-wide counters (summed over master instances), read with
@@ -177,6 +180,7 @@ struct master {
 	int hold_armed;
 	/* the one node whose operations are held (master_db.c, master_ops_commit) */
 	struct mnode *holder;
+	struct kvn_ratelimit rl_event; /* "refused an event" lines */
 };
 
 /* Pending one-way DROP_GEN notices of one batch, grouped per node when
@@ -209,6 +213,11 @@ void master_reply_proto_err(struct master *ms, const struct actor_msg *req);
 int master_deny(struct master *ms, const struct actor_msg *req);
 /* ADD/REMOVE/snapshot entry fields SQLite can store (gen 1..2^63-1, ...). */
 int master_event_ok(const struct proto_event *e);
+/* Make n's grant key for the attachment m arrived on (boot: the node's). */
+void mnode_grant_key(struct master *ms, struct mnode *n, const struct actor_msg *m, uint64_t boot);
+/* The grant for one put routed to n; all zero when n has no key. */
+void mnode_grant(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
+		 struct proto_grant *g);
 /* The writer is too far behind: answers KVN_EBUSY with n's ack, returns 1. */
 int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n);
 enum master_persist_kind { MASTER_P_NODE, MASTER_P_EVENTS, MASTER_P_SYNC, MASTER_P_DEAD };

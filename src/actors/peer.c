@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "actors/peer_int.h"
 #include "auth/auth.h"
 #include "base/base.h"
@@ -18,6 +20,10 @@
 #define META_BUDGET (60u * 1024u) /* keep batches under the 64 KiB limit */
 #define WAITER_MAX 65536
 #define WAITER_MAX_AGE_MS (10ull * 60 * 1000)
+#define ATTACH_BACKOFF_MAX_MS (30ull * 1000) /* re-attach retries grow to this */
+
+/* What the last attach line said (one line per change, not per attempt). */
+enum peer_link { LINK_NONE = 0, LINK_ATTACHED, LINK_REFUSED, LINK_FAILED };
 
 struct sync_entry {
 	uint64_t gen, size;
@@ -166,6 +172,37 @@ uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16
 }
 
 static void peer_attach(struct peer *p);
+static void peer_grant_key(struct peer *p);
+
+/* The next attach waits for the backoff's next (jittered, growing) delay. */
+static void peer_attach_later(struct peer *p)
+{
+	p->attach_at_ms = kvn_now_ms() + kvn_backoff_next(&p->attach_bo);
+}
+
+/* A batch that was not acknowledged goes again after the backoff's next
+ * delay (at most a heartbeat: the tick ships it then at the latest). */
+static void ship_later(struct peer *p)
+{
+	p->ship_at_ms = kvn_now_ms() + kvn_backoff_next(&p->ship_bo);
+}
+
+/* Not attached, and why: one line when that changes, not one per try. */
+static void link_down(struct peer *p, int why)
+{
+	int state = why == KVN_EAUTH || why == KVN_EVERSION || why == KVN_EPERM ? LINK_REFUSED : LINK_FAILED;
+
+	if (p->link_state == state && p->refused_why == why)
+		return;
+	p->link_state = state;
+	p->refused_why = why;
+	if (state == LINK_REFUSED)
+		log_warn("not attached to the master: it refused this peer (%s: check auth.peer_secret_file on "
+			 "both); retrying with backoff",
+			 kvn_strerror(why));
+	else
+		log_warn("not attached to the master: %s; retrying with backoff", kvn_strerror(why));
+}
 
 /* The forbidden behaviour, for the simulation test only (see
  * peer_opts.unsafe_forget_unacked): events drained for a send that failed
@@ -212,8 +249,9 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 
 	p->shipping = 0;
 	if (err || !reply) {
-		/* events stay queued; the heartbeat tick ships them again */
+		/* events stay queued; shipped again after a (growing) delay */
 		log_debug("events not acknowledged: %s", kvn_strerror(err));
+		ship_later(p);
 		if (p->o.unsafe_forget_unacked)
 			forget_shipped(p);
 		return 0;
@@ -225,19 +263,28 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 		return 0;
 	}
 	if (reply->status == KVN_EBUSY) {
-		/* the master's SQLite writer is behind: keep the events, the
-		 * heartbeat tick ships them again */
+		/* the master's SQLite writer is behind: keep the events and
+		 * ship them again after a (growing) delay, not with every put */
 		if (proto_ack_dec(reply, &a) == 0 && !a.need_full_sync)
 			process_ack(p, &a);
+		ship_later(p);
 		return 0;
 	}
 	if (proto_ack_dec(reply, &a) != 0 || reply->status != 0 || a.need_full_sync) {
-		if (reply->status != KVN_ESTATE && !a.need_full_sync)
-			log_warn("master refused events: %s", kvn_strerror(reply->status));
+		uint64_t suppressed = 0;
+		if (reply->status != KVN_ESTATE && !a.need_full_sync && kvn_ratelimit_ok(&p->rl_refused, &suppressed))
+			log_warn("master refused events: %s; attaching again with backoff (%llu such lines suppressed)",
+				 kvn_strerror(reply->status), (unsigned long long)suppressed);
 		p->attached = 0;
+		/* not at once: a batch the master keeps refusing must not become
+		 * a re-attach and re-ship loop at full speed */
+		peer_attach_later(p);
 		peer_attach(p);
 		return 0;
 	}
+	kvn_backoff_reset(&p->attach_bo); /* the stream flows */
+	kvn_backoff_reset(&p->ship_bo);
+	p->ship_at_ms = 0;
 	process_ack(p, &a);
 	peer_ship(p);
 	return 0;
@@ -249,7 +296,8 @@ void peer_ship(struct peer *p)
 	struct wire_w w;
 	uint32_t n = 0, bytes = 0;
 
-	if (!p->attached || p->syncing || p->shipping || TAILQ_EMPTY(&p->outbox))
+	if (!p->attached || p->syncing || p->shipping || TAILQ_EMPTY(&p->outbox) ||
+	    (p->ship_at_ms && kvn_now_ms() < p->ship_at_ms))
 		return;
 	TAILQ_FOREACH(e, &p->outbox, link) {
 		bytes += 32u + e->klen;
@@ -321,6 +369,7 @@ static int on_sync(struct actor *self, void *arg, struct actor_msg *reply, int e
 		sync_free(s);
 		p->syncing = 0;
 		p->attached = 0;
+		peer_attach_later(p);
 		return 0;
 	}
 	if (s->next < s->n) {
@@ -400,12 +449,21 @@ static int on_attach(struct actor *self, void *arg, struct actor_msg *reply, int
 	p->attaching = 0;
 	if (err || !reply || reply->status != 0 || proto_ack_dec(reply, &a) != 0) {
 		int why = err ? err : reply ? reply->status : KVN_EPROTO;
-		log_warn("attach to the master failed: %s; retrying every heartbeat", kvn_strerror(why));
+		link_down(p, why);
+		peer_attach_later(p);
 		return 0;
 	}
 	p->attached = 1;
 	p->epoch = a.epoch;
-	log_info("attached to the master (epoch %u)%s", a.epoch, a.need_full_sync ? ": full sync" : "");
+	/* the link is up now (an attach queued before it was could not derive
+	 * its key): the same bytes the master derived from its end */
+	peer_grant_key(p);
+	if (p->link_state != LINK_ATTACHED || a.need_full_sync)
+		log_info("attached to the master (epoch %u)%s", a.epoch, a.need_full_sync ? ": full sync" : "");
+	p->link_state = LINK_ATTACHED;
+	p->refused_why = 0;
+	if (TAILQ_EMPTY(&p->outbox))
+		kvn_backoff_reset(&p->attach_bo); /* else: once the master takes them */
 	if (a.need_full_sync) {
 		start_sync(p);
 		return 0;
@@ -415,13 +473,36 @@ static int on_attach(struct actor *self, void *arg, struct actor_msg *reply, int
 	return 0;
 }
 
+/* The key the master's grants are checked with, for the attachment about
+ * to be made: from the link to the master (the master derives the same
+ * from its end when the attach arrives), or, for a master of this process,
+ * from the process's secret and our boot id. */
+static void peer_grant_key(struct peer *p)
+{
+	uint8_t mat[AUTH_MAC_LEN];
+	struct auth_grant_key *g = NULL;
+	int rc = net_link_material(actor_loop_of(p->self), p->master, AUTH_GRANT_LABEL, mat);
+
+	if (rc == KVN_EINVAL)
+		rc = auth_grant_local_material(p->boot_id, mat);
+	if (rc == 0)
+		rc = auth_grant_key_new(mat, &g);
+	OPENSSL_cleanse(mat, sizeof mat);
+	auth_grant_key_free(p->gkey);
+	p->gkey = g; /* NULL (no link yet): every put is refused until attached */
+	if (rc)
+		log_debug("no grant key yet: %s", kvn_strerror(rc));
+}
+
 static void peer_attach(struct peer *p)
 {
 	struct proto_node n;
 	struct actor_msg *m;
 
-	if (p->attaching || p->syncing || !p->master)
+	if (p->attaching || p->syncing || !p->master || kvn_now_ms() < p->attach_at_ms)
 		return;
+	peer_grant_key(p); /* grants of an earlier attachment stop working */
+	p->stats.attach_tries++;
 	fill_node(p, &n);
 	m = actor_msg_new(WIRE_PEER_ATTACH);
 	if (proto_node_enc(m, &n) != 0 ||
@@ -496,6 +577,7 @@ static int peer_handle(struct actor *self, struct actor_msg *m)
 		if (from_master(p, m)) {
 			p->attached = 0;
 			p->shipping = 0;
+			link_down(p, m->status ? m->status : KVN_ECONN);
 		}
 		return 0;
 	case WIRE_DROP_GEN:
@@ -574,6 +656,7 @@ static void peer_fini(struct actor *self)
 		}
 	}
 	peer_store_put(p->st);
+	auth_grant_key_free(p->gkey);
 	free(p->scratch);
 	free((char *)p->o.node_id);
 	free((char *)p->o.advertise);
@@ -603,6 +686,10 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	TAILQ_INIT(&p->wait_applied);
 	TAILQ_INIT(&p->wait_durable);
 	TAILQ_INIT(&p->receiving);
+	kvn_ratelimit_init(&p->rl_grant, 10000, 3);
+	kvn_ratelimit_init(&p->rl_refused, 10000, 1);
+	kvn_backoff_init(&p->attach_bo, o->heartbeat_ms ? o->heartbeat_ms : 100, ATTACH_BACKOFF_MAX_MS);
+	kvn_backoff_init(&p->ship_bo, 10, o->heartbeat_ms ? o->heartbeat_ms : 100);
 	p->st = kvn_xcalloc(1, sizeof *p->st);
 	p->st->refs = 1;
 	rc = alloc_arena_new(o->dram_size, o->page_size, o->hugepages, &p->st->arena);

@@ -89,9 +89,63 @@ static struct put_key *put_keys(struct peer_put *pp)
 	return (struct put_key *)(pp + 1);
 }
 
+/* ---- grants ---- */
+
+int peer_grants_find(const uint8_t *meta, uint32_t meta_len, struct wire_r *g)
+{
+	struct wire_r r;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+
+	if (proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
+		return KVN_EPROTO;
+	for (uint32_t i = 0; i < n; i++)
+		if (proto_items_next(&r, &it) != 0)
+			return KVN_EPROTO;
+	return proto_grants_open(&r, n, g);
+}
+
+int peer_grant_check(struct peer *p, const struct proto_item *it, const struct proto_grant *g, uint64_t wall)
+{
+	const char *why = NULL;
+	int rc = KVN_EAUTH;
+
+	if (it->gen == 0 || it->gen > PROTO_GEN_MAX) {
+		why = "a generation the master never hands out";
+		rc = KVN_EPROTO;
+	} else if (!p->gkey) {
+		why = "not attached to the master";
+	} else if (!g) {
+		why = "no grant";
+	} else if (g->expiry_ms + PROTO_GRANT_SKEW_MS < wall) {
+		why = "grant expired";
+	} else if (g->expiry_ms > wall + PROTO_GRANT_TTL_MS + PROTO_GRANT_SKEW_MS) {
+		why = "grant expires too late (clocks apart?)";
+	} else if (it->size > g->size) {
+		why = "larger than the grant's size";
+	} else if (auth_grant_check(p->gkey, p->node_id, it->key, it->klen, it->gen, g->size, g->expiry_ms,
+				    g->mac) != 0) {
+		why = "grant not issued by our master for this key, generation and size";
+	} else {
+		return 0;
+	}
+	p->stats.grants_refused++;
+	uint64_t suppressed = 0;
+	if (kvn_ratelimit_ok(&p->rl_grant, &suppressed)) {
+		char key[80];
+		kvn_str_quote(key, sizeof key, it->key, it->klen);
+		log_warn("refused to store key %s gen %llu: %s (%llu more such lines suppressed)", key,
+			 (unsigned long long)it->gen, why, (unsigned long long)suppressed);
+	}
+	return rc;
+}
+
 /* Reserve slots for every item of a PUT; items that cannot be stored get a
  * status and a discard region.  Also used without a sink (payload already
- * buffered, or empty). */
+ * buffered, or empty).  Nothing is reserved for an item whose grant from
+ * the master does not check (peer_grant_check): the client cannot choose a
+ * generation. */
 static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uint64_t payload_len,
 		     struct peer_put **out)
 {
@@ -99,10 +153,12 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	struct proto_item it;
 	uint8_t flags;
 	uint32_t n;
-	uint64_t total = 0, now = kvn_now_ms();
+	uint64_t total = 0, now = kvn_now_ms(), wall = kvn_wall_ms();
 	int cap = 0;
+	struct wire_r gr;
+	int has_grants = peer_grants_find(meta, meta_len, &gr);
 
-	if (proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
+	if (has_grants < 0 || proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
 		return KVN_EPROTO;
 	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * sizeof(struct put_key));
 	if (!pp)
@@ -122,7 +178,12 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		put_keys(pp)[i].klen = it.klen;
 		put_keys(pp)[i].gen = it.gen;
 		total += it.size;
-		if (it.size > p->o.max_value_size)
+		struct proto_grant g;
+		if (has_grants)
+			proto_grants_next(&gr, &g);
+		if ((rc = peer_grant_check(p, &it, has_grants ? &g : NULL, wall)) != 0)
+			; /* refused: its bytes are discarded */
+		else if (it.size > p->o.max_value_size)
 			rc = KVN_ETOOBIG;
 		else
 			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
@@ -132,7 +193,7 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		else
 			peer_iov_discard(p, pp, &cap, it.size);
 	}
-	if (wire_r_end(&r) != 0 || total != payload_len) {
+	if (r.err || (!has_grants && wire_r_end(&r) != 0) || total != payload_len) {
 		peer_sink_abort(p->self, pp);
 		return KVN_EPROTO;
 	}
@@ -385,7 +446,9 @@ int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint
 	}
 	for (uint32_t i = 0; i < *n; i++)
 		proto_items_next(r, &it);
-	if (wire_r_end(r) != 0) {
+	struct wire_r g;
+	if (wire_r_end(r) != 0 &&
+	    !(m->type == WIRE_ALLOC_SLOT && !r->err && proto_grants_open(r, *n, &g) == 1)) {
 		actor_reply_status(p->self, m, r->err == KVN_EKEYLEN ? KVN_EKEYLEN : KVN_EPROTO);
 		return -1;
 	}

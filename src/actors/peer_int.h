@@ -12,6 +12,8 @@
 #include "actors/actor.h"
 #include "actors/proto.h"
 #include "actors/roles.h"
+#include "auth/auth.h"
+#include "base/base.h"
 #include "store/store.h"
 
 /* The arena and key table outlive the peer actor while evbuffer chains
@@ -81,6 +83,8 @@ struct peer_slot_stats {
 struct peer_stats {
 	uint64_t puts, gets, get_bytes, put_bytes, removes, events_shipped, sync_runs;
 	uint64_t waiters_dropped, receive_aborted;
+	uint64_t grants_refused; /* put / alloc items refused for their grant */
+	uint64_t attach_tries;   /* PEER_ATTACH requests sent */
 };
 
 struct peer {
@@ -106,6 +110,20 @@ struct peer {
 	uint8_t *scratch; /* where bytes of refused items go */
 	struct peer_stats stats;
 	struct peer_slots *slots; /* peer_slot.c; created on first use */
+	/* checks the master's grants; made when attaching, from the link to
+	 * the master (or this process's secret for an in-process master) */
+	struct auth_grant_key *gkey;
+	struct kvn_ratelimit rl_grant; /* "refused a put without a grant" lines */
+	struct kvn_ratelimit rl_refused; /* "master refused events" lines */
+	/* attach retries: exponential with jitter, not before attach_at_ms */
+	struct kvn_backoff attach_bo;
+	uint64_t attach_at_ms;
+	/* events the master did not acknowledge: shipped again not before
+	 * ship_at_ms (0: now), delays growing up to a heartbeat */
+	struct kvn_backoff ship_bo;
+	uint64_t ship_at_ms;
+	int link_state;   /* enum peer_link: what the last line said */
+	int refused_why;  /* last refusal's error, for the state line */
 };
 
 /* peer.c */
@@ -117,6 +135,13 @@ void peer_ship(struct peer *p);
 void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
 	       uint8_t *meta, uint32_t meta_len);
 /* peer_data.c */
+/* Where the grants of a PUT or ALLOC_SLOT are: 1 and *g over them, 0 none,
+ * KVN_EPROTO when meta does not decode. */
+int peer_grants_find(const uint8_t *meta, uint32_t meta_len, struct wire_r *g);
+/* Whether an item may be stored: 0, KVN_EAUTH (no, missing, expired or
+ * wrong grant) or KVN_EPROTO (a generation the master never hands out).
+ * g NULL: none.  Refusals are counted and logged, rate-limited. */
+int peer_grant_check(struct peer *p, const struct proto_item *it, const struct proto_grant *g, uint64_t wall);
 int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
 	      struct net_sink *sink);
 void peer_sink_abort(struct actor *self, void *cookie);

@@ -142,20 +142,29 @@ void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
 	struct proto_item it;
 	uint8_t flags;
 	uint32_t n;
-	uint64_t now = kvn_now_ms();
+	uint64_t now = kvn_now_ms(), wall = kvn_wall_ms();
+	struct wire_r gr;
+	int has_grants;
 
 	/* decode everything before reserving anything */
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
+	has_grants = peer_grants_find(m->meta, m->meta_len, &gr) == 1;
 	sweep(s, now);
 	wire_w_init(&w);
 	proto_slots_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
 		struct proto_slot_result res = { 0 };
 		struct keytab_view v;
+		struct proto_grant g;
 		proto_items_next(&r, &it);
 		res.gen = it.gen;
-		if (it.size > p->o.max_value_size)
+		if (has_grants)
+			proto_grants_next(&gr, &g);
+		/* the master's grant names this key, generation and size */
+		if ((res.status = peer_grant_check(p, &it, has_grants ? &g : NULL, wall)) != 0)
+			;
+		else if (it.size > p->o.max_value_size)
 			res.status = KVN_ETOOBIG;
 		else if (s->st.reserved >= SLOT_MAX)
 			res.status = KVN_EBUSY;

@@ -330,9 +330,42 @@ int proto_routes_next(struct wire_r *r, struct proto_route *rt)
 	rt->gen = wire_r_u64(r);
 	rt->tier = wire_r_u8(r);
 	rt->size = wire_r_u64(r);
-	if (!r->err && (rt->status > 0 || rt->status < KVN_ERR_MIN))
+	memset(&rt->grant, 0, sizeof rt->grant);
+	if (!r->err && (rt->status > 0 || rt->status < KVN_ERR_MIN || rt->gen > PROTO_GEN_MAX))
 		r->err = KVN_EPROTO;
 	return r->err;
+}
+
+static void grant_w(struct wire_w *w, const struct proto_grant *g)
+{
+	static const struct proto_grant none;
+	if (!g)
+		g = &none;
+	wire_w_u64(w, g->expiry_ms);
+	wire_w_u64(w, g->size);
+	wire_w_raw(w, g->mac, sizeof g->mac);
+}
+
+static int grant_r(struct wire_r *r, struct proto_grant *g)
+{
+	g->expiry_ms = wire_r_u64(r);
+	g->size = wire_r_u64(r);
+	const uint8_t *mac = wire_r_raw(r, sizeof g->mac);
+	if (mac)
+		memcpy(g->mac, mac, sizeof g->mac);
+	else
+		memset(g, 0, sizeof *g);
+	return r->err;
+}
+
+void proto_route_grants_add(struct wire_w *w, const struct proto_grant *g)
+{
+	grant_w(w, g);
+}
+
+int proto_route_grants_next(struct wire_r *r, struct proto_grant *g)
+{
+	return grant_r(r, g);
 }
 
 /* ---- data path items ---- */
@@ -366,7 +399,44 @@ int proto_items_next(struct wire_r *r, struct proto_item *it)
 	it->key = wire_r_key(r, &it->klen);
 	it->gen = wire_r_u64(r);
 	it->size = wire_r_u64(r);
+	if (!r->err && it->gen > PROTO_GEN_MAX)
+		r->err = KVN_EPROTO;
 	return r->err;
+}
+
+void proto_grants_add(struct wire_w *w, const struct proto_grant *g)
+{
+	grant_w(w, g);
+}
+
+int proto_grants_open(const struct wire_r *r, uint32_t n, struct wire_r *g)
+{
+	if (r->err)
+		return r->err;
+	uint32_t left = r->len - r->off;
+	if (left == 0)
+		return 0;
+	if ((uint64_t)left != (uint64_t)n * PROTO_GRANT_LEN)
+		return KVN_EPROTO;
+	wire_r_init(g, r->p + r->off, left);
+	return 1;
+}
+
+int proto_grants_next(struct wire_r *g, struct proto_grant *out)
+{
+	return grant_r(g, out);
+}
+
+void proto_grants_set(uint8_t *meta, uint32_t meta_len, uint32_t n, uint32_t i, const struct proto_grant *g)
+{
+	size_t off = (size_t)meta_len - (size_t)(n - i) * PROTO_GRANT_LEN;
+
+	KVN_ASSERT(i < n && (size_t)n * PROTO_GRANT_LEN <= meta_len);
+	for (int b = 0; b < 8; b++) {
+		meta[off + (size_t)b] = (uint8_t)(g->expiry_ms >> (8 * b));
+		meta[off + 8 + (size_t)b] = (uint8_t)(g->size >> (8 * b));
+	}
+	memcpy(meta + off + 16, g->mac, sizeof g->mac);
 }
 
 void proto_items_set_gen(uint8_t *meta, uint32_t meta_len, const struct proto_item *it, uint64_t gen)
@@ -403,7 +473,7 @@ int proto_results_next(struct wire_r *r, struct proto_result *res)
 	res->status = (int32_t)wire_r_u32(r);
 	res->gen = wire_r_u64(r);
 	res->size = wire_r_u64(r);
-	if (!r->err && (res->status > 0 || res->status < KVN_ERR_MIN))
+	if (!r->err && (res->status > 0 || res->status < KVN_ERR_MIN || res->gen > PROTO_GEN_MAX))
 		r->err = KVN_EPROTO;
 	return r->err;
 }
@@ -436,7 +506,7 @@ int proto_slots_next(struct wire_r *r, struct proto_slot_result *s)
 	s->gen = wire_r_u64(r);
 	s->addr = wire_r_u64(r);
 	s->rkey = wire_r_u32(r);
-	if (!r->err && (s->status > 0 || s->status < KVN_ERR_MIN))
+	if (!r->err && (s->status > 0 || s->status < KVN_ERR_MIN || s->gen > PROTO_GEN_MAX))
 		r->err = KVN_EPROTO;
 	return r->err;
 }

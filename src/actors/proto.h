@@ -113,6 +113,26 @@ int proto_route_put_open(struct wire_r *r, const struct actor_msg *m, char (*ex)
 int proto_route_put_next(struct wire_r *r, const uint8_t **key, uint16_t *klen, uint64_t *size);
 
 /* ---- route replies: ROUTE_PUT and ROUTE_GET ---- */
+/* The master's grant for one put (ROUTE_PUT answers, then PUT and
+ * ALLOC_SLOT items): expiry (the master's wall clock, ms), the size routed
+ * (the value stored may be smaller: a client that routes before it knows
+ * its exact size) and a truncated MAC over both, the node, the key and the
+ * gen (auth_grant_sign).  All zero: none. */
+struct proto_grant {
+	uint64_t expiry_ms;
+	uint64_t size;
+	uint8_t mac[16];
+};
+#define PROTO_GRANT_LEN 32
+/* How long a grant is valid after the master issued it (its wall clock),
+ * and how far a peer's wall clock may be off the master's: a peer refuses
+ * a grant whose expiry is more than SKEW in its past, or more than TTL +
+ * SKEW in its future (docs/protocol.md, "Grants"). */
+#define PROTO_GRANT_TTL_MS (60ull * 1000)
+#define PROTO_GRANT_SKEW_MS (120ull * 1000)
+/* Largest generation on the wire: SQLite keeps signed 64-bit integers. */
+#define PROTO_GEN_MAX ((uint64_t)INT64_MAX)
+
 struct proto_route {
 	int32_t status;
 	char node_id[65];
@@ -120,6 +140,7 @@ struct proto_route {
 	uint64_t gen;
 	uint8_t tier;  /* ROUTE_GET only */
 	uint64_t size; /* ROUTE_GET only */
+	struct proto_grant grant; /* ROUTE_PUT only: read by proto_route_grants_next */
 };
 void proto_routes_begin(struct wire_w *w, uint32_t n);
 /* One route; node_id and addr may be NULL (written as ""). */
@@ -127,6 +148,10 @@ void proto_routes_add(struct wire_w *w, int32_t status, const char *node_id, con
 		      uint8_t tier, uint64_t size);
 int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 int proto_routes_next(struct wire_r *r, struct proto_route *rt);
+/* A ROUTE_PUT answer: after its n routes, n grants in the same order (all
+ * zero for a refused item). */
+void proto_route_grants_add(struct wire_w *w, const struct proto_grant *g);
+int proto_route_grants_next(struct wire_r *r, struct proto_grant *g);
 
 /* ---- data path: PUT, GET, REMOVE requests (key, gen[, size]) ---- */
 struct proto_item {
@@ -144,6 +169,17 @@ int proto_items_next(struct wire_r *r, struct proto_item *it);
  * (meta, which the caller owns): how the master fills in the routed
  * generation of a GET it forwards to its own peer (master_index.c). */
 void proto_items_set_gen(uint8_t *meta, uint32_t meta_len, const struct proto_item *it, uint64_t gen);
+
+/* PUT and ALLOC_SLOT: after the n items, n grants (PROTO_GRANT_LEN bytes
+ * each, in item order).  With the reader just past the last item:
+ * proto_grants_open says 1 and leaves *g over the grants, 0 when there are
+ * none (every item is then refused), or KVN_EPROTO for anything else. */
+void proto_grants_add(struct wire_w *w, const struct proto_grant *g);
+int proto_grants_open(const struct wire_r *r, uint32_t n, struct wire_r *g);
+int proto_grants_next(struct wire_r *g, struct proto_grant *out);
+/* Write grant i of n in place (meta has its grants: the master fills them
+ * in for a PUT it hands to its own peer). */
+void proto_grants_set(uint8_t *meta, uint32_t meta_len, uint32_t n, uint32_t i, const struct proto_grant *g);
 
 /* ---- data path replies: per item status, gen, size ---- */
 struct proto_result {

@@ -79,6 +79,7 @@ struct master_stats {
 	uint64_t proto_errors, denied;        /* malformed / wrong role */
 	uint64_t db_commits, db_commit_failed, db_write_failed; /* dbw */
 	uint64_t db_requests;                 /* requests the master sent to dbw */
+	uint64_t events_refused;              /* single events refused (invalid), the rest applied */
 };
 void master_get_stats(struct master_stats *st);
 

@@ -163,4 +163,41 @@ int auth_tag_verify(struct auth_tag *t, const uint8_t tag[AUTH_TAG_LEN]);
  * consumed anyway).  update without a successful begin is ignored; final and
  * verify then return KVN_ESTATE.  Treat any non-zero verify as a rejection. */
 
+/* ---- grants (grant.c; docs/protocol.md "Grants") ----
+ * The master's permission for one put: a MAC under a key that only the
+ * master and that one peer hold, over node_id, key, gen, size and an
+ * expiry.  The key is made per attachment from `material` that both ends
+ * already share: auth_session_material of the connection they attached
+ * over (remote peer), or auth_grant_local_material of the peer's boot id
+ * (the peer of the master's own process: the material never leaves its
+ * memory).  One key is used from one thread at a time. */
+#define AUTH_GRANT_MAC_LEN 16
+#define AUTH_GRANT_LABEL "kvnode grant v1" /* for net_link_material */
+struct auth_grant_key;
+/* 0, KVN_EINVAL, KVN_ENOMEM or KVN_ECONFIG; *out freed with
+ * auth_grant_key_free (NULL ok, wipes the key). */
+int auth_grant_key_new(const uint8_t material[AUTH_MAC_LEN], struct auth_grant_key **out);
+void auth_grant_key_free(struct auth_grant_key *g);
+/* mac = first 16 bytes of HMAC-SHA256(K_grant, len(1) node_id | le16 klen
+ * key | le64 gen | le64 size | le64 expiry_ms).  0 or KVN_EINVAL (a key
+ * or node_id of a bad length) / KVN_ENOMEM. */
+int auth_grant_sign(const struct auth_grant_key *g, const char *node_id, const void *key, size_t klen,
+		    uint64_t gen, uint64_t size, uint64_t expiry_ms, uint8_t mac[AUTH_GRANT_MAC_LEN]);
+/* Constant-time check of a grant: 0, or KVN_EAUTH (no key, bad input or
+ * mismatch).  Expiry is the caller's to judge (it is covered by the MAC). */
+int auth_grant_check(const struct auth_grant_key *g, const char *node_id, const void *key, size_t klen,
+		     uint64_t gen, uint64_t size, uint64_t expiry_ms, const uint8_t mac[AUTH_GRANT_MAC_LEN]);
+/* HMAC(process-wide random secret, "kvnode grant local v1" | le64 boot_id):
+ * for a peer and master that share a process and no connection. */
+int auth_grant_local_material(uint64_t boot_id, uint8_t out[AUTH_MAC_LEN]);
+/* The same 32 bytes on both ends of a session: HMAC(K_c2s, label) xor
+ * HMAC(K_s2c, label).  Call on the thread that owns the session's
+ * connection, between frames.  0, KVN_EINVAL or KVN_ENOMEM. */
+int auth_session_material(struct auth_session *s, const char *label, uint8_t out[AUTH_MAC_LEN]);
+/* A keyed HMAC-SHA256 context, reset (not re-keyed) per message. */
+struct auth_hmac;
+int auth_hmac_new(const void *key, size_t keylen, struct auth_hmac **out);
+void auth_hmac_free(struct auth_hmac *h);
+int auth_hmac_once(struct auth_hmac *h, const void *data, size_t n, uint8_t out[AUTH_MAC_LEN]);
+
 #endif

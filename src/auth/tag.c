@@ -257,3 +257,73 @@ int auth_tag_verify(struct auth_tag *t, const uint8_t tag[AUTH_TAG_LEN])
 	OPENSSL_cleanse(want, sizeof want);
 	return rc;
 }
+
+/* ---- keyed HMAC contexts reused per message (grant.c) ---- */
+
+struct auth_hmac {
+	EVP_MAC_CTX *c;
+};
+
+int auth_hmac_new(const void *key, size_t keylen, struct auth_hmac **out)
+{
+	struct auth_hmac *h;
+	int rc = macs_ready();
+
+	*out = NULL;
+	if (rc)
+		return rc;
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return KVN_ENOMEM;
+	h->c = hmac_new(key, keylen);
+	if (!h->c) {
+		free(h);
+		return KVN_ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+void auth_hmac_free(struct auth_hmac *h)
+{
+	if (!h)
+		return;
+	EVP_MAC_CTX_free(h->c); /* the provider cleanses its key copy */
+	free(h);
+}
+
+int auth_hmac_once(struct auth_hmac *h, const void *data, size_t n, uint8_t out[AUTH_MAC_LEN])
+{
+	size_t len = 0;
+
+	if (!EVP_MAC_init(h->c, NULL, 0, NULL) || !EVP_MAC_update(h->c, data, n) ||
+	    !EVP_MAC_final(h->c, out, &len, AUTH_MAC_LEN) || len != AUTH_MAC_LEN)
+		return KVN_ENOMEM;
+	return 0;
+}
+
+/* The same on both ends of a session: HMAC(K_c2s, label) xor HMAC(K_s2c,
+ * label), whichever end holds which as its send key.  Each side's contexts
+ * are only reset here, on the owner's thread, between frames. */
+int auth_session_material(struct auth_session *s, const char *label, uint8_t out[AUTH_MAC_LEN])
+{
+	uint8_t a[AUTH_MAC_LEN], b[AUTH_MAC_LEN];
+	size_t la = 0, lb = 0, n = strlen(label);
+	int ok;
+
+	if (!s || !out)
+		return KVN_EINVAL;
+	ok = EVP_MAC_init(s->d[AUTH_SEND].hmac, NULL, 0, NULL) && EVP_MAC_update(s->d[AUTH_SEND].hmac, (const unsigned char *)label, n) &&
+	     EVP_MAC_final(s->d[AUTH_SEND].hmac, a, &la, sizeof a) && la == sizeof a &&
+	     EVP_MAC_init(s->d[AUTH_RECV].hmac, NULL, 0, NULL) && EVP_MAC_update(s->d[AUTH_RECV].hmac, (const unsigned char *)label, n) &&
+	     EVP_MAC_final(s->d[AUTH_RECV].hmac, b, &lb, sizeof b) && lb == sizeof b;
+	for (size_t i = 0; i < AUTH_MAC_LEN; i++)
+		out[i] = a[i] ^ b[i];
+	OPENSSL_cleanse(a, sizeof a);
+	OPENSSL_cleanse(b, sizeof b);
+	if (!ok) {
+		OPENSSL_cleanse(out, AUTH_MAC_LEN);
+		return KVN_ENOMEM;
+	}
+	return 0;
+}

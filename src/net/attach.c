@@ -157,7 +157,10 @@ void hs_client(struct conn *c)
 	wire_r_init(&r, c->meta, c->h.meta_len);
 	if (c->h.type == WIRE_REJECT) {
 		int err = c->h.status ? c->h.status : KVN_EAUTH;
-		log_warn("connection to %s: the server refused us: %s", c->addr, kvn_strerror(err));
+		/* once per outage, not per reconnect attempt: conn_fail's line
+		 * (and the owner's) say the rest */
+		if (!c->down_logged)
+			log_warn("connection to %s: the server refused us: %s", c->addr, kvn_strerror(err));
 		conn_fail(c, err);
 		return;
 	}

@@ -410,7 +410,11 @@ void conn_fail(struct conn *c, int err)
 		}
 		c->state = C_DOWN;
 		c->failing = 0;
-		conn_arm_timer(c, c->backoff_ms);
+		/* jittered in [backoff/2, backoff]: peers that lost their master
+		 * together do not come back in lock-step */
+		uint64_t r = 0, half = c->backoff_ms / 2;
+		(void)kvn_random(&r, sizeof r);
+		conn_arm_timer(c, half + r % (c->backoff_ms - half + 1));
 		c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
 		return;
 	}
@@ -671,6 +675,19 @@ void net_abort(struct actor_loop *loop, actor_id proxy, int err)
 	struct conn *c = actor_state(a);
 	c->closing = 1;
 	conn_fail(c, err);
+}
+
+int net_link_material(struct actor_loop *loop, actor_id proxy, const char *label, uint8_t out[AUTH_MAC_LEN])
+{
+	struct actor *a = actor_lookup_local(loop, proxy);
+	if (!a)
+		return KVN_EINVAL;
+	if (actor_ops_of(a) != &conn_ops)
+		return sim_link_material(a, label, out);
+	struct conn *c = actor_state(a);
+	if (c->state != C_UP || !c->sess)
+		return KVN_ECONN;
+	return auth_session_material(c->sess, label, out);
 }
 
 void net_close(actor_id proxy)

@@ -197,6 +197,13 @@ void net_close(actor_id proxy);
  * returns), in-flight calls fail with err.  A no-op for unknown ids. */
 void net_abort(struct actor_loop *loop, actor_id proxy, int err);
 
+/* 32 bytes that both ends of the link through `proxy` (an actor on loop)
+ * can compute and nobody else: derived from the connection's session keys
+ * under label (auth_session_material), or a sim link's random secret.  For
+ * per-attachment keys that must never travel (grants).  0, KVN_EINVAL (not
+ * a connection or sim link: an actor of this process) or KVN_ECONN. */
+int net_link_material(struct actor_loop *loop, actor_id proxy, const char *label, uint8_t out[AUTH_MAC_LEN]);
+
 struct net_listener;
 /* Listen on addr; each accepted connection that authenticates against pol
  * becomes a proxy delivering to owner.  pol must outlive the listener. */

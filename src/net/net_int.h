@@ -145,6 +145,8 @@ void notify_owner(struct conn *c, uint16_t type, int status);
 void reset_frame(struct conn *c);
 void abort_sink(struct conn *c);
 void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+/* sim.c: a sim link end's shared material (KVN_EINVAL: not a sim end) */
+int sim_link_material(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN]);
 /* attach.c */
 void conn_start_handshake(struct conn *c);
 void conn_up(struct conn *c);

@@ -52,6 +52,7 @@ struct sim_end {
 	struct sim_end *peer;
 	struct sim_inflight *inflight;
 	uint64_t next_corr;
+	uint8_t secret[AUTH_MAC_LEN]; /* the same in both ends: net_link_material */
 };
 
 struct sim_delivery {
@@ -291,6 +292,19 @@ int net_sim_connect(struct net_sim *s, struct actor *from, int from_node, actor_
 	}
 	a->peer = b;
 	b->peer = a;
+	/* not from the seeded generator: key bytes change no decision, and
+	 * the fault sequence of a seed stays what it was */
+	if (kvn_random(a->secret, sizeof a->secret) != 0)
+		kvn_fatal("no random bytes");
+	memcpy(b->secret, a->secret, sizeof b->secret);
 	*proxy = actor_id_of(a->self);
 	return 0;
+}
+
+int sim_link_material(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN])
+{
+	if (actor_ops_of(a) != &sim_end_ops)
+		return KVN_EINVAL;
+	struct sim_end *e = actor_state(a);
+	return auth_hmac_sha256(e->secret, sizeof e->secret, label, strlen(label), out);
 }
