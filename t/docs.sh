@@ -86,15 +86,15 @@ doc_sql() {
 }
 
 # doc_server NAME CMD [AS]: start a node as the docs say (in DIR), wait for
-# "kvnode ready"
+# "kvnode ready" (READY=pattern: another line, e.g. a peer's attach)
 doc_server() {
-	local name=$1 cmd=$2 as=${3:-$2}
+	local name=$1 cmd=$2 as=${3:-$2} ready=${READY:-kvnode ready}
 	covered "$cmd"
 	(cd "${DIR:-$W}" && eval "exec $as") > "$TMP/$name.log" 2>&1 &
 	local pid=$!
 	PIDS="$PIDS $pid"
 	eval "PID_$name=$pid"
-	wait_log "$name" "kvnode ready" 20
+	wait_log "$name" "$ready" 20
 	ok $? "docs: '$cmd' starts a node"
 }
 
@@ -197,7 +197,10 @@ write_conf "$O/master.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-m"
 write_conf "$O/peer.conf" "$OMP" "$OPP" "[node]" "data_dir = $O/var-p" "[auth]" \
 	"peer_secret_file = $O/var-m/peer.secret" "client_secret_file = $O/var-m/client.secret"
 DIR=$O doc_server om "./kvnode --role master --config master.conf"
-DIR=$O doc_server op "./kvnode --role peer --config peer.conf"
+READY="^[^ ]+ INFO  \[[a-z]+\] attached to the master" DIR=$O doc_server op "./kvnode --role peer --config peer.conf"
+covered 'kvnode started: ...; not attached to the master at ... yet'
+like "$(cat "$TMP/op.log")" "kvnode started: .*; not attached to the master at .* yet" \
+	"docs: a peer of a remote master logs 'kvnode started: ...; not attached ... yet' first"
 wait_until 15 sh -c "'$KVNODE' --role client --config '$O/master.conf' ping | grep -q '1 peer'"
 ok $? "  the peer attaches to the master"
 doc_stop op
@@ -211,7 +214,7 @@ shipped_conf "$C/m/etc/kvnode.conf" "$CMP" "$CMPP"
 shipped_conf "$C/p/etc/kvnode.conf" "$CMP" "$CPP"
 DIR=$C/m doc_server cm "kvnode --role master"
 cp "$C/m/var/peer.secret" "$C/m/var/client.secret" "$C/p/var/"
-DIR=$C/p doc_server cp \
+READY="^[^ ]+ INFO  \[[a-z]+\] attached to the master" DIR=$C/p doc_server cp \
 	"kvnode --role peer --set peer.master=HOST:7400 --set peer.listen=0.0.0.0:7401" \
 	"kvnode --role peer --set peer.master=127.0.0.1:$CMP --set peer.listen=127.0.0.1:$CPP"
 wait_until 15 sh -c "cd '$C/p' && kvnode --role client ping | grep -q '1 peer'"
