@@ -379,6 +379,45 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 
 #define MAX_EXCLUDE 64
 
+/* ROUTE_PUT for idx[0..n) with the nodes that refused (exclude) and, while
+ * another node has room, the quarantined ones (a peer that just failed or
+ * hung): items the master then finds no room for are routed again with the
+ * quarantined nodes allowed, so a quarantine never makes a put fail with
+ * "no room". */
+static int route_put_avoiding(struct kvn_client *c, struct client_op *op, uint32_t *idx, uint32_t n,
+			      const char *const *exclude, uint32_t nexclude)
+{
+	const char *all[MAX_EXCLUDE];
+	uint32_t nall = 0, nq = 0;
+	struct client_peer *p, *tmp;
+	int rc;
+
+	for (uint32_t e = 0; e < nexclude; e++)
+		all[nall++] = exclude[e];
+	HASH_ITER(hh, c->peers, p, tmp) {
+		int dup = 0;
+		if (nall == MAX_EXCLUDE || !client_is_quarantined(c, p->node_id))
+			continue;
+		for (uint32_t e = 0; e < nall; e++)
+			dup |= strcmp(all[e], p->node_id) == 0;
+		if (!dup) {
+			all[nall++] = p->node_id;
+			nq++;
+		}
+	}
+	rc = client_route_put(c, op, idx, n, all, nall);
+	if (rc || nq == 0)
+		return rc;
+	uint32_t k = 0, *again = kvn_xmalloc((n ? n : 1) * sizeof *again);
+	for (uint32_t j = 0; j < n; j++)
+		if (op->route_st[idx[j]] == KVN_EFULL || op->route_st[idx[j]] == KVN_ENOSPC)
+			again[k++] = idx[j];
+	if (k)
+		rc = client_route_put(c, op, again, k, exclude, nexclude);
+	free(again);
+	return rc;
+}
+
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags)
 {
 	const char *exclude[MAX_EXCLUDE];
@@ -390,7 +429,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if (client_retryable(st[i]))
+			if (client_retryable(st[i]) || st[i] == KVN_ETIMEDOUT) /* an attempt's limit */
 				idx[k++] = (uint32_t)i;
 		if (k == 0)
 			break;
@@ -403,7 +442,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 			if (k == 0)
 				continue;
 		}
-		rc = client_route_put(c, op, idx, k, exclude, nexclude);
+		rc = route_put_avoiding(c, op, idx, k, exclude, nexclude);
 		if (rc)
 			break;
 		uint32_t go = 0;
@@ -413,12 +452,19 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 				idx[go++] = idx[j];
 		}
 		client_send_round(c, op, idx, go, st, put_flags);
-		if (client_wait_round(c, op) == KVN_ETIMEDOUT) {
-			client_collect_round(c, op, st);
+		/* One attempt may not spend the whole deadline on a peer that
+		 * does not answer (hung, stopped): after client.attempt_timeout
+		 * its connection is cut and the peer quarantined, and the items
+		 * go to another node.  The last attempt waits to the deadline. */
+		uint64_t until = op->deadline_ms;
+		if (attempt < c->conf.client_retries && kvn_now_ms() + client_attempt_ms(c) < until)
+			until = kvn_now_ms() + client_attempt_ms(c);
+		int wrc = client_wait_round_until(c, op, until);
+		client_collect_round(c, op, st);
+		if (wrc == KVN_ETIMEDOUT && kvn_now_ms() >= op->deadline_ms) {
 			rc = KVN_ETIMEDOUT;
 			break;
 		}
-		client_collect_round(c, op, st);
 		/* a node that said ENOSPC or failed is excluded from the next route */
 		for (uint32_t j = 0; j < go; j++) {
 			int s = st[idx[j]];

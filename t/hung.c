@@ -1,0 +1,182 @@
+/* t/hung: puts while a peer hangs (issue 11, item 11), through real
+ * processes: a master and two peers, pa (more room: the master places puts
+ * there) and pb.  With pa stopped (SIGSTOP: its connections stay open and
+ * silent, and the master, with a long node_timeout, still places puts on
+ * it), every put must succeed on pb well within the call deadline: one
+ * attempt waits client.attempt_timeout, then pa is quarantined and left out
+ * of the next ROUTE_PUT.  With both stopped, a put fails with KVN_ETIMEDOUT
+ * at the call's deadline (client.attempt_timeout at its default), not
+ * earlier and not with another code.  Stopped peers are always continued
+ * (SIGCONT) before everything is killed at exit. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kvnode.h"
+#include "proc.h"
+#include "tap.h"
+
+#define TIMEOUT_MS 4000
+#define ATTEMPT_MS 600
+/* well within the deadline, with room for a loaded 2-core VM */
+#define FAST_MS 3000
+#define SLACK_MS 1500
+#define NPUTS 6
+
+static char conf_m[300], conf_a[300], conf_b[300], conf_c[300];
+static pid_t pid_a, pid_b;
+static int stopped_a, stopped_b;
+static struct kvn_client *cm; /* client.attempt_timeout = ATTEMPT_MS */
+static struct kvn_client *cd; /* client.attempt_timeout at its default */
+
+/* Runs before proc_cleanup's kill (atexit runs in reverse order). */
+static void continue_stopped(void)
+{
+	if (stopped_a)
+		kill(pid_a, SIGCONT);
+	if (stopped_b)
+		kill(pid_b, SIGCONT);
+	stopped_a = stopped_b = 0;
+}
+
+static void t_start(void)
+{
+	char data_m[300], data_p[300], extra[1200], extra_c[1400];
+	uint16_t mp = proc_free_port(), pa = proc_free_port(), pb = proc_free_port();
+
+	snprintf(data_m, sizeof data_m, "%s/var-m", proc_tmp);
+	snprintf(conf_m, sizeof conf_m, "%s/m.conf", proc_tmp);
+	snprintf(conf_a, sizeof conf_a, "%s/pa.conf", proc_tmp);
+	snprintf(conf_b, sizeof conf_b, "%s/pb.conf", proc_tmp);
+	snprintf(conf_c, sizeof conf_c, "%s/c.conf", proc_tmp);
+	/* the master must not declare a stopped peer dead during the test:
+	 * the client alone has to route around it */
+	snprintf(extra, sizeof extra,
+		 "[master]\nnode_timeout = 120s\n[client]\ntimeout = %ums\nquarantine = 30s\n"
+		 "[auth]\npeer_secret_file = %s/peer.secret\nclient_secret_file = %s/client.secret\n",
+		 TIMEOUT_MS, data_m, data_m);
+	proc_write_conf(conf_m, mp, pa, data_m, "64MiB", extra);
+	snprintf(data_p, sizeof data_p, "%s/var-pa", proc_tmp);
+	proc_write_conf(conf_a, mp, pa, data_p, "64MiB", extra);
+	snprintf(data_p, sizeof data_p, "%s/var-pb", proc_tmp);
+	proc_write_conf(conf_b, mp, pb, data_p, "32MiB", extra);
+	snprintf(extra_c, sizeof extra_c, "%s[client]\nattempt_timeout = %ums\n", extra, ATTEMPT_MS);
+	proc_write_conf(conf_c, mp, pa, data_m, "64MiB", extra_c);
+
+	const char *args_m[] = { "--role", "master", "--config", conf_m, NULL };
+	const char *args_a[] = { "--role", "peer", "--config", conf_a, "--set", "node.id=pa", NULL };
+	const char *args_b[] = { "--role", "peer", "--config", conf_b, "--set", "node.id=pb", NULL };
+	proc_spawn("m", args_m);
+	ok(proc_wait_log("m", "kvnode ready", 1, 15000) == 0, "master up");
+	pid_a = proc_spawn("pa", args_a);
+	pid_b = proc_spawn("pb", args_b);
+	cm = proc_connect_ready(conf_c, 2);
+	cd = proc_connect_ready(conf_m, 2);
+	ok(cm && cd, "two peers attached, two clients connected");
+	if (!cm || !cd)
+		exit(1);
+}
+
+static int put_where(struct kvn_client *c, const char *key, char node[65], uint64_t *ms)
+{
+	static uint8_t v[5000];
+	struct kvn_slot s;
+
+	proc_fill(v, sizeof v, (uint64_t)key[strlen(key) - 1]);
+	uint64_t t0 = kvn_now_ms();
+	int rc = kvn_put(c, key, strlen(key), v, sizeof v, 0);
+	*ms = kvn_now_ms() - t0;
+	node[0] = '\0';
+	memset(&s, 0, sizeof s);
+	s.key = key;
+	s.klen = strlen(key);
+	if (rc == 0 && kvn_resolve(c, &s, 1) == 0)
+		snprintf(node, 65, "%s", s.node_id);
+	return rc;
+}
+
+static void t_placement(void)
+{
+	char node[65];
+	uint64_t ms;
+
+	is_int(put_where(cm, "h/0", node, &ms), 0, "with both peers up, a put succeeds");
+	is_str(node, "pa", "on pa, which has more room");
+}
+
+static void t_one_hung(void)
+{
+	char node[65], key[16];
+	uint64_t ms, worst = 0;
+	int good = 0, on_b = 0;
+
+	ok(kill(pid_a, SIGSTOP) == 0, "pa stopped (SIGSTOP)");
+	stopped_a = 1;
+	for (int i = 1; i <= NPUTS; i++) {
+		snprintf(key, sizeof key, "h/%d", i);
+		int rc = put_where(cm, key, node, &ms);
+		if (rc)
+			tap_diag("put %s: %s after %llu ms", key, kvn_strerror(rc), (unsigned long long)ms);
+		good += rc == 0;
+		on_b += strcmp(node, "pb") == 0;
+		if (ms > worst)
+			worst = ms;
+	}
+	is_int(good, NPUTS, "every put succeeds while pa hangs");
+	is_int(on_b, NPUTS, "each on pb");
+	ok(worst < FAST_MS, "each well within the %u ms deadline (slowest %llu ms)", TIMEOUT_MS,
+	   (unsigned long long)worst);
+}
+
+static void t_all_hung(void)
+{
+	char node[65];
+	uint64_t ms;
+
+	ok(kill(pid_b, SIGSTOP) == 0, "pb stopped too: no peer answers");
+	stopped_b = 1;
+	int rc = put_where(cd, "h/all", node, &ms);
+	is_int(rc, KVN_ETIMEDOUT, "a put fails with KVN_ETIMEDOUT");
+	ok(ms + 50 >= TIMEOUT_MS && ms < TIMEOUT_MS + SLACK_MS, "at the call's deadline, not before (%llu ms)",
+	   (unsigned long long)ms);
+}
+
+static void t_resume(void)
+{
+	char node[65];
+	uint64_t ms;
+
+	continue_stopped();
+	int rc = 1;
+	for (uint64_t until = kvn_now_ms() + 10000; rc != 0 && kvn_now_ms() < until;)
+		rc = put_where(cd, "h/after", node, &ms);
+	is_int(rc, 0, "both continued: puts succeed again");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "start", t_start },
+		{ "placement", t_placement },
+		{ "one_hung", t_one_hung },
+		{ "all_hung", t_all_hung },
+		{ "resume", t_resume },
+		{ NULL, NULL },
+	};
+	int rc;
+
+	if (proc_init("hung") != 0)
+		return 1;
+	atexit(continue_stopped);
+	proc_logs_on_failure = 1;
+	proc_watchdog(120);
+	rc = tap_run(tests, argc, argv);
+	continue_stopped();
+	kvn_close(cm);
+	kvn_close(cd);
+	return rc;
+}
