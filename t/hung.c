@@ -10,6 +10,7 @@
  * (SIGCONT) before everything is killed at exit. */
 #include "config.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,46 @@ static void continue_stopped(void)
 	if (stopped_b)
 		kill(pid_b, SIGCONT);
 	stopped_a = stopped_b = 0;
+}
+
+/* 1 when every thread of pid is stopped (state T in its stat file). */
+static int all_stopped(pid_t pid)
+{
+	char path[300], buf[512];
+	struct dirent *d;
+	int tasks = 0, stopped = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%.32s/stat", (int)pid, d->d_name);
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		const char *e = strrchr(buf, ')'); /* "tid (comm) S ..." */
+		tasks++;
+		stopped += e && e[1] == ' ' && (e[2] == 'T' || e[2] == 't');
+	}
+	closedir(dir);
+	return tasks > 0 && stopped == tasks;
+}
+
+/* Stop pid and wait (bounded) until the kernel shows every thread of it
+ * stopped: kill() only queues the signal.  0, or -1. */
+static int stop_proc(pid_t pid)
+{
+	if (kill(pid, SIGSTOP) != 0)
+		return -1;
+	for (uint64_t until = kvn_now_ms() + 5000; kvn_now_ms() < until; usleep(1000))
+		if (all_stopped(pid))
+			return 0;
+	return -1;
 }
 
 static void t_start(void)
@@ -94,8 +135,13 @@ static int put_where(struct kvn_client *c, const char *key, char node[65], uint6
 	memset(&s, 0, sizeof s);
 	s.key = key;
 	s.klen = strlen(key);
-	if (rc == 0 && kvn_resolve(c, &s, 1) == 0)
-		snprintf(node, 65, "%s", s.node_id);
+	if (rc == 0) {
+		int rrc = kvn_resolve(c, &s, 1);
+		if (rrc == 0)
+			snprintf(node, 65, "%s", s.node_id);
+		else
+			tap_diag("resolve %s: %s", key, kvn_strerror(rrc));
+	}
 	return rc;
 }
 
@@ -114,13 +160,15 @@ static void t_one_hung(void)
 	uint64_t ms, worst = 0;
 	int good = 0, on_b = 0;
 
-	ok(kill(pid_a, SIGSTOP) == 0, "pa stopped (SIGSTOP)");
 	stopped_a = 1;
+	ok(stop_proc(pid_a) == 0, "pa stopped (SIGSTOP)");
 	for (int i = 1; i <= NPUTS; i++) {
 		snprintf(key, sizeof key, "h/%d", i);
 		int rc = put_where(cm, key, node, &ms);
 		if (rc)
 			tap_diag("put %s: %s after %llu ms", key, kvn_strerror(rc), (unsigned long long)ms);
+		if (strcmp(node, "pb") != 0)
+			tap_diag("put %s: %s, %llu ms, on '%s'", key, kvn_strerror(rc), (unsigned long long)ms, node);
 		good += rc == 0;
 		on_b += strcmp(node, "pb") == 0;
 		if (ms > worst)
@@ -137,8 +185,8 @@ static void t_all_hung(void)
 	char node[65];
 	uint64_t ms;
 
-	ok(kill(pid_b, SIGSTOP) == 0, "pb stopped too: no peer answers");
 	stopped_b = 1;
+	ok(stop_proc(pid_b) == 0, "pb stopped too: no peer answers");
 	int rc = put_where(cd, "h/all", node, &ms);
 	is_int(rc, KVN_ETIMEDOUT, "a put fails with KVN_ETIMEDOUT");
 	ok(ms + 50 >= TIMEOUT_MS && ms < TIMEOUT_MS + SLACK_MS, "at the call's deadline, not before (%llu ms)",

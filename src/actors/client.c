@@ -61,6 +61,12 @@ static int client_handle(struct actor *self, struct actor_msg *m)
 		wire_r_str(&r, c->master_node, sizeof c->master_node);
 		if (r.err)
 			c->master_node[0] = '\0';
+	} else if (m->type == NET_UP) {
+		/* a peer that completed a handshake is alive again (restarted):
+		 * no longer skipped.  A hung one never gets this far. */
+		struct client_peer *p = peer_by_proxy(c, m->src);
+		if (p)
+			p->quarantined_until = 0;
 	} else if (m->type == NET_DOWN) {
 		if (m->src == c->master) {
 			c->master = 0; /* the proxy is gone: the next call reconnects */
