@@ -28,11 +28,12 @@
 #define SLACK_MS 1500
 #define NPUTS 6
 
-static char conf_m[300], conf_a[300], conf_b[300], conf_c[300];
+static char conf_m[300], conf_a[300], conf_b[300], conf_c[300], conf_q[300];
 static pid_t pid_a, pid_b;
 static int stopped_a, stopped_b;
 static struct kvn_client *cm; /* client.attempt_timeout = ATTEMPT_MS */
 static struct kvn_client *cd; /* client.attempt_timeout at its default */
+static struct kvn_client *cq; /* attempt_timeout = ATTEMPT_MS, quarantine = 0 (off) */
 
 /* Runs before proc_cleanup's kill (atexit runs in reverse order). */
 static void continue_stopped(void)
@@ -86,7 +87,7 @@ static int stop_proc(pid_t pid)
 
 static void t_start(void)
 {
-	char data_m[300], data_p[300], extra[1200], extra_c[1400];
+	char data_m[300], data_p[300], extra[1200], extra_c[1400], extra_q[1500];
 	uint16_t mp = proc_free_port(), pa = proc_free_port(), pb = proc_free_port();
 
 	snprintf(data_m, sizeof data_m, "%s/var-m", proc_tmp);
@@ -94,6 +95,7 @@ static void t_start(void)
 	snprintf(conf_a, sizeof conf_a, "%s/pa.conf", proc_tmp);
 	snprintf(conf_b, sizeof conf_b, "%s/pb.conf", proc_tmp);
 	snprintf(conf_c, sizeof conf_c, "%s/c.conf", proc_tmp);
+	snprintf(conf_q, sizeof conf_q, "%s/q.conf", proc_tmp);
 	/* the master must not declare a stopped peer dead during the test:
 	 * the client alone has to route around it */
 	snprintf(extra, sizeof extra,
@@ -107,6 +109,8 @@ static void t_start(void)
 	proc_write_conf(conf_b, mp, pb, data_p, "32MiB", extra);
 	snprintf(extra_c, sizeof extra_c, "%s[client]\nattempt_timeout = %ums\n", extra, ATTEMPT_MS);
 	proc_write_conf(conf_c, mp, pa, data_m, "64MiB", extra_c);
+	snprintf(extra_q, sizeof extra_q, "%s[client]\nquarantine = 0\n", extra_c);
+	proc_write_conf(conf_q, mp, pa, data_m, "64MiB", extra_q);
 
 	const char *args_m[] = { "--role", "master", "--config", conf_m, NULL };
 	const char *args_a[] = { "--role", "peer", "--config", conf_a, "--set", "node.id=pa", NULL };
@@ -117,8 +121,9 @@ static void t_start(void)
 	pid_b = proc_spawn("pb", args_b);
 	cm = proc_connect_ready(conf_c, 2);
 	cd = proc_connect_ready(conf_m, 2);
-	ok(cm && cd, "two peers attached, two clients connected");
-	if (!cm || !cd)
+	cq = proc_connect_ready(conf_q, 2);
+	ok(cm && cd && cq, "two peers attached, three clients connected");
+	if (!cm || !cd || !cq)
 		exit(1);
 }
 
@@ -178,6 +183,23 @@ static void t_one_hung(void)
 	is_int(on_b, NPUTS, "each on pb");
 	ok(worst < FAST_MS, "each well within the %u ms deadline (slowest %llu ms)", TIMEOUT_MS,
 	   (unsigned long long)worst);
+
+	/* quarantine off: each put tries pa once, then avoids it */
+	good = on_b = 0;
+	worst = 0;
+	for (int i = 1; i <= 2; i++) {
+		snprintf(key, sizeof key, "q/%d", i);
+		int rc = put_where(cq, key, node, &ms);
+		if (rc || strcmp(node, "pb") != 0)
+			tap_diag("put %s: %s, %llu ms, on '%s'", key, kvn_strerror(rc), (unsigned long long)ms, node);
+		good += rc == 0;
+		on_b += strcmp(node, "pb") == 0;
+		if (ms > worst)
+			worst = ms;
+	}
+	ok(good == 2 && on_b == 2 && worst < FAST_MS,
+	   "with client.quarantine = 0 too: on pb, after one attempt on pa (slowest %llu ms)",
+	   (unsigned long long)worst);
 }
 
 static void t_all_hung(void)
@@ -226,5 +248,6 @@ int main(int argc, char **argv)
 	continue_stopped();
 	kvn_close(cm);
 	kvn_close(cd);
+	kvn_close(cq);
 	return rc;
 }

@@ -379,13 +379,27 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 
 #define MAX_EXCLUDE 64
 
+/* Add node to list[*n] (at most MAX_EXCLUDE, no duplicates); 1 if added. */
+static int node_list_add(const char **list, uint32_t *n, const char *node)
+{
+	for (uint32_t e = 0; e < *n; e++)
+		if (strcmp(list[e], node) == 0)
+			return 0;
+	if (*n == MAX_EXCLUDE)
+		return 0;
+	list[(*n)++] = node;
+	return 1;
+}
+
 /* ROUTE_PUT for idx[0..n) with the nodes that refused (exclude) and, while
- * another node has room, the quarantined ones (a peer that just failed or
- * hung): items the master then finds no room for are routed again with the
- * quarantined nodes allowed, so a quarantine never makes a put fail with
- * "no room". */
+ * another node has room, the ones to avoid: quarantined peers (one that
+ * just failed or hung) and those this call gave up on (avoid[0..navoid):
+ * an attempt got no answer).  Items the master then finds no room for are
+ * routed again without the avoided nodes, so avoiding one never makes a
+ * put fail with "no room". */
 static int route_put_avoiding(struct kvn_client *c, struct client_op *op, uint32_t *idx, uint32_t n,
-			      const char *const *exclude, uint32_t nexclude)
+			      const char *const *exclude, uint32_t nexclude, const char *const *avoid,
+			      uint32_t navoid)
 {
 	const char *all[MAX_EXCLUDE];
 	uint32_t nall = 0, nq = 0;
@@ -394,16 +408,11 @@ static int route_put_avoiding(struct kvn_client *c, struct client_op *op, uint32
 
 	for (uint32_t e = 0; e < nexclude; e++)
 		all[nall++] = exclude[e];
+	for (uint32_t e = 0; e < navoid; e++)
+		nq += (uint32_t)node_list_add(all, &nall, avoid[e]);
 	HASH_ITER(hh, c->peers, p, tmp) {
-		int dup = 0;
-		if (nall == MAX_EXCLUDE || !client_is_quarantined(c, p->node_id))
-			continue;
-		for (uint32_t e = 0; e < nall; e++)
-			dup |= strcmp(all[e], p->node_id) == 0;
-		if (!dup) {
-			all[nall++] = p->node_id;
-			nq++;
-		}
+		if (client_is_quarantined(c, p->node_id))
+			nq += (uint32_t)node_list_add(all, &nall, p->node_id);
 	}
 	rc = client_route_put(c, op, idx, n, all, nall);
 	if (rc || nq == 0)
@@ -420,8 +429,8 @@ static int route_put_avoiding(struct kvn_client *c, struct client_op *op, uint32
 
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags)
 {
-	const char *exclude[MAX_EXCLUDE];
-	uint32_t nexclude = 0;
+	const char *exclude[MAX_EXCLUDE], *avoid[MAX_EXCLUDE];
+	uint32_t nexclude = 0, navoid = 0;
 	size_t n = op->n;
 	uint32_t *idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
 	int rc = 0;
@@ -442,7 +451,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 			if (k == 0)
 				continue;
 		}
-		rc = route_put_avoiding(c, op, idx, k, exclude, nexclude);
+		rc = route_put_avoiding(c, op, idx, k, exclude, nexclude, avoid, navoid);
 		if (rc)
 			break;
 		uint32_t go = 0;
@@ -456,9 +465,9 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 		 * does not answer (hung, stopped): after client.attempt_timeout
 		 * its connection is cut and the peer quarantined, and the items
 		 * go to another node.  The last attempt waits to the deadline. */
-		uint64_t until = op->deadline_ms;
-		if (attempt < c->conf.client_retries && kvn_now_ms() + client_attempt_ms(c) < until)
-			until = kvn_now_ms() + client_attempt_ms(c);
+		uint64_t until = op->deadline_ms, limit = kvn_now_ms() + client_attempt_ms(c);
+		if (attempt < c->conf.client_retries && limit < until)
+			until = limit;
 		int wrc = client_wait_round_until(c, op, until);
 		client_collect_round(c, op, st);
 		if (wrc == KVN_ETIMEDOUT && kvn_now_ms() >= op->deadline_ms) {
@@ -477,10 +486,19 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 				if (!dup)
 					exclude[nexclude++] = kvn_xstrdup(node);
 			}
+			/* no answer within the attempt: avoided for this call even
+			 * with client.quarantine off */
+			if (s == KVN_ETIMEDOUT) {
+				char *node = kvn_xstrdup(op->rt[idx[j]].node_id);
+				if (!node_list_add(avoid, &navoid, node))
+					free(node);
+			}
 		}
 	}
 	for (uint32_t e = 0; e < nexclude; e++)
 		free((char *)exclude[e]);
+	for (uint32_t e = 0; e < navoid; e++)
+		free((char *)avoid[e]);
 	free(idx);
 	return rc;
 }
