@@ -207,8 +207,11 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st);
 void client_collect_req(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);
 /* The put loop: items whose st[] is retryable (KVN_EBUSY = to do) are
  * routed with ROUTE_PUT and sent as op->kind; a node that answered ENOSPC
- * or failed is excluded from the next route; bounded by client.retries and
- * the deadline.  op->rt keeps each item's last route.  Returns what
+ * or failed is excluded from the next route; one attempt waits at most
+ * client_attempt_ms (but the last, which waits to the deadline), and a node
+ * that gave no answer, like a quarantined one, is left out of the next
+ * route while another node has room; bounded by client.retries and the
+ * deadline.  op->rt keeps each item's last route.  Returns what
  * stopped it early (master unreachable, KVN_ETIMEDOUT) or 0. */
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags);
 /* ECONN, ENOSPC, EPEERDOWN, EBUSY: worth a re-route. */
