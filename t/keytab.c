@@ -554,6 +554,20 @@ static void t_superseded_vs_removed(void)
 	is_int(keytab_release(kt, id), 0, "release");
 	is_int(used_pages(a), 0, "every page back");
 	is_int(keytab_supersede(kt, K("n"), 0, 0, 1000), KVN_EINVAL, "gen 0 refused");
+
+	/* bounded: the oldest tombstone goes first */
+	char key[32];
+	int bad = 0;
+	for (int i = 0; i <= KEYTAB_TOMB_MAX; i++) {
+		int n = snprintf(key, sizeof key, "t%d", i);
+		bad += keytab_supersede(kt, key, (size_t)n, 1, 0, 1000) != KVN_ENOTFOUND;
+	}
+	is_int(bad, 0, "supersede of keys this peer does not hold: KVN_ENOTFOUND (tombstone set)");
+	is_int(kstats(kt).tombs, KEYTAB_TOMB_MAX, "at most KEYTAB_TOMB_MAX tombstones");
+	is_int(keytab_lookup(kt, K("t0"), 1, NULL), KVN_ENOTFOUND, "the oldest was dropped");
+	is_int(keytab_lookup(kt, K("t1"), 1, NULL), KVN_ESTALE, "the next one stays");
+	is_int(keytab_reap(kt, 1000, NULL, NULL), 0, "their time is up");
+	is_int(kstats(kt).tombs, 0, "all gone");
 	keytab_free(kt);
 	alloc_arena_free(a);
 }

@@ -187,7 +187,7 @@ int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
  * oldest goes first).  0: freed; KVN_ENOTFOUND: gen was not committed here
  * (the tombstone is set anyway); KVN_ESTALE: a newer gen is committed here
  * (nothing changes); KVN_EINVAL gen 0; KVN_EKEYLEN. */
-#define KEYTAB_TOMB_MAX 65536
+#define KEYTAB_TOMB_MAX 16384 /* bounds their memory: a key entry each */
 int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
 		     uint64_t ttl_ms);
 
