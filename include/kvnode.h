@@ -107,7 +107,10 @@ int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val,
 	    unsigned flags);
 /* As kvn_put; on success *gen (optional; 0 on failure) gets the generation
  * stored.  Generations of a key only grow; {key, gen} names exactly this
- * value (a ref) for kvn_get_gen(). */
+ * value (a ref) for kvn_get_gen().  Concurrent puts of one key all succeed:
+ * the newest generation wins, and an older one that arrives after it is
+ * overwritten at once (it counts as written just before the newer one; a
+ * get by its ref answers KVN_ESTALE). */
 int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 		unsigned flags, uint64_t *gen);
 /* Copy the value into buf (cap bytes).  *vlen gets the value's size; if it is
@@ -261,8 +264,9 @@ struct kvn_slot {
 int kvn_alloc_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n);
 /* flags: KVN_PUT_DURABLE as for kvn_put.  Per slot: KVN_ESTATE (reclaimed
  * after pending_ttl, aborted, committed already, never reserved),
- * KVN_EINVAL (size differs from the reservation), KVN_ESTALE (a newer
- * generation of the key committed meanwhile: this one was dropped). */
+ * KVN_EINVAL (size differs from the reservation), a newer generation of the
+ * key committed meanwhile is not an error: the slot's value is overwritten
+ * by it at once (0, as for kvn_put). */
 int kvn_commit_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n, unsigned flags);
 /* Per slot: KVN_ESTATE when it is not reserved (aborted already,
  * committed, reclaimed after pending_ttl). */

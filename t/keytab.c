@@ -264,8 +264,8 @@ static void t_generations(void)
 	is_int(used_pages(a), 4, "each with its pages");
 	is_int(keytab_commit(kt, K("k"), 7, &sup), 0, "commit gen 7");
 	is_int(sup, 5, "gen 5 superseded");
-	is_int(keytab_commit(kt, K("k"), 6, &sup), KVN_ESTALE, "commit older gen 6: ESTALE");
-	is_int(sup, 0, "nothing superseded");
+	is_int(keytab_commit(kt, K("k"), 6, &sup), 0, "commit older gen 6: a success (overwritten)");
+	is_int(sup, 6, "gen 6 itself is the one that went");
 	is_int(used_pages(a), 1, "gen 6 freed, gen 5 freed");
 	is_int(kstats(kt).pending, 0, "no pending");
 	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup");
@@ -467,6 +467,111 @@ static void t_binary_keys(void)
 	alloc_arena_free(a);
 }
 
+/* Two puts of one key, the newer generation committing first: the older
+ * one still succeeds (it is ordered just before the newer), is never
+ * visible, and every page it had comes back. */
+static void t_older_commit_overwritten(void)
+{
+	struct alloc_arena *a = arena(32);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v1, v2, v;
+	uint64_t sup = 9;
+
+	is_int(used_pages(a), 0, "baseline: no page used");
+	is_int(keytab_begin(kt, K("race"), 10, 3 * PS, 0, 1000, &v1), 0, "begin gen 10 (the older put)");
+	fill(a, &v1, 10);
+	is_int(keytab_begin(kt, K("race"), 11, 2 * PS, 0, 1000, &v2), 0, "begin gen 11 (the newer put)");
+	fill(a, &v2, 11);
+	is_int(keytab_commit(kt, K("race"), 11, &sup), 0, "gen 11 commits first");
+	is_int(sup, 0, "nothing was committed before it");
+	is_int(keytab_commit(kt, K("race"), 10, &sup), 0, "then gen 10 commits: success, not KVN_ESTALE");
+	is_int(sup, 10, "gen 10 was overwritten on arrival");
+	is_int(keytab_lookup(kt, K("race"), 0, &v), 0, "lookup");
+	ok(v.gen == 11 && v.size == 2 * PS && check(a, &v, 11), "the newer value, byte for byte");
+	is_int(keytab_lookup(kt, K("race"), 10, NULL), KVN_ESTALE, "gen 10 was never visible: ESTALE");
+	is_int(used_pages(a), 2, "gen 10's pages are free: only gen 11's 2 pages used");
+	ok(kstats(kt).pending == 0 && kstats(kt).pending_bytes == 0 && kstats(kt).keys == 1,
+	   "no pending slot left, one key");
+	is_int(keytab_remove(kt, K("race"), 0, NULL), 0, "remove");
+	is_int(used_pages(a), 0, "back to the baseline");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
+/* DROP_GEN's supersede leaves a tombstone: a read of the moved generation
+ * (or of the latest, here) answers KVN_ESTALE, "ask the master again";
+ * after a remove the answer is KVN_ENOTFOUND. */
+static void t_superseded_vs_removed(void)
+{
+	struct alloc_arena *a = arena(32);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_view v;
+	uint64_t id = 0, rem = 0;
+
+	/* moved by the master: superseded, not removed */
+	is_int(put(kt, a, "moved", 5, 2 * PS, NULL), 0, "gen 5 committed");
+	is_int(keytab_supersede(kt, K("moved"), 5, 1000, 500), 0, "the master supersedes gen 5");
+	is_int(used_pages(a), 0, "its pages are free");
+	is_int(kstats(kt).keys, 0, "no committed key");
+	is_int(kstats(kt).tombs, 1, "one tombstone");
+	is_int(keytab_lookup(kt, K("moved"), 5, &v), KVN_ESTALE, "a get routed to gen 5: KVN_ESTALE");
+	is_int(keytab_lookup(kt, K("moved"), 0, &v), KVN_ESTALE, "a latest get: KVN_ESTALE");
+	is_int(keytab_lookup(kt, K("moved"), 4, &v), KVN_ESTALE, "an older gen: KVN_ESTALE");
+	is_int(keytab_lookup(kt, K("moved"), 6, &v), KVN_ENOTFOUND, "a gen newer than the tombstone: not found");
+	is_int(keytab_lease(kt, K("moved"), 5, 0, 1000, &id, NULL), KVN_ESTALE, "a lease: KVN_ESTALE");
+	is_int(keytab_remove(kt, K("moved"), 5, &rem), KVN_ESTALE, "a remove routed to gen 5: KVN_ESTALE");
+	is_int(kstats(kt).tombs, 1, "the tombstone stays");
+	is_int(keytab_reap(kt, 1499, NULL, NULL), 0, "reap before its time: nothing");
+	is_int(keytab_lookup(kt, K("moved"), 5, NULL), KVN_ESTALE, "still KVN_ESTALE");
+	is_int(keytab_reap(kt, 1500, NULL, NULL), 0, "reap at its deadline (no pending slot counted)");
+	is_int(kstats(kt).tombs, 0, "the tombstone is gone");
+	is_int(keytab_lookup(kt, K("moved"), 5, NULL), KVN_ENOTFOUND, "then: not found");
+
+	/* removed: not found, and a remove ends an older tombstone */
+	is_int(put(kt, a, "gone", 7, PS, NULL), 0, "gen 7 of another key");
+	is_int(keytab_remove(kt, K("gone"), 7, &rem), 0, "removed");
+	is_int(keytab_lookup(kt, K("gone"), 7, NULL), KVN_ENOTFOUND, "a get of the removed gen: not found");
+	is_int(keytab_lookup(kt, K("gone"), 0, NULL), KVN_ENOTFOUND, "a latest get: not found");
+	is_int(put(kt, a, "k", 1, PS, NULL), 0, "k gen 1");
+	is_int(keytab_supersede(kt, K("k"), 1, 0, 1000), 0, "superseded");
+	is_int(put(kt, a, "k", 3, PS, NULL), 0, "k gen 3 committed here later");
+	is_int(kstats(kt).tombs, 0, "a newer commit ends the tombstone");
+	is_int(keytab_lookup(kt, K("k"), 1, NULL), KVN_ESTALE, "gen 1: stale (gen 3 is here)");
+	is_int(keytab_remove(kt, K("k"), 0, &rem), 0, "remove gen 3");
+	is_int(keytab_lookup(kt, K("k"), 1, NULL), KVN_ENOTFOUND, "after a remove: not found");
+	is_int(keytab_lookup(kt, K("k"), 0, NULL), KVN_ENOTFOUND, "for any gen");
+
+	/* a supersede of a gen older than the committed one changes nothing */
+	is_int(put(kt, a, "n", 9, PS, NULL), 0, "n gen 9");
+	is_int(keytab_supersede(kt, K("n"), 8, 0, 1000), KVN_ESTALE, "supersede gen 8: KVN_ESTALE");
+	is_int(keytab_lookup(kt, K("n"), 0, &v), 0, "gen 9 stays");
+	is_int(kstats(kt).tombs, 0, "no tombstone");
+	/* superseded while leased: doomed, freed at the release */
+	is_int(keytab_lease(kt, K("n"), 9, 0, 1000, &id, NULL), 0, "lease gen 9");
+	is_int(keytab_supersede(kt, K("n"), 9, 0, 1000), 0, "superseded under the lease");
+	is_int(kstats(kt).doomed, 1, "doomed");
+	is_int(keytab_lookup(kt, K("n"), 9, NULL), KVN_ESTALE, "reads: KVN_ESTALE");
+	is_int(keytab_release(kt, id), 0, "release");
+	is_int(used_pages(a), 0, "every page back");
+	is_int(keytab_supersede(kt, K("n"), 0, 0, 1000), KVN_EINVAL, "gen 0 refused");
+
+	/* bounded: the oldest tombstone goes first */
+	char key[32];
+	int bad = 0;
+	for (int i = 0; i <= KEYTAB_TOMB_MAX; i++) {
+		int n = snprintf(key, sizeof key, "t%d", i);
+		bad += keytab_supersede(kt, key, (size_t)n, 1, 0, 1000) != KVN_ENOTFOUND;
+	}
+	is_int(bad, 0, "supersede of keys this peer does not hold: KVN_ENOTFOUND (tombstone set)");
+	is_int(kstats(kt).tombs, KEYTAB_TOMB_MAX, "at most KEYTAB_TOMB_MAX tombstones");
+	is_int(keytab_lookup(kt, K("t0"), 1, NULL), KVN_ENOTFOUND, "the oldest was dropped");
+	is_int(keytab_lookup(kt, K("t1"), 1, NULL), KVN_ESTALE, "the next one stays");
+	is_int(keytab_reap(kt, 1000, NULL, NULL), 0, "their time is up");
+	is_int(kstats(kt).tombs, 0, "all gone");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -483,6 +588,8 @@ int main(int argc, char **argv)
 		{ "foreach", t_foreach },
 		{ "free_with_leases", t_free_with_leases },
 		{ "binary_keys", t_binary_keys },
+		{ "older_commit_overwritten", t_older_commit_overwritten },
+		{ "superseded_vs_removed", t_superseded_vs_removed },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

@@ -1,6 +1,7 @@
 /*
  * t/keytab_model: the peer's key table driven by a long random sequence of
- * begin, commit, abort, lease, release, remove, reap, expire and evict,
+ * begin, commit, abort, lease, release, remove, reap, expire, evict and
+ * supersede (the master's DROP_GEN, with its tombstone),
  * checked against a model after every step: each result, the stats, and the
  * arena's used pages equal to those of live and doomed slots.
  */
@@ -45,6 +46,10 @@ static struct mslot ms[MS];
 static struct mlease ml[ML];
 static int nml;
 static uint64_t m_maxgen[MK], m_touch, m_refused, m_reaped, m_evicted, m_expired;
+/* tombstones (keytab_supersede): gen (0 none) and deadline per key; one TTL,
+ * as the peer uses, so deadlines follow the order they were set in */
+#define TOMB_TTL 40
+static uint64_t m_tomb[MK], m_tomb_dl[MK];
 
 static int m_find(int key, int state, uint64_t gen)
 {
@@ -63,11 +68,12 @@ static uint64_t m_used(void)
 	return u;
 }
 
-/* What lookup, lease and remove answer for committed slot c and gen. */
-static int m_expect(int c, uint64_t gen)
+/* What lookup, lease and remove answer for key k, its committed slot c and
+ * gen. */
+static int m_expect(int k, int c, uint64_t gen)
 {
 	if (c < 0)
-		return KVN_ENOTFOUND;
+		return m_tomb[k] && (gen == 0 || gen <= m_tomb[k]) ? KVN_ESTALE : KVN_ENOTFOUND;
 	return gen && ms[c].gen != gen ? KVN_ESTALE : 0;
 }
 
@@ -114,13 +120,16 @@ static void t_random_model(void)
 	struct keytab *kt = keytab_new(a);
 	uint64_t now = 0;
 	int bad_rc = 0, bad_used = 0, bad_stats = 0, bad_data = 0, bad_evict = 0;
-	int first_bad = -1, ops[10] = { 0 }, stale_commits = 0, doomed_steps = 0;
+	int first_bad = -1, ops[11] = { 0 }, stale_commits = 0, doomed_steps = 0;
+	int overwritten = 0, seen_overwritten = 0, tomb_steps = 0;
 	char key[3];
 
 	memset(ms, 0, sizeof ms);
 	memset(ml, 0, sizeof ml);
-	for (int step = 0; step < 30000; step++) {
+	for (int step = 0; step < 40000; step++) {
 		int op = (int)(rnd() % 10), k = (int)(rnd() % MK), want = 0, got = 0, i;
+		if (op == 7 && rnd() % 3 == 0)
+			op = 10; /* a third of the removes supersede instead */
 		mkey(key, k);
 		now += rnd() % 8;
 		ops[op]++;
@@ -159,13 +168,16 @@ static void t_random_model(void)
 				want = KVN_ESTATE;
 				m_refused++;
 			} else if (c >= 0 && ms[c].gen > gen) {
-				want = KVN_ESTALE;
+				want = 0; /* overwritten on arrival: freed, still a success */
 				ms[i].state = M_FREE;
+				overwritten++;
 			} else {
 				if (c >= 0)
 					m_retire(c);
 				ms[i].state = M_COMMITTED;
 				ms[i].touch = ++m_touch;
+				if (m_tomb[k] && m_tomb[k] < gen)
+					m_tomb[k] = 0;
 			}
 			got = keytab_commit(kt, key, 3, gen, NULL);
 			break;
@@ -187,7 +199,7 @@ static void t_random_model(void)
 			uint64_t gen = rnd() % 2 ? 0 : 1 + rnd() % (m_maxgen[k] + 1);
 			struct keytab_view v;
 			int c = m_find(k, M_COMMITTED, 0);
-			if (!(want = m_expect(c, gen)))
+			if (!(want = m_expect(k, c, gen)))
 				ms[c].touch = ++m_touch;
 			got = keytab_lookup(kt, key, 3, gen, &v);
 			if (got == 0 && c >= 0 &&
@@ -201,7 +213,7 @@ static void t_random_model(void)
 			int c = m_find(k, M_COMMITTED, 0);
 			if (nml == ML)
 				break;
-			want = m_expect(c, gen);
+			want = m_expect(k, c, gen);
 			got = keytab_lease(kt, key, 3, gen, now, ttl, &id, NULL);
 			if (got == 0 && want == 0) {
 				ms[c].touch = ++m_touch;
@@ -227,9 +239,31 @@ static void t_random_model(void)
 		}
 		case 7: { /* remove */
 			uint64_t gen = rnd() % 2 ? 0 : 1 + rnd() % (m_maxgen[k] + 1);
-			if (!(want = m_expect(m_find(k, M_COMMITTED, 0), gen)))
+			if (!(want = m_expect(k, m_find(k, M_COMMITTED, 0), gen))) {
 				m_retire(m_find(k, M_COMMITTED, 0));
+				m_tomb[k] = 0;
+			}
 			got = keytab_remove(kt, key, 3, gen, NULL);
+			break;
+		}
+		case 10: { /* supersede: mostly the committed gen, else a guess */
+			int c = m_find(k, M_COMMITTED, 0);
+			uint64_t gen = c >= 0 && rnd() % 3 ? ms[c].gen : 1 + rnd() % (m_maxgen[k] + 1);
+			if (c >= 0 && ms[c].gen > gen) {
+				want = KVN_ESTALE;
+			} else {
+				want = KVN_ENOTFOUND;
+				if (c >= 0 && ms[c].gen == gen) {
+					m_retire(c);
+					want = 0;
+					c = -1;
+				}
+				if (c < 0) {
+					m_tomb[k] = m_tomb[k] > gen ? m_tomb[k] : gen;
+					m_tomb_dl[k] = now + TOMB_TTL;
+				}
+			}
+			got = keytab_supersede(kt, key, 3, gen, now, TOMB_TTL);
 			break;
 		}
 		case 8: { /* evict: predict the victims from the touch order */
@@ -267,6 +301,9 @@ static void t_random_model(void)
 			got = keytab_reap(kt, now, NULL, NULL);
 			if (got != want)
 				bad_rc++;
+			for (int j = 0; j < MK; j++)
+				if (m_tomb[j] && now >= m_tomb_dl[j])
+					m_tomb[j] = 0;
 			want = 0;
 			for (int j = 0; j < nml; j++)
 				if (ml[j].active && now >= ml[j].deadline) {
@@ -283,9 +320,12 @@ static void t_random_model(void)
 			tap_diag("step %d op %d key %d: got %d want %d; arena %" PRIu64
 				 " pages, model %" PRIu64,
 				 step, op, k, got, want, used_pages(a), m_used());
-		stale_commits += op == 2 && got == KVN_ESTALE;
+		stale_commits += op == 2 && got == 0 && overwritten > seen_overwritten;
+		seen_overwritten = overwritten;
 		struct keytab_stats st = kstats(kt);
-		uint64_t keys = 0, pend = 0, pbytes = 0, doomed = 0, bytes = 0, leases = 0;
+		uint64_t keys = 0, pend = 0, pbytes = 0, doomed = 0, bytes = 0, leases = 0, tombs = 0;
+		for (i = 0; i < MK; i++)
+			tombs += m_tomb[i] != 0;
 		for (i = 0; i < MS; i++) {
 			keys += ms[i].state == M_COMMITTED;
 			pend += ms[i].state == M_PENDING;
@@ -297,16 +337,19 @@ static void t_random_model(void)
 			leases += ml[i].active;
 		if (st.keys != keys || st.pending != pend || st.pending_bytes != pbytes || st.doomed != doomed ||
 		    st.committed_bytes != bytes || st.leases != leases || st.refused != m_refused ||
-		    st.reaped != m_reaped || st.evicted != m_evicted || st.lease_expired != m_expired)
+		    st.reaped != m_reaped || st.evicted != m_evicted || st.lease_expired != m_expired ||
+		    st.tombs != tombs)
 			bad_stats++;
+		tomb_steps += tombs > 0;
 		doomed_steps += doomed > 0;
 	}
 	tap_diag("ops: begin %d commit %d abort %d lookup %d lease %d release %d remove %d evict %d "
-		 "timers %d",
-		 ops[0] + ops[1], ops[2], ops[3], ops[4], ops[5], ops[6], ops[7], ops[8], ops[9]);
+		 "timers %d supersede %d; steps with a tombstone %d",
+		 ops[0] + ops[1], ops[2], ops[3], ops[4], ops[5], ops[6], ops[7], ops[8], ops[9], ops[10],
+		 tomb_steps);
 	struct keytab_stats st = kstats(kt);
 	ok(st.refused > 100 && st.reaped > 100 && st.evicted > 100 && st.lease_expired > 100 &&
-		   stale_commits > 10 && doomed_steps > 100,
+		   stale_commits > 10 && doomed_steps > 100 && tomb_steps > 100,
 	   "every path ran (refused %" PRIu64 ", reaped %" PRIu64 ", evicted %" PRIu64
 	   ", expired %" PRIu64 ", stale commits %d, steps with doomed slots %d)",
 	   st.refused, st.reaped, st.evicted, st.lease_expired, stale_commits, doomed_steps);

@@ -328,7 +328,9 @@ static void t_generations(void)
 		evbuffer_copyout(cs.reply->payload, buf, sizeof buf);
 	is_str(buf, "new!", "exactly the new bytes");
 	is_int(put("g", old, "late", 2000), 0, "a late put of an older gen is answered");
-	is_int(result0().status, KVN_ESTALE, "with KVN_ESTALE for its item");
+	is_int(result0().status, 0, "with success: overwritten by the newer gen, ordered before it");
+	is_int(call(items_msg(WIRE_GET, &k, &newer, NULL, 1), 2000), 0, "GET gen 30 again");
+	is_int(result0().status, 0, "gen 30 is still there");
 	is_int(call(items_msg(WIRE_REMOVE, &k, &none, NULL, 1), 2000), 0, "REMOVE of a gen that is not there");
 	is_int(result0().status, KVN_ESTALE, "answers KVN_ESTALE");
 	is_int(exists("g"), 1, "and removes nothing");
@@ -509,6 +511,34 @@ static void t_attach_backoff(void)
 		pump(10);
 	pump(100);
 	is_int(put("after", 90, "ok", 2000), 0, "attached again once accepted: puts work");
+/* The master moved a key elsewhere (DROP_GEN): a GET or REMOVE routed to
+ * the old gen before the move answers KVN_ESTALE ("ask the master again"),
+ * never KVN_ENOTFOUND, which the client takes as final; a removed key
+ * answers KVN_ENOTFOUND. */
+static void t_drop_gen_superseded(void)
+{
+	const char *k = "mv", *r = "rm";
+	uint64_t g = 50, zero = 0;
+
+	is_int(put("mv", g, "moving", 2000), 0, "put mv gen 50");
+	struct actor_msg *m = items_msg(WIRE_DROP_GEN, &k, &g, NULL, 1);
+	m->src = actor_id_of(master); /* as the master's DROP_GEN */
+	ok(actor_send(actor_id_of(peer), m) == 0, "the master drops gen 50 (a newer gen lives elsewhere)");
+	pump(50);
+	is_int(exists("mv"), 0, "gen 50 is gone from this peer");
+	is_int(call(items_msg(WIRE_GET, &k, &g, NULL, 1), 2000), 0, "a GET routed to gen 50 before the move");
+	is_int(result0().status, KVN_ESTALE, "answers KVN_ESTALE, not KVN_ENOTFOUND");
+	is_int(call(items_msg(WIRE_GET, &k, &zero, NULL, 1), 2000), 0, "a GET of the latest");
+	is_int(result0().status, KVN_ESTALE, "KVN_ESTALE too: the value moved");
+	is_int(call(items_msg(WIRE_REMOVE, &k, &g, NULL, 1), 2000), 0, "a REMOVE routed to gen 50");
+	is_int(result0().status, KVN_ESTALE, "KVN_ESTALE: the client re-routes it");
+
+	is_int(put("rm", 60, "remove me", 2000), 0, "put rm gen 60");
+	uint64_t g60 = 60;
+	is_int(call(items_msg(WIRE_REMOVE, &r, &g60, NULL, 1), 2000), 0, "REMOVE rm gen 60");
+	is_int(result0().status, 0, "removed");
+	is_int(call(items_msg(WIRE_GET, &r, &g60, NULL, 1), 2000), 0, "a GET of the removed gen");
+	is_int(result0().status, KVN_ENOTFOUND, "answers KVN_ENOTFOUND");
 }
 
 int main(int argc, char **argv)
@@ -521,6 +551,7 @@ int main(int argc, char **argv)
 		{ "alloc_slot_grant", t_alloc_slot_grant },
 		{ "reship_backoff", t_reship_backoff },
 		{ "attach_backoff", t_attach_backoff },
+		{ "drop_gen_superseded", t_drop_gen_superseded },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_ERROR);

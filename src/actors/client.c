@@ -61,6 +61,12 @@ static int client_handle(struct actor *self, struct actor_msg *m)
 		wire_r_str(&r, c->master_node, sizeof c->master_node);
 		if (r.err)
 			c->master_node[0] = '\0';
+	} else if (m->type == NET_UP) {
+		/* a peer that completed a handshake is alive again (restarted):
+		 * no longer skipped.  A hung one never gets this far. */
+		struct client_peer *p = peer_by_proxy(c, m->src);
+		if (p)
+			p->quarantined_until = 0;
 	} else if (m->type == NET_DOWN) {
 		if (m->src == c->master) {
 			c->master = 0; /* the proxy is gone: the next call reconnects */
@@ -224,6 +230,13 @@ int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms)
 	int rc = actor_loop_run_until(c->loop, done, deadline_ms);
 	actor_busy_enter(c->self);
 	return rc;
+}
+
+void client_pause(struct kvn_client *c, uint64_t until_ms)
+{
+	int never = 0;
+	if (until_ms > kvn_now_ms())
+		(void)client_run(c, &never, until_ms);
 }
 
 void client_run_nonblock(struct kvn_client *c)
@@ -391,12 +404,27 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
 
 int client_wait_round(struct kvn_client *c, struct client_op *op)
 {
+	return client_wait_round_until(c, op, op->deadline_ms);
+}
+
+uint64_t client_attempt_ms(const struct kvn_client *c)
+{
+	uint64_t a = c->conf.client_attempt_timeout ? c->conf.client_attempt_timeout : c->conf.client_timeout / 3;
+	return a ? a : 1;
+}
+
+int client_wait_round_until(struct kvn_client *c, struct client_op *op, uint64_t until_ms)
+{
+	if (until_ms > op->deadline_ms)
+		until_ms = op->deadline_ms;
 	op->done = op->pending == 0;
-	if (client_run(c, &op->done, op->deadline_ms) == 0)
+	if (client_run(c, &op->done, until_ms) == 0)
 		return 0;
-	/* Deadline: cut every connection still carrying our bytes (a PUT's
-	 * payload references the caller's buffer, a GET reply writes into it),
-	 * so nothing touches caller memory after we return. */
+	/* Deadline (of the call or of this attempt): cut every connection
+	 * still carrying our bytes (a PUT's payload references the caller's
+	 * buffer, a GET reply writes into it), so nothing touches caller
+	 * memory after we return; its peer is quarantined, so the next route
+	 * of a put leaves it out while another node has room. */
 	for (uint32_t i = 0; i < op->nreqs; i++) {
 		struct client_req *q = op->reqs[i];
 		if (!q->done) {

@@ -5,8 +5,8 @@
  * request per destination peer (all in flight together), and retries what
  * can be retried within its one deadline: ENOSPC re-routes with that node
  * excluded, a failed peer is quarantined and its items re-routed, a
- * "latest" get that raced a newer put re-routes.  Authentication errors
- * and stale generations of a get by ref are final.
+ * "latest" get (or a remove) that raced a newer put re-routes.
+ * Authentication errors and stale generations of a get by ref are final.
  */
 #include "config.h"
 
@@ -179,7 +179,16 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 
 /* want_gen (GET only, optional): per item the exact generation to read;
  * then KVN_ESTALE is final (a ref that names a value gone), not a reason
- * to re-route as for a "latest" get. */
+ * to re-route as for a "latest" get.
+ *
+ * A latest get (or a remove) answered KVN_ESTALE raced a put that moved the
+ * key: the peer it was routed to holds a newer generation, or the master
+ * superseded its copy (a tombstone: keytab_supersede).  It is routed again
+ * until it reads a generation the master names, for as long as the deadline
+ * allows (with backoff, so a route that keeps moving is not hammered); such
+ * rounds do not count against client.retries, which bounds the rounds
+ * after failures (a peer unreachable, a frame too big).  A latest get
+ * never returns KVN_ESTALE: out of time, it is KVN_ETIMEDOUT. */
 static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
 		    const uint64_t *want_gen)
 {
@@ -204,6 +213,9 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	uint8_t *mine = kind == WIRE_GET && alloc ? kvn_xcalloc(n ? n : 1, 1) : NULL;
 	int *sst = NULL;
 	op.alloc_mine = mine;
+	struct kvn_backoff bo;
+	uint64_t failed_rounds = 0;
+	kvn_backoff_init(&bo, 1, 100);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
@@ -213,7 +225,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		}
 		st[i] = !items[i].key ? KVN_EINVAL : client_key_ok(&items[i]) ? KVN_EBUSY : KVN_EKEYLEN;
 	}
-	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
+	for (uint64_t attempt = 0;; attempt++) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
 			if (st[i] == KVN_EBUSY || st[i] == KVN_ECONN || (st[i] == KVN_ESTALE && !want_gen))
@@ -287,6 +299,8 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 				items[idx[j]].exists = 1;
 			break;
 		}
+		if (go && kind == WIRE_GET && c->test_routed)
+			c->test_routed(c, c->test_routed_arg);
 		if (go) {
 			client_send_round(c, &op, idx, go, st, 0);
 			if (client_wait_round(c, &op) == KVN_ETIMEDOUT) {
@@ -299,7 +313,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		/* ESTALE: a newer generation committed between route and read
 		 * (re-route: this is a "latest" get, not a get by ref).  A failed
 		 * remembered route is forgotten and asked for again. */
-		int again = 0;
+		int again = 0, failed = 0;
 		for (uint32_t j = 0; j < go; j++) {
 			int s = st[idx[j]];
 			if (cached[idx[j]] && s != 0) {
@@ -313,13 +327,24 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			    st[idx[j]] == KVN_EBUSY)
 				again = 1;
 		}
+		for (size_t i = 0; i < n; i++)
+			if (st[i] == KVN_ECONN || st[i] == KVN_EBUSY)
+				failed = 1; /* not a race with a put: a try that failed */
 		if (!again && !via_again)
 			break;
+		if (failed && ++failed_rounds > c->conf.client_retries)
+			break;
+		/* asked again after a pause, within the deadline */
+		uint64_t now = kvn_now_ms();
+		if (now >= op.deadline_ms)
+			break;
+		uint64_t pause = kvn_backoff_next(&bo);
+		client_pause(c, now + pause < op.deadline_ms ? now + pause : op.deadline_ms);
 	}
 	for (size_t i = 0; i < n; i++) {
 		int s = st[i];
-		if (s == KVN_EBUSY)
-			s = rc ? rc : KVN_ETIMEDOUT;
+		if (s == KVN_EBUSY || (s == KVN_ESTALE && !want_gen))
+			s = rc ? rc : KVN_ETIMEDOUT; /* a latest read that kept racing moves */
 		if (kind == WIRE_EXISTS && s == KVN_ENOTFOUND)
 			s = 0; /* "no" is an answer, not an error */
 		items[i].status = s;

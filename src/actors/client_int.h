@@ -135,6 +135,10 @@ struct kvn_client {
 	int async_event;   /* an async put finished: kvn_poll stops waiting */
 	int in_callback;   /* a completion callback runs: no kvn_poll/drain inside */
 	int closing;       /* kvn_close: callbacks of cut calls retry nothing */
+	/* tests only (t/race): run in a get between its route and its read,
+	 * the window in which a concurrent put can move the key */
+	void (*test_routed)(struct kvn_client *c, void *arg);
+	void *test_routed_arg;
 };
 
 /* client.c */
@@ -162,9 +166,17 @@ int client_peer_call(struct kvn_client *c, struct client_op *op, struct client_p
  * deadline passed; on timeout, cuts the connections still in use so no
  * caller buffer is touched after we return. */
 int client_wait_round(struct kvn_client *c, struct client_op *op);
+/* The same, but give up at until_ms (capped by the deadline) as at the
+ * deadline: one attempt's limit (client_attempt_ms). */
+int client_wait_round_until(struct kvn_client *c, struct client_op *op, uint64_t until_ms);
+/* client.attempt_timeout, or its default: a third of client.timeout. */
+uint64_t client_attempt_ms(const struct kvn_client *c);
 void client_round_reset(struct client_op *op);
 /* Run the loop (the client actor idle meanwhile) until *done or deadline. */
 int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms);
+/* A retry's backoff: run the loop (connections keep being served) until
+ * until_ms. */
+void client_pause(struct kvn_client *c, uint64_t until_ms);
 void client_set_detail(struct kvn_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run the loop once without waiting (kvn_poll with timeout 0). */
 void client_run_nonblock(struct kvn_client *c);
@@ -198,8 +210,11 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st);
 void client_collect_req(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);
 /* The put loop: items whose st[] is retryable (KVN_EBUSY = to do) are
  * routed with ROUTE_PUT and sent as op->kind; a node that answered ENOSPC
- * or failed is excluded from the next route; bounded by client.retries and
- * the deadline.  op->rt keeps each item's last route.  Returns what
+ * or failed is excluded from the next route; one attempt waits at most
+ * client_attempt_ms (but the last, which waits to the deadline), and a node
+ * that gave no answer, like a quarantined one, is left out of the next
+ * route while another node has room; bounded by client.retries and the
+ * deadline.  op->rt keeps each item's last route.  Returns what
  * stopped it early (master unreachable, KVN_ETIMEDOUT) or 0. */
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags);
 /* ECONN, ENOSPC, EPEERDOWN, EBUSY: worth a re-route. */

@@ -396,10 +396,58 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 
 #define MAX_EXCLUDE 64
 
+/* Add node to list[*n] (at most MAX_EXCLUDE, no duplicates); 1 if added. */
+static int node_list_add(const char **list, uint32_t *n, const char *node)
+{
+	for (uint32_t e = 0; e < *n; e++)
+		if (strcmp(list[e], node) == 0)
+			return 0;
+	if (*n == MAX_EXCLUDE)
+		return 0;
+	list[(*n)++] = node;
+	return 1;
+}
+
+/* ROUTE_PUT for idx[0..n) with the nodes that refused (exclude) and, while
+ * another node has room, the ones to avoid: quarantined peers (one that
+ * just failed or hung) and those this call gave up on (avoid[0..navoid):
+ * an attempt got no answer).  Items the master then finds no room for are
+ * routed again without the avoided nodes, so avoiding one never makes a
+ * put fail with "no room". */
+static int route_put_avoiding(struct kvn_client *c, struct client_op *op, uint32_t *idx, uint32_t n,
+			      const char *const *exclude, uint32_t nexclude, const char *const *avoid,
+			      uint32_t navoid)
+{
+	const char *all[MAX_EXCLUDE];
+	uint32_t nall = 0, nq = 0;
+	struct client_peer *p, *tmp;
+	int rc;
+
+	for (uint32_t e = 0; e < nexclude; e++)
+		all[nall++] = exclude[e];
+	for (uint32_t e = 0; e < navoid; e++)
+		nq += (uint32_t)node_list_add(all, &nall, avoid[e]);
+	HASH_ITER(hh, c->peers, p, tmp) {
+		if (client_is_quarantined(c, p->node_id))
+			nq += (uint32_t)node_list_add(all, &nall, p->node_id);
+	}
+	rc = client_route_put(c, op, idx, n, all, nall);
+	if (rc || nq == 0)
+		return rc;
+	uint32_t k = 0, *again = kvn_xmalloc((n ? n : 1) * sizeof *again);
+	for (uint32_t j = 0; j < n; j++)
+		if (op->route_st[idx[j]] == KVN_EFULL || op->route_st[idx[j]] == KVN_ENOSPC)
+			again[k++] = idx[j];
+	if (k)
+		rc = client_route_put(c, op, again, k, exclude, nexclude);
+	free(again);
+	return rc;
+}
+
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags)
 {
-	const char *exclude[MAX_EXCLUDE];
-	uint32_t nexclude = 0;
+	const char *exclude[MAX_EXCLUDE], *avoid[MAX_EXCLUDE];
+	uint32_t nexclude = 0, navoid = 0;
 	size_t n = op->n;
 	uint32_t *idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
 	/* per item, why a node it was sent to was excluded, other than "no
@@ -414,7 +462,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if (client_retryable(st[i]) && !fin[i]) {
+			if ((client_retryable(st[i]) || st[i] == KVN_ETIMEDOUT) /* an attempt's limit */ && !fin[i]) {
 				if (st[i] != KVN_EBUSY && st[i] != KVN_ENOSPC)
 					cause[i] = any_cause = st[i]; /* this attempt excludes that node */
 				idx[k++] = (uint32_t)i;
@@ -430,7 +478,7 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 			if (k == 0)
 				continue;
 		}
-		rc = client_route_put(c, op, idx, k, exclude, nexclude);
+		rc = route_put_avoiding(c, op, idx, k, exclude, nexclude, avoid, navoid);
 		if (rc)
 			break;
 		uint32_t go = 0;
@@ -444,12 +492,19 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 				idx[go++] = idx[j];
 		}
 		client_send_round(c, op, idx, go, st, put_flags);
-		if (client_wait_round(c, op) == KVN_ETIMEDOUT) {
-			client_collect_round(c, op, st);
+		/* One attempt may not spend the whole deadline on a peer that
+		 * does not answer (hung, stopped): after client.attempt_timeout
+		 * its connection is cut and the peer quarantined, and the items
+		 * go to another node.  The last attempt waits to the deadline. */
+		uint64_t until = op->deadline_ms, limit = kvn_now_ms() + client_attempt_ms(c);
+		if (attempt < c->conf.client_retries && limit < until)
+			until = limit;
+		int wrc = client_wait_round_until(c, op, until);
+		client_collect_round(c, op, st);
+		if (wrc == KVN_ETIMEDOUT && kvn_now_ms() >= op->deadline_ms) {
 			rc = KVN_ETIMEDOUT;
 			break;
 		}
-		client_collect_round(c, op, st);
 		/* a node that said ENOSPC or failed is excluded from the next route */
 		for (uint32_t j = 0; j < go; j++) {
 			int s = st[idx[j]];
@@ -462,12 +517,21 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 				if (!dup)
 					exclude[nexclude++] = kvn_xstrdup(node);
 			}
+			/* no answer within the attempt: avoided for this call even
+			 * with client.quarantine off */
+			if (s == KVN_ETIMEDOUT) {
+				char *node = kvn_xstrdup(op->rt[idx[j]].node_id);
+				if (!node_list_add(avoid, &navoid, node))
+					free(node);
+			}
 		}
 	}
 	for (uint32_t e = 0; e < nexclude; e++)
 		free((char *)exclude[e]);
 	free(fin);
 	free(cause);
+	for (uint32_t e = 0; e < navoid; e++)
+		free((char *)avoid[e]);
 	free(idx);
 	return rc;
 }

@@ -84,6 +84,12 @@ void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64
 	p->nwaiters++;
 }
 
+uint64_t peer_overwritten_seq(const struct peer *p, int durable)
+{
+	uint64_t have = durable && p->durable_seq < p->acked_seq ? p->durable_seq : p->acked_seq;
+	return p->last_seq > have ? p->last_seq : 0;
+}
+
 static void waiter_send(struct peer *p, struct peer_waiter *w, int status)
 {
 	struct actor_msg *r = actor_msg_new(w->type);

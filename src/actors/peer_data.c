@@ -187,6 +187,8 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 			rc = KVN_ETOOBIG;
 		else
 			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
+		if (rc == KVN_ESTALE)
+			rc = PEER_OVERWRITTEN; /* a newer gen is here: read and drop the bytes, answer 0 */
 		pp->status[i] = rc;
 		if (rc == 0)
 			peer_iov_extents(p, pp, &cap, v.ext, v.next, v.size);
@@ -285,16 +287,25 @@ void peer_handle_put(struct peer *p, struct actor_msg *m)
 	for (uint32_t i = 0; i < pp->n; i++) {
 		struct put_key *k = &put_keys(pp)[i];
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
+		uint64_t gone = 0;
 		if (res.status == 0) {
 			struct keytab_view v;
-			res.status = keytab_commit(p->st->kt, k->key, k->klen, k->gen, NULL);
-			if (res.status == 0 && keytab_lookup(p->st->kt, k->key, k->klen, k->gen, &v) == 0) {
+			res.status = keytab_commit(p->st->kt, k->key, k->klen, k->gen, &gone);
+			if (res.status == 0 && gone == k->gen)
+				res.status = PEER_OVERWRITTEN;
+			else if (res.status == 0 && keytab_lookup(p->st->kt, k->key, k->klen, k->gen, &v) == 0) {
 				res.size = v.size;
 				last = peer_event_add(p, PROTO_EV_ADD, k->key, k->klen, k->gen, KEYTAB_DRAM, v.size,
 						      (uint8_t)durable);
 				p->stats.puts++;
 				p->stats.put_bytes += v.size;
 			}
+		}
+		if (res.status == PEER_OVERWRITTEN) {
+			uint64_t seq = peer_overwritten_seq(p, durable);
+			res.status = 0;
+			if (seq > last)
+				last = seq;
 		}
 		proto_results_add(&w, &res);
 	}
@@ -520,18 +531,22 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
 }
 
 /* The master saw a newer generation elsewhere: free ours.  Not an event:
- * the master's index has already moved on. */
+ * the master's index has already moved on.  A tombstone remembers the move
+ * for peer.read_lease_ttl (the longest a get in flight is waited for), so a
+ * get or remove routed here before the move answers KVN_ESTALE and the
+ * client re-routes, instead of KVN_ENOTFOUND, which reads as "removed". */
 void peer_handle_drop_gen(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
 	struct proto_item it;
 	uint8_t flags;
 	uint32_t n, dropped = 0;
+	uint64_t now = kvn_now_ms();
 
 	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0)
 		return;
 	for (uint32_t i = 0; i < n && proto_items_next(&r, &it) == 0; i++)
-		if (keytab_remove(p->st->kt, it.key, it.klen, it.gen, NULL) == 0)
+		if (it.gen && keytab_supersede(p->st->kt, it.key, it.klen, it.gen, now, p->o.read_lease_ttl_ms) == 0)
 			dropped++;
 	if (dropped)
 		log_debug("dropped %u superseded generation(s) at the master's request", dropped);

@@ -130,6 +130,14 @@ struct peer {
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
 			uint8_t tier, uint64_t size, uint8_t durable);
 void peer_ship(struct peer *p);
+/* A put of an older generation than the one committed here (keytab_begin's
+ * KVN_ESTALE, or overwritten on arrival by keytab_commit) succeeds without
+ * storing anything: it is ordered just before the newer put.  Its answer
+ * must not come before the newer value is visible to every route, so it
+ * waits for the events queued so far: the seq to wait for (peer_wait), or 0
+ * when the master has them all already. */
+#define PEER_OVERWRITTEN 1 /* put item status inside the peer only: never on the wire */
+uint64_t peer_overwritten_seq(const struct peer *p, int durable);
 /* Hold the reply (type, meta) to `to` until the events up to seq are
  * acknowledged (applied, or committed when durable).  Takes meta. */
 void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,

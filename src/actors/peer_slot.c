@@ -387,8 +387,15 @@ void peer_handle_commit_slot(struct peer *p, struct actor_msg *m)
 			res.gen = rec->gen;
 			/* still PENDING: the reaper would have cut this receive
 			 * before freeing the slot */
-			res.status = keytab_commit(p->st->kt, rec_key(rec), rec->klen, rec->gen, NULL);
-			if (res.status == 0) {
+			uint64_t gone = 0;
+			res.status = keytab_commit(p->st->kt, rec_key(rec), rec->klen, rec->gen, &gone);
+			if (res.status == 0 && gone == rec->gen) {
+				/* overwritten on arrival by a newer gen: a success,
+				 * answered once the newer one is visible */
+				uint64_t seq = peer_overwritten_seq(p, durable);
+				if (seq > last)
+					last = seq;
+			} else if (res.status == 0) {
 				res.size = rec->size;
 				last = peer_event_add(p, PROTO_EV_ADD, rec_key(rec), rec->klen, rec->gen, KEYTAB_DRAM,
 						      rec->size, (uint8_t)durable);
@@ -396,8 +403,8 @@ void peer_handle_commit_slot(struct peer *p, struct actor_msg *m)
 				p->stats.puts++;
 				p->stats.put_bytes += rec->size;
 			}
-			/* committed, or freed as superseded (KVN_ESTALE): either way
-			 * the reservation is over */
+			/* committed, or freed as overwritten: either way the
+			 * reservation is over */
 			rec->recv = NULL;
 			si->rec = NULL;
 			rec_drop(s, rec);

@@ -180,6 +180,7 @@ struct kvn_conf {
 	int client_put_via_master;  /* bool */
 	char *client_tcp_congestion; /* "": the kernel's default */
 	uint64_t client_tcp_sndbuf;  /* bytes; 0: the kernel's autotuning */
+	uint64_t client_attempt_timeout; /* ms; 0: client_timeout / 3 */
 	/* [auth] */
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;

@@ -175,6 +175,13 @@ const struct conf_key conf_keys[] = {
 	  FIELD(client_tcp_sndbuf),
 	  "Send buffer (SO_SNDBUF) of the client's connections (the sending side of puts), "
 	  "as node.tcp_sndbuf; 0 leaves it to the kernel." },
+	{ "client", "attempt_timeout", T_DURATION, "0", 0, HOURS(1), 0, NULL, NULL,
+	  FIELD(client_attempt_timeout),
+	  "Longest one attempt of a put waits for its peer before the client gives up on "
+	  "that peer (quarantined, excluded from placement while another node has room) and "
+	  "tries another, within the call's client.timeout; the last attempt allowed by "
+	  "client.retries waits until that deadline.  0 (the default): a third of "
+	  "client.timeout." },
 	/* [auth] */
 	{ "auth", "peer_secret_file", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.secret", NULL,
 	  FIELD(auth_peer_secret_file),

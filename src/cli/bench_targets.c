@@ -88,7 +88,7 @@ static int kv_settle(void *h, unsigned client)
 {
 	char key[32];
 	int n = snprintf(key, sizeof key, "bench:settle:%u", client);
-	/* one key per client: two puts racing on a key may end KVN_ESTALE */
+	/* one key per client: a put racing another of the same key waits for it */
 	return kvn_put(KVH(h)->c, key, (size_t)n, "", 0, KVN_PUT_DURABLE);
 }
 

@@ -4,9 +4,12 @@
  * read leases (uthash on the lease id), the LRU list of committed slots, the
  * pending list the TTL reaper scans, and the doomed list of generations that
  * lost their key while a lease held them.  A slot's pages go back to the arena
- * exactly once: when it is aborted, reaped, refused as stale, or when it
- * leaves the committed state (supersede, remove, evict) with no lease on it,
- * or else at its last lease release.
+ * exactly once: when it is aborted, reaped, overwritten on arrival (a newer
+ * generation committed first), or when it leaves the committed state
+ * (supersede, remove, evict) with no lease on it, or else at its last lease
+ * release.  Also the tombstones of generations the master superseded
+ * (keytab_supersede): a key entry with no generation that remembers, for a
+ * while, that its value moved rather than went away.
  */
 #include "config.h"
 
@@ -48,6 +51,10 @@ struct kt_key {
 	UT_hash_handle hh;
 	struct kt_slot *committed;
 	struct kt_slot *pending; /* singly linked through knext; usually 0 or 1 */
+	/* tombstone: the master superseded generations up to tomb_gen (a newer
+	 * one lives elsewhere); 0 = none.  On kt->tombs while set. */
+	uint64_t tomb_gen, tomb_deadline;
+	struct kt_link tomb_link;
 	size_t klen;
 	unsigned char key[];
 };
@@ -66,11 +73,13 @@ struct keytab {
 	struct kt_link lru; /* head.next = most recently used */
 	struct kt_link pending;
 	struct kt_link doomed;
+	struct kt_link tombs; /* tombstoned keys, oldest first */
 	uint64_t last_lease_id; /* ids are never reused, so a stale id stays unknown */
 	struct keytab_stats st;
 };
 
 #define LINK_SLOT(l) ((struct kt_slot *)((char *)(l) - offsetof(struct kt_slot, link)))
+#define LINK_KEY(l) ((struct kt_key *)((char *)(l) - offsetof(struct kt_key, tomb_link)))
 
 /* ---- lists -------------------------------------------------------------- */
 
@@ -110,13 +119,24 @@ static struct kt_key *key_find(struct keytab *kt, const void *key, size_t klen)
 	return k;
 }
 
-/* Drop the key entry once no generation refers to it. */
+/* Drop the key entry once no generation and no tombstone refers to it. */
 static void key_maybe_drop(struct keytab *kt, struct kt_key *k)
 {
-	if (k->committed || k->pending)
+	if (k->committed || k->pending || k->tomb_gen)
 		return;
 	HASH_DELETE(hh, kt->keys, k);
 	free(k);
+}
+
+/* Forget k's tombstone (expired, pushed out, or the key was removed). */
+static void tomb_clear(struct keytab *kt, struct kt_key *k)
+{
+	if (!k->tomb_gen)
+		return;
+	list_unlink(&k->tomb_link);
+	k->tomb_gen = 0;
+	k->tomb_deadline = 0;
+	kt->st.tombs--;
 }
 
 static uint64_t slot_page_bytes(const struct keytab *kt, const struct kt_slot *s)
@@ -192,7 +212,9 @@ static void committed_retire(struct keytab *kt, struct kt_slot *s)
 	kt->st.doomed++;
 }
 
-/* The committed slot of key, checked against gen (0 = any). */
+/* The committed slot of key, checked against gen (0 = any).  With no
+ * committed generation, a tombstone covering gen (or any, for gen 0) answers
+ * KVN_ESTALE: the value moved to another node, it was not removed. */
 static int committed_get(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 			 struct kt_slot **out)
 {
@@ -200,6 +222,8 @@ static int committed_get(struct keytab *kt, const void *key, size_t klen, uint64
 	if (rc)
 		return rc;
 	struct kt_key *k = key_find(kt, key, klen);
+	if (k && !k->committed && k->tomb_gen && (gen == 0 || gen <= k->tomb_gen))
+		return KVN_ESTALE;
 	if (!k || !k->committed)
 		return KVN_ENOTFOUND;
 	if (gen && k->committed->gen != gen)
@@ -234,6 +258,7 @@ struct keytab *keytab_new(struct alloc_arena *a)
 	list_init(&kt->lru);
 	list_init(&kt->pending);
 	list_init(&kt->doomed);
+	list_init(&kt->tombs);
 	return kt;
 }
 
@@ -343,10 +368,13 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 	}
 	old = k->committed;
 	if (old && old->gen > gen) {
-		/* a newer put won the race: this generation was never visible */
+		/* A newer put committed first: this one is overwritten on
+		 * arrival (it takes its place in the order just before the
+		 * newer one) and never becomes visible. */
 		slot_free(kt, s);
-		key_maybe_drop(kt, k);
-		return KVN_ESTALE;
+		if (superseded_gen)
+			*superseded_gen = gen;
+		return 0;
 	}
 	KVN_ASSERT(!old || old->gen != gen); /* begin refuses a duplicate gen */
 	if (old) {
@@ -356,6 +384,8 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 	}
 	s->state = KEYTAB_COMMITTED;
 	k->committed = s;
+	if (k->tomb_gen && k->tomb_gen < gen)
+		tomb_clear(kt, k); /* this node holds a newer value than the one that moved */
 	list_push_head(&kt->lru, &s->link);
 	kt->st.keys++;
 	kt->st.committed_bytes += s->size;
@@ -404,6 +434,14 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
 		key_maybe_drop(kt, k);
 		kt->st.reaped++;
 		n++;
+	}
+	/* tombstones are kept for ttl_ms each, oldest first on the list */
+	while (kt->tombs.next != &kt->tombs) {
+		struct kt_key *k = LINK_KEY(kt->tombs.next);
+		if (now_ms < k->tomb_deadline)
+			break;
+		tomb_clear(kt, k);
+		key_maybe_drop(kt, k);
 	}
 	return n;
 }
@@ -520,8 +558,57 @@ int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		*removed_gen = s->gen;
 	k = s->k;
 	committed_retire(kt, s);
+	tomb_clear(kt, k); /* removed: from now on "not found" */
 	key_maybe_drop(kt, k);
 	return 0;
+}
+
+int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
+		     uint64_t ttl_ms)
+{
+	struct kt_key *k;
+	int rc;
+
+	if (!kt)
+		return KVN_EINVAL;
+	if ((rc = check_key(key, klen)))
+		return rc;
+	if (gen == 0)
+		return KVN_EINVAL;
+	k = key_find(kt, key, klen);
+	if (k && k->committed && k->committed->gen > gen)
+		return KVN_ESTALE; /* superseded here already: reads answer ESTALE */
+	rc = KVN_ENOTFOUND;
+	if (k && k->committed && k->committed->gen == gen) {
+		committed_retire(kt, k->committed);
+		rc = 0;
+	}
+	if (!k) {
+		/* evicted or removed meanwhile: a get routed to the old gen
+		 * still learns that the key moved */
+		k = kvn_xmalloc(sizeof *k + klen);
+		memset(k, 0, sizeof *k);
+		k->klen = klen;
+		memcpy(k->key, key, klen);
+		HASH_ADD_KEYPTR(hh, kt->keys, k->key, k->klen, k);
+	}
+	if (k->committed) { /* an older gen than the one superseded: cannot be */
+		key_maybe_drop(kt, k);
+		return rc;
+	}
+	if (k->tomb_gen > gen)
+		gen = k->tomb_gen;
+	tomb_clear(kt, k); /* re-queued at the tail with a fresh deadline */
+	if (kt->st.tombs >= KEYTAB_TOMB_MAX) {
+		struct kt_key *old = LINK_KEY(kt->tombs.next);
+		tomb_clear(kt, old);
+		key_maybe_drop(kt, old);
+	}
+	k->tomb_gen = gen;
+	k->tomb_deadline = deadline_of(now_ms, ttl_ms);
+	list_push_head(kt->tombs.prev, &k->tomb_link); /* append */
+	kt->st.tombs++;
+	return rc;
 }
 
 uint64_t keytab_evict(struct keytab *kt, uint64_t bytes, keytab_slot_fn fn, void *arg)

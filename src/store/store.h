@@ -100,6 +100,7 @@ struct keytab_stats {
 	uint64_t reaped;          /* PENDING slots reclaimed by the TTL reaper */
 	uint64_t evicted;
 	uint64_t lease_expired;   /* leases released by keytab_expire_leases */
+	uint64_t tombs;           /* tombstones of generations the master superseded */
 };
 
 struct keytab *keytab_new(struct alloc_arena *a);
@@ -118,8 +119,11 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 		 uint64_t now_ms, uint64_t ttl_ms, struct keytab_view *view);
 /* PENDING -> COMMITTED.  An older committed generation of the key is
  * superseded: freed at once, or doomed while leased.  *superseded_gen (if not
- * NULL) gets its gen, or 0.  If a newer generation committed meanwhile this
- * one is freed instead and KVN_ESTALE returned.  Not PENDING (reaped,
+ * NULL) gets its gen, or 0.  If a newer generation committed meanwhile, this
+ * one is overwritten on arrival: freed at once, never visible, and still a
+ * success (0; *superseded_gen == gen says so), because a put of an older
+ * generation takes its place in the order just before the newer one; an
+ * older generation never replaces a newer one.  Not PENDING (reaped,
  * aborted, already committed) or unknown: KVN_ESTATE, counted, nothing
  * changes. */
 int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
@@ -127,14 +131,19 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 /* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
 int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
 /* Free PENDING slots whose deadline passed (now_ms >= deadline); returns how
- * many.  For each, the optional callback sees the key and gen before the
- * free.  Callbacks (here, evict, foreach) must not call keytab functions. */
+ * many.  Also forgets the tombstones whose time is up (not counted in the
+ * return value).  For each slot, the optional callback sees the key and gen
+ * before the free.  Callbacks (here, evict, foreach) must not call keytab functions. */
 typedef void (*keytab_slot_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
 int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg);
 
 /* The committed generation of key (gen == 0: whatever is committed; else
- * exactly that gen).  KVN_ENOTFOUND: no committed generation; KVN_ESTALE: the
- * key exists but not with that gen.  Marks the key recently used. */
+ * exactly that gen).  KVN_ESTALE: the key exists but not with that gen, or it
+ * has no committed generation but a tombstone (keytab_supersede) covering
+ * gen (any gen, for gen 0): the value moved to another node.  KVN_ENOTFOUND:
+ * no committed generation and no such tombstone (never stored, removed,
+ * evicted).  Marks the key recently used.  keytab_lease and keytab_remove
+ * answer the same way. */
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  struct keytab_view *view);
 /* A key as a batch hands it to keytab_prefetch. */
@@ -168,6 +177,19 @@ int keytab_expire_leases(struct keytab *kt, uint64_t now_ms);
  * if it is that gen, KVN_ESTALE otherwise).  Freed now or doomed while
  * leased.  *removed_gen (optional) gets the gen removed. */
 int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t *removed_gen);
+
+/* The master saw a newer generation of the key on another node (DROP_GEN):
+ * free the committed gen (now, or doomed while leased) and leave a tombstone
+ * for ttl_ms (until keytab_reap after that), so a get or remove routed to gen
+ * before the move answers KVN_ESTALE (re-route) rather than KVN_ENOTFOUND
+ * (which would read as "removed").  A later commit of a newer generation or
+ * a keytab_remove ends the tombstone; at most KEYTAB_TOMB_MAX are kept (the
+ * oldest goes first).  0: freed; KVN_ENOTFOUND: gen was not committed here
+ * (the tombstone is set anyway); KVN_ESTALE: a newer gen is committed here
+ * (nothing changes); KVN_EINVAL gen 0; KVN_EKEYLEN. */
+#define KEYTAB_TOMB_MAX 16384 /* bounds their memory: a key entry each */
+int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
+		     uint64_t ttl_ms);
 
 /* Evict least-recently-used committed, unleased generations until at least
  * `bytes` bytes of pages are free in the arena or nothing more can go.  fn
