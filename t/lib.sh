@@ -52,10 +52,14 @@ skip() { T_N=$((T_N + 1)); echo "ok $T_N # SKIP $1"; }
 done_testing() { echo "1..$T_N"; [ "$T_FAILED" -eq 0 ]; exit $?; }
 
 # A TCP port nobody listens on (bash's /dev/tcp: connect fails = free).
+EPH_LO=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${EPH_LO:-0}" -ge 12000 ] 2>/dev/null || EPH_LO=32768
 free_port() {
 	local p i
 	for i in $(seq 1 200); do
-		p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+		# below the ephemeral range: outgoing connections of tests running
+		# beside this one never hold such a port
+		p=$(( (RANDOM * 32768 + RANDOM) % (${EPH_LO:-32768} - 10000) + 10000 ))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
 			USED_PORTS="${USED_PORTS:-} $p"

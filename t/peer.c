@@ -511,6 +511,8 @@ static void t_attach_backoff(void)
 		pump(10);
 	pump(100);
 	is_int(put("after", 90, "ok", 2000), 0, "attached again once accepted: puts work");
+}
+
 /* The master moved a key elsewhere (DROP_GEN): a GET or REMOVE routed to
  * the old gen before the move answers KVN_ESTALE ("ask the master again"),
  * never KVN_ENOTFOUND, which the client takes as final; a removed key

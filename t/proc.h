@@ -38,17 +38,45 @@ static pid_t proc_pids[PROC_MAX]; /* started, not reaped yet; 0: free slot */
 static int proc_npids;
 static int proc_logs_on_failure; /* cleanup prints each log's tail when a test failed */
 
-/* A loopback port nobody listens on right now. */
+/* A loopback port nobody listens on right now, below the kernel's
+ * ephemeral range: a port the kernel hands out would also be the source
+ * port of any outgoing connection (tests running beside this one open
+ * hundreds), so a node could find its listening port taken before it
+ * binds.  Never the same port twice in one test program. */
 static inline uint16_t proc_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	getsockname(fd, (struct sockaddr *)&sa, &len);
-	close(fd);
-	return ntohs(sa.sin_port);
+	static uint16_t given[256];
+	static unsigned ngiven;
+	unsigned lo = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%u", &lo) != 1 || lo < 12000)
+			lo = 32768;
+		fclose(f);
+	}
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t r = 0;
+		if (kvn_random(&r, sizeof r) != 0)
+			r = (uint32_t)getpid() * 2654435761u + (uint32_t)tries;
+		uint16_t port = (uint16_t)(10000 + r % (lo - 10000));
+		int dup = 0;
+		for (unsigned i = 0; i < ngiven; i++)
+			dup |= given[i] == port;
+		if (dup)
+			continue;
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int free_now = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (!free_now)
+			continue;
+		if (ngiven < sizeof given / sizeof given[0])
+			given[ngiven++] = port;
+		return port;
+	}
+	return 0;
 }
 
 static inline const char *proc_kvnode_bin(void)

@@ -34,7 +34,7 @@
 #define GROUP 20
 #define WATCHDOG_S 120 /* real seconds one seed may take */
 #define NEG_MAX_SEEDS 60
-#define NEG_SPEC_SEEDS 40 /* the broken speculation rule: seeds tried at most */
+#define NEG_SPEC_SEEDS 200 /* the broken speculation rule: seeds tried at most */
 
 static char watchdog_msg[160];
 

@@ -395,6 +395,8 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 
 	w->seed = seed;
 	w->rng = seed * 0x2545F4914F6CDD1Dull + 1;
+	/* every backoff's jitter from the seed too: a seed replays exactly */
+	kvn_jitter_seed(seed * 0x9E3779B97F4A7C15ull | 1);
 	w->unsafe = unsafe;
 	w->verbose = verbose;
 	w->digest = seed;
@@ -460,5 +462,6 @@ out:
 	free(w->acts);
 	free(w->ops);
 	free(w);
+	kvn_jitter_seed(0);
 	return rc;
 }

@@ -82,12 +82,15 @@ static void aput_route(struct kvn_client *c, struct client_aput *ap);
 /* Try again through the master, or give up with status. */
 static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
 {
-	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing) {
-		aput_finish(c, ap, status);
+	if (client_retryable(status) && !c->closing && kvn_now_ms() >= ap->deadline_ms) {
+		/* it would go on, but its time is up: whatever the last attempt
+		 * met (often a connection another put's deadline cut), the put
+		 * failed for lack of time */
+		aput_finish(c, ap, KVN_ETIMEDOUT);
 		return;
 	}
-	if (kvn_now_ms() >= ap->deadline_ms) {
-		aput_finish(c, ap, KVN_ETIMEDOUT); /* it would go on, but its time is up */
+	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing) {
+		aput_finish(c, ap, status);
 		return;
 	}
 	ap->attempt++;

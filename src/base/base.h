@@ -70,6 +70,11 @@ void kvn_backoff_reset(struct kvn_backoff *b); /* after a success */
 /* The delay before the next attempt, in [step/2, step]; the step doubles up
  * to max_ms. */
 uint64_t kvn_backoff_next(struct kvn_backoff *b);
+/* 64 random bits for jitter (not for secrets). */
+uint64_t kvn_jitter_u64(void);
+/* Tests only: a nonzero seed makes kvn_jitter_u64 (and so every backoff)
+ * reproducible, for the seeded simulation; 0 restores getrandom. */
+void kvn_jitter_seed(uint64_t seed);
 
 struct kvn_ratelimit {
 	uint64_t interval_ms, window_start_ms, suppressed;

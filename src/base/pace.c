@@ -30,11 +30,34 @@ void kvn_backoff_reset(struct kvn_backoff *b)
 /* Delay before the next attempt: uniform in [cur/2, cur] ("equal jitter":
  * never less than half the step, so a loop cannot spin at the floor), then
  * the step doubles up to max_ms. */
+/* Tests only (the simulation): a seeded, reproducible jitter source, so a
+ * seed replays the same schedule.  0: back to getrandom.  The simulation
+ * runs on one thread, like kvn_clock_virtual. */
+static uint64_t jitter_state;
+
+void kvn_jitter_seed(uint64_t seed)
+{
+	__atomic_store_n(&jitter_state, seed, __ATOMIC_RELAXED);
+}
+
+uint64_t kvn_jitter_u64(void)
+{
+	uint64_t x = __atomic_load_n(&jitter_state, __ATOMIC_RELAXED), r = 0;
+	if (x) { /* xorshift64 */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		__atomic_store_n(&jitter_state, x, __ATOMIC_RELAXED);
+		return x;
+	}
+	if (kvn_random(&r, sizeof r) != 0)
+		r = kvn_now_ns(); /* jitter only, not a secret */
+	return r;
+}
+
 uint64_t kvn_backoff_next(struct kvn_backoff *b)
 {
-	uint64_t r = 0, cur = b->cur_ms, half = cur / 2;
-	if (kvn_random(&r, sizeof r) != 0)
-		r = kvn_now_ns() ^ (uint64_t)(uintptr_t)b; /* jitter only, not a secret */
+	uint64_t r = kvn_jitter_u64(), cur = b->cur_ms, half = cur / 2;
 	uint64_t d = half + (cur - half ? r % (cur - half + 1) : 0);
 	b->cur_ms = cur > b->max_ms / 2 ? b->max_ms : cur * 2;
 	b->attempts++;

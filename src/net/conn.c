@@ -412,9 +412,8 @@ void conn_fail(struct conn *c, int err)
 		c->failing = 0;
 		/* jittered in [backoff/2, backoff]: peers that lost their master
 		 * together do not come back in lock-step */
-		uint64_t r = 0, half = c->backoff_ms / 2;
-		(void)kvn_random(&r, sizeof r);
-		conn_arm_timer(c, half + r % (c->backoff_ms - half + 1));
+		uint64_t half = c->backoff_ms / 2;
+		conn_arm_timer(c, half + kvn_jitter_u64() % (c->backoff_ms - half + 1));
 		c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
 		return;
 	}
