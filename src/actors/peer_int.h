@@ -81,6 +81,8 @@ struct peer_slot_stats {
 struct peer_stats {
 	uint64_t puts, gets, get_bytes, put_bytes, removes, events_shipped, sync_runs;
 	uint64_t waiters_dropped, receive_aborted;
+	uint64_t durable_failed;  /* durable puts answered KVN_EDB (the master's COMMIT failed) */
+	uint64_t leases_expired;  /* read leases past peer.read_lease_ttl (peer_lease_tick) */
 };
 
 struct peer {

@@ -117,6 +117,12 @@ static const struct {
 	{ "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2" },
 	{ "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1" },
 	{ "PRAGMA temp_store = MEMORY", "PRAGMA temp_store", "2" },
+	/* A bounded WAL (docs/operations.md, "Disk full"): checkpoint every
+	 * 1000 pages (SQLite's default, set so it stays so), and truncate the
+	 * file back to 4 MiB after a checkpoint, so a burst or an outage that
+	 * grew it does not keep the space. */
+	{ "PRAGMA wal_autocheckpoint = 1000", "PRAGMA wal_autocheckpoint", "1000" },
+	{ "PRAGMA journal_size_limit = 4194304", "PRAGMA journal_size_limit", "4194304" },
 };
 
 static int open_pragmas(struct meta_db *db, char *err, size_t errlen)
@@ -292,6 +298,7 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(db->conn, 1);
 	sqlite3_busy_timeout(db->conn, META_BUSY_MS);
+	kvn_ratelimit_init(&db->fail_rl, 10000, 5);
 	/* SQLite falls back to read-only when the file is write-protected; the
 	 * master must never run on a store it cannot commit to. */
 	if (sqlite3_db_readonly(db->conn, "main") != 0) {

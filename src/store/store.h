@@ -226,6 +226,16 @@ int meta_synchronous(struct meta_db *db, char *out, size_t cap);
 int meta_begin(struct meta_db *db);
 int meta_commit(struct meta_db *db);
 int meta_rollback(struct meta_db *db);
+/* Why the last statement failed ("database or disk is full (sqlite 13)"):
+ * for error replies; "no error" if none did.  Never holds data. */
+const char *meta_last_error(const struct meta_db *db);
+/* How long a statement waits for another connection's lock (an operator's
+ * BEGIN IMMEDIATE) before failing with "database is locked". */
+void meta_set_busy_timeout(struct meta_db *db, uint32_t ms);
+/* PRAGMA wal_checkpoint(TRUNCATE) outside a transaction: 0 when the WAL was
+ * checkpointed and truncated, KVN_EBUSY when a reader or writer kept it
+ * from completing, KVN_EDB on error (disk full, I/O). */
+int meta_checkpoint(struct meta_db *db);
 
 /* Durably allocate the next generation epoch (its own transaction: call
  * outside begin/commit, else KVN_ESTATE).  The first call on a new database
