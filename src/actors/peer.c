@@ -499,6 +499,22 @@ static void heartbeat_tick(struct actor *self, void *arg)
 	actor_timer_arm(p->hb_timer, p->o.heartbeat_ms);
 }
 
+/* Read leases past peer.read_lease_ttl (peer_data.c): checked four times
+ * per TTL, so one is held at most 1.25 x the TTL (and at least every 1 s). */
+static uint64_t lease_period(const struct peer *p)
+{
+	uint64_t t = p->o.read_lease_ttl_ms / 4;
+	return t < 25 ? 25 : t > 1000 ? 1000 : t;
+}
+
+static void lease_tick(struct actor *self, void *arg)
+{
+	struct peer *p = actor_state(self);
+	(void)arg;
+	peer_lease_tick(p);
+	actor_timer_arm(p->lease_timer, lease_period(p));
+}
+
 /* ---- the actor ---- */
 
 static int from_master(const struct peer *p, const struct actor_msg *m)
@@ -663,6 +679,11 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	}
 	p->hb_timer = actor_timer_new(p->self, heartbeat_tick, NULL);
 	actor_timer_arm(p->hb_timer, 0);
+	kvn_ratelimit_init(&p->lease_rl, 10000, 3);
+	if (p->o.read_lease_ttl_ms) {
+		p->lease_timer = actor_timer_new(p->self, lease_tick, NULL);
+		actor_timer_arm(p->lease_timer, lease_period(p));
+	}
 	*out = p->self;
 	return 0;
 }

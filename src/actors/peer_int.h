@@ -12,6 +12,7 @@
 #include "actors/actor.h"
 #include "actors/proto.h"
 #include "actors/roles.h"
+#include "base/base.h"
 #include "store/store.h"
 
 /* The arena and key table outlive the peer actor while evbuffer chains
@@ -108,6 +109,8 @@ struct peer {
 	uint8_t *scratch; /* where bytes of refused items go */
 	struct peer_stats stats;
 	struct peer_slots *slots; /* peer_slot.c; created on first use */
+	struct actor_timer *lease_timer; /* peer_lease_tick, every read_lease_ttl / 4 */
+	struct kvn_ratelimit lease_rl;
 };
 
 /* peer.c */
@@ -134,6 +137,9 @@ void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
 /* Abort receives that have run longer than the pending TTL (their slots
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
+/* Expire read leases past peer.read_lease_ttl: count them and cut the
+ * connections their replies are queued on (peer_data.c). */
+void peer_lease_tick(struct peer *p);
 void peer_put_free(struct peer_put *pp);
 /* Lay out a payload's destination in pp->iov (grown as needed): a slot's
  * pages, or the scratch page for bytes that are read and dropped. */
