@@ -289,6 +289,7 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	pthread_once(&sqlite_once, sqlite_setup);
 	db = kvn_xcalloc(1, sizeof *db);
 	db->path = kvn_xstrdup(path);
+	kvn_ratelimit_init(&db->fail_rl, 10000, 5);
 	rc = sqlite3_open_v2(path, &db->conn,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -298,7 +299,6 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(db->conn, 1);
 	sqlite3_busy_timeout(db->conn, META_BUSY_MS);
-	kvn_ratelimit_init(&db->fail_rl, 10000, 5);
 	/* SQLite falls back to read-only when the file is write-protected; the
 	 * master must never run on a store it cannot commit to. */
 	if (sqlite3_db_readonly(db->conn, "main") != 0) {
