@@ -376,6 +376,75 @@ static void t_expire_leases(void)
 	alloc_arena_free(a);
 }
 
+/* keytab_expire_leases_fn's report: which leases, and it may release them
+ * (a connection cut runs every reference cleanup of that connection). */
+struct held_rep {
+	struct keytab *kt;
+	int calls, release;
+	uint64_t ids[4];
+};
+
+static void on_expired(void *arg, uint64_t id, void *owner)
+{
+	struct held_rep *r = arg;
+	if (r->calls < 4)
+		r->ids[r->calls] = id;
+	r->calls++;
+	if (r->release) /* both leases belong to one "connection" */
+		for (int i = 0; i < 2; i++)
+			keytab_release(r->kt, ((uint64_t *)owner)[i]);
+}
+
+/* A lease whose pages an in-flight write references (keytab_lease_hold)
+ * expires on the (virtual) clock: counted and reported once, but its
+ * superseded generation's pages stay until the reference's release. */
+static void t_expire_held(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	struct held_rep rep = { .kt = kt };
+	uint64_t now = 1000, l[2];
+
+	kvn_clock_virtual(&now);
+	is_int(put(kt, a, "k", 1, 2 * PS, NULL), 0, "gen 1");
+	is_int(keytab_lease(kt, K("k"), 1, kvn_now_ms(), 300, &l[0], NULL), 0, "lease gen 1 (ttl 300)");
+	is_int(keytab_lease_hold(kt, l[0], l), 0, "held by a write");
+	is_int(keytab_lease_hold(kt, 9999, l), KVN_ESTATE, "hold of an unknown lease refused");
+	is_int(put(kt, a, "k", 2, PS, NULL), 0, "gen 2 supersedes it");
+	is_int(used_pages(a), 3, "gen 1's pages kept by the lease");
+	now += 299;
+	is_int(keytab_expire_leases_fn(kt, kvn_now_ms(), on_expired, &rep), 0, "not due at 299 ms");
+	now += 1;
+	is_int(keytab_expire_leases_fn(kt, kvn_now_ms(), on_expired, &rep), 1, "due at 300 ms");
+	ok(rep.calls == 1 && rep.ids[0] == l[0], "reported to its owner");
+	is_int(kstats(kt).lease_expired, 1, "counted");
+	is_int(used_pages(a), 3, "pages NOT freed under the in-flight write");
+	now += 1000;
+	is_int(keytab_expire_leases_fn(kt, kvn_now_ms(), on_expired, &rep), 0, "counted and reported once");
+	is_int(rep.calls, 1, "no second report");
+	is_int(keytab_release(kt, l[0]), 0, "the write's cleanup releases it");
+	is_int(used_pages(a), 1, "then gen 1's pages are freed");
+	is_int(kstats(kt).doomed, 0, "nothing doomed");
+
+	/* two held leases of one connection: the first report's cut releases
+	 * both; the second is not reported (it is gone) */
+	is_int(keytab_lease(kt, K("k"), 2, kvn_now_ms(), 100, &l[0], NULL), 0, "lease a");
+	is_int(keytab_lease(kt, K("k"), 2, kvn_now_ms(), 100, &l[1], NULL), 0, "lease b");
+	keytab_lease_hold(kt, l[0], l);
+	keytab_lease_hold(kt, l[1], l);
+	is_int(put(kt, a, "k", 3, PS, NULL), 0, "gen 3 supersedes gen 2");
+	rep.calls = 0;
+	rep.release = 1;
+	now += 100;
+	is_int(keytab_expire_leases_fn(kt, kvn_now_ms(), on_expired, &rep), 2, "both due");
+	is_int(rep.calls, 1, "one report: the cut ended both");
+	is_int(kstats(kt).leases, 0, "no lease left");
+	is_int(used_pages(a), 1, "gen 2's pages freed");
+	kvn_clock_virtual(NULL);
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
 static int cmp_str(const void *x, const void *y)
 {
 	return strcmp(x, y);
@@ -585,6 +654,7 @@ int main(int argc, char **argv)
 		{ "enospc_unchanged", t_enospc_unchanged },
 		{ "evict_lru", t_evict_lru },
 		{ "expire_leases", t_expire_leases },
+		{ "expire_held", t_expire_held },
 		{ "foreach", t_foreach },
 		{ "free_with_leases", t_free_with_leases },
 		{ "binary_keys", t_binary_keys },

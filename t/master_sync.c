@@ -377,18 +377,27 @@ static void t_db_failure(void)
 	is_int(st, KVN_EBUSY, "the writer falls behind: EVENTS answered KVN_EBUSY");
 	is_int(ack.applied_seq, seq - 1, "the refused batch is not applied");
 	ok(get1("dx", &rt) == 0 && rt.gen == seq - 1, "routing has the last accepted gen");
-	/* dbw waits out SQLite's busy timeout (5 s), then fails the group */
+	/* dbw waits out its busy timeout (1 s), then fails the group */
 	uint64_t end = kvn_now_ms() + 15000;
 	do {
 		pump(50);
 		master_get_stats(&st1);
 	} while (st1.db_errors == st0.db_errors && kvn_now_ms() < end);
 	ok(st1.db_errors > st0.db_errors, "the failed writes reach the master");
+	/* the durable puts of the failed batches are failed, with the reason */
+	uint64_t failed = 0;
+	char why[PROTO_REASON_MAX] = "";
+	d = take(&E.peers[0], WIRE_DURABLE, 3000);
+	int dec = d ? proto_durable_fail_dec(d, &dseq, &failed, why) : KVN_ETIMEDOUT;
+	ok(dec == 0 && dseq == 1 && failed >= 2 && strstr(why, "locked") != NULL,
+	   "DURABLE fails the batches' durable puts: up to seq %llu (%s)", (unsigned long long)failed, why);
+	actor_msg_free(d);
+	/* degraded: the node is not asked to full-sync (its sync's write would
+	 * fail too) until a probe commits */
+	node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack);
+	is_int(ack.need_full_sync, 0, "no full sync asked while master.db is locked");
 	sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(c);
-	d = take(&E.peers[0], WIRE_DURABLE, 100);
-	ok(d == NULL, "no DURABLE for the failed batches");
-	actor_msg_free(d);
 	/* the refused batch is shipped again once the writer has answered */
 	end = kvn_now_ms() + 10000;
 	do {
@@ -398,15 +407,21 @@ static void t_db_failure(void)
 			pump(20);
 	} while (st == KVN_EBUSY && kvn_now_ms() < end);
 	is_int(st, 0, "the re-shipped batch is accepted");
-	ok(ack.need_full_sync == 1 && ack.durable_seq == 1, "but the node must full-sync; durable stays at 1");
-	node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack);
-	is_int(ack.need_full_sync, 1, "heartbeats ask for it too");
+	/* the probe (backoff up to 2 s) finds master.db writable again */
+	end = kvn_now_ms() + 10000;
+	do {
+		pump(50);
+		node_call(&E.peers[0], WIRE_HEARTBEAT, "n1", 11, 1000, 0, AUTH_ROLE_PEER, &ack);
+	} while (!ack.need_full_sync && kvn_now_ms() < end);
+	ok(ack.need_full_sync == 1 && ack.durable_seq == 1, "once recovered the node must full-sync; durable stays at 1");
+	while ((d = take(&E.peers[0], WIRE_DURABLE, 100)))
+		actor_msg_free(d); /* the other batches' failure notices */
 	attach(0, "n1", 11, 1000, 0, &ack);
 	is_int(ack.need_full_sync, 1, "a re-attach with the same boot gets need_full_sync");
 	struct tev snap[] = { { 0, 0, "d1", 7, 0, 3 }, { 0, 0, "d2", 8, 0, 3 }, { 0, 0, "dx", seq, 0, 1 } };
 	sync_chunk(0, "n1", 11, seq, 0, 1, snap, 3, &ack);
 	for (d = take(&E.peers[0], WIRE_DURABLE, 5000); d; d = take(&E.peers[0], WIRE_DURABLE, 5000)) {
-		proto_durable_dec(d, &dseq);
+		proto_durable_fail_dec(d, &dseq, &failed, why);
 		actor_msg_free(d);
 		if (dseq == seq)
 			break;

@@ -784,6 +784,48 @@ static void t_errors(void)
 	meta_close(db);
 }
 
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* A failing writer's reason, the checkpoint that gives a grown WAL's
+ * space back, and a held lock seen as busy, not as an error. */
+static void t_wal(void)
+{
+	struct meta_db *db = fresh("w.db");
+	char wal[600];
+
+	snprintf(wal, sizeof wal, "%s-wal", tpath("w.db"));
+	is_str(meta_last_error(db), "no error", "no failure yet");
+	add_node(db, "A", 100, 0);
+	is_int(meta_begin(db), 0, "begin");
+	for (int i = 0; i < 20000; i++) {
+		char k[24];
+		snprintf(k, sizeof k, "wal-%d", i);
+		if (put(db, k, 1, "A", 0, 1) != 0)
+			break;
+	}
+	is_int(meta_commit(db), 0, "one large transaction");
+	ok(file_size(wal) > 1 << 20, "the WAL grew (%lld bytes)", file_size(wal));
+	is_int(meta_checkpoint(db), 0, "wal_checkpoint(TRUNCATE)");
+	is_int(file_size(wal), 0, "the WAL is empty again");
+
+	sqlite3 *c = raw_open(tpath("w.db"));
+	raw_exec(c, "BEGIN IMMEDIATE");
+	meta_set_busy_timeout(db, 20);
+	is_int(meta_begin(db), KVN_EDB, "BEGIN while another connection holds the write lock");
+	ok(strstr(meta_last_error(db), "locked") != NULL, "the reason: %s", meta_last_error(db));
+	is_int(meta_checkpoint(db), KVN_EBUSY, "a checkpoint then is busy, not an error");
+	raw_exec(c, "ROLLBACK");
+	sqlite3_close(c);
+	is_int(meta_begin(db), 0, "BEGIN once the lock is released");
+	is_int(meta_checkpoint(db), KVN_ESTATE, "no checkpoint inside a transaction");
+	is_int(meta_rollback(db), 0, "rollback");
+	meta_close(db);
+}
+
 static const struct tap_test tests[] = {
 	{ "schema", t_schema },
 	{ "durability", t_durability },
@@ -799,6 +841,7 @@ static const struct tap_test tests[] = {
 	{ "inputs", t_inputs },
 	{ "loads", t_loads },
 	{ "errors", t_errors },
+	{ "wal", t_wal },
 	{ NULL, NULL },
 };
 

@@ -330,6 +330,20 @@ static void collect_slots(struct client_op *op, struct client_req *q, int *st)
 	}
 }
 
+/* A durable put whose master.db COMMIT failed: the peer's reply carries
+ * the reason (str); it becomes the call's detail, quoted (peer-supplied). */
+static void edb_detail(struct kvn_client *c, const struct actor_msg *reply)
+{
+	char why[160], q[200];
+	struct wire_r r;
+	wire_r_init(&r, reply->meta, reply->meta_len);
+	wire_r_str(&r, why, sizeof why);
+	if (wire_r_end(&r) != 0)
+		return;
+	kvn_str_quote(q, sizeof q, why, strlen(why));
+	client_set_detail(c, "master.db: %s", q);
+}
+
 /* Read one request's per-item results into st[] (and the sizes for GET;
  * every result into op->res when the caller asked).  A request that failed
  * as a whole marks its items. */
@@ -344,6 +358,8 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 	else if (q->reply->sink_err)
 		whole = q->reply->sink_err;
 	if (whole) {
+		if (whole == KVN_EDB && q->done && !q->err && q->reply->meta_len)
+			edb_detail(c, q->reply);
 		for (uint32_t j = 0; j < q->n; j++)
 			st[q->idx[j]] = whole;
 		if ((whole == KVN_ECONN || whole == KVN_ETIMEDOUT) && q->peer)

@@ -29,6 +29,13 @@
  *                   n x {key, u64 gen, u8 tier, u64 size}
  *   DBW_SYNC_END  = row, u64 sync_id, u32 parts
  *   DBW_NODE_DEAD = str node_id
+ *   DBW_PROBE     = u32 n, n x row: the master's retry while master.db is
+ *                   degraded: a WAL checkpoint (TRUNCATE) attempt, then
+ *                   the rows in a group of their own, committed at once
+ *
+ * A reply with a non-zero status carries str reason (SQLite's message, e.g.
+ * "database or disk is full (sqlite 13)"): the master passes it on to the
+ * durable puts that fail with it.
  */
 #include "config.h"
 
@@ -81,6 +88,10 @@ struct dbw {
 	size_t nwaits, capwaits;
 	struct dbw_stage *stages;
 	int crashed; /* tests: die without committing */
+	/* why the last write, BEGIN or COMMIT failed, for the replies */
+	char reason[160];
+	/* a full disk fails every group: these lines are rate-limited */
+	struct kvn_ratelimit fail_rl;
 };
 
 #define DBW_STAT_INC(f) MASTER_STAT_INC(f)
@@ -88,6 +99,28 @@ struct dbw {
  * so every reply in it) waits for all of its writes, a few µs each. */
 #define DBW_GROUP_MAX 1024
 #define DBW_GROUP_MAX_WRITES 4096
+/* Wait for another connection's lock (an operator's BEGIN IMMEDIATE in the
+ * sqlite3 shell) this long, not meta_open's 5 s: the writer thread and
+ * every durable put stand still meanwhile.  A group that fails is answered
+ * KVN_EDB and the master retries with backoff (master_db.c). */
+#define DBW_BUSY_MS 1000
+
+/* Log a failure unless too many did lately (then they are counted). */
+#define DBW_FAIL_LOG(d, fmt, ...)                                                                    \
+	do {                                                                                         \
+		uint64_t sup_ = 0;                                                                   \
+		if (!kvn_ratelimit_ok(&(d)->fail_rl, &sup_))                                         \
+			break;                                                                       \
+		if (sup_)                                                                            \
+			log_error(fmt " (%" PRIu64 " similar lines suppressed)", __VA_ARGS__, sup_); \
+		else                                                                                 \
+			log_error(fmt, __VA_ARGS__);                                                 \
+	} while (0)
+
+static void note_reason(struct dbw *d)
+{
+	snprintf(d->reason, sizeof d->reason, "%s", meta_last_error(d->db));
+}
 
 /* ---- encoding shared with the master ---- */
 
@@ -153,12 +186,13 @@ static void wfail_note(struct wfail *f, int rc, const void *key, size_t klen, ui
 	}
 }
 
-static int wfail_end(const struct wfail *f, const char *what, const char *node_id, uint32_t total)
+static int wfail_end(struct dbw *d, const struct wfail *f, const char *what, const char *node_id, uint32_t total)
 {
 	if (!f->n)
 		return 0;
-	log_error("dbw: %s of node %s: %u of %u writes failed (first: %s gen %" PRIu64 ": %s)", what,
-		  KVN_Q(node_id), f->n, total, f->first, f->first_gen, kvn_strerror(f->first_rc));
+	note_reason(d);
+	DBW_FAIL_LOG(d, "dbw: %s of node %s: %u of %u writes failed (first: %s gen %" PRIu64 ": %s)", what,
+		     KVN_Q(node_id), f->n, total, f->first, f->first_gen, kvn_strerror(f->first_rc));
 	return KVN_EDB;
 }
 
@@ -181,8 +215,10 @@ static int group_join(struct dbw *d)
 		d->open = 1;
 		d->opened_ms = kvn_now_ms();
 		d->group_err = rc;
-		if (rc)
-			log_error("dbw: BEGIN failed (%s): this group's writes are refused", kvn_strerror(rc));
+		if (rc) {
+			note_reason(d);
+			DBW_FAIL_LOG(d, "dbw: BEGIN failed (%s): this group's writes are refused", d->reason);
+		}
 		arm_flush(d);
 	}
 	return d->group_err ? KVN_EDB : 0;
@@ -198,8 +234,9 @@ static void group_end(struct dbw *d)
 			rc = meta_commit(d->db);
 			if (rc) {
 				DBW_STAT_INC(db_commit_failed);
-				log_error("dbw: COMMIT failed (%s): the group's %zu requests were rolled back",
-					  kvn_strerror(rc), d->nwaits);
+				note_reason(d);
+				DBW_FAIL_LOG(d, "dbw: COMMIT failed (%s): the group's %zu requests were rolled back",
+					     d->reason, d->nwaits);
 			} else {
 				DBW_STAT_INC(db_commits);
 			}
@@ -212,7 +249,17 @@ static void group_end(struct dbw *d)
 	for (size_t i = 0; i < d->nwaits; i++) {
 		const struct dbw_wait *w = &d->waits[i];
 		struct actor_msg req = { .type = w->type, .corr = w->corr, .src = w->src };
-		actor_reply(d->self, &req, actor_msg_new(w->type), rc ? KVN_EDB : w->status);
+		struct actor_msg *r = actor_msg_new(w->type);
+		int status = rc ? KVN_EDB : w->status;
+		if (status) {
+			/* the reason, for the durable puts that fail with it */
+			struct wire_w ww;
+			wire_w_init(&ww);
+			wire_w_str(&ww, d->reason[0] ? d->reason : kvn_strerror(status));
+			if (wire_w_to_msg(&ww, r) != 0)
+				wire_w_fini(&ww);
+		}
+		actor_reply(d->self, &req, r, status);
 	}
 	d->nwaits = 0;
 }
@@ -290,7 +337,7 @@ static int do_node(struct dbw *d, const struct actor_msg *m)
 	if ((rc = group_join(d)) != 0)
 		return rc;
 	row_write(d, &row, &f);
-	return wfail_end(&f, "node update", row.node_id, 1);
+	return wfail_end(d, &f, "node update", row.node_id, 1);
 }
 
 static int do_events(struct dbw *d, const struct actor_msg *m)
@@ -341,7 +388,7 @@ static int do_events(struct dbw *d, const struct actor_msg *m)
 		log_error("dbw: malformed events request for node %s", KVN_Q(node_id));
 		return rc;
 	}
-	return wfail_end(&f, "events", node_id, n + has_row);
+	return wfail_end(d, &f, "events", node_id, n + has_row);
 }
 
 static void stage_free(struct dbw *d, struct dbw_stage *s)
@@ -461,7 +508,7 @@ static int do_sync_end(struct dbw *d, const struct actor_msg *m)
 			if (rc)
 				wfail_note(&f, rc, NULL, 0, 0);
 		}
-		rc = wfail_end(&f, "full sync", row.node_id, 2);
+		rc = wfail_end(d, &f, "full sync", row.node_id, 2);
 	} else if (rc && rc != KVN_EDB) {
 		log_error("dbw: malformed full-sync part of node %s", KVN_Q(row.node_id));
 	}
@@ -488,7 +535,42 @@ static int do_node_dead(struct dbw *d, const struct actor_msg *m)
 	rc = meta_node_set_state(d->db, node_id, "dead");
 	if (rc && rc != KVN_ENOTFOUND) /* a node whose row never made it */
 		wfail_note(&f, rc, NULL, 0, 0);
-	return wfail_end(&f, "death", node_id, 2);
+	return wfail_end(d, &f, "death", node_id, 2);
+}
+
+/* The master's retry after a failure: checkpoint (a WAL that filled the
+ * disk gives its space back once the checkpoint can write the database
+ * file; TRUNCATE then shrinks it to nothing), then write the node rows in
+ * a group of their own, committed at once: its success is the master's
+ * sign that commits work again. */
+static int do_probe(struct dbw *d, const struct actor_msg *m)
+{
+	struct wfail f = { 0 };
+	struct wire_r r;
+	uint32_t n;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	n = wire_r_u32(&r);
+	if (r.err)
+		return r.err;
+	if (d->open)
+		group_end(d); /* what came before is answered first, in order */
+	/* an attempt: a checkpoint that cannot write the database file yet
+	 * (logged, rate-limited) does not mean a WAL append cannot */
+	(void)meta_checkpoint(d->db);
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	d->urgent = 1;
+	for (uint32_t i = 0; i < n && !r.err; i++) {
+		struct meta_node row;
+		if (dbw_node_dec(&r, &row) == 0)
+			row_write(d, &row, &f);
+	}
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	d->group_writes += n;
+	return wfail_end(d, &f, "probe", "(all)", n);
 }
 
 static int dbw_handle(struct actor *self, struct actor_msg *m)
@@ -513,6 +595,10 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		break;
 	case DBW_NODE_DEAD:
 		status = do_node_dead(d, m);
+		d->urgent = 1;
+		break;
+	case DBW_PROBE:
+		status = do_probe(d, m);
 		d->urgent = 1;
 		break;
 	default:
@@ -567,6 +653,8 @@ int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64
 	d = kvn_xcalloc(1, sizeof *d);
 	d->db = db;
 	d->linger_ms = linger_ms;
+	kvn_ratelimit_init(&d->fail_rl, 10000, 5);
+	meta_set_busy_timeout(db, DBW_BUSY_MS);
 	d->flush_ev = event_new(actor_loop_base(l), -1, 0, flush_cb, d);
 	if (!d->flush_ev) {
 		free(d);

@@ -376,7 +376,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 			 KVN_Q(n->node_id), pn.keys, n->objects);
 		n->live = 0; /* its re-attach must full-sync (on_attach) */
 	}
-	master_reply_ack(ms, m, n, n->db_broken || resync, 0);
+	master_reply_ack(ms, m, n, master_db_resync_due(ms, n) || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
 		master_persist_node(ms, n);
 }
@@ -516,7 +516,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 			 KVN_Q(n->node_id), n->applied_seq, e.seq);
 	}
 	/* applied in memory: acknowledge now, before any fsync */
-	master_reply_ack(ms, m, n, gap || n->db_broken, gap ? KVN_ESTATE : 0);
+	master_reply_ack(ms, m, n, gap || master_db_resync_due(ms, n), gap ? KVN_ESTATE : 0);
 	mstale_log(&stale, n, "ADD");
 	mdrops_send(ms, &drops);
 	if (first_new)

@@ -4,6 +4,24 @@
  * events, deaths; full-sync parts are built in master_sync.c), holding plain
  * puts' operations for master.commit_linger, turning commits into DURABLE
  * notices to the peers, and the push-back when the writer falls behind.
+ *
+ * When master.db fails (a full disk, an I/O error, an operator's lock held
+ * past the writer's busy timeout), durable puts must fail promptly with the
+ * reason, and the master must neither spin on the failure nor stay wedged:
+ *  - the failed request's node gets DURABLE with failed_upto = the request's
+ *    seq and the reason: its peer answers exactly the durable puts waiting on
+ *    events up to there KVN_EDB (events after it are in later requests,
+ *    answered by their own outcome);
+ *  - the events stay applied in memory (plain puts keep working, gets find
+ *    them); the node is db_broken: its rows in master.db are repaired by its
+ *    full sync, once master.db works again;
+ *  - master.db is "degraded": one log line, then nothing is sent to the
+ *    writer (events, rows, syncs fail at once, durable waiters with them)
+ *    but DBW_PROBE, a WAL checkpoint and a write of the node rows, retried
+ *    with exponential backoff and jitter;
+ *  - the first probe that commits ends it: one log line, dead nodes' rows
+ *    are written again, and the broken nodes' next acks ask for the full
+ *    sync that rewrites their rows (never while degraded: that looped).
  */
 #include "config.h"
 
@@ -17,6 +35,10 @@
  * then has to full-sync): longer than SQLite's busy timeout plus a slow
  * fsync, short enough that a wedged disk is noticed. */
 #define MASTER_DB_TIMEOUT_MS 30000
+/* Probes of a degraded master.db: from 100 ms, doubling, up to 2 s, so
+ * recovery is noticed within about 2 s of space returning. */
+#define MASTER_DB_PROBE_MIN_MS 100
+#define MASTER_DB_PROBE_MAX_MS 2000
 
 /* What a dbw request was for, so its reply can be judged. */
 struct persist {
@@ -40,7 +62,86 @@ static void send_durable(struct master *ms, struct mnode *n)
 		actor_msg_free(m); /* the next DURABLE or ack carries it */
 }
 
-static void persist_result(struct master *ms, struct persist *p, int rc)
+/* Fail the durable puts of n's events up to upto (their COMMIT failed). */
+static void send_durable_fail(struct master *ms, struct mnode *n, uint64_t upto, const char *reason)
+{
+	struct actor_msg *m;
+
+	if (upto <= n->durable_seq || !n->ref)
+		return;
+	m = actor_msg_new(WIRE_DURABLE);
+	m->src = actor_id_of(ms->self); /* as send_durable */
+	if (proto_durable_fail_enc(m, n->durable_seq, upto, reason) != 0 || actor_send(n->ref, m) != 0)
+		actor_msg_free(m);
+}
+
+int master_db_resync_due(const struct master *ms, const struct mnode *n)
+{
+	return n->db_broken && !ms->db_degraded;
+}
+
+static void probe_tick(struct actor *self, void *arg);
+
+static void probe_arm(struct master *ms)
+{
+	if (!ms->db_probe_timer)
+		ms->db_probe_timer = actor_timer_new(ms->self, probe_tick, NULL);
+	ms->db_probing = 1;
+	actor_timer_arm(ms->db_probe_timer, kvn_backoff_next(&ms->db_backoff));
+}
+
+/* A request failed: enter (or stay in) the degraded state. */
+static void db_degrade(struct master *ms, const char *reason)
+{
+	ms->db_failures++;
+	if (reason && *reason && reason != ms->db_reason)
+		snprintf(ms->db_reason, sizeof ms->db_reason, "%s", reason);
+	if (ms->db_degraded)
+		return;
+	ms->db_degraded = 1;
+	ms->db_degraded_ms = kvn_now_ms();
+	ms->db_failures = 1;
+	if (!ms->db_reason[0])
+		snprintf(ms->db_reason, sizeof ms->db_reason, "%s", kvn_strerror(KVN_EDB));
+	log_error("master: master.db degraded (%s): puts go on in memory, durable puts fail with KVN_EDB "
+		  "until a write commits again (retried with backoff)",
+		  ms->db_reason);
+	if (!ms->db_probing) {
+		kvn_backoff_init(&ms->db_backoff, MASTER_DB_PROBE_MIN_MS, MASTER_DB_PROBE_MAX_MS);
+		probe_arm(ms);
+	}
+}
+
+static void resend_dead(struct master *ms, struct mnode *n)
+{
+	struct actor_msg *req = actor_msg_new(DBW_NODE_DEAD);
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_str(&w, n->node_id);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0);
+	master_db_call(ms, req, MASTER_P_DEAD, n, 0);
+}
+
+static void db_recovered(struct master *ms)
+{
+	struct mnode *n, *tmp;
+	uint32_t broken = 0;
+
+	ms->db_degraded = 0;
+	ms->db_probing = 0;
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		broken += n->db_broken != 0;
+		if (n->dead)
+			resend_dead(ms, n); /* a death written meanwhile may have failed */
+	}
+	log_info("master: master.db recovered after %" PRIu64 " ms (%u requests failed meanwhile; last: %s): "
+		 "durable puts accepted again, %u node(s) full-sync to repair their rows",
+		 kvn_now_ms() - ms->db_degraded_ms, ms->db_failures, ms->db_reason, broken);
+	ms->db_reason[0] = '\0';
+}
+
+static void persist_result(struct master *ms, struct persist *p, int rc, const char *reason)
 {
 	struct mnode *n = mnode_find(ms, p->node_id);
 
@@ -49,22 +150,34 @@ static void persist_result(struct master *ms, struct persist *p, int rc)
 		log_debug("master: dbw request for node %s abandoned at shutdown", KVN_Q(p->node_id));
 		return;
 	}
-	if (rc)
-		MASTER_STAT_INC(db_errors);
-	if (p->kind == MASTER_P_NODE || p->kind == MASTER_P_DEAD) {
-		if (rc)
-			log_error("master: node %s: master.db update failed: %s", KVN_Q(p->node_id), kvn_strerror(rc));
+	if (p->kind == MASTER_P_PROBE) {
+		if (rc == 0) {
+			db_recovered(ms);
+		} else {
+			ms->db_failures++;
+			if (reason && *reason)
+				snprintf(ms->db_reason, sizeof ms->db_reason, "%s", reason);
+			probe_arm(ms);
+		}
 		return;
 	}
+	if (rc) {
+		MASTER_STAT_INC(db_errors);
+		db_degrade(ms, reason);
+	}
+	if (p->kind == MASTER_P_NODE || p->kind == MASTER_P_DEAD)
+		return; /* rows are written again at recovery */
 	/* a newer boot, a death or a full sync replaced what this wrote */
 	if (!n || n->boot_id != p->boot_id || n->persist_epoch != p->epoch)
 		return;
 	if (rc) {
 		if (!n->db_broken)
-			log_error("master: node %s: master.db write failed (%s): its durable seq stops at "
-				  "%" PRIu64 " until it full-syncs",
-				  KVN_Q(n->node_id), kvn_strerror(rc), n->durable_seq);
+			log_warn("master: node %s: master.db write failed: its durable seq stops at %" PRIu64
+				 " until it full-syncs after master.db recovers",
+				 KVN_Q(n->node_id), n->durable_seq);
 		n->db_broken = 1;
+		if (p->seq)
+			send_durable_fail(ms, n, p->seq, ms->db_reason);
 		return;
 	}
 	if (p->seq && !n->db_broken && p->seq > n->durable_seq) {
@@ -83,7 +196,16 @@ static int persist_done(struct actor *self, void *arg, struct actor_msg *reply, 
 		log_info("master: SQLite writer caught up (%u requests in flight): EVENTS accepted again",
 			 ms->db_inflight);
 	}
-	persist_result(ms, arg, err ? err : reply->status);
+	char reason[PROTO_REASON_MAX] = "";
+	int rc = err ? err : reply->status;
+	if (rc && !err && reply->meta_len) {
+		struct wire_r r;
+		wire_r_init(&r, reply->meta, reply->meta_len);
+		wire_r_str(&r, reason, sizeof reason); /* our own writer's text */
+	}
+	if (rc && !reason[0])
+		snprintf(reason, sizeof reason, "%s", kvn_strerror(rc));
+	persist_result(ms, arg, rc, reason);
 	free(arg);
 	return 0;
 }
@@ -117,31 +239,70 @@ void master_db_call(struct master *ms, struct actor_msg *req, enum master_persis
 	struct persist *p;
 	int rc;
 
-	if (kind != MASTER_P_EVENTS)
+	if (kind != MASTER_P_EVENTS && kind != MASTER_P_PROBE)
 		hold_release(ms); /* the writer sees everything in the master's order */
 	p = kvn_xcalloc(1, sizeof *p);
 
 	p->kind = kind;
-	snprintf(p->node_id, sizeof p->node_id, "%s", n->node_id);
-	p->boot_id = n->boot_id;
-	p->epoch = n->persist_epoch;
+	if (n) { /* a probe has none */
+		snprintf(p->node_id, sizeof p->node_id, "%s", n->node_id);
+		p->boot_id = n->boot_id;
+		p->epoch = n->persist_epoch;
+	}
 	p->seq = seq;
+	if (ms->db_degraded && kind != MASTER_P_PROBE) {
+		/* degraded: only the probe writes; this fails now, with the
+		 * reason (its node repairs by full sync after recovery) */
+		actor_msg_free(req);
+		persist_result(ms, p, KVN_EDB, ms->db_reason);
+		free(p);
+		return;
+	}
 	rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, persist_done, p);
 	if (rc == 0) {
 		ms->db_inflight++;
 		MASTER_STAT_INC(db_requests);
 	} else {
 		actor_msg_free(req);
-		persist_result(ms, p, rc == KVN_ECLOSED ? KVN_EDB : rc);
+		persist_result(ms, p, rc == KVN_ECLOSED ? KVN_EDB : rc, kvn_strerror(rc));
 		free(p);
 	}
+}
+
+/* DBW_PROBE: the node rows (as many as fit one request; the others are
+ * refreshed by their heartbeats) after a checkpoint attempt. */
+static void probe_tick(struct actor *self, void *arg)
+{
+	struct master *ms = actor_state(self);
+	struct actor_msg *req = actor_msg_new(DBW_PROBE);
+	struct mnode *n, *tmp;
+	struct wire_w rows, w;
+	uint32_t cnt = 0;
+	(void)arg;
+
+	wire_w_init(&rows);
+	HASH_ITER(hh, ms->nodes, n, tmp) {
+		struct meta_node row;
+		if (rows.len > DBW_SPLIT_BYTES - 512)
+			break;
+		mnode_row(n, &row);
+		dbw_node_enc(&rows, &row);
+		cnt++;
+	}
+	wire_w_init(&w);
+	wire_w_u32(&w, cnt);
+	wire_w_raw(&w, rows.buf, rows.len);
+	wire_w_fini(&rows);
+	if (wire_w_to_msg(&w, req) != 0)
+		KVN_ASSERT(0); /* bounded above */
+	master_db_call(ms, req, MASTER_P_PROBE, NULL, 0);
 }
 
 void master_db_failed(struct master *ms, const struct mnode *n, int rc)
 {
 	struct persist p = { .kind = MASTER_P_SYNC, .boot_id = n->boot_id, .epoch = n->persist_epoch };
 	snprintf(p.node_id, sizeof p.node_id, "%s", n->node_id);
-	persist_result(ms, &p, rc);
+	persist_result(ms, &p, rc, kvn_strerror(rc));
 }
 
 void master_persist_node(struct master *ms, struct mnode *n)

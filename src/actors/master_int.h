@@ -34,6 +34,7 @@ enum dbw_type {
 	DBW_SYNC_PART = 0x8202, /* one-way: a slice of a full-sync snapshot */
 	DBW_SYNC_END = 0x8203,  /* node row + "replace the node's objects by the parts" */
 	DBW_NODE_DEAD = 0x8204, /* node dead: its objects lost, its row dead */
+	DBW_PROBE = 0x8205,     /* degraded: checkpoint, node rows, commit now */
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
@@ -181,6 +182,15 @@ struct master {
 	/* the one node whose operations are held (master_db.c, master_ops_commit) */
 	struct mnode *holder;
 	struct kvn_ratelimit rl_event; /* "refused an event" lines */
+	/* master.db degraded (a write or COMMIT failed: disk full, I/O, a lock
+	 * held): nothing is written but DBW_PROBE, retried with backoff, until
+	 * one commits (master_db.c) */
+	int db_degraded, db_probing;
+	char db_reason[160];
+	uint64_t db_degraded_ms; /* since when */
+	uint32_t db_failures;    /* failed requests and probes meanwhile */
+	struct kvn_backoff db_backoff;
+	struct actor_timer *db_probe_timer;
 };
 
 /* Pending one-way DROP_GEN notices of one batch, grouped per node when
@@ -220,7 +230,11 @@ void mnode_grant(const struct mnode *n, const uint8_t *key, uint16_t klen, uint6
 		 struct proto_grant *g);
 /* The writer is too far behind: answers KVN_EBUSY with n's ack, returns 1. */
 int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n);
-enum master_persist_kind { MASTER_P_NODE, MASTER_P_EVENTS, MASTER_P_SYNC, MASTER_P_DEAD };
+enum master_persist_kind { MASTER_P_NODE, MASTER_P_EVENTS, MASTER_P_SYNC, MASTER_P_DEAD, MASTER_P_PROBE };
+/* n's ack asks for a full sync because a write of its events failed: not
+ * while master.db is degraded (the sync's own write would fail too, and
+ * the node would re-sync in a loop); once it has recovered. */
+int master_db_resync_due(const struct master *ms, const struct mnode *n);
 /* Send req (taken) to dbw as a call.  Once committed, events/sync with a
  * non-zero seq advance n's durable_seq and send DURABLE; a failure of an
  * events/sync write (or of the send) makes n need a full sync. */

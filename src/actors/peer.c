@@ -120,6 +120,34 @@ static void release_waiters(struct peer *p)
 	}
 }
 
+/* The master's COMMIT of the events up to upto failed: their durable puts
+ * are answered KVN_EDB now, the reason as the reply's metadata (str), not
+ * left to time out.  The events stay applied; the master repairs its
+ * master.db rows from this node's full sync once it can write again. */
+static void fail_durable(struct peer *p, uint64_t upto, const char *why)
+{
+	struct peer_waiter *w;
+
+	while ((w = TAILQ_FIRST(&p->wait_durable)) && w->seq <= upto) {
+		struct wire_w ww;
+		TAILQ_REMOVE(&p->wait_durable, w, link);
+		free(w->meta);
+		w->meta = NULL;
+		w->meta_len = 0;
+		wire_w_init(&ww);
+		wire_w_str(&ww, why[0] ? why : "master.db write failed");
+		struct actor_msg tmp = { 0 };
+		if (wire_w_to_msg(&ww, &tmp) == 0) {
+			w->meta = tmp.meta;
+			w->meta_len = tmp.meta_len;
+		} else {
+			wire_w_fini(&ww);
+		}
+		p->stats.durable_failed++;
+		waiter_send(p, w, KVN_EDB);
+	}
+}
+
 /* The callers of very old waiters gave up long ago (their deadline is far
  * shorter); a master that stays away must not grow this list forever.  The
  * events themselves stay in the outbox. */
@@ -558,6 +586,22 @@ static void heartbeat_tick(struct actor *self, void *arg)
 	actor_timer_arm(p->hb_timer, p->o.heartbeat_ms);
 }
 
+/* Read leases past peer.read_lease_ttl (peer_data.c): checked four times
+ * per TTL, so one is held at most 1.25 x the TTL (and at least every 1 s). */
+static uint64_t lease_period(const struct peer *p)
+{
+	uint64_t t = p->o.read_lease_ttl_ms / 4;
+	return t < 25 ? 25 : t > 1000 ? 1000 : t;
+}
+
+static void lease_tick(struct actor *self, void *arg)
+{
+	struct peer *p = actor_state(self);
+	(void)arg;
+	peer_lease_tick(p);
+	actor_timer_arm(p->lease_timer, lease_period(p));
+}
+
 /* ---- the actor ---- */
 
 static int from_master(const struct peer *p, const struct actor_msg *m)
@@ -591,11 +635,16 @@ static int peer_handle(struct actor *self, struct actor_msg *m)
 			peer_handle_drop_gen(p, m);
 		return 0;
 	case WIRE_DURABLE: {
-		uint64_t d;
-		if (from_master(p, m) && proto_durable_dec(m, &d) == 0 && d > p->durable_seq) {
+		uint64_t d, failed;
+		char why[PROTO_REASON_MAX];
+		if (!from_master(p, m) || proto_durable_fail_dec(m, &d, &failed, why) != 0)
+			return 0;
+		if (d > p->durable_seq) {
 			p->durable_seq = d;
 			release_waiters(p);
 		}
+		if (failed)
+			fail_durable(p, failed, why);
 		return 0;
 	}
 	default:
@@ -723,6 +772,11 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	}
 	p->hb_timer = actor_timer_new(p->self, heartbeat_tick, NULL);
 	actor_timer_arm(p->hb_timer, 0);
+	kvn_ratelimit_init(&p->lease_rl, 10000, 3);
+	if (p->o.read_lease_ttl_ms) {
+		p->lease_timer = actor_timer_new(p->self, lease_tick, NULL);
+		actor_timer_arm(p->lease_timer, lease_period(p));
+	}
 	*out = p->self;
 	return 0;
 }

@@ -24,6 +24,7 @@
 struct lease_ref {
 	struct peer_store *st;
 	uint64_t lease;
+	actor_id conn; /* the requester: a connection's proxy, cut at expiry */
 };
 
 static uint64_t ext_bytes(const struct alloc_arena *a, const struct alloc_extent *e)
@@ -336,6 +337,43 @@ static void lease_cleanup(const void *data, size_t len, void *extra)
 	free(lr);
 }
 
+/* ---- read leases past peer.read_lease_ttl ----
+ *
+ * A GET reply's pages are sent by reference under a read lease, released
+ * by the reference's cleanup once the bytes have left.  A reader that stops
+ * reading kept it (and a superseded generation's pages) until the
+ * connection's 30 s write timeout; peer.read_lease_ttl did nothing.  Now a
+ * peer timer expires leases past their deadline: counted, and the
+ * connection the reply is queued on is cut, which drops its output and so
+ * runs the cleanup that releases the lease and frees the pages.  Never
+ * before: the keytab keeps a held lease's pages until that release, so no
+ * page under an in-flight write is handed to another put.  An in-process
+ * requester's reply is not on a connection; its lease ends when the reply
+ * is freed. */
+
+static void lease_expired(void *arg, uint64_t lease_id, void *owner)
+{
+	struct peer *p = arg;
+	struct lease_ref *lr = owner;
+	(void)lease_id;
+	/* synchronous: lr may be freed by this (the cleanup) */
+	net_abort(actor_loop_of(p->self), lr->conn, KVN_ETIMEDOUT);
+}
+
+void peer_lease_tick(struct peer *p)
+{
+	uint64_t suppressed = 0;
+	int n = keytab_expire_leases_fn(p->st->kt, kvn_now_ms(), lease_expired, p);
+
+	if (n <= 0)
+		return;
+	p->stats.leases_expired += (uint64_t)n;
+	if (kvn_ratelimit_ok(&p->lease_rl, &suppressed))
+		log_warn("%d read lease(s) held past peer.read_lease_ttl (%llu ms): their connections were cut, "
+			 "pages freed (%llu expired in all)",
+			 n, (unsigned long long)p->o.read_lease_ttl_ms, (unsigned long long)p->stats.leases_expired);
+}
+
 void peer_handle_get(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
@@ -430,7 +468,11 @@ void peer_handle_get(struct peer *p, struct actor_msg *m)
 					lr = kvn_xmalloc(sizeof *lr);
 					lr->st = p->st;
 					lr->lease = lease;
+					lr->conn = m->src;
 					p->st->refs++;
+					/* past read_lease_ttl the pages stay until this
+					 * reference's cleanup (peer_lease_tick) */
+					(void)keytab_lease_hold(p->st->kt, lease, lr);
 				}
 				evbuffer_add_reference(payload, src, (size_t)len, lr ? lease_cleanup : NULL, lr);
 			}

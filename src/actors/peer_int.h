@@ -85,6 +85,8 @@ struct peer_stats {
 	uint64_t waiters_dropped, receive_aborted;
 	uint64_t grants_refused; /* put / alloc items refused for their grant */
 	uint64_t attach_tries;   /* PEER_ATTACH requests sent */
+	uint64_t durable_failed;  /* durable puts answered KVN_EDB (the master's COMMIT failed) */
+	uint64_t leases_expired;  /* read leases past peer.read_lease_ttl (peer_lease_tick) */
 };
 
 struct peer {
@@ -124,6 +126,8 @@ struct peer {
 	uint64_t ship_at_ms;
 	int link_state;   /* enum peer_link: what the last line said */
 	int refused_why;  /* last refusal's error, for the state line */
+	struct actor_timer *lease_timer; /* peer_lease_tick, every read_lease_ttl / 4 */
+	struct kvn_ratelimit lease_rl;
 };
 
 /* peer.c */
@@ -165,6 +169,9 @@ void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
 /* Abort receives that have run longer than the pending TTL (their slots
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
+/* Expire read leases past peer.read_lease_ttl: count them and cut the
+ * connections their replies are queued on (peer_data.c). */
+void peer_lease_tick(struct peer *p);
 void peer_put_free(struct peer_put *pp);
 /* Lay out a payload's destination in pp->iov (grown as needed): a slot's
  * pages, or the scratch page for bytes that are read and dropped. */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "actors/proto.h"
@@ -230,6 +231,33 @@ int proto_durable_dec(const struct actor_msg *m, uint64_t *durable_seq)
 	struct wire_r r;
 	wire_r_init(&r, m->meta, m->meta_len);
 	*durable_seq = wire_r_u64(&r);
+	return wire_r_end(&r);
+}
+
+int proto_durable_fail_enc(struct actor_msg *m, uint64_t durable_seq, uint64_t failed_upto, const char *reason)
+{
+	char buf[PROTO_REASON_MAX];
+	struct wire_w w;
+	snprintf(buf, sizeof buf, "%s", reason ? reason : "");
+	wire_w_init(&w);
+	wire_w_u64(&w, durable_seq);
+	wire_w_u64(&w, failed_upto);
+	wire_w_str(&w, buf);
+	return finish(&w, m);
+}
+
+int proto_durable_fail_dec(const struct actor_msg *m, uint64_t *durable_seq, uint64_t *failed_upto,
+			   char reason[PROTO_REASON_MAX])
+{
+	struct wire_r r;
+	wire_r_init(&r, m->meta, m->meta_len);
+	*durable_seq = wire_r_u64(&r);
+	*failed_upto = 0;
+	reason[0] = '\0';
+	if (r.err == 0 && r.off < r.len) {
+		*failed_upto = wire_r_u64(&r);
+		wire_r_str(&r, reason, PROTO_REASON_MAX);
+	}
 	return wire_r_end(&r);
 }
 

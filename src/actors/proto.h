@@ -97,6 +97,13 @@ int proto_sync_next(struct wire_r *r, struct proto_event *e);
 /* DURABLE (one-way master -> peer) */
 int proto_durable_enc(struct actor_msg *m, uint64_t durable_seq);
 int proto_durable_dec(const struct actor_msg *m, uint64_t *durable_seq);
+/* DURABLE that also fails the durable puts of events <= failed_upto (their
+ * COMMIT failed; reason: why, <= PROTO_REASON_MAX - 1 bytes, no data).  The
+ * decoder takes either form (*failed_upto 0, reason "" for the plain one). */
+#define PROTO_REASON_MAX 160
+int proto_durable_fail_enc(struct actor_msg *m, uint64_t durable_seq, uint64_t failed_upto, const char *reason);
+int proto_durable_fail_dec(const struct actor_msg *m, uint64_t *durable_seq, uint64_t *failed_upto,
+			   char reason[PROTO_REASON_MAX]);
 
 /* ---- keys-only batches: ROUTE_GET, EXISTS requests ---- */
 void proto_keys_begin(struct wire_w *w, uint32_t n);

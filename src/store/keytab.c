@@ -64,6 +64,8 @@ struct kt_lease {
 	uint64_t id;
 	uint64_t deadline;
 	struct kt_slot *slot;
+	void *owner; /* keytab_lease_hold: an in-flight write references the pages */
+	int expired; /* held past its deadline: counted and reported once */
 };
 
 struct keytab {
@@ -524,22 +526,69 @@ int keytab_release(struct keytab *kt, uint64_t lease_id)
 	return 0;
 }
 
-int keytab_expire_leases(struct keytab *kt, uint64_t now_ms)
+int keytab_lease_hold(struct keytab *kt, uint64_t lease_id, void *owner)
+{
+	struct kt_lease *l = NULL;
+
+	if (!kt || !owner)
+		return KVN_EINVAL;
+	HASH_FIND(hh, kt->leases, &lease_id, sizeof lease_id, l);
+	if (!l)
+		return KVN_ESTATE;
+	l->owner = owner;
+	return 0;
+}
+
+/* A lease past its deadline is counted once.  Without an owner (a pin) it
+ * is released now, its pages freed if its generation is gone.  With one,
+ * the pages are still being written out of (a GET reply's evbuffer
+ * references them): freeing them would hand pages under an in-flight write
+ * to the next put, so the lease stays until that reference's cleanup calls
+ * keytab_release; fn is told, so its owner can cut the write short (close
+ * the connection).  fn runs after the walk, by lease id looked up again: it
+ * may release any lease (one connection's cut ends all its references). */
+int keytab_expire_leases_fn(struct keytab *kt, uint64_t now_ms, keytab_expired_fn fn, void *arg)
 {
 	struct kt_lease *l, *tmp;
+	uint64_t *held = NULL;
+	size_t nheld = 0, cap = 0;
 	int n = 0;
 
 	if (!kt)
 		return 0;
 	HASH_ITER(hh, kt->leases, l, tmp)
 	{
-		if (now_ms < l->deadline)
+		if (now_ms < l->deadline || l->expired)
 			continue;
-		lease_drop(kt, l);
 		kt->st.lease_expired++;
 		n++;
+		if (!l->owner) {
+			lease_drop(kt, l);
+			continue;
+		}
+		l->expired = 1;
+		if (!fn)
+			continue;
+		if (nheld == cap) {
+			cap = cap ? cap * 2 : 16;
+			held = realloc(held, cap * sizeof *held);
+			if (!held)
+				kvn_fatal("out of memory");
+		}
+		held[nheld++] = l->id;
 	}
+	for (size_t i = 0; i < nheld; i++) {
+		HASH_FIND(hh, kt->leases, &held[i], sizeof held[i], l);
+		if (l)
+			fn(arg, l->id, l->owner);
+	}
+	free(held);
 	return n;
+}
+
+int keytab_expire_leases(struct keytab *kt, uint64_t now_ms)
+{
+	return keytab_expire_leases_fn(kt, now_ms, NULL, NULL);
 }
 
 int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t *removed_gen)

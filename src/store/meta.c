@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,9 +94,22 @@ int meta_open_fail(struct meta_db *db, char *err, size_t errlen, const char *fmt
  * values), SQLite's message and code, and the caller's file:line. */
 int meta_fail_at(struct meta_db *db, const char *sql, const char *file, int line)
 {
-	log_error("meta: %s: %s (sqlite %d) in: %s [%s:%d]", db->path, sqlite3_errmsg(db->conn),
-		  sqlite3_extended_errcode(db->conn), sql, file, line);
+	uint64_t suppressed = 0;
+	snprintf(db->last_err, sizeof db->last_err, "%s (sqlite %d)", sqlite3_errmsg(db->conn),
+		 sqlite3_extended_errcode(db->conn));
+	if (!kvn_ratelimit_ok(&db->fail_rl, &suppressed))
+		return KVN_EDB;
+	if (suppressed)
+		log_error("meta: %s: %s in: %s [%s:%d] (%" PRIu64 " more failures not logged)", db->path,
+			  db->last_err, sql, file, line, suppressed);
+	else
+		log_error("meta: %s: %s in: %s [%s:%d]", db->path, db->last_err, sql, file, line);
 	return KVN_EDB;
+}
+
+const char *meta_last_error(const struct meta_db *db)
+{
+	return db && db->last_err[0] ? db->last_err : "no error";
 }
 
 /* Statements are kept reset and unbound between uses: a statement left
@@ -246,6 +260,28 @@ int meta_rollback(struct meta_db *db)
 	if (sqlite3_get_autocommit(db->conn))
 		return 0; /* nothing open (or SQLite already rolled back) */
 	return ST_RUN(db, ST_ROLLBACK);
+}
+
+void meta_set_busy_timeout(struct meta_db *db, uint32_t ms)
+{
+	if (db)
+		sqlite3_busy_timeout(db->conn, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+}
+
+int meta_checkpoint(struct meta_db *db)
+{
+	int busy = 0, rc;
+
+	if (!db)
+		return KVN_EINVAL;
+	if (!sqlite3_get_autocommit(db->conn))
+		return KVN_ESTATE;
+	rc = sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (rc == SQLITE_BUSY)
+		busy = 1;
+	else if (rc != SQLITE_OK)
+		return META_FAIL(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	return busy ? KVN_EBUSY : 0;
 }
 
 /* ---- epochs and nodes --------------------------------------------------------- */

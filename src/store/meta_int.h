@@ -27,6 +27,11 @@ struct meta_db {
 	sqlite3 *conn;
 	char *path;
 	sqlite3_stmt *st[ST__COUNT];
+	/* A full disk or a held lock fails every statement the same way, many
+	 * times a second: the failure lines are rate-limited, and the last
+	 * reason is kept for the writer's replies (meta_last_error). */
+	struct kvn_ratelimit fail_rl;
+	char last_err[160];
 };
 
 void meta_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

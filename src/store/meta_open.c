@@ -117,6 +117,12 @@ static const struct {
 	{ "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2" },
 	{ "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1" },
 	{ "PRAGMA temp_store = MEMORY", "PRAGMA temp_store", "2" },
+	/* A bounded WAL (docs/operations.md, "Disk full"): checkpoint every
+	 * 1000 pages (SQLite's default, set so it stays so), and truncate the
+	 * file back to 4 MiB after a checkpoint, so a burst or an outage that
+	 * grew it does not keep the space. */
+	{ "PRAGMA wal_autocheckpoint = 1000", "PRAGMA wal_autocheckpoint", "1000" },
+	{ "PRAGMA journal_size_limit = 4194304", "PRAGMA journal_size_limit", "4194304" },
 };
 
 static int open_pragmas(struct meta_db *db, char *err, size_t errlen)
@@ -283,6 +289,7 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	pthread_once(&sqlite_once, sqlite_setup);
 	db = kvn_xcalloc(1, sizeof *db);
 	db->path = kvn_xstrdup(path);
+	kvn_ratelimit_init(&db->fail_rl, 10000, 5);
 	rc = sqlite3_open_v2(path, &db->conn,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

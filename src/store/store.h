@@ -170,8 +170,20 @@ int keytab_lease(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 int keytab_release(struct keytab *kt, uint64_t lease_id);
 /* Leases whose deadline passed (e.g. a pin never unpinned): released and
  * counted (stats.lease_expired); returns how many.  A later release of such an
- * id is refused like any unknown id.  Lease ids are never reused. */
+ * id is refused (KVN_ESTATE); lease ids are never reused.  A lease with an
+ * owner (keytab_lease_hold) is counted but kept until its release: see
+ * keytab_expire_leases_fn. */
 int keytab_expire_leases(struct keytab *kt, uint64_t now_ms);
+/* Mark lease_id as referenced by an in-flight write (owner: the reference's
+ * cookie, not NULL): its pages are never freed before keytab_release, even
+ * past its deadline.  KVN_ESTATE for an unknown id. */
+int keytab_lease_hold(struct keytab *kt, uint64_t lease_id, void *owner);
+/* As keytab_expire_leases; each held lease that just expired is reported
+ * once to fn (lease id, owner) after the walk, so its owner can end the
+ * write (its cleanup then releases the lease and frees the pages).  fn may
+ * release leases. */
+typedef void (*keytab_expired_fn)(void *arg, uint64_t lease_id, void *owner);
+int keytab_expire_leases_fn(struct keytab *kt, uint64_t now_ms, keytab_expired_fn fn, void *arg);
 
 /* Remove the committed generation (gen == 0: whatever is committed; else only
  * if it is that gen, KVN_ESTALE otherwise).  Freed now or doomed while
@@ -248,6 +260,16 @@ int meta_synchronous(struct meta_db *db, char *out, size_t cap);
 int meta_begin(struct meta_db *db);
 int meta_commit(struct meta_db *db);
 int meta_rollback(struct meta_db *db);
+/* Why the last statement failed ("database or disk is full (sqlite 13)"):
+ * for error replies; "no error" if none did.  Never holds data. */
+const char *meta_last_error(const struct meta_db *db);
+/* How long a statement waits for another connection's lock (an operator's
+ * BEGIN IMMEDIATE) before failing with "database is locked". */
+void meta_set_busy_timeout(struct meta_db *db, uint32_t ms);
+/* PRAGMA wal_checkpoint(TRUNCATE) outside a transaction: 0 when the WAL was
+ * checkpointed and truncated, KVN_EBUSY when a reader or writer kept it
+ * from completing, KVN_EDB on error (disk full, I/O). */
+int meta_checkpoint(struct meta_db *db);
 
 /* Durably allocate the next generation epoch (its own transaction: call
  * outside begin/commit, else KVN_ESTATE).  The first call on a new database
