@@ -29,6 +29,7 @@
  *                   n x {key, u64 gen, u8 tier, u64 size}
  *   DBW_SYNC_END  = row, u64 sync_id, u32 parts
  *   DBW_NODE_DEAD = str node_id
+ *   DBW_EPOCH     = u32 epoch
  */
 #include "config.h"
 
@@ -491,6 +492,29 @@ static int do_node_dead(struct dbw *d, const struct actor_msg *m)
 	return wfail_end(&f, "death", node_id, 2);
 }
 
+/* The master raises its generation epoch above one a peer reported; its
+ * reply (after the COMMIT) is what lets it hand out generations again. */
+static int do_epoch(struct dbw *d, const struct actor_msg *m)
+{
+	struct wire_r r;
+	uint32_t epoch;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	epoch = wire_r_u32(&r);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	d->group_writes++;
+	if ((rc = meta_epoch_raise(d->db, epoch)) != 0) {
+		DBW_STAT_INC(db_write_failed);
+		log_error("dbw: epoch %u not recorded: %s", epoch, kvn_strerror(rc));
+		return KVN_EDB;
+	}
+	return 0;
+}
+
 static int dbw_handle(struct actor *self, struct actor_msg *m)
 {
 	struct dbw *d = actor_state(self);
@@ -513,6 +537,10 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		break;
 	case DBW_NODE_DEAD:
 		status = do_node_dead(d, m);
+		d->urgent = 1;
+		break;
+	case DBW_EPOCH:
+		status = do_epoch(d, m);
 		d->urgent = 1;
 		break;
 	default:
