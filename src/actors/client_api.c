@@ -200,6 +200,8 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
 	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* answered: speculation confirmed, or via the master */
 	int *sst = NULL;
+	struct kvn_backoff bo;
+	client_pause_init(&bo);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
@@ -263,12 +265,15 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			if (kind == WIRE_GET && op.route_st[tmpidx[j]] == 0 && !served[tmpidx[j]])
 				client_rc_put(c, items[tmpidx[j]].key, items[tmpidx[j]].klen, &op.rt[tmpidx[j]]);
 		uint32_t go = 0;
+		int wait = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op.route_st[idx[j]];
 			if (served[idx[j]])
 				st[idx[j]] = sst[idx[j]]; /* the speculative answer stands */
 			else if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
+			else if (client_route_wait(st[idx[j]]))
+				wait = 1; /* the master is not ready for this key yet */
 			/* the peer the key routes to decides: it answers exactly
 			 * that gen, or KVN_ESTALE / KVN_ENOTFOUND */
 			if (want_gen)
@@ -306,6 +311,15 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			if ((st[idx[j]] == KVN_ESTALE && !want_gen) || st[idx[j]] == KVN_ECONN ||
 			    st[idx[j]] == KVN_EBUSY)
 				again = 1;
+		}
+		if (wait) {
+			/* asked again after a pause, within the deadline; a round
+			 * that reached no peer is not an attempt */
+			if ((rc = client_pause(c, &op, &bo)) != 0)
+				break;
+			if (!go)
+				attempt--; /* wraps at 0: the loop's ++ brings it back */
+			continue;
 		}
 		if (!again && !via_again)
 			break;

@@ -375,6 +375,34 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 	client_round_reset(op);
 }
 
+/* ---- waiting for the master ---- */
+
+int client_route_wait(int st)
+{
+	return st == KVN_ENOPEER || st == KVN_EBUSY;
+}
+
+void client_pause_init(struct kvn_backoff *bo)
+{
+	kvn_backoff_init(bo, CLIENT_PAUSE_MIN_MS, CLIENT_PAUSE_MAX_MS);
+}
+
+int client_pause(struct kvn_client *c, struct client_op *op, struct kvn_backoff *bo)
+{
+	uint64_t now = kvn_now_ms(), d = kvn_backoff_next(bo);
+	int never = 0;
+
+	if (now >= op->deadline_ms)
+		return KVN_ETIMEDOUT;
+	/* leave half of what is left for the next try itself */
+	if (d > (op->deadline_ms - now) / 2)
+		d = (op->deadline_ms - now) / 2;
+	if (d < CLIENT_PAUSE_MIN_MS / 2)
+		return KVN_ETIMEDOUT;
+	(void)client_run(c, &never, now + d);
+	return 0;
+}
+
 /* ---- the put loop (kvn_batch_put, kvn_alloc_slots) ---- */
 
 #define MAX_EXCLUDE 64
@@ -385,33 +413,46 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	uint32_t nexclude = 0;
 	size_t n = op->n;
 	uint32_t *idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
-	int rc = 0;
+	struct kvn_backoff bo;
+	int rc = 0, via_tried = 0;
 
-	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
+	client_pause_init(&bo);
+	/* A round the master answered "no peer" or "not ready" for (right
+	 * after its start: no peer attached yet, an epoch raise not committed)
+	 * does not count as an attempt: the next one comes after a pause, and
+	 * the deadline bounds them. */
+	for (uint64_t attempt = 0; attempt <= c->conf.client_retries;) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if (client_retryable(st[i]))
+			if (client_retryable(st[i]) || st[i] == KVN_ENOPEER)
 				idx[k++] = (uint32_t)i;
 		if (k == 0)
 			break;
-		if (attempt == 0 && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
+		if (!via_tried && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
 			/* through the master; what it did not take goes on below */
 			int refused = 0;
+			via_tried = 1;
 			k = client_put_via_master(c, op, idx, k, st, put_flags, &refused);
 			if (refused && nexclude < MAX_EXCLUDE)
 				exclude[nexclude++] = kvn_xstrdup(c->master_node);
-			if (k == 0)
+			if (k == 0) {
+				attempt++;
 				continue;
+			}
 		}
 		rc = client_route_put(c, op, idx, k, exclude, nexclude);
 		if (rc)
 			break;
 		uint32_t go = 0;
+		int wait = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op->route_st[idx[j]];
+			wait |= client_route_wait(st[idx[j]]);
 			if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
 		}
+		if (go)
+			attempt++;
 		client_send_round(c, op, idx, go, st, put_flags);
 		if (client_wait_round(c, op) == KVN_ETIMEDOUT) {
 			client_collect_round(c, op, st);
@@ -432,6 +473,8 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 					exclude[nexclude++] = kvn_xstrdup(node);
 			}
 		}
+		if (wait && (rc = client_pause(c, op, &bo)) != 0)
+			break;
 	}
 	for (uint32_t e = 0; e < nexclude; e++)
 		free((char *)exclude[e]);
@@ -441,6 +484,8 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 
 int client_retryable(int st)
 {
+	/* KVN_ENOPEER is not here: a put loop waits for a peer (a master just
+	 * started), a get has nothing to wait for */
 	return st == KVN_ECONN || st == KVN_ENOSPC || st == KVN_EPEERDOWN || st == KVN_EBUSY;
 }
 
