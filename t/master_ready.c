@@ -104,10 +104,14 @@ static void t_stale_read(void)
 	master_down();
 	master_up();
 
-	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "after the restart n1 attaches first");
-	struct tev s1[] = { { 0, 0, "x", 7, 0, 3 } };
-	is_int(sync_chunk(0, "n1", 11, 1, 0, 1, s1, 1, &ack), 0, "and re-syncs x gen 7");
+	/* n1 also holds z at epoch 7, above this master's (2): an older
+	 * master.db copy, say.  z is not this master's write either. */
+	const uint64_t zgen = (7ull << 32) | 1;
+	is_int(attach_ex(0, "n1", 11, 1000, zgen, 0, &ack), 0, "after the restart n1 attaches first");
+	struct tev s1[] = { { 0, 0, "x", 7, 0, 3 }, { 0, 0, "z", zgen, 0, 1 } };
+	is_int(sync_chunk(0, "n1", 11, 1, 0, 1, s1, 2, &ack), 0, "and re-syncs x gen 7, z at epoch 7");
 	is_int(get1("x", &rt), KVN_EBUSY, "ROUTE_GET x: not ready (n2, not heard from, may hold a newer x)");
+	is_int(get1("z", &rt), KVN_EBUSY, "nor z: a generation above this master's epoch is not its own");
 	is_int(get_via("x", &rt), KVN_EBUSY, "a GET sent to the master: the same");
 	/* the put the old master acknowledged, not in master.db: on n2 only */
 	is_int(attach(1, "n2", 22, 1000, 0, &ack), 0, "n2 attaches");
@@ -119,6 +123,7 @@ static void t_stale_read(void)
 	   "every node re-synced: x routes to the newest generation (%d, gen %llu on %s)", st,
 	   (unsigned long long)rt.gen, rt.node_id);
 	is_int(get_via("x", &rt), 0, "and so does a GET sent to the master");
+	is_int(get1("z", &rt), 0, "z is routed too");
 	is_int(get1("none", &rt), KVN_ENOTFOUND, "a key no node holds is not found again");
 	env_down();
 }

@@ -166,7 +166,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->max_value_size = o->max_value_size;
 	ms->epoch = epoch;
 	ms->epoch_want = epoch;
-	ms->start_epoch = epoch;
+	ms->own_epoch = epoch;
 	kvn_backoff_init(&ms->epoch_backoff, 50, 5000);
 	ms->live_period_ms = o->node_timeout_ms / 4 > MASTER_LIVE_MIN_MS ? o->node_timeout_ms / 4
 									 : MASTER_LIVE_MIN_MS;

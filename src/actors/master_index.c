@@ -436,12 +436,16 @@ void master_gen_seen(struct master *ms, uint64_t gen)
 			log_error("master: a peer holds generation %#" PRIx64 ", beyond the last epoch: not honoured",
 				  gen);
 		ms->epoch_cap_logged = 1;
+		ms->own_epoch = UINT32_MAX; /* nothing can be told apart from it */
 		return;
 	}
 	log_warn("master: a peer holds generation %#" PRIx64 " (epoch %" PRIu64 ", this master's is %u: master.db "
 		 "lost or replaced?): no generation handed out until epoch %" PRIu64 " is committed",
 		 gen, e, ms->epoch, e + 1);
 	ms->epoch_want = (uint32_t)e + 1;
+	/* a foreign generation at or above our epochs: only the raised ones
+	 * are surely ours (master_route_ready) */
+	ms->own_epoch = ms->epoch_want;
 	master_epoch_raise(ms);
 }
 
@@ -461,9 +465,9 @@ int master_route_ready(const struct master *ms, const struct mentry *e)
 	/* A put acknowledged by the last master but not yet in master.db may
 	 * sit on a node that has not re-synced: any key may have a newer
 	 * generation there, or exist there only.  A generation written in this
-	 * life (epoch >= start_epoch) is newer than anything such a node held
+	 * life (epoch >= own_epoch) is newer than anything such a node held
 	 * before, and any newer one this master would have to apply first. */
-	return ms->unsynced == 0 || (e && (e->gen >> 32) >= ms->start_epoch);
+	return ms->unsynced == 0 || (e && (e->gen >> 32) >= ms->own_epoch);
 }
 /* ---- ROUTE_PUT ---- */
 

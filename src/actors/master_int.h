@@ -175,7 +175,10 @@ struct master {
 	int epoch_cap_logged;
 	struct actor_timer *epoch_timer; /* retries a failed raise */
 	struct kvn_backoff epoch_backoff;
-	uint32_t start_epoch; /* of this start: generations from it on were issued by this life */
+	/* every generation of this epoch or later was handed out by this
+	 * master: this start's epoch, moved up past any generation a peer
+	 * reported above it (master_gen_seen) */
+	uint32_t own_epoch;
 	/* nodes with unsynced set: while any, routes of keys not written in
 	 * this life answer KVN_EBUSY (master_route_ready) */
 	uint32_t unsynced;
