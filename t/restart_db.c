@@ -43,6 +43,14 @@ static int get_str(const char *key, char *buf, size_t cap)
 	return rc;
 }
 
+static int async_ok;
+
+static void on_async(void *arg, int status)
+{
+	(void)arg;
+	async_ok = status == 0;
+}
+
 static void *cont_later(void *arg)
 {
 	(void)arg;
@@ -115,12 +123,21 @@ static void t_lost_db(void)
 	if (pthread_create(&th, NULL, cont_later, NULL) != 0)
 		kvn_fatal("pthread_create");
 	uint64_t t0 = kvn_now_ms();
+	int arc = kvn_put_async(mc, "ya", 2, "async", 5, 0, on_async, NULL);
 	int rc = put_str("y", "first", NULL);
 	uint64_t dt = kvn_now_ms() - t0;
 	pthread_join(th, NULL);
 	is_int(rc, 0, "a put issued before any peer attached succeeds (%s)", kvn_strerror(rc));
 	ok(dt >= STOPPED_MS / 2 && dt <= CLIENT_TIMEOUT_MS + CALL_SLACK_MS,
 	   "by waiting for the peer within its deadline (%llu ms)", (unsigned long long)dt);
+	struct kvn_put_failure f[1];
+	size_t nf = 0;
+	if (arc == 0) {
+		kvn_drain(mc);
+		nf = kvn_poll_failures(mc, f, 1);
+	}
+	ok(arc == 0 && async_ok, "so does an async put issued with it (%s)",
+	   nf ? kvn_strerror(f[0].status) : arc ? kvn_strerror(arc) : "ok");
 
 	/* item 2: the new x must win over the old one the peer holds */
 	is_int(put_str("x", "NEW", &gen_new), 0, "put x NEW, routed to the peer that holds x");
