@@ -43,6 +43,14 @@ static int get_str(const char *key, char *buf, size_t cap)
 	return rc;
 }
 
+/* kill(), but never of pid 0 or -1 (this process group, everything):
+ * a case run on its own has no pids. */
+static void signal_pid(pid_t pid, int sig)
+{
+	if (pid > 0)
+		kill(pid, sig);
+}
+
 static int async_ok;
 
 static void on_async(void *arg, int status)
@@ -55,16 +63,14 @@ static void *cont_later(void *arg)
 {
 	(void)arg;
 	usleep(STOPPED_MS * 1000);
-	if (pid_p > 0)
-		kill(pid_p, SIGCONT);
+	signal_pid(pid_p, SIGCONT);
 	return NULL;
 }
 
 static int kill9_master(const char *why)
 {
 	int st = 0;
-	if (pid_m > 0)
-		kill(pid_m, SIGKILL);
+	signal_pid(pid_m, SIGKILL);
 	int rc = proc_wait(pid_m, 5000, &st) == 0 && WIFSIGNALED(st);
 	ok(rc, "kill -9 the master (%s)", why);
 	return rc;
@@ -106,7 +112,7 @@ static void t_lost_db(void)
 
 	/* master.db is lost; the peer is stopped so nothing is attached
 	 * when the master is back */
-	kill(pid_p, SIGSTOP);
+	signal_pid(pid_p, SIGSTOP);
 	if (!kill9_master("master.db about to be lost"))
 		return;
 	const char *suffix[] = { "", "-wal", "-shm" };
@@ -160,10 +166,43 @@ static void t_lost_db(void)
 	ok(rc == 0 && strcmp(buf, "NEW") == 0, "x is still NEW (%s, '%s')", kvn_strerror(rc), buf);
 }
 
+/* The master restarts on its master.db while p1 is stopped: keys from
+ * before the start are "not ready" until p1 re-syncs, and a call issued at
+ * once waits for that within its deadline (a get, then an exists: both
+ * gave up at once on the master's KVN_EBUSY). */
+static void t_not_ready(void)
+{
+	char buf[64], name[8];
+
+	for (int round = 0; round < 2; round++) {
+		signal_pid(pid_p, SIGSTOP);
+		if (!kill9_master(round ? "before an exists" : "before a get"))
+			return;
+		snprintf(name, sizeof name, "m%d", 5 + round);
+		pid_m = proc_spawn(name, args_m);
+		ok(proc_wait_log(name, "kvnode ready", 1, 15000) == 0, "restarted on master.db, p1 stopped");
+		pthread_t th;
+		if (pthread_create(&th, NULL, cont_later, NULL) != 0)
+			kvn_fatal("pthread_create");
+		uint64_t t0 = kvn_now_ms();
+		int rc = round ? kvn_exists(mc, "x", 1) : get_str("x", buf, sizeof buf);
+		uint64_t dt = kvn_now_ms() - t0;
+		pthread_join(th, NULL);
+		if (round)
+			is_int(rc, 1, "exists x, issued before p1 re-synced, answers 1 (%s)", rc < 0 ? kvn_strerror(rc) : "");
+		else
+			ok(rc == 0 && strcmp(buf, "NEW") == 0, "get x, issued before p1 re-synced, answers NEW (%s, '%s')",
+			   kvn_strerror(rc), buf);
+		ok(dt >= STOPPED_MS / 2 && dt <= CLIENT_TIMEOUT_MS + CALL_SLACK_MS,
+		   "after waiting for the re-sync within the deadline (%llu ms)", (unsigned long long)dt);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
 		{ "lost_db", t_lost_db },
+		{ "not_ready", t_not_ready },
 		{ NULL, NULL },
 	};
 	int rc;

@@ -284,7 +284,9 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			 * index before the put returns */
 			for (uint32_t j = 0; j < go; j++)
 				items[idx[j]].exists = 1;
-			break;
+			if (!wait)
+				break;
+			go = 0; /* answered; the others are asked again below */
 		}
 		if (go) {
 			client_send_round(c, &op, idx, go, st, 0);
