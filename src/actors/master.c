@@ -368,6 +368,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		return;
 	}
 	node_refresh(n, &pn, pn.last_seq == n->applied_seq);
+	master_gen_seen(ms, pn.max_gen); /* a put it began since attaching */
 	if (!n->attached || n->ref != m->src) {
 		/* the same process on a new connection: its boot_id vouches */
 		n->ref = m->src;
