@@ -103,6 +103,8 @@ enum kvn_put_flags {
 
 /* KVN_EAUTH from a put: the peer refused the master's grant for it (the
  * grant expired on the way, e.g. clocks minutes apart; docs/protocol.md). */
+/* Right after a master start a put waits, within the call's deadline, for a
+ * peer to attach (KVN_ENOPEER only if none does in time). */
 int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 	    unsigned flags);
 /* As kvn_put; on success *gen (optional; 0 on failure) gets the generation
@@ -116,7 +118,9 @@ int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *
 /* Copy the value into buf (cap bytes).  *vlen gets the value's size; if it is
  * larger than cap, returns KVN_ERANGE and copies nothing.  After any other
  * error buf may hold bytes that were read and then discarded (a speculative
- * read the route did not confirm: docs/architecture.md). */
+ * read the route did not confirm: docs/architecture.md).  Right after a
+ * master restart, a key written before it may wait until the nodes have
+ * re-synced (KVN_ETIMEDOUT past the deadline, never a stale value). */
 int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_t cap,
 	    size_t *vlen);
 /* As kvn_get, but only generation gen of the key (from kvn_put_gen,

@@ -232,13 +232,6 @@ int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms)
 	return rc;
 }
 
-void client_pause(struct kvn_client *c, uint64_t until_ms)
-{
-	int never = 0;
-	if (until_ms > kvn_now_ms())
-		(void)client_run(c, &never, until_ms);
-}
-
 void client_run_nonblock(struct kvn_client *c)
 {
 	if (!actor_busy_leave(c->self))

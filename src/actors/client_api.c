@@ -215,7 +215,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	op.alloc_mine = mine;
 	struct kvn_backoff bo;
 	uint64_t failed_rounds = 0;
-	kvn_backoff_init(&bo, 1, 100);
+	client_pause_init(&bo);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
@@ -281,12 +281,15 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			if (kind == WIRE_GET && op.route_st[tmpidx[j]] == 0 && !served[tmpidx[j]])
 				client_rc_put(c, items[tmpidx[j]].key, items[tmpidx[j]].klen, &op.rt[tmpidx[j]]);
 		uint32_t go = 0;
+		int wait = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op.route_st[idx[j]];
 			if (served[idx[j]])
 				st[idx[j]] = sst[idx[j]]; /* the speculative answer stands */
 			else if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
+			else if (client_route_wait(st[idx[j]]))
+				wait = 1; /* the master is not ready for this key yet */
 			/* the peer the key routes to decides: it answers exactly
 			 * that gen, or KVN_ESTALE / KVN_ENOTFOUND */
 			if (want_gen)
@@ -297,7 +300,9 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			 * index before the put returns */
 			for (uint32_t j = 0; j < go; j++)
 				items[idx[j]].exists = 1;
-			break;
+			if (!wait)
+				break;
+			go = 0; /* answered; the others are asked again below */
 		}
 		if (go && kind == WIRE_GET && c->test_routed)
 			c->test_routed(c, c->test_routed_arg);
@@ -327,6 +332,14 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			    st[idx[j]] == KVN_EBUSY)
 				again = 1;
 		}
+		if (wait) {
+			/* the master is not ready for some keys (right after its
+			 * start): asked again after a pause, within the deadline;
+			 * such a round is not a failed one */
+			if (client_pause(c, &op, &bo) != 0)
+				break;
+			continue;
+		}
 		for (size_t i = 0; i < n; i++)
 			if (st[i] == KVN_ECONN || st[i] == KVN_EBUSY)
 				failed = 1; /* not a race with a put: a try that failed */
@@ -335,11 +348,8 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 		if (failed && ++failed_rounds > c->conf.client_retries)
 			break;
 		/* asked again after a pause, within the deadline */
-		uint64_t now = kvn_now_ms();
-		if (now >= op.deadline_ms)
+		if (client_pause(c, &op, &bo) != 0)
 			break;
-		uint64_t pause = kvn_backoff_next(&bo);
-		client_pause(c, now + pause < op.deadline_ms ? now + pause : op.deadline_ms);
 	}
 	for (size_t i = 0; i < n; i++) {
 		int s = st[i];

@@ -49,6 +49,11 @@ struct client_aput {
 	char *exclude[AP_MAX_EXCLUDE];
 	uint32_t nexclude;
 	int cause; /* why the last node was excluded, if not "no room" */
+	/* the master answered "no peer" or "not ready": routed again after a
+	 * pause (created on the first one; freed when the put finishes, or
+	 * with the client actor) */
+	struct actor_timer *pause;
+	struct kvn_backoff bo;
 	uint16_t klen;
 	uint8_t key[];
 };
@@ -64,6 +69,8 @@ static void aput_free(struct client_aput *ap)
 static void aput_finish(struct kvn_client *c, struct client_aput *ap, int status)
 {
 	TAILQ_REMOVE(&c->aq_flight, ap, link);
+	actor_timer_free(ap->pause); /* not armed: the put was in a step */
+	ap->pause = NULL;
 	ap->status = status; /* KVN_ENOSPC: the node tried last had no room */
 	if (status == 0) {
 		/* our own write: the next get must see it */
@@ -78,6 +85,32 @@ static void aput_finish(struct kvn_client *c, struct client_aput *ap, int status
 }
 
 static void aput_route(struct kvn_client *c, struct client_aput *ap);
+
+static void aput_wake(struct actor *self, void *arg)
+{
+	aput_route(actor_state(self), arg);
+}
+
+/* The master answered status (KVN_ENOPEER: no peer attached yet, right
+ * after its start; KVN_EBUSY: not ready): route again after a pause, as
+ * kvn_put does, or give up when too little of the deadline is left. */
+static void aput_pause(struct kvn_client *c, struct client_aput *ap, int status)
+{
+	uint64_t now = kvn_now_ms(), d;
+
+	if (!ap->pause) {
+		ap->pause = actor_timer_new(c->self, aput_wake, ap);
+		client_pause_init(&ap->bo);
+	}
+	d = kvn_backoff_next(&ap->bo);
+	if (!c->closing && now < ap->deadline_ms && d > (ap->deadline_ms - now) / 2)
+		d = (ap->deadline_ms - now) / 2;
+	if (c->closing || now >= ap->deadline_ms || d < CLIENT_PAUSE_MIN_MS / 2) {
+		aput_finish(c, ap, status == KVN_EBUSY ? KVN_ETIMEDOUT : status);
+		return;
+	}
+	actor_timer_arm(ap->pause, d);
+}
 
 /* Try again through the master, or give up with status. */
 static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
@@ -287,6 +320,10 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 	if (proto_routes_open(&r, reply, &n) != 0 || n != 1 || proto_routes_next(&r, &ap->rt) != 0 ||
 	    proto_route_grants_next(&r, &ap->rt.grant) != 0) {
 		aput_finish(c, ap, KVN_EPROTO);
+		return 0;
+	}
+	if (client_route_wait(ap->rt.status)) {
+		aput_pause(c, ap, ap->rt.status);
 		return 0;
 	}
 	if (ap->rt.status == KVN_EFULL && ap->cause) {

@@ -174,9 +174,6 @@ uint64_t client_attempt_ms(const struct kvn_client *c);
 void client_round_reset(struct client_op *op);
 /* Run the loop (the client actor idle meanwhile) until *done or deadline. */
 int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms);
-/* A retry's backoff: run the loop (connections keep being served) until
- * until_ms. */
-void client_pause(struct kvn_client *c, uint64_t until_ms);
 void client_set_detail(struct kvn_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run the loop once without waiting (kvn_poll with timeout 0). */
 void client_run_nonblock(struct kvn_client *c);
@@ -219,6 +216,17 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8_t put_flags);
 /* ECONN, ENOSPC, EPEERDOWN, EBUSY: worth a re-route. */
 int client_retryable(int st);
+/* A route status that says "ask the master again after a pause": no peer
+ * attached yet (KVN_ENOPEER, puts) or the master is not ready for that key
+ * (KVN_EBUSY: right after its start, docs/protocol.md). */
+int client_route_wait(int st);
+/* Pauses between such tries: jittered, doubling, within the op's deadline. */
+#define CLIENT_PAUSE_MIN_MS 10
+#define CLIENT_PAUSE_MAX_MS 500
+void client_pause_init(struct kvn_backoff *bo);
+/* Wait the next step of bo (at most half of what is left of the op's
+ * deadline): 0, or KVN_ETIMEDOUT when too little is left to try again. */
+int client_pause(struct kvn_client *c, struct client_op *op, struct kvn_backoff *bo);
 int client_first_error(const struct kvn_item *items, size_t n);
 
 /* client_via.c */

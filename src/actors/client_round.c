@@ -408,6 +408,34 @@ void client_collect_round(struct kvn_client *c, struct client_op *op, int *st)
 	client_round_reset(op);
 }
 
+/* ---- waiting for the master ---- */
+
+int client_route_wait(int st)
+{
+	return st == KVN_ENOPEER || st == KVN_EBUSY;
+}
+
+void client_pause_init(struct kvn_backoff *bo)
+{
+	kvn_backoff_init(bo, CLIENT_PAUSE_MIN_MS, CLIENT_PAUSE_MAX_MS);
+}
+
+int client_pause(struct kvn_client *c, struct client_op *op, struct kvn_backoff *bo)
+{
+	uint64_t now = kvn_now_ms(), d = kvn_backoff_next(bo);
+	int never = 0;
+
+	if (now >= op->deadline_ms)
+		return KVN_ETIMEDOUT;
+	/* leave half of what is left for the next try itself */
+	if (d > (op->deadline_ms - now) / 2)
+		d = (op->deadline_ms - now) / 2;
+	if (d < CLIENT_PAUSE_MIN_MS / 2)
+		return KVN_ETIMEDOUT;
+	(void)client_run(c, &never, now + d);
+	return 0;
+}
+
 /* ---- the put loop (kvn_batch_put, kvn_alloc_slots) ---- */
 
 #define MAX_EXCLUDE 64
@@ -473,47 +501,62 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 	int *cause = kvn_xcalloc(n ? n : 1, sizeof *cause);
 	uint8_t *fin = kvn_xcalloc(n ? n : 1, 1); /* that cause is its answer */
 	int any_cause = 0; /* the last of them, any item: the exclusions are shared */
-	int rc = 0;
+	struct kvn_backoff bo;
+	int rc = 0, via_tried = 0;
 
-	for (uint64_t attempt = 0; attempt <= c->conf.client_retries; attempt++) {
+	client_pause_init(&bo);
+	/* A round the master answered "no peer" or "not ready" for (right
+	 * after its start: no peer attached yet, an epoch raise not committed)
+	 * does not count as an attempt: the next one comes after a pause, and
+	 * the deadline bounds them. */
+	for (uint64_t attempt = 0; attempt <= c->conf.client_retries;) {
 		uint32_t k = 0;
 		for (size_t i = 0; i < n; i++)
-			if ((client_retryable(st[i]) || st[i] == KVN_ETIMEDOUT) /* an attempt's limit */ && !fin[i]) {
-				if (st[i] != KVN_EBUSY && st[i] != KVN_ENOSPC)
+			if ((client_retryable(st[i]) || st[i] == KVN_ETIMEDOUT /* an attempt's limit */ ||
+			     st[i] == KVN_ENOPEER) && !fin[i]) {
+				if (st[i] != KVN_EBUSY && st[i] != KVN_ENOSPC && st[i] != KVN_ENOPEER)
 					cause[i] = any_cause = st[i]; /* this attempt excludes that node */
 				idx[k++] = (uint32_t)i;
 			}
 		if (k == 0)
 			break;
-		if (attempt == 0 && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
+		if (!via_tried && op->kind == WIRE_PUT && client_put_via_wanted(c)) {
 			/* through the master; what it did not take goes on below */
 			int refused = 0;
+			via_tried = 1;
 			k = client_put_via_master(c, op, idx, k, st, put_flags, &refused);
 			if (refused && nexclude < MAX_EXCLUDE)
 				exclude[nexclude++] = kvn_xstrdup(c->master_node);
-			if (k == 0)
+			if (k == 0) {
+				attempt++;
 				continue;
+			}
 		}
 		rc = route_put_avoiding(c, op, idx, k, exclude, nexclude, avoid, navoid);
 		if (rc)
 			break;
 		uint32_t go = 0;
+		int wait = 0;
 		for (uint32_t j = 0; j < k; j++) {
 			st[idx[j]] = op->route_st[idx[j]];
 			if (st[idx[j]] == KVN_EFULL && any_cause) {
 				st[idx[j]] = cause[idx[j]] ? cause[idx[j]] : any_cause;
 				fin[idx[j]] = 1;
 			}
+			wait |= client_route_wait(st[idx[j]]);
 			if (st[idx[j]] == 0)
 				idx[go++] = idx[j];
 		}
+		if (go)
+			attempt++;
 		client_send_round(c, op, idx, go, st, put_flags);
 		/* One attempt may not spend the whole deadline on a peer that
 		 * does not answer (hung, stopped): after client.attempt_timeout
 		 * its connection is cut and the peer quarantined, and the items
 		 * go to another node.  The last attempt waits to the deadline. */
 		uint64_t until = op->deadline_ms, limit = kvn_now_ms() + client_attempt_ms(c);
-		if (attempt < c->conf.client_retries && limit < until)
+		/* attempt already counts this round (when it reached a peer) */
+		if (attempt <= c->conf.client_retries && go && limit < until)
 			until = limit;
 		int wrc = client_wait_round_until(c, op, until);
 		client_collect_round(c, op, st);
@@ -541,6 +584,8 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 					free(node);
 			}
 		}
+		if (wait && (rc = client_pause(c, op, &bo)) != 0)
+			break;
 	}
 	for (uint32_t e = 0; e < nexclude; e++)
 		free((char *)exclude[e]);
@@ -554,6 +599,8 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 
 int client_retryable(int st)
 {
+	/* KVN_ENOPEER is not here: a put loop waits for a peer (a master just
+	 * started), a get has nothing to wait for */
 	return st == KVN_ECONN || st == KVN_ENOSPC || st == KVN_EPEERDOWN || st == KVN_EBUSY;
 }
 

@@ -36,6 +36,7 @@
  * A reply with a non-zero status carries str reason (SQLite's message, e.g.
  * "database or disk is full (sqlite 13)"): the master passes it on to the
  * durable puts that fail with it.
+ *   DBW_EPOCH     = u32 epoch
  */
 #include "config.h"
 
@@ -573,6 +574,29 @@ static int do_probe(struct dbw *d, const struct actor_msg *m)
 	return wfail_end(d, &f, "probe", "(all)", n);
 }
 
+/* The master raises its generation epoch above one a peer reported; its
+ * reply (after the COMMIT) is what lets it hand out generations again. */
+static int do_epoch(struct dbw *d, const struct actor_msg *m)
+{
+	struct wire_r r;
+	uint32_t epoch;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	epoch = wire_r_u32(&r);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	d->group_writes++;
+	if ((rc = meta_epoch_raise(d->db, epoch)) != 0) {
+		DBW_STAT_INC(db_write_failed);
+		log_error("dbw: epoch %u not recorded: %s", epoch, kvn_strerror(rc));
+		return KVN_EDB;
+	}
+	return 0;
+}
+
 static int dbw_handle(struct actor *self, struct actor_msg *m)
 {
 	struct dbw *d = actor_state(self);
@@ -599,6 +623,10 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 		break;
 	case DBW_PROBE:
 		status = do_probe(d, m);
+		d->urgent = 1;
+		break;
+	case DBW_EPOCH:
+		status = do_epoch(d, m);
 		d->urgent = 1;
 		break;
 	default:

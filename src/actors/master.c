@@ -82,6 +82,12 @@ static int load_node(void *arg, const struct meta_node *row)
 	/* silent since the start: declared dead after node_timeout unless it
 	 * attaches */
 	n->last_seen_ms = kvn_now_ms();
+	if (!n->dead && !n->unsynced) {
+		/* it may hold puts the last master acknowledged after its last
+		 * master.db commit: older keys wait for its full sync */
+		n->unsynced = 1;
+		ms->unsynced++;
+	}
 	return 0;
 }
 
@@ -160,6 +166,9 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->max_value_size = o->max_value_size;
 	ms->epoch = epoch;
 	kvn_ratelimit_init(&ms->rl_event, 10000, 3);
+	ms->epoch_want = epoch;
+	ms->own_epoch = epoch;
+	kvn_backoff_init(&ms->epoch_backoff, 50, 5000);
 	ms->live_period_ms = o->node_timeout_ms / 4 > MASTER_LIVE_MIN_MS ? o->node_timeout_ms / 4
 									 : MASTER_LIVE_MIN_MS;
 	/* half the writer's mailbox (it is o->mailbox too): room left for
@@ -184,9 +193,16 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->live_timer = actor_timer_new(a, live_tick, NULL);
 	ms->linger_ms = o->commit_linger_ms;
 	ms->hold_timer = actor_timer_new(a, master_hold_tick, NULL);
+	ms->epoch_timer = actor_timer_new(a, master_epoch_tick, NULL);
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
+	master_epoch_raise(ms); /* a loaded row above the epoch (master.db edited) */
 	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
 		 HASH_COUNT(ms->nodes), ms->objects);
+	if (ms->unsynced)
+		log_info("master: keys from before this start are routed once the %u live nodes of master.db "
+			 "have re-synced or timed out (master.node_timeout); until then their routes answer "
+			 "KVN_EBUSY",
+			 ms->unsynced);
 	if (out)
 		*out = a;
 	return 0;
@@ -211,6 +227,7 @@ static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
 		 " locations dropped (marked lost in master.db)",
 		 KVN_Q(n->node_id), silent_ms, dropped);
 	MASTER_STAT_INC(nodes_dead);
+	mnode_synced(ms, n); /* what it held is lost: it no longer holds routes back */
 	n->dead = 1;
 	n->attached = 0;
 	n->live = 0;
@@ -249,6 +266,7 @@ static void node_refresh(struct mnode *n, const struct proto_node *pn, int use)
 {
 	snprintf(n->addr, sizeof n->addr, "%s", pn->addr);
 	n->dram_total = pn->dram_total;
+	n->page_size = pn->page_size;
 	if (use) {
 		n->dram_used = pn->dram_used;
 		n->used_delta = 0;
@@ -278,6 +296,9 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 		return;
 	}
 	n = mnode_get(ms, pn.node_id);
+	/* before any put can be routed to it (or anywhere): no generation
+	 * this master hands out may lose to one it holds */
+	master_gen_seen(ms, pn.max_gen);
 	/* Only what this master applied from this very process can be
 	 * trusted; anything else is rebuilt from the node's snapshot.  That
 	 * includes a node whose requested full sync never completed (it timed
@@ -349,6 +370,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		return;
 	}
 	node_refresh(n, &pn, pn.last_seq == n->applied_seq);
+	master_gen_seen(ms, pn.max_gen); /* a put it began since attaching */
 	if (!n->attached || n->ref != m->src) {
 		/* the same process on a new connection: its boot_id vouches */
 		n->ref = m->src;
@@ -496,8 +518,9 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 			if (res == MIDX_STALE) {
 				mstale_add(&stale, e.key, e.klen, e.gen);
 			} else {
+				uint64_t fp = mnode_footprint(n, e.size);
 				if (res == MIDX_NEW)
-					n->reserved = n->reserved > e.size ? n->reserved - e.size : 0;
+					n->reserved = n->reserved > fp ? n->reserved - fp : 0;
 				master_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
 			}
 		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {

@@ -57,9 +57,9 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 	}
 	mindex_lookup_keys(ms, items, n, ents);
 	struct mnode *to = ents[0] ? ents[0]->node : NULL;
-	fwd = to && to->local && mnode_usable(to);
+	fwd = to && to->local && mnode_usable(to) && master_route_ready(ms, ents[0]);
 	for (uint32_t i = 1; i < n && fwd; i++)
-		fwd = ents[i] && ents[i]->node == to;
+		fwd = ents[i] && ents[i]->node == to && master_route_ready(ms, ents[i]);
 	if (fwd) {
 		for (uint32_t i = 0; i < n; i++)
 			if (items[i].gen == 0)
@@ -125,7 +125,7 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 		    (node && x != node))
 			break;
 		node = x;
-		node->reserved += items[i].size;
+		node->reserved += mnode_footprint(node, items[i].size);
 	}
 	uint32_t placed = i;
 	for (i = 0; i < n && placed == n; i++) {
@@ -139,7 +139,7 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 	}
 	if (placed < n || i < n) {
 		while (placed-- > 0)
-			node->reserved -= items[placed].size;
+			node->reserved -= mnode_footprint(node, items[placed].size);
 		rc = KVN_ESTATE;
 		goto out;
 	}

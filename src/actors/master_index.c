@@ -108,6 +108,17 @@ static uint64_t clamp63(uint64_t v)
 	return v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v;
 }
 
+uint64_t mnode_footprint(const struct mnode *n, uint64_t size)
+{
+	/* The arena hands out whole pages: a 100-byte value on 4 KiB pages
+	 * takes 4 KiB, and counting its bytes let small puts overbook a full
+	 * peer until its next heartbeat (it answered ENOSPC).  page_size is
+	 * range-checked on the wire (a power of two up to 1 GiB), sizes are
+	 * below 2^63: no overflow. */
+	uint64_t p = n->page_size > 1 ? n->page_size : 1;
+	return (size + p - 1) & ~(p - 1);
+}
+
 uint64_t mnode_free_dram(const struct mnode *n)
 {
 	/* reported use, corrected by what was indexed or unindexed since */
@@ -149,7 +160,7 @@ static void entry_unlink_node(struct master *ms, struct mentry *e)
 	TAILQ_REMOVE(&e->node->entries, e, nlink);
 	e->node->objects--;
 	e->node->bytes -= e->size;
-	e->node->used_delta -= (int64_t)e->size;
+	e->node->used_delta -= (int64_t)mnode_footprint(e->node, e->size);
 	ms->bytes -= e->size;
 }
 
@@ -159,7 +170,7 @@ static void entry_link_node(struct master *ms, struct mentry *e, struct mnode *n
 	TAILQ_INSERT_TAIL(&node->entries, e, nlink);
 	node->objects++;
 	node->bytes += e->size;
-	node->used_delta += (int64_t)e->size;
+	node->used_delta += (int64_t)mnode_footprint(node, e->size);
 	ms->bytes += e->size;
 }
 
@@ -176,6 +187,10 @@ int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16
 {
 	struct mentry *e = mindex_find(ms, key, klen);
 
+	/* every generation reaching the index passes here (events, snapshots,
+	 * master.db): one this master would hand out again stops it until its
+	 * epoch is raised */
+	master_gen_seen(ms, gen);
 	if (!e) {
 		e = kvn_xmalloc(sizeof *e + klen);
 		memset(e, 0, sizeof *e);
@@ -426,6 +441,8 @@ void mstale_log(const struct mstale *s, const struct mnode *n, const char *what)
 
 int master_next_gen(struct master *ms, uint64_t *gen)
 {
+	if (ms->epoch_want > ms->epoch)
+		return KVN_EBUSY; /* a peer holds newer generations: raising the epoch */
 	if (ms->counter >= UINT32_MAX) {
 		if (!ms->gen_exhausted_logged) {
 			log_error("master: generation counter of epoch %u exhausted (2^32 puts since this "
@@ -440,6 +457,56 @@ int master_next_gen(struct master *ms, uint64_t *gen)
 	return 0;
 }
 
+void master_gen_seen(struct master *ms, uint64_t gen)
+{
+	/* the next generation this master would hand out (past the counter's
+	 * end: the next epoch's first) */
+	uint64_t next = ((uint64_t)ms->epoch << 32) + ms->counter + 1;
+	uint64_t e = gen >> 32;
+
+	if (gen < next || e < ms->epoch_want)
+		return; /* older than ours, or a raise above it is already due */
+	if (e >= INT32_MAX) {
+		/* epochs stop at 2^31-1 (gens fit SQLite's int64): no master
+		 * handed this out; putting it ahead of every later put is not
+		 * worth stopping generations for good */
+		if (!ms->epoch_cap_logged)
+			log_error("master: a peer holds generation %#" PRIx64 ", beyond the last epoch: not honoured",
+				  gen);
+		ms->epoch_cap_logged = 1;
+		ms->own_epoch = UINT32_MAX; /* nothing can be told apart from it */
+		return;
+	}
+	log_warn("master: a peer holds generation %#" PRIx64 " (epoch %" PRIu64 ", this master's is %u: master.db "
+		 "lost or replaced?): no generation handed out until epoch %" PRIu64 " is committed",
+		 gen, e, ms->epoch, e + 1);
+	ms->epoch_want = (uint32_t)e + 1;
+	/* a foreign generation at or above our epochs: only the raised ones
+	 * are surely ours (master_route_ready) */
+	ms->own_epoch = ms->epoch_want;
+	master_epoch_raise(ms);
+}
+
+/* ---- routes after a restart ---- */
+
+void mnode_synced(struct master *ms, struct mnode *n)
+{
+	if (!n->unsynced)
+		return;
+	n->unsynced = 0;
+	if (--ms->unsynced == 0)
+		log_info("master: every node known in master.db has re-synced or timed out: every key is routed");
+}
+
+int master_route_ready(const struct master *ms, const struct mentry *e)
+{
+	/* A put acknowledged by the last master but not yet in master.db may
+	 * sit on a node that has not re-synced: any key may have a newer
+	 * generation there, or exist there only.  A generation written in this
+	 * life (epoch >= own_epoch) is newer than anything such a node held
+	 * before, and any newer one this master would have to apply first. */
+	return ms->unsynced == 0 || (e && (e->gen >> 32) >= ms->own_epoch);
+}
 /* ---- ROUTE_PUT ---- */
 
 int mnode_usable(const struct mnode *n)
@@ -461,10 +528,11 @@ int master_place(struct master *ms, uint64_t size, struct mnode **out)
 		if (n->mark == ms->stamp)
 			continue;
 		any_candidate = 1;
-		if (n->dram_total >= size)
+		uint64_t need = mnode_footprint(n, size);
+		if (n->dram_total >= need)
 			any_big = 1;
 		uint64_t f = mnode_free_dram(n);
-		if (f < size)
+		if (f < need)
 			continue;
 		if (!best || f > best_free) {
 			best = n;
@@ -556,7 +624,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			status = KVN_ETOOBIG;
 		else if ((status = master_place(ms, items[i].size, &node)) == 0 &&
 			 (status = master_next_gen(ms, &gen)) == 0) {
-			node->reserved += items[i].size;
+			node->reserved += mnode_footprint(node, items[i].size);
 			placed[i] = node;
 			gens[i] = gen;
 			proto_routes_add(&w, 0, node->node_id, node->addr, gen, 0, items[i].size);
@@ -575,7 +643,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 		/* the answer does not fit one frame: promise nothing */
 		for (uint32_t i = 0; i < n; i++)
 			if (placed[i])
-				placed[i]->reserved -= items[i].size;
+				placed[i]->reserved -= mnode_footprint(placed[i], items[i].size);
 	}
 	free(gens);
 	free(placed);
@@ -613,7 +681,9 @@ void master_reply_routes(struct master *ms, const struct actor_msg *m, struct me
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mentry *e = ents[i];
-		if (!e)
+		if (!master_route_ready(ms, e))
+			proto_routes_add(&w, KVN_EBUSY, NULL, NULL, 0, 0, 0); /* ask again */
+		else if (!e)
 			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
 		else if (!mnode_usable(e->node))
 			proto_routes_add(&w, KVN_EPEERDOWN, e->node->node_id, NULL, e->gen, 0, 0);

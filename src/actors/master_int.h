@@ -35,6 +35,7 @@ enum dbw_type {
 	DBW_SYNC_END = 0x8203,  /* node row + "replace the node's objects by the parts" */
 	DBW_NODE_DEAD = 0x8204, /* node dead: its objects lost, its row dead */
 	DBW_PROBE = 0x8205,     /* degraded: checkpoint, node rows, commit now */
+	DBW_EPOCH = 0x8206,     /* u32 epoch: record it as the newest (meta_epoch_raise) */
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
@@ -130,6 +131,10 @@ struct mnode {
 	int attached;  /* a live connection (or in-process ref) */
 	int dead;      /* declared dead: no locations, rows lost */
 	int live;      /* attached during this master's life with boot_id, not dead since */
+	int unsynced;  /* loaded from master.db, neither full-synced in this master's
+			* life nor declared dead: it may hold newer generations than
+			* the index (master_route_ready) */
+	uint64_t page_size; /* its arena page (0/1: count bytes): placement is in pages */
 	int db_broken; /* a write of its events failed: only a full sync repairs it */
 	uint32_t mark; /* ROUTE_PUT exclude stamp */
 	struct mentry_list entries;
@@ -164,6 +169,23 @@ struct master {
 	uint32_t epoch;
 	uint64_t counter; /* last generation counter handed out in this epoch */
 	int gen_exhausted_logged;
+	/* A peer may hold generations above this epoch (master.db lost or
+	 * replaced): no generation is handed out while epoch_want > epoch, that
+	 * is until the raise to epoch_want is committed (master_gen_seen,
+	 * master_epoch_raise). */
+	uint32_t epoch_want;
+	int epoch_raising;  /* a DBW_EPOCH is in flight */
+	int epoch_failing;  /* the last raise failed (logged once) */
+	int epoch_cap_logged;
+	struct actor_timer *epoch_timer; /* retries a failed raise */
+	struct kvn_backoff epoch_backoff;
+	/* every generation of this epoch or later was handed out by this
+	 * master: this start's epoch, moved up past any generation a peer
+	 * reported above it (master_gen_seen) */
+	uint32_t own_epoch;
+	/* nodes with unsynced set: while any, routes of keys not written in
+	 * this life answer KVN_EBUSY (master_route_ready) */
+	uint32_t unsynced;
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
@@ -314,8 +336,26 @@ void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t ge
 /* One warning for the batch (nothing if none). */
 void mstale_log(const struct mstale *s, const struct mnode *n, const char *what);
 
-/* Generation for a new put: 0 or KVN_EBUSY (counter exhausted). */
+/* Generation for a new put: 0 or KVN_EBUSY (counter exhausted, or an
+ * epoch raise not committed yet). */
 int master_next_gen(struct master *ms, uint64_t *gen);
+/* A generation a peer holds (reported at attach, in an event or a
+ * snapshot): if it is not below the next one this master would hand out,
+ * generations stop until the epoch is raised above it. */
+void master_gen_seen(struct master *ms, uint64_t gen);
+/* master_db.c: send the epoch raise to the writer (if one is due and none
+ * is in flight); its commit resumes generations. */
+void master_epoch_raise(struct master *ms);
+void master_epoch_tick(struct actor *self, void *arg);
+/* The node full-synced or was declared dead: it no longer holds back the
+ * routes of older keys. */
+void mnode_synced(struct master *ms, struct mnode *n);
+/* May a route for this index entry (NULL: not indexed) be answered now?
+ * Not while a node known in master.db has not re-synced, unless the entry
+ * was written in this master's life (docs/architecture.md, "Restart"). */
+int master_route_ready(const struct master *ms, const struct mentry *e);
+/* DRAM `size` bytes take on n: whole pages of its arena. */
+uint64_t mnode_footprint(const struct mnode *n, uint64_t size);
 
 void master_on_route_put(struct master *ms, const struct actor_msg *m);
 void master_on_route_get(struct master *ms, const struct actor_msg *m);

@@ -124,12 +124,15 @@ static void sync_apply(struct master *ms, struct mnode *n)
 			res = mindex_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
 		if (res == MIDX_STALE)
 			mstale_add(&stale, key, x->klen, x->gen);
-		else if (res == MIDX_NEW)
-			n->reserved = n->reserved > x->size ? n->reserved - x->size : 0;
+		else if (res == MIDX_NEW) {
+			uint64_t fp = mnode_footprint(n, x->size);
+			n->reserved = n->reserved > fp ? n->reserved - fp : 0;
+		}
 	}
 	n->applied_seq = s->seq;
 	n->db_broken = 0;
 	n->sync_due = 0;
+	mnode_synced(ms, n); /* its keys are in the index now */
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);

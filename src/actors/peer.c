@@ -62,6 +62,8 @@ static void fill_node(struct peer *p, struct proto_node *n)
 	n->dram_used = used - n->dram_pending;
 	n->last_seq = p->last_seq;
 	n->keys = ks.keys;
+	n->max_gen = ks.max_gen;
+	n->page_size = alloc_page_size(p->st->arena);
 }
 
 /* ---- held replies ---- */

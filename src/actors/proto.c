@@ -86,6 +86,8 @@ int proto_node_enc(struct actor_msg *m, const struct proto_node *n)
 	wire_w_u64(&w, n->dram_pending);
 	wire_w_u64(&w, n->last_seq);
 	wire_w_u64(&w, n->keys);
+	wire_w_u64(&w, n->max_gen);
+	wire_w_u64(&w, n->page_size);
 	return finish(&w, m);
 }
 
@@ -104,7 +106,11 @@ int proto_node_dec(const struct actor_msg *m, struct proto_node *n)
 	n->dram_pending = wire_r_u64(&r);
 	n->last_seq = wire_r_u64(&r);
 	n->keys = wire_r_u64(&r);
+	n->max_gen = wire_r_u64(&r);
+	n->page_size = wire_r_u64(&r);
 	if (!r.err && n->node_id[0] == '\0')
+		return KVN_EPROTO;
+	if (!r.err && (n->page_size > PROTO_MAX_PAGE || (n->page_size & (n->page_size - 1)) != 0))
 		return KVN_EPROTO;
 	return wire_r_end(&r);
 }

@@ -46,7 +46,17 @@ struct proto_node {
 	uint64_t dram_pending;
 	uint64_t last_seq; /* highest event seq produced */
 	uint64_t keys;
+	/* Highest generation the peer ever began (0: none).  A master that lost
+	 * master.db starts at a low epoch: it raises its epoch durably above
+	 * every reported max_gen before it hands out a generation, or a new
+	 * put could lose to an older one held here (master_index.c). */
+	uint64_t max_gen;
+	/* Its arena's page: DRAM is used in whole pages, and placement counts
+	 * them (0: unknown, counted in bytes).  0 or a power of two up to
+	 * PROTO_MAX_PAGE, else the message is refused. */
+	uint64_t page_size;
 };
+#define PROTO_MAX_PAGE (1ull << 30)
 int proto_node_enc(struct actor_msg *m, const struct proto_node *n);
 int proto_node_dec(const struct actor_msg *m, struct proto_node *n);
 

@@ -345,6 +345,11 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 	list_push_head(&kt->pending, &s->link);
 	kt->st.pending++;
 	kt->st.pending_bytes += slot_page_bytes(kt, s);
+	/* every generation this table can hold entered here: a running max
+	 * the peer reports when it attaches (a master that lost master.db
+	 * must hand out newer ones) */
+	if (gen > kt->st.max_gen)
+		kt->st.max_gen = gen;
 	fill_view(view, s);
 	return 0;
 }

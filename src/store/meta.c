@@ -32,6 +32,8 @@ const char *const meta_st_sql[ST__COUNT] = {
 	[ST_USER_VERSION] = "PRAGMA user_version",
 	[ST_EPOCH_NEXT] = "INSERT INTO epochs (epoch, started_ms) "
 			  "SELECT coalesce(max(epoch), 0) + 1, ?1 FROM epochs RETURNING epoch",
+	[ST_EPOCH_RAISE] = "INSERT INTO epochs (epoch, started_ms) "
+			   "SELECT ?1, ?2 WHERE ?1 > (SELECT coalesce(max(epoch), 0) FROM epochs)",
 	[ST_NODE_UPSERT] =
 		"INSERT INTO nodes (node_id, role, addr, dram_total, dram_used, disk_total, "
 		"disk_used, last_seq, last_seen_ms, state) "
@@ -315,6 +317,23 @@ int meta_epoch_next(struct meta_db *db, uint32_t *epoch)
 	KVN_ASSERT(e >= 1 && e <= INT32_MAX); /* the table's CHECK */
 	*epoch = (uint32_t)e;
 	return 0;
+}
+
+int meta_epoch_raise(struct meta_db *db, uint32_t epoch)
+{
+	sqlite3_stmt *s;
+
+	if (!db || epoch < 1 || epoch > INT32_MAX)
+		return KVN_EINVAL;
+	/* one statement: atomic alone, and inside the writer's group it
+	 * becomes durable with that group's COMMIT */
+	s = db->st[ST_EPOCH_RAISE];
+	BIND(db, ST_EPOCH_RAISE, sqlite3_bind_int64(s, 1, (int64_t)epoch));
+	BIND(db, ST_EPOCH_RAISE, sqlite3_bind_int64(s, 2, (int64_t)kvn_wall_ms()));
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return ST_FAIL(db, ST_EPOCH_RAISE);
+	meta_st_end(db, ST_EPOCH_RAISE);
+	return sqlite3_changes(db->conn) == 1 ? 0 : KVN_ESTATE;
 }
 
 static int node_state_ok(const char *s)

@@ -101,6 +101,7 @@ struct keytab_stats {
 	uint64_t evicted;
 	uint64_t lease_expired;   /* leases released by keytab_expire_leases */
 	uint64_t tombs;           /* tombstones of generations the master superseded */
+	uint64_t max_gen;         /* highest generation ever begun (never decreases) */
 };
 
 struct keytab *keytab_new(struct alloc_arena *a);
@@ -275,6 +276,11 @@ int meta_checkpoint(struct meta_db *db);
  * outside begin/commit, else KVN_ESTATE).  The first call on a new database
  * returns 1; epochs stop at 2^31-1 so gens stay below 2^63. */
 int meta_epoch_next(struct meta_db *db, uint32_t *epoch);
+/* Record exactly `epoch` (1..2^31-1) as the newest epoch: KVN_ESTATE when
+ * it is not above every recorded one.  Inside a transaction it is durable
+ * with that transaction's COMMIT (the master raises its epoch above a
+ * generation a peer reported, through the SQLite writer). */
+int meta_epoch_raise(struct meta_db *db, uint32_t epoch);
 int meta_node_upsert(struct meta_db *db, const struct meta_node *n);
 /* KVN_ENOTFOUND if the node was never upserted. */
 int meta_node_set_state(struct meta_db *db, const char *node_id, const char *state);
