@@ -232,6 +232,9 @@ static void t_pages(void)
 			proto_items_add(&w, keys[i], strlen(keys[i]), rt[i].gen, sizeof val);
 			evbuffer_add(m->payload, val, sizeof val);
 		}
+	for (int i = 0; i < N; i++) /* each with the master's grant */
+		if (rt[i].status == 0)
+			proto_grants_add(&w, &rt[i].grant);
 	m->payload_len = (uint32_t)evbuffer_get_length(m->payload);
 	if (wire_w_to_msg(&w, m) != 0)
 		kvn_fatal("put encode");
