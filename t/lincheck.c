@@ -1,0 +1,504 @@
+/*
+ * t/lincheck.c: the linearizability checker of t/lincheck.h.
+ *
+ * The search (Lowe's just-in-time variant of Wing & Gong, as Porcupine
+ * does it): the calls and returns of one key's operations form a list in
+ * time order.  Walking it, a call may be linearized now if the register
+ * model accepts it from the current state: it is lifted out of the list
+ * (with its return) and the walk restarts at the head.  Reaching a return
+ * means that operation should have been linearized by now: backtrack to
+ * the last choice and try the next call instead.  A memo of (set of
+ * operations linearized, state) cuts the revisits; both are kept as 128
+ * bits of Zobrist hash, so the memo costs 16 bytes an entry whatever the
+ * history's length (a false "seen" needs a 128-bit collision).
+ *
+ * Operations that may or may not have taken effect return at +infinity:
+ * their return is never reached, so they need not be linearized; the
+ * search succeeds once every operation with a real return is.  An
+ * optional operation with a real return (a fault that may have happened
+ * within a window) is skipped when its return is reached: one more choice
+ * on the stack, undone like a linearization.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lincheck.h"
+
+#define V_UNKNOWN (UINT64_MAX - 1) /* the explanation window's start: any value */
+#define HOME_UNKNOWN UINT64_MAX
+#define NIL (-1)
+
+struct lstate {
+	uint64_t v, home; /* the value (LIN_ABSENT, V_UNKNOWN) and where it lives */
+	int hidden;       /* its node was declared dead: reads find nothing */
+};
+
+const char *lin_kind_name(int kind)
+{
+	static const char *const names[] = { "?", "put", "get", "remove", "lose", "hide", "unhide" };
+	return kind >= LIN_WRITE && kind <= LIN_UNHIDE ? names[kind] : names[0];
+}
+
+/* The register: 1 and the next state when op may take effect in s. */
+static int model_step(const struct lin_op *op, const struct lstate *s, struct lstate *out)
+{
+	int known = s->v != V_UNKNOWN, present = known && s->v != LIN_ABSENT;
+
+	*out = *s;
+	switch (op->kind) {
+	case LIN_WRITE:
+		out->v = op->value;
+		out->home = op->home;
+		out->hidden = 0; /* a newer value wins over a hidden one */
+		return 1;
+	case LIN_READ:
+		if (!known) {
+			out->v = op->value;
+			out->home = HOME_UNKNOWN;
+			return 1;
+		}
+		return (s->hidden ? LIN_ABSENT : s->v) == op->value;
+	case LIN_REMOVE:
+		if (known && (!present || s->hidden || (op->value != LIN_ANYVAL && op->value != s->v)))
+			return 0;
+		out->v = LIN_ABSENT;
+		out->home = 0;
+		out->hidden = 0;
+		return 1;
+	case LIN_LOSE:
+		if (present && s->home == op->home) {
+			out->v = LIN_ABSENT;
+			out->home = 0;
+			out->hidden = 0;
+		}
+		return 1;
+	case LIN_HIDE:
+		if (present && s->home == op->home)
+			out->hidden = 1;
+		return 1;
+	case LIN_UNHIDE:
+		if (present && s->home == op->home)
+			out->hidden = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- the memo: a set of 128-bit keys, open addressing ---- */
+
+struct memo {
+	uint64_t (*slot)[2];
+	size_t cap, used;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+static void memo_grow(struct memo *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 4096;
+	uint64_t(*ns)[2] = calloc(ncap, sizeof *ns);
+	if (!ns)
+		abort();
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->slot[i][0] && !m->slot[i][1])
+			continue;
+		size_t j = m->slot[i][0] & (ncap - 1);
+		while (ns[j][0] || ns[j][1])
+			j = (j + 1) & (ncap - 1);
+		ns[j][0] = m->slot[i][0];
+		ns[j][1] = m->slot[i][1];
+	}
+	free(m->slot);
+	m->slot = ns;
+	m->cap = ncap;
+}
+
+/* 1 when (a, b) was not in the set (now it is), 0 when it was. */
+static int memo_add(struct memo *m, uint64_t a, uint64_t b)
+{
+	if (!a && !b)
+		a = 1; /* (0, 0) marks a free slot */
+	if ((m->used + 1) * 2 > m->cap)
+		memo_grow(m);
+	size_t j = a & (m->cap - 1);
+	while (m->slot[j][0] || m->slot[j][1]) {
+		if (m->slot[j][0] == a && m->slot[j][1] == b)
+			return 0;
+		j = (j + 1) & (m->cap - 1);
+	}
+	m->slot[j][0] = a;
+	m->slot[j][1] = b;
+	m->used++;
+	return 1;
+}
+
+/* ---- the search ---- */
+
+struct ent {
+	uint64_t t;
+	int op, is_call;
+};
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	if (x->is_call != y->is_call) /* a call and a return at the same instant overlap */
+		return x->is_call ? -1 : 1;
+	return x->op < y->op ? -1 : x->op > y->op;
+}
+
+struct frame {
+	int ent; /* the call linearized, or the return of an optional op skipped */
+	struct lstate s;
+	uint64_t h1, h2;
+};
+
+static int must(const struct lin_op *op)
+{
+	return op->t_ret != LIN_NEVER && !op->optional;
+}
+
+static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_t limit, uint64_t *steps_out)
+{
+	size_t ne = 2 * n, head = ne, tail = ne + 1;
+	struct ent *e = calloc(ne ? ne : 1, sizeof *e);
+	int *next = calloc(ne + 2, sizeof *next), *prev = calloc(ne + 2, sizeof *prev);
+	int *match = calloc(ne ? ne : 1, sizeof *match), *call_ent = calloc(n ? n : 1, sizeof *call_ent);
+	uint64_t *z1 = calloc(n ? n : 1, sizeof *z1), *z2 = calloc(n ? n : 1, sizeof *z2);
+	struct frame *stack = calloc(n ? n : 1, sizeof *stack); /* one frame per op at most */
+	struct memo memo = { 0 };
+	struct lstate s = { .v = unknown_start ? V_UNKNOWN : LIN_ABSENT };
+	uint64_t h1 = 0, h2 = 0, steps = 0;
+	size_t pending = 0, depth = 0;
+	int verdict = LIN_OK;
+
+	if (!e || !next || !prev || !match || !call_ent || !z1 || !z2 || !stack)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		e[2 * i] = (struct ent){ ops[i].t_call, (int)i, 1 };
+		e[2 * i + 1] = (struct ent){ ops[i].t_ret, (int)i, 0 };
+		z1[i] = mix(i * 2 + 1);
+		z2[i] = mix(~(i * 2 + 1));
+		pending += must(&ops[i]);
+	}
+	qsort(e, ne, sizeof *e, ent_cmp);
+	for (size_t i = 0; i < ne; i++)
+		if (e[i].is_call)
+			call_ent[e[i].op] = (int)i;
+	for (size_t i = 0; i < ne; i++)
+		if (!e[i].is_call)
+			match[call_ent[e[i].op]] = (int)i;
+	/* the list: head, entries in time order, tail */
+	next[head] = ne ? 0 : (int)tail;
+	prev[tail] = ne ? (int)ne - 1 : (int)head;
+	for (size_t i = 0; i < ne; i++) {
+		prev[i] = i ? (int)i - 1 : (int)head;
+		next[i] = i + 1 < ne ? (int)i + 1 : (int)tail;
+	}
+
+	int cur = next[head];
+	while (pending > 0) {
+		if (++steps > limit) {
+			verdict = LIN_INCONCLUSIVE;
+			break;
+		}
+		if (cur == (int)tail) { /* cannot happen: a pending return is still listed */
+			verdict = LIN_VIOLATION;
+			break;
+		}
+		if (e[cur].is_call) {
+			int o = e[cur].op;
+			struct lstate ns;
+			if (model_step(&ops[o], &s, &ns)) {
+				uint64_t n1 = h1 ^ z1[o], n2 = h2 ^ z2[o];
+				uint64_t sh = mix(ns.v ^ mix(ns.home + (uint64_t)ns.hidden));
+				if (memo_add(&memo, n1 ^ sh, n2 ^ mix(sh))) {
+					int r = match[cur];
+					stack[depth++] = (struct frame){ cur, s, h1, h2 };
+					s = ns;
+					h1 = n1;
+					h2 = n2;
+					/* lift the call and its return out of the list */
+					next[prev[cur]] = next[cur];
+					prev[next[cur]] = prev[cur];
+					next[prev[r]] = next[r];
+					prev[next[r]] = prev[r];
+					pending -= must(&ops[o]);
+					cur = next[head];
+					continue;
+				}
+			}
+			cur = next[cur];
+			continue;
+		}
+		if (ops[e[cur].op].optional) {
+			/* an optional op's window closes: leave it out (its
+			 * call goes too), or backtrack to linearize it earlier */
+			int o = e[cur].op, r = cur, c = call_ent[o];
+			uint64_t n1 = h1 ^ z1[o], n2 = h2 ^ z2[o];
+			uint64_t sh = mix(s.v ^ mix(s.home + (uint64_t)s.hidden));
+			if (memo_add(&memo, n1 ^ sh, n2 ^ mix(sh))) {
+				stack[depth++] = (struct frame){ r, s, h1, h2 };
+				h1 = n1;
+				h2 = n2;
+				next[prev[c]] = next[c];
+				prev[next[c]] = prev[c];
+				next[prev[r]] = next[r];
+				prev[next[r]] = prev[r];
+				cur = next[r];
+				continue;
+			}
+		}
+		/* a return whose call is not linearized yet: undo the last choice */
+		for (;;) {
+			if (depth == 0) {
+				verdict = LIN_VIOLATION;
+				goto done;
+			}
+			struct frame f = stack[--depth];
+			int skipped = !e[f.ent].is_call;
+			int o = e[f.ent].op, c = call_ent[o], r = match[c];
+			prev[next[r]] = r;
+			next[prev[r]] = r;
+			prev[next[c]] = c;
+			next[prev[c]] = c;
+			s = f.s;
+			h1 = f.h1;
+			h2 = f.h2;
+			if (skipped)
+				continue; /* leaving it out failed: the choice before */
+			pending += must(&ops[o]);
+			cur = next[c];
+			break;
+		}
+	}
+done:
+	if (steps_out)
+		*steps_out = steps;
+	free(memo.slot);
+	free(e);
+	free(next);
+	free(prev);
+	free(match);
+	free(call_ent);
+	free(z1);
+	free(z2);
+	free(stack);
+	return verdict;
+}
+
+int lin_check_key(const struct lin_op *ops, size_t n, uint64_t step_limit, uint64_t *steps)
+{
+	return search(ops, n, 0, step_limit ? step_limit : LIN_DEFAULT_STEPS, steps);
+}
+
+/* ---- reports ---- */
+
+struct out {
+	char *p;
+	size_t cap, len;
+};
+
+static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (!o->p || o->len + 1 >= o->cap)
+		return;
+	va_start(ap, fmt);
+	int k = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (k > 0)
+		o->len = o->len + (size_t)k < o->cap ? o->len + (size_t)k : o->cap - 1;
+}
+
+static void fmt_value(const struct lin_opts *lo, uint64_t v, char *buf, size_t cap)
+{
+	if (v == LIN_ABSENT)
+		snprintf(buf, cap, "not found");
+	else if (v == LIN_ANYVAL)
+		snprintf(buf, cap, "any value");
+	else if (lo->fmt)
+		lo->fmt(lo->fmt_arg, v, buf, cap);
+	else
+		snprintf(buf, cap, "%#llx", (unsigned long long)v);
+}
+
+static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const struct lin_op *op, const char *mark)
+{
+	char v[64], t1[32], st[32];
+	const char *unit = lo->unit ? lo->unit : "";
+	if (op->status == 0)
+		snprintf(st, sizeof st, "ok");
+	else if (lo->status_name)
+		snprintf(st, sizeof st, "%s", lo->status_name(op->status));
+	else
+		snprintf(st, sizeof st, "status %d", op->status);
+	if (op->t_ret == LIN_NEVER)
+		snprintf(t1, sizeof t1, "inf");
+	else
+		snprintf(t1, sizeof t1, "%llu", (unsigned long long)((op->t_ret - lo->t_base) >> lo->t_shift));
+	fmt_value(lo, op->value, v, sizeof v);
+	if (op->kind == LIN_LOSE || op->kind == LIN_HIDE || op->kind == LIN_UNHIDE) {
+		outf(o, "  %s#%zu fault: %s home %#llx [%llu..%s %s]%s\n", mark, idx, lin_kind_name(op->kind),
+		     (unsigned long long)op->home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1,
+		     unit, op->optional ? " (may or may not have happened)" : "");
+		return;
+	}
+	char home[40] = "";
+	if (op->kind == LIN_WRITE && op->home)
+		snprintf(home, sizeof home, " (home %#llx)", (unsigned long long)op->home);
+	outf(o, "  %s#%zu client %d %s %s%s [%llu..%s %s] %s%s\n", mark, idx, op->client, lin_kind_name(op->kind), v,
+	     home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1, unit, st,
+	     op->t_ret == LIN_NEVER ? " (may or may not have taken effect)" : "");
+}
+
+static int home_written(const struct lin_op *ops, size_t n, uint64_t home)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind == LIN_WRITE && ops[i].home == home)
+			return 1;
+	return 0;
+}
+
+static int cmp_call(const void *a, const void *b)
+{
+	const struct lin_op *x = a, *y = b;
+	if (x->t_call != y->t_call)
+		return x->t_call < y->t_call ? -1 : 1;
+	return x->t_ret < y->t_ret ? -1 : x->t_ret > y->t_ret;
+}
+
+/* ops: one key's, sorted by call.  Find the first operation the ones
+ * called before it cannot explain, then the shortest run ending there
+ * that no starting value explains, and write them out. */
+static const struct lin_op *explain(const struct lin_op *ops, size_t n, const struct lin_opts *lo, uint64_t limit,
+				    struct out *o)
+{
+	size_t k = 0, from = 0;
+	int found = 0;
+
+	for (k = 1; k <= n && !found; k++)
+		found = search(ops, k, 0, limit, NULL) == LIN_VIOLATION;
+	if (!found) {
+		outf(o, "  (no prefix of the history fails on its own: the whole history of %zu operations is the "
+			"window)\n",
+		     n);
+		k = n;
+	} else {
+		k--; /* ops[k - 1] is the impossible one */
+		from = 0;
+		for (size_t i = k; i-- > 0;)
+			if (search(ops + i, k - i, 1, limit, NULL) == LIN_VIOLATION) {
+				from = i;
+				break;
+			}
+		const struct lin_op *bad = &ops[k - 1];
+		char v[64];
+		fmt_value(lo, bad->value, v, sizeof v);
+		outf(o, "  impossible: #%zu, client %d's %s of %s: no order of the %zu operations called before it "
+			"explains it;\n  window: #%zu..#%zu, which no starting value of the key explains:\n",
+		     k - 1, bad->client, lin_kind_name(bad->kind), v, k - 1, from, k - 1);
+	}
+	/* earlier calls still running when the window starts */
+	if (found) {
+		int shown = 0;
+		/* the latest few; of those that may never end, only puts */
+		for (size_t i = from; i-- > 0 && shown < 8;)
+			if (ops[i].t_ret > ops[from].t_call && (ops[i].t_ret != LIN_NEVER || ops[i].kind == LIN_WRITE) &&
+			    ops[i].client >= 0) {
+				op_line(o, lo, i, &ops[i], "(still running) ");
+				shown++;
+			}
+	}
+	size_t w = k - from;
+	for (size_t i = from; i < k; i++) {
+		if (w > 24 && i == from + 8) {
+			outf(o, "  ... %zu operations ...\n", w - 24);
+			i = k - 16;
+		}
+		if (ops[i].client < 0 && !home_written(ops + from, k - from, ops[i].home))
+			continue; /* a fault that touches no value of the window */
+		op_line(o, lo, i, &ops[i], i + 1 == k && found ? "=> " : "");
+	}
+	/* and those called while the impossible one ran */
+	for (size_t i = k, shown = 0; found && i < n && ops[i].t_call < ops[k - 1].t_ret && shown < 8; i++)
+		if (ops[i].client >= 0) {
+			op_line(o, lo, i, &ops[i], "(called meanwhile) ");
+			shown++;
+		}
+	return found ? &ops[k - 1] : NULL;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct lin_op *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return cmp_call(a, b);
+}
+
+int lin_check_history(const struct lin_op *ops, size_t n, const struct lin_opts *lo, struct lin_stats *st,
+		      char *report, size_t cap)
+{
+	static const struct lin_opts none = { 0 };
+	struct lin_op *s = malloc((n ? n : 1) * sizeof *s);
+	struct out o = { report, cap, report && cap ? strlen(report) : 0 };
+	int bad = 0;
+
+	if (!s)
+		abort();
+	if (!lo)
+		lo = &none;
+	uint64_t limit = lo->step_limit ? lo->step_limit : LIN_DEFAULT_STEPS;
+	memcpy(s, ops, n * sizeof *s);
+	qsort(s, n, sizeof *s, cmp_key);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		uint64_t steps = 0;
+		while (j < n && s[j].key == s[i].key)
+			j++;
+		int v = search(s + i, j - i, 0, limit, &steps);
+		st->keys++;
+		st->ops += j - i;
+		for (size_t x = i; x < j; x++)
+			st->ambiguous += s[x].t_ret == LIN_NEVER;
+		st->steps += steps;
+		if (steps > st->max_steps)
+			st->max_steps = steps;
+		if (v == LIN_INCONCLUSIVE)
+			st->inconclusive++;
+		if (v == LIN_VIOLATION) {
+			st->violations++;
+			bad++;
+			char kn[64];
+			if (lo->key_fmt)
+				lo->key_fmt(lo->fmt_arg, (uint64_t)s[i].key, kn, sizeof kn);
+			else
+				snprintf(kn, sizeof kn, "%d", s[i].key);
+			outf(&o, "key %s: not linearizable (%zu operations)\n", kn, j - i);
+			const struct lin_op *x = explain(s + i, j - i, lo, limit, &o);
+			if (x && x->kind == LIN_READ && x->value == LIN_ABSENT)
+				st->v_absent++;
+			else if (x && x->kind == LIN_READ)
+				st->v_value++;
+			else
+				st->v_other++;
+		}
+		i = j;
+	}
+	free(s);
+	return bad;
+}
