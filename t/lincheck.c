@@ -340,6 +340,7 @@ static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const 
 {
 	char v[64], t1[32], st[32];
 	const char *unit = lo->unit ? lo->unit : "";
+	const char *sp = *unit ? " " : "";
 	if (op->status == 0)
 		snprintf(st, sizeof st, "ok");
 	else if (lo->status_name)
@@ -352,16 +353,16 @@ static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const 
 		snprintf(t1, sizeof t1, "%llu", (unsigned long long)((op->t_ret - lo->t_base) >> lo->t_shift));
 	fmt_value(lo, op->value, v, sizeof v);
 	if (op->kind == LIN_LOSE || op->kind == LIN_HIDE || op->kind == LIN_UNHIDE) {
-		outf(o, "  %s#%zu fault: %s home %#llx [%llu..%s %s]%s\n", mark, idx, lin_kind_name(op->kind),
+		outf(o, "  %s#%zu fault: %s home %#llx [%llu..%s%s%s]%s\n", mark, idx, lin_kind_name(op->kind),
 		     (unsigned long long)op->home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1,
-		     unit, op->optional ? " (may or may not have happened)" : "");
+		     sp, unit, op->optional ? " (may or may not have happened)" : "");
 		return;
 	}
 	char home[40] = "";
 	if (op->kind == LIN_WRITE && op->home)
 		snprintf(home, sizeof home, " (home %#llx)", (unsigned long long)op->home);
-	outf(o, "  %s#%zu client %d %s %s%s [%llu..%s %s] %s%s\n", mark, idx, op->client, lin_kind_name(op->kind), v,
-	     home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1, unit, st,
+	outf(o, "  %s#%zu client %d %s %s%s [%llu..%s%s%s] %s%s\n", mark, idx, op->client, lin_kind_name(op->kind), v,
+	     home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1, sp, unit, st,
 	     op->t_ret == LIN_NEVER ? " (may or may not have taken effect)" : "");
 }
 
