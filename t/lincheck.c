@@ -221,7 +221,10 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 		if (e[cur].is_call) {
 			int o = e[cur].op;
 			struct lstate ns;
-			if (model_step(&ops[o], &s, &ns)) {
+			/* an op that need not happen and would change nothing now
+			 * is better left pending: it can still happen later */
+			if (model_step(&ops[o], &s, &ns) &&
+			    (must(&ops[o]) || ns.v != s.v || ns.home != s.home || ns.hidden != s.hidden)) {
 				uint64_t n1 = h1 ^ z1[o], n2 = h2 ^ z2[o];
 				uint64_t sh = mix(ns.v ^ mix(ns.home + (uint64_t)ns.hidden));
 				if (memo_add(&memo, n1 ^ sh, n2 ^ mix(sh))) {
@@ -363,7 +366,9 @@ static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const 
 		snprintf(home, sizeof home, " (home %#llx)", (unsigned long long)op->home);
 	outf(o, "  %s#%zu client %d %s %s%s [%llu..%s%s%s] %s%s\n", mark, idx, op->client, lin_kind_name(op->kind), v,
 	     home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1, sp, unit, st,
-	     op->t_ret == LIN_NEVER ? " (may or may not have taken effect)" : "");
+	     op->t_ret == LIN_NEVER ? " (may or may not have taken effect)"
+	     : op->optional	    ? " (may or may not take effect in this window)"
+				    : "");
 }
 
 static int home_written(const struct lin_op *ops, size_t n, uint64_t home)
@@ -382,65 +387,108 @@ static int cmp_call(const void *a, const void *b)
 	return x->t_ret < y->t_ret ? -1 : x->t_ret > y->t_ret;
 }
 
-/* ops: one key's, sorted by call.  Find the first operation the ones
- * called before it cannot explain, then the shortest run ending there
- * that no starting value explains, and write them out. */
+/* The history as it stood at time T (ops sorted by call): what was called
+ * before T, with what returned after T still running (a read's answer not
+ * known yet: left out; a put or remove: it may or may not have happened).
+ * idx[i] gets the index in ops of out[i].  Linearizability is closed under
+ * these prefixes, so the first T at which the history fails is where it
+ * went wrong. */
+static size_t prefix_at(const struct lin_op *ops, size_t n, uint64_t T, struct lin_op *out, size_t *idx)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n && ops[i].t_call < T; i++) {
+		struct lin_op x = ops[i];
+		if (x.t_ret > T) {
+			if (x.kind == LIN_READ)
+				continue;
+			x.t_ret = LIN_NEVER;
+		}
+		idx[m] = i;
+		out[m++] = x;
+	}
+	return m;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* ops: one key's, sorted by call, not linearizable.  Find the first
+ * instant T at which the history already fails and the operation that
+ * returned then (the impossible one), then the shortest run of operations
+ * called up to T that no starting value explains, and write them out. */
 static const struct lin_op *explain(const struct lin_op *ops, size_t n, const struct lin_opts *lo, uint64_t limit,
 				    struct out *o)
 {
-	size_t k = 0, from = 0;
-	int found = 0;
+	uint64_t *ts = malloc((n ? n : 1) * sizeof *ts);
+	struct lin_op *h = malloc((n ? n : 1) * sizeof *h);
+	size_t *idx = malloc((n ? n : 1) * sizeof *idx), nt = 0, m = 0, from = 0, bad = n;
+	const struct lin_op *res = NULL;
 
-	for (k = 1; k <= n && !found; k++)
-		found = search(ops, k, 0, limit, NULL) == LIN_VIOLATION;
-	if (!found) {
-		outf(o, "  (no prefix of the history fails on its own: the whole history of %zu operations is the "
-			"window)\n",
-		     n);
-		k = n;
-	} else {
-		k--; /* ops[k - 1] is the impossible one */
-		from = 0;
-		for (size_t i = k; i-- > 0;)
-			if (search(ops + i, k - i, 1, limit, NULL) == LIN_VIOLATION) {
-				from = i;
-				break;
-			}
-		const struct lin_op *bad = &ops[k - 1];
-		char v[64];
-		fmt_value(lo, bad->value, v, sizeof v);
-		outf(o, "  impossible: #%zu, client %d's %s of %s: no order of the %zu operations called before it "
-			"explains it;\n  window: #%zu..#%zu, which no starting value of the key explains:\n",
-		     k - 1, bad->client, lin_kind_name(bad->kind), v, k - 1, from, k - 1);
+	if (!ts || !h || !idx)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].t_ret != LIN_NEVER && !ops[i].optional)
+			ts[nt++] = ops[i].t_ret;
+	qsort(ts, nt, sizeof *ts, cmp_u64);
+	/* the first failing instant: binary search (failing is monotone) */
+	size_t lo_i = 0, hi_i = nt; /* answer in [lo_i, hi_i); hi_i: none found */
+	while (lo_i < hi_i) {
+		size_t mid = lo_i + (hi_i - lo_i) / 2;
+		m = prefix_at(ops, n, ts[mid], h, idx);
+		if (search(h, m, 0, limit, NULL) == LIN_VIOLATION)
+			hi_i = mid;
+		else
+			lo_i = mid + 1;
 	}
-	/* earlier calls still running when the window starts */
-	if (found) {
-		int shown = 0;
-		/* the latest few; of those that may never end, only puts */
-		for (size_t i = from; i-- > 0 && shown < 8;)
-			if (ops[i].t_ret > ops[from].t_call && (ops[i].t_ret != LIN_NEVER || ops[i].kind == LIN_WRITE) &&
-			    ops[i].client >= 0) {
-				op_line(o, lo, i, &ops[i], "(still running) ");
-				shown++;
-			}
+	if (lo_i >= nt) {
+		outf(o, "  (the search gave up on every prefix of the %zu operations: no shorter account)\n", n);
+		goto out;
 	}
-	size_t w = k - from;
-	for (size_t i = from; i < k; i++) {
-		if (w > 24 && i == from + 8) {
-			outf(o, "  ... %zu operations ...\n", w - 24);
-			i = k - 16;
+	uint64_t T = ts[lo_i];
+	m = prefix_at(ops, n, T, h, idx);
+	/* the operation that returned at T (a read, if several did) */
+	for (size_t i = 0; i < m; i++)
+		if (h[i].t_ret == T && (bad == n || h[i].kind == LIN_READ))
+			bad = i;
+	/* the window: the latest start from which no starting value helps */
+	for (size_t i = bad + 1; i-- > 0;)
+		if (search(h + i, m - i, 1, limit, NULL) == LIN_VIOLATION) {
+			from = i;
+			break;
 		}
-		if (ops[i].client < 0 && !home_written(ops + from, k - from, ops[i].home))
-			continue; /* a fault that touches no value of the window */
-		op_line(o, lo, i, &ops[i], i + 1 == k && found ? "=> " : "");
-	}
-	/* and those called while the impossible one ran */
-	for (size_t i = k, shown = 0; found && i < n && ops[i].t_call < ops[k - 1].t_ret && shown < 8; i++)
-		if (ops[i].client >= 0) {
-			op_line(o, lo, i, &ops[i], "(called meanwhile) ");
+	res = &ops[idx[bad]];
+	char v[64];
+	fmt_value(lo, res->value, v, sizeof v);
+	outf(o, "  impossible: #%zu, client %d's %s of %s: no order of what was called before it returned explains "
+		"it, whatever the operations still running did;\n  window: #%zu..#%zu, which no starting value of "
+		"the key explains:\n",
+	     idx[bad], res->client, lin_kind_name(res->kind), v, idx[from], idx[m - 1]);
+	/* earlier calls still running when the window starts */
+	int shown = 0;
+	for (size_t i = idx[from]; i-- > 0 && shown < 6;)
+		if (ops[i].t_ret > ops[idx[from]].t_call && ops[i].client >= 0 &&
+		    (ops[i].t_ret != LIN_NEVER || ops[i].kind == LIN_WRITE)) {
+			op_line(o, lo, i, &ops[i], "(still running) ");
 			shown++;
 		}
-	return found ? &ops[k - 1] : NULL;
+	size_t w = m - from;
+	for (size_t i = from; i < m; i++) {
+		if (w > 24 && i == from + 8) {
+			outf(o, "  ... %zu operations ...\n", w - 24);
+			i = m - 16;
+		}
+		if (h[i].client < 0 && !home_written(h + from, m - from, h[i].home))
+			continue; /* a fault that touches no value of the window */
+		op_line(o, lo, idx[i], &ops[idx[i]], i == bad ? "=> " : "");
+	}
+out:
+	free(ts);
+	free(h);
+	free(idx);
+	return res;
 }
 
 static int cmp_key(const void *a, const void *b)

@@ -200,6 +200,7 @@ static void check_kept(struct sim_world *w, int key)
 
 #define Q_BITS 24
 #define SIM_DEAD_SLACK_MS 1500 /* a node timeout and some: a declaration after the cut */
+#define SIM_LATE_COPY_MS 300   /* the longest a copy of a request is delayed, and some */
 
 static uint64_t lin_time(uint64_t t_ms, uint64_t q)
 {
@@ -271,7 +272,7 @@ static int lin_of(const struct sim_op *o, struct lin_op *x)
 
 static void check_lin(struct sim_world *w)
 {
-	size_t cap = w->nops + (size_t)(w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
+	size_t cap = 34 * w->nops + (size_t)(w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
 	struct lin_op *l = kvn_xmalloc(cap * sizeof *l);
 	struct lin_stats st = { 0 };
 	struct lin_opts lo = { .fmt = lin_fmt_gen, .key_fmt = lin_fmt_key, .unit = "ms", .t_shift = Q_BITS,
@@ -280,8 +281,32 @@ static void check_lin(struct sim_world *w)
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0); /* kvn_now_ms() is the loop's virtual clock */
-	for (size_t i = 0; i < w->nops; i++)
-		n += (size_t)lin_of(&w->ops[i], &l[n]);
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *o = &w->ops[i];
+		if (!lin_of(o, &l[n]))
+			continue;
+		n++;
+		if (o->kind != SIM_PUT && o->kind != SIM_REMOVE)
+			continue;
+		if (!o->ambiguous || (l[n - 1].kind != LIN_WRITE && l[n - 1].kind != LIN_REMOVE))
+			continue;
+		/* Sent more than once (a retry of the step, or a network that
+		 * duplicates): a later copy may take effect again, up to a
+		 * network delay after the operation ended -- once per peer
+		 * incarnation it went to.  (The real client re-routes each
+		 * attempt for a new generation; the simulated one re-sends.) */
+		for (int inc = 0; inc < 32; inc++) {
+			if (!((o->inc_mask >> inc) & 1))
+				continue;
+			struct lin_op x = l[n - 1];
+			x.optional = 1;
+			x.home = o->kind == SIM_PUT ? lin_home(o->node, inc) : 0;
+			x.t_ret = lin_time((o->t_end ? o->t_end : w->t_heal) + SIM_LATE_COPY_MS, 0);
+			l[n++] = x;
+			if (o->kind == SIM_REMOVE)
+				break;
+		}
+	}
 	for (int c = 0; c < w->ncrashes; c++) {
 		if (w->crashes[c].node < 0)
 			continue; /* the master's index is rebuilt: it loses no value */
