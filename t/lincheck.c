@@ -31,6 +31,7 @@
 #define V_UNKNOWN (UINT64_MAX - 1) /* the explanation window's start: any value */
 #define HOME_UNKNOWN UINT64_MAX
 #define NIL (-1)
+#define LIN_MAX_ACCOUNTS 16 /* impossible operations reported per key */
 
 struct lstate {
 	uint64_t v, home; /* the value (LIN_ABSENT, V_UNKNOWN) and where it lives */
@@ -420,7 +421,7 @@ static int cmp_u64(const void *a, const void *b)
  * returned then (the impossible one), then the shortest run of operations
  * called up to T that no starting value explains, and write them out. */
 static const struct lin_op *explain(const struct lin_op *ops, size_t n, const struct lin_opts *lo, uint64_t limit,
-				    struct out *o)
+				    struct out *o, int brief)
 {
 	uint64_t *ts = malloc((n ? n : 1) * sizeof *ts);
 	struct lin_op *h = malloc((n ? n : 1) * sizeof *h);
@@ -454,7 +455,7 @@ static const struct lin_op *explain(const struct lin_op *ops, size_t n, const st
 		if (h[i].t_ret == T && (bad == n || h[i].kind == LIN_READ))
 			bad = i;
 	/* the window: the latest start from which no starting value helps */
-	for (size_t i = bad + 1; i-- > 0;)
+	for (size_t i = bad + 1; !brief && i-- > 0;)
 		if (search(h + i, m - i, 1, limit, NULL) == LIN_VIOLATION) {
 			from = i;
 			break;
@@ -462,6 +463,10 @@ static const struct lin_op *explain(const struct lin_op *ops, size_t n, const st
 	res = &ops[idx[bad]];
 	char v[64];
 	fmt_value(lo, res->value, v, sizeof v);
+	if (brief) {
+		op_line(o, lo, idx[bad], res, "then impossible too: ");
+		goto out;
+	}
 	outf(o, "  impossible: #%zu, client %d's %s of %s: no order of what was called before it returned explains "
 		"it, whatever the operations still running did;\n  window: #%zu..#%zu, which no starting value of "
 		"the key explains:\n",
@@ -538,13 +543,32 @@ int lin_check_history(const struct lin_op *ops, size_t n, const struct lin_opts 
 			else
 				snprintf(kn, sizeof kn, "%d", s[i].key);
 			outf(&o, "key %s: not linearizable (%zu operations)\n", kn, j - i);
-			const struct lin_op *x = explain(s + i, j - i, lo, limit, &o);
-			if (x && x->kind == LIN_READ && x->value == LIN_ABSENT)
-				st->v_absent++;
-			else if (x && x->kind == LIN_READ)
-				st->v_value++;
-			else
-				st->v_other++;
+			/* the first impossible operation with its window; then,
+			 * without it, the next ones, a line each */
+			struct lin_op *wk = malloc((j - i) * sizeof *wk);
+			size_t m = j - i;
+			if (!wk)
+				abort();
+			memcpy(wk, s + i, m * sizeof *wk);
+			for (int round = 0; round < LIN_MAX_ACCOUNTS; round++) {
+				const struct lin_op *x = explain(wk, m, lo, limit, &o, round > 0);
+				if (!x)
+					break;
+				if (x->kind == LIN_READ && x->value == LIN_ABSENT)
+					st->v_absent++;
+				else if (x->kind == LIN_READ)
+					st->v_value++;
+				else
+					st->v_other++;
+				size_t at = (size_t)(x - wk);
+				if (wk[at].kind == LIN_READ) /* its answer was impossible: forget it */
+					wk[at].optional = 1; /* (a read that need not happen never does) */
+				else /* a put or remove: let it have happened or not */
+					wk[at].t_ret = LIN_NEVER;
+				if (search(wk, m, 0, limit, NULL) != LIN_VIOLATION)
+					break;
+			}
+			free(wk);
 		}
 		i = j;
 	}

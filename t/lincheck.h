@@ -72,9 +72,10 @@ struct lin_stats {
 	uint64_t keys, ops, ambiguous; /* histories (keys) checked; their ops; ops with t_ret LIN_NEVER */
 	uint64_t steps, max_steps;     /* search steps, in all and for the worst key */
 	uint64_t violations, inconclusive; /* keys */
-	/* the violations by their impossible operation: a get (or remove)
-	 * that read "not found"; a get of a value it cannot see any more (or
-	 * not yet); anything else (a remove of a value no longer there) */
+	/* impossible operations (the first of a key; then, each left out in
+	 * turn, the next ones, up to 16 a key): a get (or remove) that read
+	 * "not found"; a get of a value it cannot see any more (or not yet);
+	 * anything else (a remove of a value no longer there) */
 	uint64_t v_absent, v_value, v_other;
 };
 
@@ -89,7 +90,8 @@ int lin_check_key(const struct lin_op *ops, size_t n, uint64_t step_limit, uint6
  * call order, that the operations before it cannot explain: usually a
  * stale or lost read), and the shortest window of operations ending there
  * that no starting value explains, after the operations called earlier
- * that still ran then (they may be what explains the others' results).
+ * that still ran then (they may be what explains the others' results);
+ * then, with that operation left out, the next impossible one, a line each.
  * Returns the number of keys that are
  * not linearizable (inconclusive ones are counted in st, not returned). */
 int lin_check_history(const struct lin_op *ops, size_t n, const struct lin_opts *o, struct lin_stats *st,

@@ -628,12 +628,12 @@ static void t_processes(void)
 	 * (item 3); a stale value read right after the master restart (item
 	 * 4).  Once they are merged these are hard assertions. */
 	todo_ok(ls.v_absent == 0, "item 3 not merged yet",
-		"no impossible 'not found' (a get or remove missing a value a put completed): %llu key(s)",
+		"no impossible 'not found' (a get or remove missing a value a put completed): %llu",
 		(unsigned long long)ls.v_absent);
-	todo_ok(ls.v_value == 0, "item 4 not merged yet", "no stale read (a value already overwritten): %llu key(s)",
+	todo_ok(ls.v_value == 0, "item 4 not merged yet", "no stale read (a value already overwritten): %llu",
 		(unsigned long long)ls.v_value);
 	todo_ok(ls.v_other == 0, "items 3/4 not merged yet",
-		"no other impossible operation (a remove of a value no longer there): %llu key(s)",
+		"no other impossible operation (a remove of a value no longer there): %llu",
 		(unsigned long long)ls.v_other);
 	free(h);
 	for (int i = 0; i < NCLIENTS; i++)
