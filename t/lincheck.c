@@ -29,6 +29,7 @@
 #include "lincheck.h"
 
 #define V_UNKNOWN (UINT64_MAX - 1) /* the explanation window's start: any value */
+#define V_UNSEEN (UINT64_MAX - 2)  /* a value no read or remove names (see classes) */
 #define HOME_UNKNOWN UINT64_MAX
 #define NIL (-1)
 #define LIN_MAX_ACCOUNTS 16 /* impossible operations reported per key */
@@ -45,14 +46,14 @@ const char *lin_kind_name(int kind)
 }
 
 /* The register: 1 and the next state when op may take effect in s. */
-static int model_step(const struct lin_op *op, const struct lstate *s, struct lstate *out)
+static int model_step(const struct lin_op *op, int canon, const struct lstate *s, struct lstate *out)
 {
 	int known = s->v != V_UNKNOWN, present = known && s->v != LIN_ABSENT;
 
 	*out = *s;
 	switch (op->kind) {
 	case LIN_WRITE:
-		out->v = op->value;
+		out->v = canon ? V_UNSEEN : op->value;
 		out->home = op->home;
 		out->hidden = 0; /* a newer value wins over a hidden one */
 		return 1;
@@ -171,6 +172,59 @@ static int must(const struct lin_op *op)
 	return op->t_ret != LIN_NEVER && !op->optional;
 }
 
+/* Classes of interchangeable operations.  Puts and removes that may or
+ * may not have taken effect (t_ret LIN_NEVER) stay callable for ever, so
+ * k of them pending make 2^k subsets to try.  Two such puts of values no
+ * read or remove names, with the same home, have the same effect (a value
+ * nobody sees; the state keeps V_UNSEEN) and no deadline: which one is
+ * used does not matter, only how many.  Likewise two such removes of the
+ * same value.  So within a class they are taken in call order (rank[i];
+ * the search takes only the class's next), and a history with k of them
+ * has k + 1 choices, not 2^k.  cls[i] -1: no class. */
+static int cmp_u64(const void *a, const void *b);
+
+static void classes(const struct lin_op *ops, size_t n, const struct ent *e, size_t ne, int *cls, int *rank,
+		    size_t *nclass)
+{
+	uint64_t *seen = malloc((n ? n : 1) * sizeof *seen), (*key)[3] = malloc((n ? n : 1) * sizeof *key);
+	int *count = calloc(n ? n : 1, sizeof *count);
+	size_t ns = 0, nk = 0;
+
+	if (!seen || !key || !count)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].kind == LIN_READ || (ops[i].kind == LIN_REMOVE && ops[i].value != LIN_ANYVAL))
+			seen[ns++] = ops[i].value;
+	qsort(seen, ns, sizeof *seen, cmp_u64);
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *o = &ops[i];
+		cls[i] = -1;
+		if (o->t_ret != LIN_NEVER)
+			continue;
+		if (o->kind == LIN_WRITE && bsearch(&o->value, seen, ns, sizeof *seen, cmp_u64))
+			continue; /* someone sees this value: not like the others */
+		if (o->kind != LIN_WRITE && o->kind != LIN_REMOVE)
+			continue;
+		uint64_t k[3] = { (uint64_t)o->kind, o->kind == LIN_WRITE ? o->home : o->value, 0 };
+		size_t c = 0;
+		while (c < nk && (key[c][0] != k[0] || key[c][1] != k[1]))
+			c++;
+		if (c == nk) {
+			key[nk][0] = k[0];
+			key[nk][1] = k[1];
+			nk++;
+		}
+		cls[i] = (int)c;
+	}
+	for (size_t i = 0; i < ne; i++) /* ranks in call order */
+		if (e[i].is_call && cls[e[i].op] >= 0)
+			rank[e[i].op] = count[cls[e[i].op]]++;
+	*nclass = nk;
+	free(seen);
+	free(key);
+	free(count);
+}
+
 static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_t limit, uint64_t *steps_out)
 {
 	size_t ne = 2 * n, head = ne, tail = ne + 1;
@@ -179,13 +233,15 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 	int *match = calloc(ne ? ne : 1, sizeof *match), *call_ent = calloc(n ? n : 1, sizeof *call_ent);
 	uint64_t *z1 = calloc(n ? n : 1, sizeof *z1), *z2 = calloc(n ? n : 1, sizeof *z2);
 	struct frame *stack = calloc(n ? n : 1, sizeof *stack); /* one frame per op at most */
+	int *cls = calloc(n ? n : 1, sizeof *cls), *rank = calloc(n ? n : 1, sizeof *rank), *cls_next = NULL;
+	size_t nclass = 0;
 	struct memo memo = { 0 };
 	struct lstate s = { .v = unknown_start ? V_UNKNOWN : LIN_ABSENT };
 	uint64_t h1 = 0, h2 = 0, steps = 0;
 	size_t pending = 0, depth = 0;
 	int verdict = LIN_OK;
 
-	if (!e || !next || !prev || !match || !call_ent || !z1 || !z2 || !stack)
+	if (!e || !next || !prev || !match || !call_ent || !z1 || !z2 || !stack || !cls || !rank)
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		e[2 * i] = (struct ent){ ops[i].t_call, (int)i, 1 };
@@ -201,6 +257,10 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 	for (size_t i = 0; i < ne; i++)
 		if (!e[i].is_call)
 			match[call_ent[e[i].op]] = (int)i;
+	classes(ops, n, e, ne, cls, rank, &nclass);
+	cls_next = calloc(nclass ? nclass : 1, sizeof *cls_next);
+	if (!cls_next)
+		abort();
 	/* the list: head, entries in time order, tail */
 	next[head] = ne ? 0 : (int)tail;
 	prev[tail] = ne ? (int)ne - 1 : (int)head;
@@ -224,7 +284,11 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 			struct lstate ns;
 			/* an op that need not happen and would change nothing now
 			 * is better left pending: it can still happen later */
-			if (model_step(&ops[o], &s, &ns) &&
+			if (cls[o] >= 0 && rank[o] != cls_next[cls[o]]) {
+				cur = next[cur]; /* an equivalent op of its class goes first */
+				continue;
+			}
+			if (model_step(&ops[o], cls[o] >= 0, &s, &ns) &&
 			    (must(&ops[o]) || ns.v != s.v || ns.home != s.home || ns.hidden != s.hidden)) {
 				uint64_t n1 = h1 ^ z1[o], n2 = h2 ^ z2[o];
 				uint64_t sh = mix(ns.v ^ mix(ns.home + (uint64_t)ns.hidden));
@@ -240,6 +304,8 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 					next[prev[r]] = next[r];
 					prev[next[r]] = prev[r];
 					pending -= must(&ops[o]);
+					if (cls[o] >= 0)
+						cls_next[cls[o]]++;
 					cur = next[head];
 					continue;
 				}
@@ -284,6 +350,8 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 			if (skipped)
 				continue; /* leaving it out failed: the choice before */
 			pending += must(&ops[o]);
+			if (cls[o] >= 0)
+				cls_next[cls[o]]--;
 			cur = next[c];
 			break;
 		}
@@ -300,6 +368,9 @@ done:
 	free(z1);
 	free(z2);
 	free(stack);
+	free(cls);
+	free(rank);
+	free(cls_next);
 	return verdict;
 }
 
@@ -370,6 +441,15 @@ static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const 
 	     op->t_ret == LIN_NEVER ? " (may or may not have taken effect)"
 	     : op->optional	    ? " (may or may not take effect in this window)"
 				    : "");
+}
+
+/* 1 when op is a put whose value a read of ops[0..n) returned. */
+static int value_read(const struct lin_op *ops, size_t n, const struct lin_op *op)
+{
+	for (size_t i = 0; op->kind == LIN_WRITE && i < n; i++)
+		if (ops[i].kind == LIN_READ && ops[i].value == op->value)
+			return 1;
+	return 0;
 }
 
 static int home_written(const struct lin_op *ops, size_t n, uint64_t home)
@@ -452,8 +532,10 @@ static const struct lin_op *explain(const struct lin_op *ops, size_t n, const st
 	m = prefix_at(ops, n, T, h, idx);
 	/* the operation that returned at T (a read, if several did) */
 	for (size_t i = 0; i < m; i++)
-		if (h[i].t_ret == T && (bad == n || h[i].kind == LIN_READ))
+		if (h[i].t_ret == T && !h[i].optional && (bad == n || h[i].kind == LIN_READ))
 			bad = i;
+	if (bad == n) /* cannot happen: T is a return of one of them */
+		goto out;
 	/* the window: the latest start from which no starting value helps */
 	for (size_t i = bad + 1; !brief && i-- > 0;)
 		if (search(h + i, m - i, 1, limit, NULL) == LIN_VIOLATION) {
@@ -471,11 +553,12 @@ static const struct lin_op *explain(const struct lin_op *ops, size_t n, const st
 		"it, whatever the operations still running did;\n  window: #%zu..#%zu, which no starting value of "
 		"the key explains:\n",
 	     idx[bad], res->client, lin_kind_name(res->kind), v, idx[from], idx[m - 1]);
-	/* earlier calls still running when the window starts */
+	/* earlier calls still running when the window starts (of those that
+	 * may never end, the puts of a value read in the window) */
 	int shown = 0;
 	for (size_t i = idx[from]; i-- > 0 && shown < 6;)
 		if (ops[i].t_ret > ops[idx[from]].t_call && ops[i].client >= 0 &&
-		    (ops[i].t_ret != LIN_NEVER || ops[i].kind == LIN_WRITE)) {
+		    (ops[i].t_ret != LIN_NEVER || value_read(h + from, m - from, &ops[i]))) {
 			op_line(o, lo, i, &ops[i], "(still running) ");
 			shown++;
 		}

@@ -626,11 +626,15 @@ static void t_processes(void)
 	/* Known bugs this finds, fixed on other branches: a get that reads
 	 * "not found" while a concurrent put moves the key to another peer
 	 * (item 3); a stale value read right after the master restart (item
-	 * 4).  Once they are merged these are hard assertions. */
+	 * 4).  Once they are merged these are hard assertions.  (With item
+	 * 3's branch alone, 1 run in 4 or so still read a value that an
+	 * acknowledged remove had removed: an older generation that a peer,
+	 * stopped while it was superseded, brought back when it re-synced.) */
 	todo_ok(ls.v_absent == 0, "item 3 not merged yet",
 		"no impossible 'not found' (a get or remove missing a value a put completed): %llu",
 		(unsigned long long)ls.v_absent);
-	todo_ok(ls.v_value == 0, "item 4 not merged yet", "no stale read (a value already overwritten): %llu",
+	todo_ok(ls.v_value == 0, "item 4 not merged yet; also an older generation taken back after a remove",
+		"no stale read (a value already overwritten or removed): %llu",
 		(unsigned long long)ls.v_value);
 	todo_ok(ls.v_other == 0, "items 3/4 not merged yet",
 		"no other impossible operation (a remove of a value no longer there): %llu",

@@ -236,7 +236,9 @@ static void t_seeds(void)
 	 * found" while a put of the key moves it to another peer (item 3:
 	 * every such report has a put of the key running during the read);
 	 * an older generation read after a master restart, from a peer that
-	 * re-synced with a generation the master had superseded (item 4).
+	 * re-synced with a generation the master had superseded and whose
+	 * successor was removed (item 4's family: the master takes back what
+	 * it no longer knows is old).
 	 * Their fixes are on other branches: once merged, this is a hard
 	 * assertion. */
 	todo_ok(lin_seeds == 0, "items 3 and 4 not merged yet",
