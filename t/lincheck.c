@@ -282,12 +282,12 @@ static int search(const struct lin_op *ops, size_t n, int unknown_start, uint64_
 		if (e[cur].is_call) {
 			int o = e[cur].op;
 			struct lstate ns;
-			/* an op that need not happen and would change nothing now
-			 * is better left pending: it can still happen later */
 			if (cls[o] >= 0 && rank[o] != cls_next[cls[o]]) {
 				cur = next[cur]; /* an equivalent op of its class goes first */
 				continue;
 			}
+			/* an op that need not happen and would change nothing now
+			 * is better left pending: it can still happen later */
 			if (model_step(&ops[o], cls[o] >= 0, &s, &ns) &&
 			    (must(&ops[o]) || ns.v != s.v || ns.home != s.home || ns.hidden != s.hidden)) {
 				uint64_t n1 = h1 ^ z1[o], n2 = h2 ^ z2[o];

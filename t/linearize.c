@@ -205,6 +205,24 @@ static void t_limit(void)
 	is_int(v, LIN_INCONCLUSIVE, "a search past its step limit is inconclusive (%llu steps)",
 	       (unsigned long long)steps);
 	ok(steps <= 5001, "and stops at the limit");
+
+	/* timed-out puts of values nobody reads are interchangeable: 60 of
+	 * them cost 61 choices, not 2^60, whatever the verdict */
+	struct lin_op g[70];
+	n = 0;
+	g[n++] = W(1000, 0, 1);
+	for (int i = 0; i < 60; i++)
+		g[n++] = W((uint64_t)i + 1, 2 + (uint64_t)i, INF);
+	g[n++] = D(LIN_ANYVAL, 100, 101);
+	g[n++] = D(LIN_ANYVAL, 102, 103); /* needs one of the 60 in between */
+	g[n++] = R(0, 104, 105);
+	v = lin_check_key(g, (size_t)n, 100000, &steps);
+	ok(v == LIN_OK && steps < 100000, "60 timed-out puts nobody reads, two removes: linearizable in %llu steps",
+	   (unsigned long long)steps);
+	g[n++] = R(1000, 106, 107); /* the first put back: impossible */
+	v = lin_check_key(g, (size_t)n, 100000, &steps);
+	ok(v == LIN_VIOLATION && steps < 100000, "... and a read of a removed value rejected in %llu steps",
+	   (unsigned long long)steps);
 }
 
 /* ---- brute force: every order of every subset of the optional ops ---- */
