@@ -13,6 +13,8 @@
  *   KVN_SIM_UNSAFE=1                  peers forget unacknowledged events
  *   KVN_SIM_UNSAFE=2                  a speculative GET's answer stands
  *                                     without comparing its generation
+ *   KVN_SIM_UNSAFE=3                  some GETs reuse a stale route
+ *   KVN_SIM_UNSAFE=4                  some puts are acknowledged unsent
  *
  * The negative cases turn each broken mode on (enum sim_unsafe) and
  * require the checker to notice within a few seeds, so it has teeth.
@@ -20,6 +22,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +42,27 @@
  * the schedule: first found at seed 24, then 49 or 65 as restarts, page
  * placement and seeded backoff jitter changed the timings. */
 #define NEG_SPEC_SEEDS 200
+#define NEG_LIN_SEEDS 20  /* planted stale reads and lost puts: seeds tried at most */
+
+#define LIN_INCONCLUSIVE_PM 5 /* rule g: inconclusive key histories tolerated, per mille */
 
 static char watchdog_msg[160];
+
+/* An assertion of a known bug whose fix is not merged on this branch:
+ * "not ok ... # TODO why" when it fails (the harness does not count it), a
+ * plain "ok" when it holds (so it never reads as an unexpected pass). */
+static void todo_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void todo_ok(int cond, const char *why, const char *fmt, ...)
+{
+	va_list ap;
+	tap_n++;
+	printf("%s %d - %s%s", cond ? "ok" : "not ok", tap_n, tap_case, *tap_case ? ": " : "");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(cond ? "\n" : " # TODO %s\n", why);
+	fflush(stdout);
+}
 
 static void watchdog(int sig)
 {
@@ -53,7 +75,9 @@ static void watchdog(int sig)
 /* What a replay command needs set for this mode (enum sim_unsafe). */
 static const char *unsafe_env(int unsafe)
 {
-	return unsafe == SIM_UNSAFE_SPEC ? "KVN_SIM_UNSAFE=2 " : unsafe ? "KVN_SIM_UNSAFE=1 " : "";
+	static const char *const env[] = { "", "KVN_SIM_UNSAFE=1 ", "KVN_SIM_UNSAFE=2 ", "KVN_SIM_UNSAFE=3 ",
+					   "KVN_SIM_UNSAFE=4 " };
+	return unsafe >= 0 && unsafe < (int)(sizeof env / sizeof env[0]) ? env[unsafe] : "";
 }
 
 static void arm_watchdog(uint64_t seed, int unsafe)
@@ -83,15 +107,29 @@ static int run_one(uint64_t seed, int unsafe, struct sim_world *s)
 	return rc;
 }
 
-static void print_report(const struct sim_world *s, int unsafe)
+/* 1 when the safe run of seed breaks no part of rule g: a broken mode's
+ * rule g report on that seed is then its own doing, not a known bug's. */
+static int lin_clean(uint64_t seed)
 {
-	const char *p = s->report;
+	struct sim_world s;
+	run_one(seed, SIM_SAFE, &s);
+	return s.viol[SIM_RULE_G] == 0;
+}
+
+static void print_lines(const char *p)
+{
 	while (*p) {
 		const char *e = strchr(p, '\n');
 		int len = e ? (int)(e - p) : (int)strlen(p);
 		tap_diag("  %.*s", len, p);
 		p += len + (e ? 1 : 0);
 	}
+}
+
+static void print_report(const struct sim_world *s, int unsafe)
+{
+	print_lines(s->report);
+	print_lines(s->lin_report);
 	tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
 		 unsafe_env(unsafe), (unsigned long long)s->seed, (unsigned long long)s->digest, s->nops);
 }
@@ -104,11 +142,15 @@ static void t_seeds(void)
 	uint64_t from = env_u64("KVN_SIM_FIRST", 1);
 	uint64_t first = one ? one : from, last = one ? one : from + (count ? count : 1) - 1;
 	uint64_t unsafe_env = env_u64("KVN_SIM_UNSAFE", 0);
-	int unsafe = unsafe_env == 2 ? SIM_UNSAFE_SPEC : unsafe_env ? SIM_UNSAFE_FORGET : SIM_SAFE;
+	int unsafe = unsafe_env <= SIM_UNSAFE_FAKE_ACK ? (int)unsafe_env : SIM_UNSAFE_FORGET;
 	unsigned viol[SIM_RULES] = { 0 };
 	uint64_t mcrash = 0, pcrash = 0, parts = 0, gets = 0, holds = 0, acked = 0, removed = 0, keys = 0;
 	uint64_t dropped = 0, dup = 0, delayed = 0, harsh = 0;
 	uint64_t spec_sent = 0, spec_ok = 0, spec_no = 0, spec_dropped = 0, spec_late = 0;
+	uint64_t lin_keys = 0, lin_ops = 0, lin_amb = 0, lin_steps = 0, lin_max = 0, lin_inc = 0, lin_ms = 0;
+	uint64_t lin_seeds = 0, lin_va = 0, lin_vv = 0, lin_vo = 0;
+	char lin_failed[256] = "";
+	size_t lfl = 0;
 	uint64_t t0 = kvn_now_ms();
 
 	for (uint64_t g = first; g <= last; g += GROUP) {
@@ -119,6 +161,33 @@ static void t_seeds(void)
 		for (uint64_t seed = g; seed <= end; seed++) {
 			struct sim_world s;
 			int failed_seed = run_one(seed, unsafe, &s) != 0;
+			/* rule g has its own line below (TODO while items 3 and 4
+			 * are not merged): a seed fails here on the other rules */
+			failed_seed = 0;
+			for (int r = 0; r < SIM_RULES; r++)
+				failed_seed |= r != SIM_RULE_G && s.viol[r] != 0;
+			if (s.viol[SIM_RULE_G]) {
+				lin_seeds++;
+				if (lfl + 24 < sizeof lin_failed)
+					lfl += (size_t)snprintf(lin_failed + lfl, sizeof lin_failed - lfl, " %llu",
+								(unsigned long long)seed);
+				if (!failed_seed && lin_seeds <= 3)
+					print_report(&s, unsafe);
+			}
+			lin_keys += s.lin_keys;
+			lin_ops += s.lin_ops;
+			lin_amb += s.lin_ambiguous;
+			lin_steps += s.lin_steps;
+			lin_inc += s.lin_inconclusive;
+			if (s.lin_inconclusive)
+				tap_diag("seed %llu: rule g inconclusive for %llu key(s) (search step limit)",
+					 (unsigned long long)seed, (unsigned long long)s.lin_inconclusive);
+			lin_ms += s.lin_ms;
+			lin_va += s.lin_v_absent;
+			lin_vv += s.lin_v_value;
+			lin_vo += s.lin_v_other;
+			if (s.lin_max_steps > lin_max)
+				lin_max = s.lin_max_steps;
 			if (one)
 				tap_diag("seed %llu: history digest %016llx, %zu operations", (unsigned long long)seed,
 					 (unsigned long long)s.digest, s.nops);
@@ -160,7 +229,31 @@ static void t_seeds(void)
 		 (unsigned long long)spec_sent, (unsigned long long)spec_ok, (unsigned long long)spec_no,
 		 (unsigned long long)spec_dropped, (unsigned long long)spec_late);
 	for (int r = 0; r < SIM_RULES; r++)
-		is_int(viol[r], 0, "rule %s: violations over %llu seeds", sim_rule_name(r), (unsigned long long)n);
+		if (r != SIM_RULE_G)
+			is_int(viol[r], 0, "rule %s: violations over %llu seeds", sim_rule_name(r), (unsigned long long)n);
+	tap_diag("rule g: %llu key histories, %llu operations (%llu may or may not have taken effect), %llu search "
+		 "steps (at most %llu for one key), %llu inconclusive, %llu ms of checking",
+		 (unsigned long long)lin_keys, (unsigned long long)lin_ops, (unsigned long long)lin_amb,
+		 (unsigned long long)lin_steps, (unsigned long long)lin_max, (unsigned long long)lin_inc,
+		 (unsigned long long)lin_ms);
+	/* Known bugs the checker finds (issue 11): a get that reads "not
+	 * found" while a put of the key moves it to another peer (item 3:
+	 * every such report has a put of the key running during the read);
+	 * an older generation read after a master restart, from a peer that
+	 * re-synced with a generation the master had superseded and whose
+	 * successor was removed or lost with its peer (item 4's family: the
+	 * master takes back what it no longer knows is old; with item 4's
+	 * branch alone, 3 of 200 seeds still do it).
+	 * Their fixes are on other branches: once merged, this is a hard
+	 * assertion. */
+	todo_ok(lin_seeds == 0, "items 3 and 4 not merged yet; older generations taken back after a remove or loss",
+		"rule g: every key's history is linearizable over %llu seeds (not: %llu seeds, impossible reads of "
+		"'not found' %llu, of a value %llu, other %llu:%s)",
+		(unsigned long long)n, (unsigned long long)lin_seeds, (unsigned long long)lin_va,
+		(unsigned long long)lin_vv, (unsigned long long)lin_vo, lin_failed);
+	ok(lin_inc * 1000 <= lin_keys * LIN_INCONCLUSIVE_PM,
+	   "rule g: %llu of %llu key histories inconclusive (at most %d per mille allowed)", (unsigned long long)lin_inc,
+	   (unsigned long long)lin_keys, LIN_INCONCLUSIVE_PM);
 	if (n < GROUP) {
 		tap_skip(4, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
 		return;
@@ -216,8 +309,8 @@ static void t_replay(void)
 
 static void t_unsafe_forget(void)
 {
-	struct sim_world s;
-	uint64_t found = 0, tried = 0, stale_reads = 0;
+	struct sim_world s, g;
+	uint64_t found = 0, tried = 0, stale_reads = 0, lin_found = 0;
 
 	if (env_u64("KVN_SIM_SEED", 0)) {
 		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
@@ -225,14 +318,21 @@ static void t_unsafe_forget(void)
 	}
 	/* seeds whose network drops messages: then EVENTS calls fail and the
 	 * unsafe peer answers puts the master never saw */
-	for (uint64_t seed = 1; seed <= 1000 && tried < NEG_MAX_SEEDS && !found; seed++) {
-		run_one(seed, SIM_UNSAFE_FORGET, &s);
-		if (s.net.dropped == 0)
+	for (uint64_t seed = 1; seed <= 1000 && tried < NEG_MAX_SEEDS && (!found || !lin_found); seed++) {
+		struct sim_world x;
+		run_one(seed, SIM_UNSAFE_FORGET, &x);
+		if (x.net.dropped == 0)
 			continue;
 		tried++;
-		stale_reads += s.viol[SIM_RULE_C] != 0;
-		if (s.viol[SIM_RULE_B] || s.viol[SIM_RULE_E])
+		stale_reads += x.viol[SIM_RULE_C] != 0;
+		if (!found && (x.viol[SIM_RULE_B] || x.viol[SIM_RULE_E])) {
 			found = seed;
+			s = x;
+		}
+		if (!lin_found && x.viol[SIM_RULE_G] && lin_clean(seed)) {
+			lin_found = seed;
+			g = x;
+		}
 	}
 	ok(found != 0, "peer_opts.unsafe_forget_unacked: the checker reports a lost put or index != union "
 		       "within %llu seeds with drops (first: seed %llu; %llu of them also a stale read)",
@@ -240,6 +340,13 @@ static void t_unsafe_forget(void)
 	if (found) {
 		tap_diag("what the checker said (unsafe peers, expected):");
 		print_report(&s, SIM_UNSAFE_FORGET);
+	}
+	ok(lin_found != 0, "peer_opts.unsafe_forget_unacked: rule g (linearizability) reports it too, on a seed whose "
+			   "safe run it passes (first: seed %llu)",
+	   (unsigned long long)lin_found);
+	if (lin_found && lin_found != found) {
+		tap_diag("what rule g said (unsafe peers, expected):");
+		print_lines(g.lin_report);
 	}
 }
 
@@ -271,6 +378,43 @@ static void t_unsafe_spec(void)
 	}
 }
 
+/* Rule g alone must catch a planted stale read and a planted lost
+ * acknowledged put, with the key, the window and the impossible read. */
+static void t_unsafe_lin(int unsafe, const char *what)
+{
+	struct sim_world s;
+	uint64_t found = 0, tried = 0;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	for (uint64_t seed = 1; seed <= NEG_LIN_SEEDS && !found; seed++) {
+		run_one(seed, unsafe, &s);
+		tried++;
+		if (s.viol[SIM_RULE_G] && strstr(s.lin_report, "impossible: #") && lin_clean(seed))
+			found = seed;
+	}
+	ok(found != 0, "%s: rule g reports a key that is not linearizable, with its impossible operation, within %llu "
+		       "seeds, on a seed whose safe run it passes (first: seed %llu)",
+	   what, (unsigned long long)tried, (unsigned long long)found);
+	if (found) {
+		tap_diag("what rule g said (%s, expected):", what);
+		print_lines(s.lin_report);
+		tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim", unsafe_env(unsafe), (unsigned long long)found);
+	}
+}
+
+static void t_unsafe_stale_route(void)
+{
+	t_unsafe_lin(SIM_UNSAFE_STALE_ROUTE, "planted stale reads (gets reuse an old route)");
+}
+
+static void t_unsafe_fake_ack(void)
+{
+	t_unsafe_lin(SIM_UNSAFE_FAKE_ACK, "planted lost puts (acknowledged, never sent)");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -278,6 +422,8 @@ int main(int argc, char **argv)
 		{ "replay", t_replay },
 		{ "unsafe_forget_unacked", t_unsafe_forget },
 		{ "unsafe_speculation", t_unsafe_spec },
+		{ "unsafe_stale_route", t_unsafe_stale_route },
+		{ "unsafe_fake_ack", t_unsafe_fake_ack },
 		{ NULL, NULL },
 	};
 	signal(SIGALRM, watchdog);

@@ -24,6 +24,7 @@
 #define SIM_MAX_HOLDS 16
 #define SIM_MAX_CRASHES 32
 #define SIM_MAX_SIMS 4
+#define SIM_MAX_CUTS 16
 
 /* Partition node numbers. */
 #define SIM_NODE_MASTER 0
@@ -32,8 +33,9 @@
 
 /* Checker rules (issue text): a bytes, b lost put, c read-your-writes,
  * d deadlines, e index == union and no leaked lease/slot, f the run itself
- * (event budget, operations that never finished). */
-enum sim_rule { SIM_RULE_A, SIM_RULE_B, SIM_RULE_C, SIM_RULE_D, SIM_RULE_E, SIM_RULE_F, SIM_RULES };
+ * (event budget, operations that never finished), g every key's history is
+ * a linearizable register (t/lincheck.h; issue 11 item 6). */
+enum sim_rule { SIM_RULE_A, SIM_RULE_B, SIM_RULE_C, SIM_RULE_D, SIM_RULE_E, SIM_RULE_F, SIM_RULE_G, SIM_RULES };
 
 enum sim_op_kind { SIM_PUT = 1, SIM_GET, SIM_REMOVE, SIM_CHECK };
 
@@ -59,6 +61,8 @@ struct sim_op {
 	int spec;           /* GET: 0 no speculative request; 1 sent, its answer
 			     * discarded; 2 its answer stood (t_sent .. inc_mask
 			     * then describe that request) */
+	uint64_t got_gen;   /* GET/CHECK that succeeded: the generation the
+			     * answer holds (the routed one unless broken) */
 };
 
 /* The deliberately broken modes of the negative tests: the checker must
@@ -68,6 +72,10 @@ enum sim_unsafe {
 	SIM_UNSAFE_FORGET, /* peers forget unacknowledged events */
 	SIM_UNSAFE_SPEC,   /* a speculative GET's answer stands when the route names
 			    * its node, whatever generation it holds */
+	SIM_UNSAFE_STALE_ROUTE, /* some GETs reuse the client's last route of the
+				 * key instead of asking the master: stale reads */
+	SIM_UNSAFE_FAKE_ACK,    /* some puts are acknowledged once routed, never
+				 * sent: lost acknowledged puts */
 };
 
 struct sim_client;
@@ -78,6 +86,13 @@ struct sim_crash {
 	int node; /* -1 master, else peer index */
 	int inc;
 	uint64_t t;
+	uint64_t q; /* in the order of the history's q_start / q_end */
+};
+
+/* A partition of one node, from its start to its end (or the heal). */
+struct sim_cut {
+	int node; /* SIM_NODE_* */
+	uint64_t on, off, q_on, q_off; /* off 0: still on */
 };
 
 struct sim_world {
@@ -109,6 +124,8 @@ struct sim_world {
 	uint64_t qseq; /* numbers q_start / q_end */
 	struct sim_crash crashes[SIM_MAX_CRASHES];
 	int ncrashes;
+	struct sim_cut cuts[SIM_MAX_CUTS];
+	int ncuts;
 	/* verdict */
 	unsigned viol[SIM_RULES];
 	char report[4096];
@@ -122,6 +139,11 @@ struct sim_world {
 	uint64_t n_spec_sent, n_spec_accepted, n_spec_rejected, n_spec_dropped, n_spec_late;
 	struct net_sim_stats net;
 	uint64_t digest; /* of the history: replays must match */
+	/* rule g: what the linearizability checker saw (struct lin_stats) */
+	uint64_t lin_keys, lin_ops, lin_ambiguous, lin_steps, lin_max_steps, lin_inconclusive;
+	uint64_t lin_ms; /* real time the check took */
+	uint64_t lin_v_absent, lin_v_value, lin_v_other; /* violations by kind (struct lin_stats) */
+	char lin_report[3072]; /* the first keys that are not linearizable */
 };
 
 /* sim_world.c */

@@ -9,9 +9,12 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "lincheck.h"
 #include "sim.h"
 
 #include "actors/roles.h"
@@ -180,6 +183,177 @@ static void check_kept(struct sim_world *w, int key)
 		      k, (unsigned long long)best->gen, best->client, (unsigned long long)best->t_end, best->node + 1, ans);
 }
 
+/* ---- rule g: every key's history is a linearizable register ----
+ *
+ * Values are generations (unique per key); "not found" is LIN_ABSENT.
+ * Times: virtual ms, with the history's event order below them, so that
+ * two events in one ms keep their order (reports show the ms).  A put or
+ * remove that failed after its request went to a peer may or may not have
+ * taken effect; one that failed before says nothing.  A peer crash loses
+ * every value of that incarnation (DRAM): a LIN_LOSE of its home at the
+ * crash's instant.  A peer cut off from the master (its own partition or
+ * the master's) may be declared dead: its values leave routing (gets read
+ * "not found") and come back when it re-attaches, unless a newer put or a
+ * remove came first.  When exactly is not recorded, so that is an optional
+ * LIN_HIDE within the cut (and a node timeout after it), and an optional
+ * LIN_UNHIDE from the cut until the final reads. */
+
+#define Q_BITS 24
+#define SIM_DEAD_SLACK_MS 1500 /* a node timeout and some: a declaration after the cut */
+#define SIM_LATE_COPY_MS 300   /* the longest a copy of a request is delayed, and some */
+
+static uint64_t lin_time(uint64_t t_ms, uint64_t q)
+{
+	return (t_ms << Q_BITS) | (q & ((1u << Q_BITS) - 1));
+}
+
+static uint64_t lin_home(int node, int inc)
+{
+	return ((uint64_t)(node + 1) << 32) | (uint32_t)inc;
+}
+
+static void lin_fmt_gen(void *arg, uint64_t v, char *out, size_t cap)
+{
+	(void)arg;
+	snprintf(out, cap, "gen %#llx", (unsigned long long)v);
+}
+
+static void lin_fmt_key(void *arg, uint64_t k, char *out, size_t cap)
+{
+	(void)arg;
+	snprintf(out, cap, "k%02d", (int)k);
+}
+
+/* The lin_op of a recorded operation: 1, or 0 when it says nothing. */
+static int lin_of(const struct sim_op *o, struct lin_op *x)
+{
+	*x = (struct lin_op){ .key = o->key, .client = o->client, .status = o->status,
+			      .t_call = lin_time(o->t_start, o->q_start), .t_ret = lin_time(o->t_end, o->q_end) };
+	if (!o->t_end)
+		x->t_ret = LIN_NEVER;
+	if (o->route_status == KVN_ENOTFOUND) { /* the master knows no value */
+		x->kind = LIN_READ;
+		x->value = LIN_ABSENT;
+		return o->t_end != 0;
+	}
+	if (o->route_status != 0)
+		return 0; /* no route: no request went to a peer */
+	switch (o->kind) {
+	case SIM_PUT:
+		x->kind = LIN_WRITE;
+		x->value = o->gen;
+		x->home = lin_home(o->node, o->inc_last);
+		if (o->t_end && o->status == 0)
+			return 1;
+		x->t_ret = LIN_NEVER;
+		return o->t_sent != 0;
+	case SIM_REMOVE:
+		x->kind = LIN_REMOVE;
+		x->value = o->gen;
+		if (o->t_end && o->status == 0)
+			return 1;
+		if (o->replied && o->item_status != 0 && !o->ambiguous)
+			return 0; /* answered "nothing removed" */
+		x->t_ret = LIN_NEVER;
+		return o->t_sent != 0;
+	default: /* GET, CHECK */
+		if (!o->t_end)
+			return 0;
+		x->kind = LIN_READ;
+		if (o->status == 0)
+			x->value = o->got_gen;
+		else if (o->status == KVN_ENOTFOUND)
+			x->value = LIN_ABSENT; /* the client takes it as final */
+		else
+			return 0;
+		return 1;
+	}
+}
+
+static void check_lin(struct sim_world *w)
+{
+	size_t cap = 34 * w->nops + (size_t)(w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
+	struct lin_op *l = kvn_xmalloc(cap * sizeof *l);
+	struct lin_stats st = { 0 };
+	struct lin_opts lo = { .fmt = lin_fmt_gen, .key_fmt = lin_fmt_key, .unit = "ms", .t_shift = Q_BITS,
+				.status_name = kvn_err_name };
+	size_t n = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0); /* kvn_now_ms() is the loop's virtual clock */
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *o = &w->ops[i];
+		if (!lin_of(o, &l[n]))
+			continue;
+		n++;
+		if (o->kind != SIM_PUT && o->kind != SIM_REMOVE)
+			continue;
+		if (!o->ambiguous || (l[n - 1].kind != LIN_WRITE && l[n - 1].kind != LIN_REMOVE))
+			continue;
+		/* Sent more than once (a retry of the step, or a network that
+		 * duplicates): a later copy may take effect again, up to a
+		 * network delay after the operation ended -- once per peer
+		 * incarnation it went to.  (The real client re-routes each
+		 * attempt for a new generation; the simulated one re-sends.) */
+		for (int inc = 0; inc < 32; inc++) {
+			if (!((o->inc_mask >> inc) & 1))
+				continue;
+			struct lin_op x = l[n - 1];
+			x.optional = 1;
+			x.home = o->kind == SIM_PUT ? lin_home(o->node, inc) : 0;
+			x.t_ret = lin_time((o->t_end ? o->t_end : w->t_heal) + SIM_LATE_COPY_MS, 0);
+			l[n++] = x;
+			if (o->kind == SIM_REMOVE)
+				break;
+		}
+	}
+	for (int c = 0; c < w->ncrashes; c++) {
+		if (w->crashes[c].node < 0)
+			continue; /* the master's index is rebuilt: it loses no value */
+		for (int k = 0; k < SIM_KEYS; k++)
+			l[n++] = (struct lin_op){ .key = k, .kind = LIN_LOSE, .client = -1,
+						  .home = lin_home(w->crashes[c].node, w->crashes[c].inc),
+						  .t_call = lin_time(w->crashes[c].t, w->crashes[c].q),
+						  .t_ret = lin_time(w->crashes[c].t, w->crashes[c].q) };
+	}
+	for (int c = 0; c < w->ncuts; c++) {
+		const struct sim_cut *cu = &w->cuts[c];
+		uint64_t off = cu->off ? cu->off : w->t_heal;
+		for (int p = 0; p < SIM_PEERS; p++) {
+			if (cu->node != SIM_NODE_MASTER && cu->node != SIM_NODE_PEER(p))
+				continue;
+			for (int inc = 1; inc <= w->peer_inc[p]; inc++)
+				for (int k = 0; k < SIM_KEYS; k++) {
+					struct lin_op h = { .key = k, .kind = LIN_HIDE, .client = -1,
+							    .home = lin_home(p, inc), .optional = 1,
+							    .t_call = lin_time(cu->on, cu->q_on),
+							    .t_ret = lin_time(off + SIM_DEAD_SLACK_MS, 0) };
+					l[n++] = h;
+					h.kind = LIN_UNHIDE;
+					h.t_ret = lin_time(w->t_check, 0);
+					l[n++] = h;
+				}
+		}
+	}
+	w->lin_report[0] = '\0';
+	int bad = lin_check_history(l, n, &lo, &st, w->lin_report, sizeof w->lin_report);
+	w->lin_keys = st.keys;
+	w->lin_ops = st.ops;
+	w->lin_ambiguous = st.ambiguous;
+	w->lin_steps = st.steps;
+	w->lin_max_steps = st.max_steps;
+	w->lin_inconclusive = st.inconclusive;
+	w->lin_v_absent = st.v_absent;
+	w->lin_v_value = st.v_value;
+	w->lin_v_other = st.v_other;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	w->lin_ms = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	if (bad)
+		sim_violation(w, SIM_RULE_G, "%d key(s) not linearizable (the checker's account follows the report)",
+			      bad);
+	free(l);
+}
+
 void sim_check_history(struct sim_world *w)
 {
 	for (size_t i = 0; i < w->nops; i++) {
@@ -194,6 +368,7 @@ void sim_check_history(struct sim_world *w)
 	}
 	for (int k = 0; k < SIM_KEYS; k++)
 		check_kept(w, k);
+	check_lin(w);
 }
 
 /* ---- rule e: the master's index equals the union of the peers' keys ---- */

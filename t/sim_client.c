@@ -51,6 +51,7 @@ struct sim_client {
 	uint64_t spec_issued, spec_timeout, spec_dead_sent;
 	struct actor_msg *spec_reply; /* its answer, until the route decides (NULL: an error) */
 	int last_node[SIM_KEYS];      /* where this client last saw each key routed, -1 */
+	uint64_t last_gen[SIM_KEYS];  /* ... and which generation (0: none) */
 };
 
 enum { SPEC_NONE, SPEC_WAIT, SPEC_DONE };
@@ -328,7 +329,14 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 			      k, (unsigned long long)rt.gen, (unsigned long long)o->t_route,
 			      (unsigned long long)rt.size, (unsigned long long)sim_value_size(o->key, rt.gen));
 	c->last_node[o->key] = o->node;
+	c->last_gen[o->key] = o->gen;
 	c->step = 1;
+	if (o->kind == SIM_PUT && w->unsafe == SIM_UNSAFE_FAKE_ACK && sim_rand(w) % 4 == 0) {
+		/* broken on purpose: acknowledged, never sent (a lost put) */
+		o->t_sent = kvn_now_ms();
+		op_end(c, 0);
+		return 0;
+	}
 	if (c->spec_state == SPEC_WAIT)
 		c->route_waits = 1; /* the speculative call's own deadline ends the wait */
 	else if (c->spec_state == SPEC_DONE)
@@ -444,6 +452,7 @@ static int get_finish(struct sim_client *c, struct actor_msg *reply, int err)
 	if (rc == 0) {
 		o->replied = 1;
 		o->item_status = res.status;
+		o->got_gen = res.gen;
 		rc = res.status;
 	}
 	if (rc == 0) {
@@ -683,6 +692,19 @@ static void op_start(struct sim_client *c, int kind, int key)
 	c->step = 0;
 	if (kind == SIM_PUT)
 		w->ops[c->op].durable = sim_rand(w) % 4 == 0;
+	if (kind == SIM_GET && w->unsafe == SIM_UNSAFE_STALE_ROUTE && c->last_gen[key] && sim_rand(w) % 2) {
+		/* broken on purpose: the last route this client saw, not the
+		 * master's current one (a stale read when the key moved on) */
+		struct sim_op *o = &w->ops[c->op];
+		o->t_route = kvn_now_ms();
+		o->dead_route = nodes_dead();
+		o->route_status = 0;
+		o->gen = c->last_gen[key];
+		o->node = c->last_node[key];
+		c->step = 1;
+		send_step(c);
+		return;
+	}
 	if (kind == SIM_GET)
 		spec_send(c);
 	send_step(c);

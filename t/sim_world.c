@@ -66,7 +66,7 @@ const char *sim_rule_name(int r)
 {
 	static const char *const names[SIM_RULES] = {
 		"a: get bytes", "b: acknowledged put kept", "c: read-your-writes",
-		"d: deadlines", "e: index == union, no leaks", "f: run",
+		"d: deadlines", "e: index == union, no leaks", "f: run", "g: linearizable",
 	};
 	return r >= 0 && r < SIM_RULES ? names[r] : "?";
 }
@@ -199,16 +199,35 @@ static void link_all(struct sim_world *w)
 static void note_crash(struct sim_world *w, int node, int inc)
 {
 	if (w->ncrashes < SIM_MAX_CRASHES)
-		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms() };
+		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms(), ++w->qseq };
 	else
 		sim_violation(w, SIM_RULE_F, "more than %d crashes scheduled", SIM_MAX_CRASHES);
 }
 
 /* ---- the director: the schedule's actions, on the loop's clock ---- */
 
+/* Partitions, for the linearizability check (a peer cut off long enough
+ * is declared dead: its values leave routing until it re-attaches). */
+static void note_cut(struct sim_world *w, int node, int on)
+{
+	if (on) {
+		if (w->ncuts < SIM_MAX_CUTS)
+			w->cuts[w->ncuts++] = (struct sim_cut){ node, kvn_now_ms(), 0, ++w->qseq, 0 };
+		else
+			sim_violation(w, SIM_RULE_F, "more than %d partitions scheduled", SIM_MAX_CUTS);
+		return;
+	}
+	for (int i = 0; i < w->ncuts; i++)
+		if ((node < 0 || w->cuts[i].node == node) && !w->cuts[i].off) {
+			w->cuts[i].off = kvn_now_ms();
+			w->cuts[i].q_off = ++w->qseq;
+		}
+}
+
 static void heal(struct sim_world *w)
 {
 	w->workload_on = 0;
+	note_cut(w, -1, 0);
 	for (int s = 0; s < w->nsims; s++)
 		for (int n = 0; n < SIM_NODE_CLIENT(SIM_CLIENTS); n++)
 			net_sim_partition(w->sims[s], n, 0);
@@ -274,6 +293,7 @@ static void act_fire(struct actor *self, void *arg)
 	case ACT_PART_ON:
 		if (w->cut[i]++ == 0) {
 			sim_trace(w, "partition: node %d cut off", i);
+			note_cut(w, i, 1);
 			net_sim_partition(w->cur, i, 1);
 			w->n_partition++;
 		}
@@ -281,6 +301,7 @@ static void act_fire(struct actor *self, void *arg)
 	case ACT_PART_OFF:
 		if (w->cut[i] > 0 && --w->cut[i] == 0) {
 			sim_trace(w, "partition: node %d back", i);
+			note_cut(w, i, 0);
 			net_sim_partition(w->cur, i, 0);
 		}
 		break;
