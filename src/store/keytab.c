@@ -121,6 +121,17 @@ static struct kt_key *key_find(struct keytab *kt, const void *key, size_t klen)
 	return k;
 }
 
+/* A new, empty entry for key (the caller found none). */
+static struct kt_key *key_add(struct keytab *kt, const void *key, size_t klen)
+{
+	struct kt_key *k = kvn_xmalloc(sizeof *k + klen);
+	memset(k, 0, sizeof *k);
+	k->klen = klen;
+	memcpy(k->key, key, klen);
+	HASH_ADD_KEYPTR(hh, kt->keys, k->key, k->klen, k);
+	return k;
+}
+
 /* Drop the key entry once no generation and no tombstone refers to it. */
 static void key_maybe_drop(struct keytab *kt, struct kt_key *k)
 {
@@ -333,11 +344,7 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 	s->deadline = deadline_of(now_ms, ttl_ms);
 	s->state = KEYTAB_PENDING;
 	if (!k) {
-		k = kvn_xmalloc(sizeof *k + klen);
-		memset(k, 0, sizeof *k);
-		k->klen = klen;
-		memcpy(k->key, key, klen);
-		HASH_ADD_KEYPTR(hh, kt->keys, k->key, k->klen, k);
+		k = key_add(kt, key, klen);
 	}
 	s->k = k;
 	s->knext = k->pending;
@@ -640,11 +647,7 @@ int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t g
 	if (!k) {
 		/* evicted or removed meanwhile: a get routed to the old gen
 		 * still learns that the key moved */
-		k = kvn_xmalloc(sizeof *k + klen);
-		memset(k, 0, sizeof *k);
-		k->klen = klen;
-		memcpy(k->key, key, klen);
-		HASH_ADD_KEYPTR(hh, kt->keys, k->key, k->klen, k);
+		k = key_add(kt, key, klen);
 	}
 	if (k->committed) { /* an older gen than the one superseded: cannot be */
 		key_maybe_drop(kt, k);
