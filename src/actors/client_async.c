@@ -71,6 +71,12 @@ static void aput_finish(struct kvn_client *c, struct client_aput *ap, int status
 	TAILQ_REMOVE(&c->aq_flight, ap, link);
 	actor_timer_free(ap->pause); /* not armed: the put was in a step */
 	ap->pause = NULL;
+	/* a connection lost after the put's own deadline (cut for it or for
+	 * another put of this client, the master's or the peer's) failed it
+	 * for lack of time, whichever step noticed first */
+	if ((status == KVN_ECONN || status == KVN_EPEERDOWN || status == KVN_EBUSY) && !c->closing &&
+	    kvn_now_ms() >= ap->deadline_ms)
+		status = KVN_ETIMEDOUT;
 	ap->status = status; /* KVN_ENOSPC: the node tried last had no room */
 	if (status == 0) {
 		/* our own write: the next get must see it */
@@ -116,10 +122,7 @@ static void aput_pause(struct kvn_client *c, struct client_aput *ap, int status)
 static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
 {
 	if (client_retryable(status) && !c->closing && kvn_now_ms() >= ap->deadline_ms) {
-		/* it would go on, but its time is up: whatever the last attempt
-		 * met (often a connection another put's deadline cut), the put
-		 * failed for lack of time */
-		aput_finish(c, ap, KVN_ETIMEDOUT);
+		aput_finish(c, ap, KVN_ETIMEDOUT); /* it would go on, but its time is up */
 		return;
 	}
 	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing) {
