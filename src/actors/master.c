@@ -79,6 +79,8 @@ static int load_node(void *arg, const struct meta_node *row)
 	n->disk_total = row->disk_total;
 	n->disk_used = row->disk_used;
 	n->dead = strcmp(row->state, "dead") == 0;
+	if (n->dead)
+		mnode_forget(ms, n); /* it may come back with anything it held */
 	/* silent since the start: declared dead after node_timeout unless it
 	 * attaches */
 	n->last_seen_ms = kvn_now_ms();
@@ -219,9 +221,13 @@ fail:
 
 static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
 {
-	uint64_t dropped = mindex_drop_node(ms, n);
+	uint64_t dropped;
 	struct actor_msg *req;
 	struct wire_w w;
+
+	/* before the drop: its keys keep a floor until it re-syncs */
+	mnode_forget(ms, n);
+	dropped = mindex_drop_node(ms, n);
 
 	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
 		 " locations dropped (marked lost in master.db)",

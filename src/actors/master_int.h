@@ -150,6 +150,10 @@ struct mnode {
 	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
 	uint32_t npdrops;
 	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
+	/* its locations were dropped (declared dead, or dead in master.db) and
+	 * it has not full-synced since: it may hold generations superseded
+	 * meanwhile (master_floor.c) */
+	int forgot;
 	/* signs its ROUTE_PUT grants; made anew by every attachment (and new
 	 * connection) from what only this master and that peer share */
 	struct auth_grant_key *gkey;
@@ -186,6 +190,11 @@ struct master {
 	/* nodes with unsynced set: while any, routes of keys not written in
 	 * this life answer KVN_EBUSY (master_route_ready) */
 	uint32_t unsynced;
+	/* per-key generation floors while a node is forgotten (master_floor.c) */
+	struct mfloor *floors;
+	uint32_t nfloors, forgotten; /* floors kept; nodes with forgot set */
+	uint64_t floor_all;          /* past the limit: a floor for every key */
+	int floor_full_logged;
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
@@ -320,6 +329,20 @@ int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uin
 /* Drop every location of node; returns how many. */
 uint64_t mindex_drop_node(struct master *ms, struct mnode *node);
 void mindex_free_all(struct master *ms);
+
+/* Generation floors (master_floor.c): raise key's floor to gen (kept only
+ * while some node is forgotten or unsynced); the floor a new entry of key
+ * at gen must reach (the floor goes when gen reaches it); free them all;
+ * free them once no node needs them.  A node's locations were dropped
+ * (forget) or replaced by its full sync (recalled). */
+struct mfloor;
+void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t *key, uint16_t klen,
+		     uint64_t gen);
+void mfloor_free_all(struct master *ms);
+void mfloor_prune(struct master *ms);
+void mnode_forget(struct master *ms, struct mnode *n);
+void mnode_recalled(struct master *ms, struct mnode *n);
 
 void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
 /* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such

@@ -133,6 +133,7 @@ static void sync_apply(struct master *ms, struct mnode *n)
 	n->db_broken = 0;
 	n->sync_due = 0;
 	mnode_synced(ms, n); /* its keys are in the index now */
+	mnode_recalled(ms, n); /* and nothing superseded came back */
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
