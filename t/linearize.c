@@ -21,7 +21,6 @@
 #include "config.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,22 +31,6 @@
 #include "lincheck.h"
 #include "proc.h"
 #include "tap.h"
-
-/* An assertion of a known bug whose fix is not merged on this branch:
- * "not ok ... # TODO why" when it fails (the harness does not count it), a
- * plain "ok" when it holds (never an unexpected pass). */
-static void todo_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void todo_ok(int cond, const char *why, const char *fmt, ...)
-{
-	va_list ap;
-	tap_n++;
-	printf("%s %d - %s%s", cond ? "ok" : "not ok", tap_n, tap_case, *tap_case ? ": " : "");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(cond ? "\n" : " # TODO %s\n", why);
-	fflush(stdout);
-}
 
 static void diag_lines(const char *p)
 {
@@ -641,22 +624,19 @@ static void t_processes(void)
 	   (unsigned long long)ls.inconclusive, INCONCLUSIVE_MAX);
 	if (bad)
 		diag_lines(rep);
-	/* Known bugs this finds, fixed on other branches: a get that reads
-	 * "not found" while a concurrent put moves the key to another peer
-	 * (item 3); a stale value read right after the master restart (item
-	 * 4).  Once they are merged these are hard assertions.  (With item
-	 * 3's branch alone, 1 run in 4 or so still read a value that an
-	 * acknowledged remove had removed: an older generation that a peer,
-	 * stopped while it was superseded, brought back when it re-synced.) */
-	todo_ok(ls.v_absent == 0, "item 3 not merged yet",
-		"no impossible 'not found' (a get or remove missing a value a put completed): %llu",
-		(unsigned long long)ls.v_absent);
-	todo_ok(ls.v_value == 0, "item 4 not merged yet; also an older generation taken back after a remove",
-		"no stale read (a value already overwritten or removed): %llu",
-		(unsigned long long)ls.v_value);
-	todo_ok(ls.v_other == 0, "items 3/4 not merged yet",
-		"no other impossible operation (a remove of a value no longer there): %llu",
-		(unsigned long long)ls.v_other);
+	/* Each kind of impossible operation on its own: a get that reads "not
+	 * found" while a concurrent put moves the key (item 3), a stale value
+	 * right after a master restart (item 4), an older generation a stopped
+	 * peer brought back after a remove (the master's generation floors). */
+	ok(ls.v_absent == 0,
+	   "no impossible 'not found' (a get or remove missing a value a put completed): %llu",
+	   (unsigned long long)ls.v_absent);
+	ok(ls.v_value == 0,
+	   "no stale read (a value already overwritten or removed): %llu",
+	   (unsigned long long)ls.v_value);
+	ok(ls.v_other == 0,
+	   "no other impossible operation (a remove of a value no longer there): %llu",
+	   (unsigned long long)ls.v_other);
 	free(h);
 	for (int i = 0; i < NCLIENTS; i++)
 		free(w[i].recs);

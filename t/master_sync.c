@@ -279,6 +279,51 @@ static void t_timeout(void)
 	env_down();
 }
 
+/* A node declared dead misses the supersede of its keys (no DROP_GEN: the
+ * index no longer names it).  Once the newer generation is removed, or
+ * lost with its node, the dead node's full sync must not bring the old one
+ * back; what nothing superseded comes back as before. */
+static void t_forgotten(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	char key[64];
+	uint64_t gen = 0;
+	int st = 0;
+
+	env_up("forgotten", 300);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	struct tev a[] = { { 1, PROTO_EV_ADD, "k", 100, 0, 10 },
+			   { 2, PROTO_EV_ADD, "j", 110, 0, 10 },
+			   { 3, PROTO_EV_ADD, "m", 120, 0, 10 } };
+	is_int(events(0, "n1", 11, a, 3, &ack), 0, "n1 holds k, j and m");
+	uint64_t end = kvn_now_ms() + 5000;
+	while ((st = get1("k", &rt)) == 0 && kvn_now_ms() < end)
+		pump(20);
+	is_int(st, KVN_ENOTFOUND, "n1 falls silent: declared dead, its keys leave routing");
+
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev b[] = { { 1, PROTO_EV_ADD, "k", 200, 0, 10 },
+			   { 2, PROTO_EV_REMOVE, "k", 200, 0, 0 },
+			   { 3, PROTO_EV_ADD, "j", 210, 0, 10 } };
+	is_int(events(1, "n2", 22, b, 3, &ack), 0, "n2 puts k (newer), removes it, and puts j (newer)");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k is removed");
+	is_int(attach(1, "n2", 23, 1000, 0, &ack), 0, "n2 restarts (a new boot): j's newer generation is lost");
+	is_int(get1("j", &rt), KVN_ENOTFOUND, "j is gone");
+
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 comes back");
+	struct tev snap[] = { { 0, 0, "k", 100, 0, 10 }, { 0, 0, "j", 110, 0, 10 }, { 0, 0, "m", 120, 0, 10 } };
+	is_int(sync_chunk(0, "n1", 11, 3, 0, 1, snap, 3, &ack), 0, "and full-syncs its three keys");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k stays removed: its superseded generation is not taken back");
+	is_int(get1("j", &rt), KVN_ENOTFOUND, "j stays lost: its superseded generation is not taken back");
+	is_int(get1("m", &rt), 0, "m, which nothing superseded, is routed again");
+	is_int(rt.gen, 120, "at its generation");
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	is_int(d ? drop_items(d, key, sizeof key, &gen) : -1, 2, "n1 is told to drop both old generations");
+	actor_msg_free(d);
+	env_down();
+}
+
 static void t_restart(void)
 {
 	struct proto_ack ack;
@@ -573,6 +618,7 @@ static const struct tap_test tests[] = {
 	{ "db_failure", t_db_failure },
 	{ "linger", t_linger },
 	{ "hold", t_hold },
+	{ "forgotten", t_forgotten },
 	{ NULL, NULL },
 };
 
