@@ -99,7 +99,15 @@ static int load_object(void *arg, const struct meta_object *o)
 	struct mnode *n = mnode_find(ms, o->node_id);
 	struct mdrops none = { 0 };
 
-	if (!n || n->dead || strcmp(o->state, "live") != 0 || o->klen == 0 || o->klen > KVN_MAX_KEY)
+	if (o->klen == 0 || o->klen > KVN_MAX_KEY)
+		return 0;
+	if (strcmp(o->state, "lost") == 0) {
+		/* its dead node may bring back exactly it, nothing older */
+		mfloor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
+		ms->db_floors = 1;
+		return 0;
+	}
+	if (!n || n->dead || strcmp(o->state, "live") != 0)
 		return 0;
 	(void)mindex_add(ms, n, o->key, (uint16_t)o->klen, o->gen, (uint8_t)o->tier, o->size, &none);
 	mdrops_fini(&none); /* one row per key: nothing to drop */
@@ -176,7 +184,8 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	/* half the writer's mailbox (it is o->mailbox too): room left for
 	 * node rows, deaths and full-sync parts */
 	ms->db_max_inflight = o->mailbox / 2 > 8 ? o->mailbox / 2 : 8;
-	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0) {
+	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0 ||
+	    (rc = meta_load_floors(db, mfloor_load, ms)) < 0) {
 		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
 		goto fail;
 	}
@@ -397,6 +406,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 			mpdrop_resend(ms, n);
 		else
 			resync = 1;
+		mfloor_db_check(ms);
 	}
 	if (resync) {
 		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
@@ -531,6 +541,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 			}
 		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {
 			master_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+			ms->db_floors = 1; /* the delete leaves a floor (sql/002-floors.sql) */
 		}
 		n->applied_seq = e.seq;
 	}

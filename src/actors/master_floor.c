@@ -136,3 +136,46 @@ void mnode_recalled(struct master *ms, struct mnode *n)
 	}
 	mfloor_prune(ms);
 }
+
+/* ---- master.db's floors ----
+ *
+ * The floors above live while this master does.  A master restart loses
+ * them, and with them what the unconfirmed DROP_GEN notices (also kept in
+ * memory only) protected: a node that missed the drop of an older
+ * generation re-syncs it, and if the newer one was removed meanwhile no
+ * row says it is old.  So master.db keeps a floor for every key whose last
+ * row was deleted (the objects_floor trigger of sql/002-floors.sql, in the
+ * transaction of the delete), loaded at start; a dead node's lost rows are
+ * floors too (it may bring back exactly them).  The table is emptied
+ * whenever no node can hold a generation the index does not know. */
+
+int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen)
+{
+	struct master *ms = arg;
+	struct mentry *e;
+
+	ms->db_floors = 1;
+	if (klen == 0 || klen > KVN_MAX_KEY)
+		return 0;
+	HASH_FIND(hh, ms->index, key, klen, e);
+	if (!e) /* a later put's row is its own floor */
+		mfloor_raise(ms, key, (uint16_t)klen, gen);
+	return 0;
+}
+
+void mfloor_db_check(struct master *ms)
+{
+	struct mnode *n, *tmp;
+
+	if (!ms->db_floors || ms->db_degraded || ms->unsynced || ms->forgotten)
+		return;
+	HASH_ITER(hh, ms->nodes, n, tmp)
+		if (n->npdrops || n->pdrops_lost || n->stg.active)
+			return; /* it may still hold a generation it was told to drop */
+	struct actor_msg *m = actor_msg_new(DBW_FLOORS_CLEAR);
+	if (actor_send(ms->dbw, m) != 0) {
+		actor_msg_free(m);
+		return; /* the next heartbeat tries again */
+	}
+	ms->db_floors = 0;
+}

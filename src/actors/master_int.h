@@ -36,6 +36,7 @@ enum dbw_type {
 	DBW_NODE_DEAD = 0x8204, /* node dead: its objects lost, its row dead */
 	DBW_PROBE = 0x8205,     /* degraded: checkpoint, node rows, commit now */
 	DBW_EPOCH = 0x8206,     /* u32 epoch: record it as the newest (meta_epoch_raise) */
+	DBW_FLOORS_CLEAR = 0x8207, /* one-way: empty the floors table (master_floor.c) */
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
@@ -195,6 +196,7 @@ struct master {
 	uint32_t nfloors, forgotten; /* floors kept; nodes with forgot set */
 	uint64_t floor_all;          /* past the limit: a floor for every key */
 	int floor_full_logged;
+	int db_floors;               /* master.db may hold floors: empty them when quiet */
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
@@ -343,6 +345,10 @@ void mfloor_free_all(struct master *ms);
 void mfloor_prune(struct master *ms);
 void mnode_forget(struct master *ms, struct mnode *n);
 void mnode_recalled(struct master *ms, struct mnode *n);
+/* Master.db's floors: one loaded at start; a heartbeat or a full sync may
+ * have made every floor needless (master_floor.c). */
+int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen);
+void mfloor_db_check(struct master *ms);
 
 void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
 /* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such

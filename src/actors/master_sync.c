@@ -198,5 +198,6 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 	}
 	sync_apply(ms, n);
 	master_reply_ack(ms, m, n, 0, 0);
+	ms->db_floors = 1; /* rows it no longer holds leave floors (sql/002-floors.sql) */
 	persist_sync(ms, n);
 }
