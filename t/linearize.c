@@ -67,6 +67,12 @@ static struct lin_op F(int kind, uint64_t home, uint64_t a, uint64_t b, int opti
 				.optional = optional };
 }
 
+static struct lin_op Rv(uint64_t v, uint64_t home, uint64_t a, uint64_t b) /* revive, optional */
+{
+	return (struct lin_op){ .kind = LIN_REVIVE, .value = v, .home = home, .t_call = a, .t_ret = b,
+				.client = -1, .optional = 1 };
+}
+
 static struct lin_op Wh(uint64_t v, uint64_t home, uint64_t a, uint64_t b)
 {
 	struct lin_op o = W(v, a, b);
@@ -137,6 +143,14 @@ static void t_checker(void)
 	      F(LIN_HIDE, 5, 2, 4, 1), Wh(2, 6, 5, 6), F(LIN_UNHIDE, 5, 2, 20, 1), R(1, 21, 22));
 	CHECK(LIN_VIOLATION, "an optional fault whose window closed takes effect in it or never", Wh(1, 5, 0, 1),
 	      F(LIN_LOSE, 5, 2, 3, 1), R(1, 4, 5), R(0, 6, 7));
+	/* a master crash that lost a plain put not yet committed: the older
+	 * value may come back once the key has none */
+	CHECK(LIN_OK, "a revived value after the newer one was removed", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3),
+	      D(2, 4, 5), Rv(1, 5, 6, 20), R(1, 7, 8));
+	CHECK(LIN_VIOLATION, "... not while the newer one is there", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3),
+	      Rv(1, 5, 4, 20), R(1, 7, 8));
+	CHECK(LIN_VIOLATION, "... nor before its window", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3), D(2, 4, 5), R(1, 6, 7),
+	      Rv(1, 5, 8, 20));
 }
 
 /* The report names the key, the impossible read and a short window. */
@@ -238,6 +252,10 @@ static int model(const struct lin_op *op, uint64_t *v, uint64_t *home, int *hidd
 		if (present && *home == op->home)
 			*hidden = op->kind == LIN_HIDE;
 		return 1;
+	case LIN_REVIVE:
+		if (!present)
+			*v = op->value, *home = op->home, *hidden = 0;
+		return 1;
 	}
 	return 0;
 }
@@ -319,8 +337,10 @@ static void t_brute(void)
 				if (rng_next(&s) % 4 == 0)
 					h[i].t_ret = INF;
 			} else {
-				int kinds[] = { LIN_LOSE, LIN_HIDE, LIN_UNHIDE };
-				h[i] = F(kinds[rng_next(&s) % 3], 1 + rng_next(&s) % 2, a, a + d, (int)(rng_next(&s) % 2));
+				int kinds[] = { LIN_LOSE, LIN_HIDE, LIN_UNHIDE, LIN_REVIVE };
+				h[i] = F(kinds[rng_next(&s) % 4], 1 + rng_next(&s) % 2, a, a + d, (int)(rng_next(&s) % 2));
+				if (h[i].kind == LIN_REVIVE) /* of a value some put wrote, or none yet */
+					h[i].value = 1 + rng_next(&s) % (uint64_t)(nw + 1);
 			}
 		}
 		int want = brute(h, n) ? LIN_OK : LIN_VIOLATION;
