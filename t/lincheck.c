@@ -41,8 +41,8 @@ struct lstate {
 
 const char *lin_kind_name(int kind)
 {
-	static const char *const names[] = { "?", "put", "get", "remove", "lose", "hide", "unhide" };
-	return kind >= LIN_WRITE && kind <= LIN_UNHIDE ? names[kind] : names[0];
+	static const char *const names[] = { "?", "put", "get", "remove", "lose", "hide", "unhide", "revive" };
+	return kind >= LIN_WRITE && kind <= LIN_REVIVE ? names[kind] : names[0];
 }
 
 /* The register: 1 and the next state when op may take effect in s. */
@@ -85,6 +85,15 @@ static int model_step(const struct lin_op *op, int canon, const struct lstate *s
 	case LIN_UNHIDE:
 		if (present && s->home == op->home)
 			out->hidden = 0;
+		return 1;
+	case LIN_REVIVE:
+		/* only into a key with no value (a hidden one still counts):
+		 * while a newer value exists, it supersedes the revived one */
+		if (known && !present) {
+			out->v = op->value;
+			out->home = op->home;
+			out->hidden = 0;
+		}
 		return 1;
 	}
 	return 0;
@@ -427,9 +436,9 @@ static void op_line(struct out *o, const struct lin_opts *lo, size_t idx, const 
 	else
 		snprintf(t1, sizeof t1, "%llu", (unsigned long long)((op->t_ret - lo->t_base) >> lo->t_shift));
 	fmt_value(lo, op->value, v, sizeof v);
-	if (op->kind == LIN_LOSE || op->kind == LIN_HIDE || op->kind == LIN_UNHIDE) {
-		outf(o, "  %s#%zu fault: %s home %#llx [%llu..%s%s%s]%s\n", mark, idx, lin_kind_name(op->kind),
-		     (unsigned long long)op->home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1,
+	if (op->kind == LIN_LOSE || op->kind == LIN_HIDE || op->kind == LIN_UNHIDE || op->kind == LIN_REVIVE) {
+		outf(o, "  %s#%zu fault: %s%s%s home %#llx [%llu..%s%s%s]%s\n", mark, idx, lin_kind_name(op->kind),
+		     op->kind == LIN_REVIVE ? " " : "", op->kind == LIN_REVIVE ? v : "", (unsigned long long)op->home, (unsigned long long)((op->t_call - lo->t_base) >> lo->t_shift), t1,
 		     sp, unit, op->optional ? " (may or may not have happened)" : "");
 		return;
 	}

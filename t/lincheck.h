@@ -21,7 +21,10 @@
  * - faults the design lets destroy or hide data (t/sim): LIN_LOSE (a node
  *   incarnation died: a value whose home it was is gone), LIN_HIDE and
  *   LIN_UNHIDE (a node declared dead: its values leave routing, and may
- *   come back when it re-attaches).  A write names its home (0: none).
+ *   come back when it re-attaches), LIN_REVIVE (a master crash lost a
+ *   plain put not yet committed: the older value master.db still names may
+ *   come back, with its home, into a key that has no value any more).  A
+ *   write names its home (0: none).
  *   A fault whose instant is not known exactly is `optional` within the
  *   window it may have happened in.
  */
@@ -31,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum lin_kind { LIN_WRITE = 1, LIN_READ, LIN_REMOVE, LIN_LOSE, LIN_HIDE, LIN_UNHIDE };
+enum lin_kind { LIN_WRITE = 1, LIN_READ, LIN_REMOVE, LIN_LOSE, LIN_HIDE, LIN_UNHIDE, LIN_REVIVE };
 
 #define LIN_ABSENT 0              /* value: "not found" */
 #define LIN_ANYVAL UINT64_MAX     /* LIN_REMOVE: of whatever value the key has */

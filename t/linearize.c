@@ -21,7 +21,6 @@
 #include "config.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,22 +31,6 @@
 #include "lincheck.h"
 #include "proc.h"
 #include "tap.h"
-
-/* An assertion of a known bug whose fix is not merged on this branch:
- * "not ok ... # TODO why" when it fails (the harness does not count it), a
- * plain "ok" when it holds (never an unexpected pass). */
-static void todo_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void todo_ok(int cond, const char *why, const char *fmt, ...)
-{
-	va_list ap;
-	tap_n++;
-	printf("%s %d - %s%s", cond ? "ok" : "not ok", tap_n, tap_case, *tap_case ? ": " : "");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(cond ? "\n" : " # TODO %s\n", why);
-	fflush(stdout);
-}
 
 static void diag_lines(const char *p)
 {
@@ -82,6 +65,12 @@ static struct lin_op F(int kind, uint64_t home, uint64_t a, uint64_t b, int opti
 {
 	return (struct lin_op){ .kind = kind, .home = home, .t_call = a, .t_ret = b, .client = -1,
 				.optional = optional };
+}
+
+static struct lin_op Rv(uint64_t v, uint64_t home, uint64_t a, uint64_t b) /* revive, optional */
+{
+	return (struct lin_op){ .kind = LIN_REVIVE, .value = v, .home = home, .t_call = a, .t_ret = b,
+				.client = -1, .optional = 1 };
 }
 
 static struct lin_op Wh(uint64_t v, uint64_t home, uint64_t a, uint64_t b)
@@ -154,6 +143,14 @@ static void t_checker(void)
 	      F(LIN_HIDE, 5, 2, 4, 1), Wh(2, 6, 5, 6), F(LIN_UNHIDE, 5, 2, 20, 1), R(1, 21, 22));
 	CHECK(LIN_VIOLATION, "an optional fault whose window closed takes effect in it or never", Wh(1, 5, 0, 1),
 	      F(LIN_LOSE, 5, 2, 3, 1), R(1, 4, 5), R(0, 6, 7));
+	/* a master crash that lost a plain put not yet committed: the older
+	 * value may come back once the key has none */
+	CHECK(LIN_OK, "a revived value after the newer one was removed", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3),
+	      D(2, 4, 5), Rv(1, 5, 6, 20), R(1, 7, 8));
+	CHECK(LIN_VIOLATION, "... not while the newer one is there", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3),
+	      Rv(1, 5, 4, 20), R(1, 7, 8));
+	CHECK(LIN_VIOLATION, "... nor before its window", Wh(1, 5, 0, 1), Wh(2, 6, 2, 3), D(2, 4, 5), R(1, 6, 7),
+	      Rv(1, 5, 8, 20));
 }
 
 /* The report names the key, the impossible read and a short window. */
@@ -255,6 +252,10 @@ static int model(const struct lin_op *op, uint64_t *v, uint64_t *home, int *hidd
 		if (present && *home == op->home)
 			*hidden = op->kind == LIN_HIDE;
 		return 1;
+	case LIN_REVIVE:
+		if (!present)
+			*v = op->value, *home = op->home, *hidden = 0;
+		return 1;
 	}
 	return 0;
 }
@@ -336,8 +337,10 @@ static void t_brute(void)
 				if (rng_next(&s) % 4 == 0)
 					h[i].t_ret = INF;
 			} else {
-				int kinds[] = { LIN_LOSE, LIN_HIDE, LIN_UNHIDE };
-				h[i] = F(kinds[rng_next(&s) % 3], 1 + rng_next(&s) % 2, a, a + d, (int)(rng_next(&s) % 2));
+				int kinds[] = { LIN_LOSE, LIN_HIDE, LIN_UNHIDE, LIN_REVIVE };
+				h[i] = F(kinds[rng_next(&s) % 4], 1 + rng_next(&s) % 2, a, a + d, (int)(rng_next(&s) % 2));
+				if (h[i].kind == LIN_REVIVE) /* of a value some put wrote, or none yet */
+					h[i].value = 1 + rng_next(&s) % (uint64_t)(nw + 1);
 			}
 		}
 		int want = brute(h, n) ? LIN_OK : LIN_VIOLATION;
@@ -641,22 +644,19 @@ static void t_processes(void)
 	   (unsigned long long)ls.inconclusive, INCONCLUSIVE_MAX);
 	if (bad)
 		diag_lines(rep);
-	/* Known bugs this finds, fixed on other branches: a get that reads
-	 * "not found" while a concurrent put moves the key to another peer
-	 * (item 3); a stale value read right after the master restart (item
-	 * 4).  Once they are merged these are hard assertions.  (With item
-	 * 3's branch alone, 1 run in 4 or so still read a value that an
-	 * acknowledged remove had removed: an older generation that a peer,
-	 * stopped while it was superseded, brought back when it re-synced.) */
-	todo_ok(ls.v_absent == 0, "item 3 not merged yet",
-		"no impossible 'not found' (a get or remove missing a value a put completed): %llu",
-		(unsigned long long)ls.v_absent);
-	todo_ok(ls.v_value == 0, "item 4 not merged yet; also an older generation taken back after a remove",
-		"no stale read (a value already overwritten or removed): %llu",
-		(unsigned long long)ls.v_value);
-	todo_ok(ls.v_other == 0, "items 3/4 not merged yet",
-		"no other impossible operation (a remove of a value no longer there): %llu",
-		(unsigned long long)ls.v_other);
+	/* Each kind of impossible operation on its own: a get that reads "not
+	 * found" while a concurrent put moves the key (item 3), a stale value
+	 * right after a master restart (item 4), an older generation a stopped
+	 * peer brought back after a remove (the master's generation floors). */
+	ok(ls.v_absent == 0,
+	   "no impossible 'not found' (a get or remove missing a value a put completed): %llu",
+	   (unsigned long long)ls.v_absent);
+	ok(ls.v_value == 0,
+	   "no stale read (a value already overwritten or removed): %llu",
+	   (unsigned long long)ls.v_value);
+	ok(ls.v_other == 0,
+	   "no other impossible operation (a remove of a value no longer there): %llu",
+	   (unsigned long long)ls.v_other);
 	free(h);
 	for (int i = 0; i < NCLIENTS; i++)
 		free(w[i].recs);

@@ -279,6 +279,147 @@ static void t_timeout(void)
 	env_down();
 }
 
+/* A node declared dead misses the supersede of its keys (no DROP_GEN: the
+ * index no longer names it).  Once the newer generation is removed, or
+ * lost with its node, the dead node's full sync must not bring the old one
+ * back; what nothing superseded comes back as before. */
+static void t_forgotten(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	char key[64];
+	uint64_t gen = 0;
+	int st = 0;
+
+	env_up("forgotten", 300);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	struct tev a[] = { { 1, PROTO_EV_ADD, "k", 100, 0, 10 },
+			   { 2, PROTO_EV_ADD, "j", 110, 0, 10 },
+			   { 3, PROTO_EV_ADD, "m", 120, 0, 10 } };
+	is_int(events(0, "n1", 11, a, 3, &ack), 0, "n1 holds k, j and m");
+	uint64_t end = kvn_now_ms() + 5000;
+	while ((st = get1("k", &rt)) == 0 && kvn_now_ms() < end)
+		pump(20);
+	is_int(st, KVN_ENOTFOUND, "n1 falls silent: declared dead, its keys leave routing");
+
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev b[] = { { 1, PROTO_EV_ADD, "k", 200, 0, 10 },
+			   { 2, PROTO_EV_REMOVE, "k", 200, 0, 0 },
+			   { 3, PROTO_EV_ADD, "j", 210, 0, 10 } };
+	is_int(events(1, "n2", 22, b, 3, &ack), 0, "n2 puts k (newer), removes it, and puts j (newer)");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k is removed");
+	is_int(attach(1, "n2", 23, 1000, 0, &ack), 0, "n2 restarts (a new boot): j's newer generation is lost");
+	is_int(get1("j", &rt), KVN_ENOTFOUND, "j is gone");
+
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 comes back");
+	struct tev snap[] = { { 0, 0, "k", 100, 0, 10 }, { 0, 0, "j", 110, 0, 10 }, { 0, 0, "m", 120, 0, 10 } };
+	is_int(sync_chunk(0, "n1", 11, 3, 0, 1, snap, 3, &ack), 0, "and full-syncs its three keys");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k stays removed: its superseded generation is not taken back");
+	is_int(get1("j", &rt), KVN_ENOTFOUND, "j stays lost: its superseded generation is not taken back");
+	is_int(get1("m", &rt), 0, "m, which nothing superseded, is routed again");
+	is_int(rt.gen, 120, "at its generation");
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	is_int(d ? drop_items(d, key, sizeof key, &gen) : -1, 2, "n1 is told to drop both old generations");
+	actor_msg_free(d);
+	env_down();
+}
+
+/* Wait for a DURABLE of peer p up to seq (1: it came). */
+static int durable_seen(int p, uint64_t seq)
+{
+	uint64_t end = kvn_now_ms() + 5000, got = 0;
+	while (got < seq && kvn_now_ms() < end) {
+		struct actor_msg *d = take(&E.peers[p], WIRE_DURABLE, 200);
+		uint64_t s = 0;
+		if (d && proto_durable_dec(d, &s) == 0 && s > got)
+			got = s;
+		actor_msg_free(d);
+	}
+	return got >= seq;
+}
+
+/* A HEARTBEAT of node id on peer p reporting keys committed keys. */
+static int heartbeat_keys(int p, const char *id, uint64_t boot, uint64_t last_seq, uint64_t keys)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT);
+	struct proto_node n = { .boot_id = boot, .dram_total = 1000, .last_seq = last_seq, .keys = keys,
+				.disk_total = 1 << 30 };
+	struct proto_ack ack;
+	snprintf(n.node_id, sizeof n.node_id, "%s", id);
+	snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000 + (unsigned)(boot % 1000));
+	if (proto_node_enc(m, &n) != 0)
+		kvn_fatal("proto_node_enc");
+	return reply_ack(call(&E.peers[p], m, AUTH_ROLE_PEER), &ack);
+}
+
+static long long floors_rows(void)
+{
+	sqlite3 *c = NULL;
+	sqlite3_stmt *s = NULL;
+	long long n = -1;
+	if (sqlite3_open_v2(E.db, &c, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(c, 2000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(c, "SELECT count(*) FROM floors", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(c);
+	return n;
+}
+
+/* DROP_GEN is one-way and the master keeps the unconfirmed ones in memory:
+ * a node that missed the drop of a superseded generation re-syncs it after
+ * a master restart.  Once the newer generation's remove is committed, no
+ * object row says the old one is old: master.db's floor does. */
+static void t_restart_floor(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+	char key[64];
+	uint64_t gen = 0;
+
+	env_up("restart_floor", 1500);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev a[] = { { 1, PROTO_EV_ADD, "k", 100, 0, 10 }, { 2, PROTO_EV_ADD, "x", 110, 0, 10 } };
+	events(0, "n1", 11, a, 2, &ack);
+	ok(durable_seen(0, 2), "n1's k and x committed");
+	struct tev b[] = { { 1, PROTO_EV_ADD, "k", 200, 0, 10 }, { 2, PROTO_EV_REMOVE, "k", 200, 0, 0 } };
+	events(1, "n2", 22, b, 2, &ack);
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	ok(d != NULL, "n1 is told to drop k gen 100 (and misses it: the notice is not applied)");
+	actor_msg_free(d);
+	ok(durable_seen(1, 2), "n2's put and remove of k committed");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k is removed");
+
+	master_down();
+	master_up();
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 attaches to the new master");
+	is_int(attach(1, "n2", 22, 1000, 0, &ack), 0, "n2 too");
+	is_int(sync_chunk(1, "n2", 22, 2, 0, 1, NULL, 0, &ack), 0, "n2 full-syncs: it holds nothing");
+	struct tev snap[] = { { 0, 0, "k", 100, 0, 10 }, { 0, 0, "x", 110, 0, 10 } };
+	is_int(sync_chunk(0, "n1", 11, 2, 0, 1, snap, 2, &ack), 0, "n1 full-syncs k's old generation and x");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "k stays removed: the generation n1 missed the drop of is not taken back");
+	is_int(get1("x", &rt), 0, "x is routed");
+	is_int(rt.gen, 110, "at its generation");
+	d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	ok(d && drop_items(d, key, sizeof key, &gen) == 1 && strcmp(key, "k") == 0 && gen == 100,
+	   "n1 is told again to drop k gen 100");
+	actor_msg_free(d);
+
+	/* once every node's keys match the index (the drop applied), no node
+	 * holds a generation the master does not know: the floors go */
+	ok(floors_rows() > 0, "master.db holds k's floor meanwhile");
+	uint64_t end = kvn_now_ms() + 5000;
+	while (floors_rows() != 0 && kvn_now_ms() < end) {
+		heartbeat_keys(0, "n1", 11, 2, 1);
+		heartbeat_keys(1, "n2", 22, 2, 0);
+		pump(50);
+	}
+	is_int(floors_rows(), 0, "and empties them once both nodes' keys match the index");
+	env_down();
+}
+
 static void t_restart(void)
 {
 	struct proto_ack ack;
@@ -573,6 +714,8 @@ static const struct tap_test tests[] = {
 	{ "db_failure", t_db_failure },
 	{ "linger", t_linger },
 	{ "hold", t_hold },
+	{ "forgotten", t_forgotten },
+	{ "restart_floor", t_restart_floor },
 	{ NULL, NULL },
 };
 

@@ -93,7 +93,7 @@ static int raw_exec(sqlite3 *c, const char *sql)
 /* Every row of a query as "c1,c2;c1,c2" (NULL as "NULL"); "ERR: ..." on error. */
 static const char *rows(sqlite3 *c, const char *sql)
 {
-	static char out[4096];
+	static char out[16384];
 	sqlite3_stmt *s = NULL;
 	size_t n = 0;
 	int rc;
@@ -388,7 +388,7 @@ static void t_refuse_newer(void)
 static void t_reopen(void)
 {
 	struct meta_db *db = fresh("r.db");
-	char schema[4096];
+	char schema[16384];
 	uint32_t e1 = 0, e2 = 0, e3 = 0;
 	int v = 0;
 
@@ -474,6 +474,25 @@ static void t_group_commit(void)
 	meta_close(db);
 }
 
+/* master.db's floors as "key,gen;key,gen" in key order (meta_load_floors). */
+static int floors_fn(void *arg, const void *key, size_t klen, uint64_t gen)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+	snprintf(out + n, 512 - n, "%s%.*s,%llu", n ? ";" : "", (int)klen, (const char *)key,
+		 (unsigned long long)gen);
+	return 0;
+}
+
+static const char *floors(struct meta_db *db)
+{
+	static char out[512];
+	out[0] = '\0';
+	if (meta_load_floors(db, floors_fn, out) != 0)
+		snprintf(out, sizeof out, "ERR");
+	return out;
+}
+
 static void t_supersede(void)
 {
 	struct meta_db *db = fresh("s.db");
@@ -484,6 +503,7 @@ static void t_supersede(void)
 	is_int(put(db, "x", 1, "A", 0, 1), 0, "put another key");
 	is_int(put(db, "k", 7, "B", 1, 20), 0, "put gen 7 at B");
 	is_str(dump(db), "x:1:A:0:1:live;k:7:B:1:20:live", "gen 5 superseded, gen 7 last in order");
+	is_str(floors(db), "", "a superseded row leaves no floor (the newer row is one)");
 	is_int(put(db, "k", 6, "A", 0, 30), 0, "older gen 6: no error");
 	is_str(dump(db), "x:1:A:0:1:live;k:7:B:1:20:live", "older gen is a no-op");
 	is_int(put(db, "k", 7, "B", 0, 20), 0, "same gen again (tier move)");
@@ -492,6 +512,9 @@ static void t_supersede(void)
 	is_int(live(db), 2, "nothing deleted");
 	is_int(meta_object_del(db, "k", 1, 7), 0, "del exact gen");
 	is_str(dump(db), "x:1:A:0:1:live", "gone");
+	is_str(floors(db), "k,8", "the key's last row deleted: its floor is the next gen");
+	is_int(meta_floors_clear(db), 0, "floors cleared");
+	is_str(floors(db), "", "none left");
 	is_int(put(db, "k", 3, "A", 0, 1), 0, "after a delete, any gen may come back");
 	is_str(dump(db), "x:1:A:0:1:live;k:3:A:0:1:live", "re-put after delete");
 	meta_close(db);
@@ -543,6 +566,7 @@ static void t_replace_node(void)
 	is_int(meta_commit(db), 0, "commit");
 	is_str(dump(db), "k2:1:A:1:2:live;k4:1:B:0:4:live;old:9:B:0:9:live;k5:1:A:0:5:live",
 	       "A = snapshot (k2 kept its order), B untouched, superseded gen not resurrected");
+	is_str(floors(db), "k1,2;k3,2", "the rows A no longer holds leave floors");
 
 	snap[2].node_id = "B";
 	is_int(meta_objects_replace_node(db, "A", snap, 3), KVN_EINVAL, "row naming another node");

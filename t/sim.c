@@ -22,7 +22,6 @@
 #include "config.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,22 +46,6 @@
 #define LIN_INCONCLUSIVE_PM 5 /* rule g: inconclusive key histories tolerated, per mille */
 
 static char watchdog_msg[160];
-
-/* An assertion of a known bug whose fix is not merged on this branch:
- * "not ok ... # TODO why" when it fails (the harness does not count it), a
- * plain "ok" when it holds (so it never reads as an unexpected pass). */
-static void todo_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void todo_ok(int cond, const char *why, const char *fmt, ...)
-{
-	va_list ap;
-	tap_n++;
-	printf("%s %d - %s%s", cond ? "ok" : "not ok", tap_n, tap_case, *tap_case ? ": " : "");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf(cond ? "\n" : " # TODO %s\n", why);
-	fflush(stdout);
-}
 
 static void watchdog(int sig)
 {
@@ -236,21 +219,14 @@ static void t_seeds(void)
 		 (unsigned long long)lin_keys, (unsigned long long)lin_ops, (unsigned long long)lin_amb,
 		 (unsigned long long)lin_steps, (unsigned long long)lin_max, (unsigned long long)lin_inc,
 		 (unsigned long long)lin_ms);
-	/* Known bugs the checker finds (issue 11): a get that reads "not
-	 * found" while a put of the key moves it to another peer (item 3:
-	 * every such report has a put of the key running during the read);
-	 * an older generation read after a master restart, from a peer that
-	 * re-synced with a generation the master had superseded and whose
-	 * successor was removed or lost with its peer (item 4's family: the
-	 * master takes back what it no longer knows is old; with item 4's
-	 * branch alone, 3 of 200 seeds still do it).
-	 * Their fixes are on other branches: once merged, this is a hard
-	 * assertion. */
-	todo_ok(lin_seeds == 0, "items 3 and 4 not merged yet; older generations taken back after a remove or loss",
-		"rule g: every key's history is linearizable over %llu seeds (not: %llu seeds, impossible reads of "
-		"'not found' %llu, of a value %llu, other %llu:%s)",
-		(unsigned long long)n, (unsigned long long)lin_seeds, (unsigned long long)lin_va,
-		(unsigned long long)lin_vv, (unsigned long long)lin_vo, lin_failed);
+	/* An older generation taken back after a newer one was removed or
+	 * lost (a node that missed its supersede re-synced it) is refused by
+	 * the master's generation floors (src/actors/master_floor.c). */
+	ok(lin_seeds == 0,
+	   "rule g: every key's history is linearizable over %llu seeds (not: %llu seeds, impossible reads of "
+	   "'not found' %llu, of a value %llu, other %llu:%s)",
+	   (unsigned long long)n, (unsigned long long)lin_seeds, (unsigned long long)lin_va,
+	   (unsigned long long)lin_vv, (unsigned long long)lin_vo, lin_failed);
 	ok(lin_inc * 1000 <= lin_keys * LIN_INCONCLUSIVE_PM,
 	   "rule g: %llu of %llu key histories inconclusive (at most %d per mille allowed)", (unsigned long long)lin_inc,
 	   (unsigned long long)lin_keys, LIN_INCONCLUSIVE_PM);

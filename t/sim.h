@@ -87,6 +87,9 @@ struct sim_crash {
 	int inc;
 	uint64_t t;
 	uint64_t q; /* in the order of the history's q_start / q_end */
+	/* the master's: each key's generation in master.db right after the
+	 * crash (0: no row), for the window of plain puts (sim_check.c) */
+	uint64_t db_gen[SIM_KEYS];
 };
 
 /* A partition of one node, from its start to its end (or the heal). */

@@ -196,7 +196,8 @@ static void check_kept(struct sim_world *w, int key)
  * "not found") and come back when it re-attaches, unless a newer put or a
  * remove came first.  When exactly is not recorded, so that is an optional
  * LIN_HIDE within the cut (and a node timeout after it), and an optional
- * LIN_UNHIDE from the cut until the final reads. */
+ * LIN_UNHIDE from the cut until the final reads.  A master crash loses the
+ * plain puts master.db did not have yet: lin_revives. */
 
 #define Q_BITS 24
 #define SIM_DEAD_SLACK_MS 1500 /* a node timeout and some: a declaration after the cut */
@@ -270,9 +271,53 @@ static int lin_of(const struct sim_op *o, struct lin_op *x)
 	}
 }
 
+/* The window plain puts leave under a master crash (docs/architecture.md,
+ * Restart, "What remains"): a plain put is acknowledged before master.db
+ * has it.  When the master crashed while master.db named an older
+ * generation D of a key than a plain put acknowledged before the crash, D
+ * may come back after the restart once the key has no newer value (the
+ * newer one removed or lost before its node re-synced), as long as D's own
+ * node incarnation lives.  An optional LIN_REVIVE of D from the crash to the
+ * final reads (or D's node's crash) allows exactly that; nothing else may
+ * come back.  Returns the ops added to out (at most SIM_KEYS). */
+static size_t lin_revives(const struct sim_world *w, const struct sim_crash *mc, struct lin_op *out)
+{
+	size_t n = 0;
+
+	for (int k = 0; k < SIM_KEYS; k++) {
+		uint64_t d = mc->db_gen[k];
+		const struct sim_op *dput = NULL;
+		int newer = 0;
+		if (!d)
+			continue;
+		for (size_t i = 0; i < w->nops; i++) {
+			const struct sim_op *o = &w->ops[i];
+			if (o->kind != SIM_PUT || o->key != k)
+				continue;
+			if (o->gen == d && o->node >= 0)
+				dput = o;
+			else if (o->gen > d && !o->durable && o->status == 0 && o->t_end && o->t_end <= mc->t)
+				newer = 1; /* acknowledged, not in master.db */
+		}
+		if (!newer || !dput)
+			continue;
+		uint64_t end = w->t_check;
+		for (int c = 0; c < w->ncrashes; c++)
+			if (w->crashes[c].node == dput->node && w->crashes[c].inc == dput->inc_last &&
+			    w->crashes[c].t < end)
+				end = w->crashes[c].t; /* D is lost with its node */
+		if (end <= mc->t)
+			continue;
+		out[n++] = (struct lin_op){ .key = k, .kind = LIN_REVIVE, .client = -1, .value = d,
+					    .home = lin_home(dput->node, dput->inc_last), .optional = 1,
+					    .t_call = lin_time(mc->t, mc->q), .t_ret = lin_time(end, 0) };
+	}
+	return n;
+}
+
 static void check_lin(struct sim_world *w)
 {
-	size_t cap = 34 * w->nops + (size_t)(w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
+	size_t cap = 34 * w->nops + (size_t)(2 * w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
 	struct lin_op *l = kvn_xmalloc(cap * sizeof *l);
 	struct lin_stats st = { 0 };
 	struct lin_opts lo = { .fmt = lin_fmt_gen, .key_fmt = lin_fmt_key, .unit = "ms", .t_shift = Q_BITS,
@@ -307,6 +352,9 @@ static void check_lin(struct sim_world *w)
 				break;
 		}
 	}
+	for (int c = 0; c < w->ncrashes; c++)
+		if (w->crashes[c].node < 0)
+			n += lin_revives(w, &w->crashes[c], l + n);
 	for (int c = 0; c < w->ncrashes; c++) {
 		if (w->crashes[c].node < 0)
 			continue; /* the master's index is rebuilt: it loses no value */

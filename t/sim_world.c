@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "sim.h"
 
 #include "actors/roles.h"
@@ -199,9 +201,38 @@ static void link_all(struct sim_world *w)
 static void note_crash(struct sim_world *w, int node, int inc)
 {
 	if (w->ncrashes < SIM_MAX_CRASHES)
-		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms(), ++w->qseq };
+		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms(), ++w->qseq, { 0 } };
 	else
 		sim_violation(w, SIM_RULE_F, "more than %d crashes scheduled", SIM_MAX_CRASHES);
+}
+
+/* What master.db holds for each key once the master crashed: what the next
+ * master loads (rows of dead nodes too: they may come back). */
+static void note_db(struct sim_world *w)
+{
+	struct sim_crash *c = &w->crashes[w->ncrashes - 1];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	if (w->ncrashes == 0 || c->node != -1)
+		return;
+	if (sqlite3_open_v2(w->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT gen FROM objects WHERE key = ?1", -1, &st, NULL) != SQLITE_OK) {
+		sim_violation(w, SIM_RULE_F, "master.db unreadable after the master's crash: %s",
+			      db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return;
+	}
+	for (int k = 0; k < SIM_KEYS; k++) {
+		char name[8];
+		sim_key_name(k, name);
+		sqlite3_bind_blob(st, 1, name, (int)strlen(name), SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			c->db_gen[k] = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 }
 
 /* ---- the director: the schedule's actions, on the loop's clock ---- */
@@ -259,6 +290,7 @@ static void act_fire(struct actor *self, void *arg)
 		sim_trace(w, "crash: master");
 		note_crash(w, -1, w->master_inc);
 		master_crash(w->master);
+		note_db(w);
 		w->master = NULL;
 		w->master_up = 0;
 		w->n_master_crash++;

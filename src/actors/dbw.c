@@ -37,6 +37,7 @@
  * "database or disk is full (sqlite 13)"): the master passes it on to the
  * durable puts that fail with it.
  *   DBW_EPOCH     = u32 epoch
+ *   DBW_FLOORS_CLEAR = (empty), one-way
  */
 #include "config.h"
 
@@ -597,6 +598,23 @@ static int do_epoch(struct dbw *d, const struct actor_msg *m)
 	return 0;
 }
 
+/* The master knows no node holds a generation it does not index: master.db's
+ * floors (sql/002-floors.sql) are needless.  A failure leaves them (they
+ * only refuse generations no node holds). */
+static int do_floors_clear(struct dbw *d)
+{
+	int rc;
+
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	d->group_writes++;
+	if ((rc = meta_floors_clear(d->db)) != 0) {
+		DBW_STAT_INC(db_write_failed);
+		return KVN_EDB;
+	}
+	return 0;
+}
+
 static int dbw_handle(struct actor *self, struct actor_msg *m)
 {
 	struct dbw *d = actor_state(self);
@@ -628,6 +646,9 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 	case DBW_EPOCH:
 		status = do_epoch(d, m);
 		d->urgent = 1;
+		break;
+	case DBW_FLOORS_CLEAR:
+		status = do_floors_clear(d);
 		break;
 	default:
 		log_error("dbw: unexpected message type 0x%x", m->type);

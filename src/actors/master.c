@@ -79,6 +79,8 @@ static int load_node(void *arg, const struct meta_node *row)
 	n->disk_total = row->disk_total;
 	n->disk_used = row->disk_used;
 	n->dead = strcmp(row->state, "dead") == 0;
+	if (n->dead)
+		mnode_forget(ms, n); /* it may come back with anything it held */
 	/* silent since the start: declared dead after node_timeout unless it
 	 * attaches */
 	n->last_seen_ms = kvn_now_ms();
@@ -97,7 +99,15 @@ static int load_object(void *arg, const struct meta_object *o)
 	struct mnode *n = mnode_find(ms, o->node_id);
 	struct mdrops none = { 0 };
 
-	if (!n || n->dead || strcmp(o->state, "live") != 0 || o->klen == 0 || o->klen > KVN_MAX_KEY)
+	if (o->klen == 0 || o->klen > KVN_MAX_KEY)
+		return 0;
+	if (strcmp(o->state, "lost") == 0) {
+		/* its dead node may bring back exactly it, nothing older */
+		mfloor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
+		ms->db_floors = 1;
+		return 0;
+	}
+	if (!n || n->dead || strcmp(o->state, "live") != 0)
 		return 0;
 	(void)mindex_add(ms, n, o->key, (uint16_t)o->klen, o->gen, (uint8_t)o->tier, o->size, &none);
 	mdrops_fini(&none); /* one row per key: nothing to drop */
@@ -174,7 +184,8 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	/* half the writer's mailbox (it is o->mailbox too): room left for
 	 * node rows, deaths and full-sync parts */
 	ms->db_max_inflight = o->mailbox / 2 > 8 ? o->mailbox / 2 : 8;
-	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0) {
+	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0 ||
+	    (rc = meta_load_floors(db, mfloor_load, ms)) < 0) {
 		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
 		goto fail;
 	}
@@ -219,9 +230,13 @@ fail:
 
 static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
 {
-	uint64_t dropped = mindex_drop_node(ms, n);
+	uint64_t dropped;
 	struct actor_msg *req;
 	struct wire_w w;
+
+	/* before the drop: its keys keep a floor until it re-syncs */
+	mnode_forget(ms, n);
+	dropped = mindex_drop_node(ms, n);
 
 	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
 		 " locations dropped (marked lost in master.db)",
@@ -391,6 +406,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 			mpdrop_resend(ms, n);
 		else
 			resync = 1;
+		mfloor_db_check(ms);
 	}
 	if (resync) {
 		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
@@ -525,6 +541,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 			}
 		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {
 			master_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+			ms->db_floors = 1; /* the delete leaves a floor (sql/002-floors.sql) */
 		}
 		n->applied_seq = e.seq;
 	}

@@ -191,6 +191,12 @@ int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16
 	 * master.db): one this master would hand out again stops it until its
 	 * epoch is raised */
 	master_gen_seen(ms, gen);
+	if (!e && gen < mfloor_take(ms, node, key, klen, gen)) {
+		/* superseded or removed while a node was forgotten: taking it
+		 * back would undo an acknowledged put or remove */
+		mdrops_add(drops, node, key, klen, gen);
+		return MIDX_STALE;
+	}
 	if (!e) {
 		e = kvn_xmalloc(sizeof *e + klen);
 		memset(e, 0, sizeof *e);
@@ -237,6 +243,7 @@ int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uin
 	struct mentry *e = mindex_find(ms, key, klen);
 	if (!e || e->node != node || e->gen != gen)
 		return 0;
+	mfloor_raise(ms, key, klen, gen + 1);
 	entry_delete(ms, e);
 	return 1;
 }
@@ -246,6 +253,7 @@ uint64_t mindex_drop_node(struct master *ms, struct mnode *node)
 	struct mentry *e;
 	uint64_t n = 0;
 	while ((e = TAILQ_FIRST(&node->entries))) {
+		mfloor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
 		entry_delete(ms, e);
 		n++;
 	}
@@ -260,6 +268,7 @@ void mindex_free_all(struct master *ms)
 		free(e);
 	}
 	ms->objects = ms->bytes = 0;
+	mfloor_free_all(ms);
 }
 
 /* ---- DROP_GEN batching ---- */
@@ -494,8 +503,10 @@ void mnode_synced(struct master *ms, struct mnode *n)
 	if (!n->unsynced)
 		return;
 	n->unsynced = 0;
-	if (--ms->unsynced == 0)
+	if (--ms->unsynced == 0) {
 		log_info("master: every node known in master.db has re-synced or timed out: every key is routed");
+		mfloor_prune(ms);
+	}
 }
 
 int master_route_ready(const struct master *ms, const struct mentry *e)

@@ -36,6 +36,7 @@ enum dbw_type {
 	DBW_NODE_DEAD = 0x8204, /* node dead: its objects lost, its row dead */
 	DBW_PROBE = 0x8205,     /* degraded: checkpoint, node rows, commit now */
 	DBW_EPOCH = 0x8206,     /* u32 epoch: record it as the newest (meta_epoch_raise) */
+	DBW_FLOORS_CLEAR = 0x8207, /* one-way: empty the floors table (master_floor.c) */
 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
@@ -150,6 +151,10 @@ struct mnode {
 	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
 	uint32_t npdrops;
 	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
+	/* its locations were dropped (declared dead, or dead in master.db) and
+	 * it has not full-synced since: it may hold generations superseded
+	 * meanwhile (master_floor.c) */
+	int forgot;
 	/* signs its ROUTE_PUT grants; made anew by every attachment (and new
 	 * connection) from what only this master and that peer share */
 	struct auth_grant_key *gkey;
@@ -186,6 +191,12 @@ struct master {
 	/* nodes with unsynced set: while any, routes of keys not written in
 	 * this life answer KVN_EBUSY (master_route_ready) */
 	uint32_t unsynced;
+	/* per-key generation floors while a node is forgotten (master_floor.c) */
+	struct mfloor *floors;
+	uint32_t nfloors, forgotten; /* floors kept; nodes with forgot set */
+	uint64_t floor_all;          /* past the limit: a floor for every key */
+	int floor_full_logged;
+	int db_floors;               /* master.db may hold floors: empty them when quiet */
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
@@ -320,6 +331,24 @@ int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uin
 /* Drop every location of node; returns how many. */
 uint64_t mindex_drop_node(struct master *ms, struct mnode *node);
 void mindex_free_all(struct master *ms);
+
+/* Generation floors (master_floor.c): raise key's floor to gen (kept only
+ * while some node is forgotten or unsynced); the floor a new entry of key
+ * at gen must reach (the floor goes when gen reaches it); free them all;
+ * free them once no node needs them.  A node's locations were dropped
+ * (forget) or replaced by its full sync (recalled). */
+struct mfloor;
+void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t *key, uint16_t klen,
+		     uint64_t gen);
+void mfloor_free_all(struct master *ms);
+void mfloor_prune(struct master *ms);
+void mnode_forget(struct master *ms, struct mnode *n);
+void mnode_recalled(struct master *ms, struct mnode *n);
+/* Master.db's floors: one loaded at start; a heartbeat or a full sync may
+ * have made every floor needless (master_floor.c). */
+int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen);
+void mfloor_db_check(struct master *ms);
 
 void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
 /* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such

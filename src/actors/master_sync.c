@@ -133,6 +133,7 @@ static void sync_apply(struct master *ms, struct mnode *n)
 	n->db_broken = 0;
 	n->sync_due = 0;
 	mnode_synced(ms, n); /* its keys are in the index now */
+	mnode_recalled(ms, n); /* and nothing superseded came back */
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
@@ -197,5 +198,6 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 	}
 	sync_apply(ms, n);
 	master_reply_ack(ms, m, n, 0, 0);
+	ms->db_floors = 1; /* rows it no longer holds leave floors (sql/002-floors.sql) */
 	persist_sync(ms, n);
 }

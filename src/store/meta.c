@@ -64,6 +64,9 @@ const char *const meta_st_sql[ST__COUNT] = {
 	[ST_SYNC_DROP_MISSING] = "DELETE FROM objects WHERE node_id = ?1 AND NOT EXISTS "
 				 "(SELECT 1 FROM temp.meta_sync s "
 				 "WHERE s.key = objects.key AND s.gen = objects.gen)",
+	/* floors: written by the objects_floor trigger (sql/002-floors.sql) */
+	[ST_FLOOR_LOAD] = "SELECT key, gen FROM floors",
+	[ST_FLOOR_CLEAR] = "DELETE FROM floors",
 };
 
 /* ---- errors --------------------------------------------------------------- */
@@ -407,10 +410,8 @@ static int put_row(struct meta_db *db, const struct meta_object *o, const char *
 	if (rc == SQLITE_ROW)
 		return 0; /* a newer generation is committed: this one is history */
 
-	if ((rc = bind_key_gen(db, ST_OBJ_DEL_OLDER, o->key, o->klen, o->gen)) < 0 ||
-	    (rc = ST_RUN(db, ST_OBJ_DEL_OLDER)) < 0)
-		return rc;
-
+	/* the new row first: deleting the older ones then leaves the key a
+	 * row, so the objects_floor trigger writes no floor for them */
 	const enum meta_st id = ST_OBJ_UPSERT;
 	s = db->st[id];
 	if ((rc = bind_key_gen(db, id, o->key, o->klen, o->gen)) < 0)
@@ -420,7 +421,11 @@ static int put_row(struct meta_db *db, const struct meta_object *o, const char *
 	BIND(db, id, sqlite3_bind_int64(s, 5, (int64_t)o->size));
 	BIND(db, id, sqlite3_bind_text(s, 6, o->state ? o->state : "live", -1, SQLITE_STATIC));
 	BIND(db, id, sqlite3_bind_int64(s, 7, now));
-	return ST_RUN(db, id);
+	if ((rc = ST_RUN(db, id)) < 0)
+		return rc;
+	if ((rc = bind_key_gen(db, ST_OBJ_DEL_OLDER, o->key, o->klen, o->gen)) < 0)
+		return rc;
+	return ST_RUN(db, ST_OBJ_DEL_OLDER);
 }
 
 int meta_object_put(struct meta_db *db, const struct meta_object *o)
@@ -531,6 +536,36 @@ int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg)
 		return ST_FAIL(db, id);
 	meta_st_end(db, id);
 	return 0;
+}
+
+int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg)
+{
+	const enum meta_st id = ST_FLOOR_LOAD;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!db || !fn)
+		return KVN_EINVAL;
+	s = db->st[id];
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const void *key = sqlite3_column_blob(s, 0);
+		size_t klen = (size_t)sqlite3_column_bytes(s, 0);
+		if (!key)
+			return ST_FAIL(db, id);
+		if ((rc = fn(arg, key, klen, (uint64_t)sqlite3_column_int64(s, 1))) != 0) {
+			meta_st_end(db, id);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		return ST_FAIL(db, id);
+	meta_st_end(db, id);
+	return 0;
+}
+
+int meta_floors_clear(struct meta_db *db)
+{
+	return db ? ST_RUN(db, ST_FLOOR_CLEAR) : KVN_EINVAL;
 }
 
 static void col_text(sqlite3_stmt *s, int col, char *out, size_t cap)

@@ -306,6 +306,12 @@ typedef int (*meta_node_fn)(void *arg, const struct meta_node *n);
  * is returned.  Pointers in *o (*n) are valid only during fn, which must not
  * call back into meta. */
 int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg);
+/* Generation floors (sql/002-floors.sql): each (key, lowest generation the
+ * master may index again) left by the last row of a key; empty the table
+ * (the master knows no node holds an older generation it does not index). */
+typedef int (*meta_floor_fn)(void *arg, const void *key, size_t klen, uint64_t gen);
+int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg);
+int meta_floors_clear(struct meta_db *db);
 int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
 int meta_count_objects(struct meta_db *db, uint64_t *n);
 

@@ -1,0 +1,181 @@
+/*
+ * master_floor: per-key generation floors while the master has forgotten
+ * what some node holds.
+ *
+ * A node declared dead leaves the index (master.c, declare_dead), and so
+ * does every node after a master restart until it re-syncs: the master no
+ * longer knows which generations they hold.  Such a node may come back
+ * with a generation that was superseded meanwhile: a newer put of the key
+ * went elsewhere (no DROP_GEN reached the silent node, the index no longer
+ * named it) and was then removed, or lost with its node.  With no entry
+ * left for the key, the snapshot's old generation would be indexed again:
+ * an older value taken back after a newer one was acknowledged (t/sim rule
+ * g, seeds 1, 115, 178).  While an entry exists its generation does the
+ * job (older ones are stale); a floor remembers it once the entry goes.
+ *
+ * A floor is the lowest generation of its key that may be indexed again:
+ * the removed generation + 1 after a REMOVE, the dropped generation itself
+ * when its node's locations were dropped (that node may bring exactly it
+ * back).  Floors are kept only while some node is forgotten (declared dead
+ * and not re-synced since, or unsynced after a restart) and all go when
+ * the last one re-syncs; a live, synced node's unapplied drops are its
+ * pdrops.  At most FLOOR_MAX are kept: past it one floor for every key
+ * (floor_all, the highest dropped) stands in for what forgotten nodes bring
+ * back, which may refuse a returning node's generation that was in fact
+ * current (it reads as lost, as if the
+ * node had not come back), never take an old one back.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/master_int.h"
+
+#define FLOOR_MAX (1u << 18)
+
+struct mfloor {
+	UT_hash_handle hh;
+	uint64_t gen;
+	uint16_t klen;
+	uint8_t key[];
+};
+
+static int floors_needed(const struct master *ms)
+{
+	return ms->forgotten > 0 || ms->unsynced > 0;
+}
+
+static struct mfloor *floor_find(struct master *ms, const uint8_t *key, uint16_t klen)
+{
+	struct mfloor *f;
+	HASH_FIND(hh, ms->floors, key, klen, f);
+	return f;
+}
+
+void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct mfloor *f;
+
+	if (!floors_needed(ms))
+		return;
+	if ((f = floor_find(ms, key, klen))) {
+		if (gen > f->gen)
+			f->gen = gen;
+		return;
+	}
+	if (ms->nfloors >= FLOOR_MAX) {
+		if (!ms->floor_full_logged)
+			log_warn("master: %u generation floors kept while a node is silent: one floor now stands "
+				 "for every further key (a returning node's older generations read as lost)",
+				 FLOOR_MAX);
+		ms->floor_full_logged = 1;
+		if (gen > ms->floor_all)
+			ms->floor_all = gen;
+		return;
+	}
+	f = kvn_xmalloc(sizeof *f + klen);
+	f->gen = gen;
+	f->klen = klen;
+	memcpy(f->key, key, klen);
+	HASH_ADD_KEYPTR(hh, ms->floors, f->key, f->klen, f);
+	ms->nfloors++;
+}
+
+uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t *key, uint16_t klen,
+		     uint64_t gen)
+{
+	struct mfloor *f = ms->floors ? floor_find(ms, key, klen) : NULL;
+	/* floor_all only for what a forgotten node brings back: a live node's
+	 * own re-sync re-adds its current keys, which it must not refuse */
+	uint64_t floor = node->forgot || node->unsynced ? ms->floor_all : 0;
+
+	if (f && f->gen > floor)
+		floor = f->gen;
+	if (f && gen >= floor) {
+		/* the key's new entry is the floor from now on */
+		HASH_DEL(ms->floors, f);
+		free(f);
+		ms->nfloors--;
+	}
+	return floor;
+}
+
+void mfloor_free_all(struct master *ms)
+{
+	struct mfloor *f, *tmp;
+	HASH_ITER(hh, ms->floors, f, tmp) {
+		HASH_DEL(ms->floors, f);
+		free(f);
+	}
+	ms->nfloors = 0;
+	ms->floor_all = 0;
+	ms->floor_full_logged = 0;
+}
+
+void mfloor_prune(struct master *ms)
+{
+	if (!floors_needed(ms) && (ms->floors || ms->floor_all))
+		mfloor_free_all(ms);
+}
+
+void mnode_forget(struct master *ms, struct mnode *n)
+{
+	if (n->forgot)
+		return;
+	n->forgot = 1;
+	ms->forgotten++;
+}
+
+void mnode_recalled(struct master *ms, struct mnode *n)
+{
+	if (n->forgot) {
+		n->forgot = 0;
+		ms->forgotten--;
+	}
+	mfloor_prune(ms);
+}
+
+/* ---- master.db's floors ----
+ *
+ * The floors above live while this master does.  A master restart loses
+ * them, and with them what the unconfirmed DROP_GEN notices (also kept in
+ * memory only) protected: a node that missed the drop of an older
+ * generation re-syncs it, and if the newer one was removed meanwhile no
+ * row says it is old.  So master.db keeps a floor for every key whose last
+ * row was deleted (the objects_floor trigger of sql/002-floors.sql, in the
+ * transaction of the delete), loaded at start; a dead node's lost rows are
+ * floors too (it may bring back exactly them).  The table is emptied
+ * whenever no node can hold a generation the index does not know. */
+
+int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen)
+{
+	struct master *ms = arg;
+	struct mentry *e;
+
+	ms->db_floors = 1;
+	if (klen == 0 || klen > KVN_MAX_KEY)
+		return 0;
+	HASH_FIND(hh, ms->index, key, klen, e);
+	if (!e) /* a later put's row is its own floor */
+		mfloor_raise(ms, key, (uint16_t)klen, gen);
+	return 0;
+}
+
+void mfloor_db_check(struct master *ms)
+{
+	struct mnode *n, *tmp;
+
+	if (!ms->db_floors || ms->db_degraded || ms->unsynced || ms->forgotten)
+		return;
+	HASH_ITER(hh, ms->nodes, n, tmp)
+		if (n->npdrops || n->pdrops_lost || n->stg.active)
+			return; /* it may still hold a generation it was told to drop */
+	struct actor_msg *m = actor_msg_new(DBW_FLOORS_CLEAR);
+	if (actor_send(ms->dbw, m) != 0) {
+		actor_msg_free(m);
+		return; /* the next heartbeat tries again */
+	}
+	ms->db_floors = 0;
+}
