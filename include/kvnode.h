@@ -125,8 +125,9 @@ int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_
 	    size_t *vlen);
 /* As kvn_get, but only generation gen of the key (from kvn_put_gen,
  * kvn_resolve or kvn_commit_slots): never the bytes of another generation.
- * KVN_ESTALE: the key now holds another generation (gen was superseded);
- * KVN_ENOTFOUND: it holds none (removed, evicted, or its node was lost).
+ * KVN_ESTALE: that generation no longer exists (superseded, or gone from
+ * its node while the call ran); KVN_ENOTFOUND: the master knows no
+ * generation of the key (removed, evicted, or its node was lost).
  * Neither is retried (a plain kvn_get re-routes on KVN_ESTALE because it
  * asks for the latest value).  gen 0 is KVN_EINVAL. */
 int kvn_get_gen(struct kvn_client *c, const void *key, size_t klen, uint64_t gen, void *buf, size_t cap,

@@ -567,9 +567,11 @@ static void t_older_commit_overwritten(void)
 	alloc_arena_free(a);
 }
 
-/* DROP_GEN's supersede leaves a tombstone: a read of the moved generation
- * (or of the latest, here) answers KVN_ESTALE, "ask the master again";
- * after a remove the answer is KVN_ENOTFOUND. */
+/* A read of one generation this peer does not hold answers KVN_ESTALE,
+ * "ask the master again" (moved, removed, lost: the master knows which).
+ * DROP_GEN's supersede also leaves a tombstone, so a read of the latest
+ * answers KVN_ESTALE too while it lasts; after a remove, or once it is
+ * gone, a read of the latest is KVN_ENOTFOUND. */
 static void t_superseded_vs_removed(void)
 {
 	struct alloc_arena *a = arena(32);
@@ -586,7 +588,7 @@ static void t_superseded_vs_removed(void)
 	is_int(keytab_lookup(kt, K("moved"), 5, &v), KVN_ESTALE, "a get routed to gen 5: KVN_ESTALE");
 	is_int(keytab_lookup(kt, K("moved"), 0, &v), KVN_ESTALE, "a latest get: KVN_ESTALE");
 	is_int(keytab_lookup(kt, K("moved"), 4, &v), KVN_ESTALE, "an older gen: KVN_ESTALE");
-	is_int(keytab_lookup(kt, K("moved"), 6, &v), KVN_ENOTFOUND, "a gen newer than the tombstone: not found");
+	is_int(keytab_lookup(kt, K("moved"), 6, &v), KVN_ESTALE, "a gen never held here: KVN_ESTALE (the master decides)");
 	is_int(keytab_lease(kt, K("moved"), 5, 0, 1000, &id, NULL), KVN_ESTALE, "a lease: KVN_ESTALE");
 	is_int(keytab_remove(kt, K("moved"), 5, &rem), KVN_ESTALE, "a remove routed to gen 5: KVN_ESTALE");
 	is_int(kstats(kt).tombs, 1, "the tombstone stays");
@@ -594,12 +596,13 @@ static void t_superseded_vs_removed(void)
 	is_int(keytab_lookup(kt, K("moved"), 5, NULL), KVN_ESTALE, "still KVN_ESTALE");
 	is_int(keytab_reap(kt, 1500, NULL, NULL), 0, "reap at its deadline (no pending slot counted)");
 	is_int(kstats(kt).tombs, 0, "the tombstone is gone");
-	is_int(keytab_lookup(kt, K("moved"), 5, NULL), KVN_ENOTFOUND, "then: not found");
+	is_int(keytab_lookup(kt, K("moved"), 0, NULL), KVN_ENOTFOUND, "then a latest get: not found");
+	is_int(keytab_lookup(kt, K("moved"), 5, NULL), KVN_ESTALE, "and gen 5: still not held here, KVN_ESTALE");
 
 	/* removed: not found, and a remove ends an older tombstone */
 	is_int(put(kt, a, "gone", 7, PS, NULL), 0, "gen 7 of another key");
 	is_int(keytab_remove(kt, K("gone"), 7, &rem), 0, "removed");
-	is_int(keytab_lookup(kt, K("gone"), 7, NULL), KVN_ENOTFOUND, "a get of the removed gen: not found");
+	is_int(keytab_lookup(kt, K("gone"), 7, NULL), KVN_ESTALE, "a get of the removed gen: KVN_ESTALE (the master says not found)");
 	is_int(keytab_lookup(kt, K("gone"), 0, NULL), KVN_ENOTFOUND, "a latest get: not found");
 	is_int(put(kt, a, "k", 1, PS, NULL), 0, "k gen 1");
 	is_int(keytab_supersede(kt, K("k"), 1, 0, 1000), 0, "superseded");
@@ -607,8 +610,8 @@ static void t_superseded_vs_removed(void)
 	is_int(kstats(kt).tombs, 0, "a newer commit ends the tombstone");
 	is_int(keytab_lookup(kt, K("k"), 1, NULL), KVN_ESTALE, "gen 1: stale (gen 3 is here)");
 	is_int(keytab_remove(kt, K("k"), 0, &rem), 0, "remove gen 3");
-	is_int(keytab_lookup(kt, K("k"), 1, NULL), KVN_ENOTFOUND, "after a remove: not found");
-	is_int(keytab_lookup(kt, K("k"), 0, NULL), KVN_ENOTFOUND, "for any gen");
+	is_int(keytab_lookup(kt, K("k"), 1, NULL), KVN_ESTALE, "after a remove, gen 1: KVN_ESTALE");
+	is_int(keytab_lookup(kt, K("k"), 0, NULL), KVN_ENOTFOUND, "the latest: not found (no tombstone left)");
 
 	/* a supersede of a gen older than the committed one changes nothing */
 	is_int(put(kt, a, "n", 9, PS, NULL), 0, "n gen 9");
@@ -633,8 +636,8 @@ static void t_superseded_vs_removed(void)
 	}
 	is_int(bad, 0, "supersede of keys this peer does not hold: KVN_ENOTFOUND (tombstone set)");
 	is_int(kstats(kt).tombs, KEYTAB_TOMB_MAX, "at most KEYTAB_TOMB_MAX tombstones");
-	is_int(keytab_lookup(kt, K("t0"), 1, NULL), KVN_ENOTFOUND, "the oldest was dropped");
-	is_int(keytab_lookup(kt, K("t1"), 1, NULL), KVN_ESTALE, "the next one stays");
+	is_int(keytab_lookup(kt, K("t0"), 0, NULL), KVN_ENOTFOUND, "the oldest was dropped");
+	is_int(keytab_lookup(kt, K("t1"), 0, NULL), KVN_ESTALE, "the next one stays");
 	is_int(keytab_reap(kt, 1000, NULL, NULL), 0, "their time is up");
 	is_int(kstats(kt).tombs, 0, "all gone");
 	keytab_free(kt);

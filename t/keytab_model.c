@@ -72,8 +72,8 @@ static uint64_t m_used(void)
  * gen. */
 static int m_expect(int k, int c, uint64_t gen)
 {
-	if (c < 0)
-		return m_tomb[k] && (gen == 0 || gen <= m_tomb[k]) ? KVN_ESTALE : KVN_ENOTFOUND;
+	if (c < 0) /* one gen asked for and none held: the master decides */
+		return gen || m_tomb[k] ? KVN_ESTALE : KVN_ENOTFOUND;
 	return gen && ms[c].gen != gen ? KVN_ESTALE : 0;
 }
 

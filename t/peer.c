@@ -540,7 +540,16 @@ static void t_drop_gen_superseded(void)
 	is_int(call(items_msg(WIRE_REMOVE, &r, &g60, NULL, 1), 2000), 0, "REMOVE rm gen 60");
 	is_int(result0().status, 0, "removed");
 	is_int(call(items_msg(WIRE_GET, &r, &g60, NULL, 1), 2000), 0, "a GET of the removed gen");
-	is_int(result0().status, KVN_ENOTFOUND, "answers KVN_ENOTFOUND");
+	is_int(result0().status, KVN_ESTALE, "answers KVN_ESTALE: the master, asked again, says not found");
+	is_int(call(items_msg(WIRE_GET, &r, &zero, NULL, 1), 2000), 0, "a GET of the latest");
+	is_int(result0().status, KVN_ENOTFOUND, "answers KVN_ENOTFOUND (removed, no tombstone)");
+	/* a gen the master routed here that this peer never held (it lost it
+	 * in a restart): not "not found", which a client takes as final while
+	 * a newer gen may live elsewhere */
+	const char *nv = "never";
+	uint64_t g70 = 70;
+	is_int(call(items_msg(WIRE_GET, &nv, &g70, NULL, 1), 2000), 0, "a GET routed to a gen never held here");
+	is_int(result0().status, KVN_ESTALE, "answers KVN_ESTALE");
 }
 
 int main(int argc, char **argv)

@@ -237,8 +237,15 @@ static int committed_get(struct keytab *kt, const void *key, size_t klen, uint64
 	struct kt_key *k = key_find(kt, key, klen);
 	if (k && !k->committed && k->tomb_gen && (gen == 0 || gen <= k->tomb_gen))
 		return KVN_ESTALE;
+	/* Asked for one generation this peer does not hold at all: the master
+	 * routed it here, so it lived here or was about to.  Gone since (a
+	 * remove, a drop, a restart of this peer that lost it), the master
+	 * knows what, if anything, replaced it: "superseded" sends the client
+	 * back to it, where "not found" would be final while a newer
+	 * generation may live elsewhere (t/sim found it: a get routed here
+	 * across this peer's crash and restart). */
 	if (!k || !k->committed)
-		return KVN_ENOTFOUND;
+		return gen ? KVN_ESTALE : KVN_ENOTFOUND;
 	if (gen && k->committed->gen != gen)
 		return KVN_ESTALE;
 	*out = k->committed;

@@ -139,12 +139,12 @@ typedef void (*keytab_slot_fn)(void *arg, const void *key, size_t klen, uint64_t
 int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg);
 
 /* The committed generation of key (gen == 0: whatever is committed; else
- * exactly that gen).  KVN_ESTALE: the key exists but not with that gen, or it
- * has no committed generation but a tombstone (keytab_supersede) covering
- * gen (any gen, for gen 0): the value moved to another node.  KVN_ENOTFOUND:
- * no committed generation and no such tombstone (never stored, removed,
- * evicted).  Marks the key recently used.  keytab_lease and keytab_remove
- * answer the same way. */
+ * exactly that gen).  KVN_ESTALE: a gen was asked for and that gen is not
+ * committed here (another is, or none: removed, dropped, evicted, lost in a
+ * restart), so the master must be asked what replaced it; for gen 0, a
+ * tombstone (keytab_supersede) says the value moved to another node.
+ * KVN_ENOTFOUND: gen 0 and no committed generation or tombstone.  Marks the
+ * key recently used.  keytab_lease and keytab_remove answer the same way. */
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  struct keytab_view *view);
 /* A key as a batch hands it to keytab_prefetch. */
