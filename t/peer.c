@@ -496,16 +496,17 @@ static void t_attach_backoff(void)
 	int tries = stub.attaches - first;
 	ok(tries >= 3 && tries <= 8, "3 s of refusals: %d attach attempts (60 heartbeats; at most 8)", tries);
 	int n = stub.attaches < 64 ? stub.attaches : 64;
-	int grows = 1, jitter = 0;
+	int grows = 1;
 	for (int i = first + 2; i < n; i++) {
 		uint64_t g0 = stub.attach_ms[i - 1] - stub.attach_ms[i - 2], g1 = stub.attach_ms[i] - stub.attach_ms[i - 1];
 		if (g1 + 60 < g0) /* a heartbeat of slack: attempts start on its tick */
 			grows = 0;
-		if (g1 < 2 * g0 - 60 || g1 > 2 * g0 + 60)
-			jitter = 1; /* not exactly doubling */
 	}
 	ok(grows, "the delays between attempts grow");
-	ok(jitter || tries < 4, "and are not exact doublings (jitter)");
+	/* The jitter itself is not asserted here: attempts start on heartbeat
+	 * ticks, so a few delays of 50..400 ms can look like exact doublings
+	 * by chance (distcheck saw it).  The peer takes its delays from
+	 * kvn_backoff, whose jitter t/units checks over 64 draws. */
 	stub.refuse_attach = 0;
 	for (int i = 0; i < 400 && stub.attaches == n; i++)
 		pump(10);
