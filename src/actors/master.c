@@ -439,8 +439,10 @@ int master_event_ok(const struct proto_event *e)
 {
 	if (e->gen == 0 || e->gen > (uint64_t)INT64_MAX)
 		return 0;
+	/* no node stores a value over KVN_VALUE_SIZE_MAX: a larger size would
+	 * only overflow the master's accounting (fuzz_master found it) */
 	if (e->kind == PROTO_EV_ADD)
-		return e->tier <= KEYTAB_DISK && e->size <= (uint64_t)INT64_MAX;
+		return e->tier <= KEYTAB_DISK && e->size <= KVN_VALUE_SIZE_MAX;
 	return 1;
 }
 

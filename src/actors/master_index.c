@@ -121,8 +121,11 @@ uint64_t mnode_footprint(const struct mnode *n, uint64_t size)
 
 uint64_t mnode_free_dram(const struct mnode *n)
 {
-	/* reported use, corrected by what was indexed or unindexed since */
-	int64_t used = (int64_t)clamp63(n->dram_used) + n->used_delta;
+	/* reported use, corrected by what was indexed or unindexed since
+	 * (saturating: the report is the peer's, up to 2^63-1 once clamped) */
+	int64_t used;
+	if (__builtin_add_overflow((int64_t)clamp63(n->dram_used), n->used_delta, &used))
+		used = n->used_delta > 0 ? INT64_MAX : 0;
 	if (used < 0)
 		used = 0;
 	uint64_t busy = (uint64_t)used + n->reserved;

@@ -50,6 +50,10 @@ void kvn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 			kvn_fatal("%s:%d: invariant failed: %s", __FILE__, __LINE__, #c); \
 	} while (0)
 
+/* The largest value any node accepts (node.max_value_size's upper bound):
+ * sizes from the wire above it are malformed, whoever sent them. */
+#define KVN_VALUE_SIZE_MAX (16ull << 30)
+
 /* ---- time (util.c) -------------------------------------------------------- */
 uint64_t kvn_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t kvn_now_ms(void);

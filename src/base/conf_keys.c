@@ -48,7 +48,7 @@ const struct conf_key conf_keys[] = {
 	  "Letters, digits, '.', '_' and '-'." },
 	{ "node", "log_level", T_ENUM, "info", 0, 0, 0, NULL, log_levels, FIELD(node_log_level),
 	  "Least severe level of the log lines written to stderr." },
-	{ "node", "max_value_size", T_SIZE, "64MiB", 1, GIB(16), 0, NULL, NULL,
+	{ "node", "max_value_size", T_SIZE, "64MiB", 1, KVN_VALUE_SIZE_MAX, 0, NULL, NULL,
 	  FIELD(node_max_value_size),
 	  "Largest value a put may store; a larger put fails with KVN_ETOOBIG before any "
 	  "bytes move." },
