@@ -230,6 +230,11 @@ doc_run 0 "kvnode --print-config example|markdown" \
 	"kvnode --print-config example > /dev/null && kvnode --print-config markdown > /dev/null"
 doc_not_run "make" "the build itself"
 doc_not_run "make check" "the suite this test is part of"
+for tgt in check-long distcheck; do
+	make -n -C "$BUILDDIR" $tgt > /dev/null 2>&1
+	ok $? "docs: 'make $tgt' is a target"
+	doc_not_run "make $tgt" "the long runs, once per issue"
+done
 for w in run test; do
 	grep -q "^$w)" "$SRCDIR/bootstrap"
 	ok $? "bootstrap has the '$w' command"
