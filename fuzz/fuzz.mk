@@ -46,16 +46,27 @@ $(BIN)/fuzz_%: $(OBJ)/fuzz/fuzz_%.o $(LIB_OBJ)
 	@echo "  FUZZLD   $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(SAN) -fsanitize=fuzzer $^ -o $@ $(FUZZ_DEP_LIBS)
 
-# Each harness for FUZZ_SECONDS, one at a time.  New inputs go to
-# fuzz/work/NAME (not committed); the committed seeds in fuzz/corpus/NAME are
-# read only; a crash leaves fuzz/work/NAME-crash-* and fails the target.
+# Each harness for FUZZ_SECONDS, one at a time.  First the committed
+# reproducers fuzz/crashes/NAME-* run once each (regressions: each must pass
+# now; the ones of known, unfixed bugs pass unless their switch is set, see
+# fuzz/README.md).  New inputs go to fuzz/work/NAME (not committed); the
+# committed seeds in fuzz/corpus/NAME are read only; a crash leaves
+# fuzz/work/NAME-crash-* and fails the target.
 run: build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p $(BIN)/work/$$h; \
+		set -- $(top_srcdir)/fuzz/crashes/$$h-*; \
+		if [ -e "$$1" ]; then \
+			$(BIN)/fuzz_$$h -rss_limit_mb=$(FUZZ_RSS_MB) "$$@" > $(BIN)/work/$$h-regress.log 2>&1 \
+			|| { tail -n 40 $(BIN)/work/$$h-regress.log >&2; echo "fuzz: $$h: a committed reproducer fails again" >&2; exit 1; }; \
+			echo "fuzz: $$h: $$# reproducer(s) in fuzz/crashes pass"; \
+		fi; \
 		echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
 		$(BIN)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
 			-malloc_limit_mb=$(FUZZ_RSS_MB) -timeout=10 -print_final_stats=1 \
 			-artifact_prefix=$(BIN)/work/$$h- $(FUZZ_ARGS) \
+			`test -f $(top_srcdir)/fuzz/$$h.dict && echo -dict=$(top_srcdir)/fuzz/$$h.dict` \
+			`cat $(top_srcdir)/fuzz/$$h.options 2>/dev/null` \
 			$(BIN)/work/$$h $(top_srcdir)/fuzz/corpus/$$h 2> $(BIN)/work/$$h.log \
 			|| { tail -n 60 $(BIN)/work/$$h.log >&2; echo "fuzz: $$h FAILED (log: fuzz/work/$$h.log)" >&2; exit 1; }; \
 		grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|cov:' $(BIN)/work/$$h.log | tail -n 3; \
