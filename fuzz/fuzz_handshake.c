@@ -381,6 +381,22 @@ static void client_side(struct fz *f)
 		size_t k = fz_bytes(f, 128, &p);
 		hs_frame(f, &out, sel < 240 ? WIRE_ACCEPT : WIRE_CHALLENGE, p, (uint32_t)k, 0);
 		ch_ok = -1;
+		if (sel >= 240) {
+			/* fuzzed bytes may still make a well-formed CHALLENGE: then
+			 * the client answers it, over the transcript it names */
+			struct auth_challenge fc = { 0 };
+			wire_r_init(&r, p, (uint32_t)k);
+			wire_r_str(&r, fc.server_id, sizeof fc.server_id);
+			const uint8_t *fn = wire_r_raw(&r, AUTH_NONCE_LEN);
+			size_t idn = strlen(fc.server_id);
+			int printable = idn >= 1 && idn <= AUTH_ID_MAX;
+			for (size_t i = 0; i < idn; i++)
+				if ((unsigned char)fc.server_id[i] < 0x20 || (unsigned char)fc.server_id[i] > 0x7e)
+					printable = 0;
+			if (wire_r_end(&r) == 0 && fn && printable)
+				ch_ok = strcmp(fc.server_id, ch.server_id) == 0 &&
+					memcmp(fn, ch.nonce, AUTH_NONCE_LEN) == 0;
+		}
 	}
 	wire_w_fini(&w);
 	if (fn_write(L, fd, out.p, out.len) != 0)
