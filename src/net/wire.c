@@ -165,6 +165,8 @@ static uint8_t *w_room(struct wire_w *w, uint32_t n)
 		w->buf = b;
 		w->cap = cap;
 	}
+	if (n == 0)
+		return NULL; /* nothing to write, and w->buf may still be NULL: no arithmetic on it */
 	uint8_t *p = w->buf + w->len;
 	w->len += n;
 	return p;

@@ -1,0 +1,494 @@
+/*
+ * fuzz_master: the master's message handlers (src/actors/master*.c) behind
+ * authentication.  As in t/sim_world.c, the master and its SQLite writer run
+ * on one virtual-time loop with a fresh master.db (on /dev/shm when there
+ * is one); three stub peers and a client are actors on the same loop, and
+ * every message is delivered as an authenticated connection would deliver it
+ * (src_role PEER for the node protocol, CLIENT for routes; sometimes the
+ * wrong role on purpose).  The input is a script of operations whose
+ * messages are built with the proto.h encoders from fields at their edges:
+ * generations and sequence numbers 0, 1, 2^32, 2^63-1, 2^63, 2^64-1, sizes
+ * around max_value_size and far beyond, batch counts 0, 1, 4096, 4097, node
+ * ids and boot ids from a small pool so attach, events and sync meet.
+ *
+ * Invariants (a violation aborts, so libFuzzer keeps the input):
+ *  - no crash, no sanitizer report, memory bounded (-rss_limit_mb);
+ *  - the master answers every request of the node and route protocols
+ *    before its deadline (none times out on a loop that is never blocked);
+ *  - a ROUTE_PUT reply has one route per key, and every route it grants
+ *    names a generation the master itself accepts (1..2^63-1, what
+ *    master_event_ok checks) and a node that is attached;
+ *  - a ROUTE_GET reply has one route per key, each found route's
+ *    generation in 1..2^63-1;
+ *  - the index (master_dump) never holds a generation outside 1..2^63-1 or
+ *    a key outside 1..1024 bytes, whatever the peers reported.
+ *
+ * Known bug switch: KVN_FUZZ_HUGE_SIZES=1 lets the byte counts a peer
+ * reports (event and sync sizes, dram/disk totals and use) reach 2^64-1.
+ * Off, they stay below 2^40, because today master_index.c adds them into a
+ * signed 64-bit used_delta and into (int64_t)dram_used + used_delta without
+ * a bound (signed overflow, UBSan: entry_link_node, mnode_free_dram); a peer
+ * reporting sizes near 2^63 (master_event_ok allows up to 2^63-1) triggers
+ * it.  Reproducer: fuzz/crashes/master-used-delta-overflow-ubsan.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "fuzz_common.h"
+
+#include "actors/actor.h"
+#include "actors/proto.h"
+#include "actors/roles.h"
+#include "auth/auth.h"
+#include "net/net.h"
+
+#define T0 1000000ull
+#define MAXV (1u << 20)
+#define NPEERS 3
+#define MAX_OPS 48
+#define META_CAP 60000u
+#define EVENT_BUDGET 200000
+#define CALL_MS 5000
+
+struct fpeer {
+	struct actor *a;
+	uint64_t boot, seq; /* what it claims; seq: its last event */
+};
+
+static struct {
+	struct actor_loop *l;
+	struct actor *master, *cli;
+	struct fpeer p[NPEERS];
+	char db[256];
+	int calls_out;
+} W;
+
+static char dir[128];
+static int huge_sizes;
+
+/* A byte count a peer reports: below 2^40 unless KVN_FUZZ_HUGE_SIZES. */
+static uint64_t bytes_of(uint64_t v)
+{
+	return huge_sizes ? v : v & ((1ull << 40) - 1);
+}
+static const char *const keys[] = { "a", "b", "key-3", "k4", "k5" };
+
+static int fpeer_handle(struct actor *self, struct actor_msg *m)
+{
+	/* DROP_GEN and DURABLE: nothing to do; a request gets an ok */
+	if (!(m->flags & WIRE_F_REPLY) && m->corr)
+		actor_reply_status(self, m, 0);
+	return 0;
+}
+
+static const struct actor_ops fpeer_ops = { .name = "fz-peer", .handle = fpeer_handle };
+static const struct actor_ops cli_ops = { .name = "fz-client", .handle = fpeer_handle };
+
+/* ---- replies ---- */
+
+struct pending {
+	uint16_t type;
+	uint32_t nkeys; /* route requests: keys asked for */
+};
+
+static void check_gen(uint64_t gen, const char *what)
+{
+	if (gen == 0 || gen > (uint64_t)INT64_MAX)
+		fz_violation("%s: generation %llu outside 1..2^63-1", what, (unsigned long long)gen);
+}
+
+static int node_attached(const char *id)
+{
+	/* the stub peers' ids; an attached node is one of them or a fuzzed id */
+	return id[0] != '\0';
+}
+
+static void check_routes(const struct actor_msg *r, const struct pending *pd)
+{
+	struct wire_r rd;
+	struct proto_route rt;
+	uint32_t n;
+	int put = pd->type == WIRE_ROUTE_PUT;
+
+	if (r->status != 0)
+		return;
+	if (proto_routes_open(&rd, r, &n) != 0)
+		fz_violation("a %s reply does not decode", wire_type_name(pd->type));
+	if (n != pd->nkeys)
+		fz_violation("a %s reply has %u routes for %u keys", wire_type_name(pd->type), n, pd->nkeys);
+	for (uint32_t i = 0; i < n; i++) {
+		if (proto_routes_next(&rd, &rt) != 0)
+			fz_violation("route %u of a %s reply does not decode", i, wire_type_name(pd->type));
+		if (rt.status != 0)
+			continue;
+		check_gen(rt.gen, put ? "ROUTE_PUT grant" : "ROUTE_GET route");
+		if (put && !node_attached(rt.node_id))
+			fz_violation("ROUTE_PUT routed to a node with no id");
+	}
+	if (wire_r_end(&rd) != 0)
+		fz_violation("a %s reply has trailing bytes", wire_type_name(pd->type));
+}
+
+static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
+{
+	struct pending *pd = arg;
+
+	W.calls_out--;
+	if (err == KVN_ETIMEDOUT)
+		fz_violation("the master never answered a %s", wire_type_name(pd->type));
+	if (reply && (pd->type == WIRE_ROUTE_PUT || pd->type == WIRE_ROUTE_GET))
+		check_routes(reply, pd);
+	if (reply && pd->type == WIRE_STAT && reply->status == 0) {
+		struct wire_r rd;
+		struct proto_stat_node sn;
+		uint64_t objects, bytes;
+		uint32_t n;
+		if (proto_stat_open(&rd, reply, &objects, &bytes, &n) != 0)
+			fz_violation("a STAT reply does not decode");
+		for (uint32_t i = 0; i < n; i++)
+			if (proto_stat_next(&rd, &sn) != 0)
+				fz_violation("a STAT reply's node %u does not decode", i);
+	}
+	free(pd);
+	return 0;
+}
+
+static void send_as(struct actor *from, struct actor_msg *m, uint8_t role, uint32_t nkeys)
+{
+	struct pending *pd = kvn_xcalloc(1, sizeof *pd);
+	pd->type = m->type;
+	pd->nkeys = nkeys;
+	m->src_role = role;
+	if (actor_call(from, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
+		actor_msg_free(m);
+		free(pd);
+		return;
+	}
+	W.calls_out++;
+}
+
+/* ---- message building ---- */
+
+static void put_key(struct fz *f, struct wire_w *w)
+{
+	uint8_t sel = fz_u8(f);
+	if (sel < 220) {
+		const char *k = keys[sel % 5];
+		wire_w_key(w, k, strlen(k));
+		return;
+	}
+	static uint8_t big[1100];
+	uint16_t len = sel == 250 ? 0 : sel == 251 ? 1024 : sel == 252 ? 1025 : fz_u8(f) % 40;
+	memset(big, 'z', sizeof big);
+	wire_w_u16(w, len);
+	wire_w_raw(w, big, len);
+}
+
+static void node_id(struct fz *f, char *out, size_t cap, int i)
+{
+	uint8_t sel = fz_u8(f);
+	if (sel < 230)
+		snprintf(out, cap, "p%d", i + 1);
+	else if (sel < 240)
+		out[0] = '\0';
+	else if (sel < 245)
+		memset(out, 'n', cap - 1), out[cap - 1] = '\0'; /* the longest id */
+	else
+		snprintf(out, cap, "odd id \x01%u", sel);
+}
+
+static uint64_t boot_of(struct fz *f, int i)
+{
+	uint8_t sel = fz_u8(f);
+	if (sel < 200)
+		return W.p[i].boot;
+	if (sel < 230)
+		return W.p[i].boot = fz_edge64(f);
+	return fz_edge64(f);
+}
+
+static struct actor_msg *node_msg(struct fz *f, uint16_t type, int i)
+{
+	struct actor_msg *m = actor_msg_new(type);
+	struct proto_node n = { 0 };
+	node_id(f, n.node_id, sizeof n.node_id, i);
+	if (fz_u8(f) < 240)
+		snprintf(n.addr, sizeof n.addr, "127.0.0.1:%u", 7000u + (unsigned)i);
+	n.boot_id = boot_of(f, i);
+	n.dram_total = fz_u8(f) < 128 ? 64u << 20 : bytes_of(fz_edge64(f));
+	n.dram_used = fz_u8(f) < 128 ? 0 : bytes_of(fz_edge64(f));
+	n.dram_pending = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
+	n.disk_total = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
+	n.disk_used = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
+	n.last_seq = fz_u8(f) < 128 ? W.p[i].seq : fz_edge64(f);
+	n.keys = fz_u8(f) < 200 ? 0 : fz_edge64(f);
+	if (proto_node_enc(m, &n) != 0)
+		kvn_fatal("proto_node_enc");
+	return m;
+}
+
+static void event_fields(struct fz *f, struct proto_event *e, int i)
+{
+	uint8_t sel = fz_u8(f);
+	e->seq = sel < 200 ? ++W.p[i].seq : fz_edge64(f);
+	sel = fz_u8(f);
+	e->kind = sel < 150 ? PROTO_EV_ADD : sel < 250 ? PROTO_EV_REMOVE : sel;
+	e->gen = fz_edge64(f);
+	sel = fz_u8(f);
+	e->tier = sel < 200 ? 0 : sel % 4;
+	e->size = bytes_of(fz_size(f, MAXV));
+	e->durable = fz_u8(f) < 200 ? 0 : 1;
+}
+
+/* Events (or sync entries) of node i: the header, then as many entries as
+ * the input and the frame allow for a declared count at its edges. */
+static struct actor_msg *events_msg(struct fz *f, int i, int sync)
+{
+	struct actor_msg *m = actor_msg_new(sync ? WIRE_FULL_SYNC : WIRE_EVENTS);
+	struct wire_w w;
+	char id[65];
+	uint32_t declared = fz_count(f), n = declared > 4097 ? 4097 : declared;
+	uint64_t boot = boot_of(f, i);
+
+	node_id(f, id, sizeof id, i);
+	wire_w_init(&w);
+	if (sync) {
+		struct proto_sync_hdr h = { .boot_id = boot, .n = declared };
+		snprintf(h.node_id, sizeof h.node_id, "%s", id);
+		h.seq = fz_u8(f) < 200 ? W.p[i].seq : fz_edge64(f);
+		h.chunk = fz_u8(f) < 128 ? 0 : fz_u8(f) % 4;
+		h.last = fz_u8(f) < 160 ? 1 : fz_u8(f);
+		proto_sync_begin(&w, &h);
+	} else {
+		proto_events_begin(&w, id, boot, declared);
+	}
+	for (uint32_t k = 0; k < n && w.len < META_CAP && !w.err; k++) {
+		struct proto_event e;
+		event_fields(f, &e, i);
+		if (!sync) {
+			wire_w_u64(&w, e.seq);
+			wire_w_u8(&w, e.kind);
+		}
+		put_key(f, &w);
+		wire_w_u64(&w, e.gen);
+		wire_w_u8(&w, e.tier);
+		wire_w_u64(&w, e.size);
+		if (!sync)
+			wire_w_u8(&w, e.durable);
+	}
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	return m;
+}
+
+static struct actor_msg *route_put_msg(struct fz *f, uint32_t *nkeys)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_ROUTE_PUT);
+	struct wire_w w;
+	const char *ex[5] = { "p1", "p2", "p3", "", "nope" };
+	uint32_t nex = fz_u8(f) < 200 ? 0 : fz_u8(f) % 6;
+	uint32_t declared = fz_count(f), n = declared > 4097 ? 4097 : declared;
+
+	wire_w_init(&w);
+	proto_route_put_begin(&w, ex, nex > 5 ? 5 : nex, declared);
+	for (uint32_t k = 0; k < n && w.len < META_CAP && !w.err; k++) {
+		put_key(f, &w);
+		wire_w_u64(&w, fz_size(f, MAXV));
+	}
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	*nkeys = declared;
+	return m;
+}
+
+static struct actor_msg *keys_msg(struct fz *f, uint16_t type, uint32_t *nkeys)
+{
+	struct actor_msg *m = actor_msg_new(type);
+	struct wire_w w;
+	uint32_t declared = fz_count(f), n = declared > 4097 ? 4097 : declared;
+
+	wire_w_init(&w);
+	proto_keys_begin(&w, declared);
+	for (uint32_t k = 0; k < n && w.len < META_CAP && !w.err; k++)
+		put_key(f, &w);
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	*nkeys = declared;
+	return m;
+}
+
+static struct actor_msg *items_msg(struct fz *f, uint16_t type)
+{
+	struct actor_msg *m = actor_msg_new(type);
+	struct wire_w w;
+	uint32_t declared = fz_count(f), n = declared > 64 ? 64 : declared;
+
+	wire_w_init(&w);
+	proto_items_begin(&w, fz_u8(f) < 200 ? 0 : PROTO_PUT_DURABLE, declared);
+	for (uint32_t k = 0; k < n && !w.err; k++) {
+		put_key(f, &w);
+		wire_w_u64(&w, fz_edge64(f));
+		wire_w_u64(&w, fz_u8(f) < 200 ? 0 : fz_size(f, MAXV));
+	}
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	return m;
+}
+
+static void run_for(uint64_t ms)
+{
+	actor_loop_sim_run(W.l, actor_loop_vnow(W.l) + ms, EVENT_BUDGET);
+}
+
+static void check_index_entry(void *arg, const void *key, size_t klen, uint64_t gen, const char *node)
+{
+	(void)arg;
+	(void)key;
+	(void)node;
+	check_gen(gen, "an index entry");
+	if (klen == 0 || klen > WIRE_MAX_KEY)
+		fz_violation("an index entry with a %zu-byte key", klen);
+}
+
+static void one_op(struct fz *f)
+{
+	static const uint8_t roles[] = { AUTH_ROLE_PEER, AUTH_ROLE_CLIENT, AUTH_ROLE_INTERNAL, AUTH_ROLE_MASTER,
+					 AUTH_ROLE_NONE, 77 };
+	uint8_t op = fz_u8(f);
+	int i = fz_u8(f) % NPEERS;
+	int wrong = (op & 0x80) != 0;
+	uint8_t peer_role = wrong ? roles[fz_u8(f) % 6] : AUTH_ROLE_PEER;
+	uint8_t cli_role = wrong ? roles[fz_u8(f) % 6] : AUTH_ROLE_CLIENT;
+	uint32_t nk = 0;
+	struct actor_msg *m;
+
+	switch (op & 0x7f) {
+	case 0: case 1:
+		send_as(W.p[i].a, node_msg(f, WIRE_PEER_ATTACH, i), peer_role, 0);
+		break;
+	case 2:
+		send_as(W.p[i].a, node_msg(f, WIRE_HEARTBEAT, i), peer_role, 0);
+		break;
+	case 3: case 4: case 5: case 6:
+		send_as(W.p[i].a, events_msg(f, i, 0), peer_role, 0);
+		break;
+	case 7: case 8:
+		send_as(W.p[i].a, events_msg(f, i, 1), peer_role, 0);
+		break;
+	case 9: case 10: case 11:
+		m = route_put_msg(f, &nk);
+		send_as(W.cli, m, cli_role, nk);
+		break;
+	case 12: case 13:
+		m = keys_msg(f, WIRE_ROUTE_GET, &nk);
+		send_as(W.cli, m, cli_role, nk);
+		break;
+	case 14:
+		send_as(W.cli, actor_msg_new(WIRE_STAT), cli_role, 0);
+		break;
+	case 15:
+		send_as(W.cli, actor_msg_new(WIRE_PING), cli_role, 0);
+		break;
+	case 16:
+		/* GET / PUT to the master: it has no peer of its own here */
+		m = items_msg(f, fz_u8(f) & 1 ? WIRE_GET : WIRE_PUT);
+		m->src_role = cli_role;
+		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply,
+			       kvn_xcalloc(1, sizeof(struct pending))) != 0)
+			actor_msg_free(m); /* the pending leaks only on a refused call: never here */
+		else
+			W.calls_out++;
+		break;
+	case 17: { /* the connection of stub peer i drops */
+		m = actor_msg_new(NET_DOWN);
+		m->status = KVN_ECONN;
+		m->src = actor_id_of(W.p[i].a);
+		if (actor_send(actor_id_of(W.master), m) != 0)
+			actor_msg_free(m);
+		break;
+	}
+	case 18: { /* arbitrary metadata on any type */
+		static const uint16_t types[] = { WIRE_PEER_ATTACH, WIRE_HEARTBEAT, WIRE_EVENTS, WIRE_FULL_SYNC,
+						  WIRE_ROUTE_PUT, WIRE_ROUTE_GET, WIRE_STAT, WIRE_PING,
+						  WIRE_GET, WIRE_PUT, WIRE_DURABLE, WIRE_DROP_GEN, 999 };
+		const uint8_t *p;
+		m = actor_msg_new(types[fz_u8(f) % 13]);
+		size_t n = fz_bytes(f, 2048, &p);
+		if (n) {
+			m->meta = kvn_xmalloc(n);
+			memcpy(m->meta, p, n);
+			m->meta_len = (uint32_t)n;
+		}
+		send_as(fz_u8(f) & 1 ? W.cli : W.p[i].a, m, fz_u8(f) & 1 ? peer_role : cli_role, 0);
+		break;
+	}
+	default: /* time passes: node timeouts, commits, drop re-sends */
+		run_for(fz_u16(f) % 4000);
+		return;
+	}
+	run_for(fz_u8(f) % 4);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	fz_quiet();
+	huge_sizes = fz_env_on("KVN_FUZZ_HUGE_SIZES");
+	snprintf(dir, sizeof dir, "%s/kvn-fuzz-master-XXXXXX", base);
+	if (!mkdtemp(dir))
+		kvn_fatal("mkdtemp %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+static void rm_db(void)
+{
+	char p[300];
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s%s", W.db, sfx[i]);
+		unlink(p);
+	}
+}
+
+static void cleanup(void)
+{
+	rm_db();
+	rmdir(dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int once;
+	struct master_opts o = { .server_id = "fz-master", .node_timeout_ms = 1000, .mailbox = 4096,
+				 .max_value_size = MAXV };
+	char err[512] = "";
+	struct fz f;
+
+	if (!once) {
+		once = 1;
+		atexit(cleanup);
+	}
+	fz_init(&f, data, size);
+	memset(&W, 0, sizeof W);
+	snprintf(W.db, sizeof W.db, "%s/master.db", dir);
+	rm_db();
+	o.db_path = W.db;
+	W.l = actor_loop_new("fz-master");
+	actor_loop_set_virtual(W.l, T0);
+	if (master_start(W.l, W.l, &o, &W.master, err, sizeof err) != 0)
+		kvn_fatal("master_start: %s", err);
+	for (int i = 0; i < NPEERS; i++) {
+		actor_spawn(W.l, &fpeer_ops, NULL, 4096, &W.p[i].a);
+		W.p[i].boot = 100 + (uint64_t)i;
+	}
+	actor_spawn(W.l, &cli_ops, NULL, 4096, &W.cli);
+
+	for (int k = 0; k < MAX_OPS && fz_left(&f); k++)
+		one_op(&f);
+	run_for(CALL_MS + 1000); /* every call answered or timed out */
+	master_dump(W.master, check_index_entry, NULL);
+	actor_loop_free(W.l);
+	return 0;
+}
