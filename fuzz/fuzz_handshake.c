@@ -157,6 +157,8 @@ static void server_side(struct fz *f)
 	net_opts_default(&o);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		kvn_fatal("socketpair");
+	if (!cnt.pre.tqh_last) /* the listener's list of connections not yet authenticated */
+		TAILQ_INIT(&cnt.pre);
 	if (conn_accept(own, sv[0], "fuzz", &fn_pol, &o, &cnt) != 0)
 		kvn_fatal("conn_accept");
 

@@ -20,19 +20,15 @@
  *  - no message storm: the peer never sends the master more than STORM_MAX
  *    messages at one instant (a re-ship loop without a timer).
  *
- * Known bug switch (issue 11 item 1: a client-chosen generation reaches the
- * event stream).  An event whose only fault is its generation (0 or above
- * 2^63-1) aborts only with KVN_FUZZ_STRICT_GEN=1 in the environment (or
- * -DKVN_FUZZ_STRICT_GEN=1 at build time); otherwise it is counted, reported
- * at exit, and the stub master acknowledges the batch (the real master would
- * refuse it, and today's peer would re-ship it for ever, which would stall
- * the run).  Turn it on once the grant fix is merged.
- *
- * Second switch: KVN_FUZZ_HUGE_PUT=1 lets PUT and COMMIT_SLOT items claim
- * sizes up to 2^64-1.  Off, the sum of a request's item sizes is kept below
- * 2^32, because today's peer reserves a discard iovec per 64 KiB of every
- * refused item before it compares the sizes with the payload (peer_data.c,
- * put_begin / peer_iov_discard): one item claiming 2^63 bytes exhausts memory.
+ * Grants: the stub master derives the grant key of the in-process peer as
+ * the real master does (auth_grant_local_material of the peer's boot id),
+ * and PUT and ALLOC_SLOT items carry a grant the input picks: mostly the
+ * master's valid one, else none, a zero one, one for another gen or size,
+ * or one with a flipped bit.  Since grants, an event whose generation the
+ * master never handed out is a violation like any other (issue 11 item 1;
+ * fuzz/crashes/peer-item1-* replay it), and items may claim any size (a
+ * size over the payload is refused before anything is reserved:
+ * fuzz/crashes/peer-put-huge-size-oom).
  */
 #include "config.h"
 
@@ -47,10 +43,6 @@
 #include "auth/auth.h"
 #include "net/net.h"
 
-#ifndef KVN_FUZZ_STRICT_GEN
-#define KVN_FUZZ_STRICT_GEN 0
-#endif
-
 #define T0 1000000ull
 #define MAXV (128u << 10)     /* peer.max_value_size */
 #define ARENA (512u << 10)    /* peer.dram_size */
@@ -60,8 +52,9 @@
 #define STORM_MAX 2000
 #define EVENT_BUDGET 200000
 
-static int strict_gen, huge_put;
-static uint64_t gen_only_violations; /* item 1, while not strict */
+/* the grant key the stub master signs with (made at the peer's attach) */
+static struct auth_grant_key *gkey;
+static uint64_t gkey_boot;
 
 struct stub {
 	uint64_t applied;
@@ -107,10 +100,6 @@ static void event_bad(const struct proto_event *e, const char *where)
 	int cls = event_class(e);
 	if (cls == 0)
 		return;
-	if (cls == 1 && !strict_gen) {
-		gen_only_violations++;
-		return;
-	}
 	fz_violation("the peer sent the master a %s event it refuses (master_event_ok): kind %u gen %llu "
 		     "tier %u size %llu%s",
 		     where, e->kind, (unsigned long long)e->gen, e->tier, (unsigned long long)e->size,
@@ -215,6 +204,14 @@ static int stub_handle(struct actor *self, struct actor_msg *m)
 			fz_violation("the peer's %s does not decode", wire_type_name(m->type));
 		if (m->type == WIRE_PEER_ATTACH && nd.last_seq < s->applied)
 			s->applied = nd.last_seq; /* a restarted numbering: follow it */
+		if (m->type == WIRE_PEER_ATTACH && (!gkey || nd.boot_id != gkey_boot)) {
+			uint8_t mat[AUTH_MAC_LEN];
+			auth_grant_key_free(gkey);
+			gkey = NULL;
+			gkey_boot = nd.boot_id;
+			if (auth_grant_local_material(nd.boot_id, mat) == 0)
+				auth_grant_key_new(mat, &gkey);
+		}
 		break;
 	case WIRE_EVENTS:
 		if (check_events(m, s)) {
@@ -317,7 +314,13 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 	struct actor_msg *m = actor_msg_new(type);
 	uint8_t flags = fz_u8(f);
 	uint32_t declared = fz_count(f), n = declared;
-	uint64_t total = 0, budget = huge_put ? UINT64_MAX : 0xffffffffull;
+	uint64_t total = 0, budget = UINT64_MAX;
+	int granted = type == WIRE_PUT || type == WIRE_ALLOC_SLOT;
+	struct {
+		char k[8];
+		uint64_t gen, size;
+	} g_items[64];
+	uint32_t ng = 0;
 
 	flags = flags < 128 ? 0 : flags < 200 ? PROTO_PUT_DURABLE : flags;
 	if (fz_u8(f) < 16) /* a declared count the items do not match */
@@ -339,6 +342,31 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 		wire_w_u64(&w, size);
 		if (sized && k[0] && k[0] != 'z')
 			remember(k, gen);
+		if (granted && ng < 64) {
+			memcpy(g_items[ng].k, k, sizeof k);
+			g_items[ng].gen = gen;
+			g_items[ng++].size = size;
+		}
+	}
+	/* the grants, one per item (the master's answer to ROUTE_PUT), unless
+	 * the input leaves them out */
+	if (granted && ng == n && fz_u8(f) < 240) {
+		for (uint32_t i = 0; i < ng; i++) {
+			struct proto_grant g = { .expiry_ms = kvn_wall_ms() + PROTO_GRANT_TTL_MS,
+						 .size = g_items[i].size };
+			uint8_t how = fz_u8(f);
+			uint64_t gen = g_items[i].gen + (how >= 232 && how < 240);
+			if (how >= 240 && how < 248)
+				g.size++;
+			if (how < 248 && gkey)
+				auth_grant_sign(gkey, "fz-peer", g_items[i].k, strnlen(g_items[i].k, sizeof g_items[i].k),
+						gen, g_items[i].size, g.expiry_ms, g.mac);
+			if (how >= 224 && how < 232)
+				g.mac[how & 15] ^= 1;
+			if (how >= 248)
+				memset(&g, 0, sizeof g);
+			proto_grants_add(&w, &g);
+		}
 	}
 	if (fz_u8(f) == 0xff)
 		wire_w_u8(&w, 0); /* a trailing byte */
@@ -532,23 +560,11 @@ static void one_op(struct fz *f)
 int LLVMFuzzerInitialize(int *argc, char **argv[])
 {
 	fz_quiet();
-	strict_gen = KVN_FUZZ_STRICT_GEN || fz_env_on("KVN_FUZZ_STRICT_GEN");
-	huge_put = fz_env_on("KVN_FUZZ_HUGE_PUT");
 	return 0;
-}
-
-static void report(void)
-{
-	if (gen_only_violations)
-		fprintf(stderr,
-			"fuzz_peer: %llu event(s) with a client-chosen generation the master refuses "
-			"(issue 11 item 1; KVN_FUZZ_STRICT_GEN=1 makes them fatal)\n",
-			(unsigned long long)gen_only_violations);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int once;
 	struct peer_opts o = {
 		.node_id = "fz-peer", .advertise = "127.0.0.1:1", .dram_size = ARENA, .page_size = 4096,
 		.heartbeat_ms = 50, .pending_ttl_ms = 500, .read_lease_ttl_ms = 1000,
@@ -557,10 +573,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	struct fz f;
 
-	if (!once) {
-		once = 1;
-		atexit(report);
-	}
 	fz_init(&f, data, size);
 	memset(&W, 0, sizeof W);
 	W.l = actor_loop_new("fz-peer");

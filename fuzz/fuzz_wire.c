@@ -295,6 +295,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.max_payload = MAX_PAYLOAD;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		kvn_fatal("socketpair: %s", strerror(errno));
+	if (!cnt.pre.tqh_last) /* the listener's list of connections not yet authenticated */
+		TAILQ_INIT(&cnt.pre);
 	if (conn_accept(own, sv[0], "fuzz", &fn_pol, &o, &cnt) != 0)
 		kvn_fatal("conn_accept");
 

@@ -170,7 +170,10 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	for (uint32_t i = 0; i < n; i++) {
 		struct keytab_view v;
 		int rc;
-		if (proto_items_next(&r, &it) != 0) {
+		/* sizes must add up to the payload before anything is reserved
+		 * or discarded for them: an item claiming 2^63 bytes would
+		 * otherwise get a discard iovec per 64 KiB (fuzz_peer) */
+		if (proto_items_next(&r, &it) != 0 || it.size > payload_len - total) {
 			pp->n = i;
 			peer_sink_abort(p->self, pp);
 			return KVN_EPROTO;
