@@ -230,10 +230,10 @@ doc_run 0 "kvnode --print-config example|markdown" \
 	"kvnode --print-config example > /dev/null && kvnode --print-config markdown > /dev/null"
 doc_not_run "make" "the build itself"
 doc_not_run "make check" "the suite this test is part of"
-for tgt in check-long distcheck; do
+for tgt in check-long distcheck fuzz fuzz-short; do
 	make -n -C "$BUILDDIR" $tgt > /dev/null 2>&1
 	ok $? "docs: 'make $tgt' is a target"
-	doc_not_run "make $tgt" "the long runs, once per issue"
+	doc_not_run "make $tgt" "long runs and fuzzing: check-long and CI run them"
 done
 for w in run test; do
 	grep -q "^$w)" "$SRCDIR/bootstrap"
