@@ -202,6 +202,53 @@ static void t_one_hung(void)
 	   (unsigned long long)worst);
 }
 
+static int async_done;
+
+static void on_async_done(void *arg, int status)
+{
+	(void)arg;
+	async_done += status == 0;
+}
+
+/* The same for async puts, from a client that has not met pa yet: one
+ * attempt's limit, then pa is quarantined, left out, and the puts land on
+ * pb well before their deadline. */
+static void t_one_hung_async(void)
+{
+	static uint8_t v[5000];
+	struct kvn_client *ca = proc_connect_ready(conf_c, 2);
+	struct kvn_put_failure f[NPUTS];
+	char key[16];
+	int started = 0, on_b = 0;
+
+	ok(ca != NULL, "a new client (pa still stopped)");
+	if (!ca)
+		return;
+	async_done = 0;
+	uint64_t t0 = kvn_now_ms();
+	for (int i = 1; i <= NPUTS; i++) {
+		snprintf(key, sizeof key, "a/%d", i);
+		started += kvn_put_async(ca, key, strlen(key), v, sizeof v, 0, on_async_done, NULL) == 0;
+	}
+	kvn_drain(ca);
+	uint64_t ms = kvn_now_ms() - t0;
+	size_t nf = kvn_poll_failures(ca, f, NPUTS);
+	for (size_t i = 0; i < nf; i++)
+		tap_diag("async put failed: %s", kvn_strerror(f[i].status));
+	is_int(started, NPUTS, "%d async puts started", NPUTS);
+	is_int(async_done, NPUTS, "every one succeeds while pa hangs");
+	ok(ms < FAST_MS, "all within %u ms of a %u ms deadline (%llu ms)", FAST_MS, TIMEOUT_MS,
+	   (unsigned long long)ms);
+	for (int i = 1; i <= NPUTS; i++) {
+		snprintf(key, sizeof key, "a/%d", i);
+		struct kvn_slot sl = { .key = key, .klen = strlen(key) };
+		if (kvn_resolve(cm, &sl, 1) == 0 && strcmp(sl.node_id, "pb") == 0)
+			on_b++;
+	}
+	is_int(on_b, NPUTS, "each on pb");
+	kvn_close(ca);
+}
+
 static void t_all_hung(void)
 {
 	char node[65];
@@ -233,6 +280,7 @@ int main(int argc, char **argv)
 		{ "start", t_start },
 		{ "placement", t_placement },
 		{ "one_hung", t_one_hung },
+		{ "one_hung_async", t_one_hung_async },
 		{ "all_hung", t_all_hung },
 		{ "resume", t_resume },
 		{ NULL, NULL },

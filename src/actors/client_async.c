@@ -49,6 +49,8 @@ struct client_aput {
 	char *exclude[AP_MAX_EXCLUDE];
 	uint32_t nexclude;
 	int cause; /* why the last node was excluded, if not "no room" */
+	uint8_t avoided; /* the last ROUTE_PUT left quarantined peers out */
+	uint8_t no_avoid; /* ... and found no room: route with them again */
 	/* the master answered "no peer" or "not ready": routed again after a
 	 * pause (created on the first one; freed when the put finishes, or
 	 * with the client actor) */
@@ -121,18 +123,22 @@ static void aput_pause(struct kvn_client *c, struct client_aput *ap, int status)
 /* Try again through the master, or give up with status. */
 static void aput_retry(struct kvn_client *c, struct client_aput *ap, int status)
 {
-	if (client_retryable(status) && !c->closing && kvn_now_ms() >= ap->deadline_ms) {
+	/* KVN_ETIMEDOUT here is one attempt's limit (on_put), not the deadline */
+	int again = client_retryable(status) || status == KVN_ETIMEDOUT;
+
+	if (again && !c->closing && kvn_now_ms() >= ap->deadline_ms) {
 		aput_finish(c, ap, KVN_ETIMEDOUT); /* it would go on, but its time is up */
 		return;
 	}
-	if (!client_retryable(status) || ap->attempt >= c->conf.client_retries || c->closing) {
+	if (!again || ap->attempt >= c->conf.client_retries || c->closing) {
 		aput_finish(c, ap, status);
 		return;
 	}
 	ap->attempt++;
 	if (status != KVN_ENOSPC && status != KVN_EBUSY)
 		ap->cause = status;
-	if ((status == KVN_ENOSPC || status == KVN_ECONN) && ap->nexclude < AP_MAX_EXCLUDE) {
+	if ((status == KVN_ENOSPC || status == KVN_ECONN || status == KVN_ETIMEDOUT) &&
+	    ap->nexclude < AP_MAX_EXCLUDE) {
 		int dup = 0;
 		for (uint32_t i = 0; i < ap->nexclude; i++)
 			if (strcmp(ap->exclude[i], ap->rt.node_id) == 0)
@@ -156,6 +162,18 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 	ap->via = 0;
 	if (p && p->inflight)
 		p->inflight--;
+	if (err == KVN_ETIMEDOUT && p && !via && kvn_now_ms() < ap->deadline_ms && !c->closing) {
+		/* the attempt's limit, not the put's deadline: that peer is cut
+		 * (nothing may read the buffer after we move on), quarantined and
+		 * left out of the next route */
+		net_abort(c->loop, ap->proxy, KVN_ETIMEDOUT);
+		if (p->proxy == ap->proxy) {
+			p->proxy = 0;
+			client_quarantine(c, p);
+		}
+		aput_retry(c, ap, KVN_ETIMEDOUT);
+		return 0;
+	}
 	if (err) {
 		if (err == KVN_ETIMEDOUT && (p || via)) {
 			/* our deadline, with the frame maybe still queued: cut the
@@ -255,7 +273,13 @@ static void aput_send(struct kvn_client *c, struct client_aput *ap)
 	ap->peer = p;
 	ap->proxy = p->proxy;
 	p->inflight++;
-	rc = actor_call(c->self, p->proxy, m, ap->deadline_ms - now, on_put, ap);
+	/* one attempt may not spend the whole deadline on a peer that does not
+	 * answer (hung, stopped): as kvn_put, client.attempt_timeout, except
+	 * for the last attempt the retries allow */
+	uint64_t wait = ap->deadline_ms - now;
+	if (ap->attempt < c->conf.client_retries && client_attempt_ms(c) < wait)
+		wait = client_attempt_ms(c);
+	rc = actor_call(c->self, p->proxy, m, wait, on_put, ap);
 	if (rc) {
 		/* not sent: the message (and its reference) is still ours */
 		actor_msg_free(m);
@@ -329,6 +353,11 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 		aput_pause(c, ap, ap->rt.status);
 		return 0;
 	}
+	if (ap->rt.status == KVN_EFULL && ap->avoided && !ap->no_avoid) {
+		ap->no_avoid = 1; /* no room but on quarantined peers: try them */
+		aput_route(c, ap);
+		return 0;
+	}
 	if (ap->rt.status == KVN_EFULL && ap->cause) {
 		/* every node left is excluded, one of them for no lack of room:
 		 * the cluster is not known to be full, that failure is the news */
@@ -357,9 +386,25 @@ static void aput_route(struct kvn_client *c, struct client_aput *ap)
 		aput_finish(c, ap, rc);
 		return;
 	}
+	/* quarantined peers (one that just failed or hung) are left out too
+	 * while another node has room: on "no room" the put is routed again
+	 * with them (on_route) */
+	const char *ex[AP_MAX_EXCLUDE * 2];
+	uint32_t nex = 0;
+	struct client_peer *q, *qtmp;
+	for (uint32_t i = 0; i < ap->nexclude; i++)
+		ex[nex++] = ap->exclude[i];
+	ap->avoided = 0;
+	if (!ap->no_avoid)
+		HASH_ITER(hh, c->peers, q, qtmp) {
+			if (nex < AP_MAX_EXCLUDE * 2 && client_is_quarantined(c, q->node_id)) {
+				ex[nex++] = q->node_id;
+				ap->avoided = 1;
+			}
+		}
 	struct actor_msg *m = actor_msg_new(WIRE_ROUTE_PUT);
 	wire_w_init(&w);
-	proto_route_put_begin(&w, (const char *const *)ap->exclude, ap->nexclude, 1);
+	proto_route_put_begin(&w, ex, nex, 1);
 	proto_route_put_add(&w, ap->key, ap->klen, ap->vlen);
 	if ((rc = wire_w_to_msg(&w, m)) != 0) {
 		wire_w_fini(&w);
