@@ -352,6 +352,33 @@ static void t_bad_event_alone(void)
 	env_down();
 }
 
+/* A put granted before a remove may commit on a slow or stopped peer and
+ * send its ADD after the remove: with no entry left, the old generation
+ * would come back (t/linearize saw the removed value read again).  The
+ * master remembers recent removals: such an ADD is stale, a newer one is
+ * indexed. */
+static void t_late_add_after_remove(void)
+{
+	struct proto_ack ack;
+	struct proto_route rt;
+
+	env_up("late_add", 60000);
+	attach(0, "n1", 11, 1 << 20, 0, &ack);
+	struct tev ev[] = {
+		{ 1, PROTO_EV_ADD, "k", 30, 0, 3 },
+		{ 2, PROTO_EV_REMOVE, "k", 30, 0, 0 },
+		{ 3, PROTO_EV_ADD, "k", 25, 0, 3 }, /* granted before gen 30, committed after the remove */
+	};
+	is_int(events(0, "n1", 11, ev, 3, &ack), 0, "ADD gen 30, REMOVE gen 30, then a late ADD of gen 25");
+	is_int(ack.applied_seq, 3, "all acknowledged");
+	is_int(get1("k", &rt), KVN_ENOTFOUND, "the removed key stays removed: gen 25 is not indexed");
+	struct tev more[] = { { 4, PROTO_EV_ADD, "k", 31, 0, 3 } };
+	is_int(events(0, "n1", 11, more, 1, &ack), 0, "a newer put after the remove");
+	is_int(get1("k", &rt), 0, "is indexed");
+	ok(rt.gen == 31, "with its generation (%llu)", (unsigned long long)rt.gen);
+	env_down();
+}
+
 /* ROUTE_PUT answers carry a grant the peer can check: it verifies under
  * the attachment's key (an in-process peer: the process secret and its
  * boot id) for exactly that node, key, gen and size, and expires. */
@@ -421,6 +448,7 @@ static const struct tap_test tests[] = {
 	{ "roles_and_malformed", t_roles_and_malformed },
 	{ "stat", t_stat },
 	{ "bad_event_alone", t_bad_event_alone },
+	{ "late_add_after_remove", t_late_add_after_remove },
 	{ "grants", t_grants },
 	{ NULL, NULL },
 };

@@ -268,6 +268,7 @@ static void live_tick(struct actor *self, void *arg)
 		if (!n->dead && now - n->last_seen_ms >= ms->node_timeout_ms)
 			declare_dead(ms, n, now - n->last_seen_ms);
 	}
+	mremoved_prune(ms); /* removals too old to be overtaken by a late put */
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
 }
 

@@ -179,3 +179,83 @@ void mfloor_db_check(struct master *ms)
 	}
 	ms->db_floors = 0;
 }
+
+/* ---- recent removals ----
+ * A REMOVE takes the key out of the index; a put of an older generation
+ * granted before it may still arrive: a peer stopped (SIGSTOP, a long
+ * pause) between the grant check and the commit sends its ADD later, and
+ * with no entry left it would be indexed, the removed value back
+ * (t/linearize saw it).  A grant is accepted up to PROTO_GRANT_TTL_MS +
+ * PROTO_GRANT_SKEW_MS after it was issued, and its pending slot lives
+ * peer.pending_ttl more: MREMOVED_MS covers both with room to spare. */
+#define MREMOVED_MS (10ull * 60 * 1000)
+#define MREMOVED_MAX (1u << 18)
+
+struct mremoved {
+	UT_hash_handle hh;
+	TAILQ_ENTRY(mremoved) link;
+	uint64_t gen, expires_ms;
+	uint16_t klen;
+	uint8_t key[];
+};
+
+static void removed_del(struct master *ms, struct mremoved *r)
+{
+	HASH_DEL(ms->removed, r);
+	TAILQ_REMOVE(&ms->removed_fifo, r, link);
+	ms->nremoved--;
+	free(r);
+}
+
+void mremoved_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct mremoved *r;
+
+	if (!ms->removed)
+		TAILQ_INIT(&ms->removed_fifo);
+	HASH_FIND(hh, ms->removed, key, klen, r);
+	if (r)
+		removed_del(ms, r); /* renewed: to the back of the queue */
+	else if (ms->nremoved >= MREMOVED_MAX)
+		removed_del(ms, TAILQ_FIRST(&ms->removed_fifo)); /* the oldest goes first */
+	r = kvn_xmalloc(sizeof *r + klen);
+	r->gen = gen;
+	r->expires_ms = kvn_now_ms() + MREMOVED_MS;
+	r->klen = klen;
+	memcpy(r->key, key, klen);
+	HASH_ADD_KEYPTR(hh, ms->removed, r->key, r->klen, r);
+	TAILQ_INSERT_TAIL(&ms->removed_fifo, r, link);
+	ms->nremoved++;
+}
+
+uint64_t mremoved_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct mremoved *r = NULL;
+
+	if (!ms->removed)
+		return 0;
+	HASH_FIND(hh, ms->removed, key, klen, r);
+	if (!r)
+		return 0;
+	uint64_t floor = r->gen;
+	if (gen >= floor || kvn_now_ms() >= r->expires_ms)
+		removed_del(ms, r); /* a newer entry from now on, or too old to matter */
+	return floor;
+}
+
+void mremoved_prune(struct master *ms)
+{
+	uint64_t now = kvn_now_ms();
+	struct mremoved *r;
+
+	while (ms->removed && (r = TAILQ_FIRST(&ms->removed_fifo)) && r->expires_ms <= now)
+		removed_del(ms, r);
+}
+
+void mremoved_free_all(struct master *ms)
+{
+	struct mremoved *r;
+
+	while (ms->removed && (r = TAILQ_FIRST(&ms->removed_fifo)))
+		removed_del(ms, r);
+}

@@ -194,7 +194,7 @@ int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16
 	 * master.db): one this master would hand out again stops it until its
 	 * epoch is raised */
 	master_gen_seen(ms, gen);
-	if (!e && gen < mfloor_take(ms, node, key, klen, gen)) {
+	if (!e && (gen < mfloor_take(ms, node, key, klen, gen) || gen < mremoved_take(ms, key, klen, gen))) {
 		/* superseded or removed while a node was forgotten: taking it
 		 * back would undo an acknowledged put or remove */
 		mdrops_add(drops, node, key, klen, gen);
@@ -247,6 +247,7 @@ int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uin
 	if (!e || e->node != node || e->gen != gen)
 		return 0;
 	mfloor_raise(ms, key, klen, gen + 1);
+	mremoved_note(ms, key, klen, gen + 1);
 	entry_delete(ms, e);
 	return 1;
 }
@@ -272,6 +273,7 @@ void mindex_free_all(struct master *ms)
 	}
 	ms->objects = ms->bytes = 0;
 	mfloor_free_all(ms);
+	mremoved_free_all(ms);
 }
 
 /* ---- DROP_GEN batching ---- */

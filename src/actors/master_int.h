@@ -197,6 +197,12 @@ struct master {
 	uint64_t floor_all;          /* past the limit: a floor for every key */
 	int floor_full_logged;
 	int db_floors;               /* master.db may hold floors: empty them when quiet */
+	/* keys removed lately, with the generation a new entry must reach:
+	 * a put granted before the remove may still commit on a slow or
+	 * stopped peer and send its ADD after it (master_floor.c) */
+	struct mremoved *removed;
+	TAILQ_HEAD(, mremoved) removed_fifo;
+	uint32_t nremoved;
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
@@ -349,6 +355,14 @@ void mnode_recalled(struct master *ms, struct mnode *n);
  * have made every floor needless (master_floor.c). */
 int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen);
 void mfloor_db_check(struct master *ms);
+/* A key removed at gen: for MREMOVED_MS an ADD of it below gen + 1 with no
+ * entry is stale (mremoved_take says the floor, and forgets it once a new
+ * entry reaches it).  Expired ones go in mremoved_prune; all in _free_all. */
+struct mremoved;
+void mremoved_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+uint64_t mremoved_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+void mremoved_prune(struct master *ms);
+void mremoved_free_all(struct master *ms);
 
 void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
 /* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such
