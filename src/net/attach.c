@@ -31,7 +31,7 @@ void conn_up(struct conn *c)
 		c->cnt->open++;
 		c->counted = 1;
 	}
-	c->backoff_ms = c->o.backoff_min_ms;
+	kvn_backoff_reset(&c->backoff);
 	if (c->outgoing && c->down_logged) {
 		log_info("connection to %s is back", c->addr);
 		c->down_logged = 0;

@@ -410,11 +410,9 @@ void conn_fail(struct conn *c, int err)
 		}
 		c->state = C_DOWN;
 		c->failing = 0;
-		/* jittered in [backoff/2, backoff]: peers that lost their master
-		 * together do not come back in lock-step */
-		uint64_t half = c->backoff_ms / 2;
-		conn_arm_timer(c, half + kvn_jitter_u64() % (c->backoff_ms - half + 1));
-		c->backoff_ms = c->backoff_ms * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : c->backoff_ms * 2;
+		/* jittered: peers that lost their master together do not come
+		 * back in lock-step */
+		conn_arm_timer(c, kvn_backoff_next(&c->backoff));
 		return;
 	}
 	c->state = C_CLOSED;
@@ -590,7 +588,7 @@ static struct conn *conn_new(struct actor *owner, const struct net_opts *o)
 	if (!c->out || !c->tin || !c->tout)
 		kvn_fatal("out of memory");
 	TAILQ_INIT(&c->queued);
-	c->backoff_ms = c->o.backoff_min_ms;
+	kvn_backoff_init(&c->backoff, c->o.backoff_min_ms, c->o.backoff_max_ms);
 	kvn_ratelimit_init(&c->rl, NET_WARN_INTERVAL_MS, NET_WARN_BURST);
 	return c;
 }

@@ -109,7 +109,7 @@ struct conn {
 	/* requests we forwarded, by the corr we put on the wire */
 	struct inflight *inflight;
 	uint64_t next_corr;
-	uint64_t backoff_ms;
+	struct kvn_backoff backoff; /* reconnects: o.backoff_min_ms .. o.backoff_max_ms */
 	int down_logged;
 	struct net_counter *cnt;
 	/* inbound: on cnt->pre until authenticated, then counted in cnt->open */
