@@ -36,8 +36,8 @@
 #include "fuzz_common.h"
 
 #include "actors/actor.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "master/master.h"
 #include "auth/auth.h"
 #include "net/net.h"
 

@@ -37,9 +37,9 @@
 #include "fuzz_common.h"
 
 #include "actors/actor.h"
-#include "actors/master_int.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "master/master_int.h"
+#include "net/proto.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "net/net.h"
 
@@ -413,10 +413,9 @@ static void client_send(struct fz *f, struct actor_msg *m, uint64_t plen, int si
 {
 	m->src_role = role;
 	if (plen && sink) {
-		struct wire_hdr h = { .magic = WIRE_MAGIC, .version = WIRE_VERSION, .type = m->type,
-				      .meta_len = m->meta_len, .payload_len = plen, .corr = 1 };
-		struct net_sink sk = { 0 };
-		int rc = actor_sink(W.peer, actor_id_of(W.cli), &h, m->meta, &sk);
+		struct actor_frame h = { .type = m->type, .meta_len = m->meta_len, .payload_len = plen, .corr = 1 };
+		struct actor_sink sk = { 0 };
+		int rc = actor_sink_ask(W.peer, actor_id_of(W.cli), &h, m->meta, &sk);
 		if (rc == 0) {
 			uint64_t total = 0;
 			for (int i = 0; i < sk.niov; i++)

@@ -63,8 +63,8 @@ struct sinkbuf {
 	struct iovec iov[3];
 };
 
-static int owner_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		      struct net_sink *sink)
+static int owner_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		      struct actor_sink *sink)
 {
 	if (O.mode == 0 || h->payload_len > MAX_PAYLOAD)
 		return 1;

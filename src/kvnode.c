@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "actors/roles.h"
+#include "client/client.h"
+#include "master/master.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "cli/cli.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "actors/actor.h"
-#include "actors/proto.h"
+#include "net/proto.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "kvnode.h"

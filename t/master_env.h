@@ -20,8 +20,9 @@
 #include "tap.h"
 
 #include "actors/actor.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "master/master.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "net/net.h"

@@ -32,8 +32,8 @@ struct server {
 	uint8_t sinkbuf[1 << 20];
 };
 
-static int srv_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		    struct net_sink *sink)
+static int srv_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink)
 {
 	struct server *s = actor_state(self);
 	static struct iovec iov[2];

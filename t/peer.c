@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "actors/actor.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "net/net.h"

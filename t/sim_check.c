@@ -17,7 +17,8 @@
 #include "lincheck.h"
 #include "sim.h"
 
-#include "actors/roles.h"
+#include "master/master.h"
+#include "peer/peer.h"
 #include "base/base.h"
 #include "store/store.h"
 

@@ -19,8 +19,8 @@
 
 #include "sim.h"
 
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "master/master.h"
 #include "auth/auth.h"
 #include "base/base.h"
 

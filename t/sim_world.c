@@ -20,7 +20,8 @@
 
 #include "sim.h"
 
-#include "actors/roles.h"
+#include "master/master.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "base/base.h"
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "actors/proto.h"
+#include "net/proto.h"
 #include "kvnode.h"
 #include "net/net.h"
 #include "proc.h"

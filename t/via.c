@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 #include "base/base.h"
 #include "kvnode.h"
 #include "net/net.h"

@@ -21,9 +21,7 @@
 #include <uthash.h>
 
 #include "actors/actor.h"
-#include "auth/auth.h"
 #include "base/base.h"
-#include "net/net.h"
 #include "actors/actor_int.h"
 
 #define REG_MAX (1u << 16)
@@ -309,8 +307,8 @@ void actor_destroy(struct actor *a)
 	actor_finish_destroy(a);
 }
 
-int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-	       struct net_sink *sink)
+int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+	       struct actor_sink *sink)
 {
 	if (!a->ops->sink || a->destroyed)
 		return 1;
@@ -332,8 +330,8 @@ int actor_send(actor_id dst, struct actor_msg *m)
 
 	if (!m)
 		return KVN_EINVAL;
-	if (m->src_role == AUTH_ROLE_NONE)
-		m->src_role = AUTH_ROLE_INTERNAL;
+	if (m->src_role == ACTOR_ROLE_NONE)
+		m->src_role = ACTOR_ROLE_INTERNAL;
 	pthread_mutex_lock(&reg.mu);
 	a = reg_find_locked(dst);
 	if (!a) {
@@ -390,7 +388,7 @@ static void dispatch(struct actor *a, struct actor_msg *m)
 	int r;
 
 	STAT_INC(delivered);
-	if ((m->flags & WIRE_F_REPLY) && m->corr) {
+	if ((m->flags & ACTOR_F_REPLY) && m->corr) {
 		struct pending *p;
 		HASH_FIND(hh, a->pending, &m->corr, sizeof m->corr, p);
 		if (p) {
@@ -498,7 +496,7 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 	m->corr = p->corr;
 	m->src = self->id;
 	m->deadline_ms = kvn_now_ms() + timeout_ms;
-	m->flags &= (uint16_t)~WIRE_F_REPLY;
+	m->flags &= (uint16_t)~ACTOR_F_REPLY;
 	HASH_ADD(hh, self->pending, corr, sizeof p->corr, p);
 	loop_timer_add(self->loop, p->timer, timeout_ms);
 	rc = actor_send(dst, m);
@@ -524,7 +522,7 @@ void actor_reply(struct actor *self, const struct actor_msg *req, struct actor_m
 		return;
 	}
 	reply->type = req->type;
-	reply->flags |= WIRE_F_REPLY;
+	reply->flags |= ACTOR_F_REPLY;
 	reply->corr = req->corr;
 	reply->status = status;
 	reply->src = self ? self->id : 0;

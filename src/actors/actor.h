@@ -18,16 +18,24 @@
 struct event;
 struct event_base;
 struct evbuffer;
-struct wire_hdr;
-struct net_sink;
+struct iovec;
 
 /* Handle: registry slot (low 32 bits) | generation (high 32).  0 is none.  A
  * stale handle never reaches a newer actor in the same slot. */
 typedef uint64_t actor_id;
 
+/* Who sent a message, as far as the runtime needs to know.  The values are
+ * enum auth_role's (net.h checks that they agree): the runtime marks local
+ * sends INTERNAL; connections set the authenticated role. */
+#define ACTOR_ROLE_NONE 0
+#define ACTOR_ROLE_INTERNAL 4
+/* The one flag the runtime reads: this message answers the call with the same
+ * corr.  Its value is WIRE_F_REPLY's (net.h checks). */
+#define ACTOR_F_REPLY 1
+
 struct actor_msg {
-	uint16_t type;   /* enum wire_type */
-	uint16_t flags;  /* enum wire_flags */
+	uint16_t type;   /* the roles' message type (enum wire_type) */
+	uint16_t flags;  /* ACTOR_F_REPLY and the roles' flags (enum wire_flags) */
 	int32_t status;  /* replies: 0 or KVN_E* */
 	uint64_t corr;   /* correlation id; 0 = one-way */
 	actor_id src;    /* sender: replies go here */
@@ -54,6 +62,23 @@ struct actor_loop;
 
 #define ACTOR_KEEP 1
 
+/* What a payload sink hook is told about a frame whose payload is about to
+ * arrive: the header fields the runtime's users need, not the wire layout. */
+struct actor_frame {
+	uint16_t type;        /* enum wire_type */
+	uint16_t flags;       /* enum wire_flags */
+	uint32_t meta_len;
+	uint64_t payload_len;
+	uint64_t corr;        /* the caller's own correlation id for replies */
+};
+/* Where a sink hook wants the payload: iovecs covering exactly payload_len
+ * bytes, and the cookie that identifies the reservation. */
+struct actor_sink {
+	struct iovec *iov; /* owned by the cookie's owner */
+	int niov;
+	void *cookie;
+};
+
 struct actor_ops {
 	const char *name;
 	/* One message at a time on the actor's loop thread.  Return 0 to let the
@@ -65,8 +90,8 @@ struct actor_ops {
 	 * payload is buffered in m->payload); return a KVN_E* code to refuse (the
 	 * payload is read and discarded, the message delivered with sink_err).
 	 * from is the proxy the frame arrived on. */
-	int (*sink)(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		    struct net_sink *sink);
+	int (*sink)(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink);
 	/* Optional: the frame whose payload went to sink->cookie failed (tag
 	 * mismatch, connection lost); the cookie will never be delivered. */
 	void (*sink_abort)(struct actor *self, void *cookie);
@@ -148,8 +173,8 @@ int actor_busy_leave(struct actor *a);
 
 /* Ask a same-loop actor for a payload sink (actor_ops.sink): its return
  * value, or 1 (decline) when it has no sink hook. */
-int actor_sink(struct actor *a, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-	       struct net_sink *sink);
+int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		   struct actor_sink *sink);
 void actor_sink_abort(struct actor *a, void *cookie);
 
 /* ---- messaging ---- */
@@ -157,7 +182,7 @@ void actor_sink_abort(struct actor *a, void *cookie);
  * thread runs and has nothing queued, handle it right now (before
  * actor_send returns).  0: dst owns m.  KVN_EBUSY (mailbox
  * full) or KVN_ECLOSED (no such actor): the caller still owns m.  Sets
- * src_role to AUTH_ROLE_INTERNAL unless already set (proxies set it). */
+ * src_role to ACTOR_ROLE_INTERNAL unless already set (proxies set it). */
 int actor_send(actor_id dst, struct actor_msg *m);
 
 /* Outcome of a call: reply is the reply message (err == 0; its status is the

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/base.h"
-#include "actors/roles.h"
+#include "client/client.h"
 #include "cli/cli.h"
 
 /* ---- kvnode: the client API ---------------------------------------------- */

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "actors/roles.h"
+#include "client/client.h"
 #include "base/base.h"
 #include "cli/cli.h"
 

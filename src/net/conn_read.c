@@ -243,7 +243,8 @@ static void payload_begin(struct conn *c)
 {
 	actor_id dst = c->owner;
 
-	struct wire_hdr h = c->h;
+	struct actor_frame h = { .type = c->h.type, .flags = c->h.flags, .meta_len = c->h.meta_len,
+				 .payload_len = c->h.payload_len, .corr = c->h.corr };
 
 	if (c->h.flags & WIRE_F_REPLY) {
 		struct inflight *f;
@@ -262,7 +263,7 @@ static void payload_begin(struct conn *c)
 	}
 	struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
 	if (a) {
-		int rc = actor_sink(a, actor_id_of(c->self), &h, c->meta, &c->sink);
+		int rc = actor_sink_ask(a, actor_id_of(c->self), &h, c->meta, &c->sink);
 		if (rc == 0) {
 			uint64_t total = 0;
 			for (int i = 0; i < c->sink.niov; i++)

@@ -19,6 +19,10 @@
 #include "actors/actor.h"
 #include "auth/auth.h"
 
+/* The runtime marks senders with its own constants; they are auth roles. */
+_Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_ROLE_INTERNAL,
+	       "actor roles are auth roles");
+
 #define WIRE_MAGIC 0x314e564bu /* "KVN1" as little-endian bytes */
 #define WIRE_VERSION 1
 #define WIRE_HDR_LEN 32
@@ -72,6 +76,7 @@ enum wire_flags {
 	WIRE_F_ROUTES = 2,
 };
 #define WIRE_F_KNOWN (WIRE_F_REPLY | WIRE_F_ROUTES)
+_Static_assert(WIRE_F_REPLY == ACTOR_F_REPLY, "the runtime's reply flag is the wire's");
 
 struct wire_hdr {
 	uint32_t magic;
@@ -218,12 +223,6 @@ void net_listener_free(struct net_listener *l);
  * bytes; the connection then reads the bytes straight into them (no
  * intermediate buffer) and delivers the message with sink_cookie set.  See
  * actor_ops.sink in actors/actor.h. */
-struct net_sink {
-	struct iovec *iov; /* owned by the cookie's owner */
-	int niov;
-	void *cookie;
-};
-
 struct net_stats {
 	uint64_t frames_in, frames_out, bytes_in, bytes_out;
 	uint64_t auth_fail, proto_err, conns_open, conns_accepted, conns_refused;

@@ -101,7 +101,7 @@ struct conn {
 	uint8_t *meta;
 	uint64_t pay_left;
 	int pmode, sink_err;
-	struct net_sink sink;
+	struct actor_sink sink;
 	int sidx;
 	size_t soff;
 	actor_id pdst;

@@ -2,7 +2,7 @@
  * master_int: what master.c (messages, liveness, persistence glue),
  * master_sync.c (FULL_SYNC), master_index.c (nodes, the key index,
  * placement, routing replies) and dbw.c (the SQLite writer actor) share.  Not a public header: the master's
- * public face is master_start() in roles.h.
+ * public face is master_start() in master.h.
  */
 #ifndef KVN_MASTER_INT_H
 #define KVN_MASTER_INT_H
@@ -11,8 +11,8 @@
 #include <sys/queue.h>
 
 #include "actors/actor.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "master/master.h"
 #include "base/base.h"
 #include "net/net.h"
 #include "store/store.h"
@@ -430,8 +430,8 @@ int master_on_get(struct master *ms, struct actor_msg *m);
 int master_on_put(struct master *ms, struct actor_msg *m);
 /* The master's payload sink (actor_ops.sink): a PUT's payload goes straight
  * into that peer's pages. */
-int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		struct net_sink *sink);
+int master_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		struct actor_sink *sink);
 void master_sink_abort(struct actor *self, void *cookie);
 void master_on_stat(struct master *ms, const struct actor_msg *m);
 void master_on_ping(struct master *ms, const struct actor_msg *m);

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 #define MASTER_LIVE_MIN_MS 50
 
@@ -618,7 +618,7 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 	return 0;
 }
 
-/* ---- test hooks (roles.h) ---- */
+/* ---- test hooks (master.h) ---- */
 
 void master_crash(struct actor *master)
 {

@@ -10,8 +10,8 @@
 #include <sys/queue.h>
 
 #include "actors/actor.h"
-#include "actors/proto.h"
-#include "actors/roles.h"
+#include "net/proto.h"
+#include "peer/peer.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "store/store.h"
@@ -154,8 +154,8 @@ int peer_grants_find(const uint8_t *meta, uint32_t meta_len, struct wire_r *g);
  * wrong grant) or KVN_EPROTO (a generation the master never hands out).
  * g NULL: none.  Refusals are counted and logged, rate-limited. */
 int peer_grant_check(struct peer *p, const struct proto_item *it, const struct proto_grant *g, uint64_t wall);
-int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-	      struct net_sink *sink);
+int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+	      struct actor_sink *sink);
 void peer_sink_abort(struct actor *self, void *cookie);
 /* Decode every item of a data-path request before any is acted on, so a
  * malformed request changes nothing; on success *r is reopened at the first
@@ -184,8 +184,8 @@ void peer_handle_commit_slot(struct peer *p, struct actor_msg *m);
 void peer_handle_abort_slot(struct peer *p, struct actor_msg *m);
 void peer_handle_resolve(struct peer *p, struct actor_msg *m);
 /* The COMMIT_SLOT payload sink (peer_sink hands COMMIT_SLOT frames here). */
-int peer_slot_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		   struct net_sink *sink);
+int peer_slot_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		   struct actor_sink *sink);
 /* 1 when cookie was a COMMIT_SLOT receive (now aborted; its slots stay
  * reserved), 0 when it is not ours (peer_sink_abort asks first). */
 int peer_slot_sink_abort(struct peer *p, void *cookie);

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "actors/proto.h"
+#include "net/proto.h"
 #include "base/base.h"
 
 static int finish(struct wire_w *w, struct actor_msg *m)

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 /* ---- GET ---- */
 
@@ -150,8 +150,8 @@ out:
 	return rc;
 }
 
-int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		struct net_sink *sink)
+int master_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		struct actor_sink *sink)
 {
 	struct master *ms = actor_state(self);
 	struct mnode *to;
@@ -164,7 +164,7 @@ int master_sink(struct actor *self, actor_id from, const struct wire_hdr *h, con
 	if (put_place(ms, (uint8_t *)meta, h->meta_len, &to) != 0)
 		return KVN_ESTATE; /* the payload is read and dropped */
 	struct actor *pa = actor_lookup_local(actor_loop_of(self), to->ref);
-	if (!pa || actor_sink(pa, from, h, meta, sink) != 0)
+	if (!pa || actor_sink_ask(pa, from, h, meta, sink) != 0)
 		return KVN_ESTATE; /* not on this loop, or it cannot take them */
 	struct mput *mp = kvn_xmalloc(sizeof *mp);
 	mp->peer = to->ref;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 
 
 /* ---- op lifecycle ---- */

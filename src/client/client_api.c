@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actors/client_int.h"
-#include "actors/roles.h"
+#include "client/client_int.h"
+#include "client/client.h"
 
 
 static __thread char last_detail[768];

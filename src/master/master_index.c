@@ -13,7 +13,7 @@
 
 #include <openssl/crypto.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 #include "base/hashpf.h"
 
 /* Longest exclude list a ROUTE_PUT may carry (more: KVN_EPROTO). */

@@ -46,7 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 /* A reply owed once the current group is committed. */
 struct dbw_wait {

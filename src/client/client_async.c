@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 
 #define AP_MAX_EXCLUDE 16
 /* kvn_drain's safety margin past the last deadline: each step of a put is

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 #include "net/net.h"
 
 /* m with w's metadata, for items idx[0..k), as a request of op's round to

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 #include "net/net.h"
 
 void client_set_detail(struct kvn_client *c, const char *fmt, ...)
@@ -86,8 +86,8 @@ static int client_handle(struct actor *self, struct actor_msg *m)
 }
 
 /* GET replies land straight in the caller's buffers. */
-static int client_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		       struct net_sink *sink)
+static int client_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		       struct actor_sink *sink)
 {
 	struct kvn_client *c = actor_state(self);
 	struct client_req *q;

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 /* A dbw request not answered within this is treated as failed (the node
  * then has to full-sync): longer than SQLite's busy timeout plus a slow

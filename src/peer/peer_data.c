@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/peer_int.h"
+#include "peer/peer_int.h"
 #include "base/base.h"
 
 #define SCRATCH_LEN (64 * 1024)
@@ -207,8 +207,8 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	return 0;
 }
 
-int peer_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-	      struct net_sink *sink)
+int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+	      struct actor_sink *sink)
 {
 	struct peer *p = actor_state(self);
 	struct peer_put *pp;

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/peer_int.h"
+#include "peer/peer_int.h"
 #include "base/base.h"
 
 #define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)kvn_hash64((keyptr), (keylen)))
@@ -293,8 +293,8 @@ static void receiving_insert(struct peer *p, struct slot_recv *rv)
 	TAILQ_INSERT_TAIL(&p->receiving, &rv->pp, link);
 }
 
-int peer_slot_sink(struct actor *self, actor_id from, const struct wire_hdr *h, const uint8_t *meta,
-		   struct net_sink *sink)
+int peer_slot_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		   struct actor_sink *sink)
 {
 	struct peer *p = actor_state(self);
 	struct slot_recv *rv;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 static int sync_check(const struct actor_msg *m, struct proto_sync_hdr *h)
 {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/client_int.h"
+#include "client/client_int.h"
 
 /* The op's items are a shadow of the slots: key, klen, and the size and
  * bytes where a PUT would have its value. */

@@ -1,11 +1,13 @@
 /*
- * roles: how kvnode.c starts the master, the peer and the SQLite writer as
- * actors.  Each role's messages are documented in docs/protocol.md and
- * encoded in proto.c.
+ * master: the public face of the master role, for kvnode.c (which wires the
+ * roles together) and tests.  master_start opens master.db and starts the
+ * master actor and its SQLite writer; the messages it answers are in
+ * docs/protocol.md.  Everything else of the role is in master_int.h.
  */
-#ifndef KVN_ROLES_H
-#define KVN_ROLES_H
+#ifndef KVN_MASTER_H
+#define KVN_MASTER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "actors/actor.h"
@@ -32,37 +34,6 @@ void master_crash(struct actor *master);
 typedef void (*master_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, const char *node_id);
 void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 
-/* ---- peer (peer.c) ---- */
-struct peer_opts {
-	const char *node_id;
-	const char *advertise;  /* address clients dial */
-	uint64_t dram_size, page_size;
-	int hugepages;
-	uint64_t heartbeat_ms, pending_ttl_ms, read_lease_ttl_ms;
-	uint64_t max_value_size;
-	uint32_t mailbox;
-	uint64_t call_timeout_ms; /* deadline of each call to the master */
-	/* Tests only: the bug this design forbids.  When an EVENTS send fails,
-	 * forget the events it carried, answer their waiting puts as if the
-	 * master had applied them, and renumber later events so no gap shows.
-	 * The simulation test turns it on to prove its checker notices. */
-	int unsafe_forget_unacked;
-};
-/* Create the arena and the peer actor on loop.  The peer attaches to
- * `master` (a local actor or a proxy from net_connect) once started. */
-int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,
-	       size_t errlen);
-/* Tests (loop thread only): visit every committed generation; the peer's
- * key-table counters (leases outstanding, refused transitions, ...). */
-typedef void (*peer_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
-void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg);
-struct keytab_stats;
-void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
-
-/* Point the peer at its master (call on the peer's loop before it runs, or
- * right after creating the proxy). */
-void peer_set_master(struct actor *peer, actor_id master);
-
 /* ---- master counters (master.c) ---- */
 /* Process-wide, summed over every master instance since the process
  * started (stats output and tests).  Safe from any thread. */
@@ -82,12 +53,5 @@ struct master_stats {
 	uint64_t events_refused;              /* single events refused (invalid), the rest applied */
 };
 void master_get_stats(struct master_stats *st);
-
-/* ---- client (client_api.c) ---- */
-struct kvn_conf;
-struct kvn_client;
-/* kvn_connect with an already loaded and finalized config (the CLI's, with
- * its --set overrides).  Takes ownership of conf's strings. */
-int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 
 #endif

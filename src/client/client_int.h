@@ -15,7 +15,7 @@
 #include <uthash.h>
 
 #include "actors/actor.h"
-#include "actors/proto.h"
+#include "net/proto.h"
 #include "auth/auth.h"
 #include "base/base.h"
 #include "kvnode.h"

@@ -12,7 +12,7 @@
 
 #include <openssl/crypto.h>
 
-#include "actors/peer_int.h"
+#include "peer/peer_int.h"
 #include "auth/auth.h"
 #include "base/base.h"
 

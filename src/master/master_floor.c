@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/master_int.h"
+#include "master/master_int.h"
 
 #define FLOOR_MAX (1u << 18)
 
