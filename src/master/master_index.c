@@ -28,16 +28,16 @@
 
 /* ---- nodes ---- */
 
-struct mnode *mnode_find(struct master *ms, const char *node_id)
+struct master_node *master_node_find(struct master *ms, const char *node_id)
 {
-	struct mnode *n;
+	struct master_node *n;
 	HASH_FIND_STR(ms->nodes, node_id, n);
 	return n;
 }
 
-struct mnode *mnode_get(struct master *ms, const char *node_id)
+struct master_node *master_node_get(struct master *ms, const char *node_id)
 {
-	struct mnode *n = mnode_find(ms, node_id);
+	struct master_node *n = master_node_find(ms, node_id);
 	if (n)
 		return n;
 	n = kvn_xcalloc(1, sizeof *n);
@@ -47,20 +47,20 @@ struct mnode *mnode_get(struct master *ms, const char *node_id)
 	return n;
 }
 
-void mstaging_reset(struct mstaging *s)
+void master_node_staging_reset(struct master_staging *s)
 {
 	free(s->ents);
 	free(s->keys);
 	memset(s, 0, sizeof *s);
 }
 
-void mnode_free_all(struct master *ms)
+void master_node_free_all(struct master *ms)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	HASH_ITER(hh, ms->nodes, n, tmp) {
 		HASH_DEL(ms->nodes, n);
-		mstaging_reset(&n->stg);
-		mpdrop_clear(n);
+		master_node_staging_reset(&n->stg);
+		master_drops_pending_clear(n);
 		wire_w_fini(&n->held_w);
 		auth_grant_key_free(n->gkey);
 		free(n);
@@ -72,7 +72,7 @@ void mnode_free_all(struct master *ms)
 /* From the connection the node attached over (both ends derive the same
  * bytes from its session, nothing is sent), or, for an actor of this
  * process, from the process's own secret and the node's boot id. */
-void mnode_grant_key(struct master *ms, struct mnode *n, const struct actor_msg *m, uint64_t boot)
+void master_node_grant_key(struct master *ms, struct master_node *n, const struct actor_msg *m, uint64_t boot)
 {
 	uint8_t mat[AUTH_MAC_LEN];
 	struct auth_grant_key *g = NULL;
@@ -90,7 +90,7 @@ void mnode_grant_key(struct master *ms, struct mnode *n, const struct actor_msg 
 			  n->node_id, kvn_strerror(rc));
 }
 
-void mnode_grant(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
+void master_node_grant(const struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
 		 struct proto_grant *g)
 {
 	memset(g, 0, sizeof *g);
@@ -108,7 +108,7 @@ static uint64_t clamp63(uint64_t v)
 	return v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v;
 }
 
-uint64_t mnode_footprint(const struct mnode *n, uint64_t size)
+uint64_t master_node_footprint(const struct master_node *n, uint64_t size)
 {
 	/* The arena hands out whole pages: a 100-byte value on 4 KiB pages
 	 * takes 4 KiB, and counting its bytes let small puts overbook a full
@@ -119,7 +119,7 @@ uint64_t mnode_footprint(const struct mnode *n, uint64_t size)
 	return (size + p - 1) & ~(p - 1);
 }
 
-uint64_t mnode_free_dram(const struct mnode *n)
+uint64_t master_node_free_dram(const struct master_node *n)
 {
 	/* reported use, corrected by what was indexed or unindexed since
 	 * (saturating: the report is the peer's, up to 2^63-1 once clamped) */
@@ -134,7 +134,7 @@ uint64_t mnode_free_dram(const struct mnode *n)
 	return n->dram_total > busy ? n->dram_total - busy : 0;
 }
 
-void mnode_row(const struct mnode *n, struct meta_node *row)
+void master_node_row(const struct master_node *n, struct meta_node *row)
 {
 	memset(row, 0, sizeof *row);
 	snprintf(row->node_id, sizeof row->node_id, "%s", n->node_id);
@@ -151,33 +151,33 @@ void mnode_row(const struct mnode *n, struct meta_node *row)
 
 /* ---- index ---- */
 
-static struct mentry *mindex_find(struct master *ms, const uint8_t *key, uint16_t klen)
+static struct master_entry *index_find(struct master *ms, const uint8_t *key, uint16_t klen)
 {
-	struct mentry *e;
+	struct master_entry *e;
 	HASH_FIND(hh, ms->index, key, klen, e);
 	return e;
 }
 
-static void entry_unlink_node(struct master *ms, struct mentry *e)
+static void entry_unlink_node(struct master *ms, struct master_entry *e)
 {
 	TAILQ_REMOVE(&e->node->entries, e, nlink);
 	e->node->objects--;
 	e->node->bytes -= e->size;
-	e->node->used_delta -= (int64_t)mnode_footprint(e->node, e->size);
+	e->node->used_delta -= (int64_t)master_node_footprint(e->node, e->size);
 	ms->bytes -= e->size;
 }
 
-static void entry_link_node(struct master *ms, struct mentry *e, struct mnode *node)
+static void entry_link_node(struct master *ms, struct master_entry *e, struct master_node *node)
 {
 	e->node = node;
 	TAILQ_INSERT_TAIL(&node->entries, e, nlink);
 	node->objects++;
 	node->bytes += e->size;
-	node->used_delta += (int64_t)mnode_footprint(node, e->size);
+	node->used_delta += (int64_t)master_node_footprint(node, e->size);
 	ms->bytes += e->size;
 }
 
-static void entry_delete(struct master *ms, struct mentry *e)
+static void entry_delete(struct master *ms, struct master_entry *e)
 {
 	entry_unlink_node(ms, e);
 	HASH_DEL(ms->index, e);
@@ -185,20 +185,20 @@ static void entry_delete(struct master *ms, struct mentry *e)
 	free(e);
 }
 
-int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen,
-	       uint8_t tier, uint64_t size, struct mdrops *drops)
+int master_index_add(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen, uint64_t gen,
+	       uint8_t tier, uint64_t size, struct master_drops *drops)
 {
-	struct mentry *e = mindex_find(ms, key, klen);
+	struct master_entry *e = index_find(ms, key, klen);
 
 	/* every generation reaching the index passes here (events, snapshots,
 	 * master.db): one this master would hand out again stops it until its
 	 * epoch is raised */
 	master_gen_seen(ms, gen);
-	if (!e && (gen < mfloor_take(ms, node, key, klen, gen) || gen < mremoved_take(ms, key, klen, gen))) {
+	if (!e && (gen < master_floor_take(ms, node, key, klen, gen) || gen < master_floor_removed_take(ms, key, klen, gen))) {
 		/* superseded or removed while a node was forgotten: taking it
 		 * back would undo an acknowledged put or remove */
-		mdrops_add(drops, node, key, klen, gen);
-		return MIDX_STALE;
+		master_drops_add(drops, node, key, klen, gen);
+		return MASTER_INDEX_STALE;
 	}
 	if (!e) {
 		e = kvn_xmalloc(sizeof *e + klen);
@@ -211,20 +211,20 @@ int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16
 		HASH_ADD_KEYPTR(hh, ms->index, e->key, e->klen, e);
 		ms->objects++;
 		entry_link_node(ms, e, node);
-		return MIDX_NEW;
+		return MASTER_INDEX_NEW;
 	}
 	if (gen > e->gen) {
 		/* The peer that held the old generation frees it; a
 		 * generation superseded on the same node was already freed by
 		 * that node's own commit. */
 		if (e->node != node)
-			mdrops_add(drops, e->node, key, klen, e->gen);
+			master_drops_add(drops, e->node, key, klen, e->gen);
 		entry_unlink_node(ms, e);
 		e->gen = gen;
 		e->tier = tier;
 		e->size = size;
 		entry_link_node(ms, e, node);
-		return MIDX_NEW;
+		return MASTER_INDEX_NEW;
 	}
 	if (gen == e->gen && e->node == node) {
 		/* A tier move (or a repeated snapshot entry). */
@@ -232,62 +232,62 @@ int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16
 		e->tier = tier;
 		e->size = size;
 		entry_link_node(ms, e, node);
-		return MIDX_UPDATED;
+		return MASTER_INDEX_UPDATED;
 	}
 	/* Older, or the same generation claimed by a second node: the indexed
 	 * one wins and the sender drops its copy. */
-	mdrops_add(drops, node, key, klen, gen);
-	return MIDX_STALE;
+	master_drops_add(drops, node, key, klen, gen);
+	return MASTER_INDEX_STALE;
 }
 
-int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen,
+int master_index_remove(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
 		  uint64_t gen)
 {
-	struct mentry *e = mindex_find(ms, key, klen);
+	struct master_entry *e = index_find(ms, key, klen);
 	if (!e || e->node != node || e->gen != gen)
 		return 0;
-	mfloor_raise(ms, key, klen, gen + 1);
-	mremoved_note(ms, key, klen, gen + 1);
+	master_floor_raise(ms, key, klen, gen + 1);
+	master_floor_removed_note(ms, key, klen, gen + 1);
 	entry_delete(ms, e);
 	return 1;
 }
 
-uint64_t mindex_drop_node(struct master *ms, struct mnode *node)
+uint64_t master_index_drop_node(struct master *ms, struct master_node *node)
 {
-	struct mentry *e;
+	struct master_entry *e;
 	uint64_t n = 0;
 	while ((e = TAILQ_FIRST(&node->entries))) {
-		mfloor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
+		master_floor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
 		entry_delete(ms, e);
 		n++;
 	}
 	return n;
 }
 
-void mindex_free_all(struct master *ms)
+void master_index_free_all(struct master *ms)
 {
-	struct mentry *e, *tmp;
+	struct master_entry *e, *tmp;
 	HASH_ITER(hh, ms->index, e, tmp) {
 		HASH_DEL(ms->index, e);
 		free(e);
 	}
 	ms->objects = ms->bytes = 0;
-	mfloor_free_all(ms);
-	mremoved_free_all(ms);
+	master_floor_free_all(ms);
+	master_floor_removed_free_all(ms);
 }
 
 /* ---- DROP_GEN batching ---- */
 
-void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen)
+void master_drops_add(struct master_drops *d, struct master_node *node, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
-	struct mdrop *x = kvn_xmalloc(sizeof *x + klen);
+	struct master_drop *x = kvn_xmalloc(sizeof *x + klen);
 	x->node = node;
 	x->gen = gen;
 	x->klen = klen;
 	memcpy(x->key, key, klen);
 	if (d->n == d->cap) {
 		d->cap = d->cap ? d->cap * 2 : 16;
-		struct mdrop **v = realloc(d->v, d->cap * sizeof *v);
+		struct master_drop **v = realloc(d->v, d->cap * sizeof *v);
 		if (!v)
 			kvn_fatal("out of memory");
 		d->v = v;
@@ -295,7 +295,7 @@ void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16
 	d->v[d->n++] = x;
 }
 
-void mdrops_fini(struct mdrops *d)
+void master_drops_fini(struct master_drops *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		free(d->v[i]);
@@ -305,7 +305,7 @@ void mdrops_fini(struct mdrops *d)
 
 /* Send v[0..n) (all for one node) as one DROP_GEN.  Returns items not
  * delivered. */
-static size_t drop_send_one(struct master *ms, struct mnode *node, struct mdrop **v, size_t n)
+static size_t drop_send_one(struct master *ms, struct master_node *node, struct master_drop **v, size_t n)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_DROP_GEN);
 	struct wire_w w;
@@ -328,7 +328,7 @@ static size_t drop_send_one(struct master *ms, struct mnode *node, struct mdrop 
  * every run, which a seeded simulation needs to replay. */
 static int drop_cmp(const void *a, const void *b)
 {
-	const struct mdrop *x = *(struct mdrop *const *)a, *y = *(struct mdrop *const *)b;
+	const struct master_drop *x = *(struct master_drop *const *)a, *y = *(struct master_drop *const *)b;
 	return strcmp(x->node->node_id, y->node->node_id);
 }
 
@@ -341,10 +341,10 @@ static size_t pdrop_hk(uint8_t *hk, const uint8_t *key, uint16_t klen, uint64_t 
 	return 8u + klen;
 }
 
-int mpdrop_has(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen)
+int master_drops_pending_has(const struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
 	uint8_t hk[8 + KVN_MAX_KEY];
-	struct mpdrop *d;
+	struct master_pdrop *d;
 	size_t len;
 
 	if (!n->pdrops || klen > KVN_MAX_KEY)
@@ -354,11 +354,11 @@ int mpdrop_has(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_
 	return d != NULL;
 }
 
-static void mpdrop_add(struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen)
+static void pending_add(struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
-	struct mpdrop *d;
+	struct master_pdrop *d;
 
-	if (klen > KVN_MAX_KEY || mpdrop_has(n, key, klen, gen))
+	if (klen > KVN_MAX_KEY || master_drops_pending_has(n, key, klen, gen))
 		return;
 	if (n->npdrops >= PDROP_MAX) {
 		n->pdrops_lost = 1;
@@ -372,9 +372,9 @@ static void mpdrop_add(struct mnode *n, const uint8_t *key, uint16_t klen, uint6
 	n->npdrops++;
 }
 
-void mpdrop_clear(struct mnode *n)
+void master_drops_pending_clear(struct master_node *n)
 {
-	struct mpdrop *d, *tmp;
+	struct master_pdrop *d, *tmp;
 	HASH_ITER(hh, n->pdrops, d, tmp) {
 		HASH_DEL(n->pdrops, d);
 		free(d);
@@ -383,23 +383,23 @@ void mpdrop_clear(struct mnode *n)
 	n->pdrops_lost = 0;
 }
 
-void mpdrop_resend(struct master *ms, struct mnode *n)
+void master_drops_pending_resend(struct master *ms, struct master_node *n)
 {
-	struct mdrops again = { 0 };
-	struct mpdrop *d, *tmp;
+	struct master_drops again = { 0 };
+	struct master_pdrop *d, *tmp;
 
 	HASH_ITER(hh, n->pdrops, d, tmp) {
 		uint64_t gen;
 		memcpy(&gen, d->hk, 8);
-		mdrops_add(&again, n, d->hk + 8, d->klen, gen);
+		master_drops_add(&again, n, d->hk + 8, d->klen, gen);
 	}
-	mdrops_send(ms, &again); /* already kept: adding again is a no-op */
+	master_drops_send(ms, &again); /* already kept: adding again is a no-op */
 }
 
-void mdrops_send(struct master *ms, struct mdrops *d)
+void master_drops_send(struct master *ms, struct master_drops *d)
 {
 	size_t failed = 0;
-	const struct mnode *first_failed = NULL;
+	const struct master_node *first_failed = NULL;
 
 	if (d->n == 0)
 		return;
@@ -409,9 +409,9 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 	/* kept until the node's heartbeat shows it applied them: a notice
 	 * that does not arrive is sent again */
 	for (size_t i = 0; i < d->n; i++)
-		mpdrop_add(d->v[i]->node, d->v[i]->key, d->v[i]->klen, d->v[i]->gen);
+		pending_add(d->v[i]->node, d->v[i]->key, d->v[i]->klen, d->v[i]->gen);
 	for (size_t i = 0; i < d->n;) {
-		struct mnode *node = d->v[i]->node;
+		struct master_node *node = d->v[i]->node;
 		size_t j = i, bytes = 5;
 		while (j < d->n && d->v[j]->node == node && j - i < PROTO_MAX_ITEMS &&
 		       bytes + 18u + d->v[j]->klen <= DROP_SPLIT_BYTES) {
@@ -432,10 +432,10 @@ void mdrops_send(struct master *ms, struct mdrops *d)
 		log_warn("master: %zu DROP_GEN notices undeliverable (first to node %s)", failed,
 			 KVN_Q(first_failed->node_id));
 	}
-	mdrops_fini(d);
+	master_drops_fini(d);
 }
 
-void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t gen)
+void master_drops_stale_add(struct master_stale *s, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
 	if (s->n++ == 0) {
 		kvn_key_printable(s->first, sizeof s->first, key, klen);
@@ -443,7 +443,7 @@ void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t ge
 	}
 }
 
-void mstale_log(const struct mstale *s, const struct mnode *n, const char *what)
+void master_drops_stale_log(const struct master_stale *s, const struct master_node *n, const char *what)
 {
 	if (s->n)
 		log_warn("master: node %s: %u stale %s entries answered with DROP_GEN (first %s gen %" PRIu64 ")",
@@ -453,7 +453,7 @@ void mstale_log(const struct mstale *s, const struct mnode *n, const char *what)
 
 /* ---- generations ---- */
 
-int master_next_gen(struct master *ms, uint64_t *gen)
+int master_gen_next(struct master *ms, uint64_t *gen)
 {
 	if (ms->epoch_want > ms->epoch)
 		return KVN_EBUSY; /* a peer holds newer generations: raising the epoch */
@@ -498,23 +498,23 @@ void master_gen_seen(struct master *ms, uint64_t gen)
 	/* a foreign generation at or above our epochs: only the raised ones
 	 * are surely ours (master_route_ready) */
 	ms->own_epoch = ms->epoch_want;
-	master_epoch_raise(ms);
+	master_gen_epoch_raise(ms);
 }
 
 /* ---- routes after a restart ---- */
 
-void mnode_synced(struct master *ms, struct mnode *n)
+void master_node_synced(struct master *ms, struct master_node *n)
 {
 	if (!n->unsynced)
 		return;
 	n->unsynced = 0;
 	if (--ms->unsynced == 0) {
 		log_info("master: every node known in master.db has re-synced or timed out: every key is routed");
-		mfloor_prune(ms);
+		master_floor_prune(ms);
 	}
 }
 
-int master_route_ready(const struct master *ms, const struct mentry *e)
+int master_route_ready(const struct master *ms, const struct master_entry *e)
 {
 	/* A put acknowledged by the last master but not yet in master.db may
 	 * sit on a node that has not re-synced: any key may have a newer
@@ -525,29 +525,29 @@ int master_route_ready(const struct master *ms, const struct mentry *e)
 }
 /* ---- ROUTE_PUT ---- */
 
-int mnode_usable(const struct mnode *n)
+int master_node_usable(const struct master_node *n)
 {
 	return n->attached && !n->dead;
 }
 
-int master_place(struct master *ms, uint64_t size, struct mnode **out)
+int master_route_place(struct master *ms, uint64_t size, struct master_node **out)
 {
-	struct mnode *n, *tmp, *best = NULL;
+	struct master_node *n, *tmp, *best = NULL;
 	uint64_t best_free = 0;
 	uint32_t ties = 0;
 	int any_attached = 0, any_candidate = 0, any_big = 0;
 
 	HASH_ITER(hh, ms->nodes, n, tmp) {
-		if (!mnode_usable(n))
+		if (!master_node_usable(n))
 			continue;
 		any_attached = 1;
 		if (n->mark == ms->stamp)
 			continue;
 		any_candidate = 1;
-		uint64_t need = mnode_footprint(n, size);
+		uint64_t need = master_node_footprint(n, size);
 		if (n->dram_total >= need)
 			any_big = 1;
-		uint64_t f = mnode_free_dram(n);
+		uint64_t f = master_node_free_dram(n);
 		if (f < need)
 			continue;
 		if (!best || f > best_free) {
@@ -566,7 +566,7 @@ int master_place(struct master *ms, uint64_t size, struct mnode **out)
 		/* spread equal candidates instead of always the first in hash order */
 		uint32_t k = (uint32_t)(ms->rr++ % ties);
 		HASH_ITER(hh, ms->nodes, n, tmp) {
-			if (!mnode_usable(n) || n->mark == ms->stamp || mnode_free_dram(n) != best_free)
+			if (!master_node_usable(n) || n->mark == ms->stamp || master_node_free_dram(n) != best_free)
 				continue;
 			if (k-- == 0) {
 				best = n;
@@ -584,7 +584,7 @@ struct put_item {
 	uint64_t size;
 };
 
-int master_decode_err(int rc)
+int master_route_decode_err(int rc)
 {
 	/* a key of a bad length fails the whole decode (the reader stops at
 	 * it), so it is reported for the whole request */
@@ -598,7 +598,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 {
 	char ex[MASTER_MAX_EXCLUDE][65];
 	struct put_item *items = NULL;
-	struct mnode **placed = NULL;
+	struct master_node **placed = NULL;
 	uint64_t *gens = NULL;
 	struct wire_r r;
 	struct wire_w w;
@@ -616,12 +616,12 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	}
 	if (rc) {
 		free(items);
-		actor_reply_status(ms->self, m, master_decode_err(rc));
+		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 		return;
 	}
 	ms->stamp++;
 	for (uint32_t i = 0; i < nex; i++) {
-		struct mnode *x = mnode_find(ms, ex[i]);
+		struct master_node *x = master_node_find(ms, ex[i]);
 		if (x)
 			x->mark = ms->stamp;
 	}
@@ -630,7 +630,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		struct mnode *node = NULL;
+		struct master_node *node = NULL;
 		uint64_t gen = 0;
 		int32_t status;
 
@@ -638,9 +638,9 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 			status = KVN_EKEYLEN;
 		else if (items[i].size > ms->max_value_size)
 			status = KVN_ETOOBIG;
-		else if ((status = master_place(ms, items[i].size, &node)) == 0 &&
-			 (status = master_next_gen(ms, &gen)) == 0) {
-			node->reserved += mnode_footprint(node, items[i].size);
+		else if ((status = master_route_place(ms, items[i].size, &node)) == 0 &&
+			 (status = master_gen_next(ms, &gen)) == 0) {
+			node->reserved += master_node_footprint(node, items[i].size);
 			placed[i] = node;
 			gens[i] = gen;
 			proto_routes_add(&w, 0, node->node_id, node->addr, gen, 0, items[i].size);
@@ -652,14 +652,14 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	for (uint32_t i = 0; i < n; i++) {
 		struct proto_grant g = { 0 };
 		if (placed[i])
-			mnode_grant(placed[i], items[i].key, items[i].klen, gens[i], items[i].size, &g);
+			master_node_grant(placed[i], items[i].key, items[i].klen, gens[i], items[i].size, &g);
 		proto_route_grants_add(&w, &g);
 	}
 	if (proto_reply(ms->self, m, &w, NULL, 0) != 0) {
 		/* the answer does not fit one frame: promise nothing */
 		for (uint32_t i = 0; i < n; i++)
 			if (placed[i])
-				placed[i]->reserved -= mnode_footprint(placed[i], items[i].size);
+				placed[i]->reserved -= master_node_footprint(placed[i], items[i].size);
 	}
 	free(gens);
 	free(placed);
@@ -670,7 +670,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 
 /* A batch starts each chunk's cache misses together, right before its
  * lookups. */
-void mindex_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct mentry **ents)
+void master_index_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct master_entry **ents)
 {
 	struct kvn_pf *pf = NULL;
 
@@ -683,12 +683,12 @@ void mindex_lookup_keys(struct master *ms, const struct proto_item *items, uint3
 		if (pf && i % PREFETCH_CHUNK == 0)
 			kvn_hash_prefetch_batch(ms->index ? ms->index->hh.tbl : NULL, pf + i,
 						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
-		ents[i] = mindex_find(ms, items[i].key, items[i].klen);
+		ents[i] = index_find(ms, items[i].key, items[i].klen);
 	}
 	free(pf);
 }
 
-void master_reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
+void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
 			 uint16_t extra_flags)
 {
 	struct wire_w w;
@@ -696,12 +696,12 @@ void master_reply_routes(struct master *ms, const struct actor_msg *m, struct me
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		const struct mentry *e = ents[i];
+		const struct master_entry *e = ents[i];
 		if (!master_route_ready(ms, e))
 			proto_routes_add(&w, KVN_EBUSY, NULL, NULL, 0, 0, 0); /* ask again */
 		else if (!e)
 			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
-		else if (!mnode_usable(e->node))
+		else if (!master_node_usable(e->node))
 			proto_routes_add(&w, KVN_EPEERDOWN, e->node->node_id, NULL, e->gen, 0, 0);
 		else
 			proto_routes_add(&w, 0, e->node->node_id, e->node->addr, e->gen, e->tier, e->size);
@@ -721,7 +721,7 @@ void master_reply_routes(struct master *ms, const struct actor_msg *m, struct me
 void master_on_route_get(struct master *ms, const struct actor_msg *m)
 {
 	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
-	struct mentry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
+	struct master_entry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
 	struct wire_r r;
 	uint32_t n = 0;
 	int rc;
@@ -738,10 +738,10 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
-		actor_reply_status(ms->self, m, master_decode_err(rc));
+		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 	} else {
-		mindex_lookup_keys(ms, items, n, ents);
-		master_reply_routes(ms, m, ents, n, 0);
+		master_index_lookup_keys(ms, items, n, ents);
+		master_route_reply(ms, m, ents, n, 0);
 	}
 	if (items != items_s) {
 		free(items);
@@ -753,7 +753,7 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 
 void master_on_stat(struct master *ms, const struct actor_msg *m)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	struct wire_w w;
 
 	wire_w_init(&w);
@@ -762,7 +762,7 @@ void master_on_stat(struct master *ms, const struct actor_msg *m)
 		struct proto_stat_node sn = { 0 };
 		snprintf(sn.node_id, sizeof sn.node_id, "%s", n->node_id);
 		snprintf(sn.addr, sizeof sn.addr, "%s", n->addr);
-		sn.alive = (uint8_t)mnode_usable(n);
+		sn.alive = (uint8_t)master_node_usable(n);
 		sn.dram_total = n->dram_total;
 		sn.dram_used = n->dram_used;
 		sn.disk_total = n->disk_total;
@@ -775,11 +775,11 @@ void master_on_stat(struct master *ms, const struct actor_msg *m)
 
 void master_on_ping(struct master *ms, const struct actor_msg *m)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	uint32_t peers = 0;
 
 	HASH_ITER(hh, ms->nodes, n, tmp)
-		peers += (uint32_t)mnode_usable(n);
+		peers += (uint32_t)master_node_usable(n);
 	struct actor_msg *rep = actor_msg_new(WIRE_PING);
 	if (proto_ping_reply_enc(rep, peers, ms->server_id) != 0) {
 		actor_msg_free(rep);
