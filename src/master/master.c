@@ -2,11 +2,13 @@
  * master: the master actor (DESIGN.md sections 1, 2, 4, 5).  Owns start-up
  * (master.db opened, epoch bumped, nodes and committed objects loaded, the
  * SQLite writer spawned), the node protocol (PEER_ATTACH, HEARTBEAT, EVENTS,
- * NET_DOWN) and node liveness.  The glue that hands applied changes to the
+ * NET_DOWN), node liveness, the table every message is dispatched from
+ * and the master's counters.  The glue that hands applied changes to the
  * writer (dbw.c) lives in master_db.c, FULL_SYNC in master_sync.c, the
- * index and the read-side replies in master_index.c, the requests its own
- * peer serves in master_fwd.c.  The master loop never runs SQL: everything
- * after master_start goes through dbw.
+ * node table and the key index in master_node.c and master_index.c, the
+ * read-side replies in master_route.c, the requests its own peer serves in
+ * master_fwd.c (master_int.h lists them all).  The master loop never runs
+ * SQL: everything after master_start goes through dbw.
  */
 #include "config.h"
 

@@ -31,10 +31,6 @@
 
 #include "master/master_int.h"
 
-/* A dbw request not answered within this is treated as failed (the node
- * then has to full-sync): longer than SQLite's busy timeout plus a slow
- * fsync, short enough that a wedged disk is noticed. */
-#define MASTER_DB_TIMEOUT_MS 30000
 /* Probes of a degraded master.db: from 100 ms, doubling, up to 2 s, so
  * recovery is noticed within about 2 s of space returning. */
 #define MASTER_DB_PROBE_MIN_MS 100
@@ -451,74 +447,4 @@ void master_db_ops_add(struct master *ms, struct master_node *n, struct master_o
 void master_db_ops_at_exit(struct master *ms)
 {
 	hold_send(ms, 1);
-}
-
-/* ---- the generation epoch raised above a peer's (master_gen_seen) ----
- *
- * A master that started without its master.db (or with an older copy)
- * begins at a low epoch while peers still hold generations of later ones:
- * a new put would get a generation below the one it overwrites, lose to it
- * (`get` answers the old value) and be refused as stale by the peer that
- * holds the key.  So generations stop until the new epoch is committed, as
- * the epoch of every start is before its first generation: a crash
- * meanwhile cannot bring a lower epoch back. */
-
-static int epoch_done(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	struct master *ms = actor_state(self);
-	uint32_t asked = (uint32_t)(uintptr_t)arg;
-	int rc = err ? err : reply->status;
-
-	ms->epoch_raising = 0;
-	if (rc == KVN_ECLOSED)
-		return 0; /* shutting down */
-	if (rc) {
-		if (!ms->epoch_failing)
-			log_error("master: epoch %u could not be committed (%s): no generation is handed out; "
-				  "retrying with backoff",
-				  asked, kvn_strerror(rc));
-		ms->epoch_failing = 1;
-		actor_timer_arm(ms->epoch_timer, kvn_backoff_next(&ms->epoch_backoff));
-		return 0;
-	}
-	ms->epoch_failing = 0;
-	kvn_backoff_reset(&ms->epoch_backoff);
-	ms->epoch = asked;
-	ms->counter = 0;
-	ms->gen_exhausted_logged = 0;
-	log_info("master: epoch %u committed: generations handed out again", asked);
-	master_gen_epoch_raise(ms); /* a higher one may have been reported meanwhile */
-	return 0;
-}
-
-void master_gen_epoch_raise(struct master *ms)
-{
-	struct actor_msg *req;
-	struct wire_w w;
-	uint32_t want = ms->epoch_want;
-
-	if (!ms->self || ms->epoch_raising || want <= ms->epoch)
-		return;
-	req = actor_msg_new(DBW_EPOCH);
-	wire_w_init(&w);
-	wire_w_u32(&w, want);
-	if (wire_w_to_msg(&w, req) != 0)
-		KVN_ASSERT(0); /* fixed size */
-	if (actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, epoch_done, (void *)(uintptr_t)want) != 0) {
-		actor_msg_free(req);
-		if (!ms->epoch_failing)
-			log_error("master: epoch %u: the SQLite writer cannot take the request; retrying with "
-				  "backoff",
-				  want);
-		ms->epoch_failing = 1;
-		actor_timer_arm(ms->epoch_timer, kvn_backoff_next(&ms->epoch_backoff));
-		return;
-	}
-	ms->epoch_raising = 1;
-}
-
-void master_gen_epoch_tick(struct actor *self, void *arg)
-{
-	(void)arg;
-	master_gen_epoch_raise(actor_state(self));
 }
