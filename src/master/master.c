@@ -299,7 +299,7 @@ static void node_refresh(struct master_node *n, const struct proto_node *pn, int
 	n->last_seen_ms = kvn_now_ms();
 }
 
-static void on_attach(struct master *ms, const struct actor_msg *m)
+static int master_on_attach(struct master *ms, struct actor_msg *m)
 {
 	struct proto_node pn;
 	struct master_node *n;
@@ -308,10 +308,10 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	int held;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (proto_node_dec(m, &pn) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
 	n = master_node_get(ms, pn.node_id);
 	/* before any put can be routed to it (or anywhere): no generation
@@ -367,25 +367,26 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	n->live = 1;
 	master_reply_ack(ms, m, n, !held, 0);
 	master_db_persist_node(ms, n);
+	return 0;
 }
 
-static void on_heartbeat(struct master *ms, const struct actor_msg *m)
+static int master_on_heartbeat(struct master *ms, struct actor_msg *m)
 {
 	struct proto_node pn;
 	struct master_node *n;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (proto_node_dec(m, &pn) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
 	n = master_node_find(ms, pn.node_id);
 	if (!n || !n->live || n->dead || n->boot_id != pn.boot_id) {
 		/* unknown to this master, declared dead, or a new process:
 		 * it must attach again and full-sync */
 		master_reply_ack(ms, m, NULL, 1, 0);
-		return;
+		return 0;
 	}
 	node_refresh(n, &pn, pn.last_seq == n->applied_seq);
 	master_gen_seen(ms, pn.max_gen); /* a put it began since attaching */
@@ -415,14 +416,15 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
 			 " of it: full sync requested",
 			 KVN_Q(n->node_id), pn.keys, n->objects);
-		n->live = 0; /* its re-attach must full-sync (on_attach) */
+		n->live = 0; /* its re-attach must full-sync (master_on_attach) */
 	}
 	master_reply_ack(ms, m, n, master_db_resync_due(ms, n) || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
 		master_db_persist_node(ms, n);
+	return 0;
 }
 
-static void on_net_down(struct master *ms, const struct actor_msg *m)
+static int master_on_net_down(struct master *ms, struct actor_msg *m)
 {
 	struct master_node *n, *tmp;
 	HASH_ITER(hh, ms->nodes, n, tmp) {
@@ -434,6 +436,7 @@ static void on_net_down(struct master *ms, const struct actor_msg *m)
 		n->reserved = 0;
 		master_node_staging_reset(&n->stg);
 	}
+	return 0;
 }
 
 /* ---- EVENTS ---- */
@@ -451,7 +454,7 @@ int master_event_ok(const struct proto_event *e)
 
 /* Decode the whole message once before touching anything.  Only a batch
  * that does not decode is refused as a whole; an event that decodes but is
- * not valid (master_event_ok) is refused alone, in on_events. */
+ * not valid (master_event_ok) is refused alone, in master_on_events. */
 static int events_check(const struct actor_msg *m, char *node_id, size_t cap, uint64_t *boot, uint32_t *n)
 {
 	struct proto_event e;
@@ -484,7 +487,7 @@ static void event_refuse(struct master *ms, struct master_node *n, const struct 
 		 (unsigned)e->tier, suppressed);
 }
 
-static void on_events(struct master *ms, const struct actor_msg *m)
+static int master_on_events(struct master *ms, struct actor_msg *m)
 {
 	char node_id[65];
 	struct master_drops drops = { 0 };
@@ -498,19 +501,19 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	int gap = 0;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (events_check(m, node_id, sizeof node_id, &boot, &cnt) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
 	n = master_node_find(ms, node_id);
 	if (!n || !n->attached || n->dead || n->boot_id != boot) {
 		master_reply_ack(ms, m, n && n->boot_id == boot ? n : NULL, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->last_seen_ms = kvn_now_ms();
 	if (master_db_behind(ms, m, n))
-		return;
+		return 0;
 	wire_w_init(&ob.w);
 	(void)proto_events_open(&r, m, node_id, sizeof node_id, &boot, &cnt);
 	for (uint32_t i = 0; i < cnt; i++) {
@@ -556,7 +559,7 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	if (first_new)
 		MASTER_STAT_ADD(events_applied, n->applied_seq - first_new + 1);
 	if (gap) {
-		n->sync_due = 1; /* its re-attach must full-sync (on_attach) */
+		n->sync_due = 1; /* its re-attach must full-sync (master_on_attach) */
 		MASTER_STAT_INC(event_gaps);
 		log_warn("master: node %s: event gap after seq %" PRIu64 " (got %" PRIu64 "): full sync requested",
 			 KVN_Q(n->node_id), n->applied_seq, e.seq);
@@ -568,56 +571,51 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	if (first_new)
 		master_db_ops_commit(ms, n, &ob, n->applied_seq);
 	wire_w_fini(&ob.w);
+	return 0;
 }
 
 /* ---- dispatch ---- */
+
+/* NET_UP: nothing to do; a node announces itself with PEER_ATTACH. */
+static int master_on_net_up(struct master *ms, struct actor_msg *m)
+{
+	(void)ms;
+	(void)m;
+	return 0;
+}
+
+/* Every message the master answers.  A handler returns 0 (the runtime
+ * frees m) or ACTOR_KEEP (m went on to the peer of this process). */
+static const struct master_handler {
+	uint16_t type;
+	int (*fn)(struct master *ms, struct actor_msg *m);
+} master_handlers[] = {
+	{ WIRE_PING, master_on_ping },
+	{ WIRE_PEER_ATTACH, master_on_attach },
+	{ WIRE_HEARTBEAT, master_on_heartbeat },
+	{ WIRE_EVENTS, master_on_events },
+	{ WIRE_FULL_SYNC, master_on_full_sync },
+	{ WIRE_ROUTE_PUT, master_on_route_put },
+	{ WIRE_ROUTE_GET, master_on_route_get },
+	{ WIRE_GET, master_on_get },
+	{ WIRE_PUT, master_on_put },
+	{ WIRE_STAT, master_on_stat },
+	{ NET_UP, master_on_net_up },
+	{ NET_DOWN, master_on_net_down },
+};
 
 static int master_handle(struct actor *self, struct actor_msg *m)
 {
 	struct master *ms = actor_state(self);
 
-	switch (m->type) {
-	case WIRE_PING:
-		master_on_ping(ms, m);
-		break;
-	case WIRE_PEER_ATTACH:
-		on_attach(ms, m);
-		break;
-	case WIRE_HEARTBEAT:
-		on_heartbeat(ms, m);
-		break;
-	case WIRE_EVENTS:
-		on_events(ms, m);
-		break;
-	case WIRE_FULL_SYNC:
-		master_on_full_sync(ms, m);
-		break;
-	case WIRE_ROUTE_PUT:
-		master_on_route_put(ms, m);
-		break;
-	case WIRE_ROUTE_GET:
-		master_on_route_get(ms, m);
-		break;
-	case WIRE_GET:
-		return master_on_get(ms, m); /* ACTOR_KEEP: went on to the peer */
-	case WIRE_PUT:
-		return master_on_put(ms, m);
-	case WIRE_STAT:
-		master_on_stat(ms, m);
-		break;
-	case NET_UP:
-		break;
-	case NET_DOWN:
-		on_net_down(ms, m);
-		break;
-	default:
-		/* anything else is not a master request */
-		MASTER_STAT_INC(proto_errors);
-		log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
-		if (m->corr)
-			actor_reply_status(self, m, KVN_EPROTO);
-		break;
-	}
+	for (size_t i = 0; i < sizeof master_handlers / sizeof master_handlers[0]; i++)
+		if (master_handlers[i].type == m->type)
+			return master_handlers[i].fn(ms, m);
+	/* anything else is not a master request */
+	MASTER_STAT_INC(proto_errors);
+	log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
+	if (m->corr)
+		actor_reply_status(self, m, KVN_EPROTO);
 	return 0;
 }
 

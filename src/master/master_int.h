@@ -440,13 +440,15 @@ int master_route_decode_err(int rc);
  * with extra_flags). */
 void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
 			uint16_t extra_flags);
-void master_on_route_put(struct master *ms, const struct actor_msg *m);
-void master_on_route_get(struct master *ms, const struct actor_msg *m);
-void master_on_stat(struct master *ms, const struct actor_msg *m);
-void master_on_ping(struct master *ms, const struct actor_msg *m);
+/* Handlers (master.c's dispatch table): 0, the runtime frees m. */
+int master_on_route_put(struct master *ms, struct actor_msg *m);
+int master_on_route_get(struct master *ms, struct actor_msg *m);
+int master_on_stat(struct master *ms, struct actor_msg *m);
+int master_on_ping(struct master *ms, struct actor_msg *m);
 
 /* ---- master_sync.c ---- */
-void master_on_full_sync(struct master *ms, const struct actor_msg *m);
+/* FULL_SYNC (master.c's dispatch table): 0, the runtime frees m. */
+int master_on_full_sync(struct master *ms, struct actor_msg *m);
 
 /* ---- master_fwd.c: requests sent to the master that the peer of its own
  * process serves.  Each returns ACTOR_KEEP when m went on to that peer, 0

@@ -95,7 +95,7 @@ int master_route_decode_err(int rc)
 	return KVN_EPROTO;
 }
 
-void master_on_route_put(struct master *ms, const struct actor_msg *m)
+int master_on_route_put(struct master *ms, struct actor_msg *m)
 {
 	char ex[MASTER_MAX_EXCLUDE][65];
 	struct put_item *items = NULL;
@@ -118,7 +118,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	if (rc) {
 		free(items);
 		actor_reply_status(ms->self, m, master_route_decode_err(rc));
-		return;
+		return 0;
 	}
 	ms->stamp++;
 	for (uint32_t i = 0; i < nex; i++) {
@@ -165,6 +165,7 @@ void master_on_route_put(struct master *ms, const struct actor_msg *m)
 	free(gens);
 	free(placed);
 	free(items);
+	return 0;
 }
 
 /* ---- ROUTE_GET ---- */
@@ -199,7 +200,7 @@ void master_route_reply(struct master *ms, const struct actor_msg *m, struct mas
 	actor_reply(ms->self, m, r, 0);
 }
 
-void master_on_route_get(struct master *ms, const struct actor_msg *m)
+int master_on_route_get(struct master *ms, struct actor_msg *m)
 {
 	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
 	struct master_entry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
@@ -228,11 +229,12 @@ void master_on_route_get(struct master *ms, const struct actor_msg *m)
 		free(items);
 		free(ents);
 	}
+	return 0;
 }
 
 /* ---- STAT, PING ---- */
 
-void master_on_stat(struct master *ms, const struct actor_msg *m)
+int master_on_stat(struct master *ms, struct actor_msg *m)
 {
 	struct master_node *n, *tmp;
 	struct wire_w w;
@@ -252,9 +254,10 @@ void master_on_stat(struct master *ms, const struct actor_msg *m)
 		proto_stat_add(&w, &sn);
 	}
 	proto_reply(ms->self, m, &w, NULL, 0);
+	return 0;
 }
 
-void master_on_ping(struct master *ms, const struct actor_msg *m)
+int master_on_ping(struct master *ms, struct actor_msg *m)
 {
 	struct master_node *n, *tmp;
 	uint32_t peers = 0;
@@ -265,7 +268,8 @@ void master_on_ping(struct master *ms, const struct actor_msg *m)
 	if (proto_ping_reply_enc(rep, peers, ms->server_id) != 0) {
 		actor_msg_free(rep);
 		actor_reply_status(ms->self, m, KVN_EPROTO);
-		return;
+		return 0;
 	}
 	actor_reply(ms->self, m, rep, 0);
+	return 0;
 }

@@ -144,7 +144,7 @@ static void sync_apply(struct master *ms, struct master_node *n)
 	master_drops_send(ms, &drops);
 }
 
-void master_on_full_sync(struct master *ms, const struct actor_msg *m)
+int master_on_full_sync(struct master *ms, struct actor_msg *m)
 {
 	struct proto_sync_hdr h;
 	struct proto_event e;
@@ -152,17 +152,17 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 	struct master_node *n;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (sync_check(m, &h) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
 	n = master_node_find(ms, h.node_id);
 	if (!n || !n->attached || n->dead || n->boot_id != h.boot_id) {
 		if (n && n->boot_id == h.boot_id)
 			master_node_staging_reset(&n->stg);
 		master_reply_ack(ms, m, n && n->boot_id == h.boot_id ? n : NULL, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->last_seen_ms = kvn_now_ms();
 	if (h.chunk == 0 && (!n->sync_due || h.seq < n->sync_from)) {
@@ -171,10 +171,10 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 		 * node's locations with a past state */
 		log_warn("master: node %s: stale full sync (seq %" PRIu64 ") ignored", KVN_Q(n->node_id), h.seq);
 		master_reply_ack(ms, m, n, 0, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	if (h.chunk == 0 && master_db_behind(ms, m, n))
-		return;
+		return 0;
 	if (h.chunk == 0) {
 		master_node_staging_reset(&n->stg); /* a restarted sync replaces an unfinished one */
 		n->stg.active = 1;
@@ -184,7 +184,7 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 			 KVN_Q(n->node_id), h.chunk, n->stg.active ? n->stg.next_chunk : 0);
 		master_node_staging_reset(&n->stg);
 		master_reply_ack(ms, m, n, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->stg.next_chunk = h.chunk + 1;
 	(void)proto_sync_open(&r, m, &h);
@@ -194,10 +194,11 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 	}
 	if (!h.last) {
 		master_reply_ack(ms, m, n, 0, 0);
-		return;
+		return 0;
 	}
 	sync_apply(ms, n);
 	master_reply_ack(ms, m, n, 0, 0);
 	ms->db_floors = 1; /* rows it no longer holds leave floors (sql/002-floors.sql) */
 	persist_sync(ms, n);
+	return 0;
 }
