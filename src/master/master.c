@@ -24,10 +24,50 @@ struct master_stats master_stats_g;
 
 void master_get_stats(struct master_stats *st)
 {
-	const uint64_t *src = (const uint64_t *)&master_stats_g;
-	uint64_t *dst = (uint64_t *)st;
-	for (size_t i = 0; i < sizeof *st / sizeof(uint64_t); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+#define LOAD_(name, what) st->name = __atomic_load_n(&master_stats_g.name, __ATOMIC_RELAXED);
+	MASTER_STATS_FIELDS(LOAD_)
+#undef LOAD_
+}
+
+void master_stats_each(const struct master_stats *st, master_stats_fn fn, void *arg)
+{
+#define VISIT_(name, what) fn(arg, #name, st->name, what);
+	MASTER_STATS_FIELDS(VISIT_)
+#undef VISIT_
+}
+
+struct stats_text {
+	char *buf;
+	size_t cap, len;
+	int rc;
+};
+
+static void stats_line(void *arg, const char *name, uint64_t value, const char *what)
+{
+	struct stats_text *t = arg;
+	int n;
+
+	(void)what;
+	if (t->rc)
+		return;
+	n = snprintf(t->buf + t->len, t->cap - t->len, "%s %" PRIu64 "\n", name, value);
+	if (n < 0 || (size_t)n >= t->cap - t->len) {
+		t->buf[t->len] = '\0'; /* whole lines only */
+		t->rc = KVN_ERANGE;
+		return;
+	}
+	t->len += (size_t)n;
+}
+
+int master_stats_format(const struct master_stats *st, char *buf, size_t cap)
+{
+	struct stats_text t = { .buf = buf, .cap = cap };
+
+	if (!buf || !cap)
+		return KVN_ERANGE;
+	buf[0] = '\0';
+	master_stats_each(st, stats_line, &t);
+	return t.rc;
 }
 
 static int peer_role(uint8_t role)
