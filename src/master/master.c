@@ -70,7 +70,7 @@ int master_stats_format(const struct master_stats *st, char *buf, size_t cap)
 	return t.rc;
 }
 
-static int peer_role(uint8_t role)
+static int from_peer_role(uint8_t role)
 {
 	return role == AUTH_ROLE_PEER || role == AUTH_ROLE_INTERNAL;
 }
@@ -100,7 +100,7 @@ void master_reply_proto_err(struct master *ms, const struct actor_msg *req)
 
 int master_deny(struct master *ms, const struct actor_msg *req)
 {
-	if (peer_role(req->src_role))
+	if (from_peer_role(req->src_role))
 		return 0;
 	MASTER_STAT_INC(denied);
 	actor_reply_status(ms->self, req, KVN_EPERM);
