@@ -84,7 +84,7 @@ void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, ui
 }
 
 uint64_t master_floor_take(struct master *ms, const struct master_node *node, const uint8_t *key, uint16_t klen,
-		     uint64_t gen)
+			   uint64_t gen)
 {
 	struct master_floor *f = ms->floors ? floor_find(ms, key, klen) : NULL;
 	/* floor_all only for what a forgotten node brings back: a live node's

@@ -151,7 +151,7 @@ out:
 }
 
 int master_fwd_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
-		struct actor_sink *sink)
+		    struct actor_sink *sink)
 {
 	struct master *ms = actor_state(self);
 	struct master_node *to;

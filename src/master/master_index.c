@@ -56,7 +56,7 @@ static void entry_delete(struct master *ms, struct master_entry *e)
 }
 
 int master_index_add(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen, uint64_t gen,
-	       uint8_t tier, uint64_t size, struct master_drops *drops)
+		     uint8_t tier, uint64_t size, struct master_drops *drops)
 {
 	struct master_entry *e = index_find(ms, key, klen);
 
@@ -111,7 +111,7 @@ int master_index_add(struct master *ms, struct master_node *node, const uint8_t 
 }
 
 int master_index_remove(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
-		  uint64_t gen)
+			uint64_t gen)
 {
 	struct master_entry *e = index_find(ms, key, klen);
 	if (!e || e->node != node || e->gen != gen)

@@ -80,7 +80,7 @@ void master_node_grant_key(struct master *ms, struct master_node *n, const struc
 }
 
 void master_node_grant(const struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
-		 struct proto_grant *g)
+		       struct proto_grant *g)
 {
 	memset(g, 0, sizeof *g);
 	if (!n->gkey)

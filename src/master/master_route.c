@@ -171,7 +171,7 @@ int master_on_route_put(struct master *ms, struct actor_msg *m)
 /* ---- ROUTE_GET ---- */
 
 void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
-			 uint16_t extra_flags)
+			uint16_t extra_flags)
 {
 	struct wire_w w;
 
