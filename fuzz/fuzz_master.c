@@ -26,7 +26,7 @@
  * Byte counts a peer reports (event and sync sizes, dram/disk totals and
  * use) range up to 2^64-1: sizes over KVN_VALUE_SIZE_MAX are refused and
  * the use saturates (fuzz/crashes/master-used-delta-overflow-ubsan was a
- * signed overflow in master_index.c before that).
+ * signed overflow in master_node.c before that).
  */
 #include "config.h"
 

@@ -3,7 +3,7 @@
  * fixture in t/master_env.h: ping, attach/re-attach, placement and its
  * errors (exclusions, reservations, capacity, ties), generations (also
  * across a restart), ROUTE_GET with a disconnected node, STAT, roles and
- * malformed metadata.  Events, sync and failures are in t/master_sync.
+ * malformed metadata, the counters' getter, visitor and text.  Events, sync and failures are in t/master_sync.
  */
 #include "config.h"
 
@@ -437,6 +437,61 @@ static void t_stat(void)
 	env_down();
 }
 
+/* The counters come from one list (MASTER_STATS_FIELDS in master.h): the
+ * getter, the visitor and the text all follow it, and a message type
+ * outside the master's dispatch table is refused and counted. */
+struct names {
+	int n;
+	int ordered; /* the visitor follows the list's order */
+};
+
+#define T_NAME_(name, what) #name,
+static const char *const stat_names[] = { MASTER_STATS_FIELDS(T_NAME_) };
+#undef T_NAME_
+
+static void visit_name(void *arg, const char *name, uint64_t value, const char *what)
+{
+	struct names *v = arg;
+	(void)value;
+	v->ordered &= v->n < (int)(sizeof stat_names / sizeof stat_names[0]) && strcmp(name, stat_names[v->n]) == 0 &&
+		      what && *what;
+	v->n++;
+}
+
+static void t_counters(void)
+{
+	struct master_stats st0, st1;
+	struct proto_route rt;
+	struct names v = { 0, 1 };
+	char text[4096], small[32], want[64];
+
+	env_up("counters", 60000);
+	master_get_stats(&st0);
+	is_int(put1("k", 10, &rt), KVN_ENOPEER, "ROUTE_PUT with no peer: KVN_ENOPEER");
+	struct actor_msg *r = call(&E.client, actor_msg_new(WIRE_DROP_GEN), AUTH_ROLE_CLIENT);
+	ok(r && r->status == KVN_EPROTO, "a type outside the dispatch table: KVN_EPROTO");
+	actor_msg_free(r);
+	master_get_stats(&st1);
+	is_int(st1.route_puts - st0.route_puts, 1, "route_puts counted");
+	is_int(st1.proto_errors - st0.proto_errors, 1, "the unknown type counted as proto_errors");
+	master_stats_each(&st1, visit_name, &v);
+	is_int(v.n, (int)(sizeof stat_names / sizeof stat_names[0]), "the visitor gives every counter");
+	ok(v.ordered, "in list order, each with its description");
+	is_int(master_stats_format(&st1, text, sizeof text), 0, "the text fits 4 KiB");
+	snprintf(want, sizeof want, "route_puts %llu\n", (unsigned long long)st1.route_puts);
+	ok(strncmp(text, want, strlen(want)) == 0, "the first line is route_puts and its value");
+	snprintf(want, sizeof want, "\nproto_errors %llu\n", (unsigned long long)st1.proto_errors);
+	ok(strstr(text, want) != NULL, "a proto_errors line");
+	int lines = 0;
+	for (const char *p = text; *p; p++)
+		lines += *p == '\n';
+	is_int(lines, v.n, "one line per counter");
+	is_int(master_stats_format(&st1, small, sizeof small), KVN_ERANGE, "a small buffer: KVN_ERANGE");
+	ok(strlen(small) < sizeof small && (!*small || small[strlen(small) - 1] == '\n'),
+	   "holding whole lines only");
+	env_down();
+}
+
 static const struct tap_test tests[] = {
 	{ "ping", t_ping },
 	{ "attach", t_attach },
@@ -450,6 +505,7 @@ static const struct tap_test tests[] = {
 	{ "bad_event_alone", t_bad_event_alone },
 	{ "late_add_after_remove", t_late_add_after_remove },
 	{ "grants", t_grants },
+	{ "counters", t_counters },
 	{ NULL, NULL },
 };
 

@@ -325,7 +325,7 @@ static int row_write(struct dbw *d, const struct meta_node *row, struct wfail *f
 	return rc;
 }
 
-static int do_node(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_node(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_node row;
 	struct wfail f = { 0 };
@@ -342,7 +342,7 @@ static int do_node(struct dbw *d, const struct actor_msg *m)
 	return wfail_end(d, &f, "node update", row.node_id, 1);
 }
 
-static int do_events(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_events(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_node row;
 	struct wfail f = { 0 };
@@ -415,8 +415,8 @@ static int part_open(struct wire_r *r, const struct actor_msg *m, char *node_id,
 	return r->err;
 }
 
-/* Keep the part (ACTOR_KEEP) or refuse it (0). */
-static int do_sync_part(struct dbw *d, struct actor_msg *m)
+/* One-way: keep the part (ACTOR_KEEP) or refuse it (0). */
+static int dbw_on_sync_part(struct dbw *d, struct actor_msg *m)
 {
 	char node_id[65];
 	struct dbw_stage *s;
@@ -454,7 +454,7 @@ static int do_sync_part(struct dbw *d, struct actor_msg *m)
 	return ACTOR_KEEP;
 }
 
-static int do_sync_end(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_sync_end(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_object *objs = NULL;
 	struct meta_node row;
@@ -519,7 +519,7 @@ static int do_sync_end(struct dbw *d, const struct actor_msg *m)
 	return rc;
 }
 
-static int do_node_dead(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_node_dead(struct dbw *d, struct actor_msg *m)
 {
 	char node_id[65];
 	struct wfail f = { 0 };
@@ -545,7 +545,7 @@ static int do_node_dead(struct dbw *d, const struct actor_msg *m)
  * file; TRUNCATE then shrinks it to nothing), then write the node rows in
  * a group of their own, committed at once: its success is the master's
  * sign that commits work again. */
-static int do_probe(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_probe(struct dbw *d, struct actor_msg *m)
 {
 	struct wfail f = { 0 };
 	struct wire_r r;
@@ -577,7 +577,7 @@ static int do_probe(struct dbw *d, const struct actor_msg *m)
 
 /* The master raises its generation epoch above one a peer reported; its
  * reply (after the COMMIT) is what lets it hand out generations again. */
-static int do_epoch(struct dbw *d, const struct actor_msg *m)
+static int dbw_on_epoch(struct dbw *d, struct actor_msg *m)
 {
 	struct wire_r r;
 	uint32_t epoch;
@@ -601,8 +601,9 @@ static int do_epoch(struct dbw *d, const struct actor_msg *m)
 /* The master knows no node holds a generation it does not index: master.db's
  * floors (sql/002-floors.sql) are needless.  A failure leaves them (they
  * only refuse generations no node holds). */
-static int do_floors_clear(struct dbw *d)
+static int dbw_on_floors_clear(struct dbw *d, struct actor_msg *m)
 {
+	(void)m;
 	int rc;
 
 	if ((rc = group_join(d)) != 0)
@@ -615,45 +616,45 @@ static int do_floors_clear(struct dbw *d)
 	return 0;
 }
 
+/* Every request the writer takes.  A handler returns the request's status
+ * (answered once its group is committed) or ACTOR_KEEP (a full-sync part,
+ * kept until DBW_SYNC_END, never answered).  urgent: the group commits at
+ * once rather than lingering (DBW_EVENTS makes it urgent itself when
+ * flagged DBW_EV_NOW). */
+static const struct dbw_handler {
+	uint16_t type;
+	int urgent;
+	int (*fn)(struct dbw *d, struct actor_msg *m);
+} dbw_handlers[] = {
+	{ DBW_NODE, 0, dbw_on_node },
+	{ DBW_EVENTS, 0, dbw_on_events },
+	{ DBW_SYNC_PART, 0, dbw_on_sync_part },
+	{ DBW_SYNC_END, 1, dbw_on_sync_end },
+	{ DBW_NODE_DEAD, 1, dbw_on_node_dead },
+	{ DBW_PROBE, 1, dbw_on_probe },
+	{ DBW_EPOCH, 1, dbw_on_epoch },
+	{ DBW_FLOORS_CLEAR, 0, dbw_on_floors_clear },
+};
+
 static int dbw_handle(struct actor *self, struct actor_msg *m)
 {
 	struct dbw *d = actor_state(self);
-	int status, keep = 0;
+	const struct dbw_handler *h = NULL;
+	int status = KVN_EPROTO, keep = 0;
 
-	switch (m->type) {
-	case DBW_NODE:
-		status = do_node(d, m);
-		break;
-	case DBW_EVENTS:
-		status = do_events(d, m); /* urgent when flagged DBW_EV_NOW */
-		break;
-	case DBW_SYNC_PART:
-		keep = do_sync_part(d, m);
-		status = 0;
-		break;
-	case DBW_SYNC_END:
-		status = do_sync_end(d, m);
-		d->urgent = 1;
-		break;
-	case DBW_NODE_DEAD:
-		status = do_node_dead(d, m);
-		d->urgent = 1;
-		break;
-	case DBW_PROBE:
-		status = do_probe(d, m);
-		d->urgent = 1;
-		break;
-	case DBW_EPOCH:
-		status = do_epoch(d, m);
-		d->urgent = 1;
-		break;
-	case DBW_FLOORS_CLEAR:
-		status = do_floors_clear(d);
-		break;
-	default:
+	for (size_t i = 0; i < sizeof dbw_handlers / sizeof dbw_handlers[0]; i++)
+		if (dbw_handlers[i].type == m->type)
+			h = &dbw_handlers[i];
+	if (h) {
+		status = h->fn(d, m);
+		if (status == ACTOR_KEEP) {
+			keep = ACTOR_KEEP;
+			status = 0;
+		}
+		if (h->urgent)
+			d->urgent = 1;
+	} else {
 		log_error("dbw: unexpected message type 0x%x", m->type);
-		status = KVN_EPROTO;
-		break;
 	}
 	if (m->corr && !keep)
 		wait_add(d, m, status);

@@ -2,11 +2,13 @@
  * master: the master actor (DESIGN.md sections 1, 2, 4, 5).  Owns start-up
  * (master.db opened, epoch bumped, nodes and committed objects loaded, the
  * SQLite writer spawned), the node protocol (PEER_ATTACH, HEARTBEAT, EVENTS,
- * NET_DOWN) and node liveness.  The glue that hands applied changes to the
+ * NET_DOWN), node liveness, the table every message is dispatched from
+ * and the master's counters.  The glue that hands applied changes to the
  * writer (dbw.c) lives in master_db.c, FULL_SYNC in master_sync.c, the
- * index and the read-side replies in master_index.c, the requests its own
- * peer serves in master_fwd.c.  The master loop never runs SQL: everything
- * after master_start goes through dbw.
+ * node table and the key index in master_node.c and master_index.c, the
+ * read-side replies in master_route.c, the requests its own peer serves in
+ * master_fwd.c (master_int.h lists them all).  The master loop never runs
+ * SQL: everything after master_start goes through dbw.
  */
 #include "config.h"
 
@@ -22,20 +24,60 @@ struct master_stats master_stats_g;
 
 void master_get_stats(struct master_stats *st)
 {
-	const uint64_t *src = (const uint64_t *)&master_stats_g;
-	uint64_t *dst = (uint64_t *)st;
-	for (size_t i = 0; i < sizeof *st / sizeof(uint64_t); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+#define LOAD_(name, what) st->name = __atomic_load_n(&master_stats_g.name, __ATOMIC_RELAXED);
+	MASTER_STATS_FIELDS(LOAD_)
+#undef LOAD_
 }
 
-static int peer_role(uint8_t role)
+void master_stats_each(const struct master_stats *st, master_stats_fn fn, void *arg)
+{
+#define VISIT_(name, what) fn(arg, #name, st->name, what);
+	MASTER_STATS_FIELDS(VISIT_)
+#undef VISIT_
+}
+
+struct stats_text {
+	char *buf;
+	size_t cap, len;
+	int rc;
+};
+
+static void stats_line(void *arg, const char *name, uint64_t value, const char *what)
+{
+	struct stats_text *t = arg;
+	int n;
+
+	(void)what;
+	if (t->rc)
+		return;
+	n = snprintf(t->buf + t->len, t->cap - t->len, "%s %" PRIu64 "\n", name, value);
+	if (n < 0 || (size_t)n >= t->cap - t->len) {
+		t->buf[t->len] = '\0'; /* whole lines only */
+		t->rc = KVN_ERANGE;
+		return;
+	}
+	t->len += (size_t)n;
+}
+
+int master_stats_format(const struct master_stats *st, char *buf, size_t cap)
+{
+	struct stats_text t = { .buf = buf, .cap = cap };
+
+	if (!buf || !cap)
+		return KVN_ERANGE;
+	buf[0] = '\0';
+	master_stats_each(st, stats_line, &t);
+	return t.rc;
+}
+
+static int from_peer_role(uint8_t role)
 {
 	return role == AUTH_ROLE_PEER || role == AUTH_ROLE_INTERNAL;
 }
 
 /* ---- replies ---- */
 
-void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct mnode *n,
+void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct master_node *n,
 		      int need_sync, int status)
 {
 	struct proto_ack a = {
@@ -58,7 +100,7 @@ void master_reply_proto_err(struct master *ms, const struct actor_msg *req)
 
 int master_deny(struct master *ms, const struct actor_msg *req)
 {
-	if (peer_role(req->src_role))
+	if (from_peer_role(req->src_role))
 		return 0;
 	MASTER_STAT_INC(denied);
 	actor_reply_status(ms->self, req, KVN_EPERM);
@@ -70,7 +112,7 @@ int master_deny(struct master *ms, const struct actor_msg *req)
 static int load_node(void *arg, const struct meta_node *row)
 {
 	struct master *ms = arg;
-	struct mnode *n = mnode_get(ms, row->node_id);
+	struct master_node *n = master_node_get(ms, row->node_id);
 
 	snprintf(n->addr, sizeof n->addr, "%s", row->addr);
 	n->dram_total = row->dram_total;
@@ -80,7 +122,7 @@ static int load_node(void *arg, const struct meta_node *row)
 	n->disk_used = row->disk_used;
 	n->dead = strcmp(row->state, "dead") == 0;
 	if (n->dead)
-		mnode_forget(ms, n); /* it may come back with anything it held */
+		master_floor_forget(ms, n); /* it may come back with anything it held */
 	/* silent since the start: declared dead after node_timeout unless it
 	 * attaches */
 	n->last_seen_ms = kvn_now_ms();
@@ -96,30 +138,30 @@ static int load_node(void *arg, const struct meta_node *row)
 static int load_object(void *arg, const struct meta_object *o)
 {
 	struct master *ms = arg;
-	struct mnode *n = mnode_find(ms, o->node_id);
-	struct mdrops none = { 0 };
+	struct master_node *n = master_node_find(ms, o->node_id);
+	struct master_drops none = { 0 };
 
 	if (o->klen == 0 || o->klen > KVN_MAX_KEY)
 		return 0;
 	if (strcmp(o->state, "lost") == 0) {
 		/* its dead node may bring back exactly it, nothing older */
-		mfloor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
+		master_floor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
 		ms->db_floors = 1;
 		return 0;
 	}
 	if (!n || n->dead || strcmp(o->state, "live") != 0)
 		return 0;
-	(void)mindex_add(ms, n, o->key, (uint16_t)o->klen, o->gen, (uint8_t)o->tier, o->size, &none);
-	mdrops_fini(&none); /* one row per key: nothing to drop */
+	(void)master_index_add(ms, n, o->key, (uint16_t)o->klen, o->gen, (uint8_t)o->tier, o->size, &none);
+	master_drops_fini(&none); /* one row per key: nothing to drop */
 	return 0;
 }
 
 static void master_fini(struct actor *self)
 {
 	struct master *ms = actor_state(self);
-	master_ops_at_exit(ms);
-	mindex_free_all(ms);
-	mnode_free_all(ms);
+	master_db_ops_at_exit(ms);
+	master_index_free_all(ms);
+	master_node_free_all(ms);
 	free(ms->server_id);
 	free(ms);
 }
@@ -130,8 +172,8 @@ static void live_tick(struct actor *self, void *arg);
 static const struct actor_ops master_ops = {
 	.name = "master",
 	.handle = master_handle,
-	.sink = master_sink,
-	.sink_abort = master_sink_abort,
+	.sink = master_fwd_sink,
+	.sink_abort = master_fwd_sink_abort,
 	.fini = master_fini,
 };
 
@@ -185,7 +227,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	 * node rows, deaths and full-sync parts */
 	ms->db_max_inflight = o->mailbox / 2 > 8 ? o->mailbox / 2 : 8;
 	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0 ||
-	    (rc = meta_load_floors(db, mfloor_load, ms)) < 0) {
+	    (rc = meta_load_floors(db, master_floor_load, ms)) < 0) {
 		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
 		goto fail;
 	}
@@ -203,10 +245,10 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->self = a;
 	ms->live_timer = actor_timer_new(a, live_tick, NULL);
 	ms->linger_ms = o->commit_linger_ms;
-	ms->hold_timer = actor_timer_new(a, master_hold_tick, NULL);
-	ms->epoch_timer = actor_timer_new(a, master_epoch_tick, NULL);
+	ms->hold_timer = actor_timer_new(a, master_db_hold_tick, NULL);
+	ms->epoch_timer = actor_timer_new(a, master_gen_epoch_tick, NULL);
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
-	master_epoch_raise(ms); /* a loaded row above the epoch (master.db edited) */
+	master_gen_epoch_raise(ms); /* a loaded row above the epoch (master.db edited) */
 	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
 		 HASH_COUNT(ms->nodes), ms->objects);
 	if (ms->unsynced)
@@ -218,8 +260,8 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 		*out = a;
 	return 0;
 fail:
-	mindex_free_all(ms);
-	mnode_free_all(ms);
+	master_index_free_all(ms);
+	master_node_free_all(ms);
 	free(ms->server_id);
 	free(ms);
 	meta_close(db);
@@ -228,27 +270,27 @@ fail:
 
 /* ---- liveness ---- */
 
-static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
+static void declare_dead(struct master *ms, struct master_node *n, uint64_t silent_ms)
 {
 	uint64_t dropped;
 	struct actor_msg *req;
 	struct wire_w w;
 
 	/* before the drop: its keys keep a floor until it re-syncs */
-	mnode_forget(ms, n);
-	dropped = mindex_drop_node(ms, n);
+	master_floor_forget(ms, n);
+	dropped = master_index_drop_node(ms, n);
 
 	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
 		 " locations dropped (marked lost in master.db)",
 		 KVN_Q(n->node_id), silent_ms, dropped);
 	MASTER_STAT_INC(nodes_dead);
-	mnode_synced(ms, n); /* what it held is lost: it no longer holds routes back */
+	master_node_synced(ms, n); /* what it held is lost: it no longer holds routes back */
 	n->dead = 1;
 	n->attached = 0;
 	n->live = 0;
 	n->reserved = 0;
 	n->persist_epoch++;
-	mstaging_reset(&n->stg);
+	master_node_staging_reset(&n->stg);
 	req = actor_msg_new(DBW_NODE_DEAD);
 	wire_w_init(&w);
 	wire_w_str(&w, n->node_id);
@@ -260,7 +302,7 @@ static void declare_dead(struct master *ms, struct mnode *n, uint64_t silent_ms)
 static void live_tick(struct actor *self, void *arg)
 {
 	struct master *ms = actor_state(self);
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	uint64_t now = kvn_now_ms();
 
 	(void)arg;
@@ -268,7 +310,7 @@ static void live_tick(struct actor *self, void *arg)
 		if (!n->dead && now - n->last_seen_ms >= ms->node_timeout_ms)
 			declare_dead(ms, n, now - n->last_seen_ms);
 	}
-	mremoved_prune(ms); /* removals too old to be overtaken by a late put */
+	master_floor_removed_prune(ms); /* removals too old to be overtaken by a late put */
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
 }
 
@@ -278,7 +320,7 @@ static void live_tick(struct actor *self, void *arg)
  * it had produced is applied here; with some still queued at the peer (the
  * writer pushed back), their bytes are in the report and would be counted
  * again when they arrive, so the running estimate is kept instead. */
-static void node_refresh(struct mnode *n, const struct proto_node *pn, int use)
+static void node_refresh(struct master_node *n, const struct proto_node *pn, int use)
 {
 	snprintf(n->addr, sizeof n->addr, "%s", pn->addr);
 	n->dram_total = pn->dram_total;
@@ -297,21 +339,21 @@ static void node_refresh(struct mnode *n, const struct proto_node *pn, int use)
 	n->last_seen_ms = kvn_now_ms();
 }
 
-static void on_attach(struct master *ms, const struct actor_msg *m)
+static int master_on_attach(struct master *ms, struct actor_msg *m)
 {
 	struct proto_node pn;
-	struct mnode *n;
+	struct master_node *n;
 	const char *why;
 	uint64_t dropped = 0;
 	int held;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (proto_node_dec(m, &pn) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
-	n = mnode_get(ms, pn.node_id);
+	n = master_node_get(ms, pn.node_id);
 	/* before any put can be routed to it (or anywhere): no generation
 	 * this master hands out may lose to one it holds */
 	master_gen_seen(ms, pn.max_gen);
@@ -333,7 +375,7 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	n->ref = m->src;
 	n->local = m->src_role == AUTH_ROLE_INTERNAL;
 	n->attached = 1;
-	mnode_grant_key(ms, n, m, pn.boot_id); /* a new key per attachment */
+	master_node_grant_key(ms, n, m, pn.boot_id); /* a new key per attachment */
 	if (!held) {
 		/* Locations stay routable until the node's snapshot replaces
 		 * them (master_sync.c) when they may still be right: the same
@@ -344,8 +386,8 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 		 * missing (t/restart).  A new process of the node lost its DRAM:
 		 * its old locations go now. */
 		if (n->boot_id != 0 && n->boot_id != pn.boot_id) {
-			dropped = mindex_drop_node(ms, n);
-			mpdrop_clear(n);
+			dropped = master_index_drop_node(ms, n);
+			master_drops_pending_clear(n);
 		}
 		n->boot_id = pn.boot_id;
 		n->sync_from = pn.last_seq; /* older snapshots are stale copies */
@@ -354,7 +396,7 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 		n->durable_seq = 0;
 		n->db_broken = 0;
 		n->persist_epoch++;
-		mstaging_reset(&n->stg);
+		master_node_staging_reset(&n->stg);
 		log_info("master: node %s attached (%s): %" PRIu64 " locations dropped, full sync requested",
 			 KVN_Q(n->node_id), why, dropped);
 	} else {
@@ -364,26 +406,27 @@ static void on_attach(struct master *ms, const struct actor_msg *m)
 	n->dead = 0;
 	n->live = 1;
 	master_reply_ack(ms, m, n, !held, 0);
-	master_persist_node(ms, n);
+	master_db_persist_node(ms, n);
+	return 0;
 }
 
-static void on_heartbeat(struct master *ms, const struct actor_msg *m)
+static int master_on_heartbeat(struct master *ms, struct actor_msg *m)
 {
 	struct proto_node pn;
-	struct mnode *n;
+	struct master_node *n;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (proto_node_dec(m, &pn) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
-	n = mnode_find(ms, pn.node_id);
+	n = master_node_find(ms, pn.node_id);
 	if (!n || !n->live || n->dead || n->boot_id != pn.boot_id) {
 		/* unknown to this master, declared dead, or a new process:
 		 * it must attach again and full-sync */
 		master_reply_ack(ms, m, NULL, 1, 0);
-		return;
+		return 0;
 	}
 	node_refresh(n, &pn, pn.last_seq == n->applied_seq);
 	master_gen_seen(ms, pn.max_gen); /* a put it began since attaching */
@@ -392,7 +435,7 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 		n->ref = m->src;
 		n->local = m->src_role == AUTH_ROLE_INTERNAL;
 		n->attached = 1;
-		mnode_grant_key(ms, n, m, pn.boot_id);
+		master_node_grant_key(ms, n, m, pn.boot_id);
 	}
 	/* With every event of the node applied, the index holds a subset of
 	 * its committed keys; any surplus are generations whose DROP_GEN it
@@ -402,27 +445,28 @@ static void on_heartbeat(struct master *ms, const struct actor_msg *m)
 	int resync = 0;
 	if (pn.last_seq == n->applied_seq && !n->stg.active) {
 		if (pn.keys == n->objects)
-			mpdrop_clear(n);
+			master_drops_pending_clear(n);
 		else if (pn.keys > n->objects && n->npdrops && !n->pdrops_lost)
-			mpdrop_resend(ms, n);
+			master_drops_pending_resend(ms, n);
 		else
 			resync = 1;
-		mfloor_db_check(ms);
+		master_floor_db_check(ms);
 	}
 	if (resync) {
 		log_warn("master: node %s reports %" PRIu64 " keys, the index holds %" PRIu64
 			 " of it: full sync requested",
 			 KVN_Q(n->node_id), pn.keys, n->objects);
-		n->live = 0; /* its re-attach must full-sync (on_attach) */
+		n->live = 0; /* its re-attach must full-sync (master_on_attach) */
 	}
 	master_reply_ack(ms, m, n, master_db_resync_due(ms, n) || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
-		master_persist_node(ms, n);
+		master_db_persist_node(ms, n);
+	return 0;
 }
 
-static void on_net_down(struct master *ms, const struct actor_msg *m)
+static int master_on_net_down(struct master *ms, struct actor_msg *m)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	HASH_ITER(hh, ms->nodes, n, tmp) {
 		if (n->ref != m->src || !n->attached)
 			continue;
@@ -430,8 +474,9 @@ static void on_net_down(struct master *ms, const struct actor_msg *m)
 		log_info("master: node %s disconnected (%s)", KVN_Q(n->node_id), kvn_strerror(m->status));
 		n->attached = 0;
 		n->reserved = 0;
-		mstaging_reset(&n->stg);
+		master_node_staging_reset(&n->stg);
 	}
+	return 0;
 }
 
 /* ---- EVENTS ---- */
@@ -449,7 +494,7 @@ int master_event_ok(const struct proto_event *e)
 
 /* Decode the whole message once before touching anything.  Only a batch
  * that does not decode is refused as a whole; an event that decodes but is
- * not valid (master_event_ok) is refused alone, in on_events. */
+ * not valid (master_event_ok) is refused alone, in master_on_events. */
 static int events_check(const struct actor_msg *m, char *node_id, size_t cap, uint64_t *boot, uint32_t *n)
 {
 	struct proto_event e;
@@ -463,7 +508,8 @@ static int events_check(const struct actor_msg *m, char *node_id, size_t cap, ui
 /* One event the master will not apply: its seq is consumed (the stream
  * goes on past it), an ADD's generation is dropped at the node so both
  * agree the key is not there, and a rate-limited line names it. */
-static void event_refuse(struct master *ms, struct mnode *n, const struct proto_event *e, struct mdrops *drops)
+static void event_refuse(struct master *ms, struct master_node *n, const struct proto_event *e,
+			 struct master_drops *drops)
 {
 	char key[80];
 	uint64_t suppressed = 0;
@@ -471,7 +517,7 @@ static void event_refuse(struct master *ms, struct mnode *n, const struct proto_
 	MASTER_STAT_INC(events_refused);
 	if (e->kind == PROTO_EV_ADD && e->gen != 0 && e->gen <= PROTO_GEN_MAX && e->klen >= 1 &&
 	    e->klen <= KVN_MAX_KEY)
-		mdrops_add(drops, n, e->key, e->klen, e->gen);
+		master_drops_add(drops, n, e->key, e->klen, e->gen);
 	if (!kvn_ratelimit_ok(&ms->rl_event, &suppressed))
 		return;
 	kvn_str_quote(key, sizeof key, e->key, e->klen);
@@ -481,33 +527,33 @@ static void event_refuse(struct master *ms, struct mnode *n, const struct proto_
 		 (unsigned)e->tier, suppressed);
 }
 
-static void on_events(struct master *ms, const struct actor_msg *m)
+static int master_on_events(struct master *ms, struct actor_msg *m)
 {
 	char node_id[65];
-	struct mdrops drops = { 0 };
-	struct mstale stale = { 0 };
+	struct master_drops drops = { 0 };
+	struct master_stale stale = { 0 };
 	struct master_opbuf ob = { .n = 0 };
 	struct proto_event e = { 0 };
 	struct wire_r r;
-	struct mnode *n;
+	struct master_node *n;
 	uint64_t boot, first_new = 0;
 	uint32_t cnt, dups = 0;
 	int gap = 0;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (events_check(m, node_id, sizeof node_id, &boot, &cnt) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
-	n = mnode_find(ms, node_id);
+	n = master_node_find(ms, node_id);
 	if (!n || !n->attached || n->dead || n->boot_id != boot) {
 		master_reply_ack(ms, m, n && n->boot_id == boot ? n : NULL, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->last_seen_ms = kvn_now_ms();
 	if (master_db_behind(ms, m, n))
-		return;
+		return 0;
 	wire_w_init(&ob.w);
 	(void)proto_events_open(&r, m, node_id, sizeof node_id, &boot, &cnt);
 	for (uint32_t i = 0; i < cnt; i++) {
@@ -529,21 +575,21 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 		}
 		ob.now |= e.durable != 0;
 		if (e.kind == PROTO_EV_ADD) {
-			int res = MIDX_STALE;
-			if (mpdrop_has(n, e.key, e.klen, e.gen))
-				mdrops_add(&drops, n, e.key, e.klen, e.gen); /* told to drop it already */
+			int res = MASTER_INDEX_STALE;
+			if (master_drops_pending_has(n, e.key, e.klen, e.gen))
+				master_drops_add(&drops, n, e.key, e.klen, e.gen); /* told to drop it already */
 			else
-				res = mindex_add(ms, n, e.key, e.klen, e.gen, e.tier, e.size, &drops);
-			if (res == MIDX_STALE) {
-				mstale_add(&stale, e.key, e.klen, e.gen);
+				res = master_index_add(ms, n, e.key, e.klen, e.gen, e.tier, e.size, &drops);
+			if (res == MASTER_INDEX_STALE) {
+				master_drops_stale_add(&stale, e.key, e.klen, e.gen);
 			} else {
-				uint64_t fp = mnode_footprint(n, e.size);
-				if (res == MIDX_NEW)
+				uint64_t fp = master_node_footprint(n, e.size);
+				if (res == MASTER_INDEX_NEW)
 					n->reserved = n->reserved > fp ? n->reserved - fp : 0;
-				master_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
+				master_db_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
 			}
-		} else if (mindex_remove(ms, n, e.key, e.klen, e.gen)) {
-			master_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+		} else if (master_index_remove(ms, n, e.key, e.klen, e.gen)) {
+			master_db_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
 			ms->db_floors = 1; /* the delete leaves a floor (sql/002-floors.sql) */
 		}
 		n->applied_seq = e.seq;
@@ -553,68 +599,63 @@ static void on_events(struct master *ms, const struct actor_msg *m)
 	if (first_new)
 		MASTER_STAT_ADD(events_applied, n->applied_seq - first_new + 1);
 	if (gap) {
-		n->sync_due = 1; /* its re-attach must full-sync (on_attach) */
+		n->sync_due = 1; /* its re-attach must full-sync (master_on_attach) */
 		MASTER_STAT_INC(event_gaps);
 		log_warn("master: node %s: event gap after seq %" PRIu64 " (got %" PRIu64 "): full sync requested",
 			 KVN_Q(n->node_id), n->applied_seq, e.seq);
 	}
 	/* applied in memory: acknowledge now, before any fsync */
 	master_reply_ack(ms, m, n, gap || master_db_resync_due(ms, n), gap ? KVN_ESTATE : 0);
-	mstale_log(&stale, n, "ADD");
-	mdrops_send(ms, &drops);
+	master_drops_stale_log(&stale, n, "ADD");
+	master_drops_send(ms, &drops);
 	if (first_new)
-		master_ops_commit(ms, n, &ob, n->applied_seq);
+		master_db_ops_commit(ms, n, &ob, n->applied_seq);
 	wire_w_fini(&ob.w);
+	return 0;
 }
 
 /* ---- dispatch ---- */
+
+/* NET_UP: nothing to do; a node announces itself with PEER_ATTACH. */
+static int master_on_net_up(struct master *ms, struct actor_msg *m)
+{
+	(void)ms;
+	(void)m;
+	return 0;
+}
+
+/* Every message the master answers.  A handler returns 0 (the runtime
+ * frees m) or ACTOR_KEEP (m went on to the peer of this process). */
+static const struct master_handler {
+	uint16_t type;
+	int (*fn)(struct master *ms, struct actor_msg *m);
+} master_handlers[] = {
+	{ WIRE_PING, master_on_ping },
+	{ WIRE_PEER_ATTACH, master_on_attach },
+	{ WIRE_HEARTBEAT, master_on_heartbeat },
+	{ WIRE_EVENTS, master_on_events },
+	{ WIRE_FULL_SYNC, master_on_full_sync },
+	{ WIRE_ROUTE_PUT, master_on_route_put },
+	{ WIRE_ROUTE_GET, master_on_route_get },
+	{ WIRE_GET, master_on_get },
+	{ WIRE_PUT, master_on_put },
+	{ WIRE_STAT, master_on_stat },
+	{ NET_UP, master_on_net_up },
+	{ NET_DOWN, master_on_net_down },
+};
 
 static int master_handle(struct actor *self, struct actor_msg *m)
 {
 	struct master *ms = actor_state(self);
 
-	switch (m->type) {
-	case WIRE_PING:
-		master_on_ping(ms, m);
-		break;
-	case WIRE_PEER_ATTACH:
-		on_attach(ms, m);
-		break;
-	case WIRE_HEARTBEAT:
-		on_heartbeat(ms, m);
-		break;
-	case WIRE_EVENTS:
-		on_events(ms, m);
-		break;
-	case WIRE_FULL_SYNC:
-		master_on_full_sync(ms, m);
-		break;
-	case WIRE_ROUTE_PUT:
-		master_on_route_put(ms, m);
-		break;
-	case WIRE_ROUTE_GET:
-		master_on_route_get(ms, m);
-		break;
-	case WIRE_GET:
-		return master_on_get(ms, m); /* ACTOR_KEEP: went on to the peer */
-	case WIRE_PUT:
-		return master_on_put(ms, m);
-	case WIRE_STAT:
-		master_on_stat(ms, m);
-		break;
-	case NET_UP:
-		break;
-	case NET_DOWN:
-		on_net_down(ms, m);
-		break;
-	default:
-		/* anything else is not a master request */
-		MASTER_STAT_INC(proto_errors);
-		log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
-		if (m->corr)
-			actor_reply_status(self, m, KVN_EPROTO);
-		break;
-	}
+	for (size_t i = 0; i < sizeof master_handlers / sizeof master_handlers[0]; i++)
+		if (master_handlers[i].type == m->type)
+			return master_handlers[i].fn(ms, m);
+	/* anything else is not a master request */
+	MASTER_STAT_INC(proto_errors);
+	log_debug("master: unexpected message type %u (%s)", m->type, wire_type_name(m->type));
+	if (m->corr)
+		actor_reply_status(self, m, KVN_EPROTO);
 	return 0;
 }
 
@@ -632,7 +673,7 @@ void master_crash(struct actor *master)
 void master_dump(struct actor *master, master_dump_fn fn, void *arg)
 {
 	struct master *ms = actor_state(master);
-	struct mentry *e, *tmp;
+	struct master_entry *e, *tmp;
 	HASH_ITER(hh, ms->index, e, tmp)
 		fn(arg, e->key, e->klen, e->gen, e->node->node_id);
 }

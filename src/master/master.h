@@ -36,22 +36,48 @@ void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 
 /* ---- master counters (master.c) ---- */
 /* Process-wide, summed over every master instance since the process
- * started (stats output and tests).  Safe from any thread. */
+ * started (stats output and tests).  Safe from any thread.  Declared once,
+ * here: X(name, what) gives struct master_stats its field, master_get_stats
+ * its snapshot and master_stats_each/_format their line, so a counter is
+ * one line of this list.  dbw's counters (db_commits, ...) are in it too. */
+#define MASTER_STATS_FIELDS(X)                                                         \
+	X(route_puts, "ROUTE_PUT requests")                                            \
+	X(route_gets, "ROUTE_GET requests")                                            \
+	X(gets, "GETs sent to the master")                                             \
+	X(gets_forwarded, "GETs sent to the master, served by its peer")               \
+	X(puts, "PUTs sent to the master")                                             \
+	X(puts_forwarded, "PUTs sent to the master, stored by its peer")               \
+	X(events_applied, "events applied")                                            \
+	X(events_dup, "events already applied (re-shipped after a lost ack)")          \
+	X(events_stale, "ADD and snapshot entries answered with DROP_GEN")             \
+	X(event_gaps, "event gaps: full sync requested")                               \
+	X(events_busy, "EVENTS batches refused: SQLite writer behind")                 \
+	X(full_syncs, "snapshots applied")                                             \
+	X(drops_sent, "DROP_GEN items sent")                                           \
+	X(drops_failed, "DROP_GEN items undeliverable")                                \
+	X(nodes_dead, "nodes declared dead by the timeout")                            \
+	X(db_errors, "dbw requests that failed")                                       \
+	X(proto_errors, "malformed requests")                                          \
+	X(denied, "requests from a wrong role")                                        \
+	X(db_commits, "dbw: groups committed")                                         \
+	X(db_commit_failed, "dbw: COMMITs that failed")                                \
+	X(db_write_failed, "dbw: writes that failed")                                  \
+	X(db_requests, "requests the master sent to dbw")                              \
+	X(events_refused, "single events refused (invalid), the rest of their batch applied")
+
+#define MASTER_STATS_FIELD_(name, what) uint64_t name;
 struct master_stats {
-	uint64_t route_puts, route_gets;      /* requests */
-	uint64_t gets, gets_forwarded;        /* GETs sent to the master; served by its peer */
-	uint64_t puts, puts_forwarded;        /* PUTs sent to the master; stored by its peer */
-	uint64_t events_applied, events_dup, events_stale, event_gaps;
-	uint64_t events_busy;                 /* batches refused: SQLite writer behind */
-	uint64_t full_syncs;                  /* snapshots applied */
-	uint64_t drops_sent, drops_failed;    /* DROP_GEN items */
-	uint64_t nodes_dead;                  /* declared dead by the timeout */
-	uint64_t db_errors;                   /* dbw requests that failed */
-	uint64_t proto_errors, denied;        /* malformed / wrong role */
-	uint64_t db_commits, db_commit_failed, db_write_failed; /* dbw */
-	uint64_t db_requests;                 /* requests the master sent to dbw */
-	uint64_t events_refused;              /* single events refused (invalid), the rest applied */
+	MASTER_STATS_FIELDS(MASTER_STATS_FIELD_)
 };
+#undef MASTER_STATS_FIELD_
+
 void master_get_stats(struct master_stats *st);
+/* fn(arg, name, value, what) for every counter of st, in list order. */
+typedef void (*master_stats_fn)(void *arg, const char *name, uint64_t value, const char *what);
+void master_stats_each(const struct master_stats *st, master_stats_fn fn, void *arg);
+/* st as text, one "name value" line per counter, NUL-terminated in buf:
+ * 0, or KVN_ERANGE when cap is too small (buf then holds the lines that
+ * fit). */
+int master_stats_format(const struct master_stats *st, char *buf, size_t cap);
 
 #endif

@@ -31,10 +31,6 @@
 
 #include "master/master_int.h"
 
-/* A dbw request not answered within this is treated as failed (the node
- * then has to full-sync): longer than SQLite's busy timeout plus a slow
- * fsync, short enough that a wedged disk is noticed. */
-#define MASTER_DB_TIMEOUT_MS 30000
 /* Probes of a degraded master.db: from 100 ms, doubling, up to 2 s, so
  * recovery is noticed within about 2 s of space returning. */
 #define MASTER_DB_PROBE_MIN_MS 100
@@ -48,7 +44,7 @@ struct persist {
 	uint64_t seq; /* events/sync: durable_seq once committed; 0: none */
 };
 
-static void send_durable(struct master *ms, struct mnode *n)
+static void send_durable(struct master *ms, struct master_node *n)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_DURABLE);
 	/* The peer takes DURABLE from its master only.  A remote peer knows
@@ -63,7 +59,7 @@ static void send_durable(struct master *ms, struct mnode *n)
 }
 
 /* Fail the durable puts of n's events up to upto (their COMMIT failed). */
-static void send_durable_fail(struct master *ms, struct mnode *n, uint64_t upto, const char *reason)
+static void send_durable_fail(struct master *ms, struct master_node *n, uint64_t upto, const char *reason)
 {
 	struct actor_msg *m;
 
@@ -75,7 +71,7 @@ static void send_durable_fail(struct master *ms, struct mnode *n, uint64_t upto,
 		actor_msg_free(m);
 }
 
-int master_db_resync_due(const struct master *ms, const struct mnode *n)
+int master_db_resync_due(const struct master *ms, const struct master_node *n)
 {
 	return n->db_broken && !ms->db_degraded;
 }
@@ -112,7 +108,7 @@ static void db_degrade(struct master *ms, const char *reason)
 	}
 }
 
-static void resend_dead(struct master *ms, struct mnode *n)
+static void resend_dead(struct master *ms, struct master_node *n)
 {
 	struct actor_msg *req = actor_msg_new(DBW_NODE_DEAD);
 	struct wire_w w;
@@ -125,7 +121,7 @@ static void resend_dead(struct master *ms, struct mnode *n)
 
 static void db_recovered(struct master *ms)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	uint32_t broken = 0;
 
 	ms->db_degraded = 0;
@@ -143,7 +139,7 @@ static void db_recovered(struct master *ms)
 
 static void persist_result(struct master *ms, struct persist *p, int rc, const char *reason)
 {
-	struct mnode *n = mnode_find(ms, p->node_id);
+	struct master_node *n = master_node_find(ms, p->node_id);
 
 	if (rc == KVN_ECLOSED) {
 		/* shutting down: the writer or we are going away */
@@ -214,7 +210,7 @@ static int persist_done(struct actor *self, void *arg, struct actor_msg *reply, 
  * writer is too far behind to take more: the peer keeps its events queued
  * and re-ships them, instead of the writer's mailbox overflowing and the
  * node having to full-sync. */
-int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n)
+int master_db_behind(struct master *ms, const struct actor_msg *m, const struct master_node *n)
 {
 	if (ms->db_inflight < ms->db_max_inflight)
 		return 0;
@@ -234,7 +230,7 @@ int master_db_behind(struct master *ms, const struct actor_msg *m, const struct 
 static void hold_release(struct master *ms);
 
 void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
-		    const struct mnode *n, uint64_t seq)
+		    const struct master_node *n, uint64_t seq)
 {
 	struct persist *p;
 	int rc;
@@ -275,7 +271,7 @@ static void probe_tick(struct actor *self, void *arg)
 {
 	struct master *ms = actor_state(self);
 	struct actor_msg *req = actor_msg_new(DBW_PROBE);
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 	struct wire_w rows, w;
 	uint32_t cnt = 0;
 	(void)arg;
@@ -285,7 +281,7 @@ static void probe_tick(struct actor *self, void *arg)
 		struct meta_node row;
 		if (rows.len > DBW_SPLIT_BYTES - 512)
 			break;
-		mnode_row(n, &row);
+		master_node_row(n, &row);
 		dbw_node_enc(&rows, &row);
 		cnt++;
 	}
@@ -298,20 +294,20 @@ static void probe_tick(struct actor *self, void *arg)
 	master_db_call(ms, req, MASTER_P_PROBE, NULL, 0);
 }
 
-void master_db_failed(struct master *ms, const struct mnode *n, int rc)
+void master_db_failed(struct master *ms, const struct master_node *n, int rc)
 {
 	struct persist p = { .kind = MASTER_P_SYNC, .boot_id = n->boot_id, .epoch = n->persist_epoch };
 	snprintf(p.node_id, sizeof p.node_id, "%s", n->node_id);
 	persist_result(ms, &p, rc, kvn_strerror(rc));
 }
 
-void master_persist_node(struct master *ms, struct mnode *n)
+void master_db_persist_node(struct master *ms, struct master_node *n)
 {
 	struct actor_msg *req = actor_msg_new(DBW_NODE);
 	struct meta_node row;
 	struct wire_w w;
 
-	mnode_row(n, &row);
+	master_node_row(n, &row);
 	wire_w_init(&w);
 	dbw_node_enc(&w, &row);
 	if (wire_w_to_msg(&w, req) != 0)
@@ -322,7 +318,7 @@ void master_persist_node(struct master *ms, struct mnode *n)
 
 
 /* The DBW_EVENTS request for ob's operations (ob is emptied). */
-static struct actor_msg *ops_msg(struct mnode *n, struct master_opbuf *ob)
+static struct actor_msg *ops_msg(struct master_node *n, struct master_opbuf *ob)
 {
 	struct actor_msg *req = actor_msg_new(DBW_EVENTS);
 	int with_row = kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS;
@@ -333,7 +329,7 @@ static struct actor_msg *ops_msg(struct mnode *n, struct master_opbuf *ob)
 	wire_w_str(&w, n->node_id);
 	wire_w_u8(&w, (uint8_t)((with_row ? DBW_EV_ROW : 0) | (ob->now ? DBW_EV_NOW : 0)));
 	if (with_row) {
-		mnode_row(n, &row);
+		master_node_row(n, &row);
 		dbw_node_enc(&w, &row);
 		n->persisted_ms = kvn_now_ms();
 	}
@@ -347,7 +343,7 @@ static struct actor_msg *ops_msg(struct mnode *n, struct master_opbuf *ob)
 	return req;
 }
 
-static void ops_flush(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint64_t seq)
+static void ops_flush(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint64_t seq)
 {
 	master_db_call(ms, ops_msg(n, ob), MASTER_P_EVENTS, n, seq);
 }
@@ -370,7 +366,7 @@ static void ops_flush(struct master *ms, struct mnode *n, struct master_opbuf *o
 
 static void hold_send(struct master *ms, int at_exit)
 {
-	struct mnode *n = ms->holder;
+	struct master_node *n = ms->holder;
 
 	if (!n)
 		return;
@@ -402,7 +398,7 @@ static void hold_release(struct master *ms)
 	hold_send(ms, 0);
 }
 
-void master_hold_tick(struct actor *self, void *arg)
+void master_db_hold_tick(struct actor *self, void *arg)
 {
 	struct master *ms = actor_state(self);
 	(void)arg;
@@ -410,7 +406,7 @@ void master_hold_tick(struct actor *self, void *arg)
 	hold_release(ms);
 }
 
-void master_ops_commit(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint64_t seq)
+void master_db_ops_commit(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint64_t seq)
 {
 	if (ms->holder && (ms->holder != n || n->held_epoch != n->persist_epoch ||
 			   n->held_w.len + ob->w.len > DBW_SPLIT_BYTES))
@@ -437,8 +433,8 @@ void master_ops_commit(struct master *ms, struct mnode *n, struct master_opbuf *
 	}
 }
 
-void master_ops_add(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint8_t op, const uint8_t *key,
-		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
+void master_db_ops_add(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint8_t op,
+		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
 {
 	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES) {
 		hold_release(ms); /* in order */
@@ -448,77 +444,7 @@ void master_ops_add(struct master *ms, struct mnode *n, struct master_opbuf *ob,
 	ob->n++;
 }
 
-void master_ops_at_exit(struct master *ms)
+void master_db_ops_at_exit(struct master *ms)
 {
 	hold_send(ms, 1);
-}
-
-/* ---- the generation epoch raised above a peer's (master_gen_seen) ----
- *
- * A master that started without its master.db (or with an older copy)
- * begins at a low epoch while peers still hold generations of later ones:
- * a new put would get a generation below the one it overwrites, lose to it
- * (`get` answers the old value) and be refused as stale by the peer that
- * holds the key.  So generations stop until the new epoch is committed, as
- * the epoch of every start is before its first generation: a crash
- * meanwhile cannot bring a lower epoch back. */
-
-static int epoch_done(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	struct master *ms = actor_state(self);
-	uint32_t asked = (uint32_t)(uintptr_t)arg;
-	int rc = err ? err : reply->status;
-
-	ms->epoch_raising = 0;
-	if (rc == KVN_ECLOSED)
-		return 0; /* shutting down */
-	if (rc) {
-		if (!ms->epoch_failing)
-			log_error("master: epoch %u could not be committed (%s): no generation is handed out; "
-				  "retrying with backoff",
-				  asked, kvn_strerror(rc));
-		ms->epoch_failing = 1;
-		actor_timer_arm(ms->epoch_timer, kvn_backoff_next(&ms->epoch_backoff));
-		return 0;
-	}
-	ms->epoch_failing = 0;
-	kvn_backoff_reset(&ms->epoch_backoff);
-	ms->epoch = asked;
-	ms->counter = 0;
-	ms->gen_exhausted_logged = 0;
-	log_info("master: epoch %u committed: generations handed out again", asked);
-	master_epoch_raise(ms); /* a higher one may have been reported meanwhile */
-	return 0;
-}
-
-void master_epoch_raise(struct master *ms)
-{
-	struct actor_msg *req;
-	struct wire_w w;
-	uint32_t want = ms->epoch_want;
-
-	if (!ms->self || ms->epoch_raising || want <= ms->epoch)
-		return;
-	req = actor_msg_new(DBW_EPOCH);
-	wire_w_init(&w);
-	wire_w_u32(&w, want);
-	if (wire_w_to_msg(&w, req) != 0)
-		KVN_ASSERT(0); /* fixed size */
-	if (actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, epoch_done, (void *)(uintptr_t)want) != 0) {
-		actor_msg_free(req);
-		if (!ms->epoch_failing)
-			log_error("master: epoch %u: the SQLite writer cannot take the request; retrying with "
-				  "backoff",
-				  want);
-		ms->epoch_failing = 1;
-		actor_timer_arm(ms->epoch_timer, kvn_backoff_next(&ms->epoch_backoff));
-		return;
-	}
-	ms->epoch_raising = 1;
-}
-
-void master_epoch_tick(struct actor *self, void *arg)
-{
-	(void)arg;
-	master_epoch_raise(actor_state(self));
 }

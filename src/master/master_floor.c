@@ -35,7 +35,7 @@
 
 #define FLOOR_MAX (1u << 18)
 
-struct mfloor {
+struct master_floor {
 	UT_hash_handle hh;
 	uint64_t gen;
 	uint16_t klen;
@@ -47,16 +47,16 @@ static int floors_needed(const struct master *ms)
 	return ms->forgotten > 0 || ms->unsynced > 0;
 }
 
-static struct mfloor *floor_find(struct master *ms, const uint8_t *key, uint16_t klen)
+static struct master_floor *floor_find(struct master *ms, const uint8_t *key, uint16_t klen)
 {
-	struct mfloor *f;
+	struct master_floor *f;
 	HASH_FIND(hh, ms->floors, key, klen, f);
 	return f;
 }
 
-void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
-	struct mfloor *f;
+	struct master_floor *f;
 
 	if (!floors_needed(ms))
 		return;
@@ -83,10 +83,10 @@ void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t
 	ms->nfloors++;
 }
 
-uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t *key, uint16_t klen,
-		     uint64_t gen)
+uint64_t master_floor_take(struct master *ms, const struct master_node *node, const uint8_t *key, uint16_t klen,
+			   uint64_t gen)
 {
-	struct mfloor *f = ms->floors ? floor_find(ms, key, klen) : NULL;
+	struct master_floor *f = ms->floors ? floor_find(ms, key, klen) : NULL;
 	/* floor_all only for what a forgotten node brings back: a live node's
 	 * own re-sync re-adds its current keys, which it must not refuse */
 	uint64_t floor = node->forgot || node->unsynced ? ms->floor_all : 0;
@@ -102,9 +102,9 @@ uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t 
 	return floor;
 }
 
-void mfloor_free_all(struct master *ms)
+void master_floor_free_all(struct master *ms)
 {
-	struct mfloor *f, *tmp;
+	struct master_floor *f, *tmp;
 	HASH_ITER(hh, ms->floors, f, tmp) {
 		HASH_DEL(ms->floors, f);
 		free(f);
@@ -114,13 +114,13 @@ void mfloor_free_all(struct master *ms)
 	ms->floor_full_logged = 0;
 }
 
-void mfloor_prune(struct master *ms)
+void master_floor_prune(struct master *ms)
 {
 	if (!floors_needed(ms) && (ms->floors || ms->floor_all))
-		mfloor_free_all(ms);
+		master_floor_free_all(ms);
 }
 
-void mnode_forget(struct master *ms, struct mnode *n)
+void master_floor_forget(struct master *ms, struct master_node *n)
 {
 	if (n->forgot)
 		return;
@@ -128,13 +128,13 @@ void mnode_forget(struct master *ms, struct mnode *n)
 	ms->forgotten++;
 }
 
-void mnode_recalled(struct master *ms, struct mnode *n)
+void master_floor_recalled(struct master *ms, struct master_node *n)
 {
 	if (n->forgot) {
 		n->forgot = 0;
 		ms->forgotten--;
 	}
-	mfloor_prune(ms);
+	master_floor_prune(ms);
 }
 
 /* ---- master.db's floors ----
@@ -149,23 +149,23 @@ void mnode_recalled(struct master *ms, struct mnode *n)
  * floors too (it may bring back exactly them).  The table is emptied
  * whenever no node can hold a generation the index does not know. */
 
-int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen)
+int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen)
 {
 	struct master *ms = arg;
-	struct mentry *e;
+	struct master_entry *e;
 
 	ms->db_floors = 1;
 	if (klen == 0 || klen > KVN_MAX_KEY)
 		return 0;
 	HASH_FIND(hh, ms->index, key, klen, e);
 	if (!e) /* a later put's row is its own floor */
-		mfloor_raise(ms, key, (uint16_t)klen, gen);
+		master_floor_raise(ms, key, (uint16_t)klen, gen);
 	return 0;
 }
 
-void mfloor_db_check(struct master *ms)
+void master_floor_db_check(struct master *ms)
 {
-	struct mnode *n, *tmp;
+	struct master_node *n, *tmp;
 
 	if (!ms->db_floors || ms->db_degraded || ms->unsynced || ms->forgotten)
 		return;
@@ -191,15 +191,15 @@ void mfloor_db_check(struct master *ms)
 #define MREMOVED_MS (10ull * 60 * 1000)
 #define MREMOVED_MAX (1u << 18)
 
-struct mremoved {
+struct master_removed {
 	UT_hash_handle hh;
-	TAILQ_ENTRY(mremoved) link;
+	TAILQ_ENTRY(master_removed) link;
 	uint64_t gen, expires_ms;
 	uint16_t klen;
 	uint8_t key[];
 };
 
-static void removed_del(struct master *ms, struct mremoved *r)
+static void removed_del(struct master *ms, struct master_removed *r)
 {
 	HASH_DEL(ms->removed, r);
 	TAILQ_REMOVE(&ms->removed_fifo, r, link);
@@ -207,9 +207,9 @@ static void removed_del(struct master *ms, struct mremoved *r)
 	free(r);
 }
 
-void mremoved_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+void master_floor_removed_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
-	struct mremoved *r;
+	struct master_removed *r;
 
 	if (!ms->removed)
 		TAILQ_INIT(&ms->removed_fifo);
@@ -228,9 +228,9 @@ void mremoved_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_
 	ms->nremoved++;
 }
 
-uint64_t mremoved_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+uint64_t master_floor_removed_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
-	struct mremoved *r = NULL;
+	struct master_removed *r = NULL;
 
 	if (!ms->removed)
 		return 0;
@@ -243,18 +243,18 @@ uint64_t mremoved_take(struct master *ms, const uint8_t *key, uint16_t klen, uin
 	return floor;
 }
 
-void mremoved_prune(struct master *ms)
+void master_floor_removed_prune(struct master *ms)
 {
 	uint64_t now = kvn_now_ms();
-	struct mremoved *r;
+	struct master_removed *r;
 
 	while (ms->removed && (r = TAILQ_FIRST(&ms->removed_fifo)) && r->expires_ms <= now)
 		removed_del(ms, r);
 }
 
-void mremoved_free_all(struct master *ms)
+void master_floor_removed_free_all(struct master *ms)
 {
-	struct mremoved *r;
+	struct master_removed *r;
 
 	while (ms->removed && (r = TAILQ_FIRST(&ms->removed_fifo)))
 		removed_del(ms, r);

@@ -35,7 +35,7 @@
 int master_on_get(struct master *ms, struct actor_msg *m)
 {
 	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
-	struct mentry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
+	struct master_entry *ents_s[MASTER_KEYS_STACK], **ents = ents_s;
 	struct wire_r r;
 	uint8_t flags;
 	uint32_t n = 0;
@@ -52,12 +52,12 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 	if (rc == 0)
 		rc = wire_r_end(&r);
 	if (rc) {
-		actor_reply_status(ms->self, m, master_decode_err(rc));
+		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 		goto out;
 	}
-	mindex_lookup_keys(ms, items, n, ents);
-	struct mnode *to = ents[0] ? ents[0]->node : NULL;
-	fwd = to && to->local && mnode_usable(to) && master_route_ready(ms, ents[0]);
+	master_index_lookup_keys(ms, items, n, ents);
+	struct master_node *to = ents[0] ? ents[0]->node : NULL;
+	fwd = to && to->local && master_node_usable(to) && master_route_ready(ms, ents[0]);
 	for (uint32_t i = 1; i < n && fwd; i++)
 		fwd = ents[i] && ents[i]->node == to && master_route_ready(ms, ents[i]);
 	if (fwd) {
@@ -75,7 +75,7 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 		}
 	}
 	if (!fwd)
-		master_reply_routes(ms, m, ents, n, WIRE_F_ROUTES);
+		master_route_reply(ms, m, ents, n, WIRE_F_ROUTES);
 out:
 	if (items != items_s) {
 		free(items);
@@ -98,10 +98,10 @@ struct mput {
  * grant per item into meta in place (the client sent zeroed grants).  0 and *to; else KVN_ESTATE (another node, no room,
  * no such peer: the client routes them itself) or the decode error, with
  * nothing reserved. */
-static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct mnode **to)
+static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct master_node **to)
 {
 	struct proto_item items_s[MASTER_KEYS_STACK], *items = items_s;
-	struct mnode *node = NULL;
+	struct master_node *node = NULL;
 	struct wire_r r;
 	uint8_t flags;
 	uint32_t n = 0, i;
@@ -120,26 +120,26 @@ static int put_place(struct master *ms, uint8_t *meta, uint32_t meta_len, struct
 		goto out;
 	ms->stamp++; /* no node excluded */
 	for (i = 0; i < n; i++) {
-		struct mnode *x = NULL;
-		if (items[i].size > ms->max_value_size || master_place(ms, items[i].size, &x) != 0 || !x->local ||
+		struct master_node *x = NULL;
+		if (items[i].size > ms->max_value_size || master_route_place(ms, items[i].size, &x) != 0 || !x->local ||
 		    (node && x != node))
 			break;
 		node = x;
-		node->reserved += mnode_footprint(node, items[i].size);
+		node->reserved += master_node_footprint(node, items[i].size);
 	}
 	uint32_t placed = i;
 	for (i = 0; i < n && placed == n; i++) {
 		uint64_t gen;
-		if (master_next_gen(ms, &gen) != 0)
+		if (master_gen_next(ms, &gen) != 0)
 			break; /* the epoch's generations are used up (logged there) */
 		proto_items_set_gen(meta, meta_len, &items[i], gen);
 		struct proto_grant g;
-		mnode_grant(node, items[i].key, items[i].klen, gen, items[i].size, &g);
+		master_node_grant(node, items[i].key, items[i].klen, gen, items[i].size, &g);
 		proto_grants_set(meta, meta_len, n, i, &g);
 	}
 	if (placed < n || i < n) {
 		while (placed-- > 0)
-			node->reserved -= mnode_footprint(node, items[placed].size);
+			node->reserved -= master_node_footprint(node, items[placed].size);
 		rc = KVN_ESTATE;
 		goto out;
 	}
@@ -150,11 +150,11 @@ out:
 	return rc;
 }
 
-int master_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
-		struct actor_sink *sink)
+int master_fwd_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink)
 {
 	struct master *ms = actor_state(self);
-	struct mnode *to;
+	struct master_node *to;
 
 	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
 		return 1;
@@ -173,7 +173,7 @@ int master_sink(struct actor *self, actor_id from, const struct actor_frame *h, 
 	return 0;
 }
 
-void master_sink_abort(struct actor *self, void *cookie)
+void master_fwd_sink_abort(struct actor *self, void *cookie)
 {
 	struct mput *mp = cookie;
 	struct actor *pa = actor_lookup_local(actor_loop_of(self), mp->peer);
@@ -192,7 +192,7 @@ void master_sink_abort(struct actor *self, void *cookie)
 int master_on_put(struct master *ms, struct actor_msg *m)
 {
 	struct mput *mp = m->sink_cookie;
-	struct mnode *to;
+	struct master_node *to;
 
 	MASTER_STAT_INC(puts);
 	if (mp) {

@@ -1,8 +1,12 @@
 /*
- * master_int: what master.c (messages, liveness, persistence glue),
- * master_sync.c (FULL_SYNC), master_index.c (nodes, the key index,
- * placement, routing replies) and dbw.c (the SQLite writer actor) share.  Not a public header: the master's
- * public face is master_start() in master.h.
+ * master_int: what the files of the master role share: master.c (the actor:
+ * start-up, dispatch, the node protocol, liveness), master_node.c (the node
+ * table), master_index.c (the key index), master_drops.c (DROP_GEN
+ * bookkeeping), master_floor.c (generation floors), master_gen.c
+ * (generations and epochs), master_route.c (ROUTE_PUT, ROUTE_GET, STAT,
+ * PING), master_sync.c (FULL_SYNC), master_fwd.c (GET/PUT its own peer
+ * serves), master_db.c (the writer glue) and dbw.c (the SQLite writer
+ * actor).  Not a public header: the master's public face is master.h.
  */
 #ifndef KVN_MASTER_INT_H
 #define KVN_MASTER_INT_H
@@ -62,34 +66,34 @@ int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64
 
 /* ---- the master's state ---- */
 
-struct mnode;
+struct master_node;
 
 /* One indexed location: (key -> node, gen, tier, size).  Owned by the
  * index; linked on its node's list so a node's locations go in O(its
  * entries). */
-struct mentry {
+struct master_entry {
 	UT_hash_handle hh;
-	struct mnode *node;
-	TAILQ_ENTRY(mentry) nlink;
+	struct master_node *node;
+	TAILQ_ENTRY(master_entry) nlink;
 	uint64_t gen, size;
 	uint8_t tier;
 	uint16_t klen;
 	uint8_t key[]; /* klen bytes: the hash key */
 };
-TAILQ_HEAD(mentry_list, mentry);
+TAILQ_HEAD(master_entry_list, master_entry);
 
 /* A full sync being received: entries of chunks 0..next_chunk-1. */
-struct msync_ent {
+struct master_sync_ent {
 	uint64_t gen, size;
 	size_t koff; /* into keys */
 	uint16_t klen;
 	uint8_t tier;
 };
-struct mstaging {
+struct master_staging {
 	int active;
 	uint64_t seq;
 	uint32_t next_chunk;
-	struct msync_ent *ents;
+	struct master_sync_ent *ents;
 	size_t n, cap;
 	uint8_t *keys;
 	size_t klen_used, kcap;
@@ -99,14 +103,14 @@ struct mstaging {
  * one-way: a notice lost on the way (a dropped connection, a full mailbox)
  * would leave the peer a generation the index no longer points at, forever.
  * The node keeps them until its heartbeat shows as many committed keys as
- * the index holds for it (master_index.c). */
-struct mpdrop {
+ * the index holds for it (master_drops.c). */
+struct master_pdrop {
 	UT_hash_handle hh;
 	uint16_t klen;
 	uint8_t hk[]; /* hash key: 8 bytes of gen, then the key */
 };
 
-struct mnode {
+struct master_node {
 	UT_hash_handle hh; /* by node_id */
 	char node_id[65];
 	char addr[128];
@@ -138,17 +142,17 @@ struct mnode {
 	uint64_t page_size; /* its arena page (0/1: count bytes): placement is in pages */
 	int db_broken; /* a write of its events failed: only a full sync repairs it */
 	uint32_t mark; /* ROUTE_PUT exclude stamp */
-	struct mentry_list entries;
-	struct mstaging stg;
+	struct master_entry_list entries;
+	struct master_staging stg;
 	/* Object operations of plain puts held for master.commit_linger while
 	 * this is the master's holder, so events arriving one at a time reach
-	 * the writer as one request (master_db.c, master_ops_commit).  held_epoch: the
+	 * the writer as one request (master_db.c, master_db_ops_commit).  held_epoch: the
 	 * persist_epoch they belong to; a newer one (full sync, new boot,
 	 * death) supersedes them. */
 	struct wire_w held_w;
 	uint32_t held_n;
 	uint64_t held_seq, held_epoch;
-	struct mpdrop *pdrops; /* DROP_GEN notices not known to be applied */
+	struct master_pdrop *pdrops; /* DROP_GEN notices not known to be applied */
 	uint32_t npdrops;
 	int pdrops_lost;       /* some were not kept (limit): only a full sync reconciles */
 	/* its locations were dropped (declared dead, or dead in master.db) and
@@ -177,7 +181,7 @@ struct master {
 	/* A peer may hold generations above this epoch (master.db lost or
 	 * replaced): no generation is handed out while epoch_want > epoch, that
 	 * is until the raise to epoch_want is committed (master_gen_seen,
-	 * master_epoch_raise). */
+	 * master_gen_epoch_raise). */
 	uint32_t epoch_want;
 	int epoch_raising;  /* a DBW_EPOCH is in flight */
 	int epoch_failing;  /* the last raise failed (logged once) */
@@ -192,7 +196,7 @@ struct master {
 	 * this life answer KVN_EBUSY (master_route_ready) */
 	uint32_t unsynced;
 	/* per-key generation floors while a node is forgotten (master_floor.c) */
-	struct mfloor *floors;
+	struct master_floor *floors;
 	uint32_t nfloors, forgotten; /* floors kept; nodes with forgot set */
 	uint64_t floor_all;          /* past the limit: a floor for every key */
 	int floor_full_logged;
@@ -200,14 +204,14 @@ struct master {
 	/* keys removed lately, with the generation a new entry must reach:
 	 * a put granted before the remove may still commit on a slow or
 	 * stopped peer and send its ADD after it (master_floor.c) */
-	struct mremoved *removed;
-	TAILQ_HEAD(, mremoved) removed_fifo;
+	struct master_removed *removed;
+	TAILQ_HEAD(, master_removed) removed_fifo;
 	uint32_t nremoved;
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
-	struct mentry *index;
-	struct mnode *nodes;
+	struct master_entry *index;
+	struct master_node *nodes;
 	uint64_t objects, bytes; /* totals over the index */
 	struct actor_timer *live_timer;
 	uint64_t live_period_ms;
@@ -218,8 +222,8 @@ struct master {
 	uint64_t linger_ms;             /* master.commit_linger */
 	struct actor_timer *hold_timer; /* sends the held operations */
 	int hold_armed;
-	/* the one node whose operations are held (master_db.c, master_ops_commit) */
-	struct mnode *holder;
+	/* the one node whose operations are held (master_db.c, master_db_ops_commit) */
+	struct master_node *holder;
 	struct kvn_ratelimit rl_event; /* "refused an event" lines */
 	/* master.db degraded (a write or COMMIT failed: disk full, I/O, a lock
 	 * held): nothing is written but DBW_PROBE, retried with backoff, until
@@ -234,58 +238,167 @@ struct master {
 
 /* Pending one-way DROP_GEN notices of one batch, grouped per node when
  * sent. */
-struct mdrop {
-	struct mnode *node;
+struct master_drop {
+	struct master_node *node;
 	uint64_t gen;
 	uint16_t klen;
 	uint8_t key[];
 };
-struct mdrops {
-	struct mdrop **v;
+struct master_drops {
+	struct master_drop **v;
 	size_t n, cap;
 };
 
 /* Stale entries of one batch, for one summary line instead of one per
  * key. */
-struct mstale {
+struct master_stale {
 	uint32_t n;
 	char first[80]; /* kvn_key_printable of the first key */
 	uint64_t first_gen;
 };
 
-/* ---- master.c: replies and the writer glue ---- */
+/* Naming: every non-static function is master_<part>_<verb>, <part> the
+ * file it lives in (master_node_* in master_node.c, master_db_* in
+ * master_db.c, ...); master.c's own are plain master_<verb>; message
+ * handlers, wherever they live, are master_on_<message> and are reached
+ * only through master.c's dispatch table; dbw.c's are dbw_*. */
+
+/* ---- master.c: replies, event checks ---- */
 /* Reply with proto_ack (n NULL: zeros) and status. */
-void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct mnode *n, int need_sync,
+void master_reply_ack(struct master *ms, const struct actor_msg *req, const struct master_node *n, int need_sync,
 		      int status);
 void master_reply_proto_err(struct master *ms, const struct actor_msg *req);
 /* Not a peer (nor in-process): answers KVN_EPERM and returns 1. */
 int master_deny(struct master *ms, const struct actor_msg *req);
 /* ADD/REMOVE/snapshot entry fields SQLite can store (gen 1..2^63-1, ...). */
 int master_event_ok(const struct proto_event *e);
+
+/* ---- master_node.c: the node table ---- */
+struct master_node *master_node_find(struct master *ms, const char *node_id);
+/* Find or create (not attached, no boot). */
+struct master_node *master_node_get(struct master *ms, const char *node_id);
+void master_node_free_all(struct master *ms);
+void master_node_staging_reset(struct master_staging *s);
 /* Make n's grant key for the attachment m arrived on (boot: the node's). */
-void mnode_grant_key(struct master *ms, struct mnode *n, const struct actor_msg *m, uint64_t boot);
+void master_node_grant_key(struct master *ms, struct master_node *n, const struct actor_msg *m, uint64_t boot);
 /* The grant for one put routed to n; all zero when n has no key. */
-void mnode_grant(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
-		 struct proto_grant *g);
+void master_node_grant(const struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen, uint64_t size,
+		       struct proto_grant *g);
+/* DRAM `size` bytes take on n: whole pages of its arena. */
+uint64_t master_node_footprint(const struct master_node *n, uint64_t size);
+/* Free DRAM that ROUTE_PUT may still promise (never below 0). */
+uint64_t master_node_free_dram(const struct master_node *n);
+/* Fill a node row for dbw. */
+void master_node_row(const struct master_node *n, struct meta_node *row);
+/* attached and not declared dead */
+int master_node_usable(const struct master_node *n);
+/* The node full-synced or was declared dead: it no longer holds back the
+ * routes of older keys (master_route_ready). */
+void master_node_synced(struct master *ms, struct master_node *n);
+
+/* ---- master_index.c: the key index ---- */
+enum { MASTER_INDEX_STALE = 0, MASTER_INDEX_NEW = 1, MASTER_INDEX_UPDATED = 2 };
+/* Apply ADD{key, gen, tier, size} from node: MASTER_INDEX_NEW (indexed; an
+ * older generation on another node was queued in drops),
+ * MASTER_INDEX_UPDATED (same generation on the same node: tier or size
+ * changed), MASTER_INDEX_STALE (a newer or equal generation is indexed
+ * elsewhere: a DROP_GEN for this one back to node was queued; nothing
+ * indexed). */
+int master_index_add(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen, uint64_t gen,
+		     uint8_t tier, uint64_t size, struct master_drops *drops);
+/* REMOVE: only exactly (key, gen) on node.  1 removed, 0 not. */
+int master_index_remove(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
+			uint64_t gen);
+/* Drop every location of node; returns how many. */
+uint64_t master_index_drop_node(struct master *ms, struct master_node *node);
+void master_index_free_all(struct master *ms);
+/* The index entries of items[0..n)'s keys into ents[] (NULL: not
+ * indexed). */
+void master_index_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n,
+			      struct master_entry **ents);
+
+/* ---- master_drops.c: DROP_GEN bookkeeping ---- */
+void master_drops_add(struct master_drops *d, struct master_node *node, const uint8_t *key, uint16_t klen,
+		      uint64_t gen);
+/* Send the queued DROP_GEN notices, one message (or a few, if large) per
+ * node, and empty d. */
+void master_drops_send(struct master *ms, struct master_drops *d);
+void master_drops_fini(struct master_drops *d);
+/* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such
+ * a generation is never indexed for the node again); forget them all (the
+ * node's keys and the index agree, or a new boot); send them all again. */
+int master_drops_pending_has(const struct master_node *n, const uint8_t *key, uint16_t klen, uint64_t gen);
+void master_drops_pending_clear(struct master_node *n);
+void master_drops_pending_resend(struct master *ms, struct master_node *n);
+void master_drops_stale_add(struct master_stale *s, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* One warning for the batch (nothing if none). */
+void master_drops_stale_log(const struct master_stale *s, const struct master_node *n, const char *what);
+
+/* ---- master_floor.c: generation floors, recent removals ---- */
+/* Raise key's floor to gen (kept only while some node is forgotten or
+ * unsynced); the floor a new entry of key at gen must reach (the floor goes
+ * when gen reaches it); free them all; free them once no node needs them.
+ * A node's locations were dropped (forget) or replaced by its full sync
+ * (recalled). */
+struct master_floor;
+void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+uint64_t master_floor_take(struct master *ms, const struct master_node *node, const uint8_t *key, uint16_t klen,
+			   uint64_t gen);
+void master_floor_free_all(struct master *ms);
+void master_floor_prune(struct master *ms);
+void master_floor_forget(struct master *ms, struct master_node *n);
+void master_floor_recalled(struct master *ms, struct master_node *n);
+/* Master.db's floors: one loaded at start; a heartbeat or a full sync may
+ * have made every floor needless. */
+int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen);
+void master_floor_db_check(struct master *ms);
+/* A key removed at gen: for MREMOVED_MS an ADD of it below gen + 1 with no
+ * entry is stale (master_floor_removed_take says the floor, and forgets it
+ * once a new entry reaches it).  Expired ones go in
+ * master_floor_removed_prune; all in _free_all. */
+struct master_removed;
+void master_floor_removed_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+uint64_t master_floor_removed_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+void master_floor_removed_prune(struct master *ms);
+void master_floor_removed_free_all(struct master *ms);
+
+/* ---- master_gen.c: generations and epochs ---- */
+/* Generation for a new put: 0 or KVN_EBUSY (counter exhausted, or an
+ * epoch raise not committed yet). */
+int master_gen_next(struct master *ms, uint64_t *gen);
+/* A generation a peer holds (reported at attach, in an event or a
+ * snapshot): if it is not below the next one this master would hand out,
+ * generations stop until the epoch is raised above it. */
+void master_gen_seen(struct master *ms, uint64_t gen);
+/* Send the epoch raise to the writer (if one is due and none is in
+ * flight); its commit resumes generations.  The tick retries it. */
+void master_gen_epoch_raise(struct master *ms);
+void master_gen_epoch_tick(struct actor *self, void *arg);
+
+/* ---- master_db.c: the writer glue ---- */
 /* The writer is too far behind: answers KVN_EBUSY with n's ack, returns 1. */
-int master_db_behind(struct master *ms, const struct actor_msg *m, const struct mnode *n);
+int master_db_behind(struct master *ms, const struct actor_msg *m, const struct master_node *n);
+/* A dbw request not answered within this is treated as failed (the node
+ * then has to full-sync): longer than SQLite's busy timeout plus a slow
+ * fsync, short enough that a wedged disk is noticed. */
+#define MASTER_DB_TIMEOUT_MS 30000
 enum master_persist_kind { MASTER_P_NODE, MASTER_P_EVENTS, MASTER_P_SYNC, MASTER_P_DEAD, MASTER_P_PROBE };
 /* n's ack asks for a full sync because a write of its events failed: not
  * while master.db is degraded (the sync's own write would fail too, and
  * the node would re-sync in a loop); once it has recovered. */
-int master_db_resync_due(const struct master *ms, const struct mnode *n);
+int master_db_resync_due(const struct master *ms, const struct master_node *n);
 /* Send req (taken) to dbw as a call.  Once committed, events/sync with a
  * non-zero seq advance n's durable_seq and send DURABLE; a failure of an
  * events/sync write (or of the send) makes n need a full sync. */
 void master_db_call(struct master *ms, struct actor_msg *req, enum master_persist_kind kind,
-		    const struct mnode *n, uint64_t seq);
+		    const struct master_node *n, uint64_t seq);
 /* A write for n's current state could not be handed over: as a failure. */
-void master_db_failed(struct master *ms, const struct mnode *n, int rc);
+void master_db_failed(struct master *ms, const struct master_node *n, int rc);
 /* Heartbeats and event batches refresh the node row (usage, last seq, last
  * seen) at most this often; attach, death and full sync always write it. */
 #define MASTER_ROW_PERSIST_MS 10000
 /* The node's row, to the writer. */
-void master_persist_node(struct master *ms, struct mnode *n);
+void master_db_persist_node(struct master *ms, struct master_node *n);
 /* Object operations of one batch, cut into DBW_EVENTS requests below the
  * metadata limit.  Only the last request of a batch carries its seq: dbw
  * answers in order, so its commit covers the earlier ones.  The node row
@@ -299,141 +412,53 @@ struct master_opbuf {
 };
 
 /* Add one object operation of n to ob (a full ob goes to the writer). */
-void master_ops_add(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint8_t op, const uint8_t *key,
-		    uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size);
+void master_db_ops_add(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint8_t op,
+		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size);
 /* A batch's operations (applied up to seq): to the writer now (ob->now, or
  * no linger), or held for master.commit_linger. */
-void master_ops_commit(struct master *ms, struct mnode *n, struct master_opbuf *ob, uint64_t seq);
+void master_db_ops_commit(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint64_t seq);
 /* ms->hold_timer's callback: the held operations go. */
-void master_hold_tick(struct actor *self, void *arg);
+void master_db_hold_tick(struct actor *self, void *arg);
 /* The master is being destroyed: held operations go one-way. */
-void master_ops_at_exit(struct master *ms);
+void master_db_ops_at_exit(struct master *ms);
 
-/* ---- master_sync.c ---- */
-void master_on_full_sync(struct master *ms, const struct actor_msg *m);
-
-/* ---- master_index.c ---- */
-struct mnode *mnode_find(struct master *ms, const char *node_id);
-/* Find or create (not attached, no boot). */
-struct mnode *mnode_get(struct master *ms, const char *node_id);
-void mnode_free_all(struct master *ms);
-void mstaging_reset(struct mstaging *s);
-/* Free DRAM that ROUTE_PUT may still promise (never below 0). */
-uint64_t mnode_free_dram(const struct mnode *n);
-/* Fill a node row for dbw. */
-void mnode_row(const struct mnode *n, struct meta_node *row);
-
-enum { MIDX_STALE = 0, MIDX_NEW = 1, MIDX_UPDATED = 2 };
-/* Apply ADD{key, gen, tier, size} from node: MIDX_NEW (indexed; an older
- * generation on another node was queued in drops), MIDX_UPDATED (same
- * generation on the same node: tier or size changed), MIDX_STALE (a newer
- * or equal generation is indexed elsewhere: a DROP_GEN for this one back to
- * node was queued; nothing indexed). */
-int mindex_add(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen,
-	       uint8_t tier, uint64_t size, struct mdrops *drops);
-/* REMOVE: only exactly (key, gen) on node.  1 removed, 0 not. */
-int mindex_remove(struct master *ms, struct mnode *node, const uint8_t *key, uint16_t klen,
-		  uint64_t gen);
-/* Drop every location of node; returns how many. */
-uint64_t mindex_drop_node(struct master *ms, struct mnode *node);
-void mindex_free_all(struct master *ms);
-
-/* Generation floors (master_floor.c): raise key's floor to gen (kept only
- * while some node is forgotten or unsynced); the floor a new entry of key
- * at gen must reach (the floor goes when gen reaches it); free them all;
- * free them once no node needs them.  A node's locations were dropped
- * (forget) or replaced by its full sync (recalled). */
-struct mfloor;
-void mfloor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
-uint64_t mfloor_take(struct master *ms, const struct mnode *node, const uint8_t *key, uint16_t klen,
-		     uint64_t gen);
-void mfloor_free_all(struct master *ms);
-void mfloor_prune(struct master *ms);
-void mnode_forget(struct master *ms, struct mnode *n);
-void mnode_recalled(struct master *ms, struct mnode *n);
-/* Master.db's floors: one loaded at start; a heartbeat or a full sync may
- * have made every floor needless (master_floor.c). */
-int mfloor_load(void *arg, const void *key, size_t klen, uint64_t gen);
-void mfloor_db_check(struct master *ms);
-/* A key removed at gen: for MREMOVED_MS an ADD of it below gen + 1 with no
- * entry is stale (mremoved_take says the floor, and forgets it once a new
- * entry reaches it).  Expired ones go in mremoved_prune; all in _free_all. */
-struct mremoved;
-void mremoved_note(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
-uint64_t mremoved_take(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
-void mremoved_prune(struct master *ms);
-void mremoved_free_all(struct master *ms);
-
-void mdrops_add(struct mdrops *d, struct mnode *node, const uint8_t *key, uint16_t klen, uint64_t gen);
-/* The node's unconfirmed DROP_GEN notices: is (key, gen) one of them (such
- * a generation is never indexed for the node again); forget them all (the
- * node's keys and the index agree, or a new boot); send them all again. */
-int mpdrop_has(const struct mnode *n, const uint8_t *key, uint16_t klen, uint64_t gen);
-void mpdrop_clear(struct mnode *n);
-void mpdrop_resend(struct master *ms, struct mnode *n);
-/* Send the queued DROP_GEN notices, one message (or a few, if large) per
- * node, and empty d. */
-void mdrops_send(struct master *ms, struct mdrops *d);
-void mdrops_fini(struct mdrops *d);
-void mstale_add(struct mstale *s, const uint8_t *key, uint16_t klen, uint64_t gen);
-/* One warning for the batch (nothing if none). */
-void mstale_log(const struct mstale *s, const struct mnode *n, const char *what);
-
-/* Generation for a new put: 0 or KVN_EBUSY (counter exhausted, or an
- * epoch raise not committed yet). */
-int master_next_gen(struct master *ms, uint64_t *gen);
-/* A generation a peer holds (reported at attach, in an event or a
- * snapshot): if it is not below the next one this master would hand out,
- * generations stop until the epoch is raised above it. */
-void master_gen_seen(struct master *ms, uint64_t gen);
-/* master_db.c: send the epoch raise to the writer (if one is due and none
- * is in flight); its commit resumes generations. */
-void master_epoch_raise(struct master *ms);
-void master_epoch_tick(struct actor *self, void *arg);
-/* The node full-synced or was declared dead: it no longer holds back the
- * routes of older keys. */
-void mnode_synced(struct master *ms, struct mnode *n);
+/* ---- master_route.c: ROUTE_PUT, ROUTE_GET, STAT, PING ---- */
 /* May a route for this index entry (NULL: not indexed) be answered now?
  * Not while a node known in master.db has not re-synced, unless the entry
  * was written in this master's life (docs/architecture.md, "Restart"). */
-int master_route_ready(const struct master *ms, const struct mentry *e);
-/* DRAM `size` bytes take on n: whole pages of its arena. */
-uint64_t mnode_footprint(const struct mnode *n, uint64_t size);
-
-void master_on_route_put(struct master *ms, const struct actor_msg *m);
-void master_on_route_get(struct master *ms, const struct actor_msg *m);
-
-/* master_index.c, shared with master_fwd.c */
-/* attached and not declared dead */
-int mnode_usable(const struct mnode *n);
+int master_route_ready(const struct master *ms, const struct master_entry *e);
 /* Pick the node for `size` bytes: the most free DRAM among usable nodes not
  * marked with ms->stamp that fit; ties rotate.  0 and *out, or the reason
  * none fits (KVN_ENOPEER, KVN_EFULL, KVN_ETOOBIG). */
-int master_place(struct master *ms, uint64_t size, struct mnode **out);
+int master_route_place(struct master *ms, uint64_t size, struct master_node **out);
 /* A request that did not decode: KVN_EKEYLEN or KVN_EPROTO (counted). */
-int master_decode_err(int rc);
-/* The index entries of items[0..n)'s keys into ents[] (NULL: not
- * indexed). */
-void mindex_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct mentry **ents);
+int master_route_decode_err(int rc);
 /* Requests of up to this many keys keep their per-key arrays on the stack
  * (one key per get is the common case). */
 #define MASTER_KEYS_STACK 16
 /* The ROUTE_GET answer for looked-up keys, as a reply to m (of m's type,
  * with extra_flags). */
-void master_reply_routes(struct master *ms, const struct actor_msg *m, struct mentry *const *ents, uint32_t n,
-			 uint16_t extra_flags);
+void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
+			uint16_t extra_flags);
+/* Handlers (master.c's dispatch table): 0, the runtime frees m. */
+int master_on_route_put(struct master *ms, struct actor_msg *m);
+int master_on_route_get(struct master *ms, struct actor_msg *m);
+int master_on_stat(struct master *ms, struct actor_msg *m);
+int master_on_ping(struct master *ms, struct actor_msg *m);
 
-/* master_fwd.c: requests sent to the master that the peer of its own
+/* ---- master_sync.c ---- */
+/* FULL_SYNC (master.c's dispatch table): 0, the runtime frees m. */
+int master_on_full_sync(struct master *ms, struct actor_msg *m);
+
+/* ---- master_fwd.c: requests sent to the master that the peer of its own
  * process serves.  Each returns ACTOR_KEEP when m went on to that peer, 0
- * when the master answered it. */
+ * when the master answered it. ---- */
 int master_on_get(struct master *ms, struct actor_msg *m);
 int master_on_put(struct master *ms, struct actor_msg *m);
 /* The master's payload sink (actor_ops.sink): a PUT's payload goes straight
  * into that peer's pages. */
-int master_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
-		struct actor_sink *sink);
-void master_sink_abort(struct actor *self, void *cookie);
-void master_on_stat(struct master *ms, const struct actor_msg *m);
-void master_on_ping(struct master *ms, const struct actor_msg *m);
+int master_fwd_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink);
+void master_fwd_sink_abort(struct actor *self, void *cookie);
 
 #endif

@@ -26,7 +26,7 @@ static int sync_check(const struct actor_msg *m, struct proto_sync_hdr *h)
 	return rc ? rc : wire_r_end(&r);
 }
 
-static void staging_add(struct mstaging *s, const struct proto_event *e)
+static void staging_add(struct master_staging *s, const struct proto_event *e)
 {
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 64;
@@ -45,7 +45,7 @@ static void staging_add(struct mstaging *s, const struct proto_event *e)
 		s->keys = v;
 		s->kcap = want;
 	}
-	struct msync_ent *x = &s->ents[s->n++];
+	struct master_sync_ent *x = &s->ents[s->n++];
 	x->gen = e->gen;
 	x->size = e->size;
 	x->tier = e->tier;
@@ -57,10 +57,10 @@ static void staging_add(struct mstaging *s, const struct proto_event *e)
 
 /* Persist the node's locations (its whole index list, after the apply) as
  * DBW_SYNC_PART slices and one DBW_SYNC_END request. */
-static void persist_sync(struct master *ms, struct mnode *n)
+static void persist_sync(struct master *ms, struct master_node *n)
 {
 	uint64_t id = ++ms->sync_ids;
-	struct mentry *e = TAILQ_FIRST(&n->entries);
+	struct master_entry *e = TAILQ_FIRST(&n->entries);
 	uint32_t parts = 0;
 	struct meta_node row;
 	struct wire_w w;
@@ -94,7 +94,7 @@ static void persist_sync(struct master *ms, struct mnode *n)
 		parts++;
 	} while (e);
 	struct actor_msg *req = actor_msg_new(DBW_SYNC_END);
-	mnode_row(n, &row);
+	master_node_row(n, &row);
 	wire_w_init(&w);
 	dbw_node_enc(&w, &row);
 	wire_w_u64(&w, id);
@@ -105,64 +105,64 @@ static void persist_sync(struct master *ms, struct mnode *n)
 	master_db_call(ms, req, MASTER_P_SYNC, n, n->applied_seq);
 }
 
-static void sync_apply(struct master *ms, struct mnode *n)
+static void sync_apply(struct master *ms, struct master_node *n)
 {
-	struct mstaging *s = &n->stg;
-	struct mdrops drops = { 0 };
-	struct mstale stale = { 0 };
-	uint64_t dropped = mindex_drop_node(ms, n);
+	struct master_staging *s = &n->stg;
+	struct master_drops drops = { 0 };
+	struct master_stale stale = { 0 };
+	uint64_t dropped = master_index_drop_node(ms, n);
 
 	for (size_t i = 0; i < s->n; i++) {
-		const struct msync_ent *x = &s->ents[i];
+		const struct master_sync_ent *x = &s->ents[i];
 		const uint8_t *key = s->keys + x->koff;
-		int res = MIDX_STALE;
+		int res = MASTER_INDEX_STALE;
 		/* a generation it was told to drop is not indexed again: that
 		 * would bring back a key removed meanwhile */
-		if (mpdrop_has(n, key, x->klen, x->gen))
-			mdrops_add(&drops, n, key, x->klen, x->gen);
+		if (master_drops_pending_has(n, key, x->klen, x->gen))
+			master_drops_add(&drops, n, key, x->klen, x->gen);
 		else
-			res = mindex_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
-		if (res == MIDX_STALE)
-			mstale_add(&stale, key, x->klen, x->gen);
-		else if (res == MIDX_NEW) {
-			uint64_t fp = mnode_footprint(n, x->size);
+			res = master_index_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
+		if (res == MASTER_INDEX_STALE)
+			master_drops_stale_add(&stale, key, x->klen, x->gen);
+		else if (res == MASTER_INDEX_NEW) {
+			uint64_t fp = master_node_footprint(n, x->size);
 			n->reserved = n->reserved > fp ? n->reserved - fp : 0;
 		}
 	}
 	n->applied_seq = s->seq;
 	n->db_broken = 0;
 	n->sync_due = 0;
-	mnode_synced(ms, n); /* its keys are in the index now */
-	mnode_recalled(ms, n); /* and nothing superseded came back */
+	master_node_synced(ms, n); /* its keys are in the index now */
+	master_floor_recalled(ms, n); /* and nothing superseded came back */
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
 	log_info("master: node %s: full sync applied: %zu entries (%" PRIu64 " locations replaced), seq %" PRIu64,
 		 KVN_Q(n->node_id), s->n, dropped, s->seq);
-	mstale_log(&stale, n, "snapshot");
-	mstaging_reset(s);
-	mdrops_send(ms, &drops);
+	master_drops_stale_log(&stale, n, "snapshot");
+	master_node_staging_reset(s);
+	master_drops_send(ms, &drops);
 }
 
-void master_on_full_sync(struct master *ms, const struct actor_msg *m)
+int master_on_full_sync(struct master *ms, struct actor_msg *m)
 {
 	struct proto_sync_hdr h;
 	struct proto_event e;
 	struct wire_r r;
-	struct mnode *n;
+	struct master_node *n;
 
 	if (master_deny(ms, m))
-		return;
+		return 0;
 	if (sync_check(m, &h) != 0) {
 		master_reply_proto_err(ms, m);
-		return;
+		return 0;
 	}
-	n = mnode_find(ms, h.node_id);
+	n = master_node_find(ms, h.node_id);
 	if (!n || !n->attached || n->dead || n->boot_id != h.boot_id) {
 		if (n && n->boot_id == h.boot_id)
-			mstaging_reset(&n->stg);
+			master_node_staging_reset(&n->stg);
 		master_reply_ack(ms, m, n && n->boot_id == h.boot_id ? n : NULL, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->last_seen_ms = kvn_now_ms();
 	if (h.chunk == 0 && (!n->sync_due || h.seq < n->sync_from)) {
@@ -171,20 +171,20 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 		 * node's locations with a past state */
 		log_warn("master: node %s: stale full sync (seq %" PRIu64 ") ignored", KVN_Q(n->node_id), h.seq);
 		master_reply_ack(ms, m, n, 0, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	if (h.chunk == 0 && master_db_behind(ms, m, n))
-		return;
+		return 0;
 	if (h.chunk == 0) {
-		mstaging_reset(&n->stg); /* a restarted sync replaces an unfinished one */
+		master_node_staging_reset(&n->stg); /* a restarted sync replaces an unfinished one */
 		n->stg.active = 1;
 		n->stg.seq = h.seq;
 	} else if (!n->stg.active || h.chunk != n->stg.next_chunk || h.seq != n->stg.seq) {
 		log_warn("master: node %s: full sync chunk %u out of order (expected %u): sync discarded",
 			 KVN_Q(n->node_id), h.chunk, n->stg.active ? n->stg.next_chunk : 0);
-		mstaging_reset(&n->stg);
+		master_node_staging_reset(&n->stg);
 		master_reply_ack(ms, m, n, 1, KVN_ESTATE);
-		return;
+		return 0;
 	}
 	n->stg.next_chunk = h.chunk + 1;
 	(void)proto_sync_open(&r, m, &h);
@@ -194,10 +194,11 @@ void master_on_full_sync(struct master *ms, const struct actor_msg *m)
 	}
 	if (!h.last) {
 		master_reply_ack(ms, m, n, 0, 0);
-		return;
+		return 0;
 	}
 	sync_apply(ms, n);
 	master_reply_ack(ms, m, n, 0, 0);
 	ms->db_floors = 1; /* rows it no longer holds leave floors (sql/002-floors.sql) */
 	persist_sync(ms, n);
+	return 0;
 }
