@@ -253,7 +253,7 @@ uint32_t actor_mailbox_depth(const struct actor *a)
 
 static void pending_free(struct pending *p)
 {
-	loop_timer_del(p->self->loop, p->timer);
+	actor_loop_timer_del(p->self->loop, p->timer);
 	event_free(p->timer);
 	free(p);
 }
@@ -498,7 +498,7 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 	m->deadline_ms = kvn_now_ms() + timeout_ms;
 	m->flags &= (uint16_t)~ACTOR_F_REPLY;
 	HASH_ADD(hh, self->pending, corr, sizeof p->corr, p);
-	loop_timer_add(self->loop, p->timer, timeout_ms);
+	actor_loop_timer_add(self->loop, p->timer, timeout_ms);
 	rc = actor_send(dst, m);
 	if (rc) {
 		HASH_DEL(self->pending, p);
