@@ -562,10 +562,11 @@ int actor_busy_leave(struct actor *a)
 
 void actor_get_stats(struct actor_stats *st)
 {
-	st->sent = __atomic_load_n(&stats.sent, __ATOMIC_RELAXED);
-	st->delivered = __atomic_load_n(&stats.delivered, __ATOMIC_RELAXED);
-	st->dropped_dead = __atomic_load_n(&stats.dropped_dead, __ATOMIC_RELAXED);
-	st->dropped_full = __atomic_load_n(&stats.dropped_full, __ATOMIC_RELAXED);
-	st->late_replies = __atomic_load_n(&stats.late_replies, __ATOMIC_RELAXED);
-	st->timeouts = __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED);
+	const struct actor_stats *src = &stats;
+	ACTOR_STATS_FIELDS(KVN_STAT_LOAD)
+}
+
+void actor_stats_each(const struct actor_stats *st, kvn_stat_fn fn, void *arg)
+{
+	ACTOR_STATS_FIELDS(KVN_STAT_VISIT)
 }

@@ -31,15 +31,13 @@ struct net_stats net_stats_g;
 
 void net_get_stats(struct net_stats *st)
 {
-	st->frames_in = __atomic_load_n(&net_stats_g.frames_in, __ATOMIC_RELAXED);
-	st->frames_out = __atomic_load_n(&net_stats_g.frames_out, __ATOMIC_RELAXED);
-	st->bytes_in = __atomic_load_n(&net_stats_g.bytes_in, __ATOMIC_RELAXED);
-	st->bytes_out = __atomic_load_n(&net_stats_g.bytes_out, __ATOMIC_RELAXED);
-	st->auth_fail = __atomic_load_n(&net_stats_g.auth_fail, __ATOMIC_RELAXED);
-	st->proto_err = __atomic_load_n(&net_stats_g.proto_err, __ATOMIC_RELAXED);
-	st->conns_open = __atomic_load_n(&net_stats_g.conns_open, __ATOMIC_RELAXED);
-	st->conns_accepted = __atomic_load_n(&net_stats_g.conns_accepted, __ATOMIC_RELAXED);
-	st->conns_refused = __atomic_load_n(&net_stats_g.conns_refused, __ATOMIC_RELAXED);
+	const struct net_stats *src = &net_stats_g;
+	NET_STATS_FIELDS(KVN_STAT_LOAD)
+}
+
+void net_stats_each(const struct net_stats *st, kvn_stat_fn fn, void *arg)
+{
+	NET_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
 void net_stat_inc_refused(void)

@@ -47,10 +47,6 @@ void net_stat_inc_refused(void);
 #define DIRECT_MIN (16 * 1024)          /* payload reads this big skip the staging buffer */
 #define READ_BUDGET (8ull << 20)         /* socket bytes per callback before yielding */
 #define INFLIGHT_SWEEP_AT 1024
-/* Warnings about one listener's (or one outgoing) connections: at most this
- * many per interval, then one line saying how many were dropped. */
-#define NET_WARN_INTERVAL_MS 10000
-#define NET_WARN_BURST 10
 
 enum { C_CONNECTING = 1, C_HANDSHAKE, C_UP, C_DOWN, C_CLOSED };
 enum { R_HDR = 0, R_META, R_PAY, R_TAG };
