@@ -132,6 +132,13 @@ static void t_start(void)
 		exit(1);
 }
 
+/* Cases start the nodes when run alone. */
+static void need_start(void)
+{
+	if (!pid_m)
+		t_start();
+}
+
 /* One attempt, no retry loop: connect, ping, put, get. */
 static int client_round(const char *key, uint32_t *peers)
 {
@@ -203,6 +210,7 @@ static int log_ctl_bytes(const char *name)
 
 static void t_log_injection(void)
 {
+	need_start();
 	/* newline-free, but written to pass for the end of the line and the
 	 * start of another: quotes, a fake level and a fake event */
 	const char *forged = "p9' from 10.0.0.9: ok\" INFO  [master] node \"p9\" attached";
@@ -223,6 +231,7 @@ static void t_log_injection(void)
 
 static void t_log_flood(void)
 {
+	need_start();
 	int before = proc_log_count("m", "rejected"), failed = 0;
 	uint64_t t0 = kvn_now_ms();
 	for (int i = 0; i < 1000; i++)
@@ -239,6 +248,7 @@ static void t_log_flood(void)
 
 static void t_flood_client(void)
 {
+	need_start();
 	int a = nflood;
 	int n1 = flood("127.0.0.1", mport, NFLOOD);
 	int b = nflood;
@@ -264,6 +274,7 @@ static void t_flood_client(void)
 
 static void t_flood_reattach(void)
 {
+	need_start();
 	int st = 0;
 	int before = proc_log_count("m", "attached");
 
@@ -292,6 +303,9 @@ static void t_flood_reattach(void)
 
 static void t_deadline(void)
 {
+	need_start();
+	if (nflood == 0) /* run alone: idle sockets of its own to watch */
+		flood("127.0.0.1", mport, NFLOOD / 2);
 	int late = 0;
 	for (int i = 0; i < nflood; i++) {
 		uint64_t limit = flood_t0[i] + HS_TIMEOUT_MS + 4000;
