@@ -1,7 +1,7 @@
 #!/bin/bash
 # t/each_case.sh: every case of every unit test program runs alone.  For
-# each program (the arguments, or every t/NAME built from a t/NAME.c that
-# calls tap_run), `t/NAME --list` names its cases and `t/NAME CASE` runs one
+# each program (the arguments, or every t/NAME built from a t/NAME.c with a
+# table of struct tap_test), `t/NAME --list` names its cases and `t/NAME CASE` runs one
 # of them in a fresh process: a case that leans on state an earlier case
 # left (a fixture, a started node, a counter) fails here although the whole
 # program passes.  A case fails on a non-zero exit, a "not ok" or
@@ -25,7 +25,7 @@ progs=("$@")
 if [ ${#progs[@]} -eq 0 ]; then
 	for src in "$SRCDIR"/t/*.c; do
 		name=$(basename "$src" .c)
-		grep -q 'tap_run\|master_env\.h' "$src" || continue
+		grep -q 'struct tap_test' "$src" || continue
 		[ -x "$BUILDDIR/t/$name" ] && progs+=("t/$name")
 	done
 fi
