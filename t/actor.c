@@ -359,6 +359,62 @@ static void t_virtual_time(void)
 	is_str(b.log, a.log, "a second run replays exactly");
 }
 
+/* The counters' visitors walk the X-macro list: every field, in struct
+ * order, with its name and its value. */
+struct visit {
+	char names[512];
+	const uint64_t *fields;
+	int n, mismatched;
+};
+
+static void visit_one(void *arg, const char *name, const char *doc, uint64_t value)
+{
+	struct visit *v = arg;
+	if (!doc || !*doc || value != v->fields[v->n])
+		v->mismatched++;
+	v->n++;
+	size_t len = strlen(v->names);
+	snprintf(v->names + len, sizeof v->names - len, "%s%s", len ? " " : "", name);
+}
+
+static void t_stats_text(void)
+{
+	struct actor_stats as;
+	struct net_stats ns;
+	struct net_sim_stats ss;
+	struct visit v;
+
+	actor_get_stats(&as);
+	v = (struct visit){ .fields = (const uint64_t *)&as };
+	actor_stats_each(&as, visit_one, &v);
+	is_int(v.n, sizeof as / sizeof(uint64_t), "actor_stats_each visits every counter");
+	is_int(v.mismatched, 0, "each with its doc and the snapshot's value");
+	is_str(v.names, "sent delivered dropped_dead dropped_full late_replies timeouts", "in list order");
+
+	net_get_stats(&ns);
+	v = (struct visit){ .fields = (const uint64_t *)&ns };
+	net_stats_each(&ns, visit_one, &v);
+	is_int(v.n, sizeof ns / sizeof(uint64_t), "net_stats_each visits every counter");
+	is_int(v.mismatched, 0, "each with its doc and the snapshot's value");
+	is_str(v.names, "frames_in frames_out bytes_in bytes_out auth_fail proto_err conns_open "
+			"conns_accepted conns_refused", "in list order");
+
+	ss = (struct net_sim_stats){ .sent = 5, .delivered = 4, .dropped = 1, .cut = 2 };
+	v = (struct visit){ .fields = (const uint64_t *)&ss };
+	net_sim_stats_each(&ss, visit_one, &v);
+	is_int(v.n, sizeof ss / sizeof(uint64_t), "net_sim_stats_each visits every counter");
+	is_int(v.mismatched, 0, "each with its doc and its value");
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	net_sim_stats_each(&ss, kvn_stat_fprint, f);
+	fclose(f);
+	is_str(text, "sent 5\ndelivered 4\ndropped 1\nduplicated 0\ndelayed 0\ncut 2\n",
+	       "kvn_stat_fprint: one 'name value' line per counter");
+	free(text);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -369,6 +425,7 @@ int main(int argc, char **argv)
 		{ "shutdown_drains", t_shutdown_drains },
 		{ "timers", t_timers },
 		{ "virtual_time", t_virtual_time },
+		{ "stats_text", t_stats_text },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

@@ -404,7 +404,7 @@ static void t_prefault(void)
 		if (rc)
 			continue;
 		alloc_get_stats(a, &st);
-		tap_diag("hugepages=%d: backed by huge pages: %d, RSS +%ld KiB", huge, st.hugepages,
+		tap_diag("hugepages=%d: backed by huge pages: %d, RSS +%ld KiB", huge, (int)st.hugepages,
 			 (after - before) * sys_ps / 1024);
 		if (huge == 0)
 			is_int(st.hugepages, 0, "hugepages=0 is not backed by huge pages");
@@ -519,6 +519,55 @@ static void t_hugepage_request(void)
 	}
 }
 
+/* The counters' visitors walk the X-macro list: every field, in struct
+ * order, with its name and its value. */
+struct visit {
+	const uint64_t *fields;
+	int n, mismatched;
+	const char *first, *last;
+};
+
+static void visit_one(void *arg, const char *name, const char *doc, uint64_t value)
+{
+	struct visit *v = arg;
+	if (!doc || !*doc || value != v->fields[v->n])
+		v->mismatched++;
+	if (!v->first)
+		v->first = name;
+	v->last = name;
+	v->n++;
+}
+
+static void t_stats_text(void)
+{
+	struct alloc_arena *a = arena(64, PS);
+	struct alloc_extent ext[1];
+	struct alloc_stats st;
+	struct visit v = { 0 };
+
+	is_int(alloc_pages(a, 3 * PS, ext, 1), 1, "an allocation to count");
+	alloc_get_stats(a, &st);
+	v.fields = (const uint64_t *)&st;
+	alloc_stats_each(&st, visit_one, &v);
+	is_int(v.n, sizeof st / sizeof(uint64_t), "alloc_stats_each visits every field");
+	is_int(v.mismatched, 0, "each with its doc and the snapshot's value");
+	is_str(v.first, "total_bytes", "in list order: first");
+	is_str(v.last, "hugepages", "in list order: last");
+
+	struct keytab *kt = keytab_new(a);
+	struct keytab_stats ks;
+	keytab_get_stats(kt, &ks);
+	v = (struct visit){ .fields = (const uint64_t *)&ks };
+	keytab_stats_each(&ks, visit_one, &v);
+	is_int(v.n, sizeof ks / sizeof(uint64_t), "keytab_stats_each visits every counter");
+	is_int(v.mismatched, 0, "each with its doc and the snapshot's value");
+	is_str(v.first, "keys", "in list order: first");
+	is_str(v.last, "max_gen", "in list order: last");
+	keytab_free(kt);
+	alloc_release(a, ext, 1);
+	alloc_arena_free(a);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -531,6 +580,7 @@ int main(int argc, char **argv)
 		{ "prefault", t_prefault },
 		{ "release_invariant", t_release_invariant },
 		{ "hugepage_request", t_hugepage_request },
+		{ "stats_text", t_stats_text },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

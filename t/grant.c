@@ -184,8 +184,16 @@ static void t_start(void)
 	R.peer[1] = raw_connect(nodes[1].addr);
 }
 
+/* Cases start the nodes when run alone. */
+static void need_start(void)
+{
+	if (!ca)
+		t_start();
+}
+
 static void t_self_chosen(void)
 {
+	need_start();
 	uint64_t gens[] = { 0, 1, (1ull << 63) - 1, 1ull << 63, UINT64_MAX };
 	for (int i = 0; i < 2; i++)
 		for (size_t j = 0; j < sizeof gens / sizeof gens[0]; j++) {
@@ -197,6 +205,7 @@ static void t_self_chosen(void)
 
 static void t_misused(void)
 {
+	need_start();
 	struct proto_route rt;
 	is_int(route_raw("pin", 4, &rt), 0, "a genuine ROUTE_PUT");
 	int i = node_index(rt.node_id), other = 1 - i;
@@ -222,6 +231,7 @@ static void t_misused(void)
 
 static void t_node_fine(void)
 {
+	need_start();
 	uint32_t peers = 0;
 	uint8_t buf[16];
 	size_t vlen = 0;

@@ -38,9 +38,9 @@ static struct kvn_client *cq; /* attempt_timeout = ATTEMPT_MS, quarantine = 0 (o
 /* Runs before proc_cleanup's kill (atexit runs in reverse order). */
 static void continue_stopped(void)
 {
-	if (stopped_a)
+	if (stopped_a && pid_a > 0)
 		kill(pid_a, SIGCONT);
-	if (stopped_b)
+	if (stopped_b && pid_b > 0)
 		kill(pid_b, SIGCONT);
 	stopped_a = stopped_b = 0;
 }
@@ -77,7 +77,8 @@ static int all_stopped(pid_t pid)
  * stopped: kill() only queues the signal.  0, or -1. */
 static int stop_proc(pid_t pid)
 {
-	if (kill(pid, SIGSTOP) != 0)
+	/* never pid 0 or -1 (this process group, everything) */
+	if (pid <= 0 || kill(pid, SIGSTOP) != 0)
 		return -1;
 	for (uint64_t until = kvn_now_ms() + 5000; kvn_now_ms() < until; usleep(1000))
 		if (all_stopped(pid))
@@ -127,6 +128,23 @@ static void t_start(void)
 		exit(1);
 }
 
+/* Cases start the cluster when run alone. */
+static void need_start(void)
+{
+	if (!cm)
+		t_start();
+}
+
+/* pa hangs from here on (one_hung stops it; the cases after it, run
+ * alone, need it stopped too). */
+static void stop_a(void)
+{
+	if (stopped_a)
+		return;
+	stopped_a = 1;
+	ok(stop_proc(pid_a) == 0, "pa stopped (SIGSTOP)");
+}
+
 static int put_where(struct kvn_client *c, const char *key, char node[65], uint64_t *ms)
 {
 	static uint8_t v[5000];
@@ -155,6 +173,7 @@ static void t_placement(void)
 	char node[65];
 	uint64_t ms;
 
+	need_start();
 	is_int(put_where(cm, "h/0", node, &ms), 0, "with both peers up, a put succeeds");
 	is_str(node, "pa", "on pa, which has more room");
 }
@@ -165,8 +184,8 @@ static void t_one_hung(void)
 	uint64_t ms, worst = 0;
 	int good = 0, on_b = 0;
 
-	stopped_a = 1;
-	ok(stop_proc(pid_a) == 0, "pa stopped (SIGSTOP)");
+	need_start();
+	stop_a();
 	for (int i = 1; i <= NPUTS; i++) {
 		snprintf(key, sizeof key, "h/%d", i);
 		int rc = put_where(cm, key, node, &ms);
@@ -216,11 +235,13 @@ static void on_async_done(void *arg, int status)
 static void t_one_hung_async(void)
 {
 	static uint8_t v[5000];
-	struct kvn_client *ca = proc_connect_ready(conf_c, 2);
 	struct kvn_put_failure f[NPUTS];
 	char key[16];
 	int started = 0, on_b = 0;
 
+	need_start();
+	stop_a();
+	struct kvn_client *ca = proc_connect_ready(conf_c, 2);
 	ok(ca != NULL, "a new client (pa still stopped)");
 	if (!ca)
 		return;
@@ -254,6 +275,8 @@ static void t_all_hung(void)
 	char node[65];
 	uint64_t ms;
 
+	need_start();
+	stop_a();
 	stopped_b = 1;
 	ok(stop_proc(pid_b) == 0, "pb stopped too: no peer answers");
 	int rc = put_where(cd, "h/all", node, &ms);
@@ -267,6 +290,7 @@ static void t_resume(void)
 	char node[65];
 	uint64_t ms;
 
+	need_start();
 	continue_stopped();
 	int rc = 1;
 	for (uint64_t until = kvn_now_ms() + 10000; rc != 0 && kvn_now_ms() < until;)

@@ -28,11 +28,20 @@ static void t_start(void)
 		exit(1);
 }
 
+/* Cases that talk to the all-in-one node start it when run alone. */
+static void need_start(void)
+{
+	if (!ca)
+		t_start();
+}
+
 static void t_sizes(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 4095, 4096, 4097, 65536, (1 << 20) + 7, 3 << 20, 8 << 20 };
 	uint8_t *v = kvn_xmalloc(8 << 20), *g = kvn_xmalloc(8 << 20);
 	int bad = 0;
+
+	need_start();
 
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		char key[32];
@@ -93,6 +102,8 @@ static void t_batches(void)
 	uint8_t *vals[N], *bufs[N];
 	char keys[N][32];
 	int bad = 0;
+
+	need_start();
 
 	for (int i = 0; i < N; i++) {
 		size_t sz = (size_t)(i * 2654435761u) % (256 * 1024);
@@ -158,6 +169,8 @@ static void t_overwrite_and_errors(void)
 {
 	char big[1100], g[16];
 	size_t vlen;
+
+	need_start();
 
 	is_int(kvn_put(ca, "ow", 2, "first", 5, 0), 0, "put");
 	is_int(kvn_put(ca, "ow", 2, "second!", 7, 0), 0, "overwrite");
@@ -280,6 +293,7 @@ static void t_rss_full_arena(void)
 static void t_durable(void)
 {
 	char db[300];
+	need_start();
 	snprintf(db, sizeof db, "%s/var-aio/master.db", proc_tmp);
 	is_int(kvn_put(ca, "durable-1", 9, "d", 1, KVN_PUT_DURABLE), 0, "durable put");
 	is_int(proc_sql_int(db, "select count(*) from v_objects where key = 'durable-1'"), 1,

@@ -84,10 +84,28 @@ struct tap_test {
 	void (*fn)(void);
 };
 
-/* Run every case (or only those named on the command line); exits non-zero
- * if any assertion failed. */
+/* Run every case (or only those named on the command line, in table order);
+ * exits non-zero if any assertion failed or a name matches no case.
+ * `--list` prints the case names, one a line, and runs nothing
+ * (t/each_case.sh runs each case alone from that list). */
 static inline int tap_run(const struct tap_test *tests, int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		for (const struct tap_test *t = tests; t->name; t++)
+			printf("%s\n", t->name);
+		fflush(stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		const struct tap_test *t = tests;
+		while (t->name && strcmp(argv[i], t->name) != 0)
+			t++;
+		if (!t->name) {
+			printf("Bail out! no case named '%s' (--list names them)\n", argv[i]);
+			fflush(stdout);
+			return 1;
+		}
+	}
 	for (const struct tap_test *t = tests; t->name; t++) {
 		if (argc > 1) {
 			int want = 0;

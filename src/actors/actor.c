@@ -253,7 +253,7 @@ uint32_t actor_mailbox_depth(const struct actor *a)
 
 static void pending_free(struct pending *p)
 {
-	loop_timer_del(p->self->loop, p->timer);
+	actor_loop_timer_del(p->self->loop, p->timer);
 	event_free(p->timer);
 	free(p);
 }
@@ -498,7 +498,7 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 	m->deadline_ms = kvn_now_ms() + timeout_ms;
 	m->flags &= (uint16_t)~ACTOR_F_REPLY;
 	HASH_ADD(hh, self->pending, corr, sizeof p->corr, p);
-	loop_timer_add(self->loop, p->timer, timeout_ms);
+	actor_loop_timer_add(self->loop, p->timer, timeout_ms);
 	rc = actor_send(dst, m);
 	if (rc) {
 		HASH_DEL(self->pending, p);
@@ -562,10 +562,11 @@ int actor_busy_leave(struct actor *a)
 
 void actor_get_stats(struct actor_stats *st)
 {
-	st->sent = __atomic_load_n(&stats.sent, __ATOMIC_RELAXED);
-	st->delivered = __atomic_load_n(&stats.delivered, __ATOMIC_RELAXED);
-	st->dropped_dead = __atomic_load_n(&stats.dropped_dead, __ATOMIC_RELAXED);
-	st->dropped_full = __atomic_load_n(&stats.dropped_full, __ATOMIC_RELAXED);
-	st->late_replies = __atomic_load_n(&stats.late_replies, __ATOMIC_RELAXED);
-	st->timeouts = __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED);
+	const struct actor_stats *src = &stats;
+	ACTOR_STATS_FIELDS(KVN_STAT_LOAD)
+}
+
+void actor_stats_each(const struct actor_stats *st, kvn_stat_fn fn, void *arg)
+{
+	ACTOR_STATS_FIELDS(KVN_STAT_VISIT)
 }

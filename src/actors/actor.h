@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "base/base.h"
+
 struct event;
 struct event_base;
 struct evbuffer;
@@ -216,10 +218,19 @@ void actor_timer_cancel(struct actor_timer *t);
 void actor_timer_free(struct actor_timer *t); /* NULL ok */
 
 /* ---- stats ---- */
+/* Process-wide, every loop; one line each (KVN_STAT_FIELD in base/base.h). */
+#define ACTOR_STATS_FIELDS(X)                                                   \
+	X(sent, "messages accepted into a mailbox or dispatched directly")      \
+	X(delivered, "messages handed to a handler or a call's callback")       \
+	X(dropped_dead, "messages to an actor that is gone or being destroyed") \
+	X(dropped_full, "messages refused: mailbox full")                       \
+	X(late_replies, "replies nobody waited for any more")                   \
+	X(timeouts, "calls that reached their deadline")
 struct actor_stats {
-	uint64_t sent, delivered, dropped_dead, dropped_full, late_replies, timeouts;
+	ACTOR_STATS_FIELDS(KVN_STAT_FIELD)
 };
 void actor_get_stats(struct actor_stats *st);
+void actor_stats_each(const struct actor_stats *st, kvn_stat_fn fn, void *arg);
 /* Current mailbox depth of an actor (a gauge). */
 uint32_t actor_mailbox_depth(const struct actor *a);
 

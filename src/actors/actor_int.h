@@ -78,8 +78,7 @@ void actor_runtime_init(void);
 struct actor *actor_find(actor_id id); /* registry lookup, any thread */
 int actor_drain_batch(struct actor *a);
 void actor_finish_destroy(struct actor *a);
-/* loop.c: timers that follow the loop's clock (real, or virtual) */
-void loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms);
-void loop_timer_del(struct actor_loop *l, struct event *ev);
+/* loop.c: timers follow the loop's clock (real, or virtual):
+ * actor_loop_timer_add/del in actor.h */
 
 #endif

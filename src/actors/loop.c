@@ -160,13 +160,13 @@ struct actor_timer *actor_timer_new(struct actor *self, actor_timer_fn fn, void 
 
 void actor_timer_arm(struct actor_timer *t, uint64_t ms)
 {
-	loop_timer_add(t->self->loop, t->ev, ms);
+	actor_loop_timer_add(t->self->loop, t->ev, ms);
 }
 
 void actor_timer_cancel(struct actor_timer *t)
 {
 	if (t)
-		loop_timer_del(t->self->loop, t->ev);
+		actor_loop_timer_del(t->self->loop, t->ev);
 }
 
 void actor_timer_free(struct actor_timer *t)
@@ -174,7 +174,7 @@ void actor_timer_free(struct actor_timer *t)
 	if (!t)
 		return;
 	LIST_REMOVE(t, link);
-	loop_timer_del(t->self->loop, t->ev);
+	actor_loop_timer_del(t->self->loop, t->ev);
 	event_free(t->ev);
 	free(t);
 }
@@ -263,7 +263,7 @@ static void vt_remove(struct actor_loop *l, struct event *ev)
 		}
 }
 
-void loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms)
+void actor_loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms)
 {
 	if (!l->virt) {
 		struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
@@ -288,22 +288,12 @@ void loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms)
 	l->nvt++;
 }
 
-void loop_timer_del(struct actor_loop *l, struct event *ev)
+void actor_loop_timer_del(struct actor_loop *l, struct event *ev)
 {
 	if (l->virt)
 		vt_remove(l, ev);
 	else
 		evtimer_del(ev);
-}
-
-void actor_loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms)
-{
-	loop_timer_add(l, ev, ms);
-}
-
-void actor_loop_timer_del(struct actor_loop *l, struct event *ev)
-{
-	loop_timer_del(l, ev);
 }
 
 /* ---- virtual time ---- */

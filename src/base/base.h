@@ -90,6 +90,24 @@ void kvn_ratelimit_init(struct kvn_ratelimit *rl, uint64_t interval_ms, uint32_t
  * since the last line let through); 0: drop it (it is counted). */
 int kvn_ratelimit_ok(struct kvn_ratelimit *rl, uint64_t *suppressed);
 
+/* ---- counters (util.c) ----------------------------------------------------
+ * Each module declares its counters once, as an X-macro list in memcached's
+ * THREAD_STATS_FIELDS shape:
+ *     #define NET_STATS_FIELDS(X) X(frames_in, "frames read") ...
+ * and generates from that list the struct (KVN_STAT_FIELD), the snapshot
+ * (KVN_STAT_LOAD where the live counters are bumped atomically; a struct
+ * copy otherwise) and the text output: a visitor *_stats_each(st, fn, arg)
+ * calling fn once per counter, in list order (KVN_STAT_VISIT).  Adding a
+ * counter is one line in the list.  The generator macros expect the names
+ * used in their expansion: `st` (the snapshot), `src` (the live counters),
+ * `fn` and `arg` (the visitor). */
+typedef void (*kvn_stat_fn)(void *arg, const char *name, const char *doc, uint64_t value);
+#define KVN_STAT_FIELD(name, doc) uint64_t name;
+#define KVN_STAT_LOAD(name, doc) st->name = __atomic_load_n(&src->name, __ATOMIC_RELAXED);
+#define KVN_STAT_VISIT(name, doc) fn(arg, #name, doc, st->name);
+/* A kvn_stat_fn writing "name value\n" to arg (a FILE *). */
+void kvn_stat_fprint(void *arg, const char *name, const char *doc, uint64_t value);
+
 /* ---- bytes (util.c) ------------------------------------------------------- */
 void *kvn_xmalloc(size_t n); /* aborts on OOM: for small bookkeeping only */
 void *kvn_xcalloc(size_t n, size_t sz);

@@ -1,10 +1,12 @@
 /*
  * util: monotonic time, checked allocation for bookkeeping, random bytes,
- * hex, address splitting and the project's one key hash.
+ * hex, address splitting, the project's one key hash and the text form of
+ * a counter.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -80,6 +82,12 @@ int kvn_random(void *buf, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
+}
+
+void kvn_stat_fprint(void *arg, const char *name, const char *doc, uint64_t value)
+{
+	(void)doc;
+	fprintf(arg, "%s %" PRIu64 "\n", name, value);
 }
 
 void kvn_hex(char *out, const void *s, size_t n)

@@ -36,12 +36,12 @@ void conn_up(struct conn *c)
 		log_info("connection to %s is back", c->addr);
 		c->down_logged = 0;
 	}
-	notify_owner(c, NET_UP, 0);
+	conn_notify_owner(c, NET_UP, 0);
 	while ((m = TAILQ_FIRST(&c->queued))) {
 		TAILQ_REMOVE(&c->queued, m, link);
 		c->nqueued--;
 		if (conn_write_msg(c, m) != 0)
-			fail_msg(m, KVN_EPROTO);
+			conn_fail_msg(m, KVN_EPROTO);
 		actor_msg_free(m);
 	}
 }
@@ -72,7 +72,7 @@ static void hs_malformed(struct conn *c)
 	conn_fail(c, KVN_EPROTO);
 }
 
-void hs_server(struct conn *c)
+void conn_hs_server(struct conn *c)
 {
 	struct wire_r r;
 	struct wire_w w;
@@ -148,7 +148,7 @@ void hs_server(struct conn *c)
 	hs_malformed(c);
 }
 
-void hs_client(struct conn *c)
+void conn_hs_client(struct conn *c)
 {
 	struct wire_r r;
 	struct wire_w w;

@@ -27,19 +27,17 @@
 #include "base/base.h"
 #include "net/net_int.h"
 
-struct net_stats nstats;
+struct net_stats net_stats_g;
 
 void net_get_stats(struct net_stats *st)
 {
-	st->frames_in = __atomic_load_n(&nstats.frames_in, __ATOMIC_RELAXED);
-	st->frames_out = __atomic_load_n(&nstats.frames_out, __ATOMIC_RELAXED);
-	st->bytes_in = __atomic_load_n(&nstats.bytes_in, __ATOMIC_RELAXED);
-	st->bytes_out = __atomic_load_n(&nstats.bytes_out, __ATOMIC_RELAXED);
-	st->auth_fail = __atomic_load_n(&nstats.auth_fail, __ATOMIC_RELAXED);
-	st->proto_err = __atomic_load_n(&nstats.proto_err, __ATOMIC_RELAXED);
-	st->conns_open = __atomic_load_n(&nstats.conns_open, __ATOMIC_RELAXED);
-	st->conns_accepted = __atomic_load_n(&nstats.conns_accepted, __ATOMIC_RELAXED);
-	st->conns_refused = __atomic_load_n(&nstats.conns_refused, __ATOMIC_RELAXED);
+	const struct net_stats *src = &net_stats_g;
+	NET_STATS_FIELDS(KVN_STAT_LOAD)
+}
+
+void net_stats_each(const struct net_stats *st, kvn_stat_fn fn, void *arg)
+{
+	NET_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
 void net_stat_inc_refused(void)
@@ -111,7 +109,7 @@ static void reply_local(actor_id to, uint16_t type, uint64_t corr, int status)
 		actor_msg_free(r);
 }
 
-void fail_msg(struct actor_msg *m, int err)
+void conn_fail_msg(struct actor_msg *m, int err)
 {
 	if (m->corr && !(m->flags & WIRE_F_REPLY))
 		reply_local(m->src, m->type, m->corr, err);
@@ -283,7 +281,7 @@ void conn_send_hs(struct conn *c, uint16_t type, struct wire_w *w, int status)
 
 /* ---- connection end ------------------------------------------------------ */
 
-void abort_sink(struct conn *c)
+void conn_abort_sink(struct conn *c)
 {
 	if (c->rstate >= R_PAY && c->pmode == P_SINK && c->sink.cookie) {
 		struct actor *a = actor_lookup_local(actor_loop_of(c->self), c->pdst);
@@ -293,7 +291,7 @@ void abort_sink(struct conn *c)
 	c->sink.cookie = NULL;
 }
 
-void reset_frame(struct conn *c)
+void conn_reset_frame(struct conn *c)
 {
 	free(c->meta);
 	c->meta = NULL;
@@ -313,8 +311,8 @@ void reset_frame(struct conn *c)
 static void teardown_io(struct conn *c)
 {
 	conn_preauth_leave(c);
-	abort_sink(c);
-	reset_frame(c);
+	conn_abort_sink(c);
+	conn_reset_frame(c);
 	if (c->rev)
 		event_del(c->rev);
 	if (c->wev)
@@ -365,13 +363,13 @@ static void fail_queued(struct conn *c, int err)
 	struct actor_msg *m;
 	while ((m = TAILQ_FIRST(&c->queued))) {
 		TAILQ_REMOVE(&c->queued, m, link);
-		fail_msg(m, err);
+		conn_fail_msg(m, err);
 		actor_msg_free(m);
 	}
 	c->nqueued = 0;
 }
 
-void notify_owner(struct conn *c, uint16_t type, int status)
+void conn_notify_owner(struct conn *c, uint16_t type, int status)
 {
 	struct actor_msg *m = actor_msg_new(type);
 	struct wire_w w;
@@ -399,7 +397,7 @@ void conn_fail(struct conn *c, int err)
 	teardown_io(c);
 	fail_inflight(c, err == KVN_ECLOSED ? KVN_ECONN : err);
 	if (c->outgoing || was_up)
-		notify_owner(c, NET_DOWN, err);
+		conn_notify_owner(c, NET_DOWN, err);
 	/* A refused attach will not fix itself by waiting: callers learn now. */
 	if (err == KVN_EAUTH || err == KVN_EVERSION)
 		fail_queued(c, err);
@@ -523,21 +521,21 @@ static int conn_handle(struct actor *self, struct actor_msg *m)
 	}
 	if (c->state == C_UP && !c->flush_then_close) {
 		if (conn_write_msg(c, m) != 0)
-			fail_msg(m, KVN_EPROTO);
+			conn_fail_msg(m, KVN_EPROTO);
 		conn_flush(c);
 		return 0;
 	}
 	if (c->outgoing && !c->closing && (c->state == C_CONNECTING || c->state == C_HANDSHAKE ||
 					    c->state == C_DOWN)) {
 		if (c->nqueued >= c->o.max_queued) {
-			fail_msg(m, KVN_EBUSY);
+			conn_fail_msg(m, KVN_EBUSY);
 			return 0;
 		}
 		TAILQ_INSERT_TAIL(&c->queued, m, link);
 		c->nqueued++;
 		return ACTOR_KEEP;
 	}
-	fail_msg(m, KVN_ECONN);
+	conn_fail_msg(m, KVN_ECONN);
 	return 0;
 }
 

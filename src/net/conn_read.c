@@ -302,9 +302,9 @@ static void deliver(struct conn *c)
 		HASH_FIND(hh, c->inflight, &c->h.corr, sizeof c->h.corr, f);
 		if (!f || f->src != dst) {
 			/* the caller's entry expired: drop, as the runtime drops late replies */
-			abort_sink(c);
+			conn_abort_sink(c);
 			actor_msg_free(m);
-			reset_frame(c);
+			conn_reset_frame(c);
 			return;
 		}
 		corr = f->corr;
@@ -347,7 +347,7 @@ static void deliver(struct conn *c)
 		actor_msg_free(m);
 	}
 	memset(&c->sink, 0, sizeof c->sink);
-	reset_frame(c);
+	conn_reset_frame(c);
 }
 
 static int is_handshake_type(int t)
@@ -466,13 +466,13 @@ static int conn_read_frames(struct conn *c)
 			} else {
 				int outgoing = c->outgoing;
 				if (outgoing)
-					hs_client(c);
+					conn_hs_client(c);
 				else
-					hs_server(c);
+					conn_hs_server(c);
 				/* the handshake may have ended the connection */
 				if (c->state == C_CLOSED || c->state == C_DOWN)
 					return 0;
-				reset_frame(c);
+				conn_reset_frame(c);
 			}
 			break;
 		}

@@ -18,6 +18,7 @@
 
 #include "actors/actor.h"
 #include "auth/auth.h"
+#include "base/base.h"
 
 /* The runtime marks senders with its own constants; they are auth roles. */
 _Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_ROLE_INTERNAL,
@@ -153,6 +154,12 @@ int wire_w_to_msg(struct wire_w *w, struct actor_msg *m);
  * str node_id, str remote address) and NET_DOWN when it closes (status =
  * reason). */
 
+/* Warnings about one listener's (or one outgoing) connections: at most this
+ * many per interval, then one line saying how many were dropped.  Public:
+ * an operator (and t/preauth) can count on a flood being a few lines. */
+#define NET_WARN_INTERVAL_MS 10000
+#define NET_WARN_BURST 10
+
 struct net_opts {
 	uint64_t connect_timeout_ms;   /* default 5000 */
 	uint64_t handshake_timeout_ms; /* default 2000 */
@@ -223,11 +230,24 @@ void net_listener_free(struct net_listener *l);
  * bytes; the connection then reads the bytes straight into them (no
  * intermediate buffer) and delivers the message with sink_cookie set.  See
  * actor_ops.sink in actors/actor.h. */
+/* The process-wide connection counters (every listener and every outgoing
+ * connection), one line each; see KVN_STAT_FIELD in base/base.h. */
+#define NET_STATS_FIELDS(X)                                                     \
+	X(frames_in, "frames read")                                             \
+	X(frames_out, "frames queued for writing")                              \
+	X(bytes_in, "socket bytes read")                                        \
+	X(bytes_out, "socket bytes written")                                    \
+	X(auth_fail, "handshakes or frame tags that failed authentication")     \
+	X(proto_err, "malformed frames or handshake messages")                  \
+	X(conns_open, "connections up now (a gauge)")                           \
+	X(conns_accepted, "inbound connections accepted")                       \
+	X(conns_refused, "inbound connections refused by the limits")
 struct net_stats {
-	uint64_t frames_in, frames_out, bytes_in, bytes_out;
-	uint64_t auth_fail, proto_err, conns_open, conns_accepted, conns_refused;
+	NET_STATS_FIELDS(KVN_STAT_FIELD)
 };
 void net_get_stats(struct net_stats *st);
+/* fn(arg, name, doc, value) for each counter of st, in list order. */
+void net_stats_each(const struct net_stats *st, kvn_stat_fn fn, void *arg);
 
 /* ---- simulated network (sim.c) -------------------------------------------
  * For tests: links between actors on one loop through a seeded scheduler
@@ -249,10 +269,18 @@ int net_sim_connect(struct net_sim *s, struct actor *from, int from_node, actor_
 		    int src_role, actor_id *proxy);
 /* Cut (on = 1) or heal every link touching node. */
 void net_sim_partition(struct net_sim *s, int node, int on);
+#define NET_SIM_STATS_FIELDS(X)                                                 \
+	X(sent, "messages sent into the simulated network")                     \
+	X(delivered, "messages delivered")                                      \
+	X(dropped, "messages dropped by the fault plan")                        \
+	X(duplicated, "messages duplicated")                                    \
+	X(delayed, "messages delayed")                                          \
+	X(cut, "messages lost to a partition")
 struct net_sim_stats {
-	uint64_t sent, delivered, dropped, duplicated, delayed, cut;
+	NET_SIM_STATS_FIELDS(KVN_STAT_FIELD)
 };
 void net_sim_get_stats(const struct net_sim *s, struct net_sim_stats *st);
+void net_sim_stats_each(const struct net_sim_stats *st, kvn_stat_fn fn, void *arg);
 /* Deterministic random numbers from the sim's seed (for workloads). */
 uint64_t net_sim_rand(struct net_sim *s);
 

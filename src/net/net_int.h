@@ -47,10 +47,6 @@ void net_stat_inc_refused(void);
 #define DIRECT_MIN (16 * 1024)          /* payload reads this big skip the staging buffer */
 #define READ_BUDGET (8ull << 20)         /* socket bytes per callback before yielding */
 #define INFLIGHT_SWEEP_AT 1024
-/* Warnings about one listener's (or one outgoing) connections: at most this
- * many per interval, then one line saying how many were dropped. */
-#define NET_WARN_INTERVAL_MS 10000
-#define NET_WARN_BURST 10
 
 enum { C_CONNECTING = 1, C_HANDSHAKE, C_UP, C_DOWN, C_CLOSED };
 enum { R_HDR = 0, R_META, R_PAY, R_TAG };
@@ -120,8 +116,8 @@ struct conn {
 	struct kvn_ratelimit rl;      /* outgoing: its warnings (inbound: cnt->rl) */
 };
 
-extern struct net_stats nstats;
-#define NSTAT_ADD(f, n) __atomic_add_fetch(&nstats.f, (n), __ATOMIC_RELAXED)
+extern struct net_stats net_stats_g;
+#define NSTAT_ADD(f, n) __atomic_add_fetch(&net_stats_g.f, (n), __ATOMIC_RELAXED)
 
 /* conn.c */
 void conn_fail(struct conn *c, int err); /* never frees c: see conn.c */
@@ -129,7 +125,7 @@ void conn_flush(struct conn *c);
 int conn_write_msg(struct conn *c, struct actor_msg *m);
 void conn_send_hs(struct conn *c, uint16_t type, struct wire_w *w, int status);
 void conn_arm_timer(struct conn *c, uint64_t ms);
-void fail_msg(struct actor_msg *m, int err);
+void conn_fail_msg(struct actor_msg *m, int err);
 const char *conn_who(const struct conn *c); /* the quoted node_id, or "?" */
 void conn_set_node_id(struct conn *c, const char *id);
 /* Whether a warning about c may be logged now (*suppressed: how many were
@@ -140,10 +136,10 @@ int conn_log_ok(struct conn *c, uint64_t *suppressed);
 const char *conn_supp_text(char out[64], uint64_t n);
 /* Leave the pre-auth pool (authenticated, or ending); idempotent. */
 void conn_preauth_leave(struct conn *c);
-void notify_owner(struct conn *c, uint16_t type, int status);
+void conn_notify_owner(struct conn *c, uint16_t type, int status);
 /* conn_read.c */
-void reset_frame(struct conn *c);
-void abort_sink(struct conn *c);
+void conn_reset_frame(struct conn *c);
+void conn_abort_sink(struct conn *c);
 void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 /* sim.c: a sim link end's shared material (KVN_EINVAL: not a sim end) */
 int sim_link_material(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN]);
@@ -151,7 +147,7 @@ int sim_link_material(struct actor *a, const char *label, uint8_t out[AUTH_MAC_L
 void conn_start_handshake(struct conn *c);
 void conn_up(struct conn *c);
 void conn_reject(struct conn *c, int err, const char *why);
-void hs_server(struct conn *c);
-void hs_client(struct conn *c);
+void conn_hs_server(struct conn *c);
+void conn_hs_client(struct conn *c);
 
 #endif

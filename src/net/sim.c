@@ -126,6 +126,11 @@ void net_sim_get_stats(const struct net_sim *s, struct net_sim_stats *st)
 	*st = s->st;
 }
 
+void net_sim_stats_each(const struct net_sim_stats *st, kvn_stat_fn fn, void *arg)
+{
+	NET_SIM_STATS_FIELDS(KVN_STAT_VISIT)
+}
+
 /* The message arrives at end `e` from the other side. */
 static void end_receive(struct sim_end *e, struct actor_msg *m)
 {

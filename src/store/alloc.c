@@ -452,7 +452,12 @@ void alloc_get_stats(const struct alloc_arena *a, struct alloc_stats *st)
 	st->allocs = a->allocs;
 	st->frees = a->frees;
 	st->enospc = a->enospc;
-	st->hugepages = a->huge;
+	st->hugepages = (uint64_t)a->huge;
+}
+
+void alloc_stats_each(const struct alloc_stats *st, kvn_stat_fn fn, void *arg)
+{
+	ALLOC_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
 void *alloc_base(const struct alloc_arena *a, uint64_t *len)

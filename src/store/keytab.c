@@ -719,3 +719,8 @@ void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st)
 	}
 	*st = kt->st;
 }
+
+void keytab_stats_each(const struct keytab_stats *st, kvn_stat_fn fn, void *arg)
+{
+	KEYTAB_STATS_FIELDS(KVN_STAT_VISIT)
+}

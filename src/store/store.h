@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
+
 /* ===== alloc: DRAM arena + bitmap page allocator ========================== */
 
 struct alloc_arena;
@@ -20,15 +22,20 @@ struct alloc_extent {
 	uint32_t npages;
 };
 
+/* One line each (KVN_STAT_FIELD in base/base.h). */
+#define ALLOC_STATS_FIELDS(X)                                                   \
+	X(total_bytes, "arena size")                                            \
+	X(used_bytes, "bytes in allocated pages")                               \
+	X(page_size, "bytes per page")                                          \
+	X(total_pages, "pages in the arena")                                    \
+	X(free_pages, "pages free")                                             \
+	X(largest_free_run, "longest run of free pages")                        \
+	X(allocs, "successful alloc_pages calls")                               \
+	X(frees, "alloc_release calls")                                         \
+	X(enospc, "alloc_pages calls refused: no room")                         \
+	X(hugepages, "1 if the arena is backed by huge pages")
 struct alloc_stats {
-	uint64_t total_bytes;
-	uint64_t used_bytes;
-	uint64_t page_size;
-	uint64_t total_pages;
-	uint64_t free_pages;
-	uint64_t largest_free_run; /* pages */
-	uint64_t allocs, frees, enospc;
-	int hugepages; /* 1 if the arena is backed by huge pages */
+	ALLOC_STATS_FIELDS(KVN_STAT_FIELD)
 };
 
 /* One mmap region of `size` bytes (a multiple of page_size, a power of two
@@ -50,6 +57,7 @@ uint64_t alloc_page_size(const struct alloc_arena *a);
 /* Free bytes (free pages * page size), O(1): for eviction loops. */
 uint64_t alloc_free_bytes(const struct alloc_arena *a);
 void alloc_get_stats(const struct alloc_arena *a, struct alloc_stats *st);
+void alloc_stats_each(const struct alloc_stats *st, kvn_stat_fn fn, void *arg);
 /* Base address and length of the whole region (RDMA registration). */
 void *alloc_base(const struct alloc_arena *a, uint64_t *len);
 
@@ -89,19 +97,22 @@ struct keytab_view {
 	const struct alloc_extent *ext;
 };
 
+/* One line each (KVN_STAT_FIELD in base/base.h). */
+#define KEYTAB_STATS_FIELDS(X)                                                  \
+	X(keys, "keys with a committed generation")                             \
+	X(pending, "PENDING slots")                                             \
+	X(pending_bytes, "arena bytes (whole pages) the PENDING slots hold")    \
+	X(doomed, "superseded/removed, waiting for lease release")              \
+	X(leases, "active read leases")                                         \
+	X(committed_bytes, "value bytes of committed generations")              \
+	X(refused, "refused transitions (late commit, double release, ...)")    \
+	X(reaped, "PENDING slots reclaimed by the TTL reaper")                  \
+	X(evicted, "committed generations evicted")                             \
+	X(lease_expired, "leases released by keytab_expire_leases")             \
+	X(tombs, "tombstones of generations the master superseded")             \
+	X(max_gen, "highest generation ever begun (never decreases)")
 struct keytab_stats {
-	uint64_t keys;            /* keys with a committed generation */
-	uint64_t pending;         /* PENDING slots */
-	uint64_t pending_bytes;   /* arena bytes (whole pages) those slots hold */
-	uint64_t doomed;          /* superseded/removed, waiting for lease release */
-	uint64_t leases;          /* active read leases */
-	uint64_t committed_bytes; /* value bytes of committed generations */
-	uint64_t refused;         /* refused transitions (late commit, double release, ...) */
-	uint64_t reaped;          /* PENDING slots reclaimed by the TTL reaper */
-	uint64_t evicted;
-	uint64_t lease_expired;   /* leases released by keytab_expire_leases */
-	uint64_t tombs;           /* tombstones of generations the master superseded */
-	uint64_t max_gen;         /* highest generation ever begun (never decreases) */
+	KEYTAB_STATS_FIELDS(KVN_STAT_FIELD)
 };
 
 struct keytab *keytab_new(struct alloc_arena *a);
@@ -212,6 +223,7 @@ uint64_t keytab_evict(struct keytab *kt, uint64_t bytes, keytab_slot_fn fn, void
 /* Visit every committed generation (full sync snapshot). */
 void keytab_foreach(struct keytab *kt, keytab_slot_fn fn, void *arg);
 void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st);
+void keytab_stats_each(const struct keytab_stats *st, kvn_stat_fn fn, void *arg);
 
 /* ===== meta: the master's SQLite store ===================================== 
  *
