@@ -42,7 +42,7 @@ diff "$TMP/declared" <(sort -u "$SRCDIR/src/client/libkvnode.sym") > /dev/null
 ok $? "src/client/libkvnode.sym lists the same functions"
 
 export PKG_CONFIG_PATH="$DEST$LIBDIR/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$DEST"
-CC=${CC:-cc}
+CC="${CC:-cc} ${KVN_SAN_CFLAGS:-}"
 # shellcheck disable=SC2046
 $CC -Wall -Wextra -Werror -o "$TMP/host" "$SRCDIR/t/lib_host.c" -pthread \
 	$(pkg-config --cflags --libs kvnode) > "$TMP/cc.log" 2>&1
