@@ -35,7 +35,7 @@ void kvn_log_write(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define kvn_log(lvl, ...)                                                   \
 	do {                                                                \
-		if ((lvl) <= kvn_log_level_cur)                             \
+		if ((lvl) <= __atomic_load_n(&kvn_log_level_cur, __ATOMIC_RELAXED)) \
 			kvn_log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
 	} while (0)
 #define log_error(...) kvn_log(KVN_LOG_ERROR, __VA_ARGS__)
