@@ -57,6 +57,36 @@ enum kvn_err {
 
 const char *kvn_strerror(int err);
 
+/* ---- logging ----
+ *
+ * The library writes nothing to stderr, or anywhere, unless the host asks:
+ * by default its log is off.  kvn_set_log(level, fn) passes every line at
+ * `level` or more severe (KVN_LOG_ERROR the most severe) to fn, or, with
+ * fn NULL, writes it to stderr (one write(2) per line);
+ * kvn_set_log(KVN_LOG_OFF, NULL) turns it off again.  A line reads
+ *   2026-11-26T00:16:03.123Z WARN  [client] message
+ * (UTC time, level, the library thread's name), without the newline.
+ * fn runs on whichever thread logs, the caller's or one of the library's
+ * own, possibly on several at once: it must be thread-safe, must not block
+ * for long, and must not call this library.
+ *
+ * kvn_set_log may be called at any time, from any thread, while clients
+ * run: level and sink are each switched atomically, so every line goes
+ * whole to the old or to the new sink, never elsewhere.  A line being
+ * logged when it returns may still reach the old fn: keep an old fn
+ * callable for as long as the process may log (e.g. a static function).
+ * Returns 0, or KVN_EINVAL for a level outside KVN_LOG_OFF..KVN_LOG_DEBUG
+ * (nothing changes then). */
+enum kvn_log_level {
+	KVN_LOG_OFF = -1, /* no lines at all (the library's default) */
+	KVN_LOG_ERROR = 0,
+	KVN_LOG_WARN,
+	KVN_LOG_INFO,
+	KVN_LOG_DEBUG,
+};
+typedef void (*kvn_log_fn)(int level, const char *line);
+int kvn_set_log(int level, kvn_log_fn fn);
+
 struct kvn_client;
 
 /* Connection options.  Any NULL/0 field takes its value from the config file

@@ -378,6 +378,9 @@ int main(int argc, char **argv)
 	struct kvn_conf conf;
 	char err[1024];
 
+	/* the server and the CLI log to stderr as they always did; the
+	 * library alone would say nothing (kvn_set_log, kvnode.h) */
+	kvn_set_log(KVN_LOG_INFO, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && strcmp(argv[1], "keygen") == 0)
 		return cmd_keygen(argc - 1, argv + 1);

@@ -147,6 +147,19 @@ doc_run 0 "./kvnode --role client bench --op get --size 1MiB --count 2000 --clie
 doc_run 0 "kvnode --role client bench --op tag --size S" "kvnode --role client bench --op tag --size 64KiB --count 100"
 doc_run 0 "kvnode bench" "kvnode --role client bench --help" # a name for the command above
 doc_run 2 "kvnode --role client"                                # the role, with no command: usage
+
+# the C library as README.md shows it: installed into a private DESTDIR
+# (t/install.sh checks the tree), README's program built with its pkg-config
+# line (PKG_CONFIG_SYSROOT_DIR puts the DESTDIR before every -I and -L) and
+# run in this directory against this node
+DEST=$TMP/dest
+doc_run 0 "make install" "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C '$BUILDDIR' install DESTDIR='$DEST'"
+LIBDIR=$(PKG_CONFIG_PATH="$BUILDDIR" pkg-config --variable=libdir kvnode)
+perl -0777 -ne 'print $1 if /^```c\n(.*?)^```/ms' "$SRCDIR/README.md" > "$W/app.c"
+doc_run 0 'cc -o app app.c $(pkg-config --cflags --libs kvnode)' \
+	"export PKG_CONFIG_PATH='$DEST$LIBDIR/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$DEST'; cc ${KVN_SAN_CFLAGS:-} -o app app.c \$(pkg-config --cflags --libs kvnode)"
+(cd "$W" && LD_LIBRARY_PATH="$DEST$LIBDIR" ./app) > "$TMP/out" 2> "$TMP/err"
+is "$(cat "$TMP/out")" hello "  README's program puts and gets 'hello' through the installed library"
 doc_stop aio
 
 # the same node, as README.md and docs/architecture.md spell it

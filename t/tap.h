@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvnode.h"
+
 static int tap_n, tap_failed, tap_planned = -1;
 static const char *tap_case = "";
 
@@ -77,6 +79,15 @@ static inline void tap_skip(int count, const char *why)
 		printf("ok %d - %s # SKIP %s\n", tap_n, tap_case, why);
 	}
 	fflush(stdout);
+}
+
+/* The library logs nowhere unless asked (kvn_set_log): a test logs to
+ * stderr at INFO, as the server does, so its log stays useful.  Runs before
+ * main(), so a test's own kvn_log_set_level() there still wins. */
+static void tap_log_on(void) __attribute__((constructor, unused));
+static void tap_log_on(void)
+{
+	kvn_set_log(KVN_LOG_INFO, NULL);
 }
 
 struct tap_test {

@@ -23,9 +23,11 @@ const char *kvn_err_name(int err); /* "KVN_ENOTFOUND" */
 
 /* ---- logging (log.c) ------------------------------------------------------
  * Leveled; the macro tests the level before evaluating its arguments.  Never
- * pass a secret, a tag or a session key to these. */
-enum kvn_log_level { KVN_LOG_ERROR = 0, KVN_LOG_WARN, KVN_LOG_INFO, KVN_LOG_DEBUG };
+ * pass a secret, a tag or a session key to these.  The levels and the sink
+ * (kvn_set_log: off, stderr or the host's callback) are public, in kvnode.h;
+ * off until someone asks (kvnode.c's main, t/tap.h for the tests). */
 extern int kvn_log_level_cur;
+/* Level only, clamped to ERROR..DEBUG (node.log_level); the sink stays. */
 void kvn_log_set_level(int level);
 /* Name of the calling thread as it appears in log lines (max 15 chars). */
 void kvn_log_set_thread_name(const char *name);
@@ -33,7 +35,7 @@ void kvn_log_write(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define kvn_log(lvl, ...)                                                   \
 	do {                                                                \
-		if ((lvl) <= kvn_log_level_cur)                             \
+		if ((lvl) <= __atomic_load_n(&kvn_log_level_cur, __ATOMIC_RELAXED)) \
 			kvn_log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
 	} while (0)
 #define log_error(...) kvn_log(KVN_LOG_ERROR, __VA_ARGS__)
@@ -41,7 +43,10 @@ void kvn_log_write(int level, const char *file, int line, const char *fmt, ...)
 #define log_info(...) kvn_log(KVN_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) kvn_log(KVN_LOG_DEBUG, __VA_ARGS__)
 
-/* Print to stderr and exit(1).  Start-up failures and impossible states only. */
+/* Write one ERROR line and exit(1): to the kvn_set_log callback if there is
+ * one, else to stderr even when the log is off (a process that ends must
+ * say why).  Start-up failures and impossible states only: never on a path
+ * a library host reaches by its input or by a failing network. */
 void kvn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Invariant check that stays on in release builds (never for input checks). */
 #define KVN_ASSERT(c)                                                              \

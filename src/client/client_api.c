@@ -554,6 +554,8 @@ int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 		return rc;
 	rc = kvn_ping(c, NULL, NULL);
 	if (rc) {
+		/* debug: the caller gets the same text from kvn_last_detail */
+		log_debug("client: not connected: %s", c->detail[0] ? c->detail : kvn_strerror(rc));
 		kvn_set_last_detail(c->detail[0] ? c->detail : kvn_strerror(rc));
 		client_free(c);
 		return rc;

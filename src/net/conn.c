@@ -672,13 +672,18 @@ void net_abort(struct actor_loop *loop, actor_id proxy, int err)
 	conn_fail(c, err);
 }
 
+int (*net_sim_material)(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN]);
+
 int net_link_material(struct actor_loop *loop, actor_id proxy, const char *label, uint8_t out[AUTH_MAC_LEN])
 {
 	struct actor *a = actor_lookup_local(loop, proxy);
 	if (!a)
 		return KVN_EINVAL;
-	if (actor_ops_of(a) != &conn_ops)
-		return sim_link_material(a, label, out);
+	if (actor_ops_of(a) != &conn_ops) {
+		int (*sim)(struct actor *, const char *, uint8_t *) =
+			__atomic_load_n(&net_sim_material, __ATOMIC_ACQUIRE);
+		return sim ? sim(a, label, out) : KVN_EINVAL;
+	}
 	struct conn *c = actor_state(a);
 	if (c->state != C_UP || !c->sess)
 		return KVN_ECONN;

@@ -143,6 +143,9 @@ void conn_abort_sink(struct conn *c);
 void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 /* sim.c: a sim link end's shared material (KVN_EINVAL: not a sim end) */
 int sim_link_material(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN]);
+/* How conn.c reaches it: sim.c is test-only and the client library leaves
+ * it out, so net_sim_new() sets this hook (NULL before any simulation). */
+extern int (*net_sim_material)(struct actor *a, const char *label, uint8_t out[AUTH_MAC_LEN]);
 /* attach.c */
 void conn_start_handshake(struct conn *c);
 void conn_up(struct conn *c);

@@ -83,6 +83,7 @@ static int roll(struct net_sim *s, uint32_t pm)
 struct net_sim *net_sim_new(uint64_t seed, const struct net_sim_faults *f)
 {
 	struct net_sim *s = kvn_xcalloc(1, sizeof *s);
+	__atomic_store_n(&net_sim_material, sim_link_material, __ATOMIC_RELEASE);
 	s->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
 	if (f)
 		s->f = *f;

@@ -1,0 +1,118 @@
+#!/bin/bash
+# t/install.sh: the installed tree as a user gets it.  `make install` into a
+# private DESTDIR; the files are there; the shared library exports exactly
+# the functions of include/kvnode.h; a program written from kvnode.h alone
+# (t/lib_host.c) builds with `pkg-config --cflags --libs kvnode`, shared and
+# static, and does put/get against a real node; it survives, with SIGPIPE at
+# its default disposition, a node killed while a put writes to it; and the
+# library writes nothing to stderr unless the program asks (kvn_set_log).
+. "$(dirname "$0")/lib.sh"
+
+DEST="$TMP/dest"
+# a make inside `make check` would inherit the outer make's jobserver
+unset MAKEFLAGS MFLAGS MAKELEVEL
+make -s -C "$BUILDDIR" install DESTDIR="$DEST" > "$TMP/install.log" 2>&1
+ok $? "make install DESTDIR=..."
+
+# The .pc in the build tree names the configured directories; inside DESTDIR
+# they are the same paths under $DEST.  pkg-config is pointed at the tree
+# with PKG_CONFIG_SYSROOT_DIR, which prefixes $DEST to every -I and -L.
+pcvar() { PKG_CONFIG_PATH="$BUILDDIR" pkg-config --variable="$1" kvnode; }
+PREFIX=$(pcvar prefix); LIBDIR=$(pcvar libdir); INCDIR=$(pcvar includedir)
+EXEC_PREFIX=$(pcvar exec_prefix)
+for f in "$EXEC_PREFIX/bin/kvnode" "$LIBDIR/libkvnode.a" "$INCDIR/kvnode.h" "$LIBDIR/pkgconfig/kvnode.pc"; do
+	test -f "$DEST$f"
+	ok $? "installed: ${f#"$PREFIX"/}"
+done
+so=$(cd "$DEST$LIBDIR" && ls libkvnode.so* 2>/dev/null | tr '\n' ' ')
+like "$so" "libkvnode\.so libkvnode\.so\.[0-9]+ libkvnode\.so\.[0-9]+\.[0-9]+\.[0-9]+" \
+	"installed: libkvnode.so, its SONAME link and the file ($so)"
+soname=$(objdump -p "$DEST$LIBDIR/libkvnode.so" | awk '$1 == "SONAME" {print $2}')
+like "$soname" '^libkvnode\.so\.[0-9]+$' "the shared library has a SONAME ($soname)"
+needed=$(objdump -p "$DEST$LIBDIR/libkvnode.so" | awk '$1 == "NEEDED" {print $2}' | tr '\n' ' ')
+ok $(printf '%s' "$needed" | grep -c sqlite) "it does not need SQLite ($needed)"
+
+# exported: exactly the functions declared in the public header
+grep -oE '\bkvn_[a-z0-9_]+\(' "$SRCDIR/include/kvnode.h" | tr -d '(' | sort -u > "$TMP/declared"
+nm -D --defined-only "$DEST$LIBDIR/libkvnode.so" | awk '{print $3}' | sed 's/@.*//' | sort -u > "$TMP/exported"
+diff "$TMP/declared" "$TMP/exported" > "$TMP/symdiff"
+ok $? "nm -D --defined-only: exactly the $(wc -l < "$TMP/declared") functions of kvnode.h"
+sed 's/^/#   /' "$TMP/symdiff"
+diff "$TMP/declared" <(sort -u "$SRCDIR/src/client/libkvnode.sym") > /dev/null
+ok $? "src/client/libkvnode.sym lists the same functions"
+
+export PKG_CONFIG_PATH="$DEST$LIBDIR/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$DEST"
+CC="${CC:-cc} ${KVN_SAN_CFLAGS:-}"
+# shellcheck disable=SC2046
+$CC -Wall -Wextra -Werror -o "$TMP/host" "$SRCDIR/t/lib_host.c" -pthread \
+	$(pkg-config --cflags --libs kvnode) > "$TMP/cc.log" 2>&1
+ok $? "a program from kvnode.h alone builds with pkg-config --cflags --libs kvnode"
+readelf -d "$TMP/host" 2>/dev/null | grep -q 'NEEDED.*libkvnode\.so'
+ok $? "and links libkvnode.so"
+# static: libkvnode.a itself (-Bstatic), its dependencies as pkg-config
+# --static lists them
+libs=$(pkg-config --static --libs kvnode | sed 's/-lkvnode/-Wl,-Bstatic -lkvnode -Wl,-Bdynamic/')
+# shellcheck disable=SC2086
+$CC -Wall -Wextra -Werror -o "$TMP/host_static" "$SRCDIR/t/lib_host.c" -pthread \
+	$(pkg-config --cflags kvnode) $libs > "$TMP/cc_static.log" 2>&1
+ok $? "and with pkg-config --static, against libkvnode.a"
+readelf -d "$TMP/host_static" 2>/dev/null | grep -q 'NEEDED.*libkvnode'
+ok $(( $? == 0 )) "which then needs no libkvnode.so"
+for f in cc cc_static; do sed 's/^/#   /' "$TMP/$f.log"; done
+
+MP=$(free_port); PP=$(free_port)
+write_conf "$TMP/a.conf" "$MP" "$PP"
+start aio --config "$TMP/a.conf"
+wait_log aio "kvnode ready" 15
+ok $? "node up"
+LD_LIBRARY_PATH="$DEST$LIBDIR" "$TMP/host" putget "$TMP/a.conf" > "$TMP/out" 2>&1
+ok $? "shared: put then get through the installed library: $(cat "$TMP/out")"
+"$TMP/host_static" putget "$TMP/a.conf" > "$TMP/out" 2>&1
+ok $? "static: put then get: $(cat "$TMP/out")"
+
+# kvn_set_log: a connect to a port nobody listens on fails and logs why
+# (at DEBUG), but only where the program said
+NP=$(free_port)
+run_log() { LD_LIBRARY_PATH="$DEST$LIBDIR" "$TMP/host" log "$TMP/a.conf" "127.0.0.1:$NP" "$1" > "$TMP/out" 2> "$TMP/err"; }
+run_log default
+ok $? "log: a connect to a closed port fails"
+is "$(cat "$TMP/err")" "" "log: by default the library writes nothing to stderr"
+is "$(grep '^callback' "$TMP/out")" "callback lines: 0" "log: and calls no callback"
+run_log callback
+like "$(grep '^callback' "$TMP/out")" "callback lines: [1-9]" "log: kvn_set_log(DEBUG, fn): fn gets the lines"
+like "$(grep '^first' "$TMP/out")" "^first: [0-3] 20[0-9-]+T[0-9:.]+Z [A-Z]+ +\[[a-z0-9-]+\] " \
+	"log: each a whole line: level, time, level name, thread"
+is "$(cat "$TMP/err")" "" "log: and stderr stays empty"
+run_log stderr
+like "$(cat "$TMP/err")" "Z DEBUG \[main\] client: not connected" "log: kvn_set_log(DEBUG, NULL): the lines go to stderr"
+run_log off
+is "$(cat "$TMP/err")" "" "log: kvn_set_log(KVN_LOG_OFF, NULL): silent again"
+stop aio
+
+# SIGPIPE: a 64 MiB put in flight when the node is SIGKILLed.  The first
+# attempt kills late, to time a whole put; the next ones kill halfway through
+# it (start a new node each time; bounded).
+write_conf "$TMP/b.conf" "$MP" "$PP" "[node]" "max_value_size = 128MiB" "[peer]" "dram_size = 256MiB"
+delay=1000 result=none
+for attempt in 1 2 3 4 5 6; do
+	rm -rf "$TMP/var"
+	start big --config "$TMP/b.conf"
+	wait_log big "kvnode ready" 15 || { result=nostart; break; }
+	eval "pid=\$PID_big"
+	LD_LIBRARY_PATH="$DEST$LIBDIR" "$TMP/host" sigpipe "$TMP/b.conf" "$pid" "$delay" > "$TMP/out" 2>&1
+	rc=$?
+	{ stop big KILL; } 2>/dev/null
+	echo "# attempt $attempt, kill after $delay ms: exit $rc: $(grep -v '^took' "$TMP/out" | tr '\n' ' ')"
+	case $rc in
+	0) result=survived; break ;;
+	3)
+		took=$(sed -n 's/^took //p' "$TMP/out")
+		if [ "${took:-0}" -lt "$delay" ]; then delay=$(( took / 2 )); else delay=$(( delay / 2 )); fi
+		[ "$delay" -ge 1 ] || delay=1
+		;;
+	*) result="exit $rc"; break ;;
+	esac
+done
+is "$result" survived "SIGPIPE at its default: the program gets an error back and exits normally"
+
+done_testing
