@@ -1,7 +1,8 @@
 /*
- * peer_int: the peer actor's state, shared by peer.c (attach, heartbeat,
- * event outbox, full sync), peer_data.c (PUT, GET, EXISTS, REMOVE and the
- * payload sink) and peer_slot.c (the slot protocol and RESOLVE_KEY).
+ * peer_int: the peer actor's state, shared by peer.c (dispatch, attach,
+ * heartbeat, event outbox, held replies), peer_sync.c (full sync),
+ * peer_data.c (PUT, GET, EXISTS, REMOVE and the payload sink) and
+ * peer_slot.c (the slot protocol and RESOLVE_KEY).
  */
 #ifndef KVN_PEER_INT_H
 #define KVN_PEER_INT_H
@@ -130,22 +131,34 @@ struct peer {
 	struct kvn_ratelimit lease_rl;
 };
 
+/* Keep request metadata under the 64 KiB limit (EVENTS, FULL_SYNC). */
+#define PEER_META_BUDGET (60u * 1024u)
+
 /* peer.c */
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
 			uint8_t tier, uint64_t size, uint8_t durable);
 void peer_ship(struct peer *p);
+/* The master acknowledged events (applied and durable seqs): drop them from
+ * the outbox and release the replies that waited for them. */
+void peer_process_ack(struct peer *p, const struct proto_ack *a);
+/* The next attach waits for the backoff's next (jittered, growing) delay. */
+void peer_attach_later(struct peer *p);
+/* peer_sync.c: snapshot every committed key at this instant (the actor runs
+ * alone, so the snapshot matches last_seq exactly) and ship it in chunks;
+ * p->syncing until the master acknowledged the last one (or it failed). */
+void peer_sync_start(struct peer *p);
 /* A put of an older generation than the one committed here (keytab_begin's
  * KVN_ESTALE, or overwritten on arrival by keytab_commit) succeeds without
  * storing anything: it is ordered just before the newer put.  Its answer
  * must not come before the newer value is visible to every route, so it
- * waits for the events queued so far: the seq to wait for (peer_wait), or 0
- * when the master has them all already. */
+ * waits for the events queued so far: the seq to wait for (see
+ * peer_reply_after_ack), or 0 when the master has them all already. */
 #define PEER_OVERWRITTEN 1 /* put item status inside the peer only: never on the wire */
 uint64_t peer_overwritten_seq(const struct peer *p, int durable);
-/* Hold the reply (type, meta) to `to` until the events up to seq are
- * acknowledged (applied, or committed when durable).  Takes meta. */
-void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
-	       uint8_t *meta, uint32_t meta_len);
+/* Answer the request m with the results in w (taken), once the master has
+ * acknowledged the events up to `last` (applied; committed too when
+ * durable): read-your-writes for every later ROUTE_GET.  last 0: at once. */
+void peer_reply_after_ack(struct peer *p, struct actor_msg *m, struct wire_w *w, uint64_t last, int durable);
 /* peer_data.c */
 /* Where the grants of a PUT or ALLOC_SLOT are: 1 and *g over them, 0 none,
  * KVN_EPROTO when meta does not decode. */
@@ -161,11 +174,11 @@ void peer_sink_abort(struct actor *self, void *cookie);
  * malformed request changes nothing; on success *r is reopened at the first
  * item, on error the request has been answered. */
 int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n);
-void peer_handle_put(struct peer *p, struct actor_msg *m);
-void peer_handle_get(struct peer *p, struct actor_msg *m);
-void peer_handle_exists(struct peer *p, struct actor_msg *m);
-void peer_handle_remove(struct peer *p, struct actor_msg *m);
-void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
+void peer_on_put(struct peer *p, struct actor_msg *m);
+void peer_on_get(struct peer *p, struct actor_msg *m);
+void peer_on_exists(struct peer *p, struct actor_msg *m);
+void peer_on_remove(struct peer *p, struct actor_msg *m);
+void peer_on_drop_gen(struct peer *p, struct actor_msg *m);
 /* Abort receives that have run longer than the pending TTL (their slots
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
@@ -179,10 +192,10 @@ void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struc
 		      uint64_t size);
 void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size);
 /* peer_slot.c: ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY */
-void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_commit_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_abort_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_resolve(struct peer *p, struct actor_msg *m);
+void peer_on_alloc_slot(struct peer *p, struct actor_msg *m);
+void peer_on_commit_slot(struct peer *p, struct actor_msg *m);
+void peer_on_abort_slot(struct peer *p, struct actor_msg *m);
+void peer_on_resolve_key(struct peer *p, struct actor_msg *m);
 /* The COMMIT_SLOT payload sink (peer_sink hands COMMIT_SLOT frames here). */
 int peer_slot_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 		   struct actor_sink *sink);
