@@ -69,27 +69,6 @@ struct peer_put {
 
 struct peer_slots;
 
-/* The slot protocol's counters (peer_slot.c).  Refusals are also reported
- * as one aggregated warning per heartbeat cycle. */
-struct peer_slot_stats {
-	uint64_t allocs, commits, aborts, resolves;
-	uint64_t reserved;      /* gauge: slots reserved by ALLOC_SLOT right now */
-	uint64_t refused_late;  /* COMMIT_SLOT of a slot reclaimed, never reserved or already committed */
-	uint64_t refused_size;  /* COMMIT_SLOT whose size is not the reserved size */
-	uint64_t refused_busy;  /* commit/abort while another COMMIT_SLOT fills the slot */
-	uint64_t refused_abort; /* ABORT_SLOT of a slot not reserved (double abort, after the reaper) */
-	uint64_t keytab_refused; /* key-table refusals seen (e.g. release of an unknown lease) */
-};
-
-struct peer_stats {
-	uint64_t puts, gets, get_bytes, put_bytes, removes, events_shipped, sync_runs;
-	uint64_t waiters_dropped, receive_aborted;
-	uint64_t grants_refused; /* put / alloc items refused for their grant */
-	uint64_t attach_tries;   /* PEER_ATTACH requests sent */
-	uint64_t durable_failed;  /* durable puts answered KVN_EDB (the master's COMMIT failed) */
-	uint64_t leases_expired;  /* read leases past peer.read_lease_ttl (peer_lease_tick) */
-};
-
 struct peer {
 	struct actor *self;
 	struct peer_opts o;
@@ -206,6 +185,7 @@ int peer_slot_sink_abort(struct peer *p, void *cookie);
  * reaper frees them) and log one aggregated warning for the transitions
  * refused since the last tick. */
 void peer_slot_tick(struct peer *p);
+/* The slot counters (zero before the first slot message). */
 void peer_slot_get_stats(const struct peer *p, struct peer_slot_stats *st);
 /* peer_fini: after every receive was aborted. */
 void peer_slot_fini(struct peer *p);
