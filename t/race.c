@@ -16,9 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client_int.h"
+#include "client/client.h"
 #include "base/base.h"
 #include "kvnode.h"
+#include "net/proto.h"
 #include "proc.h"
 #include "tap.h"
 
@@ -107,7 +108,7 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-static void routed(struct kvn_client *c, void *arg)
+static void routed(void *arg, const struct proto_route *rt, size_t n)
 {
 	pthread_t th;
 	struct kvn_slot s;
@@ -115,7 +116,7 @@ static void routed(struct kvn_client *c, void *arg)
 
 	if (hook_calls++ > 0)
 		return; /* the read after a re-route goes on as is */
-	snprintf(hook_node, sizeof hook_node, "%s", c->op && c->op->n ? c->op->rt[0].node_id : "");
+	snprintf(hook_node, sizeof hook_node, "%s", n ? rt[0].node_id : "");
 	/* the writer client is used from its own thread, one call at a time:
 	 * this client's call is suspended here meanwhile */
 	if (pthread_create(&th, NULL, writer, NULL) != 0)
@@ -134,9 +135,9 @@ static void t_get_races_move(void)
 	uint8_t g[VLEN];
 	size_t vlen = 0;
 
-	c1->test_routed = routed;
+	client_set_routed_hook(c1, routed, NULL);
 	int rc = kvn_get(c1, "x", 1, g, sizeof g, &vlen);
-	c1->test_routed = NULL;
+	client_set_routed_hook(c1, NULL, NULL);
 	is_str(hook_node, "pa", "the get was routed to pa");
 	is_int(hook_put_rc, 0, "in the window, another client put x = v2");
 	ok(g2 > g1, "with a newer generation");

@@ -20,7 +20,7 @@
 
 static __thread char last_detail[768];
 
-void kvn_set_last_detail(const char *s)
+void client_set_last_detail(const char *s)
 {
 	snprintf(last_detail, sizeof last_detail, "%s", s ? s : "");
 }
@@ -134,7 +134,7 @@ static int spec_send(struct kvn_client *c, struct client_op *op, const uint32_t 
 			op->rt[idx[j]].gen = want_gen[idx[j]];
 	}
 	client_send_round(c, op, idx, n, sst, 0);
-	c->spec_sent += n;
+	c->stats.spec_sent += n;
 	return 1;
 }
 
@@ -165,7 +165,7 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 		if (route_rc == 0 && rc == 0 && op->route_st[i] == 0 && strcmp(op->rt[i].node_id, node) == 0 &&
 		    stands) {
 			served[i] = 1;
-			c->spec_served++;
+			c->stats.spec_served++;
 			continue;
 		}
 		if (op->alloc_mine && op->alloc_mine[i] && it->val) {
@@ -305,7 +305,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 			go = 0; /* answered; the others are asked again below */
 		}
 		if (go && kind == WIRE_GET && c->test_routed)
-			c->test_routed(c, c->test_routed_arg);
+			c->test_routed(c->test_routed_arg, op.rt, op.n);
 		if (go) {
 			client_send_round(c, &op, idx, go, st, 0);
 			if (client_wait_round(c, &op) == KVN_ETIMEDOUT) {
@@ -554,7 +554,7 @@ int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 		return rc;
 	rc = kvn_ping(c, NULL, NULL);
 	if (rc) {
-		kvn_set_last_detail(c->detail[0] ? c->detail : kvn_strerror(rc));
+		client_set_last_detail(c->detail[0] ? c->detail : kvn_strerror(rc));
 		client_free(c);
 		return rc;
 	}
@@ -594,7 +594,7 @@ int kvn_connect(const struct kvn_options *opt, struct kvn_client **out)
 		goto fail;
 	return kvn_connect_conf(&conf, out);
 fail:
-	kvn_set_last_detail(err);
+	client_set_last_detail(err);
 	kvn_conf_fini(&conf);
 	return KVN_ECONFIG;
 }
