@@ -42,7 +42,7 @@ static int nseen(struct kvn_client *c)
 	return n;
 }
 
-static void t_start(void)
+static void fixture_up(void)
 {
 	char data[300];
 	uint16_t pp = proc_free_port();
@@ -65,8 +65,21 @@ static void t_start(void)
 	   "speculation on by default, off for the second client");
 }
 
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/spec CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
 static void t_hit(void)
 {
+	fixture();
 	uint8_t v[3000], g[4096];
 	size_t vlen = 0;
 
@@ -89,6 +102,7 @@ static void t_hit(void)
 
 static void t_batch(void)
 {
+	fixture();
 	struct kvn_item it[10];
 	char keys[10][16];
 	static uint8_t v[10][500], g[10][600];
@@ -108,6 +122,7 @@ static void t_batch(void)
 
 static void t_by_ref(void)
 {
+	fixture();
 	uint8_t v[2000], g[2048];
 	uint64_t g1 = 0, g2 = 0;
 	size_t vlen = 0;
@@ -144,6 +159,7 @@ static void unforge_sole(struct kvn_client *c, const struct proto_route *saved)
 
 static void t_wrong_node(void)
 {
+	fixture();
 	uint8_t v[5000], g[8192];
 	size_t vlen = 0;
 	struct proto_route saved;
@@ -177,6 +193,7 @@ static void t_wrong_node(void)
 
 static void t_off(void)
 {
+	fixture();
 	uint8_t v[100], g[100];
 	size_t vlen = 0;
 
@@ -192,11 +209,17 @@ static void t_off(void)
 
 static void t_second_peer(void)
 {
+	fixture();
 	uint8_t v[256], g[256];
 	size_t vlen = 0;
 	char aio[300];
 
 	snprintf(aio, sizeof aio, "%s/var-a", proc_tmp);
+	if (kvn_exists(ca, "s/w", 3) != 1) { /* run alone: wrong_node's key, on the first peer */
+		uint8_t w[9000];
+		proc_fill(w, sizeof w, 10);
+		is_int(kvn_put(cb, "s/w", 3, w, sizeof w, 0), 0, "put s/w while the first peer is alone");
+	}
 	proc_spawn_peer("p2", mport, aio);
 	struct kvn_client *c = proc_connect_ready(conf_a, 2);
 	ok(c != NULL, "a second peer attached");
@@ -234,7 +257,7 @@ static void t_second_peer(void)
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "hit", t_hit },
 		{ "batch", t_batch },
 		{ "by_ref", t_by_ref },

@@ -63,7 +63,7 @@ static const char *sole_node(struct kvn_client *c)
 	return rt.node_id;
 }
 
-static void t_start(void)
+static void fixture_up(void)
 {
 	char data[300];
 	uint16_t pp = proc_free_port();
@@ -85,8 +85,34 @@ static void t_start(void)
 	ok(client_conf(ca)->client_put_via_master && !client_conf(cb)->client_put_via_master, "puts: on by default, off for the second");
 }
 
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/via CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
+/* A client whose routes have named no node yet (a case run alone) puts a
+ * key first: its puts then go through the master, and it holds a
+ * connection to the peer, as after the cases before it. */
+static void warm(struct kvn_client *c)
+{
+	uint8_t v[100];
+
+	if (nseen(c) > 0)
+		return;
+	proc_fill(v, sizeof v, 99);
+	is_int(kvn_put(c, "f/warm", 6, v, sizeof v, 0), 0, "a first put (run alone)");
+}
+
 static void t_hit(void)
 {
+	fixture();
 	uint8_t v[3000], g[4096];
 	size_t vlen = 0;
 
@@ -110,6 +136,7 @@ static void t_hit(void)
 
 static void t_missing(void)
 {
+	fixture();
 	uint8_t g[16];
 	size_t vlen = 5;
 	uint64_t f0 = proc_frames_out(), served = stats(ca).via_get_served;
@@ -121,6 +148,7 @@ static void t_missing(void)
 
 static void t_batch(void)
 {
+	fixture();
 	struct kvn_item it[10];
 	char keys[10][16];
 	static uint8_t v[10][500], g[10][600];
@@ -149,6 +177,7 @@ static void t_batch(void)
 
 static void t_by_ref(void)
 {
+	fixture();
 	uint8_t v[2000], g[2048];
 	uint64_t g1 = 0, g2 = 0;
 	size_t vlen = 0;
@@ -171,6 +200,7 @@ static void t_by_ref(void)
 
 static void t_alloc_range(void)
 {
+	fixture();
 	static uint8_t v[20000];
 	uint8_t small[100];
 	void *val = NULL;
@@ -190,6 +220,7 @@ static void t_alloc_range(void)
 
 static void t_large(void)
 {
+	fixture();
 	size_t n = 8u << 20, vlen = 0;
 	uint8_t *v = malloc(n), *g = malloc(n);
 
@@ -205,6 +236,7 @@ static void t_large(void)
 
 static void t_off(void)
 {
+	fixture();
 	uint8_t v[100], g[100];
 	size_t vlen = 0;
 
@@ -221,6 +253,9 @@ static void t_off(void)
 
 static void t_put(void)
 {
+	fixture();
+	warm(ca);
+	warm(cb);
 	uint8_t v[3000], g[4096];
 	size_t vlen = 0;
 	uint64_t g1 = 0, g2 = 0;
@@ -255,6 +290,8 @@ static void t_put(void)
 
 static void t_put_batch(void)
 {
+	fixture();
+	warm(ca);
 	struct kvn_item it[10];
 	char keys[10][16];
 	static uint8_t v[10][700], g[10][700];
@@ -271,6 +308,7 @@ static void t_put_batch(void)
 
 static void t_put_first(void)
 {
+	fixture();
 	struct kvn_client *c = proc_connect_ready(conf_a, 1);
 	uint8_t v[500];
 
@@ -291,12 +329,15 @@ static void t_put_first(void)
 
 static void t_put_full(void)
 {
+	fixture();
 	size_t n = 40u << 20;
 	uint8_t *v = malloc(n);
 	uint8_t g[2048];
 	size_t vlen = 0;
 
 	proc_fill(v, n, 23);
+	if (kvn_exists(ca, "f/1", 3) != 1) /* run alone: hit's key, read below */
+		is_int(kvn_put(ca, "f/1", 3, v, 1000, 0), 0, "put f/1");
 	is_int(kvn_put(ca, "f/40a", 5, v, n, 0), 0, "40 MiB into a 64 MiB node");
 	uint64_t f0 = proc_frames_out(), sent = stats(ca).via_put_sent, stored = stats(ca).via_put_stored;
 	is_int(kvn_put(ca, "f/40b", 5, v, n, 0), KVN_EFULL, "another 40 MiB: KVN_EFULL");
@@ -320,6 +361,8 @@ static void async_done(void *arg, int status)
 /* kvn_put_async takes the same way, and a refusal routes as for kvn_put */
 static void t_put_async(void)
 {
+	fixture();
+	warm(ca);
 	static uint8_t v[3][5000];
 	size_t n = 40u << 20, vlen = 0;
 	uint8_t *big = malloc(n), g[5000];
@@ -368,6 +411,7 @@ static void t_put_async(void)
  * reconnects.  The node is stopped (SIGSTOP) until the client gave up. */
 static void t_put_deadline(void)
 {
+	fixture();
 	enum { SZ = 24 << 20 };
 	struct kvn_client *c = proc_connect_ready(conf_a, 1);
 	uint8_t *buf = malloc(SZ), small[100], g[128];
@@ -426,6 +470,8 @@ static void t_put_deadline(void)
 
 static void t_put_off(void)
 {
+	fixture();
+	warm(cb);
 	uint8_t v[100];
 
 	proc_fill(v, sizeof v, 24);
@@ -440,11 +486,18 @@ static void t_put_off(void)
  * other peer gets routes and a read from that peer. */
 static void t_two_peers(void)
 {
+	fixture();
+	warm(ca);
 	uint8_t v[256], g[256];
 	size_t vlen = 0;
 	char aio[300];
 
 	snprintf(aio, sizeof aio, "%s/var-a", proc_tmp);
+	if (kvn_exists(ca, "f/1", 3) != 1) { /* run alone: hit's key, on the master's node */
+		uint8_t v1[1000];
+		proc_fill(v1, sizeof v1, 2);
+		is_int(kvn_put(ca, "f/1", 3, v1, sizeof v1, 0), 0, "put f/1 while the master's node is alone");
+	}
 	proc_spawn_peer("p2", mport, aio);
 	struct kvn_client *c = proc_connect_ready(conf_a, 2);
 	ok(c != NULL, "a second peer attached");
@@ -576,7 +629,7 @@ static void t_split(void)
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "hit", t_hit },
 		{ "missing", t_missing },
 		{ "batch", t_batch },
