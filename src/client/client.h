@@ -14,7 +14,7 @@ struct kvn_conf;
 struct kvn_client;
 /* kvn_connect with an already loaded and finalized config (the CLI's, with
  * its --set overrides).  Takes ownership of conf's strings. */
-int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
+int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 
 /* ---- counters (client_stats.c) ----
  * Declared once (memcached's THREAD_STATS_FIELDS shape): X(name, what it

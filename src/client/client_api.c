@@ -657,7 +657,7 @@ int kvn_stat(struct kvn_client *c, struct kvn_node_stat *nodes, size_t cap, size
 
 /* ---- connect / close ---- */
 
-int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
+int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 {
 	struct kvn_client *c;
 	int rc = client_open(conf, &c);
@@ -703,7 +703,7 @@ int kvn_connect(const struct kvn_options *opt, struct kvn_client **out)
 		conf.client_timeout = opt->timeout_ms;
 	if ((rc = kvn_conf_finalize(&conf, err, sizeof err)) != 0)
 		goto fail;
-	return kvn_connect_conf(&conf, out);
+	return client_connect_conf(&conf, out);
 fail:
 	client_set_last_detail(err);
 	kvn_conf_fini(&conf);
