@@ -46,7 +46,7 @@ static int poll_until_idle(struct kvn_client *c, size_t failures_expected, uint6
 	return ran;
 }
 
-static void t_start(void)
+static void fixture_up(void)
 {
 	/* 32 MiB of DRAM: a 40 MiB value is under max_value_size (48 MiB) but
 	 * fits no node, so the master refuses it after the put started */
@@ -57,8 +57,21 @@ static void t_start(void)
 		exit(1);
 }
 
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/client_async CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
 static void t_success_only(void)
 {
+	fixture();
 	enum { N = 64 };
 	static struct mark marks[N + 1];
 	static uint8_t *vals[N];
@@ -126,6 +139,7 @@ static void t_success_only(void)
 
 static void t_busy_limit(void)
 {
+	fixture();
 	static struct mark m;
 	static uint8_t v[16];
 	int rc = 0, started = 0;
@@ -171,6 +185,7 @@ static void on_chain(void *arg, int status)
 
 static void t_callback_chain(void)
 {
+	fixture();
 	chain_c = ca;
 	chain_left = 9;
 	chain_done = 0;
@@ -194,6 +209,7 @@ static void on_close_done(void *arg, int status)
 
 static void t_close_drains(void)
 {
+	fixture();
 	enum { N = 24, SZ = 1 << 20 };
 	struct kvn_options o = { .config_path = conf_a };
 	struct kvn_client *c = NULL;
@@ -242,6 +258,7 @@ static void t_close_drains(void)
  * of it is a heap-use-after-free).  Nothing partial is ever stored. */
 static void t_deadline_mid_transfer(void)
 {
+	fixture();
 	enum { N = 4, SZ = 6 << 20 };
 	struct kvn_options o = { .config_path = conf_a, .timeout_ms = 4 };
 	struct kvn_client *c = NULL;
@@ -416,7 +433,7 @@ static void t_restart_while_idle(void)
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "success_only", t_success_only },
 		{ "busy_limit", t_busy_limit },
 		{ "callback_chain", t_callback_chain },

@@ -1,7 +1,8 @@
 /* t/peer: the peer actor on its own, with a stub master: a put is answered
  * only after the master acknowledged its event, a malformed request changes
  * nothing (every item is decoded before any is acted on), and gets, exists
- * and removes act on exactly the generations they name. */
+ * and removes act on exactly the generations they name; the counters read
+ * through peer_get_stats and peer_stats_each. */
 #include "config.h"
 
 #include <event2/buffer.h>
@@ -581,6 +582,46 @@ static void t_sizes_beyond_payload(void)
 	is_int(put("after-huge", 201, "ok", 2000), 0, "the peer goes on");
 }
 
+/* The counters, read through peer_get_stats: a put and a get count once
+ * each with their bytes; the visitor names every field of both lists. */
+struct stat_walk {
+	int n, unnamed;
+	uint64_t puts;
+};
+
+static void stat_visit(void *arg, const char *name, uint64_t value, const char *what)
+{
+	struct stat_walk *sw = arg;
+	sw->n++;
+	sw->unnamed += !name[0] || !what[0];
+	if (strcmp(name, "puts") == 0)
+		sw->puts = value;
+}
+
+static void t_stats(void)
+{
+	const char *k = "st";
+	uint64_t gen = 300;
+	struct peer_stats s0, s1;
+	struct peer_slot_stats sl;
+	struct stat_walk sw = { 0 }, slw = { 0 };
+
+	peer_get_stats(peer, &s0, NULL);
+	is_int(put(k, gen, "12345", 2000), 0, "put 5 bytes");
+	is_int(call(items_msg(WIRE_GET, &k, &gen, NULL, 1), 2000), 0, "get them");
+	peer_get_stats(peer, &s1, &sl);
+	is_int(s1.puts - s0.puts, 1, "puts: one more");
+	is_int(s1.put_bytes - s0.put_bytes, 5, "put_bytes: 5 more");
+	is_int(s1.gets - s0.gets, 1, "gets: one more");
+	is_int(s1.get_bytes - s0.get_bytes, 5, "get_bytes: 5 more");
+	peer_stats_each(&s1, stat_visit, &sw);
+	is_int(sw.n, (long long)(sizeof s1 / sizeof(uint64_t)), "the visitor names every peer counter");
+	is_int(sw.unnamed, 0, "each with a name and what it counts");
+	is_int(sw.puts, s1.puts, "with its value");
+	peer_slot_stats_each(&sl, stat_visit, &slw);
+	is_int(slw.n, (long long)(sizeof sl / sizeof(uint64_t)), "and every slot counter");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -593,6 +634,7 @@ int main(int argc, char **argv)
 		{ "attach_backoff", t_attach_backoff },
 		{ "drop_gen_superseded", t_drop_gen_superseded },
 		{ "sizes_beyond_payload", t_sizes_beyond_payload },
+		{ "stats", t_stats },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_ERROR);

@@ -16,9 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client_int.h"
+#include "client/client.h"
 #include "base/base.h"
 #include "kvnode.h"
+#include "net/proto.h"
 #include "proc.h"
 #include "tap.h"
 
@@ -30,7 +31,7 @@ static struct kvn_client *c2; /* the writer */
 static uint8_t v1[VLEN], v2[VLEN];
 static uint64_t g1, g2;
 
-static void t_start(void)
+static void fixture_up(void)
 {
 	char data_m[300], data_p[300], extra[1200], extra_c1[1400];
 	uint16_t mp = proc_free_port(), pa = proc_free_port(), pb = proc_free_port();
@@ -69,8 +70,21 @@ static void t_start(void)
 		exit(1);
 }
 
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/race CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
 static void t_put_on_a(void)
 {
+	fixture();
 	struct kvn_slot s;
 	uint8_t g[VLEN];
 	size_t vlen = 0;
@@ -107,7 +121,7 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-static void routed(struct kvn_client *c, void *arg)
+static void routed(void *arg, const struct proto_route *rt, size_t n)
 {
 	pthread_t th;
 	struct kvn_slot s;
@@ -115,7 +129,7 @@ static void routed(struct kvn_client *c, void *arg)
 
 	if (hook_calls++ > 0)
 		return; /* the read after a re-route goes on as is */
-	snprintf(hook_node, sizeof hook_node, "%s", c->op && c->op->n ? c->op->rt[0].node_id : "");
+	snprintf(hook_node, sizeof hook_node, "%s", n ? rt[0].node_id : "");
 	/* the writer client is used from its own thread, one call at a time:
 	 * this client's call is suspended here meanwhile */
 	if (pthread_create(&th, NULL, writer, NULL) != 0)
@@ -131,12 +145,15 @@ static void routed(struct kvn_client *c, void *arg)
 
 static void t_get_races_move(void)
 {
+	fixture();
+	if (!g1)
+		t_put_on_a(); /* run alone: x on pa, pb attached */
 	uint8_t g[VLEN];
 	size_t vlen = 0;
 
-	c1->test_routed = routed;
+	client_set_routed_hook(c1, routed, NULL);
 	int rc = kvn_get(c1, "x", 1, g, sizeof g, &vlen);
-	c1->test_routed = NULL;
+	client_set_routed_hook(c1, NULL, NULL);
 	is_str(hook_node, "pa", "the get was routed to pa");
 	is_int(hook_put_rc, 0, "in the window, another client put x = v2");
 	ok(g2 > g1, "with a newer generation");
@@ -154,7 +171,7 @@ static void t_get_races_move(void)
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "put_on_a", t_put_on_a },
 		{ "get_races_move", t_get_races_move },
 		{ NULL, NULL },

@@ -33,7 +33,7 @@ static void slot_init(struct kvn_slot *s, const char *key, uint64_t size, const 
 	s->val = val;
 }
 
-static void t_start(void)
+static void fixture_up(void)
 {
 	char data[300], extra[200];
 	uint16_t mp = proc_free_port(), pp = proc_free_port();
@@ -49,8 +49,21 @@ static void t_start(void)
 		exit(1);
 }
 
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/slots CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
 static void t_round_trip(void)
 {
+	fixture();
 	static const uint64_t sizes[] = { 0, 1000, 3 << 20 };
 	struct kvn_slot s[3], r[3];
 	char keys[3][32];
@@ -106,6 +119,7 @@ static void t_round_trip(void)
 
 static void t_batch(void)
 {
+	fixture();
 	enum { N = 200 };
 	struct kvn_slot s[N];
 	char keys[N][32];
@@ -135,6 +149,7 @@ static void t_batch(void)
 
 static void t_abort_and_double_abort(void)
 {
+	fixture();
 	enum { N = 5 };
 	struct kvn_slot s[N];
 	char keys[N][32];
@@ -167,6 +182,7 @@ static void t_abort_and_double_abort(void)
 
 static void t_late_commit(void)
 {
+	fixture();
 	enum { N = 4 };
 	struct kvn_slot s[N];
 	char keys[N][32];
@@ -203,6 +219,7 @@ static void t_late_commit(void)
 
 static void t_wrong_size(void)
 {
+	fixture();
 	struct kvn_slot s, dup[2];
 	static uint8_t v[1000];
 	uint8_t g[1000];
@@ -231,6 +248,7 @@ static void t_wrong_size(void)
 
 static void t_commit_loses_to_newer_put(void)
 {
+	fixture();
 	struct kvn_slot s;
 	static uint8_t v[64];
 	uint8_t g[64];
@@ -249,6 +267,7 @@ static void t_commit_loses_to_newer_put(void)
 
 static void t_get_by_ref(void)
 {
+	fixture();
 	uint8_t v1[3000], v2[5000], g[8192];
 	uint64_t g1 = 0, g2 = 0;
 	size_t vlen = 0;
@@ -289,6 +308,7 @@ static void t_get_by_ref(void)
 
 static void t_bad_args(void)
 {
+	fixture();
 	struct kvn_slot s;
 	slot_init(&s, "slot/bad", 10, "0123456789");
 	is_int(kvn_commit_slots(ca, &s, 1, 0), KVN_EINVAL, "commit of a slot never allocated: KVN_EINVAL");
@@ -337,7 +357,7 @@ int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
 		{ "slot_codec", t_slot_codec },
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "round_trip", t_round_trip },
 		{ "batch", t_batch },
 		{ "abort_and_double_abort", t_abort_and_double_abort },

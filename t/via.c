@@ -26,10 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client_int.h"
+#include "client/client.h"
 #include "base/base.h"
 #include "kvnode.h"
 #include "net/net.h"
+#include "net/proto.h"
 #include "proc.h"
 #include "tap.h"
 
@@ -39,7 +40,30 @@ static char conf_a[300], conf_b[300];
 static uint16_t mport;
 static pid_t aio_pid;
 
-static void t_start(void)
+/* c's counters, read through the getter */
+static struct client_stats stats(struct kvn_client *c)
+{
+	struct client_stats s;
+	client_get_stats(c, &s);
+	return s;
+}
+
+/* The peers route answers have named (up to 2), and the sole one's id. */
+static int nseen(struct kvn_client *c)
+{
+	int n = 0;
+	client_sole_get(c, NULL, &n);
+	return n;
+}
+
+static const char *sole_node(struct kvn_client *c)
+{
+	static struct proto_route rt;
+	client_sole_get(c, &rt, NULL);
+	return rt.node_id;
+}
+
+static void fixture_up(void)
 {
 	char data[300];
 	uint16_t pp = proc_free_port();
@@ -57,26 +81,52 @@ static void t_start(void)
 	ok(ca && cb, "all-in-one node up, two clients connected");
 	if (!ca || !cb)
 		exit(1);
-	ok(ca->conf.client_get_via_master && !cb->conf.client_get_via_master, "gets: on by default, off for the second");
-	ok(ca->conf.client_put_via_master && !cb->conf.client_put_via_master, "puts: on by default, off for the second");
+	ok(client_conf(ca)->client_get_via_master && !client_conf(cb)->client_get_via_master, "gets: on by default, off for the second");
+	ok(client_conf(ca)->client_put_via_master && !client_conf(cb)->client_put_via_master, "puts: on by default, off for the second");
+}
+
+/* The node and clients every case uses: started once, by "start" or by
+ * the first case that needs them when cases are named (./t/via CASE). */
+static void fixture(void)
+{
+	static int up;
+
+	if (!up) {
+		up = 1;
+		fixture_up();
+	}
+}
+
+/* A client whose routes have named no node yet (a case run alone) puts a
+ * key first: its puts then go through the master, and it holds a
+ * connection to the peer, as after the cases before it. */
+static void warm(struct kvn_client *c)
+{
+	uint8_t v[100];
+
+	if (nseen(c) > 0)
+		return;
+	proc_fill(v, sizeof v, 99);
+	is_int(kvn_put(c, "f/warm", 6, v, sizeof v, 0), 0, "a first put (run alone)");
 }
 
 static void t_hit(void)
 {
+	fixture();
 	uint8_t v[3000], g[4096];
 	size_t vlen = 0;
 
 	proc_fill(v, sizeof v, 1);
 	is_int(kvn_put(ca, "f/1", 3, v, sizeof v, 0), 0, "put");
-	ok(strcmp(ca->master_node, ca->sole.node_id) == 0, "the master's node id is the peer's: %s",
-	   ca->master_node);
-	uint64_t f0 = proc_frames_out(), sent = ca->via_get_sent, served = ca->via_get_served;
+	ok(strcmp(client_master_node(ca), sole_node(ca)) == 0, "the master's node id is the peer's: %s",
+	   client_master_node(ca));
+	uint64_t f0 = proc_frames_out(), sent = stats(ca).via_get_sent, served = stats(ca).via_get_served;
 	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
 	is_int(proc_frames_out() - f0, 1, "one frame: the GET to the master");
-	is_int(ca->via_get_sent - sent, 1, "one item sent to the master");
-	is_int(ca->via_get_served - served, 1, "served by its peer");
-	is_int(ca->spec_sent, 0, "no speculation alongside");
+	is_int(stats(ca).via_get_sent - sent, 1, "one item sent to the master");
+	is_int(stats(ca).via_get_served - served, 1, "served by its peer");
+	is_int(stats(ca).spec_sent, 0, "no speculation alongside");
 
 	proc_fill(v, sizeof v, 2);
 	is_int(kvn_put(cb, "f/1", 3, v, 1000, 0), 0, "another client re-puts it, shorter");
@@ -86,17 +136,19 @@ static void t_hit(void)
 
 static void t_missing(void)
 {
+	fixture();
 	uint8_t g[16];
 	size_t vlen = 5;
-	uint64_t f0 = proc_frames_out(), served = ca->via_get_served;
+	uint64_t f0 = proc_frames_out(), served = stats(ca).via_get_served;
 
 	is_int(kvn_get(ca, "f/none", 6, g, sizeof g, &vlen), KVN_ENOTFOUND, "a missing key: KVN_ENOTFOUND");
 	is_int(proc_frames_out() - f0, 1, "one frame: the master's routes say so, no peer is asked");
-	is_int(ca->via_get_served - served, 0, "nothing served");
+	is_int(stats(ca).via_get_served - served, 0, "nothing served");
 }
 
 static void t_batch(void)
 {
+	fixture();
 	struct kvn_item it[10];
 	char keys[10][16];
 	static uint8_t v[10][500], g[10][600];
@@ -104,27 +156,28 @@ static void t_batch(void)
 	proc_batch_puts(it, keys, v[0], sizeof v[0], 10, "f/b", 100, 1);
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
 	proc_batch_gets(it, g[0], sizeof g[0], 10);
-	uint64_t f0 = proc_frames_out(), served = ca->via_get_served;
+	uint64_t f0 = proc_frames_out(), served = stats(ca).via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), 0, "batch get of 10");
 	ok(proc_batch_good(it, v[0], sizeof v[0], 10, -1, 1), "the 10 come back byte for byte");
 	is_int(proc_frames_out() - f0, 1, "one frame for the batch");
-	is_int(ca->via_get_served - served, 10, "all 10 served by the master's peer");
+	is_int(stats(ca).via_get_served - served, 10, "all 10 served by the master's peer");
 
 	/* one key the index lacks: the master answers with routes */
 	memset(g, 0, sizeof g);
 	it[7].key = "f/none";
 	it[7].klen = 6;
 	f0 = proc_frames_out();
-	served = ca->via_get_served;
+	served = stats(ca).via_get_served;
 	is_int(kvn_batch_get(ca, it, 10), KVN_ENOTFOUND, "batch get of 9 keys and a missing one");
 	ok(proc_batch_good(it, v[0], sizeof v[0], 10, 7, 1), "the 9 come back byte for byte");
 	is_int(it[7].status, KVN_ENOTFOUND, "the missing one: KVN_ENOTFOUND");
-	is_int(ca->via_get_served - served, 0, "not served by the master: it sent routes");
+	is_int(stats(ca).via_get_served - served, 0, "not served by the master: it sent routes");
 	is_int(proc_frames_out() - f0, 2, "the GET to the master, then one GET to the peer");
 }
 
 static void t_by_ref(void)
 {
+	fixture();
 	uint8_t v[2000], g[2048];
 	uint64_t g1 = 0, g2 = 0;
 	size_t vlen = 0;
@@ -147,6 +200,7 @@ static void t_by_ref(void)
 
 static void t_alloc_range(void)
 {
+	fixture();
 	static uint8_t v[20000];
 	uint8_t small[100];
 	void *val = NULL;
@@ -154,11 +208,11 @@ static void t_alloc_range(void)
 
 	proc_fill(v, sizeof v, 11);
 	is_int(kvn_put(ca, "f/a", 3, v, sizeof v, 0), 0, "put 20000 bytes");
-	uint64_t served = ca->via_get_served;
+	uint64_t served = stats(ca).via_get_served;
 	is_int(kvn_get_alloc(ca, "f/a", 3, &val, &vlen), 0, "get_alloc");
 	ok(val && vlen == sizeof v && memcmp(val, v, sizeof v) == 0, "a buffer of its size, its bytes");
 	free(val);
-	is_int(ca->via_get_served - served, 1, "served through the master");
+	is_int(stats(ca).via_get_served - served, 1, "served through the master");
 	vlen = 0;
 	is_int(kvn_get(ca, "f/a", 3, small, sizeof small, &vlen), KVN_ERANGE, "a 100-byte buffer: KVN_ERANGE");
 	is_int((long long)vlen, (long long)sizeof v, "and the size it needs");
@@ -166,6 +220,7 @@ static void t_alloc_range(void)
 
 static void t_large(void)
 {
+	fixture();
 	size_t n = 8u << 20, vlen = 0;
 	uint8_t *v = malloc(n), *g = malloc(n);
 
@@ -181,33 +236,37 @@ static void t_large(void)
 
 static void t_off(void)
 {
+	fixture();
 	uint8_t v[100], g[100];
 	size_t vlen = 0;
 
 	proc_fill(v, sizeof v, 3);
 	is_int(kvn_put(cb, "f/off", 5, v, sizeof v, 0), 0, "put");
-	uint64_t f0 = proc_frames_out(), spec = cb->spec_sent;
+	uint64_t f0 = proc_frames_out(), spec = stats(cb).spec_sent;
 	is_int(kvn_get(cb, "f/off", 5, g, sizeof g, &vlen), 0, "get with get_via_master off");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "bytes");
-	is_int(cb->via_get_sent, 0, "nothing sent to the master as GET");
-	is_int(cb->spec_sent - spec, 1, "it speculated on the sole peer instead");
+	is_int(stats(cb).via_get_sent, 0, "nothing sent to the master as GET");
+	is_int(stats(cb).spec_sent - spec, 1, "it speculated on the sole peer instead");
 	is_int(proc_frames_out() - f0, 2, "ROUTE_GET and the speculative GET");
 }
 
 
 static void t_put(void)
 {
+	fixture();
+	warm(ca);
+	warm(cb);
 	uint8_t v[3000], g[4096];
 	size_t vlen = 0;
 	uint64_t g1 = 0, g2 = 0;
 
 	/* ca has seen the master's node (earlier puts): its puts go there */
 	proc_fill(v, sizeof v, 21);
-	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = stats(ca).via_put_sent, stored = stats(ca).via_put_stored;
 	is_int(kvn_put_gen(ca, "f/put", 5, v, sizeof v, 0, &g1), 0, "put");
 	is_int(proc_frames_out() - f0, 1, "one frame: the PUT to the master, with the value");
-	is_int(ca->via_put_sent - sent, 1, "one item sent to the master");
-	is_int(ca->via_put_stored - stored, 1, "stored by its peer");
+	is_int(stats(ca).via_put_sent - sent, 1, "one item sent to the master");
+	is_int(stats(ca).via_put_stored - stored, 1, "stored by its peer");
 	ok(g1 != 0, "the generation comes back");
 	is_int(kvn_put_gen(ca, "f/put", 5, v, 1500, 0, &g2), 0, "put again");
 	ok(g2 > g1, "a newer generation");
@@ -231,15 +290,17 @@ static void t_put(void)
 
 static void t_put_batch(void)
 {
+	fixture();
+	warm(ca);
 	struct kvn_item it[10];
 	char keys[10][16];
 	static uint8_t v[10][700], g[10][700];
 
 	proc_batch_puts(it, keys, v[0], sizeof v[0], 10, "f/pb", 200, 7);
-	uint64_t f0 = proc_frames_out(), stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), stored = stats(ca).via_put_stored;
 	is_int(kvn_batch_put(ca, it, 10, 0), 0, "batch put of 10");
 	is_int(proc_frames_out() - f0, 1, "one frame");
-	is_int(ca->via_put_stored - stored, 10, "all 10 stored by the master's peer");
+	is_int(stats(ca).via_put_stored - stored, 10, "all 10 stored by the master's peer");
 	proc_batch_gets(it, g[0], sizeof g[0], 10);
 	is_int(kvn_batch_get(cb, it, 10), 0, "read back by the other client");
 	ok(proc_batch_good(it, v[0], sizeof v[0], 10, -1, 7), "byte for byte");
@@ -247,6 +308,7 @@ static void t_put_batch(void)
 
 static void t_put_first(void)
 {
+	fixture();
 	struct kvn_client *c = proc_connect_ready(conf_a, 1);
 	uint8_t v[500];
 
@@ -257,27 +319,30 @@ static void t_put_first(void)
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_put(c, "f/first", 7, v, sizeof v, 0), 0, "its first put");
 	is_int(proc_frames_out() - f0, 4, "ROUTE_PUT, the peer connection's HELLO and PROOF, PUT: no route seen yet");
-	is_int(c->via_put_sent, 0, "nothing sent through the master");
+	is_int(stats(c).via_put_sent, 0, "nothing sent through the master");
 	f0 = proc_frames_out();
 	is_int(kvn_put(c, "f/first", 7, v, 200, 0), 0, "its second put");
 	is_int(proc_frames_out() - f0, 1, "through the master now");
-	is_int(c->via_put_stored, 1, "stored");
+	is_int(stats(c).via_put_stored, 1, "stored");
 	kvn_close(c);
 }
 
 static void t_put_full(void)
 {
+	fixture();
 	size_t n = 40u << 20;
 	uint8_t *v = malloc(n);
 	uint8_t g[2048];
 	size_t vlen = 0;
 
 	proc_fill(v, n, 23);
+	if (kvn_exists(ca, "f/1", 3) != 1) /* run alone: hit's key, read below */
+		is_int(kvn_put(ca, "f/1", 3, v, 1000, 0), 0, "put f/1");
 	is_int(kvn_put(ca, "f/40a", 5, v, n, 0), 0, "40 MiB into a 64 MiB node");
-	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = stats(ca).via_put_sent, stored = stats(ca).via_put_stored;
 	is_int(kvn_put(ca, "f/40b", 5, v, n, 0), KVN_EFULL, "another 40 MiB: KVN_EFULL");
-	is_int(ca->via_put_sent - sent, 1, "it was sent to the master");
-	is_int(ca->via_put_stored - stored, 0, "which refused it");
+	is_int(stats(ca).via_put_sent - sent, 1, "it was sent to the master");
+	is_int(stats(ca).via_put_stored - stored, 0, "which refused it");
 	is_int(proc_frames_out() - f0, 2, "then ROUTE_PUT, which says the cluster is full");
 	is_int(kvn_get(ca, "f/1", 3, g, sizeof g, &vlen), 0, "the master connection still serves");
 	is_int(kvn_remove(ca, "f/40a", 5), 0, "remove the 40 MiB");
@@ -296,6 +361,8 @@ static void async_done(void *arg, int status)
 /* kvn_put_async takes the same way, and a refusal routes as for kvn_put */
 static void t_put_async(void)
 {
+	fixture();
+	warm(ca);
 	static uint8_t v[3][5000];
 	size_t n = 40u << 20, vlen = 0;
 	uint8_t *big = malloc(n), g[5000];
@@ -303,7 +370,7 @@ static void t_put_async(void)
 
 	for (int i = 0; i < 3; i++)
 		proc_fill(v[i], sizeof v[i], 30 + (uint64_t)i);
-	uint64_t f0 = proc_frames_out(), sent = ca->via_put_sent, stored = ca->via_put_stored;
+	uint64_t f0 = proc_frames_out(), sent = stats(ca).via_put_sent, stored = stats(ca).via_put_stored;
 	async_done_n = 0;
 	int rc = 0;
 	for (int i = 0; i < 3; i++) {
@@ -315,24 +382,24 @@ static void t_put_async(void)
 	is_int(kvn_drain(ca), 3, "drained: 3 callbacks");
 	is_int(async_done_n, 3, "all succeeded");
 	is_int(proc_frames_out() - f0, 3, "one frame each");
-	is_int(ca->via_put_sent - sent, 3, "sent to the master");
-	is_int(ca->via_put_stored - stored, 3, "stored by its peer");
+	is_int(stats(ca).via_put_sent - sent, 3, "sent to the master");
+	is_int(stats(ca).via_put_stored - stored, 3, "stored by its peer");
 	is_int(kvn_get(cb, "f/as1", 5, g, sizeof g, &vlen), 0, "another client reads one");
 	ok(vlen == sizeof v[1] && memcmp(g, v[1], vlen) == 0, "its bytes");
 
 	/* f/40b (1 MiB) and the rest leave less than 40 MiB free */
 	proc_fill(big, n, 31);
 	is_int(kvn_put(ca, "f/40a", 5, big, n, 0), 0, "40 MiB");
-	sent = ca->via_put_sent;
-	stored = ca->via_put_stored;
+	sent = stats(ca).via_put_sent;
+	stored = stats(ca).via_put_stored;
 	is_int(kvn_put_async(ca, "f/40c", 5, big, n, 0, async_done, &tags[3]), 0, "another 40 MiB, async");
 	kvn_drain(ca);
 	struct kvn_put_failure fl[2];
 	size_t nf = kvn_poll_failures(ca, fl, 2);
 	ok(nf == 1 && fl[0].arg == &tags[3] && fl[0].status == KVN_EFULL, "reported: KVN_EFULL (%zu, %d)", nf,
 	   nf ? fl[0].status : 0);
-	is_int(ca->via_put_sent - sent, 1, "sent to the master first");
-	is_int(ca->via_put_stored - stored, 0, "which refused it");
+	is_int(stats(ca).via_put_sent - sent, 1, "sent to the master first");
+	is_int(stats(ca).via_put_stored - stored, 0, "which refused it");
 	is_int(kvn_remove(ca, "f/40a", 5), 0, "remove the 40 MiB");
 	free(big);
 }
@@ -344,6 +411,7 @@ static void t_put_async(void)
  * reconnects.  The node is stopped (SIGSTOP) until the client gave up. */
 static void t_put_deadline(void)
 {
+	fixture();
 	enum { SZ = 24 << 20 };
 	struct kvn_client *c = proc_connect_ready(conf_a, 1);
 	uint8_t *buf = malloc(SZ), small[100], g[128];
@@ -356,7 +424,7 @@ static void t_put_deadline(void)
 	proc_fill(small, sizeof small, 40);
 	is_int(kvn_put(c, "f/dl", 4, small, sizeof small, 0), 0, "a put: its route names the master's node");
 	proc_fill(buf, SZ, 41);
-	c->conf.client_timeout = 300; /* ms, from now on */
+	client_conf(c)->client_timeout = 300; /* ms, from now on */
 	async_done_n = 0;
 	/* Stopped, the node reads nothing: the frame's start waits in its
 	 * socket, the rest in the client's.  (Running, it reads as fast as the
@@ -364,7 +432,7 @@ static void t_put_deadline(void)
 	 * is out.) */
 	ok(kill(aio_pid, SIGSTOP) == 0, "the node stopped");
 	is_int(kvn_put_async(c, "f/dl0", 5, buf, SZ, 0, async_done, &tag), 0, "an async put of 24 MiB");
-	is_int(c->via_put_sent, 1, "sent to the master (the first put was routed)");
+	is_int(stats(c).via_put_sent, 1, "sent to the master (the first put was routed)");
 	struct kvn_put_failure f[2];
 	size_t nf = 0;
 	uint64_t until = kvn_now_ms() + 3000;
@@ -375,7 +443,7 @@ static void t_put_deadline(void)
 	ok(kill(aio_pid, SIGCONT) == 0, "the node continues");
 	ok(nf == 1 && f[0].status == KVN_ETIMEDOUT && async_done_n == 0, "the put timed out (%zu failure(s): %s)", nf,
 	   nf ? kvn_strerror(f[0].status) : "-");
-	c->conf.client_timeout = 3000;
+	client_conf(c)->client_timeout = 3000;
 	is_int(kvn_ping(c, NULL, NULL), 0, "the client reconnects");
 	is_int(kvn_get(ca, "f/dl0", 5, g, sizeof g, &vlen), KVN_ENOTFOUND, "nothing stored");
 	/* Had the reserved pages stayed PENDING, the reaper would reclaim them
@@ -385,9 +453,9 @@ static void t_put_deadline(void)
 	is_int(proc_log_count("aio", "took longer than peer.pending_ttl"), 0, "and no receive to cut");
 
 	/* a sync put whose deadline passes: KVN_ETIMEDOUT, then all is well */
-	c->conf.client_timeout = 1;
+	client_conf(c)->client_timeout = 1;
 	int rc = kvn_put(c, "f/dl9", 5, buf, SZ, 0);
-	c->conf.client_timeout = 3000;
+	client_conf(c)->client_timeout = 3000;
 	is_int(rc, KVN_ETIMEDOUT, "a sync put of 24 MiB with a 1 ms deadline: KVN_ETIMEDOUT");
 	is_int(kvn_ping(c, NULL, NULL), 0, "the client reconnects");
 	rc = kvn_get(ca, "f/dl9", 5, g, sizeof g, &vlen);
@@ -402,13 +470,15 @@ static void t_put_deadline(void)
 
 static void t_put_off(void)
 {
+	fixture();
+	warm(cb);
 	uint8_t v[100];
 
 	proc_fill(v, sizeof v, 24);
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_put(cb, "f/poff", 6, v, sizeof v, 0), 0, "put with put_via_master off");
 	is_int(proc_frames_out() - f0, 2, "ROUTE_PUT and PUT");
-	is_int(cb->via_put_sent, 0, "nothing through the master");
+	is_int(stats(cb).via_put_sent, 0, "nothing through the master");
 }
 
 /* A second peer joins the all-in-one node's master: keys spread over two
@@ -416,11 +486,18 @@ static void t_put_off(void)
  * other peer gets routes and a read from that peer. */
 static void t_two_peers(void)
 {
+	fixture();
+	warm(ca);
 	uint8_t v[256], g[256];
 	size_t vlen = 0;
 	char aio[300];
 
 	snprintf(aio, sizeof aio, "%s/var-a", proc_tmp);
+	if (kvn_exists(ca, "f/1", 3) != 1) { /* run alone: hit's key, on the master's node */
+		uint8_t v1[1000];
+		proc_fill(v1, sizeof v1, 2);
+		is_int(kvn_put(ca, "f/1", 3, v1, sizeof v1, 0), 0, "put f/1 while the master's node is alone");
+	}
 	proc_spawn_peer("p2", mport, aio);
 	struct kvn_client *c = proc_connect_ready(conf_a, 2);
 	ok(c != NULL, "a second peer attached");
@@ -435,12 +512,12 @@ static void t_two_peers(void)
 	 * first goes through the master, which places it on p2 and refuses;
 	 * ROUTE_PUT names p2, and the client stops sending puts there. */
 	proc_fill(v, sizeof v, 4);
-	uint64_t pf0 = proc_frames_out(), psent = ca->via_put_sent, pstored = ca->via_put_stored;
+	uint64_t pf0 = proc_frames_out(), psent = stats(ca).via_put_sent, pstored = stats(ca).via_put_stored;
 	is_int(kvn_put(ca, "f/p/0", 5, v, sizeof v, 0), 0, "a put");
-	is_int(ca->via_put_sent - psent, 1, "sent to the master");
-	is_int(ca->via_put_stored - pstored, 0, "refused: placed on p2");
+	is_int(stats(ca).via_put_sent - psent, 1, "sent to the master");
+	is_int(stats(ca).via_put_stored - pstored, 0, "refused: placed on p2");
 	is_int(proc_frames_out() - pf0, 5, "then ROUTE_PUT, HELLO and PROOF to p2, PUT to p2");
-	is_int(ca->nseen, 2, "the client has seen two nodes");
+	is_int(nseen(ca), 2, "the client has seen two nodes");
 	int i, bad = 0;
 	pf0 = proc_frames_out();
 	for (i = 1; i < 60; i++) {
@@ -450,7 +527,7 @@ static void t_two_peers(void)
 			bad++;
 	}
 	is_int(bad, 0, "59 more puts");
-	is_int(ca->via_put_sent - psent, 1, "none of them through the master");
+	is_int(stats(ca).via_put_sent - psent, 1, "none of them through the master");
 	is_int(proc_frames_out() - pf0, 2 * 59, "each ROUTE_PUT and PUT");
 	struct kvn_node_stat after[4];
 	is_int(kvn_stat(ca, after, 4, &nn, &objs), 0, "stat again");
@@ -460,14 +537,14 @@ static void t_two_peers(void)
 		for (size_t b = 0; b < 4 && b < nn; b++)
 			if (strcmp(before[b].node_id, after[k].node_id) == 0)
 				was = before[b].objects;
-		if (strcmp(after[k].node_id, ca->master_node) == 0)
+		if (strcmp(after[k].node_id, client_master_node(ca)) == 0)
 			on_master = after[k].objects - was;
 		else
 			on_p2 = after[k].objects - was;
 	}
 	ok(on_p2 > 0, "keys went to p2 (%llu of them; %llu to the master's node)", (unsigned long long)on_p2,
 	   (unsigned long long)on_master);
-	uint64_t served = ca->via_get_served, sent = ca->via_get_sent, spec = ca->spec_sent;
+	uint64_t served = stats(ca).via_get_served, sent = stats(ca).via_get_sent, spec = stats(ca).spec_sent;
 	for (int k = 0; k < i; k++) {
 		char key[32];
 		snprintf(key, sizeof key, "f/p/%d", k);
@@ -476,16 +553,16 @@ static void t_two_peers(void)
 			bad++;
 	}
 	is_int(bad, 0, "every one of the %d keys reads back", i);
-	is_int(ca->via_get_sent - sent, (long long)i, "each get went to the master");
-	is_int(ca->via_get_served - served, (long long)on_master, "exactly the master's node's keys were served there");
-	is_int(ca->spec_sent - spec, 0, "no speculation with two peers");
+	is_int(stats(ca).via_get_sent - sent, (long long)i, "each get went to the master");
+	is_int(stats(ca).via_get_served - served, (long long)on_master, "exactly the master's node's keys were served there");
+	is_int(stats(ca).spec_sent - spec, 0, "no speculation with two peers");
 
 	/* f/1 lives on the master's node, f/p/0 on p2 */
 	uint8_t g1[1000];
-	served = ca->via_get_served;
+	served = stats(ca).via_get_served;
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(ca, "f/1", 3, g1, sizeof g1, &vlen), 0, "a key on the master's node");
-	is_int(ca->via_get_served - served, 1, "served by the master's peer");
+	is_int(stats(ca).via_get_served - served, 1, "served by the master's peer");
 	is_int(proc_frames_out() - f0, 1, "in one frame");
 	struct kvn_item it[2];
 	memset(it, 0, sizeof it);
@@ -501,7 +578,7 @@ static void t_two_peers(void)
 	f0 = proc_frames_out();
 	is_int(kvn_batch_get(ca, it, 2), 0, "a batch with a key on each node");
 	ok(it[0].vlen == 1000 && it[1].vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "both values");
-	is_int(ca->via_get_served - served, 1, "not served by the master: routes");
+	is_int(stats(ca).via_get_served - served, 1, "not served by the master: routes");
 	is_int(proc_frames_out() - f0, 3, "the GET to the master, then one GET to each peer");
 }
 
@@ -538,13 +615,13 @@ static void t_split(void)
 		return;
 	proc_fill(v, sizeof v, 13);
 	is_int(kvn_put(c, "f/s", 3, v, sizeof v, 0), 0, "put");
-	ok(strcmp(c->master_node, "m") == 0 && strcmp(c->sole.node_id, "p") == 0, "the master is m, the peer p");
+	ok(strcmp(client_master_node(c), "m") == 0 && strcmp(sole_node(c), "p") == 0, "the master is m, the peer p");
 	uint64_t f0 = proc_frames_out();
 	is_int(kvn_get(c, "f/s", 3, g, sizeof g, &vlen), 0, "get");
 	ok(vlen == sizeof v && memcmp(g, v, sizeof v) == 0, "the bytes put");
-	is_int(c->via_get_sent, 1, "sent to the master");
-	is_int(c->via_get_served, 0, "which has no peer of its own: routes");
-	is_int(c->via_put_sent, 0, "the put went by ROUTE_PUT: the peer is not the master's node");
+	is_int(stats(c).via_get_sent, 1, "sent to the master");
+	is_int(stats(c).via_get_served, 0, "which has no peer of its own: routes");
+	is_int(stats(c).via_put_sent, 0, "the put went by ROUTE_PUT: the peer is not the master's node");
 	is_int(proc_frames_out() - f0, 2, "the GET to the master, then the GET to the peer");
 	kvn_close(c);
 }
@@ -552,7 +629,7 @@ static void t_split(void)
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
-		{ "start", t_start },
+		{ "start", fixture },
 		{ "hit", t_hit },
 		{ "missing", t_missing },
 		{ "batch", t_batch },

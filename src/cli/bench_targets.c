@@ -31,13 +31,13 @@ static int kv_connect(const struct cli_bench_cfg *cfg, void **out, char *err, si
 		return KVN_ECONFIG;
 	}
 	/* The whole config, --set overrides included (client.route_cache_ttl,
-	 * client.timeout, ...); kvn_connect_conf takes the copy's strings. */
+	 * client.timeout, ...); client_connect_conf takes the copy's strings. */
 	kvn_conf_copy(&conf, cfg->conf);
 	if (cfg->timeout_given)
 		conf.client_timeout = cfg->timeout_ms;
 	h = kvn_xcalloc(1, sizeof(*h));
 	h->flags = cfg->put_flags;
-	rc = kvn_connect_conf(&conf, &h->c);
+	rc = client_connect_conf(&conf, &h->c);
 	if (rc) {
 		snprintf(err, errlen, "kvnode: connect: %s", kvn_strerror(rc));
 		free(h);

@@ -28,7 +28,7 @@ static int fail(const char *what, int rc, struct kvn_client *c)
 
 static int connect_from(struct kvn_conf *conf, struct kvn_client **c)
 {
-	int rc = kvn_connect_conf(conf, c);
+	int rc = client_connect_conf(conf, c);
 	if (rc) {
 		const char *d = kvn_last_detail(NULL);
 		/* a refused secret file or a bad setting stops the client before it

@@ -48,11 +48,12 @@ static struct client_req *req_by_corr(struct kvn_client *c, uint64_t corr)
 	return NULL;
 }
 
-static int client_handle(struct actor *self, struct actor_msg *m)
+/* A connection came up: the master's (its node id is in the meta), or a
+ * peer's that completed a handshake, which is alive again (restarted) and
+ * no longer skipped.  A hung one never gets this far. */
+static void client_on_net_up(struct kvn_client *c, struct actor_msg *m)
 {
-	struct kvn_client *c = actor_state(self);
-
-	if (m->type == NET_UP && m->src == c->master) {
+	if (m->src == c->master) {
 		struct wire_r r;
 		c->master_up = 1;
 		/* role, server id (the master's node id), remote address */
@@ -61,27 +62,51 @@ static int client_handle(struct actor *self, struct actor_msg *m)
 		wire_r_str(&r, c->master_node, sizeof c->master_node);
 		if (r.err)
 			c->master_node[0] = '\0';
-	} else if (m->type == NET_UP) {
-		/* a peer that completed a handshake is alive again (restarted):
-		 * no longer skipped.  A hung one never gets this far. */
+	} else {
 		struct client_peer *p = peer_by_proxy(c, m->src);
 		if (p)
 			p->quarantined_until = 0;
-	} else if (m->type == NET_DOWN) {
-		if (m->src == c->master) {
-			c->master = 0; /* the proxy is gone: the next call reconnects */
-			c->master_up = 0;
-			if (m->status)
-				client_set_detail(c, "master %s: %s", c->conf.client_master, kvn_strerror(m->status));
-		} else {
-			struct client_peer *p = peer_by_proxy(c, m->src);
-			if (p) {
-				p->proxy = 0;
-				if (m->status && m->status != KVN_ECLOSED)
-					client_quarantine(c, p);
-			}
+	}
+}
+
+/* A connection closed: the master's is reopened by the next call; a peer's
+ * that failed is quarantined. */
+static void client_on_net_down(struct kvn_client *c, struct actor_msg *m)
+{
+	if (m->src == c->master) {
+		c->master = 0; /* the proxy is gone: the next call reconnects */
+		c->master_up = 0;
+		if (m->status)
+			client_set_detail(c, "master %s: %s", c->conf.client_master, kvn_strerror(m->status));
+	} else {
+		struct client_peer *p = peer_by_proxy(c, m->src);
+		if (p) {
+			p->proxy = 0;
+			if (m->status && m->status != KVN_ECLOSED)
+				client_quarantine(c, p);
 		}
 	}
+}
+
+/* Replies come to the calls' callbacks, not here; anything else is
+ * ignored. */
+static const struct client_route {
+	uint16_t type;
+	void (*fn)(struct kvn_client *c, struct actor_msg *m);
+} client_routes[] = {
+	{ NET_UP, client_on_net_up },
+	{ NET_DOWN, client_on_net_down },
+};
+
+static int client_dispatch(struct actor *self, struct actor_msg *m)
+{
+	struct kvn_client *c = actor_state(self);
+
+	for (size_t i = 0; i < sizeof client_routes / sizeof client_routes[0]; i++)
+		if (client_routes[i].type == m->type) {
+			client_routes[i].fn(c, m);
+			break;
+		}
 	return 0;
 }
 
@@ -148,7 +173,7 @@ static int client_sink(struct actor *self, actor_id from, const struct actor_fra
 
 static const struct actor_ops client_ops = {
 	.name = "client",
-	.handle = client_handle,
+	.handle = client_dispatch,
 	.sink = client_sink,
 };
 
@@ -469,7 +494,7 @@ int client_open(struct kvn_conf *conf, struct kvn_client **out)
 	memset(conf, 0, sizeof *conf); /* the client owns the strings now */
 	if (net_check_congestion(c->conf.client_tcp_congestion, err, sizeof err) != 0) {
 		snprintf(c->detail, sizeof c->detail, "client.tcp_congestion: %s", err);
-		kvn_set_last_detail(c->detail);
+		client_set_last_detail(c->detail);
 		kvn_conf_fini(&c->conf);
 		free(c);
 		return KVN_ECONFIG;
@@ -477,7 +502,7 @@ int client_open(struct kvn_conf *conf, struct kvn_client **out)
 	rc = auth_keyring_load(&c->kr, c->conf.auth_client_secret_file, err, sizeof err);
 	if (rc) {
 		snprintf(c->detail, sizeof c->detail, "auth.client_secret_file: %s", err);
-		kvn_set_last_detail(c->detail);
+		client_set_last_detail(c->detail);
 		kvn_conf_fini(&c->conf);
 		free(c);
 		/* missing, unreadable, too open or no valid secret: the client

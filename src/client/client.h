@@ -6,11 +6,57 @@
 #ifndef KVN_CLIENT_H
 #define KVN_CLIENT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* ---- client (client_api.c) ---- */
 struct kvn_conf;
 struct kvn_client;
 /* kvn_connect with an already loaded and finalized config (the CLI's, with
  * its --set overrides).  Takes ownership of conf's strings. */
-int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
+int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
+
+/* ---- counters (client_stats.c) ----
+ * Declared once (memcached's THREAD_STATS_FIELDS shape): X(name, what it
+ * counts).  The struct fields, the snapshot (client_get_stats) and the
+ * text (client_stats_each) are generated from it: a new counter is one
+ * line here. */
+#define CLIENT_STATS_FIELDS(X)                                                                     \
+	X(via_get_sent, "get items sent to the master (client.get_via_master)")                   \
+	X(via_get_served, "of those, served by the peer of the master's process")                 \
+	X(via_put_sent, "put items sent to the master (client.put_via_master)")                   \
+	X(via_put_stored, "of those, stored by the peer of the master's process")                 \
+	X(spec_sent, "get items sent to the sole peer along with the route (speculative_get)")    \
+	X(spec_served, "of those, answers the route confirmed")
+
+#define CLIENT_STATS_FIELD_(name, what) uint64_t name;
+struct client_stats {
+	CLIENT_STATS_FIELDS(CLIENT_STATS_FIELD_)
+};
+#undef CLIENT_STATS_FIELD_
+
+/* A snapshot of c's counters (between calls, on c's thread). */
+void client_get_stats(const struct kvn_client *c, struct client_stats *st);
+/* Each counter by name, in list order: fn(arg, name, value, what). */
+typedef void (*client_stat_fn)(void *arg, const char *name, uint64_t value, const char *what);
+void client_stats_each(const struct client_stats *st, client_stat_fn fn, void *arg);
+
+/* ---- what a client knows, for tests (client_stats.c) ---- */
+struct proto_route;
+/* c's configuration: read it, or change a key between calls (a test's
+ * shorter client.timeout). */
+struct kvn_conf *client_conf(struct kvn_client *c);
+/* The master's node id, "" until its connection came up. */
+const char *client_master_node(const struct kvn_client *c);
+/* The sole peer a get may speculate on (rt, optional) and how many peers
+ * route answers have named (nseen, optional; it stops counting at 2). */
+void client_sole_get(const struct kvn_client *c, struct proto_route *rt, int *nseen);
+/* t/spec: pretend another sole peer, or put the real one back. */
+void client_sole_set(struct kvn_client *c, const struct proto_route *rt, int nseen);
+/* t/race: fn(arg, routes, n) runs in every get between its route and its
+ * read (the window in which a concurrent put can move the key), with the
+ * routes of the call's items.  NULL: no hook. */
+typedef void (*client_routed_fn)(void *arg, const struct proto_route *rt, size_t n);
+void client_set_routed_hook(struct kvn_client *c, client_routed_fn fn, void *arg);
 
 #endif

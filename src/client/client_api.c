@@ -20,7 +20,7 @@
 
 static __thread char last_detail[768];
 
-void kvn_set_last_detail(const char *s)
+void client_set_last_detail(const char *s)
 {
 	snprintf(last_detail, sizeof last_detail, "%s", s ? s : "");
 }
@@ -134,7 +134,7 @@ static int spec_send(struct kvn_client *c, struct client_op *op, const uint32_t 
 			op->rt[idx[j]].gen = want_gen[idx[j]];
 	}
 	client_send_round(c, op, idx, n, sst, 0);
-	c->spec_sent += n;
+	c->stats.spec_sent += n;
 	return 1;
 }
 
@@ -165,7 +165,7 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 		if (route_rc == 0 && rc == 0 && op->route_st[i] == 0 && strcmp(op->rt[i].node_id, node) == 0 &&
 		    stands) {
 			served[i] = 1;
-			c->spec_served++;
+			c->stats.spec_served++;
 			continue;
 		}
 		if (op->alloc_mine && op->alloc_mine[i] && it->val) {
@@ -177,7 +177,9 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 	return rc;
 }
 
-/* want_gen (GET only, optional): per item the exact generation to read;
+/* ---- the rounds of one get, exists or remove ----
+ *
+ * want_gen (GET only, optional): per item the exact generation to read;
  * then KVN_ESTALE is final (a ref that names a value gone), not a reason
  * to re-route as for a "latest" get.
  *
@@ -189,194 +191,303 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
  * rounds do not count against client.retries, which bounds the rounds
  * after failures (a peer unreachable, a frame too big).  A latest get
  * never returns KVN_ESTALE: out of time, it is KVN_ETIMEDOUT. */
-static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
-		    const uint64_t *want_gen)
-{
-	struct client_op op;
-	int *st;
-	uint32_t *idx;
-	int rc = 0;
 
-	if (!c || (!items && n))
-		return KVN_EINVAL;
-	client_op_begin(c, &op, items, n, kind);
-	op.alloc_get = alloc;
-	op.want_gen = want_gen;
-	st = kvn_xcalloc(n ? n : 1, sizeof *st);
-	idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
-	uint32_t *tmpidx = kvn_xcalloc(n ? n : 1, sizeof *tmpidx);
-	uint32_t *ridx = kvn_xcalloc(n ? n : 1, sizeof *ridx);
-	uint8_t *cached = kvn_xcalloc(n ? n : 1, 1);
-	uint8_t *served = kvn_xcalloc(n ? n : 1, 1); /* answered: speculation confirmed, or via the master */
+/* One get-like call across its rounds. */
+struct get_call {
+	struct kvn_client *c;
+	struct client_op op;
+	struct kvn_item *items;
+	size_t n;
+	int kind;                 /* WIRE_GET, WIRE_EXISTS or WIRE_REMOVE */
+	const uint64_t *want_gen; /* a get by generation, or NULL */
+	int *st;                  /* per item: its status; KVN_EBUSY = to do */
+	uint32_t *idx, k;         /* the items of this round */
+	uint32_t *miss, nmiss;    /* of those, the ones without a remembered route */
+	uint32_t *ridx, nroute;   /* of those, the ones ROUTE_GET asks for */
+	uint8_t *cached;          /* per item: this round uses a remembered route */
+	uint8_t *served;          /* answered: speculation confirmed, or via the master */
 	/* alloc: the items that came with val == NULL get a malloc'd buffer
 	 * (the caller's to free); the others are read into their buffer */
-	uint8_t *mine = kind == WIRE_GET && alloc ? kvn_xcalloc(n ? n : 1, 1) : NULL;
-	int *sst = NULL;
-	op.alloc_mine = mine;
+	uint8_t *mine;
+	int *sst;                 /* answers of speculative and via-master reads */
 	struct kvn_backoff bo;
-	uint64_t failed_rounds = 0;
-	client_pause_init(&bo);
+	uint64_t failed_rounds;
+};
+
+static void get_call_begin(struct get_call *g, struct kvn_client *c, struct kvn_item *items, size_t n, int kind,
+			   int alloc, const uint64_t *want_gen)
+{
+	size_t m = n ? n : 1;
+
+	memset(g, 0, sizeof *g);
+	g->c = c;
+	g->items = items;
+	g->n = n;
+	g->kind = kind;
+	g->want_gen = want_gen;
+	client_op_begin(c, &g->op, items, n, kind);
+	g->op.alloc_get = alloc;
+	g->op.want_gen = want_gen;
+	g->st = kvn_xcalloc(m, sizeof *g->st);
+	g->idx = kvn_xcalloc(m, sizeof *g->idx);
+	g->miss = kvn_xcalloc(m, sizeof *g->miss);
+	g->ridx = kvn_xcalloc(m, sizeof *g->ridx);
+	g->cached = kvn_xcalloc(m, 1);
+	g->served = kvn_xcalloc(m, 1);
+	g->mine = kind == WIRE_GET && alloc ? kvn_xcalloc(m, 1) : NULL;
+	g->op.alloc_mine = g->mine;
+	client_pause_init(&g->bo);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
 		items[i].exists = 0;
-		if (mine && !items[i].val) {
-			mine[i] = 1;
+		if (g->mine && !items[i].val) {
+			g->mine[i] = 1;
 			items[i].cap = 0;
 		}
-		st[i] = !items[i].key ? KVN_EINVAL : client_key_ok(&items[i]) ? KVN_EBUSY : KVN_EKEYLEN;
+		g->st[i] = !items[i].key ? KVN_EINVAL : client_key_ok(&items[i]) ? KVN_EBUSY : KVN_EKEYLEN;
 	}
-	for (uint64_t attempt = 0;; attempt++) {
-		uint32_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			if (st[i] == KVN_EBUSY || st[i] == KVN_ECONN || (st[i] == KVN_ESTALE && !want_gen))
-				idx[k++] = (uint32_t)i;
-		if (k == 0)
-			break;
-		/* gets may reuse a remembered route; anything else asks the master */
-		uint32_t miss = 0;
-		for (uint32_t j = 0; j < k; j++) {
-			struct route_cache_ent *e = NULL;
-			if (kind == WIRE_GET && c->conf.client_route_cache_ttl)
-				e = client_rc_find(c, items[idx[j]].key, items[idx[j]].klen);
-			else if (kind == WIRE_REMOVE)
-				client_rc_drop(c, items[idx[j]].key, items[idx[j]].klen);
-			cached[idx[j]] = e != NULL;
-			served[idx[j]] = 0; /* asked again: an earlier answer is gone */
-			if (e) {
-				op.rt[idx[j]] = e->rt;
-				op.route_st[idx[j]] = 0;
-			} else {
-				tmpidx[miss++] = idx[j];
-			}
-		}
-		char spec_node[sizeof c->sole.node_id];
-		int spec = 0, via_again = 0;
-		uint32_t nroute = miss; /* of tmpidx: items ROUTE_GET asks for */
-		if (kind == WIRE_GET && miss && !sst)
-			sst = kvn_xcalloc(n, sizeof *sst);
-		if (kind == WIRE_GET && miss && client_get_via_wanted(c)) {
-			/* through the master: served, routed, or neither (those
-			 * ask ROUTE_GET below) */
-			client_get_via_master(c, &op, tmpidx, miss, sst, served, &via_again);
-			nroute = 0;
-			for (uint32_t j = 0; j < miss; j++)
-				if (!served[tmpidx[j]] && op.route_st[tmpidx[j]] == KVN_EBUSY)
-					ridx[nroute++] = tmpidx[j];
+}
+
+/* The items still to do (a latest get or a remove that raced a move is
+ * one of them): into idx[0..k).  Returns k. */
+static uint32_t get_pick_round(struct get_call *g)
+{
+	g->k = 0;
+	for (size_t i = 0; i < g->n; i++)
+		if (g->st[i] == KVN_EBUSY || g->st[i] == KVN_ECONN || (g->st[i] == KVN_ESTALE && !g->want_gen))
+			g->idx[g->k++] = (uint32_t)i;
+	return g->k;
+}
+
+/* Gets may reuse a remembered route; anything else asks the master (a
+ * remove forgets the key's route).  The others go to miss[0..nmiss). */
+static void get_use_remembered_routes(struct get_call *g)
+{
+	struct kvn_client *c = g->c;
+
+	g->nmiss = 0;
+	for (uint32_t j = 0; j < g->k; j++) {
+		uint32_t i = g->idx[j];
+		struct route_cache_ent *e = NULL;
+		if (g->kind == WIRE_GET && c->conf.client_route_cache_ttl)
+			e = client_rc_find(c, g->items[i].key, g->items[i].klen);
+		else if (g->kind == WIRE_REMOVE)
+			client_rc_drop(c, g->items[i].key, g->items[i].klen);
+		g->cached[i] = e != NULL;
+		g->served[i] = 0; /* asked again: an earlier answer is gone */
+		if (e) {
+			g->op.rt[i] = e->rt;
+			g->op.route_st[i] = 0;
 		} else {
-			memcpy(ridx, tmpidx, miss * sizeof *ridx);
-			if (kind == WIRE_GET && attempt == 0 && miss)
-				spec = spec_send(c, &op, tmpidx, miss, sst, want_gen, spec_node);
+			g->miss[g->nmiss++] = i;
 		}
-		if (nroute) {
-			rc = client_route_get(c, &op, ridx, nroute);
-			if (spec) {
-				int wrc = spec_finish(c, &op, ridx, nroute, sst, want_gen, spec_node, rc, served);
-				if (!rc)
-					rc = wrc;
-			}
-			if (rc)
-				break;
-		}
-		for (uint32_t j = 0; j < miss; j++)
-			if (kind == WIRE_GET && op.route_st[tmpidx[j]] == 0 && !served[tmpidx[j]])
-				client_rc_put(c, items[tmpidx[j]].key, items[tmpidx[j]].klen, &op.rt[tmpidx[j]]);
-		uint32_t go = 0;
-		int wait = 0;
-		for (uint32_t j = 0; j < k; j++) {
-			st[idx[j]] = op.route_st[idx[j]];
-			if (served[idx[j]])
-				st[idx[j]] = sst[idx[j]]; /* the speculative answer stands */
-			else if (st[idx[j]] == 0)
-				idx[go++] = idx[j];
-			else if (client_route_wait(st[idx[j]]))
-				wait = 1; /* the master is not ready for this key yet */
-			/* the peer the key routes to decides: it answers exactly
-			 * that gen, or KVN_ESTALE / KVN_ENOTFOUND */
-			if (want_gen)
-				op.rt[idx[j]].gen = want_gen[idx[j]];
-		}
-		if (kind == WIRE_EXISTS) {
-			/* the master is the authority: an acknowledged put is in its
-			 * index before the put returns */
-			for (uint32_t j = 0; j < go; j++)
-				items[idx[j]].exists = 1;
-			if (!wait)
-				break;
-			go = 0; /* answered; the others are asked again below */
-		}
-		if (go && kind == WIRE_GET && c->test_routed)
-			c->test_routed(c, c->test_routed_arg);
-		if (go) {
-			client_send_round(c, &op, idx, go, st, 0);
-			if (client_wait_round(c, &op) == KVN_ETIMEDOUT) {
-				client_collect_round(c, &op, st);
-				rc = KVN_ETIMEDOUT;
-				break;
-			}
-			client_collect_round(c, &op, st);
-		}
-		/* ESTALE: a newer generation committed between route and read
-		 * (re-route: this is a "latest" get, not a get by ref).  A failed
-		 * remembered route is forgotten and asked for again. */
-		int again = 0, failed = 0;
-		for (uint32_t j = 0; j < go; j++) {
-			int s = st[idx[j]];
-			if (cached[idx[j]] && s != 0) {
-				/* a remembered route went bad: forget it, ask the master */
-				client_rc_drop(c, items[idx[j]].key, items[idx[j]].klen);
-				if (s == KVN_ENOTFOUND || s == KVN_EPEERDOWN || s == KVN_ETIMEDOUT ||
-				    (want_gen && s == KVN_ESTALE))
-					st[idx[j]] = KVN_EBUSY;
-			}
-			if ((st[idx[j]] == KVN_ESTALE && !want_gen) || st[idx[j]] == KVN_ECONN ||
-			    st[idx[j]] == KVN_EBUSY)
-				again = 1;
-		}
-		if (wait) {
-			/* the master is not ready for some keys (right after its
-			 * start): asked again after a pause, within the deadline;
-			 * such a round is not a failed one */
-			if (client_pause(c, &op, &bo) != 0)
-				break;
-			continue;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (st[i] == KVN_ECONN || st[i] == KVN_EBUSY)
-				failed = 1; /* not a race with a put: a try that failed */
-		if (!again && !via_again)
-			break;
-		if (failed && ++failed_rounds > c->conf.client_retries)
-			break;
-		/* asked again after a pause, within the deadline */
-		if (client_pause(c, &op, &bo) != 0)
-			break;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int s = st[i];
-		if (s == KVN_EBUSY || (s == KVN_ESTALE && !want_gen))
+}
+
+/* Routes for the items without one: a get goes through the master
+ * (client.get_via_master), which serves it, routes it, or neither (those
+ * then ask ROUTE_GET); or, on the first attempt, speculates on the sole
+ * peer alongside its ROUTE_GET.  *via_again: a served item must be asked
+ * again.  An error only when the master could not answer at all. */
+static int get_ask_routes(struct get_call *g, uint64_t attempt, int *via_again)
+{
+	struct kvn_client *c = g->c;
+	char spec_node[sizeof c->sole.node_id];
+	int spec = 0, rc = 0;
+
+	g->nroute = g->nmiss;
+	if (g->kind == WIRE_GET && g->nmiss && !g->sst)
+		g->sst = kvn_xcalloc(g->n, sizeof *g->sst);
+	if (g->kind == WIRE_GET && g->nmiss && client_get_via_wanted(c)) {
+		client_get_via_master(c, &g->op, g->miss, g->nmiss, g->sst, g->served, via_again);
+		g->nroute = 0;
+		for (uint32_t j = 0; j < g->nmiss; j++)
+			if (!g->served[g->miss[j]] && g->op.route_st[g->miss[j]] == KVN_EBUSY)
+				g->ridx[g->nroute++] = g->miss[j];
+	} else {
+		memcpy(g->ridx, g->miss, g->nmiss * sizeof *g->ridx);
+		if (g->kind == WIRE_GET && attempt == 0 && g->nmiss)
+			spec = spec_send(c, &g->op, g->miss, g->nmiss, g->sst, g->want_gen, spec_node);
+	}
+	if (g->nroute) {
+		rc = client_route_get(c, &g->op, g->ridx, g->nroute);
+		if (spec) {
+			int wrc = spec_finish(c, &g->op, g->ridx, g->nroute, g->sst, g->want_gen, spec_node, rc,
+					      g->served);
+			if (!rc)
+				rc = wrc;
+		}
+	}
+	return rc;
+}
+
+/* A get's fresh routes are remembered (client.route_cache_ttl). */
+static void get_remember_routes(struct get_call *g)
+{
+	for (uint32_t j = 0; j < g->nmiss; j++) {
+		uint32_t i = g->miss[j];
+		if (g->kind == WIRE_GET && g->op.route_st[i] == 0 && !g->served[i])
+			client_rc_put(g->c, g->items[i].key, g->items[i].klen, &g->op.rt[i]);
+	}
+}
+
+/* Each item of the round takes its route's status, or the served answer;
+ * the routed ones (to read from their peer) move to idx[0..go).  *wait:
+ * the master is not ready for some key yet.  Returns go. */
+static uint32_t get_sort_routed(struct get_call *g, int *wait)
+{
+	uint32_t go = 0;
+
+	for (uint32_t j = 0; j < g->k; j++) {
+		uint32_t i = g->idx[j];
+		g->st[i] = g->op.route_st[i];
+		if (g->served[i])
+			g->st[i] = g->sst[i]; /* the speculative answer stands */
+		else if (g->st[i] == 0)
+			g->idx[go++] = i;
+		else if (client_route_wait(g->st[i]))
+			*wait = 1; /* the master is not ready for this key yet */
+		/* the peer the key routes to decides: it answers exactly
+		 * that gen, or KVN_ESTALE / KVN_ENOTFOUND */
+		if (g->want_gen)
+			g->op.rt[i].gen = g->want_gen[i];
+	}
+	return go;
+}
+
+/* EXISTS: the master is the authority (an acknowledged put is in its index
+ * before the put returns), so a route is the answer. */
+static void get_exists_from_routes(struct get_call *g, uint32_t go)
+{
+	for (uint32_t j = 0; j < go; j++)
+		g->items[g->idx[j]].exists = 1;
+}
+
+/* Ask the routed items' peers, all in flight together: 0, or KVN_ETIMEDOUT
+ * when the deadline passed (what did answer is collected either way). */
+static int get_read_round(struct get_call *g, uint32_t go)
+{
+	struct kvn_client *c = g->c;
+
+	if (go == 0)
+		return 0;
+	if (g->kind == WIRE_GET && c->test_routed)
+		c->test_routed(c->test_routed_arg, g->op.rt, g->op.n);
+	client_send_round(c, &g->op, g->idx, go, g->st, 0);
+	int rc = client_wait_round(c, &g->op);
+	client_collect_round(c, &g->op, g->st);
+	return rc == KVN_ETIMEDOUT ? KVN_ETIMEDOUT : 0;
+}
+
+/* Whether some read must be asked again: KVN_ESTALE, a newer generation
+ * committed between route and read (a "latest" get re-routes; a get by
+ * ref does not), or a peer that failed.  A remembered route that went bad
+ * is forgotten and its item asked for again through the master. */
+static int get_judge_reads(struct get_call *g, uint32_t go)
+{
+	int again = 0;
+
+	for (uint32_t j = 0; j < go; j++) {
+		uint32_t i = g->idx[j];
+		int s = g->st[i];
+		if (g->cached[i] && s != 0) {
+			client_rc_drop(g->c, g->items[i].key, g->items[i].klen);
+			if (s == KVN_ENOTFOUND || s == KVN_EPEERDOWN || s == KVN_ETIMEDOUT ||
+			    (g->want_gen && s == KVN_ESTALE))
+				g->st[i] = KVN_EBUSY;
+		}
+		if ((g->st[i] == KVN_ESTALE && !g->want_gen) || g->st[i] == KVN_ECONN || g->st[i] == KVN_EBUSY)
+			again = 1;
+	}
+	return again;
+}
+
+/* Some item's try failed (not a race with a put): such rounds count
+ * against client.retries. */
+static int get_round_failed(const struct get_call *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->st[i] == KVN_ECONN || g->st[i] == KVN_EBUSY)
+			return 1;
+	return 0;
+}
+
+/* Each item's final status; the buffers we allocated for items that
+ * failed are freed.  Returns the call's answer. */
+static int get_call_end(struct get_call *g, int rc)
+{
+	struct kvn_item *items = g->items;
+
+	for (size_t i = 0; i < g->n; i++) {
+		int s = g->st[i];
+		if (s == KVN_EBUSY || (s == KVN_ESTALE && !g->want_gen))
 			s = rc ? rc : KVN_ETIMEDOUT; /* a latest read that kept racing moves */
-		if (kind == WIRE_EXISTS && s == KVN_ENOTFOUND)
+		if (g->kind == WIRE_EXISTS && s == KVN_ENOTFOUND)
 			s = 0; /* "no" is an answer, not an error */
 		items[i].status = s;
-		if (mine && mine[i] && s != 0) {
+		if (g->mine && g->mine[i] && s != 0) {
 			free(items[i].val);
 			items[i].val = NULL;
 			items[i].cap = 0;
-		} else if (mine && mine[i] && !items[i].val) {
+		} else if (g->mine && g->mine[i] && !items[i].val) {
 			items[i].val = kvn_xmalloc(1); /* an empty value is still a value */
 			items[i].cap = 0;
 		}
 	}
-	free(st);
-	free(idx);
-	free(tmpidx);
-	free(ridx);
-	free(cached);
-	free(served);
-	free(mine);
-	free(sst);
-	client_op_end(c, &op);
-	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
+	free(g->st);
+	free(g->idx);
+	free(g->miss);
+	free(g->ridx);
+	free(g->cached);
+	free(g->served);
+	free(g->mine);
+	free(g->sst);
+	client_op_end(g->c, &g->op);
+	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, g->n);
+}
+
+static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
+		    const uint64_t *want_gen)
+{
+	struct get_call g;
+	int rc = 0;
+
+	if (!c || (!items && n))
+		return KVN_EINVAL;
+	get_call_begin(&g, c, items, n, kind, alloc, want_gen);
+	for (uint64_t attempt = 0; get_pick_round(&g) > 0; attempt++) {
+		int via_again = 0, wait = 0;
+		get_use_remembered_routes(&g);
+		if ((rc = get_ask_routes(&g, attempt, &via_again)) != 0)
+			break;
+		get_remember_routes(&g);
+		uint32_t go = get_sort_routed(&g, &wait);
+		if (kind == WIRE_EXISTS) {
+			get_exists_from_routes(&g, go);
+			if (!wait)
+				break;
+			go = 0; /* answered; the others are asked again below */
+		}
+		if ((rc = get_read_round(&g, go)) != 0)
+			break;
+		int again = get_judge_reads(&g, go);
+		if (wait) {
+			/* the master is not ready for some keys (right after its
+			 * start): asked again after a pause, within the deadline;
+			 * such a round is not a failed one */
+			if (client_pause(c, &g.op, &g.bo) != 0)
+				break;
+			continue;
+		}
+		if (!again && !via_again)
+			break;
+		if (get_round_failed(&g) && ++g.failed_rounds > c->conf.client_retries)
+			break;
+		/* asked again after a pause, within the deadline */
+		if (client_pause(c, &g.op, &g.bo) != 0)
+			break;
+	}
+	return get_call_end(&g, rc);
 }
 
 int kvn_batch_get(struct kvn_client *c, struct kvn_item *items, size_t n)
@@ -546,7 +657,7 @@ int kvn_stat(struct kvn_client *c, struct kvn_node_stat *nodes, size_t cap, size
 
 /* ---- connect / close ---- */
 
-int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
+int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 {
 	struct kvn_client *c;
 	int rc = client_open(conf, &c);
@@ -556,7 +667,7 @@ int kvn_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 	if (rc) {
 		/* debug: the caller gets the same text from kvn_last_detail */
 		log_debug("client: not connected: %s", c->detail[0] ? c->detail : kvn_strerror(rc));
-		kvn_set_last_detail(c->detail[0] ? c->detail : kvn_strerror(rc));
+		client_set_last_detail(c->detail[0] ? c->detail : kvn_strerror(rc));
 		client_free(c);
 		return rc;
 	}
@@ -594,9 +705,9 @@ int kvn_connect(const struct kvn_options *opt, struct kvn_client **out)
 		conf.client_timeout = opt->timeout_ms;
 	if ((rc = kvn_conf_finalize(&conf, err, sizeof err)) != 0)
 		goto fail;
-	return kvn_connect_conf(&conf, out);
+	return client_connect_conf(&conf, out);
 fail:
-	kvn_set_last_detail(err);
+	client_set_last_detail(err);
 	kvn_conf_fini(&conf);
 	return KVN_ECONFIG;
 }

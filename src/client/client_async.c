@@ -212,7 +212,7 @@ static int on_put(struct actor *self, void *arg, struct actor_msg *reply, int er
 			st = res.status;
 			if (via && st == 0) {
 				ap->rt.gen = res.gen; /* the master chose it */
-				c->via_put_stored++;
+				c->stats.via_put_stored++;
 			}
 		}
 	} else if (st == KVN_ECONN && p && (p->proxy == ap->proxy || p->proxy == 0)) {
@@ -317,7 +317,7 @@ static void aput_send_via(struct kvn_client *c, struct client_aput *ap)
 		aput_route(c, ap);
 		return;
 	}
-	c->via_put_sent++;
+	c->stats.via_put_sent++;
 }
 
 static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int err)

@@ -5,7 +5,8 @@
  * routing, rounds of peer requests), client_api.c (the synchronous public
  * calls of include/kvnode.h, get by generation included), client_async.c
  * (async puts, kvn_poll, the drain at close), client_slot.c (the slot
- * protocol and resolve) and client_via.c (gets and puts sent to the master).
+ * protocol and resolve), client_via.c (gets and puts sent to the master)
+ * and client_stats.c (the counters and what tests read of a client).
  */
 #ifndef KVN_CLIENT_INT_H
 #define KVN_CLIENT_INT_H
@@ -18,6 +19,7 @@
 #include "net/proto.h"
 #include "auth/auth.h"
 #include "base/base.h"
+#include "client/client.h"
 #include "kvnode.h"
 
 #define CLIENT_SCRATCH (64 * 1024)
@@ -114,8 +116,6 @@ struct kvn_client {
 	int via_get_refused;  /* the master answered a GET with KVN_EPROTO: an older
 			       * master; gets ask ROUTE_GET from then on */
 	int via_put_refused;  /* the same for a PUT: puts ask ROUTE_PUT */
-	uint64_t via_get_sent, via_get_served; /* get items, for t/via */
-	uint64_t via_put_sent, via_put_stored; /* put items, for t/via */
 	struct client_peer *peers;
 	struct client_op *op;
 	uint8_t *scratch;
@@ -125,7 +125,7 @@ struct kvn_client {
 	 * gets may speculate on it (client.speculative_get) */
 	struct proto_route sole;
 	int nseen;
-	uint64_t spec_sent, spec_served; /* items, for t/spec */
+	struct client_stats stats; /* client.h: CLIENT_STATS_FIELDS */
 	char detail[768];
 	/* async puts: in flight, succeeded (callback not yet run), failed
 	 * (not yet taken by kvn_poll_failures); all three count toward
@@ -137,7 +137,7 @@ struct kvn_client {
 	int closing;       /* kvn_close: callbacks of cut calls retry nothing */
 	/* tests only (t/race): run in a get between its route and its read,
 	 * the window in which a concurrent put can move the key */
-	void (*test_routed)(struct kvn_client *c, void *arg);
+	client_routed_fn test_routed;
 	void *test_routed_arg;
 };
 
@@ -257,7 +257,8 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 void client_async_close(struct kvn_client *c);
 /* client_free, after the loop is gone: free every async put record. */
 void client_async_fini(struct kvn_client *c);
+/* client_api.c */
 /* Thread-local detail for failures before a client exists (kvn_connect). */
-void kvn_set_last_detail(const char *s);
+void client_set_last_detail(const char *s);
 
 #endif

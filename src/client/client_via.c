@@ -94,7 +94,7 @@ void client_get_via_master(struct kvn_client *c, struct client_op *op, const uin
 		}
 		if (master_send(c, op, m, &w, idx + i, k) != 0)
 			break; /* the rest go by ROUTE_GET */
-		c->via_get_sent += k;
+		c->stats.via_get_sent += k;
 		i += k;
 	}
 	(void)client_wait_round(c, op); /* a timed-out request fails as a whole */
@@ -121,7 +121,7 @@ void client_get_via_master(struct kvn_client *c, struct client_op *op, const uin
 			served[it] = 1;
 			op->route_st[it] = 0;
 			if (s == 0)
-				c->via_get_served++;
+				c->stats.via_get_served++;
 			if (s == KVN_EBUSY || (s == KVN_ESTALE && !op->want_gen))
 				*again = 1;
 		}
@@ -179,7 +179,7 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 			proto_grants_add(&w, NULL);
 		if (master_send(c, op, m, &w, idx + i, k) != 0)
 			break; /* the rest go by ROUTE_PUT */
-		c->via_put_sent += k;
+		c->stats.via_put_sent += k;
 		i += k;
 	}
 	(void)client_wait_round(c, op); /* a timed-out request fails as a whole */
@@ -204,7 +204,7 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 			op->rt[it].status = 0;
 			op->rt[it].gen = op->res[it].gen;
 			if (st[it] == 0)
-				c->via_put_stored++;
+				c->stats.via_put_stored++;
 			if (st[it] == KVN_ENOSPC || st[it] == KVN_ECONN)
 				*refused_here = 1;
 		}

@@ -2,8 +2,9 @@
  * peer: the peer actor's life with its master.  Owns attaching, heartbeats,
  * the event outbox (every event stays queued until the master acknowledges
  * its seq; a failed send or heartbeat re-ships, nothing drained is dropped),
- * the replies held until their events are acknowledged, and the full sync
- * that replaces the master's view of this node when it asks for one.
+ * the replies held until their events are acknowledged, and the dispatch
+ * of every message the peer actor receives.  The full sync is in
+ * peer_sync.c.
  */
 #include "config.h"
 
@@ -17,27 +18,12 @@
 #include "base/base.h"
 
 #define SCRATCH_LEN (64 * 1024)
-#define META_BUDGET (60u * 1024u) /* keep batches under the 64 KiB limit */
 #define WAITER_MAX 65536
 #define WAITER_MAX_AGE_MS (10ull * 60 * 1000)
 #define ATTACH_BACKOFF_MAX_MS (30ull * 1000) /* re-attach retries grow to this */
 
 /* What the last attach line said (one line per change, not per attempt). */
 enum peer_link { LINK_NONE = 0, LINK_ATTACHED, LINK_REFUSED, LINK_FAILED };
-
-struct sync_entry {
-	uint64_t gen, size;
-	uint8_t tier;
-	uint16_t klen;
-	uint8_t *key;
-};
-
-struct sync_state {
-	struct sync_entry *e;
-	size_t n, cap, next;
-	uint64_t seq;
-	uint32_t chunk;
-};
 
 void peer_store_put(struct peer_store *st)
 {
@@ -68,8 +54,10 @@ static void fill_node(struct peer *p, struct proto_node *n)
 
 /* ---- held replies ---- */
 
-void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
-	       uint8_t *meta, uint32_t meta_len)
+/* Hold the reply (type, meta) to `to` until the events up to seq are
+ * acknowledged (applied, or committed when durable).  Takes meta. */
+static void waiter_add(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
+		       uint8_t *meta, uint32_t meta_len)
 {
 	struct peer_waiter *w = kvn_xcalloc(1, sizeof *w);
 	w->to = to;
@@ -84,6 +72,23 @@ void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64
 	else
 		TAILQ_INSERT_TAIL(&p->wait_applied, w, link);
 	p->nwaiters++;
+}
+
+void peer_reply_after_ack(struct peer *p, struct actor_msg *m, struct wire_w *w, uint64_t last, int durable)
+{
+	struct actor_msg tmp = { 0 };
+
+	if (last == 0) {
+		proto_reply(p->self, m, w, NULL, 0);
+		return;
+	}
+	if (wire_w_to_msg(w, &tmp) != 0) {
+		wire_w_fini(w);
+		actor_reply_status(p->self, m, KVN_ENOMEM);
+		return;
+	}
+	waiter_add(p, m->src, m->corr, m->type, last, durable, tmp.meta, tmp.meta_len);
+	peer_ship(p);
 }
 
 uint64_t peer_overwritten_seq(const struct peer *p, int durable)
@@ -174,7 +179,7 @@ static void expire_waiters(struct peer *p)
 	}
 }
 
-static void process_ack(struct peer *p, const struct proto_ack *a)
+void peer_process_ack(struct peer *p, const struct proto_ack *a)
 {
 	struct peer_event *e;
 
@@ -211,7 +216,7 @@ static void peer_attach(struct peer *p);
 static void peer_grant_key(struct peer *p);
 
 /* The next attach waits for the backoff's next (jittered, growing) delay. */
-static void peer_attach_later(struct peer *p)
+void peer_attach_later(struct peer *p)
 {
 	p->attach_at_ms = kvn_now_ms() + kvn_backoff_next(&p->attach_bo);
 }
@@ -302,7 +307,7 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 		/* the master's SQLite writer is behind: keep the events and
 		 * ship them again after a (growing) delay, not with every put */
 		if (proto_ack_dec(reply, &a) == 0 && !a.need_full_sync)
-			process_ack(p, &a);
+			peer_process_ack(p, &a);
 		ship_later(p);
 		return 0;
 	}
@@ -321,7 +326,7 @@ static int on_events(struct actor *self, void *arg, struct actor_msg *reply, int
 	kvn_backoff_reset(&p->attach_bo); /* the stream flows */
 	kvn_backoff_reset(&p->ship_bo);
 	p->ship_at_ms = 0;
-	process_ack(p, &a);
+	peer_process_ack(p, &a);
 	peer_ship(p);
 	return 0;
 }
@@ -337,7 +342,7 @@ void peer_ship(struct peer *p)
 		return;
 	TAILQ_FOREACH(e, &p->outbox, link) {
 		bytes += 32u + e->klen;
-		if (bytes > META_BUDGET || n >= PROTO_MAX_ITEMS)
+		if (bytes > PEER_META_BUDGET || n >= PROTO_MAX_ITEMS)
 			break;
 		n++;
 	}
@@ -359,119 +364,6 @@ void peer_ship(struct peer *p)
 	p->shipping = 1;
 	p->shipped_upto = TAILQ_FIRST(&p->outbox)->seq + n - 1;
 	p->stats.events_shipped += n;
-}
-
-/* ---- full sync ---- */
-
-static void sync_free(struct sync_state *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->n; i++)
-		free(s->e[i].key);
-	free(s->e);
-	free(s);
-}
-
-static void sync_collect(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
-{
-	struct sync_state *s = arg;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 256;
-		s->e = realloc(s->e, s->cap * sizeof *s->e);
-		if (!s->e)
-			kvn_fatal("out of memory");
-	}
-	struct sync_entry *e = &s->e[s->n++];
-	e->gen = gen;
-	e->size = size;
-	e->tier = KEYTAB_DRAM;
-	e->klen = (uint16_t)klen;
-	e->key = kvn_xmalloc(klen);
-	memcpy(e->key, key, klen);
-}
-
-static void sync_send_chunk(struct peer *p, struct sync_state *s);
-
-static int on_sync(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	struct peer *p = actor_state(self);
-	struct sync_state *s = arg;
-	struct proto_ack a;
-
-	if (err || !reply || reply->status != 0 || proto_ack_dec(reply, &a) != 0) {
-		log_warn("full sync with the master failed: %s; will attach again",
-			 kvn_strerror(err ? err : reply ? reply->status : KVN_EPROTO));
-		sync_free(s);
-		p->syncing = 0;
-		p->attached = 0;
-		peer_attach_later(p);
-		return 0;
-	}
-	if (s->next < s->n) {
-		sync_send_chunk(p, s);
-		return 0;
-	}
-	log_info("full sync done: %zu key(s) as of event %llu", s->n, (unsigned long long)s->seq);
-	p->syncing = 0;
-	/* the snapshot covers every event up to its seq */
-	if (a.applied_seq < s->seq)
-		a.applied_seq = s->seq;
-	sync_free(s);
-	process_ack(p, &a);
-	peer_ship(p);
-	return 0;
-}
-
-static void sync_send_chunk(struct peer *p, struct sync_state *s)
-{
-	struct proto_sync_hdr h;
-	struct wire_w w;
-	uint32_t bytes = 64, n = 0;
-
-	while (s->next + n < s->n) {
-		bytes += 32u + s->e[s->next + n].klen;
-		if (bytes > META_BUDGET || n >= PROTO_MAX_ITEMS)
-			break;
-		n++;
-	}
-	memset(&h, 0, sizeof h);
-	snprintf(h.node_id, sizeof h.node_id, "%s", p->node_id);
-	h.boot_id = p->boot_id;
-	h.seq = s->seq;
-	h.chunk = s->chunk++;
-	h.n = n;
-	h.last = s->next + n == s->n;
-	wire_w_init(&w);
-	proto_sync_begin(&w, &h);
-	for (uint32_t i = 0; i < n; i++) {
-		struct sync_entry *e = &s->e[s->next + i];
-		struct proto_event pe = { .key = e->key, .klen = e->klen, .gen = e->gen, .tier = e->tier,
-					  .size = e->size };
-		proto_sync_add(&w, &pe);
-	}
-	s->next += n;
-	struct actor_msg *m = actor_msg_new(WIRE_FULL_SYNC);
-	if (wire_w_to_msg(&w, m) != 0 ||
-	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_sync, s) != 0) {
-		wire_w_fini(&w);
-		actor_msg_free(m);
-		sync_free(s);
-		p->syncing = 0;
-		p->attached = 0;
-	}
-}
-
-/* Snapshot every committed key at this instant (the actor runs alone, so
- * the snapshot matches last_seq exactly) and ship it in chunks. */
-static void start_sync(struct peer *p)
-{
-	struct sync_state *s = kvn_xcalloc(1, sizeof *s);
-	keytab_foreach(p->st->kt, sync_collect, s);
-	s->seq = p->last_seq;
-	p->syncing = 1;
-	p->stats.sync_runs++;
-	sync_send_chunk(p, s);
 }
 
 /* ---- attach and heartbeat ---- */
@@ -501,10 +393,10 @@ static int on_attach(struct actor *self, void *arg, struct actor_msg *reply, int
 	if (TAILQ_EMPTY(&p->outbox))
 		kvn_backoff_reset(&p->attach_bo); /* else: once the master takes them */
 	if (a.need_full_sync) {
-		start_sync(p);
+		peer_sync_start(p);
 		return 0;
 	}
-	process_ack(p, &a);
+	peer_process_ack(p, &a);
 	peer_ship(p);
 	return 0;
 }
@@ -562,7 +454,7 @@ static int on_heartbeat(struct actor *self, void *arg, struct actor_msg *reply, 
 		peer_attach(p);
 		return 0;
 	}
-	process_ack(p, &a);
+	peer_process_ack(p, &a);
 	return 0;
 }
 
@@ -604,7 +496,71 @@ static void lease_tick(struct actor *self, void *arg)
 	actor_timer_arm(p->lease_timer, lease_period(p));
 }
 
-/* ---- the actor ---- */
+/* ---- the actor: messages from the master ---- */
+
+static void peer_on_net_up(struct peer *p, struct actor_msg *m)
+{
+	(void)m;
+	peer_attach(p);
+}
+
+static void peer_on_net_down(struct peer *p, struct actor_msg *m)
+{
+	p->attached = 0;
+	p->shipping = 0;
+	link_down(p, m->status ? m->status : KVN_ECONN);
+}
+
+/* The master's writer committed (or failed to commit) events. */
+static void peer_on_durable(struct peer *p, struct actor_msg *m)
+{
+	uint64_t d, failed;
+	char why[PROTO_REASON_MAX];
+
+	if (proto_durable_fail_dec(m, &d, &failed, why) != 0)
+		return;
+	if (d > p->durable_seq) {
+		p->durable_seq = d;
+		release_waiters(p);
+	}
+	if (failed)
+		fail_durable(p, failed, why);
+}
+
+/* ---- dispatch ---- */
+
+/* Who may send a message type: the master (anything else from another
+ * sender, replies included, is ignored) or a data-path requester (a client,
+ * or this process's master forwarding; replies ignored, other roles are
+ * answered KVN_EAUTH). */
+enum peer_from { PEER_FROM_MASTER, PEER_FROM_REQUESTER };
+
+static const struct peer_route {
+	uint16_t type;
+	uint8_t from;
+	void (*fn)(struct peer *p, struct actor_msg *m);
+} peer_routes[] = {
+	{ NET_UP, PEER_FROM_MASTER, peer_on_net_up },
+	{ NET_DOWN, PEER_FROM_MASTER, peer_on_net_down },
+	{ WIRE_DROP_GEN, PEER_FROM_MASTER, peer_on_drop_gen },
+	{ WIRE_DURABLE, PEER_FROM_MASTER, peer_on_durable },
+	{ WIRE_PUT, PEER_FROM_REQUESTER, peer_on_put },
+	{ WIRE_GET, PEER_FROM_REQUESTER, peer_on_get },
+	{ WIRE_EXISTS, PEER_FROM_REQUESTER, peer_on_exists },
+	{ WIRE_REMOVE, PEER_FROM_REQUESTER, peer_on_remove },
+	{ WIRE_ALLOC_SLOT, PEER_FROM_REQUESTER, peer_on_alloc_slot },
+	{ WIRE_COMMIT_SLOT, PEER_FROM_REQUESTER, peer_on_commit_slot },
+	{ WIRE_ABORT_SLOT, PEER_FROM_REQUESTER, peer_on_abort_slot },
+	{ WIRE_RESOLVE_KEY, PEER_FROM_REQUESTER, peer_on_resolve_key },
+};
+
+static const struct peer_route *route_of(uint16_t type)
+{
+	for (size_t i = 0; i < sizeof peer_routes / sizeof peer_routes[0]; i++)
+		if (peer_routes[i].type == type)
+			return &peer_routes[i];
+	return NULL;
+}
 
 static int from_master(const struct peer *p, const struct actor_msg *m)
 {
@@ -616,41 +572,15 @@ static int data_role_ok(const struct actor_msg *m)
 	return m->src_role == AUTH_ROLE_CLIENT || m->src_role == AUTH_ROLE_INTERNAL;
 }
 
-static int peer_handle(struct actor *self, struct actor_msg *m)
+static int peer_dispatch(struct actor *self, struct actor_msg *m)
 {
 	struct peer *p = actor_state(self);
+	const struct peer_route *r = route_of(m->type);
 
-	switch (m->type) {
-	case NET_UP:
+	if (r && r->from == PEER_FROM_MASTER) {
 		if (from_master(p, m))
-			peer_attach(p);
+			r->fn(p, m);
 		return 0;
-	case NET_DOWN:
-		if (from_master(p, m)) {
-			p->attached = 0;
-			p->shipping = 0;
-			link_down(p, m->status ? m->status : KVN_ECONN);
-		}
-		return 0;
-	case WIRE_DROP_GEN:
-		if (from_master(p, m))
-			peer_handle_drop_gen(p, m);
-		return 0;
-	case WIRE_DURABLE: {
-		uint64_t d, failed;
-		char why[PROTO_REASON_MAX];
-		if (!from_master(p, m) || proto_durable_fail_dec(m, &d, &failed, why) != 0)
-			return 0;
-		if (d > p->durable_seq) {
-			p->durable_seq = d;
-			release_waiters(p);
-		}
-		if (failed)
-			fail_durable(p, failed, why);
-		return 0;
-	}
-	default:
-		break;
 	}
 	if (m->flags & WIRE_F_REPLY)
 		return 0;
@@ -660,34 +590,10 @@ static int peer_handle(struct actor *self, struct actor_msg *m)
 		actor_reply_status(self, m, KVN_EAUTH);
 		return 0;
 	}
-	switch (m->type) {
-	case WIRE_PUT:
-		peer_handle_put(p, m);
-		break;
-	case WIRE_GET:
-		peer_handle_get(p, m);
-		break;
-	case WIRE_EXISTS:
-		peer_handle_exists(p, m);
-		break;
-	case WIRE_REMOVE:
-		peer_handle_remove(p, m);
-		break;
-	case WIRE_ALLOC_SLOT:
-		peer_handle_alloc_slot(p, m);
-		break;
-	case WIRE_COMMIT_SLOT:
-		peer_handle_commit_slot(p, m);
-		break;
-	case WIRE_ABORT_SLOT:
-		peer_handle_abort_slot(p, m);
-		break;
-	case WIRE_RESOLVE_KEY:
-		peer_handle_resolve(p, m);
-		break;
-	default:
+	if (r)
+		r->fn(p, m);
+	else
 		actor_reply_status(self, m, KVN_EPROTO);
-	}
 	return 0;
 }
 
@@ -722,7 +628,7 @@ static void peer_fini(struct actor *self)
 
 static const struct actor_ops peer_ops = {
 	.name = "peer",
-	.handle = peer_handle,
+	.handle = peer_dispatch,
 	.sink = peer_sink,
 	.sink_abort = peer_sink_abort,
 	.fini = peer_fini,

@@ -38,6 +38,57 @@ void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg);
 struct keytab_stats;
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 
+/* ---- counters (peer_stats.c) ----
+ * Each list declares its counters once (memcached's THREAD_STATS_FIELDS
+ * shape): X(name, what it counts).  The struct fields, the snapshot
+ * (peer_get_stats) and the text (peer_stats_each, peer_slot_stats_each)
+ * are generated from it, so a new counter is one line here. */
+#define PEER_STATS_FIELDS(X)                                                                       \
+	X(puts, "items stored (PUT and COMMIT_SLOT)")                                              \
+	X(gets, "items read (GET)")                                                                \
+	X(get_bytes, "value bytes read")                                                           \
+	X(put_bytes, "value bytes stored")                                                         \
+	X(removes, "keys removed")                                                                 \
+	X(events_shipped, "events sent to the master (again after a failed send)")                 \
+	X(sync_runs, "full syncs started")                                                         \
+	X(waiters_dropped, "replies waiting for the master too long, answered KVN_ETIMEDOUT")      \
+	X(receive_aborted, "PUT payloads cut for taking longer than peer.pending_ttl")            \
+	X(grants_refused, "put / alloc items refused for their grant")                            \
+	X(attach_tries, "PEER_ATTACH requests sent")                                               \
+	X(durable_failed, "durable puts answered KVN_EDB (the master's COMMIT failed)")           \
+	X(leases_expired, "read leases past peer.read_lease_ttl (peer_lease_tick)")
+
+/* The slot protocol's counters (peer_slot.c).  Refusals are also reported
+ * as one aggregated warning per heartbeat cycle. */
+#define PEER_SLOT_STATS_FIELDS(X)                                                                  \
+	X(allocs, "slots reserved by ALLOC_SLOT")                                                  \
+	X(commits, "slots committed by COMMIT_SLOT")                                               \
+	X(aborts, "slots given back by ABORT_SLOT")                                                \
+	X(resolves, "keys asked for by RESOLVE_KEY")                                               \
+	X(reserved, "gauge: slots reserved by ALLOC_SLOT right now")                               \
+	X(refused_late, "COMMIT_SLOT of a slot reclaimed, never reserved or already committed")  \
+	X(refused_size, "COMMIT_SLOT whose size is not the reserved size")                        \
+	X(refused_busy, "commit/abort while another COMMIT_SLOT fills the slot")                  \
+	X(refused_abort, "ABORT_SLOT of a slot not reserved (double abort, after the reaper)")    \
+	X(keytab_refused, "key-table refusals seen (e.g. release of an unknown lease)")
+
+#define PEER_STATS_FIELD_(name, what) uint64_t name;
+struct peer_stats {
+	PEER_STATS_FIELDS(PEER_STATS_FIELD_)
+};
+struct peer_slot_stats {
+	PEER_SLOT_STATS_FIELDS(PEER_STATS_FIELD_)
+};
+#undef PEER_STATS_FIELD_
+
+/* A snapshot of the peer's counters (loop thread only, like peer_dump);
+ * either pointer may be NULL. */
+void peer_get_stats(struct actor *peer, struct peer_stats *st, struct peer_slot_stats *slots);
+/* Each counter by name, in list order: fn(arg, name, value, what). */
+typedef void (*peer_stat_fn)(void *arg, const char *name, uint64_t value, const char *what);
+void peer_stats_each(const struct peer_stats *st, peer_stat_fn fn, void *arg);
+void peer_slot_stats_each(const struct peer_slot_stats *st, peer_stat_fn fn, void *arg);
+
 /* Point the peer at its master (call on the peer's loop before it runs, or
  * right after creating the proxy). */
 void peer_set_master(struct actor *peer, actor_id master);

@@ -257,7 +257,7 @@ static void put_copy_in(struct peer *p, struct peer_put *pp, struct evbuffer *pa
 		evbuffer_remove(payload, pp->iov[i].iov_base, pp->iov[i].iov_len);
 }
 
-void peer_handle_put(struct peer *p, struct actor_msg *m)
+void peer_on_put(struct peer *p, struct actor_msg *m)
 {
 	struct peer_put *pp = m->sink_cookie;
 	struct wire_w w;
@@ -314,20 +314,7 @@ void peer_handle_put(struct peer *p, struct actor_msg *m)
 		proto_results_add(&w, &res);
 	}
 	peer_put_free(pp);
-	if (last == 0) {
-		proto_reply(p->self, m, &w, NULL, 0);
-		return;
-	}
-	/* acknowledged only once the master has applied (or committed) it:
-	 * read-your-writes for every later ROUTE_GET */
-	struct actor_msg tmp = { 0 };
-	if (wire_w_to_msg(&w, &tmp) != 0) {
-		wire_w_fini(&w);
-		actor_reply_status(p->self, m, KVN_ENOMEM);
-		return;
-	}
-	peer_wait(p, m->src, m->corr, m->type, last, durable, tmp.meta, tmp.meta_len);
-	peer_ship(p);
+	peer_reply_after_ack(p, m, &w, last, durable);
 }
 
 static void lease_cleanup(const void *data, size_t len, void *extra)
@@ -377,116 +364,159 @@ void peer_lease_tick(struct peer *p)
 			 n, (unsigned long long)p->o.read_lease_ttl_ms, (unsigned long long)p->stats.leases_expired);
 }
 
-void peer_handle_get(struct peer *p, struct actor_msg *m)
-{
-	struct wire_r r;
+/* ---- GET ---- */
+
+/* A GET reply being built: per-item results in w, value bytes in payload. */
+struct get_reply {
 	struct wire_w w;
+	struct evbuffer *payload;
+	uint64_t now;
+	uint64_t bytes; /* value bytes in payload so far */
+	uint64_t room;  /* known free bytes in payload's last chain */
+	actor_id conn;  /* the requester: cut if it holds a lease too long */
+};
+
+/* A batch: each chunk's cache misses start together, right before the
+ * chunk's lookups (keytab_prefetch).  The keys of every item, or NULL for
+ * a small request.  r is reopened at the first item. */
+static struct keytab_ref *get_prefetch_keys(struct actor_msg *m, struct wire_r *r, uint32_t n)
+{
+	struct keytab_ref *refs;
+	struct proto_item it;
+	uint8_t flags;
+
+	if (n < PREFETCH_MIN)
+		return NULL;
+	refs = kvn_xmalloc(n * sizeof *refs);
+	for (uint32_t i = 0; i < n; i++) {
+		proto_items_next(r, &it); /* checked by peer_items_check */
+		refs[i].key = it.key;
+		refs[i].klen = it.klen;
+	}
+	(void)proto_items_open(r, m->meta, m->meta_len, &flags, &n); /* checked */
+	return refs;
+}
+
+/* Small values are copied into the reply: committed generations never
+ * change, and a copy costs less than a lease, a reference chain and its
+ * cleanup (measured on 4 KiB batches).  evbuffer_add alone grows a chain
+ * per value (libevent's automatic chains stop at 4 KiB): a malloc per
+ * 4 KiB value.  So one chain is made for the copies still to come (items_left
+ * of them, this one's size each), up to COPY_CHAIN. */
+static void get_copy_value(struct peer *p, struct get_reply *gr, const struct keytab_view *v, uint32_t items_left)
+{
+	uint64_t left = v->size;
+
+	if (v->size > gr->room) {
+		uint64_t want = (uint64_t)items_left * v->size;
+		if (want > COPY_CHAIN)
+			want = COPY_CHAIN;
+		if (want < v->size)
+			want = v->size;
+		if (evbuffer_expand(gr->payload, (size_t)want) != 0)
+			kvn_fatal("out of memory");
+		gr->room = want;
+	}
+	gr->room -= v->size;
+	for (int e = 0; e < v->next && left > 0; e++) {
+		uint64_t len = ext_bytes(p->st->arena, &v->ext[e]);
+		if (len > left)
+			len = left;
+		left -= len;
+		evbuffer_add(gr->payload, alloc_addr(p->st->arena, v->ext[e].page), (size_t)len);
+	}
+}
+
+/* Larger values are sent from the pages by reference under a read lease
+ * that lasts until the bytes have left: the last chain's cleanup releases
+ * it, and a connection that stops draining is cut once the lease is past
+ * peer.read_lease_ttl (peer_lease_tick), which frees the chains. */
+static void get_ref_value(struct peer *p, struct get_reply *gr, const struct keytab_view *v, uint64_t lease)
+{
+	uint64_t left = v->size;
+
+	gr->room = 0; /* the reference chains come last now */
+	for (int e = 0; e < v->next && left > 0; e++) {
+		uint64_t len = ext_bytes(p->st->arena, &v->ext[e]);
+		const void *src = alloc_addr(p->st->arena, v->ext[e].page);
+		struct lease_ref *lr = NULL;
+		if (len > left)
+			len = left;
+		left -= len;
+		if (left == 0) {
+			lr = kvn_xmalloc(sizeof *lr);
+			lr->st = p->st;
+			lr->lease = lease;
+			lr->conn = gr->conn;
+			p->st->refs++;
+			/* past read_lease_ttl the pages stay until this
+			 * reference's cleanup (peer_lease_tick) */
+			(void)keytab_lease_hold(p->st->kt, lease, lr);
+		}
+		evbuffer_add_reference(gr->payload, src, (size_t)len, lr ? lease_cleanup : NULL, lr);
+	}
+}
+
+/* One item: its result, its bytes added to the reply. */
+static struct proto_result get_one(struct peer *p, struct get_reply *gr, const struct proto_item *it,
+				   uint32_t items_left)
+{
+	struct proto_result res = { 0 };
+	struct keytab_view v;
+	uint64_t lease = 0;
+
+	res.status = keytab_lookup(p->st->kt, it->key, it->klen, it->gen, &v);
+	if (res.status == 0 && gr->bytes > 0 && v.size > PROTO_MAX_BATCH_PAYLOAD - gr->bytes) {
+		/* this value would take the reply past the frame limit (the
+		 * first one always fits: values are at most max_value_size,
+		 * which the clients' limit covers): the client asks for it
+		 * again in another request */
+		res.status = KVN_EBUSY;
+		return res;
+	}
+	if (res.status == 0 && v.size > GET_COPY_MAX)
+		res.status = keytab_lease(p->st->kt, it->key, it->klen, it->gen, gr->now, p->o.read_lease_ttl_ms,
+					  &lease, &v);
+	if (res.status != 0)
+		return res;
+	res.gen = v.gen;
+	res.size = v.size;
+	if (v.size <= GET_COPY_MAX)
+		get_copy_value(p, gr, &v, items_left);
+	else
+		get_ref_value(p, gr, &v, lease);
+	gr->bytes += v.size;
+	p->stats.gets++;
+	p->stats.get_bytes += v.size;
+	return res;
+}
+
+void peer_on_get(struct peer *p, struct actor_msg *m)
+{
+	struct get_reply gr = { .now = kvn_now_ms(), .conn = m->src };
+	struct wire_r r;
 	struct proto_item it;
 	uint8_t flags;
 	uint32_t n;
-	struct evbuffer *payload;
-	uint64_t now = kvn_now_ms(), bytes = 0;
-	uint64_t room = 0; /* known free bytes in payload's last chain */
-	struct keytab_ref *refs = NULL;
+	struct keytab_ref *refs;
 
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
-	if (n >= PREFETCH_MIN) {
-		/* a batch: each chunk's cache misses start together, right
-		 * before the chunk's lookups (keytab_prefetch) */
-		refs = kvn_xmalloc(n * sizeof *refs);
-		for (uint32_t i = 0; i < n; i++) {
-			proto_items_next(&r, &it); /* checked above */
-			refs[i].key = it.key;
-			refs[i].klen = it.klen;
-		}
-		(void)proto_items_open(&r, m->meta, m->meta_len, &flags, &n); /* checked above */
-	}
-	payload = evbuffer_new();
-	if (!payload)
+	refs = get_prefetch_keys(m, &r, n);
+	gr.payload = evbuffer_new();
+	if (!gr.payload)
 		kvn_fatal("out of memory");
-	wire_w_init(&w);
-	proto_results_begin(&w, n);
+	wire_w_init(&gr.w);
+	proto_results_begin(&gr.w, n);
 	for (uint32_t i = 0; i < n; i++) {
-		struct proto_result res = { 0 };
-		struct keytab_view v;
-		uint64_t lease;
 		proto_items_next(&r, &it); /* checked above */
 		if (refs && i % KEYTAB_PREFETCH_MAX == 0)
 			keytab_prefetch(p->st->kt, refs + i, n - i);
-		/* Small values are copied into the reply now: committed
-		 * generations never change, and a copy costs less than a lease,
-		 * a reference chain and its cleanup (measured on 4 KiB batches).
-		 * Larger ones are sent from the pages by reference under a read
-		 * lease that lasts until the bytes have left: the chain's cleanup
-		 * releases it, and a connection that stops draining is closed
-		 * after its write timeout, which frees the chains. */
-		res.status = keytab_lookup(p->st->kt, it.key, it.klen, it.gen, &v);
-		if (res.status == 0 && bytes > 0 && v.size > PROTO_MAX_BATCH_PAYLOAD - bytes) {
-			/* this value would take the reply past the frame limit
-			 * (the first one always fits: values are at most
-			 * max_value_size, which the clients' limit covers): the
-			 * client asks for it again in another request */
-			res.status = KVN_EBUSY;
-			proto_results_add(&w, &res);
-			continue;
-		}
-		if (res.status == 0 && v.size > GET_COPY_MAX)
-			res.status = keytab_lease(p->st->kt, it.key, it.klen, it.gen, now, p->o.read_lease_ttl_ms,
-						  &lease, &v);
-		if (res.status == 0) {
-			uint64_t left = v.size;
-			res.gen = v.gen;
-			res.size = v.size;
-			if (v.size <= GET_COPY_MAX && v.size > room) {
-				/* evbuffer_add alone grows a chain per value
-				 * (libevent's automatic chains stop at 4 KiB):
-				 * a malloc per 4 KiB value.  One chain for the
-				 * copies still to come, up to COPY_CHAIN. */
-				uint64_t want = (uint64_t)(n - i) * v.size;
-				if (want > COPY_CHAIN)
-					want = COPY_CHAIN;
-				if (want < v.size)
-					want = v.size;
-				if (evbuffer_expand(payload, (size_t)want) != 0)
-					kvn_fatal("out of memory");
-				room = want;
-			}
-			if (v.size <= GET_COPY_MAX)
-				room -= v.size;
-			else
-				room = 0; /* the reference chains come last now */
-			for (int e = 0; e < v.next && left > 0; e++) {
-				uint64_t len = ext_bytes(p->st->arena, &v.ext[e]);
-				const void *src = alloc_addr(p->st->arena, v.ext[e].page);
-				struct lease_ref *lr = NULL;
-				if (len > left)
-					len = left;
-				left -= len;
-				if (v.size <= GET_COPY_MAX) {
-					evbuffer_add(payload, src, (size_t)len);
-					continue;
-				}
-				if (left == 0) {
-					lr = kvn_xmalloc(sizeof *lr);
-					lr->st = p->st;
-					lr->lease = lease;
-					lr->conn = m->src;
-					p->st->refs++;
-					/* past read_lease_ttl the pages stay until this
-					 * reference's cleanup (peer_lease_tick) */
-					(void)keytab_lease_hold(p->st->kt, lease, lr);
-				}
-				evbuffer_add_reference(payload, src, (size_t)len, lr ? lease_cleanup : NULL, lr);
-			}
-			bytes += v.size;
-			p->stats.gets++;
-			p->stats.get_bytes += v.size;
-		}
-		proto_results_add(&w, &res);
+		struct proto_result res = get_one(p, &gr, &it, n - i);
+		proto_results_add(&gr.w, &res);
 	}
 	free(refs);
-	proto_reply(p->self, m, &w, payload, 0);
+	proto_reply(p->self, m, &gr.w, gr.payload, 0);
 }
 
 /* Decode every item of m before any is acted on: a malformed request
@@ -512,7 +542,7 @@ int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint
 	return 0;
 }
 
-void peer_handle_exists(struct peer *p, struct actor_msg *m)
+void peer_on_exists(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
 	struct wire_w w;
@@ -537,7 +567,7 @@ void peer_handle_exists(struct peer *p, struct actor_msg *m)
 	proto_reply(p->self, m, &w, NULL, 0);
 }
 
-void peer_handle_remove(struct peer *p, struct actor_msg *m)
+void peer_on_remove(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
 	struct wire_w w;
@@ -561,18 +591,7 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
 		}
 		proto_results_add(&w, &res);
 	}
-	if (last == 0) {
-		proto_reply(p->self, m, &w, NULL, 0);
-		return;
-	}
-	struct actor_msg tmp = { 0 };
-	if (wire_w_to_msg(&w, &tmp) != 0) {
-		wire_w_fini(&w);
-		actor_reply_status(p->self, m, KVN_ENOMEM);
-		return;
-	}
-	peer_wait(p, m->src, m->corr, m->type, last, 0, tmp.meta, tmp.meta_len);
-	peer_ship(p);
+	peer_reply_after_ack(p, m, &w, last, 0);
 }
 
 /* The master saw a newer generation elsewhere: free ours.  Not an event:
@@ -580,7 +599,7 @@ void peer_handle_remove(struct peer *p, struct actor_msg *m)
  * for peer.read_lease_ttl (the longest a get in flight is waited for), so a
  * get or remove routed here before the move answers KVN_ESTALE and the
  * client re-routes, instead of KVN_ENOTFOUND, which reads as "removed". */
-void peer_handle_drop_gen(struct peer *p, struct actor_msg *m)
+void peer_on_drop_gen(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
 	struct proto_item it;

@@ -1,7 +1,8 @@
 /*
- * peer_int: the peer actor's state, shared by peer.c (attach, heartbeat,
- * event outbox, full sync), peer_data.c (PUT, GET, EXISTS, REMOVE and the
- * payload sink) and peer_slot.c (the slot protocol and RESOLVE_KEY).
+ * peer_int: the peer actor's state, shared by peer.c (dispatch, attach,
+ * heartbeat, event outbox, held replies), peer_sync.c (full sync),
+ * peer_data.c (PUT, GET, EXISTS, REMOVE and the payload sink) and
+ * peer_slot.c (the slot protocol and RESOLVE_KEY).
  */
 #ifndef KVN_PEER_INT_H
 #define KVN_PEER_INT_H
@@ -68,27 +69,6 @@ struct peer_put {
 
 struct peer_slots;
 
-/* The slot protocol's counters (peer_slot.c).  Refusals are also reported
- * as one aggregated warning per heartbeat cycle. */
-struct peer_slot_stats {
-	uint64_t allocs, commits, aborts, resolves;
-	uint64_t reserved;      /* gauge: slots reserved by ALLOC_SLOT right now */
-	uint64_t refused_late;  /* COMMIT_SLOT of a slot reclaimed, never reserved or already committed */
-	uint64_t refused_size;  /* COMMIT_SLOT whose size is not the reserved size */
-	uint64_t refused_busy;  /* commit/abort while another COMMIT_SLOT fills the slot */
-	uint64_t refused_abort; /* ABORT_SLOT of a slot not reserved (double abort, after the reaper) */
-	uint64_t keytab_refused; /* key-table refusals seen (e.g. release of an unknown lease) */
-};
-
-struct peer_stats {
-	uint64_t puts, gets, get_bytes, put_bytes, removes, events_shipped, sync_runs;
-	uint64_t waiters_dropped, receive_aborted;
-	uint64_t grants_refused; /* put / alloc items refused for their grant */
-	uint64_t attach_tries;   /* PEER_ATTACH requests sent */
-	uint64_t durable_failed;  /* durable puts answered KVN_EDB (the master's COMMIT failed) */
-	uint64_t leases_expired;  /* read leases past peer.read_lease_ttl (peer_lease_tick) */
-};
-
 struct peer {
 	struct actor *self;
 	struct peer_opts o;
@@ -130,22 +110,34 @@ struct peer {
 	struct kvn_ratelimit lease_rl;
 };
 
+/* Keep request metadata under the 64 KiB limit (EVENTS, FULL_SYNC). */
+#define PEER_META_BUDGET (60u * 1024u)
+
 /* peer.c */
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
 			uint8_t tier, uint64_t size, uint8_t durable);
 void peer_ship(struct peer *p);
+/* The master acknowledged events (applied and durable seqs): drop them from
+ * the outbox and release the replies that waited for them. */
+void peer_process_ack(struct peer *p, const struct proto_ack *a);
+/* The next attach waits for the backoff's next (jittered, growing) delay. */
+void peer_attach_later(struct peer *p);
+/* peer_sync.c: snapshot every committed key at this instant (the actor runs
+ * alone, so the snapshot matches last_seq exactly) and ship it in chunks;
+ * p->syncing until the master acknowledged the last one (or it failed). */
+void peer_sync_start(struct peer *p);
 /* A put of an older generation than the one committed here (keytab_begin's
  * KVN_ESTALE, or overwritten on arrival by keytab_commit) succeeds without
  * storing anything: it is ordered just before the newer put.  Its answer
  * must not come before the newer value is visible to every route, so it
- * waits for the events queued so far: the seq to wait for (peer_wait), or 0
- * when the master has them all already. */
+ * waits for the events queued so far: the seq to wait for (see
+ * peer_reply_after_ack), or 0 when the master has them all already. */
 #define PEER_OVERWRITTEN 1 /* put item status inside the peer only: never on the wire */
 uint64_t peer_overwritten_seq(const struct peer *p, int durable);
-/* Hold the reply (type, meta) to `to` until the events up to seq are
- * acknowledged (applied, or committed when durable).  Takes meta. */
-void peer_wait(struct peer *p, actor_id to, uint64_t corr, uint16_t type, uint64_t seq, int durable,
-	       uint8_t *meta, uint32_t meta_len);
+/* Answer the request m with the results in w (taken), once the master has
+ * acknowledged the events up to `last` (applied; committed too when
+ * durable): read-your-writes for every later ROUTE_GET.  last 0: at once. */
+void peer_reply_after_ack(struct peer *p, struct actor_msg *m, struct wire_w *w, uint64_t last, int durable);
 /* peer_data.c */
 /* Where the grants of a PUT or ALLOC_SLOT are: 1 and *g over them, 0 none,
  * KVN_EPROTO when meta does not decode. */
@@ -161,11 +153,11 @@ void peer_sink_abort(struct actor *self, void *cookie);
  * malformed request changes nothing; on success *r is reopened at the first
  * item, on error the request has been answered. */
 int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n);
-void peer_handle_put(struct peer *p, struct actor_msg *m);
-void peer_handle_get(struct peer *p, struct actor_msg *m);
-void peer_handle_exists(struct peer *p, struct actor_msg *m);
-void peer_handle_remove(struct peer *p, struct actor_msg *m);
-void peer_handle_drop_gen(struct peer *p, struct actor_msg *m);
+void peer_on_put(struct peer *p, struct actor_msg *m);
+void peer_on_get(struct peer *p, struct actor_msg *m);
+void peer_on_exists(struct peer *p, struct actor_msg *m);
+void peer_on_remove(struct peer *p, struct actor_msg *m);
+void peer_on_drop_gen(struct peer *p, struct actor_msg *m);
 /* Abort receives that have run longer than the pending TTL (their slots
  * would be reaped under the connection's feet), then reap. */
 void peer_reap(struct peer *p);
@@ -179,10 +171,10 @@ void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struc
 		      uint64_t size);
 void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size);
 /* peer_slot.c: ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY */
-void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_commit_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_abort_slot(struct peer *p, struct actor_msg *m);
-void peer_handle_resolve(struct peer *p, struct actor_msg *m);
+void peer_on_alloc_slot(struct peer *p, struct actor_msg *m);
+void peer_on_commit_slot(struct peer *p, struct actor_msg *m);
+void peer_on_abort_slot(struct peer *p, struct actor_msg *m);
+void peer_on_resolve_key(struct peer *p, struct actor_msg *m);
 /* The COMMIT_SLOT payload sink (peer_sink hands COMMIT_SLOT frames here). */
 int peer_slot_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 		   struct actor_sink *sink);
@@ -193,6 +185,7 @@ int peer_slot_sink_abort(struct peer *p, void *cookie);
  * reaper frees them) and log one aggregated warning for the transitions
  * refused since the last tick. */
 void peer_slot_tick(struct peer *p);
+/* The slot counters (zero before the first slot message). */
 void peer_slot_get_stats(const struct peer *p, struct peer_slot_stats *st);
 /* peer_fini: after every receive was aborted. */
 void peer_slot_fini(struct peer *p);

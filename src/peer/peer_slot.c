@@ -134,7 +134,7 @@ static int expired(const struct slot_rec *r, uint64_t now)
 
 /* ---- ALLOC_SLOT ---- */
 
-void peer_handle_alloc_slot(struct peer *p, struct actor_msg *m)
+void peer_on_alloc_slot(struct peer *p, struct actor_msg *m)
 {
 	struct peer_slots *s = slots_of(p);
 	struct wire_r r;
@@ -348,7 +348,7 @@ int peer_slot_sink_abort(struct peer *p, void *cookie)
 
 /* ---- COMMIT_SLOT: the frame is in ---- */
 
-void peer_handle_commit_slot(struct peer *p, struct actor_msg *m)
+void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 {
 	struct peer_slots *s = slots_of(p);
 	struct slot_recv *rv = NULL;
@@ -412,24 +412,12 @@ void peer_handle_commit_slot(struct peer *p, struct actor_msg *m)
 		proto_results_add(&w, &res);
 	}
 	recv_free(rv);
-	if (last == 0) {
-		proto_reply(p->self, m, &w, NULL, 0);
-		return;
-	}
-	/* like PUT: acknowledged once the master applied (or committed) it */
-	struct actor_msg tmp = { 0 };
-	if (wire_w_to_msg(&w, &tmp) != 0) {
-		wire_w_fini(&w);
-		actor_reply_status(p->self, m, KVN_ENOMEM);
-		return;
-	}
-	peer_wait(p, m->src, m->corr, m->type, last, durable, tmp.meta, tmp.meta_len);
-	peer_ship(p);
+	peer_reply_after_ack(p, m, &w, last, durable); /* like PUT */
 }
 
 /* ---- ABORT_SLOT ---- */
 
-void peer_handle_abort_slot(struct peer *p, struct actor_msg *m)
+void peer_on_abort_slot(struct peer *p, struct actor_msg *m)
 {
 	struct peer_slots *s = slots_of(p);
 	struct wire_r r;
@@ -473,7 +461,7 @@ void peer_handle_abort_slot(struct peer *p, struct actor_msg *m)
 
 /* ---- RESOLVE_KEY ---- */
 
-void peer_handle_resolve(struct peer *p, struct actor_msg *m)
+void peer_on_resolve_key(struct peer *p, struct actor_msg *m)
 {
 	struct wire_r r;
 	struct wire_w w;
