@@ -449,7 +449,7 @@ struct names {
 static const char *const stat_names[] = { MASTER_STATS_FIELDS(T_NAME_) };
 #undef T_NAME_
 
-static void visit_name(void *arg, const char *name, uint64_t value, const char *what)
+static void visit_name(void *arg, const char *name, const char *what, uint64_t value)
 {
 	struct names *v = arg;
 	(void)value;

@@ -589,7 +589,7 @@ struct stat_walk {
 	uint64_t puts;
 };
 
-static void stat_visit(void *arg, const char *name, uint64_t value, const char *what)
+static void stat_visit(void *arg, const char *name, const char *what, uint64_t value)
 {
 	struct stat_walk *sw = arg;
 	sw->n++;

@@ -112,6 +112,15 @@ typedef void (*kvn_stat_fn)(void *arg, const char *name, const char *doc, uint64
 #define KVN_STAT_VISIT(name, doc) fn(arg, #name, doc, st->name);
 /* A kvn_stat_fn writing "name value\n" to arg (a FILE *). */
 void kvn_stat_fprint(void *arg, const char *name, const char *doc, uint64_t value);
+/* The same lines into a buffer: a kvn_stat_fn whose arg is a struct
+ * kvn_stat_text.  rc becomes KVN_ERANGE (and stays) once a line does not
+ * fit; buf then holds the whole lines that fitted, NUL-terminated. */
+struct kvn_stat_text {
+	char *buf;
+	size_t cap, len;
+	int rc;
+};
+void kvn_stat_sprint(void *arg, const char *name, const char *doc, uint64_t value);
 
 /* ---- bytes (util.c) ------------------------------------------------------- */
 void *kvn_xmalloc(size_t n); /* aborts on OOM: for small bookkeeping only */

@@ -90,6 +90,23 @@ void kvn_stat_fprint(void *arg, const char *name, const char *doc, uint64_t valu
 	fprintf(arg, "%s %" PRIu64 "\n", name, value);
 }
 
+void kvn_stat_sprint(void *arg, const char *name, const char *doc, uint64_t value)
+{
+	struct kvn_stat_text *t = arg;
+	int n;
+
+	(void)doc;
+	if (t->rc || t->cap == 0)
+		return;
+	n = snprintf(t->buf + t->len, t->cap - t->len, "%s %" PRIu64 "\n", name, value);
+	if (n < 0 || (size_t)n >= t->cap - t->len) {
+		t->buf[t->len] = '\0'; /* whole lines only */
+		t->rc = KVN_ERANGE;
+		return;
+	}
+	t->len += (size_t)n;
+}
+
 void kvn_hex(char *out, const void *s, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
+
 /* ---- client (client_api.c) ---- */
 struct kvn_conf;
 struct kvn_client;
@@ -29,17 +31,14 @@ int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 	X(spec_sent, "get items sent to the sole peer along with the route (speculative_get)")    \
 	X(spec_served, "of those, answers the route confirmed")
 
-#define CLIENT_STATS_FIELD_(name, what) uint64_t name;
 struct client_stats {
-	CLIENT_STATS_FIELDS(CLIENT_STATS_FIELD_)
+	CLIENT_STATS_FIELDS(KVN_STAT_FIELD)
 };
-#undef CLIENT_STATS_FIELD_
 
 /* A snapshot of c's counters (between calls, on c's thread). */
 void client_get_stats(const struct kvn_client *c, struct client_stats *st);
-/* Each counter by name, in list order: fn(arg, name, value, what). */
-typedef void (*client_stat_fn)(void *arg, const char *name, uint64_t value, const char *what);
-void client_stats_each(const struct client_stats *st, client_stat_fn fn, void *arg);
+/* Each counter by name, in list order: fn(arg, name, what, value). */
+void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg);
 
 /* ---- what a client knows, for tests (client_stats.c) ---- */
 struct proto_route;

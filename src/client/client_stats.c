@@ -12,11 +12,9 @@ void client_get_stats(const struct kvn_client *c, struct client_stats *st)
 	*st = c->stats;
 }
 
-void client_stats_each(const struct client_stats *st, client_stat_fn fn, void *arg)
+void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg)
 {
-#define X(name, what) fn(arg, #name, st->name, what);
-	CLIENT_STATS_FIELDS(X)
-#undef X
+	CLIENT_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
 struct kvn_conf *client_conf(struct kvn_client *c)

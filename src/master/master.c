@@ -24,49 +24,23 @@ struct master_stats master_stats_g;
 
 void master_get_stats(struct master_stats *st)
 {
-#define LOAD_(name, what) st->name = __atomic_load_n(&master_stats_g.name, __ATOMIC_RELAXED);
-	MASTER_STATS_FIELDS(LOAD_)
-#undef LOAD_
+	const struct master_stats *src = &master_stats_g;
+	MASTER_STATS_FIELDS(KVN_STAT_LOAD)
 }
 
-void master_stats_each(const struct master_stats *st, master_stats_fn fn, void *arg)
+void master_stats_each(const struct master_stats *st, kvn_stat_fn fn, void *arg)
 {
-#define VISIT_(name, what) fn(arg, #name, st->name, what);
-	MASTER_STATS_FIELDS(VISIT_)
-#undef VISIT_
-}
-
-struct stats_text {
-	char *buf;
-	size_t cap, len;
-	int rc;
-};
-
-static void stats_line(void *arg, const char *name, uint64_t value, const char *what)
-{
-	struct stats_text *t = arg;
-	int n;
-
-	(void)what;
-	if (t->rc)
-		return;
-	n = snprintf(t->buf + t->len, t->cap - t->len, "%s %" PRIu64 "\n", name, value);
-	if (n < 0 || (size_t)n >= t->cap - t->len) {
-		t->buf[t->len] = '\0'; /* whole lines only */
-		t->rc = KVN_ERANGE;
-		return;
-	}
-	t->len += (size_t)n;
+	MASTER_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
 int master_stats_format(const struct master_stats *st, char *buf, size_t cap)
 {
-	struct stats_text t = { .buf = buf, .cap = cap };
+	struct kvn_stat_text t = { .buf = buf, .cap = cap };
 
 	if (!buf || !cap)
 		return KVN_ERANGE;
 	buf[0] = '\0';
-	master_stats_each(st, stats_line, &t);
+	master_stats_each(st, kvn_stat_sprint, &t);
 	return t.rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "actors/actor.h"
+#include "base/base.h"
 
 /* ---- master (master.c) ---- */
 struct master_opts {
@@ -65,16 +66,13 @@ void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 	X(db_requests, "requests the master sent to dbw")                              \
 	X(events_refused, "single events refused (invalid), the rest of their batch applied")
 
-#define MASTER_STATS_FIELD_(name, what) uint64_t name;
 struct master_stats {
-	MASTER_STATS_FIELDS(MASTER_STATS_FIELD_)
+	MASTER_STATS_FIELDS(KVN_STAT_FIELD)
 };
-#undef MASTER_STATS_FIELD_
 
 void master_get_stats(struct master_stats *st);
-/* fn(arg, name, value, what) for every counter of st, in list order. */
-typedef void (*master_stats_fn)(void *arg, const char *name, uint64_t value, const char *what);
-void master_stats_each(const struct master_stats *st, master_stats_fn fn, void *arg);
+/* fn(arg, name, what, value) for every counter of st, in list order. */
+void master_stats_each(const struct master_stats *st, kvn_stat_fn fn, void *arg);
 /* st as text, one "name value" line per counter, NUL-terminated in buf:
  * 0, or KVN_ERANGE when cap is too small (buf then holds the lines that
  * fit). */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "actors/actor.h"
+#include "base/base.h"
 
 /* ---- peer (peer.c) ---- */
 struct peer_opts {
@@ -72,22 +73,19 @@ void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 	X(refused_abort, "ABORT_SLOT of a slot not reserved (double abort, after the reaper)")    \
 	X(keytab_refused, "key-table refusals seen (e.g. release of an unknown lease)")
 
-#define PEER_STATS_FIELD_(name, what) uint64_t name;
 struct peer_stats {
-	PEER_STATS_FIELDS(PEER_STATS_FIELD_)
+	PEER_STATS_FIELDS(KVN_STAT_FIELD)
 };
 struct peer_slot_stats {
-	PEER_SLOT_STATS_FIELDS(PEER_STATS_FIELD_)
+	PEER_SLOT_STATS_FIELDS(KVN_STAT_FIELD)
 };
-#undef PEER_STATS_FIELD_
 
 /* A snapshot of the peer's counters (loop thread only, like peer_dump);
  * either pointer may be NULL. */
 void peer_get_stats(struct actor *peer, struct peer_stats *st, struct peer_slot_stats *slots);
-/* Each counter by name, in list order: fn(arg, name, value, what). */
-typedef void (*peer_stat_fn)(void *arg, const char *name, uint64_t value, const char *what);
-void peer_stats_each(const struct peer_stats *st, peer_stat_fn fn, void *arg);
-void peer_slot_stats_each(const struct peer_slot_stats *st, peer_stat_fn fn, void *arg);
+/* Each counter by name, in list order: fn(arg, name, what, value). */
+void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg);
+void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void *arg);
 
 /* Point the peer at its master (call on the peer's loop before it runs, or
  * right after creating the proxy). */

@@ -19,16 +19,12 @@ void peer_get_stats(struct actor *peer, struct peer_stats *st, struct peer_slot_
 		peer_slot_get_stats(p, slots);
 }
 
-void peer_stats_each(const struct peer_stats *st, peer_stat_fn fn, void *arg)
+void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg)
 {
-#define X(name, what) fn(arg, #name, st->name, what);
-	PEER_STATS_FIELDS(X)
-#undef X
+	PEER_STATS_FIELDS(KVN_STAT_VISIT)
 }
 
-void peer_slot_stats_each(const struct peer_slot_stats *st, peer_stat_fn fn, void *arg)
+void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void *arg)
 {
-#define X(name, what) fn(arg, #name, st->name, what);
-	PEER_SLOT_STATS_FIELDS(X)
-#undef X
+	PEER_SLOT_STATS_FIELDS(KVN_STAT_VISIT)
 }
