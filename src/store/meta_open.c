@@ -21,11 +21,11 @@
 
 /* Built from SQL_FILES by build-aux/sql2c.sh (src/store/sql_gen.c), in the
  * listed order, terminated by { NULL, NULL }. */
-struct kvn_sql_file {
+struct meta_sql_file {
 	const char *name;
 	const char *text;
 };
-extern const struct kvn_sql_file kvn_sql_files[];
+extern const struct meta_sql_file meta_sql_files[];
 
 #define META_BUSY_MS 5000
 #define META_VIEWS_FILE "views.sql"
@@ -54,7 +54,7 @@ static int step_version(const char *name)
 int meta_code_version(void)
 {
 	int v = 0;
-	for (const struct kvn_sql_file *f = kvn_sql_files; f->name; f++)
+	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++)
 		if (step_version(f->name) > v)
 			v = step_version(f->name);
 	return v;
@@ -162,7 +162,7 @@ static int refuse_newer(struct meta_db *db, int64_t have, char *err, size_t errl
 /* One step in its own transaction that also sets user_version: a crash
  * between steps leaves the database at a well-defined version, never half a
  * step. */
-static int migrate_step(struct meta_db *db, const struct kvn_sql_file *f, int v, char *err,
+static int migrate_step(struct meta_db *db, const struct meta_sql_file *f, int v, char *err,
 			size_t errlen)
 {
 	char setv[64];
@@ -197,7 +197,7 @@ static int migrate(struct meta_db *db, int64_t start, char *err, size_t errlen)
 {
 	int prev = 0, rc;
 
-	for (const struct kvn_sql_file *f = kvn_sql_files; f->name; f++) {
+	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++) {
 		int v = step_version(f->name);
 		if (v < 0)
 			continue; /* views.sql, or another store's file (peer.db) */
@@ -227,11 +227,11 @@ static void sqlite_setup(void)
  * reader never sees a half-built set. */
 static int create_views(struct meta_db *db, char *err, size_t errlen)
 {
-	const struct kvn_sql_file *views = NULL;
+	const struct meta_sql_file *views = NULL;
 	char name[256];
 	int rc;
 
-	for (const struct kvn_sql_file *f = kvn_sql_files; f->name; f++)
+	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++)
 		if (strcmp(f->name, META_VIEWS_FILE) == 0)
 			views = f;
 	if ((rc = EXEC(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
