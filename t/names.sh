@@ -31,9 +31,12 @@ prefixes() {
 	esac
 }
 
-# "object symbol" for every defined global symbol (functions and data)
+# "object symbol" for every defined global symbol (functions and data);
+# names starting with "__" are the compiler's and the sanitizers' own
+# (__odr_asan.*, ...): C reserves them, so none of ours can have one.
 nm -A -g --defined-only "$LIB" 2> /dev/null |
-	awk 'NF >= 3 && $(NF-1) ~ /^[TDBRCV]$/ { o = $1; sub(/:[^:]*$/, "", o); sub(/.*:/, "", o); print o, $NF }' \
+	awk 'NF >= 3 && $(NF-1) ~ /^[TDBRCV]$/ && $NF !~ /^__/ {
+		o = $1; sub(/:[^:]*$/, "", o); sub(/.*:/, "", o); print o, $NF }' \
 		> "$TMP/syms"
 n=$(wc -l < "$TMP/syms" | tr -d ' ')
 [ "$n" -gt 100 ]
