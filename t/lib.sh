@@ -97,6 +97,9 @@ CONF
 start() {
 	local name=$1
 	shift
+	# now, not in the background job: a wait_log right after must not find
+	# the previous run's "ready" line
+	: > "$TMP/$name.log"
 	"$KVNODE" "$@" > "$TMP/$name.log" 2>&1 &
 	local pid=$!
 	PIDS="$PIDS $pid"

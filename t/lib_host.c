@@ -9,6 +9,12 @@
  *                                 after the put started: exit 0 when the
  *                                 put failed (the program survived), 3 when
  *                                 it succeeded before the kill (missed)
+ *   lib_host cut CONF PORT PEER_PORT
+ *                                 proxy PORT (the peer's advertised
+ *                                 address) to PEER_PORT and close it on a
+ *                                 64 MiB put under way (below): exit 0 when
+ *                                 the put failed (the program survived), 3
+ *                                 when the proxy cut nothing (missed)
  *   lib_host log CONF ADDR PHASE  connect to ADDR (nobody listens there):
  *                                 PHASE default (log untouched), callback,
  *                                 stderr or off; says on stdout what the
@@ -16,13 +22,19 @@
  * Exit 0 on success; anything else is a failure that stdout explains.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <kvnode.h>
 
@@ -124,6 +136,231 @@ static int sigpipe(const char *conf, pid_t pid, long ms)
 	return rc == 0 ? 3 : 0;
 }
 
+/* ---- cut: a proxy that closes on the writer ------------------------------
+ *
+ * The node's peer advertises the proxy's port, so the client's peer
+ * connection runs through here (its master connection does not).  Bytes go
+ * both ways until the client has sent CUT_AT bytes on one connection (a put
+ * is under way); then the proxy stops forwarding, reads and drops up to
+ * DROP_MAX more (the client's window stays open, its writer busy), sends
+ * its FIN (shutdown) and closes.  The client's socket is then in CLOSE_WAIT
+ * and the proxy's kernel answers its unread bytes at the close, or its next
+ * ones, with an RST: Linux records that as EPIPE (tcp_reset in CLOSE_WAIT),
+ * so the next sendmsg fails with EPIPE and, without MSG_NOSIGNAL, raises
+ * SIGPIPE.  Had the library read the FIN before writing again, it would
+ * have closed without a write and the run would prove nothing (it passes
+ * either way); FIN and RST leave back to back while the writer is busy,
+ * and without MSG_NOSIGNAL every run seen so far died (see t/install.sh).  A node that
+ * is SIGKILLed mid-write does not test this: its kernel resets a socket
+ * with unread bytes at once, no FIN, and the writer sees ECONNRESET, which
+ * raises no signal.  The listener closes with the cut, so the client's
+ * retries are refused rather than cut again. */
+#define CUT_AT (4u << 20)
+#define DROP_MAX (1u << 20)
+#define NPAIR 4
+
+struct proxy {
+	int lfd;
+	int peer_port;
+	int cfd[NPAIR], nfd[NPAIR];
+	size_t up[NPAIR];
+	int done;          /* set by the host: the put returned */
+	int cut;           /* 1 once a connection was cut */
+	size_t cut_up;     /* bytes forwarded on it before the cut */
+	size_t dropped;    /* bytes read and dropped at the cut */
+	char err[128];
+};
+
+static int listen_on(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int dial(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void pair_close(struct proxy *p, int i)
+{
+	close(p->cfd[i]);
+	close(p->nfd[i]);
+	p->cfd[i] = p->nfd[i] = -1;
+}
+
+/* Copy what from has to to (blocking write): 0, or -1 when either end is done. */
+static int pump(int from, int to, size_t *count)
+{
+	static char buf[1 << 16];
+	ssize_t n = read(from, buf, sizeof buf);
+	if (n <= 0)
+		return -1;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, buf + off, (size_t)(n - off));
+		if (w <= 0)
+			return -1;
+		off += w;
+	}
+	if (count)
+		*count += (size_t)n;
+	return 0;
+}
+
+static void cut(struct proxy *p, int i)
+{
+	static char buf[1 << 16];
+	int fd = p->cfd[i];
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* bounded: a reader as fast as the writer would otherwise take the
+	 * whole value, and the cut would come after the last write */
+	for (ssize_t n; p->dropped < DROP_MAX && (n = read(fd, buf, sizeof buf)) > 0;)
+		p->dropped += (size_t)n;
+	/* the FIN first: whatever the client sends from now on is answered
+	 * with an RST that finds its socket in CLOSE_WAIT */
+	shutdown(fd, SHUT_WR);
+	p->cut = 1;
+	p->cut_up = p->up[i];
+	pair_close(p, i);
+	close(p->lfd);
+	p->lfd = -1;
+}
+
+static void *proxy_run(void *arg)
+{
+	struct proxy *p = arg;
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf[1 + 2 * NPAIR];
+		int n = 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE))
+			break;
+		if (now.tv_sec - t0.tv_sec > 60) {
+			snprintf(p->err, sizeof p->err, "proxy: no put for 60 s");
+			break;
+		}
+		if (p->lfd >= 0)
+			pf[n++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
+		for (int i = 0; i < NPAIR; i++) {
+			pf[n++] = (struct pollfd){ .fd = p->cfd[i], .events = POLLIN };
+			pf[n++] = (struct pollfd){ .fd = p->nfd[i], .events = POLLIN };
+		}
+		if (p->cut && p->lfd < 0) {
+			int open = 0;
+			for (int i = 0; i < NPAIR; i++)
+				open |= p->cfd[i] >= 0;
+			if (!open)
+				break;
+		}
+		if (poll(pf, (nfds_t)n, 100) < 0)
+			continue;
+		int k = 0;
+		if (p->lfd >= 0 && (pf[k++].revents & POLLIN)) {
+			int c = accept(p->lfd, NULL, NULL);
+			int i = 0;
+			while (i < NPAIR && p->cfd[i] >= 0)
+				i++;
+			int nf = c >= 0 && i < NPAIR ? dial(p->peer_port) : -1;
+			if (nf < 0) {
+				if (c >= 0)
+					close(c);
+			} else {
+				p->cfd[i] = c;
+				p->nfd[i] = nf;
+				p->up[i] = 0;
+			}
+		}
+		for (int i = 0; i < NPAIR; i++, k += 2) {
+			if (p->cfd[i] < 0 || pf[k].fd != p->cfd[i])
+				continue;
+			if ((pf[k + 1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    pump(p->nfd[i], p->cfd[i], NULL) != 0) {
+				pair_close(p, i);
+				continue;
+			}
+			if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (pump(p->cfd[i], p->nfd[i], &p->up[i]) != 0)
+				pair_close(p, i);
+			else if (!p->cut && p->up[i] >= CUT_AT)
+				cut(p, i);
+		}
+	}
+	for (int i = 0; i < NPAIR; i++)
+		if (p->cfd[i] >= 0)
+			pair_close(p, i);
+	if (p->lfd >= 0)
+		close(p->lfd);
+	return NULL;
+}
+
+static int cutoff(const char *conf, int port, int peer_port)
+{
+	struct proxy p = { .peer_port = peer_port };
+	struct kvn_client *c;
+	size_t n = 64u << 20;
+	unsigned char *v = malloc(n);
+	struct sigaction sa;
+	pthread_t t;
+
+	sigaction(SIGPIPE, NULL, &sa);
+	if (sa.sa_handler != SIG_DFL) {
+		printf("SIGPIPE is not at its default disposition\n");
+		return 1;
+	}
+	for (int i = 0; i < NPAIR; i++)
+		p.cfd[i] = p.nfd[i] = -1;
+	p.lfd = listen_on(port);
+	if (!v || p.lfd < 0 || pthread_create(&t, NULL, proxy_run, &p) != 0) {
+		printf("proxy: cannot listen on %d\n", port);
+		return 1;
+	}
+	memset(v, 0x5a, n);
+	int rc = connect_conf(conf, NULL, &c);
+	if (rc == 0) {
+		rc = kvn_put(c, "big", 3, v, n, 0);
+		printf("put of %zu bytes: %s\n", n, rc ? kvn_strerror(rc) : "succeeded");
+		kvn_close(c);
+	}
+	__atomic_store_n(&p.done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	free(v);
+	if (p.err[0])
+		printf("%s\n", p.err);
+	if (!p.cut) {
+		printf("the proxy cut nothing\n");
+		return 3;
+	}
+	printf("cut after the client sent %zu bytes (%zu of them dropped)\n", p.cut_up + p.dropped, p.dropped);
+	/* the library had the whole value out: it may have been reading, not
+	 * writing, when the FIN came */
+	if (p.cut_up + p.dropped + (1u << 20) >= n)
+		return 3;
+	return rc < 0 ? 0 : 1;
+}
+
 static int cb_lines;
 static char cb_first[512];
 
@@ -169,8 +406,11 @@ int main(int argc, char **argv)
 		return putget(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "sigpipe") == 0)
 		return sigpipe(argv[2], (pid_t)atol(argv[3]), atol(argv[4]));
+	if (argc == 5 && strcmp(argv[1], "cut") == 0)
+		return cutoff(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "log") == 0)
 		return log_phase(argv[2], argv[3], argv[4]);
-	fprintf(stderr, "usage: lib_host putget CONF | sigpipe CONF PID MS | log CONF ADDR PHASE\n");
+	fprintf(stderr, "usage: lib_host putget CONF | sigpipe CONF PID MS | cut CONF PORT PEER_PORT\n"
+			"       | log CONF ADDR PHASE\n");
 	return 2;
 }
