@@ -65,7 +65,7 @@ static void reader(void)
 
 /* Wait (up to timeout_ms) for the reader to be inside a reply, early
  * enough (between the marks), and stop it there: 1, or 0 if it was not
- * (it is running again then). */
+ * (it is running again then), or -1 if it is gone. */
 static int stop_mid_reply(pid_t rd, uint64_t timeout_ms)
 {
 	uint64_t until = kvn_now_ms() + timeout_ms;
@@ -78,7 +78,7 @@ static int stop_mid_reply(pid_t rd, uint64_t timeout_ms)
 			usleep(200);
 	kill(rd, SIGSTOP);
 	if (waitpid(rd, &st, WUNTRACED) != rd || !WIFSTOPPED(st))
-		return 0;
+		return -1;
 	/* stopped now: its buffer no longer changes */
 	if (rbuf[MARK_LO] != 0 && rbuf[mark_hi] == 0)
 		return 1;
@@ -203,7 +203,10 @@ static void t_expire(void)
 	 * is a line more. */
 	for (int attempt = 0; attempt < 20 && !held; attempt++) {
 		logged0 = proc_log_count("p", "read lease(s) held past peer.read_lease_ttl");
-		if (!stop_mid_reply(rd, 5000))
+		int stopped = stop_mid_reply(rd, 5000);
+		if (stopped < 0)
+			break;
+		if (!stopped)
 			continue;
 		memset(v, 0x20 + ++gen, VAL);
 		if (kvn_put(c, "big", 3, v, VAL, 0) != 0)
