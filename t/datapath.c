@@ -8,11 +8,12 @@
  * errors that name what happened (not KVN_EFULL for a dead peer or a peer
  * without room, KVN_ETIMEDOUT for a deadline mid-transfer, KVN_EINVAL for a
  * NULL key), unknown put flags refused, kvn_exists_prefix with a bad first
- * key, kvn_drain counting only callbacks that ran, and a master-only
- * process named after its own port. */
+ * key, kvn_drain counting only callbacks that ran, a master-only
+ * process named after its own port, and timers that never fire early. */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -378,6 +379,67 @@ static void t_async_deadline_code(void)
 	free(buf);
 }
 
+/* The same, at its cause: a timer of a few ms (client.timeout = 4 ms is
+ * also the connect timeout of the connection an async put opens) never
+ * fires before its delay by kvn_now_ms's clock, against which the put's
+ * deadline is kept.  libevent's default clock is CLOCK_MONOTONIC_COARSE
+ * (4 ms ticks at HZ=250): such a timer fired up to a tick early, so a new
+ * connection failed with KVN_ETIMEDOUT while its put had time left, which
+ * the put reads as another call's cut (KVN_ECONN). */
+static void timer_at(struct actor *self, void *arg)
+{
+	(void)self;
+	*(uint64_t *)arg = kvn_now_ns();
+}
+
+static int timer_idle(struct actor *self, struct actor_msg *m)
+{
+	(void)self;
+	(void)m;
+	return 0;
+}
+
+static void t_timer_not_early(void)
+{
+	static const struct actor_ops ops = { .name = "timer", .handle = timer_idle };
+	struct actor_loop *l = actor_loop_new("t-timer");
+	struct actor *a = NULL;
+	uint64_t fired = 0, early = 0, worst_of = 0, worst_ms = 0;
+	int runs = 0;
+
+	actor_loop_adopt(l);
+	if (actor_spawn(l, &ops, NULL, 4, &a) != 0)
+		kvn_fatal("actor_spawn failed");
+	struct actor_timer *t = actor_timer_new(a, timer_at, &fired);
+	for (int i = 0; i < 60; i++) {
+		uint64_t ms = 1 + (uint64_t)(i % 4), t0 = kvn_now_ns();
+		fired = 0;
+		actor_timer_arm(t, ms);
+		/* the loop turns all the time, as a busy client's does
+		 * (replies, connects): each turn fires what its clock says is
+		 * due */
+		while (!fired && kvn_now_ns() - t0 < (ms + 200) * 1000000u)
+			(void)event_base_loop(actor_loop_base(l), EVLOOP_NONBLOCK);
+		if (!fired)
+			continue;
+		runs++;
+		if (fired - t0 + 1000 < ms * 1000000u) { /* libevent's clock reads in us */
+			early++;
+			if (!worst_ms || fired - t0 < worst_of) {
+				worst_of = fired - t0;
+				worst_ms = ms;
+			}
+		}
+	}
+	is_int(runs, 60, "each timer fired");
+	if (early)
+		tap_diag("the earliest: a %llu ms timer fired after %.2f ms", (unsigned long long)worst_ms,
+			 worst_of / 1e6);
+	is_int((int)early, 0, "no 1..4 ms timer fired before its delay");
+	actor_timer_free(t);
+	actor_loop_free(l);
+}
+
 /* Item 10: async puts in flight when their peer dies: the connection's
  * in-flight table is failed while replies re-enter it (ASan caught a
  * use-after-free), and no SIGPIPE reaches the host program (default
@@ -703,6 +765,7 @@ int main(int argc, char **argv)
 		{ "api_gaps", t_api_gaps },
 		{ "null_key", t_null_key },
 		{ "async_deadline_code", t_async_deadline_code },
+		{ "timer_not_early", t_timer_not_early },
 		{ "dead_peer_not_full", t_dead_peer_not_full },
 		{ "enospc_retries0", t_enospc_retries0 },
 		{ "peer_dies_mid_write", t_peer_dies_mid_write },

@@ -27,11 +27,16 @@ struct actor_loop *actor_loop_new(const char *name)
 	snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
 	{
 		/* deadlines are measured against kvn_now_ms: do not let libevent
-		 * schedule timers from a time cached at the top of the loop */
+		 * schedule timers from a time cached at the top of the loop, nor
+		 * from CLOCK_MONOTONIC_COARSE (its default on Linux): with 4 ms
+		 * ticks a timer of a few ms fired up to a tick early whenever the
+		 * loop turned for I/O, e.g. the 4 ms connect timeout of a client
+		 * with client.timeout = 4ms while its put still had time left
+		 * (t/datapath timer_not_early) */
 		struct event_config *cfg = event_config_new();
 		if (!cfg)
 			kvn_fatal("libevent: event_config_new failed");
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME | EVENT_BASE_FLAG_PRECISE_TIMER);
 		l->base = event_base_new_with_config(cfg);
 		event_config_free(cfg);
 	}
