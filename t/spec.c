@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client.h"
+#include "client_env.h"
 #include "base/base.h"
 #include "kvnode.h"
 #include "net/net.h"
@@ -25,22 +25,6 @@ static struct kvn_client *ca; /* speculation on (the default) */
 static struct kvn_client *cb; /* client.speculative_get = off */
 static char conf_a[300], conf_b[300];
 static uint16_t mport;
-
-/* c's counters, read through the getter */
-static struct client_stats stats(struct kvn_client *c)
-{
-	struct client_stats s;
-	client_get_stats(c, &s);
-	return s;
-}
-
-/* The peers route answers have named (up to 2). */
-static int nseen(struct kvn_client *c)
-{
-	int n = 0;
-	client_sole_get(c, NULL, &n);
-	return n;
-}
 
 static void fixture_up(void)
 {

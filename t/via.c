@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client.h"
+#include "client_env.h"
 #include "base/base.h"
 #include "kvnode.h"
 #include "net/net.h"
@@ -40,22 +40,7 @@ static char conf_a[300], conf_b[300];
 static uint16_t mport;
 static pid_t aio_pid;
 
-/* c's counters, read through the getter */
-static struct client_stats stats(struct kvn_client *c)
-{
-	struct client_stats s;
-	client_get_stats(c, &s);
-	return s;
-}
-
-/* The peers route answers have named (up to 2), and the sole one's id. */
-static int nseen(struct kvn_client *c)
-{
-	int n = 0;
-	client_sole_get(c, NULL, &n);
-	return n;
-}
-
+/* The sole peer's id. */
 static const char *sole_node(struct kvn_client *c)
 {
 	static struct proto_route rt;
