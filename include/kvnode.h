@@ -52,7 +52,10 @@ enum kvn_err {
 	KVN_ESTATE = -22,    /* operation refused in the object's current state */
 	KVN_ERANGE = -23,    /* caller's buffer too small */
 	KVN_EEXIST = -24,    /* already exists */
-	KVN_ERR_MIN = -24,
+	KVN_ECORRUPT = -25,  /* checksum mismatch: the bytes read are not the bytes written */
+	KVN_EHELD = -26,     /* the value is pinned or leased: not evicted */
+	KVN_EROFS = -27,     /* the node's disk tier is read-only (a write or fsync failed) */
+	KVN_ERR_MIN = -27,
 };
 
 const char *kvn_strerror(int err);

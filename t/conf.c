@@ -480,6 +480,10 @@ static void test_finalize_rules(void)
 		       "master.node_timeout (10s) must be longer than peer.heartbeat_interval (20s)");
 	finalize_fails((const char *[]){ "master.listen=127.0.0.1:7401", NULL },
 		       "master.listen and peer.listen are the same address (127.0.0.1:7401)");
+	finalize_fails((const char *[]){ "peer.high_watermark=0.5", "peer.low_watermark=0.5", NULL },
+		       "peer.low_watermark (0.5) must be below peer.high_watermark (0.5)");
+	finalize_fails((const char *[]){ "peer.offload=on-put", NULL },
+		       "peer.offload = 'on-put' needs a disk tier: set peer.disk_size above 0");
 
 	/* fields written by code, not the parser, are checked too */
 	kvn_conf_init(&c);
@@ -501,6 +505,53 @@ static void test_finalize_rules(void)
 	is_str(err, "master.listen = '': must not be empty", "NULL string from code");
 	c.master_listen = strdup("127.0.0.1:7400");
 	is_int(kvn_conf_finalize(&c, err, sizeof err), 0, "and fine once repaired");
+	kvn_conf_fini(&c);
+}
+
+/* peer.high_watermark and friends: decimals in 0..1, kept as parts per
+ * million, printed back the way they were written. */
+static void test_fraction(void)
+{
+	static const char *const good[][2] = { { "0.95", "0.95" }, { ".5", "0.5" }, { "1", "1" },
+					       { "1.0", "1" },     { "0", "0" },    { "0.000001", "0.000001" },
+					       { "0.123456", "0.123456" } };
+	static const char *const bad[][2] = {
+		{ "1.5", "above the maximum 1" },
+		{ "2", "not a fraction between 0 and 1 (e.g. 0.95)" },
+		{ "0.1234567", "more than six decimals" },
+		{ "95%", "not a fraction between 0 and 1 (e.g. 0.95)" },
+		{ "-0.5", "not a fraction between 0 and 1 (e.g. 0.95)" },
+		{ "", "not a fraction between 0 and 1 (e.g. 0.95)" },
+		{ ".", "not a fraction between 0 and 1 (e.g. 0.95)" },
+	};
+	struct kvn_conf c;
+	char set[64], want[160], out[64];
+
+	kvn_conf_init(&c);
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		snprintf(set, sizeof set, "peer.low_watermark=%s", good[i][0]);
+		is_int(kvn_conf_set(&c, set, err, sizeof err), 0, "fraction '%s' parses", good[i][0]);
+		kvn_conf_get(&c, "peer.low_watermark", out, sizeof out);
+		is_str(out, good[i][1], "and reads back canonically (case %zu)", i);
+	}
+	is_int((int)c.peer_low_watermark, 123456, "stored as parts per million");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(set, sizeof set, "peer.high_watermark=%s", bad[i][0]);
+		snprintf(want, sizeof want, "--set %s: %s", set, bad[i][1]);
+		set_fails(&c, set, want);
+	}
+	kvn_conf_fini(&c);
+
+	/* peer.offload = auto follows the disk tier */
+	kvn_conf_init(&c);
+	is_int(kvn_conf_finalize(&c, err, sizeof err), 0, "defaults finalize");
+	is_int(c.peer_offload, KVN_OFFLOAD_OFF, "offload auto without a disk tier: off");
+	kvn_conf_fini(&c);
+	kvn_conf_init(&c);
+	kvn_conf_set(&c, "peer.disk_size=1GiB", err, sizeof err);
+	is_int(kvn_conf_finalize(&c, err, sizeof err), 0, "with a disk tier finalize");
+	is_int(c.peer_offload, KVN_OFFLOAD_ON_EVICT, "offload auto with a disk tier: on-evict");
+	is_str(c.peer_disk_dir ? c.peer_disk_dir : "(null)", "var/disk", "disk_dir derives from data_dir");
 	kvn_conf_fini(&c);
 }
 
@@ -649,6 +700,7 @@ static const struct tap_test tests[] = {
 	{ "file_limits", test_file_limits },
 	{ "no_secret_echo", test_no_secret_echo },
 	{ "set", test_set },
+	{ "fraction", test_fraction },
 	{ "finalize", test_finalize },
 	{ "finalize_rules", test_finalize_rules },
 	{ "get", test_get },

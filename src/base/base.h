@@ -181,6 +181,9 @@ void kvn_format_duration(char *out, size_t cap, uint64_t ms);
  * from it (see kvn_conf_write_*), and t/ checks the committed files against it.
  * Fields are named section_key; durations are in ms, sizes in bytes. */
 enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4 };
+/* peer.evict and peer.offload (their names are in conf_keys.c, in this order) */
+enum kvn_evict { KVN_EVICT_LRU = 0, KVN_EVICT_NONE = 1 };
+enum kvn_offload { KVN_OFFLOAD_AUTO = 0, KVN_OFFLOAD_OFF = 1, KVN_OFFLOAD_ON_EVICT = 2, KVN_OFFLOAD_ON_PUT = 3 };
 
 struct kvn_conf {
 	/* [node] */
@@ -209,6 +212,19 @@ struct kvn_conf {
 	uint64_t peer_pending_ttl;        /* ms */
 	uint64_t peer_read_lease_ttl;     /* ms */
 	uint64_t peer_max_connections;
+	int peer_evict;                 /* enum kvn_evict */
+	uint64_t peer_high_watermark;   /* parts per million of dram_size */
+	uint64_t peer_low_watermark;    /* parts per million of dram_size */
+	uint64_t peer_evict_batch;
+	char *peer_disk_dir;
+	uint64_t peer_disk_size;
+	int peer_offload;               /* enum kvn_offload (auto resolved by finalize) */
+	uint64_t peer_offload_queue_limit;
+	int peer_force_evict;           /* bool */
+	int peer_promote_on_hit;        /* bool */
+	uint64_t peer_pin_ttl_max;      /* ms */
+	int peer_flush_on_stop;         /* bool */
+	uint64_t peer_stop_timeout;     /* ms */
 	/* [client] */
 	char *client_master;
 	uint64_t client_timeout; /* ms */

@@ -44,7 +44,7 @@ static int is_text(const struct conf_key *k)
 
 static int is_number(const struct conf_key *k)
 {
-	return k->type == T_SIZE || k->type == T_DURATION || k->type == T_UINT;
+	return k->type == T_SIZE || k->type == T_DURATION || k->type == T_UINT || k->type == T_FRACTION;
 }
 
 static const struct conf_key *key_by_field(size_t off)
@@ -81,6 +81,14 @@ static void number_text(const struct conf_key *k, uint64_t v, char *out, size_t 
 		snprintf(out, cap, "%s", tmp);
 	} else if (k->type == T_DURATION) {
 		kvn_format_duration(out, cap, v);
+	} else if (k->type == T_FRACTION) {
+		/* parts per million as a decimal without trailing zeros: 0.95, 1, 0 */
+		int n = snprintf(out, cap, "%llu.%06llu", (unsigned long long)(v / 1000000),
+				 (unsigned long long)(v % 1000000));
+		while (n > 0 && (size_t)n < cap && out[n - 1] == '0')
+			out[--n] = '\0';
+		if (n > 0 && (size_t)n < cap && out[n - 1] == '.')
+			out[--n] = '\0';
 	} else {
 		snprintf(out, cap, "%llu", (unsigned long long)v);
 	}
@@ -175,6 +183,38 @@ static int check_number(const struct conf_key *k, uint64_t v, char *why, size_t 
 	return 0;
 }
 
+/* "0.95", ".5", "1", "0": up to six decimals, into parts per million.
+ * Range checks come after (check_number). */
+static int parse_fraction(const char *v, uint64_t *out, const char **reason)
+{
+	uint64_t whole = 0, frac = 0, scale = 100000;
+	const char *p = v;
+	int digits = 0;
+
+	while (*p >= '0' && *p <= '9' && digits < 3) {
+		whole = whole * 10 + (uint64_t)(*p++ - '0');
+		digits++;
+	}
+	if (*p == '.') {
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (scale == 0) {
+				*reason = "more than six decimals";
+				return -1;
+			}
+			frac += (uint64_t)(*p++ - '0') * scale;
+			scale /= 10;
+			digits++;
+		}
+	}
+	if (*p || digits == 0 || whole > 1) {
+		*reason = "not a fraction between 0 and 1 (e.g. 0.95)";
+		return -1;
+	}
+	*out = whole * 1000000 + frac;
+	return 0;
+}
+
 /* Check a text value for k; 0 or -1 with why. */
 static int check_text(const struct conf_key *k, const char *v, char *why, size_t whylen)
 {
@@ -242,6 +282,10 @@ static int key_set(struct kvn_conf *c, const struct conf_key *k, const char *v, 
 		goto number;
 	case T_DURATION:
 		if (kvn_parse_duration_ms(v, &n, &reason) < 0)
+			break;
+		goto number;
+	case T_FRACTION:
+		if (parse_fraction(v, &n, &reason) < 0)
 			break;
 		goto number;
 	case T_UINT:
@@ -614,6 +658,7 @@ static void derive_defaults(struct kvn_conf *c)
 		derive(c, FIELD(node_id), kvn_xstrdup(buf));
 	}
 	derive(c, FIELD(auth_peer_secret_file), join_path(c->node_data_dir, "peer.secret"));
+	derive(c, FIELD(peer_disk_dir), join_path(c->node_data_dir, "disk"));
 	derive(c, FIELD(auth_client_secret_file), join_path(c->node_data_dir, "client.secret"));
 }
 
@@ -651,6 +696,19 @@ int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen)
 		number_text(key_by_field(FIELD(peer_page_size)), c->peer_page_size, b, sizeof b);
 		snprintf(err, errlen, "peer.dram_size (%s) must be a multiple of peer.page_size (%s)",
 			 a, b);
+		return KVN_ECONFIG;
+	}
+	if (c->peer_low_watermark >= c->peer_high_watermark) {
+		number_text(key_by_field(FIELD(peer_low_watermark)), c->peer_low_watermark, a, sizeof a);
+		number_text(key_by_field(FIELD(peer_high_watermark)), c->peer_high_watermark, b, sizeof b);
+		snprintf(err, errlen, "peer.low_watermark (%s) must be below peer.high_watermark (%s)", a, b);
+		return KVN_ECONFIG;
+	}
+	if (c->peer_offload == KVN_OFFLOAD_AUTO)
+		c->peer_offload = c->peer_disk_size > 0 ? KVN_OFFLOAD_ON_EVICT : KVN_OFFLOAD_OFF;
+	if (c->peer_disk_size == 0 && c->peer_offload != KVN_OFFLOAD_OFF) {
+		snprintf(err, errlen, "peer.offload = '%s' needs a disk tier: set peer.disk_size above 0",
+			 c->peer_offload == KVN_OFFLOAD_ON_PUT ? "on-put" : "on-evict");
 		return KVN_ECONFIG;
 	}
 	if (c->master_node_timeout <= c->peer_heartbeat_interval) {

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T_ENUM };
+/* T_FRACTION: a decimal in 0..1 ("0.95"), stored as parts per million in a
+ * uint64_t (min and max too), so every number key shares one range check. */
+enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T_ENUM, T_FRACTION };
 
 enum conf_flag {
 	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */

@@ -14,7 +14,7 @@
 const char *const conf_type_names[] = {
 	[T_STRING] = "string", [T_PATH] = "path",     [T_ADDR] = "address",
 	[T_SIZE] = "size",     [T_DURATION] = "duration", [T_UINT] = "integer",
-	[T_BOOL] = "bool",     [T_ENUM] = "enum",
+	[T_BOOL] = "bool",     [T_ENUM] = "enum",     [T_FRACTION] = "fraction",
 };
 
 #define KIB(n) ((uint64_t)(n) << 10)
@@ -24,10 +24,14 @@ const char *const conf_type_names[] = {
 #define SECS(n) ((uint64_t)(n) * 1000)
 #define MINS(n) ((uint64_t)(n) * 60000)
 #define HOURS(n) ((uint64_t)(n) * 3600000)
+#define PPM(n) ((uint64_t)(n) * 10000) /* percent -> parts per million */
 #define FIELD(f) offsetof(struct kvn_conf, f)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+/* indexes are enum kvn_evict / enum kvn_offload (base.h) */
+static const char *const evict_modes[] = { "lru", "none", NULL };
+static const char *const offload_modes[] = { "auto", "off", "on-evict", "on-put", NULL };
 
 const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
@@ -123,7 +127,54 @@ const struct conf_key conf_keys[] = {
 	  "freed." },
 	{ "peer", "read_lease_ttl", T_DURATION, "30s", 100, HOURS(1), 0, NULL, NULL,
 	  FIELD(peer_read_lease_ttl),
-	  "Longest a get in flight or a pin keeps a value's pages from being freed." },
+	  "Longest a get in flight keeps a value's pages (or its disk file) from being "
+	  "freed.  Bounds read leases only: pins are bounded by peer.pin_ttl_max." },
+	{ "peer", "evict", T_ENUM, "lru", 0, 0, 0, NULL, evict_modes, FIELD(peer_evict),
+	  "What the peer does when its DRAM tier fills: lru evicts (or, with a disk tier, "
+	  "offloads) the least recently used values; none keeps every value and refuses "
+	  "puts once full (for work queues that must never lose an item)." },
+	{ "peer", "high_watermark", T_FRACTION, "0.95", PPM(1), PPM(100), 0, NULL, NULL,
+	  FIELD(peer_high_watermark),
+	  "Fraction of peer.dram_size in use above which eviction starts." },
+	{ "peer", "low_watermark", T_FRACTION, "0.85", 0, PPM(100), 0, NULL, NULL,
+	  FIELD(peer_low_watermark),
+	  "Fraction of peer.dram_size eviction brings usage down to; below "
+	  "peer.high_watermark." },
+	{ "peer", "evict_batch", T_UINT, "64", 1, 65536, 0, NULL, NULL, FIELD(peer_evict_batch),
+	  "Most values one eviction round evicts or queues for offload before the peer "
+	  "serves requests again." },
+	{ "peer", "disk_dir", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/disk", NULL,
+	  FIELD(peer_disk_dir),
+	  "Directory of the disk tier: one file per value generation, indexed by "
+	  "<data_dir>/peer.db." },
+	{ "peer", "disk_size", T_SIZE, "0", 0, TIB(1024), 0, NULL, NULL, FIELD(peer_disk_size),
+	  "Capacity of the disk tier; 0 (the default) runs without one." },
+	{ "peer", "offload", T_ENUM, "auto", 0, 0, 0, NULL, offload_modes, FIELD(peer_offload),
+	  "When values are written to the disk tier: on-evict (a value leaves DRAM only "
+	  "after its disk copy is durable), on-put (written through at commit), off (a pure "
+	  "DRAM cache: evicted values are dropped).  auto: on-evict with a disk tier "
+	  "(peer.disk_size above 0), else off." },
+	{ "peer", "offload_queue_limit", T_UINT, "256", 1, 1048576, 0, NULL, NULL,
+	  FIELD(peer_offload_queue_limit),
+	  "Most values queued for the disk writer at once; a victim that finds the queue "
+	  "full stays in DRAM this round (see peer.force_evict)." },
+	{ "peer", "force_evict", T_BOOL, "off", 0, 1, 0, NULL, NULL, FIELD(peer_force_evict),
+	  "When the offload queue is full or the disk tier cannot take a value, drop "
+	  "evictable values from DRAM without a disk copy instead of skipping them "
+	  "(values put as durable work-queue items are never dropped)." },
+	{ "peer", "promote_on_hit", T_BOOL, "on", 0, 1, 0, NULL, NULL, FIELD(peer_promote_on_hit),
+	  "A get served from the disk tier also brings the value back into DRAM." },
+	{ "peer", "pin_ttl_max", T_DURATION, "10m", SECS(1), HOURS(24), 0, NULL, NULL,
+	  FIELD(peer_pin_ttl_max),
+	  "Longest a pin lasts; a longer pin TTL is cut to this, so pins of a client "
+	  "that died expire." },
+	{ "peer", "flush_on_stop", T_BOOL, "off", 0, 1, 0, NULL, NULL, FIELD(peer_flush_on_stop),
+	  "On SIGTERM, with a disk tier, write DRAM-only values to disk before leaving "
+	  "(bounded by peer.stop_timeout), so they are readable after the restart." },
+	{ "peer", "stop_timeout", T_DURATION, "10s", 100, HOURS(1), 0, NULL, NULL,
+	  FIELD(peer_stop_timeout),
+	  "Deadline of a clean stop: telling the master the peer leaves, and "
+	  "peer.flush_on_stop." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
 	  FIELD(peer_max_connections),
 	  "Most authenticated connections the peer keeps open at once (those still in the "

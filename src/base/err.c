@@ -39,6 +39,9 @@ static const struct err_row err_table[] = {
 	ROW(KVN_ESTATE, "refused in current state", 7),
 	ROW(KVN_ERANGE, "buffer too small", 6),
 	ROW(KVN_EEXIST, "already exists", 7),
+	ROW(KVN_ECORRUPT, "checksum mismatch (data corrupted)", 7),
+	ROW(KVN_EHELD, "value is pinned or leased", 7),
+	ROW(KVN_EROFS, "disk tier is read-only after an I/O error", 5),
 };
 #undef ROW
 
