@@ -42,6 +42,8 @@ static void fill_node(struct peer *p, struct proto_node *n)
 	snprintf(n->addr, sizeof n->addr, "%s", p->advertise);
 	n->boot_id = p->boot_id;
 	n->dram_total = p->o.dram_size;
+	n->disk_total = p->disk_on ? p->o.disk_size : 0;
+	n->disk_used = p->disk_on ? p->disk_used : 0;
 	keytab_get_stats(p->st->kt, &ks);
 	uint64_t used = p->o.dram_size - alloc_free_bytes(p->st->arena);
 	n->dram_pending = ks.pending_bytes < used ? ks.pending_bytes : used;
@@ -533,7 +535,7 @@ static void peer_on_durable(struct peer *p, struct actor_msg *m)
  * sender, replies included, is ignored) or a data-path requester (a client,
  * or this process's master forwarding; replies ignored, other roles are
  * answered KVN_EAUTH). */
-enum peer_from { PEER_FROM_MASTER, PEER_FROM_REQUESTER };
+enum peer_from { PEER_FROM_MASTER, PEER_FROM_REQUESTER, PEER_FROM_DISK };
 
 static const struct peer_route {
 	uint16_t type;
@@ -544,6 +546,7 @@ static const struct peer_route {
 	{ NET_DOWN, PEER_FROM_MASTER, peer_on_net_down },
 	{ WIRE_DROP_GEN, PEER_FROM_MASTER, peer_on_drop_gen },
 	{ WIRE_DURABLE, PEER_FROM_MASTER, peer_on_durable },
+	{ PEER_DISK_DONE, PEER_FROM_DISK, peer_on_disk_done },
 	{ WIRE_PUT, PEER_FROM_REQUESTER, peer_on_put },
 	{ WIRE_GET, PEER_FROM_REQUESTER, peer_on_get },
 	{ WIRE_EXISTS, PEER_FROM_REQUESTER, peer_on_exists },
@@ -582,6 +585,11 @@ static int peer_dispatch(struct actor *self, struct actor_msg *m)
 			r->fn(p, m);
 		return 0;
 	}
+	if (r && r->from == PEER_FROM_DISK) {
+		if (p->disk_on && m->src == p->disk && m->src_role == AUTH_ROLE_INTERNAL)
+			r->fn(p, m);
+		return 0;
+	}
 	if (m->flags & WIRE_F_REPLY)
 		return 0;
 	if (!data_role_ok(m)) {
@@ -607,6 +615,7 @@ static void peer_fini(struct actor *self)
 	while ((pp = TAILQ_FIRST(&p->receiving)))
 		peer_sink_abort(self, pp);
 	peer_slot_fini(p);
+	peer_tier_fini(p);
 	while ((e = TAILQ_FIRST(&p->outbox))) {
 		TAILQ_REMOVE(&p->outbox, e, link);
 		free(e);
@@ -623,6 +632,8 @@ static void peer_fini(struct actor *self)
 	free(p->scratch);
 	free((char *)p->o.node_id);
 	free((char *)p->o.advertise);
+	free((char *)p->o.disk_dir);
+	free((char *)p->o.disk_db);
 	free(p);
 }
 
@@ -643,6 +654,9 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	p->o = *o;
 	p->o.node_id = kvn_xstrdup(o->node_id);
 	p->o.advertise = kvn_xstrdup(o->advertise);
+	p->o.disk_dir = o->disk_dir ? kvn_xstrdup(o->disk_dir) : NULL;
+	p->o.disk_db = o->disk_db ? kvn_xstrdup(o->disk_db) : NULL;
+	TAILQ_INIT(&p->cold);
 	snprintf(p->node_id, sizeof p->node_id, "%s", o->node_id);
 	snprintf(p->advertise, sizeof p->advertise, "%s", o->advertise);
 	TAILQ_INIT(&p->outbox);
@@ -662,6 +676,8 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 		free(p->st);
 		free((char *)p->o.node_id);
 		free((char *)p->o.advertise);
+		free((char *)p->o.disk_dir);
+		free((char *)p->o.disk_db);
 		free(p);
 		return rc;
 	}
@@ -675,7 +691,14 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 		free(p->scratch);
 		free((char *)p->o.node_id);
 		free((char *)p->o.advertise);
+		free((char *)p->o.disk_dir);
+		free((char *)p->o.disk_db);
 		free(p);
+		return rc;
+	}
+	rc = peer_tier_start(p, err, errlen);
+	if (rc) {
+		actor_destroy(p->self); /* fini frees the rest */
 		return rc;
 	}
 	p->hb_timer = actor_timer_new(p->self, heartbeat_tick, NULL);

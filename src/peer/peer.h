@@ -22,6 +22,21 @@ struct peer_opts {
 	uint64_t max_value_size;
 	uint32_t mailbox;
 	uint64_t call_timeout_ms; /* deadline of each call to the master */
+	/* Tiers ([peer] keys in docs/configuration.md).  evict: enum kvn_evict;
+	 * offload: enum kvn_offload (auto: on-evict with a disk tier, else
+	 * off).  Zero watermarks, batch, queue limit and pin TTL take the
+	 * keys' defaults, so a zeroed peer_opts is a valid configuration. */
+	int evict, offload, force_evict, promote_on_hit;
+	uint64_t high_watermark, low_watermark; /* parts per million of dram_size */
+	uint64_t evict_batch, offload_queue_limit, pin_ttl_max_ms;
+	/* Disk tier: none when disk_size is 0.  disk_db: peer.db's path. */
+	const char *disk_dir, *disk_db;
+	uint64_t disk_size;
+	/* Where the disk writer runs: its own loop thread in kvnode (so no
+	 * fsync stalls the peer), NULL for the peer's loop (tests,
+	 * simulation).  Stop it before the peer's loop: its writes read
+	 * arena pages. */
+	struct actor_loop *disk_loop;
 	/* Tests only: the bug this design forbids.  When an EVENTS send fails,
 	 * forget the events it carried, answer their waiting puts as if the
 	 * master had applied them, and renumber later events so no gap shows.
@@ -73,8 +88,34 @@ void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 	X(refused_abort, "ABORT_SLOT of a slot not reserved (double abort, after the reaper)")    \
 	X(keytab_refused, "key-table refusals seen (e.g. release of an unknown lease)")
 
+/* The tiers' counters (peer_tier.c, peer_cold.c, peer_disk.c). */
+#define PEER_TIER_STATS_FIELDS(X)                                                                  \
+	X(evict_rounds, "eviction rounds run")                                                     \
+	X(evicted_dropped, "values dropped from this node by eviction (no disk copy)")            \
+	X(evicted_to_disk, "values whose DRAM copy was freed because they are on disk")           \
+	X(put_evictions, "eviction rounds a put ran because it found no room")                    \
+	X(skipped, "victims kept in DRAM (offload queue or disk full, work-queue items)")         \
+	X(offloaded, "values written to the disk tier")                                            \
+	X(offload_bytes, "value bytes written to the disk tier")                                   \
+	X(offload_failed, "disk writes that failed (the value stayed in DRAM)")                   \
+	X(put_through_skipped, "offload = on-put writes skipped (disk full, read-only, queue full)") \
+	X(disk_gets, "gets served from the disk tier")                                             \
+	X(disk_read_errors, "disk reads that failed (I/O)")                                        \
+	X(checksum_errors, "disk reads whose checksum failed (file quarantined)")                 \
+	X(disk_timeouts, "requests answered KVN_ETIMEDOUT while waiting on the disk")             \
+	X(disk_remove_lost, "disk files not removed (the next start removes them as orphans)")   \
+	X(promoted, "disk hits copied back to DRAM (peer.promote_on_hit)")                        \
+	X(expired, "values past their TTL reclaimed")                                              \
+	X(evict_requests, "keys asked for by EVICT_KEY")                                           \
+	X(pins, "PIN items applied")                                                               \
+	X(unpins, "UNPIN items applied")                                                           \
+	X(pins_expired, "pins past their TTL")
+
 struct peer_stats {
 	PEER_STATS_FIELDS(KVN_STAT_FIELD)
+};
+struct peer_tier_stats {
+	PEER_TIER_STATS_FIELDS(KVN_STAT_FIELD)
 };
 struct peer_slot_stats {
 	PEER_SLOT_STATS_FIELDS(KVN_STAT_FIELD)
@@ -83,6 +124,8 @@ struct peer_slot_stats {
 /* A snapshot of the peer's counters (loop thread only, like peer_dump);
  * either pointer may be NULL. */
 void peer_get_stats(struct actor *peer, struct peer_stats *st, struct peer_slot_stats *slots);
+void peer_get_tier_stats(struct actor *peer, struct peer_tier_stats *st);
+void peer_tier_stats_each(const struct peer_tier_stats *st, kvn_stat_fn fn, void *arg);
 /* Each counter by name, in list order: fn(arg, name, what, value). */
 void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg);
 void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void *arg);

@@ -68,6 +68,16 @@ struct peer_put {
 };
 
 struct peer_slots;
+struct peer_dop;
+struct peer_cold;
+
+/* Internal messages between the peer and its disk writer (peer_disk.c). */
+enum peer_disk_msg {
+	PEER_DISK_WRITE = 0x8300,
+	PEER_DISK_READ = 0x8301,
+	PEER_DISK_REMOVE = 0x8302,
+	PEER_DISK_DONE = 0x8303,
+};
 
 struct peer {
 	struct actor *self;
@@ -108,6 +118,22 @@ struct peer {
 	int refused_why;  /* last refusal's error, for the state line */
 	struct actor_timer *lease_timer; /* peer_lease_tick, every read_lease_ttl / 4 */
 	struct kvn_ratelimit lease_rl;
+	/* ---- tiers (peer_tier.c, peer_disk.c, peer_cold.c) ---- */
+	struct peer_tier_stats tstats;
+	actor_id disk;          /* the disk writer, when disk_on */
+	int disk_on;            /* a disk tier exists */
+	int disk_readonly;      /* a write or fsync failed: no more writes */
+	int disk_ro_logged, disk_hung;
+	uint64_t disk_full_until; /* after ENOSPC, no offload before this */
+	uint64_t disk_used;     /* bytes, as the disk writer last said */
+	uint64_t disk_token;
+	struct peer_dop *disk_ops; /* requests in flight, by token */
+	uint32_t disk_inflight;
+	uint64_t offload_queued, offload_bytes; /* writes in flight */
+	int evicting, evict_armed;
+	struct actor_timer *evict_timer, *tier_timer;
+	struct kvn_ratelimit evict_rl, disk_rl;
+	TAILQ_HEAD(, peer_cold) cold; /* requests held for the disk */
 };
 
 /* Keep request metadata under the 64 KiB limit (EVENTS, FULL_SYNC). */
@@ -170,6 +196,63 @@ void peer_put_free(struct peer_put *pp);
 void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struct alloc_extent *ext, int next,
 		      uint64_t size);
 void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size);
+/* A GET reply being built: per-item results in w, value bytes in payload
+ * (peer_data.c; peer_cold.c finishes GETs that waited for the disk). */
+struct peer_get_reply {
+	struct wire_w w;
+	struct evbuffer *payload;
+	uint64_t now;
+	uint64_t bytes; /* value bytes in payload so far */
+	uint64_t room;  /* known free bytes in payload's last chain */
+	actor_id conn;  /* the requester: cut if it holds a lease too long */
+};
+/* One GET item served from DRAM: its result, its bytes added to the reply.
+ * A value that is only on disk now answers KVN_EBUSY (asked again). */
+struct proto_result peer_get_one(struct peer *p, struct peer_get_reply *gr, const struct proto_item *it,
+				 uint32_t items_left);
+/* peer_disk.c: the disk writer.  Each request's fn runs exactly once on
+ * the peer's loop (KVN_ECLOSED at shutdown), and owns payload (a read's
+ * bytes, else NULL). */
+typedef void (*peer_disk_done_fn)(struct peer *p, void *arg, int status, struct evbuffer *payload);
+/* Open the disk tier (p->o.disk_size > 0), re-index it into the key table
+ * (temp files and orphans removed, missing files dropped), and start the
+ * disk writer on loop.  0 with no disk tier. */
+int peer_disk_open(struct peer *p, struct actor_loop *loop, char *err, size_t errlen);
+/* Write the committed value v (its pages must stay held until fn). */
+int peer_disk_write(struct peer *p, const struct keytab_view *v, uint64_t expires_wall_ms, peer_disk_done_fn fn,
+		    void *arg);
+int peer_disk_read(struct peer *p, const struct keytab_view *v, peer_disk_done_fn fn, void *arg);
+void peer_disk_remove(struct peer *p, const void *key, size_t klen, uint64_t gen);
+void peer_on_disk_done(struct peer *p, struct actor_msg *m);
+uint64_t peer_disk_oldest_ms(const struct peer *p, uint64_t now);
+void peer_disk_fini(struct peer *p);
+/* peer_tier.c */
+typedef void (*peer_offload_fn)(struct peer *p, void *arg, int status);
+int peer_offload_mode(const struct peer *p); /* enum kvn_offload, never AUTO */
+/* Write the committed (key, gen) to disk, then free its DRAM copy; fn (or
+ * NULL) hears the outcome.  KVN_EBUSY: the queue is full or the disk is
+ * full or hung; KVN_EROFS: read-only. */
+int peer_offload(struct peer *p, const uint8_t *key, uint16_t klen, uint64_t gen, peer_offload_fn fn, void *arg);
+/* A put committed (key, gen): write through (on-put), check watermarks. */
+void peer_tier_committed(struct peer *p, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* Schedule an eviction round if DRAM is above the high watermark. */
+void peer_tier_kick(struct peer *p);
+/* A put found no room for `bytes`: evict now.  0 room made; KVN_EBUSY
+ * room is coming (offloads in flight); KVN_ENOSPC nothing evictable. */
+int peer_make_room(struct peer *p, uint64_t bytes);
+/* Bytes this peer could free now by eviction or offload (heartbeat). */
+uint64_t peer_evictable(const struct peer *p);
+/* Defaults for zero options, the disk tier (peer_disk_open), timers. */
+int peer_tier_start(struct peer *p, char *err, size_t errlen);
+void peer_tier_fini(struct peer *p);
+void peer_on_pin(struct peer *p, struct actor_msg *m);
+void peer_on_unpin(struct peer *p, struct actor_msg *m);
+/* peer_cold.c: 1 when the GET m waits for the disk (answered later), 0
+ * when every item is served now. */
+int peer_get_cold(struct peer *p, struct actor_msg *m);
+void peer_on_evict_key(struct peer *p, struct actor_msg *m);
+/* Answer held requests past their deadline (KVN_ETIMEDOUT). */
+void peer_cold_tick(struct peer *p, uint64_t now);
 /* peer_slot.c: ALLOC_SLOT, COMMIT_SLOT, ABORT_SLOT, RESOLVE_KEY */
 void peer_on_alloc_slot(struct peer *p, struct actor_msg *m);
 void peer_on_commit_slot(struct peer *p, struct actor_msg *m);

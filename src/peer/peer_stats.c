@@ -28,3 +28,14 @@ void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void
 {
 	PEER_SLOT_STATS_FIELDS(KVN_STAT_VISIT)
 }
+
+void peer_get_tier_stats(struct actor *peer, struct peer_tier_stats *st)
+{
+	struct peer *p = actor_state(peer);
+	*st = p->tstats;
+}
+
+void peer_tier_stats_each(const struct peer_tier_stats *st, kvn_stat_fn fn, void *arg)
+{
+	PEER_TIER_STATS_FIELDS(KVN_STAT_VISIT)
+}

@@ -1,0 +1,513 @@
+/*
+ * peer_tier: what the peer does when DRAM fills, and everything that moves
+ * a value between its tiers.  Owns the eviction round (watermarks, bounded
+ * batches, the victims' fate: dropped from DRAM when already on disk,
+ * offloaded first with offload-on-evict, dropped outright in a pure DRAM
+ * cache), the offload queue's accounting and its one summary line per
+ * round, write-through at commit (offload = on-put), expiry of TTL values,
+ * pin expiry, and the disk tier's state as the peer sees it (full,
+ * read-only, hung).  Every value that leaves this node is an event to the
+ * master, so no route points at a generation that is gone.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "peer/peer_int.h"
+#include "base/base.h"
+
+#define TIER_TICK_MS 100          /* expiry, pins, disk health, background eviction */
+#define EXPIRE_BATCH 256          /* expired values reclaimed per tick */
+#define DISK_FULL_RETRY_MS 5000   /* after ENOSPC, try the disk again after this */
+#define DISK_HUNG_MS 30000        /* a disk request older than this: the disk hangs */
+
+static uint64_t ppm_of(uint64_t size, uint64_t ppm)
+{
+	return (uint64_t)((unsigned __int128)size * ppm / 1000000u);
+}
+
+static uint64_t dram_used(const struct peer *p)
+{
+	return p->o.dram_size - alloc_free_bytes(p->st->arena);
+}
+
+int peer_offload_mode(const struct peer *p)
+{
+	return p->disk_on ? p->o.offload : KVN_OFFLOAD_OFF;
+}
+
+/* Whether a value may be queued for the disk writer now; *why (optional)
+ * names what stops it. */
+static int disk_writable(struct peer *p, const char **why)
+{
+	uint64_t now = kvn_now_ms();
+
+	if (!p->disk_on) {
+		if (why)
+			*why = "no disk tier";
+		return 0;
+	}
+	if (p->disk_readonly) {
+		if (why)
+			*why = "the disk tier is read-only after a failed write or fsync";
+		return 0;
+	}
+	if (p->disk_full_until > now) {
+		if (why)
+			*why = "the disk tier is full";
+		return 0;
+	}
+	if (p->disk_hung) {
+		if (why)
+			*why = "the disk writer has not answered for 30 s";
+		return 0;
+	}
+	if (p->offload_queued >= p->o.offload_queue_limit) {
+		if (why)
+			*why = "the offload queue is full (peer.offload_queue_limit)";
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- offload ------------------------------------------------------------------ */
+
+enum offload_why { OFF_EVICT = 1, OFF_PUT = 2, OFF_REQUEST = 3, OFF_FLUSH = 4 };
+
+struct offload {
+	uint8_t why;
+	uint16_t klen;
+	uint64_t gen, size;
+	peer_offload_fn fn; /* OFF_REQUEST / OFF_FLUSH: who waits for the result */
+	void *arg;
+	uint8_t key[];
+};
+
+static void offload_done(struct peer *p, void *arg, int status, struct evbuffer *payload)
+{
+	struct offload *o = arg;
+	uint64_t suppressed = 0;
+	int rc;
+
+	(void)payload;
+	p->offload_queued--;
+	p->offload_bytes -= o->size;
+	rc = keytab_offload_done(p->st->kt, o->key, o->klen, o->gen, status == 0);
+	if (status == 0 && rc != 0) {
+		/* superseded or removed while it was written: nobody will read
+		 * this file */
+		peer_disk_remove(p, o->key, o->klen, o->gen);
+	} else if (status == 0) {
+		p->tstats.offloaded++;
+		p->tstats.offload_bytes += o->size;
+		if (o->why != OFF_PUT && keytab_drop_dram(p->st->kt, o->key, o->klen, o->gen) == 0) {
+			p->tstats.evicted_to_disk++;
+			peer_event_add(p, PROTO_EV_ADD, o->key, o->klen, o->gen, KEYTAB_DISK, o->size, 0);
+			peer_ship(p);
+		}
+	} else {
+		p->tstats.offload_failed++;
+		if (status == KVN_ENOSPC) {
+			if (p->disk_full_until <= kvn_now_ms())
+				log_warn("disk tier full (%llu of %llu bytes used): offload paused for %d s; eviction "
+					 "skips values without a disk copy%s",
+					 (unsigned long long)p->disk_used, (unsigned long long)p->o.disk_size,
+					 DISK_FULL_RETRY_MS / 1000,
+					 p->o.force_evict ? " or drops them (peer.force_evict)" : "");
+			p->disk_full_until = kvn_now_ms() + DISK_FULL_RETRY_MS;
+		} else if (status == KVN_EROFS || p->disk_readonly) {
+			if (!p->disk_ro_logged)
+				log_error("disk tier %s is read-only after a failed fsync (its pages cannot be "
+					  "trusted): no more offloads until the peer restarts; check the disk",
+					  p->o.disk_dir);
+			p->disk_ro_logged = 1;
+			p->disk_readonly = 1;
+		} else if (status != KVN_ECLOSED && kvn_ratelimit_ok(&p->disk_rl, &suppressed)) {
+			log_warn("offload of a value to the disk tier failed: %s; it stays in DRAM (%llu more "
+				 "lines suppressed)",
+				 kvn_strerror(status), (unsigned long long)suppressed);
+		}
+	}
+	if (o->fn)
+		o->fn(p, o->arg, status ? status : rc);
+	free(o);
+	peer_tier_kick(p);
+}
+
+/* Queue the committed (key, gen) for the disk writer; its pages stay held
+ * until the answer.  0 queued; else why not (and nothing changed). */
+static int offload_start(struct peer *p, const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t why,
+			 peer_offload_fn fn, void *arg)
+{
+	struct keytab_view v;
+	struct offload *o;
+	int rc = keytab_offload_begin(p->st->kt, key, klen, gen, &v);
+
+	if (rc)
+		return rc;
+	o = kvn_xmalloc(sizeof *o + klen);
+	o->why = why;
+	o->klen = klen;
+	o->gen = gen;
+	o->size = v.size;
+	o->fn = fn;
+	o->arg = arg;
+	memcpy(o->key, key, klen);
+	uint64_t wall = v.expires_ms ? kvn_wall_ms() + (v.expires_ms - kvn_now_ms()) : 0;
+	rc = peer_disk_write(p, &v, wall, offload_done, o);
+	if (rc) {
+		(void)keytab_offload_done(p->st->kt, key, klen, gen, 0);
+		free(o);
+		return rc;
+	}
+	p->offload_queued++;
+	p->offload_bytes += v.size;
+	return 0;
+}
+
+int peer_offload(struct peer *p, const uint8_t *key, uint16_t klen, uint64_t gen, peer_offload_fn fn, void *arg)
+{
+	if (!disk_writable(p, NULL))
+		return p->disk_on ? (p->disk_readonly ? KVN_EROFS : KVN_EBUSY) : KVN_EINVAL;
+	return offload_start(p, key, klen, gen, fn ? OFF_REQUEST : OFF_FLUSH, fn, arg);
+}
+
+void peer_tier_committed(struct peer *p, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	if (peer_offload_mode(p) == KVN_OFFLOAD_ON_PUT) {
+		if (disk_writable(p, NULL) && offload_start(p, key, klen, gen, OFF_PUT, NULL, NULL) == 0)
+			;
+		else
+			p->tstats.put_through_skipped++;
+	}
+	peer_tier_kick(p);
+}
+
+/* ---- eviction -------------------------------------------------------------------- */
+
+/* What one round did, for its summary line. */
+struct round {
+	uint64_t dropped, to_disk_now, queued, skipped_held, skipped_queue, skipped_disk, forced;
+	const char *disk_why;
+};
+
+/* Drop one victim with no disk copy: it is gone from this node, and the
+ * master must stop routing to it. */
+static int drop_value(struct peer *p, const struct keytab_victim *v)
+{
+	if (keytab_evict_one(p->st->kt, v->key, v->klen, v->gen) != 0)
+		return -1;
+	peer_event_add(p, PROTO_EV_REMOVE, v->key, v->klen, v->gen, KEYTAB_DRAM, 0, 0);
+	p->tstats.evicted_dropped++;
+	return 0;
+}
+
+static void evict_one_victim(struct peer *p, const struct keytab_victim *v, struct round *rd)
+{
+	int mode = peer_offload_mode(p);
+
+	if (v->on_disk) {
+		if (keytab_drop_dram(p->st->kt, v->key, v->klen, v->gen) == 0) {
+			peer_event_add(p, PROTO_EV_ADD, v->key, v->klen, v->gen, KEYTAB_DISK, v->size, 0);
+			p->tstats.evicted_to_disk++;
+			rd->to_disk_now++;
+		} else {
+			rd->skipped_held++;
+		}
+		return;
+	}
+	if (mode == KVN_OFFLOAD_OFF) {
+		/* a pure DRAM cache; work-queue items are never dropped */
+		if (v->flags & KEYTAB_F_QUEUE)
+			rd->skipped_held++;
+		else if (drop_value(p, v) == 0)
+			rd->dropped++;
+		return;
+	}
+	const char *why = NULL;
+	if (disk_writable(p, &why) && offload_start(p, v->key, v->klen, v->gen, OFF_EVICT, NULL, NULL) == 0) {
+		rd->queued++;
+		return;
+	}
+	if (p->o.force_evict && !(v->flags & KEYTAB_F_QUEUE) && drop_value(p, v) == 0) {
+		rd->forced++;
+		return;
+	}
+	if (why && strstr(why, "queue"))
+		rd->skipped_queue++;
+	else
+		rd->skipped_disk++;
+	rd->disk_why = why;
+}
+
+/* One bounded round: free (or queue for freeing) until `want` bytes are on
+ * their way out.  Returns 1 when more rounds are needed. */
+static int evict_round(struct peer *p, uint64_t want)
+{
+	struct keytab_victim vic[64];
+	struct round rd = { 0 };
+	uint64_t before = alloc_free_bytes(p->st->arena), budget = p->o.evict_batch;
+	uint64_t suppressed = 0;
+	int more = 0;
+
+	p->tstats.evict_rounds++;
+	while (budget > 0) {
+		uint64_t freed = alloc_free_bytes(p->st->arena) - before + p->offload_bytes;
+		if (freed >= want)
+			break;
+		size_t max = budget < 64 ? (size_t)budget : 64;
+		size_t n = keytab_evict_pick(p->st->kt, kvn_now_ms(), vic, max);
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n; i++)
+			evict_one_victim(p, &vic[i], &rd);
+		budget -= (uint64_t)n;
+		if (rd.dropped + rd.to_disk_now + rd.queued + rd.forced == 0)
+			break; /* nothing this pick could move: stop, do not spin */
+		more = budget == 0;
+	}
+	if (rd.dropped + rd.to_disk_now + rd.forced)
+		peer_ship(p);
+	if ((rd.skipped_queue || rd.skipped_disk || rd.forced) && kvn_ratelimit_ok(&p->evict_rl, &suppressed))
+		log_warn("eviction round: %llu dropped, %llu moved to disk, %llu queued for disk, %llu dropped "
+			 "without a disk copy (peer.force_evict), %llu kept in DRAM: %s (%llu more lines "
+			 "suppressed)",
+			 (unsigned long long)rd.dropped, (unsigned long long)rd.to_disk_now,
+			 (unsigned long long)rd.queued, (unsigned long long)rd.forced,
+			 (unsigned long long)(rd.skipped_queue + rd.skipped_disk),
+			 rd.disk_why ? rd.disk_why : "pinned, leased or work-queue items",
+			 (unsigned long long)suppressed);
+	p->tstats.skipped += rd.skipped_queue + rd.skipped_disk + rd.skipped_held;
+	return more;
+}
+
+/* Bytes above the low watermark, or 0 when usage is under the high one. */
+static uint64_t over_watermark(const struct peer *p)
+{
+	uint64_t used = dram_used(p), high = ppm_of(p->o.dram_size, p->o.high_watermark),
+		 low = ppm_of(p->o.dram_size, p->o.low_watermark);
+
+	if (used < high && !(p->evicting && used > low))
+		return 0;
+	return used > low ? used - low : 0;
+}
+
+static void evict_tick(struct actor *self, void *arg)
+{
+	struct peer *p = actor_state(self);
+	uint64_t want;
+	(void)arg;
+
+	p->evict_armed = 0;
+	if (p->o.evict == KVN_EVICT_NONE)
+		return;
+	want = over_watermark(p);
+	p->evicting = want > 0;
+	if (want == 0)
+		return;
+	actor_busy_enter(self);
+	int more = evict_round(p, want);
+	if (!actor_busy_leave(self))
+		return;
+	if (more) {
+		/* the rest in the next loop turn, after requests queued meanwhile */
+		p->evict_armed = 1;
+		actor_timer_arm(p->evict_timer, 0);
+	}
+}
+
+void peer_tier_kick(struct peer *p)
+{
+	if (p->evict_armed || p->o.evict == KVN_EVICT_NONE || !p->evict_timer)
+		return;
+	if (over_watermark(p) == 0)
+		return;
+	p->evict_armed = 1;
+	actor_timer_arm(p->evict_timer, 0);
+}
+
+int peer_make_room(struct peer *p, uint64_t bytes)
+{
+	uint64_t free_now = alloc_free_bytes(p->st->arena);
+
+	if (p->o.evict == KVN_EVICT_NONE)
+		return KVN_ENOSPC;
+	p->tstats.put_evictions++;
+	/* a page's worth of slack per extent the value may need */
+	uint64_t want = bytes + alloc_page_size(p->st->arena) * 2;
+	(void)evict_round(p, want > free_now ? want - free_now : 0);
+	if (alloc_free_bytes(p->st->arena) >= bytes)
+		return 0;
+	/* room is on its way (offloads in flight): the client tries again */
+	return p->offload_queued > 0 ? KVN_EBUSY : KVN_ENOSPC;
+}
+
+/* ---- expiry, pins, disk health ------------------------------------------------ */
+
+static void expired_one(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct peer *p = arg;
+	(void)size;
+	peer_event_add(p, PROTO_EV_REMOVE, key, (uint16_t)klen, gen, KEYTAB_DRAM, 0, 0);
+	p->tstats.expired++;
+}
+
+static void tier_tick(struct actor *self, void *arg)
+{
+	struct peer *p = actor_state(self);
+	uint64_t now = kvn_now_ms(), before = p->tstats.expired;
+	(void)arg;
+
+	actor_busy_enter(self);
+	(void)keytab_expire(p->st->kt, now, expired_one, p, EXPIRE_BATCH);
+	p->tstats.pins_expired += (uint64_t)keytab_expire_pins(p->st->kt, now);
+	if (p->tstats.expired != before)
+		peer_ship(p);
+	peer_cold_tick(p, now);
+	if (p->disk_on) {
+		uint64_t oldest = peer_disk_oldest_ms(p, now);
+		int hung = oldest > DISK_HUNG_MS;
+		if (hung && !p->disk_hung)
+			log_error("disk writer: a request has waited %llu s: the disk hangs; offload stops "
+				  "until it answers",
+				  (unsigned long long)(oldest / 1000));
+		else if (!hung && p->disk_hung)
+			log_info("disk writer answers again: offload resumes");
+		p->disk_hung = hung;
+	}
+	if (!actor_busy_leave(self))
+		return;
+	peer_tier_kick(p);
+	actor_timer_arm(p->tier_timer, TIER_TICK_MS);
+}
+
+static void disk_freed(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+{
+	struct peer *p = arg;
+	(void)size;
+	peer_disk_remove(p, key, klen, gen);
+}
+
+int peer_tier_start(struct peer *p, char *err, size_t errlen)
+{
+	struct peer_opts *o = &p->o;
+	int rc;
+
+	if (o->high_watermark == 0 || o->high_watermark > 1000000)
+		o->high_watermark = 950000;
+	if (o->low_watermark >= o->high_watermark)
+		o->low_watermark = o->high_watermark * 85 / 95;
+	if (o->evict_batch == 0)
+		o->evict_batch = 64;
+	if (o->offload_queue_limit == 0)
+		o->offload_queue_limit = 256;
+	if (o->pin_ttl_max_ms == 0)
+		o->pin_ttl_max_ms = 10ull * 60 * 1000;
+	if (o->offload == KVN_OFFLOAD_AUTO)
+		o->offload = o->disk_size > 0 ? KVN_OFFLOAD_ON_EVICT : KVN_OFFLOAD_OFF;
+	if (o->disk_size > 0 && (!o->disk_dir || !o->disk_db)) {
+		snprintf(err, errlen, "peer.disk_size is set but peer.disk_dir is not");
+		return KVN_ECONFIG;
+	}
+	rc = peer_disk_open(p, o->disk_loop ? o->disk_loop : actor_loop_of(p->self), err, errlen);
+	if (rc)
+		return rc;
+	kvn_ratelimit_init(&p->evict_rl, 10000, 2);
+	kvn_ratelimit_init(&p->disk_rl, 10000, 3);
+	keytab_set_disk_free_fn(p->st->kt, disk_freed, p);
+	p->evict_timer = actor_timer_new(p->self, evict_tick, NULL);
+	p->tier_timer = actor_timer_new(p->self, tier_tick, NULL);
+	actor_timer_arm(p->tier_timer, TIER_TICK_MS);
+	return 0;
+}
+
+void peer_tier_fini(struct peer *p)
+{
+	actor_timer_free(p->evict_timer);
+	actor_timer_free(p->tier_timer);
+	p->evict_timer = p->tier_timer = NULL;
+	peer_disk_fini(p);
+}
+
+uint64_t peer_evictable(const struct peer *p)
+{
+	int mode = peer_offload_mode(p);
+	uint64_t e;
+
+	if (p->o.evict == KVN_EVICT_NONE)
+		return 0;
+	if (mode == KVN_OFFLOAD_OFF)
+		return keytab_evictable_bytes(p->st->kt, 0);
+	/* with offload, as far as the disk has room (all of it with
+	 * force_evict); conservative: copies already on disk would need none */
+	e = keytab_evictable_bytes(p->st->kt, 1);
+	if (!p->o.force_evict) {
+		uint64_t disk_free = p->o.disk_size > p->disk_used ? p->o.disk_size - p->disk_used : 0;
+		if (p->disk_readonly || p->disk_hung)
+			disk_free = 0;
+		if (e > disk_free)
+			e = disk_free;
+	}
+	return e;
+}
+
+/* ---- PIN / UNPIN ------------------------------------------------------------------ */
+
+void peer_on_pin(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	struct keytab_view v;
+	uint32_t n;
+	uint64_t ttl, now = kvn_now_ms();
+	int rc = proto_pin_open(&r, m->meta, m->meta_len, &n, &ttl);
+
+	if (rc) {
+		actor_reply_status(p->self, m, rc);
+		return;
+	}
+	if (ttl > p->o.pin_ttl_max_ms)
+		ttl = p->o.pin_ttl_max_ms; /* pins of a client that died run out */
+	wire_w_init(&w);
+	proto_results_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_result res = { 0 };
+		proto_items_next(&r, &it); /* checked by proto_pin_open */
+		res.status = keytab_pin(p->st->kt, it.key, it.klen, it.gen, now, ttl);
+		if (res.status == 0 && keytab_lookup(p->st->kt, it.key, it.klen, it.gen, &v) == 0) {
+			res.gen = v.gen;
+			res.size = v.size;
+			res.checksum = v.checksum;
+			p->tstats.pins++;
+		}
+		proto_results_add(&w, &res);
+	}
+	proto_reply(p->self, m, &w, NULL, 0);
+}
+
+void peer_on_unpin(struct peer *p, struct actor_msg *m)
+{
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
+		return;
+	wire_w_init(&w);
+	proto_results_begin(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		struct proto_result res = { 0 };
+		proto_items_next(&r, &it);
+		res.status = keytab_unpin(p->st->kt, it.key, it.klen, it.gen);
+		res.gen = it.gen;
+		if (res.status == 0)
+			p->tstats.unpins++;
+		proto_results_add(&w, &res);
+	}
+	proto_reply(p->self, m, &w, NULL, 0);
+	peer_tier_kick(p); /* unpinned values may be evicted now */
+}
