@@ -535,14 +535,28 @@ static void t_stats_each(void)
 
 /* ---- crash consistency ----------------------------------------------------------- */
 
-/* The child's writes: entry i is key "c{i%13}" gen i with a size and bytes
- * derived from i, so the parent can check anything recovery reports. */
+/* The child's writes: entry i is key "c{i%13}" gen i with a size derived
+ * from i and bytes from (i, run), the run number in the first 8 bytes, so
+ * the parent can check anything recovery reports.  Each run starts again
+ * at i = 1: it rewrites the (key, gen)s of earlier runs with other bytes of
+ * the same size, which is what a row surviving beside the new file would
+ * get wrong. */
 static size_t crash_size(uint64_t gen)
 {
 	return (size_t)((gen * 2654435761u) % 20000);
 }
 
-static void crash_child(void)
+static void crash_fill(uint8_t *v, uint64_t gen, uint64_t run)
+{
+	size_t n = crash_size(gen);
+	fill(v, n, gen * 1000 + run);
+	if (n >= 8)
+		memcpy(v, &run, 8);
+	else
+		fill(v, n, gen);
+}
+
+static void crash_child(uint64_t run)
 {
 	struct disk_tier *d = open_tier(1ull << 30);
 	static uint8_t v[20000];
@@ -551,7 +565,7 @@ static void crash_child(void)
 		char key[16];
 		snprintf(key, sizeof key, "c%u", (unsigned)(i % 13));
 		size_t n = crash_size(i);
-		fill(v, n, i);
+		crash_fill(v, i, run);
 		struct disk_entry e = entry(key, i, v, n);
 		if (put(d, &e, v) != 0)
 			_exit(3);
@@ -562,6 +576,7 @@ static void crash_child(void)
 
 struct crash_check {
 	struct disk_tier *d;
+	uint64_t runs;
 	int entries, bad;
 };
 
@@ -572,10 +587,14 @@ static int crash_verify(void *arg, const struct disk_entry *e)
 	char key[16];
 	snprintf(key, sizeof key, "c%u", (unsigned)(e->gen % 13));
 	size_t n = crash_size(e->gen);
-	fill(want, n, e->gen);
+	uint64_t run = 0;
+	int rc = KVN_EINVAL;
 	c->entries++;
-	if (e->klen != strlen(key) || memcmp(e->key, key, e->klen) != 0 || e->size != n ||
-	    e->checksum != XXH3_64bits(want, n) || disk_read(c->d, e, got) != 0 || memcmp(got, want, n) != 0) {
+	if (e->size == n && (rc = disk_read(c->d, e, got)) == 0 && n >= 8)
+		memcpy(&run, got, 8);
+	crash_fill(want, e->gen, run);
+	if (e->klen != strlen(key) || memcmp(e->key, key, e->klen) != 0 || e->size != n || rc != 0 ||
+	    run > c->runs || e->checksum != XXH3_64bits(want, n) || memcmp(got, want, n) != 0) {
 		tap_diag("entry gen %llu does not read back", (unsigned long long)e->gen);
 		c->bad++;
 	}
@@ -596,7 +615,7 @@ static void t_crash(void)
 		fflush(stdout);
 		pid_t pid = fork();
 		if (pid == 0) {
-			crash_child();
+			crash_child((uint64_t)it);
 			_exit(0);
 		}
 		usleep(5000 + (unsigned)(rand() % 40000));
@@ -606,7 +625,7 @@ static void t_crash(void)
 		if (!WIFSIGNALED(status))
 			bad++, tap_diag("iteration %d: the child ended by itself (status %d)", it, status);
 		struct disk_tier *d = open_tier(1ull << 30);
-		struct crash_check c = { .d = d };
+		struct crash_check c = { .d = d, .runs = (uint64_t)it };
 		struct disk_recovery rep;
 		if (disk_recover(d, crash_verify, &c, &rep) != 0)
 			recovered_ok = 0;
