@@ -10,6 +10,7 @@
 #include "config.h"
 
 #define _XOPEN_SOURCE_EXTRA 1
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -28,6 +29,7 @@
 
 #include "base/base.h"
 #include "store/disk.h"
+#include "store/meta_int.h"
 
 static char root[256];
 static char dir[300], dbp[300];
@@ -503,6 +505,38 @@ static void t_newer_schema(void)
 	struct disk_tier *d = fresh(1 << 20);
 	disk_close(d);
 	sqlite3 *db;
+	sqlite3_stmt *s;
+	int want = 0, have = -1;
+	char mode[16] = "";
+	DIR *sd;
+	struct dirent *de;
+
+	/* every step in sql/peer/ is compiled in (PEER_SQL_FILES) and applied */
+	if ((sd = opendir(KVN_SRCDIR "/sql/peer"))) {
+		while ((de = readdir(sd)))
+			if (strlen(de->d_name) > 8 && de->d_name[3] == '-' && atoi(de->d_name) > want)
+				want = atoi(de->d_name);
+		closedir(sd);
+	}
+	ok(want >= 1, "sql/peer/ has migration steps (highest %d)", want);
+	is_int(meta_schema_version(disk_sql_files), want, "code version = highest sql/peer/NNN-*.sql");
+	ok(sqlite3_open(dbp, &db) == SQLITE_OK, "peer.db opens");
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			have = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	is_int(have, want, "user_version = code version");
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+	}
+	is_str(mode, "wal", "peer.db is in WAL mode");
+	ok(sqlite3_exec(db, "SELECT * FROM v_disk_totals", NULL, NULL, NULL) == SQLITE_OK, "v_disk_totals exists");
+	ok(sqlite3_exec(db, "SELECT * FROM objects", NULL, NULL, NULL) != SQLITE_OK,
+	   "none of master.db's tables");
+	sqlite3_close(db);
 	ok(sqlite3_open(dbp, &db) == SQLITE_OK &&
 		   sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK,
 	   "peer.db claims schema 999");
@@ -516,6 +550,28 @@ static void t_newer_schema(void)
 
 	o.capacity = 0;
 	is_int(disk_open(&o, &d, err, sizeof err), KVN_EINVAL, "capacity 0 is refused");
+}
+
+static void t_bad_args(void)
+{
+	struct disk_tier *d = fresh(1 << 20);
+	uint8_t v[10] = { 0 }, key[KVN_MAX_KEY + 1];
+	memset(key, 'k', sizeof key);
+	struct disk_entry e = entry("k", 1, v, sizeof v);
+	e.klen = 0;
+	is_int(put(d, &e, v), KVN_EINVAL, "an empty key is refused");
+	is_int(disk_read(d, &e, v), KVN_EINVAL, "by read too");
+	e.key = key;
+	e.klen = KVN_MAX_KEY + 1;
+	is_int(put(d, &e, v), KVN_EINVAL, "so is a key over KVN_MAX_KEY");
+	e.klen = KVN_MAX_KEY;
+	uint8_t got[10];
+	is_int(put(d, &e, v), 0, "a key of KVN_MAX_KEY bytes is fine");
+	is_int(disk_read(d, &e, got), 0, "and reads back");
+	is_int(disk_write(d, &e, NULL, 1), KVN_EINVAL, "a NULL iov is refused");
+	is_int(disk_remove(d, NULL, 1, 1), KVN_EINVAL, "remove of a NULL key is refused");
+	disk_close(d);
+	disk_close(NULL); /* must not crash */
 }
 
 static void t_stats_each(void)
@@ -654,6 +710,7 @@ int main(int argc, char **argv)
 		{ "remove", t_remove },
 		{ "newer_schema", t_newer_schema },
 		{ "stats_each", t_stats_each },
+		{ "bad_args", t_bad_args },
 		{ "crash", t_crash },
 		{ NULL, NULL },
 	};
