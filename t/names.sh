@@ -23,7 +23,7 @@ prefixes() {
 	auth) echo 'auth_' ;;
 	actors) echo 'actor_' ;;
 	net) echo 'net_|wire_|conn_|tcp_|proto_|sim_' ;;
-	store) echo 'alloc_|keytab_|meta_' ;;
+	store) echo 'alloc_|keytab_|meta_|disk_' ;;
 	master) echo 'master_|dbw_' ;;
 	peer) echo 'peer_' ;;
 	client) echo 'client_|kvn_' ;;

@@ -24,9 +24,20 @@ enum meta_st {
 /* The SQL of each statement, indexed by enum meta_st (meta.c). */
 extern const char *const meta_st_sql[ST__COUNT];
 
+/* Built by build-aux/sql2c.sh (src/store/sql_gen.c) from SQL_FILES
+ * (meta_sql_files: master.db) and PEER_SQL_FILES (disk_sql_files: peer.db),
+ * each in the listed order and terminated by { NULL, NULL }. */
+struct meta_sql_file {
+	const char *name;
+	const char *text;
+};
+extern const struct meta_sql_file meta_sql_files[];
+extern const struct meta_sql_file disk_sql_files[];
+
 struct meta_db {
 	sqlite3 *conn;
 	char *path;
+	const struct meta_sql_file *files; /* the schema this database follows */
 	sqlite3_stmt *st[ST__COUNT];
 	/* A full disk or a held lock fails every statement the same way, many
 	 * times a second: the failure lines are rate-limited, and the last
@@ -35,6 +46,16 @@ struct meta_db {
 	char last_err[160];
 };
 
+/* The highest NNN of files' NNN-*.sql steps. */
+int meta_schema_version(const struct meta_sql_file *files);
+/* Open (create) the SQLite file at path with the durable settings (WAL,
+ * synchronous=FULL, read back), refuse a schema newer than files, apply the
+ * missing NNN-*.sql steps of files and re-create the views of its
+ * views.sql.  No statements are prepared (db->st stays empty): meta_open
+ * adds the master's; peer.db (disk_index.c) prepares its own.  Close with
+ * meta_close.  err names path and the reason. */
+int meta_schema_open(const char *path, const struct meta_sql_file *files, struct meta_db **out,
+		     char *err, size_t errlen);
 void meta_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int meta_open_fail(struct meta_db *db, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

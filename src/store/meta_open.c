@@ -3,7 +3,9 @@
  * synchronous=FULL, read back), the forward-only migrations compiled in from
  * sql/NNN-*.sql, the operator views (sql/views.sql, re-created at every
  * open), preparing the statement table, and closing.  The operations on an
- * open store are in meta.c.
+ * open store are in meta.c.  The schema part (meta_schema_open) takes its
+ * table of SQL files as an argument, so peer.db (disk_index.c) runs the same
+ * migration code over its own files.
  */
 #include "config.h"
 
@@ -18,14 +20,6 @@
 #include "base/base.h"
 #include "store/store.h"
 #include "store/meta_int.h"
-
-/* Built from SQL_FILES by build-aux/sql2c.sh (src/store/sql_gen.c), in the
- * listed order, terminated by { NULL, NULL }. */
-struct meta_sql_file {
-	const char *name;
-	const char *text;
-};
-extern const struct meta_sql_file meta_sql_files[];
 
 #define META_BUSY_MS 5000
 #define META_VIEWS_FILE "views.sql"
@@ -51,13 +45,18 @@ static int step_version(const char *name)
 	return (name[0] - '0') * 100 + (name[1] - '0') * 10 + (name[2] - '0');
 }
 
-int meta_code_version(void)
+int meta_schema_version(const struct meta_sql_file *files)
 {
 	int v = 0;
-	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++)
+	for (const struct meta_sql_file *f = files; f->name; f++)
 		if (step_version(f->name) > v)
 			v = step_version(f->name);
 	return v;
+}
+
+int meta_code_version(void)
+{
+	return meta_schema_version(meta_sql_files);
 }
 
 /* Run SQL text once (open time only); on failure log it and fill err. */
@@ -156,7 +155,7 @@ static int refuse_newer(struct meta_db *db, int64_t have, char *err, size_t errl
 {
 	return meta_open_fail(db, err, errlen,
 			      "database schema version %" PRId64 " is newer than this kvnode (%d); upgrade kvnode",
-			      have, meta_code_version());
+			      have, meta_schema_version(db->files));
 }
 
 /* One step in its own transaction that also sets user_version: a crash
@@ -174,7 +173,7 @@ static int migrate_step(struct meta_db *db, const struct meta_sql_file *f, int v
 	/* Re-read under the write lock: another process may have migrated. */
 	if ((rc = read_user_version(db, &have, err, errlen)) < 0)
 		goto rollback;
-	if (have > meta_code_version()) {
+	if (have > meta_schema_version(db->files)) {
 		rc = refuse_newer(db, have, err, errlen);
 		goto rollback;
 	}
@@ -197,10 +196,10 @@ static int migrate(struct meta_db *db, int64_t start, char *err, size_t errlen)
 {
 	int prev = 0, rc;
 
-	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++) {
+	for (const struct meta_sql_file *f = db->files; f->name; f++) {
 		int v = step_version(f->name);
 		if (v < 0)
-			continue; /* views.sql, or another store's file (peer.db) */
+			continue; /* views.sql */
 		KVN_ASSERT(v > prev); /* SQL_FILES lists the steps in order */
 		prev = v;
 		if (v > start && (rc = migrate_step(db, f, v, err, errlen)) < 0)
@@ -231,7 +230,7 @@ static int create_views(struct meta_db *db, char *err, size_t errlen)
 	char name[256];
 	int rc;
 
-	for (const struct meta_sql_file *f = meta_sql_files; f->name; f++)
+	for (const struct meta_sql_file *f = db->files; f->name; f++)
 		if (strcmp(f->name, META_VIEWS_FILE) == 0)
 			views = f;
 	if ((rc = EXEC(db, "BEGIN IMMEDIATE", err, errlen)) < 0)
@@ -274,7 +273,8 @@ static int prepare_all(struct meta_db *db, char *err, size_t errlen)
 	return 0;
 }
 
-int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
+int meta_schema_open(const char *path, const struct meta_sql_file *files, struct meta_db **out,
+		     char *err, size_t errlen)
 {
 	struct meta_db *db;
 	int64_t have = 0;
@@ -289,6 +289,7 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	pthread_once(&sqlite_once, sqlite_setup);
 	db = kvn_xcalloc(1, sizeof *db);
 	db->path = kvn_xstrdup(path);
+	db->files = files;
 	kvn_ratelimit_init(&db->fail_rl, 10000, 5);
 	rc = sqlite3_open_v2(path, &db->conn,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -308,19 +309,35 @@ int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
 	/* Refuse a newer database before touching it (even journal_mode). */
 	if ((rc = read_user_version(db, &have, err, errlen)) < 0)
 		goto fail;
-	if (have > meta_code_version()) {
+	if (have > meta_schema_version(files)) {
 		rc = refuse_newer(db, have, err, errlen);
 		goto fail;
 	}
 	if ((rc = open_pragmas(db, err, errlen)) < 0 || (rc = migrate(db, have, err, errlen)) < 0 ||
-	    (rc = create_views(db, err, errlen)) < 0 || (rc = EXEC(db, meta_sync_ddl, err, errlen)) < 0 ||
-	    (rc = prepare_all(db, err, errlen)) < 0)
+	    (rc = create_views(db, err, errlen)) < 0)
 		goto fail;
 	*out = db;
 	return 0;
 fail:
 	meta_close(db);
 	return rc;
+}
+
+int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen)
+{
+	struct meta_db *db;
+	int rc = meta_schema_open(path, meta_sql_files, &db, err, errlen);
+
+	if (out)
+		*out = NULL;
+	if (rc < 0)
+		return rc;
+	if ((rc = EXEC(db, meta_sync_ddl, err, errlen)) < 0 || (rc = prepare_all(db, err, errlen)) < 0) {
+		meta_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
 }
 
 void meta_close(struct meta_db *db)

@@ -2,7 +2,8 @@
  * store: the storage engines, free of actor and wire types (the glue lives in
  * the actors).  Owns the DRAM arena and its page allocator (alloc.c), the
  * peer's per-key table of generations, slots and read leases (keytab.c), and
- * the master's SQLite metadata store (meta.c, schema in sql/).
+ * the master's SQLite metadata store (meta.c, schema in sql/).  The peer's
+ * disk tier (disk*.c, peer.db) has its own header, store/disk.h.
  */
 #ifndef KVN_STORE_H
 #define KVN_STORE_H
