@@ -296,7 +296,11 @@ static void check_gets(struct kvn_client *c, const char *how)
 	is_int(kvn_get(c, keys[0], 4, buf, sizeof buf, &vlen), 0, "%s: a get whose checksum matches", how);
 	ok(vlen == sizeof vals[0] && memcmp(buf, vals[0], vlen) == 0, "the bytes");
 	F.tamper = 1;
+	uint64_t spec0 = stats(c).spec_sent;
 	is_int(kvn_get(c, keys[0], 4, buf, sizeof buf, &vlen), KVN_ECORRUPT, "%s: checksum off: KVN_ECORRUPT", how);
+	if (c == cb)
+		ok(stats(c).spec_sent > spec0 && stats(c).corrupt_gets == bad0 + 1,
+		   "a speculative read of the routed generation: KVN_ECORRUPT stands, counted once");
 	is_int(kvn_get_gen(c, keys[1], 4, 7, buf, sizeof buf, &vlen), KVN_ECORRUPT, "kvn_get_gen too");
 	is_int(kvn_get_alloc(c, keys[2], 4, &p, &vlen), KVN_ECORRUPT, "kvn_get_alloc too");
 	ok(p == NULL, "and it hands over no buffer");

@@ -140,16 +140,18 @@ static int ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 
 #define PUT_USAGE "usage: kvnode --role client put [--durable] [--ttl D] KEY FILE|- [KEY FILE]...\n"
 
-static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
+/* put's options into *po and the first KEY's index into *first; 2 (usage
+ * printed) when they are wrong, checked before any connection. */
+static int put_args(int argc, char **argv, struct kvn_put_opts *po, int *first)
 {
-	struct kvn_put_opts po = { 0 };
-	int i = 1, rc, ret = 0, t;
+	int i = 1, t;
 
+	memset(po, 0, sizeof *po);
 	for (;;) {
 		if (i < argc && strcmp(argv[i], "--durable") == 0) {
-			po.flags |= KVN_PUT_DURABLE;
+			po->flags |= KVN_PUT_DURABLE;
 			i++;
-		} else if ((t = ttl_arg(argc, argv, &i, &po.ttl_ms)) < 0) {
+		} else if ((t = ttl_arg(argc, argv, &i, &po->ttl_ms)) < 0) {
 			fputs(PUT_USAGE, stderr);
 			return 2;
 		} else if (t == 0) {
@@ -160,6 +162,17 @@ static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
 		fputs(PUT_USAGE, stderr);
 		return 2;
 	}
+	*first = i;
+	return 0;
+}
+
+static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
+{
+	struct kvn_put_opts po;
+	int i, rc, ret = 0;
+
+	if (put_args(argc, argv, &po, &i) != 0)
+		return 2;
 	size_t n = (size_t)(argc - i) / 2;
 	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
 	for (size_t k = 0; k < n; k++) {
@@ -357,7 +370,9 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 	}
 	uint64_t ttl;
 	int first;
-	if (hold && hold_args(argc, argv, &ttl, &first) != 0)
+	struct kvn_put_opts po;
+	if ((hold && hold_args(argc, argv, &ttl, &first) != 0) ||
+	    (strcmp(cmd, "put") == 0 && put_args(argc, argv, &po, &first) != 0))
 		return 2;
 	rc = connect_from(conf, &c);
 	if (rc)
