@@ -322,7 +322,7 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 	} g_items[64];
 	uint32_t ng = 0;
 
-	flags = flags < 128 ? 0 : flags < 200 ? PROTO_PUT_DURABLE : flags;
+	flags = flags < 64 ? 0 : flags < 128 ? PROTO_ITEMS_SUM : flags < 200 ? PROTO_PUT_DURABLE | PROTO_ITEMS_SUM : flags;
 	if (fz_u8(f) < 16) /* a declared count the items do not match */
 		n = declared + (fz_u8(f) & 1 ? 1 : (uint32_t)-1);
 	if (n > 4097)
@@ -340,6 +340,10 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 		put_key(f, &w, k, sizeof k);
 		wire_w_u64(&w, gen);
 		wire_w_u64(&w, size);
+		if (flags & PROTO_ITEMS_SUM) { /* checksum, then a TTL (sometimes out of range) */
+			wire_w_u64(&w, fz_edge64(f));
+			wire_w_u64(&w, fz_u8(f) < 8 ? fz_edge64(f) : 0);
+		}
 		if (sized && k[0] && k[0] != 'z')
 			remember(k, gen);
 		if (granted && ng < 64) {

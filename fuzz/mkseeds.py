@@ -15,7 +15,7 @@ MAGIC = 0x314E564B  # "KVN1" little-endian
 HELLO, CHALLENGE, PROOF, ACCEPT, REJECT, PING, PUT = 1, 2, 3, 4, 5, 16, 64
 
 
-def hdr(typ, meta_len, payload_len=0, flags=0, status=0, corr=0, version=1):
+def hdr(typ, meta_len, payload_len=0, flags=0, status=0, corr=0, version=2):
     return struct.pack('<IBBHIiQQ', MAGIC, version, flags, typ, meta_len, status, payload_len, corr)
 
 
@@ -38,7 +38,7 @@ def main():
         'pre-hello-long-id': frame(HELLO, hello(node=b'n' * 65)),
         'pre-hello-payload': hdr(HELLO, len(hello()), payload_len=4) + hello() + b'xxxx',
         'pre-data-frame': frame(PING),
-        'pre-version-2': frame(HELLO, hello(), version=2),
+        'pre-version-3': frame(HELLO, hello(), version=3),
         'pre-meta-too-big': hdr(PUT, 65537),
         'pre-two-hellos': frame(HELLO, hello()) + frame(HELLO, hello()),
         'pre-reject': frame(REJECT, status=-3),

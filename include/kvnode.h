@@ -148,10 +148,33 @@ int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val,
  * get by its ref answers KVN_ESTALE). */
 int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 		unsigned flags, uint64_t *gen);
+/* Options of a put (kvn_put_opts, kvn_batch_put_opts).  A NULL pointer is
+ * all zero. */
+struct kvn_put_opts {
+	unsigned flags;  /* in: enum kvn_put_flags */
+	/* in: the value expires this many ms after it is stored (0: never; at
+	 * most 10 years, else KVN_EINVAL).  An expired value reads as
+	 * KVN_ENOTFOUND and its space is reclaimed. */
+	uint64_t ttl_ms;
+	uint64_t gen;    /* out (kvn_put_opts only): as kvn_put_gen's *gen */
+};
+/* As kvn_put_gen with the options of *o (optional). */
+int kvn_put_opts(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+		 struct kvn_put_opts *o);
+
+/* Every put sends the value's XXH3-64 checksum, computed once by the
+ * client; the node keeps it with the value, and every get checks the bytes
+ * it received against the checksum the node sends with them.  A mismatch
+ * is KVN_ECORRUPT for that item (also in batches, speculative reads and
+ * reads through the master), counted in the client's corrupt_gets: the
+ * bytes are never reported as the value, though the caller's buffer may
+ * hold them (a malloc'd one of kvn_get_alloc or kvn_batch_get is freed). */
+
 /* Copy the value into buf (cap bytes).  *vlen gets the value's size; if it is
  * larger than cap, returns KVN_ERANGE and copies nothing.  After any other
  * error buf may hold bytes that were read and then discarded (a speculative
- * read the route did not confirm: docs/architecture.md).  Right after a
+ * read the route did not confirm: docs/architecture.md; bytes that failed
+ * their checksum: KVN_ECORRUPT).  Right after a
  * master restart, a key written before it may wait until the nodes have
  * re-synced (KVN_ETIMEDOUT past the deadline, never a stale value). */
 int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_t cap,
@@ -194,9 +217,34 @@ struct kvn_item {
  * succeeded, otherwise the first item error; per-item results are in
  * items[i].status. */
 int kvn_batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, unsigned flags);
+/* As kvn_batch_put with the options of *o (optional) for every item; o->gen
+ * is not written. */
+int kvn_batch_put_opts(struct kvn_client *c, struct kvn_item *items, size_t n, const struct kvn_put_opts *o);
 int kvn_batch_get(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_exists(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n);
+/* ---- pins and eviction ----
+ *
+ * Each routes its keys through the master and sends one request per
+ * destination peer, like kvn_batch_remove; per-item results in
+ * items[i].status (key, klen in; nothing else is read or written).
+ *
+ * kvn_batch_pin keeps each key's current value in its node's memory: it is
+ * neither evicted nor offloaded to disk until kvn_batch_unpin or until
+ * ttl_ms pass, whichever comes first.  The node cuts ttl_ms to its
+ * peer.pin_ttl_max, so a pin of a client that died still ends.  ttl_ms 0 or
+ * over 10 years is KVN_EINVAL (nothing is sent).  A pin holds one
+ * generation: a newer put of the key is not pinned.
+ * kvn_batch_unpin ends the pins of each key's current value.
+ * kvn_batch_evict drops each key's value from its node's memory now (to
+ * its disk tier when it has one, else the value is gone), as the eviction
+ * loop would: KVN_EHELD when it is pinned or leased (nothing changes).
+ * Per item also: KVN_ENOTFOUND (no such key), KVN_EKEYLEN, KVN_EINVAL (a
+ * NULL key), KVN_ECONN, KVN_EPEERDOWN, ...  n 0 is 0. */
+int kvn_batch_pin(struct kvn_client *c, struct kvn_item *items, size_t n, uint64_t ttl_ms);
+int kvn_batch_unpin(struct kvn_client *c, struct kvn_item *items, size_t n);
+int kvn_batch_evict(struct kvn_client *c, struct kvn_item *items, size_t n);
+
 /* How many leading keys of keys[0..n) exist (KV-cache prefix lookups): *count
  * in [0, n].  If the prefix reaches a key that is not a key (empty or over
  * KVN_MAX_KEY: KVN_EKEYLEN; NULL: KVN_EINVAL), that is returned, with

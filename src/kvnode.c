@@ -35,11 +35,14 @@ static void usage(FILE *out)
 		"Roles: master, peer (run until SIGINT/SIGTERM; default: master,peer), or client,\n"
 		"which runs one COMMAND against the cluster:\n"
 		"  ping                         round trip to the master, peers attached\n"
-		"  put [--durable] KEY FILE|- [KEY FILE]...\n"
-		"                               store values (- reads standard input)\n"
+		"  put [--durable] [--ttl D] KEY FILE|- [KEY FILE]...\n"
+		"                               store values (- reads standard input; --ttl: expire after D)\n"
 		"  get KEY [-o FILE]            fetch a value (to standard output by default)\n"
 		"  exists KEY...                exit 0 if every key exists, 1 if one does not\n"
 		"  rm KEY...                    remove keys\n"
+		"  pin [--ttl D] KEY...         keep values from eviction and offload for D (default 60s)\n"
+		"  unpin KEY...                 end their pins\n"
+		"  evict KEY...                 drop values from DRAM now (refused for pinned, leased ones)\n"
 		"  stat                         nodes, capacity, object counts\n"
 		"  bench --op put|get|mixed|memcpy --size S --count N [--batch B] [--clients C]\n"
 		"        [--target kvnode|redis://H:P|memcached://H:P] [--json] ...\n"
@@ -499,7 +502,7 @@ int main(int argc, char **argv)
 	kvn_log_set_level(conf.node_log_level);
 	if (roles & KVN_ROLE_CLIENT) {
 		if (optind >= argc) {
-			fprintf(stderr, "kvnode: --role client needs a command (ping, put, get, exists, rm, stat, bench)\n");
+			fprintf(stderr, "kvnode: --role client needs a command (ping, put, get, exists, rm, pin, unpin, evict, stat, bench)\n");
 			kvn_conf_fini(&conf);
 			return 2;
 		}

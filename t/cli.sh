@@ -23,6 +23,13 @@ is $? 2 "client without a command exits 2"
 is $? 2 "an unknown client command exits 2"
 "$KVNODE" --role master extra > "$TMP/out" 2>&1
 is $? 2 "a stray argument for a server role exits 2"
+for args in "pin" "pin --ttl 0 k" "pin --ttl 11y k" "pin --ttl" "unpin" "evict" "evict -x" \
+	"put k" "put --ttl 0 k f" "put --ttl soon k f" "put --durable --ttl"; do
+	# shellcheck disable=SC2086
+	"$KVNODE" --role client $args > "$TMP/out" 2>&1
+	is $? 2 "client $args: usage, exit 2 (before any connection)"
+	like "$(cat "$TMP/out")" "usage: kvnode --role client" "  and says how"
+done
 
 printf '[peer]\ndram_size = 12XB\n' > "$TMP/bad.conf"
 "$KVNODE" --config "$TMP/bad.conf" > "$TMP/out" 2>&1

@@ -140,6 +140,13 @@ like "$(cd "$W" && sqlite3 var/master.db 'select * from v_objects order by commi
 	"k1" "  the objects query lists the key put"
 
 doc_run 0 "./kvnode --role client rm k1"
+doc_run 0 "./kvnode --role client put --ttl 1h k3 ./some.bin"
+(cd "$W" && ./kvnode --role client exists k3) > /dev/null 2>&1
+is $? 0 "  put --ttl stored it"
+# the peer's PIN/UNPIN/EVICT_KEY handlers come with the eviction work
+doc_not_run "./kvnode --role client pin --ttl 10m k3" "the peer does not handle PIN yet"
+doc_not_run "./kvnode --role client unpin k3" "the peer does not handle UNPIN yet"
+doc_not_run "./kvnode --role client evict k3" "the peer does not handle EVICT_KEY yet"
 (cd "$W" && ./kvnode --role client exists k1) > /dev/null 2>&1
 is $? 1 "  rm removed it"
 doc_run 0 "./kvnode --role client bench --op get --size 1MiB --count 2000 --clients 4" \

@@ -1,6 +1,6 @@
 /*
  * cli: the `kvnode --role client` commands other than bench: ping, put,
- * get, exists, rm, stat.  Each prints what happened and exits with the
+ * get, exists, rm, pin, unpin, evict, stat.  Each prints what happened and exits with the
  * status of its first failure (kvn_err_exit_code), so scripts can tell a
  * missing key from an authentication failure from a full cluster.
  */
@@ -121,19 +121,58 @@ static int cmd_ping(struct kvn_client *c)
 	return 0;
 }
 
-static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
+/* --ttl D at argv[*i] (a duration, 1 ms to 10 years): 1 with *ttl set and
+ * *i past it, 0 when argv[*i] is not --ttl, -1 for a bad value. */
+static int ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 {
-	unsigned flags = 0;
-	int i = 1, rc, ret = 0;
+	const char *why = NULL;
 
-	if (i < argc && strcmp(argv[i], "--durable") == 0) {
-		flags |= KVN_PUT_DURABLE;
-		i++;
+	if (*i >= argc || strcmp(argv[*i], "--ttl") != 0)
+		return 0;
+	if (*i + 1 >= argc || kvn_parse_duration_ms(argv[*i + 1], ttl, &why) != 0 || *ttl == 0 ||
+	    *ttl > 10ull * 366 * 24 * 3600 * 1000) {
+		fprintf(stderr, "kvnode: %s: --ttl wants a duration from 1ms to 10 years (e.g. 90s, 1h)\n", argv[0]);
+		return -1;
+	}
+	*i += 2;
+	return 1;
+}
+
+#define PUT_USAGE "usage: kvnode --role client put [--durable] [--ttl D] KEY FILE|- [KEY FILE]...\n"
+
+/* put's options into *po and the first KEY's index into *first; 2 (usage
+ * printed) when they are wrong, checked before any connection. */
+static int put_args(int argc, char **argv, struct kvn_put_opts *po, int *first)
+{
+	int i = 1, t;
+
+	memset(po, 0, sizeof *po);
+	for (;;) {
+		if (i < argc && strcmp(argv[i], "--durable") == 0) {
+			po->flags |= KVN_PUT_DURABLE;
+			i++;
+		} else if ((t = ttl_arg(argc, argv, &i, &po->ttl_ms)) < 0) {
+			fputs(PUT_USAGE, stderr);
+			return 2;
+		} else if (t == 0) {
+			break;
+		}
 	}
 	if (argc - i < 2 || (argc - i) % 2 != 0) {
-		fprintf(stderr, "usage: kvnode --role client put [--durable] KEY FILE|- [KEY FILE]...\n");
+		fputs(PUT_USAGE, stderr);
 		return 2;
 	}
+	*first = i;
+	return 0;
+}
+
+static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
+{
+	struct kvn_put_opts po;
+	int i, rc, ret = 0;
+
+	if (put_args(argc, argv, &po, &i) != 0)
+		return 2;
 	size_t n = (size_t)(argc - i) / 2;
 	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
 	for (size_t k = 0; k < n; k++) {
@@ -145,7 +184,7 @@ static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
 			goto out;
 		}
 	}
-	kvn_batch_put(c, items, n, flags);
+	kvn_batch_put_opts(c, items, n, &po);
 	for (size_t k = 0; k < n; k++) {
 		if (items[k].status) {
 			char what[128];
@@ -239,6 +278,56 @@ static int cmd_keys(struct kvn_client *c, int argc, char **argv, int remove)
 	return ret;
 }
 
+/* pin [--ttl D] KEY..., unpin KEY..., evict KEY...: the arguments,
+ * checked before any connection (2: usage); the keys start at *first. */
+#define PIN_DEFAULT_TTL_MS 60000
+static int hold_args(int argc, char **argv, uint64_t *ttl, int *first)
+{
+	int i = 1, pin = strcmp(argv[0], "pin") == 0;
+
+	*ttl = PIN_DEFAULT_TTL_MS;
+	if (pin && ttl_arg(argc, argv, &i, ttl) < 0)
+		i = argc; /* usage below */
+	*first = i;
+	if (i >= argc || argv[i][0] == '-') {
+		fprintf(stderr, "usage: kvnode --role client %s%s KEY...\n", argv[0], pin ? " [--ttl D]" : "");
+		return 2;
+	}
+	return 0;
+}
+
+static int cmd_hold(struct kvn_client *c, int argc, char **argv)
+{
+	uint64_t ttl;
+	int first, ret = 0;
+
+	if (hold_args(argc, argv, &ttl, &first) != 0)
+		return 2;
+	size_t n = (size_t)(argc - first);
+	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
+	for (size_t k = 0; k < n; k++) {
+		items[k].key = argv[first + (int)k];
+		items[k].klen = strlen(argv[first + (int)k]);
+	}
+	if (strcmp(argv[0], "pin") == 0)
+		kvn_batch_pin(c, items, n, ttl);
+	else if (strcmp(argv[0], "unpin") == 0)
+		kvn_batch_unpin(c, items, n);
+	else
+		kvn_batch_evict(c, items, n);
+	for (size_t k = 0; k < n; k++) {
+		if (items[k].status) {
+			char what[128];
+			snprintf(what, sizeof what, "%s '%.100s'", argv[0], (const char *)items[k].key);
+			int x = fail(what, items[k].status, c);
+			if (!ret)
+				ret = x;
+		}
+	}
+	free(items);
+	return ret;
+}
+
 static int cmd_stat(struct kvn_client *c)
 {
 	struct kvn_node_stat nodes[256];
@@ -271,11 +360,20 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 	if (strcmp(cmd, "bench") == 0) {
 		return cli_bench(argc, argv, conf);
 	}
+	int hold = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
 	if (strcmp(cmd, "ping") && strcmp(cmd, "put") && strcmp(cmd, "get") && strcmp(cmd, "exists") &&
-	    strcmp(cmd, "rm") && strcmp(cmd, "stat")) {
-		fprintf(stderr, "kvnode: unknown command '%s' (ping, put, get, exists, rm, stat, bench)\n", cmd);
+	    strcmp(cmd, "rm") && strcmp(cmd, "stat") && !hold) {
+		fprintf(stderr,
+			"kvnode: unknown command '%s' (ping, put, get, exists, rm, pin, unpin, evict, stat, bench)\n",
+			cmd);
 		return 2;
 	}
+	uint64_t ttl;
+	int first;
+	struct kvn_put_opts po;
+	if ((hold && hold_args(argc, argv, &ttl, &first) != 0) ||
+	    (strcmp(cmd, "put") == 0 && put_args(argc, argv, &po, &first) != 0))
+		return 2;
 	rc = connect_from(conf, &c);
 	if (rc)
 		return rc;
@@ -289,6 +387,8 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 		rc = cmd_keys(c, argc, argv, 0);
 	else if (strcmp(cmd, "rm") == 0)
 		rc = cmd_keys(c, argc, argv, 1);
+	else if (hold)
+		rc = cmd_hold(c, argc, argv);
 	else
 		rc = cmd_stat(c);
 	kvn_close(c);

@@ -10,8 +10,8 @@
 struct kvn_options;
 struct kvn_conf;
 
-/* Run one client command (argv[0]: ping, put, get, exists, rm, stat, bench)
- * with the loaded config; conf's strings may be taken.  Returns the exit
+/* Run one client command (argv[0]: ping, put, get, exists, rm, pin, unpin,
+ * evict, stat, bench) with the loaded config; conf's strings may be taken.  Returns the exit
  * status. */
 int cli_main(int argc, char **argv, struct kvn_conf *conf);
 

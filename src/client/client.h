@@ -29,7 +29,8 @@ int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 	X(via_put_sent, "put items sent to the master (client.put_via_master)")                   \
 	X(via_put_stored, "of those, stored by the peer of the master's process")                 \
 	X(spec_sent, "get items sent to the sole peer along with the route (speculative_get)")    \
-	X(spec_served, "of those, answers the route confirmed")
+	X(spec_served, "of those, answers the route confirmed")                                  \
+	X(corrupt_gets, "get items whose bytes did not match their checksum (KVN_ECORRUPT)")
 
 struct client_stats {
 	CLIENT_STATS_FIELDS(KVN_STAT_FIELD)

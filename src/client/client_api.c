@@ -32,16 +32,23 @@ const char *kvn_last_detail(const struct kvn_client *c)
 
 /* ---- put ---- */
 
-/* gens (optional): per item, the generation stored (0 when it failed). */
-static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, unsigned flags, uint64_t *gens)
+/* gens (optional): per item, the generation stored (0 when it failed).
+ * ttl_ms: every item's (0: none). */
+static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, unsigned flags, uint64_t ttl_ms,
+		     uint64_t *gens)
 {
 	struct client_op op;
 	int *st;
 	int rc = 0;
 
-	if (!c || (!items && n) || (flags & ~CLIENT_PUT_FLAGS))
+	if (!c || (!items && n) || (flags & ~CLIENT_PUT_FLAGS) || ttl_ms > PROTO_TTL_MAX_MS)
 		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
+	/* once per value, whatever the retries: the peer stores it and every
+	 * reader checks the bytes against it */
+	uint64_t *sums = client_sums(items, n);
+	op.sums = sums;
+	op.ttl_ms = ttl_ms;
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	for (size_t i = 0; i < n; i++) {
 		items[i].status = 0;
@@ -73,13 +80,30 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		}
 	}
 	free(st);
+	free(sums);
 	client_op_end(c, &op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
 }
 
 int kvn_batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, unsigned flags)
 {
-	return batch_put(c, items, n, flags, NULL);
+	return batch_put(c, items, n, flags, 0, NULL);
+}
+
+int kvn_batch_put_opts(struct kvn_client *c, struct kvn_item *items, size_t n, const struct kvn_put_opts *o)
+{
+	return batch_put(c, items, n, o ? o->flags : 0, o ? o->ttl_ms : 0, NULL);
+}
+
+int kvn_put_opts(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+		 struct kvn_put_opts *o)
+{
+	struct kvn_item it = { .key = key, .klen = klen, .val = (void *)val, .vlen = vlen };
+	uint64_t g = 0;
+	int rc = batch_put(c, &it, 1, o ? o->flags : 0, o ? o->ttl_ms : 0, &g);
+	if (o)
+		o->gen = g;
+	return rc ? rc : it.status;
 }
 
 int kvn_put(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
@@ -93,7 +117,7 @@ int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *
 {
 	struct kvn_item it = { .key = key, .klen = klen, .val = (void *)val, .vlen = vlen };
 	uint64_t g = 0;
-	int rc = batch_put(c, &it, 1, flags, &g);
+	int rc = batch_put(c, &it, 1, flags, 0, &g);
 	if (gen)
 		*gen = g;
 	return rc ? rc : it.status;
@@ -108,7 +132,8 @@ int kvn_put_gen(struct kvn_client *c, const void *key, size_t klen, const void *
  * round trip instead of two, which is most of a small get's time.  The
  * master stays the authority.  Bytes read this way count only when its
  * answer names the same node and a generation equal to the one the peer
- * served (or the one asked for, by ref); generations are never reused and
+ * served (or the one asked for, by ref), and so does a KVN_ECORRUPT of
+ * that generation; generations are never reused and
  * their bytes never change, so such a result is exactly what the route
  * followed by the read would have returned, and a put acknowledged before
  * the call is seen as before.  Any other outcome (another node, an older
@@ -158,7 +183,7 @@ static int spec_finish(struct kvn_client *c, struct client_op *op, const uint32_
 		uint32_t i = idx[j];
 		struct kvn_item *it = &op->items[i];
 		int s = sst[i], stands;
-		if (s == 0 || s == KVN_ERANGE)
+		if (s == 0 || s == KVN_ERANGE || s == KVN_ECORRUPT) /* that gen's bytes: read once */
 			stands = op->res[i].gen == (want_gen ? want_gen[i] : op->rt[i].gen);
 		else
 			stands = want_gen && (s == KVN_ESTALE || s == KVN_ENOTFOUND);
@@ -271,7 +296,7 @@ static void get_use_remembered_routes(struct get_call *g)
 		struct route_cache_ent *e = NULL;
 		if (g->kind == WIRE_GET && c->conf.client_route_cache_ttl)
 			e = client_rc_find(c, g->items[i].key, g->items[i].klen);
-		else if (g->kind == WIRE_REMOVE)
+		else if (g->kind == WIRE_REMOVE || g->kind == WIRE_EVICT_KEY)
 			client_rc_drop(c, g->items[i].key, g->items[i].klen);
 		g->cached[i] = e != NULL;
 		g->served[i] = 0; /* asked again: an earlier answer is gone */
@@ -446,8 +471,8 @@ static int get_call_end(struct get_call *g, int rc)
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, g->n);
 }
 
-static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
-		    const uint64_t *want_gen)
+int client_get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
+		    const uint64_t *want_gen, uint64_t ttl_ms)
 {
 	struct get_call g;
 	int rc = 0;
@@ -455,6 +480,7 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 	if (!c || (!items && n))
 		return KVN_EINVAL;
 	get_call_begin(&g, c, items, n, kind, alloc, want_gen);
+	g.op.ttl_ms = ttl_ms;
 	for (uint64_t attempt = 0; get_pick_round(&g) > 0; attempt++) {
 		int via_again = 0, wait = 0;
 		get_use_remembered_routes(&g);
@@ -492,23 +518,23 @@ static int get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int 
 
 int kvn_batch_get(struct kvn_client *c, struct kvn_item *items, size_t n)
 {
-	return get_like(c, items, n, WIRE_GET, 1, NULL); /* val == NULL: malloc'd */
+	return client_get_like(c, items, n, WIRE_GET, 1, NULL, 0); /* val == NULL: malloc'd */
 }
 
 int kvn_batch_exists(struct kvn_client *c, struct kvn_item *items, size_t n)
 {
-	return get_like(c, items, n, WIRE_EXISTS, 0, NULL);
+	return client_get_like(c, items, n, WIRE_EXISTS, 0, NULL, 0);
 }
 
 int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n)
 {
-	return get_like(c, items, n, WIRE_REMOVE, 0, NULL);
+	return client_get_like(c, items, n, WIRE_REMOVE, 0, NULL, 0);
 }
 
 int kvn_get(struct kvn_client *c, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen)
 {
 	struct kvn_item it = { .key = key, .klen = klen, .val = buf, .cap = cap };
-	int rc = get_like(c, &it, 1, WIRE_GET, 0, NULL);
+	int rc = client_get_like(c, &it, 1, WIRE_GET, 0, NULL, 0);
 	if (vlen)
 		*vlen = it.vlen;
 	return rc ? rc : it.status;
@@ -520,7 +546,7 @@ int kvn_get_gen(struct kvn_client *c, const void *key, size_t klen, uint64_t gen
 	struct kvn_item it = { .key = key, .klen = klen, .val = buf, .cap = cap };
 	if (gen == 0)
 		return KVN_EINVAL; /* 0 means "latest" on the wire: never for a ref */
-	int rc = get_like(c, &it, 1, WIRE_GET, 0, &gen);
+	int rc = client_get_like(c, &it, 1, WIRE_GET, 0, &gen, 0);
 	if (vlen)
 		*vlen = it.vlen;
 	return rc ? rc : it.status;
@@ -529,7 +555,7 @@ int kvn_get_gen(struct kvn_client *c, const void *key, size_t klen, uint64_t gen
 int kvn_get_alloc(struct kvn_client *c, const void *key, size_t klen, void **val, size_t *vlen)
 {
 	struct kvn_item it = { .key = key, .klen = klen };
-	int rc = get_like(c, &it, 1, WIRE_GET, 1, NULL);
+	int rc = client_get_like(c, &it, 1, WIRE_GET, 1, NULL, 0);
 	if (rc == 0 && it.status == 0) {
 		if (!it.val)
 			it.val = malloc(1); /* an empty value is still a value */
@@ -545,7 +571,7 @@ int kvn_get_alloc(struct kvn_client *c, const void *key, size_t klen, void **val
 int kvn_exists(struct kvn_client *c, const void *key, size_t klen)
 {
 	struct kvn_item it = { .key = key, .klen = klen };
-	int rc = get_like(c, &it, 1, WIRE_EXISTS, 0, NULL);
+	int rc = client_get_like(c, &it, 1, WIRE_EXISTS, 0, NULL, 0);
 	if (rc)
 		return rc;
 	return it.status ? it.status : it.exists;
@@ -554,7 +580,7 @@ int kvn_exists(struct kvn_client *c, const void *key, size_t klen)
 int kvn_remove(struct kvn_client *c, const void *key, size_t klen)
 {
 	struct kvn_item it = { .key = key, .klen = klen };
-	int rc = get_like(c, &it, 1, WIRE_REMOVE, 0, NULL);
+	int rc = client_get_like(c, &it, 1, WIRE_REMOVE, 0, NULL, 0);
 	return rc ? rc : it.status;
 }
 
@@ -570,7 +596,7 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
 		copy[i].key = keys[i].key;
 		copy[i].klen = keys[i].klen;
 	}
-	rc = get_like(c, copy, n, WIRE_EXISTS, 0, NULL);
+	rc = client_get_like(c, copy, n, WIRE_EXISTS, 0, NULL, 0);
 	*count = 0;
 	if (rc == 0 || rc == KVN_EKEYLEN || rc == KVN_EINVAL)
 		while (*count < n && copy[*count].status == 0 && copy[*count].exists)

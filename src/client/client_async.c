@@ -36,6 +36,7 @@ struct client_aput {
 	void *arg;
 	const void *val;
 	size_t vlen;
+	uint64_t checksum; /* of val, computed once at kvn_put_async */
 	uint8_t flags; /* PROTO_PUT_* */
 	uint64_t deadline_ms;
 	uint32_t attempt;
@@ -234,8 +235,8 @@ static struct actor_msg *aput_msg(struct client_aput *ap, uint64_t gen, const st
 	struct wire_w w;
 
 	wire_w_init(&w);
-	proto_items_begin(&w, ap->flags, 1);
-	proto_items_add(&w, ap->key, ap->klen, gen, ap->vlen);
+	proto_items_begin(&w, ap->flags | PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, ap->key, ap->klen, gen, ap->vlen, ap->checksum, 0);
 	proto_grants_add(&w, g); /* NULL: room the master fills in */
 	if ((*rc = wire_w_to_msg(&w, m)) != 0) {
 		wire_w_fini(&w);
@@ -442,6 +443,7 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 	ap->arg = arg;
 	ap->val = val;
 	ap->vlen = vlen;
+	ap->checksum = XXH3_64bits(val, vlen);
 	ap->flags = (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0;
 	ap->deadline_ms = kvn_now_ms() + c->conf.client_timeout;
 	ap->klen = (uint16_t)klen;

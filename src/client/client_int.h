@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <uthash.h>
+#include <xxhash.h>
 
 #include "actors/actor.h"
 #include "net/proto.h"
@@ -77,6 +78,11 @@ struct client_op {
 	struct proto_slot_result *sres;
 	/* get by generation: the exact gen per item (0: latest) */
 	const uint64_t *want_gen;
+	/* PUT, COMMIT_SLOT: per item, the value's XXH3-64, computed once per
+	 * call (owned by the caller of client_op_begin; NULL: all 0) */
+	const uint64_t *sums;
+	/* PUT: every item's TTL in ms (0: none); PIN: the pins' TTL */
+	uint64_t ttl_ms;
 	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller;
 	 * mdone apart from done, because a speculative GET round
 	 * (client_api.c) is in flight while the route call waits */
@@ -201,7 +207,15 @@ int client_route_put(struct kvn_client *c, struct client_op *op, const uint32_t 
  * COMMIT_SLOT reference the items' bytes (zero copy). */
 void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *st,
 		       uint8_t put_flags);
-/* Per-item results of the round into st[] (and op->res/op->sres). */
+/* The items header of a request of op->kind, and item i of op with
+ * generation gen: PUT and the slot kinds carry size, checksum and TTL
+ * (PROTO_ITEMS_SUM), the others key and gen alone. */
+void client_items_begin(struct wire_w *w, const struct client_op *op, uint8_t put_flags, uint32_t k);
+void client_item_add(struct wire_w *w, const struct client_op *op, uint32_t i, uint64_t gen);
+/* XXH3-64 of each item's value into a new array (the caller frees). */
+uint64_t *client_sums(const struct kvn_item *items, size_t n);
+/* Per-item results of the round into st[] (and op->res/op->sres).  A GET
+ * whose bytes do not match their checksum gets KVN_ECORRUPT (counted). */
 void client_collect_round(struct kvn_client *c, struct client_op *op, int *st);
 /* The same for one request of the round (the round is not reset). */
 void client_collect_req(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);
@@ -260,5 +274,12 @@ void client_async_fini(struct kvn_client *c);
 /* client_api.c */
 /* Thread-local detail for failures before a client exists (kvn_connect). */
 void client_set_last_detail(const char *s);
+/* The rounds of a get-like call of kind (WIRE_GET, EXISTS, REMOVE, PIN,
+ * UNPIN, EVICT_KEY) over items: route with ROUTE_GET, one request per
+ * destination peer, re-route what raced a put.  alloc: kvn_batch_get's
+ * malloc'd buffers; want_gen: get by generation (or NULL); ttl_ms: PIN's.
+ * Returns 0 or the first item error (per item in items[i].status). */
+int client_get_like(struct kvn_client *c, struct kvn_item *items, size_t n, int kind, int alloc,
+		    const uint64_t *want_gen, uint64_t ttl_ms);
 
 #endif

@@ -222,6 +222,31 @@ static int with_grant(int kind)
 	return kind == WIRE_PUT || kind == WIRE_ALLOC_SLOT;
 }
 
+void client_items_begin(struct wire_w *w, const struct client_op *op, uint8_t put_flags, uint32_t k)
+{
+	proto_items_begin(w, with_size(op->kind) ? put_flags | PROTO_ITEMS_SUM : put_flags, k);
+}
+
+void client_item_add(struct wire_w *w, const struct client_op *op, uint32_t i, uint64_t gen)
+{
+	const struct kvn_item *it = &op->items[i];
+
+	if (with_size(op->kind))
+		proto_items_add_sum(w, it->key, it->klen, gen, it->vlen, op->sums ? op->sums[i] : 0, op->ttl_ms);
+	else
+		proto_items_add(w, it->key, it->klen, gen, 0);
+}
+
+uint64_t *client_sums(const struct kvn_item *items, size_t n)
+{
+	uint64_t *sums = kvn_xcalloc(n ? n : 1, sizeof *sums);
+
+	for (size_t i = 0; i < n; i++)
+		if (items[i].val || !items[i].vlen)
+			sums[i] = XXH3_64bits(items[i].val, items[i].vlen);
+	return sums;
+}
+
 /* Items idx[0..n) that routed to peers: one request per peer (more when a
  * request would exceed the frame limits), all in flight together.  Items
  * whose peer cannot be reached get KVN_ECONN in st[]. */
@@ -237,7 +262,10 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 		struct client_peer *p = client_peer_get(c, node, op->rt[idx[a]].addr);
 		/* gather this node's items until a frame is full */
 		uint32_t *take = kvn_xmalloc(n * sizeof *take), k = 0, bytes = 16;
-		uint32_t per = 20 + (with_grant(op->kind) ? PROTO_GRANT_LEN : 0);
+		/* an item's bytes in the request or in its result, whichever
+		 * is more: a request under the budget has a reply under it */
+		uint32_t per = PROTO_RESULT_LEN + (with_size(op->kind) ? 16 : 0) +
+			       (with_grant(op->kind) ? PROTO_GRANT_LEN : 0);
 		uint64_t payload = 0;
 		for (uint32_t b = a; b < n; b++) {
 			const struct kvn_item *it = &op->items[idx[b]];
@@ -269,14 +297,13 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			for (uint32_t j = 0; j < k; j++)
 				proto_keys_add(&w, op->items[take[j]].key, op->items[take[j]].klen);
 		} else {
-			proto_items_begin(&w, put_flags, k);
-			for (uint32_t j = 0; j < k; j++) {
-				const struct kvn_item *it = &op->items[take[j]];
-				proto_items_add(&w, it->key, it->klen, op->rt[take[j]].gen,
-						with_size(op->kind) ? it->vlen : 0);
-			}
+			client_items_begin(&w, op, put_flags, k);
+			for (uint32_t j = 0; j < k; j++)
+				client_item_add(&w, op, take[j], op->rt[take[j]].gen);
 			for (uint32_t j = 0; j < k && with_grant(op->kind); j++)
 				proto_grants_add(&w, &op->rt[take[j]].grant);
+			if (op->kind == WIRE_PIN)
+				proto_pin_end(&w, op->ttl_ms);
 		}
 		if (with_payload(op->kind)) {
 			/* zero copy: the frame references the caller's buffers, which
@@ -394,6 +421,14 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 			else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)
 				/* no sink on this path: copy out of the buffer */
 				evbuffer_remove(q->reply->payload, it->val, res.size);
+			/* the bytes are handed over only if they are the ones
+			 * written; the buffer keeps them either way */
+			if (st[q->idx[j]] == 0 && XXH3_64bits(it->val, res.size) != res.checksum) {
+				st[q->idx[j]] = KVN_ECORRUPT;
+				c->stats.corrupt_gets++;
+				client_set_detail(c, "checksum mismatch in a value read from node %s",
+						  q->peer ? q->peer->node_id : "(via the master)");
+			}
 		}
 		if (op->kind == WIRE_EXISTS && res.status == 0)
 			it->exists = 1;

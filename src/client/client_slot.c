@@ -92,6 +92,10 @@ static int slot_call(struct kvn_client *c, struct kvn_slot *slots, size_t n, int
 		return KVN_EINVAL;
 	items = shadow(slots, n);
 	client_op_begin(c, &op, items, n, kind);
+	/* the checksum of the bytes the commit sends (RDMA, later: of the
+	 * bytes written to the slot) */
+	uint64_t *sums = kind == WIRE_COMMIT_SLOT ? client_sums(items, n) : NULL;
+	op.sums = sums;
 	op.res = kvn_xcalloc(n ? n : 1, sizeof *op.res);
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	idx = kvn_xcalloc(n ? n : 1, sizeof *idx);
@@ -131,6 +135,7 @@ static int slot_call(struct kvn_client *c, struct kvn_slot *slots, size_t n, int
 	}
 	free(st);
 	free(idx);
+	free(sums);
 	client_op_end(c, &op);
 	free(items);
 	return slots_result(slots, n, rc);

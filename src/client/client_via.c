@@ -155,21 +155,22 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 		uint64_t payload = 0;
 		while (i + k < n) {
 			const struct kvn_item *it = &op->items[idx[i + k]];
-			if (k > 0 && (bytes + 20 + PROTO_GRANT_LEN + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
+			uint32_t per = PROTO_RESULT_LEN + 16 + PROTO_GRANT_LEN;
+			if (k > 0 && (bytes + per + it->klen > META_BUDGET || k >= PROTO_MAX_ITEMS ||
 				      payload + it->vlen > PROTO_MAX_BATCH_PAYLOAD))
 				break;
-			bytes += 20 + PROTO_GRANT_LEN + (uint32_t)it->klen;
+			bytes += per + (uint32_t)it->klen;
 			payload += it->vlen;
 			k++;
 		}
 		struct wire_w w;
 		struct actor_msg *m = actor_msg_new(WIRE_PUT);
 		wire_w_init(&w);
-		proto_items_begin(&w, put_flags, k);
+		client_items_begin(&w, op, put_flags, k);
 		m->payload = evbuffer_new();
 		for (uint32_t j = 0; j < k; j++) {
 			const struct kvn_item *it = &op->items[idx[i + j]];
-			proto_items_add(&w, it->key, it->klen, 0, it->vlen);
+			client_item_add(&w, op, idx[i + j], 0);
 			/* zero copy, as client_send_round */
 			if (it->vlen)
 				evbuffer_add_reference(m->payload, it->val, it->vlen, NULL, NULL);

@@ -25,7 +25,7 @@ _Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_
 	       "actor roles are auth roles");
 
 #define WIRE_MAGIC 0x314e564bu /* "KVN1" as little-endian bytes */
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 2: items with checksum and TTL, results with checksum */
 #define WIRE_HDR_LEN 32
 #define WIRE_TAG_LEN AUTH_TAG_LEN
 #define WIRE_MAX_META (64u * 1024u)
@@ -60,6 +60,9 @@ enum wire_type {
 	WIRE_COMMIT_SLOT = 70,
 	WIRE_ABORT_SLOT = 71,
 	WIRE_RESOLVE_KEY = 72,
+	WIRE_PIN = 73,       /* items + TTL: keep these values from eviction and offload */
+	WIRE_UNPIN = 74,     /* items: end their pins */
+	WIRE_EVICT_KEY = 75, /* items: drop these values from DRAM (refused: pinned, leased) */
 	WIRE_TYPE_MAX_WIRE = 127,
 	/* in-process only (>= 0x8000): rejected by the decoder */
 	WIRE_INTERNAL = 0x8000,

@@ -412,9 +412,21 @@ void proto_items_begin(struct wire_w *w, uint8_t flags, uint32_t n)
 
 void proto_items_add(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size)
 {
+	KVN_ASSERT(w->err || (w->len > 0 && !(w->buf[0] & PROTO_ITEMS_SUM)));
 	wire_w_key(w, key, klen);
 	wire_w_u64(w, gen);
 	wire_w_u64(w, size);
+}
+
+void proto_items_add_sum(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size,
+			 uint64_t checksum, uint64_t ttl_ms)
+{
+	KVN_ASSERT(w->err || (w->len > 0 && (w->buf[0] & PROTO_ITEMS_SUM)));
+	wire_w_key(w, key, klen);
+	wire_w_u64(w, gen);
+	wire_w_u64(w, size);
+	wire_w_u64(w, checksum);
+	wire_w_u64(w, ttl_ms);
 }
 
 int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint8_t *flags,
@@ -423,19 +435,52 @@ int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, u
 	wire_r_init(r, meta, meta_len);
 	*flags = wire_r_u8(r);
 	*n = wire_r_u32(r);
-	if (!r->err && *n == 0)
+	if (!r->err && (*n == 0 || (*flags & ~PROTO_ITEMS_FLAGS)))
 		r->err = KVN_EPROTO;
-	return check_count(r, *n, 3 + 8 + 8);
+	return check_count(r, *n, 3 + 8 + 8 + ((*flags & PROTO_ITEMS_SUM) ? 16 : 0));
 }
 
 int proto_items_next(struct wire_r *r, struct proto_item *it)
 {
+	/* the header proto_items_open read: the layout of every item */
+	int sum = r->len > 0 && (r->p[0] & PROTO_ITEMS_SUM);
+
 	it->key = wire_r_key(r, &it->klen);
 	it->gen = wire_r_u64(r);
 	it->size = wire_r_u64(r);
-	if (!r->err && it->gen > PROTO_GEN_MAX)
+	it->checksum = sum ? wire_r_u64(r) : 0;
+	it->ttl_ms = sum ? wire_r_u64(r) : 0;
+	if (!r->err && (it->gen > PROTO_GEN_MAX || it->ttl_ms > PROTO_TTL_MAX_MS))
 		r->err = KVN_EPROTO;
 	return r->err;
+}
+
+void proto_pin_end(struct wire_w *w, uint64_t ttl_ms)
+{
+	wire_w_u64(w, ttl_ms);
+}
+
+int proto_pin_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n, uint64_t *ttl_ms)
+{
+	struct proto_item it;
+	uint8_t flags;
+
+	*ttl_ms = 0;
+	if (proto_items_open(r, meta, meta_len, &flags, n) != 0)
+		return r->err;
+	if (flags != 0)
+		return KVN_EPROTO;
+	for (uint32_t i = 0; i < *n; i++)
+		if (proto_items_next(r, &it) != 0)
+			return r->err;
+	uint64_t ttl = wire_r_u64(r);
+	int rc = wire_r_end(r);
+	if (rc)
+		return rc;
+	if (ttl == 0 || ttl > PROTO_TTL_MAX_MS)
+		return KVN_EPROTO;
+	*ttl_ms = ttl;
+	return proto_items_open(r, meta, meta_len, &flags, n);
 }
 
 void proto_grants_add(struct wire_w *w, const struct proto_grant *g)
@@ -493,13 +538,14 @@ void proto_results_add(struct wire_w *w, const struct proto_result *res)
 	wire_w_u32(w, (uint32_t)res->status);
 	wire_w_u64(w, res->gen);
 	wire_w_u64(w, res->size);
+	wire_w_u64(w, res->checksum);
 }
 
 int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n)
 {
 	wire_r_init(r, meta, meta_len);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 4 + 8 + 8);
+	return check_count(r, *n, PROTO_RESULT_LEN);
 }
 
 int proto_results_next(struct wire_r *r, struct proto_result *res)
@@ -507,6 +553,7 @@ int proto_results_next(struct wire_r *r, struct proto_result *res)
 	res->status = (int32_t)wire_r_u32(r);
 	res->gen = wire_r_u64(r);
 	res->size = wire_r_u64(r);
+	res->checksum = wire_r_u64(r);
 	if (!r->err && (res->status > 0 || res->status < KVN_ERR_MIN || res->gen > PROTO_GEN_MAX))
 		r->err = KVN_EPROTO;
 	return r->err;

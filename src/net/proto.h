@@ -15,7 +15,13 @@
 #include "net/net.h"
 
 enum proto_event_kind { PROTO_EV_ADD = 1, PROTO_EV_REMOVE = 2 };
-enum proto_put_flags { PROTO_PUT_DURABLE = 1 };
+/* The items header's flags.  PROTO_ITEMS_SUM: every item also carries
+ * the value's checksum and TTL (PUT, ALLOC_SLOT, COMMIT_SLOT); without it
+ * items are key, gen, size only (GET, REMOVE, ...).  Other bits: refused. */
+enum proto_put_flags { PROTO_PUT_DURABLE = 1, PROTO_ITEMS_SUM = 2 };
+#define PROTO_ITEMS_FLAGS (PROTO_PUT_DURABLE | PROTO_ITEMS_SUM)
+/* Longest TTL on the wire (a put's expiry, a pin): 10 years in ms. */
+#define PROTO_TTL_MAX_MS (10ull * 366 * 24 * 3600 * 1000)
 
 /* Largest payload a batch frame may carry; bigger batches go in rounds. */
 #define PROTO_MAX_BATCH_PAYLOAD (256ull << 20)
@@ -176,12 +182,34 @@ struct proto_item {
 	uint16_t klen;
 	uint64_t gen;
 	uint64_t size; /* PUT only */
+	/* with PROTO_ITEMS_SUM (else 0): the value's XXH3-64, computed once
+	 * by its writer (ALLOC_SLOT: 0, the commit carries it), and its TTL
+	 * in ms (0: none; at most PROTO_TTL_MAX_MS) */
+	uint64_t checksum;
+	uint64_t ttl_ms;
 };
+/* flags: PROTO_ITEMS_FLAGS bits.  Add every item with proto_items_add
+ * when flags lack PROTO_ITEMS_SUM, with proto_items_add_sum when they
+ * have it. */
 void proto_items_begin(struct wire_w *w, uint8_t flags, uint32_t n);
 void proto_items_add(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size);
+void proto_items_add_sum(struct wire_w *w, const void *key, size_t klen, uint64_t gen, uint64_t size,
+			 uint64_t checksum, uint64_t ttl_ms);
 int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint8_t *flags,
 		     uint32_t *n);
+/* r: as proto_items_open left it (next reads the header's flags from the
+ * start of r's buffer to know the items' layout). */
 int proto_items_next(struct wire_r *r, struct proto_item *it);
+
+/* ---- PIN, UNPIN, EVICT_KEY (client -> peer) ----
+ * Data-path items (flags 0, gen from the route; 0 = the latest), answered
+ * with results.  PIN's items are followed by one u64: the pin's TTL in ms
+ * (1..PROTO_TTL_MAX_MS; the peer cuts it to peer.pin_ttl_max).  UNPIN and
+ * EVICT_KEY are items alone (peer_items_check decodes them). */
+void proto_pin_end(struct wire_w *w, uint64_t ttl_ms);
+/* Check a whole PIN request (items, then the TTL, nothing after) and
+ * reopen r at its first item: 0, or KVN_EPROTO / KVN_EKEYLEN. */
+int proto_pin_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n, uint64_t *ttl_ms);
 /* Rewrite a decoded item's gen in place in the metadata it was read from
  * (meta, which the caller owns): how the master fills in the routed
  * generation of a GET it forwards to its own peer (master_index.c). */
@@ -198,12 +226,18 @@ int proto_grants_next(struct wire_r *g, struct proto_grant *out);
  * in for a PUT it hands to its own peer). */
 void proto_grants_set(uint8_t *meta, uint32_t meta_len, uint32_t n, uint32_t i, const struct proto_grant *g);
 
-/* ---- data path replies: per item status, gen, size ---- */
+/* ---- data path replies: per item status, gen, size, checksum ---- */
 struct proto_result {
 	int32_t status;
 	uint64_t gen;
 	uint64_t size;
+	/* GET: the XXH3-64 of the bytes sent for this item, which the client
+	 * checks before it hands them over; other replies: the stored
+	 * value's, or 0 */
+	uint64_t checksum;
 };
+/* Bytes of one result on the wire (status, gen, size, checksum). */
+#define PROTO_RESULT_LEN (4 + 8 + 8 + 8)
 void proto_results_begin(struct wire_w *w, uint32_t n);
 void proto_results_add(struct wire_w *w, const struct proto_result *res);
 int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n);

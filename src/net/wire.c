@@ -39,6 +39,9 @@ static const struct {
 	{ WIRE_COMMIT_SLOT, "COMMIT_SLOT" },
 	{ WIRE_ABORT_SLOT, "ABORT_SLOT" },
 	{ WIRE_RESOLVE_KEY, "RESOLVE_KEY" },
+	{ WIRE_PIN, "PIN" },
+	{ WIRE_UNPIN, "UNPIN" },
+	{ WIRE_EVICT_KEY, "EVICT_KEY" },
 	{ NET_UP, "NET_UP" },
 	{ NET_DOWN, "NET_DOWN" },
 };

@@ -10,6 +10,8 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "peer/peer_int.h"
 #include "base/base.h"
@@ -481,6 +483,14 @@ static struct proto_result get_one(struct peer *p, struct get_reply *gr, const s
 		return res;
 	res.gen = v.gen;
 	res.size = v.size;
+	/* the checksum of the bytes sent, which the client verifies */
+	XXH3_state_t xs;
+	XXH3_64bits_reset(&xs);
+	for (uint64_t e = 0, left = v.size, len; e < (uint64_t)v.next && left > 0; e++, left -= len) {
+		len = ext_bytes(p->st->arena, &v.ext[e]) < left ? ext_bytes(p->st->arena, &v.ext[e]) : left;
+		XXH3_64bits_update(&xs, alloc_addr(p->st->arena, v.ext[e].page), (size_t)len);
+	}
+	res.checksum = XXH3_64bits_digest(&xs);
 	if (v.size <= GET_COPY_MAX)
 		get_copy_value(p, gr, &v, items_left);
 	else
