@@ -555,6 +555,9 @@ static const struct peer_route {
 	{ WIRE_COMMIT_SLOT, PEER_FROM_REQUESTER, peer_on_commit_slot },
 	{ WIRE_ABORT_SLOT, PEER_FROM_REQUESTER, peer_on_abort_slot },
 	{ WIRE_RESOLVE_KEY, PEER_FROM_REQUESTER, peer_on_resolve_key },
+	{ WIRE_PIN, PEER_FROM_REQUESTER, peer_on_pin },
+	{ WIRE_UNPIN, PEER_FROM_REQUESTER, peer_on_unpin },
+	{ WIRE_EVICT_KEY, PEER_FROM_REQUESTER, peer_on_evict_key },
 };
 
 static const struct peer_route *route_of(uint16_t type)

@@ -10,8 +10,6 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "peer/peer_int.h"
 #include "base/base.h"
@@ -144,6 +142,19 @@ int peer_grant_check(struct peer *p, const struct proto_item *it, const struct p
 	return rc;
 }
 
+/* A PENDING slot for one item, with its checksum and expiry.  No room: an
+ * eviction round first, then once more (peer_make_room), so a put never
+ * fails for room while values can be evicted. */
+static int put_reserve(struct peer *p, const struct proto_item *it, uint64_t now, struct keytab_view *v)
+{
+	struct keytab_attrs at = { .checksum = it->checksum, .expires_ms = it->ttl_ms ? now + it->ttl_ms : 0 };
+	int rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
+
+	if (rc == KVN_ENOSPC && (rc = peer_make_room(p, it->size)) == 0)
+		rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
+	return rc;
+}
+
 /* Reserve slots for every item of a PUT; items that cannot be stored get a
  * status and a discard region.  Also used without a sink (payload already
  * buffered, or empty).  Nothing is reserved for an item whose grant from
@@ -162,6 +173,10 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	int has_grants = peer_grants_find(meta, meta_len, &gr);
 
 	if (has_grants < 0 || proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
+		return KVN_EPROTO;
+	/* every value comes with its writer's checksum: stored without one,
+	 * it would fail every reader's check */
+	if (!(flags & PROTO_ITEMS_SUM))
 		return KVN_EPROTO;
 	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * sizeof(struct put_key));
 	if (!pp)
@@ -192,7 +207,7 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		else if (it.size > p->o.max_value_size)
 			rc = KVN_ETOOBIG;
 		else
-			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
+			rc = put_reserve(p, &it, now, &v);
 		if (rc == KVN_ESTALE)
 			rc = PEER_OVERWRITTEN; /* a newer gen is here: read and drop the bytes, answer 0 */
 		pp->status[i] = rc;
@@ -305,6 +320,7 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 						      (uint8_t)durable);
 				p->stats.puts++;
 				p->stats.put_bytes += v.size;
+				peer_tier_committed(p, k->key, k->klen, k->gen);
 			}
 		}
 		if (res.status == PEER_OVERWRITTEN) {
@@ -368,15 +384,6 @@ void peer_lease_tick(struct peer *p)
 
 /* ---- GET ---- */
 
-/* A GET reply being built: per-item results in w, value bytes in payload. */
-struct get_reply {
-	struct wire_w w;
-	struct evbuffer *payload;
-	uint64_t now;
-	uint64_t bytes; /* value bytes in payload so far */
-	uint64_t room;  /* known free bytes in payload's last chain */
-	actor_id conn;  /* the requester: cut if it holds a lease too long */
-};
 
 /* A batch: each chunk's cache misses start together, right before the
  * chunk's lookups (keytab_prefetch).  The keys of every item, or NULL for
@@ -405,7 +412,7 @@ static struct keytab_ref *get_prefetch_keys(struct actor_msg *m, struct wire_r *
  * per value (libevent's automatic chains stop at 4 KiB): a malloc per
  * 4 KiB value.  So one chain is made for the copies still to come (items_left
  * of them, this one's size each), up to COPY_CHAIN. */
-static void get_copy_value(struct peer *p, struct get_reply *gr, const struct keytab_view *v, uint32_t items_left)
+static void get_copy_value(struct peer *p, struct peer_get_reply *gr, const struct keytab_view *v, uint32_t items_left)
 {
 	uint64_t left = v->size;
 
@@ -433,7 +440,7 @@ static void get_copy_value(struct peer *p, struct get_reply *gr, const struct ke
  * that lasts until the bytes have left: the last chain's cleanup releases
  * it, and a connection that stops draining is cut once the lease is past
  * peer.read_lease_ttl (peer_lease_tick), which frees the chains. */
-static void get_ref_value(struct peer *p, struct get_reply *gr, const struct keytab_view *v, uint64_t lease)
+static void get_ref_value(struct peer *p, struct peer_get_reply *gr, const struct keytab_view *v, uint64_t lease)
 {
 	uint64_t left = v->size;
 
@@ -460,14 +467,20 @@ static void get_ref_value(struct peer *p, struct get_reply *gr, const struct key
 }
 
 /* One item: its result, its bytes added to the reply. */
-static struct proto_result get_one(struct peer *p, struct get_reply *gr, const struct proto_item *it,
-				   uint32_t items_left)
+struct proto_result peer_get_one(struct peer *p, struct peer_get_reply *gr, const struct proto_item *it,
+				 uint32_t items_left)
 {
 	struct proto_result res = { 0 };
 	struct keytab_view v;
 	uint64_t lease = 0;
 
 	res.status = keytab_lookup(p->st->kt, it->key, it->klen, it->gen, &v);
+	if (res.status == 0 && !v.in_dram) {
+		/* only on disk (evicted since the request was looked at): the
+		 * client asks again, and peer_get_cold reads it then */
+		res.status = KVN_EBUSY;
+		return res;
+	}
 	if (res.status == 0 && gr->bytes > 0 && v.size > PROTO_MAX_BATCH_PAYLOAD - gr->bytes) {
 		/* this value would take the reply past the frame limit (the
 		 * first one always fits: values are at most max_value_size,
@@ -483,14 +496,9 @@ static struct proto_result get_one(struct peer *p, struct get_reply *gr, const s
 		return res;
 	res.gen = v.gen;
 	res.size = v.size;
-	/* the checksum of the bytes sent, which the client verifies */
-	XXH3_state_t xs;
-	XXH3_64bits_reset(&xs);
-	for (uint64_t e = 0, left = v.size, len; e < (uint64_t)v.next && left > 0; e++, left -= len) {
-		len = ext_bytes(p->st->arena, &v.ext[e]) < left ? ext_bytes(p->st->arena, &v.ext[e]) : left;
-		XXH3_64bits_update(&xs, alloc_addr(p->st->arena, v.ext[e].page), (size_t)len);
-	}
-	res.checksum = XXH3_64bits_digest(&xs);
+	/* the writer's checksum, stored with the value: the client checks
+	 * the bytes against it, so a page changed in DRAM is caught too */
+	res.checksum = v.checksum;
 	if (v.size <= GET_COPY_MAX)
 		get_copy_value(p, gr, &v, items_left);
 	else
@@ -503,7 +511,7 @@ static struct proto_result get_one(struct peer *p, struct get_reply *gr, const s
 
 void peer_on_get(struct peer *p, struct actor_msg *m)
 {
-	struct get_reply gr = { .now = kvn_now_ms(), .conn = m->src };
+	struct peer_get_reply gr = { .now = kvn_now_ms(), .conn = m->src };
 	struct wire_r r;
 	struct proto_item it;
 	uint8_t flags;
@@ -512,6 +520,8 @@ void peer_on_get(struct peer *p, struct actor_msg *m)
 
 	if (peer_items_check(p, m, &r, &flags, &n) != 0)
 		return;
+	if (peer_get_cold(p, m))
+		return; /* values on disk: answered once they are read */
 	refs = get_prefetch_keys(m, &r, n);
 	gr.payload = evbuffer_new();
 	if (!gr.payload)
@@ -522,7 +532,7 @@ void peer_on_get(struct peer *p, struct actor_msg *m)
 		proto_items_next(&r, &it); /* checked above */
 		if (refs && i % KEYTAB_PREFETCH_MAX == 0)
 			keytab_prefetch(p->st->kt, refs + i, n - i);
-		struct proto_result res = get_one(p, &gr, &it, n - i);
+		struct proto_result res = peer_get_one(p, &gr, &it, n - i);
 		proto_results_add(&gr.w, &res);
 	}
 	free(refs);

@@ -51,6 +51,7 @@ struct slot_rec {
 struct slot_item {
 	struct slot_rec *rec; /* NULL: refused, bytes discarded */
 	int32_t status;
+	uint64_t checksum; /* the writer's, from the commit */
 };
 
 /* A COMMIT_SLOT being received.  pp comes first: p->receiving holds &pp,
@@ -134,6 +135,18 @@ static int expired(const struct slot_rec *r, uint64_t now)
 
 /* ---- ALLOC_SLOT ---- */
 
+/* As a PUT's reservation (peer_data.c): evict before saying no room.  The
+ * checksum comes with the commit; the expiry counts from the reservation. */
+static int slot_reserve(struct peer *p, const struct proto_item *it, uint64_t now, struct keytab_view *v)
+{
+	struct keytab_attrs at = { .expires_ms = it->ttl_ms ? now + it->ttl_ms : 0 };
+	int rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
+
+	if (rc == KVN_ENOSPC && (rc = peer_make_room(p, it->size)) == 0)
+		rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
+	return rc;
+}
+
 void peer_on_alloc_slot(struct peer *p, struct actor_msg *m)
 {
 	struct peer_slots *s = slots_of(p);
@@ -169,8 +182,7 @@ void peer_on_alloc_slot(struct peer *p, struct actor_msg *m)
 		else if (s->st.reserved >= SLOT_MAX)
 			res.status = KVN_EBUSY;
 		else
-			res.status = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now,
-						  p->o.pending_ttl_ms, &v);
+			res.status = slot_reserve(p, &it, now, &v);
 		if (res.status == 0) {
 			struct slot_rec *rec = kvn_xcalloc(1, sizeof *rec + 8u + it.klen);
 			uint32_t hkn = hk_make(rec->hk, it.key, it.klen, it.gen);
@@ -224,8 +236,8 @@ static int commit_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, 
 	uint64_t now = kvn_now_ms(), total = 0;
 	int cap = 0;
 
-	if (proto_items_open(&r, meta, meta_len, &flags, &n) != 0)
-		return KVN_EPROTO;
+	if (proto_items_open(&r, meta, meta_len, &flags, &n) != 0 || !(flags & PROTO_ITEMS_SUM))
+		return KVN_EPROTO; /* a commit without the values' checksums */
 	struct slot_recv *rv = kvn_xcalloc(1, sizeof *rv);
 	rv->items = kvn_xcalloc(n, sizeof *rv->items);
 	rv->pp.n = n;
@@ -239,6 +251,7 @@ static int commit_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, 
 			return KVN_EPROTO;
 		}
 		total += it.size;
+		si->checksum = it.checksum;
 		struct slot_rec *rec = rec_find(s, it.key, it.klen, it.gen);
 		if (!rec) {
 			si->status = KVN_ESTATE; /* reclaimed, aborted, committed, or never reserved */
@@ -388,7 +401,9 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 			/* still PENDING: the reaper would have cut this receive
 			 * before freeing the slot */
 			uint64_t gone = 0;
-			res.status = keytab_commit(p->st->kt, rec_key(rec), rec->klen, rec->gen, &gone);
+			res.status = keytab_set_checksum(p->st->kt, rec_key(rec), rec->klen, rec->gen, si->checksum);
+			if (res.status == 0)
+				res.status = keytab_commit(p->st->kt, rec_key(rec), rec->klen, rec->gen, &gone);
 			if (res.status == 0 && gone == rec->gen) {
 				/* overwritten on arrival by a newer gen: a success,
 				 * answered once the newer one is visible */
@@ -402,6 +417,7 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 				s->st.commits++;
 				p->stats.puts++;
 				p->stats.put_bytes += rec->size;
+				peer_tier_committed(p, rec_key(rec), rec->klen, rec->gen);
 			}
 			/* committed, or freed as overwritten: either way the
 			 * reservation is over */
