@@ -65,6 +65,35 @@ like "$(cat "$TMP/err")" "unavailable" "after kill -9 a get says the peer is una
 grep -q "left the master" "$TMP/peer2.log"
 is $? 1 "and the killed peer said nothing of leaving"
 
+# a master that does not answer (stopped): the leave waits peer.stop_timeout
+PP4=$(free_port); PP5=$(free_port)
+start peer4 --role peer --config "$TMP/c.conf" --set node.id=peer-d --set peer.listen=127.0.0.1:$PP4 \
+	--set peer.stop_timeout=1s
+start peer5 --role peer --config "$TMP/c.conf" --set node.id=peer-e --set peer.listen=127.0.0.1:$PP5 \
+	--set peer.stop_timeout=60s
+wait_log peer4 "attached to the master" 15 && wait_log peer5 "attached to the master" 15
+ok $? "two more peers attach"
+kill -STOP "$PID_master"
+t0=$(date +%s%N)
+stop peer4 TERM
+t1=$(date +%s%N)
+is "$STATUS" 0 "with the master stopped (SIGSTOP), SIGTERM still ends in exit 0"
+grep -q "leave not acknowledged within 1s (peer.stop_timeout)" "$TMP/peer4.log"
+ok $? "saying the leave was not acknowledged within peer.stop_timeout"
+ms=$(( (t1 - t0) / 1000000 ))
+[ "$ms" -ge 900 ] && [ "$ms" -lt 10000 ]; ok $? "after waiting for it ($ms ms)"
+kill -TERM "$PID_peer5"
+wait_log peer5 "telling the master this peer leaves" 5
+ok $? "the first SIGTERM starts the leave"
+t0=$(date +%s%N)
+stop peer5 TERM
+t1=$(date +%s%N)
+is "$STATUS" 0 "a second SIGTERM stops it, exit 0"
+grep -q "SIGTERM again: stopping at once" "$TMP/peer5.log"
+ok $? "saying it stops at once"
+[ $(( (t1 - t0) / 1000000 )) -lt 10000 ]; ok $? "without waiting for its 60s stop_timeout"
+kill -CONT "$PID_master"
+
 # with no master left to tell, a peer stops at once
 start peer3 --role peer --config "$TMP/c.conf" --set node.id=peer-c --set peer.listen=127.0.0.1:$PP2
 wait_log peer3 "attached to the master" 15
