@@ -34,7 +34,7 @@ void peer_store_put(struct peer_store *st)
 	}
 }
 
-static void fill_node(struct peer *p, struct proto_node *n)
+void peer_fill_node(struct peer *p, struct proto_node *n)
 {
 	struct keytab_stats ks;
 	memset(n, 0, sizeof *n);
@@ -427,11 +427,11 @@ static void peer_attach(struct peer *p)
 	struct proto_node n;
 	struct actor_msg *m;
 
-	if (p->attaching || p->syncing || !p->master || kvn_now_ms() < p->attach_at_ms)
+	if (p->attaching || p->syncing || !p->master || p->left || kvn_now_ms() < p->attach_at_ms)
 		return;
 	peer_grant_key(p); /* grants of an earlier attachment stop working */
 	p->stats.attach_tries++;
-	fill_node(p, &n);
+	peer_fill_node(p, &n);
 	m = actor_msg_new(WIRE_PEER_ATTACH);
 	if (proto_node_enc(m, &n) != 0 ||
 	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_attach, NULL) != 0) {
@@ -471,7 +471,7 @@ static void heartbeat_tick(struct actor *self, void *arg)
 	} else if (!p->syncing) {
 		struct proto_node n;
 		struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT);
-		fill_node(p, &n);
+		peer_fill_node(p, &n);
 		if (proto_node_enc(m, &n) != 0 ||
 		    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_heartbeat, NULL) != 0)
 			actor_msg_free(m);
@@ -552,6 +552,7 @@ static const struct peer_route {
 	{ WIRE_COMMIT_SLOT, PEER_FROM_REQUESTER, peer_on_commit_slot },
 	{ WIRE_ABORT_SLOT, PEER_FROM_REQUESTER, peer_on_abort_slot },
 	{ WIRE_RESOLVE_KEY, PEER_FROM_REQUESTER, peer_on_resolve_key },
+	{ PEER_MSG_LEAVE, PEER_FROM_REQUESTER, peer_on_leave_req }, /* internal role only */
 };
 
 static const struct peer_route *route_of(uint16_t type)
@@ -607,6 +608,7 @@ static void peer_fini(struct actor *self)
 	while ((pp = TAILQ_FIRST(&p->receiving)))
 		peer_sink_abort(self, pp);
 	peer_slot_fini(p);
+	peer_leave_fini(p);
 	while ((e = TAILQ_FIRST(&p->outbox))) {
 		TAILQ_REMOVE(&p->outbox, e, link);
 		free(e);

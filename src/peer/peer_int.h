@@ -1,6 +1,7 @@
 /*
  * peer_int: the peer actor's state, shared by peer.c (dispatch, attach,
  * heartbeat, event outbox, held replies), peer_sync.c (full sync),
+ * peer_leave.c (the clean stop),
  * peer_data.c (PUT, GET, EXISTS, REMOVE and the payload sink) and
  * peer_slot.c (the slot protocol and RESOLVE_KEY).
  */
@@ -68,6 +69,13 @@ struct peer_put {
 };
 
 struct peer_slots;
+struct peer_leave_op;
+
+/* Internal messages of the peer actor (never on the wire: >= 0x8000 is
+ * refused by the frame decoder). */
+enum peer_msg_type {
+	PEER_MSG_LEAVE = 0x8300, /* peer_leave -> the actor: start the clean stop */
+};
 
 struct peer {
 	struct actor *self;
@@ -108,12 +116,16 @@ struct peer {
 	int refused_why;  /* last refusal's error, for the state line */
 	struct actor_timer *lease_timer; /* peer_lease_tick, every read_lease_ttl / 4 */
 	struct kvn_ratelimit lease_rl;
+	struct peer_leave_op *leave; /* the clean stop (peer_leave.c); NULL: none asked */
+	int left; /* PEER_LEAVE sent: never attach again in this process */
 };
 
 /* Keep request metadata under the 64 KiB limit (EVENTS, FULL_SYNC). */
 #define PEER_META_BUDGET (60u * 1024u)
 
 /* peer.c */
+/* This node as PEER_ATTACH, HEARTBEAT and PEER_LEAVE describe it. */
+void peer_fill_node(struct peer *p, struct proto_node *n);
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
 			uint8_t tier, uint64_t size, uint8_t durable);
 void peer_ship(struct peer *p);
@@ -138,6 +150,12 @@ uint64_t peer_overwritten_seq(const struct peer *p, int durable);
  * acknowledged the events up to `last` (applied; committed too when
  * durable): read-your-writes for every later ROUTE_GET.  last 0: at once. */
 void peer_reply_after_ack(struct peer *p, struct actor_msg *m, struct wire_w *w, uint64_t last, int durable);
+/* peer_leave.c: the clean stop.  PEER_MSG_LEAVE starts it; the flush step
+ * (peer.flush_on_stop) ends with peer_leave_flushed (status 0, or why the
+ * flush stopped short); peer_fini calls peer_leave_fini. */
+void peer_on_leave_req(struct peer *p, struct actor_msg *m);
+void peer_leave_flushed(struct peer *p, int status);
+void peer_leave_fini(struct peer *p);
 /* peer_data.c */
 /* Where the grants of a PUT or ALLOC_SLOT are: 1 and *g over them, 0 none,
  * KVN_EPROTO when meta does not decode. */
