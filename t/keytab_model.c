@@ -148,7 +148,7 @@ static void t_random_model(void)
 			else if (pages > MPAGES - m_used())
 				want = KVN_ENOSPC;
 			uint64_t ttl = 20 + rnd() % 100;
-			got = keytab_begin(kt, key, 3, gen, size, now, ttl, &v);
+			got = keytab_begin(kt, key, 3, gen, size, now, ttl, NULL, &v);
 			if (got == 0 && want == 0) {
 				for (i = 0; i < MS && ms[i].state != M_FREE; i++)
 					;
