@@ -160,12 +160,16 @@ int keytab_drop_dram(struct keytab *kt, const void *key, size_t klen, uint64_t g
 		return KVN_EINVAL;
 	if ((rc = keytab_i_get(kt, key, klen, gen, NULL, &s)))
 		return rc;
-	if (!s->in_dram || !s->on_disk) {
+	if (!s->in_dram) {
 		kt->st.refused++;
 		return KVN_ESTATE;
 	}
 	if (s->leases || s->pins || s->offloading)
 		return KVN_EHELD;
+	if (!s->on_disk) {
+		kt->st.refused++;
+		return KVN_ESTATE;
+	}
 	keytab_i_unplace(kt, s);
 	kt->st.dram_bytes -= s->pbytes;
 	keytab_i_release_pages(kt, s);
