@@ -233,6 +233,9 @@ int keytab_promote_done(struct keytab *kt, const void *key, size_t klen, uint64_
 	}
 	s->promoting = 0;
 	if (s->state != KEYTAB_COMMITTED) {
+		/* gone meanwhile: its readers (if any) read the file, never
+		 * these pages */
+		keytab_i_release_pages(kt, s);
 		kt->st.refused++;
 		keytab_i_doomed_check(kt, s);
 		return KVN_ESTATE;
@@ -321,17 +324,21 @@ int keytab_expire_pins(struct keytab *kt, uint64_t now_ms)
 
 size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victim *out, size_t max)
 {
-	struct kt_link *l, *pv;
+	struct kt_link *l, *pv, *moved = NULL;
 	size_t n = 0, looked = 0;
 
 	if (!kt || !out)
 		return 0;
-	for (l = kt->lru.prev; l != &kt->lru && n < max && looked < 4 * max; l = pv) {
+	/* a walk longer than the list would meet the slots it moved to the
+	 * head again: it ends at the first of them */
+	for (l = kt->lru.prev; l != &kt->lru && l != moved && n < max && looked < 4 * max; l = pv) {
 		struct kt_slot *s = LINK_SLOT(l);
 		pv = l->prev;
 		looked++;
 		if (s->leases) {
 			keytab_i_touch(kt, s);
+			if (!moved)
+				moved = l;
 			continue;
 		}
 		if (kt_expired(s, now_ms))
