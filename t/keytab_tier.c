@@ -473,6 +473,44 @@ static void t_expire(void)
 	alloc_arena_free(a);
 }
 
+struct tiers {
+	int n, dram, disk, both, ok;
+};
+
+static void on_view(void *arg, const struct keytab_view *v)
+{
+	struct tiers *t = arg;
+	t->n++;
+	t->dram += v->in_dram && !v->on_disk;
+	t->disk += !v->in_dram && v->on_disk;
+	t->both += v->in_dram && v->on_disk;
+	t->ok += v->state == KEYTAB_COMMITTED && v->klen == 1 && v->checksum == v->gen * 10 &&
+		 v->tier == (v->in_dram ? KEYTAB_DRAM : KEYTAB_DISK);
+}
+
+static void t_foreach_view(void)
+{
+	struct alloc_arena *a = arena(16);
+	struct keytab *kt = keytab_new(a);
+	struct keytab_attrs at = { 0 };
+	struct tiers t = { 0 };
+
+	at.checksum = 10;
+	is_int(put_a(kt, a, "a", 1, PS, &at), 0, "a in DRAM");
+	at.checksum = 20;
+	is_int(put_a(kt, a, "b", 2, PS, &at), 0, "b");
+	is_int(keytab_offload_begin(kt, K("b"), 2, NULL) || keytab_offload_done(kt, K("b"), 2, 1), 0,
+	       "b offloaded: both tiers");
+	at.checksum = 30;
+	is_int(keytab_disk_add(kt, K("c"), 3, 5, &at), 0, "c on disk only");
+	is_int(keytab_begin(kt, K("d"), 1, PS, 0, 100, NULL, NULL), 0, "d pending");
+	keytab_foreach_view(kt, on_view, &t);
+	ok(t.n == 3 && t.dram == 1 && t.disk == 1 && t.both == 1 && t.ok == 3,
+	   "three committed views, one per tier combination, with their checksums");
+	keytab_free(kt);
+	alloc_arena_free(a);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -485,6 +523,7 @@ int main(int argc, char **argv)
 		{ "pins", t_pins },
 		{ "evict_pick", t_evict_pick },
 		{ "expire", t_expire },
+		{ "foreach_view", t_foreach_view },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

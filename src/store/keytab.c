@@ -689,6 +689,22 @@ void keytab_foreach(struct keytab *kt, keytab_slot_fn fn, void *arg)
 	}
 }
 
+void keytab_foreach_view(struct keytab *kt, keytab_view_fn fn, void *arg)
+{
+	struct kt_key *k, *tmp;
+	struct keytab_view v;
+
+	if (!kt || !fn)
+		return;
+	HASH_ITER(hh, kt->keys, k, tmp)
+	{
+		if (!k->committed)
+			continue;
+		keytab_i_view(&v, k->committed);
+		fn(arg, &v);
+	}
+}
+
 void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st)
 {
 	if (!kt) {

@@ -344,7 +344,9 @@ struct keytab_victim {
  * those).  Picking changes nothing but the LRU order: a leased candidate
  * passed over becomes most recently used, so a cold end full of readers
  * does not stall every round.  Bounded: looks at most 4 * max slots (pinned
- * and offloading ones are not on the LRU at all).  Returns how many. */
+ * and offloading ones are not on the LRU at all).  QUEUE items are
+ * proposed too (victim.flags says so): they may be offloaded, and
+ * keytab_evict_one refuses them without a disk copy.  Returns how many. */
 size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victim *out, size_t max);
 /* Drop a committed in-DRAM gen from the table altogether (it is gone; with
  * a disk copy too, the free hook reports the file).  KVN_EHELD: leased,
@@ -366,8 +368,13 @@ int keytab_expire(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *a
  * disk. */
 uint64_t keytab_evictable_bytes(const struct keytab *kt, int can_offload);
 
-/* Visit every committed generation (full sync snapshot). */
+/* Visit every committed generation (full sync snapshot), expired ones too
+ * until keytab_expire takes them.  fn must not call keytab functions. */
 void keytab_foreach(struct keytab *kt, keytab_slot_fn fn, void *arg);
+/* The same with each generation's view (tier, checksum, flags: a full sync
+ * of a node with a disk tier reports where each value is). */
+typedef void (*keytab_view_fn)(void *arg, const struct keytab_view *v);
+void keytab_foreach_view(struct keytab *kt, keytab_view_fn fn, void *arg);
 void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st);
 void keytab_stats_each(const struct keytab_stats *st, kvn_stat_fn fn, void *arg);
 
