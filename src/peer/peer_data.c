@@ -192,7 +192,7 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		else if (it.size > p->o.max_value_size)
 			rc = KVN_ETOOBIG;
 		else
-			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, &v);
+			rc = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now, p->o.pending_ttl_ms, NULL, &v);
 		if (rc == KVN_ESTALE)
 			rc = PEER_OVERWRITTEN; /* a newer gen is here: read and drop the bytes, answer 0 */
 		pp->status[i] = rc;

@@ -170,7 +170,7 @@ void peer_on_alloc_slot(struct peer *p, struct actor_msg *m)
 			res.status = KVN_EBUSY;
 		else
 			res.status = keytab_begin(p->st->kt, it.key, it.klen, it.gen, it.size, now,
-						  p->o.pending_ttl_ms, &v);
+						  p->o.pending_ttl_ms, NULL, &v);
 		if (res.status == 0) {
 			struct slot_rec *rec = kvn_xcalloc(1, sizeof *rec + 8u + it.klen);
 			uint32_t hkn = hk_make(rec->hk, it.key, it.klen, it.gen);
