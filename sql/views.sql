@@ -13,8 +13,11 @@ DROP VIEW IF EXISTS v_capacity;
 DROP VIEW IF EXISTS v_objects;
 DROP VIEW IF EXISTS v_leases;
 
--- Per node: capacity, usage, free space, and what the committed set holds
--- there (live rows only; lost rows belong to a dead node).
+-- Per node: DRAM and disk capacity, usage and free space (as the node last
+-- reported them), and what the committed set holds there (live rows only;
+-- lost rows belong to a dead node, or one that left): every live object,
+-- then those on its disk tier (tier 1), which are the ones that come back
+-- when a stopped or crashed node restarts.
 CREATE VIEW v_capacity AS
 SELECT n.node_id,
        n.state,
@@ -27,7 +30,11 @@ SELECT n.node_id,
        (SELECT count(*) FROM objects o
          WHERE o.node_id = n.node_id AND o.state = 'live') AS live_objects,
        (SELECT coalesce(sum(o.size), 0) FROM objects o
-         WHERE o.node_id = n.node_id AND o.state = 'live') AS live_bytes
+         WHERE o.node_id = n.node_id AND o.state = 'live') AS live_bytes,
+       (SELECT count(*) FROM objects o
+         WHERE o.node_id = n.node_id AND o.state = 'live' AND o.tier = 1) AS disk_objects,
+       (SELECT coalesce(sum(o.size), 0) FROM objects o
+         WHERE o.node_id = n.node_id AND o.state = 'live' AND o.tier = 1) AS disk_bytes
   FROM nodes n
  ORDER BY n.node_id;
 

@@ -271,6 +271,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		n->disk_loop = actor_loop_new("disk");
 		po.disk_loop = n->disk_loop;
 	}
+	po.flush_on_stop = c->peer_flush_on_stop;
 	/* All-in-one: the peer shares the master's loop thread.  Measured: on
 	 * these 2-core VMs a thread wake-up per message costs more than the
 	 * work, and 64 KiB gets with 4 clients went from 8.3k to 11.1k ops/s. */
@@ -301,11 +302,91 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* The stop sequence (docs/operations.md, "Stopping a node").  The first
+ * SIGTERM or SIGINT of a process that runs a peer of a remote master asks
+ * the peer to leave (peer_leave: flush, ship events, PEER_LEAVE) and waits
+ * for its answer or peer.stop_timeout; then, or at once for other
+ * processes, or on a second signal, the loops stop.  A peer sharing the
+ * master's process does not leave: the master stops with it, and its
+ * restart re-syncs the peer as today. */
+struct stopper {
+	struct event_base *base;
+	struct actor *peer; /* NULL: nothing to leave */
+	uint64_t timeout_ms;
+	int signals;
+	struct event *done_ev, *timer_ev;
+	int status; /* peer_leave's, written on the peer's thread before done_ev fires */
+	int answered; /* main thread: the answer or the timer came */
+};
+
+static void leave_answered(evutil_socket_t fd, short what, void *arg)
+{
+	struct stopper *st = arg;
+	int status = __atomic_load_n(&st->status, __ATOMIC_ACQUIRE);
+	char d[32];
+
+	(void)fd;
+	(void)what;
+	if (st->answered)
+		return;
+	st->answered = 1;
+	kvn_format_duration(d, sizeof d, st->timeout_ms);
+	if (status == 0)
+		log_info("left the master: it no longer routes to this peer; stopping");
+	else if (status == KVN_ETIMEDOUT)
+		log_warn("leave not acknowledged within %s (peer.stop_timeout); stopping", d);
+	else
+		log_warn("leave not acknowledged: %s; stopping", kvn_strerror(status));
+	event_base_loopexit(st->base, NULL);
+}
+
+static void leave_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct stopper *st = arg;
+	(void)fd;
+	(void)what;
+	/* the peer's own deadline is the same: this only guards a peer loop
+	 * that never answers */
+	__atomic_store_n(&st->status, KVN_ETIMEDOUT, __ATOMIC_RELEASE);
+	leave_answered(-1, 0, st);
+}
+
+/* peer_leave's answer, on the peer's loop thread: hand it to main's. */
+static void leave_done(void *arg, int status)
+{
+	struct stopper *st = arg;
+	__atomic_store_n(&st->status, status, __ATOMIC_RELEASE);
+	event_active(st->done_ev, EV_READ, 0);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct stopper *st = arg;
+	const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+	char d[32];
+
 	(void)what;
-	log_info("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	event_base_loopexit(arg, NULL);
+	if (st->signals++ > 0) {
+		log_info("%s again: stopping at once", name);
+		event_base_loopexit(st->base, NULL);
+		return;
+	}
+	if (!st->peer) {
+		log_info("%s: shutting down", name);
+		event_base_loopexit(st->base, NULL);
+		return;
+	}
+	kvn_format_duration(d, sizeof d, st->timeout_ms);
+	log_info("%s: shutting down: telling the master this peer leaves (within %s)", name, d);
+	int rc = peer_leave(st->peer, kvn_now_ms() + st->timeout_ms, leave_done, st);
+	if (rc) {
+		log_warn("cannot ask the peer to leave: %s; stopping", kvn_strerror(rc));
+		event_base_loopexit(st->base, NULL);
+		return;
+	}
+	struct timeval tv = { .tv_sec = (time_t)((st->timeout_ms + 1000) / 1000),
+			      .tv_usec = (suseconds_t)((st->timeout_ms + 1000) % 1000 * 1000) };
+	evtimer_add(st->timer_ev, &tv);
 }
 
 static void stop_loop(struct actor_loop *l)
@@ -343,8 +424,11 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		goto out;
 	}
 	struct event_base *base = event_base_new();
-	struct event *sint = evsignal_new(base, SIGINT, on_signal, base);
-	struct event *sterm = evsignal_new(base, SIGTERM, on_signal, base);
+	struct stopper st = { .base = base, .peer = n.master ? NULL : n.peer, .timeout_ms = conf->peer_stop_timeout };
+	st.done_ev = event_new(base, -1, 0, leave_answered, &st);
+	st.timer_ev = evtimer_new(base, leave_timeout, &st);
+	struct event *sint = evsignal_new(base, SIGINT, on_signal, &st);
+	struct event *sterm = evsignal_new(base, SIGTERM, on_signal, &st);
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
 	if (n.db_loop)
@@ -375,6 +459,9 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	stop_loop(n.db_loop);
 	event_free(sint);
 	event_free(sterm);
+	event_free(st.timer_ev);
+	/* the peer loop is joined: leave_done cannot fire any more */
+	event_free(st.done_ev);
 	event_base_free(base);
 	log_info("stopped");
 	rc = 0;

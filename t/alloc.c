@@ -562,7 +562,7 @@ static void t_stats_text(void)
 	is_int(v.n, sizeof ks / sizeof(uint64_t), "keytab_stats_each visits every counter");
 	is_int(v.mismatched, 0, "each with its doc and the snapshot's value");
 	is_str(v.first, "keys", "in list order: first");
-	is_str(v.last, "max_gen", "in list order: last");
+	is_str(v.last, "expired", "in list order: last");
 	keytab_free(kt);
 	alloc_release(a, ext, 1);
 	alloc_arena_free(a);

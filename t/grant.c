@@ -24,6 +24,8 @@
 #include "proc.h"
 #include "tap.h"
 
+#include <xxhash.h>
+
 struct raw {
 	struct actor_loop *loop;
 	struct actor *a;
@@ -93,8 +95,8 @@ static int put_raw(int i, const char *key, uint64_t gen, const struct proto_gran
 	struct actor_msg *m = actor_msg_new(WIRE_PUT);
 	struct wire_w w;
 	wire_w_init(&w);
-	proto_items_begin(&w, 0, 1);
-	proto_items_add(&w, key, strlen(key), gen, 4);
+	proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, key, strlen(key), gen, 4, XXH3_64bits("evil", 4), 0);
 	if (g)
 		proto_grants_add(&w, g);
 	wire_w_to_msg(&w, m);

@@ -16,7 +16,7 @@ static int put(struct keytab *kt, struct alloc_arena *a, const char *key, uint64
 	       uint64_t size, uint64_t *superseded)
 {
 	struct keytab_view v;
-	int rc = keytab_begin(kt, K(key), gen, size, 0, 1000, &v);
+	int rc = keytab_begin(kt, K(key), gen, size, 0, 1000, NULL, &v);
 	if (rc)
 		return rc;
 	fill(a, &v, (uint8_t)gen);
@@ -33,7 +33,7 @@ static void t_basic(void)
 	uint64_t sup = 99, rem = 0;
 
 	ok(keytab_new(NULL) == NULL, "keytab_new(NULL) refused");
-	is_int(keytab_begin(kt, K("alpha"), 1, 10000, 0, 1000, &v), 0, "begin");
+	is_int(keytab_begin(kt, K("alpha"), 1, 10000, 0, 1000, NULL, &v), 0, "begin");
 	is_int(v.state, KEYTAB_PENDING, "view: PENDING");
 	is_int(v.gen, 1, "view: gen");
 	is_int(v.size, 10000, "view: size");
@@ -204,8 +204,8 @@ static void t_reap_late_commit(void)
 	struct keytab *kt = keytab_new(a);
 	struct seen s = { 0 };
 
-	is_int(keytab_begin(kt, K("slow"), 5, 3 * PS, 1000, 100, NULL), 0, "begin, deadline 1100");
-	is_int(keytab_begin(kt, K("fast"), 5, PS, 1000, 500, NULL), 0, "begin, deadline 1500");
+	is_int(keytab_begin(kt, K("slow"), 5, 3 * PS, 1000, 100, NULL, NULL), 0, "begin, deadline 1100");
+	is_int(keytab_begin(kt, K("fast"), 5, PS, 1000, 500, NULL, NULL), 0, "begin, deadline 1500");
 	is_int(keytab_reap(kt, 1099, record, &s), 0, "nothing due at 1099");
 	is_int(keytab_reap(kt, 1100, record, &s), 1, "one reaped at 1100");
 	ok(s.n == 1 && strcmp(s.key[0], "slow") == 0 && s.gen[0] == 5 && s.size[0] == 3 * PS,
@@ -228,7 +228,7 @@ static void t_abort_and_unknown(void)
 	struct alloc_arena *a = arena(16);
 	struct keytab *kt = keytab_new(a);
 
-	is_int(keytab_begin(kt, K("k"), 1, 2 * PS, 0, 100, NULL), 0, "begin");
+	is_int(keytab_begin(kt, K("k"), 1, 2 * PS, 0, 100, NULL, NULL), 0, "begin");
 	is_int(keytab_abort(kt, K("k"), 1), 0, "abort");
 	is_int(used_pages(a), 0, "pages back");
 	is_int(kstats(kt).pending, 0, "not pending");
@@ -254,12 +254,12 @@ static void t_generations(void)
 	uint64_t sup = 9;
 
 	is_int(put(kt, a, "k", 5, PS, NULL), 0, "gen 5 committed");
-	is_int(keytab_begin(kt, K("k"), 3, PS, 0, 100, NULL), KVN_ESTALE, "begin older gen: ESTALE");
-	is_int(keytab_begin(kt, K("k"), 5, PS, 0, 100, NULL), KVN_EEXIST, "begin committed gen: EEXIST");
-	is_int(keytab_begin(kt, K("k"), 0, PS, 0, 100, NULL), KVN_EINVAL, "gen 0 refused");
-	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL), 0, "pending gen 7");
-	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL), KVN_EEXIST, "gen 7 again: EEXIST");
-	is_int(keytab_begin(kt, K("k"), 6, 2 * PS, 0, 100, NULL), 0, "pending gen 6 beside it");
+	is_int(keytab_begin(kt, K("k"), 3, PS, 0, 100, NULL, NULL), KVN_ESTALE, "begin older gen: ESTALE");
+	is_int(keytab_begin(kt, K("k"), 5, PS, 0, 100, NULL, NULL), KVN_EEXIST, "begin committed gen: EEXIST");
+	is_int(keytab_begin(kt, K("k"), 0, PS, 0, 100, NULL, NULL), KVN_EINVAL, "gen 0 refused");
+	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL, NULL), 0, "pending gen 7");
+	is_int(keytab_begin(kt, K("k"), 7, PS, 0, 100, NULL, NULL), KVN_EEXIST, "gen 7 again: EEXIST");
+	is_int(keytab_begin(kt, K("k"), 6, 2 * PS, 0, 100, NULL, NULL), 0, "pending gen 6 beside it");
 	is_int(kstats(kt).pending, 2, "two pending gens of one key");
 	is_int(used_pages(a), 4, "each with its pages");
 	is_int(keytab_commit(kt, K("k"), 7, &sup), 0, "commit gen 7");
@@ -274,7 +274,7 @@ static void t_generations(void)
 	is_int(keytab_commit(kt, K("k"), 6, NULL), KVN_ESTATE, "gen 6 is gone for good");
 
 	/* a newer gen may be pending while the committed one is read */
-	is_int(keytab_begin(kt, K("k"), 8, PS, 0, 100, NULL), 0, "begin gen 8");
+	is_int(keytab_begin(kt, K("k"), 8, PS, 0, 100, NULL, NULL), 0, "begin gen 8");
 	is_int(keytab_lookup(kt, K("k"), 0, &v), 0, "lookup while 8 is pending");
 	is_int(v.gen, 7, "still gen 7");
 	keytab_free(kt);
@@ -291,8 +291,8 @@ static void t_enospc_unchanged(void)
 
 	is_int(put(kt, a, "k", 1, 10 * PS, NULL), 0, "put 10 pages");
 	keytab_get_stats(kt, &before);
-	is_int(keytab_begin(kt, K("k"), 2, 7 * PS, 0, 100, NULL), KVN_ENOSPC, "new gen: ENOSPC");
-	is_int(keytab_begin(kt, K("new"), 1, 7 * PS, 0, 100, NULL), KVN_ENOSPC, "new key: ENOSPC");
+	is_int(keytab_begin(kt, K("k"), 2, 7 * PS, 0, 100, NULL, NULL), KVN_ENOSPC, "new gen: ENOSPC");
+	is_int(keytab_begin(kt, K("new"), 1, 7 * PS, 0, 100, NULL, NULL), KVN_ENOSPC, "new key: ENOSPC");
 	keytab_get_stats(kt, &after);
 	ok(memcmp(&before, &after, sizeof before) == 0, "stats unchanged");
 	is_int(used_pages(a), 10, "arena unchanged");
@@ -300,7 +300,7 @@ static void t_enospc_unchanged(void)
 	is_int(keytab_commit(kt, K("k"), 2, NULL), KVN_ESTATE, "no pending gen created");
 	keytab_foreach(kt, record, &s);
 	ok(s.n == 1 && s.gen[0] == 1, "the committed set is as before");
-	is_int(keytab_begin(kt, K("k"), 2, 6 * PS, 0, 100, NULL), 0, "what fits still works");
+	is_int(keytab_begin(kt, K("k"), 2, 6 * PS, 0, 100, NULL, NULL), 0, "what fits still works");
 	keytab_free(kt);
 	alloc_arena_free(a);
 }
@@ -461,8 +461,8 @@ static void t_foreach(void)
 	put(kt, a, "b", 2, 2, NULL);
 	put(kt, a, "c", 3, 3, NULL);
 	put(kt, a, "c", 4, 4, NULL);                     /* supersedes c/3 */
-	keytab_begin(kt, K("d"), 1, 1, 0, 100, NULL);    /* pending only */
-	keytab_begin(kt, K("a"), 9, 1, 0, 100, NULL);    /* pending beside committed */
+	keytab_begin(kt, K("d"), 1, 1, 0, 100, NULL, NULL);    /* pending only */
+	keytab_begin(kt, K("a"), 9, 1, 0, 100, NULL, NULL);    /* pending beside committed */
 	put(kt, a, "e", 1, 5, NULL);
 	keytab_remove(kt, K("e"), 0, NULL);
 	keytab_foreach(kt, record, &s);
@@ -489,7 +489,7 @@ static void t_free_with_leases(void)
 	put(kt, a, "a", 2, 2 * PS, NULL); /* a/1 doomed */
 	keytab_lease(kt, K("a"), 0, 0, 100, &id, NULL);
 	put(kt, a, "b", 1, PS, NULL);
-	keytab_begin(kt, K("c"), 1, 4 * PS, 0, 100, NULL);
+	keytab_begin(kt, K("c"), 1, 4 * PS, 0, 100, NULL, NULL);
 	ok(kstats(kt).doomed == 1 && kstats(kt).leases == 2 && kstats(kt).pending == 1,
 	   "doomed, leased and pending slots present");
 	is_int(used_pages(a), 10, "10 pages in use");
@@ -509,9 +509,9 @@ static void t_binary_keys(void)
 	static const char k1[] = { 'a', 0, 'b' }, k2[] = { 'a', 0, 'c' }, k3[] = { 'a' };
 	static char big[KVN_MAX_KEY + 1];
 
-	is_int(keytab_begin(kt, k1, 3, 1, 1, 0, 100, NULL), 0, "begin a\\0b");
+	is_int(keytab_begin(kt, k1, 3, 1, 1, 0, 100, NULL, NULL), 0, "begin a\\0b");
 	is_int(keytab_commit(kt, k1, 3, 1, NULL), 0, "commit a\\0b");
-	is_int(keytab_begin(kt, k2, 3, 2, 1, 0, 100, NULL), 0, "begin a\\0c");
+	is_int(keytab_begin(kt, k2, 3, 2, 1, 0, 100, NULL, NULL), 0, "begin a\\0c");
 	is_int(keytab_commit(kt, k2, 3, 2, NULL), 0, "commit a\\0c");
 	is_int(keytab_lookup(kt, k3, 1, 0, NULL), KVN_ENOTFOUND, "\"a\" is a different key");
 	is_int(keytab_lookup(kt, k1, 3, 0, &v), 0, "lookup a\\0b");
@@ -520,14 +520,14 @@ static void t_binary_keys(void)
 	is_int(v.gen, 2, "a\\0c has gen 2");
 
 	memset(big, 'x', sizeof big);
-	is_int(keytab_begin(kt, big, 0, 1, 1, 0, 100, NULL), KVN_EKEYLEN, "key length 0");
-	is_int(keytab_begin(kt, big, KVN_MAX_KEY + 1, 1, 1, 0, 100, NULL), KVN_EKEYLEN,
+	is_int(keytab_begin(kt, big, 0, 1, 1, 0, 100, NULL, NULL), KVN_EKEYLEN, "key length 0");
+	is_int(keytab_begin(kt, big, KVN_MAX_KEY + 1, 1, 1, 0, 100, NULL, NULL), KVN_EKEYLEN,
 	       "key length 1025");
 	is_int(keytab_lookup(kt, big, KVN_MAX_KEY + 1, 0, NULL), KVN_EKEYLEN, "lookup 1025");
 	is_int(keytab_commit(kt, big, 0, 1, NULL), KVN_EKEYLEN, "commit length 0");
 	is_int(keytab_remove(kt, big, 0, 0, NULL), KVN_EKEYLEN, "remove length 0");
-	is_int(keytab_begin(kt, NULL, 5, 1, 1, 0, 100, NULL), KVN_EINVAL, "NULL key");
-	is_int(keytab_begin(kt, big, KVN_MAX_KEY, 1, 1, 0, 100, NULL), 0, "key length 1024");
+	is_int(keytab_begin(kt, NULL, 5, 1, 1, 0, 100, NULL, NULL), KVN_EINVAL, "NULL key");
+	is_int(keytab_begin(kt, big, KVN_MAX_KEY, 1, 1, 0, 100, NULL, NULL), 0, "key length 1024");
 	is_int(keytab_commit(kt, big, KVN_MAX_KEY, 1, NULL), 0, "commit 1024");
 	is_int(keytab_lookup(kt, big, KVN_MAX_KEY, 1, NULL), 0, "lookup 1024");
 	is_int(keytab_lookup(kt, big, KVN_MAX_KEY - 1, 0, NULL), KVN_ENOTFOUND,
@@ -547,9 +547,9 @@ static void t_older_commit_overwritten(void)
 	uint64_t sup = 9;
 
 	is_int(used_pages(a), 0, "baseline: no page used");
-	is_int(keytab_begin(kt, K("race"), 10, 3 * PS, 0, 1000, &v1), 0, "begin gen 10 (the older put)");
+	is_int(keytab_begin(kt, K("race"), 10, 3 * PS, 0, 1000, NULL, &v1), 0, "begin gen 10 (the older put)");
 	fill(a, &v1, 10);
-	is_int(keytab_begin(kt, K("race"), 11, 2 * PS, 0, 1000, &v2), 0, "begin gen 11 (the newer put)");
+	is_int(keytab_begin(kt, K("race"), 11, 2 * PS, 0, 1000, NULL, &v2), 0, "begin gen 11 (the newer put)");
 	fill(a, &v2, 11);
 	is_int(keytab_commit(kt, K("race"), 11, &sup), 0, "gen 11 commits first");
 	is_int(sup, 0, "nothing was committed before it");

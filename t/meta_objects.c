@@ -156,7 +156,7 @@ static void t_views(void)
 
 	/* The operator's view while kvnode holds an open write transaction. */
 	is_str(rows(c, "SELECT * FROM v_capacity"),
-	       "A,alive,1000,300,700,5000,1000,4000,2,30;B,alive,100,200,0,5000,1000,4000,2,1007",
+	       "A,alive,1000,300,700,5000,1000,4000,2,30,1,20;B,alive,100,200,0,5000,1000,4000,2,1007,0,0",
 	       "v_capacity: committed state only, reader not blocked");
 	is_str(rows(c, "SELECT key, gen, node_id, tier, size, state FROM v_objects"),
 	       "k1,5,A,dram,10,live;hex:6865783a3030,1,A,disk,20,live;hex:7a00ff,3,B,dram,7,live;"
@@ -167,6 +167,8 @@ static void t_views(void)
 	is_int(meta_commit(db), 0, "commit");
 	is_str(rows(c, "SELECT node_id, state, live_objects, live_bytes FROM v_capacity"),
 	       "A,alive,3,31;B,dead,0,0", "after commit: B dead, its objects lost");
+	is_str(rows(c, "SELECT node_id, disk_objects, disk_bytes FROM v_capacity"), "A,1,20;B,0,0",
+	       "v_capacity: objects on the disk tier (tier 1) and their bytes, live ones only");
 	is_str(rows(c, "SELECT key, state FROM v_objects WHERE node_id = 'B'"),
 	       "hex:7a00ff,lost;lostkey,lost", "lost rows still listed");
 

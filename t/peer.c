@@ -18,6 +18,8 @@
 #include "store/store.h"
 #include "tap.h"
 
+#include <xxhash.h>
+
 /* ---- a stub master: acknowledges attach and events, records them ---- */
 
 struct stub {
@@ -161,9 +163,15 @@ static struct actor_msg *items_msg(uint16_t type, const char *const *keys, const
 	struct wire_w w;
 	struct actor_msg *m = actor_msg_new(type);
 	wire_w_init(&w);
-	proto_items_begin(&w, 0, n);
+	/* puts carry their values' checksums (the callers' values are "v!") */
+	int put = type == WIRE_PUT;
+	proto_items_begin(&w, put ? PROTO_ITEMS_SUM : 0, n);
 	for (uint32_t i = 0; i < n; i++)
-		proto_items_add(&w, keys[i], strlen(keys[i]), gens ? gens[i] : 0, sizes ? sizes[i] : 0);
+		if (put)
+			proto_items_add_sum(&w, keys[i], strlen(keys[i]), gens ? gens[i] : 0, sizes ? sizes[i] : 0,
+					    XXH3_64bits("v!", 2), 0);
+		else
+			proto_items_add(&w, keys[i], strlen(keys[i]), gens ? gens[i] : 0, sizes ? sizes[i] : 0);
 	wire_w_to_msg(&w, m);
 	wire_w_fini(&w);
 	return m;
@@ -185,8 +193,8 @@ static int put_g(const char *key, uint64_t gen, const char *val, const struct pr
 	struct wire_w w;
 	struct actor_msg *m = actor_msg_new(WIRE_PUT);
 	wire_w_init(&w);
-	proto_items_begin(&w, 0, 1);
-	proto_items_add(&w, key, strlen(key), gen, size);
+	proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, key, strlen(key), gen, size, XXH3_64bits(val, size), 0);
 	if (g)
 		proto_grants_add(&w, g);
 	wire_w_to_msg(&w, m);
@@ -567,8 +575,8 @@ static void t_sizes_beyond_payload(void)
 	struct actor_msg *m = actor_msg_new(WIRE_PUT);
 
 	wire_w_init(&w);
-	proto_items_begin(&w, 0, 1);
-	proto_items_add(&w, k, strlen(k), gen, size);
+	proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, k, strlen(k), gen, size, XXH3_64bits("abc", 3), 0);
 	proto_grants_add(&w, &g);
 	wire_w_to_msg(&w, m);
 	wire_w_fini(&w);

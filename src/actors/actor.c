@@ -310,9 +310,18 @@ void actor_destroy(struct actor *a)
 int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 	       struct actor_sink *sink)
 {
+	int rc;
+
 	if (!a->ops->sink || a->destroyed)
 		return 1;
-	return a->ops->sink(a, from, h, meta, sink);
+	/* The sink runs as the actor: what it sends may be answered at once
+	 * (an in-process master, the peer's disk writer), and that answer
+	 * must wait in the mailbox rather than run inside the sink. */
+	actor_busy_enter(a);
+	rc = a->ops->sink(a, from, h, meta, sink);
+	if (!actor_busy_leave(a))
+		return KVN_ECLOSED; /* destroyed meanwhile: its fini gave the reservation back */
+	return rc;
 }
 
 void actor_sink_abort(struct actor *a, void *cookie)

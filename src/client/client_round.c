@@ -599,6 +599,17 @@ int client_put_rounds(struct kvn_client *c, struct client_op *op, int *st, uint8
 			rc = KVN_ETIMEDOUT;
 			break;
 		}
+		/* a peer answered KVN_EBUSY: it is making room (values on their
+		 * way to its disk tier); again after a pause, within the
+		 * deadline, without counting an attempt */
+		int busy = 0;
+		for (uint32_t j = 0; j < go; j++)
+			busy |= st[idx[j]] == KVN_EBUSY;
+		if (busy) {
+			wait = 1;
+			if (attempt > 0)
+				attempt--;
+		}
 		/* a node that said ENOSPC or failed is excluded from the next route */
 		for (uint32_t j = 0; j < go; j++) {
 			int s = st[idx[j]];

@@ -2,7 +2,7 @@
  * master: the master actor (DESIGN.md sections 1, 2, 4, 5).  Owns start-up
  * (master.db opened, epoch bumped, nodes and committed objects loaded, the
  * SQLite writer spawned), the node protocol (PEER_ATTACH, HEARTBEAT, EVENTS,
- * NET_DOWN), node liveness, the table every message is dispatched from
+ * PEER_LEAVE, NET_DOWN), node liveness, the table every message is dispatched from
  * and the master's counters.  The glue that hands applied changes to the
  * writer (dbw.c) lives in master_db.c, FULL_SYNC in master_sync.c, the
  * node table and the key index in master_node.c and master_index.c, the
@@ -244,7 +244,9 @@ fail:
 
 /* ---- liveness ---- */
 
-static void declare_dead(struct master *ms, struct master_node *n, uint64_t silent_ms)
+/* The node is gone (timed out, or left on purpose): its locations go from
+ * routing now and are marked lost in master.db.  Returns how many. */
+static uint64_t node_gone(struct master *ms, struct master_node *n)
 {
 	uint64_t dropped;
 	struct actor_msg *req;
@@ -253,11 +255,6 @@ static void declare_dead(struct master *ms, struct master_node *n, uint64_t sile
 	/* before the drop: its keys keep a floor until it re-syncs */
 	master_floor_forget(ms, n);
 	dropped = master_index_drop_node(ms, n);
-
-	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
-		 " locations dropped (marked lost in master.db)",
-		 KVN_Q(n->node_id), silent_ms, dropped);
-	MASTER_STAT_INC(nodes_dead);
 	master_node_synced(ms, n); /* what it held is lost: it no longer holds routes back */
 	n->dead = 1;
 	n->attached = 0;
@@ -271,6 +268,18 @@ static void declare_dead(struct master *ms, struct master_node *n, uint64_t sile
 	if (wire_w_to_msg(&w, req) != 0)
 		KVN_ASSERT(0);
 	master_db_call(ms, req, MASTER_P_DEAD, n, 0);
+	return dropped;
+}
+
+static void declare_dead(struct master *ms, struct master_node *n, uint64_t silent_ms)
+{
+	uint64_t dropped = node_gone(ms, n);
+
+	n->left = 0;
+	log_warn("master: node %s silent for %" PRIu64 " ms: declared dead, %" PRIu64
+		 " locations dropped (marked lost in master.db)",
+		 KVN_Q(n->node_id), silent_ms, dropped);
+	MASTER_STAT_INC(nodes_dead);
 }
 
 static void live_tick(struct actor *self, void *arg)
@@ -310,6 +319,8 @@ static void node_refresh(struct master_node *n, const struct proto_node *pn, int
 	}
 	n->disk_total = pn->disk_total;
 	n->disk_used = pn->disk_used;
+	n->dram_evictable = pn->dram_evictable; /* a snapshot: <= dram_total (decoder) */
+	n->evicts = (pn->flags & PROTO_NODE_EVICTS) != 0;
 	n->last_seen_ms = kvn_now_ms();
 }
 
@@ -340,6 +351,7 @@ static int master_on_attach(struct master *ms, struct actor_msg *m)
 	int unsynced = n->sync_due && pn.last_seq > n->applied_seq;
 	held = n->live && !n->dead && n->boot_id == pn.boot_id && !n->db_broken && !unsynced;
 	why = held ? NULL
+	      : n->dead && n->left ? "it left on purpose"
 	      : n->dead ? "it was declared dead"
 	      : !n->live ? "first attach to this master"
 	      : n->boot_id != pn.boot_id ? "new boot: it restarted"
@@ -378,6 +390,7 @@ static int master_on_attach(struct master *ms, struct actor_msg *m)
 			 n->applied_seq);
 	}
 	n->dead = 0;
+	n->left = 0;
 	n->live = 1;
 	master_reply_ack(ms, m, n, !held, 0);
 	master_db_persist_node(ms, n);
@@ -435,6 +448,51 @@ static int master_on_heartbeat(struct master *ms, struct actor_msg *m)
 	master_reply_ack(ms, m, n, master_db_resync_due(ms, n) || resync, 0);
 	if (kvn_now_ms() - n->persisted_ms >= MASTER_ROW_PERSIST_MS)
 		master_db_persist_node(ms, n);
+	return 0;
+}
+
+/* PEER_LEAVE: the node stops on purpose (SIGTERM).  It is gone at once, as
+ * if node_timeout had passed: gets of its keys answer KVN_ENOTFOUND now
+ * instead of KVN_EPEERDOWN until the timeout.  Only the attachment itself
+ * may say so: the same boot over the connection (or in-process actor) it
+ * attached or last heartbeat from; anyone else is refused and changes
+ * nothing.  A later PEER_ATTACH (its restart) full-syncs as after a death. */
+static int master_on_leave(struct master *ms, struct actor_msg *m)
+{
+	struct proto_node pn;
+	struct master_node *n;
+	uint64_t dropped, unapplied;
+
+	if (master_deny(ms, m))
+		return 0;
+	if (proto_node_dec(m, &pn) != 0) {
+		master_reply_proto_err(ms, m);
+		return 0;
+	}
+	n = master_node_find(ms, pn.node_id);
+	if (!n || n->dead || !n->live || !n->attached) {
+		/* unknown, gone already, or not attached in this life: nothing
+		 * of it is routed as live by this attachment */
+		actor_reply_status(ms->self, m, KVN_ESTATE);
+		return 0;
+	}
+	if (n->boot_id != pn.boot_id || n->ref != m->src) {
+		MASTER_STAT_INC(denied);
+		log_warn("master: refused PEER_LEAVE for node %s: not from its attachment (%s)", KVN_Q(n->node_id),
+			 n->boot_id != pn.boot_id ? "another boot" : "another connection");
+		actor_reply_status(ms->self, m, KVN_EPERM);
+		return 0;
+	}
+	/* events it produced that never arrived: their puts were never
+	 * acknowledged, and what they stored is gone with it */
+	unapplied = pn.last_seq > n->applied_seq ? pn.last_seq - n->applied_seq : 0;
+	dropped = node_gone(ms, n);
+	n->left = 1;
+	MASTER_STAT_INC(nodes_left);
+	log_info("master: node %s left on purpose (clean stop): %" PRIu64
+		 " locations dropped (marked lost in master.db)%s",
+		 KVN_Q(n->node_id), dropped, unapplied ? "; some of its last events never arrived" : "");
+	master_reply_ack(ms, m, n, 0, 0);
 	return 0;
 }
 
@@ -607,6 +665,7 @@ static const struct master_handler {
 	{ WIRE_PING, master_on_ping },
 	{ WIRE_PEER_ATTACH, master_on_attach },
 	{ WIRE_HEARTBEAT, master_on_heartbeat },
+	{ WIRE_PEER_LEAVE, master_on_leave },
 	{ WIRE_EVENTS, master_on_events },
 	{ WIRE_FULL_SYNC, master_on_full_sync },
 	{ WIRE_ROUTE_PUT, master_on_route_put },

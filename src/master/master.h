@@ -57,6 +57,7 @@ void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 	X(drops_sent, "DROP_GEN items sent")                                           \
 	X(drops_failed, "DROP_GEN items undeliverable")                                \
 	X(nodes_dead, "nodes declared dead by the timeout")                            \
+	X(nodes_left, "nodes that left on purpose (PEER_LEAVE: a clean stop)")         \
 	X(db_errors, "dbw requests that failed")                                       \
 	X(proto_errors, "malformed requests")                                          \
 	X(denied, "requests from a wrong role")                                        \

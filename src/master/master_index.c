@@ -33,7 +33,9 @@ static void entry_unlink_node(struct master *ms, struct master_entry *e)
 	TAILQ_REMOVE(&e->node->entries, e, nlink);
 	e->node->objects--;
 	e->node->bytes -= e->size;
-	e->node->used_delta -= (int64_t)master_node_footprint(e->node, e->size);
+	/* only values in DRAM use the DRAM placement counts */
+	if (e->tier == KEYTAB_DRAM)
+		e->node->used_delta -= (int64_t)master_node_footprint(e->node, e->size);
 	ms->bytes -= e->size;
 }
 
@@ -43,7 +45,8 @@ static void entry_link_node(struct master *ms, struct master_entry *e, struct ma
 	TAILQ_INSERT_TAIL(&node->entries, e, nlink);
 	node->objects++;
 	node->bytes += e->size;
-	node->used_delta += (int64_t)master_node_footprint(node, e->size);
+	if (e->tier == KEYTAB_DRAM)
+		node->used_delta += (int64_t)master_node_footprint(node, e->size);
 	ms->bytes += e->size;
 }
 

@@ -119,6 +119,10 @@ struct master_node {
 			   * GETs sent to the master may go on to it */
 	uint64_t boot_id; /* 0: loaded from master.db, never attached in this life */
 	uint64_t dram_total, dram_used, disk_total, disk_used;
+	/* what it could free by eviction or offload, as of its last report
+	 * (<= dram_total): room for placement once no node has free DRAM */
+	uint64_t dram_evictable;
+	int evicts; /* it evicts: what it indexed since the report is evictable too */
 	uint64_t reserved; /* DRAM promised by ROUTE_PUT since the last heartbeat */
 	/* value bytes indexed (+) and unindexed (-) on the node since its
 	 * last reported dram_used, so a remove frees room for the next put at
@@ -135,6 +139,7 @@ struct master_node {
 	uint64_t persist_epoch;
 	int attached;  /* a live connection (or in-process ref) */
 	int dead;      /* declared dead: no locations, rows lost */
+	int left;      /* ... because it said PEER_LEAVE (a clean stop), not by the timeout */
 	int live;      /* attached during this master's life with boot_id, not dead since */
 	int unsynced;  /* loaded from master.db, neither full-synced in this master's
 			* life nor declared dead: it may hold newer generations than
@@ -288,6 +293,11 @@ void master_node_grant(const struct master_node *n, const uint8_t *key, uint16_t
 uint64_t master_node_footprint(const struct master_node *n, uint64_t size);
 /* Free DRAM that ROUTE_PUT may still promise (never below 0). */
 uint64_t master_node_free_dram(const struct master_node *n);
+/* Free DRAM plus what it could evict (dram_evictable), less the same use
+ * and reservations (never below 0): the room it has once eviction runs. */
+uint64_t master_node_room(const struct master_node *n);
+/* Free disk (disk_total - disk_used, never below 0). */
+uint64_t master_node_free_disk(const struct master_node *n);
 /* Fill a node row for dbw. */
 void master_node_row(const struct master_node *n, struct meta_node *row);
 /* attached and not declared dead */
@@ -427,9 +437,12 @@ void master_db_ops_at_exit(struct master *ms);
  * Not while a node known in master.db has not re-synced, unless the entry
  * was written in this master's life (docs/architecture.md, "Restart"). */
 int master_route_ready(const struct master *ms, const struct master_entry *e);
-/* Pick the node for `size` bytes: the most free DRAM among usable nodes not
- * marked with ms->stamp that fit; ties rotate.  0 and *out, or the reason
- * none fits (KVN_ENOPEER, KVN_EFULL, KVN_ETOOBIG). */
+/* Pick the node for `size` bytes among usable nodes not marked with
+ * ms->stamp: the most free DRAM among those where it fits; when it fits in
+ * none's free DRAM, the most free disk among those whose evictable bytes
+ * make room (master_node_room: its eviction moves values to disk or drops
+ * them); ties rotate.  0 and *out, or the reason none fits (KVN_ENOPEER,
+ * KVN_EFULL, KVN_ETOOBIG). */
 int master_route_place(struct master *ms, uint64_t size, struct master_node **out);
 /* A request that did not decode: KVN_EKEYLEN or KVN_EPROTO (counted). */
 int master_route_decode_err(int rc);

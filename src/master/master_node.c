@@ -108,19 +108,50 @@ uint64_t master_node_footprint(const struct master_node *n, uint64_t size)
 	return (size + p - 1) & ~(p - 1);
 }
 
-uint64_t master_node_free_dram(const struct master_node *n)
+/* DRAM the node uses or was promised: its reported use, corrected by what
+ * was indexed or unindexed since (saturating: the report is the peer's, up
+ * to 2^63-1 once clamped), plus reservations.  UINT64_MAX on overflow. */
+static uint64_t dram_busy(const struct master_node *n)
 {
-	/* reported use, corrected by what was indexed or unindexed since
-	 * (saturating: the report is the peer's, up to 2^63-1 once clamped) */
 	int64_t used;
 	if (__builtin_add_overflow((int64_t)clamp63(n->dram_used), n->used_delta, &used))
 		used = n->used_delta > 0 ? INT64_MAX : 0;
 	if (used < 0)
 		used = 0;
 	uint64_t busy = (uint64_t)used + n->reserved;
-	if (busy < (uint64_t)used) /* overflow: nothing free */
-		return 0;
+	return busy < (uint64_t)used ? UINT64_MAX : busy;
+}
+
+uint64_t master_node_free_dram(const struct master_node *n)
+{
+	uint64_t busy = dram_busy(n);
 	return n->dram_total > busy ? n->dram_total - busy : 0;
+}
+
+uint64_t master_node_room(const struct master_node *n)
+{
+	/* Evictable bytes are part of the use: they add room only past what
+	 * is free.  Both terms are below 2^63 (the decoder keeps evictable <=
+	 * dram_total; totals are clamped): no overflow. */
+	uint64_t cap = clamp63(n->dram_total) + clamp63(n->dram_evictable);
+	uint64_t busy = dram_busy(n);
+
+	if (n->evicts) {
+		/* A peer that evicts makes room for what it is sent (or says
+		 * KVN_EBUSY while its offloads finish, and the client comes
+		 * back): values indexed since its report are evictable too,
+		 * and reservations, which a refused put leaves behind until
+		 * the next report, do not count against it. */
+		if (n->used_delta > 0 && __builtin_add_overflow(cap, (uint64_t)n->used_delta, &cap))
+			cap = UINT64_MAX;
+		busy = busy > n->reserved ? busy - n->reserved : 0;
+	}
+	return cap > busy ? cap - busy : 0;
+}
+
+uint64_t master_node_free_disk(const struct master_node *n)
+{
+	return n->disk_total > n->disk_used ? n->disk_total - n->disk_used : 0;
 }
 
 void master_node_row(const struct master_node *n, struct meta_node *row)

@@ -1,6 +1,7 @@
 /*
  * master_route: the master's read-side and placement messages.  Owns
- * ROUTE_PUT (placement on the node with the most free DRAM, a generation
+ * ROUTE_PUT (placement on the node with the most free DRAM, or, when DRAM
+ * is full everywhere, the most free disk among nodes that can evict; a generation
  * and a grant per key), ROUTE_GET and the routes reply that master_fwd.c
  * shares, whether a route may be answered yet after a restart, and the
  * STAT and PING replies.  Runs on the master actor's loop only; the state
@@ -31,33 +32,55 @@ int master_route_ready(const struct master *ms, const struct master_entry *e)
 
 /* ---- ROUTE_PUT ---- */
 
+/* How a candidate is ranked: by free DRAM while the value fits in some
+ * node's free DRAM; else by free disk among those whose eviction makes
+ * room (their victims go to disk, or are dropped when they have none). */
+enum place_pass { PLACE_FREE, PLACE_EVICT };
+
+static int place_fits(const struct master_node *n, enum place_pass pass, uint64_t need, uint64_t *rank)
+{
+	if (pass == PLACE_FREE) {
+		*rank = master_node_free_dram(n);
+		return *rank >= need;
+	}
+	*rank = master_node_free_disk(n);
+	return master_node_room(n) >= need;
+}
+
 int master_route_place(struct master *ms, uint64_t size, struct master_node **out)
 {
 	struct master_node *n, *tmp, *best = NULL;
-	uint64_t best_free = 0;
+	uint64_t best_rank = 0, rank;
 	uint32_t ties = 0;
 	int any_attached = 0, any_candidate = 0, any_big = 0;
+	enum place_pass pass = PLACE_FREE;
 
-	HASH_ITER(hh, ms->nodes, n, tmp) {
-		if (!master_node_usable(n))
-			continue;
-		any_attached = 1;
-		if (n->mark == ms->stamp)
-			continue;
-		any_candidate = 1;
-		uint64_t need = master_node_footprint(n, size);
-		if (n->dram_total >= need)
-			any_big = 1;
-		uint64_t f = master_node_free_dram(n);
-		if (f < need)
-			continue;
-		if (!best || f > best_free) {
-			best = n;
-			best_free = f;
-			ties = 1;
-		} else if (f == best_free) {
-			ties++;
+	for (;;) {
+		HASH_ITER(hh, ms->nodes, n, tmp) {
+			if (!master_node_usable(n))
+				continue;
+			any_attached = 1;
+			if (n->mark == ms->stamp)
+				continue;
+			any_candidate = 1;
+			uint64_t need = master_node_footprint(n, size);
+			if (n->dram_total >= need)
+				any_big = 1;
+			if (!place_fits(n, pass, need, &rank))
+				continue;
+			if (!best || rank > best_rank) {
+				best = n;
+				best_rank = rank;
+				ties = 1;
+			} else if (rank == best_rank) {
+				ties++;
+			}
 		}
+		/* with nothing evictable anywhere the second pass finds what the
+		 * first did: nothing (today's placement exactly) */
+		if (best || pass == PLACE_EVICT || !any_candidate)
+			break;
+		pass = PLACE_EVICT;
 	}
 	if (!any_attached)
 		return KVN_ENOPEER;
@@ -67,7 +90,8 @@ int master_route_place(struct master *ms, uint64_t size, struct master_node **ou
 		/* spread equal candidates instead of always the first in hash order */
 		uint32_t k = (uint32_t)(ms->rr++ % ties);
 		HASH_ITER(hh, ms->nodes, n, tmp) {
-			if (!master_node_usable(n) || n->mark == ms->stamp || master_node_free_dram(n) != best_free)
+			if (!master_node_usable(n) || n->mark == ms->stamp ||
+			    !place_fits(n, pass, master_node_footprint(n, size), &rank) || rank != best_rank)
 				continue;
 			if (k-- == 0) {
 				best = n;

@@ -50,6 +50,7 @@ enum wire_type {
 	WIRE_ROUTE_GET = 22,
 	WIRE_STAT = 23,
 	WIRE_DURABLE = 25, /* one-way master -> peer: events up to seq are in master.db */
+	WIRE_PEER_LEAVE = 26, /* peer -> master: stopping on purpose, drop my locations now */
 	/* peer */
 	WIRE_PUT = 64,
 	WIRE_GET = 65,

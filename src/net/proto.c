@@ -88,6 +88,8 @@ int proto_node_enc(struct actor_msg *m, const struct proto_node *n)
 	wire_w_u64(&w, n->keys);
 	wire_w_u64(&w, n->max_gen);
 	wire_w_u64(&w, n->page_size);
+	wire_w_u64(&w, n->dram_evictable);
+	wire_w_u8(&w, n->flags);
 	return finish(&w, m);
 }
 
@@ -108,9 +110,15 @@ int proto_node_dec(const struct actor_msg *m, struct proto_node *n)
 	n->keys = wire_r_u64(&r);
 	n->max_gen = wire_r_u64(&r);
 	n->page_size = wire_r_u64(&r);
+	n->dram_evictable = wire_r_u64(&r);
+	n->flags = wire_r_u8(&r);
+	if (!r.err && (n->flags & ~PROTO_NODE_EVICTS))
+		return KVN_EPROTO;
 	if (!r.err && n->node_id[0] == '\0')
 		return KVN_EPROTO;
 	if (!r.err && (n->page_size > PROTO_MAX_PAGE || (n->page_size & (n->page_size - 1)) != 0))
+		return KVN_EPROTO;
+	if (!r.err && n->dram_evictable > n->dram_total)
 		return KVN_EPROTO;
 	return wire_r_end(&r);
 }

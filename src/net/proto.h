@@ -39,7 +39,7 @@ int proto_reply(struct actor *self, const struct actor_msg *req, struct wire_w *
 int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server_id);
 int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap);
 
-/* ---- PEER_ATTACH / HEARTBEAT requests: a peer describes itself ---- */
+/* ---- PEER_ATTACH / HEARTBEAT / PEER_LEAVE requests: a peer describes itself ---- */
 struct proto_node {
 	char node_id[65];
 	char addr[128]; /* where clients reach the peer */
@@ -61,7 +61,17 @@ struct proto_node {
 	 * them (0: unknown, counted in bytes).  0 or a power of two up to
 	 * PROTO_MAX_PAGE, else the message is refused. */
 	uint64_t page_size;
+	/* Of dram_used, bytes the peer could free right now by evicting or
+	 * offloading values (0: none, or a peer that does not evict).
+	 * Placement counts them as room once no node has free DRAM.  At most
+	 * dram_total, else the message is refused. */
+	uint64_t dram_evictable;
+	/* PROTO_NODE_EVICTS: the peer evicts (peer.evict = lru), so values
+	 * committed since this report are evictable too until the next one
+	 * says otherwise.  Other bits: refused. */
+	uint8_t flags;
 };
+#define PROTO_NODE_EVICTS 1u
 #define PROTO_MAX_PAGE (1ull << 30)
 int proto_node_enc(struct actor_msg *m, const struct proto_node *n);
 int proto_node_dec(const struct actor_msg *m, struct proto_node *n);

@@ -30,6 +30,7 @@ static const struct {
 	{ WIRE_ROUTE_GET, "ROUTE_GET" },
 	{ WIRE_STAT, "STAT" },
 	{ WIRE_DURABLE, "DURABLE" },
+	{ WIRE_PEER_LEAVE, "PEER_LEAVE" },
 	{ WIRE_PUT, "PUT" },
 	{ WIRE_GET, "GET" },
 	{ WIRE_EXISTS, "EXISTS" },

@@ -34,7 +34,7 @@ void peer_store_put(struct peer_store *st)
 	}
 }
 
-static void fill_node(struct peer *p, struct proto_node *n)
+void peer_fill_node(struct peer *p, struct proto_node *n)
 {
 	struct keytab_stats ks;
 	memset(n, 0, sizeof *n);
@@ -52,6 +52,13 @@ static void fill_node(struct peer *p, struct proto_node *n)
 	n->keys = ks.keys;
 	n->max_gen = ks.max_gen;
 	n->page_size = alloc_page_size(p->st->arena);
+	/* what eviction could free: the master places there when DRAM is
+	 * full everywhere; never above the total (the decoder refuses it) */
+	n->dram_evictable = peer_evictable(p);
+	if (n->dram_evictable > n->dram_used)
+		n->dram_evictable = n->dram_used;
+	if (p->o.evict == KVN_EVICT_LRU)
+		n->flags |= PROTO_NODE_EVICTS;
 }
 
 /* ---- held replies ---- */
@@ -429,11 +436,11 @@ static void peer_attach(struct peer *p)
 	struct proto_node n;
 	struct actor_msg *m;
 
-	if (p->attaching || p->syncing || !p->master || kvn_now_ms() < p->attach_at_ms)
+	if (p->attaching || p->syncing || !p->master || p->left || kvn_now_ms() < p->attach_at_ms)
 		return;
 	peer_grant_key(p); /* grants of an earlier attachment stop working */
 	p->stats.attach_tries++;
-	fill_node(p, &n);
+	peer_fill_node(p, &n);
 	m = actor_msg_new(WIRE_PEER_ATTACH);
 	if (proto_node_enc(m, &n) != 0 ||
 	    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_attach, NULL) != 0) {
@@ -473,7 +480,7 @@ static void heartbeat_tick(struct actor *self, void *arg)
 	} else if (!p->syncing) {
 		struct proto_node n;
 		struct actor_msg *m = actor_msg_new(WIRE_HEARTBEAT);
-		fill_node(p, &n);
+		peer_fill_node(p, &n);
 		if (proto_node_enc(m, &n) != 0 ||
 		    actor_call(p->self, p->master, m, p->o.call_timeout_ms, on_heartbeat, NULL) != 0)
 			actor_msg_free(m);
@@ -558,6 +565,7 @@ static const struct peer_route {
 	{ WIRE_PIN, PEER_FROM_REQUESTER, peer_on_pin },
 	{ WIRE_UNPIN, PEER_FROM_REQUESTER, peer_on_unpin },
 	{ WIRE_EVICT_KEY, PEER_FROM_REQUESTER, peer_on_evict_key },
+	{ PEER_MSG_LEAVE, PEER_FROM_REQUESTER, peer_on_leave_req }, /* internal role only */
 };
 
 static const struct peer_route *route_of(uint16_t type)
@@ -619,6 +627,7 @@ static void peer_fini(struct actor *self)
 		peer_sink_abort(self, pp);
 	peer_slot_fini(p);
 	peer_tier_fini(p);
+	peer_leave_fini(p);
 	while ((e = TAILQ_FIRST(&p->outbox))) {
 		TAILQ_REMOVE(&p->outbox, e, link);
 		free(e);

@@ -37,6 +37,7 @@ struct peer_opts {
 	 * simulation).  Stop it before the peer's loop: its writes read
 	 * arena pages. */
 	struct actor_loop *disk_loop;
+	int flush_on_stop; /* peer.flush_on_stop: peer_leave's flush step (peer_leave.c) */
 	/* Tests only: the bug this design forbids.  When an EVENTS send fails,
 	 * forget the events it carried, answer their waiting puts as if the
 	 * master had applied them, and renumber later events so no gap shows.
@@ -129,6 +130,20 @@ void peer_tier_stats_each(const struct peer_tier_stats *st, kvn_stat_fn fn, void
 /* Each counter by name, in list order: fn(arg, name, what, value). */
 void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg);
 void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void *arg);
+
+/* ---- clean stop (peer_leave.c) ----
+ * Ask the peer to leave its master before the process stops: flush
+ * (peer.flush_on_stop), ship every event not acknowledged yet, then
+ * PEER_LEAVE, all before deadline_ms (kvn_now_ms clock).  Callable from any
+ * thread.  On 0, done(arg, status) runs exactly once, on the peer's loop
+ * thread: 0 (the master dropped this node's locations), KVN_ETIMEDOUT (the
+ * deadline passed), KVN_ECONN (not attached: nobody to tell), KVN_EBUSY
+ * (a leave is already running), KVN_ECLOSED (the peer was destroyed
+ * first), or the master's refusal (KVN_EPERM, KVN_ESTATE).  Else
+ * (KVN_EINVAL, KVN_EBUSY: mailbox full, KVN_ECLOSED) done never runs.
+ * After the master's answer the peer never attaches again. */
+typedef void (*peer_leave_fn)(void *arg, int status);
+int peer_leave(struct actor *peer, uint64_t deadline_ms, peer_leave_fn done, void *arg);
 
 /* Point the peer at its master (call on the peer's loop before it runs, or
  * right after creating the proxy). */

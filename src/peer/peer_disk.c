@@ -57,6 +57,7 @@ static void done_send(struct pdisk *pd, uint64_t token, int status, struct evbuf
 		m->payload = payload;
 		m->payload_len = evbuffer_get_length(payload);
 	}
+	m->src = actor_id_of(pd->self); /* the peer takes DONE from its disk writer only */
 	if (actor_send(pd->peer, m) != 0)
 		actor_msg_free(m); /* the peer is gone: shutting down */
 }

@@ -1,6 +1,7 @@
 /*
  * peer_int: the peer actor's state, shared by peer.c (dispatch, attach,
  * heartbeat, event outbox, held replies), peer_sync.c (full sync),
+ * peer_leave.c (the clean stop),
  * peer_data.c (PUT, GET, EXISTS, REMOVE and the payload sink) and
  * peer_slot.c (the slot protocol and RESOLVE_KEY).
  */
@@ -70,13 +71,17 @@ struct peer_put {
 struct peer_slots;
 struct peer_dop;
 struct peer_cold;
+struct peer_leave_op;
 
-/* Internal messages between the peer and its disk writer (peer_disk.c). */
-enum peer_disk_msg {
-	PEER_DISK_WRITE = 0x8300,
-	PEER_DISK_READ = 0x8301,
-	PEER_DISK_REMOVE = 0x8302,
-	PEER_DISK_DONE = 0x8303,
+/* Internal messages of the peer actor (never on the wire: >= 0x8000 is
+ * refused by the frame decoder). */
+enum peer_msg_type {
+	PEER_MSG_LEAVE = 0x8300, /* peer_leave -> the actor: start the clean stop */
+	/* between the peer and its disk writer (peer_disk.c) */
+	PEER_DISK_WRITE = 0x8310,
+	PEER_DISK_READ = 0x8311,
+	PEER_DISK_REMOVE = 0x8312,
+	PEER_DISK_DONE = 0x8313,
 };
 
 struct peer {
@@ -134,12 +139,16 @@ struct peer {
 	struct actor_timer *evict_timer, *tier_timer;
 	struct kvn_ratelimit evict_rl, disk_rl;
 	TAILQ_HEAD(, peer_cold) cold; /* requests held for the disk */
+	struct peer_leave_op *leave; /* the clean stop (peer_leave.c); NULL: none asked */
+	int left; /* PEER_LEAVE sent: never attach again in this process */
 };
 
 /* Keep request metadata under the 64 KiB limit (EVENTS, FULL_SYNC). */
 #define PEER_META_BUDGET (60u * 1024u)
 
 /* peer.c */
+/* This node as PEER_ATTACH, HEARTBEAT and PEER_LEAVE describe it. */
+void peer_fill_node(struct peer *p, struct proto_node *n);
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
 			uint8_t tier, uint64_t size, uint8_t durable);
 void peer_ship(struct peer *p);
@@ -164,6 +173,12 @@ uint64_t peer_overwritten_seq(const struct peer *p, int durable);
  * acknowledged the events up to `last` (applied; committed too when
  * durable): read-your-writes for every later ROUTE_GET.  last 0: at once. */
 void peer_reply_after_ack(struct peer *p, struct actor_msg *m, struct wire_w *w, uint64_t last, int durable);
+/* peer_leave.c: the clean stop.  PEER_MSG_LEAVE starts it; the flush step
+ * (peer.flush_on_stop) ends with peer_leave_flushed (status 0, or why the
+ * flush stopped short); peer_fini calls peer_leave_fini. */
+void peer_on_leave_req(struct peer *p, struct actor_msg *m);
+void peer_leave_flushed(struct peer *p, int status);
+void peer_leave_fini(struct peer *p);
 /* peer_data.c */
 /* Where the grants of a PUT or ALLOC_SLOT are: 1 and *g over them, 0 none,
  * KVN_EPROTO when meta does not decode. */

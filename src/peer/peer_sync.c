@@ -36,7 +36,7 @@ static void sync_free(struct sync_state *s)
 	free(s);
 }
 
-static void sync_collect(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size)
+static void sync_collect(void *arg, const struct keytab_view *v)
 {
 	struct sync_state *s = arg;
 	if (s->n == s->cap) {
@@ -46,12 +46,13 @@ static void sync_collect(void *arg, const void *key, size_t klen, uint64_t gen, 
 			kvn_fatal("out of memory");
 	}
 	struct sync_entry *e = &s->e[s->n++];
-	e->gen = gen;
-	e->size = size;
-	e->tier = KEYTAB_DRAM;
-	e->klen = (uint16_t)klen;
-	e->key = kvn_xmalloc(klen);
-	memcpy(e->key, key, klen);
+	e->gen = v->gen;
+	e->size = v->size;
+	/* where reads are served from: a value on both tiers reads from DRAM */
+	e->tier = v->in_dram ? KEYTAB_DRAM : KEYTAB_DISK;
+	e->klen = (uint16_t)v->klen;
+	e->key = kvn_xmalloc(v->klen);
+	memcpy(e->key, v->key, v->klen);
 }
 
 static void sync_send_chunk(struct peer *p, struct sync_state *s);
@@ -128,7 +129,7 @@ static void sync_send_chunk(struct peer *p, struct sync_state *s)
 void peer_sync_start(struct peer *p)
 {
 	struct sync_state *s = kvn_xcalloc(1, sizeof *s);
-	keytab_foreach(p->st->kt, sync_collect, s);
+	keytab_foreach_view(p->st->kt, sync_collect, s);
 	s->seq = p->last_seq;
 	p->syncing = 1;
 	p->stats.sync_runs++;

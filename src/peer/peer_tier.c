@@ -241,6 +241,14 @@ static void evict_one_victim(struct peer *p, const struct keytab_victim *v, stru
 	rd->disk_why = why;
 }
 
+/* Whether `want` bytes are free or on their way out since `before`. */
+static int enough(const struct peer *p, uint64_t before, uint64_t want)
+{
+	uint64_t now_free = alloc_free_bytes(p->st->arena);
+	uint64_t freed = now_free > before ? now_free - before : 0;
+	return freed + p->offload_bytes >= want;
+}
+
 /* One bounded round: free (or queue for freeing) until `want` bytes are on
  * their way out.  Returns 1 when more rounds are needed. */
 static int evict_round(struct peer *p, uint64_t want)
@@ -252,21 +260,21 @@ static int evict_round(struct peer *p, uint64_t want)
 	int more = 0;
 
 	p->tstats.evict_rounds++;
-	while (budget > 0) {
-		uint64_t freed = alloc_free_bytes(p->st->arena) - before + p->offload_bytes;
-		if (freed >= want)
-			break;
+	while (budget > 0 && !enough(p, before, want)) {
 		size_t max = budget < 64 ? (size_t)budget : 64;
 		size_t n = keytab_evict_pick(p->st->kt, kvn_now_ms(), vic, max);
+		uint64_t moved = rd.dropped + rd.to_disk_now + rd.queued + rd.forced;
 		if (n == 0)
 			break;
-		for (size_t i = 0; i < n; i++)
+		/* one victim at a time: picking is cheap, over-evicting is not */
+		for (size_t i = 0; i < n && !enough(p, before, want); i++) {
 			evict_one_victim(p, &vic[i], &rd);
-		budget -= (uint64_t)n;
-		if (rd.dropped + rd.to_disk_now + rd.queued + rd.forced == 0)
+			budget--;
+		}
+		if (rd.dropped + rd.to_disk_now + rd.queued + rd.forced == moved)
 			break; /* nothing this pick could move: stop, do not spin */
-		more = budget == 0;
 	}
+	more = budget == 0 && !enough(p, before, want);
 	if (rd.dropped + rd.to_disk_now + rd.forced)
 		peer_ship(p);
 	if ((rd.skipped_queue || rd.skipped_disk || rd.forced) && kvn_ratelimit_ok(&p->evict_rl, &suppressed))
@@ -306,10 +314,7 @@ static void evict_tick(struct actor *self, void *arg)
 	p->evicting = want > 0;
 	if (want == 0)
 		return;
-	actor_busy_enter(self);
 	int more = evict_round(p, want);
-	if (!actor_busy_leave(self))
-		return;
 	if (more) {
 		/* the rest in the next loop turn, after requests queued meanwhile */
 		p->evict_armed = 1;
@@ -359,7 +364,6 @@ static void tier_tick(struct actor *self, void *arg)
 	uint64_t now = kvn_now_ms(), before = p->tstats.expired;
 	(void)arg;
 
-	actor_busy_enter(self);
 	(void)keytab_expire(p->st->kt, now, expired_one, p, EXPIRE_BATCH);
 	p->tstats.pins_expired += (uint64_t)keytab_expire_pins(p->st->kt, now);
 	if (p->tstats.expired != before)
@@ -376,8 +380,6 @@ static void tier_tick(struct actor *self, void *arg)
 			log_info("disk writer answers again: offload resumes");
 		p->disk_hung = hung;
 	}
-	if (!actor_busy_leave(self))
-		return;
 	peer_tier_kick(p);
 	actor_timer_arm(p->tier_timer, TIER_TICK_MS);
 }

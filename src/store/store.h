@@ -66,17 +66,25 @@ void *alloc_base(const struct alloc_arena *a, uint64_t *len);
  *
  * Each key has at most one COMMITTED generation that reads see, any number of
  * PENDING generations being written, and "doomed" generations that were
- * superseded, evicted or removed while a read lease held them (their pages are
- * freed on the last lease release).
+ * superseded, evicted, expired or removed while something held them (a read
+ * lease, an offload or a promotion in flight): their pages are freed, and
+ * their disk file reported to the free hook, when the last holder lets go.
  *
- *   FREE -> PENDING --commit--> COMMITTED --supersede/evict/remove--> FREE
+ *   FREE -> PENDING --commit--> COMMITTED --supersede/evict/expire/remove--> FREE
  *             \--abort / pending TTL reaper--> FREE
+ *
+ * A committed generation lives in DRAM (pages), on disk, or both:
+ *
+ *   DRAM --offload_begin/done(ok)--> DRAM+disk --drop_dram--> disk
+ *   disk --promote/promote_done(ok)--> DRAM+disk      (disk_add: restart)
  *
  * Callers refer to slots by (key, gen), never by pointer across an
  * asynchronous step, so a late commit after the reaper finds nothing and is
  * refused instead of touching freed memory.  Every refused transition is
  * counted (keytab_stats.refused) and returns KVN_ESTATE / KVN_ENOTFOUND; the
- * caller logs.  Not thread-safe: one owner (the peer actor). */
+ * caller logs.  Expiry (keytab_attrs.expires_ms) is judged by now_ms where a
+ * call takes one, else by kvn_now_ms() (tests: kvn_clock_virtual).  Not
+ * thread-safe: one owner (the peer actor). */
 
 #define KEYTAB_MAX_EXT 64
 
@@ -85,7 +93,22 @@ enum keytab_tier { KEYTAB_DRAM = 0, KEYTAB_DISK = 1 };
 
 struct keytab;
 
-/* Read-only view of one generation, valid until the next keytab call. */
+/* A generation's attributes, given at keytab_begin / keytab_disk_add and
+ * kept with it.  checksum: the writer's xxh3-64 of the value (the table
+ * only stores it).  KEYTAB_F_QUEUE: a durable work-queue item: never
+ * dropped; it may leave DRAM only for disk (keytab_evict_one refuses it
+ * without a disk copy).  expires_ms: monotonic ms after which the value
+ * reads as not found (0: never). */
+#define KEYTAB_F_QUEUE 0x1u
+struct keytab_attrs {
+	uint64_t checksum;
+	uint32_t flags;
+	uint64_t expires_ms;
+};
+
+/* Read-only view of one generation, valid until the next keytab call.
+ * tier is KEYTAB_DRAM when the bytes are in ext[0..next) (in_dram, or a
+ * PENDING slot), else KEYTAB_DISK (next 0, ext NULL: read the file). */
 struct keytab_view {
 	const void *key;
 	size_t klen;
@@ -96,6 +119,12 @@ struct keytab_view {
 	uint32_t leases;
 	int next;
 	const struct alloc_extent *ext;
+	uint64_t checksum;
+	uint32_t flags;
+	uint64_t expires_ms;
+	int in_dram, on_disk; /* committed: where copies are (both after an offload) */
+	uint32_t pins;
+	int offloading; /* keytab_offload_begin without its done yet */
 };
 
 /* One line each (KVN_STAT_FIELD in base/base.h). */
@@ -111,7 +140,18 @@ struct keytab_view {
 	X(evicted, "committed generations evicted")                             \
 	X(lease_expired, "leases released by keytab_expire_leases")             \
 	X(tombs, "tombstones of generations the master superseded")             \
-	X(max_gen, "highest generation ever begun (never decreases)")
+	X(max_gen, "highest generation ever begun (never decreases)")           \
+	X(dram_bytes, "arena bytes (whole pages) of committed values in DRAM")  \
+	X(disk_keys, "committed generations with a disk copy")                  \
+	X(disk_bytes, "value bytes of committed generations with a disk copy")  \
+	X(pinned, "committed generations pinned now")                           \
+	X(offloading, "generations being written to disk now")                  \
+	X(pins, "pins taken (keytab_pin calls that succeeded)")                 \
+	X(pin_expired, "pinned generations whose pins ran out (expire_pins)")   \
+	X(offloaded, "generations that reached disk (offload_done ok)")         \
+	X(dropped_dram, "DRAM copies freed, the disk copy kept (drop_dram)")    \
+	X(promoted, "disk generations given DRAM pages again (promote_done)")   \
+	X(expired, "generations freed past their expiry (keytab_expire)")
 struct keytab_stats {
 	KEYTAB_STATS_FIELDS(KVN_STAT_FIELD)
 };
@@ -121,7 +161,8 @@ struct keytab *keytab_new(struct alloc_arena *a);
 void keytab_free(struct keytab *kt);
 
 /* Reserve pages for (key, gen) and create a PENDING slot that must be
- * committed or aborted before now_ms + ttl_ms.  Errors: KVN_EKEYLEN,
+ * committed or aborted before now_ms + ttl_ms; attrs (NULL: all zero) stay
+ * with the generation.  Errors: KVN_EKEYLEN,
  * KVN_EINVAL (gen 0), KVN_ENOSPC (arena full; the table is unchanged),
  * KVN_EEXIST (that gen is already pending or committed: checked first, so a
  * retried begin of the committed gen gets EEXIST), KVN_ESTALE (gen < the
@@ -129,7 +170,8 @@ void keytab_free(struct keytab *kt);
  * slot without extents.  On success *view (optional) describes the slot,
  * whose pages the caller fills through alloc_addr(). */
 int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t size,
-		 uint64_t now_ms, uint64_t ttl_ms, struct keytab_view *view);
+		 uint64_t now_ms, uint64_t ttl_ms, const struct keytab_attrs *attrs,
+		 struct keytab_view *view);
 /* PENDING -> COMMITTED.  An older committed generation of the key is
  * superseded: freed at once, or doomed while leased.  *superseded_gen (if not
  * NULL) gets its gen, or 0.  If a newer generation committed meanwhile, this
@@ -141,6 +183,10 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
  * changes. */
 int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  uint64_t *superseded_gen);
+/* Set the checksum of the PENDING (key, gen): a slot reserved before its
+ * bytes were known (ALLOC_SLOT) gets its writer's checksum with the
+ * commit.  Not PENDING: KVN_ESTATE, counted. */
+int keytab_set_checksum(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t checksum);
 /* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
 int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
 /* Free PENDING slots whose deadline passed (now_ms >= deadline); returns how
@@ -155,8 +201,10 @@ int keytab_reap(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg
  * committed here (another is, or none: removed, dropped, evicted, lost in a
  * restart), so the master must be asked what replaced it; for gen 0, a
  * tombstone (keytab_supersede) says the value moved to another node.
- * KVN_ENOTFOUND: gen 0 and no committed generation or tombstone.  Marks the
- * key recently used.  keytab_lease and keytab_remove answer the same way. */
+ * KVN_ENOTFOUND: gen 0 and no committed generation or tombstone, or the
+ * committed one has expired (also when that gen was asked for).  Marks the
+ * key recently used.  keytab_lease, keytab_remove, keytab_pin and the tier
+ * calls below answer the same way. */
 int keytab_lookup(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 		  struct keytab_view *view);
 /* A key as a batch hands it to keytab_prefetch. */
@@ -171,9 +219,10 @@ struct keytab_ref {
  * a larger batch, right before that chunk's lookups. */
 void keytab_prefetch(const struct keytab *kt, const struct keytab_ref *refs, size_t n);
 
-/* Take a read lease on the committed (key, gen) (same errors as lookup).
- * While any lease is held, the generation's pages are not freed, even if it is
- * superseded, evicted or removed.  *lease_id identifies the lease for
+/* Take a read lease on the committed (key, gen) (same errors as lookup), in
+ * DRAM or on disk only (view.in_dram 0: read the file).  While any lease is
+ * held, the generation's pages are not freed nor its file reported to the
+ * free hook, even if it is superseded, evicted, expired or removed.  *lease_id identifies the lease for
  * release; deadline is now_ms + ttl_ms. */
 int keytab_lease(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
 		 uint64_t ttl_ms, uint64_t *lease_id, struct keytab_view *view);
@@ -216,13 +265,121 @@ int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
 		     uint64_t ttl_ms);
 
-/* Evict least-recently-used committed, unleased generations until at least
- * `bytes` bytes of pages are free in the arena or nothing more can go.  fn
- * (optional) sees each victim before it is freed.  Returns bytes freed. */
+/* Evict least-recently-used committed, unleased generations in DRAM until at
+ * least `bytes` bytes of pages are free in the arena or nothing more can go
+ * (pinned and offloading ones are not candidates; QUEUE items without a disk
+ * copy are skipped).  fn (optional) sees each victim before it is freed.
+ * Returns bytes freed.  The peer's loop uses keytab_evict_pick instead. */
 uint64_t keytab_evict(struct keytab *kt, uint64_t bytes, keytab_slot_fn fn, void *arg);
 
-/* Visit every committed generation (full sync snapshot). */
+/* ---- tiers, pins, eviction, expiry (keytab_tier.c) ----
+ * gen 0 means "the committed generation" where a call looks a value up
+ * (answers as keytab_lookup); the *_done calls need the exact gen. */
+
+/* Called once for each generation with a disk copy when it leaves the table
+ * for good (superseded, removed, evicted, expired, or at the last release of
+ * a doomed one; never for one still committed, never from keytab_free), so
+ * the peer unlinks its file.  fn must not call keytab functions. */
+void keytab_set_disk_free_fn(struct keytab *kt, keytab_slot_fn fn, void *arg);
+
+/* Install a committed, disk-only generation (restart: the disk index), with
+ * commit semantics: an older committed gen is superseded (doomed while
+ * leased).  KVN_EEXIST: that gen is committed or pending here; KVN_ESTALE: a
+ * newer gen is committed; KVN_EINVAL gen 0; KVN_EKEYLEN. */
+int keytab_disk_add(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t size,
+		    const struct keytab_attrs *attrs);
+
+/* Start writing a committed in-DRAM gen to disk: the caller copies from
+ * view->ext.  Until keytab_offload_done the gen is not a victim and its pages
+ * are not freed (even if it is superseded meanwhile: doomed until done).
+ * KVN_ESTATE (counted): not in DRAM; KVN_EEXIST: already on disk (drop its
+ * DRAM copy instead); KVN_EBUSY: an offload is under way; KVN_EHELD: pinned
+ * (a pinned value is not offloaded). */
+int keytab_offload_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
+			 struct keytab_view *view);
+/* End the offload of gen; ok: the file is durable, the gen is now also on
+ * disk (its DRAM copy stays until keytab_drop_dram).  KVN_ESTATE (counted):
+ * no offload of that gen is under way, or the gen is no longer committed
+ * (superseded, removed, expired meanwhile: it is freed now, the table never
+ * marks it on disk, and the caller must delete the file it wrote). */
+int keytab_offload_done(struct keytab *kt, const void *key, size_t klen, uint64_t gen, int ok);
+
+/* Free the DRAM pages of a committed gen that also has a disk copy (the
+ * offload's second half, or EVICT_KEY of a value on disk).  KVN_EHELD:
+ * leased, pinned or being offloaded; KVN_ESTATE (counted): not in DRAM or
+ * not on disk. */
+int keytab_drop_dram(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
+
+/* Give a disk-only committed gen pages again: the caller copies the file's
+ * bytes into view->ext[0..next) (view->in_dram stays 0 until done; reads
+ * keep going to the file), then calls keytab_promote_done.  KVN_ENOSPC: no
+ * room (nothing changed); KVN_EEXIST: already in DRAM; KVN_EBUSY: a
+ * promotion is under way. */
+int keytab_promote(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
+		   struct keytab_view *view);
+/* ok: the bytes are in, the gen reads from DRAM (most recently used); !ok:
+ * the pages go back.  KVN_ESTATE (counted): no promotion of gen under way,
+ * or it is no longer committed (its pages are freed now). */
+int keytab_promote_done(struct keytab *kt, const void *key, size_t klen, uint64_t gen, int ok);
+
+/* Pin the committed gen (gen 0: whatever is committed; errors as lookup):
+ * it is not evicted, offloaded or dropped from DRAM while pinned.  Pins
+ * count up; the deadline is the latest of now_ms + ttl_ms given.  A pin
+ * does not keep a value alive: supersede, remove and expiry end it. */
+int keytab_pin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
+	       uint64_t ttl_ms);
+/* One pin less.  KVN_ESTATE (counted): the gen is not pinned. */
+int keytab_unpin(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
+/* End every pin whose deadline passed (a client that died pinned it):
+ * returns how many generations lost their pins (stats.pin_expired).  Walks
+ * only the pinned generations. */
+int keytab_expire_pins(struct keytab *kt, uint64_t now_ms);
+
+/* A generation keytab_evict_pick proposes; the key is copied, so the victim
+ * stays usable across the calls that act on it. */
+struct keytab_victim {
+	unsigned char key[KVN_MAX_KEY];
+	size_t klen;
+	uint64_t gen, size;
+	int on_disk;
+	uint32_t flags;
+};
+/* Up to max eviction candidates, least recently used first: committed, in
+ * DRAM, not leased, pinned, offloading or expired (keytab_expire takes
+ * those).  Picking changes nothing but the LRU order: a leased candidate
+ * passed over becomes most recently used, so a cold end full of readers
+ * does not stall every round.  Bounded: looks at most 4 * max slots (pinned
+ * and offloading ones are not on the LRU at all).  QUEUE items are
+ * proposed too (victim.flags says so): they may be offloaded, and
+ * keytab_evict_one refuses them without a disk copy.  Returns how many. */
+size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victim *out, size_t max);
+/* Drop a committed in-DRAM gen from the table altogether (it is gone; with
+ * a disk copy too, the free hook reports the file).  KVN_EHELD: leased,
+ * pinned, offloading, or a QUEUE item without a disk copy (never dropped);
+ * KVN_ESTATE (counted): not in DRAM.  Counted in stats.evicted. */
+int keytab_evict_one(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
+
+/* Free up to max committed generations past their expiry, earliest first
+ * (a min-heap on expires_ms: O(log n) each, nothing else scanned).  fn
+ * (optional) sees each before it goes (the peer emits REMOVE); one on disk
+ * is also reported to the free hook; one held (leased, offloading) is
+ * doomed as on remove.  Returns how many (stats.expired). */
+int keytab_expire(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *arg, size_t max);
+
+/* Page bytes eviction could free from DRAM now, O(1): the committed
+ * in-DRAM generations that are not pinned or offloading (leased ones are
+ * counted: their leases end within read_lease_ttl).  can_offload 0 (no disk
+ * tier): without the DRAM-only QUEUE items, which may leave DRAM only for
+ * disk. */
+uint64_t keytab_evictable_bytes(const struct keytab *kt, int can_offload);
+
+/* Visit every committed generation (full sync snapshot), expired ones too
+ * until keytab_expire takes them.  fn must not call keytab functions. */
 void keytab_foreach(struct keytab *kt, keytab_slot_fn fn, void *arg);
+/* The same with each generation's view (tier, checksum, flags: a full sync
+ * of a node with a disk tier reports where each value is). */
+typedef void (*keytab_view_fn)(void *arg, const struct keytab_view *v);
+void keytab_foreach_view(struct keytab *kt, keytab_view_fn fn, void *arg);
 void keytab_get_stats(const struct keytab *kt, struct keytab_stats *st);
 void keytab_stats_each(const struct keytab_stats *st, kvn_stat_fn fn, void *arg);
 
