@@ -301,7 +301,7 @@ static void t_enospc_retries0(void)
 	static struct kvn_item it[N];
 	static uint8_t v[PG];
 
-	start_split("nospc", "[client]\nretries = 0\n[peer]\ndram_size = 8MiB\n", conf, sizeof conf, &peer);
+	start_split("nospc", "[client]\nretries = 0\n[peer]\ndram_size = 8MiB\nevict = none\n", conf, sizeof conf, &peer);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "master and a peer with 8 MiB up, client.retries = 0");
 	if (!c)

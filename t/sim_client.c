@@ -13,6 +13,8 @@
  */
 #include "config.h"
 
+#include <xxhash.h>
+
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,7 +348,9 @@ static int on_route(struct actor *self, void *arg, struct actor_msg *reply, int 
 	return 0;
 }
 
-static struct actor_msg *items_msg(uint16_t type, int key, uint64_t gen, uint64_t size, uint8_t flags)
+/* sum: a PUT's item, with the value's checksum (flags gets PROTO_ITEMS_SUM) */
+static struct actor_msg *items_msg(uint16_t type, int key, uint64_t gen, uint64_t size, uint8_t flags,
+				   const uint64_t *sum)
 {
 	struct actor_msg *m = actor_msg_new(type);
 	struct wire_w w;
@@ -354,8 +358,11 @@ static struct actor_msg *items_msg(uint16_t type, int key, uint64_t gen, uint64_
 
 	sim_key_name(key, k);
 	wire_w_init(&w);
-	proto_items_begin(&w, flags, 1);
-	proto_items_add(&w, k, strlen(k), gen, size);
+	proto_items_begin(&w, sum ? flags | PROTO_ITEMS_SUM : flags, 1);
+	if (sum)
+		proto_items_add_sum(&w, k, strlen(k), gen, size, *sum, 0);
+	else
+		proto_items_add(&w, k, strlen(k), gen, size);
 	if (wire_w_to_msg(&w, m) != 0)
 		KVN_ASSERT(0); /* one short item */
 	return m;
@@ -555,7 +562,7 @@ static void spec_send(struct sim_client *c)
 	if (node < 0 || sim_rand(w) % 4 == 0)
 		node = (int)(sim_rand(w) % SIM_PEERS);
 	struct spec_call *sc = kvn_xmalloc(sizeof *sc);
-	struct actor_msg *m = items_msg(WIRE_GET, o->key, 0, 0, 0);
+	struct actor_msg *m = items_msg(WIRE_GET, o->key, 0, 0, 0, NULL);
 	sc->c = c;
 	sc->tok = ++c->spec_next;
 	if (actor_call(c->self, c->peer[node], m, timeout, on_spec, sc) != 0) {
@@ -653,7 +660,9 @@ static void send_step(struct sim_client *c)
 	if (o->kind == SIM_PUT) {
 		uint64_t size = sim_value_size(o->key, o->gen);
 		uint8_t *v = kvn_xmalloc(size);
-		m = items_msg(WIRE_PUT, o->key, o->gen, size, o->durable ? PROTO_PUT_DURABLE : 0);
+		sim_value_fill(o->key, o->gen, v, size);
+		uint64_t sum = XXH3_64bits(v, size);
+		m = items_msg(WIRE_PUT, o->key, o->gen, size, o->durable ? PROTO_PUT_DURABLE : 0, &sum);
 		{
 			/* the grant goes after the item */
 			struct wire_w gw;
@@ -666,7 +675,6 @@ static void send_step(struct sim_client *c)
 			if (wire_w_to_msg(&gw, m) != 0)
 				KVN_ASSERT(0);
 		}
-		sim_value_fill(o->key, o->gen, v, size);
 		m->payload = evbuffer_new();
 		if (!m->payload)
 			kvn_fatal("out of memory");
@@ -675,9 +683,9 @@ static void send_step(struct sim_client *c)
 		free(v);
 		step_call(c, c->peer[o->node], m, on_put_or_remove);
 	} else if (o->kind == SIM_REMOVE) {
-		step_call(c, c->peer[o->node], items_msg(WIRE_REMOVE, o->key, o->gen, 0, 0), on_put_or_remove);
+		step_call(c, c->peer[o->node], items_msg(WIRE_REMOVE, o->key, o->gen, 0, 0, NULL), on_put_or_remove);
 	} else {
-		step_call(c, c->peer[o->node], items_msg(WIRE_GET, o->key, o->gen, 0, 0), on_get);
+		step_call(c, c->peer[o->node], items_msg(WIRE_GET, o->key, o->gen, 0, 0, NULL), on_get);
 	}
 }
 

@@ -155,6 +155,9 @@ static int start_peer(struct sim_world *w, int i)
 		.mailbox = 4096,
 		.call_timeout_ms = 300,
 		.unsafe_forget_unacked = w->unsafe == SIM_UNSAFE_FORGET,
+		/* the checker's rules hold for a store that keeps what it
+		 * acknowledged: no eviction without a disk tier */
+		.evict = KVN_EVICT_NONE,
 	};
 	int rc = peer_start(w->loop, &o, &w->peers[i], err, sizeof err);
 	if (rc) {

@@ -200,7 +200,7 @@ static void t_full_and_toobig(void)
 	uint8_t *v = kvn_xmalloc(40u << 20);
 	int rc = 0, stored = 0;
 
-	proc_start_node("full", "24MiB", NULL, conf, sizeof conf);
+	proc_start_node("full", "24MiB", "[peer]\nevict = none\n", conf, sizeof conf);
 	c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "a 24 MiB node is up");
 	if (!c)
@@ -254,7 +254,7 @@ static void t_rss_full_arena(void)
 	uint8_t *v = kvn_xmalloc(8u << 20);
 	int rc = 0, stored = 0;
 
-	pid_t pid = proc_start_node("rss", "256MiB", NULL, conf, sizeof conf);
+	pid_t pid = proc_start_node("rss", "256MiB", "[peer]\nevict = none\n", conf, sizeof conf);
 	c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "a 256 MiB node is up");
 	if (!c) {

@@ -56,8 +56,9 @@ static void fixture_up(void)
 	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
 	snprintf(conf_b, sizeof conf_b, "%s/b.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
-	/* a short pending TTL: t_put_deadline checks the reaper has nothing */
-	proc_write_conf(conf_a, mport, pp, data, "64MiB", "[peer]\npending_ttl = 1s\n");
+	/* a short pending TTL: t_put_deadline checks the reaper has nothing;
+	 * no eviction: t_put_full fills the node */
+	proc_write_conf(conf_a, mport, pp, data, "64MiB", "[peer]\npending_ttl = 1s\nevict = none\n");
 	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\nput_via_master = off\n");
 	const char *args[] = { "--config", conf_a, NULL };
 	aio_pid = proc_spawn("aio", args);

@@ -392,7 +392,11 @@ static int master_on_attach(struct master *ms, struct actor_msg *m)
 	n->dead = 0;
 	n->left = 0;
 	n->live = 1;
-	master_reply_ack(ms, m, n, !held, 0);
+	/* A held node whose requested snapshot never came (its attach answer
+	 * reached it too late, so it never started the sync: the simulation's
+	 * seed 8 once the peers' timers changed the schedule) is asked for
+	 * it again, or its keys stay unroutable after a master restart. */
+	master_reply_ack(ms, m, n, !held || n->sync_due, 0);
 	master_db_persist_node(ms, n);
 	return 0;
 }
