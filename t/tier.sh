@@ -130,10 +130,13 @@ min_on_disk() {
 		awk -v cap=$DRAM_B '{ s += $1; if (s <= cap) n++ } END { print NR - n }'
 }
 
-# Value files of the disk tier: {disk_dir}/{2 hex}/{keyhash}.g{gen}
+# Value files of the disk tier, {disk_dir}/{2 hex}/{keyhash}.g{gen} (gen in
+# decimal or hex), not temp files
 disk_files() {
-	find "$1" -regextype posix-extended -type f -regex '.*/[0-9a-f]{2}/[^/]+\.g[0-9]+' 2>/dev/null | wc -l
+	find "$1" -regextype posix-extended -type f -regex '.*/[0-9a-f]{2}/[^/.][^/]*\.g(0x)?[0-9a-f]+' \
+		! -name '*tmp*' 2>/dev/null | wc -l
 }
+enough_files() { [ "$(disk_files "$1")" -ge "$2" ]; }
 
 # ---- (c) evict = none: full means full, and nothing is lost ------------------
 cluster n 0 "evict = none" || { ok 1 "(c) node with evict = none starts"; done_testing; }
@@ -218,7 +221,7 @@ na=$(wc -l < "$TMP/a.keys")
 is "$PUT_FAIL" 0 "(a) with a disk tier every put of 4x dram_size ($na values) succeeds"
 [ "$PUT_FAIL" -eq 0 ] || { echo "#   first failure: exit $PUT_RC:"; head -n 3 "$TMP/a.put-err" | sed 's/^/#     /'; }
 need=$(min_on_disk "$TMP/a.keys")
-wait_until 5 sh -c "[ \$(find '$TMP/d/disk' -regextype posix-extended -type f -regex '.*/[0-9a-f]{2}/[^/]+\\.g[0-9]+' | wc -l) -ge $need ]"
+wait_until 5 enough_files "$TMP/d/disk" "$need"
 nf=$(disk_files "$TMP/d/disk")
 [ "$nf" -ge "$need" ]
 ok $? "(a) the disk tier holds at least the $need values DRAM cannot ($nf files)"
