@@ -11,13 +11,20 @@
  *   - a pin TTL above peer.pin_ttl_max is cut to it (not refused): the pin
  *     holds, then ends by itself; a short pin ends by itself too;
  *   - edges: pin TTL 0 is KVN_EINVAL, n = 0 is a no-op even with NULL
- *     items, NULL items with n > 0 KVN_EINVAL, bad keys per item.
+ *     items, NULL items with n > 0 KVN_EINVAL, bad keys per item;
+ *   - a leased value survives an eviction storm: a reader process stopped
+ *     in the middle of a GET reply (as in t/lease) holds a read lease while
+ *     10x dram_size of other values is put; let go, it receives the value's
+ *     exact bytes (its own node: DRAM of a few values, read_lease_ttl 60s).
  * Every case starts the node when it first needs it, so a case runs alone
  * (t/each_case.sh). */
 #include "config.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -117,10 +124,12 @@ static int good_back(struct kvn_client *c, struct kvn_item *it, int n, const uin
 }
 
 /* Put `bytes` of FILL_SZ values under keys "<prefix><i>" in batches; how
- * many batches failed (the first failure's code in *first). */
+ * many batches failed (the first failure's code in *first).  The values
+ * are made once (nothing reads them back): a storm of a GiB stays quick. */
 static int storm(struct kvn_client *c, const char *prefix, uint64_t bytes, int *first)
 {
 	static uint8_t v[FILL_BATCH * FILL_SZ];
+	static int made;
 	struct kvn_item it[FILL_BATCH];
 	char keys[FILL_BATCH][32];
 	int failed = 0;
@@ -128,7 +137,12 @@ static int storm(struct kvn_client *c, const char *prefix, uint64_t bytes, int *
 	for (uint64_t done = 0, b = 0; done < bytes; done += FILL_BATCH * FILL_SZ, b++) {
 		char pre[24];
 		snprintf(pre, sizeof pre, "%s%llu.", prefix, (unsigned long long)b);
-		items_of(it, keys, FILL_BATCH, pre, v, FILL_SZ, b * 1000);
+		items_of(it, keys, FILL_BATCH, pre, made ? NULL : v, FILL_SZ, 1000);
+		made = 1;
+		for (int i = 0; i < FILL_BATCH; i++) {
+			it[i].val = v + (size_t)i * FILL_SZ;
+			it[i].vlen = FILL_SZ;
+		}
 		int rc = kvn_batch_put(c, it, FILL_BATCH, 0);
 		if (rc) {
 			failed++;
@@ -320,9 +334,153 @@ static void t_edges(void)
 	is_str(kvn_strerror(KVN_EHELD), "value is pinned or leased", "KVN_EHELD has its text");
 }
 
+/* ---- a leased value in an eviction storm (the t/lease technique) ----
+ *
+ * The reader's buffer is shared with this process: rd->buf[MARK_LO] set
+ * and rd->buf[mark_hi] not yet set means it is inside a reply with more
+ * left unsent than the sockets' buffers hold, so once stopped there the
+ * peer's write stalls and the reply's read lease stays held. */
+#define MARK_LO (1u << 20)
+struct reader {
+	volatile uint64_t seq; /* gets finished */
+	volatile int rc;       /* the last one's result */
+	volatile uint64_t vlen;
+	uint8_t buf[];
+};
+static struct reader *rd;
+static size_t lease_val, mark_hi;
+static char conf_lease[CONF_CAP];
+
+static void reader_main(void)
+{
+	struct kvn_options o = { .config_path = conf_lease };
+	struct kvn_client *c = NULL;
+	for (;;) {
+		size_t vlen = 0;
+		if (!c && kvn_connect(&o, &c) != 0) {
+			c = NULL;
+			usleep(50000);
+			continue;
+		}
+		rd->buf[MARK_LO] = 0;
+		rd->buf[mark_hi] = 0;
+		int rc = kvn_get(c, "leased", 6, rd->buf, lease_val, &vlen);
+		rd->rc = rc;
+		rd->vlen = vlen;
+		__atomic_add_fetch(&rd->seq, 1, __ATOMIC_SEQ_CST);
+		usleep(20000);
+	}
+}
+
+/* Stop the reader inside a reply, early enough: 1, 0 if it was not (it
+ * runs again then), -1 if it is gone. */
+static int stop_mid_reply(pid_t pid, uint64_t timeout_ms)
+{
+	uint64_t until = kvn_now_ms() + timeout_ms;
+	int st;
+	while (!(rd->buf[MARK_LO] != 0 && rd->buf[mark_hi] == 0))
+		if (kvn_now_ms() >= until)
+			return 0;
+		else
+			usleep(200);
+	kill(pid, SIGSTOP);
+	if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st))
+		return -1;
+	if (rd->buf[MARK_LO] != 0 && rd->buf[mark_hi] == 0)
+		return 1;
+	kill(pid, SIGCONT);
+	return 0;
+}
+
+static void t_lease_storm(void)
+{
+	unsigned long long a, b, rmax = 0, wmax = 0;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_rmem", "r");
+	if (f) {
+		if (fscanf(f, "%llu %llu %llu", &a, &b, &rmax) != 3)
+			rmax = 0;
+		fclose(f);
+	}
+	if ((f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r"))) {
+		if (fscanf(f, "%llu %llu %llu", &a, &b, &wmax) != 3)
+			wmax = 0;
+		fclose(f);
+	}
+	/* more than both sockets' buffers hold, with 4 MiB to spare past mark_hi */
+	lease_val = (size_t)(2 * rmax + wmax + (16u << 20));
+	lease_val = (lease_val + (1u << 20) - 1) & ~(size_t)((1u << 20) - 1);
+	mark_hi = lease_val - (size_t)(rmax + wmax) - (4u << 20);
+	if (lease_val > (256u << 20)) {
+		tap_skip(6, "net.ipv4.tcp_rmem's maximum is too large to stall a GET reply here");
+		return;
+	}
+	void *shared = mmap(NULL, sizeof *rd + lease_val, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		kvn_fatal("mmap of %zu bytes failed", lease_val);
+	rd = shared;
+
+	/* DRAM: the leased value and a third of it again, so the storm must
+	 * evict; the lease outlives the storm */
+	char text[300], dram[32];
+	uint64_t dram_b = ((uint64_t)lease_val * 4 / 3 + (1u << 20)) & ~(uint64_t)((1u << 20) - 1);
+	snprintf(dram, sizeof dram, "%lluMiB", (unsigned long long)(dram_b >> 20));
+	snprintf(text, sizeof text,
+		 "[node]\nmax_value_size = %zuMiB\n[peer]\nhugepages = off\nevict = lru\nread_lease_ttl = 60s\n"
+		 "[client]\ntimeout = 20s\n",
+		 (lease_val >> 20) + 1);
+	pid_t node_pid = proc_start_node("lease", dram, text, conf_lease, CONF_CAP);
+	/* forked before this process starts any client thread */
+	pid_t pid = fork();
+	if (pid == 0)
+		reader_main();
+	for (int i = 0; pid > 0 && i <= proc_npids && i < PROC_MAX; i++) {
+		if (i == proc_npids)
+			proc_npids++;
+		if (proc_pids[i] == 0) {
+			proc_pids[i] = pid; /* killed at exit like the node */
+			break;
+		}
+	}
+	struct kvn_client *c = proc_connect_ready(conf_lease, 1);
+	ok(pid > 0 && c != NULL, "node (%s of DRAM) and reader up", dram);
+	if (pid <= 0 || !c)
+		return;
+	uint8_t *v = malloc(lease_val);
+	proc_fill(v, lease_val, 500);
+	is_int(kvn_put(c, "leased", 6, v, lease_val, 0), 0, "put a %zu MiB value", lease_val >> 20);
+	int stopped = 0;
+	for (int attempt = 0; attempt < 20 && stopped == 0; attempt++)
+		stopped = stop_mid_reply(pid, 5000);
+	ok(stopped == 1, "a reader is stopped inside its GET reply (the reply's lease is held)");
+	if (stopped != 1) {
+		free(v);
+		kvn_close(c);
+		return;
+	}
+	uint64_t seq0 = rd->seq;
+	int first = 0;
+	int failed = storm(c, "ls", 10 * dram_b, &first);
+	is_int(failed, 0, "10x dram_size of other puts all succeed while the lease is held (first error %s)",
+	       first ? kvn_strerror(first) : "none");
+	kill(pid, SIGCONT);
+	uint64_t until = kvn_now_ms() + 20000;
+	while (rd->seq == seq0 && kvn_now_ms() < until)
+		usleep(10000);
+	ok(rd->seq != seq0, "let go, the reader's get finishes");
+	ok(rd->rc == 0 && rd->vlen == lease_val && memcmp(rd->buf, v, lease_val) == 0,
+	   "with the leased value's exact bytes (%s, %llu bytes)", kvn_strerror(rd->rc), (unsigned long long)rd->vlen);
+	kill(pid, SIGKILL);
+	proc_wait(pid, 5000, NULL);
+	free(v);
+	kvn_close(c);
+	proc_stop(node_pid, SIGTERM, 10000, NULL); /* its DRAM back for the other cases */
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
+		/* first: it forks its reader before any client thread runs */
+		{ "lease_storm", t_lease_storm },
 		{ "put_ttl", t_put_ttl },
 		{ "batch_put_ttl", t_batch_put_ttl },
 		{ "pin_storm", t_pin_storm },
