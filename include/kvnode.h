@@ -229,12 +229,13 @@ int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n);
  * destination peer, like kvn_batch_remove; per-item results in
  * items[i].status (key, klen in; nothing else is read or written).
  *
- * kvn_batch_pin keeps each key's current value in its node's memory: it is
- * neither evicted nor offloaded to disk until kvn_batch_unpin or until
- * ttl_ms pass, whichever comes first.  The node cuts ttl_ms to its
- * peer.pin_ttl_max, so a pin of a client that died still ends.  ttl_ms 0 or
- * over 10 years is KVN_EINVAL (nothing is sent).  A pin holds one
- * generation: a newer put of the key is not pinned.
+ * kvn_batch_pin keeps each key's current value where it is: in its node's
+ * memory it is neither evicted nor offloaded to disk (a value already
+ * only on the disk tier stays there) until kvn_batch_unpin or until ttl_ms
+ * pass, whichever comes first.  The node cuts ttl_ms to its
+ * peer.pin_ttl_max, so a pin of a client that died still ends.  ttl_ms 0 is
+ * KVN_EINVAL (nothing is sent).  A pin holds one generation: a newer put
+ * of the key is not pinned.
  * kvn_batch_unpin ends the pins of each key's current value.
  * kvn_batch_evict drops each key's value from its node's memory now (to
  * its disk tier when it has one, else the value is gone), as the eviction

@@ -424,7 +424,11 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		goto out;
 	}
 	struct event_base *base = event_base_new();
-	struct stopper st = { .base = base, .peer = n.master ? NULL : n.peer, .timeout_ms = conf->peer_stop_timeout };
+	/* all-in-one stops at once, unless its peer has DRAM values to write
+	 * to its disk tier first (peer.flush_on_stop) */
+	int flush = conf->peer_flush_on_stop && conf->peer_disk_size > 0;
+	struct stopper st = { .base = base, .peer = n.master && !flush ? NULL : n.peer,
+			      .timeout_ms = conf->peer_stop_timeout };
 	st.done_ev = event_new(base, -1, 0, leave_answered, &st);
 	st.timer_ev = evtimer_new(base, leave_timeout, &st);
 	struct event *sint = evsignal_new(base, SIGINT, on_signal, &st);

@@ -276,7 +276,7 @@ for i in $(seq 1 15); do
 done
 # a file that is not the peer's: the restart must remove it (an orphan)
 mkdir -p "$TMP/d/disk/ab"
-head -c 5000 /dev/urandom > "$TMP/d/disk/ab/00000000000000ab.g7"
+head -c 5000 /dev/urandom > "$TMP/d/disk/ab/00000000000000ab.g0000000000000007"
 stop d_p KILL
 is "$STATUS" 137 "(d) kill -9 the peer ($nf value files on disk)"
 peer_up d p2
@@ -288,7 +288,7 @@ ok $? "(d) every evicted value reads back byte for byte${ERR_EXAMPLE:+ ($ERR_EXA
 [ "$N_OK" -ge "$nf" ]
 ok $? "(d) as many values read back ($N_OK) as were files on disk ($nf)"
 is "$N_BAD" 0 "(d) no get returns wrong bytes"
-[ ! -e "$TMP/d/disk/ab/00000000000000ab.g7" ]
+[ ! -e "$TMP/d/disk/ab/00000000000000ab.g0000000000000007" ]
 ok $? "(d) the orphan file is removed"
 
 # ---- (e) SIGTERM: leave at once, come back with the values -----------------------------

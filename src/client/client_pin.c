@@ -12,8 +12,10 @@
 
 int kvn_batch_pin(struct kvn_client *c, struct kvn_item *items, size_t n, uint64_t ttl_ms)
 {
-	if (ttl_ms == 0 || ttl_ms > PROTO_TTL_MAX_MS)
-		return KVN_EINVAL; /* a pin that never ends is not offered */
+	if (ttl_ms == 0)
+		return KVN_EINVAL;
+	if (ttl_ms > PROTO_TTL_MAX_MS)
+		ttl_ms = PROTO_TTL_MAX_MS; /* the node cuts it much shorter anyway */
 	return client_get_like(c, items, n, WIRE_PIN, 0, NULL, ttl_ms);
 }
 

@@ -71,6 +71,7 @@ struct peer_put {
 struct peer_slots;
 struct peer_dop;
 struct peer_cold;
+struct peer_flush;
 struct peer_leave_op;
 
 /* Internal messages of the peer actor (never on the wire: >= 0x8000 is
@@ -139,6 +140,7 @@ struct peer {
 	struct actor_timer *evict_timer, *tier_timer;
 	struct kvn_ratelimit evict_rl, disk_rl;
 	TAILQ_HEAD(, peer_cold) cold; /* requests held for the disk */
+	struct peer_flush *flush;     /* peer.flush_on_stop under way */
 	struct peer_leave_op *leave; /* the clean stop (peer_leave.c); NULL: none asked */
 	int left; /* PEER_LEAVE sent: never attach again in this process */
 };
@@ -260,6 +262,10 @@ uint64_t peer_evictable(const struct peer *p);
 /* Defaults for zero options, the disk tier (peer_disk_open), timers. */
 int peer_tier_start(struct peer *p, char *err, size_t errlen);
 void peer_tier_fini(struct peer *p);
+/* peer.flush_on_stop: write every DRAM-only value to disk, then call
+ * peer_leave_flushed (deadline: nothing new starts after it).  0: nothing
+ * to do (no disk tier, flush_on_stop off), the caller goes on. */
+int peer_tier_flush(struct peer *p, uint64_t deadline_ms);
 void peer_on_pin(struct peer *p, struct actor_msg *m);
 void peer_on_unpin(struct peer *p, struct actor_msg *m);
 /* peer_cold.c: 1 when the GET m waits for the disk (answered later), 0

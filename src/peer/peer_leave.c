@@ -137,14 +137,14 @@ static void leave_ship(struct peer *p)
 	actor_timer_arm(op->timer, LEAVE_POLL_MS);
 }
 
-/* Step 1: peer.flush_on_stop.  THE FLUSH HOOK: with p->o.flush_on_stop and a
- * disk tier, start writing DRAM-only values to disk here (each value's
- * MOVE event joins the outbox, which step 2 ships) and call
- * peer_leave_flushed() when done, or at op->flush_deadline_ms at the
- * latest.  Until the disk tier provides it there is nothing to flush. */
+/* Step 1: peer.flush_on_stop: with a disk tier, DRAM-only values are
+ * written to disk (each one's tier move joins the outbox, which step 2
+ * ships); peer_tier_flush calls peer_leave_flushed when done, and
+ * leave_tick does at op->flush_deadline_ms at the latest. */
 static void leave_flush(struct peer *p)
 {
-	peer_leave_flushed(p, 0);
+	if (!peer_tier_flush(p, p->leave->flush_deadline_ms))
+		peer_leave_flushed(p, 0);
 }
 
 void peer_leave_flushed(struct peer *p, int status)

@@ -513,3 +513,106 @@ void peer_on_unpin(struct peer *p, struct actor_msg *m)
 	proto_reply(p->self, m, &w, NULL, 0);
 	peer_tier_kick(p); /* unpinned values may be evicted now */
 }
+
+/* ---- flush on stop (peer.flush_on_stop) --------------------------------------- */
+
+struct flush_item {
+	uint64_t gen;
+	uint16_t klen;
+	uint8_t *key;
+};
+
+struct peer_flush {
+	struct flush_item *it;
+	size_t n, cap, next, inflight, written, failed, held;
+	uint64_t deadline_ms;
+};
+
+static void flush_collect(void *arg, const struct keytab_view *v)
+{
+	struct peer_flush *f = arg;
+
+	if (!v->in_dram || v->on_disk || v->offloading)
+		return;
+	if (v->pins) {
+		f->held++; /* a pinned value is not offloaded */
+		return;
+	}
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 256;
+		f->it = realloc(f->it, f->cap * sizeof *f->it);
+		if (!f->it)
+			kvn_fatal("out of memory");
+	}
+	f->it[f->n].gen = v->gen;
+	f->it[f->n].klen = (uint16_t)v->klen;
+	f->it[f->n].key = kvn_xmalloc(v->klen);
+	memcpy(f->it[f->n].key, v->key, v->klen);
+	f->n++;
+}
+
+static void flush_free(struct peer_flush *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->it[i].key);
+	free(f->it);
+	free(f);
+}
+
+static void flush_feed(struct peer *p);
+
+static void flush_one_done(struct peer *p, void *arg, int status)
+{
+	struct peer_flush *f = p->flush;
+	(void)arg;
+	if (!f)
+		return;
+	f->inflight--;
+	if (status)
+		f->failed++;
+	else
+		f->written++;
+	if (status != KVN_ECLOSED)
+		flush_feed(p);
+}
+
+/* Keep the offload queue full until every value was written (or the
+ * deadline passed, after which nothing new starts). */
+static void flush_feed(struct peer *p)
+{
+	struct peer_flush *f = p->flush;
+	int late = kvn_now_ms() >= f->deadline_ms;
+
+	while (!late && f->next < f->n && p->offload_queued < p->o.offload_queue_limit && disk_writable(p, NULL)) {
+		struct flush_item *it = &f->it[f->next++];
+		if (offload_start(p, it->key, it->klen, it->gen, OFF_FLUSH, flush_one_done, NULL) == 0)
+			f->inflight++;
+		/* else: superseded, removed or pinned since: nothing to write */
+	}
+	if (f->inflight > 0)
+		return;
+	if (f->next < f->n && !late && disk_writable(p, NULL))
+		return; /* cannot happen: the queue is empty */
+	size_t left = f->n - f->next;
+	int status = left || f->failed ? (late ? KVN_ETIMEDOUT : KVN_EIO) : 0;
+	log_info("stop: %zu of %zu DRAM-only value(s) written to the disk tier (%zu failed, %zu not started, %zu "
+		 "pinned and kept out)",
+		 f->written, f->n, f->failed, left, f->held);
+	p->flush = NULL;
+	flush_free(f);
+	peer_leave_flushed(p, status);
+}
+
+int peer_tier_flush(struct peer *p, uint64_t deadline_ms)
+{
+	struct peer_flush *f;
+
+	if (!p->o.flush_on_stop || !p->disk_on || p->flush)
+		return 0;
+	f = kvn_xcalloc(1, sizeof *f);
+	f->deadline_ms = deadline_ms;
+	keytab_foreach_view(p->st->kt, flush_collect, f);
+	p->flush = f;
+	flush_feed(p);
+	return 1;
+}
