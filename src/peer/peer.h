@@ -126,6 +126,12 @@ struct peer_slot_stats {
  * either pointer may be NULL. */
 void peer_get_stats(struct actor *peer, struct peer_stats *st, struct peer_slot_stats *slots);
 void peer_get_tier_stats(struct actor *peer, struct peer_tier_stats *st);
+/* Tests, with the disk writer on the peer's loop (peer_opts.disk_loop
+ * NULL): inject faults into its disk tier (disk_fault_set: op is an enum
+ * disk_op) and read its counters.  KVN_ESTATE otherwise. */
+struct disk_stats;
+int peer_disk_fault(struct actor *peer, int op, uint32_t skip, uint32_t count, int err);
+int peer_disk_stats(struct actor *peer, struct disk_stats *st);
 void peer_tier_stats_each(const struct peer_tier_stats *st, kvn_stat_fn fn, void *arg);
 /* Each counter by name, in list order: fn(arg, name, what, value). */
 void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg);

@@ -253,6 +253,41 @@ int peer_disk_open(struct peer *p, struct actor_loop *loop, char *err, size_t er
 	}
 	p->disk = actor_id_of(pd->self);
 	p->disk_on = 1;
+	/* on the peer's own loop (tests, simulation) the peer owns it: it is
+	 * destroyed with the peer, and tests reach its tier directly */
+	p->disk_local = loop == actor_loop_of(p->self);
+	return 0;
+}
+
+/* The disk writer on the peer's loop, if it is there and still alive
+ * (a stopping loop destroys its actors in any order): by id, never by a
+ * pointer that may dangle. */
+static struct actor *local_writer(struct peer *p)
+{
+	return p->disk_local ? actor_lookup_local(actor_loop_of(p->self), p->disk) : NULL;
+}
+
+static struct disk_tier *local_tier(struct actor *peer)
+{
+	struct actor *a = local_writer(actor_state(peer));
+	return a ? ((struct pdisk *)actor_state(a))->d : NULL;
+}
+
+int peer_disk_fault(struct actor *peer, int op, uint32_t skip, uint32_t count, int err)
+{
+	struct disk_tier *d = local_tier(peer);
+	if (!d || op < 0 || op >= DISK_OP_MAX)
+		return KVN_ESTATE;
+	disk_fault_set(d, (enum disk_op)op, skip, count, err);
+	return 0;
+}
+
+int peer_disk_stats(struct actor *peer, struct disk_stats *st)
+{
+	struct disk_tier *d = local_tier(peer);
+	if (!d)
+		return KVN_ESTATE;
+	disk_get_stats(d, st);
 	return 0;
 }
 
@@ -419,6 +454,13 @@ uint64_t peer_disk_oldest_ms(const struct peer *p, uint64_t now)
 void peer_disk_fini(struct peer *p)
 {
 	struct peer_dop *op, *tmp;
+
+	struct actor *a = local_writer(p);
+	if (a) {
+		/* its queued requests go with it; their owners hear ECLOSED below */
+		actor_destroy(a);
+		p->disk_local = 0;
+	}
 
 	/* answers that will never come: their owners clean up (the runtime
 	 * destroys the disk actor with its loop) */

@@ -127,6 +127,7 @@ struct peer {
 	/* ---- tiers (peer_tier.c, peer_disk.c, peer_cold.c) ---- */
 	struct peer_tier_stats tstats;
 	actor_id disk;          /* the disk writer, when disk_on */
+	int disk_local;         /* the disk writer shares the peer's loop */
 	int disk_on;            /* a disk tier exists */
 	int disk_readonly;      /* a write or fsync failed: no more writes */
 	int disk_ro_logged, disk_hung;
