@@ -88,6 +88,8 @@ KEYS_TIER=$((4 * D / S)) # the tier rows' keys: 4 x DRAM
 COUNT=$((4 * KEYS_TIER)) # items per timed run: each key 4 times
 [ $QUICK = 1 ] && COUNT=$((COUNT / 8))
 [ $COUNT -lt $((CLIENTS * 4)) ] && COUNT=$((CLIENTS * 4))
+# the cold get reads every key the offload run wrote: it must write them all
+[ $COUNT -lt $KEYS_TIER ] && COUNT=$KEYS_TIER
 
 # start_node NAME --set KEY=VALUE...: an all-in-one node with data_dir
 # $TMP/NAME; its client command goes to CLIENT_NAME.
@@ -125,13 +127,15 @@ EOF
 	return 1
 }
 
-# run ROW NODE OP KEYS: one bench run, one result line "ROW MB/s ops/s p99 status".
+# run ROW NODE OP KEYS [BENCH ARGS]: one bench run, one result line "ROW MB/s
+# ops/s p99 status".
 run() {
 	row=$1 node=$2 op=$3 keys=$4
+	shift 4
 	eval "cmd=\$CLIENT_$node"
 	# shellcheck disable=SC2086
 	out=$($TMO $RUN_TIMEOUT $cmd bench --target kvnode --op "$op" --size "$S" --count "$COUNT" \
-		--clients "$CLIENTS" --keys "$keys" --json </dev/null 2>>"$TMP/bench.err")
+		--clients "$CLIENTS" --keys "$keys" --json "$@" </dev/null 2>>"$TMP/bench.err")
 	rc=$?
 	printf '%s %s\n' "$row" "$out" >>"$TMP/raw.jsonl"
 	if [ $rc -ne 0 ] || [ -z "$out" ]; then
@@ -184,10 +188,16 @@ while [ $rep -lt "$REPS" ]; do
 	rep=$((rep + 1))
 	say "tier: round $rep of $REPS"
 	run get-dram dram get $KEYS_DRAM
-	run get-disk disk get $KEYS_TIER
 	run put-dram dram put $KEYS_DRAM
 	run put-evict evict put $KEYS_TIER
+	# the offload run leaves 4x DRAM of keys on the disk node, 3/4 of them
+	# on disk; the cold get reads those (no untimed put and read-back
+	# first), after the page cache was dropped when this user may
 	run put-offload disk put $KEYS_TIER
+	sleep 1 # the last offloads land
+	COLD=warm
+	if sync && (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then COLD=cold; fi
+	run get-disk disk get $KEYS_TIER --no-populate
 	dd_mbs dd-write if=/dev/zero of="$TMP/ddtest" bs=1M count=$DD_MB oflag=direct conv=fsync
 	dd_mbs dd-read if="$TMP/ddtest" of=/dev/null bs=1M iflag=direct
 	rm -f "$TMP/ddtest"
@@ -198,7 +208,7 @@ fs=$(df -PT "$TMP" 2>/dev/null | awk 'NR == 2 { print $2 " on " $1 }')
 printf '\nkvnode tiers: %s values, %s clients, DRAM tier %s, median of %s runs, %s cores, load %s\n' \
 	"$SIZE" "$CLIENTS" "$DRAM" "$REPS" "$(nproc 2>/dev/null || echo '?')" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'disk under test: %s (%s)\n' "$DIR" "${fs:-?}"
-awk -v keys_dram=$KEYS_DRAM -v keys_tier=$KEYS_TIER "$AWK_MEDIAN"'
+awk -v keys_dram=$KEYS_DRAM -v keys_tier=$KEYS_TIER -v cold="${COLD:-warm}" "$AWK_MEDIAN"'
 {
 	if ($5 != "ok") fail[$1] = 1
 	else { mb[$1] = mb[$1] " " $2; ops[$1] = ops[$1] " " $3; p99[$1] = p99[$1] " " $4 }
@@ -221,7 +231,7 @@ function row(r, what, vs,   m, o) {
 END {
 	printf "%-12s %-48s %10s %10s %9s   %s\n", "row", "what", "MB/s", "ops/s", "p99", "vs"
 	row("get-dram", "get, values in DRAM (" keys_dram " keys)", "")
-	row("get-disk", "get, offloaded values (" keys_tier " keys, 4x DRAM)", ratio("get-disk", "get-dram") " of get-dram, " ratio("get-disk", "dd-read") " of dd read")
+	row("get-disk", "get, offloaded values, " cold " cache (" keys_tier " keys)", ratio("get-disk", "get-dram") " of get-dram, " ratio("get-disk", "dd-read") " of dd read")
 	row("put-dram", "put, free DRAM (" keys_dram " keys)", "")
 	row("put-evict", "put while LRU evicts, no disk tier (4x DRAM)", ratio("put-evict", "put-dram") " of put-dram")
 	row("put-offload", "put while offloading to disk (4x DRAM)", ratio("put-offload", "put-dram") " of put-dram, " ratio("put-offload", "dd-write") " of dd write")
@@ -229,12 +239,11 @@ END {
 	row("dd-read", "dd if=FILE bs=1M iflag=direct", "")
 }' "$RESULTS"
 echo
-echo "notes: MB/s = 10^6 value bytes per second; p99 per call.  get-disk: the bench"
-echo "  first puts every key (so 3/4 of them are offloaded), reads each back once and"
-echo "  compares it, then times gets; with promote_on_hit off every get of an offloaded"
-echo "  value reads its file.  Those files were just written, so the OS page cache may"
-echo "  still hold them: the row is the disk tier's path (file, header, checksum),"
-echo "  not necessarily the device.  dd-read is the device itself (O_DIRECT)."
+echo "notes: MB/s = 10^6 value bytes per second; p99 per call.  get-disk reads the"
+echo "  keys the put-offload run left (3/4 of them offloaded) with --no-populate; with"
+echo "  promote_on_hit off every get of an offloaded value reads its file.  'cold': the"
+echo "  page cache was dropped first (root only), so the files come from the device;"
+echo "  'warm': they may come from the page cache.  dd-read is the device (O_DIRECT)."
 echo "  FAIL = a run exited non-zero or reported errors (wrong bytes included)."
 [ $KEEP = 1 ] && echo "  raw JSON lines: $TMP/raw.jsonl"
 exit $FAILED

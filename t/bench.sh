@@ -49,6 +49,15 @@ run_ok "mixed, 2 clients" --op mixed --size 100 --count 200 --clients 2
 run_ok "durable put" --op put --size 64KiB --count 20 --clients 2 --durable
 is "$(field "$TMP/out" durable)" true "durable reported"
 run_ok "get of 1 MiB values" --op get --size 1MiB --count 8 --clients 2
+# --no-populate: gets of keys an earlier put run wrote, still checked
+run_ok "put 16 keys of 4 KiB" --op put --size 4KiB --count 16 --keys 16
+run_ok "get them without populating" --op get --size 4KiB --count 32 --keys 16 --no-populate
+$C bench --op get --size 4KiB --count 4 --keys 4 --no-populate --target kvnode --json >"$TMP/out" 2>"$TMP/err" </dev/null
+is $? 0 "a subset of them too"
+$C bench --op get --size 8KiB --count 4 --keys 4 --no-populate >"$TMP/out" 2>"$TMP/err" </dev/null
+ok $(( $? == 0 )) "another size than was put: the stamps do not match, an error"
+$C bench --op put --size 4KiB --count 4 --no-populate
+is $? 2 "--no-populate with put: usage error"
 
 # The local baselines: no server is asked (the target is named "local");
 # tag computes a real frame tag per item, and a failed one is an error.

@@ -44,7 +44,7 @@ static const char *const op_names[OP_COUNT] = { "put", "get", "mixed", "memcpy",
 struct bench_args {
 	int op;
 	uint64_t size, count, batch, clients, keys, warmup, timeout_ms;
-	int keys_given, timeout_given, json, durable;
+	int keys_given, timeout_given, json, durable, no_populate;
 	const char *target;
 };
 
@@ -327,10 +327,12 @@ static void *thr_main(void *arg)
 	if (t->setup_rc)
 		atomic_store(&b->abort, 1);
 	pthread_barrier_wait(&b->bar); /* everyone connected */
-	if (!atomic_load(&b->abort) && gets && t->owner)
+	/* --no-populate: the keys are there from an earlier run (a cold read
+	 * of values another run wrote, e.g. after they went to disk) */
+	if (!atomic_load(&b->abort) && gets && t->owner && !b->a.no_populate)
 		thr_each_key(t, 1);
 	pthread_barrier_wait(&b->bar); /* every key is in place */
-	if (!atomic_load(&b->abort) && gets)
+	if (!atomic_load(&b->abort) && gets && !b->a.no_populate)
 		thr_each_key(t, 0);
 	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op))
 		thr_loop(t, t->n_warmup, 0);
@@ -496,7 +498,7 @@ static void usage(FILE *f)
 	fputs("usage: kvnode --role client bench --op put|get|mixed|memcpy|tag --size S --count N\n"
 	      "         [--batch B] [--clients C] [--keys K] [--warmup N] [--timeout D]\n"
 	      "         [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
-	      "         [--durable] [--json]\n"
+	      "         [--durable] [--no-populate] [--json]\n"
 	      "  --size     value size with units (4KiB, 1MiB, 1.5M)\n"
 	      "  --count    timed items over all clients\n"
 	      "  --batch    items per call (batch API; pipeline depth for redis/memcached), 1\n"
@@ -505,6 +507,8 @@ static void usage(FILE *f)
 	      "  --warmup   untimed items before the clock starts, 0\n"
 	      "  --timeout  deadline of every wait, 10s (kvnode: client.timeout)\n"
 	      "  --durable  kvnode puts wait for the master's COMMIT\n"
+	      "  --no-populate  get/mixed: the keys exist already (an earlier --op put run\n"
+	      "             with the same --size and --keys): no untimed put and read-back\n"
 	      "  --json     one JSON object per run on stdout\n",
 	      f);
 }
@@ -543,7 +547,7 @@ static int usage_error(const char *fmt, ...)
 	return 2;
 }
 
-enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_TIMEOUT, O_COUNT, O_BATCH, O_CLIENTS,
+enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_COUNT, O_BATCH, O_CLIENTS,
        O_KEYS, O_WARMUP };
 
 /* Returns 0, 1 for --help, or 2 after saying what is wrong. */
@@ -555,6 +559,7 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		{ "target", required_argument, NULL, O_TARGET },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "durable", no_argument, NULL, O_DURABLE },
+		{ "no-populate", no_argument, NULL, O_NOPOP },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "count", required_argument, NULL, O_COUNT },
 		{ "batch", required_argument, NULL, O_BATCH },
@@ -607,6 +612,9 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		case O_DURABLE:
 			a->durable = 1;
 			break;
+		case O_NOPOP:
+			a->no_populate = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -628,6 +636,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 		return usage_error("--op, --size and --count are required");
 	if (a->durable && a->target && strcmp(a->target, "kvnode") != 0)
 		return usage_error("--durable applies to --target kvnode only");
+	if (a->no_populate && a->op != OP_GET && a->op != OP_MIXED)
+		return usage_error("--no-populate applies to --op get and mixed only");
 	if (!a->keys_given) {
 		uint64_t fit = DEFAULT_KEY_BYTES / a->size ? DEFAULT_KEY_BYTES / a->size : 1;
 		a->keys = a->count < fit ? a->count : fit;
