@@ -82,7 +82,9 @@ static int sweep(struct disk_tier *d, char **good, size_t ngood, struct disk_rec
 {
 	DIR *top = opendir(d->dir), *sd;
 	struct dirent *t, *f;
-	char path[PATH_MAX], rel[DISK_NAME_MAX + 8];
+	/* rel holds any two directory entries' names (the tier's are much shorter,
+	 * but a foreign file's name can be 255 bytes: no truncation) */
+	char path[PATH_MAX], rel[2 * 256 + 2];
 
 	if (!top) {
 		disk_log_err(d, "opendir: %s", strerror(errno));
