@@ -424,12 +424,15 @@ int peer_tier_start(struct peer *p, char *err, size_t errlen)
 	return 0;
 }
 
+static void flush_drop(struct peer *p);
+
 void peer_tier_fini(struct peer *p)
 {
 	actor_timer_free(p->evict_timer);
 	actor_timer_free(p->tier_timer);
 	p->evict_timer = p->tier_timer = NULL;
-	peer_disk_fini(p);
+	peer_disk_fini(p); /* a flush's writes end here (KVN_ECLOSED) */
+	flush_drop(p);
 }
 
 uint64_t peer_evictable(const struct peer *p)
@@ -560,6 +563,14 @@ static void flush_free(struct peer_flush *f)
 }
 
 static void flush_feed(struct peer *p);
+
+/* A flush cut short by the peer's end. */
+static void flush_drop(struct peer *p)
+{
+	if (p->flush)
+		flush_free(p->flush);
+	p->flush = NULL;
+}
 
 static void flush_one_done(struct peer *p, void *arg, int status)
 {
