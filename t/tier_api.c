@@ -343,6 +343,7 @@ static void t_edges(void)
 #define MARK_LO (1u << 20)
 struct reader {
 	volatile uint64_t seq; /* gets finished */
+	volatile int freeze;   /* set: no next get after this one (buf stays as it is) */
 	volatile int rc;       /* the last one's result */
 	volatile uint64_t vlen;
 	uint8_t buf[];
@@ -368,6 +369,8 @@ static void reader_main(void)
 		rd->rc = rc;
 		rd->vlen = vlen;
 		__atomic_add_fetch(&rd->seq, 1, __ATOMIC_SEQ_CST);
+		while (rd->freeze) /* the parent compares buf now: no next get over it */
+			usleep(1000);
 		usleep(20000);
 	}
 }
@@ -462,6 +465,7 @@ static void t_lease_storm(void)
 	int failed = storm(c, "ls", 10 * dram_b, &first);
 	is_int(failed, 0, "10x dram_size of other puts all succeed while the lease is held (first error %s)",
 	       first ? kvn_strerror(first) : "none");
+	rd->freeze = 1; /* the get under way is the last one */
 	kill(pid, SIGCONT);
 	uint64_t until = kvn_now_ms() + 20000;
 	while (rd->seq == seq0 && kvn_now_ms() < until)
