@@ -223,10 +223,24 @@ static struct kvn_client *connect_conf(const char *dir, const char *name, const 
 	return c;
 }
 
+static char dir[] = "/tmp/kvn-checksum-XXXXXX";
+
+/* The temp dir holds a secret: it goes when the test ends. */
+static void dir_remove(void)
+{
+	static const char *const files[] = { "a.conf", "b.conf", "client.secret" };
+	char path[300];
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 static void fixture(void)
 {
 	static int up;
-	static char dir[] = "/tmp/kvn-checksum-XXXXXX";
 	char err[256], path[300];
 	struct actor_loop *loop;
 	struct actor *fake;
@@ -238,6 +252,7 @@ static void fixture(void)
 	up = 1;
 	if (!mkdtemp(dir))
 		kvn_fatal("mkdtemp");
+	atexit(dir_remove);
 	snprintf(path, sizeof path, "%s/client.secret", dir);
 	if (auth_keygen(path, err, sizeof err) != 0 || auth_keyring_load(&kr, path, err, sizeof err) != 0)
 		kvn_fatal("secret: %s", err);
