@@ -379,7 +379,11 @@ static int master_on_attach(struct master *ms, struct actor_msg *m)
 			 * with KVN_SIM_DISK=1) */
 			master_floor_forget(ms, n);
 			dropped = master_index_drop_node(ms, n);
-			master_drops_pending_clear(n);
+			/* its unconfirmed DROP_GENs stay: its snapshot may
+			 * bring those very generations back from disk, and
+			 * the sync refuses them (t/sim seed 2370 with
+			 * KVN_SIM_DISK=1: floors were pruned before it came
+			 * back); a heartbeat in step clears them */
 		}
 		n->boot_id = pn.boot_id;
 		n->sync_from = pn.last_seq; /* older snapshots are stale copies */
