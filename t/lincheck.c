@@ -72,7 +72,10 @@ static int model_step(const struct lin_op *op, int canon, const struct lstate *s
 		out->hidden = 0;
 		return 1;
 	case LIN_LOSE:
-		if (present && s->home == op->home) {
+		if (present && s->home == op->home && op->value != LIN_ABSENT && s->v == op->value) {
+			/* on disk: the node's next incarnation holds it */
+			out->home = op->to_home;
+		} else if (present && s->home == op->home) {
 			out->v = LIN_ABSENT;
 			out->home = 0;
 			out->hidden = 0;

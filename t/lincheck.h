@@ -19,7 +19,8 @@
  *   node MAY or may not have taken effect: t_ret = LIN_NEVER (it completes
  *   at +infinity, so it may also be left out);
  * - faults the design lets destroy or hide data (t/sim): LIN_LOSE (a node
- *   incarnation died: a value whose home it was is gone), LIN_HIDE and
+ *   incarnation died: a value whose home it was is gone, unless it is the
+ *   one the LOSE names as kept on disk: see to_home), LIN_HIDE and
  *   LIN_UNHIDE (a node declared dead: its values leave routing, and may
  *   come back when it re-attaches), LIN_REVIVE (a master crash lost a
  *   plain put not yet committed: the older value master.db still names may
@@ -51,6 +52,12 @@ struct lin_op {
 	int optional;   /* may be left out, but takes effect within [t_call, t_ret]
 			 * if at all (the fault windows of t/sim); t_ret ==
 			 * LIN_NEVER implies it */
+	/* LOSE: the value (!= LIN_ABSENT) that survives the death (it is on
+	 * the node's disk): if it is the key's value, its home becomes
+	 * to_home (the node's next incarnation; HIDE / UNHIDE of to_home
+	 * then say when routing lost and found it again); any other value of
+	 * the home is lost */
+	uint64_t to_home;
 };
 
 enum lin_verdict { LIN_OK = 0, LIN_VIOLATION, LIN_INCONCLUSIVE };

@@ -15,6 +15,9 @@
  *                                     without comparing its generation
  *   KVN_SIM_UNSAFE=3                  some GETs reuse a stale route
  *   KVN_SIM_UNSAFE=4                  some puts are acknowledged unsent
+ *   KVN_SIM_UNSAFE=5                  a crashed peer's disk tier is wiped
+ *   KVN_SIM_DISK=0 / =1               peers without / with a disk tier on
+ *                                     every seed (default: the even seeds)
  *
  * The negative cases turn each broken mode on (enum sim_unsafe) and
  * require the checker to notice within a few seeds, so it has teeth.
@@ -60,7 +63,7 @@ static void watchdog(int sig)
 static const char *unsafe_env(int unsafe)
 {
 	static const char *const env[] = { "", "KVN_SIM_UNSAFE=1 ", "KVN_SIM_UNSAFE=2 ", "KVN_SIM_UNSAFE=3 ",
-					   "KVN_SIM_UNSAFE=4 " };
+					   "KVN_SIM_UNSAFE=4 ", "KVN_SIM_UNSAFE=5 " };
 	return unsafe >= 0 && unsafe < (int)(sizeof env / sizeof env[0]) ? env[unsafe] : "";
 }
 
@@ -114,8 +117,8 @@ static void print_report(const struct sim_world *s, int unsafe)
 {
 	print_lines(s->report);
 	print_lines(s->lin_report);
-	tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
-		 unsafe_env(unsafe), (unsigned long long)s->seed, (unsigned long long)s->digest, s->nops);
+	tap_diag("  replay: %sKVN_SIM_DISK=%d KVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
+		 unsafe_env(unsafe), s->disk, (unsigned long long)s->seed, (unsigned long long)s->digest, s->nops);
 }
 
 /* ---- every seed: the checker holds ---- */
@@ -126,10 +129,11 @@ static void t_seeds(void)
 	uint64_t from = env_u64("KVN_SIM_FIRST", 1);
 	uint64_t first = one ? one : from, last = one ? one : from + (count ? count : 1) - 1;
 	uint64_t unsafe_env = env_u64("KVN_SIM_UNSAFE", 0);
-	int unsafe = unsafe_env <= SIM_UNSAFE_FAKE_ACK ? (int)unsafe_env : SIM_UNSAFE_FORGET;
+	int unsafe = unsafe_env <= SIM_UNSAFE_WIPE_DISK ? (int)unsafe_env : SIM_UNSAFE_FORGET;
 	unsigned viol[SIM_RULES] = { 0 };
 	uint64_t mcrash = 0, pcrash = 0, parts = 0, gets = 0, holds = 0, acked = 0, removed = 0, keys = 0;
 	uint64_t dropped = 0, dup = 0, delayed = 0, harsh = 0;
+	uint64_t disk_seeds = 0, disk_crash = 0, disk_rows = 0, offloaded = 0, disk_gets = 0, readback = 0;
 	uint64_t spec_sent = 0, spec_ok = 0, spec_no = 0, spec_dropped = 0, spec_late = 0;
 	uint64_t lin_keys = 0, lin_ops = 0, lin_amb = 0, lin_steps = 0, lin_max = 0, lin_inc = 0, lin_ms = 0;
 	uint64_t lin_seeds = 0, lin_va = 0, lin_vv = 0, lin_vo = 0;
@@ -196,6 +200,12 @@ static void t_seeds(void)
 			dup += s.net.duplicated;
 			delayed += s.net.delayed;
 			harsh += (uint64_t)s.harsh;
+			disk_seeds += (uint64_t)s.disk;
+			disk_crash += s.n_disk_crash;
+			disk_rows += s.n_disk_rows;
+			offloaded += s.n_offloaded;
+			disk_gets += s.n_disk_gets;
+			readback += s.n_disk_readback;
 			spec_sent += s.n_spec_sent;
 			spec_ok += s.n_spec_accepted;
 			spec_no += s.n_spec_rejected;
@@ -206,8 +216,9 @@ static void t_seeds(void)
 		   (unsigned long long)end, nfail ? "; failing seeds:" : "", failed);
 	}
 	uint64_t n = last - first + 1, dt = kvn_now_ms() - t0;
-	tap_diag("%llu seeds (%llu with a harsh network) in %llu ms of real time", (unsigned long long)n,
-		 (unsigned long long)harsh, (unsigned long long)dt);
+	tap_diag("%llu seeds (%llu with a harsh network, %llu with a disk tier) in %llu ms of real time",
+		 (unsigned long long)n, (unsigned long long)harsh, (unsigned long long)disk_seeds,
+		 (unsigned long long)dt);
 	tap_diag("speculative gets: %llu sent, %llu stood, %llu discarded by the rule, %llu dropped with their "
 		 "operation; %llu late answers ignored",
 		 (unsigned long long)spec_sent, (unsigned long long)spec_ok, (unsigned long long)spec_no,
@@ -232,7 +243,7 @@ static void t_seeds(void)
 	   "rule g: %llu of %llu key histories inconclusive (at most %d per mille allowed)", (unsigned long long)lin_inc,
 	   (unsigned long long)lin_keys, LIN_INCONCLUSIVE_PM);
 	if (n < GROUP) {
-		tap_skip(4, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
+		tap_skip(6, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
 		return;
 	}
 	/* the faults and the workload really happened, or the rules above
@@ -250,6 +261,19 @@ static void t_seeds(void)
 	/* both outcomes of the speculation rule ran under the faults */
 	ok(spec_ok > 0 && spec_no > 0, "speculative gets: %llu of %llu answers stood, %llu were discarded by the rule",
 	   (unsigned long long)spec_ok, (unsigned long long)spec_sent, (unsigned long long)spec_no);
+	/* the disk tier's part: values evicted to disk, served from it, kept
+	 * across peer crashes and read back from the restarted peer (or rules
+	 * b and g proved nothing about restarts with disk-resident values) */
+	if (disk_seeds == 0) {
+		tap_skip(2, "no seed ran with the disk tier (KVN_SIM_DISK=0)");
+		return;
+	}
+	ok(offloaded > 0 && disk_gets > 0, "disk tier: %llu values offloaded, %llu gets served from disk",
+	   (unsigned long long)offloaded, (unsigned long long)disk_gets);
+	ok(disk_crash > 0 && readback > 0,
+	   "disk tier: %llu peer crashes left %llu rows in peer.db; %llu gets read such a value back from the "
+	   "restarted peer",
+	   (unsigned long long)disk_crash, (unsigned long long)disk_rows, (unsigned long long)readback);
 }
 
 /* ---- a seed replays exactly ---- */
@@ -392,6 +416,38 @@ static void t_unsafe_fake_ack(void)
 	t_unsafe_lin(SIM_UNSAFE_FAKE_ACK, "planted lost puts (acknowledged, never sent)");
 }
 
+/* The disk tier's rules must notice values peer.db held at a crash that
+ * the restarted peer no longer has: rule b (an acknowledged put kept on
+ * disk is lost) or rule g (a value that should have come back reads "not
+ * found"). */
+static void t_unsafe_wipe_disk(void)
+{
+	struct sim_world s;
+	uint64_t found = 0, tried = 0, b = 0, g = 0;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	for (uint64_t seed = 1; seed <= NEG_MAX_SEEDS && !found; seed++) {
+		run_one(seed, SIM_UNSAFE_WIPE_DISK, &s);
+		if (!s.n_disk_crash)
+			continue; /* nothing on disk to lose */
+		tried++;
+		b += s.viol[SIM_RULE_B] != 0;
+		g += s.viol[SIM_RULE_G] != 0;
+		if ((s.viol[SIM_RULE_B] || s.viol[SIM_RULE_G]) && lin_clean(seed))
+			found = seed;
+	}
+	ok(found != 0, "wiped disk tiers: rule b or g reports the values peer.db held at a crash, within %llu seeds "
+		       "whose crashes left rows (first: seed %llu)",
+	   (unsigned long long)tried, (unsigned long long)found);
+	if (found) {
+		tap_diag("what the checker said (wiped disks, expected):");
+		print_report(&s, SIM_UNSAFE_WIPE_DISK);
+	}
+}
+
 /* Seeds beyond the default 200 that once broke a rule, each run every
  * time: a get routed to a peer across its crash and restart was answered
  * "not found" (rule g; the peer now answers "superseded" for a generation
@@ -412,6 +468,39 @@ static void t_regressions(void)
 	}
 }
 
+/* The same with the disk tier on every peer (KVN_SIM_DISK=1): 319 and
+ * 2370, an older generation a restarted peer's disk still held indexed
+ * again once the newer one was lost with its node (the master now keeps
+ * floors while a new boot has not re-synced, and the node's unconfirmed
+ * DROP_GENs across its new boot); 496, 1434, 1590, gets routed before a
+ * crash answered from the restarted peer's disk (linearizable: the value
+ * lived on while its node was down). */
+static void t_regressions_disk(void)
+{
+	static const uint64_t seeds[] = { 319, 496, 1434, 1590, 2370 };
+	const char *was = getenv("KVN_SIM_DISK");
+	char saved[16] = "";
+	struct sim_world s;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	if (was)
+		snprintf(saved, sizeof saved, "%s", was);
+	setenv("KVN_SIM_DISK", "1", 1);
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+		int rc = run_one(seeds[i], SIM_SAFE, &s);
+		if (!ok(rc == 0 && s.disk, "seed %llu with the disk tier: every checker rule held",
+			(unsigned long long)seeds[i]))
+			print_report(&s, SIM_SAFE);
+	}
+	if (was)
+		setenv("KVN_SIM_DISK", saved, 1);
+	else
+		unsetenv("KVN_SIM_DISK");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -421,7 +510,9 @@ int main(int argc, char **argv)
 		{ "unsafe_speculation", t_unsafe_spec },
 		{ "unsafe_stale_route", t_unsafe_stale_route },
 		{ "unsafe_fake_ack", t_unsafe_fake_ack },
+		{ "unsafe_wipe_disk", t_unsafe_wipe_disk },
 		{ "regressions", t_regressions },
+		{ "regressions_disk", t_regressions_disk },
 		{ NULL, NULL },
 	};
 	signal(SIGALRM, watchdog);

@@ -76,6 +76,9 @@ enum sim_unsafe {
 				 * key instead of asking the master: stale reads */
 	SIM_UNSAFE_FAKE_ACK,    /* some puts are acknowledged once routed, never
 				 * sent: lost acknowledged puts */
+	SIM_UNSAFE_WIPE_DISK,   /* a crashed peer's disk tier is wiped after the
+				 * harness recorded what peer.db held: values
+				 * kept on disk do not come back */
 };
 
 struct sim_client;
@@ -90,6 +93,11 @@ struct sim_crash {
 	/* the master's: each key's generation in master.db right after the
 	 * crash (0: no row), for the window of plain puts (sim_check.c) */
 	uint64_t db_gen[SIM_KEYS];
+	/* a peer's, with the disk tier: each key's highest generation in its
+	 * peer.db right after the crash (0: none), what the next incarnation
+	 * recovers; and how many rows peer.db held */
+	uint64_t disk_gen[SIM_KEYS];
+	int disk_rows;
 };
 
 /* A partition of one node, from its start to its end (or the heal). */
@@ -108,11 +116,17 @@ struct sim_world {
 	struct net_sim *cur; /* where new links go */
 	struct net_sim_faults faults;
 	int harsh;
+	/* the disk tier (every other seed, sim_world.c): each peer evicts
+	 * to its own peer.db + files, kept across its crashes */
+	int disk, promote;
 	/* the cluster */
 	struct actor *master;
 	int master_up, master_inc;
 	struct actor *peers[SIM_PEERS];
 	int peer_up[SIM_PEERS], peer_inc[SIM_PEERS];
+	/* when each incarnation started (index: inc), in virtual ms and the
+	 * history's order */
+	uint64_t boot_t[SIM_PEERS][SIM_MAX_CRASHES + 2], boot_q[SIM_PEERS][SIM_MAX_CRASHES + 2];
 	struct sim_client *clients[SIM_CLIENTS];
 	int cut[SIM_NODE_CLIENT(SIM_CLIENTS)]; /* partitions open per node */
 	/* schedule */
@@ -136,6 +150,11 @@ struct sim_world {
 	/* what happened (coverage) */
 	uint64_t n_master_crash, n_peer_crash, n_partition, n_gets_verified, n_holds, n_puts_acked,
 		n_removes_acked, n_checked_keys;
+	/* the disk tier: peer crashes with at least one row in peer.db, rows
+	 * recorded then, values written to disk and gets served from disk
+	 * (peer counters), gets that read a generation a crash had left on
+	 * disk, on the node that restarted with it */
+	uint64_t n_disk_crash, n_disk_rows, n_offloaded, n_disk_gets, n_disk_readback;
 	/* speculative GETs: sent; answer stood; discarded by the rule after an
 	 * ok route; dropped with their operation (the route failed first);
 	 * replies that came after their operation had ended */

@@ -41,6 +41,20 @@ static int master_crashed_in(const struct sim_world *w, uint64_t a, uint64_t b)
 	return 0;
 }
 
+/* Whether the value of put p is still held after its incarnation's crash:
+ * at that crash and every later one of its node, peer.db held its
+ * generation or a newer one of the key (which supersedes it).  0 when it
+ * was lost, 1 when it lives on (or its incarnation never died). */
+static int survived(const struct sim_world *w, const struct sim_op *p)
+{
+	for (int i = 0; i < w->ncrashes; i++) {
+		const struct sim_crash *c = &w->crashes[i];
+		if (c->node == p->node && c->inc >= p->inc_last && c->disk_gen[p->key] < p->gen)
+			return 0;
+	}
+	return 1;
+}
+
 static int is_acked_put(const struct sim_op *o)
 {
 	return o->kind == SIM_PUT && o->t_end && o->status == 0;
@@ -125,7 +139,8 @@ static void check_ryw(struct sim_world *w, const struct sim_op *r)
 	}
 }
 
-/* ---- rule b: no acknowledged put lost while its peer lived ---- */
+/* ---- rule b: no acknowledged put lost while its peer lived, or while
+ * its disk kept it across the peer's crashes ---- */
 
 static const struct sim_op *final_read(const struct sim_world *w, int key)
 {
@@ -148,7 +163,7 @@ static void check_kept(struct sim_world *w, int key)
 	}
 	for (size_t i = 0; i < w->nops; i++) {
 		const struct sim_op *p = &w->ops[i];
-		if (is_acked_put(p) && p->key == key && !died_at(w, p->node, p->inc_last) && (!best || p->gen > best->gen))
+		if (is_acked_put(p) && p->key == key && survived(w, p) && (!best || p->gen > best->gen))
 			best = p;
 	}
 	route_text(f, ans, sizeof ans);
@@ -179,9 +194,11 @@ static void check_kept(struct sim_world *w, int key)
 	if (remove_may_have_hit(w, key, best->gen, UINT64_MAX) || newer_put_lost(w, key, best->gen, UINT64_MAX))
 		return;
 	sim_violation(w, SIM_RULE_B,
-		      "key %s: put of gen %#llx acknowledged to client %d at t=%llu on p%d (which never crashed) is "
+		      "key %s: put of gen %#llx acknowledged to client %d at t=%llu on p%d (%s) is "
 		      "lost: after quiescence ROUTE_GET answers %s",
-		      k, (unsigned long long)best->gen, best->client, (unsigned long long)best->t_end, best->node + 1, ans);
+		      k, (unsigned long long)best->gen, best->client, (unsigned long long)best->t_end, best->node + 1,
+		      died_at(w, best->node, best->inc_last) ? "on its disk at every later crash" : "which never crashed",
+		      ans);
 }
 
 /* ---- rule g: every key's history is a linearizable register ----
@@ -318,7 +335,7 @@ static size_t lin_revives(const struct sim_world *w, const struct sim_crash *mc,
 
 static void check_lin(struct sim_world *w)
 {
-	size_t cap = 34 * w->nops + (size_t)(2 * w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
+	size_t cap = 34 * w->nops + (size_t)(5 * w->ncrashes + 2 * w->ncuts * SIM_PEERS * SIM_MAX_CRASHES) * SIM_KEYS + 1;
 	struct lin_op *l = kvn_xmalloc(cap * sizeof *l);
 	struct lin_stats st = { 0 };
 	struct lin_opts lo = { .fmt = lin_fmt_gen, .key_fmt = lin_fmt_key, .unit = "ms", .t_shift = Q_BITS,
@@ -357,13 +374,59 @@ static void check_lin(struct sim_world *w)
 		if (w->crashes[c].node < 0)
 			n += lin_revives(w, &w->crashes[c], l + n);
 	for (int c = 0; c < w->ncrashes; c++) {
-		if (w->crashes[c].node < 0)
+		const struct sim_crash *cr = &w->crashes[c];
+		if (cr->node < 0)
 			continue; /* the master's index is rebuilt: it loses no value */
+		/* DRAM is lost; what peer.db held comes back with the next
+		 * incarnation -- the key's current value only: an older
+		 * generation whose removal the crash cut short must not
+		 * (DESIGN.md section 4: never an older, overwritten one) */
 		for (int k = 0; k < SIM_KEYS; k++)
 			l[n++] = (struct lin_op){ .key = k, .kind = LIN_LOSE, .client = -1,
-						  .home = lin_home(w->crashes[c].node, w->crashes[c].inc),
-						  .t_call = lin_time(w->crashes[c].t, w->crashes[c].q),
-						  .t_ret = lin_time(w->crashes[c].t, w->crashes[c].q) };
+						  .home = lin_home(cr->node, cr->inc), .value = cr->disk_gen[k],
+						  .to_home = lin_home(cr->node, cr->inc + 1),
+						  .t_call = lin_time(cr->t, cr->q), .t_ret = lin_time(cr->t, cr->q) };
+		if (!cr->disk_rows)
+			continue;
+		/* A value kept on disk is still the key's value while its node
+		 * is down (a get routed there before the crash may read it from
+		 * the next incarnation), but routing may lose it: the master
+		 * declares the node dead, or drops its locations when the new
+		 * boot attaches -- an optional HIDE from the crash until a node
+		 * timeout after the restart.  The restarted node's full sync
+		 * indexes it again: an UNHIDE after the restart, and another
+		 * after the HIDE's window, before the final reads, unless the
+		 * node crashed again first (then its next LOSE decides). */
+		int inc = cr->inc + 1;
+		uint64_t from = 0, fq = 0, to = w->t_check, tq = 0;
+		if (inc < SIM_MAX_CRASHES + 2) {
+			from = w->boot_t[cr->node][inc];
+			fq = w->boot_q[cr->node][inc];
+		}
+		for (int d = 0; d < w->ncrashes; d++)
+			if (w->crashes[d].node == cr->node && w->crashes[d].inc == inc && w->crashes[d].t <= to) {
+				to = w->crashes[d].t;
+				tq = w->crashes[d].q;
+			}
+		int again = to < w->t_check || !from;
+		uint64_t hide_end = from ? from + SIM_DEAD_SLACK_MS : w->t_check;
+		for (int k = 0; k < SIM_KEYS; k++) {
+			if (!cr->disk_gen[k])
+				continue;
+			struct lin_op h = { .key = k, .kind = LIN_HIDE, .client = -1, .home = lin_home(cr->node, inc),
+					    .optional = 1, .t_call = lin_time(cr->t, cr->q),
+					    .t_ret = lin_time(hide_end < to ? hide_end : to, hide_end < to ? 0 : tq) };
+			l[n++] = h;
+			h.kind = LIN_UNHIDE;
+			h.optional = again;
+			h.t_call = from ? lin_time(from, fq) : lin_time(cr->t, cr->q);
+			h.t_ret = lin_time(to, tq);
+			l[n++] = h;
+			if (hide_end < to) {
+				h.t_call = lin_time(hide_end, 0);
+				l[n++] = h;
+			}
+		}
 	}
 	for (int c = 0; c < w->ncuts; c++) {
 		const struct sim_cut *cu = &w->cuts[c];
@@ -403,8 +466,26 @@ static void check_lin(struct sim_world *w)
 	free(l);
 }
 
+/* Coverage: gets that read, from the node that restarted with it, a
+ * generation a crash had left on that node's disk. */
+static void count_readback(struct sim_world *w)
+{
+	for (size_t i = 0; i < w->nops; i++) {
+		const struct sim_op *o = &w->ops[i];
+		if ((o->kind != SIM_GET && o->kind != SIM_CHECK) || !o->t_end || o->status != 0 || o->node < 0)
+			continue;
+		for (int c = 0; c < w->ncrashes; c++)
+			if (w->crashes[c].node == o->node && w->crashes[c].t < o->t_start &&
+			    w->crashes[c].disk_gen[o->key] == o->got_gen && o->inc_last > w->crashes[c].inc) {
+				w->n_disk_readback++;
+				break;
+			}
+	}
+}
+
 void sim_check_history(struct sim_world *w)
 {
+	count_readback(w);
 	for (size_t i = 0; i < w->nops; i++) {
 		const struct sim_op *o = &w->ops[i];
 		if (o->t_end && o->t_end > o->deadline)

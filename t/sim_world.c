@@ -10,11 +10,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -30,6 +32,8 @@
 #define SIM_NODE_TIMEOUT_MS 1000
 #define SIM_HEARTBEAT_MS 50
 #define SIM_QUIET_MS 4000          /* after the last operation's deadline */
+#define SIM_DISK_SIZE (64ull << 20) /* never full: eviction always finds room on disk */
+#define SIM_OFFLOAD_QUEUE 4         /* small: victims are skipped while it is full */
 
 enum sim_act_kind {
 	ACT_MASTER_CRASH,
@@ -138,11 +142,20 @@ static int start_master(struct sim_world *w)
 	return 0;
 }
 
+/* Peer i's own directory under the world's: peer.db and disk/, kept
+ * across its crashes (a crash loses DRAM, not the disk). */
+static void peer_paths(const struct sim_world *w, int i, char *dir, char *db, size_t cap)
+{
+	snprintf(dir, cap, "%s/p%d/disk", w->dir, i + 1);
+	snprintf(db, cap, "%s/p%d/peer.db", w->dir, i + 1);
+}
+
 static int start_peer(struct sim_world *w, int i)
 {
-	char id[16], addr[24], err[256] = "";
+	char id[16], addr[24], err[256] = "", ddir[400], ddb[400], pdir[320];
 	snprintf(id, sizeof id, "p%d", i + 1);
 	snprintf(addr, sizeof addr, "sim:p%d", i + 1);
+	peer_paths(w, i, ddir, ddb, sizeof ddir);
 	struct peer_opts o = {
 		.node_id = id,
 		.advertise = addr,
@@ -159,6 +172,30 @@ static int start_peer(struct sim_world *w, int i)
 		 * acknowledged: no eviction without a disk tier */
 		.evict = KVN_EVICT_NONE,
 	};
+	if (w->disk) {
+		/* Eviction to disk, never dropping (force_evict off): an
+		 * acknowledged value leaves DRAM only once it is on disk, so
+		 * rule b holds while the peer lives and, for what peer.db
+		 * holds, across its crashes.  The disk writer runs on this
+		 * loop (disk_loop NULL): a seed replays exactly. */
+		snprintf(pdir, sizeof pdir, "%s/p%d", w->dir, i + 1);
+		if (mkdir(pdir, 0700) < 0 && errno != EEXIST) {
+			sim_violation(w, SIM_RULE_F, "mkdir %s: %s", pdir, strerror(errno));
+			return KVN_EIO;
+		}
+		o.evict = KVN_EVICT_LRU;
+		o.offload = KVN_OFFLOAD_ON_EVICT;
+		o.force_evict = 0;
+		o.promote_on_hit = w->promote;
+		o.offload_queue_limit = SIM_OFFLOAD_QUEUE;
+		/* low watermarks: most values go to disk at some point */
+		o.high_watermark = 500000;
+		o.low_watermark = 300000;
+		o.disk_dir = ddir;
+		o.disk_db = ddb;
+		o.disk_size = SIM_DISK_SIZE;
+		o.disk_loop = NULL;
+	}
 	int rc = peer_start(w->loop, &o, &w->peers[i], err, sizeof err);
 	if (rc) {
 		sim_violation(w, SIM_RULE_F, "peer_start p%d: %s", i + 1, err);
@@ -166,6 +203,10 @@ static int start_peer(struct sim_world *w, int i)
 	}
 	w->peer_up[i] = 1;
 	w->peer_inc[i]++;
+	if (w->peer_inc[i] < SIM_MAX_CRASHES + 2) {
+		w->boot_t[i][w->peer_inc[i]] = kvn_now_ms();
+		w->boot_q[i][w->peer_inc[i]] = ++w->qseq;
+	}
 	return 0;
 }
 
@@ -205,7 +246,7 @@ static void link_all(struct sim_world *w)
 static void note_crash(struct sim_world *w, int node, int inc)
 {
 	if (w->ncrashes < SIM_MAX_CRASHES)
-		w->crashes[w->ncrashes++] = (struct sim_crash){ node, inc, kvn_now_ms(), ++w->qseq, { 0 } };
+		w->crashes[w->ncrashes++] = (struct sim_crash){ .node = node, .inc = inc, .t = kvn_now_ms(), .q = ++w->qseq };
 	else
 		sim_violation(w, SIM_RULE_F, "more than %d crashes scheduled", SIM_MAX_CRASHES);
 }
@@ -237,6 +278,75 @@ static void note_db(struct sim_world *w)
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* What peer i's peer.db holds once it crashed: what its next incarnation
+ * recovers (docs/disk-tier.md, Recovery).  Rows are written only after
+ * their file is durable and no disk fault is injected, so every row
+ * recovers. */
+static void note_disk(struct sim_world *w, int i)
+{
+	struct sim_crash *c = &w->crashes[w->ncrashes - 1];
+	char ddir[400], ddb[400];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	if (!w->disk || w->ncrashes == 0 || c->node != i)
+		return;
+	peer_paths(w, i, ddir, ddb, sizeof ddir);
+	if (sqlite3_open_v2(ddb, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT key, gen FROM disk_files", -1, &st, NULL) != SQLITE_OK) {
+		sim_violation(w, SIM_RULE_F, "p%d's peer.db unreadable after its crash: %s", i + 1,
+			      db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *k = sqlite3_column_blob(st, 0);
+		int klen = sqlite3_column_bytes(st, 0), key = -1;
+		uint64_t gen = (uint64_t)sqlite3_column_int64(st, 1);
+		if (klen == 3 && k[0] == 'k' && k[1] >= '0' && k[1] <= '9' && k[2] >= '0' && k[2] <= '9')
+			key = (k[1] - '0') * 10 + (k[2] - '0');
+		if (key < 0 || key >= SIM_KEYS) {
+			sim_violation(w, SIM_RULE_E, "p%d's peer.db holds an unknown key of %d bytes", i + 1, klen);
+			continue;
+		}
+		if (gen > c->disk_gen[key])
+			c->disk_gen[key] = gen;
+		c->disk_rows++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (c->disk_rows) {
+		w->n_disk_crash++;
+		w->n_disk_rows += (uint64_t)c->disk_rows;
+	}
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* SIM_UNSAFE_WIPE_DISK: the disk forgets what peer.db said it held. */
+static void wipe_disk(struct sim_world *w, int i)
+{
+	char pdir[320];
+	snprintf(pdir, sizeof pdir, "%s/p%d", w->dir, i + 1);
+	(void)nftw(pdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void add_tier_stats(struct sim_world *w, struct actor *peer)
+{
+	struct peer_tier_stats ts;
+	if (!w->disk)
+		return;
+	peer_get_tier_stats(peer, &ts);
+	w->n_offloaded += ts.offloaded;
+	w->n_disk_gets += ts.disk_gets;
 }
 
 /* ---- the director: the schedule's actions, on the loop's clock ---- */
@@ -313,7 +423,11 @@ static void act_fire(struct actor *self, void *arg)
 			break;
 		sim_trace(w, "crash: p%d", i + 1);
 		note_crash(w, i, w->peer_inc[i]);
+		add_tier_stats(w, w->peers[i]);
 		actor_destroy(w->peers[i]);
+		note_disk(w, i);
+		if (w->unsafe == SIM_UNSAFE_WIPE_DISK)
+			wipe_disk(w, i);
 		w->peers[i] = NULL;
 		w->peer_up[i] = 0;
 		w->n_peer_crash++;
@@ -434,15 +548,23 @@ static int make_dir(struct sim_world *w)
 	return 0;
 }
 
+/* The world's directory and everything in it (master.db, the peers'
+ * peer.db and disk files). */
 static void remove_dir(struct sim_world *w)
 {
-	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
-	char p[400];
-	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-		snprintf(p, sizeof p, "%s%s", w->db, sfx[i]);
-		unlink(p);
-	}
-	rmdir(w->dir);
+	(void)nftw(w->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* KVN_SIM_DISK=0: no disk tier; =1: on every seed; unset: on the even
+ * seeds, so both kinds of peer stay covered at today's run time. */
+static int disk_mode(uint64_t seed, int unsafe)
+{
+	const char *v = getenv("KVN_SIM_DISK");
+	if (unsafe == SIM_UNSAFE_WIPE_DISK)
+		return 1;
+	if (v && *v)
+		return strcmp(v, "0") != 0;
+	return (seed & 1) == 0;
 }
 
 int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
@@ -457,6 +579,8 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 	w->unsafe = unsafe;
 	w->verbose = verbose;
 	w->digest = seed;
+	w->disk = disk_mode(seed, unsafe);
+	w->promote = w->disk && (seed & 2) != 0;
 	if (make_dir(w) != 0) {
 		sim_violation(w, SIM_RULE_F, "cannot create a temporary directory: %s", strerror(errno));
 		goto out;
@@ -498,6 +622,9 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 				      w->ops[i].client, w->ops[i].key);
 			break;
 		}
+	for (int i = 0; i < SIM_PEERS; i++)
+		if (w->peer_up[i])
+			add_tier_stats(w, w->peers[i]);
 	sim_check_state(w);
 	sim_check_history(w);
 

@@ -372,8 +372,18 @@ static int master_on_attach(struct master *ms, struct actor_msg *m)
 		 * missing (t/restart).  A new process of the node lost its DRAM:
 		 * its old locations go now. */
 		if (n->boot_id != 0 && n->boot_id != pn.boot_id) {
+			/* It may bring back, from its disk tier, generations
+			 * superseded while it was down (their DROP_GENs died
+			 * with it): floors until its sync, so an older one is
+			 * not indexed once the newer is lost (t/sim seed 319
+			 * with KVN_SIM_DISK=1) */
+			master_floor_forget(ms, n);
 			dropped = master_index_drop_node(ms, n);
-			master_drops_pending_clear(n);
+			/* its unconfirmed DROP_GENs stay: its snapshot may
+			 * bring those very generations back from disk, and
+			 * the sync refuses them (t/sim seed 2370 with
+			 * KVN_SIM_DISK=1: floors were pruned before it came
+			 * back); a heartbeat in step clears them */
 		}
 		n->boot_id = pn.boot_id;
 		n->sync_from = pn.last_seq; /* older snapshots are stale copies */
