@@ -232,6 +232,7 @@ static void evict_one_victim(struct peer *p, const struct keytab_victim *v, stru
 	}
 	if (p->o.force_evict && !(v->flags & KEYTAB_F_QUEUE) && drop_value(p, v) == 0) {
 		rd->forced++;
+		rd->disk_why = why; /* the summary line says why they had no disk copy */
 		return;
 	}
 	if (why && strstr(why, "queue"))
