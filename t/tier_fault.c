@@ -61,6 +61,13 @@ static void fault_case(const char *name, int op, int err, uint32_t skip, uint32_
 		ok(w.nospace > 0, "once DRAM is full of values without a disk copy, puts are refused for room "
 				  "(%d of %d)", w.nospace, w.n);
 		is_int(s.t.evicted_dropped, 0, "nothing was dropped to make room");
+		/* nothing in DRAM can move now: eviction must wait for the tier
+		 * tick (100 ms), not run round after round on the loop */
+		uint64_t r0 = snap().t.evict_rounds;
+		usleep(500 * 1000);
+		uint64_t rounds = snap().t.evict_rounds - r0;
+		ok(rounds <= 20, "an idle peer that can evict nothing does not spin (%llu eviction rounds in 0.5 s)",
+		   (unsigned long long)rounds);
 	} else if (err == ENOSPC) {
 		is_int(s.d.enospc, count, "the file system's ENOSPC is counted");
 		is_int(s.d.write_errors, 0, "not as an I/O error");
