@@ -19,7 +19,8 @@
  *     go on;
  *   - corrupt: a byte flipped in a value's file (value or header): the get
  *     answers KVN_ECORRUPT, counted, the file is quarantined, the key then
- *     reads NOT_FOUND, other keys are unaffected;
+ *     reads NOT_FOUND, other keys are unaffected; a failed read (EIO) is
+ *     KVN_EIO, counted, and the file stays;
  *   - lease: a GET of a disk-only value held while its disk read waits (the
  *     disk writer's own loop is blocked) and the key overwritten meanwhile:
  *     the old file outlives the supersede until the read is done, the GET
@@ -247,7 +248,6 @@ static void t_corrupt(void)
 	is_int(check_i(C.c, "cor", 3, COR_SZ), KVN_ECORRUPT,
 	       "a get of cor/3 (speculative) answers KVN_ECORRUPT, never the bytes");
 	is_int(check_i(via, "cor", 5, COR_SZ), KVN_ECORRUPT, "a get of cor/5 (through the master) too");
-	kvn_close(via);
 	struct snap s = snap();
 	is_int(s.t.checksum_errors - s0.t.checksum_errors, 2, "the peer counts both checksum errors");
 	is_int(s.d.checksum_errors - s0.d.checksum_errors, 2, "and so does the disk tier");
@@ -260,6 +260,23 @@ static void t_corrupt(void)
 	for (int i = 0; i < NCOR; i++)
 		good += i != 3 && i != 5 && check_i(C.c, "cor", i, COR_SZ) == 0;
 	is_int(good, NCOR - 2, "the other keys read back byte for byte from disk");
+
+	/* a read that fails (EIO) is an error, not a corruption: the file
+	 * stays, and the next read serves it */
+	file_of(path[0], sizeof path[0], "cor", 0, gen[0]);
+	is_int(inject(DISK_OP_READ, 0, 1, EIO), 0, "the next disk read fails with EIO");
+	is_int(check_i(via, "cor", 0, COR_SZ), KVN_EIO, "a get of cor/0 (through the master) answers KVN_EIO");
+	struct snap s2 = snap();
+	is_int(s2.d.read_errors, 1, "the disk tier counts the failed read");
+	is_int(s2.t.disk_read_errors, 1, "and so does the peer");
+	is_int(s2.d.quarantined, 2, "nothing more was quarantined");
+	ok(exists(path[0]), "its file stays");
+	is_int(check_i(via, "cor", 0, COR_SZ), 0, "the next get reads it byte for byte");
+	is_int(inject(DISK_OP_READ, 0, 1, EIO), 0, "again, for the default client");
+	is_int(check_i(C.c, "cor", 1, COR_SZ), 0,
+	       "its speculative read fails, the routed read after it serves the bytes");
+	is_int(snap().d.read_errors, 2, "counted");
+	kvn_close(via);
 	cluster_down();
 }
 
