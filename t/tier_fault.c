@@ -13,6 +13,8 @@
  *     failed fsync the tier is read-only (later offloads skipped, puts
  *     refused for room, nothing dropped, disk reads still served); after
  *     ENOSPC offload pauses with one log line and resumes after the pause;
+ *   - fsync_force: the same failed fsync with peer.force_evict: values
+ *     without a disk copy are dropped (NOT_FOUND, counted), puts go on;
  *   - disk_full: a disk of 2x dram_size fills: one "disk tier full" line,
  *     eviction skips values without a disk copy and puts fail for room;
  *     with peer.force_evict they are dropped (NOT_FOUND, counted) and puts
@@ -154,6 +156,32 @@ static void t_dirsync_eio(void)
 static void t_write_enospc(void)
 {
 	fault_case("write_enospc", DISK_OP_WRITE, ENOSPC, 5, 1);
+}
+
+/* After a failed fsync with peer.force_evict = on: values without a disk
+ * copy are dropped (NOT_FOUND, counted) so puts go on; never wrong bytes. */
+static void t_fsync_force(void)
+{
+	struct wl w;
+	int exact, gone, bad;
+
+	cluster_up("fsync_force", DRAM, 64 * MIB, 1, 0);
+	wl_init(&w, "fsync_force", 4ull * DRAM);
+	is_int(inject(DISK_OP_FSYNC, 5, 1, EIO), 0, "the 6th fsync fails");
+	wl_run(&w, 0, w.n, 0);
+	struct snap s = snap();
+	is_int(s.d.fsync_errors, 1, "counted");
+	is_int(s.d.readonly, 1, "the disk tier is read-only");
+	is_int(w.acked, w.n, "with force_evict every put is acknowledged");
+	ok(s.t.evicted_dropped > 0, "by dropping values without a disk copy (%llu)",
+	   (unsigned long long)s.t.evicted_dropped);
+	wl_check(&w, &exact, &gone, &bad);
+	is_int(bad, 0, "no wrong bytes, no error");
+	is_int(gone, (long long)s.t.evicted_dropped, "exactly the dropped ones read NOT_FOUND (%d)", gone);
+	is_int(exact + gone, w.acked, "the rest read back byte for byte (%d, %llu from disk)", exact,
+	       (unsigned long long)snap().t.disk_gets);
+	wl_free(&w);
+	cluster_down();
 }
 
 /* ---- a full disk ---- */
@@ -441,6 +469,7 @@ int main(int argc, char **argv)
 		{ "rename_eio", t_rename_eio },
 		{ "dirsync_eio", t_dirsync_eio },
 		{ "write_enospc", t_write_enospc },
+		{ "fsync_force", t_fsync_force },
 		{ "disk_full", t_disk_full },
 		{ "corrupt", t_corrupt },
 		{ "lease", t_lease },
