@@ -140,6 +140,12 @@ static void cold_get_answer(struct peer_cold *c)
 			res = peer_get_one(p, &gr, &it, c->n - i);
 		} else if (ci->status != 0) {
 			res.status = ci->status;
+			/* which generation's bytes failed: a speculative read
+			 * keeps a KVN_ECORRUPT only when it names the routed
+			 * generation (client_api.c, spec_finish); without it the
+			 * client read again and found the key already dropped */
+			if (ci->status == KVN_ECORRUPT)
+				res.gen = ci->gen;
 		} else if (gr.bytes > 0 && ci->size > PROTO_MAX_BATCH_PAYLOAD - gr.bytes) {
 			res.status = KVN_EBUSY; /* past the frame limit: asked again */
 		} else {

@@ -232,6 +232,7 @@ static void evict_one_victim(struct peer *p, const struct keytab_victim *v, stru
 	}
 	if (p->o.force_evict && !(v->flags & KEYTAB_F_QUEUE) && drop_value(p, v) == 0) {
 		rd->forced++;
+		rd->disk_why = why; /* the summary line says why they had no disk copy */
 		return;
 	}
 	if (why && strstr(why, "queue"))
@@ -257,7 +258,7 @@ static int evict_round(struct peer *p, uint64_t want)
 	struct round rd = { 0 };
 	uint64_t before = alloc_free_bytes(p->st->arena), budget = p->o.evict_batch;
 	uint64_t suppressed = 0;
-	int more = 0;
+	int more = 0, stuck = 0;
 
 	p->tstats.evict_rounds++;
 	while (budget > 0 && !enough(p, before, want)) {
@@ -271,10 +272,15 @@ static int evict_round(struct peer *p, uint64_t want)
 			evict_one_victim(p, &vic[i], &rd);
 			budget--;
 		}
-		if (rd.dropped + rd.to_disk_now + rd.queued + rd.forced == moved)
+		if (rd.dropped + rd.to_disk_now + rd.queued + rd.forced == moved) {
+			stuck = 1;
 			break; /* nothing this pick could move: stop, do not spin */
+		}
 	}
-	more = budget == 0 && !enough(p, before, want);
+	/* a pick that moved nothing spent the budget on skips: another round
+	 * at once would skip the same victims (disk full or read-only), so
+	 * the next one waits for the tier tick or an offload's answer */
+	more = !stuck && budget == 0 && !enough(p, before, want);
 	if (rd.dropped + rd.to_disk_now + rd.forced)
 		peer_ship(p);
 	if ((rd.skipped_queue || rd.skipped_disk || rd.forced) && kvn_ratelimit_ok(&p->evict_rl, &suppressed))
