@@ -402,8 +402,13 @@ int peer_tier_start(struct peer *p, char *err, size_t errlen)
 	struct peer_opts *o = &p->o;
 	int rc;
 
-	if (o->high_watermark == 0 || o->high_watermark > 1000000)
+	/* zeroed options (tests) take the keys' defaults; a low watermark of
+	 * 0 set beside a high one is the operator's (empty DRAM each round) */
+	if (o->high_watermark == 0 || o->high_watermark > 1000000) {
 		o->high_watermark = 950000;
+		if (o->low_watermark == 0)
+			o->low_watermark = 850000;
+	}
 	if (o->low_watermark >= o->high_watermark)
 		o->low_watermark = o->high_watermark * 85 / 95;
 	if (o->evict_batch == 0)
