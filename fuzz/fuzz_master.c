@@ -10,6 +10,10 @@
  * generations and sequence numbers 0, 1, 2^32, 2^63-1, 2^63, 2^64-1, sizes
  * around max_value_size and far beyond, batch counts 0, 1, 4096, 4097, node
  * ids and boot ids from a small pool so attach, events and sync meet.
+ * Node reports carry the tier fields (page size, evictable bytes, the
+ * EVICTS flag) at their edges too, and a stub peer may leave on purpose
+ * (PEER_LEAVE, as a SIGTERMed peer does: issue 13), from its attachment
+ * or not.
  *
  * Invariants (a violation aborts, so libFuzzer keeps the input):
  *  - no crash, no sanitizer report, memory bounded (-rss_limit_mb);
@@ -226,6 +230,11 @@ static struct actor_msg *node_msg(struct fz *f, uint16_t type, int i)
 	n.disk_used = fz_u8(f) < 200 ? 0 : bytes_of(fz_edge64(f));
 	n.last_seq = fz_u8(f) < 128 ? W.p[i].seq : fz_edge64(f);
 	n.keys = fz_u8(f) < 200 ? 0 : fz_edge64(f);
+	/* the tier fields (page size, evictable bytes, flags); the encoder
+	 * writes them as given and the master range-checks them */
+	n.page_size = fz_u8(f) < 200 ? 4096 : fz_edge64(f);
+	n.dram_evictable = fz_u8(f) < 160 ? 0 : fz_u8(f) < 128 ? n.dram_used / 2 : bytes_of(fz_edge64(f));
+	n.flags = fz_u8(f) < 128 ? PROTO_NODE_EVICTS : fz_u8(f);
 	if (proto_node_enc(m, &n) != 0)
 		kvn_fatal("proto_node_enc");
 	return m;
@@ -414,9 +423,10 @@ static void one_op(struct fz *f)
 	case 18: { /* arbitrary metadata on any type */
 		static const uint16_t types[] = { WIRE_PEER_ATTACH, WIRE_HEARTBEAT, WIRE_EVENTS, WIRE_FULL_SYNC,
 						  WIRE_ROUTE_PUT, WIRE_ROUTE_GET, WIRE_STAT, WIRE_PING,
-						  WIRE_GET, WIRE_PUT, WIRE_DURABLE, WIRE_DROP_GEN, 999 };
+						  WIRE_GET, WIRE_PUT, WIRE_DURABLE, WIRE_DROP_GEN, 999,
+						  WIRE_PEER_LEAVE };
 		const uint8_t *p;
-		m = actor_msg_new(types[fz_u8(f) % 13]);
+		m = actor_msg_new(types[fz_u8(f) % 14]);
 		size_t n = fz_bytes(f, 2048, &p);
 		if (n) {
 			m->meta = kvn_xmalloc(n);
@@ -426,6 +436,9 @@ static void one_op(struct fz *f)
 		send_as(fz_u8(f) & 1 ? W.cli : W.p[i].a, m, fz_u8(f) & 1 ? peer_role : cli_role, 0);
 		break;
 	}
+	case 19: /* stub peer i stops on purpose: its locations go at once */
+		send_as(W.p[i].a, node_msg(f, WIRE_PEER_LEAVE, i), peer_role, 0);
+		break;
 	default: /* time passes: node timeouts, commits, drop re-sends */
 		run_for(fz_u16(f) % 4000);
 		return;

@@ -12,6 +12,18 @@
  * far beyond; counts 0, 1, 4096, 4097), with keys from a small pool so later
  * operations meet earlier ones.
  *
+ * Tiers (issue 13): the peer has a disk tier on its own loop (a fresh
+ * directory per input, on /dev/shm when there is one), a 384 KiB arena
+ * with watermarks at 50% / 25% and peer.flush_on_stop on, so eviction,
+ * offload, GETs of disk-only values and promotion are reached.  PUT items
+ * mostly carry the true checksum of their payload (every payload byte of
+ * a message is W.fill), else any value, which the disk writer refuses.
+ * Operations also send PIN (with a TTL at its edges), UNPIN and EVICT_KEY,
+ * make the disk fail its next opens, writes, fsyncs, renames, directory
+ * syncs or reads (peer_disk_fault), and ask for the clean stop
+ * (peer_leave: flush, ship, PEER_LEAVE, which the stub master acks).
+ * fuzz/mkseeds.py writes tier-* seeds that reach each of these.
+ *
  * Invariants (a violation aborts, so libFuzzer keeps the input):
  *  - no crash, no sanitizer report, memory bounded (-rss_limit_mb);
  *  - every EVENTS batch and FULL_SYNC chunk the peer sends decodes, and every
@@ -32,7 +44,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <ftw.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "fuzz_common.h"
 
@@ -42,15 +58,21 @@
 #include "peer/peer.h"
 #include "auth/auth.h"
 #include "net/net.h"
+#include "store/disk.h"
 
 #define T0 1000000ull
 #define MAXV (128u << 10)     /* peer.max_value_size */
-#define ARENA (512u << 10)    /* peer.dram_size */
+#define ARENA (384u << 10)    /* peer.dram_size: three values of MAXV fill it */
 #define PAYLOAD_CAP (1u << 20) /* bytes a message of this harness carries at most */
 #define META_CAP 60000u       /* items written into one message at most (frame: 64 KiB) */
 #define MAX_OPS 48
 #define STORM_MAX 2000
 #define EVENT_BUDGET 200000
+#define DISK (2u << 20)       /* peer.disk_size: four times DRAM */
+
+/* The disk tier's directory and peer.db, fresh for every input (on
+ * /dev/shm when there is one, so fsync costs nothing). */
+static char dir[128], disk_dir[160], disk_db[160];
 
 /* the grant key the stub master signs with (made at the peer's attach) */
 static struct auth_grant_key *gkey;
@@ -78,6 +100,7 @@ static struct {
 		uint64_t gen;
 	} seen[16];
 	int nseen;
+	uint8_t fill; /* the byte every payload of the next message is made of */
 } W;
 
 static const char *const keys[] = { "a", "b", "key-3", "k4" };
@@ -229,6 +252,11 @@ static int stub_handle(struct actor *self, struct actor_msg *m)
 	case WIRE_FULL_SYNC:
 		check_sync(m, s);
 		break;
+	case WIRE_PEER_LEAVE: /* the master drops the node's locations: ok */
+		if (proto_node_dec(m, &nd) != 0)
+			fz_violation("the peer's PEER_LEAVE does not decode");
+		actor_reply_status(self, m, 0);
+		return 0;
 	default:
 		fz_violation("the peer sent its master a %s", wire_type_name(m->type));
 	}
@@ -305,6 +333,18 @@ static void remember(const char *k, uint64_t gen)
 	W.seen[i].gen = gen;
 }
 
+/* The checksum a writer computes for an item of `size` bytes of W.fill
+ * (what client_send's payloads are made of), so most values are stored
+ * with their true checksum and the disk writer accepts them. */
+static uint64_t fill_sum(uint64_t size)
+{
+	static uint8_t buf[MAXV + 1];
+	if (size > sizeof buf)
+		return size;
+	memset(buf, W.fill, (size_t)size);
+	return XXH3_64bits(buf, (size_t)size);
+}
+
 /* A data-path item batch (PUT, GET, REMOVE, ALLOC_SLOT, COMMIT_SLOT,
  * ABORT_SLOT, DROP_GEN): flags, a declared count, then as many items as
  * the input and the frame allow.  *sum gets the sum of the sizes. */
@@ -323,6 +363,7 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 	uint32_t ng = 0;
 
 	flags = flags < 64 ? 0 : flags < 128 ? PROTO_ITEMS_SUM : flags < 200 ? PROTO_PUT_DURABLE | PROTO_ITEMS_SUM : flags;
+	W.fill = fz_u8(f);
 	if (fz_u8(f) < 16) /* a declared count the items do not match */
 		n = declared + (fz_u8(f) & 1 ? 1 : (uint32_t)-1);
 	if (n > 4097)
@@ -341,7 +382,7 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 		wire_w_u64(&w, gen);
 		wire_w_u64(&w, size);
 		if (flags & PROTO_ITEMS_SUM) { /* checksum, then a TTL (sometimes out of range) */
-			wire_w_u64(&w, fz_edge64(f));
+			wire_w_u64(&w, sized && fz_u8(f) < 200 ? fill_sum(size) : fz_edge64(f));
 			wire_w_u64(&w, fz_u8(f) < 8 ? fz_edge64(f) : 0);
 		}
 		if (sized && k[0] && k[0] != 'z')
@@ -372,6 +413,8 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type, int sized, uint6
 			proto_grants_add(&w, &g);
 		}
 	}
+	if (type == WIRE_PIN && fz_u8(f) < 240) /* the pin's TTL: mostly short, else at the edges */
+		proto_pin_end(&w, fz_u8(f) < 200 ? fz_u16(f) : fz_edge64(f));
 	if (fz_u8(f) == 0xff)
 		wire_w_u8(&w, 0); /* a trailing byte */
 	if (w.err || wire_w_to_msg(&w, m) != 0)
@@ -433,9 +476,8 @@ static void client_send(struct fz *f, struct actor_msg *m, uint64_t plen, int si
 				actor_msg_free(m);
 				return;
 			} else {
-				uint8_t fill = fz_u8(f);
 				for (int i = 0; i < sk.niov; i++)
-					memset(sk.iov[i].iov_base, fill, sk.iov[i].iov_len);
+					memset(sk.iov[i].iov_base, W.fill, sk.iov[i].iov_len);
 				m->sink_cookie = sk.cookie;
 			}
 			m->payload_len = plen;
@@ -448,7 +490,7 @@ static void client_send(struct fz *f, struct actor_msg *m, uint64_t plen, int si
 	}
 	if (plen && !sink) {
 		uint8_t *buf = kvn_xmalloc(plen);
-		memset(buf, fz_u8(f), plen);
+		memset(buf, W.fill, plen);
 		m->payload = evbuffer_new();
 		evbuffer_add(m->payload, buf, plen);
 		free(buf);
@@ -467,6 +509,10 @@ static void master_send(struct actor_msg *m)
 	m->src_role = AUTH_ROLE_MASTER;
 	if (actor_send(actor_id_of(W.peer), m) != 0)
 		actor_msg_free(m);
+}
+
+static void on_leave(void *arg, int status)
+{
 }
 
 static void run_for(uint64_t ms)
@@ -542,8 +588,8 @@ static void one_op(struct fz *f)
 		const uint8_t *p;
 		static const uint16_t types[] = { WIRE_PUT, WIRE_GET, WIRE_EXISTS, WIRE_REMOVE, WIRE_ALLOC_SLOT,
 						  WIRE_COMMIT_SLOT, WIRE_ABORT_SLOT, WIRE_RESOLVE_KEY,
-						  WIRE_PING, WIRE_EVENTS, 999 };
-		m = actor_msg_new(types[fz_u8(f) % 11]);
+						  WIRE_PING, WIRE_EVENTS, 999, WIRE_PIN, WIRE_UNPIN, WIRE_EVICT_KEY };
+		m = actor_msg_new(types[fz_u8(f) % 14]);
 		size_t n = fz_bytes(f, 2048, &p);
 		if (n) {
 			m->meta = kvn_xmalloc(n);
@@ -553,6 +599,24 @@ static void one_op(struct fz *f)
 		client_send(f, m, fz_u8(f) < 16 ? fz_u16(f) : 0, fz_u8(f) & 1, role);
 		break;
 	}
+	case 25:
+		client_send(f, items_msg(f, WIRE_PIN, 0, &sum), 0, 0, role);
+		break;
+	case 26:
+		client_send(f, items_msg(f, WIRE_UNPIN, 0, &sum), 0, 0, role);
+		break;
+	case 27: case 28: /* EVICT_KEY: DRAM copies go, disk-only values stay */
+		client_send(f, items_msg(f, WIRE_EVICT_KEY, 0, &sum), 0, 0, role);
+		break;
+	case 29: { /* the disk fails the next operations of one kind */
+		static const int errs[] = { EIO, ENOSPC, EIO, EROFS }; /* errno values */
+		uint8_t b = fz_u8(f), skip = fz_u8(f) % 4, e = fz_u8(f) % 4;
+		peer_disk_fault(W.peer, b % DISK_OP_MAX, skip, 1 + b / DISK_OP_MAX % 4, errs[e]);
+		break;
+	}
+	case 30: /* a clean stop: flush, ship, PEER_LEAVE (the peer never attaches again) */
+		peer_leave(W.peer, kvn_now_ms() + fz_u16(f) % 3000, on_leave, NULL);
+		break;
 	default: /* time passes: heartbeats, shipping, reaping, lease expiry */
 		run_for(fz_u16(f) % 3000);
 		return;
@@ -560,9 +624,37 @@ static void one_op(struct fz *f)
 	run_for(fz_u8(f) % 4);
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	if (ftw->level > 0)
+		remove(path);
+	return 0;
+}
+
+/* Empty dir (the disk tier and peer.db of the last input). */
+static void rm_disk(void)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void cleanup(void)
+{
+	rm_disk();
+	rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char **argv[])
 {
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	fz_quiet();
+	snprintf(dir, sizeof dir, "%s/kvn-fuzz-peer-XXXXXX", base);
+	if (!mkdtemp(dir))
+		kvn_fatal("mkdtemp %s: %s", dir, strerror(errno));
+	snprintf(disk_dir, sizeof disk_dir, "%s/disk", dir);
+	snprintf(disk_db, sizeof disk_db, "%s/peer.db", dir);
+	atexit(cleanup);
 	return 0;
 }
 
@@ -572,12 +664,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.node_id = "fz-peer", .advertise = "127.0.0.1:1", .dram_size = ARENA, .page_size = 4096,
 		.heartbeat_ms = 50, .pending_ttl_ms = 500, .read_lease_ttl_ms = 1000,
 		.max_value_size = MAXV, .mailbox = 4096, .call_timeout_ms = 300,
+		/* a disk tier on the peer's loop (offload auto: on-evict), so
+		 * eviction, offload, cold GETs and EVICT_KEY are reached; a
+		 * small batch so rounds repeat */
+		.disk_dir = disk_dir, .disk_db = disk_db, .disk_size = DISK, .evict_batch = 4,
+		.high_watermark = 500000, .low_watermark = 250000,
+		.flush_on_stop = 1,
 	};
 	char err[256];
 	struct fz f;
 
 	fz_init(&f, data, size);
 	memset(&W, 0, sizeof W);
+	rm_disk();
 	W.l = actor_loop_new("fz-peer");
 	actor_loop_set_virtual(W.l, T0);
 	actor_spawn(W.l, &stub_ops, &W.st, 4096, &W.master);

@@ -5,7 +5,7 @@
 # sqlite3, make, ./bootstrap or chmod); below, each one is run as written
 # (placeholders and ports substituted, loopback only) against real nodes in
 # a temp dir, its exit status checked, and the SQL queries run with the
-# sqlite3 shell against a real master.db.  The list of checks is proved
+# sqlite3 shell against a real master.db (and peer.db).  The list of checks is proved
 # complete: a command in the docs that no check covers, or a check whose
 # command left the docs, fails the test.  Also: no file of the repository
 # refers to the shared/ directory next to it (a clone does not have it).
@@ -66,6 +66,11 @@ shipped_conf() { # shipped_conf FILE MASTER_PORT PEER_PORT
 shipped_conf "$W/etc/kvnode.conf" "$MP" "$PP"
 grep -q "127.0.0.1:$MP" "$W/etc/kvnode.conf"
 ok $? "the shipped etc/kvnode.conf, on free ports"
+# ... with a disk tier, so the docs' peer.db queries and evict (which
+# offloads to it) run against a real one
+sed -i 's/^disk_size = .*/disk_size = 64MiB/' "$W/etc/kvnode.conf"
+grep -q '^disk_size = 64MiB$' "$W/etc/kvnode.conf"
+ok $? "  and a 64 MiB disk tier"
 
 # doc_run WANT CMD [AS]: run CMD (or AS, CMD with its placeholders filled
 # in) in DIR (default $W); its exit status must be WANT
@@ -132,7 +137,7 @@ is $? 0 "  put with - reads stdin, as the comment says"
 doc_run 0 "./kvnode --role client stat"
 like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
 
-# the SQL, against this node's master.db while it runs
+# the SQL, against this node's master.db and peer.db while it runs
 while IFS= read -r q; do
 	doc_sql "$q"
 done < <(grep '^sqlite3 ' "$TMP/doc-commands")
@@ -143,10 +148,17 @@ doc_run 0 "./kvnode --role client rm k1"
 doc_run 0 "./kvnode --role client put --ttl 1h k3 ./some.bin"
 (cd "$W" && ./kvnode --role client exists k3) > /dev/null 2>&1
 is $? 0 "  put --ttl stored it"
-# the peer's PIN/UNPIN/EVICT_KEY handlers come with the eviction work
-doc_not_run "./kvnode --role client pin --ttl 10m k3" "the peer does not handle PIN yet"
-doc_not_run "./kvnode --role client unpin k3" "the peer does not handle UNPIN yet"
-doc_not_run "./kvnode --role client evict k3" "the peer does not handle EVICT_KEY yet"
+doc_run 0 "./kvnode --role client pin --ttl 10m k3"
+(cd "$W" && ./kvnode --role client evict k3) > /dev/null 2> "$TMP/err"
+is $? 7 "  evict of a pinned value exits 7"
+like "$(cat "$TMP/err")" "value is pinned or leased" "  saying it is pinned or leased, as the comment says"
+doc_run 0 "./kvnode --role client unpin k3"
+doc_run 0 "./kvnode --role client evict k3"
+(cd "$W" && ./kvnode --role client get k3 -o k3.bin) > /dev/null 2>&1
+is $? 0 "  an evicted value is read back from the disk tier"
+cmp -s "$W/some.bin" "$W/k3.bin"
+ok $? "  byte for byte"
+like "$(cd "$W" && sqlite3 var/peer.db 'select * from v_disk')" "k3" "  and peer.db's v_disk lists it"
 (cd "$W" && ./kvnode --role client exists k1) > /dev/null 2>&1
 is $? 1 "  rm removed it"
 doc_run 0 "./kvnode --role client bench --op get --size 1MiB --count 2000 --clients 4" \

@@ -132,7 +132,13 @@ static void offload_done(struct peer *p, void *arg, int status, struct evbuffer 
 	if (o->fn)
 		o->fn(p, o->arg, status ? status : rc);
 	free(o);
-	peer_tier_kick(p);
+	/* After a failure the victim is back at the LRU's tail: an eviction
+	 * round now would pick it and fail again at once, for ever, while
+	 * the failure lasts (a value whose bytes do not match its checksum,
+	 * a disk failing every write).  The tier tick retries it in
+	 * TIER_TICK_MS instead. */
+	if (status == 0)
+		peer_tier_kick(p);
 }
 
 /* Queue the committed (key, gen) for the disk writer; its pages stay held
