@@ -307,8 +307,9 @@ static int start_peer(struct node *n, char *err, size_t errlen)
  * the peer to leave (peer_leave: flush, ship events, PEER_LEAVE) and waits
  * for its answer or peer.stop_timeout; then, or at once for other
  * processes, or on a second signal, the loops stop.  A peer sharing the
- * master's process does not leave: the master stops with it, and its
- * restart re-syncs the peer as today. */
+ * master's process leaves only to flush (peer.flush_on_stop with a disk
+ * tier): otherwise the master stops with it, and its restart re-syncs the
+ * peer. */
 struct stopper {
 	struct event_base *base;
 	struct actor *peer; /* NULL: nothing to leave */

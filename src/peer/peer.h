@@ -102,7 +102,7 @@ void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 	X(put_through_skipped, "offload = on-put writes skipped (disk full, read-only, queue full)") \
 	X(disk_gets, "gets served from the disk tier")                                             \
 	X(disk_read_errors, "disk reads that failed (I/O)")                                        \
-	X(checksum_errors, "disk reads whose checksum failed (file quarantined)")                 \
+	X(checksum_errors, "values dropped: checksum mismatch on a disk read or before a disk write") \
 	X(disk_timeouts, "requests answered KVN_ETIMEDOUT while waiting on the disk")             \
 	X(disk_remove_lost, "disk files not removed (the next start removes them as orphans)")   \
 	X(promoted, "disk hits copied back to DRAM (peer.promote_on_hit)")                        \

@@ -1,8 +1,8 @@
 /*
  * peer_leave: the peer's clean stop (SIGTERM), before its loop stops.  Owns
  * the sequence and its one deadline (peer.stop_timeout):
- *   1. flush: peer.flush_on_stop writes DRAM-only values to disk (a step
- *      that finishes at once until the disk tier plugs its writer in);
+ *   1. flush: peer.flush_on_stop writes DRAM-only values to disk
+ *      (peer_tier_flush; at once without a disk tier);
  *   2. ship: every event produced so far is acknowledged by the master, so
  *      no put this peer acknowledged is missing from routing;
  *   3. PEER_LEAVE: the master drops this node's locations at once (gets

@@ -123,6 +123,20 @@ static void offload_done(struct peer *p, void *arg, int status, struct evbuffer 
 					  p->o.disk_dir);
 			p->disk_ro_logged = 1;
 			p->disk_readonly = 1;
+		} else if (status == KVN_ECORRUPT) {
+			/* its bytes do not match the checksum its writer sent:
+			 * every reader would refuse them, so the value is
+			 * dropped (and the master told) rather than retried for
+			 * ever */
+			if (keytab_remove(p->st->kt, o->key, o->klen, o->gen, NULL) == 0) {
+				peer_event_add(p, PROTO_EV_REMOVE, o->key, o->klen, o->gen, KEYTAB_DRAM, 0, 0);
+				peer_ship(p);
+			}
+			p->tstats.checksum_errors++;
+			if (kvn_ratelimit_ok(&p->disk_rl, &suppressed))
+				log_warn("a value's bytes do not match its writer's checksum: dropped instead of "
+					 "written to disk (%llu in all; %llu more lines suppressed)",
+					 (unsigned long long)p->tstats.checksum_errors, (unsigned long long)suppressed);
 		} else if (status != KVN_ECLOSED && kvn_ratelimit_ok(&p->disk_rl, &suppressed)) {
 			log_warn("offload of a value to the disk tier failed: %s; it stays in DRAM (%llu more "
 				 "lines suppressed)",
