@@ -141,8 +141,8 @@ const struct conf_key conf_keys[] = {
 	  "Fraction of peer.dram_size eviction brings usage down to; below "
 	  "peer.high_watermark." },
 	{ "peer", "evict_batch", T_UINT, "64", 1, 65536, 0, NULL, NULL, FIELD(peer_evict_batch),
-	  "Most values one eviction round evicts or queues for offload before the peer "
-	  "serves requests again." },
+	  "Most values one eviction round looks at (evicted, queued for offload or kept) "
+	  "before the peer serves requests again." },
 	{ "peer", "disk_dir", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/disk", NULL,
 	  FIELD(peer_disk_dir),
 	  "Directory of the disk tier: one file per value generation, indexed by "
@@ -163,14 +163,16 @@ const struct conf_key conf_keys[] = {
 	  "evictable values from DRAM without a disk copy instead of skipping them "
 	  "(values put as durable work-queue items are never dropped)." },
 	{ "peer", "promote_on_hit", T_BOOL, "on", 0, 1, 0, NULL, NULL, FIELD(peer_promote_on_hit),
-	  "A get served from the disk tier also brings the value back into DRAM." },
+	  "A get served from the disk tier also brings the value back into DRAM, when "
+	  "DRAM has room for it." },
 	{ "peer", "pin_ttl_max", T_DURATION, "10m", SECS(1), HOURS(24), 0, NULL, NULL,
 	  FIELD(peer_pin_ttl_max),
 	  "Longest a pin lasts; a longer pin TTL is cut to this, so pins of a client "
 	  "that died expire." },
 	{ "peer", "flush_on_stop", T_BOOL, "off", 0, 1, 0, NULL, NULL, FIELD(peer_flush_on_stop),
 	  "On SIGTERM, with a disk tier, write DRAM-only values to disk before leaving "
-	  "(bounded by peer.stop_timeout), so they are readable after the restart." },
+	  "(bounded by peer.stop_timeout), so they are readable after the restart.  "
+	  "Pinned values are not written." },
 	{ "peer", "stop_timeout", T_DURATION, "10s", 100, HOURS(1), 0, NULL, NULL,
 	  FIELD(peer_stop_timeout),
 	  "Deadline of a clean stop: telling the master the peer leaves, and "
