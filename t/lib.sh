@@ -136,7 +136,9 @@ stop() {
 	STATUS=255
 	[ -n "$pid" ] || return
 	kill -"${2:-TERM}" "$pid" 2>/dev/null
-	for i in $(seq 1 100); do
+	# 10 s; 30 s for SIGKILL: a thread in fsync (uninterruptible) holds
+	# the process until its I/O returns, seconds on a loaded disk
+	for i in $(seq 1 $([ "${2:-TERM}" = KILL ] && echo 300 || echo 100)); do
 		kill -0 "$pid" 2>/dev/null || break
 		# a zombie counts as exited
 		[ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
