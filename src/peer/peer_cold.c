@@ -38,7 +38,13 @@ struct peer_cold {
 struct cold_ref {
 	struct peer_cold *c;
 	uint32_t i;
+	uint64_t size; /* bytes this read holds against COLD_READ_BUDGET */
 };
+
+/* Bytes of disk reads in flight at once: each is a buffer of the value's
+ * size, so many large cold GETs must not add up to unbounded memory.  An
+ * item past it answers KVN_EBUSY (asked again); one read always fits. */
+#define COLD_READ_BUDGET (256ull << 20)
 
 #define COLD_WAITING 1
 
@@ -71,6 +77,7 @@ static struct cold_ref *ref_new(struct peer_cold *c, uint32_t i)
 	struct cold_ref *r = kvn_xmalloc(sizeof *r);
 	r->c = c;
 	r->i = i;
+	r->size = 0;
 	c->waiting++;
 	c->it[i].status = COLD_WAITING;
 	return r;
@@ -180,6 +187,7 @@ static void cold_read_done(struct peer *p, void *arg, int status, struct evbuffe
 	uint32_t idx = ref->i;
 	struct cold_item *ci = &c->it[idx];
 
+	p->cold_read_bytes -= ref->size;
 	free(ref);
 	(void)keytab_release(p->st->kt, ci->lease);
 	ci->lease = 0;
@@ -237,13 +245,21 @@ int peer_get_cold(struct peer *p, struct actor_msg *m)
 		ci->gen = v.gen;
 		ci->size = v.size;
 		ci->checksum = v.checksum;
+		if (p->cold_read_bytes > 0 &&
+		    (p->cold_read_bytes >= COLD_READ_BUDGET || v.size > COLD_READ_BUDGET - p->cold_read_bytes)) {
+			ci->status = KVN_EBUSY; /* memory for reads in flight is spent */
+			continue;
+		}
 		if (keytab_lease(p->st->kt, it.key, it.klen, v.gen, now, p->o.read_lease_ttl_ms, &ci->lease, &v) != 0) {
 			ci->status = KVN_EBUSY;
 			continue;
 		}
 		struct cold_ref *ref = ref_new(c, i);
+		ref->size = ci->size;
+		p->cold_read_bytes += ref->size;
 		int rc = peer_disk_read(p, &v, cold_read_done, ref);
 		if (rc) {
+			p->cold_read_bytes -= ref->size;
 			free(ref);
 			c->waiting--;
 			(void)keytab_release(p->st->kt, ci->lease);

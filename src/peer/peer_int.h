@@ -141,6 +141,7 @@ struct peer {
 	struct actor_timer *evict_timer, *tier_timer;
 	struct kvn_ratelimit evict_rl, disk_rl;
 	TAILQ_HEAD(, peer_cold) cold; /* requests held for the disk */
+	uint64_t cold_read_bytes;     /* disk reads in flight (peer_cold.c) */
 	struct peer_flush *flush;     /* peer.flush_on_stop under way */
 	struct peer_leave_op *leave; /* the clean stop (peer_leave.c); NULL: none asked */
 	int left; /* PEER_LEAVE sent: never attach again in this process */
