@@ -136,15 +136,17 @@ stop() {
 	STATUS=255
 	[ -n "$pid" ] || return
 	kill -"${2:-TERM}" "$pid" 2>/dev/null
-	# 10 s; 30 s for SIGKILL: a thread in fsync (uninterruptible) holds
-	# the process until its I/O returns, seconds on a loaded disk
-	for i in $(seq 1 $([ "${2:-TERM}" = KILL ] && echo 300 || echo 100)); do
+	for i in $(seq 1 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		# a zombie counts as exited
 		[ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; then
+	# one look: alive and not a zombie.  (kill -0 then ps raced: bash may
+	# reap the zombie between the two, and an empty ps read as "alive".)
+	local st
+	st=$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)
+	if [ -n "$st" ] && [ "$st" != Z ]; then
 		kill -9 "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		STATUS=254
