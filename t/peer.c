@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "actors/actor.h"
 #include "net/proto.h"
@@ -630,6 +631,108 @@ static void t_stats(void)
 	is_int(slw.n, (long long)(sizeof sl / sizeof(uint64_t)), "and every slot counter");
 }
 
+/* A value whose bytes never matched the checksum its writer sent: the peer
+ * stores it (it does not hash puts), but its disk writer refuses to persist
+ * it when eviction offloads it.  It must then be dropped (not retried every
+ * tick for ever), counted, and the master told; other values go to disk. */
+static void t_bad_checksum_offload(void)
+{
+	char dir[] = "/tmp/kvn-t-peer-XXXXXX", ddir[64], db[64], cmd[128];
+	struct peer_opts o = {
+		.node_id = "p2", .advertise = "127.0.0.1:2", .dram_size = 256u << 10, .page_size = 4096,
+		.heartbeat_ms = 50, .pending_ttl_ms = 5000, .read_lease_ttl_ms = 5000,
+		.max_value_size = 1 << 20, .mailbox = 1024, .call_timeout_ms = 1000,
+		.evict = KVN_EVICT_LRU, .offload = KVN_OFFLOAD_ON_EVICT, .high_watermark = 500000,
+		.low_watermark = 250000, .disk_size = 16u << 20,
+	};
+	struct actor *p1 = peer, *p2 = NULL;
+	struct peer_tier_stats ts;
+	char err[256], val[60000];
+	uint64_t boot = stub.boot_id;
+
+	if (!mkdtemp(dir))
+		kvn_fatal("mkdtemp");
+	snprintf(ddir, sizeof ddir, "%s/disk", dir);
+	snprintf(db, sizeof db, "%s/peer.db", dir);
+	o.disk_dir = ddir;
+	o.disk_db = db;
+	if (peer_start(loop, &o, &p2, err, sizeof err) != 0)
+		kvn_fatal("peer_start: %s", err);
+	peer_set_master(p2, actor_id_of(master));
+	for (int i = 0; i < 100 && stub.boot_id == boot; i++)
+		pump(10); /* attached: the stub now signs grants for p2's boot */
+	peer = p2;
+
+	/* "bad": a checksum that is not its bytes' */
+	const char *bad = "bad";
+	uint64_t gen = 1000, size = sizeof val;
+	memset(val, 'b', sizeof val);
+	struct proto_grant g = grant_for("p2", bad, gen, size);
+	struct wire_w w;
+	struct actor_msg *m = actor_msg_new(WIRE_PUT);
+	wire_w_init(&w);
+	proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, bad, strlen(bad), gen, size, XXH3_64bits(val, size) ^ 1, 0);
+	proto_grants_add(&w, &g);
+	wire_w_to_msg(&w, m);
+	wire_w_fini(&w);
+	m->payload = evbuffer_new();
+	evbuffer_add(m->payload, val, size);
+	m->payload_len = size;
+	is_int(call(m, 2000), 0, "a put whose checksum is not its bytes' is stored (the peer does not hash puts)");
+
+	/* good values past the high watermark: "bad", the oldest, is offloaded first */
+	int stored = 0;
+	for (int i = 0; i < 6; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "good%d", i);
+		memset(val, 'a' + i, sizeof val);
+		g = grant_for("p2", k, gen + 1 + (uint64_t)i, size);
+		m = actor_msg_new(WIRE_PUT);
+		wire_w_init(&w);
+		proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+		proto_items_add_sum(&w, k, strlen(k), gen + 1 + (uint64_t)i, size, XXH3_64bits(val, size), 0);
+		proto_grants_add(&w, &g);
+		wire_w_to_msg(&w, m);
+		wire_w_fini(&w);
+		m->payload = evbuffer_new();
+		evbuffer_add(m->payload, val, size);
+		m->payload_len = size;
+		stored += call(m, 3000) == 0;
+	}
+	is_int(stored, 6, "six good values stored past the high watermark");
+	memset(&ts, 0, sizeof ts);
+	for (int i = 0; i < 200 && (ts.checksum_errors == 0 || ts.offloaded == 0); i++) {
+		pump(10);
+		peer_get_tier_stats(p2, &ts);
+	}
+	is_int((int)ts.checksum_errors, 1, "the disk writer refused it once: counted");
+	ok(ts.offloaded >= 1, "good values went to disk (%llu)", (unsigned long long)ts.offloaded);
+	uint64_t rounds = ts.evict_rounds;
+	pump(500); /* five tier ticks */
+	peer_get_tier_stats(p2, &ts);
+	is_int((int)ts.checksum_errors, 1, "and not refused again: it was dropped, not retried");
+	ok(ts.evict_rounds - rounds < 20, "no spin: %llu eviction rounds in 500 ms",
+	   (unsigned long long)(ts.evict_rounds - rounds));
+	int st = call(items_msg(WIRE_GET, &bad, &gen, NULL, 1), 2000);
+	struct proto_result res = result0();
+	ok(st == 0 && (res.status == KVN_ENOTFOUND || res.status == KVN_ESTALE),
+	   "a get of it: gone (%s), never its bytes", kvn_strerror(res.status));
+	const char *g0 = "good0";
+	uint64_t gen0 = gen + 1;
+	st = call(items_msg(WIRE_GET, &g0, &gen0, NULL, 1), 3000);
+	res = result0();
+	ok(st == 0 && res.status == 0 && res.size == size, "an offloaded good value reads back (%s)",
+	   kvn_strerror(res.status));
+
+	peer = p1;
+	actor_destroy(p2);
+	pump(20);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", dir);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -643,6 +746,7 @@ int main(int argc, char **argv)
 		{ "drop_gen_superseded", t_drop_gen_superseded },
 		{ "sizes_beyond_payload", t_sizes_beyond_payload },
 		{ "stats", t_stats },
+		{ "bad_checksum_offload", t_bad_checksum_offload },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_ERROR);
