@@ -74,6 +74,9 @@ start peer5 --role peer --config "$TMP/c.conf" --set node.id=peer-e --set peer.l
 wait_log peer4 "attached to the master" 15 && wait_log peer5 "attached to the master" 15
 ok $? "two more peers attach"
 kill -STOP "$PID_master"
+# stopped for real before the peer asks it anything (kill returns before
+# every thread of the master has stopped)
+wait_until 5 sh -c "ps -o stat= -p $PID_master | grep -q '^T'"
 t0=$(date +%s%N)
 stop peer4 TERM
 t1=$(date +%s%N)
