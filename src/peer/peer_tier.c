@@ -208,7 +208,7 @@ void peer_tier_committed(struct peer *p, const uint8_t *key, uint16_t klen, uint
 
 /* What one round did, for its summary line. */
 struct round {
-	uint64_t dropped, to_disk_now, queued, skipped_held, skipped_queue, skipped_disk, forced;
+	uint64_t dropped, to_disk_now, queued, skipped_held, skipped_room, forced;
 	const char *disk_why;
 };
 
@@ -255,10 +255,7 @@ static void evict_one_victim(struct peer *p, const struct keytab_victim *v, stru
 		rd->disk_why = why; /* the summary line says why they had no disk copy */
 		return;
 	}
-	if (why && strstr(why, "queue"))
-		rd->skipped_queue++;
-	else
-		rd->skipped_disk++;
+	rd->skipped_room++; /* the queue or the disk cannot take it: disk_why says which */
 	rd->disk_why = why;
 }
 
@@ -303,16 +300,16 @@ static int evict_round(struct peer *p, uint64_t want)
 	more = !stuck && budget == 0 && !enough(p, before, want);
 	if (rd.dropped + rd.to_disk_now + rd.forced)
 		peer_ship(p);
-	if ((rd.skipped_queue || rd.skipped_disk || rd.forced) && kvn_ratelimit_ok(&p->evict_rl, &suppressed))
+	if ((rd.skipped_room || rd.forced) && kvn_ratelimit_ok(&p->evict_rl, &suppressed))
 		log_warn("eviction round: %llu dropped, %llu moved to disk, %llu queued for disk, %llu dropped "
 			 "without a disk copy (peer.force_evict), %llu kept in DRAM: %s (%llu more lines "
 			 "suppressed)",
 			 (unsigned long long)rd.dropped, (unsigned long long)rd.to_disk_now,
 			 (unsigned long long)rd.queued, (unsigned long long)rd.forced,
-			 (unsigned long long)(rd.skipped_queue + rd.skipped_disk),
+			 (unsigned long long)rd.skipped_room,
 			 rd.disk_why ? rd.disk_why : "pinned, leased or work-queue items",
 			 (unsigned long long)suppressed);
-	p->tstats.skipped += rd.skipped_queue + rd.skipped_disk + rd.skipped_held;
+	p->tstats.skipped += rd.skipped_room + rd.skipped_held;
 	return more;
 }
 
