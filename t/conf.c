@@ -317,7 +317,7 @@ static void test_file_limits(void)
 	kvn_conf_init(&c);
 	rc = kvn_conf_load(&c, put_file("half.conf", "[peer]\ndram_size = 2GiB\nlisten = x\n"), err,
 			   sizeof err);
-	ok(rc == KVN_ECONFIG && c.peer_dram_size == 1ull << 30 && c.user_set == 0,
+	ok(rc == KVN_ECONFIG && c.peer_dram_size == 1ull << 30 && c.user_set[0] == 0 && c.user_set[1] == 0,
 	   "failed load changes nothing");
 	kvn_conf_fini(&c);
 }

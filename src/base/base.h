@@ -184,6 +184,8 @@ enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4
 /* peer.evict and peer.offload (their names are in conf_keys.c, in this order) */
 enum kvn_evict { KVN_EVICT_LRU = 0, KVN_EVICT_NONE = 1 };
 enum kvn_offload { KVN_OFFLOAD_AUTO = 0, KVN_OFFLOAD_OFF = 1, KVN_OFFLOAD_ON_EVICT = 2, KVN_OFFLOAD_ON_PUT = 3 };
+/* auth.integrity: what a frame's tag covers (names in conf_keys.c) */
+enum kvn_integrity { KVN_INTEGRITY_HEADER = 0, KVN_INTEGRITY_FRAME = 1 };
 
 struct kvn_conf {
 	/* [node] */
@@ -225,6 +227,7 @@ struct kvn_conf {
 	uint64_t peer_pin_ttl_max;      /* ms */
 	int peer_flush_on_stop;         /* bool */
 	uint64_t peer_stop_timeout;     /* ms */
+	uint64_t peer_io_threads;       /* 0 until finalize: one per CPU */
 	/* [client] */
 	char *client_master;
 	uint64_t client_timeout; /* ms */
@@ -242,10 +245,11 @@ struct kvn_conf {
 	char *auth_peer_secret_file;
 	char *auth_client_secret_file;
 	uint64_t auth_handshake_timeout; /* ms */
+	int auth_integrity;              /* enum kvn_integrity */
 
 	/* Private to conf.c: bit i set when table row i was set by a file or
 	 * --set, so finalize re-derives only the defaults nobody chose. */
-	uint64_t user_set;
+	uint64_t user_set[2];
 };
 
 /* Fill every field with its default.  Strings are heap copies: call fini. */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,9 +64,16 @@ static int enum_count(const struct conf_key *k)
 	return n;
 }
 
-static uint64_t key_bit(const struct conf_key *k)
+static void user_set_mark(struct kvn_conf *c, const struct conf_key *k)
 {
-	return 1ull << (k - conf_keys);
+	size_t i = (size_t)(k - conf_keys);
+	c->user_set[i / 64] |= 1ull << (i % 64);
+}
+
+static int user_set_has(const struct kvn_conf *c, const struct conf_key *k)
+{
+	size_t i = (size_t)(k - conf_keys);
+	return (c->user_set[i / 64] >> (i % 64)) & 1;
 }
 
 /* ---- values as text ---------------------------------------------------------- */
@@ -502,7 +510,7 @@ static int load_handler(void *user, const char *section, const char *name, const
 		load_fail(st, st->lineno, "%s.%s = '%s': %s", k->section, k->name, value, why);
 		return 0;
 	}
-	st->c->user_set |= key_bit(k);
+	user_set_mark(st->c, k);
 	return 1;
 }
 
@@ -584,7 +592,7 @@ int kvn_conf_set(struct kvn_conf *c, const char *assignment, char *err, size_t e
 		snprintf(err, errlen, "--set %s.%s=%s: %s", k->section, k->name, value, why);
 		goto out;
 	}
-	c->user_set |= key_bit(k);
+	user_set_mark(c, k);
 	rc = 0;
 out:
 	free(copy);
@@ -611,7 +619,7 @@ static void derive(struct kvn_conf *c, size_t off, char *value)
 	const struct conf_key *k = key_by_field(off);
 	char **slot = str_at(c, k);
 
-	if ((c->user_set & key_bit(k)) && *slot && **slot) {
+	if (user_set_has(c, k) && *slot && **slot) {
 		free(value);
 		return;
 	}
@@ -703,6 +711,15 @@ int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen)
 		number_text(key_by_field(FIELD(peer_high_watermark)), c->peer_high_watermark, b, sizeof b);
 		snprintf(err, errlen, "peer.low_watermark (%s) must be below peer.high_watermark (%s)", a, b);
 		return KVN_ECONFIG;
+	}
+	if (c->peer_io_threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef CPU_COUNT
+		cpu_set_t set;
+		if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+			n = CPU_COUNT(&set);
+#endif
+		c->peer_io_threads = n < 1 ? 1 : n > 256 ? 256 : (uint64_t)n;
 	}
 	if (c->peer_offload == KVN_OFFLOAD_AUTO)
 		c->peer_offload = c->peer_disk_size > 0 ? KVN_OFFLOAD_ON_EVICT : KVN_OFFLOAD_OFF;

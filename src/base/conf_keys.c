@@ -32,6 +32,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 /* indexes are enum kvn_evict / enum kvn_offload (base.h) */
 static const char *const evict_modes[] = { "lru", "none", NULL };
 static const char *const offload_modes[] = { "auto", "off", "on-evict", "on-put", NULL };
+/* indexes are enum kvn_integrity (base.h) */
+static const char *const integrity_modes[] = { "header", "frame", NULL };
 
 const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
@@ -177,6 +179,10 @@ const struct conf_key conf_keys[] = {
 	  FIELD(peer_stop_timeout),
 	  "Deadline of a clean stop: telling the master the peer leaves, and "
 	  "peer.flush_on_stop." },
+	{ "peer", "io_threads", T_UINT, "0", 0, 256, 0, NULL, NULL, FIELD(peer_io_threads),
+	  "Loop threads the peer's client and peer connections are spread over (memcached's "
+	  "worker threads); the key table and the allocator are shared under one short lock "
+	  "(docs/architecture.md).  0 (the default): one per CPU the process may run on." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
 	  FIELD(peer_max_connections),
 	  "Most authenticated connections the peer keeps open at once (those still in the "
@@ -247,9 +253,18 @@ const struct conf_key conf_keys[] = {
 	  FIELD(auth_handshake_timeout),
 	  "Time a new connection has to finish authenticating before it is closed (an "
 	  "unauthenticated socket holds a node.max_preauth slot this long at most)." },
+	{ "auth", "integrity", T_ENUM, "header", 0, 0, 0, NULL, integrity_modes, FIELD(auth_integrity),
+	  "What each frame's tag covers; one value per cluster (an attach across a mismatch is "
+	  "refused, naming both).  header: the frame's header and metadata (op, keys, "
+	  "generations, sizes, each value's XXH3-64 checksum), so requests stay authenticated "
+	  "and a replayed, reordered or forged request is refused; value bytes are covered by "
+	  "their checksum, checked by the peer on arrival and the client on every get, which "
+	  "catches accidents but not an attacker who can rewrite TCP payload.  frame: the tag "
+	  "covers the value bytes too (Poly1305 over every byte, both ends); choose it on "
+	  "networks you do not trust.  docs/protocol.md says what each mode protects against." },
 };
 
 #define NKEYS ARRAY_LEN(conf_keys)
 const size_t conf_nkeys = NKEYS;
 const size_t conf_nsections = ARRAY_LEN(conf_sections);
-_Static_assert(NKEYS <= 64, "kvn_conf.user_set has one bit per key");
+_Static_assert(NKEYS <= 128, "kvn_conf.user_set has one bit per key");
