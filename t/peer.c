@@ -488,6 +488,31 @@ static void t_alloc_slot_grant(void)
 		else
 			is_int(sr.status, 0, "with the master's grant: reserved");
 	}
+	/* its commit: the 8 bytes with a checksum that is not theirs, then
+	 * with theirs (the reservation outlives the refused commit) */
+	struct peer_stats ps0, ps1;
+	peer_get_stats(peer, &ps0, NULL);
+	for (int right = 0; right < 2; right++) {
+		struct actor_msg *m = actor_msg_new(WIRE_COMMIT_SLOT);
+		uint64_t gen = 77;
+		wire_w_init(&w);
+		proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+		proto_items_add_sum(&w, k, strlen(k), gen, 8, XXH3_64bits("8 bytes!", 8) ^ (right ? 0 : 1), 0);
+		wire_w_to_msg(&w, m);
+		wire_w_fini(&w);
+		m->payload = evbuffer_new();
+		evbuffer_add(m->payload, "8 bytes!", 8);
+		m->payload_len = 8;
+		int rc = call(m, 2000);
+		int st = rc == 0 ? result0().status : rc;
+		if (right)
+			is_int(st, 0, "COMMIT_SLOT with its bytes' checksum: committed");
+		else
+			is_int(st, KVN_ECORRUPT, "COMMIT_SLOT whose checksum is not its bytes': KVN_ECORRUPT");
+	}
+	peer_get_stats(peer, &ps1, NULL);
+	is_int((int)(ps1.put_corrupt - ps0.put_corrupt), 1, "the refused commit is counted");
+	is_int(exists(k), 1, "the right commit is stored");
 }
 
 /* Issue 11 items 1 and 20: a master that refuses the peer's attach is
@@ -631,10 +656,12 @@ static void t_stats(void)
 	is_int(slw.n, (long long)(sizeof sl / sizeof(uint64_t)), "and every slot counter");
 }
 
-/* A value whose bytes never matched the checksum its writer sent: the peer
- * stores it (it does not hash puts), but its disk writer refuses to persist
- * it when eviction offloads it.  It must then be dropped (not retried every
- * tick for ever), counted, and the master told; other values go to disk. */
+/* Values whose bytes are not their writer's.  On arrival the peer checks
+ * every value against the checksum in the (authenticated) metadata and
+ * refuses a mismatch: nothing stored, counted.  A value that changes in
+ * DRAM after that (a memory error) is refused by the disk writer when
+ * eviction offloads it: it must then be dropped (not retried every tick for
+ * ever), counted, and the master told; other values go to disk. */
 static void t_bad_checksum_offload(void)
 {
 	char dir[] = "/tmp/kvn-t-peer-XXXXXX", ddir[64], db[64], cmd[128];
@@ -647,6 +674,7 @@ static void t_bad_checksum_offload(void)
 	};
 	struct actor *p1 = peer, *p2 = NULL;
 	struct peer_tier_stats ts;
+	struct peer_stats ps;
 	char err[256], val[60000];
 	uint64_t boot = stub.boot_id;
 
@@ -663,7 +691,7 @@ static void t_bad_checksum_offload(void)
 		pump(10); /* attached: the stub now signs grants for p2's boot */
 	peer = p2;
 
-	/* "bad": a checksum that is not its bytes' */
+	/* a checksum that is not the bytes': refused on arrival */
 	const char *bad = "bad";
 	uint64_t gen = 1000, size = sizeof val;
 	memset(val, 'b', sizeof val);
@@ -679,7 +707,27 @@ static void t_bad_checksum_offload(void)
 	m->payload = evbuffer_new();
 	evbuffer_add(m->payload, val, size);
 	m->payload_len = size;
-	is_int(call(m, 2000), 0, "a put whose checksum is not its bytes' is stored (the peer does not hash puts)");
+	is_int(call(m, 2000), 0, "a put whose checksum is not its bytes' is answered");
+	is_int(result0().status, KVN_ECORRUPT, "its item: KVN_ECORRUPT");
+	peer_get_stats(p2, &ps, NULL);
+	is_int((int)ps.put_corrupt, 1, "counted");
+	is_int(exists(bad), 0, "nothing stored");
+
+	/* the right checksum, then a bit flips in DRAM */
+	gen++;
+	g = grant_for("p2", bad, gen, size);
+	m = actor_msg_new(WIRE_PUT);
+	wire_w_init(&w);
+	proto_items_begin(&w, PROTO_ITEMS_SUM, 1);
+	proto_items_add_sum(&w, bad, strlen(bad), gen, size, XXH3_64bits(val, size), 0);
+	proto_grants_add(&w, &g);
+	wire_w_to_msg(&w, m);
+	wire_w_fini(&w);
+	m->payload = evbuffer_new();
+	evbuffer_add(m->payload, val, size);
+	m->payload_len = size;
+	is_int(call(m, 2000) == 0 ? result0().status : -1, 0, "the same bytes with their checksum are stored");
+	is_int(peer_flip_byte(p2, bad, strlen(bad)), 0, "then one bit of them flips in DRAM");
 
 	/* good values past the high watermark: "bad", the oldest, is offloaded first */
 	int stored = 0;

@@ -730,6 +730,20 @@ void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg)
 	keytab_foreach(p->st->kt, fn, arg);
 }
 
+int peer_flip_byte(struct actor *peer, const void *key, size_t klen)
+{
+	struct peer *p = actor_state(peer);
+	struct keytab_view v;
+	int rc = keytab_lookup(p->st->kt, key, klen, 0, &v);
+
+	if (rc)
+		return rc;
+	if (!v.in_dram || v.next < 1 || v.size == 0)
+		return KVN_ESTATE;
+	((uint8_t *)alloc_addr(p->st->arena, v.ext[0].page))[0] ^= 0x01;
+	return 0;
+}
+
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st)
 {
 	struct peer *p = actor_state(peer);

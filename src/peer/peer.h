@@ -54,6 +54,10 @@ typedef void (*peer_dump_fn)(void *arg, const void *key, size_t klen, uint64_t g
 void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg);
 struct keytab_stats;
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
+/* Tests: flip one bit of the committed value of key in DRAM (a memory
+ * error after the bytes were checked on arrival).  KVN_ESTATE when it is
+ * not in DRAM or empty. */
+int peer_flip_byte(struct actor *peer, const void *key, size_t klen);
 
 /* ---- counters (peer_stats.c) ----
  * Each list declares its counters once (memcached's THREAD_STATS_FIELDS
@@ -73,7 +77,8 @@ void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 	X(grants_refused, "put / alloc items refused for their grant")                            \
 	X(attach_tries, "PEER_ATTACH requests sent")                                               \
 	X(durable_failed, "durable puts answered KVN_EDB (the master's COMMIT failed)")           \
-	X(leases_expired, "read leases past peer.read_lease_ttl (peer_lease_tick)")
+	X(leases_expired, "read leases past peer.read_lease_ttl (peer_lease_tick)")                \
+	X(put_corrupt, "items refused KVN_ECORRUPT: their bytes did not match the writer's checksum")
 
 /* The slot protocol's counters (peer_slot.c).  Refusals are also reported
  * as one aggregated warning per heartbeat cycle. */

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include "peer/peer_int.h"
 #include "base/base.h"
 
@@ -69,9 +72,24 @@ void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struc
 	}
 }
 
+/* XXH3-64 over a value's bytes as they sit in its pages. */
+uint64_t peer_iov_sum(const struct iovec *iov, int n)
+{
+	XXH3_state_t st;
+
+	if (n == 1)
+		return XXH3_64bits(iov[0].iov_base, iov[0].iov_len);
+	XXH3_64bits_reset(&st);
+	for (int i = 0; i < n; i++)
+		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+	return XXH3_64bits_digest(&st);
+}
+
 /* Per item: key copy and gen, so an abort needs nothing from the frame. */
 struct put_key {
 	uint64_t gen;
+	uint64_t sum;      /* the writer's checksum of the value */
+	int iov_lo, iov_n; /* where its bytes land in pp->iov */
 	uint16_t klen;
 	uint8_t key[WIRE_MAX_KEY];
 };
@@ -198,6 +216,8 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		memcpy(put_keys(pp)[i].key, it.key, it.klen);
 		put_keys(pp)[i].klen = it.klen;
 		put_keys(pp)[i].gen = it.gen;
+		put_keys(pp)[i].sum = it.checksum;
+		put_keys(pp)[i].iov_lo = pp->niov;
 		total += it.size;
 		struct proto_grant g;
 		if (has_grants)
@@ -215,6 +235,7 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 			peer_iov_extents(p, pp, &cap, v.ext, v.next, v.size);
 		else
 			peer_iov_discard(p, pp, &cap, it.size);
+		put_keys(pp)[i].iov_n = pp->niov - put_keys(pp)[i].iov_lo;
 	}
 	if (r.err || (!has_grants && wire_r_end(&r) != 0) || total != payload_len) {
 		peer_sink_abort(p->self, pp);
@@ -309,6 +330,14 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		struct put_key *k = &put_keys(pp)[i];
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
 		uint64_t gone = 0;
+		if (res.status == 0 && peer_iov_sum(pp->iov + k->iov_lo, k->iov_n) != k->sum) {
+			/* the bytes that arrived are not the writer's: never
+			 * stored, never served (the checksum travels in the
+			 * authenticated metadata, the bytes may not) */
+			keytab_abort(p->st->kt, k->key, k->klen, k->gen);
+			res.status = KVN_ECORRUPT;
+			p->stats.put_corrupt++;
+		}
 		if (res.status == 0) {
 			struct keytab_view v;
 			res.status = keytab_commit(p->st->kt, k->key, k->klen, k->gen, &gone);

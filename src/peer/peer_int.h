@@ -215,6 +215,9 @@ void peer_put_free(struct peer_put *pp);
 void peer_iov_extents(struct peer *p, struct peer_put *pp, int *cap, const struct alloc_extent *ext, int next,
 		      uint64_t size);
 void peer_iov_discard(struct peer *p, struct peer_put *pp, int *cap, uint64_t size);
+/* XXH3-64 of the bytes in iov[0..n): a value as it arrived (checked
+ * against its writer's checksum before it is committed). */
+uint64_t peer_iov_sum(const struct iovec *iov, int n);
 /* A GET reply being built: per-item results in w, value bytes in payload
  * (peer_data.c; peer_cold.c finishes GETs that waited for the disk). */
 struct peer_get_reply {

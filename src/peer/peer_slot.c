@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "peer/peer_int.h"
 #include "base/base.h"
@@ -201,6 +202,24 @@ void peer_on_alloc_slot(struct peer *p, struct actor_msg *m)
 		proto_slots_add(&w, &res);
 	}
 	proto_reply(p->self, m, &w, NULL, 0);
+}
+
+/* XXH3-64 of the bytes a COMMIT_SLOT wrote into the slot's pages. */
+static uint64_t slot_sum(struct peer *p, const struct slot_rec *rec)
+{
+	struct iovec iov[KEYTAB_MAX_EXT];
+	uint64_t left = rec->size;
+	int n = 0;
+
+	for (int e = 0; e < rec->next && left > 0; e++) {
+		uint64_t len = (uint64_t)rec->ext[e].npages * alloc_page_size(p->st->arena);
+		if (len > left)
+			len = left;
+		iov[n].iov_base = alloc_addr(p->st->arena, rec->ext[e].page);
+		iov[n++].iov_len = (size_t)len;
+		left -= len;
+	}
+	return peer_iov_sum(iov, n);
 }
 
 /* ---- COMMIT_SLOT: receive ---- */
@@ -402,6 +421,16 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 			 * before freeing the slot */
 			uint64_t gone = 0;
 			res.status = keytab_set_checksum(p->st->kt, rec_key(rec), rec->klen, rec->gen, si->checksum);
+			if (res.status == 0 && slot_sum(p, rec) != si->checksum) {
+				/* not the writer's bytes: the reservation stays for
+				 * a correct commit (as for a wrong size) */
+				res.status = KVN_ECORRUPT;
+				p->stats.put_corrupt++;
+				rec->recv = NULL;
+				si->rec = NULL;
+				proto_results_add(&w, &res);
+				continue;
+			}
 			if (res.status == 0)
 				res.status = keytab_commit(p->st->kt, rec_key(rec), rec->klen, rec->gen, &gone);
 			if (res.status == 0 && gone == rec->gen) {
