@@ -330,7 +330,8 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		struct put_key *k = &put_keys(pp)[i];
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
 		uint64_t gone = 0;
-		if (res.status == 0 && peer_iov_sum(pp->iov + k->iov_lo, k->iov_n) != k->sum) {
+		/* an empty value has no iovec (pp->iov may be NULL) */
+		if (res.status == 0 && peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n) != k->sum) {
 			/* the bytes that arrived are not the writer's: never
 			 * stored, never served (the checksum travels in the
 			 * authenticated metadata, the bytes may not) */
