@@ -183,6 +183,13 @@ static void server_side(struct fz *f)
 		wire_w_u8(&w, role);
 		wire_w_str(&w, id);
 		wire_w_raw(&w, hello.nonce, AUTH_NONCE_LEN);
+		if (fz_u8(f) >= 245) {
+			/* the other integrity mode than the server's (header) */
+			wire_w_u8(&w, KVN_INTEGRITY_FRAME);
+			hello_ok = 0;
+		} else {
+			wire_w_u8(&w, KVN_INTEGRITY_HEADER);
+		}
 		if (fz_u8(f) >= 250) {
 			wire_w_u8(&w, 0); /* a trailing byte */
 			hello_ok = 0;
@@ -201,8 +208,9 @@ static void server_side(struct fz *f)
 		uint8_t rrole = wire_r_u8(&hr);
 		wire_r_str(&hr, rid, sizeof rid);
 		const uint8_t *rn = wire_r_raw(&hr, AUTH_NONCE_LEN);
+		uint8_t rmode = wire_r_u8(&hr);
 		size_t rl = strlen(rid);
-		raw_hello = wire_r_end(&hr) == 0 && rn && rl >= 1 && rl <= AUTH_ID_MAX &&
+		raw_hello = wire_r_end(&hr) == 0 && rn && rmode == KVN_INTEGRITY_HEADER && rl >= 1 && rl <= AUTH_ID_MAX &&
 			    (rrole == AUTH_ROLE_PEER || rrole == AUTH_ROLE_CLIENT);
 		for (size_t i = 0; i < rl; i++)
 			if ((unsigned char)rid[i] < 0x20 || (unsigned char)rid[i] > 0x7e)
@@ -233,7 +241,8 @@ static void server_side(struct fz *f)
 	wire_r_init(&r, meta, h.meta_len);
 	wire_r_str(&r, ch.server_id, sizeof ch.server_id);
 	const uint8_t *nonce = wire_r_raw(&r, AUTH_NONCE_LEN);
-	if (wire_r_end(&r) != 0 || !nonce)
+	uint8_t smode = wire_r_u8(&r);
+	if (wire_r_end(&r) != 0 || !nonce || smode != KVN_INTEGRITY_HEADER)
 		fz_violation("the CHALLENGE does not decode");
 	memcpy(ch.nonce, nonce, AUTH_NONCE_LEN);
 	if (auth_client_proof(&hs, &ch, &proof) != 0)
@@ -366,7 +375,8 @@ static void client_side(struct fz *f)
 	hello.role = wire_r_u8(&r);
 	wire_r_str(&r, hello.node_id, sizeof hello.node_id);
 	const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
-	if (wire_r_end(&r) != 0 || !n)
+	uint8_t cmode = wire_r_u8(&r);
+	if (wire_r_end(&r) != 0 || !n || cmode != KVN_INTEGRITY_HEADER)
 		fz_violation("the connection's HELLO does not decode");
 	memcpy(hello.nonce, n, AUTH_NONCE_LEN);
 	if (auth_server_hello(&hs, &fn_pol, &hello, &ch) != 0)
@@ -385,8 +395,15 @@ static void client_side(struct fz *f)
 			snprintf(ch.server_id, sizeof ch.server_id, "%s", sid);
 		}
 		wire_w_str(&w, sid);
-		if (fz_u8(f) < 240) {
+		uint8_t shape = fz_u8(f);
+		if (shape < 230) {
 			wire_w_raw(&w, ch.nonce, AUTH_NONCE_LEN);
+			wire_w_u8(&w, KVN_INTEGRITY_HEADER);
+		} else if (shape < 240) {
+			/* the other integrity mode: the client must refuse */
+			wire_w_raw(&w, ch.nonce, AUTH_NONCE_LEN);
+			wire_w_u8(&w, KVN_INTEGRITY_FRAME);
+			ch_ok = -1;
 		} else {
 			wire_w_raw(&w, ch.nonce, AUTH_NONCE_LEN - 1);
 			ch_ok = -1;
@@ -409,12 +426,13 @@ static void client_side(struct fz *f)
 			wire_r_init(&r, p, (uint32_t)k);
 			wire_r_str(&r, fc.server_id, sizeof fc.server_id);
 			const uint8_t *fn = wire_r_raw(&r, AUTH_NONCE_LEN);
+			uint8_t fmode = wire_r_u8(&r);
 			size_t idn = strlen(fc.server_id);
 			int printable = idn >= 1 && idn <= AUTH_ID_MAX;
 			for (size_t i = 0; i < idn; i++)
 				if ((unsigned char)fc.server_id[i] < 0x20 || (unsigned char)fc.server_id[i] > 0x7e)
 					printable = 0;
-			if (wire_r_end(&r) == 0 && fn && printable)
+			if (wire_r_end(&r) == 0 && fn && printable && fmode == KVN_INTEGRITY_HEADER)
 				ch_ok = strcmp(fc.server_id, ch.server_id) == 0 &&
 					memcmp(fn, ch.nonce, AUTH_NONCE_LEN) == 0;
 		}
@@ -423,7 +441,7 @@ static void client_side(struct fz *f)
 	if (fn_write(L, fd, out.p, out.len) != 0)
 		goto end;
 	if (fn_read_frame(L, fd, &in, &h, meta, sizeof meta) != 1 || h.type != WIRE_PROOF) {
-		if (ch_ok == 1 && out.len == WIRE_HDR_LEN + 2 + strlen(ch.server_id) + AUTH_NONCE_LEN)
+		if (ch_ok == 1 && out.len == WIRE_HDR_LEN + 2 + strlen(ch.server_id) + AUTH_NONCE_LEN + 1)
 			fz_violation("a valid CHALLENGE got no PROOF");
 		goto end;
 	}

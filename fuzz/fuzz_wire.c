@@ -175,6 +175,7 @@ static int handshake(int fd, struct fn_buf *in, uint8_t role, struct auth_sessio
 	wire_w_u8(&w, hello.role);
 	wire_w_str(&w, hello.node_id);
 	wire_w_raw(&w, hello.nonce, AUTH_NONCE_LEN);
+	wire_w_u8(&w, KVN_INTEGRITY_HEADER);
 	h.meta_len = w.len;
 	fn_frame(&out, &h, w.buf, w.len, NULL, 0, NULL, NULL, 0);
 	wire_w_fini(&w);
@@ -184,7 +185,8 @@ static int handshake(int fd, struct fn_buf *in, uint8_t role, struct auth_sessio
 	wire_r_init(&r, meta, h.meta_len);
 	wire_r_str(&r, ch.server_id, sizeof ch.server_id);
 	const uint8_t *nonce = wire_r_raw(&r, AUTH_NONCE_LEN);
-	if (wire_r_end(&r) != 0 || !nonce)
+	uint8_t mode = wire_r_u8(&r);
+	if (wire_r_end(&r) != 0 || !nonce || mode != KVN_INTEGRITY_HEADER)
 		fz_violation("the server's CHALLENGE does not decode");
 	memcpy(ch.nonce, nonce, AUTH_NONCE_LEN);
 	if (auth_client_proof(&hs, &ch, &proof) != 0)

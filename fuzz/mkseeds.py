@@ -25,7 +25,7 @@ MAGIC = 0x314E564B  # "KVN1" little-endian
 HELLO, CHALLENGE, PROOF, ACCEPT, REJECT, PING, PUT = 1, 2, 3, 4, 5, 16, 64
 
 
-def hdr(typ, meta_len, payload_len=0, flags=0, status=0, corr=0, version=2):
+def hdr(typ, meta_len, payload_len=0, flags=0, status=0, corr=0, version=3):
     return struct.pack('<IBBHIiQQ', MAGIC, version, flags, typ, meta_len, status, payload_len, corr)
 
 
@@ -33,8 +33,9 @@ def frame(typ, meta=b'', **kw):
     return hdr(typ, len(meta), **kw) + meta
 
 
-def hello(role=2, node=b'fz-node', nonce=b'\x11' * 32):
-    return bytes([role]) + struct.pack('<H', len(node)) + node + nonce
+def hello(role=2, node=b'fz-node', nonce=b'\x11' * 32, integrity=0):
+    """integrity: 0 header (the harness's server), 1 frame (refused)"""
+    return bytes([role]) + struct.pack('<H', len(node)) + node + nonce + bytes([integrity])
 
 
 # ---- fuzz_peer scripts (fuzz_peer.c: one_op, items_msg, client_send) ----
@@ -131,7 +132,9 @@ def main():
         'pre-hello-long-id': frame(HELLO, hello(node=b'n' * 65)),
         'pre-hello-payload': hdr(HELLO, len(hello()), payload_len=4) + hello() + b'xxxx',
         'pre-data-frame': frame(PING),
-        'pre-version-3': frame(HELLO, hello(), version=3),
+        'pre-version-2': frame(HELLO, hello(), version=2),
+        'pre-version-4': frame(HELLO, hello(), version=4),
+        'pre-hello-frame-mode': frame(HELLO, hello(integrity=1)),
         'pre-meta-too-big': hdr(PUT, 65537),
         'pre-two-hellos': frame(HELLO, hello()) + frame(HELLO, hello()),
         'pre-reject': frame(REJECT, status=-3),

@@ -203,6 +203,7 @@ static void net_opts_from_conf(const struct kvn_conf *c, struct net_opts *o, uin
 	o->max_preauth_per_ip = (uint32_t)c->node_max_preauth_per_ip;
 	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
 	o->tcp_sndbuf = c->node_tcp_sndbuf;
+	o->integrity = c->auth_integrity;
 }
 
 static int start_master(struct node *n, char *err, size_t errlen)

@@ -655,30 +655,38 @@ static void t_sigpipe(void)
 	proc_stop(m, SIGKILL, 5000, NULL);
 }
 
-/* Item 12: a PUT tampered with on the way is refused by the peer (bad tag,
- * connection closed): the client reports the lost connection, not that the
- * cluster is full. */
-static void t_tampered_put(void)
+/* A PUT tampered with on the way (one byte of its payload flipped by a
+ * relay).  Integrity mode frame: the peer refuses the frame (bad tag,
+ * connection closed) and the client reports the lost connection, not that
+ * the cluster is full.  Mode header: the tag leaves the payload out, so the
+ * peer's check of the writer's checksum refuses the item (KVN_ECORRUPT,
+ * nothing stored) and the connection lives on. */
+static void tampered_put(int frame)
 {
-	char conf[300], data[300], s[400], extra[300];
+	char conf[300], data[300], s[400], extra[300], tag[32];
 	uint16_t mp = proc_free_port(), pp = proc_free_port();
 	struct relay r;
+	const char *mode = frame ? "frame" : "header";
 
-	is_int(relay_start(&r, pp, UINT64_MAX), 0, "a relay that flips one byte of the client's stream");
+	is_int(relay_start(&r, pp, UINT64_MAX), 0, "%s: a relay that flips one byte of the client's stream",
+	       mode);
 	r.flip_at = 2 << 20; /* inside the first PUT's payload */
-	snprintf(conf, sizeof conf, "%s/tamper.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-tamper", proc_tmp);
-	snprintf(extra, sizeof extra, "[peer]\nadvertise = 127.0.0.1:%u\n", r.port);
+	snprintf(conf, sizeof conf, "%s/tamper-%s.conf", proc_tmp, mode);
+	snprintf(data, sizeof data, "%s/var-tamper-%s", proc_tmp, mode);
+	snprintf(extra, sizeof extra, "[peer]\nadvertise = 127.0.0.1:%u\n[auth]\nintegrity = %s\n", r.port,
+		 mode);
 	proc_write_conf(conf, mp, pp, data, "32MiB", extra);
+	snprintf(tag, sizeof tag, "tamper-m-%s", mode);
 	const char *am[] = { "--role", "master", "--config", conf, NULL };
-	proc_spawn("tamper-m", am);
+	proc_spawn(tag, am);
 	snprintf(s, sizeof s, "%s/client.secret", data);
 	for (int i = 0; i < 200 && access(s, R_OK) != 0; i++)
 		usleep(25000);
+	snprintf(tag, sizeof tag, "tamper-p-%s", mode);
 	const char *ap[] = { "--role", "peer", "--config", conf, "--set", "node.id=tamper-p", NULL };
-	proc_spawn("tamper-p", ap);
+	proc_spawn(tag, ap);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
-	ok(c != NULL, "master and a peer behind the relay up");
+	ok(c != NULL, "%s: master and a peer behind the relay up", mode);
 	if (!c) {
 		pthread_cancel(r.th);
 		return;
@@ -686,12 +694,27 @@ static void t_tampered_put(void)
 	uint8_t *v = kvn_xmalloc(4 * MIB);
 	proc_fill(v, 4 * MIB, 17);
 	int rc = kvn_put(c, "tampered", 8, v, 4 * MIB, 0);
-	is_int(rc, KVN_ECONN, "the put says KVN_ECONN, not KVN_EFULL (%s)", kvn_strerror(rc));
-	ok(proc_wait_log("tamper-p", "bad tag", 1, 5000) == 0, "the peer saw the tampering (bad tag)");
+	if (frame) {
+		is_int(rc, KVN_ECONN, "frame: the put says KVN_ECONN, not KVN_EFULL (%s)", kvn_strerror(rc));
+		ok(proc_wait_log(tag, "bad tag", 1, 5000) == 0, "frame: the peer saw the tampering (bad tag)");
+	} else {
+		is_int(rc, KVN_ECORRUPT, "header: the put says KVN_ECORRUPT (%s)", kvn_strerror(rc));
+		uint8_t b[16];
+		size_t n = 0;
+		rc = kvn_get(c, "tampered", 8, b, sizeof b, &n);
+		is_int(rc, KVN_ENOTFOUND, "header: nothing was stored (%s)", kvn_strerror(rc));
+		is_int(proc_log_count(tag, "bad tag"), 0, "header: no frame was refused for its tag");
+	}
+	kvn_close(c); /* the relay ends when the client's connection does */
 	pthread_join(r.th, NULL);
 	close(r.lfd);
-	kvn_close(c);
 	free(v);
+}
+
+static void t_tampered_put(void)
+{
+	tampered_put(1);
+	tampered_put(0);
 }
 
 /* Item 8: a batch get whose reply from one peer is over 256 MiB (17 x 16

@@ -22,109 +22,8 @@
 #include "base/base.h"
 #include "net/net.h"
 #include "tap.h"
+#include "net_env.h"
 
-/* ---- an echo server actor ---- */
-
-struct server {
-	int ups, downs;
-	int last_role;
-	int sunk; /* payload bytes received through the sink */
-	uint8_t sinkbuf[1 << 20];
-};
-
-static int srv_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
-		    struct actor_sink *sink)
-{
-	struct server *s = actor_state(self);
-	static struct iovec iov[2];
-	(void)from;
-	(void)meta;
-	if (h->type != WIRE_PUT || h->payload_len > sizeof s->sinkbuf)
-		return 1;
-	/* split in two iovecs to exercise scatter reads */
-	size_t half = (size_t)h->payload_len / 2;
-	iov[0].iov_base = s->sinkbuf;
-	iov[0].iov_len = half;
-	iov[1].iov_base = s->sinkbuf + half + 7; /* a gap, to prove the split is honoured */
-	iov[1].iov_len = (size_t)h->payload_len - half;
-	sink->iov = iov;
-	sink->niov = 2;
-	sink->cookie = s;
-	return 0;
-}
-
-static int srv_handle(struct actor *self, struct actor_msg *m)
-{
-	struct server *s = actor_state(self);
-
-	if (m->type == NET_UP) {
-		s->ups++;
-		s->last_role = m->src_role;
-		return 0;
-	}
-	if (m->type == NET_DOWN) {
-		s->downs++;
-		return 0;
-	}
-	if (m->type == WIRE_PING) {
-		/* echo metadata and payload back */
-		struct actor_msg *r = actor_msg_new(WIRE_PING);
-		if (m->meta_len) {
-			r->meta = m->meta;
-			r->meta_len = m->meta_len;
-			m->meta = NULL;
-		}
-		r->payload = m->payload;
-		m->payload = NULL;
-		actor_reply(self, m, r, 0);
-	} else if (m->type == WIRE_PUT) {
-		if (m->sink_cookie)
-			s->sunk += (int)m->payload_len;
-		actor_reply_status(self, m, 0);
-	}
-	/* WIRE_STAT: never answered (the caller's deadline covers it) */
-	return 0;
-}
-
-static const struct actor_ops srv_ops = { .name = "srv", .handle = srv_handle, .sink = srv_sink };
-
-/* ---- a client actor driven by the test ---- */
-
-struct client {
-	int done, err, status, downs, ups;
-	uint64_t meta_v;
-	size_t paylen;
-	uint8_t payload[4096];
-};
-
-static int cli_handle(struct actor *self, struct actor_msg *m)
-{
-	struct client *c = actor_state(self);
-	if (m->type == NET_DOWN)
-		c->downs++;
-	if (m->type == NET_UP)
-		c->ups++;
-	return 0;
-}
-
-static const struct actor_ops cli_ops = { .name = "cli", .handle = cli_handle };
-
-static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	struct client *c = arg;
-	(void)self;
-	c->done = 1;
-	c->err = err;
-	if (reply) {
-		c->status = reply->status;
-		if (reply->meta_len == 8)
-			memcpy(&c->meta_v, reply->meta, 8);
-		c->paylen = reply->payload ? evbuffer_get_length(reply->payload) : 0;
-		if (c->paylen && c->paylen <= sizeof c->payload)
-			evbuffer_copyout(reply->payload, c->payload, c->paylen);
-	}
-	return 0;
-}
 
 /* ---- fixtures ---- */
 
@@ -133,17 +32,9 @@ static struct auth_policy pol;
 static struct actor_loop *srv_loop;
 static struct actor *srv_actor;
 static struct server *srv_state;
-static struct net_listener *lst, *cap_lst;
-static uint16_t srv_port, cap_port;
+static struct net_listener *lst, *cap_lst, *frame_lst;
+static uint16_t srv_port, cap_port, frame_port;
 
-static void make_ring(struct auth_keyring *kr, uint8_t fill)
-{
-	memset(kr, 0, sizeof *kr);
-	kr->n = 1;
-	kr->s[0].len = 32;
-	memset(kr->s[0].key, fill, 32);
-	kr->s[0].key[0] = 0x42; /* not all equal bytes */
-}
 
 static void start_server(void)
 {
@@ -175,69 +66,17 @@ static void start_server(void)
 	if (net_listen(srv_actor, "127.0.0.1:0", &pol, &o, &cap_lst, err, sizeof err) != 0)
 		kvn_fatal("listen: %s", err);
 	cap_port = net_listener_port(cap_lst);
+	/* a third in integrity mode frame (the others are in header mode) */
+	net_opts_default(&o);
+	o.handshake_timeout_ms = 300;
+	o.max_payload = 8 << 20;
+	o.integrity = KVN_INTEGRITY_FRAME;
+	if (net_listen(srv_actor, "127.0.0.1:0", &pol, &o, &frame_lst, err, sizeof err) != 0)
+		kvn_fatal("listen: %s", err);
+	frame_port = net_listener_port(frame_lst);
 	actor_loop_start(srv_loop);
 }
 
-struct cli_fix {
-	struct actor_loop *loop;
-	struct actor *a;
-	struct client st;
-	actor_id proxy;
-};
-
-static void cli_open(struct cli_fix *f, uint16_t port, int role, const struct auth_secret *k)
-{
-	char addr[64];
-	struct net_creds cr = { .role = role, .node_id = "t-client", .secret = k };
-	struct net_opts o;
-
-	memset(f, 0, sizeof *f);
-	f->loop = actor_loop_new("t-cli");
-	actor_spawn(f->loop, &cli_ops, &f->st, 1024, &f->a);
-	snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
-	net_opts_default(&o);
-	o.connect_timeout_ms = 1000;
-	o.handshake_timeout_ms = 1000;
-	if (net_connect(f->a, addr, &cr, &o, &f->proxy) != 0)
-		kvn_fatal("net_connect");
-}
-
-/* A PING with an 8-byte value and an optional payload; waits for the outcome. */
-static int ping(struct cli_fix *f, uint64_t v, const void *pay, size_t plen, uint64_t timeout_ms)
-{
-	struct actor_msg *m = actor_msg_new(WIRE_PING);
-	m->meta = kvn_xmalloc(8);
-	memcpy(m->meta, &v, 8);
-	m->meta_len = 8;
-	if (plen) {
-		m->payload = evbuffer_new();
-		evbuffer_add(m->payload, pay, plen);
-	}
-	f->st.done = 0;
-	f->st.err = 0;
-	f->st.status = 0;
-	f->st.meta_v = 0;
-	f->st.paylen = 0;
-	if (actor_call(f->a, f->proxy, m, timeout_ms, on_reply, &f->st) != 0) {
-		actor_msg_free(m);
-		return KVN_EINVAL;
-	}
-	actor_loop_run_until(f->loop, &f->st.done, kvn_now_ms() + timeout_ms + 2000);
-	if (!f->st.done)
-		return 1000; /* the runtime broke its exactly-once promise */
-	return f->st.err ? f->st.err : f->st.status;
-}
-
-static void cli_close(struct cli_fix *f)
-{
-	actor_loop_free(f->loop);
-}
-
-static void settle(struct cli_fix *f, int ms)
-{
-	int never = 0;
-	actor_loop_run_until(f->loop, &never, kvn_now_ms() + (uint64_t)ms);
-}
 
 /* ---- tests ---- */
 
@@ -395,56 +234,16 @@ static void t_rotation(void)
 
 /* ---- the man in the middle ---- */
 
-enum mitm_mode { MITM_FLIP = 1, MITM_REPLAY, MITM_SWAP, MITM_DROP_TAG_BYTE };
+enum mitm_mode { MITM_FLIP = 1, MITM_REPLAY, MITM_SWAP, MITM_DROP_TAG_BYTE, MITM_FLIP_PAYLOAD };
 
 struct mitm {
 	int lfd;
-	uint16_t port;
+	uint16_t port, to_port;
 	int mode;
 	int done;
 	pthread_t th;
 };
 
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, 3000) <= 0)
-			return -1;
-		ssize_t r = read(fd, p + got, n - got);
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Read one frame (tagged when after_hs) into buf; returns its length. */
-static ssize_t read_frame(int fd, uint8_t *buf, size_t cap, int tagged)
-{
-	struct wire_hdr h;
-	if (read_full(fd, buf, WIRE_HDR_LEN) != 0)
-		return -1;
-	if (wire_hdr_decode(buf, 1 << 20, &h) != 0)
-		return -1;
-	size_t n = WIRE_HDR_LEN + h.meta_len + (size_t)h.payload_len + (tagged ? WIRE_TAG_LEN : 0);
-	if (n > cap || read_full(fd, buf + WIRE_HDR_LEN, n - WIRE_HDR_LEN) != 0)
-		return -1;
-	return (ssize_t)n;
-}
 
 /* Relays client->server frame by frame, tampering with the data frames
  * (the ones after the handshake); server->client bytes are relayed by a
@@ -455,7 +254,7 @@ static void *mitm_main(void *arg)
 	static uint8_t f1[1 << 16], f2[1 << 16];
 	int cfd = accept(mm->lfd, NULL, NULL);
 	int sfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(srv_port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(mm->to_port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (cfd < 0 || connect(sfd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto out;
@@ -475,6 +274,17 @@ static void *mitm_main(void *arg)
 	if (mm->mode == MITM_FLIP) {
 		f1[WIRE_HDR_LEN + 3] ^= 0x01; /* a metadata byte */
 		write_full(sfd, f1, (size_t)n1);
+	} else if (mm->mode == MITM_FLIP_PAYLOAD) {
+		f1[n1 - WIRE_TAG_LEN - 1] ^= 0x01; /* the payload's last byte */
+		write_full(sfd, f1, (size_t)n1);
+		/* answered (2: relay the answer) or closed on (1) */
+		ssize_t n = read_frame(sfd, f2, sizeof f2, 1);
+		if (n > 0) {
+			write_full(cfd, f2, (size_t)n);
+			mm->done = 2;
+			usleep(100000); /* the client reads it before the close */
+			goto out;
+		}
 	} else if (mm->mode == MITM_DROP_TAG_BYTE) {
 		f1[n1 - 1] ^= 0x80;
 		write_full(sfd, f1, (size_t)n1);
@@ -513,12 +323,13 @@ out:
 	return NULL;
 }
 
-static void mitm_start(struct mitm *mm, int mode)
+static void mitm_start_to(struct mitm *mm, int mode, uint16_t to_port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof sa;
 	memset(mm, 0, sizeof *mm);
 	mm->mode = mode;
+	mm->to_port = to_port;
 	mm->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	bind(mm->lfd, (struct sockaddr *)&sa, sizeof sa);
@@ -526,6 +337,11 @@ static void mitm_start(struct mitm *mm, int mode)
 	getsockname(mm->lfd, (struct sockaddr *)&sa, &len);
 	mm->port = ntohs(sa.sin_port);
 	pthread_create(&mm->th, NULL, mitm_main, mm);
+}
+
+static void mitm_start(struct mitm *mm, int mode)
+{
+	mitm_start_to(mm, mode, srv_port);
 }
 
 static void mitm_case(int mode, const char *what)
@@ -571,17 +387,6 @@ static void t_tamper(void)
 	mitm_case(MITM_SWAP, "reordered frames");
 }
 
-static int raw_connect(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* ms until the server closes fd, or -1 after limit_ms */
 static int wait_closed(int fd, int limit_ms)
@@ -594,6 +399,91 @@ static int wait_closed(int fd, int limit_ms)
 			return (int)(kvn_now_ms() - t0);
 	}
 	return -1;
+}
+
+/* auth.integrity.  Header mode tags a frame's header and metadata, not its
+ * payload: a payload byte flipped in flight reaches the receiving role,
+ * whose value checksum must catch it (t/datapath tampered_put shows the
+ * peer does).  Frame mode tags the payload too: the same flip closes the
+ * connection.  (t_tamper shows both modes refuse a flipped metadata or tag
+ * byte, a replay and a reorder: it runs in header mode.) */
+static void integrity_flip(int frame)
+{
+	struct mitm mm;
+	struct cli_fix f;
+	struct net_stats before, after;
+	uint8_t pay[64];
+
+	for (size_t i = 0; i < sizeof pay; i++)
+		pay[i] = (uint8_t)(i * 7 + 1);
+	net_get_stats(&before);
+	mitm_start_to(&mm, MITM_FLIP_PAYLOAD, frame ? frame_port : srv_port);
+	cli_open_mode(&f, mm.port, AUTH_ROLE_CLIENT, &client_kr.s[0],
+		      frame ? KVN_INTEGRITY_FRAME : KVN_INTEGRITY_HEADER);
+	int rc = ping(&f, 7, pay, sizeof pay, 3000);
+	pthread_join(mm.th, NULL);
+	close(mm.lfd);
+	net_get_stats(&after);
+	if (frame) {
+		is_int(rc, KVN_ECONN, "frame: a flipped payload byte fails the call (%s)", kvn_strerror(rc));
+		is_int(mm.done, 1, "frame: the server closed the connection instead of answering");
+		ok(after.auth_fail > before.auth_fail, "frame: counted as an authentication failure");
+	} else {
+		is_int(rc, 0, "header: a flipped payload byte passes the tag: answered");
+		pay[sizeof pay - 1] ^= 0x01;
+		ok(f.st.paylen == sizeof pay && memcmp(f.st.payload, pay, sizeof pay) == 0,
+		   "header: the echo carries the flipped byte (the value checksum's job, not the tag's)");
+		ok(after.auth_fail == before.auth_fail, "header: no authentication failure counted");
+	}
+	cli_close(&f);
+}
+
+/* One mode per cluster: either side of a mismatch refuses the attach. */
+static void integrity_mismatch(int client_mode, uint16_t port, const char *what)
+{
+	struct cli_fix f;
+
+	cli_open_mode(&f, port, AUTH_ROLE_CLIENT, &client_kr.s[0], client_mode);
+	int rc = ping(&f, 1, NULL, 0, 3000);
+	is_int(rc, KVN_ECONFIG, "%s: the attach is refused with KVN_ECONFIG (%s)", what, kvn_strerror(rc));
+	cli_close(&f);
+	cli_open_mode(&f, port, AUTH_ROLE_CLIENT, &client_kr.s[0], !client_mode);
+	is_int(ping(&f, 2, "ok", 2, 3000), 0, "%s: the same server takes a client in its own mode", what);
+	cli_close(&f);
+}
+
+static void t_integrity(void)
+{
+	integrity_flip(0);
+	integrity_flip(1);
+	integrity_mismatch(KVN_INTEGRITY_FRAME, srv_port, "frame client, header server");
+	integrity_mismatch(KVN_INTEGRITY_HEADER, frame_port, "header client, frame server");
+}
+
+/* WIRE_VERSION 3: a HELLO of version 2 (a client or peer of the previous
+ * release) is answered REJECT with KVN_EVERSION, then closed. */
+static void t_old_version(void)
+{
+	int fd = raw_connect(srv_port);
+	struct wire_hdr h = { .magic = WIRE_MAGIC, .type = WIRE_HELLO, .meta_len = 4 };
+	uint8_t buf[256];
+
+	ok(fd >= 0, "connected");
+	if (fd < 0)
+		return;
+	wire_hdr_encode(&h, buf);
+	is_int(buf[4], WIRE_VERSION, "byte 4 of the header is the version");
+	buf[4] = 2;
+	memset(buf + WIRE_HDR_LEN, 0, 4);
+	ok(write_full(fd, buf, WIRE_HDR_LEN + 4) == 0, "a version-2 HELLO sent");
+	ssize_t n = read_frame(fd, buf, sizeof buf, 0);
+	ok(n >= WIRE_HDR_LEN, "the server answers");
+	if (n >= WIRE_HDR_LEN) {
+		ok(wire_hdr_decode(buf, 0, &h) == 0 && h.type == WIRE_REJECT, "with a REJECT");
+		is_int(h.status, KVN_EVERSION, "saying KVN_EVERSION");
+	}
+	ok(wait_closed(fd, 2000) >= 0, "and closes the connection");
+	close(fd);
 }
 
 static void t_handshake_timeout(void)
@@ -784,6 +674,8 @@ int main(int argc, char **argv)
 		{ "auth_failures", t_auth_failures },
 		{ "rotation", t_rotation },
 		{ "tamper", t_tamper },
+		{ "integrity", t_integrity },
+		{ "old_version", t_old_version },
 		{ "handshake_timeout", t_handshake_timeout },
 		{ "unauthenticated", t_unauthenticated },
 		{ "deadline_and_loss", t_deadline_and_loss },

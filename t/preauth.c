@@ -176,6 +176,7 @@ static int bad_hello(uint16_t port, int role, const char *id)
 	wire_w_u8(&w, (uint8_t)role);
 	wire_w_str(&w, id);
 	wire_w_raw(&w, nonce, sizeof nonce);
+	wire_w_u8(&w, KVN_INTEGRITY_HEADER);
 	h.meta_len = w.len;
 	wire_hdr_encode(&h, raw);
 	if (write(fd, raw, sizeof raw) == (ssize_t)sizeof raw && write(fd, w.buf, w.len) == (ssize_t)w.len) {

@@ -189,6 +189,7 @@ static void fill_net_opts(const struct kvn_client *c, struct net_opts *o)
 	o->reconnect = 0;
 	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->conf.client_tcp_congestion);
 	o->tcp_sndbuf = c->conf.client_tcp_sndbuf;
+	o->integrity = c->conf.auth_integrity;
 }
 
 static int connect_to(struct kvn_client *c, const char *addr, actor_id *proxy)

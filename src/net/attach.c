@@ -4,6 +4,14 @@
  * cryptography lives in src/auth/; this file moves its messages and logs one
  * line per refused attach, naming the remote address and the claimed
  * principal, never a secret or a proof.
+ *
+ * HELLO and CHALLENGE each carry the sender's integrity mode
+ * (auth.integrity) after the nonce, and each side refuses a mode other than
+ * its own with KVN_ECONFIG, naming both: one cluster, one mode.  The byte is
+ * not in the proof's MAC and need not be: each end tags and checks frames
+ * in its own configured mode, so a mode rewritten in flight ends in a
+ * refusal or in the first frame's bad tag, never in a weaker mode than the
+ * one an end was configured with.
  */
 #include "config.h"
 
@@ -65,6 +73,11 @@ void conn_reject(struct conn *c, int err, const char *why)
 	conn_flush(c);
 }
 
+static const char *integrity_name(int mode)
+{
+	return mode == KVN_INTEGRITY_HEADER ? "header" : mode == KVN_INTEGRITY_FRAME ? "frame" : "unknown";
+}
+
 /* A handshake message that does not decode, or comes out of turn. */
 static void hs_malformed(struct conn *c)
 {
@@ -86,6 +99,7 @@ void conn_hs_server(struct conn *c)
 		hello.role = wire_r_u8(&r);
 		wire_r_str(&r, hello.node_id, sizeof hello.node_id);
 		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
+		uint8_t mode = wire_r_u8(&r);
 		if (wire_r_end(&r) != 0 || !n) {
 			hs_malformed(c);
 			return;
@@ -95,6 +109,13 @@ void conn_hs_server(struct conn *c)
 		 * (conn_who quotes it: control bytes and quotes come out escaped) */
 		c->role = hello.role;
 		conn_set_node_id(c, hello.node_id);
+		if (mode != c->o.integrity) {
+			char why[96];
+			snprintf(why, sizeof why, "auth.integrity is %s there, %s here: one mode per cluster",
+				 integrity_name(mode), integrity_name(c->o.integrity));
+			conn_reject(c, KVN_ECONFIG, why);
+			return;
+		}
 		rc = auth_server_hello(&c->hs, c->pol, &hello, &ch);
 		if (rc) {
 			conn_reject(c, KVN_EAUTH, rc == KVN_EAUTH ? "role not accepted here" : "malformed hello");
@@ -103,6 +124,7 @@ void conn_hs_server(struct conn *c)
 		wire_w_init(&w);
 		wire_w_str(&w, ch.server_id);
 		wire_w_raw(&w, ch.nonce, AUTH_NONCE_LEN);
+		wire_w_u8(&w, (uint8_t)c->o.integrity);
 		conn_send_hs(c, WIRE_CHALLENGE, &w, 0);
 		wire_w_fini(&w);
 		conn_flush(c);
@@ -170,8 +192,18 @@ void conn_hs_client(struct conn *c)
 		memset(&ch, 0, sizeof ch);
 		wire_r_str(&r, ch.server_id, sizeof ch.server_id);
 		const uint8_t *n = wire_r_raw(&r, AUTH_NONCE_LEN);
+		uint8_t mode = wire_r_u8(&r);
 		if (wire_r_end(&r) != 0 || !n) {
 			hs_malformed(c);
+			return;
+		}
+		if (mode != c->o.integrity) {
+			/* once per outage, like a refusal */
+			if (!c->down_logged)
+				log_warn("connection to %s: auth.integrity is %s there, %s here: one mode per "
+					 "cluster",
+					 c->addr, integrity_name(mode), integrity_name(c->o.integrity));
+			conn_fail(c, KVN_ECONFIG);
 			return;
 		}
 		memcpy(ch.nonce, n, AUTH_NONCE_LEN);
@@ -230,6 +262,7 @@ void conn_start_handshake(struct conn *c)
 	wire_w_u8(&w, hello.role);
 	wire_w_str(&w, hello.node_id);
 	wire_w_raw(&w, hello.nonce, AUTH_NONCE_LEN);
+	wire_w_u8(&w, (uint8_t)c->o.integrity);
 	conn_send_hs(c, WIRE_HELLO, &w, 0);
 	wire_w_fini(&w);
 	conn_flush(c);

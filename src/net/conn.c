@@ -163,7 +163,7 @@ int conn_write_msg(struct conn *c, struct actor_msg *m)
 		auth_tag_update(c->tout, hraw, sizeof hraw);
 		if (m->meta_len)
 			auth_tag_update(c->tout, m->meta, m->meta_len);
-		if (plen) {
+		if (plen && c->o.integrity == KVN_INTEGRITY_FRAME) {
 			struct evbuffer_iovec v[64];
 			struct evbuffer_ptr pos;
 			evbuffer_ptr_set(m->payload, &pos, 0, EVBUFFER_PTR_SET);

@@ -95,7 +95,7 @@ static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
 
 static void consume_payload(struct conn *c, const uint8_t *p, size_t n)
 {
-	if (c->sess)
+	if (c->sess && c->o.integrity == KVN_INTEGRITY_FRAME)
 		auth_tag_update(c->tin, p, n);
 	if (c->pmode == P_SINK)
 		sink_copy(c, p, n);
@@ -106,6 +106,8 @@ static void consume_payload(struct conn *c, const uint8_t *p, size_t n)
 
 static void tag_iov(struct conn *c, struct iovec *v, int k, size_t n)
 {
+	if (c->o.integrity != KVN_INTEGRITY_FRAME)
+		return;
 	for (int i = 0; i < k && n > 0; i++) {
 		size_t len = v[i].iov_len < n ? v[i].iov_len : n;
 		if (len && c->sess)

@@ -6,7 +6,8 @@
  * and the RDMA probe (rdma.c, only with HAVE_RDMA).
  *
  * Frame = header (32 bytes, little-endian) | metadata | payload | tag (16,
- * Poly1305, on every frame after the attach handshake).  Every length is
+ * Poly1305, on every frame after the attach handshake, over the header, the
+ * metadata and, in integrity mode frame, the payload).  Every length is
  * checked before anything is allocated.
  */
 #ifndef KVN_NET_H
@@ -25,7 +26,10 @@ _Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_
 	       "actor roles are auth roles");
 
 #define WIRE_MAGIC 0x314e564bu /* "KVN1" as little-endian bytes */
-#define WIRE_VERSION 2 /* 2: items with checksum and TTL, results with checksum */
+/* 2: items with checksum and TTL, results with checksum.  3: HELLO and
+ * CHALLENGE carry the integrity mode (auth.integrity); in header mode a
+ * frame's tag leaves its payload out. */
+#define WIRE_VERSION 3
 #define WIRE_HDR_LEN 32
 #define WIRE_TAG_LEN AUTH_TAG_LEN
 #define WIRE_MAX_META (64u * 1024u)
@@ -183,6 +187,12 @@ struct net_opts {
 	uint32_t max_queued;           /* messages queued while not yet connected */
 	char tcp_congestion[16];       /* TCP_CONGESTION of every socket; "": the kernel's */
 	uint64_t tcp_sndbuf;           /* SO_SNDBUF of every socket; 0: the kernel's autotuning */
+	/* enum kvn_integrity: whether frame tags cover the payload (frame) or
+	 * only the header and metadata (header, the default: payloads are
+	 * covered by the value checksums in the metadata, which the receiving
+	 * role checks).  Both ends must agree: the handshake refuses a
+	 * mismatch with KVN_ECONFIG. */
+	int integrity;
 };
 void net_opts_default(struct net_opts *o);
 /* Whether this process may give its TCP sockets congestion control cc (a
