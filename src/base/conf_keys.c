@@ -179,10 +179,6 @@ const struct conf_key conf_keys[] = {
 	  FIELD(peer_stop_timeout),
 	  "Deadline of a clean stop: telling the master the peer leaves, and "
 	  "peer.flush_on_stop." },
-	{ "peer", "io_threads", T_UINT, "0", 0, 256, 0, NULL, NULL, FIELD(peer_io_threads),
-	  "Loop threads the peer's client and peer connections are spread over (memcached's "
-	  "worker threads); the key table and the allocator are shared under one short lock "
-	  "(docs/architecture.md).  0 (the default): one per CPU the process may run on." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
 	  FIELD(peer_max_connections),
 	  "Most authenticated connections the peer keeps open at once (those still in the "
