@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "actors/actor.h"
 #include "auth/auth.h"
@@ -122,6 +123,10 @@ static void t_sink(void)
 	ok(memcmp(srv_state->sinkbuf, big, half) == 0 &&
 		   memcmp(srv_state->sinkbuf + half + 7, big + half, sizeof big - half) == 0,
 	   "bytes landed exactly in the two iovecs the sink gave");
+	ok(srv_state->delivered_seg_done, "the connection summed the sink's runs before delivering");
+	ok(srv_state->seg_sum[0] == XXH3_64bits(big, half) && srv_state->seg_sum[1] == XXH3_64bits(NULL, 0) &&
+		   srv_state->seg_sum[2] == XXH3_64bits(big + half, sizeof big - half),
+	   "each run's sum is the XXH3-64 of its bytes (the empty run's too)");
 	cli_close(&f);
 }
 

@@ -24,6 +24,11 @@ struct server {
 	int ups, downs;
 	int last_role;
 	int sunk; /* payload bytes received through the sink */
+	/* the sink asks the connection for three run sums: the first iovec,
+	 * an empty run, the second iovec */
+	int seg_niov[3];
+	uint64_t seg_sum[3];
+	int seg_done, delivered_seg_done;
 	uint8_t sinkbuf[1 << 20];
 };
 
@@ -45,6 +50,15 @@ static inline int srv_sink(struct actor *self, actor_id from, const struct actor
 	sink->iov = iov;
 	sink->niov = 2;
 	sink->cookie = s;
+	s->seg_niov[0] = 1;
+	s->seg_niov[1] = 0;
+	s->seg_niov[2] = 1;
+	memset(s->seg_sum, 0, sizeof s->seg_sum);
+	s->seg_done = 0;
+	sink->seg_niov = s->seg_niov;
+	sink->seg_sum = s->seg_sum;
+	sink->seg_done = &s->seg_done;
+	sink->nseg = 3;
 	return 0;
 }
 
@@ -73,8 +87,10 @@ static inline int srv_handle(struct actor *self, struct actor_msg *m)
 		m->payload = NULL;
 		actor_reply(self, m, r, 0);
 	} else if (m->type == WIRE_PUT) {
-		if (m->sink_cookie)
+		if (m->sink_cookie) {
 			s->sunk += (int)m->payload_len;
+			s->delivered_seg_done = s->seg_done;
+		}
 		actor_reply_status(self, m, 0);
 	}
 	/* WIRE_STAT: never answered (the caller's deadline covers it) */

@@ -79,6 +79,16 @@ struct actor_sink {
 	struct iovec *iov; /* owned by the cookie's owner */
 	int niov;
 	void *cookie;
+	/* Optional (nseg 0: none): the XXH3-64 of consecutive runs of these
+	 * iovecs (run i is the next seg_niov[i] of them; 0 is an empty run),
+	 * computed by the connection as the bytes land, while they are in
+	 * cache, and written to seg_sum[i]; *seg_done is set to 1 once every
+	 * run's sum is in, before the message is delivered.  Arrays owned by
+	 * the cookie's owner. */
+	const int *seg_niov;
+	uint64_t *seg_sum;
+	int *seg_done;
+	int nseg;
 };
 
 struct actor_ops {

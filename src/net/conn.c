@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <uthash.h>
+#include <xxhash.h>
 
 #include "base/base.h"
 #include "net/net_int.h"
@@ -550,6 +551,7 @@ static void conn_fini(struct actor *self)
 		event_free(c->timer);
 	evbuffer_free(c->out);
 	free(c->ibuf);
+	XXH3_freeState(c->xs);
 	auth_tag_free(c->tin);
 	auth_tag_free(c->tout);
 	if (c->reap)

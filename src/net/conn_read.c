@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <uthash.h>
+#include <xxhash.h>
 
 #include "base/base.h"
 #include "net/net_int.h"
@@ -76,6 +77,32 @@ static int conn_need(struct conn *c, size_t n)
 	return 1;
 }
 
+/* Sums of the sink's runs (actor_sink.seg_*): close every run that ends at
+ * the iovec the sink has reached, empty runs included. */
+static void seg_settle(struct conn *c)
+{
+	while (c->hseg < c->sink.nseg && c->sidx >= c->hseg_end) {
+		c->sink.seg_sum[c->hseg] = XXH3_64bits_digest(c->xs);
+		XXH3_64bits_reset(c->xs);
+		if (++c->hseg < c->sink.nseg)
+			c->hseg_end += c->sink.seg_niov[c->hseg];
+		else
+			*c->sink.seg_done = 1;
+	}
+}
+
+/* 0, or KVN_ENOMEM (then no sums: the receiver computes its own). */
+static int seg_begin(struct conn *c)
+{
+	if (!c->xs && !(c->xs = XXH3_createState()))
+		return KVN_ENOMEM;
+	XXH3_64bits_reset(c->xs);
+	c->hseg = 0;
+	c->hseg_end = c->sink.seg_niov[0];
+	seg_settle(c);
+	return 0;
+}
+
 static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
 {
 	while (n > 0 && c->sidx < c->sink.niov) {
@@ -83,12 +110,15 @@ static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
 		size_t room = v->iov_len - c->soff;
 		size_t k = n < room ? n : room;
 		memcpy((uint8_t *)v->iov_base + c->soff, p, k);
+		if (c->sink.nseg)
+			XXH3_64bits_update(c->xs, p, k);
 		p += k;
 		n -= k;
 		c->soff += k;
 		if (c->soff == v->iov_len) {
 			c->sidx++;
 			c->soff = 0;
+			seg_settle(c);
 		}
 	}
 }
@@ -116,16 +146,21 @@ static void tag_iov(struct conn *c, struct iovec *v, int k, size_t n)
 	}
 }
 
+/* n bytes landed at the sink's position (readv): move past them, summing
+ * them for the sink's runs while they are still in cache. */
 static void sink_advance(struct conn *c, size_t n)
 {
 	while (n > 0) {
 		size_t room = c->sink.iov[c->sidx].iov_len - c->soff;
 		size_t adv = n < room ? n : room;
+		if (c->sink.nseg)
+			XXH3_64bits_update(c->xs, (uint8_t *)c->sink.iov[c->sidx].iov_base + c->soff, adv);
 		c->soff += adv;
 		n -= adv;
 		if (c->soff == c->sink.iov[c->sidx].iov_len) {
 			c->sidx++;
 			c->soff = 0;
+			seg_settle(c);
 		}
 	}
 }
@@ -272,6 +307,9 @@ static void payload_begin(struct conn *c)
 				total += c->sink.iov[i].iov_len;
 			if (total == c->h.payload_len) {
 				c->pmode = P_SINK;
+				if (c->sink.nseg < 0 || (c->sink.nseg > 0 && (!c->sink.seg_niov || !c->sink.seg_sum ||
+									     !c->sink.seg_done || seg_begin(c) != 0)))
+					c->sink.nseg = 0; /* no sums: the receiver hashes the bytes itself */
 				return;
 			}
 			log_error("%s: sink of %llu bytes for a %llu-byte payload: discarding", actor_name(a),

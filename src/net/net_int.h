@@ -100,6 +100,10 @@ struct conn {
 	struct actor_sink sink;
 	int sidx;
 	size_t soff;
+	/* sink.nseg > 0: the run being hashed, the iovec index it ends before,
+	 * and the XXH3 state (XXH3_state_t, made on first use) */
+	int hseg, hseg_end;
+	void *xs;
 	actor_id pdst;
 	struct evbuffer *pbuf;
 	/* requests we forwarded, by the corr we put on the wire */

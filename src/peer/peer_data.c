@@ -100,6 +100,8 @@ void peer_put_free(struct peer_put *pp)
 		return;
 	free(pp->status);
 	free(pp->iov);
+	free(pp->seg_niov);
+	free(pp->seg_sum);
 	free(pp);
 }
 
@@ -264,6 +266,18 @@ int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, co
 	sink->iov = pp->iov;
 	sink->niov = pp->niov;
 	sink->cookie = pp;
+	/* the connection sums each item as its bytes land, in cache; without
+	 * the arrays the put still stands and the bytes are summed on commit */
+	pp->seg_niov = malloc((size_t)pp->n * sizeof *pp->seg_niov + 1);
+	pp->seg_sum = malloc((size_t)pp->n * sizeof *pp->seg_sum + 1);
+	if (pp->n && pp->seg_niov && pp->seg_sum) {
+		for (uint32_t i = 0; i < pp->n; i++)
+			pp->seg_niov[i] = put_keys(pp)[i].iov_n;
+		sink->seg_niov = pp->seg_niov;
+		sink->seg_sum = pp->seg_sum;
+		sink->seg_done = &pp->seg_done;
+		sink->nseg = (int)pp->n;
+	}
 	return 0;
 }
 
@@ -331,7 +345,9 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
 		uint64_t gone = 0;
 		/* an empty value has no iovec (pp->iov may be NULL) */
-		if (res.status == 0 && peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n) != k->sum) {
+		if (res.status == 0 &&
+		    (pp->seg_done ? pp->seg_sum[i] : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n)) !=
+			    k->sum) {
 			/* the bytes that arrived are not the writer's: never
 			 * stored, never served (the checksum travels in the
 			 * authenticated metadata, the bytes may not) */

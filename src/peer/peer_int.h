@@ -62,6 +62,11 @@ struct peer_put {
 	int32_t *status;   /* per item: 0 = pages reserved, else why not */
 	struct iovec *iov;
 	int niov;
+	/* Arriving through a sink: the connection sums each item's bytes as
+	 * they land (actor_sink.seg_*); seg_done says it did. */
+	int *seg_niov;
+	uint64_t *seg_sum;
+	int seg_done;
 	/* The reaper cut it after its frame had fully arrived (the message
 	 * is queued, not yet handled): its slots are aborted, and the handler
 	 * answers KVN_ETIMEDOUT and frees it. */
