@@ -151,6 +151,9 @@ struct node {
 	struct kvn_conf *conf;
 	int roles;
 	struct actor_loop *master_loop, *db_loop, *peer_loop, *disk_loop;
+	/* peer.io_threads: the peer's own loop, then io[1..nio-1] */
+	struct actor_loop **io;
+	int nio;
 	char *peer_db; /* <data_dir>/peer.db */
 	struct actor *master, *peer;
 	struct auth_keyring peer_kr, client_kr;
@@ -284,6 +287,18 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	n->peer_pol.client = &n->client_kr;
 	snprintf(n->peer_pol.server_id, sizeof n->peer_pol.server_id, "%s", c->node_id);
 	net_opts_from_conf(c, &no, c->peer_max_connections);
+	if (c->peer_io_threads > 1) {
+		n->nio = (int)c->peer_io_threads;
+		n->io = kvn_xcalloc((size_t)n->nio, sizeof *n->io);
+		n->io[0] = actor_loop_of(n->peer);
+		for (int i = 1; i < n->nio; i++) {
+			char name[16];
+			snprintf(name, sizeof name, "io%d", i);
+			n->io[i] = actor_loop_new(name);
+		}
+		no.spread = n->io;
+		no.nspread = n->nio;
+	}
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
 	if (n->master) {
@@ -445,6 +460,8 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		actor_loop_start(n.master_loop);
 	if (n.peer_loop)
 		actor_loop_start(n.peer_loop);
+	for (int i = 1; i < n.nio; i++)
+		actor_loop_start(n.io[i]);
 	if (n.master)
 		log_info("kvnode ready: node %s%s%s%s%s; rdma devices: %d", conf->node_id,
 			 n.master ? ", master on " : "", n.master ? conf->master_listen : "",
@@ -458,6 +475,10 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	event_base_dispatch(base);
 	/* peers first, so they stop sending to the master; the SQLite writer
 	 * last, so it commits what the master handed it */
+	/* the peer's I/O loops before the peer: their connections take the
+	 * peer's lock and write its pages */
+	for (int i = 1; i < n.nio; i++)
+		stop_loop(n.io[i]);
 	/* the disk writer before its peer: its writes read the peer's pages */
 	stop_loop(n.disk_loop);
 	stop_loop(n.peer_loop);
@@ -474,6 +495,9 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 out:
 	net_listener_free(n.peer_lst);
 	net_listener_free(n.master_lst);
+	for (int i = 1; i < n.nio; i++)
+		actor_loop_free(n.io[i]);
+	free(n.io);
 	actor_loop_free(n.disk_loop);
 	actor_loop_free(n.peer_loop);
 	actor_loop_free(n.master_loop);
