@@ -298,6 +298,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		}
 		no.spread = n->io;
 		no.nspread = n->nio;
+		log_info("peer: connections spread over %d I/O loops (peer.io_threads)", n->nio);
 	}
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
