@@ -231,6 +231,8 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	n->master_pol.peer = &n->peer_kr;
 	n->master_pol.client = &n->client_kr;
 	snprintf(n->master_pol.server_id, sizeof n->master_pol.server_id, "%s", c->node_id);
+	if (n->roles & KVN_ROLE_PEER)
+		return 0; /* all-in-one: start_peer listens, once the I/O loops exist */
 	net_opts_from_conf(c, &no, c->master_max_connections);
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
@@ -302,6 +304,22 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	}
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
+	if (n->master) {
+		/* All-in-one: clients' gets and puts come through the master's
+		 * connections (client.get_via_master, put_via_master), so those
+		 * are spread too.  Master and peer share a loop and, with I/O
+		 * loops, one lock: the master's sink hands a PUT to the peer's
+		 * under it, with no order of two locks to get wrong. */
+		struct net_opts mno;
+		net_opts_from_conf(c, &mno, c->master_max_connections);
+		if (n->nio > 1) {
+			actor_set_lock(n->master, peer_lock(n->peer));
+			mno.spread = n->io;
+			mno.nspread = n->nio;
+		}
+		if (net_listen(n->master, c->master_listen, &n->master_pol, &mno, &n->master_lst, err, errlen) != 0)
+			return -1;
+	}
 	if (n->master) {
 		/* all-in-one: the same messages, through a mailbox */
 		peer_set_master(n->peer, actor_id_of(n->master));

@@ -755,6 +755,12 @@ int peer_flip_byte(struct actor *peer, const void *key, size_t klen)
 	return 0;
 }
 
+pthread_mutex_t *peer_lock(struct actor *peer)
+{
+	struct peer *p = actor_state(peer);
+	return &p->st->mu;
+}
+
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st)
 {
 	struct peer *p = actor_state(peer);
