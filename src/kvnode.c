@@ -151,6 +151,9 @@ struct node {
 	struct kvn_conf *conf;
 	int roles;
 	struct actor_loop *master_loop, *db_loop, *peer_loop, *disk_loop;
+	/* peer.io_threads: the peer's own loop, then io[1..nio-1] */
+	struct actor_loop **io;
+	int nio;
 	char *peer_db; /* <data_dir>/peer.db */
 	struct actor *master, *peer;
 	struct auth_keyring peer_kr, client_kr;
@@ -228,6 +231,8 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	n->master_pol.peer = &n->peer_kr;
 	n->master_pol.client = &n->client_kr;
 	snprintf(n->master_pol.server_id, sizeof n->master_pol.server_id, "%s", c->node_id);
+	if (n->roles & KVN_ROLE_PEER)
+		return 0; /* all-in-one: start_peer listens, once the I/O loops exist */
 	net_opts_from_conf(c, &no, c->master_max_connections);
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
@@ -284,8 +289,37 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	n->peer_pol.client = &n->client_kr;
 	snprintf(n->peer_pol.server_id, sizeof n->peer_pol.server_id, "%s", c->node_id);
 	net_opts_from_conf(c, &no, c->peer_max_connections);
+	if (c->peer_io_threads > 1) {
+		n->nio = (int)c->peer_io_threads;
+		n->io = kvn_xcalloc((size_t)n->nio, sizeof *n->io);
+		n->io[0] = actor_loop_of(n->peer);
+		for (int i = 1; i < n->nio; i++) {
+			char name[16];
+			snprintf(name, sizeof name, "io%d", i);
+			n->io[i] = actor_loop_new(name);
+		}
+		no.spread = n->io;
+		no.nspread = n->nio;
+		log_info("peer: connections spread over %d I/O loops (peer.io_threads)", n->nio);
+	}
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
+	if (n->master) {
+		/* All-in-one: clients' gets and puts come through the master's
+		 * connections (client.get_via_master, put_via_master), so those
+		 * are spread too.  Master and peer share a loop and, with I/O
+		 * loops, one lock: the master's sink hands a PUT to the peer's
+		 * under it, with no order of two locks to get wrong. */
+		struct net_opts mno;
+		net_opts_from_conf(c, &mno, c->master_max_connections);
+		if (n->nio > 1) {
+			actor_set_lock(n->master, peer_lock(n->peer));
+			mno.spread = n->io;
+			mno.nspread = n->nio;
+		}
+		if (net_listen(n->master, c->master_listen, &n->master_pol, &mno, &n->master_lst, err, errlen) != 0)
+			return -1;
+	}
 	if (n->master) {
 		/* all-in-one: the same messages, through a mailbox */
 		peer_set_master(n->peer, actor_id_of(n->master));
@@ -445,6 +479,8 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		actor_loop_start(n.master_loop);
 	if (n.peer_loop)
 		actor_loop_start(n.peer_loop);
+	for (int i = 1; i < n.nio; i++)
+		actor_loop_start(n.io[i]);
 	if (n.master)
 		log_info("kvnode ready: node %s%s%s%s%s; rdma devices: %d", conf->node_id,
 			 n.master ? ", master on " : "", n.master ? conf->master_listen : "",
@@ -458,6 +494,10 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	event_base_dispatch(base);
 	/* peers first, so they stop sending to the master; the SQLite writer
 	 * last, so it commits what the master handed it */
+	/* the peer's I/O loops before the peer: their connections take the
+	 * peer's lock and write its pages */
+	for (int i = 1; i < n.nio; i++)
+		stop_loop(n.io[i]);
 	/* the disk writer before its peer: its writes read the peer's pages */
 	stop_loop(n.disk_loop);
 	stop_loop(n.peer_loop);
@@ -474,6 +514,9 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 out:
 	net_listener_free(n.peer_lst);
 	net_listener_free(n.master_lst);
+	for (int i = 1; i < n.nio; i++)
+		actor_loop_free(n.io[i]);
+	free(n.io);
 	actor_loop_free(n.disk_loop);
 	actor_loop_free(n.peer_loop);
 	actor_loop_free(n.master_loop);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -297,6 +298,166 @@ static void t_timers(void)
 	actor_loop_free(l); /* t2 freed by the runtime */
 }
 
+/* ---- a locked actor (actor_set_lock): the peer's shape with I/O loops ---- */
+
+struct shared {
+	pthread_mutex_t mu; /* recursive */
+	int inside, overlaps;
+	uint64_t handled, sinks, aborts, ticks, outside;
+	struct actor_timer *tick;
+	uint8_t buf[64];
+	struct iovec iov;
+};
+
+/* Every path that runs as the actor, or takes its lock from outside,
+ * checks that nothing else is in at the same time. */
+static void sh_enter(struct shared *s)
+{
+	if (__atomic_add_fetch(&s->inside, 1, __ATOMIC_ACQ_REL) != 1)
+		__atomic_add_fetch(&s->overlaps, 1, __ATOMIC_RELAXED);
+	for (volatile int i = 0; i < 200; i++)
+		; /* long enough for another thread to walk in, if it could */
+}
+
+static void sh_leave(struct shared *s)
+{
+	__atomic_sub_fetch(&s->inside, 1, __ATOMIC_ACQ_REL);
+}
+
+static int sh_handle(struct actor *self, struct actor_msg *m)
+{
+	struct shared *s = actor_state(self);
+	(void)m;
+	sh_enter(s);
+	s->handled++;
+	sh_leave(s);
+	return 0;
+}
+
+static int sh_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		   struct actor_sink *sink)
+{
+	struct shared *s = actor_state(self);
+	(void)from;
+	(void)h;
+	(void)meta;
+	sh_enter(s);
+	s->sinks++;
+	s->iov.iov_base = s->buf;
+	s->iov.iov_len = sizeof s->buf;
+	sink->iov = &s->iov;
+	sink->niov = 1;
+	sink->cookie = s;
+	sh_leave(s);
+	return 0;
+}
+
+static void sh_sink_abort(struct actor *self, void *cookie)
+{
+	struct shared *s = actor_state(self);
+	(void)cookie;
+	sh_enter(s);
+	s->aborts++;
+	sh_leave(s);
+}
+
+static void sh_tick(struct actor *self, void *arg)
+{
+	struct shared *s = arg;
+	(void)self;
+	sh_enter(s);
+	s->ticks++;
+	sh_leave(s);
+	actor_timer_arm(s->tick, 1);
+}
+
+static const struct actor_ops sh_ops = {
+	.name = "shared", .handle = sh_handle, .sink = sh_sink, .sink_abort = sh_sink_abort
+};
+
+struct poker {
+	struct shared *s;
+	actor_id id;
+	int n, fails;
+};
+
+/* Another thread: sinks asked and aborted the way a connection on another
+ * loop does, and the lock taken directly the way a reply's cleanup does. */
+static void *poke_main(void *arg)
+{
+	struct poker *pk = arg;
+	struct actor_frame h = { .type = WIRE_PUT, .payload_len = 64 };
+
+	for (int i = 0; i < pk->n; i++) {
+		struct actor *a = actor_lookup_sink(NULL, pk->id);
+		struct actor_sink sink = { 0 };
+		if (!a || actor_sink_ask(a, 0, &h, NULL, &sink) != 0 || sink.niov != 1) {
+			pk->fails++;
+			continue;
+		}
+		actor_sink_abort(a, sink.cookie);
+		pthread_mutex_lock(&pk->s->mu);
+		sh_enter(pk->s);
+		pk->s->outside++;
+		sh_leave(pk->s);
+		pthread_mutex_unlock(&pk->s->mu);
+	}
+	return NULL;
+}
+
+static void t_locked_actor(void)
+{
+	struct actor_loop *l = actor_loop_new("t-shared"), *l2 = actor_loop_new("t-plain");
+	struct shared s;
+	struct rec r = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct actor *a, *plain;
+	pthread_mutexattr_t ma;
+	pthread_t th[2];
+	struct poker pk[2];
+
+	memset(&s, 0, sizeof s);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s.mu, &ma);
+	is_int(actor_spawn(l, &sh_ops, &s, 1 << 16, &a), 0, "spawn the shared actor");
+	is_int(actor_spawn(l2, &rec_ops, &r, 16, &plain), 0, "and a plain one on another loop");
+	ok(actor_lookup_sink(NULL, actor_id_of(plain)) == NULL,
+	   "a plain actor's sink is not offered to other loops");
+	ok(actor_lookup_sink(NULL, actor_id_of(a)) == NULL, "nor the shared one's before it has a lock");
+	actor_set_lock(a, &s.mu);
+	ok(actor_lookup_sink(NULL, actor_id_of(a)) == a, "with a lock, it is");
+	s.tick = actor_timer_new(a, sh_tick, &s);
+	actor_timer_arm(s.tick, 1);
+	actor_loop_start(l);
+	for (int i = 0; i < 2; i++) {
+		pk[i] = (struct poker){ .s = &s, .id = actor_id_of(a), .n = 3000 };
+		pthread_create(&th[i], NULL, poke_main, &pk[i]);
+	}
+	for (uint64_t i = 0; i < 3000; i++) {
+		struct actor_msg *m = seq_msg(T_SEQ, i);
+		if (actor_send(actor_id_of(a), m) != 0)
+			actor_msg_free(m);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	wait_for(&s.handled, 3000, 10000);
+	pthread_mutex_lock(&s.mu);
+	uint64_t handled = s.handled, sinks = s.sinks, aborts = s.aborts, outside = s.outside, ticks = s.ticks;
+	pthread_mutex_unlock(&s.mu);
+	is_int(pk[0].fails + pk[1].fails, 0, "every sink asked from the other threads was given");
+	is_int(handled, 3000, "every message handled");
+	ok(sinks == 6000 && aborts == 6000 && outside == 6000, "6000 sinks, aborts and direct lock holds (%llu %llu %llu)",
+	   (unsigned long long)sinks, (unsigned long long)aborts, (unsigned long long)outside);
+	ok(ticks > 0, "its timer ran meanwhile (%llu ticks)", (unsigned long long)ticks);
+	is_int(s.overlaps, 0, "handlers, timers, sinks and outside holds never overlapped");
+	actor_loop_stop(l);
+	actor_loop_join(l);
+	actor_loop_free(l);
+	actor_loop_free(l2);
+	pthread_mutex_destroy(&s.mu);
+	pthread_mutexattr_destroy(&ma);
+}
+
 /* ---- virtual time ---- */
 
 struct vtrace {
@@ -426,6 +587,7 @@ int main(int argc, char **argv)
 		{ "timers", t_timers },
 		{ "virtual_time", t_virtual_time },
 		{ "stats_text", t_stats_text },
+		{ "locked_actor", t_locked_actor },
 		{ NULL, NULL },
 	};
 	kvn_log_set_level(KVN_LOG_WARN);

@@ -277,6 +277,8 @@ void actor_finish_destroy(struct actor *a)
 
 	/* Fail pending calls; a callback may call again, which now fails
 	 * synchronously because the actor is unregistered and destroyed. */
+	pthread_mutex_t *lk = a->lock;
+	actor_lock(a);
 	HASH_ITER(hh, a->pending, p, tmp) {
 		HASH_DEL(a->pending, p);
 		p->fn(a, p->arg, NULL, KVN_ECLOSED);
@@ -284,6 +286,7 @@ void actor_finish_destroy(struct actor *a)
 	}
 	if (a->ops->fini)
 		a->ops->fini(a);
+	actor_unlock_mu(lk);
 	while ((t = LIST_FIRST(&a->timers)))
 		actor_timer_free(t);
 	pthread_mutex_lock(&a->loop->mu);
@@ -307,6 +310,21 @@ void actor_destroy(struct actor *a)
 	actor_finish_destroy(a);
 }
 
+void actor_set_lock(struct actor *a, pthread_mutex_t *mu)
+{
+	a->lock = mu;
+}
+
+struct actor *actor_lookup_sink(const struct actor_loop *l, actor_id id)
+{
+	struct actor *a = actor_lookup_local(l, id);
+
+	if (a)
+		return a;
+	a = actor_find(id);
+	return a && a->lock ? a : NULL;
+}
+
 int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 	       struct actor_sink *sink)
 {
@@ -314,6 +332,16 @@ int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, 
 
 	if (!a->ops->sink || a->destroyed)
 		return 1;
+	if (!actor_loop_on_thread(a->loop)) {
+		/* a locked actor asked from a connection on another loop: its
+		 * state under its lock, no busy mark (that is its loop's) */
+		if (!a->lock)
+			return 1;
+		actor_lock(a);
+		rc = a->ops->sink(a, from, h, meta, sink);
+		actor_unlock_mu(a->lock);
+		return rc;
+	}
 	/* The sink runs as the actor: what it sends may be answered at once
 	 * (an in-process master, the peer's disk writer), and that answer
 	 * must wait in the mailbox rather than run inside the sink. */
@@ -326,8 +354,11 @@ int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, 
 
 void actor_sink_abort(struct actor *a, void *cookie)
 {
-	if (a->ops->sink_abort)
+	if (a->ops->sink_abort) {
+		actor_lock(a);
 		a->ops->sink_abort(a, cookie);
+		actor_unlock_mu(a->lock);
+	}
 }
 
 /* ---- messaging ---- */
@@ -392,7 +423,18 @@ int actor_send(actor_id dst, struct actor_msg *m)
 	return 0;
 }
 
+static void dispatch_locked(struct actor *a, struct actor_msg *m);
+
 static void dispatch(struct actor *a, struct actor_msg *m)
+{
+	pthread_mutex_t *lk = a->lock;
+
+	actor_lock(a);
+	dispatch_locked(a, m);
+	actor_unlock_mu(lk);
+}
+
+static void dispatch_locked(struct actor *a, struct actor_msg *m)
 {
 	int r;
 
@@ -474,9 +516,9 @@ static void pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	actor_busy_enter(a);
 	HASH_DEL(a->pending, p);
 	STAT_INC(timeouts);
-	actor_busy_enter(a);
 	p->fn(a, p->arg, NULL, KVN_ETIMEDOUT);
 	pending_free(p);
 	actor_busy_leave(a);
@@ -548,15 +590,22 @@ void actor_reply_status(struct actor *self, const struct actor_msg *req, int sta
 
 void actor_busy_enter(struct actor *a)
 {
+	actor_lock(a);
 	a->dispatching++;
 }
 
 int actor_busy_leave(struct actor *a)
 {
-	if (--a->dispatching > 0)
+	pthread_mutex_t *lk = a->lock; /* outlives a (actor_set_lock) */
+	int rc = 1;
+
+	if (--a->dispatching > 0) {
+		actor_unlock_mu(lk);
 		return 1;
+	}
 	if (a->destroy_requested) {
 		actor_finish_destroy(a);
+		actor_unlock_mu(lk);
 		return 0;
 	}
 	/* what arrived while we were busy: handle it now rather than on the
@@ -565,8 +614,9 @@ int actor_busy_leave(struct actor *a)
 	int has = !TAILQ_EMPTY(&a->mbox);
 	pthread_mutex_unlock(&a->mu);
 	if (has && actor_loop_on_thread(a->loop))
-		return actor_drain_batch(a);
-	return 1;
+		rc = actor_drain_batch(a);
+	actor_unlock_mu(lk);
+	return rc;
 }
 
 void actor_get_stats(struct actor_stats *st)

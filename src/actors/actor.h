@@ -12,6 +12,7 @@
 #ifndef KVN_ACTOR_H
 #define KVN_ACTOR_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -183,7 +184,23 @@ struct actor *actor_lookup_local(const struct actor_loop *l, actor_id id);
 void actor_busy_enter(struct actor *a);
 int actor_busy_leave(struct actor *a);
 
-/* Ask a same-loop actor for a payload sink (actor_ops.sink): its return
+/* Share some of an actor's state with other threads (a peer's key table and
+ * allocator with its connections' I/O loops).  From now on the runtime holds
+ * `mu` (a recursive mutex, owned by the caller, outliving the actor) around
+ * everything that runs as the actor: handlers, reply callbacks, timers,
+ * busy sections, its sink hooks and fini.  Other threads take it around
+ * what they do to the shared state; the actor's sink hook may then be asked
+ * from a connection on another loop (actor_lookup_sink), under `mu` and
+ * without a busy mark: it must not send, call or arm timers there.  Call
+ * on the actor's loop before other threads know it; the actor must outlive
+ * every loop that may reach it that way. */
+void actor_set_lock(struct actor *a, pthread_mutex_t *mu);
+/* The actor with this id whose sink hook a connection on the calling
+ * thread's loop may ask: one on this loop, or one with a lock
+ * (actor_set_lock) on any loop.  NULL otherwise. */
+struct actor *actor_lookup_sink(const struct actor_loop *l, actor_id id);
+/* Ask an actor for a payload sink (actor_ops.sink): one on the caller's
+ * loop, or a locked one from another loop (see actor_set_lock): its return
  * value, or 1 (decline) when it has no sink hook. */
 int actor_sink_ask(struct actor *a, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 		   struct actor_sink *sink);

@@ -37,6 +37,8 @@ struct actor {
 	const struct actor_ops *ops;
 	void *state;
 	pthread_mutex_t mu; /* mailbox */
+	/* actor_set_lock: held around everything that runs as this actor */
+	pthread_mutex_t *lock;
 	TAILQ_HEAD(, actor_msg) mbox;
 	uint32_t depth, cap, warn_at;
 	int scheduled;
@@ -72,6 +74,18 @@ struct actor_loop {
 	TAILQ_HEAD(, actor) actors;
 };
 
+
+static inline void actor_lock(struct actor *a)
+{
+	if (a->lock)
+		pthread_mutex_lock(a->lock);
+}
+
+static inline void actor_unlock_mu(pthread_mutex_t *lk)
+{
+	if (lk)
+		pthread_mutex_unlock(lk);
+}
 
 /* actor.c */
 void actor_runtime_init(void);

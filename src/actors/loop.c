@@ -68,6 +68,8 @@ static void *loop_thread(void *arg)
 {
 	struct actor_loop *l = arg;
 	kvn_log_set_thread_name(l->name);
+	/* top -H and /proc/PID/task/N/comm show which loop burns the CPU */
+	pthread_setname_np(pthread_self(), l->name);
 	l->runner = pthread_self();
 	l->running = 1;
 	/* keep running while there is nothing to do: the stop event ends it */

@@ -227,6 +227,7 @@ struct kvn_conf {
 	uint64_t peer_pin_ttl_max;      /* ms */
 	int peer_flush_on_stop;         /* bool */
 	uint64_t peer_stop_timeout;     /* ms */
+	uint64_t peer_io_threads;       /* 0 until finalize: one per CPU */
 	/* [client] */
 	char *client_master;
 	uint64_t client_timeout; /* ms */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -710,6 +711,14 @@ int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen)
 		number_text(key_by_field(FIELD(peer_high_watermark)), c->peer_high_watermark, b, sizeof b);
 		snprintf(err, errlen, "peer.low_watermark (%s) must be below peer.high_watermark (%s)", a, b);
 		return KVN_ECONFIG;
+	}
+	if (c->peer_io_threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu_set_t set;
+		/* a taskset or cpuset limits what this process may run on */
+		if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+			n = CPU_COUNT(&set);
+		c->peer_io_threads = n < 1 ? 1 : n > 256 ? 256 : (uint64_t)n;
 	}
 	if (c->peer_offload == KVN_OFFLOAD_AUTO)
 		c->peer_offload = c->peer_disk_size > 0 ? KVN_OFFLOAD_ON_EVICT : KVN_OFFLOAD_OFF;

@@ -179,6 +179,13 @@ const struct conf_key conf_keys[] = {
 	  FIELD(peer_stop_timeout),
 	  "Deadline of a clean stop: telling the master the peer leaves, and "
 	  "peer.flush_on_stop." },
+	{ "peer", "io_threads", T_UINT, "0", 0, 256, 0, NULL, NULL, FIELD(peer_io_threads),
+	  "Loop threads the peer's incoming connections are spread over, round robin, "
+	  "memcached's worker-thread shape: each does its connections' socket I/O, frame "
+	  "tags, checksums and copies, and takes the peer's lock only to reserve a PUT's pages "
+	  "and to end a GET's read lease; requests are handled on the peer's own loop "
+	  "(docs/architecture.md).  The peer's loop is one of them.  0 (the default): one per "
+	  "CPU this process may run on; 1: every connection on the peer's loop." },
 	{ "peer", "max_connections", T_UINT, "1024", 1, 65536, 0, NULL, NULL,
 	  FIELD(peer_max_connections),
 	  "Most authenticated connections the peer keeps open at once (those still in the "

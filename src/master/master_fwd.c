@@ -163,7 +163,8 @@ int master_fwd_sink(struct actor *self, actor_id from, const struct actor_frame 
 	 * sink and, later, master_on_put see */
 	if (put_place(ms, (uint8_t *)meta, h->meta_len, &to) != 0)
 		return KVN_ESTATE; /* the payload is read and dropped */
-	struct actor *pa = actor_lookup_local(actor_loop_of(self), to->ref);
+	/* from a connection on another loop too (I/O loops, all-in-one) */
+	struct actor *pa = actor_lookup_sink(actor_loop_of(self), to->ref);
 	if (!pa || actor_sink_ask(pa, from, h, meta, sink) != 0)
 		return KVN_ESTATE; /* not on this loop, or it cannot take them */
 	struct mput *mp = kvn_xmalloc(sizeof *mp);
@@ -176,7 +177,7 @@ int master_fwd_sink(struct actor *self, actor_id from, const struct actor_frame 
 void master_fwd_sink_abort(struct actor *self, void *cookie)
 {
 	struct mput *mp = cookie;
-	struct actor *pa = actor_lookup_local(actor_loop_of(self), mp->peer);
+	struct actor *pa = actor_lookup_sink(actor_loop_of(self), mp->peer);
 
 	if (pa)
 		actor_sink_abort(pa, mp->cookie);

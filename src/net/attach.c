@@ -33,10 +33,12 @@ void conn_up(struct conn *c)
 
 	c->state = C_UP;
 	evtimer_del(c->timer);
-	if (c->on_pre) {
+	if (c->cnt && !c->counted) {
 		/* authenticated: out of the pre-auth pool, into max_connections */
 		conn_preauth_leave(c);
+		pthread_mutex_lock(&c->cnt->mu);
 		c->cnt->open++;
+		pthread_mutex_unlock(&c->cnt->mu);
 		c->counted = 1;
 	}
 	kvn_backoff_reset(&c->backoff);
@@ -144,7 +146,13 @@ void conn_hs_server(struct conn *c)
 			conn_reject(c, KVN_EAUTH, "wrong secret");
 			return;
 		}
-		if (c->cnt && c->cnt->open >= c->o.max_conns) {
+		uint32_t open = 0;
+		if (c->cnt) {
+			pthread_mutex_lock(&c->cnt->mu);
+			open = c->cnt->open;
+			pthread_mutex_unlock(&c->cnt->mu);
+		}
+		if (c->cnt && open >= c->o.max_conns) {
 			/* the pre-auth pool is apart; authenticated ones still honour
 			 * max_connections */
 			auth_session_free(sess);

@@ -69,7 +69,12 @@ void conn_set_node_id(struct conn *c, const char *id)
 
 int conn_log_ok(struct conn *c, uint64_t *suppressed)
 {
-	return kvn_ratelimit_ok(c->cnt ? &c->cnt->rl : &c->rl, suppressed);
+	if (!c->cnt)
+		return kvn_ratelimit_ok(&c->rl, suppressed);
+	pthread_mutex_lock(&c->cnt->mu);
+	int ok = kvn_ratelimit_ok(&c->cnt->rl, suppressed);
+	pthread_mutex_unlock(&c->cnt->mu);
+	return ok;
 }
 
 const char *conn_supp_text(char out[64], uint64_t n)
@@ -83,11 +88,15 @@ const char *conn_supp_text(char out[64], uint64_t n)
 
 void conn_preauth_leave(struct conn *c)
 {
-	if (!c->on_pre)
+	if (!c->cnt)
 		return;
-	TAILQ_REMOVE(&c->cnt->pre, c, pre_link);
-	c->cnt->preauth--;
-	c->on_pre = 0;
+	pthread_mutex_lock(&c->cnt->mu);
+	if (c->on_pre) {
+		TAILQ_REMOVE(&c->cnt->pre, c, pre_link);
+		c->cnt->preauth--;
+		c->on_pre = 0;
+	}
+	pthread_mutex_unlock(&c->cnt->mu);
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -285,7 +294,7 @@ void conn_send_hs(struct conn *c, uint16_t type, struct wire_w *w, int status)
 void conn_abort_sink(struct conn *c)
 {
 	if (c->rstate >= R_PAY && c->pmode == P_SINK && c->sink.cookie) {
-		struct actor *a = actor_lookup_local(actor_loop_of(c->self), c->pdst);
+		struct actor *a = actor_lookup_sink(actor_loop_of(c->self), c->pdst);
 		if (a)
 			actor_sink_abort(a, c->sink.cookie);
 	}
@@ -505,6 +514,13 @@ static int conn_handle(struct actor *self, struct actor_msg *m)
 
 	if (m->type == NET_CLOSE) {
 		c->closing = 1;
+		if (m->status) {
+			/* net_abort from another loop: now, with its reason */
+			if (c->state == C_DOWN)
+				c->state = C_HANDSHAKE;
+			conn_fail(c, m->status);
+			return 0;
+		}
 		if (c->state == C_UP && evbuffer_get_length(c->out) > 0) {
 			c->flush_then_close = 1;
 			conn_arm_timer(c, c->o.write_timeout_ms);
@@ -558,8 +574,12 @@ static void conn_fini(struct actor *self)
 		event_free(c->reap);
 	OPENSSL_cleanse(&c->secret, sizeof c->secret);
 	if (c->cnt) {
-		if (c->counted)
+		conn_preauth_leave(c);
+		if (c->counted) {
+			pthread_mutex_lock(&c->cnt->mu);
 			c->cnt->open--;
+			pthread_mutex_unlock(&c->cnt->mu);
+		}
 		net_counter_put(c->cnt);
 	}
 	free(c);
@@ -667,7 +687,16 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 void net_abort(struct actor_loop *loop, actor_id proxy, int err)
 {
 	struct actor *a = actor_lookup_local(loop, proxy);
-	if (!a || actor_ops_of(a) != &conn_ops)
+	if (!a) {
+		/* a connection on another loop (net_opts.spread): it closes
+		 * itself when the message arrives */
+		struct actor_msg *m = actor_msg_new(NET_CLOSE);
+		m->status = err ? err : KVN_ECLOSED;
+		if (actor_send(proxy, m) != 0)
+			actor_msg_free(m);
+		return;
+	}
+	if (actor_ops_of(a) != &conn_ops)
 		return;
 	struct conn *c = actor_state(a);
 	c->closing = 1;
@@ -702,9 +731,15 @@ void net_close(actor_id proxy)
 int conn_accept(struct actor *owner, int fd, const char *remote, const struct auth_policy *pol,
 		const struct net_opts *o, struct net_counter *cnt)
 {
+	return conn_accept_on(actor_loop_of(owner), owner, fd, remote, pol, o, cnt);
+}
+
+int conn_accept_on(struct actor_loop *loop, struct actor *owner, int fd, const char *remote,
+		   const struct auth_policy *pol, const struct net_opts *o, struct net_counter *cnt)
+{
 	struct conn *c = conn_new(owner, o);
 	struct actor *a;
-	struct event_base *base = actor_base(owner);
+	struct event_base *base = actor_loop_base(loop);
 	int rc;
 
 	evutil_make_socket_nonblocking(fd);
@@ -712,23 +747,18 @@ int conn_accept(struct actor *owner, int fd, const char *remote, const struct au
 	c->pol = pol;
 	c->state = C_HANDSHAKE;
 	snprintf(c->remote, sizeof c->remote, "%s", remote);
-	rc = actor_spawn(actor_loop_of(owner), &conn_ops, c, 1u << 16, &a);
+	rc = actor_spawn(loop, &conn_ops, c, 1u << 16, &a);
 	if (rc) {
 		c->fd = -1;
 		conn_free_unspawned(c);
 		return rc;
 	}
 	c->self = a;
-	c->cnt = cnt;
-	cnt->refs++;
-	/* not counted against max_connections until it authenticates (conn_up) */
-	TAILQ_INSERT_TAIL(&cnt->pre, c, pre_link);
-	cnt->preauth++;
-	c->on_pre = 1;
 	{
 		const char *colon = strrchr(c->remote, ':');
 		c->src_len = colon ? (size_t)(colon - c->remote) : strlen(c->remote);
 	}
+	c->cnt = cnt;
 	NSTAT_ADD(conns_open, 1);
 	NSTAT_ADD(conns_accepted, 1);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
@@ -737,7 +767,18 @@ int conn_accept(struct actor *owner, int fd, const char *remote, const struct au
 	c->reap = event_new(base, -1, 0, conn_reap_cb, c);
 	if (!c->rev || !c->wev || !c->timer || !c->reap)
 		kvn_fatal("out of memory");
-	event_add(c->rev, NULL);
 	conn_arm_timer(c, c->o.handshake_timeout_ms);
+	/* The listener may run on another loop than `loop` (net_opts.spread):
+	 * from the event_add on, the connection is its loop's, and whatever it
+	 * or an evictor does to the pool waits for cnt->mu, held until we are
+	 * done with it here. */
+	pthread_mutex_lock(&cnt->mu);
+	cnt->refs++;
+	/* not counted against max_connections until it authenticates (conn_up) */
+	TAILQ_INSERT_TAIL(&cnt->pre, c, pre_link);
+	cnt->preauth++;
+	c->on_pre = 1;
+	event_add(c->rev, NULL);
+	pthread_mutex_unlock(&cnt->mu);
 	return 0;
 }

@@ -298,7 +298,7 @@ static void payload_begin(struct conn *c)
 		c->pmode = P_DISCARD; /* late reply: nobody waits for these bytes */
 		return;
 	}
-	struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
+	struct actor *a = actor_lookup_sink(actor_loop_of(c->self), dst);
 	if (a) {
 		int rc = actor_sink_ask(a, actor_id_of(c->self), &h, c->meta, &c->sink);
 		if (rc == 0) {
@@ -371,7 +371,7 @@ static void deliver(struct conn *c)
 	int rc = actor_send(dst, m);
 	if (rc) {
 		if (m->sink_cookie) {
-			struct actor *a = actor_lookup_local(actor_loop_of(c->self), dst);
+			struct actor *a = actor_lookup_sink(actor_loop_of(c->self), dst);
 			if (a)
 				actor_sink_abort(a, m->sink_cookie);
 		}

@@ -193,6 +193,13 @@ struct net_opts {
 	 * role checks).  Both ends must agree: the handshake refuses a
 	 * mismatch with KVN_ECONFIG. */
 	int integrity;
+	/* Listener: the loops accepted connections are spread over, round
+	 * robin (NULL: the owner's own).  Connections on another loop than the
+	 * owner's deliver to it by message and ask its payload sink under its
+	 * lock: the owner must have one (actor_set_lock) and outlive the
+	 * loops.  The array is the caller's and must outlive the listener. */
+	struct actor_loop *const *spread;
+	int nspread;
 };
 void net_opts_default(struct net_opts *o);
 /* Whether this process may give its TCP sockets congestion control cc (a

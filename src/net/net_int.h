@@ -7,6 +7,7 @@
 #include <event2/util.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <uthash.h>
 
 #include "base/base.h"
@@ -20,10 +21,12 @@ int tcp_connect_result(int fd);
 
 struct conn;
 /* The listener's accounting, shared with its connections so either may go
- * first (same loop thread: no locking): authenticated connections (against
- * max_connections) and, apart, the ones still in the handshake, oldest
- * first (against max_preauth and max_preauth_per_ip). */
+ * first: authenticated connections (against max_connections) and, apart,
+ * the ones still in the handshake, oldest first (against max_preauth and
+ * max_preauth_per_ip).  Connections may live on other loops than the
+ * listener's (net_opts.spread): every field is under mu. */
 struct net_counter {
+	pthread_mutex_t mu;
 	uint32_t open;    /* authenticated */
 	uint32_t refs;
 	uint32_t preauth; /* length of pre */
@@ -39,6 +42,10 @@ void net_counter_put(struct net_counter *c);
  * authenticates (then counts itself open) or ends. */
 int conn_accept(struct actor *owner, int fd, const char *remote, const struct auth_policy *pol,
 		const struct net_opts *o, struct net_counter *cnt);
+/* The same on loop `loop` (the calling thread's), for an owner on another
+ * loop that has a lock (actor_set_lock). */
+int conn_accept_on(struct actor_loop *loop, struct actor *owner, int fd, const char *remote,
+		   const struct auth_policy *pol, const struct net_opts *o, struct net_counter *cnt);
 void net_stat_inc_refused(void);
 
 /* ---- connections (conn.c, conn_read.c, attach.c) ---- */

@@ -170,8 +170,15 @@ int tcp_connect_result(int fd)
 
 void net_counter_put(struct net_counter *c)
 {
-	if (c && --c->refs == 0)
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	uint32_t left = --c->refs;
+	pthread_mutex_unlock(&c->mu);
+	if (left == 0) {
+		pthread_mutex_destroy(&c->mu);
 		free(c);
+	}
 }
 
 struct net_listener {
@@ -181,6 +188,7 @@ struct net_listener {
 	struct net_opts opts;
 	struct net_counter *cnt;
 	uint16_t port;
+	unsigned rr; /* next loop of opts.spread */
 };
 
 static int same_source(const struct conn *c, const char *remote, size_t src_len)
@@ -199,7 +207,8 @@ static struct conn *preauth_victim(struct net_counter *cnt, const char *remote, 
 	TAILQ_FOREACH(c, &cnt->pre, pre_link) {
 		if (src_len && !same_source(c, remote, src_len))
 			continue;
-		if (c->hs.step == 0)
+		/* its own loop's thread writes it: read once, relaxed */
+		if (__atomic_load_n(&c->hs.step, __ATOMIC_RELAXED) == 0)
 			return c;
 		if (!oldest)
 			oldest = c;
@@ -218,6 +227,7 @@ static void preauth_make_room(struct net_listener *l, const char *remote)
 	struct conn *c, *victim = NULL;
 	const char *why = NULL;
 
+	pthread_mutex_lock(&l->cnt->mu);
 	TAILQ_FOREACH(c, &l->cnt->pre, pre_link)
 		same += (uint32_t)same_source(c, remote, src_len);
 	if (same >= l->opts.max_preauth_per_ip) {
@@ -229,15 +239,32 @@ static void preauth_make_room(struct net_listener *l, const char *remote)
 		why = "node.max_preauth";
 		n = l->cnt->preauth;
 	}
-	if (!victim)
+	if (!victim) {
+		pthread_mutex_unlock(&l->cnt->mu);
 		return;
+	}
 	uint64_t supp = 0;
 	net_stat_inc_refused();
 	if (kvn_ratelimit_ok(&l->cnt->rl, &supp))
 		log_warn("net: %u connections not authenticated yet (%s): closing the oldest, from %s%s",
 			 n, why, victim->remote, CONN_SUPP(supp));
-	victim->closing = 1;
-	conn_fail(victim, KVN_EBUSY);
+	if (actor_loop_on_thread(actor_loop_of(victim->self))) {
+		pthread_mutex_unlock(&l->cnt->mu);
+		victim->closing = 1;
+		conn_fail(victim, KVN_EBUSY);
+		return;
+	}
+	/* on another loop (net_opts.spread): out of the pool now, so it is not
+	 * picked twice, and closed by its own thread */
+	TAILQ_REMOVE(&l->cnt->pre, victim, pre_link);
+	l->cnt->preauth--;
+	victim->on_pre = 0;
+	actor_id vid = actor_id_of(victim->self);
+	pthread_mutex_unlock(&l->cnt->mu);
+	struct actor_msg *m = actor_msg_new(NET_CLOSE);
+	m->status = KVN_EBUSY;
+	if (actor_send(vid, m) != 0)
+		actor_msg_free(m);
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -252,19 +279,27 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	/* Authenticated connections count against max_connections, the ones
 	 * in the handshake only against their own pool: idle sockets with no
 	 * secret can never keep a client or a peer out. */
-	if (l->cnt->open >= l->opts.max_conns) {
+	pthread_mutex_lock(&l->cnt->mu);
+	uint32_t open = l->cnt->open;
+	if (open >= l->opts.max_conns) {
 		uint64_t supp = 0;
 		net_stat_inc_refused();
 		if (kvn_ratelimit_ok(&l->cnt->rl, &supp))
 			log_warn("net: refusing connection from %s: %u authenticated connections open "
 				 "(max_connections)%s",
-				 remote, l->cnt->open, CONN_SUPP(supp));
+				 remote, open, CONN_SUPP(supp));
+		pthread_mutex_unlock(&l->cnt->mu);
 		close(fd);
 		return;
 	}
+	pthread_mutex_unlock(&l->cnt->mu);
 	preauth_make_room(l, remote);
 	tcp_tune(fd, &l->opts);
-	if (conn_accept(l->owner, fd, remote, l->pol, &l->opts, l->cnt) != 0)
+	struct actor_loop *loop = actor_loop_of(l->owner);
+	if (l->opts.nspread > 0)
+		loop = l->opts.spread[l->rr++ % (unsigned)l->opts.nspread];
+	/* made here, run by its own loop from its first event on */
+	if (conn_accept_on(loop, l->owner, fd, remote, l->pol, &l->opts, l->cnt) != 0)
 		close(fd);
 }
 
@@ -284,6 +319,7 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 	l->pol = pol;
 	l->cnt = kvn_xcalloc(1, sizeof *l->cnt);
 	l->cnt->refs = 1;
+	pthread_mutex_init(&l->cnt->mu, NULL);
 	TAILQ_INIT(&l->cnt->pre);
 	kvn_ratelimit_init(&l->cnt->rl, NET_WARN_INTERVAL_MS, NET_WARN_BURST);
 	if (o)

@@ -27,9 +27,10 @@ enum peer_link { LINK_NONE = 0, LINK_ATTACHED, LINK_REFUSED, LINK_FAILED };
 
 void peer_store_put(struct peer_store *st)
 {
-	if (st && --st->refs == 0) {
+	if (st && __atomic_sub_fetch(&st->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		keytab_free(st->kt);
 		alloc_arena_free(st->arena);
+		pthread_mutex_destroy(&st->mu);
 		free(st);
 	}
 }
@@ -681,10 +682,18 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	kvn_backoff_init(&p->ship_bo, 10, o->heartbeat_ms ? o->heartbeat_ms : 100);
 	p->st = kvn_xcalloc(1, sizeof *p->st);
 	p->st->refs = 1;
+	{
+		pthread_mutexattr_t ma;
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&p->st->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	rc = alloc_arena_new(o->dram_size, o->page_size, o->hugepages, &p->st->arena);
 	if (rc) {
 		snprintf(err, errlen, "peer.dram_size: cannot map a %llu-byte arena: %s",
 			 (unsigned long long)o->dram_size, kvn_strerror(rc));
+		pthread_mutex_destroy(&p->st->mu);
 		free(p->st);
 		free((char *)p->o.node_id);
 		free((char *)p->o.advertise);
@@ -697,6 +706,8 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
 	p->scratch = kvn_xmalloc(SCRATCH_LEN);
 	kvn_random(&p->boot_id, sizeof p->boot_id);
 	rc = actor_spawn(loop, &peer_ops, p, o->mailbox, &p->self);
+	if (rc == 0)
+		actor_set_lock(p->self, &p->st->mu);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the peer actor: %s", kvn_strerror(rc));
 		peer_store_put(p->st);
@@ -742,6 +753,12 @@ int peer_flip_byte(struct actor *peer, const void *key, size_t klen)
 		return KVN_ESTATE;
 	((uint8_t *)alloc_addr(p->st->arena, v.ext[0].page))[0] ^= 0x01;
 	return 0;
+}
+
+pthread_mutex_t *peer_lock(struct actor *peer)
+{
+	struct peer *p = actor_state(peer);
+	return &p->st->mu;
 }
 
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st)

@@ -7,6 +7,7 @@
 #define KVN_PEER_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "actors/actor.h"
@@ -52,6 +53,9 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
  * key-table counters (leases outstanding, refused transitions, ...). */
 typedef void (*peer_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
 void peer_dump(struct actor *peer, peer_dump_fn fn, void *arg);
+/* The lock the runtime holds around the peer (actor_set_lock): an
+ * all-in-one node gives its master the same one. */
+pthread_mutex_t *peer_lock(struct actor *peer);
 struct keytab_stats;
 void peer_keytab_stats(struct actor *peer, struct keytab_stats *st);
 /* Tests: flip one bit of the committed value of key in DRAM (a memory

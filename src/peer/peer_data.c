@@ -165,11 +165,19 @@ int peer_grant_check(struct peer *p, const struct proto_item *it, const struct p
 /* A PENDING slot for one item, with its checksum and expiry.  No room: an
  * eviction round first, then once more (peer_make_room), so a put never
  * fails for room while values can be evicted. */
-static int put_reserve(struct peer *p, const struct proto_item *it, uint64_t now, struct keytab_view *v)
+/* Asked from a connection on another I/O loop: an eviction round sends to
+ * the disk writer and arms timers, which only the peer's loop may do, so
+ * that PUT is declined (buffered) and reserved again there. */
+#define PUT_DECLINE 1
+
+static int put_reserve(struct peer *p, const struct proto_item *it, uint64_t now, struct keytab_view *v,
+		       int foreign)
 {
 	struct keytab_attrs at = { .checksum = it->checksum, .expires_ms = it->ttl_ms ? now + it->ttl_ms : 0 };
 	int rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
 
+	if (rc == KVN_ENOSPC && foreign)
+		return PUT_DECLINE;
 	if (rc == KVN_ENOSPC && (rc = peer_make_room(p, it->size)) == 0)
 		rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
 	return rc;
@@ -181,7 +189,7 @@ static int put_reserve(struct peer *p, const struct proto_item *it, uint64_t now
  * the master does not check (peer_grant_check): the client cannot choose a
  * generation. */
 static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uint64_t payload_len,
-		     struct peer_put **out)
+		     int foreign, struct peer_put **out)
 {
 	struct wire_r r;
 	struct proto_item it;
@@ -229,7 +237,12 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 		else if (it.size > p->o.max_value_size)
 			rc = KVN_ETOOBIG;
 		else
-			rc = put_reserve(p, &it, now, &v);
+			rc = put_reserve(p, &it, now, &v, foreign);
+		if (rc == PUT_DECLINE) {
+			pp->n = i;
+			peer_sink_abort(p->self, pp);
+			return PUT_DECLINE;
+		}
 		if (rc == KVN_ESTALE)
 			rc = PEER_OVERWRITTEN; /* a newer gen is here: read and drop the bytes, answer 0 */
 		pp->status[i] = rc;
@@ -258,9 +271,9 @@ int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, co
 		return peer_slot_sink(self, from, h, meta, sink);
 	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
 		return 1;
-	rc = put_begin(p, meta, h->meta_len, h->payload_len, &pp);
+	rc = put_begin(p, meta, h->meta_len, h->payload_len, !actor_loop_on_thread(actor_loop_of(self)), &pp);
 	if (rc)
-		return rc;
+		return rc; /* PUT_DECLINE is actor_ops.sink's 1: buffered */
 	pp->from = from;
 	TAILQ_INSERT_TAIL(&p->receiving, pp, link);
 	sink->iov = pp->iov;
@@ -326,7 +339,7 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		return;
 	}
 	if (!pp) {
-		int rc = put_begin(p, m->meta, m->meta_len, m->payload_len, &pp);
+		int rc = put_begin(p, m->meta, m->meta_len, m->payload_len, 0, &pp);
 		if (rc) {
 			actor_reply_status(p->self, m, rc);
 			return;
@@ -386,7 +399,10 @@ static void lease_cleanup(const void *data, size_t len, void *extra)
 	struct lease_ref *lr = extra;
 	(void)data;
 	(void)len;
+	/* on whichever loop wrote the reply out (peer.io_threads) */
+	pthread_mutex_lock(&lr->st->mu);
 	keytab_release(lr->st->kt, lr->lease);
+	pthread_mutex_unlock(&lr->st->mu);
 	peer_store_put(lr->st);
 	free(lr);
 }
@@ -503,7 +519,7 @@ static void get_ref_value(struct peer *p, struct peer_get_reply *gr, const struc
 			lr->st = p->st;
 			lr->lease = lease;
 			lr->conn = gr->conn;
-			p->st->refs++;
+			__atomic_add_fetch(&p->st->refs, 1, __ATOMIC_RELAXED);
 			/* past read_lease_ttl the pages stay until this
 			 * reference's cleanup (peer_lease_tick) */
 			(void)keytab_lease_hold(p->st->kt, lease, lr);
@@ -685,14 +701,32 @@ void peer_on_drop_gen(struct peer *p, struct actor_msg *m)
 void peer_reap(struct peer *p)
 {
 	uint64_t now = kvn_now_ms();
-	struct peer_put *pp;
+	struct peer_put *pp, *next;
 	uint32_t aborted = 0;
+	int cutting = 0;
 
 	/* A receive that outlives the pending TTL would have its slots reaped
-	 * while the connection still writes into their pages: cut it first. */
-	while ((pp = TAILQ_FIRST(&p->receiving)) && now - pp->started_ms >= p->o.pending_ttl_ms) {
+	 * while the connection still writes into their pages: cut it first.
+	 * A connection on another I/O loop is cut by message: until its loop
+	 * has aborted the receive (sink_abort, under our lock) or delivered it,
+	 * its pages stay reserved and nothing is reaped (next tick). */
+	for (pp = TAILQ_FIRST(&p->receiving); pp && now - pp->started_ms >= p->o.pending_ttl_ms; pp = next) {
+		next = TAILQ_NEXT(pp, link);
+		if (!actor_lookup_local(actor_loop_of(p->self), pp->from)) {
+			if (!pp->cut) {
+				net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
+				pp->cut = 1;
+				aborted++;
+			}
+			cutting = 1;
+			continue;
+		}
 		net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
-		if (TAILQ_FIRST(&p->receiving) == pp) {
+		struct peer_put *q;
+		TAILQ_FOREACH(q, &p->receiving, link)
+			if (q == pp)
+				break; /* pointers only: pp may have been freed */
+		if (q) {
 			/* Still here: the connection had finished this frame and
 			 * its message waits in our mailbox, which still points at
 			 * pp.  Give the slots back; the handler frees pp. */
@@ -711,6 +745,8 @@ void peer_reap(struct peer *p)
 		p->stats.receive_aborted += aborted;
 		log_warn("cut %u connection(s) whose PUT payload took longer than peer.pending_ttl", aborted);
 	}
+	if (cutting)
+		return;
 	int reaped = keytab_reap(p->st->kt, now, NULL, NULL);
 	if (reaped > 0)
 		log_info("reclaimed %d pending slot(s) not committed within peer.pending_ttl", reaped);

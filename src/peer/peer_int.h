@@ -8,6 +8,7 @@
 #ifndef KVN_PEER_INT_H
 #define KVN_PEER_INT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -24,7 +25,12 @@
 struct peer_store {
 	struct alloc_arena *arena;
 	struct keytab *kt;
-	uint32_t refs;
+	uint32_t refs; /* atomic: GET replies' cleanups drop theirs on I/O loops */
+	/* Recursive.  The runtime holds it around everything the peer actor
+	 * runs (actor_set_lock); connections on the other I/O loops
+	 * (peer.io_threads) take it for a PUT's sink and a GET reply's lease
+	 * release, the only peer state they touch. */
+	pthread_mutex_t mu;
 };
 void peer_store_put(struct peer_store *st);
 
@@ -67,6 +73,7 @@ struct peer_put {
 	int *seg_niov;
 	uint64_t *seg_sum;
 	int seg_done;
+	int cut; /* the reaper asked its connection (on another loop) to close */
 	/* The reaper cut it after its frame had fully arrived (the message
 	 * is queued, not yet handled): its slots are aborted, and the handler
 	 * answers KVN_ETIMEDOUT and frees it. */
