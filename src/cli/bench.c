@@ -173,9 +173,11 @@ static int thr_call_target(struct bench_thr *t, enum call_kind kind, size_t n)
 	int rc;
 
 	if (t->b->a.batch > 1) {
-		return kind == CALL_PUT	  ? tg->batch_put(t->h, t->items, n)
-		       : kind == CALL_GET ? tg->batch_get(t->h, t->items, n)
-					  : tg->batch_exists(t->h, t->items, n);
+		if (kind == CALL_PUT)
+			return tg->batch_put(t->h, t->items, n);
+		if (kind == CALL_GET)
+			return tg->batch_get(t->h, t->items, n);
+		return tg->batch_exists(t->h, t->items, n);
 	}
 	switch (kind) {
 	case CALL_PUT:
@@ -307,7 +309,8 @@ static void thr_loop(struct bench_thr *t, uint64_t items, int timed)
 	}
 }
 
-/* memcpy, tag or xxh3: one local item after another, timed per call like a store. */
+/* memcpy, tag or xxh3: one local item after another, timed per call like a
+ * store. */
 static void thr_local(struct bench_thr *t)
 {
 	size_t S = t->b->a.size, B = t->b->a.batch;
