@@ -3,7 +3,7 @@
 # kvnode, redis and memcached there and waiting (bounded) until each
 # answers, and stopping every process started.  Sourced, not run: the caller
 # sets ME (its name, for messages), BUILD, DRAM, KEEP and READY_TIMEOUT
-# first.
+# first, and may set KV_MODES (integrity modes, default "header").
 # POSIX sh + awk only.
 KV=$BUILD/kvnode
 [ -x "$KV" ] || { echo "$ME: $KV not found or not executable (use -b BUILDDIR)" >&2; exit 2; }
@@ -88,17 +88,32 @@ wait_ready() {
 	return 1
 }
 
+# check_modes LIST: each of LIST an auth.integrity mode, else exit 2.
+check_modes() {
+	[ -n "$1" ] || { echo "$ME: no integrity mode given" >&2; exit 2; }
+	for m in $1; do
+		case $m in header | frame) ;; *) echo "$ME: unknown integrity mode '$m' (header or frame)" >&2; exit 2 ;; esac
+	done
+}
+
+# start_kvnode MODE: an all-in-one node whose cluster runs auth.integrity =
+# MODE, in its own data dir.  The mode is in the config file, not a --set, so
+# the bench client reads the same one (a mismatch is refused at attach).
+# Sets KV_CLIENT and KV_PID, and KV_CLIENT_<MODE> and KV_PID_<MODE>.
 KV_CLIENT=
 start_kvnode() {
+	mode=${1:-header}
 	try=0
 	while [ $try -lt 5 ]; do
 		try=$((try + 1))
 		pick_port && mp=$PORT && pick_port && pp=$PORT || return 1
-		conf=$TMP/kvnode.conf
-		mkdir -p "$TMP/kvdata"
+		conf=$TMP/kvnode-$mode.conf
+		mkdir -p "$TMP/kvdata-$mode"
 		cat >"$conf" <<EOF
 [node]
-data_dir = $TMP/kvdata
+data_dir = $TMP/kvdata-$mode
+[auth]
+integrity = $mode
 [master]
 listen = 127.0.0.1:$mp
 [peer]
@@ -108,15 +123,16 @@ master = 127.0.0.1:$mp
 master = 127.0.0.1:$mp
 EOF
 		"$KV" --role master,peer --config "$conf" --set "peer.dram_size=$DRAM" \
-			--set node.max_value_size=64MiB >"$TMP/kvnode.log" 2>&1 &
+			--set node.max_value_size=64MiB >"$TMP/kvnode-$mode.log" 2>&1 &
 		pid=$!
 		KV_PID=$pid
 		PIDS="$PIDS $pid"
 		KV_CLIENT="$KV --role client --config $conf"
+		eval "KV_CLIENT_$mode=\$KV_CLIENT KV_PID_$mode=\$KV_PID" # mode: checked by check_modes
 		# shellcheck disable=SC2086
-		wait_ready kvnode "$pid" "$TMP/kvnode.log" kvnode $KV_CLIENT && return 0
+		wait_ready "kvnode ($mode)" "$pid" "$TMP/kvnode-$mode.log" kvnode $KV_CLIENT && return 0
 		stop_pid "$pid"
-		grep -qi 'in use' "$TMP/kvnode.log" || return 1
+		grep -qi 'in use' "$TMP/kvnode-$mode.log" || return 1
 	done
 	return 1
 }
@@ -167,6 +183,16 @@ start_memcached() {
 	return 1
 }
 
+# cpu_model: this machine's CPU and whether it has the vector units the
+# tag and checksum code can use (Poly1305 and XXH3 run much faster with
+# AVX2 and again with AVX-512).
+cpu_model() {
+	awk -F': *' '/^model name/ && !m { m = $2 }
+		/^flags/ && !f { f = " " $2 " " }
+		END { printf "%s, avx2 %s, avx512f %s\n", m == "" ? "unknown CPU" : m,
+			index(f, " avx2 ") ? "yes" : "no", index(f, " avx512f ") ? "yes" : "no" }' /proc/cpuinfo 2>/dev/null
+}
+
 # The field of a one-line JSON object (numbers and plain strings only).
 jget() {
 	printf '%s\n' "$1" | awk -v k="\"$2\":" '{
@@ -175,12 +201,22 @@ jget() {
 }
 
 # start_targets LIST: start each of LIST (kvnode, redis, memcached); ACTIVE
-# = the ones that answer.  One that does not is named and sets FAILED=1.
+# = the ones that answer, kvnode as kvnode-MODE, one node per mode of
+# KV_MODES.  One that does not is named and sets FAILED=1.
 ACTIVE=
 start_targets() {
 	for t in $1; do
 		case $t in
-		kvnode) start_kvnode && ACTIVE="$ACTIVE kvnode" ;;
+		kvnode)
+			for m in ${KV_MODES:-header}; do
+				if start_kvnode "$m"; then
+					ACTIVE="$ACTIVE kvnode-$m"
+				else
+					say "$ME: kvnode ($m) could not be started: its results stay empty"
+					FAILED=1
+				fi
+			done
+			continue ;;
 		redis) start_redis && ACTIVE="$ACTIVE redis" ;;
 		memcached) start_memcached && ACTIVE="$ACTIVE memcached" ;;
 		esac

@@ -59,9 +59,26 @@ ok $(( $? == 0 )) "another size than was put: the stamps do not match, an error"
 $C bench --op put --size 4KiB --count 4 --no-populate
 is $? 2 "--no-populate with put: usage error"
 
+# exists: routed key lookups of keys the setup put; a key that is not there
+# is an error, not a fast "no"
+run_ok "exists, batch 8, 4 clients" --op exists --count 256 --batch 8 --clients 4
+is "$(field "$TMP/out" op)" '"exists"' "op is exists"
+is "$(field "$TMP/out" exists)" 256 "256 exists calls counted"
+is "$(field "$TMP/out" size)" 1 "exists: --size defaults to 1 byte"
+is "$(field "$TMP/out" gb_per_s)" 0.0000 "exists moves no value bytes"
+run_ok "exists, one at a time, 4 KiB values" --op exists --size 4KiB --count 20 --clients 2
+$C bench --op exists --count 4 --keys 4 --no-populate
+is $? 0 "exists --no-populate of keys that are there"
+$C bench --op exists --count 4 --keys 1000000 --clients 2 --no-populate
+ok $(( $? == 0 )) "exists --no-populate of keys that are not there: an error"
+like "$(cat "$TMP/err")" "bench:500000.*does not exist" "naming the key"
+$C bench --op exists
+is $? 2 "exists without --count: usage error"
+
 # The local baselines: no server is asked (the target is named "local");
-# tag computes a real frame tag per item, and a failed one is an error.
-for op in memcpy tag; do
+# tag computes a real frame tag per item, and a failed one is an error;
+# xxh3 one XXH3-64 per item.
+for op in memcpy tag xxh3; do
 	run_ok "$op, batch 4, 2 clients" --op $op --size 64KiB --count 64 --batch 4 --clients 2
 	is "$(field "$TMP/out" target)" '"local"' "$op: target is local"
 	is "$(field "$TMP/out" op)" "\"$op\"" "$op: op reported"

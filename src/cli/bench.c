@@ -13,7 +13,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -29,24 +28,10 @@
 #include "base/base.h"
 #include "cli/cli.h"
 
-/* memcpy and tag run locally (bench_local.c): this machine's ceilings in
- * the same run as the stores. */
-enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_COUNT };
-static const char *const op_names[OP_COUNT] = { "put", "get", "mixed", "memcpy", "tag" };
-#define OP_LOCAL(op) ((op) == OP_MEMCPY || (op) == OP_TAG)
-
 #define THREAD_MAX_ERRORS 64     /* a thread gives up after this many */
 #define ERRORS_PRINTED 5
 #define PROGRESS_EVERY_NS 200000000ull
 #define PROGRESS_AFTER_NS 1000000000ull
-#define DEFAULT_KEY_BYTES (512ull << 20) /* default --keys keeps values under this */
-
-struct bench_args {
-	int op;
-	uint64_t size, count, batch, clients, keys, warmup, timeout_ms;
-	int keys_given, timeout_given, json, durable, no_populate;
-	const char *target;
-};
 
 /* ---- state ----------------------------------------------------------------- */
 
@@ -69,9 +54,9 @@ struct bench_thr {
 	uint64_t *keyid;
 	char *keybuf;
 	unsigned char *expect, *putbuf, *getbuf;
-	struct bench_local *local; /* --op memcpy, tag */
+	struct bench_local *local; /* --op memcpy, tag, xxh3 */
 	uint64_t rng;
-	uint64_t ok_items, errors, puts, gets, t_start, t_end;
+	uint64_t ok_items, errors, puts, gets, exists, t_start, t_end;
 	int setup_rc, stopped;
 	char setup_err[256];
 };
@@ -170,19 +155,56 @@ static int thr_setup(struct bench_thr *t)
 		memcpy(t->expect, b->base, S);
 	t->rng = 0x2545f4914f6cdd1dull ^ ((uint64_t)(t->idx + 1) * 0x9e3779b97f4a7c15ull);
 	if (OP_LOCAL(b->a.op))
-		return bench_local_new(b->a.op == OP_TAG, &t->local, t->setup_err, sizeof(t->setup_err));
+		return bench_local_new(b->a.op == OP_TAG    ? BENCH_LOCAL_TAG
+				       : b->a.op == OP_XXH3 ? BENCH_LOCAL_XXH3
+							    : BENCH_LOCAL_MEMCPY,
+				       &t->local, t->setup_err, sizeof(t->setup_err));
 	return b->t->connect(&b->cfg, &t->h, t->setup_err, sizeof(t->setup_err));
 }
 
-/* One call of n items.  check: 1 = length and head/tail stamps, 2 = every
- * byte.  Returns the items that succeeded; *lat gets the call's latency. */
-static uint64_t thr_call(struct bench_thr *t, int put, size_t n, int check, uint64_t *lat)
+enum call_kind { CALL_PUT, CALL_GET, CALL_EXISTS };
+static const char *const call_names[] = { "put", "get", "exists" };
+
+/* The batch (or single) call of one kind; rc as the target returns it. */
+static int thr_call_target(struct bench_thr *t, enum call_kind kind, size_t n)
 {
-	struct bench *b = t->b;
-	const struct cli_bench_target *tg = b->t;
-	size_t S = b->a.size;
+	const struct cli_bench_target *tg = t->b->t;
+	struct kvn_item *it = &t->items[0];
+	int rc;
+
+	if (t->b->a.batch > 1) {
+		if (kind == CALL_PUT)
+			return tg->batch_put(t->h, t->items, n);
+		if (kind == CALL_GET)
+			return tg->batch_get(t->h, t->items, n);
+		return tg->batch_exists(t->h, t->items, n);
+	}
+	switch (kind) {
+	case CALL_PUT:
+		rc = tg->put(t->h, it->key, it->klen, it->val, it->vlen);
+		break;
+	case CALL_GET:
+		rc = tg->get(t->h, it->key, it->klen, it->val, it->cap, &it->vlen);
+		break;
+	default:
+		rc = tg->exists(t->h, it->key, it->klen);
+		it->exists = rc == 1;
+		rc = rc < 0 ? rc : 0;
+	}
+	it->status = rc;
+	return rc;
+}
+
+/* One call of n items.  check: 1 = length and head/tail stamps, 2 = every
+ * byte (gets; an exists only checks that the key exists).  Returns the items
+ * that succeeded; *lat gets the call's latency. */
+static uint64_t thr_call(struct bench_thr *t, enum call_kind kind, size_t n, int check,
+			 uint64_t *lat)
+{
+	const struct cli_bench_target *tg = t->b->t;
+	size_t S = t->b->a.size;
 	uint64_t ok = 0, t0;
-	int rc, any = 0;
+	int rc, any = 0, put = kind == CALL_PUT, get = kind == CALL_GET;
 
 	for (size_t i = 0; i < n; i++) {
 		struct kvn_item *it = &t->items[i];
@@ -193,26 +215,20 @@ static uint64_t thr_call(struct bench_thr *t, int put, size_t n, int check, uint
 		it->key = t->keybuf + i * KEY_CAP;
 		it->klen = bench_key_format(t->keybuf + i * KEY_CAP, k);
 		it->status = 0;
+		it->exists = 0;
 		if (put) {
 			it->val = t->putbuf + i * S;
 			bench_pattern_stamp(it->val, S, k);
 			it->vlen = S;
 			it->cap = 0;
 		} else {
-			it->val = t->getbuf + i * S;
+			it->val = get ? t->getbuf + i * S : NULL;
 			it->vlen = 0;
-			it->cap = S;
+			it->cap = get ? S : 0;
 		}
 	}
 	t0 = kvn_now_ns();
-	if (b->a.batch == 1) {
-		struct kvn_item *it = &t->items[0];
-		rc = put ? tg->put(t->h, it->key, it->klen, it->val, S)
-			 : tg->get(t->h, it->key, it->klen, it->val, S, &it->vlen);
-		it->status = rc;
-	} else {
-		rc = put ? tg->batch_put(t->h, t->items, n) : tg->batch_get(t->h, t->items, n);
-	}
+	rc = thr_call_target(t, kind, n);
 	*lat = kvn_now_ns() - t0;
 
 	for (size_t i = 0; i < n; i++)
@@ -223,18 +239,21 @@ static uint64_t thr_call(struct bench_thr *t, int put, size_t n, int check, uint
 		int st = it->status ? it->status : (rc && !any) ? rc : 0;
 		const char *why = st ? tg->detail(t->h) : "value differs from what was put";
 		char d[96];
-		if (!st && !put && it->vlen != S) {
+		if (!st && kind == CALL_EXISTS && !it->exists) {
+			st = KVN_ENOTFOUND;
+			why = "the key does not exist";
+		} else if (!st && get && it->vlen != S) {
 			snprintf(d, sizeof(d), "returned %zu bytes, expected %zu", it->vlen, S);
 			st = KVN_EPROTO;
 			why = d;
-		} else if (!st && !put && check == 2) {
+		} else if (!st && get && check == 2) {
 			bench_pattern_stamp(t->expect, S, t->keyid[i]);
 			st = memcmp(it->val, t->expect, S) ? KVN_EPROTO : 0;
-		} else if (!st && !put && !bench_pattern_quick_ok(it->val, S, t->keyid[i])) {
+		} else if (!st && get && !bench_pattern_quick_ok(it->val, S, t->keyid[i])) {
 			st = KVN_EPROTO;
 		}
 		if (st)
-			bench_error(t, put ? "put" : "get", it->key, it->klen, st, why);
+			bench_error(t, call_names[kind], it->key, it->klen, st, why);
 		else
 			ok++;
 	}
@@ -250,14 +269,15 @@ static int thr_give_up(struct bench_thr *t)
 	return 1;
 }
 
-/* Put (populate) or get-and-compare (verify) every key of the range once. */
-static void thr_each_key(struct bench_thr *t, int put)
+/* Put (populate) or get-and-compare / exists (verify) every key of the
+ * range once. */
+static void thr_each_key(struct bench_thr *t, enum call_kind kind)
 {
 	uint64_t left = t->key_n, lat;
 	t->cursor = 0;
 	while (left > 0 && !thr_give_up(t)) {
 		size_t n = left < t->b->a.batch ? (size_t)left : (size_t)t->b->a.batch;
-		thr_call(t, put, n, 2, &lat);
+		thr_call(t, kind, n, 2, &lat);
 		left -= n;
 		atomic_fetch_add_explicit(&t->setup_progress, n, memory_order_relaxed);
 	}
@@ -270,25 +290,27 @@ static void thr_loop(struct bench_thr *t, uint64_t items, int timed)
 	uint64_t done = 0, lat;
 	while (done < items && !thr_give_up(t)) {
 		size_t n = items - done < b->a.batch ? (size_t)(items - done) : (size_t)b->a.batch;
-		int put = b->a.op == OP_PUT;
+		enum call_kind kind = b->a.op == OP_PUT ? CALL_PUT
+				      : b->a.op == OP_EXISTS ? CALL_EXISTS : CALL_GET;
 		if (b->a.op == OP_MIXED) {
 			t->rng ^= t->rng >> 12; /* xorshift64*, fixed seed per thread */
 			t->rng ^= t->rng << 25;
 			t->rng ^= t->rng >> 27;
-			put = (int)((t->rng * 0x2545f4914f6cdd1dull) >> 63);
+			kind = (t->rng * 0x2545f4914f6cdd1dull) >> 63 ? CALL_PUT : CALL_GET;
 		}
-		uint64_t ok = thr_call(t, put, n, 1, &lat);
+		uint64_t ok = thr_call(t, kind, n, 1, &lat);
 		done += n;
 		if (timed) {
 			bench_hist_add(t->hist, lat);
 			t->ok_items += ok;
-			*(put ? &t->puts : &t->gets) += n;
+			*(kind == CALL_PUT ? &t->puts : kind == CALL_GET ? &t->gets : &t->exists) += n;
 			atomic_store_explicit(&t->progress, done, memory_order_relaxed);
 		}
 	}
 }
 
-/* memcpy or tag: one local item after another, timed per call like a store. */
+/* memcpy, tag or xxh3: one local item after another, timed per call like a
+ * store. */
 static void thr_local(struct bench_thr *t)
 {
 	size_t S = t->b->a.size, B = t->b->a.batch;
@@ -301,7 +323,7 @@ static void thr_local(struct bench_thr *t)
 			int rc = bench_local_item(t->local, t->putbuf + i * S,
 						  t->getbuf ? t->getbuf + i * S : NULL, S);
 			if (rc) {
-				bench_error(t, op_names[t->b->a.op], "", 0, rc, NULL);
+				bench_error(t, bench_op_names[t->b->a.op], "", 0, rc, NULL);
 				return;
 			}
 		}
@@ -316,7 +338,7 @@ static void *thr_main(void *arg)
 {
 	struct bench_thr *t = arg;
 	struct bench *b = t->b;
-	int gets = b->a.op == OP_GET || b->a.op == OP_MIXED;
+	int reads = BENCH_OP_READS(b->a.op);
 
 	pthread_mutex_lock(&b->mu);
 	while (!b->gate_open)
@@ -329,11 +351,11 @@ static void *thr_main(void *arg)
 	pthread_barrier_wait(&b->bar); /* everyone connected */
 	/* --no-populate: the keys are there from an earlier run (a cold read
 	 * of values another run wrote, e.g. after they went to disk) */
-	if (!atomic_load(&b->abort) && gets && t->owner && !b->a.no_populate)
-		thr_each_key(t, 1);
+	if (!atomic_load(&b->abort) && reads && t->owner && !b->a.no_populate)
+		thr_each_key(t, CALL_PUT);
 	pthread_barrier_wait(&b->bar); /* every key is in place */
-	if (!atomic_load(&b->abort) && gets && !b->a.no_populate)
-		thr_each_key(t, 0);
+	if (!atomic_load(&b->abort) && reads && !b->a.no_populate)
+		thr_each_key(t, b->a.op == OP_EXISTS ? CALL_EXISTS : CALL_GET);
 	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op))
 		thr_loop(t, t->n_warmup, 0);
 	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op) && b->t->settle) {
@@ -392,7 +414,8 @@ static void fmt_us(char *out, size_t cap, double us)
 static void bench_report(struct bench *b)
 {
 	struct hist *h = kvn_xcalloc(1, sizeof(*h));
-	uint64_t t0 = UINT64_MAX, t1 = 0, ok = 0, puts = 0, gets = 0;
+	uint64_t t0 = UINT64_MAX, t1 = 0, ok = 0, puts = 0, gets = 0, exists = 0;
+	int ex = b->a.op == OP_EXISTS;
 	const char *target = OP_LOCAL(b->a.op) ? "local" : b->t->name;
 	char size[32], p50[32], p99[32], p999[32], addr[300] = "";
 
@@ -402,6 +425,7 @@ static void bench_report(struct bench *b)
 		ok += t->ok_items;
 		puts += t->puts;
 		gets += t->gets;
+		exists += t->exists;
 		if (t->n_items == 0)
 			continue;
 		t0 = t->t_start < t0 ? t->t_start : t0;
@@ -409,7 +433,8 @@ static void bench_report(struct bench *b)
 	}
 	double secs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
 	double ops = secs > 0 ? (double)ok / secs : 0;
-	double gbs = secs > 0 ? (double)ok * (double)b->a.size / secs / 1e9 : 0;
+	/* an exists moves no value: its figure is keys/s alone */
+	double gbs = secs > 0 && !ex ? (double)ok * (double)b->a.size / secs / 1e9 : 0;
 	double q50 = (double)bench_hist_quantile(h, 0.5) / 1e3, q99 = (double)bench_hist_quantile(h, 0.99) / 1e3,
 	       q999 = (double)bench_hist_quantile(h, 0.999) / 1e3;
 	uint64_t errors = atomic_load(&b->errors);
@@ -420,25 +445,27 @@ static void bench_report(struct bench *b)
 	if (b->a.json) {
 		printf("{\"op\":\"%s\",\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"clients\":%" PRIu64
 		       ",\"batch\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"target\":\"%s\"%s",
-		       op_names[b->a.op], b->a.size, b->a.count, b->a.clients, b->a.batch, b->a.keys,
+		       bench_op_names[b->a.op], b->a.size, b->a.count, b->a.clients, b->a.batch, b->a.keys,
 		       target, addr);
 		printf(",\"ops_per_s\":%.1f,\"gb_per_s\":%.4f,\"p50_us\":%.1f,\"p99_us\":%.1f"
 		       ",\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"seconds\":%.4f"
 		       ",\"ok\":%" PRIu64 ",\"puts\":%" PRIu64 ",\"gets\":%" PRIu64
-		       ",\"durable\":%s,\"errors\":%" PRIu64 "}\n",
+		       ",\"exists\":%" PRIu64 ",\"durable\":%s,\"errors\":%" PRIu64 "}\n",
 		       ops, gbs, q50, q99, q999, (double)h->max / 1e3,
-		       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, secs, ok, puts, gets,
+		       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, secs, ok, puts, gets, exists,
 		       b->a.durable ? "true" : "false", errors);
 	} else {
 		fmt_size(size, sizeof(size), b->a.size);
 		fmt_us(p50, sizeof(p50), q50);
 		fmt_us(p99, sizeof(p99), q99);
 		fmt_us(p999, sizeof(p999), q999);
-		printf("%s %s size=%s count=%" PRIu64 " clients=%" PRIu64 " batch=%" PRIu64
-		       ": %.0f ops/s %.*f GB/s p50 %s p99 %s p999 %s%s",
-		       target, op_names[b->a.op], size, b->a.count, b->a.clients, b->a.batch, ops,
-		       gbs >= 10 ? 1 : gbs >= 1 ? 2 : 3, gbs, p50, p99, p999,
-		       b->a.durable ? " durable" : "");
+		printf("%s %s size=%s count=%" PRIu64 " clients=%" PRIu64 " batch=%" PRIu64 ": ",
+		       target, bench_op_names[b->a.op], size, b->a.count, b->a.clients, b->a.batch);
+		if (ex)
+			printf("%.0f keys/s", ops);
+		else
+			printf("%.0f ops/s %.*f GB/s", ops, gbs >= 10 ? 1 : gbs >= 1 ? 2 : 3, gbs);
+		printf(" p50 %s p99 %s p999 %s%s", p50, p99, p999, b->a.durable ? " durable" : "");
 		if (errors)
 			printf(" errors=%" PRIu64, errors);
 		printf("\n");
@@ -477,11 +504,11 @@ static void bench_wait(struct bench *b)
 		if (run_start) {
 			double s = now > run_start ? (double)(now - run_start) / 1e9 : 0;
 			fprintf(stderr, "\r\033[K%s %s: %" PRIu64 "/%" PRIu64 " items, %.2f GB/s", target,
-				op_names[b->a.op], done, b->a.count,
+				bench_op_names[b->a.op], done, b->a.count,
 				s > 0 ? (double)done * (double)b->a.size / s / 1e9 : 0.0);
 		} else {
 			fprintf(stderr, "\r\033[K%s %s: setting up (populate, verify, warm up) %" PRIu64
-				"/%" PRIu64 " keys", target, op_names[b->a.op], done, total_keys);
+				"/%" PRIu64 " keys", target, bench_op_names[b->a.op], done, total_keys);
 		}
 		b->progress_shown = 1;
 	}
@@ -489,166 +516,6 @@ static void bench_wait(struct bench *b)
 		fputs("\r\033[K", stderr);
 	b->progress_shown = 0;
 	pthread_mutex_unlock(&b->mu);
-}
-
-/* ---- command line ------------------------------------------------------------ */
-
-static void usage(FILE *f)
-{
-	fputs("usage: kvnode --role client bench --op put|get|mixed|memcpy|tag --size S --count N\n"
-	      "         [--batch B] [--clients C] [--keys K] [--warmup N] [--timeout D]\n"
-	      "         [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
-	      "         [--durable] [--no-populate] [--json]\n"
-	      "  --size     value size with units (4KiB, 1MiB, 1.5M)\n"
-	      "  --count    timed items over all clients\n"
-	      "  --batch    items per call (batch API; pipeline depth for redis/memcached), 1\n"
-	      "  --clients  closed-loop threads, one connection each, 1\n"
-	      "  --keys     distinct keys \"bench:<i>\", min(N, 512MiB / size)\n"
-	      "  --warmup   untimed items before the clock starts, 0\n"
-	      "  --timeout  deadline of every wait, 10s (kvnode: client.timeout)\n"
-	      "  --durable  kvnode puts wait for the master's COMMIT\n"
-	      "  --no-populate  get/mixed: the keys exist already (an earlier --op put run\n"
-	      "             with the same --size and --keys): no untimed put and read-back\n"
-	      "  --json     one JSON object per run on stdout\n",
-	      f);
-}
-
-static int bad(const char *opt, const char *val, const char *why)
-{
-	fprintf(stderr, "kvnode bench: --%s '%s': %s (see --help)\n", opt, val, why);
-	return 2;
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-	char why[96];
-	snprintf(why, sizeof(why), "expected a whole number in %" PRIu64 "..%" PRIu64, min, max);
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-			return bad(opt, s, why);
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	if (!*s || v < min || v > max)
-		return bad(opt, s, why);
-	*out = v;
-	return 0;
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("kvnode bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	return 2;
-}
-
-enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_COUNT, O_BATCH, O_CLIENTS,
-       O_KEYS, O_WARMUP };
-
-/* Returns 0, 1 for --help, or 2 after saying what is wrong. */
-static int parse_args(int argc, char **argv, struct bench_args *a)
-{
-	static const struct option lo[] = {
-		{ "op", required_argument, NULL, O_OP },
-		{ "size", required_argument, NULL, O_SIZE },
-		{ "target", required_argument, NULL, O_TARGET },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "durable", no_argument, NULL, O_DURABLE },
-		{ "no-populate", no_argument, NULL, O_NOPOP },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "count", required_argument, NULL, O_COUNT },
-		{ "batch", required_argument, NULL, O_BATCH },
-		{ "clients", required_argument, NULL, O_CLIENTS },
-		{ "keys", required_argument, NULL, O_KEYS },
-		{ "warmup", required_argument, NULL, O_WARMUP },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const struct { uint64_t *dst, min, max; } num[] = { /* O_COUNT.. in order */
-		{ &a->count, 1, 1ull << 40 }, { &a->batch, 1, 65536 }, { &a->clients, 1, 1024 },
-		{ &a->keys, 1, 1ull << 40 }, { &a->warmup, 0, 1ull << 40 },
-	};
-	const char *why = NULL;
-	int c, li, rc = 0;
-
-	memset(a, 0, sizeof(*a));
-	a->op = -1;
-	a->batch = a->clients = 1;
-	a->timeout_ms = 10000;
-	opterr = 0;
-	optind = 0; /* glibc: full rescan, whatever parsed argv before us */
-	while (!rc && (c = getopt_long(argc, argv, "+:h", lo, &li)) != -1) {
-		const char *v = optarg;
-		switch (c) {
-		case O_OP:
-			for (int i = 0; i < OP_COUNT; i++)
-				if (strcmp(v, op_names[i]) == 0)
-					a->op = i;
-			if (a->op < 0)
-				rc = bad("op", v, "expected put, get, mixed, memcpy or tag");
-			break;
-		case O_SIZE:
-			if (kvn_parse_size(v, &a->size, &why))
-				rc = bad("size", v, why ? why : "not a size");
-			else if (a->size == 0 || a->size > (1ull << 32))
-				rc = bad("size", v, "must be 1B..4GiB");
-			break;
-		case O_TIMEOUT:
-			if (kvn_parse_duration_ms(v, &a->timeout_ms, &why) || a->timeout_ms == 0)
-				rc = bad("timeout", v, why ? why : "expected a duration like 10s");
-			a->timeout_given = 1;
-			break;
-		case O_TARGET:
-			a->target = v;
-			break;
-		case O_JSON:
-			a->json = 1;
-			break;
-		case O_DURABLE:
-			a->durable = 1;
-			break;
-		case O_NOPOP:
-			a->no_populate = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			if (c < O_COUNT || c > O_WARMUP)
-				return usage_error("unknown or ambiguous option '%s'", argv[optind - 1]);
-			rc = parse_u64(lo[li].name, v, num[c - O_COUNT].min, num[c - O_COUNT].max,
-				       num[c - O_COUNT].dst);
-			a->keys_given |= c == O_KEYS;
-		}
-	}
-	if (rc)
-		return rc;
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (a->op < 0 || !a->size || !a->count)
-		return usage_error("--op, --size and --count are required");
-	if (a->durable && a->target && strcmp(a->target, "kvnode") != 0)
-		return usage_error("--durable applies to --target kvnode only");
-	if (a->no_populate && a->op != OP_GET && a->op != OP_MIXED)
-		return usage_error("--no-populate applies to --op get and mixed only");
-	if (!a->keys_given) {
-		uint64_t fit = DEFAULT_KEY_BYTES / a->size ? DEFAULT_KEY_BYTES / a->size : 1;
-		a->keys = a->count < fit ? a->count : fit;
-		if (a->batch > 1 && a->keys < a->clients * a->batch)
-			a->keys = a->clients * a->batch;
-	}
-	if (a->batch > 1 && !OP_LOCAL(a->op) && a->keys < a->clients * a->batch) {
-		return usage_error("--keys %" PRIu64 " is less than clients x batch (%" PRIu64
-				   "): a batch would repeat a key", a->keys, a->clients * a->batch);
-	}
-	return 0;
 }
 
 /* ---- entry ------------------------------------------------------------------- */
@@ -673,13 +540,13 @@ int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 	int rc;
 
 	memset(&b, 0, sizeof(b));
-	rc = parse_args(argc, argv, &b.a);
+	rc = bench_parse_args(argc, argv, &b.a);
 	if (rc)
 		return rc == 1 ? 0 : 2;
 	const uint64_t S = b.a.size, B = b.a.batch, C = b.a.clients;
 	if (!OP_LOCAL(b.a.op)) {
 		if (cli_bench_target_parse(b.a.target, &b.t, &b.cfg, err, sizeof(err)))
-			return usage_error("%s", err);
+			return bench_usage_error("%s", err);
 		b.cfg.conf = conf;
 		b.cfg.timeout_ms = b.a.timeout_ms;
 		b.cfg.timeout_given = b.a.timeout_given;

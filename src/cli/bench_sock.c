@@ -672,6 +672,74 @@ static int mc_batch_get(struct sock *s, struct kvn_item *items, size_t n)
 	return first;
 }
 
+/* ---- exists: redis EXISTS, memcached meta "mg <key>" ---------------------------
+ * Pipelined like the gets; no value crosses the wire either way.  memcached's
+ * mg with no flags answers HD (hit) or EN (miss), a key lookup like kvnode's. */
+
+static int sock_exists_reply(struct sock *s, int *exists)
+{
+	char *line;
+	size_t len;
+	int rc = sock_line(s, &line, &len);
+	if (rc)
+		return rc;
+	if (s->mc) {
+		if (len == 2 && (memcmp(line, "HD", 2) == 0 || memcmp(line, "EN", 2) == 0)) {
+			*exists = line[0] == 'H';
+			return 0;
+		}
+		return mc_bad_line(s, line, len);
+	}
+	if (len == 2 && line[0] == ':' && (line[1] == '0' || line[1] == '1')) {
+		*exists = line[1] == '1';
+		return 0;
+	}
+	if (len > 0 && line[0] == '-')
+		return redis_error_line(s, line, len);
+	return sock_break(s, KVN_EPROTO, "redis: unexpected reply to EXISTS");
+}
+
+static int sock_batch_exists(void *h, struct kvn_item *items, size_t n)
+{
+	struct sock *s = h;
+	size_t o = 0;
+	int rc = sock_begin(s), first = 0;
+
+	if (!rc)
+		rc = sock_check(s, items, n);
+	if (rc)
+		return batch_fail(items, 0, n, rc);
+	for (size_t i = 0; i < n; i++) {
+		if (s->mc)
+			o += (size_t)sprintf(s->wbuf + o, "mg ");
+		else
+			o += (size_t)sprintf(s->wbuf + o, "*2\r\n$6\r\nEXISTS\r\n$%zu\r\n", items[i].klen);
+		memcpy(s->wbuf + o, items[i].key, items[i].klen);
+		memcpy(s->wbuf + o + items[i].klen, "\r\n", 2);
+		o += items[i].klen + 2;
+		items[i].exists = 0;
+	}
+	s->iov[0] = (struct iovec){ s->wbuf, o };
+	rc = sock_writev(s, s->iov, 1);
+	if (rc)
+		return batch_fail(items, 0, n, rc);
+	for (size_t i = 0; i < n; i++) {
+		items[i].status = rc = sock_exists_reply(s, &items[i].exists);
+		if (rc && !first)
+			first = rc;
+		if (s->fd < 0)
+			return batch_fail(items, i + 1, n, rc);
+	}
+	return first;
+}
+
+static int sock_exists(void *h, const void *key, size_t klen)
+{
+	struct kvn_item it = { .key = key, .klen = klen };
+	int rc = sock_batch_exists(h, &it, 1);
+	return rc ? rc : it.exists;
+}
+
 /* ---- the socket targets' entry points ------------------------------------------ */
 
 static int sock_batch_get(void *h, struct kvn_item *items, size_t n)
@@ -705,12 +773,12 @@ static int sock_get(void *h, const void *key, size_t klen, void *buf, size_t cap
  * no settle. */
 const struct cli_bench_target cli_bench_redis = {
 	.name = "redis", .connect = redis_open, .put = sock_put, .get = sock_get,
-	.batch_put = sock_batch_put, .batch_get = sock_batch_get, .detail = sock_get_detail,
-	.close = sock_close,
+	.batch_put = sock_batch_put, .batch_get = sock_batch_get, .exists = sock_exists,
+	.batch_exists = sock_batch_exists, .detail = sock_get_detail, .close = sock_close,
 };
 
 const struct cli_bench_target cli_bench_memcached = {
 	.name = "memcached", .connect = mc_open, .put = sock_put, .get = sock_get,
-	.batch_put = sock_batch_put, .batch_get = sock_batch_get, .detail = sock_get_detail,
-	.close = sock_close,
+	.batch_put = sock_batch_put, .batch_get = sock_batch_get, .exists = sock_exists,
+	.batch_exists = sock_batch_exists, .detail = sock_get_detail, .close = sock_close,
 };

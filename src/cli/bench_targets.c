@@ -69,6 +69,16 @@ static int kv_batch_get(void *h, struct kvn_item *items, size_t n)
 	return kvn_batch_get(KVH(h)->c, items, n);
 }
 
+static int kv_exists(void *h, const void *key, size_t klen)
+{
+	return kvn_exists(KVH(h)->c, key, klen);
+}
+
+static int kv_batch_exists(void *h, struct kvn_item *items, size_t n)
+{
+	return kvn_batch_exists(KVH(h)->c, items, n);
+}
+
 static const char *kv_detail(void *h)
 {
 	return kvn_last_detail(KVH(h)->c);
@@ -94,8 +104,8 @@ static int kv_settle(void *h, unsigned client)
 
 static const struct cli_bench_target target_kvnode = {
 	.name = "kvnode", .connect = kv_connect, .put = kv_put, .get = kv_get,
-	.batch_put = kv_batch_put, .batch_get = kv_batch_get, .detail = kv_detail,
-	.close = kv_close, .settle = kv_settle,
+	.batch_put = kv_batch_put, .batch_get = kv_batch_get, .exists = kv_exists,
+	.batch_exists = kv_batch_exists, .detail = kv_detail, .close = kv_close, .settle = kv_settle,
 };
 
 /* ---- --target -------------------------------------------------------------- */

@@ -57,6 +57,10 @@ struct cli_bench_target {
 	int (*get)(void *h, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
 	int (*batch_put)(void *h, struct kvn_item *items, size_t n);
 	int (*batch_get)(void *h, struct kvn_item *items, size_t n);
+	/* Does the key exist: 1, 0, or a negative KVN_E*.  The batch form sets
+	 * items[i].exists (and status); values are neither sent nor read. */
+	int (*exists)(void *h, const void *key, size_t klen);
+	int (*batch_exists)(void *h, struct kvn_item *items, size_t n);
 	/* Detail of the last error (e.g. the server's error line); never NULL,
 	 * valid until the next call on h. */
 	const char *(*detail)(void *h);
@@ -77,6 +81,27 @@ extern const struct cli_bench_target cli_bench_redis, cli_bench_memcached;
  * Returns 0, or KVN_EINVAL with a message in err. */
 int cli_bench_target_parse(const char *spec, const struct cli_bench_target **t,
 			   struct cli_bench_cfg *cfg, char *err, size_t errlen);
+
+/* ---- bench_args.c: the command line ---- */
+/* exists asks a server like put/get; memcpy, tag and xxh3 run locally
+ * (bench_local.c): this machine's ceilings in the same run as the stores. */
+enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_EXISTS, OP_XXH3, BENCH_OP_COUNT };
+#define OP_LOCAL(op) ((op) == OP_MEMCPY || (op) == OP_TAG || (op) == OP_XXH3)
+/* ops that read keys a setup put first */
+#define BENCH_OP_READS(op) ((op) == OP_GET || (op) == OP_MIXED || (op) == OP_EXISTS)
+extern const char *const bench_op_names[BENCH_OP_COUNT];
+
+struct bench_args {
+	int op;
+	uint64_t size, count, batch, clients, keys, warmup, timeout_ms;
+	int keys_given, timeout_given, json, durable, no_populate;
+	const char *target;
+};
+
+/* Returns 0, 1 after printing --help, or 2 after saying what is wrong. */
+int bench_parse_args(int argc, char **argv, struct bench_args *a);
+/* "kvnode bench: <message> (see --help)" on stderr; returns 2. */
+int bench_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- bench_stats.c: measuring tools shared by bench.c ---- */
 #define H_BITS 8
@@ -105,12 +130,14 @@ int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
 #define KEY_CAP 32 /* "bench:" + up to 20 digits */
 size_t bench_key_format(char *out, uint64_t k);
 
-/* ---- bench_local.c: the local baselines (--op memcpy, --op tag) ---- */
+/* ---- bench_local.c: the local baselines (--op memcpy, tag, xxh3) ---- */
 struct bench_local;
-/* Per-thread state of one local op (tag != 0: the frame tag, else memcpy);
- * err names what failed.  Freed with bench_local_free (NULL ok). */
-int bench_local_new(int tag, struct bench_local **out, char *err, size_t errlen);
-/* One item: copy n bytes from src to dst, or tag n bytes of src (dst unused). */
+/* Per-thread state of one local op; err names what failed.  Freed with
+ * bench_local_free (NULL ok). */
+enum bench_local_kind { BENCH_LOCAL_MEMCPY, BENCH_LOCAL_TAG, BENCH_LOCAL_XXH3 };
+int bench_local_new(enum bench_local_kind kind, struct bench_local **out, char *err, size_t errlen);
+/* One item: copy n bytes from src to dst, or tag or checksum n bytes of src
+ * (dst unused). */
 int bench_local_item(struct bench_local *l, const unsigned char *src, unsigned char *dst, size_t n);
 void bench_local_free(struct bench_local *l);
 
