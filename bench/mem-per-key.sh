@@ -135,6 +135,8 @@ listen = 127.0.0.1:$mp
 listen = 127.0.0.1:$pp
 master = 127.0.0.1:$mp
 dram_size = $DRAM
+# every key must stay (an evicted key would leave both tables)
+evict = none
 [client]
 master = 127.0.0.1:$mp
 EOF
