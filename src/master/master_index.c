@@ -51,12 +51,6 @@ struct master_entry *master_index_find(const struct master *ms, const uint8_t *k
 	return find_h(ms, key, klen, key_hash(key, klen));
 }
 
-void master_index_each(struct master *ms, void (*fn)(void *arg, struct master_entry *e), void *arg)
-{
-	for (size_t i = 0; i < ms->index.cap; i++)
-		if (ms->index.v[i])
-			fn(arg, ms->index.v[i]);
-}
 
 static void entry_unlink_node(struct master *ms, struct master_entry *e)
 {

@@ -327,8 +327,6 @@ void master_index_free_all(struct master *ms);
 uint32_t master_index_hash(const void *e);
 /* The entry of key, or NULL. */
 struct master_entry *master_index_find(const struct master *ms, const uint8_t *key, uint16_t klen);
-/* fn(arg, e) for every entry; fn must not change the index. */
-void master_index_each(struct master *ms, void (*fn)(void *arg, struct master_entry *e), void *arg);
 /* The index entries of items[0..n)'s keys into ents[] (NULL: not
  * indexed). */
 void master_index_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n,

@@ -24,6 +24,11 @@
 #include "store/keytab_int.h"
 
 
+/* The packed fields of struct kt_slot hold what they are given. */
+_Static_assert(KEYTAB_MAX_EXT <= UINT8_MAX, "kt_slot.next and .cap are 8 bits");
+_Static_assert(KVN_MAX_KEY <= UINT16_MAX, "kt_slot.klen is 16 bits");
+_Static_assert(KEYTAB_F_QUEUE <= UINT16_MAX, "kt_slot.flags is 16 bits");
+
 /* ---- helpers ------------------------------------------------------------ */
 
 int keytab_i_check_key(const void *key, size_t klen)

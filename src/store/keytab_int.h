@@ -1,8 +1,9 @@
 /*
- * keytab_int.h: what keytab.c (keys, generations, leases, tombstones) and
- * keytab_tier.c (tiers, pins, eviction, expiry) share: the slot and key
- * structures, the lists, and the few transitions both sides drive.  Not for
- * use outside src/store/keytab*.c.
+ * keytab_int.h: what keytab.c (keys, generations, tombstones),
+ * keytab_lease.c, keytab_tier.c (tiers, pins, eviction, expiry) and
+ * keytab_aux.c (attribute records, the expiry heap) share: the slot and
+ * attribute structures, the key groups, the lists, and the few transitions
+ * they all drive.  Not for use outside src/store/keytab*.c.
  */
 #ifndef KVN_KEYTAB_INT_H
 #define KVN_KEYTAB_INT_H
@@ -52,7 +53,7 @@ struct kt_slot {
 	} x;
 	uint32_t leases;
 	uint32_t aux; /* 1 + id of its struct kt_aux, or 0 */
-	uint16_t flags;
+	uint16_t flags; /* keytab_attrs.flags: the KEYTAB_F_* bits fit in 16 */
 	uint16_t klen;
 	uint8_t next, cap; /* extents used, room for (KEYTAB_MAX_EXT fits) */
 	uint8_t state : 3, on : 3, in_dram : 1, on_disk : 1;
