@@ -4,8 +4,8 @@
 # run, their tables have the rows, lines and columns they promise (per
 # integrity mode, the durable and exists rows, the tag and xxh3 baselines, the
 # CPU model) with numbers in them, and bad arguments are refused with a
-# reason.  redis and memcached are not needed here; the figures themselves are
-# never asserted.
+# reason; likewise bench/mem-per-key.sh's table.  redis and memcached are
+# not needed here; the figures themselves are never asserted.
 . "$(dirname "$0")/lib.sh"
 
 S="$SRCDIR/bench/cpu-per-op.sh"
@@ -81,4 +81,23 @@ sh "$V" -b "$BUILDDIR" -r 0 >/dev/null 2>"$TMP/err"
 is $? 2 "vs-peers -r 0: usage error"
 sh "$V" -b "$BUILDDIR" -t "kvnode bogus" >/dev/null 2>"$TMP/err"
 is $? 2 "vs-peers: an unknown target: usage error"
+
+# bench/mem-per-key.sh: a small run prints the three rows with numbers
+# (never asserted: RSS at 2000 keys is mostly noise), bad options are refused
+M="$SRCDIR/bench/mem-per-key.sh"
+TMPDIR="$TMP" sh "$M" -b "$BUILDDIR" -n 2000 -r 1 >"$TMP/out" 2>"$TMP/err"
+ok $? "mem-per-key: a 2000-key run finishes"
+like "$(grep '^peer ' "$TMP/out")" '^peer +-?[0-9.]+$' "a peer row with a number"
+like "$(grep '^master ' "$TMP/out")" '^master +-?[0-9.]+$' "a master row with a number"
+like "$(grep '^master.db ' "$TMP/out")" '^master.db +-?[0-9.]+$' "a master.db row with a number"
+like "$(cat "$TMP/err")" 'run 1: peer .* B/key' "the run's own line"
+is "$(ls "$TMP" | grep -c '^kvn-mem-per-key')" 0 "its temp dir is removed"
+sh "$M" -b "$BUILDDIR" -n 0 >/dev/null 2>"$TMP/err"
+is $? 2 "mem-per-key -n 0: usage error"
+like "$(cat "$TMP/err")" "-n needs a positive number" "saying why"
+sh "$M" -b "$BUILDDIR" extra >/dev/null 2>"$TMP/err"
+is $? 2 "mem-per-key with an argument: usage error"
+like "$(cat "$TMP/err")" "unexpected argument 'extra'" "naming it"
+sh "$M" -b /nonexistent >/dev/null 2>"$TMP/err"
+is $? 2 "mem-per-key without kvnode in the build dir: usage error"
 done_testing

@@ -187,6 +187,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 		return rc;
 	}
 	ms = kvn_xcalloc(1, sizeof *ms);
+	kvn_ptab_init(&ms->index, master_index_hash);
 	ms->server_id = kvn_xstrdup(o->server_id && *o->server_id ? o->server_id : "kvnode-master");
 	ms->node_timeout_ms = o->node_timeout_ms;
 	ms->max_value_size = o->max_value_size;
@@ -720,7 +721,9 @@ void master_crash(struct actor *master)
 void master_dump(struct actor *master, master_dump_fn fn, void *arg)
 {
 	struct master *ms = actor_state(master);
-	struct master_entry *e, *tmp;
-	HASH_ITER(hh, ms->index, e, tmp)
-		fn(arg, e->key, e->klen, e->gen, e->node->node_id);
+	for (size_t i = 0; i < ms->index.cap; i++) {
+		const struct master_entry *e = ms->index.v[i];
+		if (e)
+			fn(arg, e->key, e->klen, e->gen, e->node->node_id);
+	}
 }

@@ -157,7 +157,7 @@ int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen)
 	ms->db_floors = 1;
 	if (klen == 0 || klen > KVN_MAX_KEY)
 		return 0;
-	HASH_FIND(hh, ms->index, key, klen, e);
+	e = master_index_find(ms, key, (uint16_t)klen);
 	if (!e) /* a later put's row is its own floor */
 		master_floor_raise(ms, key, (uint16_t)klen, gen);
 	return 0;

@@ -5,28 +5,52 @@
  * totals over them, and the batched lookups of a request's keys.  Whether
  * an ADD may enter (floors, recent removals) is asked of master_floor.c;
  * the generations it displaces are queued in a struct master_drops
- * (master_drops.c).  Runs on the master actor's loop only; nothing here
- * touches SQLite or sends a message.
+ * (master_drops.c).  The table is a base/ptab.h open-addressing table of
+ * entry pointers with the key inline in the entry (uthash's 56-byte handle
+ * and bucket array were most of the master's memory per key).  Runs on the
+ * master actor's loop only; nothing here touches SQLite or sends a
+ * message.
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "master/master_int.h"
-#include "base/hashpf.h"
 
 #define PREFETCH_MIN 8    /* ROUTE_GET batches this big prefetch their keys */
 #define PREFETCH_CHUNK 64 /* keys prefetched together */
 
 /* ---- index ---- */
 
-static struct master_entry *index_find(struct master *ms, const uint8_t *key, uint16_t klen)
+static uint32_t key_hash(const uint8_t *key, uint16_t klen)
 {
-	struct master_entry *e;
-	HASH_FIND(hh, ms->index, key, klen, e);
-	return e;
+	return kvn_ptab_hash(kvn_hash64(key, klen));
 }
+
+uint32_t master_index_hash(const void *p)
+{
+	const struct master_entry *e = p;
+	return key_hash(e->key, e->klen);
+}
+
+static struct master_entry *find_h(const struct master *ms, const uint8_t *key, uint16_t klen, uint32_t h)
+{
+	uint8_t tag = kvn_ptab_tag(h);
+	KVN_PTAB_FOR(&ms->index, h, i) {
+		struct master_entry *e = ms->index.v[i];
+		if (ms->index.tag[i] == tag && e->klen == klen && memcmp(e->key, key, klen) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+struct master_entry *master_index_find(const struct master *ms, const uint8_t *key, uint16_t klen)
+{
+	return find_h(ms, key, klen, key_hash(key, klen));
+}
+
 
 static void entry_unlink_node(struct master *ms, struct master_entry *e)
 {
@@ -53,7 +77,7 @@ static void entry_link_node(struct master *ms, struct master_entry *e, struct ma
 static void entry_delete(struct master *ms, struct master_entry *e)
 {
 	entry_unlink_node(ms, e);
-	HASH_DEL(ms->index, e);
+	kvn_ptab_del(&ms->index, e);
 	ms->objects--;
 	free(e);
 }
@@ -61,7 +85,7 @@ static void entry_delete(struct master *ms, struct master_entry *e)
 int master_index_add(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen, uint64_t gen,
 		     uint8_t tier, uint64_t size, struct master_drops *drops)
 {
-	struct master_entry *e = index_find(ms, key, klen);
+	struct master_entry *e = master_index_find(ms, key, klen);
 
 	/* every generation reaching the index passes here (events, snapshots,
 	 * master.db): one this master would hand out again stops it until its
@@ -74,14 +98,14 @@ int master_index_add(struct master *ms, struct master_node *node, const uint8_t 
 		return MASTER_INDEX_STALE;
 	}
 	if (!e) {
-		e = kvn_xmalloc(sizeof *e + klen);
-		memset(e, 0, sizeof *e);
+		e = kvn_xmalloc(offsetof(struct master_entry, key) + klen);
+		memset(e, 0, offsetof(struct master_entry, key));
 		memcpy(e->key, key, klen);
 		e->klen = klen;
 		e->gen = gen;
 		e->tier = tier;
 		e->size = size;
-		HASH_ADD_KEYPTR(hh, ms->index, e->key, e->klen, e);
+		kvn_ptab_add(&ms->index, e);
 		ms->objects++;
 		entry_link_node(ms, e, node);
 		return MASTER_INDEX_NEW;
@@ -116,7 +140,7 @@ int master_index_add(struct master *ms, struct master_node *node, const uint8_t 
 int master_index_remove(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
 			uint64_t gen)
 {
-	struct master_entry *e = index_find(ms, key, klen);
+	struct master_entry *e = master_index_find(ms, key, klen);
 	if (!e || e->node != node || e->gen != gen)
 		return 0;
 	master_floor_raise(ms, key, klen, gen + 1);
@@ -139,32 +163,34 @@ uint64_t master_index_drop_node(struct master *ms, struct master_node *node)
 
 void master_index_free_all(struct master *ms)
 {
-	struct master_entry *e, *tmp;
-	HASH_ITER(hh, ms->index, e, tmp) {
-		HASH_DEL(ms->index, e);
-		free(e);
-	}
+	for (size_t i = 0; i < ms->index.cap; i++)
+		free(ms->index.v[i]);
+	kvn_ptab_fini(&ms->index);
 	ms->objects = ms->bytes = 0;
 	master_floor_free_all(ms);
 	master_floor_removed_free_all(ms);
 }
 
 /* A batch starts each chunk's cache misses together, right before its
- * lookups. */
+ * lookups: the slots first, then the entries they probably hold. */
 void master_index_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n, struct master_entry **ents)
 {
-	struct kvn_pf *pf = NULL;
+	uint32_t hs[PREFETCH_CHUNK];
 
-	if (n >= PREFETCH_MIN) {
-		pf = kvn_xmalloc(n * sizeof *pf);
-		for (uint32_t i = 0; i < n; i++)
-			pf[i].hv = kvn_hash_ut(items[i].key, items[i].klen);
+	for (uint32_t c = 0; c < n; c += PREFETCH_CHUNK) {
+		uint32_t m = n - c < PREFETCH_CHUNK ? n - c : PREFETCH_CHUNK;
+		for (uint32_t i = 0; i < m; i++) {
+			hs[i] = key_hash(items[c + i].key, items[c + i].klen);
+			if (n >= PREFETCH_MIN)
+				kvn_ptab_prefetch(&ms->index, hs[i]);
+		}
+		if (n >= PREFETCH_MIN)
+			for (uint32_t i = 0; i < m; i++) {
+				const void *e = kvn_ptab_peek(&ms->index, hs[i]);
+				if (e)
+					__builtin_prefetch(e);
+			}
+		for (uint32_t i = 0; i < m; i++)
+			ents[c + i] = find_h(ms, items[c + i].key, items[c + i].klen, hs[i]);
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (pf && i % PREFETCH_CHUNK == 0)
-			kvn_hash_prefetch_batch(ms->index ? ms->index->hh.tbl : NULL, pf + i,
-						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
-		ents[i] = index_find(ms, items[i].key, items[i].klen);
-	}
-	free(pf);
 }

@@ -20,6 +20,7 @@
 #include "base/base.h"
 #include "net/net.h"
 #include "store/store.h"
+#include "base/ptab.h"
 
 /* Keys come from clients: hash them with the project's xxHash rather than
  * uthash's default Jenkins (faster on long binary keys). */
@@ -69,16 +70,16 @@ int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64
 struct master_node;
 
 /* One indexed location: (key -> node, gen, tier, size).  Owned by the
- * index; linked on its node's list so a node's locations go in O(its
- * entries). */
+ * index (a base/ptab.h table: no per-entry hash handle, the key inline);
+ * linked on its node's list so a
+ * node's locations go in O(its entries). */
 struct master_entry {
-	UT_hash_handle hh;
 	struct master_node *node;
 	TAILQ_ENTRY(master_entry) nlink;
 	uint64_t gen, size;
-	uint8_t tier;
 	uint16_t klen;
-	uint8_t key[]; /* klen bytes: the hash key */
+	uint8_t tier;
+	uint8_t key[]; /* klen bytes (at offset 43: a key of up to 13 bytes keeps it in 64) */
 };
 TAILQ_HEAD(master_entry_list, master_entry);
 
@@ -215,7 +216,7 @@ struct master {
 	uint64_t rr;       /* placement tie rotation */
 	uint32_t stamp;    /* exclude-list stamp */
 	uint64_t sync_ids; /* DBW_SYNC_* ids */
-	struct master_entry *index;
+	struct kvn_ptab index; /* of struct master_entry */
 	struct master_node *nodes;
 	uint64_t objects, bytes; /* totals over the index */
 	struct actor_timer *live_timer;
@@ -322,6 +323,10 @@ int master_index_remove(struct master *ms, struct master_node *node, const uint8
 /* Drop every location of node; returns how many. */
 uint64_t master_index_drop_node(struct master *ms, struct master_node *node);
 void master_index_free_all(struct master *ms);
+/* The index's hash of an entry (kvn_ptab_init). */
+uint32_t master_index_hash(const void *e);
+/* The entry of key, or NULL. */
+struct master_entry *master_index_find(const struct master *ms, const uint8_t *key, uint16_t klen);
 /* The index entries of items[0..n)'s keys into ents[] (NULL: not
  * indexed). */
 void master_index_lookup_keys(struct master *ms, const struct proto_item *items, uint32_t n,

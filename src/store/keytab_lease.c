@@ -44,7 +44,7 @@ int keytab_lease(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 	kt->st.leases++;
 	keytab_i_touch(kt, s);
 	*lease_id = l->id;
-	keytab_i_view(view, s);
+	keytab_i_view(kt, view, s);
 	return 0;
 }
 

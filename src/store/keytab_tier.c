@@ -25,8 +25,8 @@ void keytab_set_disk_free_fn(struct keytab *kt, keytab_slot_fn fn, void *arg)
 int keytab_disk_add(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t size,
 		    const struct keytab_attrs *attrs)
 {
-	struct kt_key *k;
-	struct kt_slot *s;
+	struct kt_slot *h, *s, *t;
+	uint32_t hv;
 	int rc;
 
 	if (!kt)
@@ -35,30 +35,25 @@ int keytab_disk_add(struct keytab *kt, const void *key, size_t klen, uint64_t ge
 		return rc;
 	if (gen == 0)
 		return KVN_EINVAL;
-	k = keytab_i_key_find(kt, key, klen);
-	if (k) {
-		if (k->committed && k->committed->gen == gen)
+	hv = keytab_i_hash(key, klen);
+	h = keytab_i_find(kt, key, klen, hv);
+	for (s = h; s; s = s->knext)
+		if ((s->state == KEYTAB_COMMITTED || s->state == KEYTAB_PENDING) && s->gen == gen)
 			return KVN_EEXIST;
-		for (s = k->pending; s; s = s->knext)
-			if (s->gen == gen)
-				return KVN_EEXIST;
-		if (k->committed && k->committed->gen > gen)
+	if (kt_committed(h)) {
+		if (h->gen > gen)
 			return KVN_ESTALE;
-	} else {
-		k = keytab_i_key_add(kt, key, klen);
+		keytab_i_retire(kt, h);
 	}
-	if (k->committed)
-		keytab_i_retire(kt, k->committed);
-	s = keytab_i_slot_new(0);
-	keytab_i_set_attrs(s, attrs);
-	s->k = k;
+	s = keytab_i_slot_new(key, klen, 0);
+	keytab_i_set_attrs(kt, s, attrs);
 	s->gen = gen;
 	s->size = size;
 	s->state = KEYTAB_COMMITTED;
 	s->on_disk = 1;
-	k->committed = s;
-	if (k->tomb_gen && k->tomb_gen < gen)
-		keytab_i_tomb_clear(kt, k);
+	keytab_i_group_add(kt, s, 1);
+	if ((t = keytab_i_tomb(s)) && t->gen < gen)
+		keytab_i_tomb_free(kt, t);
 	keytab_i_place(kt, s);
 	keytab_i_heap_add(kt, s);
 	kt->st.keys++;
@@ -88,12 +83,12 @@ int keytab_offload_begin(struct keytab *kt, const void *key, size_t klen, uint64
 		return KVN_EEXIST;
 	if (s->offloading)
 		return KVN_EBUSY;
-	if (s->pins)
+	if (kt_pins(kt, s))
 		return KVN_EHELD;
 	s->offloading = 1;
 	kt->st.offloading++;
 	keytab_i_place(kt, s); /* off the LRU: not a victim while written */
-	keytab_i_view(view, s);
+	keytab_i_view(kt, view, s);
 	return 0;
 }
 
@@ -107,13 +102,9 @@ static int busy(const struct kt_slot *s, int promoting)
 static struct kt_slot *busy_find(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 				 int promoting)
 {
-	struct kt_key *k = keytab_i_key_find(kt, key, klen);
-	if (!k)
-		return NULL;
-	if (k->committed && k->committed->gen == gen && busy(k->committed, promoting))
-		return k->committed;
-	for (struct kt_slot *s = k->doomed; s; s = s->knext)
-		if (s->gen == gen && busy(s, promoting))
+	/* the committed slot first: it heads the group */
+	for (struct kt_slot *s = keytab_i_find(kt, key, klen, keytab_i_hash(key, klen)); s; s = s->knext)
+		if ((s->state == KEYTAB_COMMITTED || s->state == SLOT_DOOMED) && s->gen == gen && busy(s, promoting))
 			return s;
 	return NULL;
 }
@@ -164,14 +155,14 @@ int keytab_drop_dram(struct keytab *kt, const void *key, size_t klen, uint64_t g
 		kt->st.refused++;
 		return KVN_ESTATE;
 	}
-	if (s->leases || s->pins || s->offloading)
+	if (s->leases || kt_pins(kt, s) || s->offloading)
 		return KVN_EHELD;
 	if (!s->on_disk) {
 		kt->st.refused++;
 		return KVN_ESTATE;
 	}
 	keytab_i_unplace(kt, s);
-	kt->st.dram_bytes -= s->pbytes;
+	kt->st.dram_bytes -= keytab_i_pbytes(kt, s);
 	keytab_i_release_pages(kt, s);
 	s->in_dram = 0;
 	keytab_i_place(kt, s);
@@ -198,21 +189,19 @@ int keytab_promote(struct keytab *kt, const void *key, size_t klen, uint64_t gen
 	if (n < 0)
 		return n;
 	if (n > s->cap) {
-		if (s->ext != s->inl)
-			free(s->ext);
-		s->ext = kvn_xmalloc((size_t)n * sizeof ext[0]);
-		s->cap = n; /* what s->ext holds from now on */
+		if (s->cap > 1)
+			free(s->x.many);
+		if (n > 1)
+			s->x.many = kvn_xmalloc((size_t)n * sizeof ext[0]);
+		s->cap = (uint8_t)n; /* what kt_ext(s) holds from now on */
 	}
-	memcpy(s->ext, ext, (size_t)n * sizeof ext[0]);
-	s->next = n;
-	s->pbytes = 0;
-	for (int i = 0; i < n; i++)
-		s->pbytes += (uint64_t)ext[i].npages * alloc_page_size(kt->arena);
+	memcpy(kt_ext_mut(s), ext, (size_t)n * sizeof ext[0]);
+	s->next = (uint8_t)n;
 	s->promoting = 1;
-	keytab_i_view(view, s);
+	keytab_i_view(kt, view, s);
 	if (view) { /* the pages to fill, though reads do not see them yet */
 		view->next = s->next;
-		view->ext = s->ext;
+		view->ext = kt_ext(s);
 	}
 	return 0;
 }
@@ -245,7 +234,7 @@ int keytab_promote_done(struct keytab *kt, const void *key, size_t klen, uint64_
 		return 0;
 	}
 	s->in_dram = 1;
-	kt->st.dram_bytes += s->pbytes;
+	kt->st.dram_bytes += keytab_i_pbytes(kt, s);
 	kt->st.promoted++;
 	keytab_i_place(kt, s); /* most recently used: it was just read */
 	return 0;
@@ -262,13 +251,14 @@ int keytab_pin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, ui
 	if ((rc = keytab_i_get(kt, key, klen, gen, &now_ms, &s)))
 		return rc;
 	uint64_t dl = kt_deadline_of(now_ms, ttl_ms);
-	if (s->pins++ == 0) {
-		kt_list_push_head(&kt->pinned, &s->plink);
+	struct kt_aux *a = keytab_i_aux_get(kt, s);
+	if (a->pins++ == 0) {
+		kt_list_push_head(&kt->pinned, &a->plink);
 		kt->st.pinned++;
-		s->pin_deadline = dl;
+		a->pin_deadline = dl;
 		keytab_i_place(kt, s);
-	} else if (dl > s->pin_deadline) {
-		s->pin_deadline = dl;
+	} else if (dl > a->pin_deadline) {
+		a->pin_deadline = dl;
 	}
 	kt->st.pins++;
 	return 0;
@@ -276,10 +266,12 @@ int keytab_pin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, ui
 
 static void unpin_all(struct keytab *kt, struct kt_slot *s)
 {
-	s->pins = 0;
-	s->pin_deadline = 0;
-	kt_list_unlink(&s->plink);
+	struct kt_aux *a = kt_aux(kt, s);
+	a->pins = 0;
+	a->pin_deadline = 0;
+	kt_list_unlink(&a->plink);
 	kt->st.pinned--;
+	keytab_i_aux_trim(kt, s);
 	keytab_i_place(kt, s); /* a candidate again, as most recently used */
 }
 
@@ -292,14 +284,15 @@ int keytab_unpin(struct keytab *kt, const void *key, size_t klen, uint64_t gen)
 		return KVN_EINVAL;
 	if ((rc = keytab_i_get(kt, key, klen, gen, NULL, &s)))
 		return rc;
-	if (!s->pins) {
+	uint32_t pins = kt_pins(kt, s);
+	if (!pins) {
 		kt->st.refused++;
 		return KVN_ESTATE;
 	}
-	if (s->pins == 1)
+	if (pins == 1)
 		unpin_all(kt, s);
 	else
-		s->pins--;
+		kt_aux(kt, s)->pins--;
 	return 0;
 }
 
@@ -311,11 +304,11 @@ int keytab_expire_pins(struct keytab *kt, uint64_t now_ms)
 	if (!kt)
 		return 0;
 	for (l = kt->pinned.next; l != &kt->pinned; l = nx) {
-		struct kt_slot *s = PLINK_SLOT(l);
+		struct kt_aux *a = PLINK_AUX(l);
 		nx = l->next;
-		if (now_ms < s->pin_deadline)
+		if (now_ms < a->pin_deadline)
 			continue;
-		unpin_all(kt, s);
+		unpin_all(kt, a->s);
 		kt->st.pin_expired++;
 		n++;
 	}
@@ -341,11 +334,11 @@ size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victi
 				moved = l;
 			continue;
 		}
-		if (kt_expired(s, now_ms))
+		if (kt_expired(kt, s, now_ms))
 			continue;
 		struct keytab_victim *v = &out[n++];
-		memcpy(v->key, s->k->key, s->k->klen);
-		v->klen = s->k->klen;
+		memcpy(v->key, s->key, s->klen);
+		v->klen = s->klen;
 		v->gen = s->gen;
 		v->size = s->size;
 		v->on_disk = s->on_disk;
@@ -355,9 +348,9 @@ size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victi
 }
 
 /* Why s may not be dropped from the table now (0: it may). */
-static int evict_refused(const struct kt_slot *s)
+static int evict_refused(const struct keytab *kt, const struct kt_slot *s)
 {
-	if (s->leases || s->pins || s->offloading)
+	if (s->leases || kt_pins(kt, s) || s->offloading)
 		return KVN_EHELD;
 	if ((s->flags & KEYTAB_F_QUEUE) && !s->on_disk)
 		return KVN_EHELD;
@@ -366,9 +359,7 @@ static int evict_refused(const struct kt_slot *s)
 
 static void evict_slot(struct keytab *kt, struct kt_slot *s)
 {
-	struct kt_key *k = s->k;
 	keytab_i_retire(kt, s);
-	keytab_i_key_drop(kt, k);
 	kt->st.evicted++;
 }
 
@@ -385,7 +376,7 @@ int keytab_evict_one(struct keytab *kt, const void *key, size_t klen, uint64_t g
 		kt->st.refused++;
 		return KVN_ESTATE;
 	}
-	if ((rc = evict_refused(s)))
+	if ((rc = evict_refused(kt, s)))
 		return rc;
 	evict_slot(kt, s);
 	return 0;
@@ -401,11 +392,11 @@ uint64_t keytab_evict(struct keytab *kt, uint64_t bytes, keytab_slot_fn fn, void
 	for (l = kt->lru.prev; l != &kt->lru && alloc_free_bytes(kt->arena) < bytes; l = pv) {
 		struct kt_slot *s = LINK_SLOT(l);
 		pv = l->prev;
-		if (evict_refused(s)) /* a read in flight: never under its feet */
+		if (evict_refused(kt, s)) /* a read in flight: never under its feet */
 			continue;
 		if (fn)
-			fn(arg, s->k->key, s->k->klen, s->gen, s->size);
-		freed += s->pbytes;
+			fn(arg, s->key, s->klen, s->gen, s->size);
+		freed += keytab_i_pbytes(kt, s);
 		evict_slot(kt, s);
 	}
 	return freed;
@@ -417,14 +408,13 @@ int keytab_expire(struct keytab *kt, uint64_t now_ms, keytab_slot_fn fn, void *a
 
 	if (!kt)
 		return 0;
-	while (n < max && kt->nheap && kt_expired(kt->heap[0], now_ms)) {
-		struct kt_slot *s = kt->heap[0];
-		struct kt_key *k = s->k;
+	while (n < max && kt->nheap && kt_expired(kt, kt->heap[0], now_ms)) {
+		struct kt_slot *s = kt->heap[0], *t = keytab_i_tomb(s);
 		if (fn)
-			fn(arg, k->key, k->klen, s->gen, s->size);
+			fn(arg, s->key, s->klen, s->gen, s->size);
 		keytab_i_retire(kt, s); /* off the heap too */
-		keytab_i_tomb_clear(kt, k);
-		keytab_i_key_drop(kt, k);
+		if (t)
+			keytab_i_tomb_free(kt, t);
 		kt->st.expired++;
 		n++;
 	}
