@@ -22,8 +22,6 @@
 #define WAITER_MAX_AGE_MS (10ull * 60 * 1000)
 #define ATTACH_BACKOFF_MAX_MS (30ull * 1000) /* re-attach retries grow to this */
 
-/* What the last attach line said (one line per change, not per attempt). */
-enum peer_link { LINK_NONE = 0, LINK_ATTACHED, LINK_REFUSED, LINK_FAILED };
 
 void peer_store_put(struct peer_store *st)
 {

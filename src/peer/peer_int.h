@@ -22,6 +22,9 @@
 /* The arena and key table outlive the peer actor while evbuffer chains
  * still reference arena pages (a GET reply being written when the node
  * shuts down): each outstanding read lease holds a reference. */
+/* What the last attach line said (one line per change, not per attempt). */
+enum peer_link { LINK_NONE = 0, LINK_ATTACHED, LINK_REFUSED, LINK_FAILED };
+
 struct peer_store {
 	struct alloc_arena *arena;
 	struct keytab *kt;

@@ -123,9 +123,10 @@ static void leave_ship(struct peer *p)
 		leave_send(p);
 		return;
 	}
-	if (!p->attached && !p->attaching) {
-		/* no master to tell (it is gone or refuses us): waiting for the
-		 * deadline would only delay the stop */
+	if (!p->attached && (!p->attaching || p->link_state != LINK_ATTACHED)) {
+		/* no master to tell (it is gone or refuses us, and a retry of the
+		 * attach is all that is in flight): waiting for the deadline, or
+		 * for that retry's connect timeout, would only delay the stop */
 		leave_finish(p, KVN_ECONN);
 		return;
 	}
