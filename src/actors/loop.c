@@ -139,9 +139,9 @@ int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadlin
 	struct event *t;
 	int rc = 0;
 
-	t = evtimer_new(l->base, noop_cb, NULL);
-	if (!t)
+	if (!l->run_timer && !(l->run_timer = evtimer_new(l->base, noop_cb, NULL)))
 		return KVN_ENOMEM;
+	t = l->run_timer;
 	l->runner = pthread_self();
 	l->running = 1;
 	while (!*done) {
@@ -157,7 +157,7 @@ int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadlin
 		event_base_loop(l->base, EVLOOP_ONCE);
 	}
 	l->running = 0;
-	event_free(t);
+	evtimer_del(t);
 	return rc;
 }
 
@@ -275,6 +275,8 @@ void actor_loop_free(struct actor_loop *l)
 	if (l->virt)
 		kvn_clock_virtual(NULL);
 	free(l->vt);
+	if (l->run_timer)
+		event_free(l->run_timer);
 	event_free(l->stop_ev);
 	event_base_free(l->base);
 	pthread_mutex_destroy(&l->mu);
