@@ -253,9 +253,28 @@ uint32_t actor_mailbox_depth(const struct actor *a)
 
 static void pending_free(struct pending *p)
 {
-	actor_loop_timer_del(p->self->loop, p->timer);
+	struct actor *a = p->self;
+
+	actor_loop_timer_del(a->loop, p->timer);
+	if (a->nfree_pending < PENDING_FREE_MAX && !a->destroyed) {
+		p->next_free = a->free_pending;
+		a->free_pending = p;
+		a->nfree_pending++;
+		return;
+	}
 	event_free(p->timer);
 	free(p);
+}
+
+static void pending_free_list(struct actor *a)
+{
+	struct pending *p;
+	while ((p = a->free_pending)) {
+		a->free_pending = p->next_free;
+		event_free(p->timer);
+		free(p);
+	}
+	a->nfree_pending = 0;
 }
 
 void actor_finish_destroy(struct actor *a)
@@ -284,6 +303,7 @@ void actor_finish_destroy(struct actor *a)
 		p->fn(a, p->arg, NULL, KVN_ECLOSED);
 		pending_free(p);
 	}
+	pending_free_list(a);
 	if (a->ops->fini)
 		a->ops->fini(a);
 	actor_unlock_mu(lk);
@@ -534,16 +554,21 @@ int actor_call(struct actor *self, actor_id dst, struct actor_msg *m, uint64_t t
 		return KVN_EINVAL;
 	if (self->destroyed)
 		return KVN_ECLOSED;
-	p = kvn_xcalloc(1, sizeof *p);
+	if ((p = self->free_pending)) {
+		self->free_pending = p->next_free;
+		self->nfree_pending--;
+	} else {
+		p = kvn_xcalloc(1, sizeof *p);
+		p->self = self;
+		p->timer = evtimer_new(self->loop->base, pending_timeout_cb, p);
+		if (!p->timer) {
+			free(p);
+			return KVN_ENOMEM;
+		}
+	}
 	p->corr = ++self->next_corr;
 	p->fn = fn;
 	p->arg = arg;
-	p->self = self;
-	p->timer = evtimer_new(self->loop->base, pending_timeout_cb, p);
-	if (!p->timer) {
-		free(p);
-		return KVN_ENOMEM;
-	}
 	m->corr = p->corr;
 	m->src = self->id;
 	m->deadline_ms = kvn_now_ms() + timeout_ms;
@@ -609,10 +634,11 @@ int actor_busy_leave(struct actor *a)
 		return 0;
 	}
 	/* what arrived while we were busy: handle it now rather than on the
-	 * next loop iteration */
-	pthread_mutex_lock(&a->mu);
-	int has = !TAILQ_EMPTY(&a->mbox);
-	pthread_mutex_unlock(&a->mu);
+	 * next loop iteration.  depth, not the mailbox under a->mu: a lock
+	 * pair saved on every busy section (several per op); a message
+	 * pushed after this load has scheduled the wake-up, as it would
+	 * after an unlock */
+	int has = __atomic_load_n(&a->depth, __ATOMIC_ACQUIRE) != 0;
 	if (has && actor_loop_on_thread(a->loop))
 		rc = actor_drain_batch(a);
 	actor_unlock_mu(lk);

@@ -153,6 +153,13 @@ int actor_loop_sim_run(struct actor_loop *l, uint64_t until_ms, uint64_t max_eve
 void actor_loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms);
 void actor_loop_timer_del(struct actor_loop *l, struct event *ev);
 
+/* A libevent timeout of ms for the loops' clock, which is coarse (a tick
+ * behind the real one at worst): padded by one tick, so it never fires
+ * before ms have passed on kvn_now_ms (it may fire up to two ticks late).
+ * For every event_add with a timeout on an actor loop.  0 stays 0. */
+struct timeval;
+void actor_timeout_tv(uint64_t ms, struct timeval *tv);
+
 /* True when called on the loop's own thread (or its driving thread). */
 int actor_loop_on_thread(const struct actor_loop *l);
 

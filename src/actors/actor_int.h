@@ -13,8 +13,10 @@
 #include "actors/actor.h"
 
 #define DRAIN_BATCH 64 /* messages handled per wake-up before yielding */
+#define PENDING_FREE_MAX 64 /* call records kept per actor for reuse */
 
 struct pending {
+	struct pending *next_free; /* on its actor's free list */
 	uint64_t corr;
 	actor_reply_fn fn;
 	void *arg;
@@ -45,6 +47,10 @@ struct actor {
 	struct event *wake;
 	/* loop-thread only below */
 	struct pending *pending;
+	/* finished calls' records, their timer events kept: a call costs no
+	 * malloc/free nor event_new/event_free in the steady state */
+	struct pending *free_pending;
+	uint32_t nfree_pending;
 	uint64_t next_corr;
 	LIST_HEAD(, actor_timer) timers;
 	int dispatching; /* > 0 while a handler, timer or busy section runs */
@@ -70,6 +76,7 @@ struct actor_loop {
 	uint64_t vnow, vseq;
 	struct vtimer *vt;
 	size_t nvt, capvt;
+	struct event *run_timer; /* actor_loop_run_until's deadline, made once */
 	pthread_mutex_t mu; /* actors list */
 	TAILQ_HEAD(, actor) actors;
 };

@@ -12,11 +12,33 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "actors/actor_int.h"
 #include "base/base.h"
 
 static void loop_stop_cb(evutil_socket_t fd, short what, void *arg);
+
+static uint64_t coarse_pad_us;
+static pthread_once_t coarse_once = PTHREAD_ONCE_INIT;
+
+static void coarse_init(void)
+{
+	struct timespec res;
+	uint64_t us = 4000; /* a 250 Hz tick, if the resolution is unknown */
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+		us = (uint64_t)res.tv_sec * 1000000u + ((uint64_t)res.tv_nsec + 999u) / 1000u;
+	coarse_pad_us = us;
+}
+
+void actor_timeout_tv(uint64_t ms, struct timeval *tv)
+{
+	pthread_once(&coarse_once, coarse_init);
+	uint64_t us = ms * 1000u + (ms ? coarse_pad_us : 0);
+	tv->tv_sec = (time_t)(us / 1000000u);
+	tv->tv_usec = (suseconds_t)(us % 1000000u);
+}
 
 struct actor_loop *actor_loop_new(const char *name)
 {
@@ -27,16 +49,20 @@ struct actor_loop *actor_loop_new(const char *name)
 	snprintf(l->name, sizeof l->name, "%s", name ? name : "loop");
 	{
 		/* deadlines are measured against kvn_now_ms: do not let libevent
-		 * schedule timers from a time cached at the top of the loop, nor
-		 * from CLOCK_MONOTONIC_COARSE (its default on Linux): with 4 ms
-		 * ticks a timer of a few ms fired up to a tick early whenever the
-		 * loop turned for I/O, e.g. the 4 ms connect timeout of a client
-		 * with client.timeout = 4ms while its put still had time left
-		 * (t/datapath timer_not_early) */
+		 * schedule timers from a time cached at the top of the loop.  Its
+		 * clock stays CLOCK_MONOTONIC_COARSE (the default on Linux):
+		 * EVENT_BASE_FLAG_PRECISE_TIMER would make its epoll backend call
+		 * timerfd_settime on every turn of the loop, one syscall per op
+		 * on each side.  A coarse clock lags the real one by up to a tick
+		 * (4 ms here), which made a timer of a few ms fire up to a tick
+		 * early (the 4 ms connect timeout of a client with client.timeout
+		 * = 4ms while its put still had time left): every timeout is
+		 * padded by the tick instead (actor_timeout_tv; t/datapath
+		 * timer_not_early). */
 		struct event_config *cfg = event_config_new();
 		if (!cfg)
 			kvn_fatal("libevent: event_config_new failed");
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME | EVENT_BASE_FLAG_PRECISE_TIMER);
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
 		l->base = event_base_new_with_config(cfg);
 		event_config_free(cfg);
 	}
@@ -115,9 +141,9 @@ int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadlin
 	struct event *t;
 	int rc = 0;
 
-	t = evtimer_new(l->base, noop_cb, NULL);
-	if (!t)
+	if (!l->run_timer && !(l->run_timer = evtimer_new(l->base, noop_cb, NULL)))
 		return KVN_ENOMEM;
+	t = l->run_timer;
 	l->runner = pthread_self();
 	l->running = 1;
 	while (!*done) {
@@ -133,7 +159,7 @@ int actor_loop_run_until(struct actor_loop *l, const int *done, uint64_t deadlin
 		event_base_loop(l->base, EVLOOP_ONCE);
 	}
 	l->running = 0;
-	event_free(t);
+	evtimer_del(t);
 	return rc;
 }
 
@@ -251,6 +277,8 @@ void actor_loop_free(struct actor_loop *l)
 	if (l->virt)
 		kvn_clock_virtual(NULL);
 	free(l->vt);
+	if (l->run_timer)
+		event_free(l->run_timer);
 	event_free(l->stop_ev);
 	event_base_free(l->base);
 	pthread_mutex_destroy(&l->mu);
@@ -273,7 +301,8 @@ static void vt_remove(struct actor_loop *l, struct event *ev)
 void actor_loop_timer_add(struct actor_loop *l, struct event *ev, uint64_t ms)
 {
 	if (!l->virt) {
-		struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+		struct timeval tv;
+		actor_timeout_tv(ms, &tv);
 		evtimer_add(ev, &tv);
 		return;
 	}

@@ -253,13 +253,17 @@ static void get_call_begin(struct get_call *g, struct kvn_client *c, struct kvn_
 	client_op_begin(c, &g->op, items, n, kind);
 	g->op.alloc_get = alloc;
 	g->op.want_gen = want_gen;
-	g->st = kvn_xcalloc(m, sizeof *g->st);
-	g->idx = kvn_xcalloc(m, sizeof *g->idx);
-	g->miss = kvn_xcalloc(m, sizeof *g->miss);
-	g->ridx = kvn_xcalloc(m, sizeof *g->ridx);
-	g->cached = kvn_xcalloc(m, 1);
-	g->served = kvn_xcalloc(m, 1);
-	g->mine = kind == WIRE_GET && alloc ? kvn_xcalloc(m, 1) : NULL;
+	/* one block for every per-item array (get_call_end frees st): a
+	 * call's allocations are per call, not per array */
+	uint8_t *blk = kvn_xcalloc(m, 2 * sizeof(int) + 3 * sizeof(uint32_t) + 3);
+	g->st = (int *)blk;
+	g->sst = g->st + m;
+	g->idx = (uint32_t *)(g->sst + m);
+	g->miss = g->idx + m;
+	g->ridx = g->miss + m;
+	g->cached = (uint8_t *)(g->ridx + m);
+	g->served = g->cached + m;
+	g->mine = kind == WIRE_GET && alloc ? g->served + m : NULL;
 	g->op.alloc_mine = g->mine;
 	client_pause_init(&g->bo);
 	for (size_t i = 0; i < n; i++) {
@@ -321,8 +325,6 @@ static int get_ask_routes(struct get_call *g, uint64_t attempt, int *via_again)
 	int spec = 0, rc = 0;
 
 	g->nroute = g->nmiss;
-	if (g->kind == WIRE_GET && g->nmiss && !g->sst)
-		g->sst = kvn_xcalloc(g->n, sizeof *g->sst);
 	if (g->kind == WIRE_GET && g->nmiss && client_get_via_wanted(c)) {
 		client_get_via_master(c, &g->op, g->miss, g->nmiss, g->sst, g->served, via_again);
 		g->nroute = 0;
@@ -459,14 +461,7 @@ static int get_call_end(struct get_call *g, int rc)
 			items[i].cap = 0;
 		}
 	}
-	free(g->st);
-	free(g->idx);
-	free(g->miss);
-	free(g->ridx);
-	free(g->cached);
-	free(g->served);
-	free(g->mine);
-	free(g->sst);
+	free(g->st); /* the block of every per-item array */
 	client_op_end(g->c, &g->op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, g->n);
 }

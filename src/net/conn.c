@@ -103,7 +103,8 @@ void conn_preauth_leave(struct conn *c)
 
 void conn_arm_timer(struct conn *c, uint64_t ms)
 {
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+	struct timeval tv;
+	actor_timeout_tv(ms, &tv); /* never early on the loop's coarse clock */
 	evtimer_add(c->timer, &tv);
 }
 
@@ -262,8 +263,8 @@ void conn_flush(struct conn *c)
 		return;
 	}
 	if (evbuffer_get_length(c->out) > 0) {
-		struct timeval tv = { .tv_sec = (time_t)(c->o.write_timeout_ms / 1000),
-				      .tv_usec = (suseconds_t)((c->o.write_timeout_ms % 1000) * 1000) };
+		struct timeval tv;
+		actor_timeout_tv(c->o.write_timeout_ms, &tv);
 		event_add(c->wev, &tv);
 	} else {
 		event_del(c->wev);
@@ -642,8 +643,8 @@ static void conn_start_connect(struct conn *c)
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 	if (!c->rev || !c->wev)
 		kvn_fatal("out of memory");
-	struct timeval tv = { .tv_sec = (time_t)(c->o.connect_timeout_ms / 1000),
-			      .tv_usec = (suseconds_t)((c->o.connect_timeout_ms % 1000) * 1000) };
+	struct timeval tv;
+	actor_timeout_tv(c->o.connect_timeout_ms, &tv);
 	event_add(c->wev, &tv);
 	/* connect + handshake must finish within both timeouts together */
 	conn_arm_timer(c, c->o.connect_timeout_ms + c->o.handshake_timeout_ms);

@@ -37,10 +37,12 @@ static int conn_fill(struct conn *c)
 		c->rpos = 0;
 	}
 	/* Between frames read a small chunk: a large payload behind the header
-	 * then goes straight to its sink instead of through this buffer. */
+	 * then goes straight to its sink instead of through this buffer.
+	 * After a large frame, just the last one's header and metadata: if
+	 * this one is alike, all of its payload goes direct. */
 	size_t want = IBUF_CAP - c->wpos;
 	if (c->rstate == R_HDR && c->rpos == c->wpos && want > FILL_FIRST)
-		want = FILL_FIRST;
+		want = c->head_hint ? c->head_hint : FILL_FIRST;
 	if (c->drained)
 		return 0;
 	n = read(c->fd, c->ibuf + c->wpos, want);
@@ -464,6 +466,10 @@ static int conn_read_frames(struct conn *c)
 				return KVN_EPROTO;
 			}
 			c->pay_left = c->h.payload_len;
+			c->head_hint = c->pmode != P_DISCARD && c->pay_left >= DIRECT_MIN + FILL_FIRST &&
+					       c->h.meta_len <= FILL_FIRST - WIRE_HDR_LEN
+					       ? WIRE_HDR_LEN + c->h.meta_len
+					       : 0;
 			c->rstate = R_PAY;
 			/* fall through */
 		case R_PAY:

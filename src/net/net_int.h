@@ -98,6 +98,11 @@ struct conn {
 	size_t rpos, wpos;
 	uint64_t budget;
 	int drained; /* the last read came back short: the socket is empty */
+	/* header + metadata bytes of the last frame when its payload was read
+	 * directly (0 otherwise): the first read of the next frame asks for
+	 * that much, so a run of large frames does not copy 16 KiB of each
+	 * payload through ibuf (conn_fill) */
+	size_t head_hint;
 	int rstate;
 	struct wire_hdr h;
 	uint8_t hraw[WIRE_HDR_LEN];
