@@ -153,6 +153,14 @@ int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *p
 /* xxHash64 with seed 0: the fixed, documented key hash (partitioning, disk
  * file names, hash tables). */
 uint64_t kvn_hash64(const void *key, size_t len);
+/* XXH3-64 with seed 0: a value's checksum (written by its writer, checked
+ * by the peer on arrival, the disk tier and every reader).  On x86 through
+ * libxxhash's run-time dispatch (AVX2 / AVX-512 when the CPU has them; the
+ * plain XXH3_64bits is the library's SSE2 build, 2.7x slower at 64 KiB
+ * here); the same values either way.  kvn_xxh3_update feeds a streaming
+ * state (an XXH3_state_t, reset by XXH3_64bits_reset). */
+uint64_t kvn_xxh3(const void *p, size_t n);
+void kvn_xxh3_update(void *state, const void *p, size_t n);
 
 /* ---- units (units.c) -------------------------------------------------------
  * Sizes: a number with an optional fraction and unit.  K M G T and KiB MiB GiB

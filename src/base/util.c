@@ -12,6 +12,13 @@
 #include <sys/random.h>
 #include <time.h>
 #include <xxhash.h>
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
+#define XXH_DISPATCH_DISABLE_REPLACE /* kvn_xxh3 says which one it calls */
+#include <xxh_x86dispatch.h>
+#define XXH3_DISPATCH 1
+#endif
+#endif
 
 #include "base.h"
 
@@ -246,4 +253,22 @@ int kvn_split_hostport(const char *addr, char *host, size_t hostcap, uint16_t *p
 uint64_t kvn_hash64(const void *key, size_t len)
 {
 	return XXH64(key, len, 0);
+}
+
+uint64_t kvn_xxh3(const void *p, size_t n)
+{
+#if XXH3_DISPATCH
+	return XXH3_64bits_dispatch(p, n);
+#else
+	return XXH3_64bits(p, n);
+#endif
+}
+
+void kvn_xxh3_update(void *state, const void *p, size_t n)
+{
+#if XXH3_DISPATCH
+	XXH3_64bits_update_dispatch(state, p, n);
+#else
+	XXH3_64bits_update(state, p, n);
+#endif
 }

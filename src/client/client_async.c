@@ -443,7 +443,7 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 	ap->arg = arg;
 	ap->val = val;
 	ap->vlen = vlen;
-	ap->checksum = client_xxh3(val, vlen);
+	ap->checksum = kvn_xxh3(val, vlen);
 	ap->flags = (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0;
 	ap->deadline_ms = kvn_now_ms() + c->conf.client_timeout;
 	ap->klen = (uint16_t)klen;

@@ -212,8 +212,6 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
  * (PROTO_ITEMS_SUM), the others key and gen alone. */
 void client_items_begin(struct wire_w *w, const struct client_op *op, uint8_t put_flags, uint32_t k);
 void client_item_add(struct wire_w *w, const struct client_op *op, uint32_t i, uint64_t gen);
-/* XXH3-64 of n bytes, at the widest vector width the CPU has. */
-uint64_t client_xxh3(const void *p, size_t n);
 /* XXH3-64 of each item's value into a new array (the caller frees). */
 uint64_t *client_sums(const struct kvn_item *items, size_t n);
 /* Per-item results of the round into st[] (and op->res/op->sres).  A GET

@@ -113,7 +113,7 @@ static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
 		size_t k = n < room ? n : room;
 		memcpy((uint8_t *)v->iov_base + c->soff, p, k);
 		if (c->sink.nseg)
-			XXH3_64bits_update(c->xs, p, k);
+			kvn_xxh3_update(c->xs, p, k);
 		p += k;
 		n -= k;
 		c->soff += k;
@@ -156,7 +156,7 @@ static void sink_advance(struct conn *c, size_t n)
 		size_t room = c->sink.iov[c->sidx].iov_len - c->soff;
 		size_t adv = n < room ? n : room;
 		if (c->sink.nseg)
-			XXH3_64bits_update(c->xs, (uint8_t *)c->sink.iov[c->sidx].iov_base + c->soff, adv);
+			kvn_xxh3_update(c->xs, (uint8_t *)c->sink.iov[c->sidx].iov_base + c->soff, adv);
 		c->soff += adv;
 		n -= adv;
 		if (c->soff == c->sink.iov[c->sidx].iov_len) {

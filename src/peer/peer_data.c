@@ -78,10 +78,10 @@ uint64_t peer_iov_sum(const struct iovec *iov, int n)
 	XXH3_state_t st;
 
 	if (n == 1)
-		return XXH3_64bits(iov[0].iov_base, iov[0].iov_len);
+		return kvn_xxh3(iov[0].iov_base, iov[0].iov_len);
 	XXH3_64bits_reset(&st);
 	for (int i = 0; i < n; i++)
-		XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+		kvn_xxh3_update(&st, iov[i].iov_base, iov[i].iov_len);
 	return XXH3_64bits_digest(&st);
 }
 

@@ -233,7 +233,7 @@ static int iov_matches(const struct disk_entry *e, const struct iovec *iov, int 
 	for (int i = 0; i < niov; i++) {
 		if (iov[i].iov_len == 0)
 			continue;
-		XXH3_64bits_update(s, iov[i].iov_base, iov[i].iov_len);
+		kvn_xxh3_update(s, iov[i].iov_base, iov[i].iov_len);
 		total += iov[i].iov_len;
 	}
 	h = XXH3_64bits_digest(s);
@@ -450,7 +450,7 @@ int disk_read(struct disk_tier *d, const struct disk_entry *e, void *buf)
 		disk_log_err(d, "%s: read: %s", path, strerror((int)-n));
 		goto eio;
 	}
-	if ((uint64_t)n != e->size || XXH3_64bits(buf, e->size) != e->checksum) {
+	if ((uint64_t)n != e->size || kvn_xxh3(buf, e->size) != e->checksum) {
 		disk_log_err(d, "%s: value checksum mismatch", path);
 		goto corrupt;
 	}
