@@ -692,7 +692,8 @@ static void t_hold(void)
 
 	/* x moves from n1 (gen 401) to n2 (gen 402) within one linger: n1's
 	 * held operation is sent when n2's batch comes.  (The store would
-	 * also skip an older generation arriving late: ST_OBJ_NEWER.) */
+	 * also skip an older generation arriving late: meta.c's put_row
+	 * looks up the key's newest row first, ST_OBJ_TOP.) */
 	struct tev e1[] = { { 6, PROTO_EV_ADD, "x", 401, 0, 10 } };
 	struct tev e2[] = { { 1, PROTO_EV_ADD, "x", 402, 0, 10 } };
 	is_int(events(0, "n1", 11, e1, 1, &ack), 0, "x@401 on n1");
