@@ -334,7 +334,7 @@ static void t_enospc_retries0(void)
 static void t_async_deadline_code(void)
 {
 	fixture();
-	enum { N = 1, ROUNDS = 12, SZ = 6 << 20 };
+	enum { N = 1, ROUNDS = 12, SZ = 40 << 20 };
 	struct kvn_options o = { .config_path = conf_a, .timeout_ms = 4 };
 	struct kvn_client *c = NULL;
 	uint8_t *buf = kvn_xmalloc(SZ);
