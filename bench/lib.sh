@@ -100,9 +100,13 @@ check_modes() {
 # MODE, in its own data dir.  The mode is in the config file, not a --set, so
 # the bench client reads the same one (a mismatch is refused at attach).
 # Sets KV_CLIENT and KV_PID, and KV_CLIENT_<MODE> and KV_PID_<MODE>.
+# KVN_BENCH_SET="key=value ..." (environment): more --set options for the
+# node, e.g. "peer.io_threads=1" to compare loop counts in the same minutes.
 KV_CLIENT=
 start_kvnode() {
 	mode=${1:-header}
+	kv_sets=
+	for s in ${KVN_BENCH_SET:-}; do kv_sets="$kv_sets --set $s"; done
 	try=0
 	while [ $try -lt 5 ]; do
 		try=$((try + 1))
@@ -123,7 +127,7 @@ master = 127.0.0.1:$mp
 master = 127.0.0.1:$mp
 EOF
 		"$KV" --role master,peer --config "$conf" --set "peer.dram_size=$DRAM" \
-			--set node.max_value_size=64MiB >"$TMP/kvnode-$mode.log" 2>&1 &
+			--set node.max_value_size=64MiB $kv_sets >"$TMP/kvnode-$mode.log" 2>&1 &
 		pid=$!
 		KV_PID=$pid
 		PIDS="$PIDS $pid"
