@@ -188,7 +188,9 @@ struct net_listener {
 	struct net_opts opts;
 	struct net_counter *cnt;
 	uint16_t port;
-	unsigned rr; /* next loop of opts.spread */
+	/* next loop of opts.spread; from 1: spread[0] is the owner's own loop,
+	 * which also handles every request, so it takes the last turn */
+	unsigned rr;
 };
 
 static int same_source(const struct conn *c, const char *remote, size_t src_len)
@@ -318,6 +320,7 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 	l->owner = owner;
 	l->pol = pol;
 	l->cnt = kvn_xcalloc(1, sizeof *l->cnt);
+	l->rr = 1;
 	l->cnt->refs = 1;
 	pthread_mutex_init(&l->cnt->mu, NULL);
 	TAILQ_INIT(&l->cnt->pre);
