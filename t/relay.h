@@ -30,8 +30,9 @@ struct relay {
 	uint64_t flip_at;   /* non-zero: this byte of the client's stream is flipped */
 	uint64_t stall_after; /* non-zero: client bytes forwarded before it stalls */
 	int peer_closed;      /* stall: the peer closed its side while stalled */
-	int sessions;         /* connections served one after the other (0: 1) */
+	int sessions;         /* most connections served one after the other (0: 1) */
 	int first_done;
+	int served;           /* connections accepted so far */
 	pthread_t th;
 };
 
@@ -47,7 +48,8 @@ static inline int relay_send_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static inline void relay_session(struct relay *r)
+/* 0 when no connection came (accept failed or timed out). */
+static inline int relay_session(struct relay *r)
 {
 	static uint8_t buf[1 << 16];
 	uint64_t fwd = 0;
@@ -56,7 +58,12 @@ static inline void relay_session(struct relay *r)
 	int pfd = socket(AF_INET, SOCK_STREAM, 0);
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (cfd < 0 || connect(pfd, (struct sockaddr *)&sa, sizeof sa) != 0)
+	if (cfd < 0) {
+		close(pfd);
+		return 0;
+	}
+	__atomic_add_fetch(&r->served, 1, __ATOMIC_RELAXED);
+	if (connect(pfd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto out;
 	while (fwd < r->die_after) {
 		if (r->stall_after && fwd >= r->stall_after) {
@@ -97,20 +104,23 @@ static inline void relay_session(struct relay *r)
 	shutdown(cfd, SHUT_WR);
 	usleep(100000);
 out:
-	if (cfd >= 0)
-		close(cfd);
+	close(cfd);
 	close(pfd);
+	return 1;
 }
 
-/* One connection, or `sessions` of them one after the other (the later
- * ones plain: no stall, no flip); first_done is set when the first ends. */
+/* One connection, or with `sessions` > 1 up to that many one after the
+ * other, until one does not come (shutdown(lfd) ends the wait); the later
+ * ones plain: no stall, no flip.  first_done is set when the first ends. */
 static inline void *relay_main(void *arg)
 {
 	struct relay *r = arg;
-	int n = r->sessions > 0 ? r->sessions : 1;
 
-	for (int i = 0; i < n; i++) {
-		relay_session(r);
+	/* sessions (like stall_after) is read once a connection came: a test
+	 * sets it after relay_start */
+	for (int i = 0; i == 0 || i < r->sessions; i++) {
+		if (!relay_session(r) && i > 0)
+			break;
 		if (i == 0) {
 			r->stall_after = 0;
 			r->flip_at = 0;
@@ -120,13 +130,10 @@ static inline void *relay_main(void *arg)
 	return NULL;
 }
 
-/* On port `port` (0: any free one), e.g. to stand in again for a relay
- * that ended, at the address a peer advertises. */
-static inline int relay_start_at(struct relay *r, uint16_t to_port, uint64_t die_after, uint16_t port)
+static inline int relay_start(struct relay *r, uint16_t to_port, uint64_t die_after)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof sa;
-	int one = 1;
 
 	r->to_port = to_port;
 	r->die_after = die_after;
@@ -135,8 +142,8 @@ static inline int relay_start_at(struct relay *r, uint16_t to_port, uint64_t die
 	r->peer_closed = 0;
 	r->sessions = 0;
 	r->first_done = 0;
+	r->served = 0;
 	r->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(r->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(r->lfd, 4) != 0 ||
 	    getsockname(r->lfd, (struct sockaddr *)&sa, &len) != 0)
@@ -146,11 +153,6 @@ static inline int relay_start_at(struct relay *r, uint16_t to_port, uint64_t die
 	struct timeval tv = { .tv_sec = 20 };
 	setsockopt(r->lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	return pthread_create(&r->th, NULL, relay_main, r);
-}
-
-static inline int relay_start(struct relay *r, uint16_t to_port, uint64_t die_after)
-{
-	return relay_start_at(r, to_port, die_after, 0);
 }
 
 #endif

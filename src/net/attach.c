@@ -41,6 +41,7 @@ void conn_up(struct conn *c)
 		pthread_mutex_unlock(&c->cnt->mu);
 		c->counted = 1;
 	}
+	conn_link_publish(c); /* before NET_UP and any frame reach the owner */
 	kvn_backoff_reset(&c->backoff);
 	if (c->outgoing && c->down_logged) {
 		log_info("connection to %s is back", c->addr);

@@ -127,6 +127,8 @@ struct conn {
 	/* inbound: on cnt->pre until authenticated, then counted in cnt->open */
 	TAILQ_ENTRY(conn) pre_link;
 	int on_pre, counted;
+	int link_published; /* conn_link_publish put its grant material out */
+	int owner_elsewhere; /* accepted onto another loop than its owner's */
 	size_t src_len;               /* remote[0..src_len): the source address, without the port */
 	char who[KVN_Q_CAP];          /* node_id for logs, kvn_str_q (conn_who) */
 	struct kvn_ratelimit rl;      /* outgoing: its warnings (inbound: cnt->rl) */
@@ -152,6 +154,11 @@ int conn_log_ok(struct conn *c, uint64_t *suppressed);
 const char *conn_supp_text(char out[64], uint64_t n);
 /* Leave the pre-auth pool (authenticated, or ending); idempotent. */
 void conn_preauth_leave(struct conn *c);
+/* An authenticated connection on another loop than its owner's publishes
+ * its grant material for net_link_material (conn_up), and withdraws it when
+ * it ends (conn_fini). */
+void conn_link_publish(struct conn *c);
+void conn_link_withdraw(struct conn *c);
 void conn_notify_owner(struct conn *c, uint16_t type, int status);
 /* conn_read.c */
 void conn_reset_frame(struct conn *c);

@@ -745,8 +745,10 @@ void peer_reap(struct peer *p)
 		p->stats.receive_aborted += aborted;
 		log_warn("cut %u connection(s) whose PUT payload took longer than peer.pending_ttl", aborted);
 	}
-	if (cutting)
+	if (cutting) {
+		log_debug("reaper: a cut receive on another loop has not ended yet: nothing reaped");
 		return;
+	}
 	int reaped = keytab_reap(p->st->kt, now, NULL, NULL);
 	if (reaped > 0)
 		log_info("reclaimed %d pending slot(s) not committed within peer.pending_ttl", reaped);
