@@ -173,6 +173,14 @@ static void t_remote_grant(void)
 	is_int(fails, 0, "24 puts of 1 MiB, more than the first node holds, all stored (first error %s)",
 	       kvn_strerror(first));
 	is_int(proc_log_count("b", "grant not issued"), 0, "the second peer refused no grant");
+	struct kvn_node_stat ns[4];
+	size_t nn = 0;
+	uint64_t objects = 0, on_b = 0;
+	if (kvn_stat(c, ns, 4, &nn, &objects) == 0)
+		for (size_t i = 0; i < nn; i++)
+			if (strcmp(ns[i].node_id, "second") == 0)
+				on_b = ns[i].objects;
+	ok(on_b > 0, "and holds some of them (%llu of %llu)", (unsigned long long)on_b, (unsigned long long)objects);
 	kvn_close(c);
 }
 
