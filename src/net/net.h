@@ -2,7 +2,8 @@
  * net: everything that crosses a process boundary.  Owns the frame codec and
  * metadata encoding (wire.c), authenticated connections on libevent that act
  * as proxy actors so a message to a remote actor travels transparently
- * (conn.c, tcp.c), the in-memory fault-injecting transport for tests (sim.c)
+ * (conn.c, conn_read.c, attach.c, tcp.c; link.c: key material of a link for
+ * its owner), the in-memory fault-injecting transport for tests (sim.c)
  * and the RDMA probe (rdma.c, only with HAVE_RDMA).
  *
  * Frame = header (32 bytes, little-endian) | metadata | payload | tag (16,

@@ -158,6 +158,8 @@ void conn_preauth_leave(struct conn *c);
  * its grant material for net_link_material (conn_up), and withdraws it when
  * it ends (conn_fini). */
 void conn_link_publish(struct conn *c);
+/* The conn inside a proxy actor, or NULL for another kind of actor. */
+struct conn *conn_of(struct actor *a);
 void conn_link_withdraw(struct conn *c);
 void conn_notify_owner(struct conn *c, uint16_t type, int status);
 /* conn_read.c */
