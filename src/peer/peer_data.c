@@ -93,6 +93,8 @@ struct put_key {
 	uint16_t klen;
 	uint8_t key[WIRE_MAX_KEY];
 };
+/* put_begin puts the checksum array right after the keys */
+_Static_assert(sizeof(struct put_key) % sizeof(uint64_t) == 0, "put_key keeps uint64_t alignment");
 
 void peer_put_free(struct peer_put *pp)
 {
@@ -100,8 +102,6 @@ void peer_put_free(struct peer_put *pp)
 		return;
 	free(pp->status);
 	free(pp->iov);
-	free(pp->seg_niov);
-	free(pp->seg_sum);
 	free(pp);
 }
 
@@ -206,9 +206,13 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	 * it would fail every reader's check */
 	if (!(flags & PROTO_ITEMS_SUM))
 		return KVN_EPROTO;
-	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * sizeof(struct put_key));
+	/* one block: the put, its keys, and the arrays its connection fills
+	 * with each item's checksum as the bytes land (peer_sink) */
+	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * (sizeof(struct put_key) + sizeof(uint64_t) + sizeof(int)));
 	if (!pp)
 		return KVN_ENOMEM;
+	pp->seg_sum = (uint64_t *)(put_keys(pp) + n);
+	pp->seg_niov = (int *)(pp->seg_sum + n);
 	pp->n = n;
 	pp->status = kvn_xcalloc(n, sizeof *pp->status);
 	pp->started_ms = now;
@@ -279,11 +283,8 @@ int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, co
 	sink->iov = pp->iov;
 	sink->niov = pp->niov;
 	sink->cookie = pp;
-	/* the connection sums each item as its bytes land, in cache; without
-	 * the arrays the put still stands and the bytes are summed on commit */
-	pp->seg_niov = malloc((size_t)pp->n * sizeof *pp->seg_niov + 1);
-	pp->seg_sum = malloc((size_t)pp->n * sizeof *pp->seg_sum + 1);
-	if (pp->n && pp->seg_niov && pp->seg_sum) {
+	/* the connection sums each item as its bytes land, in cache */
+	if (pp->n) {
 		for (uint32_t i = 0; i < pp->n; i++)
 			pp->seg_niov[i] = put_keys(pp)[i].iov_n;
 		sink->seg_niov = pp->seg_niov;

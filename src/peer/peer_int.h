@@ -72,7 +72,8 @@ struct peer_put {
 	struct iovec *iov;
 	int niov;
 	/* Arriving through a sink: the connection sums each item's bytes as
-	 * they land (actor_sink.seg_*); seg_done says it did. */
+	 * they land (actor_sink.seg_*); seg_done says it did.  The arrays are
+	 * in the put's own block (put_begin), not freed apart. */
 	int *seg_niov;
 	uint64_t *seg_sum;
 	int seg_done;
