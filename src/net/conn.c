@@ -691,7 +691,7 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 	return 0;
 }
 
-void net_abort(struct actor_loop *loop, actor_id proxy, int err)
+int net_abort(struct actor_loop *loop, actor_id proxy, int err)
 {
 	struct actor *a = actor_lookup_local(loop, proxy);
 	if (!a) {
@@ -699,15 +699,18 @@ void net_abort(struct actor_loop *loop, actor_id proxy, int err)
 		 * itself when the message arrives */
 		struct actor_msg *m = actor_msg_new(NET_CLOSE);
 		m->status = err ? err : KVN_ECLOSED;
-		if (actor_send(proxy, m) != 0)
+		if (actor_send(proxy, m) != 0) {
 			actor_msg_free(m);
-		return;
+			return KVN_ECLOSED;
+		}
+		return 0;
 	}
-	if (actor_ops_of(a) != &conn_ops)
-		return;
-	struct conn *c = actor_state(a);
+	struct conn *c = conn_of(a);
+	if (!c)
+		return KVN_ECLOSED;
 	c->closing = 1;
 	conn_fail(c, err);
+	return 0;
 }
 
 void net_close(actor_id proxy)

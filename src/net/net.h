@@ -226,10 +226,12 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 		const struct net_opts *o, actor_id *proxy);
 /* Close a proxy (queued output is flushed first, bounded by write_timeout). */
 void net_close(actor_id proxy);
-/* Cut a connection now, from its loop's thread: output is dropped, a payload
- * being received into a sink is aborted (sink_abort runs before this
- * returns), in-flight calls fail with err.  A no-op for unknown ids. */
-void net_abort(struct actor_loop *loop, actor_id proxy, int err);
+/* Cut a connection: output is dropped, a payload being received into a sink
+ * is aborted, in-flight calls fail with err.  On `loop`'s thread for a
+ * connection of that loop, all of it before this returns (0).  A connection
+ * on another loop (net_opts.spread) is told by message and does it on its
+ * own thread, later (0).  KVN_ECLOSED: no such connection (any more). */
+int net_abort(struct actor_loop *loop, actor_id proxy, int err);
 
 /* 32 bytes that both ends of the link through `proxy` (an actor on loop)
  * can compute and nobody else: derived from the connection's session keys

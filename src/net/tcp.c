@@ -250,23 +250,14 @@ static void preauth_make_room(struct net_listener *l, const char *remote)
 	if (kvn_ratelimit_ok(&l->cnt->rl, &supp))
 		log_warn("net: %u connections not authenticated yet (%s): closing the oldest, from %s%s",
 			 n, why, victim->remote, CONN_SUPP(supp));
-	if (actor_loop_on_thread(actor_loop_of(victim->self))) {
-		pthread_mutex_unlock(&l->cnt->mu);
-		victim->closing = 1;
-		conn_fail(victim, KVN_EBUSY);
-		return;
-	}
-	/* on another loop (net_opts.spread): out of the pool now, so it is not
-	 * picked twice, and closed by its own thread */
+	/* out of the pool now, so it is not picked twice: one on another loop
+	 * (net_opts.spread) closes on its own thread, later */
 	TAILQ_REMOVE(&l->cnt->pre, victim, pre_link);
 	l->cnt->preauth--;
 	victim->on_pre = 0;
 	actor_id vid = actor_id_of(victim->self);
 	pthread_mutex_unlock(&l->cnt->mu);
-	struct actor_msg *m = actor_msg_new(NET_CLOSE);
-	m->status = KVN_EBUSY;
-	if (actor_send(vid, m) != 0)
-		actor_msg_free(m);
+	net_abort(actor_loop_of(l->owner), vid, KVN_EBUSY);
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,

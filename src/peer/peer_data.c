@@ -713,16 +713,20 @@ void peer_reap(struct peer *p)
 	 * its pages stay reserved and nothing is reaped (next tick). */
 	for (pp = TAILQ_FIRST(&p->receiving); pp && now - pp->started_ms >= p->o.pending_ttl_ms; pp = next) {
 		next = TAILQ_NEXT(pp, link);
-		if (!actor_lookup_local(actor_loop_of(p->self), pp->from)) {
-			if (!pp->cut) {
-				net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
-				pp->cut = 1;
-				aborted++;
-			}
+		int local = actor_lookup_local(actor_loop_of(p->self), pp->from) != NULL;
+		if (!local && pp->cut) {
 			cutting = 1;
 			continue;
 		}
-		net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
+		int rc = net_abort(actor_loop_of(p->self), pp->from, KVN_ETIMEDOUT);
+		if (!local && rc == 0) {
+			pp->cut = 1;
+			cutting = 1;
+			aborted++;
+			continue;
+		}
+		/* cut here and now, or its connection is gone: nobody writes
+		 * into its pages any more */
 		struct peer_put *q;
 		TAILQ_FOREACH(q, &p->receiving, link)
 			if (q == pp)
