@@ -126,6 +126,13 @@ enum kvn_put_flags {
 	 * Without it the put is acknowledged once the master has applied it to
 	 * its index: visible to every later get, but not yet on the master's disk. */
 	KVN_PUT_DURABLE = 1,
+	/* A sample of the consumer queue (kvn_lease): durable (implies
+	 * KVN_PUT_DURABLE), never evicted from a node's memory without a disk
+	 * copy, handed out by kvn_lease until a kvn_release consumes it. */
+	KVN_PUT_QUEUE = 2,
+	/* With KVN_PUT_QUEUE: kvn_release keeps the value (readable by key and
+	 * by ref afterwards) instead of deleting it.  Alone: KVN_EINVAL. */
+	KVN_PUT_RETAIN = 4,
 };
 /* Any other flag bit is refused with KVN_EINVAL (kvn_put*, kvn_batch_put,
  * kvn_put_async, kvn_commit_slots).  A NULL key is KVN_EINVAL; an empty or
@@ -362,6 +369,60 @@ int kvn_abort_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n);
  * node_addr out; KVN_ENOTFOUND per slot when absent): {key, gen} is a ref
  * for kvn_get_gen. */
 int kvn_resolve(struct kvn_client *c, struct kvn_slot *slots, size_t n);
+
+/* ---- consumer leases: the queue of samples (docs/queue.md) ----
+ *
+ * Producers put samples with KVN_PUT_QUEUE.  A consumer of partition
+ * part_i of part_n leases up to max samples whose
+ * kvn_hash64(key) % part_n == part_i (XXH64 of the key bytes, seed 0),
+ * oldest commit first, each for ttl_ms; it fetches each with
+ * kvn_get_gen(key, gen) and ends the lease with kvn_release.  A sample has
+ * at most one live lease; one whose lease expires goes back to the pool
+ * (in its place: commit order) and the lease id is dead: kvn_release or
+ * kvn_renew of it answers KVN_ESTATE for that id.  Consumers may change
+ * part_n between calls (4 consumers become 3): no sample is leased twice
+ * at once and none is lost.
+ *
+ * A sample whose node died is not handed out (it is counted lost in
+ * master.db's v_queue view) until its node returns with it; a lease taken
+ * before the node died fails at fetch time: kvn_get_gen answers
+ * KVN_EPEERDOWN. */
+struct kvn_ref {
+	uint64_t lease_id;    /* non-zero */
+	uint64_t gen;         /* the sample's generation: fetch it with kvn_get_gen */
+	uint64_t size;        /* value bytes */
+	uint64_t deadline_ms; /* the lease ends then (master's wall clock, ms since 1970) */
+	char node_id[65];     /* the node that holds it */
+	size_t klen;
+	uint8_t key[KVN_MAX_KEY];
+};
+/* Lease up to max (1..1024) samples of partition part_i of part_n
+ * (1 <= part_n <= 1048576, part_i < part_n) for ttl_ms (1 ms..
+ * master.lease_ttl_max; longer is cut to it: see deadline_ms).  *n gets how
+ * many refs were written to refs[0..max) (0: none waiting, not an error).
+ * KVN_EINVAL for arguments out of range; KVN_EDB when master.db could not
+ * record the leases (nothing was leased). */
+int kvn_lease(struct kvn_client *c, uint32_t part_i, uint32_t part_n, uint64_t ttl_ms, struct kvn_ref *refs,
+	      size_t max, size_t *n);
+enum kvn_release_flags {
+	/* keep the values (as KVN_PUT_RETAIN would) instead of deleting them */
+	KVN_RELEASE_RETAIN = 1,
+	/* give the samples back to the pool unconsumed: only the lease ends */
+	KVN_RELEASE_RETURN = 2,
+};
+/* End the leases ids[0..n) (n 1..4096): each sample is consumed (deleted,
+ * or kept with KVN_RELEASE_RETAIN or when put with KVN_PUT_RETAIN), or with
+ * KVN_RELEASE_RETURN given back.  status (optional, n entries) gets each
+ * id's result: 0, or KVN_ESTATE when the lease is unknown, expired or
+ * released already (its sample may be leased to someone else by now).
+ * Returns 0 when every id succeeded, else the first failure.  Answered
+ * only once master.db has recorded it. */
+int kvn_release(struct kvn_client *c, const uint64_t *ids, size_t n, unsigned flags, int *status);
+/* Extend the leases ids[0..n) to ttl_ms from now (cut as by kvn_lease).
+ * status and deadline_ms (optional, n entries each) as kvn_release's;
+ * KVN_ESTATE for an id that is not a live lease. */
+int kvn_renew(struct kvn_client *c, const uint64_t *ids, size_t n, uint64_t ttl_ms, int *status,
+	      uint64_t *deadline_ms);
 
 /* Cluster view for `kvnode stat`. */
 struct kvn_node_stat {

@@ -465,7 +465,7 @@ static void t_integrity(void)
 	integrity_mismatch(KVN_INTEGRITY_HEADER, frame_port, "header client, frame server");
 }
 
-/* WIRE_VERSION 3: a HELLO of version 2 (a client or peer of the previous
+/* WIRE_VERSION 4: a HELLO of version 3 (a client or peer of the previous
  * release) is answered REJECT with KVN_EVERSION, then closed. */
 static void t_old_version(void)
 {
@@ -478,9 +478,9 @@ static void t_old_version(void)
 		return;
 	wire_hdr_encode(&h, buf);
 	is_int(buf[4], WIRE_VERSION, "byte 4 of the header is the version");
-	buf[4] = 2;
+	buf[4] = WIRE_VERSION - 1;
 	memset(buf + WIRE_HDR_LEN, 0, 4);
-	ok(write_full(fd, buf, WIRE_HDR_LEN + 4) == 0, "a version-2 HELLO sent");
+	ok(write_full(fd, buf, WIRE_HDR_LEN + 4) == 0, "a HELLO of the previous version sent");
 	ssize_t n = read_frame(fd, buf, sizeof buf, 0);
 	ok(n >= WIRE_HDR_LEN, "the server answers");
 	if (n >= WIRE_HDR_LEN) {

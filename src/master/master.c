@@ -530,7 +530,7 @@ static int master_on_net_down(struct master *ms, struct actor_msg *m)
 
 int master_event_ok(const struct proto_event *e)
 {
-	if (e->gen == 0 || e->gen > (uint64_t)INT64_MAX)
+	if (e->gen == 0 || e->gen > (uint64_t)INT64_MAX || (e->flags & ~PROTO_EV_FLAGS))
 		return 0;
 	/* no node stores a value over KVN_VALUE_SIZE_MAX: a larger size would
 	 * only overflow the master's accounting (fuzz_master found it) */
@@ -620,7 +620,7 @@ static int master_on_events(struct master *ms, struct actor_msg *m)
 			n->applied_seq = e.seq;
 			continue;
 		}
-		ob.now |= e.durable != 0;
+		ob.now |= (e.flags & (PROTO_EV_F_DURABLE | PROTO_EV_F_QUEUE)) != 0;
 		if (e.kind == PROTO_EV_ADD) {
 			int res = MASTER_INDEX_STALE;
 			if (master_drops_pending_has(n, e.key, e.klen, e.gen))

@@ -30,7 +30,9 @@ _Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_
 /* 2: items with checksum and TTL, results with checksum.  3: HELLO and
  * CHALLENGE carry the integrity mode (auth.integrity); in header mode a
  * frame's tag leaves its payload out. */
-#define WIRE_VERSION 3
+/* 4: events and full-sync entries carry queue flags; LEASE, RELEASE,
+ * RENEW. */
+#define WIRE_VERSION 4
 #define WIRE_HDR_LEN 32
 #define WIRE_TAG_LEN AUTH_TAG_LEN
 #define WIRE_MAX_META (64u * 1024u)
@@ -56,6 +58,9 @@ enum wire_type {
 	WIRE_STAT = 23,
 	WIRE_DURABLE = 25, /* one-way master -> peer: events up to seq are in master.db */
 	WIRE_PEER_LEAVE = 26, /* peer -> master: stopping on purpose, drop my locations now */
+	WIRE_LEASE = 27,   /* client -> master: lease queue samples of a partition */
+	WIRE_RELEASE = 28, /* client -> master: end leases (consume, retain or return) */
+	WIRE_RENEW = 29,   /* client -> master: extend leases' deadlines */
 	/* peer */
 	WIRE_PUT = 64,
 	WIRE_GET = 65,

@@ -18,8 +18,17 @@ enum proto_event_kind { PROTO_EV_ADD = 1, PROTO_EV_REMOVE = 2 };
 /* The items header's flags.  PROTO_ITEMS_SUM: every item also carries
  * the value's checksum and TTL (PUT, ALLOC_SLOT, COMMIT_SLOT); without it
  * items are key, gen, size only (GET, REMOVE, ...).  Other bits: refused. */
-enum proto_put_flags { PROTO_PUT_DURABLE = 1, PROTO_ITEMS_SUM = 2 };
-#define PROTO_ITEMS_FLAGS (PROTO_PUT_DURABLE | PROTO_ITEMS_SUM)
+enum proto_put_flags {
+	PROTO_PUT_DURABLE = 1,
+	PROTO_ITEMS_SUM = 2,
+	/* PUT / COMMIT_SLOT: the values are samples of the consumer queue
+	 * (DESIGN.md section 8): durable, never evicted without a disk copy,
+	 * handed out by LEASE.  RETAIN: a RELEASE keeps the value (it stays
+	 * readable by key) instead of deleting it. */
+	PROTO_PUT_QUEUE = 4,
+	PROTO_PUT_RETAIN = 8,
+};
+#define PROTO_ITEMS_FLAGS (PROTO_PUT_DURABLE | PROTO_ITEMS_SUM | PROTO_PUT_QUEUE | PROTO_PUT_RETAIN)
 /* Longest TTL on the wire (a put's expiry, a pin): 10 years in ms. */
 #define PROTO_TTL_MAX_MS (10ull * 366 * 24 * 3600 * 1000)
 
@@ -95,8 +104,13 @@ struct proto_event {
 	uint64_t gen;
 	uint8_t tier;
 	uint64_t size;
-	uint8_t durable;
+	uint8_t flags; /* enum proto_event_flags (FULL_SYNC entries: QUEUE, RETAIN only) */
 };
+/* An event's flags: the put was durable (the master commits at once), its
+ * value is a queue sample, kept on release.  Other bits: the event is
+ * refused (master_event_ok). */
+enum proto_event_flags { PROTO_EV_F_DURABLE = 1, PROTO_EV_F_QUEUE = 2, PROTO_EV_F_RETAIN = 4 };
+#define PROTO_EV_FLAGS (PROTO_EV_F_DURABLE | PROTO_EV_F_QUEUE | PROTO_EV_F_RETAIN)
 /* Writer: begin with the header, add events, finish into m. */
 void proto_events_begin(struct wire_w *w, const char *node_id, uint64_t boot_id, uint32_t n);
 void proto_events_add(struct wire_w *w, const struct proto_event *e);
@@ -115,7 +129,7 @@ struct proto_sync_hdr {
 	uint32_t n;
 };
 void proto_sync_begin(struct wire_w *w, const struct proto_sync_hdr *h);
-/* entries use proto_event with kind/seq/durable ignored */
+/* entries use proto_event with kind/seq ignored, flags QUEUE and RETAIN only */
 void proto_sync_add(struct wire_w *w, const struct proto_event *e);
 int proto_sync_open(struct wire_r *r, const struct actor_msg *m, struct proto_sync_hdr *h);
 int proto_sync_next(struct wire_r *r, struct proto_event *e);
@@ -269,6 +283,61 @@ void proto_slots_begin(struct wire_w *w, uint32_t n);
 void proto_slots_add(struct wire_w *w, const struct proto_slot_result *s);
 int proto_slots_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, uint32_t *n);
 int proto_slots_next(struct wire_r *r, struct proto_slot_result *s);
+
+/* ---- consumer leases: LEASE, RELEASE, RENEW (client -> master) ----
+ * DESIGN.md section 8, docs/protocol.md ("Consumer leases").
+ *   LEASE   = u32 part_i, u32 part_n, u32 max, u64 ttl_ms, str holder
+ *   reply   = u32 n, n x {u64 lease_id, key, u64 gen, str node_id,
+ *             u64 size, u64 deadline_ms}
+ *   RELEASE = u8 flags (PROTO_RELEASE_*), u32 n, n x u64 lease_id
+ *   RENEW   = u64 ttl_ms, u32 n, n x u64 lease_id
+ *   replies = u32 n, n x {i32 status, u64 deadline_ms (RENEW: the new
+ *             deadline; RELEASE: 0)}
+ * Decoders range-check every field: part_n 1..PROTO_PART_MAX, part_i <
+ * part_n, max 1..PROTO_LEASE_MAX, ttl 1..PROTO_TTL_MAX_MS, holder at most
+ * PROTO_HOLDER_MAX bytes of printable ASCII, n 1..PROTO_MAX_ITEMS, lease
+ * ids non-zero; anything else is KVN_EPROTO. */
+#define PROTO_PART_MAX (1u << 20)
+#define PROTO_LEASE_MAX 1024u
+#define PROTO_HOLDER_MAX 64
+/* RELEASE flags: RETAIN keeps the values (as if put with retain); RETURN
+ * gives the samples back to the pool unconsumed (the lease just ends). */
+enum proto_release_flags { PROTO_RELEASE_RETAIN = 1, PROTO_RELEASE_RETURN = 2 };
+struct proto_lease_req {
+	uint32_t part_i, part_n, max;
+	uint64_t ttl_ms;
+	char holder[PROTO_HOLDER_MAX + 1];
+};
+int proto_lease_enc(struct actor_msg *m, const struct proto_lease_req *q);
+int proto_lease_dec(const struct actor_msg *m, struct proto_lease_req *q);
+struct proto_lease_ref {
+	uint64_t lease_id;
+	const uint8_t *key; /* into the message (decoder) */
+	uint16_t klen;
+	uint64_t gen;
+	char node_id[65];
+	uint64_t size;
+	uint64_t deadline_ms; /* the master's wall clock, ms */
+};
+void proto_lease_reply_begin(struct wire_w *w, uint32_t n);
+void proto_lease_reply_add(struct wire_w *w, const struct proto_lease_ref *ref);
+/* Bytes one ref takes in the reply (to stay under WIRE_MAX_META). */
+size_t proto_lease_ref_len(uint16_t klen, const char *node_id);
+int proto_lease_reply_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
+int proto_lease_reply_next(struct wire_r *r, struct proto_lease_ref *ref);
+/* RELEASE (ttl_ms unused) and RENEW (flags unused): the ids are read from
+ * the message with proto_ids_next after _open. */
+void proto_release_begin(struct wire_w *w, uint8_t flags, uint32_t n);
+void proto_renew_begin(struct wire_w *w, uint64_t ttl_ms, uint32_t n);
+void proto_ids_add(struct wire_w *w, uint64_t lease_id);
+int proto_release_open(struct wire_r *r, const struct actor_msg *m, uint8_t *flags, uint32_t *n);
+int proto_renew_open(struct wire_r *r, const struct actor_msg *m, uint64_t *ttl_ms, uint32_t *n);
+int proto_ids_next(struct wire_r *r, uint64_t *lease_id);
+/* The RELEASE and RENEW reply. */
+void proto_lstat_begin(struct wire_w *w, uint32_t n);
+void proto_lstat_add(struct wire_w *w, int32_t status, uint64_t deadline_ms);
+int proto_lstat_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
+int proto_lstat_next(struct wire_r *r, int32_t *status, uint64_t *deadline_ms);
 
 /* ---- STAT reply ---- */
 struct proto_stat_node {

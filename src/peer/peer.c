@@ -359,7 +359,7 @@ void peer_ship(struct peer *p)
 	e = TAILQ_FIRST(&p->outbox);
 	for (uint32_t i = 0; i < n; i++, e = TAILQ_NEXT(e, link)) {
 		struct proto_event pe = { .seq = e->seq, .kind = e->kind, .key = e->key, .klen = e->klen,
-					  .gen = e->gen, .tier = e->tier, .size = e->size, .durable = e->durable };
+					  .gen = e->gen, .tier = e->tier, .size = e->size, .flags = e->durable };
 		proto_events_add(&w, &pe);
 	}
 	struct actor_msg *m = actor_msg_new(WIRE_EVENTS);
