@@ -34,6 +34,29 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 void master_crash(struct actor *master);
 typedef void (*master_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, const char *node_id);
 void master_dump(struct actor *master, master_dump_fn fn, void *arg);
+/* Tests: visit every queue sample the master knows (loop thread only):
+ * lease_id 0 when not leased (deadline_ms then 0); lost: its node is dead
+ * or no longer holds it. */
+struct master_qsample {
+	const void *key;
+	size_t klen;
+	uint64_t gen;
+	const char *node_id;
+	uint64_t order; /* commit order (master.db's commit_seq once loaded from it) */
+	uint64_t lease_id, deadline_ms;
+	int lost;
+};
+typedef void (*master_qdump_fn)(void *arg, const struct master_qsample *s);
+void master_queue_dump(struct actor *master, master_qdump_fn fn, void *arg);
+/* Tests: break a mechanism of the consumer queue on purpose, process-wide,
+ * to show that a checker catches it (0 restores).  A master started with
+ * KVNODE_TEST_QUEUE_BREAK=<bits> in its environment sets it too. */
+enum {
+	MASTER_QS_DOUBLE_LEASE = 1, /* LEASE ignores live leases */
+	MASTER_QS_NO_RETURN = 2,    /* an expired lease does not return its sample */
+	MASTER_QS_ORDER = 4,        /* LEASE answers newest commit first */
+};
+void master_queue_sabotage(unsigned what);
 
 /* ---- master counters (master.c) ---- */
 /* Process-wide, summed over every master instance since the process
@@ -65,7 +88,12 @@ void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 	X(db_commit_failed, "dbw: COMMITs that failed")                                \
 	X(db_write_failed, "dbw: writes that failed")                                  \
 	X(db_requests, "requests the master sent to dbw")                              \
-	X(events_refused, "single events refused (invalid), the rest of their batch applied")
+	X(events_refused, "single events refused (invalid), the rest of their batch applied") \
+	X(q_leased, "queue: samples leased")                                           \
+	X(q_released, "queue: leases released (consumed, retained or returned)")       \
+	X(q_expired, "queue: leases expired (their samples back in the pool)")         \
+	X(q_renewed, "queue: leases renewed")                                          \
+	X(q_refused, "queue: RELEASE/RENEW ids refused (unknown, expired, released)")
 
 struct master_stats {
 	MASTER_STATS_FIELDS(KVN_STAT_FIELD)
