@@ -543,6 +543,8 @@ int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 	rc = bench_parse_args(argc, argv, &b.a);
 	if (rc)
 		return rc == 1 ? 0 : 2;
+	if (b.a.op == OP_QUEUE)
+		return bench_queue_run(&b.a, conf);
 	const uint64_t S = b.a.size, B = b.a.batch, C = b.a.clients;
 	if (!OP_LOCAL(b.a.op)) {
 		if (cli_bench_target_parse(b.a.target, &b.t, &b.cfg, err, sizeof(err)))

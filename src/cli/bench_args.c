@@ -17,16 +17,20 @@
 #define DEFAULT_KEY_BYTES (512ull << 20) /* default --keys keeps values under this */
 
 const char *const bench_op_names[BENCH_OP_COUNT] = { "put", "get", "mixed", "memcpy", "tag",
-						     "exists", "xxh3" };
+						     "exists", "xxh3", "queue" };
 
 static void usage(FILE *f)
 {
-	fputs("usage: kvnode --role client bench --op put|get|mixed|exists|memcpy|tag|xxh3\n"
+	fputs("usage: kvnode --role client bench --op put|get|mixed|exists|memcpy|tag|xxh3|queue\n"
 	      "         --size S --count N [--batch B] [--clients C] [--keys K] [--warmup N]\n"
 	      "         [--timeout D] [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
 	      "         [--durable] [--no-populate] [--json]\n"
+	      "         [--producers P] [--master-db PATH] [--no-baseline]   (--op queue)\n"
 	      "  --op       exists: routed key lookups of populated keys (keys/s);\n"
-	      "             memcpy, tag, xxh3: local baselines, no server\n"
+	      "             memcpy, tag, xxh3: local baselines, no server;\n"
+	      "             queue: P producers put N samples (KVN_PUT_QUEUE) while C\n"
+	      "             consumers lease B at a time, fetch and release them\n"
+	      "             (samples/s end to end), after a baseline of N durable puts\n"
 	      "  --size     value size with units (4KiB, 1MiB, 1.5M); exists: of the\n"
 	      "             populated values, default 1B\n"
 	      "  --count    timed items over all clients\n"
@@ -38,7 +42,11 @@ static void usage(FILE *f)
 	      "  --durable  kvnode puts wait for the master's COMMIT\n"
 	      "  --no-populate  get/mixed/exists: the keys exist already (an earlier --op put run\n"
 	      "             with the same --size and --keys): no untimed put and read-back\n"
-	      "  --json     one JSON object per run on stdout\n",
+	      "  --json     one JSON object per run on stdout\n"
+	      "  --producers  queue: producer threads, 1 (consumers: --clients)\n"
+	      "  --master-db  queue: the master's master.db on this host: report its\n"
+	      "             SQLite commits/s (read from the WAL index, master.db-shm)\n"
+	      "  --no-baseline  queue: skip the durable-put baseline\n",
 	      f);
 }
 
@@ -75,8 +83,8 @@ int bench_usage_error(const char *fmt, ...)
 	return 2;
 }
 
-enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_COUNT, O_BATCH, O_CLIENTS,
-       O_KEYS, O_WARMUP };
+enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_MASTER_DB, O_NOBASE, O_COUNT,
+       O_BATCH, O_CLIENTS, O_KEYS, O_WARMUP, O_PRODUCERS };
 
 /* Returns 0, 1 for --help, or 2 after saying what is wrong. */
 int bench_parse_args(int argc, char **argv, struct bench_args *a)
@@ -94,19 +102,22 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		{ "clients", required_argument, NULL, O_CLIENTS },
 		{ "keys", required_argument, NULL, O_KEYS },
 		{ "warmup", required_argument, NULL, O_WARMUP },
+		{ "producers", required_argument, NULL, O_PRODUCERS },
+		{ "master-db", required_argument, NULL, O_MASTER_DB },
+		{ "no-baseline", no_argument, NULL, O_NOBASE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct { uint64_t *dst, min, max; } num[] = { /* O_COUNT.. in order */
 		{ &a->count, 1, 1ull << 40 }, { &a->batch, 1, 65536 }, { &a->clients, 1, 1024 },
-		{ &a->keys, 1, 1ull << 40 }, { &a->warmup, 0, 1ull << 40 },
+		{ &a->keys, 1, 1ull << 40 }, { &a->warmup, 0, 1ull << 40 }, { &a->producers, 1, 1024 },
 	};
 	const char *why = NULL;
 	int c, li, rc = 0;
 
 	memset(a, 0, sizeof(*a));
 	a->op = -1;
-	a->batch = a->clients = 1;
+	a->batch = a->clients = a->producers = 1;
 	a->timeout_ms = 10000;
 	opterr = 0;
 	optind = 0; /* glibc: full rescan, whatever parsed argv before us */
@@ -118,7 +129,7 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 				if (strcmp(v, bench_op_names[i]) == 0)
 					a->op = i;
 			if (a->op < 0)
-				rc = bad("op", v, "expected put, get, mixed, exists, memcpy, tag or xxh3");
+				rc = bad("op", v, "expected put, get, mixed, exists, memcpy, tag, xxh3 or queue");
 			break;
 		case O_SIZE:
 			if (kvn_parse_size(v, &a->size, &why))
@@ -143,13 +154,19 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		case O_NOPOP:
 			a->no_populate = 1;
 			break;
+		case O_MASTER_DB:
+			a->master_db = v;
+			break;
+		case O_NOBASE:
+			a->no_baseline = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
 		case ':':
 			return bench_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (c < O_COUNT || c > O_WARMUP)
+			if (c < O_COUNT || c > O_PRODUCERS)
 				return bench_usage_error("unknown or ambiguous option '%s'", argv[optind - 1]);
 			rc = parse_u64(lo[li].name, v, num[c - O_COUNT].min, num[c - O_COUNT].max,
 				       num[c - O_COUNT].dst);
@@ -166,6 +183,15 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		return bench_usage_error("--op, --size and --count are required");
 	if (a->durable && a->target && strcmp(a->target, "kvnode") != 0)
 		return bench_usage_error("--durable applies to --target kvnode only");
+	if ((a->producers != 1 || a->master_db || a->no_baseline) && a->op != OP_QUEUE)
+		return bench_usage_error("--producers, --master-db and --no-baseline apply to --op queue only");
+	if (a->op == OP_QUEUE && a->target && strcmp(a->target, "kvnode") != 0)
+		return bench_usage_error("--op queue applies to --target kvnode only");
+	if (a->op == OP_QUEUE && a->batch > 1024)
+		return bench_usage_error("--op queue leases at most 1024 samples a call (--batch)");
+	if (a->op == OP_QUEUE && (a->keys_given || a->warmup || a->no_populate || a->durable))
+		return bench_usage_error("--keys, --warmup, --no-populate and --durable do not apply to --op queue "
+					 "(every queue put is durable)");
 	if (a->no_populate && !BENCH_OP_READS(a->op))
 		return bench_usage_error("--no-populate applies to --op get, mixed and exists only");
 	if (!a->keys_given) {

@@ -85,7 +85,9 @@ int cli_bench_target_parse(const char *spec, const struct cli_bench_target **t,
 /* ---- bench_args.c: the command line ---- */
 /* exists asks a server like put/get; memcpy, tag and xxh3 run locally
  * (bench_local.c): this machine's ceilings in the same run as the stores. */
-enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_EXISTS, OP_XXH3, BENCH_OP_COUNT };
+/* queue: producers put samples with KVN_PUT_QUEUE while consumers lease,
+ * fetch and release them (bench_queue.c). */
+enum { OP_PUT, OP_GET, OP_MIXED, OP_MEMCPY, OP_TAG, OP_EXISTS, OP_XXH3, OP_QUEUE, BENCH_OP_COUNT };
 #define OP_LOCAL(op) ((op) == OP_MEMCPY || (op) == OP_TAG || (op) == OP_XXH3)
 /* ops that read keys a setup put first */
 #define BENCH_OP_READS(op) ((op) == OP_GET || (op) == OP_MIXED || (op) == OP_EXISTS)
@@ -96,6 +98,12 @@ struct bench_args {
 	uint64_t size, count, batch, clients, keys, warmup, timeout_ms;
 	int keys_given, timeout_given, json, durable, no_populate;
 	const char *target;
+	/* --op queue: producer threads (consumers are --clients), master.db
+	 * to read the commit counter from (NULL: not reported), and whether
+	 * to time durable puts alone first */
+	uint64_t producers;
+	const char *master_db;
+	int no_baseline;
 };
 
 /* Returns 0, 1 after printing --help, or 2 after saying what is wrong. */
@@ -129,6 +137,11 @@ void bench_pattern_stamp(unsigned char *v, size_t n, uint64_t k);
 int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
 #define KEY_CAP 32 /* "bench:" + up to 20 digits */
 size_t bench_key_format(char *out, uint64_t k);
+
+/* ---- bench_queue.c: --op queue ---- */
+/* The whole run of --op queue (cli_bench hands it over after parsing):
+ * returns the exit status as cli_bench does. */
+int bench_queue_run(const struct bench_args *a, const struct kvn_conf *conf);
 
 /* ---- bench_local.c: the local baselines (--op memcpy, tag, xxh3) ---- */
 struct bench_local;
