@@ -260,12 +260,18 @@ static void release_some(struct kvn_client *cl, struct qc_lease *L, const uint32
 		ids[j] = L[which[j]].lease_id;
 		L[which[j]].end_us = first;
 	}
-	for (int attempt = 0;; attempt++) {
+	/* sent before, reply lost: that attempt may have been recorded */
+	for (int sent = 0;;) {
 		for (uint32_t j = 0; j < k; j++)
 			st[j] = 1;
 		int rc = kvn_release(cl, ids, k, flags, st);
 		uint64_t t = wall_us();
+		if (rc == KVN_EBUSY && kvn_now_ms() < until) { /* refused at once: nothing done */
+			usleep(10 * 1000);
+			continue;
+		}
 		if (outage(rc) && kvn_now_ms() < until) {
+			sent = 1;
 			usleep(100 * 1000);
 			continue;
 		}
@@ -274,7 +280,7 @@ static void release_some(struct kvn_client *cl, struct qc_lease *L, const uint32
 			int s = outage(rc) || st[j] == 1 ? rc : st[j];
 			if (s == 0) {
 				l->end = ret ? QE_RETURNED : QE_CONSUMED;
-			} else if (s == KVN_ESTATE && attempt == 0) {
+			} else if (s == KVN_ESTATE && !sent) {
 				l->end = QE_ESTATE;
 				if (!l->estate_us)
 					l->estate_us = t;
@@ -347,7 +353,7 @@ static void consumer_round(struct cons *c, struct kvn_client *cl)
 	int rc = kvn_lease(cl, a.part_i, a.part_n, ttl, c->refs, max, &n);
 	a.t_ans = wall_us();
 	if (rc) {
-		if (!outage(rc) && c->lease_err++ < 3)
+		if (!outage(rc) && rc != KVN_EBUSY && c->lease_err++ < 3)
 			tap_diag("consumer %u: lease: %s", c->id, kvn_strerror(rc));
 		usleep(30 * 1000);
 		return;

@@ -54,7 +54,7 @@ struct bq_thr {
 	uint64_t *ids;
 	int *st;
 	uint32_t *ks;
-	uint64_t errors, leases, empty;
+	uint64_t errors, leases, empty, busy;
 };
 enum { H_PUT, H_LEASE, H_GET, H_RELEASE, H_N };
 
@@ -148,6 +148,14 @@ static uint64_t release(struct bq_thr *t, size_t n, unsigned flags)
 	uint64_t t0 = kvn_now_ns();
 	int rc = kvn_release(t->c, t->ids, n, flags, t->st);
 	bench_hist_add(&t->h[H_RELEASE], kvn_now_ns() - t0);
+	while (rc == KVN_EBUSY && !atomic_load(&t->q->stop)) {
+		/* the master's writer is saturated: refused at once, nothing done */
+		t->busy++;
+		usleep(Q_IDLE_SLEEP_US);
+		t0 = kvn_now_ns();
+		rc = kvn_release(t->c, t->ids, n, flags, t->st);
+		bench_hist_add(&t->h[H_RELEASE], kvn_now_ns() - t0);
+	}
 	for (size_t j = 0; j < n; j++) {
 		int s = rc && rc != KVN_ESTATE ? rc : t->st[j];
 		if (s == 0)
@@ -169,6 +177,11 @@ static void consumer(struct bq_thr *t)
 		int rc = kvn_lease(t->c, t->idx, q->nc, Q_TTL_MS, t->refs, (size_t)q->a->batch, &got);
 		bench_hist_add(&t->h[H_LEASE], kvn_now_ns() - t0);
 		t->leases++;
+		if (rc == KVN_EBUSY) { /* the writer is saturated: ask again */
+			t->busy++;
+			usleep(Q_IDLE_SLEEP_US);
+			continue;
+		}
 		if (rc) {
 			q_error(t, "lease", rc, kvn_last_detail(t->c));
 			continue;
@@ -352,7 +365,8 @@ static void json_rate(const char *name, int have, double v)
 static void report(struct bq *q, const struct hist *hq, const struct hist *hb, const struct phase_out *oq,
 		   const struct phase_out *ob, int baseline)
 {
-	uint64_t consumed = atomic_load(&q->consumed), errors = atomic_load(&q->errors), leases = 0, empty = 0;
+	uint64_t consumed = atomic_load(&q->consumed), errors = atomic_load(&q->errors), leases = 0, empty = 0,
+		 busy = 0;
 	double sps = oq->secs > 0 ? (double)consumed / oq->secs : 0;
 	double bps = baseline && ob->secs > 0 ? (double)ob->ok / ob->secs : 0;
 	double cps = oq->have_commits && oq->secs > 0 ? (double)oq->commits / oq->secs : 0;
@@ -363,6 +377,7 @@ static void report(struct bq *q, const struct hist *hq, const struct hist *hb, c
 	for (unsigned i = 0; i < q->np + q->nc; i++) {
 		leases += q->thr[i].leases;
 		empty += q->thr[i].empty;
+		busy += q->thr[i].busy;
 	}
 	if (q->a->json) {
 		printf("{\"op\":\"queue\",\"size\":%zu,\"count\":%" PRIu64 ",\"producers\":%u,\"clients\":%u"
@@ -371,7 +386,8 @@ static void report(struct bq *q, const struct hist *hq, const struct hist *hb, c
 		for (int i = 0; i < H_N; i++)
 			printf(",\"%s_p50_us\":%.1f,\"%s_p99_us\":%.1f,\"%s_p999_us\":%.1f", hn[i], q_us(&hq[i], 0.5),
 			       hn[i], q_us(&hq[i], 0.99), hn[i], q_us(&hq[i], 0.999));
-		printf(",\"lease_calls\":%" PRIu64 ",\"empty_leases\":%" PRIu64, leases, empty);
+		printf(",\"lease_calls\":%" PRIu64 ",\"empty_leases\":%" PRIu64 ",\"busy\":%" PRIu64, leases, empty,
+		       busy);
 		if (oq->have_commits)
 			printf(",\"commits\":%" PRIu64, oq->commits);
 		else
@@ -396,6 +412,8 @@ static void report(struct bq *q, const struct hist *hq, const struct hist *hb, c
 		fmt_us(c, sizeof c, q_us(&hq[i], 0.999));
 		printf("  %-8s p50 %s p99 %s p999 %s (%" PRIu64 " calls)\n", hn[i], a, b, c, hq[i].n);
 	}
+	printf("  %" PRIu64 " lease calls, %" PRIu64 " of them empty, %" PRIu64 " calls refused busy\n", leases, empty,
+	       busy);
 	if (oq->have_commits)
 		printf("  master.db %.0f commits/s, %.2f per sample\n", cps,
 		       consumed ? (double)oq->commits / (double)consumed : 0.0);
