@@ -246,7 +246,7 @@ static inline struct actor_msg *mk_events_d(const char *id, uint64_t boot, const
 	for (int i = 0; i < n; i++) {
 		struct proto_event e = { .seq = ev[i].seq, .kind = ev[i].kind, .key = (const uint8_t *)ev[i].key,
 					 .klen = (uint16_t)strlen(ev[i].key), .gen = ev[i].gen,
-					 .tier = ev[i].tier, .size = ev[i].size, .durable = (uint8_t)durable };
+					 .tier = ev[i].tier, .size = ev[i].size, .flags = durable ? PROTO_EV_F_DURABLE : 0 };
 		proto_events_add(&w, &e);
 	}
 	if (wire_w_to_msg(&w, m) != 0)
