@@ -95,6 +95,40 @@ $C bench --op get --size 1KiB --count 4 --target memcached://127.0.0.1:1 --timeo
 ok $(( $? == 0 )) "an unreachable target fails"
 like "$(cat "$TMP/err")" "127.0.0.1:1" "naming the address"
 
+# --op queue: producers put samples with KVN_PUT_QUEUE while consumers
+# lease, fetch (every byte checked) and release them; the master's commits
+# come from master.db's WAL index (--master-db), the baseline is durable
+# puts alone
+run_ok "queue, 2 producers, 2 consumers, batch 8" --op queue --size 4KiB --count 300 --producers 2 \
+	--clients 2 --batch 8 --master-db "$TMP/var/master.db"
+for f in samples_per_s put_p50_us lease_p50_us lease_p99_us get_p50_us release_p50_us release_p99_us \
+	lease_calls commits commits_per_s baseline_puts_per_s baseline_commits_per_s; do
+	like "$(field "$TMP/out" $f)" '^[0-9.]+$' "queue: JSON has $f, a number"
+done
+is "$(field "$TMP/out" op)" '"queue"' "op is queue"
+is "$(field "$TMP/out" producers)" 2 "2 producers"
+like "$(field "$TMP/out" commits)" '^[1-9][0-9]*$' "the master's commits were counted"
+is "$(sqlite3 "$TMP/var/master.db" 'select count(*) from objects where qflags & 1')" 0 \
+	"every sample was consumed: none left in the queue"
+is "$(sqlite3 "$TMP/var/master.db" "select count(*) from objects where cast(key as text) like 'bench:b:%'")" 0 \
+	"the baseline's keys were removed"
+run_ok "queue without --master-db or baseline" --op queue --size 100 --count 50 --no-baseline
+is "$(field "$TMP/out" commits)" null "no --master-db: commits not reported"
+is "$(field "$TMP/out" baseline_puts_per_s)" null "--no-baseline: no baseline"
+$C bench --op queue --size 1KiB --count 40 --clients 3 --batch 4 </dev/null
+is $? 0 "queue, the human report"
+like "$(cat "$TMP/out")" "samples/s end to end" "says samples/s end to end"
+like "$(cat "$TMP/out")" "master.db commits/s: not measured" "and that commits were not measured"
+like "$(cat "$TMP/out")" "baseline: durable puts alone" "and the baseline"
+$C bench --op queue --size 1KiB --count 4 --master-db "$TMP/nope.db"
+ok $(( $? == 0 )) "--master-db of a file that is not there: an error"
+like "$(cat "$TMP/err")" "nope.db-shm" "naming it"
+for bad in "--op put --size 1KiB --count 4 --producers 2" "--op queue --size 1KiB --count 4 --batch 2000" \
+	"--op queue --size 1KiB --count 4 --durable" "--op queue --size 1KiB --count 4 --target redis://127.0.0.1:1"; do
+	$C bench $bad
+	is $? 2 "bench $bad: usage error"
+done
+
 stop aio
 is "$STATUS" 0 "node stops cleanly"
 done_testing

@@ -459,6 +459,14 @@ int bench_queue_run(const struct bench_args *a, const struct kvn_conf *conf)
 	struct hist *hb = kvn_xcalloc(H_N, sizeof *hb), *hq = kvn_xcalloc(H_N, sizeof *hq);
 	int rc = 0, baseline = !a->no_baseline;
 
+	uint32_t probe;
+	if (a->master_db && shm_commits(a->master_db, &probe) != 0) {
+		fprintf(stderr, "kvnode bench: --master-db %s: cannot read %s-shm (master.db's WAL index: "
+			"give the master's master.db, on its host, while it runs)\n", a->master_db, a->master_db);
+		free(hb);
+		free(hq);
+		return kvn_err_exit_code(KVN_EIO);
+	}
 	memset(&q, 0, sizeof q);
 	q.a = a;
 	q.S = (size_t)a->size;
