@@ -157,12 +157,17 @@ static void check_answers(const struct qc_hist *h, struct qc_result *r)
 					continue;
 				}
 				const struct qc_sample *si = &h->samples[li->sample], *sj = &h->samples[lj->sample];
-				/* both rows still in master.db: their commit_seq */
-				if (si->commit_seq > 0 && sj->commit_seq > 0 && si->commit_seq >= sj->commit_seq)
-					bad_order = 1;
-				/* j's put returned before i's started: j is older */
-				if (si->put == QP_OK && sj->put == QP_OK && sj->t1 < si->t0)
-					bad_order = 1;
+				/* both rows still in master.db: their commit_seq;
+				 * or j's put returned before i's started: j is older */
+				int by_seq = si->commit_seq > 0 && sj->commit_seq > 0 && si->commit_seq >= sj->commit_seq;
+				int by_time = si->put == QP_OK && sj->put == QP_OK && sj->t1 < si->t0;
+				if ((by_seq || by_time) && !bad_order && r->order < 3)
+					qdiag("  refs %u and %u: sample %u (commit_seq %lld, put %llu..%llu us) before "
+					      "sample %u (commit_seq %lld, put %llu..%llu us)",
+					      i, j, li->sample, (long long)si->commit_seq, (unsigned long long)si->t0,
+					      (unsigned long long)si->t1, lj->sample, (long long)sj->commit_seq,
+					      (unsigned long long)sj->t0, (unsigned long long)sj->t1);
+				bad_order |= by_seq || by_time;
 			}
 		}
 		if (bad_order) {
