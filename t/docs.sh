@@ -179,6 +179,56 @@ doc_run 0 'cc -o app app.c $(pkg-config --cflags --libs kvnode)' \
 	"export PKG_CONFIG_PATH='$DEST$LIBDIR/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$DEST'; cc ${KVN_SAN_CFLAGS:-} -o app app.c \$(pkg-config --cflags --libs kvnode)"
 (cd "$W" && LD_LIBRARY_PATH="$DEST$LIBDIR" ./app) > "$TMP/out" 2> "$TMP/err"
 is "$(cat "$TMP/out")" hello "  README's program puts and gets 'hello' through the installed library"
+
+# the consumer queue as docs/queue.md shows it: producers, a consumer's
+# round from the shell, and its C consumer loop built against the installed
+# library (the queue is empty here: docs/operations.md's round consumed its sample)
+doc_run 0 "./kvnode --role client put --queue sample/0 ./some.bin"
+doc_run 0 "./kvnode --role client put --queue --retain sample/1 ./some.bin"
+(cd "$W" && ./kvnode --role client put --queue sample/2 ./some.bin) > /dev/null 2>&1
+is $? 0 "  and a third sample"
+doc_run 0 "./kvnode --role client lease --partition 0/1 --max 10 --ttl 30s"
+is "$(grep -c '^lease=[1-9][0-9]* key=sample/[012] gen=[1-9][0-9]* node=[^ ]* size=100000$' "$TMP/out")" 3 \
+	"  one line per ref: lease=<id> key=<key> gen=<gen> node=<node> size=<bytes>"
+is "$(sed -n 's/.* key=\([^ ]*\) .*/\1/p' "$TMP/out" | tr '\n' ' ')" "sample/0 sample/1 sample/2 " "  oldest commit first"
+qid() { sed -n "s/^lease=\([0-9]*\) key=sample\/$1 .*/\1/p" "$TMP/lease"; }
+cp "$TMP/out" "$TMP/lease"
+QGEN0=$(sed -n 's/.* key=sample\/0 gen=\([0-9]*\) .*/\1/p' "$TMP/lease")
+doc_run 0 "./kvnode --role client get --ref sample/0@GEN -o sample.bin" \
+	"./kvnode --role client get --ref sample/0@$QGEN0 -o sample.bin"
+cmp -s "$W/some.bin" "$W/sample.bin"
+ok $? "  sample.bin holds the sample"
+doc_run 0 "./kvnode --role client renew LEASE_ID --ttl 1m" "./kvnode --role client renew $(qid 0) --ttl 1m"
+like "$(cat "$TMP/out")" "^lease=$(qid 0) deadline=" "  renew prints the new deadline"
+doc_run 0 "./kvnode --role client release LEASE_ID" "./kvnode --role client release $(qid 0)"
+(cd "$W" && ./kvnode --role client exists sample/0) > /dev/null 2>&1
+is $? 1 "  consumed: deleted, as the comment says"
+(cd "$W" && ./kvnode --role client release "$(qid 0)") > /dev/null 2>&1
+is $? 7 "  a second release of the lease exits 7 (KVN_ESTATE), as docs/queue.md says"
+doc_run 0 "./kvnode --role client release --retain LEASE_ID" "./kvnode --role client release --retain $(qid 2)"
+(cd "$W" && ./kvnode --role client exists sample/2) > /dev/null 2>&1
+is $? 0 "  released with --retain: the value is kept"
+doc_run 0 "./kvnode --role client release --return LEASE_ID" "./kvnode --role client release --return $(qid 1)"
+(cd "$W" && ./kvnode --role client lease --partition 0/1 --max 10) > "$TMP/out" 2>&1
+like "$(cat "$TMP/out")" "^lease=[0-9]* key=sample/1 " "  returned: the next lease hands it out again (and only it)"
+is "$(wc -l < "$TMP/out")" 1 "  one sample waiting"
+(cd "$W" && ./kvnode --role client release "$(sed -n 's/^lease=\([0-9]*\) .*/\1/p' "$TMP/out")") > /dev/null 2>&1
+is $? 0 "  released"
+(cd "$W" && ./kvnode --role client exists sample/1) > /dev/null 2>&1
+is $? 0 "  put with --retain: kept when consumed"
+perl -0777 -ne 'print $1 if /^```c\n(#include.*?int main.*?)^```/ms' "$SRCDIR/docs/queue.md" > "$W/consumer.c"
+(cd "$W" && eval "cc ${KVN_SAN_CFLAGS:-} -o consumer consumer.c \$(PKG_CONFIG_PATH='$DEST$LIBDIR/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$DEST' pkg-config --cflags --libs kvnode)") > "$TMP/out" 2>&1
+ok $? "docs/queue.md's consumer loop builds against the installed library"
+for i in 0 1 2; do
+	(cd "$W" && ./kvnode --role client put --queue c/$i ./some.bin) > /dev/null 2>&1
+done
+(cd "$W" && LD_LIBRARY_PATH="$DEST$LIBDIR" timeout 30 ./consumer 0 1) > "$TMP/out" 2> "$TMP/err"
+is $? 0 "  and runs: partition 0 of 1 until the queue stays empty"
+is "$(tr '\n' ' ' < "$TMP/out")" "c/0 100000 c/1 100000 c/2 100000 " "  it consumed the three samples, in commit order"
+(cd "$W" && ./kvnode --role client exists c/0) > /dev/null 2>&1
+is $? 1 "  and released them: deleted"
+doc_run 0 "kvnode bench --op queue" "kvnode --role client bench --op queue --size 1KiB --count 50 --clients 2 --batch 8"
+like "$(cat "$TMP/out")" "samples/s end to end" "  bench --op queue reports samples/s"
 doc_stop aio
 
 # the same node, as README.md and docs/architecture.md spell it
