@@ -48,6 +48,7 @@ struct run {
 	int stop, draining, restarted;
 	uint64_t last_nonempty_us;
 	uint32_t leased; /* refs answered so far */
+	long failures;   /* clients that could not connect, LEASE calls that failed otherwise */
 	/* seen by the main thread */
 	int vq_runs, vq_rows, vq_errors;
 	long long max_disk_rows;

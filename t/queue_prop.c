@@ -209,13 +209,16 @@ static int run_workload(struct run *r, struct qc_result *res)
 		usleep(100 * 1000);
 	}
 	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
-	for (uint32_t i = 0; i < r->producers; i++)
+	for (uint32_t i = 0; i < r->producers; i++) {
 		pthread_join(ps[i].th, NULL);
+		r->failures += ps[i].connect_rc != 0;
+	}
 	for (uint32_t i = 0; consumers_on && i < r->consumers; i++) {
 		pthread_join(cs[i].th, NULL);
 		if (cs[i].connect_rc || cs[i].lease_err)
 			tap_diag("consumer %u: connect %s, %ld lease errors", i, kvn_strerror(cs[i].connect_rc),
 				 cs[i].lease_err);
+		r->failures += (cs[i].connect_rc != 0) + cs[i].lease_err;
 	}
 	ok(read_commit_seqs(r) == 0, "%s: master.db's objects read (%u LEASE answers, %u refs, %.1f s)", r->name,
 	   r->h.nanswers, r->h.nleases, (double)(kvn_now_ms() - t_start) / 1000);
@@ -389,6 +392,7 @@ static void t_prop(void)
 	is_int(res.partition + res.bad_ref, 0, "every ref in its partition, with its put's gen and size");
 	is_int(res.fetch, 0, "every fetch of a live lease gave the sample's bytes");
 	is_int(res.estate_live + res.errors, 0, "no release or renew of a live lease refused");
+	is_int(r.failures, 0, "every client connected, every LEASE answered (or failed only while the master was away)");
 	/* Known to fail (reported to the lead): a RELEASE that consumes a
 	 * sample whose fetch promoted it from the disk tier races the
 	 * promote's event (peer.promote_on_hit), which reaches the master after
