@@ -330,6 +330,17 @@ static void check_final(struct sim_world *w)
 		}
 		if (x->in_dump && x->lost) {
 			w->n_q_lost++;
+			/* after the heal every node is up and re-synced: only a
+			 * crash (DRAM lost) can have taken a sample from it */
+			if (!peer_crashed_in(w, s->node, s->t_sent ? s->t_sent : s->t_start, UINT64_MAX)) {
+				sim_qviolation(w, SIM_QV_LEFT,
+					       "%s gen %#llx (put %s at t=%llu on p%d): reported lost after the drain, though "
+					       "p%d never crashed since",
+					       s->key, (unsigned long long)s->gen,
+					       s->status == 0 ? "acknowledged" : "unacknowledged", (unsigned long long)s->t_end,
+					       s->node + 1, s->node + 1);
+				reported++;
+			}
 			if (x->consumed) {
 				sim_qviolation(w, SIM_QV_OTHER, "%s gen %#llx: consumed at t=%llu, yet the queue still has it (lost)",
 					      s->key, (unsigned long long)s->gen, (unsigned long long)x->t_consumed);
