@@ -98,8 +98,11 @@ struct keytab;
  * only stores it).  KEYTAB_F_QUEUE: a durable work-queue item: never
  * dropped; it may leave DRAM only for disk (keytab_evict_one refuses it
  * without a disk copy).  expires_ms: monotonic ms after which the value
- * reads as not found (0: never). */
+ * reads as not found (0: never).  KEYTAB_F_RETAIN (only with QUEUE): the
+ * sample was put with retain; the table only stores it, so a full sync
+ * and tier moves can tell the master. */
 #define KEYTAB_F_QUEUE 0x1u
+#define KEYTAB_F_RETAIN 0x2u
 struct keytab_attrs {
 	uint64_t checksum;
 	uint32_t flags;
@@ -187,6 +190,9 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
  * bytes were known (ALLOC_SLOT) gets its writer's checksum with the
  * commit.  Not PENDING: KVN_ESTATE, counted. */
 int keytab_set_checksum(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t checksum);
+/* The KEYTAB_F_* flags of the PENDING gen (a COMMIT_SLOT names them, the
+ * ALLOC_SLOT before it did not).  KVN_ESTATE (counted) when not pending. */
+int keytab_set_flags(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint32_t flags);
 /* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
 int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
 /* Free PENDING slots whose deadline passed (now_ms >= deadline); returns how
@@ -264,6 +270,13 @@ int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 #define KEYTAB_TOMB_MAX 16384 /* bounds their memory: a key entry each */
 int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
 		     uint64_t ttl_ms);
+
+/* The table's owner will never write a DRAM-only QUEUE item to disk (no
+ * disk tier, or offload off): such items are not eviction candidates at
+ * all (off the LRU), so a cold end of queue items does not hide the
+ * evictable values behind it from keytab_evict_pick.  Either way they are
+ * never dropped (keytab_evict_one).  May be called at any time. */
+void keytab_set_queue_stays(struct keytab *kt, int on);
 
 /* Evict least-recently-used committed, unleased generations in DRAM until at
  * least `bytes` bytes of pages are free in the arena or nothing more can go
@@ -350,8 +363,9 @@ struct keytab_victim {
  * passed over becomes most recently used, so a cold end full of readers
  * does not stall every round.  Bounded: looks at most 4 * max slots (pinned
  * and offloading ones are not on the LRU at all).  QUEUE items are
- * proposed too (victim.flags says so): they may be offloaded, and
- * keytab_evict_one refuses them without a disk copy.  Returns how many. */
+ * proposed too (victim.flags says so; not those without a disk copy after
+ * keytab_set_queue_stays): they may be offloaded, and keytab_evict_one
+ * refuses them without a disk copy.  Returns how many. */
 size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victim *out, size_t max);
 /* Drop a committed in-DRAM gen from the table altogether (it is gone; with
  * a disk copy too, the free hook reports the file).  KVN_EHELD: leased,
@@ -413,7 +427,13 @@ struct meta_object {
 	uint64_t size;
 	const char *state; /* "live" | "lost"; NULL on put means "live" */
 	int64_t order; /* rowid: commit order (filled on load) */
+	/* META_Q_* (objects.qflags, sql/003-queue.sql): written by an insert
+	 * (an update in place keeps the row's), filled on load */
+	uint8_t qflags;
 };
+/* objects.qflags: in the consumer queue's pool (waiting or leased); kept
+ * on release; consumed and kept (out of the pool). */
+enum { META_Q_POOL = 1, META_Q_RETAIN = 2, META_Q_CONSUMED = 4 };
 
 /* err gets "PATH: reason" on failure. */
 int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen);
@@ -483,6 +503,39 @@ typedef int (*meta_floor_fn)(void *arg, const void *key, size_t klen, uint64_t g
 int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg);
 int meta_floors_clear(struct meta_db *db);
 int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
+
+/* ---- the consumer queue (meta_queue.c, sql/003-queue.sql) ---- */
+struct meta_lease {
+	uint64_t lease_id;
+	const void *key;
+	size_t klen;
+	uint64_t gen;
+	const char *holder; /* <= 64 bytes */
+	uint32_t part_i, part_n;
+	uint64_t deadline_ms; /* wall clock */
+};
+/* Write a lease row (replacing an expired one of the same sample): 1, or 0
+ * when the sample is not durably in the pool on a live node (nothing
+ * written), or an error. */
+int meta_lease_put(struct meta_db *db, const struct meta_lease *l);
+/* 1 done, 0 no such lease row, or an error. */
+int meta_lease_renew(struct meta_db *db, uint64_t lease_id, uint64_t deadline_ms);
+int meta_lease_del(struct meta_db *db, uint64_t lease_id);
+/* A sample consumed: its row deleted (its lease with it), or with keep
+ * marked consumed and its lease row (lease_id, 0: none) deleted; counted
+ * in queue_consumed.  1 done, 0 the row was gone already, or an error. */
+int meta_sample_consume(struct meta_db *db, uint64_t lease_id, const void *key, size_t klen, uint64_t gen,
+			int keep);
+/* A partition count in use (queue_parts); trim: keep only the 8 most
+ * recent counts. */
+int meta_queue_part(struct meta_db *db, uint32_t part_n, uint64_t now_ms, int trim);
+/* The recent partition counts, newest first. */
+int meta_queue_parts_load(struct meta_db *db, uint32_t *parts, size_t cap, size_t *n);
+typedef int (*meta_lease_fn)(void *arg, const struct meta_lease *l);
+int meta_load_leases(struct meta_db *db, meta_lease_fn fn, void *arg);
+/* At master start, in a transaction of its own: drop the leases past their
+ * deadline and mark lost the objects of nodes recorded dead. */
+int meta_queue_reconcile(struct meta_db *db, uint64_t now_ms, uint64_t *expired, uint64_t *lost);
 int meta_count_objects(struct meta_db *db, uint64_t *n);
 
 #endif
