@@ -143,8 +143,13 @@ enum sim_qcall_kind { SIM_Q_RELEASE = 1, SIM_Q_RENEW };
 /* Rule h's violations by kind: two live leases of a sample (or one
  * consumed twice, or leased again once consumed); an answer out of commit
  * order; a live lease refused with KVN_ESTATE; a sample neither consumed
- * nor reported lost after the drain; anything else (a bad ref). */
-enum sim_qviol { SIM_QV_TWICE, SIM_QV_ORDER, SIM_QV_ESTATE, SIM_QV_LEFT, SIM_QV_OTHER, SIM_QV_KINDS };
+ * nor reported lost after the drain; anything else (a bad ref).  BACK: a
+ * consumed sample leased again (or consumed again) after its node or the
+ * master was cut off, crashed or restarted in between -- the node still
+ * held it (its DROP_GEN never arrived) and its next full sync put it back
+ * in the queue.  A known master bug (t/sim.c reports it on a line of its
+ * own, marked TODO, until it is fixed). */
+enum sim_qviol { SIM_QV_TWICE, SIM_QV_ORDER, SIM_QV_ESTATE, SIM_QV_LEFT, SIM_QV_OTHER, SIM_QV_BACK, SIM_QV_KINDS };
 
 /* One id of a RELEASE or RENEW call. */
 struct sim_qcall {
@@ -196,6 +201,7 @@ struct sim_world {
 	/* the cluster */
 	struct actor *master;
 	int master_up, master_inc;
+	uint64_t master_boot_t[SIM_MAX_CRASHES + 2]; /* when each incarnation started */
 	struct actor *peers[SIM_PEERS];
 	int peer_up[SIM_PEERS], peer_inc[SIM_PEERS];
 	/* when each incarnation started (index: inc), in virtual ms and the

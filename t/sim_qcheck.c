@@ -83,6 +83,30 @@ void sim_qcheck_ref(struct sim_world *w, const struct proto_lease_req *rq, const
 			       rq->part_n, k, (unsigned long long)(kvn_hash64(ref->key, ref->klen) % rq->part_n));
 }
 
+/* Peer `node` or the master out of touch at some time within [a, b]: cut
+ * off, down, or crashed (a crash is followed by a re-attach and a full
+ * sync).  Such a node may miss a DROP_GEN and keep a consumed sample. */
+static int trouble_in(const struct sim_world *w, int node, uint64_t a, uint64_t b)
+{
+	for (int i = 0; i < w->ncrashes; i++) {
+		const struct sim_crash *c = &w->crashes[i];
+		if (c->t > b || (c->node != node && c->node != -1))
+			continue;
+		uint64_t up = 0; /* when the next incarnation started (0: never) */
+		if (c->inc + 1 < SIM_MAX_CRASHES + 2)
+			up = c->node >= 0 ? w->boot_t[c->node][c->inc + 1] : w->master_boot_t[c->inc + 1];
+		if (c->t >= a || !up || up >= a)
+			return 1;
+	}
+	for (int i = 0; i < w->ncuts; i++) {
+		const struct sim_cut *c = &w->cuts[i];
+		if ((c->node == SIM_NODE_PEER(node) || c->node == SIM_NODE_MASTER) && c->on <= b &&
+		    (!c->off || c->off >= a))
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- each LEASE answer is in commit order ---- */
 
 struct order_ctx {
@@ -175,14 +199,17 @@ static void check_two_leases(struct sim_world *w)
 {
 	size_t *ix = kvn_xmalloc((w->nql ? w->nql : 1) * sizeof *ix);
 	uint64_t *consumed = kvn_xcalloc(w->nql ? w->nql : 1, sizeof *consumed);
+	uint64_t *cons_sent = kvn_xcalloc(w->nql ? w->nql : 1, sizeof *cons_sent);
 	int reported = 0;
 
 	for (size_t i = 0; i < w->nql; i++)
 		ix[i] = i;
 	for (size_t i = 0; i < w->nqcalls; i++) {
 		const struct sim_qcall *c = &w->qcalls[i];
-		if (c->kind == SIM_Q_RELEASE && !(c->flags & PROTO_RELEASE_RETURN) && c->status == 0)
+		if (c->kind == SIM_Q_RELEASE && !(c->flags & PROTO_RELEASE_RETURN) && c->status == 0) {
 			consumed[c->lease] = c->t_end;
+			cons_sent[c->lease] = c->t_sent;
+		}
 	}
 	qsort_r(ix, w->nql, sizeof *ix, by_sample, w);
 	for (size_t b = 0; b < w->nql && reported < 4; b++) {
@@ -197,12 +224,15 @@ static void check_two_leases(struct sim_world *w)
 			if (l1->id == l2->id || l1->gen != l2->gen || a1->t_reply > a2->t_sent)
 				continue;
 			if (consumed[ix[c]] && consumed[ix[c]] < a2->t_sent) {
-				sim_qviolation(w, SIM_QV_TWICE,
-					      "%s gen %#llx: consumed by lease %#llx of queue client %d (RELEASE answered "
-					      "t=%llu), then leased again as %#llx to queue client %d (asked t=%llu)",
-					      s->key, (unsigned long long)s->gen, (unsigned long long)l1->id,
-					      l1->consumer, (unsigned long long)consumed[ix[c]],
-					      (unsigned long long)l2->id, l2->consumer, (unsigned long long)a2->t_sent);
+				int back = trouble_in(w, s->node, cons_sent[ix[c]], a2->t_reply);
+				sim_qviolation(w, back ? SIM_QV_BACK : SIM_QV_TWICE,
+					       "%s gen %#llx on p%d: consumed by lease %#llx of queue client %d (RELEASE "
+					       "answered t=%llu), then leased again as %#llx to queue client %d (asked "
+					       "t=%llu)%s",
+					       s->key, (unsigned long long)s->gen, s->node + 1, (unsigned long long)l1->id,
+					       l1->consumer, (unsigned long long)consumed[ix[c]], (unsigned long long)l2->id,
+					       l2->consumer, (unsigned long long)a2->t_sent,
+					       back ? "; its node or the master was cut off or crashed in between" : "");
 				reported++;
 				break;
 			}
@@ -222,6 +252,7 @@ static void check_two_leases(struct sim_world *w)
 		}
 	}
 	free(consumed);
+	free(cons_sent);
 	free(ix);
 }
 
@@ -256,7 +287,7 @@ static void check_estate(struct sim_world *w)
  * unknown), and what the master's queue says at the end. */
 struct fate {
 	int consumed, maybe, in_dump, lost;
-	uint64_t ids[2], lease_id, deadline, t_consumed;
+	uint64_t ids[2], lease_id, deadline, t_consumed, t_first; /* t_first: the first consuming RELEASE sent */
 };
 
 static void on_final(void *arg, const struct master_qsample *s)
@@ -312,8 +343,11 @@ static void check_final(struct sim_world *w)
 		if (c->status == 0) {
 			if (x->consumed < 2)
 				x->ids[x->consumed] = l->id;
+			if (!x->consumed || c->t_sent < x->t_first)
+				x->t_first = c->t_sent;
 			x->consumed++;
-			x->t_consumed = c->t_end;
+			if (c->t_end > x->t_consumed)
+				x->t_consumed = c->t_end;
 		} else if (c->status != KVN_ESTATE || c->ambiguous) {
 			x->maybe = 1;
 		}
@@ -323,9 +357,12 @@ static void check_final(struct sim_world *w)
 		const struct sim_qsample *s = &w->qs[i];
 		struct fate *x = &f[i];
 		if (x->consumed > 1) {
-			sim_qviolation(w, SIM_QV_TWICE, "%s gen %#llx consumed twice: by leases %#llx and %#llx", s->key,
-				      (unsigned long long)s->gen, (unsigned long long)x->ids[0],
-				      (unsigned long long)x->ids[1]);
+			int back = trouble_in(w, s->node, x->t_first, x->t_consumed);
+			sim_qviolation(w, back ? SIM_QV_BACK : SIM_QV_TWICE,
+				       "%s gen %#llx on p%d consumed twice: by leases %#llx and %#llx%s", s->key,
+				       (unsigned long long)s->gen, s->node + 1, (unsigned long long)x->ids[0],
+				       (unsigned long long)x->ids[1],
+				       back ? " (its node or the master was cut off or crashed in between)" : "");
 			reported++;
 		}
 		if (x->in_dump && x->lost) {

@@ -140,6 +140,8 @@ static int start_master(struct sim_world *w)
 	}
 	w->master_up = 1;
 	w->master_inc++;
+	if (w->master_inc < SIM_MAX_CRASHES + 2)
+		w->master_boot_t[w->master_inc] = kvn_now_ms();
 	return 0;
 }
 
