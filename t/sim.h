@@ -116,6 +116,7 @@ struct sim_qsample {
 	int node, inc;      /* routed peer and its incarnation at the first send */
 	uint64_t t_start, t_sent, t_end; /* t_sent: the PUT first sent (0 never); t_end 0: not finished */
 	int status;         /* the put's outcome: 0 committed (durable) */
+	uint64_t t_consumed; /* a RELEASE without RETURN answered 0 first (0: never) */
 };
 
 /* One ref of a LEASE answer. */

@@ -83,11 +83,16 @@ void sim_qcheck_ref(struct sim_world *w, const struct proto_lease_req *rq, const
 			       rq->part_n, k, (unsigned long long)(kvn_hash64(ref->key, ref->klen) % rq->part_n));
 }
 
-/* Peer `node` or the master out of touch at some time within [a, b]: cut
+/* Peer `node` or the master out of touch at some time within [a, b], or
+ * not long before a (a node cut off is declared dead a node timeout later
+ * and re-attaches after a backoff: its full sync may still be due): cut
  * off, down, or crashed (a crash is followed by a re-attach and a full
  * sync).  Such a node may miss a DROP_GEN and keep a consumed sample. */
+#define TROUBLE_SLACK_MS 1500
+
 static int trouble_in(const struct sim_world *w, int node, uint64_t a, uint64_t b)
 {
+	a = a > TROUBLE_SLACK_MS ? a - TROUBLE_SLACK_MS : 0;
 	for (int i = 0; i < w->ncrashes; i++) {
 		const struct sim_crash *c = &w->crashes[i];
 		if (c->t > b || (c->node != node && c->node != -1))
@@ -113,6 +118,7 @@ struct order_ctx {
 	const struct sim_world *w;
 	const struct sim_qlease *refs;
 	size_t n;
+	uint64_t t_sent;
 	uint64_t order[PROTO_LEASE_MAX];
 };
 
@@ -124,6 +130,8 @@ static void on_order(void *arg, const struct master_qsample *s)
 		if (l->sample < 0 || l->gen != s->gen)
 			continue;
 		const struct sim_qsample *q = &o->w->qs[l->sample];
+		if (q->t_consumed && q->t_consumed <= o->t_sent)
+			continue; /* back after it was consumed: SIM_QV_BACK */
 		if ((size_t)q->klen == s->klen && memcmp(q->key, s->key, s->klen) == 0)
 			o->order[i] = s->order;
 	}
@@ -138,15 +146,19 @@ void sim_qcheck_answer(struct sim_world *w, const struct sim_qanswer *a)
 	/* Producer side: a put acknowledged before another was sent was
 	 * committed first (a durable put is answered after its COMMIT), and
 	 * keeps its place: it must not come later in an answer.  A crash of
-	 * its node may have taken it out and back in: not judged then. */
+	 * its node may have taken it out and back in: not judged then; nor a
+	 * sample consumed already (leased again: SIM_QV_BACK, once back in the
+	 * queue it has a new place). */
 	for (size_t j = 1; j < a->n; j++) {
 		if (refs[j].sample < 0)
 			continue;
 		const struct sim_qsample *x = &w->qs[refs[j].sample];
-		if (x->status != 0 || !x->t_end || peer_crashed_in(w, x->node, x->t_sent, a->t_reply))
+		if (x->status != 0 || !x->t_end || peer_crashed_in(w, x->node, x->t_sent, a->t_reply) ||
+		    (x->t_consumed && x->t_consumed <= a->t_sent))
 			continue;
 		for (size_t i = 0; i < j; i++) {
-			if (refs[i].sample < 0)
+			if (refs[i].sample < 0 || (w->qs[refs[i].sample].t_consumed &&
+						   w->qs[refs[i].sample].t_consumed <= a->t_sent))
 				continue;
 			const struct sim_qsample *y = &w->qs[refs[i].sample];
 			if (y->t_sent && x->t_end < y->t_sent)
@@ -164,6 +176,7 @@ void sim_qcheck_answer(struct sim_world *w, const struct sim_qanswer *a)
 	o->w = w;
 	o->refs = refs;
 	o->n = a->n;
+	o->t_sent = a->t_sent;
 	master_queue_dump(w->master, on_order, o);
 	for (size_t j = 1; j < a->n; j++)
 		for (size_t i = 0; i < j; i++)
@@ -379,7 +392,9 @@ static void check_final(struct sim_world *w)
 				reported++;
 			}
 			if (x->consumed) {
-				sim_qviolation(w, SIM_QV_OTHER, "%s gen %#llx: consumed at t=%llu, yet the queue still has it (lost)",
+				sim_qviolation(w,
+					       trouble_in(w, s->node, x->t_first, w->t_end) ? SIM_QV_BACK : SIM_QV_OTHER,
+					       "%s gen %#llx: consumed at t=%llu, yet the queue still has it (lost)",
 					      s->key, (unsigned long long)s->gen, (unsigned long long)x->t_consumed);
 				reported++;
 			}

@@ -546,8 +546,11 @@ static int on_lstat(struct actor *self, void *arg, struct actor_msg *reply, int 
 		w->n_q_estate += st == KVN_ESTATE;
 		if (st == 0 && c->kind == SIM_Q_RELEASE && (c->flags & PROTO_RELEASE_RETURN))
 			w->n_q_returned++;
-		else if (st == 0 && c->kind == SIM_Q_RELEASE)
+		else if (st == 0 && c->kind == SIM_Q_RELEASE) {
 			w->n_q_consumed++;
+			if (w->ql[c->lease].sample >= 0 && !w->qs[w->ql[c->lease].sample].t_consumed)
+				w->qs[w->ql[c->lease].sample].t_consumed = now;
+		}
 		if (c->kind != SIM_Q_RENEW)
 			continue;
 		/* the holder keeps a renewed lease, forgets a dead one */
