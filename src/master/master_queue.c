@@ -419,6 +419,7 @@ static int qcall_send(struct master *ms, struct qcall *c, struct wire_w *w)
 	}
 	wire_w_fini(w);
 	MASTER_STAT_INC(db_requests);
+	master_db_hold_flush(ms); /* the writer sees everything in the master's order */
 	if ((rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, on_reply, c)) != 0) {
 		actor_msg_free(req);
 		return rc;
