@@ -316,12 +316,14 @@ static void t_seeds(void)
 	   "'not found' %llu, of a value %llu, other %llu:%s)",
 	   (unsigned long long)n, (unsigned long long)lin_seeds, (unsigned long long)lin_va,
 	   (unsigned long long)lin_vv, (unsigned long long)lin_vo, lin_failed);
-	/* A consumed sample whose node missed its DROP_GEN (cut off, declared
-	 * dead, crashed with the value on disk) comes back with the node's next
-	 * full sync and is consumed again: a master bug (issue 15) found by
-	 * rule h, reported here, not failing the run, until it is fixed. */
-	todo_ok(back_seeds == 0, "master: a consumed sample comes back with its node's full sync",
-		"rule h: no consumed sample comes back into the queue over %llu seeds (not: %llu seeds:%s)",
+	/* A sample re-enters the queue with its node's full sync after the node
+	 * was cut off, declared dead or down: a consumed one (its DROP_GEN never
+	 * arrived) is consumed again, another takes a new place at the tail.
+	 * Master bugs (issue 15) found by rule h, reported here, not failing
+	 * the run, until they are fixed. */
+	todo_ok(back_seeds == 0, "master: samples re-enter the queue with their node's full sync",
+		"rule h: no sample re-enters the queue with its node's full sync (consumed again, or out of commit "
+		"order) over %llu seeds (not: %llu seeds:%s)",
 		(unsigned long long)n, (unsigned long long)back_seeds, back_failed);
 	if (back_seeds)
 		tap_diag("  first: %s", back_first);

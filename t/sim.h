@@ -145,11 +145,12 @@ enum sim_qcall_kind { SIM_Q_RELEASE = 1, SIM_Q_RENEW };
  * consumed twice, or leased again once consumed); an answer out of commit
  * order; a live lease refused with KVN_ESTATE; a sample neither consumed
  * nor reported lost after the drain; anything else (a bad ref).  BACK: a
- * consumed sample leased again (or consumed again) after its node or the
- * master was cut off, crashed or restarted in between -- the node still
- * held it (its DROP_GEN never arrived) and its next full sync put it back
- * in the queue.  A known master bug (t/sim.c reports it on a line of its
- * own, marked TODO, until it is fixed). */
+ * sample that re-entered the queue with its node's full sync after its
+ * node or the master was cut off or crashed -- a consumed one leased (or
+ * consumed) again, the node still holding it as its DROP_GEN never
+ * arrived; or one that lost its place in commit order, back at the tail.
+ * Known master bugs (t/sim.c reports them on a line of their own, marked
+ * TODO, until they are fixed). */
 enum sim_qviol { SIM_QV_TWICE, SIM_QV_ORDER, SIM_QV_ESTATE, SIM_QV_LEFT, SIM_QV_OTHER, SIM_QV_BACK, SIM_QV_KINDS };
 
 /* One id of a RELEASE or RENEW call. */

@@ -156,17 +156,21 @@ void sim_qcheck_answer(struct sim_world *w, const struct sim_qanswer *a)
 		if (x->status != 0 || !x->t_end || peer_crashed_in(w, x->node, x->t_sent, a->t_reply) ||
 		    (x->t_consumed && x->t_consumed <= a->t_sent))
 			continue;
+		/* its node out of touch since: the sample left the queue and came
+		 * back at its tail with the node's full sync (SIM_QV_BACK) */
+		int back = trouble_in(w, x->node, x->t_end, a->t_reply);
 		for (size_t i = 0; i < j; i++) {
 			if (refs[i].sample < 0 || (w->qs[refs[i].sample].t_consumed &&
 						   w->qs[refs[i].sample].t_consumed <= a->t_sent))
 				continue;
 			const struct sim_qsample *y = &w->qs[refs[i].sample];
 			if (y->t_sent && x->t_end < y->t_sent)
-				sim_qviolation(w, SIM_QV_ORDER,
+				sim_qviolation(w, back ? SIM_QV_BACK : SIM_QV_ORDER,
 					      "LEASE answer to queue client %d at t=%llu: %s (put acknowledged at t=%llu) "
-					      "comes after %s (put sent at t=%llu): not in commit order",
+					      "comes after %s (put sent at t=%llu): not in commit order%s",
 					      a->consumer, (unsigned long long)a->t_reply, x->key,
-					      (unsigned long long)x->t_end, y->key, (unsigned long long)y->t_sent);
+					      (unsigned long long)x->t_end, y->key, (unsigned long long)y->t_sent,
+					      back ? " (its node was cut off or crashed since its put)" : "");
 		}
 	}
 	/* The master's own order, while the master that answered still runs. */

@@ -34,8 +34,8 @@
 #define QC_DRAIN_MAX 8
 /* A round that found nothing (or failed) waits that long: empty LEASE
  * answers cost events and teach nothing. */
-#define QC_IDLE_MS 300
-#define QC_IDLE_WORK_MS 80
+#define QC_IDLE_MS 500
+#define QC_IDLE_WORK_MS 150
 /* Pause between operations: every lease change is a master.db write, the
  * simulation's main cost; this keeps t/sim's run time in bounds. */
 #define QC_THINK_MIN_MS 20
