@@ -33,7 +33,6 @@
 #include "config.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,26 +142,6 @@ static void print_lines(const char *p)
 	}
 }
 
-/* ok(), or for a known bug not yet fixed a "not ok ... # TODO why" line:
- * reported, not failing the run (TAP: an expected failure). */
-static void todo_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void todo_ok(int cond, const char *why, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (cond) {
-		ok(1, "%s", msg);
-		return;
-	}
-	tap_n++;
-	printf("not ok %d - %s%s%s # TODO %s\n", tap_n, tap_case, *tap_case ? ": " : "", msg, why);
-	fflush(stdout);
-}
-
 static void print_report(const struct sim_world *s, int unsafe)
 {
 	print_lines(s->report);
@@ -191,9 +170,8 @@ static void t_seeds(void)
 	uint64_t lin_seeds = 0, lin_va = 0, lin_vv = 0, lin_vo = 0;
 	uint64_t q_put = 0, q_leased = 0, q_consumed = 0, q_returned = 0, q_renewed = 0, q_dropped = 0, q_fetched = 0,
 		 q_estate = 0, q_lost = 0, q_multi = 0;
-	char lin_failed[256] = "", back_failed[256] = "", back_first[600] = "";
-	size_t lfl = 0, bfl = 0;
-	uint64_t back_seeds = 0;
+	char lin_failed[256] = "";
+	size_t lfl = 0;
 	uint64_t t0 = kvn_now_ms();
 
 	for (uint64_t g = first; g <= last; g += GROUP) {
@@ -207,20 +185,8 @@ static void t_seeds(void)
 			/* rule g has its own line below (TODO while items 3 and 4
 			 * are not merged): a seed fails here on the other rules */
 			failed_seed = 0;
-			/* ... and rule h's known bug (SIM_QV_BACK) too: its own
-			 * line below, a TODO until the master is fixed */
-			s.viol[SIM_RULE_H] -= s.qviol[SIM_QV_BACK];
 			for (int r = 0; r < SIM_RULES; r++)
 				failed_seed |= r != SIM_RULE_G && s.viol[r] != 0;
-			if (s.qviol[SIM_QV_BACK]) {
-				back_seeds++;
-				if (bfl + 24 < sizeof back_failed)
-					bfl += (size_t)snprintf(back_failed + bfl, sizeof back_failed - bfl, " %llu",
-								(unsigned long long)seed);
-				if (!back_first[0])
-					snprintf(back_first, sizeof back_first, "seed %llu: %s", (unsigned long long)seed,
-						 s.qfirst[SIM_QV_BACK]);
-			}
 			if (s.viol[SIM_RULE_G]) {
 				lin_seeds++;
 				if (lfl + 24 < sizeof lin_failed)
@@ -316,17 +282,6 @@ static void t_seeds(void)
 	   "'not found' %llu, of a value %llu, other %llu:%s)",
 	   (unsigned long long)n, (unsigned long long)lin_seeds, (unsigned long long)lin_va,
 	   (unsigned long long)lin_vv, (unsigned long long)lin_vo, lin_failed);
-	/* A sample re-enters the queue with its node's full sync after the node
-	 * was cut off, declared dead or down: a consumed one (its DROP_GEN never
-	 * arrived) is consumed again, another takes a new place at the tail.
-	 * Master bugs (issue 15) found by rule h, reported here, not failing
-	 * the run, until they are fixed. */
-	todo_ok(back_seeds == 0, "master: samples re-enter the queue with their node's full sync",
-		"rule h: no sample re-enters the queue with its node's full sync (consumed again, or out of commit "
-		"order) over %llu seeds (not: %llu seeds:%s)",
-		(unsigned long long)n, (unsigned long long)back_seeds, back_failed);
-	if (back_seeds)
-		tap_diag("  first: %s", back_first);
 	ok(lin_inc * 1000 <= lin_keys * LIN_INCONCLUSIVE_PM,
 	   "rule g: %llu of %llu key histories inconclusive (at most %d per mille allowed)", (unsigned long long)lin_inc,
 	   (unsigned long long)lin_keys, LIN_INCONCLUSIVE_PM);
@@ -577,7 +532,7 @@ static void t_queue_sabotage(void)
 			if (!s.qviol[modes[m].kind])
 				continue;
 			run_one(seed, SIM_SAFE, &safe);
-			if (safe.viol[SIM_RULE_H] == safe.qviol[SIM_QV_BACK] && !safe.qviol[modes[m].kind])
+			if (safe.viol[SIM_RULE_H] == 0)
 				found = seed;
 		}
 		ok(found != 0, "%s: rule h reports %s within %llu seeds, on a seed whose safe run it passes (first: "
