@@ -698,6 +698,7 @@ static void consume(struct master *ms, struct master_qent *q, int keep, struct m
 		 * the consumed generation back (master_drops_pending_has) */
 		master_drops_add(drops, n, q->key, q->klen, q->gen);
 	}
+	master_floor_db_note(ms); /* the row's delete leaves a floor */
 	qent_free(ms, q);
 }
 
