@@ -154,6 +154,20 @@ is "$?:$(cat "$TMP/out")" "0:kept" "  the one put with --retain is kept"
 $C exists s0
 is $? 1 "  the others are consumed"
 
+# ---- keys that print in hex, and back ---------------------------------------------
+printf 'bin' > "$TMP/v-b"
+$C put --queue $'b\x01' "$TMP/v-b" "hex:zz" "$TMP/v-b"
+is $? 0 "put --queue of a key with a control byte and one that starts with hex:"
+$C lease --partition 0/1 --max 100
+is "$(cut -d' ' -f2 "$TMP/out" | tr '\n' ' ')" "key=hex:6201 key=hex:6865783a7a7a " "  both leased, printed in hex"
+HB=$(sed -n 1p "$TMP/out"); HZ=$(sed -n 2p "$TMP/out")
+$C get --ref "hex:6201@$(field gen "$HB")"
+is "$?:$(cat "$TMP/out")" "0:bin" "  get --ref of the printed form reads the binary key"
+$C get --ref "hex:6865783a7a7a@$(field gen "$HZ")"
+is "$?:$(cat "$TMP/out")" "0:bin" "  and the key that is literally hex:zz"
+$C release "$(field lease "$HB")" "$(field lease "$HZ")"
+is $? 0 "  released"
+
 # ---- an expired lease -----------------------------------------------------------
 printf 'e' > "$TMP/v-e0"
 $C put --queue e0 "$TMP/v-e0"
