@@ -234,6 +234,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	mo.mailbox = (uint32_t)c->node_mailbox_size;
 	mo.max_value_size = c->node_max_value_size;
 	mo.commit_linger_ms = c->master_commit_linger;
+	mo.lease_ttl_max_ms = c->master_lease_ttl_max;
 	n->master_loop = actor_loop_new("master");
 	n->db_loop = actor_loop_new("db");
 	if (master_start(n->master_loop, n->db_loop, &mo, &n->master, err, errlen) != 0)

@@ -48,6 +48,7 @@ static struct {
 	uint64_t timeout_ms;
 	uint32_t mailbox;
 	uint64_t linger_ms; /* master.commit_linger of the next master_up */
+	uint8_t sync_flags; /* every full-sync entry's flags (PROTO_EV_F_QUEUE, ...) */
 	struct tact peers[4], client;
 } E;
 
@@ -74,7 +75,7 @@ static inline void master_up(void)
 {
 	struct master_opts o = { .db_path = E.db, .server_id = "t-master", .node_timeout_ms = E.timeout_ms,
 				 .mailbox = E.mailbox ? E.mailbox : 4096, .max_value_size = MAXV,
-				 .commit_linger_ms = E.linger_ms };
+				 .commit_linger_ms = E.linger_ms, .lease_ttl_max_ms = 3600 * 1000 };
 	struct actor *m = NULL;
 	char err[512] = "";
 
@@ -117,6 +118,7 @@ static inline void env_down(void)
 	actor_loop_free(E.tl);
 	E.mailbox = 0;
 	E.linger_ms = 0;
+	E.sync_flags = 0;
 }
 
 /* ---- calls ---- */
@@ -235,9 +237,10 @@ struct tev {
 	uint64_t size;
 };
 
-/* EVENTS of ev[0..n); durable: every event is a durable put's. */
+/* EVENTS of ev[0..n); flags: every event's (PROTO_EV_F_*; 1 is
+ * PROTO_EV_F_DURABLE: a durable put's). */
 static inline struct actor_msg *mk_events_d(const char *id, uint64_t boot, const struct tev *ev, int n,
-					    int durable)
+					    int flags)
 {
 	struct actor_msg *m = actor_msg_new(WIRE_EVENTS);
 	struct wire_w w;
@@ -246,7 +249,8 @@ static inline struct actor_msg *mk_events_d(const char *id, uint64_t boot, const
 	for (int i = 0; i < n; i++) {
 		struct proto_event e = { .seq = ev[i].seq, .kind = ev[i].kind, .key = (const uint8_t *)ev[i].key,
 					 .klen = (uint16_t)strlen(ev[i].key), .gen = ev[i].gen,
-					 .tier = ev[i].tier, .size = ev[i].size, .durable = (uint8_t)durable };
+					 .tier = ev[i].tier, .size = ev[i].size,
+					 .flags = (uint8_t)flags };
 		proto_events_add(&w, &e);
 	}
 	if (wire_w_to_msg(&w, m) != 0)
@@ -277,7 +281,7 @@ static inline int sync_chunk(int p, const char *id, uint64_t boot, uint64_t seq,
 	proto_sync_begin(&w, &h);
 	for (int i = 0; i < n; i++) {
 		struct proto_event e = { .key = (const uint8_t *)ev[i].key, .klen = (uint16_t)strlen(ev[i].key),
-					 .gen = ev[i].gen, .tier = ev[i].tier, .size = ev[i].size };
+					 .gen = ev[i].gen, .tier = ev[i].tier, .size = ev[i].size, .flags = E.sync_flags };
 		proto_sync_add(&w, &e);
 	}
 	if (wire_w_to_msg(&w, m) != 0)

@@ -111,12 +111,12 @@ static void t_schema(void)
 		       "name IN ('nodes','objects','epochs','leases') ORDER BY name"),
 	       "epochs,1;leases,1;nodes,1;objects,1", "four STRICT tables");
 	is_str(rows(c, "SELECT group_concat(name) FROM pragma_table_info('objects')"),
-	       "commit_seq,key,gen,node_id,tier,size,state,committed_ms", "objects columns");
+	       "commit_seq,key,gen,node_id,tier,size,state,committed_ms,qflags,part_hash", "objects columns");
 	is_str(rows(c, "SELECT group_concat(name) FROM pragma_table_info('nodes')"),
 	       "node_id,role,addr,dram_total,dram_used,disk_total,disk_used,last_seq,last_seen_ms,state",
 	       "nodes columns");
 	is_str(rows(c, "SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name"),
-	       "v_capacity;v_leases;v_objects", "views");
+	       "v_capacity;v_leases;v_objects;v_queue", "views");
 	ok(strstr(rows(c, "EXPLAIN QUERY PLAN SELECT gen FROM objects WHERE key = x'01'"), "INDEX"),
 	   "a key's rows are found through an index");
 	ok(strstr(rows(c, "EXPLAIN QUERY PLAN SELECT 1 FROM objects WHERE node_id = 'a'"),

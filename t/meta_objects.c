@@ -147,8 +147,8 @@ static void t_views(void)
 	meta_object_put(db, &o);
 	put(db, "lostkey", 1, "B", 0, 1000);
 	c = raw_open(tpath("v.db"));
-	raw_exec(c, "INSERT INTO leases VALUES (CAST('k1' AS BLOB), 5, 'trainer-1', 0, 4, 1), "
-		    "(x'7a00ff', 3, 'trainer-2', 3, 4, 9000000000000)");
+	raw_exec(c, "INSERT INTO leases VALUES (11, CAST('k1' AS BLOB), 5, 'trainer-1', 0, 4, 1), "
+		    "(12, x'7a00ff', 3, 'trainer-2', 3, 4, 9000000000000)");
 	meta_begin(db);
 	meta_objects_set_state(db, "B", "lost");
 	meta_node_set_state(db, "B", "dead");

@@ -62,9 +62,11 @@ void kvn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 /* ---- time (util.c) -------------------------------------------------------- */
 uint64_t kvn_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t kvn_now_ms(void);
-uint64_t kvn_wall_ms(void); /* CLOCK_REALTIME, for records only */
-/* Tests only: make kvn_now_ns/ms report *now_ms (a simulated clock) until
- * called with NULL.  Process-wide; the simulation runs on one thread. */
+/* CLOCK_REALTIME: records, grants' expiry, consumer lease deadlines */
+uint64_t kvn_wall_ms(void);
+/* Tests only: make kvn_now_ns/ms report *now_ms (a simulated clock), and
+ * kvn_wall_ms a fixed origin plus it, until called with NULL.
+ * Process-wide; the simulation runs on one thread. */
 void kvn_clock_virtual(const uint64_t *now_ms);
 
 /* ---- pacing (pace.c) ------------------------------------------------------
@@ -211,6 +213,7 @@ struct kvn_conf {
 	uint64_t master_node_timeout; /* ms */
 	uint64_t master_max_connections;
 	uint64_t master_commit_linger; /* ms */
+	uint64_t master_lease_ttl_max; /* ms */
 	/* [peer] */
 	char *peer_listen;
 	char *peer_advertise;

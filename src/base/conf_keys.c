@@ -102,6 +102,11 @@ const struct conf_key conf_keys[] = {
 	  "request, COMMIT and fsync for all of them.  Plain puts are acknowledged before "
 	  "their COMMIT either way; a durable put's events, a full sync or a node's death "
 	  "go and commit at once.  0 sends and commits every write at once." },
+	{ "master", "lease_ttl_max", T_DURATION, "1h", 1, SECS(86400), 0, NULL, NULL,
+	  FIELD(master_lease_ttl_max),
+	  "Longest consumer lease the master grants (LEASE and RENEW ask for a TTL; a longer "
+	  "one is cut to this).  A consumer that dies holds its samples at most this long "
+	  "before they go back to the queue." },
 	/* [peer] */
 	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
 	  "Address the peer serves puts and gets on." },

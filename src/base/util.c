@@ -47,6 +47,11 @@ uint64_t kvn_now_ms(void)
 uint64_t kvn_wall_ms(void)
 {
 	struct timespec ts;
+	const uint64_t *v = __atomic_load_n(&virtual_now_ms, __ATOMIC_ACQUIRE);
+	/* under a virtual clock (the simulation) records and deadlines move
+	 * with it too, from a fixed wall-clock-like origin (2025-01-01) */
+	if (v)
+		return 1735689600000ull + *v;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
 }

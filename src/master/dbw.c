@@ -24,9 +24,17 @@
  *   DBW_NODE      = row
  *   DBW_EVENTS    = str node_id, u8 flags (enum dbw_ev_flag), [row if
  *                   DBW_EV_ROW], u32 n,
- *                   n x {u8 op, key, u64 gen, u8 tier, u64 size}
+ *                   n x {u8 op, key, u64 gen, u8 tier, u64 size, u8 qflags}
  *   DBW_SYNC_PART = str node_id, u64 sync_id, u32 part, u32 n,
- *                   n x {key, u64 gen, u8 tier, u64 size}
+ *                   n x {key, u64 gen, u8 tier, u64 size, u8 qflags}
+ *   DBW_QUEUE     = u32 n, n x {u8 op (enum dbw_qop), then by op:
+ *                   LEASE: u64 id, key, u64 gen, str holder, u32 part_i,
+ *                          u32 part_n, u64 deadline_ms
+ *                   RENEW: u64 id, u64 deadline_ms;  RETURN: u64 id
+ *                   CONSUME: u64 id, key, u64 gen, u8 keep
+ *                   PART: u32 part_n, u8 trim}
+ *                   answered (once committed) with u32 n, n x u8: 1 the
+ *                   op changed a row, 0 it found nothing to change
  *   DBW_SYNC_END  = row, u64 sync_id, u32 parts
  *   DBW_NODE_DEAD = str node_id
  *   DBW_PROBE     = u32 n, n x row: the master's retry while master.db is
@@ -54,6 +62,8 @@ struct dbw_wait {
 	uint64_t corr;
 	uint16_t type;
 	int status;
+	uint8_t *res; /* DBW_QUEUE's per-op results (owned), sent if committed */
+	uint32_t nres;
 };
 
 /* DBW_SYNC_PART messages of one node's snapshot, kept (not copied) until
@@ -88,6 +98,8 @@ struct dbw {
 	uint32_t group_writes;
 	struct dbw_wait *waits;
 	size_t nwaits, capwaits;
+	uint8_t *res; /* the handler's per-op results, for wait_add to take */
+	uint32_t nres;
 	struct dbw_stage *stages;
 	int crashed; /* tests: die without committing */
 	/* why the last write, BEGIN or COMMIT failed, for the replies */
@@ -157,13 +169,14 @@ int dbw_node_dec(struct wire_r *r, struct meta_node *n)
 }
 
 void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, uint64_t gen,
-		uint8_t tier, uint64_t size)
+		uint8_t tier, uint64_t size, uint8_t qflags)
 {
 	wire_w_u8(w, op);
 	wire_w_key(w, key, klen);
 	wire_w_u64(w, gen);
 	wire_w_u8(w, tier);
 	wire_w_u64(w, size);
+	wire_w_u8(w, qflags);
 }
 
 /* ---- failed writes: counted, one line per request ---- */
@@ -253,6 +266,15 @@ static void group_end(struct dbw *d)
 		struct actor_msg req = { .type = w->type, .corr = w->corr, .src = w->src };
 		struct actor_msg *r = actor_msg_new(w->type);
 		int status = rc ? KVN_EDB : w->status;
+		if (!status && w->res) {
+			struct wire_w ww;
+			wire_w_init(&ww);
+			wire_w_u32(&ww, w->nres);
+			wire_w_raw(&ww, w->res, w->nres);
+			if (wire_w_to_msg(&ww, r) != 0)
+				wire_w_fini(&ww);
+		}
+		free(w->res);
 		if (status) {
 			/* the reason, for the durable puts that fail with it */
 			struct wire_w ww;
@@ -311,7 +333,9 @@ static void wait_add(struct dbw *d, const struct actor_msg *m, int status)
 			kvn_fatal("out of memory");
 		d->waits = v;
 	}
-	d->waits[d->nwaits++] = (struct dbw_wait){ m->src, m->corr, m->type, status };
+	d->waits[d->nwaits++] = (struct dbw_wait){ m->src, m->corr, m->type, status, d->res, d->nres };
+	d->res = NULL;
+	d->nres = 0;
 	arm_flush(d);
 }
 
@@ -378,6 +402,7 @@ static int dbw_on_events(struct dbw *d, struct actor_msg *m)
 		o.gen = wire_r_u64(&r);
 		o.tier = wire_r_u8(&r);
 		o.size = wire_r_u64(&r);
+		o.qflags = wire_r_u8(&r);
 		if (r.err)
 			break;
 		rc = op == DBW_OP_PUT ? meta_object_put(d->db, &o)
@@ -500,6 +525,7 @@ static int dbw_on_sync_end(struct dbw *d, struct actor_msg *m)
 			objs[k].gen = wire_r_u64(&r);
 			objs[k].tier = wire_r_u8(&r);
 			objs[k].size = wire_r_u64(&r);
+			objs[k].qflags = wire_r_u8(&r);
 		}
 		rc = wire_r_end(&r);
 	}
@@ -616,6 +642,87 @@ static int dbw_on_floors_clear(struct dbw *d, struct actor_msg *m)
 	return 0;
 }
 
+/* Consumer-queue operations (master_queue.c): each one's result is
+ * answered, so the master hands out only the leases that were recorded. */
+static int dbw_on_queue(struct dbw *d, struct actor_msg *m)
+{
+	struct wfail f = { 0 };
+	struct wire_r r;
+	uint32_t n;
+	int rc;
+
+	wire_r_init(&r, m->meta, m->meta_len);
+	n = wire_r_u32(&r);
+	if (r.err || n > 2 * PROTO_MAX_ITEMS)
+		return KVN_EPROTO;
+	if ((rc = group_join(d)) != 0)
+		return rc;
+	d->urgent = 1;
+	d->group_writes += n;
+	free(d->res);
+	d->res = kvn_xcalloc(n ? n : 1, 1);
+	d->nres = n;
+	for (uint32_t i = 0; i < n && !r.err; i++) {
+		struct meta_lease l = { 0 };
+		char holder[PROTO_HOLDER_MAX + 1];
+		uint16_t klen = 0;
+		uint8_t op = wire_r_u8(&r), keep;
+		uint32_t pn;
+		rc = 0;
+		switch (op) {
+		case DBW_Q_LEASE:
+			l.lease_id = wire_r_u64(&r);
+			l.key = wire_r_key(&r, &klen);
+			l.klen = klen;
+			l.gen = wire_r_u64(&r);
+			wire_r_str(&r, holder, sizeof holder);
+			l.holder = holder;
+			l.part_i = wire_r_u32(&r);
+			l.part_n = wire_r_u32(&r);
+			l.deadline_ms = wire_r_u64(&r);
+			if (!r.err)
+				rc = meta_lease_put(d->db, &l);
+			break;
+		case DBW_Q_RENEW:
+			l.lease_id = wire_r_u64(&r);
+			l.deadline_ms = wire_r_u64(&r);
+			if (!r.err)
+				rc = meta_lease_renew(d->db, l.lease_id, l.deadline_ms);
+			break;
+		case DBW_Q_RETURN:
+			l.lease_id = wire_r_u64(&r);
+			if (!r.err)
+				rc = meta_lease_del(d->db, l.lease_id);
+			break;
+		case DBW_Q_CONSUME:
+			l.lease_id = wire_r_u64(&r);
+			l.key = wire_r_key(&r, &klen);
+			l.gen = wire_r_u64(&r);
+			keep = wire_r_u8(&r);
+			if (!r.err)
+				rc = meta_sample_consume(d->db, l.lease_id, l.key, klen, l.gen, keep);
+			break;
+		case DBW_Q_PART:
+			pn = wire_r_u32(&r);
+			keep = wire_r_u8(&r);
+			if (!r.err)
+				rc = meta_queue_part(d->db, pn, kvn_wall_ms(), keep) == 0;
+			break;
+		default:
+			r.err = KVN_EPROTO;
+		}
+		if (rc < 0)
+			wfail_note(&f, rc, l.key, klen, l.gen);
+		else if (!r.err)
+			d->res[i] = (uint8_t)rc;
+	}
+	if ((rc = wire_r_end(&r)) != 0) {
+		log_error("dbw: malformed queue request");
+		return rc;
+	}
+	return wfail_end(d, &f, "queue operations", "(queue)", n);
+}
+
 /* Every request the writer takes.  A handler returns the request's status
  * (answered once its group is committed) or ACTOR_KEEP (a full-sync part,
  * kept until DBW_SYNC_END, never answered).  urgent: the group commits at
@@ -634,6 +741,7 @@ static const struct dbw_handler {
 	{ DBW_PROBE, 1, dbw_on_probe },
 	{ DBW_EPOCH, 1, dbw_on_epoch },
 	{ DBW_FLOORS_CLEAR, 0, dbw_on_floors_clear },
+	{ DBW_QUEUE, 1, dbw_on_queue },
 };
 
 static int dbw_handle(struct actor *self, struct actor_msg *m)
@@ -658,6 +766,9 @@ static int dbw_handle(struct actor *self, struct actor_msg *m)
 	}
 	if (m->corr && !keep)
 		wait_add(d, m, status);
+	free(d->res); /* a one-way or refused request's results: nobody to tell */
+	d->res = NULL;
+	d->nres = 0;
 	flush_now_if_due(d);
 	return keep;
 }
@@ -675,6 +786,9 @@ static void dbw_fini(struct actor *self)
 		stage_free(d, s);
 	event_free(d->flush_ev);
 	meta_close(d->db);
+	for (size_t i = 0; i < d->nwaits; i++)
+		free(d->waits[i].res);
+	free(d->res);
 	free(d->waits);
 	free(d);
 }

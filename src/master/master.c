@@ -117,6 +117,7 @@ static int load_object(void *arg, const struct meta_object *o)
 
 	if (o->klen == 0 || o->klen > KVN_MAX_KEY)
 		return 0;
+	master_queue_load_object(ms, o); /* lost samples too: they count, and may come back */
 	if (strcmp(o->state, "lost") == 0) {
 		/* its dead node may bring back exactly it, nothing older */
 		master_floor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
@@ -134,6 +135,7 @@ static void master_fini(struct actor *self)
 {
 	struct master *ms = actor_state(self);
 	master_db_ops_at_exit(ms);
+	master_queue_free_all(ms);
 	master_index_free_all(ms);
 	master_node_free_all(ms);
 	free(ms->server_id);
@@ -201,8 +203,20 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	/* half the writer's mailbox (it is o->mailbox too): room left for
 	 * node rows, deaths and full-sync parts */
 	ms->db_max_inflight = o->mailbox / 2 > 8 ? o->mailbox / 2 : 8;
+	/* reconcile on every start: leases past their deadline end, objects of
+	 * nodes recorded dead are lost */
+	uint64_t q_expired = 0, q_lost = 0;
+	uint32_t parts[8];
+	size_t nparts = 0;
+	if ((rc = meta_queue_reconcile(db, kvn_wall_ms(), &q_expired, &q_lost)) < 0 ||
+	    (rc = meta_queue_parts_load(db, parts, 8, &nparts)) < 0) {
+		seterr(err, errlen, "%s: cannot reconcile the consumer queue: %s", o->db_path, kvn_strerror(rc));
+		goto fail;
+	}
+	master_queue_init(ms, o, parts, nparts);
 	if ((rc = meta_load_nodes(db, load_node, ms)) < 0 || (rc = meta_load_objects(db, load_object, ms)) < 0 ||
-	    (rc = meta_load_floors(db, master_floor_load, ms)) < 0) {
+	    (rc = meta_load_floors(db, master_floor_load, ms)) < 0 ||
+	    (rc = meta_load_leases(db, master_queue_load_lease, ms)) < 0) {
 		seterr(err, errlen, "%s: cannot load the metadata: %s", o->db_path, kvn_strerror(rc));
 		goto fail;
 	}
@@ -223,9 +237,11 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->hold_timer = actor_timer_new(a, master_db_hold_tick, NULL);
 	ms->epoch_timer = actor_timer_new(a, master_gen_epoch_tick, NULL);
 	actor_timer_arm(ms->live_timer, ms->live_period_ms);
+	master_queue_start(ms);
 	master_gen_epoch_raise(ms); /* a loaded row above the epoch (master.db edited) */
 	log_info("master: %s: epoch %u, %u nodes and %" PRIu64 " objects loaded", o->db_path, epoch,
 		 HASH_COUNT(ms->nodes), ms->objects);
+	master_queue_log_loaded(ms, q_expired, q_lost);
 	if (ms->unsynced)
 		log_info("master: keys from before this start are routed once the %u live nodes of master.db "
 			 "have re-synced or timed out (master.node_timeout); until then their routes answer "
@@ -235,6 +251,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 		*out = a;
 	return 0;
 fail:
+	master_queue_free_all(ms);
 	master_index_free_all(ms);
 	master_node_free_all(ms);
 	free(ms->server_id);
@@ -633,10 +650,13 @@ static int master_on_events(struct master *ms, struct actor_msg *m)
 				uint64_t fp = master_node_footprint(n, e.size);
 				if (res == MASTER_INDEX_NEW)
 					n->reserved = n->reserved > fp ? n->reserved - fp : 0;
-				master_db_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size);
+				master_queue_on_add(ms, n, e.key, e.klen, e.gen, e.flags, e.size);
+				master_db_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier, e.size,
+						  master_queue_qflags(ms, e.key, e.klen, e.gen));
 			}
 		} else if (master_index_remove(ms, n, e.key, e.klen, e.gen)) {
-			master_db_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0);
+			master_queue_on_remove(ms, e.key, e.klen, e.gen);
+			master_db_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0, 0);
 			ms->db_floors = 1; /* the delete leaves a floor (sql/002-floors.sql) */
 		}
 		n->applied_seq = e.seq;
@@ -688,6 +708,9 @@ static const struct master_handler {
 	{ WIRE_GET, master_on_get },
 	{ WIRE_PUT, master_on_put },
 	{ WIRE_STAT, master_on_stat },
+	{ WIRE_LEASE, master_on_lease },
+	{ WIRE_RELEASE, master_on_release },
+	{ WIRE_RENEW, master_on_renew },
 	{ NET_UP, master_on_net_up },
 	{ NET_DOWN, master_on_net_down },
 };

@@ -434,13 +434,13 @@ void master_db_ops_commit(struct master *ms, struct master_node *n, struct maste
 }
 
 void master_db_ops_add(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint8_t op,
-		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size)
+		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size, uint8_t qflags)
 {
 	if (ob->w.len + 32u + klen > DBW_SPLIT_BYTES) {
 		hold_release(ms); /* in order */
 		ops_flush(ms, n, ob, 0);
 	}
-	dbw_op_enc(&ob->w, op, key, klen, gen, tier, size);
+	dbw_op_enc(&ob->w, op, key, klen, gen, tier, size, qflags);
 	ob->n++;
 }
 

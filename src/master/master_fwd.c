@@ -75,7 +75,7 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 		}
 	}
 	if (!fwd)
-		master_route_reply(ms, m, ents, n, WIRE_F_ROUTES);
+		master_route_reply(ms, m, items, ents, n, WIRE_F_ROUTES);
 out:
 	if (items != items_s) {
 		free(items);

@@ -42,7 +42,10 @@ enum dbw_type {
 	DBW_PROBE = 0x8205,     /* degraded: checkpoint, node rows, commit now */
 	DBW_EPOCH = 0x8206,     /* u32 epoch: record it as the newest (meta_epoch_raise) */
 	DBW_FLOORS_CLEAR = 0x8207, /* one-way: empty the floors table (master_floor.c) */
+	DBW_QUEUE = 0x8208,     /* consumer-queue operations (master_queue.c); replies per-op results */
 };
+/* The operations of a DBW_QUEUE request (layouts in dbw.c). */
+enum dbw_qop { DBW_Q_LEASE = 1, DBW_Q_RENEW = 2, DBW_Q_RETURN = 3, DBW_Q_CONSUME = 4, DBW_Q_PART = 5 };
 
 enum dbw_op { DBW_OP_PUT = 1, DBW_OP_DEL = 2 };
 /* DBW_EVENTS flags: a node row rides along; commit at once (a durable put
@@ -57,7 +60,7 @@ void dbw_node_enc(struct wire_w *w, const struct meta_node *n);
 int dbw_node_dec(struct wire_r *r, struct meta_node *n);
 /* An object operation inside DBW_EVENTS. */
 void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, uint64_t gen,
-		uint8_t tier, uint64_t size);
+		uint8_t tier, uint64_t size, uint8_t qflags);
 /* Spawn the writer on loop l.  On success it owns db (closed by its fini,
  * after committing what is open); on error the caller still owns db. */
 /* Tests: destroy the writer as a crash would (the open transaction is not
@@ -68,6 +71,8 @@ int dbw_spawn(struct actor_loop *l, struct meta_db *db, uint32_t mailbox, uint64
 /* ---- the master's state ---- */
 
 struct master_node;
+struct master_qent;
+TAILQ_HEAD(master_qent_list, master_qent);
 
 /* One indexed location: (key -> node, gen, tier, size).  Owned by the
  * index (a base/ptab.h table: no per-entry hash handle, the key inline);
@@ -89,6 +94,7 @@ struct master_sync_ent {
 	size_t koff; /* into keys */
 	uint16_t klen;
 	uint8_t tier;
+	uint8_t flags; /* PROTO_EV_F_QUEUE | PROTO_EV_F_RETAIN */
 };
 struct master_staging {
 	int active;
@@ -168,6 +174,7 @@ struct master_node {
 	/* signs its ROUTE_PUT grants; made anew by every attachment (and new
 	 * connection) from what only this master and that peer share */
 	struct auth_grant_key *gkey;
+	struct master_qent_list qents; /* queue samples it holds (master_queue.c) */
 };
 
 /* Process-wide counters (summed over master instances), read with
@@ -240,6 +247,20 @@ struct master {
 	uint32_t db_failures;    /* failed requests and probes meanwhile */
 	struct kvn_backoff db_backoff;
 	struct actor_timer *db_probe_timer;
+	/* ---- the consumer queue (master_queue.c) ---- */
+	struct master_qent *qkeys;    /* every sample, by key */
+	struct master_qent *qleases;  /* leased samples, by lease id */
+	struct master_qent_list qpool;   /* waiting, in commit order */
+	struct master_qent_list qleased; /* leased, soonest deadline first */
+	struct master_qent_list qparked; /* not available now: node dead, unsynced, lost */
+	uint64_t qorder;       /* last commit order given */
+	uint64_t lease_ctr;    /* lease ids: epoch << 32 | counter */
+	uint64_t lease_ttl_max_ms;
+	uint32_t qparts[8];    /* partition counts used lately, newest first */
+	uint32_t nqparts;
+	struct actor_timer *qtimer; /* expiry and unparking */
+	uint64_t qtimer_at;         /* wall ms it is armed for (0: not armed) */
+	uint64_t qparked_check_ms;
 };
 
 /* Pending one-way DROP_GEN notices of one batch, grouped per node when
@@ -428,7 +449,7 @@ struct master_opbuf {
 
 /* Add one object operation of n to ob (a full ob goes to the writer). */
 void master_db_ops_add(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint8_t op,
-		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size);
+		       const uint8_t *key, uint16_t klen, uint64_t gen, uint8_t tier, uint64_t size, uint8_t qflags);
 /* A batch's operations (applied up to seq): to the writer now (ob->now, or
  * no linger), or held for master.commit_linger. */
 void master_db_ops_commit(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint64_t seq);
@@ -454,15 +475,40 @@ int master_route_decode_err(int rc);
 /* Requests of up to this many keys keep their per-key arrays on the stack
  * (one key per get is the common case). */
 #define MASTER_KEYS_STACK 16
-/* The ROUTE_GET answer for looked-up keys, as a reply to m (of m's type,
- * with extra_flags). */
-void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
-			uint16_t extra_flags);
+/* The ROUTE_GET answer for looked-up keys items[i] (entries ents[i]), as
+ * a reply to m (of m's type, with extra_flags). */
+void master_route_reply(struct master *ms, const struct actor_msg *m, const struct proto_item *items,
+			struct master_entry *const *ents, uint32_t n, uint16_t extra_flags);
 /* Handlers (master.c's dispatch table): 0, the runtime frees m. */
 int master_on_route_put(struct master *ms, struct actor_msg *m);
 int master_on_route_get(struct master *ms, struct actor_msg *m);
 int master_on_stat(struct master *ms, struct actor_msg *m);
 int master_on_ping(struct master *ms, struct actor_msg *m);
+
+/* ---- master_queue.c: the consumer queue (DESIGN.md section 8) ---- */
+/* An ADD (event, snapshot entry, or a row loaded at start) was indexed as
+ * NEW or UPDATED for node: a sample of an older generation of the key is
+ * superseded; with PROTO_EV_F_QUEUE (flags) a new sample joins the pool. */
+void master_queue_on_add(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
+			 uint64_t gen, uint8_t flags, uint64_t size);
+/* (key, gen) was removed (a REMOVE event): its sample, if any, is gone. */
+void master_queue_on_remove(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* DB qflags of (key, gen) for a row written by a full sync (0: none). */
+uint8_t master_queue_qflags(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* A route miss: KVN_EPEERDOWN when key is a sample whose node is dead or
+ * gone, else KVN_ENOTFOUND. */
+int master_queue_miss_status(struct master *ms, const uint8_t *key, uint16_t klen);
+/* Start: rows of master.db (objects with qflags, then leases). */
+void master_queue_load_object(struct master *ms, const struct meta_object *o);
+int master_queue_load_lease(void *arg, const struct meta_lease *l);
+void master_queue_init(struct master *ms, const struct master_opts *o, const uint32_t *parts, size_t nparts);
+void master_queue_start(struct master *ms); /* the actor exists: timers */
+/* One line: what the start loaded and what its reconcile did. */
+void master_queue_log_loaded(struct master *ms, uint64_t expired, uint64_t lost);
+void master_queue_free_all(struct master *ms);
+int master_on_lease(struct master *ms, struct actor_msg *m);
+int master_on_release(struct master *ms, struct actor_msg *m);
+int master_on_renew(struct master *ms, struct actor_msg *m);
 
 /* ---- master_sync.c ---- */
 /* FULL_SYNC (master.c's dispatch table): 0, the runtime frees m. */

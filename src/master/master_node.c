@@ -32,6 +32,7 @@ struct master_node *master_node_get(struct master *ms, const char *node_id)
 	n = kvn_xcalloc(1, sizeof *n);
 	snprintf(n->node_id, sizeof n->node_id, "%s", node_id);
 	TAILQ_INIT(&n->entries);
+	TAILQ_INIT(&n->qents);
 	HASH_ADD_STR(ms->nodes, node_id, n);
 	return n;
 }

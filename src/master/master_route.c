@@ -194,8 +194,8 @@ int master_on_route_put(struct master *ms, struct actor_msg *m)
 
 /* ---- ROUTE_GET ---- */
 
-void master_route_reply(struct master *ms, const struct actor_msg *m, struct master_entry *const *ents, uint32_t n,
-			uint16_t extra_flags)
+void master_route_reply(struct master *ms, const struct actor_msg *m, const struct proto_item *items,
+			struct master_entry *const *ents, uint32_t n, uint16_t extra_flags)
 {
 	struct wire_w w;
 
@@ -205,8 +205,9 @@ void master_route_reply(struct master *ms, const struct actor_msg *m, struct mas
 		const struct master_entry *e = ents[i];
 		if (!master_route_ready(ms, e))
 			proto_routes_add(&w, KVN_EBUSY, NULL, NULL, 0, 0, 0); /* ask again */
-		else if (!e)
-			proto_routes_add(&w, KVN_ENOTFOUND, NULL, NULL, 0, 0, 0);
+		else if (!e) /* a queue sample whose node is gone says so */
+			proto_routes_add(&w, master_queue_miss_status(ms, items[i].key, items[i].klen), NULL, NULL, 0,
+					 0, 0);
 		else if (!master_node_usable(e->node))
 			proto_routes_add(&w, KVN_EPEERDOWN, e->node->node_id, NULL, e->gen, 0, 0);
 		else
@@ -247,7 +248,7 @@ int master_on_route_get(struct master *ms, struct actor_msg *m)
 		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 	} else {
 		master_index_lookup_keys(ms, items, n, ents);
-		master_route_reply(ms, m, ents, n, 0);
+		master_route_reply(ms, m, items, ents, n, 0);
 	}
 	if (items != items_s) {
 		free(items);

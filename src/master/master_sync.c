@@ -49,6 +49,7 @@ static void staging_add(struct master_staging *s, const struct proto_event *e)
 	x->gen = e->gen;
 	x->size = e->size;
 	x->tier = e->tier;
+	x->flags = e->flags;
 	x->klen = e->klen;
 	x->koff = s->klen_used;
 	memcpy(s->keys + s->klen_used, e->key, e->klen);
@@ -76,6 +77,7 @@ static void persist_sync(struct master *ms, struct master_node *n)
 			wire_w_u64(&body, e->gen);
 			wire_w_u8(&body, e->tier);
 			wire_w_u64(&body, e->size);
+			wire_w_u8(&body, master_queue_qflags(ms, e->key, e->klen, e->gen));
 		}
 		wire_w_init(&w);
 		wire_w_str(&w, n->node_id);
@@ -124,9 +126,12 @@ static void sync_apply(struct master *ms, struct master_node *n)
 			res = master_index_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
 		if (res == MASTER_INDEX_STALE)
 			master_drops_stale_add(&stale, key, x->klen, x->gen);
-		else if (res == MASTER_INDEX_NEW) {
-			uint64_t fp = master_node_footprint(n, x->size);
-			n->reserved = n->reserved > fp ? n->reserved - fp : 0;
+		else {
+			master_queue_on_add(ms, n, key, x->klen, x->gen, x->flags, x->size);
+			if (res == MASTER_INDEX_NEW) {
+				uint64_t fp = master_node_footprint(n, x->size);
+				n->reserved = n->reserved > fp ? n->reserved - fp : 0;
+			}
 		}
 	}
 	n->applied_seq = s->seq;

@@ -50,8 +50,8 @@ const char *const meta_st_sql[ST__COUNT] = {
 	 * common cases (put_row): no SAVEPOINT, and a plain INSERT, which
 	 * costs SQLite about half of an INSERT ... ON CONFLICT DO UPDATE. */
 	[ST_OBJ_TOP] = "SELECT gen FROM objects WHERE key = ?1 ORDER BY gen DESC LIMIT 1",
-	[ST_OBJ_INSERT] = "INSERT INTO objects (key, gen, node_id, tier, size, state, committed_ms) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_OBJ_INSERT] = "INSERT INTO objects (key, gen, node_id, tier, size, state, committed_ms, qflags, "
+			  "part_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	/* An update in place keeps commit_seq (commit order) and committed_ms:
 	 * a tier move or a full sync does not make an object newer. */
 	[ST_OBJ_UPDATE] = "UPDATE objects SET node_id = ?3, tier = ?4, size = ?5, state = ?6 "
@@ -59,14 +59,46 @@ const char *const meta_st_sql[ST__COUNT] = {
 	[ST_OBJ_DEL_OLDER] = "DELETE FROM objects WHERE key = ?1 AND gen < ?2",
 	[ST_OBJ_DEL] = "DELETE FROM objects WHERE key = ?1 AND gen = ?2",
 	[ST_OBJ_SET_STATE] = "UPDATE objects SET state = ?2 WHERE node_id = ?1 AND state <> ?2",
-	[ST_OBJ_LOAD] = "SELECT key, gen, node_id, tier, size, state, commit_seq FROM objects "
+	[ST_OBJ_LOAD] = "SELECT key, gen, node_id, tier, size, state, commit_seq, qflags FROM objects "
 			"ORDER BY commit_seq",
 	[ST_OBJ_COUNT] = "SELECT count(*) FROM objects WHERE state = 'live'",
 	[ST_SYNC_CLEAR] = "DELETE FROM temp.meta_sync",
 	[ST_SYNC_ADD] = "INSERT OR IGNORE INTO temp.meta_sync (key, gen) VALUES (?1, ?2)",
-	[ST_SYNC_DROP_MISSING] = "DELETE FROM objects WHERE node_id = ?1 AND NOT EXISTS "
+	/* a queue sample the node no longer holds is lost, not gone: it
+	 * stays counted (v_queue) and comes back if the node does */
+	[ST_SYNC_DROP_MISSING] = "DELETE FROM objects WHERE node_id = ?1 AND NOT (qflags & 1) AND NOT EXISTS "
 				 "(SELECT 1 FROM temp.meta_sync s "
 				 "WHERE s.key = objects.key AND s.gen = objects.gen)",
+	[ST_SYNC_LOSE_QUEUE] = "UPDATE objects SET state = 'lost' WHERE node_id = ?1 AND qflags & 1 "
+			       "AND state <> 'lost' AND NOT EXISTS (SELECT 1 FROM temp.meta_sync s "
+			       "WHERE s.key = objects.key AND s.gen = objects.gen)",
+	/* ---- the consumer queue (meta_queue.c) ---- */
+	/* only a sample that is durably in the pool on a live node: the
+	 * master never hands out a lease master.db could not record */
+	[ST_LEASE_PUT] = "INSERT INTO leases (lease_id, key, gen, holder, part_i, part_n, deadline_ms) "
+			 "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM objects "
+			 "WHERE key = ?2 AND gen = ?3 AND qflags & 1 AND state = 'live') "
+			 "ON CONFLICT (key, gen) DO UPDATE SET lease_id = excluded.lease_id, "
+			 "holder = excluded.holder, part_i = excluded.part_i, part_n = excluded.part_n, "
+			 "deadline_ms = excluded.deadline_ms",
+	[ST_LEASE_RENEW] = "UPDATE leases SET deadline_ms = ?2 WHERE lease_id = ?1",
+	[ST_LEASE_DEL] = "DELETE FROM leases WHERE lease_id = ?1",
+	[ST_OBJ_CONSUME] = "UPDATE objects SET qflags = 4 | (qflags & 2) WHERE key = ?1 AND gen = ?2",
+	[ST_QUEUE_COUNT] = "INSERT INTO queue_consumed (part_n, part_i, consumed) SELECT part_n, "
+			   "CASE WHEN ?1 >= 0 THEN ?1 % part_n ELSE ((?1 & 9223372036854775807) % part_n "
+			   "+ (9223372036854775807 % part_n + 1) % part_n) % part_n END, 1 "
+			   "FROM queue_parts WHERE true "
+			   "ON CONFLICT (part_n, part_i) DO UPDATE SET consumed = consumed + 1",
+	[ST_QPART_TOUCH] = "INSERT INTO queue_parts (part_n, first_ms, last_ms) VALUES (?1, ?2, ?2) "
+			   "ON CONFLICT (part_n) DO UPDATE SET last_ms = excluded.last_ms",
+	[ST_QPART_TRIM] = "DELETE FROM queue_parts WHERE part_n NOT IN "
+			  "(SELECT part_n FROM queue_parts ORDER BY last_ms DESC LIMIT 8)",
+	[ST_QCONSUMED_TRIM] = "DELETE FROM queue_consumed WHERE part_n NOT IN (SELECT part_n FROM queue_parts)",
+	[ST_QPART_LOAD] = "SELECT part_n FROM queue_parts ORDER BY last_ms DESC LIMIT 8",
+	[ST_LEASE_LOAD] = "SELECT lease_id, key, gen, holder, part_i, part_n, deadline_ms FROM leases",
+	[ST_LEASE_EXPIRE] = "DELETE FROM leases WHERE deadline_ms <= ?1",
+	[ST_OBJ_DEAD_LOST] = "UPDATE objects SET state = 'lost' WHERE state <> 'lost' AND node_id IN "
+			     "(SELECT node_id FROM nodes WHERE state = 'dead')",
 	/* floors: written by the objects_floor trigger (sql/002-floors.sql) */
 	[ST_FLOOR_LOAD] = "SELECT key, gen FROM floors",
 	[ST_FLOOR_CLEAR] = "DELETE FROM floors",
@@ -156,6 +188,11 @@ static int st_run_at(struct meta_db *db, enum meta_st id, const char *file, int 
 }
 #define ST_RUN(db, id) st_run_at((db), (id), __FILE__, __LINE__)
 
+int meta_st_run_at(struct meta_db *db, enum meta_st id, const char *file, int line)
+{
+	return st_run_at(db, id, file, line);
+}
+
 /* ---- input checks ---------------------------------------------------------- */
 
 /* SQLite integers are signed 64-bit; larger values would wrap negative. */
@@ -200,6 +237,8 @@ static int obj_check(const struct meta_object *o, const char *node_id)
 	if (!gen_ok(o->gen) || !u64_ok(o->size) || (o->tier != KEYTAB_DRAM && o->tier != KEYTAB_DISK))
 		return KVN_EINVAL;
 	if (o->state && !obj_state_ok(o->state))
+		return KVN_EINVAL;
+	if (o->qflags & ~(META_Q_POOL | META_Q_RETAIN | META_Q_CONSUMED))
 		return KVN_EINVAL;
 	if (node_id) {
 		if (o->node_id && strcmp(o->node_id, node_id) != 0)
@@ -412,8 +451,14 @@ static int row_write(struct meta_db *db, enum meta_st id, const struct meta_obje
 	BIND(db, id, sqlite3_bind_int(s, 4, o->tier));
 	BIND(db, id, sqlite3_bind_int64(s, 5, (int64_t)o->size));
 	BIND(db, id, sqlite3_bind_text(s, 6, o->state ? o->state : "live", -1, SQLITE_STATIC));
-	if (id == ST_OBJ_INSERT)
+	if (id == ST_OBJ_INSERT) {
 		BIND(db, id, sqlite3_bind_int64(s, 7, now));
+		BIND(db, id, sqlite3_bind_int(s, 8, o->qflags));
+		if (o->qflags)
+			BIND(db, id, sqlite3_bind_int64(s, 9, (int64_t)kvn_hash64(o->key, o->klen)));
+		else
+			BIND(db, id, sqlite3_bind_null(s, 9));
+	}
 	return ST_RUN(db, id);
 }
 
@@ -529,6 +574,12 @@ int meta_objects_replace_node(struct meta_db *db, const char *node_id,
 	}
 	if ((rc = ST_RUN(db, ST_SYNC_DROP_MISSING)) < 0)
 		goto out;
+	if (sqlite3_bind_text(db->st[ST_SYNC_LOSE_QUEUE], 1, node_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rc = ST_FAIL(db, ST_SYNC_LOSE_QUEUE);
+		goto out;
+	}
+	if ((rc = ST_RUN(db, ST_SYNC_LOSE_QUEUE)) < 0)
+		goto out;
 	/* Each snapshot row goes through put semantics: a generation that was
 	 * superseded elsewhere while the node still held it stays gone. */
 	for (size_t i = 0; i < n; i++)
@@ -560,6 +611,7 @@ int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg)
 		o.size = (uint64_t)sqlite3_column_int64(s, 4);
 		o.state = (const char *)sqlite3_column_text(s, 5);
 		o.order = sqlite3_column_int64(s, 6);
+		o.qflags = (uint8_t)sqlite3_column_int(s, 7);
 		if (!o.key || !o.node_id || !o.state) /* NULL here means out of memory */
 			return ST_FAIL(db, id);
 		if ((rc = fn(arg, &o)) != 0) {

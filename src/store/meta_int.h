@@ -16,7 +16,10 @@ enum meta_st {
 	ST_NODE_UPSERT, ST_NODE_SET_STATE, ST_NODE_LOAD,
 	ST_OBJ_TOP, ST_OBJ_INSERT, ST_OBJ_UPDATE, ST_OBJ_DEL_OLDER, ST_OBJ_DEL, ST_OBJ_SET_STATE,
 	ST_OBJ_LOAD, ST_OBJ_COUNT,
-	ST_SYNC_CLEAR, ST_SYNC_ADD, ST_SYNC_DROP_MISSING,
+	ST_SYNC_CLEAR, ST_SYNC_ADD, ST_SYNC_DROP_MISSING, ST_SYNC_LOSE_QUEUE,
+	ST_LEASE_PUT, ST_LEASE_RENEW, ST_LEASE_DEL, ST_OBJ_CONSUME, ST_QUEUE_COUNT,
+	ST_QPART_TOUCH, ST_QPART_TRIM, ST_QCONSUMED_TRIM, ST_QPART_LOAD, ST_LEASE_LOAD,
+	ST_LEASE_EXPIRE, ST_OBJ_DEAD_LOST,
 	ST_FLOOR_LOAD, ST_FLOOR_CLEAR,
 	ST__COUNT
 };
@@ -64,5 +67,8 @@ int meta_fail_at(struct meta_db *db, const char *sql, const char *file, int line
 void meta_st_end(struct meta_db *db, enum meta_st id);
 int meta_st_fail_at(struct meta_db *db, enum meta_st id, const char *file, int line);
 #define ST_FAIL(db, id) meta_st_fail_at((db), (id), __FILE__, __LINE__)
+/* Run a bound statement to its end (meta.c): 0 or KVN_EDB. */
+int meta_st_run_at(struct meta_db *db, enum meta_st id, const char *file, int line);
+#define META_ST_RUN(db, id) meta_st_run_at((db), (id), __FILE__, __LINE__)
 
 #endif

@@ -413,7 +413,13 @@ struct meta_object {
 	uint64_t size;
 	const char *state; /* "live" | "lost"; NULL on put means "live" */
 	int64_t order; /* rowid: commit order (filled on load) */
+	/* META_Q_* (objects.qflags, sql/003-queue.sql): written by an insert
+	 * (an update in place keeps the row's), filled on load */
+	uint8_t qflags;
 };
+/* objects.qflags: in the consumer queue's pool (waiting or leased); kept
+ * on release; consumed and kept (out of the pool). */
+enum { META_Q_POOL = 1, META_Q_RETAIN = 2, META_Q_CONSUMED = 4 };
 
 /* err gets "PATH: reason" on failure. */
 int meta_open(const char *path, struct meta_db **out, char *err, size_t errlen);
@@ -483,6 +489,39 @@ typedef int (*meta_floor_fn)(void *arg, const void *key, size_t klen, uint64_t g
 int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg);
 int meta_floors_clear(struct meta_db *db);
 int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
+
+/* ---- the consumer queue (meta_queue.c, sql/003-queue.sql) ---- */
+struct meta_lease {
+	uint64_t lease_id;
+	const void *key;
+	size_t klen;
+	uint64_t gen;
+	const char *holder; /* <= 64 bytes */
+	uint32_t part_i, part_n;
+	uint64_t deadline_ms; /* wall clock */
+};
+/* Write a lease row (replacing an expired one of the same sample): 1, or 0
+ * when the sample is not durably in the pool on a live node (nothing
+ * written), or an error. */
+int meta_lease_put(struct meta_db *db, const struct meta_lease *l);
+/* 1 done, 0 no such lease row, or an error. */
+int meta_lease_renew(struct meta_db *db, uint64_t lease_id, uint64_t deadline_ms);
+int meta_lease_del(struct meta_db *db, uint64_t lease_id);
+/* A sample consumed: its row deleted (its lease with it), or with keep
+ * marked consumed and its lease row (lease_id, 0: none) deleted; counted
+ * in queue_consumed.  1 done, 0 the row was gone already, or an error. */
+int meta_sample_consume(struct meta_db *db, uint64_t lease_id, const void *key, size_t klen, uint64_t gen,
+			int keep);
+/* A partition count in use (queue_parts); trim: keep only the 8 most
+ * recent counts. */
+int meta_queue_part(struct meta_db *db, uint32_t part_n, uint64_t now_ms, int trim);
+/* The recent partition counts, newest first. */
+int meta_queue_parts_load(struct meta_db *db, uint32_t *parts, size_t cap, size_t *n);
+typedef int (*meta_lease_fn)(void *arg, const struct meta_lease *l);
+int meta_load_leases(struct meta_db *db, meta_lease_fn fn, void *arg);
+/* At master start, in a transaction of its own: drop the leases past their
+ * deadline and mark lost the objects of nodes recorded dead. */
+int meta_queue_reconcile(struct meta_db *db, uint64_t now_ms, uint64_t *expired, uint64_t *lost);
 int meta_count_objects(struct meta_db *db, uint64_t *n);
 
 #endif
