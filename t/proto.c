@@ -91,7 +91,7 @@ static void t_items_range(void)
 	wire_w_fini(&W);
 
 	wire_w_init(&W);
-	proto_items_begin(&W, 0x04, 1);
+	proto_items_begin(&W, 0x10, 1); /* 4 and 8 are the queue flags now */
 	proto_items_add(&W, "k", 1, 1, 1);
 	is_int(proto_items_open(&r, W.buf, W.len, &flags, &n), KVN_EPROTO, "an unknown flag bit: KVN_EPROTO");
 	wire_w_fini(&W);

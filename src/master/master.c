@@ -637,7 +637,7 @@ static int master_on_events(struct master *ms, struct actor_msg *m)
 			n->applied_seq = e.seq;
 			continue;
 		}
-		ob.now |= (e.flags & (PROTO_EV_F_DURABLE | PROTO_EV_F_QUEUE)) != 0;
+		ob.now |= (e.flags & PROTO_EV_F_DURABLE) != 0; /* a queue put is durable too; its tier moves are not */
 		if (e.kind == PROTO_EV_ADD) {
 			int res = MASTER_INDEX_STALE;
 			if (master_drops_pending_has(n, e.key, e.klen, e.gen))

@@ -205,13 +205,13 @@ void peer_process_ack(struct peer *p, const struct proto_ack *a)
 /* ---- outbox ---- */
 
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
-			uint8_t tier, uint64_t size, uint8_t durable)
+			uint8_t tier, uint64_t size, uint8_t flags)
 {
 	struct peer_event *e = kvn_xmalloc(sizeof *e + klen);
 	e->seq = ++p->last_seq;
 	e->kind = kind;
 	e->tier = tier;
-	e->durable = durable;
+	e->flags = flags;
 	e->klen = klen;
 	e->gen = gen;
 	e->size = size;
@@ -359,7 +359,7 @@ void peer_ship(struct peer *p)
 	e = TAILQ_FIRST(&p->outbox);
 	for (uint32_t i = 0; i < n; i++, e = TAILQ_NEXT(e, link)) {
 		struct proto_event pe = { .seq = e->seq, .kind = e->kind, .key = e->key, .klen = e->klen,
-					  .gen = e->gen, .tier = e->tier, .size = e->size, .flags = e->durable };
+					  .gen = e->gen, .tier = e->tier, .size = e->size, .flags = e->flags };
 		proto_events_add(&w, &pe);
 	}
 	struct actor_msg *m = actor_msg_new(WIRE_EVENTS);

@@ -119,7 +119,8 @@ static void promote(struct peer *p, const struct proto_item *it, struct cold_ite
 	}
 	if (keytab_promote_done(p->st->kt, it->key, it->klen, ci->gen, 1) == 0) {
 		p->tstats.promoted++;
-		peer_event_add(p, PROTO_EV_ADD, it->key, it->klen, ci->gen, KEYTAB_DRAM, v.size, 0);
+		peer_event_add(p, PROTO_EV_ADD, it->key, it->klen, ci->gen, KEYTAB_DRAM, v.size,
+			       peer_ev_flags(v.flags));
 	}
 }
 
@@ -334,7 +335,8 @@ void peer_on_evict_key(struct peer *p, struct actor_msg *m)
 		} else if (v.on_disk) {
 			ci->status = keytab_drop_dram(p->st->kt, it.key, it.klen, v.gen);
 			if (ci->status == 0)
-				peer_event_add(p, PROTO_EV_ADD, it.key, it.klen, v.gen, KEYTAB_DISK, v.size, 0);
+				peer_event_add(p, PROTO_EV_ADD, it.key, it.klen, v.gen, KEYTAB_DISK, v.size,
+					       peer_ev_flags(v.flags));
 		} else if (p->disk_on) {
 			struct cold_ref *ref = ref_new(c, i);
 			int rc = peer_offload(p, it.key, it.klen, v.gen, evict_offloaded, ref);

@@ -162,6 +162,23 @@ int peer_grant_check(struct peer *p, const struct proto_item *it, const struct p
 	return rc;
 }
 
+int peer_put_flags(uint8_t items_flags, uint32_t *kt_flags, uint8_t *ev_flags)
+{
+	int queue = (items_flags & PROTO_PUT_QUEUE) != 0, retain = (items_flags & PROTO_PUT_RETAIN) != 0;
+	int durable = (items_flags & PROTO_PUT_DURABLE) != 0;
+
+	*kt_flags = 0;
+	*ev_flags = 0;
+	/* a sample the master would hand out before it is in master.db could
+	 * be lost by a master crash after a consumer took it; retain means
+	 * nothing outside the queue */
+	if ((retain && !queue) || (queue && !durable))
+		return KVN_EINVAL;
+	*kt_flags = (queue ? KEYTAB_F_QUEUE : 0) | (retain ? KEYTAB_F_RETAIN : 0);
+	*ev_flags = (uint8_t)((durable ? PROTO_EV_F_DURABLE : 0) | peer_ev_flags(*kt_flags));
+	return 0;
+}
+
 /* A PENDING slot for one item, with its checksum and expiry.  No room: an
  * eviction round first, then once more (peer_make_room), so a put never
  * fails for room while values can be evicted. */
@@ -170,10 +187,11 @@ int peer_grant_check(struct peer *p, const struct proto_item *it, const struct p
  * that PUT is declined (buffered) and reserved again there. */
 #define PUT_DECLINE 1
 
-static int put_reserve(struct peer *p, const struct proto_item *it, uint64_t now, struct keytab_view *v,
-		       int foreign)
+static int put_reserve(struct peer *p, const struct proto_item *it, uint32_t kt_flags, uint64_t now,
+		       struct keytab_view *v, int foreign)
 {
-	struct keytab_attrs at = { .checksum = it->checksum, .expires_ms = it->ttl_ms ? now + it->ttl_ms : 0 };
+	struct keytab_attrs at = { .checksum = it->checksum, .flags = kt_flags,
+				   .expires_ms = it->ttl_ms ? now + it->ttl_ms : 0 };
 	int rc = keytab_begin(p->st->kt, it->key, it->klen, it->gen, it->size, now, p->o.pending_ttl_ms, &at, v);
 
 	if (rc == KVN_ENOSPC && foreign)
@@ -206,6 +224,9 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 	 * it would fail every reader's check */
 	if (!(flags & PROTO_ITEMS_SUM))
 		return KVN_EPROTO;
+	uint32_t kt_flags;
+	uint8_t ev_flags;
+	int flags_rc = peer_put_flags(flags, &kt_flags, &ev_flags);
 	/* one block: the put, its keys, and the arrays its connection fills
 	 * with each item's checksum as the bytes land (peer_sink) */
 	struct peer_put *pp = calloc(1, sizeof *pp + (size_t)n * (sizeof(struct put_key) + sizeof(uint64_t) + sizeof(int)));
@@ -238,10 +259,12 @@ static int put_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, uin
 			proto_grants_next(&gr, &g);
 		if ((rc = peer_grant_check(p, &it, has_grants ? &g : NULL, wall)) != 0)
 			; /* refused: its bytes are discarded */
+		else if (flags_rc)
+			rc = flags_rc; /* authentic, but not a combination we store */
 		else if (it.size > p->o.max_value_size)
 			rc = KVN_ETOOBIG;
 		else
-			rc = put_reserve(p, &it, now, &v, foreign);
+			rc = put_reserve(p, &it, kt_flags, now, &v, foreign);
 		if (rc == PUT_DECLINE) {
 			pp->n = i;
 			peer_sink_abort(p->self, pp);
@@ -329,6 +352,8 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 	struct wire_w w;
 	uint64_t last = 0;
 	int durable = 0;
+	uint32_t kt_flags = 0;
+	uint8_t ev_flags = 0;
 
 	if (m->sink_err) {
 		actor_reply_status(p->self, m, m->sink_err);
@@ -350,8 +375,9 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 	} else {
 		TAILQ_REMOVE(&p->receiving, pp, link);
 	}
-	if (m->meta_len >= 1)
-		durable = (m->meta[0] & PROTO_PUT_DURABLE) != 0;
+	/* put_begin decoded the header (a bad combination refused every item) */
+	if (m->meta_len >= 1 && peer_put_flags(m->meta[0], &kt_flags, &ev_flags) == 0)
+		durable = (ev_flags & PROTO_EV_F_DURABLE) != 0;
 	wire_w_init(&w);
 	proto_results_begin(&w, pp->n);
 	for (uint32_t i = 0; i < pp->n; i++) {
@@ -377,7 +403,7 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 			else if (res.status == 0 && keytab_lookup(p->st->kt, k->key, k->klen, k->gen, &v) == 0) {
 				res.size = v.size;
 				last = peer_event_add(p, PROTO_EV_ADD, k->key, k->klen, k->gen, KEYTAB_DRAM, v.size,
-						      (uint8_t)durable);
+						      ev_flags);
 				p->stats.puts++;
 				p->stats.put_bytes += v.size;
 				peer_tier_committed(p, k->key, k->klen, k->gen);

@@ -33,6 +33,13 @@
 
 #define DISK_IOV_MAX 64 /* a value's extents (KEYTAB_MAX_EXT) fit */
 
+/* A value's KEYTAB_F_* go to peer.db as its DISK_F_* unchanged (offload)
+ * and come back from it the same way (recovery): a queue sample recovered
+ * after a restart is still one, and its full-sync entry says so. */
+_Static_assert(DISK_F_QUEUE == KEYTAB_F_QUEUE && DISK_F_RETAIN == KEYTAB_F_RETAIN,
+	       "disk and key-table flags are the same bits");
+#define DISK_F_KNOWN (DISK_F_QUEUE | DISK_F_RETAIN)
+
 /* ---- the actor (its own loop) ---------------------------------------------- */
 
 struct pdisk {
@@ -196,7 +203,8 @@ struct recover_ctx {
 static int recover_one(void *arg, const struct disk_entry *e)
 {
 	struct recover_ctx *rc = arg;
-	struct keytab_attrs at = { .checksum = e->checksum, .flags = e->flags };
+	/* bits this code does not know (a newer peer wrote them) are not kept */
+	struct keytab_attrs at = { .checksum = e->checksum, .flags = e->flags & DISK_F_KNOWN };
 
 	if (e->expires_wall_ms) {
 		if (e->expires_wall_ms <= rc->wall) {

@@ -42,7 +42,7 @@ struct peer_event {
 	uint64_t seq;
 	uint8_t kind;
 	uint8_t tier;
-	uint8_t durable;
+	uint8_t flags; /* enum proto_event_flags */
 	uint16_t klen;
 	uint64_t gen, size;
 	TAILQ_ENTRY(peer_event) link;
@@ -169,8 +169,16 @@ struct peer {
 /* peer.c */
 /* This node as PEER_ATTACH, HEARTBEAT and PEER_LEAVE describe it. */
 void peer_fill_node(struct peer *p, struct proto_node *n);
+/* flags: PROTO_EV_F_* (peer_ev_flags for a tier move of a stored value) */
 uint64_t peer_event_add(struct peer *p, uint8_t kind, const uint8_t *key, uint16_t klen, uint64_t gen,
-			uint8_t tier, uint64_t size, uint8_t durable);
+			uint8_t tier, uint64_t size, uint8_t flags);
+/* The event flags a stored value's KEYTAB_F_* say (QUEUE, RETAIN): its tier
+ * moves and its full-sync entry keep the master's queue in step. */
+static inline uint8_t peer_ev_flags(uint32_t kt_flags)
+{
+	return (uint8_t)((kt_flags & KEYTAB_F_QUEUE ? PROTO_EV_F_QUEUE : 0) |
+			 (kt_flags & KEYTAB_F_RETAIN ? PROTO_EV_F_RETAIN : 0));
+}
 void peer_ship(struct peer *p);
 /* The master acknowledged events (applied and durable seqs): drop them from
  * the outbox and release the replies that waited for them. */
@@ -214,6 +222,11 @@ void peer_sink_abort(struct actor *self, void *cookie);
  * malformed request changes nothing; on success *r is reopened at the first
  * item, on error the request has been answered. */
 int peer_items_check(struct peer *p, struct actor_msg *m, struct wire_r *r, uint8_t *flags, uint32_t *n);
+/* A PUT's or COMMIT_SLOT's items-header flags as the KEYTAB_F_* its values
+ * get (*kt_flags) and the PROTO_EV_F_* of their ADD events (*ev_flags).
+ * KVN_EINVAL: RETAIN without QUEUE, or QUEUE without DURABLE (every item
+ * of such a request is refused). */
+int peer_put_flags(uint8_t items_flags, uint32_t *kt_flags, uint8_t *ev_flags);
 void peer_on_put(struct peer *p, struct actor_msg *m);
 void peer_on_get(struct peer *p, struct actor_msg *m);
 void peer_on_exists(struct peer *p, struct actor_msg *m);

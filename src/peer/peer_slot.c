@@ -262,6 +262,9 @@ static int commit_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, 
 	rv->pp.n = n;
 	rv->pp.started_ms = now;
 	rv->flags = flags;
+	uint32_t kt_flags;
+	uint8_t ev_flags;
+	int flags_rc = peer_put_flags(flags, &kt_flags, &ev_flags);
 	for (uint32_t i = 0; i < n; i++) {
 		struct slot_item *si = &rv->items[i];
 		if (proto_items_next(&r, &it) != 0 || it.size > payload_len - total) {
@@ -272,7 +275,9 @@ static int commit_begin(struct peer *p, const uint8_t *meta, uint32_t meta_len, 
 		total += it.size;
 		si->checksum = it.checksum;
 		struct slot_rec *rec = rec_find(s, it.key, it.klen, it.gen);
-		if (!rec) {
+		if (flags_rc) {
+			si->status = flags_rc; /* the reservation stays for a correct commit */
+		} else if (!rec) {
 			si->status = KVN_ESTATE; /* reclaimed, aborted, committed, or never reserved */
 			s->st.refused_late++;
 			s->w_late++;
@@ -408,7 +413,10 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 		for (int i = 0; m->payload && i < rv->pp.niov; i++)
 			evbuffer_remove(m->payload, rv->pp.iov[i].iov_base, rv->pp.iov[i].iov_len);
 	}
-	int durable = (rv->flags & PROTO_PUT_DURABLE) != 0;
+	uint32_t kt_flags = 0;
+	uint8_t ev_flags = 0;
+	/* a bad combination: commit_begin refused every item */
+	int durable = peer_put_flags(rv->flags, &kt_flags, &ev_flags) == 0 && (ev_flags & PROTO_EV_F_DURABLE);
 	wire_w_init(&w);
 	proto_results_begin(&w, rv->pp.n);
 	for (uint32_t i = 0; i < rv->pp.n; i++) {
@@ -421,6 +429,8 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 			 * before freeing the slot */
 			uint64_t gone = 0;
 			res.status = keytab_set_checksum(p->st->kt, rec_key(rec), rec->klen, rec->gen, si->checksum);
+			if (res.status == 0)
+				res.status = keytab_set_flags(p->st->kt, rec_key(rec), rec->klen, rec->gen, kt_flags);
 			if (res.status == 0 && slot_sum(p, rec) != si->checksum) {
 				/* not the writer's bytes: the reservation stays for
 				 * a correct commit (as for a wrong size) */
@@ -442,7 +452,7 @@ void peer_on_commit_slot(struct peer *p, struct actor_msg *m)
 			} else if (res.status == 0) {
 				res.size = rec->size;
 				last = peer_event_add(p, PROTO_EV_ADD, rec_key(rec), rec->klen, rec->gen, KEYTAB_DRAM,
-						      rec->size, (uint8_t)durable);
+						      rec->size, ev_flags);
 				s->st.commits++;
 				p->stats.puts++;
 				p->stats.put_bytes += rec->size;

@@ -15,6 +15,7 @@
 struct sync_entry {
 	uint64_t gen, size;
 	uint8_t tier;
+	uint8_t flags; /* QUEUE / RETAIN: a master re-learning the node keeps its queue */
 	uint16_t klen;
 	uint8_t *key;
 };
@@ -50,6 +51,7 @@ static void sync_collect(void *arg, const struct keytab_view *v)
 	e->size = v->size;
 	/* where reads are served from: a value on both tiers reads from DRAM */
 	e->tier = v->in_dram ? KEYTAB_DRAM : KEYTAB_DISK;
+	e->flags = peer_ev_flags(v->flags);
 	e->klen = (uint16_t)v->klen;
 	e->key = kvn_xmalloc(v->klen);
 	memcpy(e->key, v->key, v->klen);
@@ -111,7 +113,7 @@ static void sync_send_chunk(struct peer *p, struct sync_state *s)
 	for (uint32_t i = 0; i < n; i++) {
 		struct sync_entry *e = &s->e[s->next + i];
 		struct proto_event pe = { .key = e->key, .klen = e->klen, .gen = e->gen, .tier = e->tier,
-					  .size = e->size };
+					  .size = e->size, .flags = e->flags };
 		proto_sync_add(&w, &pe);
 	}
 	s->next += n;

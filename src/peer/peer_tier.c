@@ -77,6 +77,7 @@ enum offload_why { OFF_EVICT = 1, OFF_PUT = 2, OFF_REQUEST = 3, OFF_FLUSH = 4 };
 
 struct offload {
 	uint8_t why;
+	uint8_t ev_flags; /* the value's QUEUE / RETAIN, for its tier move */
 	uint16_t klen;
 	uint64_t gen, size;
 	peer_offload_fn fn; /* OFF_REQUEST / OFF_FLUSH: who waits for the result */
@@ -103,7 +104,7 @@ static void offload_done(struct peer *p, void *arg, int status, struct evbuffer 
 		p->tstats.offload_bytes += o->size;
 		if (o->why != OFF_PUT && keytab_drop_dram(p->st->kt, o->key, o->klen, o->gen) == 0) {
 			p->tstats.evicted_to_disk++;
-			peer_event_add(p, PROTO_EV_ADD, o->key, o->klen, o->gen, KEYTAB_DISK, o->size, 0);
+			peer_event_add(p, PROTO_EV_ADD, o->key, o->klen, o->gen, KEYTAB_DISK, o->size, o->ev_flags);
 			peer_ship(p);
 		}
 	} else {
@@ -168,6 +169,7 @@ static int offload_start(struct peer *p, const uint8_t *key, uint16_t klen, uint
 		return rc;
 	o = kvn_xmalloc(sizeof *o + klen);
 	o->why = why;
+	o->ev_flags = peer_ev_flags(v.flags);
 	o->klen = klen;
 	o->gen = gen;
 	o->size = v.size;
@@ -229,7 +231,8 @@ static void evict_one_victim(struct peer *p, const struct keytab_victim *v, stru
 
 	if (v->on_disk) {
 		if (keytab_drop_dram(p->st->kt, v->key, v->klen, v->gen) == 0) {
-			peer_event_add(p, PROTO_EV_ADD, v->key, v->klen, v->gen, KEYTAB_DISK, v->size, 0);
+			peer_event_add(p, PROTO_EV_ADD, v->key, v->klen, v->gen, KEYTAB_DISK, v->size,
+				       peer_ev_flags(v->flags));
 			p->tstats.evicted_to_disk++;
 			rd->to_disk_now++;
 		} else {
@@ -443,6 +446,9 @@ int peer_tier_start(struct peer *p, char *err, size_t errlen)
 	rc = peer_disk_open(p, o->disk_loop ? o->disk_loop : actor_loop_of(p->self), err, errlen);
 	if (rc)
 		return rc;
+	/* no round will offload a queue item: it is no victim at all, or a
+	 * cold end of them would stall eviction of everything behind it */
+	keytab_set_queue_stays(p->st->kt, peer_offload_mode(p) == KVN_OFFLOAD_OFF);
 	kvn_ratelimit_init(&p->evict_rl, 10000, 2);
 	kvn_ratelimit_init(&p->disk_rl, 10000, 3);
 	keytab_set_disk_free_fn(p->st->kt, disk_freed, p);

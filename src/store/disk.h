@@ -26,6 +26,7 @@ struct disk_opts {
 };
 
 #define DISK_F_QUEUE 1u /* a durable work-queue item (never dropped) */
+#define DISK_F_RETAIN 2u /* with QUEUE: kept on release (put with retain) */
 
 /* One generation of a key.  key points at klen bytes (1..KVN_MAX_KEY) owned
  * by the caller (by the tier for the duration of a disk_recover callback). */

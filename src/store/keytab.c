@@ -27,7 +27,7 @@
 /* The packed fields of struct kt_slot hold what they are given. */
 _Static_assert(KEYTAB_MAX_EXT <= UINT8_MAX, "kt_slot.next and .cap are 8 bits");
 _Static_assert(KVN_MAX_KEY <= UINT16_MAX, "kt_slot.klen is 16 bits");
-_Static_assert(KEYTAB_F_QUEUE <= UINT16_MAX, "kt_slot.flags is 16 bits");
+_Static_assert((KEYTAB_F_QUEUE | KEYTAB_F_RETAIN) <= UINT16_MAX, "kt_slot.flags is 16 bits");
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -220,6 +220,8 @@ void keytab_i_view(const struct keytab *kt, struct keytab_view *v, const struct 
  * keep a slot off the LRU: they come and go with every get. */
 static int lru_wanted(const struct keytab *kt, const struct kt_slot *s)
 {
+	if (kt->queue_stays && (s->flags & KEYTAB_F_QUEUE) && !s->on_disk)
+		return 0; /* can never leave DRAM: not a candidate (keytab_set_queue_stays) */
 	return s->state == KEYTAB_COMMITTED && s->in_dram && !kt_pins(kt, s) && !s->offloading;
 }
 
@@ -249,6 +251,24 @@ void keytab_i_place(struct keytab *kt, struct kt_slot *s)
 	} else {
 		kt_list_push_head(&kt->offlru, &s->link);
 		s->on = ON_OFFLRU;
+	}
+}
+
+void keytab_set_queue_stays(struct keytab *kt, int on)
+{
+	struct kt_link *from, *l, *nx;
+
+	if (!kt || kt->queue_stays == !!on)
+		return;
+	kt->queue_stays = !!on;
+	/* only the slots whose candidacy this changes move (to the other
+	 * list's head); the rest keep their LRU order */
+	from = on ? &kt->lru : &kt->offlru;
+	for (l = from->next; l != from; l = nx) {
+		struct kt_slot *s = LINK_SLOT(l);
+		nx = l->next;
+		if (lru_wanted(kt, s) != (s->on == ON_LRU))
+			keytab_i_place(kt, s);
 	}
 }
 
@@ -456,21 +476,46 @@ int keytab_begin(struct keytab *kt, const void *key, size_t klen, uint64_t gen, 
 	return 0;
 }
 
+/* The PENDING slot (key, gen), or NULL (counted as refused). */
+static struct kt_slot *pending_find(struct keytab *kt, const void *key, size_t klen, uint64_t gen)
+{
+	for (struct kt_slot *s = find_key(kt, key, klen); s; s = s->knext)
+		if (s->state == KEYTAB_PENDING && s->gen == gen)
+			return s;
+	kt->st.refused++;
+	return NULL;
+}
+
 int keytab_set_checksum(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t checksum)
 {
+	struct kt_slot *s;
 	int rc;
 
 	if (!kt)
 		return KVN_EINVAL;
 	if ((rc = keytab_i_check_key(key, klen)))
 		return rc;
-	for (struct kt_slot *s = find_key(kt, key, klen); s; s = s->knext)
-		if (s->state == KEYTAB_PENDING && s->gen == gen) {
-			s->checksum = checksum;
-			return 0;
-		}
-	kt->st.refused++;
-	return KVN_ESTATE;
+	if (!(s = pending_find(kt, key, klen, gen)))
+		return KVN_ESTATE;
+	s->checksum = checksum;
+	return 0;
+}
+
+/* Only while PENDING: a pending slot is on no list whose accounting
+ * depends on its flags (the LRU's lru_qbytes). */
+int keytab_set_flags(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint32_t flags)
+{
+	struct kt_slot *s;
+	int rc;
+
+	if (!kt)
+		return KVN_EINVAL;
+	if ((rc = keytab_i_check_key(key, klen)))
+		return rc;
+	if (!(s = pending_find(kt, key, klen, gen)))
+		return KVN_ESTATE;
+	s->flags = (uint16_t)flags;
+	return 0;
 }
 
 int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,

@@ -101,6 +101,8 @@ struct keytab {
 	keytab_slot_fn disk_free_fn;
 	void *disk_free_arg;
 	int closing; /* keytab_free: the free hook stays quiet */
+	/* keytab_set_queue_stays: DRAM-only QUEUE items are not candidates */
+	int queue_stays;
 	uint64_t last_lease_id; /* ids are never reused, so a stale id stays unknown */
 	struct keytab_stats st;
 };

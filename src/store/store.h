@@ -98,8 +98,11 @@ struct keytab;
  * only stores it).  KEYTAB_F_QUEUE: a durable work-queue item: never
  * dropped; it may leave DRAM only for disk (keytab_evict_one refuses it
  * without a disk copy).  expires_ms: monotonic ms after which the value
- * reads as not found (0: never). */
+ * reads as not found (0: never).  KEYTAB_F_RETAIN (only with QUEUE): the
+ * sample was put with retain; the table only stores it, so a full sync
+ * and tier moves can tell the master. */
 #define KEYTAB_F_QUEUE 0x1u
+#define KEYTAB_F_RETAIN 0x2u
 struct keytab_attrs {
 	uint64_t checksum;
 	uint32_t flags;
@@ -187,6 +190,9 @@ int keytab_commit(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
  * bytes were known (ALLOC_SLOT) gets its writer's checksum with the
  * commit.  Not PENDING: KVN_ESTATE, counted. */
 int keytab_set_checksum(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t checksum);
+/* The KEYTAB_F_* flags of the PENDING gen (a COMMIT_SLOT names them, the
+ * ALLOC_SLOT before it did not).  KVN_ESTATE (counted) when not pending. */
+int keytab_set_flags(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint32_t flags);
 /* PENDING -> FREE.  Anything else: KVN_ESTATE, counted. */
 int keytab_abort(struct keytab *kt, const void *key, size_t klen, uint64_t gen);
 /* Free PENDING slots whose deadline passed (now_ms >= deadline); returns how
@@ -264,6 +270,13 @@ int keytab_remove(struct keytab *kt, const void *key, size_t klen, uint64_t gen,
 #define KEYTAB_TOMB_MAX 16384 /* bounds their memory: a key entry each */
 int keytab_supersede(struct keytab *kt, const void *key, size_t klen, uint64_t gen, uint64_t now_ms,
 		     uint64_t ttl_ms);
+
+/* The table's owner will never write a DRAM-only QUEUE item to disk (no
+ * disk tier, or offload off): such items are not eviction candidates at
+ * all (off the LRU), so a cold end of queue items does not hide the
+ * evictable values behind it from keytab_evict_pick.  Either way they are
+ * never dropped (keytab_evict_one).  May be called at any time. */
+void keytab_set_queue_stays(struct keytab *kt, int on);
 
 /* Evict least-recently-used committed, unleased generations in DRAM until at
  * least `bytes` bytes of pages are free in the arena or nothing more can go
@@ -350,8 +363,9 @@ struct keytab_victim {
  * passed over becomes most recently used, so a cold end full of readers
  * does not stall every round.  Bounded: looks at most 4 * max slots (pinned
  * and offloading ones are not on the LRU at all).  QUEUE items are
- * proposed too (victim.flags says so): they may be offloaded, and
- * keytab_evict_one refuses them without a disk copy.  Returns how many. */
+ * proposed too (victim.flags says so; not those without a disk copy after
+ * keytab_set_queue_stays): they may be offloaded, and keytab_evict_one
+ * refuses them without a disk copy.  Returns how many. */
 size_t keytab_evict_pick(struct keytab *kt, uint64_t now_ms, struct keytab_victim *out, size_t max);
 /* Drop a committed in-DRAM gen from the table altogether (it is gone; with
  * a disk copy too, the free hook reports the file).  KVN_EHELD: leased,
