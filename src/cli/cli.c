@@ -137,7 +137,9 @@ int cli_ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 	return 1;
 }
 
-#define PUT_USAGE "usage: kvnode --role client put [--durable] [--queue [--retain]] [--ttl D] KEY FILE|- [KEY FILE]...\n"
+#define PUT_USAGE                                                                                  \
+	"usage: kvnode --role client put [--durable] [--queue [--retain]] [--ttl D] KEY FILE|- "    \
+	"[KEY FILE]...\n"
 
 /* put's options into *po and the first KEY's index into *first; 2 (usage
  * printed) when they are wrong, checked before any connection. */
@@ -211,7 +213,9 @@ out:
 	return ret;
 }
 
-#define GET_USAGE "usage: kvnode --role client get KEY [-o FILE]\n       kvnode --role client get --ref KEY@GEN [-o FILE]\n"
+#define GET_USAGE                                         \
+	"usage: kvnode --role client get KEY [-o FILE]\n" \
+	"       kvnode --role client get --ref KEY@GEN [-o FILE]\n"
 
 /* get's arguments: the key or the ref, the output file (NULL: stdout); 2
  * (usage printed) when they are wrong, checked before any connection. */

@@ -12,8 +12,8 @@ struct kvn_conf;
 struct kvn_client;
 
 /* Run one client command (argv[0]: ping, put, get, exists, rm, pin, unpin,
- * evict, stat, lease, release, renew, bench) with the loaded config; conf's strings may be taken.  Returns the exit
- * status. */
+ * evict, stat, lease, release, renew, bench) with the loaded config;
+ * conf's strings may be taken.  Returns the exit status. */
 int cli_main(int argc, char **argv, struct kvn_conf *conf);
 
 /* ---- shared by cli.c and cli_queue.c ---- */
