@@ -64,6 +64,8 @@ static struct {
 	struct fpeer p[NPEERS];
 	char db[256];
 	int calls_out;
+	uint64_t ids[16]; /* lease ids handed out lately, for RELEASE/RENEW */
+	uint32_t nids;
 } W;
 
 static char dir[128];
@@ -90,6 +92,7 @@ static const struct actor_ops cli_ops = { .name = "fz-client", .handle = fpeer_h
 struct pending {
 	uint16_t type;
 	uint32_t nkeys; /* route requests: keys asked for */
+	uint32_t max;   /* LEASE: refs asked for */
 };
 
 static void check_gen(uint64_t gen, const char *what)
@@ -146,6 +149,30 @@ static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int 
 		fz_violation("the master never answered a %s", wire_type_name(pd->type));
 	if (reply && (pd->type == WIRE_ROUTE_PUT || pd->type == WIRE_ROUTE_GET))
 		check_routes(reply, pd);
+	if (reply && pd->type == WIRE_LEASE && reply->status == 0) {
+		struct wire_r rd;
+		struct proto_lease_ref ref;
+		uint32_t n;
+		if (proto_lease_reply_open(&rd, reply, &n) != 0 || n > pd->max)
+			fz_violation("a LEASE reply does not decode, or holds more refs than asked");
+		for (uint32_t i = 0; i < n; i++) {
+			if (proto_lease_reply_next(&rd, &ref) != 0)
+				fz_violation("a LEASE reply's ref %u does not decode", i);
+			check_gen(ref.gen, "a leased ref");
+			W.ids[W.nids++ % 16] = ref.lease_id;
+		}
+	}
+	if (reply && (pd->type == WIRE_RELEASE || pd->type == WIRE_RENEW) && reply->status == 0) {
+		struct wire_r rd;
+		uint32_t n;
+		int32_t st;
+		uint64_t dl;
+		if (proto_lstat_open(&rd, reply, &n) != 0 || n != pd->nkeys)
+			fz_violation("a %s reply does not decode or has the wrong count", wire_type_name(pd->type));
+		for (uint32_t i = 0; i < n; i++)
+			if (proto_lstat_next(&rd, &st, &dl) != 0)
+				fz_violation("a %s status does not decode", wire_type_name(pd->type));
+	}
 	if (reply && pd->type == WIRE_STAT && reply->status == 0) {
 		struct wire_r rd;
 		struct proto_stat_node sn;
@@ -250,7 +277,11 @@ static void event_fields(struct fz *f, struct proto_event *e, int i)
 	sel = fz_u8(f);
 	e->tier = sel < 200 ? 0 : sel % 4;
 	e->size = bytes_of(fz_size(f, MAXV));
-	e->durable = fz_u8(f) < 200 ? 0 : 1;
+	sel = fz_u8(f);
+	/* mostly plain or durable, then queue samples, then any bits */
+	e->flags = sel < 150 ? 0 : sel < 190 ? PROTO_EV_F_DURABLE
+		   : sel < 250 ? (uint8_t)(PROTO_EV_F_DURABLE | PROTO_EV_F_QUEUE | (sel & 1 ? PROTO_EV_F_RETAIN : 0))
+			       : fz_u8(f);
 }
 
 /* Events (or sync entries) of node i: the header, then as many entries as
@@ -286,8 +317,8 @@ static struct actor_msg *events_msg(struct fz *f, int i, int sync)
 		wire_w_u64(&w, e.gen);
 		wire_w_u8(&w, e.tier);
 		wire_w_u64(&w, e.size);
-		if (!sync)
-			wire_w_u8(&w, e.durable);
+		wire_w_u8(&w, sync ? e.flags & (PROTO_EV_F_QUEUE | PROTO_EV_F_RETAIN | (fz_u8(f) < 250 ? 0 : 0xf0))
+				   : e.flags);
 	}
 	if (w.err || wire_w_to_msg(&w, m) != 0)
 		wire_w_fini(&w);
@@ -345,6 +376,43 @@ static struct actor_msg *items_msg(struct fz *f, uint16_t type)
 	}
 	if (w.err || wire_w_to_msg(&w, m) != 0)
 		wire_w_fini(&w);
+	return m;
+}
+
+/* LEASE with edge values, or RELEASE/RENEW of ids handed out lately (or
+ * any id). */
+static struct actor_msg *queue_msg(struct fz *f, uint32_t *nkeys, uint32_t *max)
+{
+	uint8_t sel = fz_u8(f);
+	struct actor_msg *m;
+	struct wire_w w;
+
+	if (sel < 100) {
+		struct proto_lease_req q = { .part_n = fz_u8(f) < 200 ? 1 + fz_u8(f) % 5 : (uint32_t)fz_edge64(f),
+					     .max = fz_u8(f) < 200 ? 1 + fz_u8(f) % 8 : (uint32_t)fz_edge64(f),
+					     .ttl_ms = fz_u8(f) < 200 ? 1 + fz_u16(f) : fz_edge64(f) };
+		q.part_i = fz_u8(f) < 230 && q.part_n ? fz_u8(f) % q.part_n : (uint32_t)fz_edge64(f);
+		snprintf(q.holder, sizeof q.holder, "%s", fz_u8(f) < 240 ? "fuzz:1" : "\x01" "bad");
+		m = actor_msg_new(WIRE_LEASE);
+		if (proto_lease_enc(m, &q) != 0)
+			actor_msg_free(m), m = actor_msg_new(WIRE_LEASE);
+		*max = q.max;
+		return m;
+	}
+	uint32_t declared = fz_u8(f) < 240 ? 1 + fz_u8(f) % 6 : (uint32_t)fz_edge64(f);
+	uint32_t n = declared > 64 ? 64 : declared;
+	m = actor_msg_new(sel < 180 ? WIRE_RELEASE : WIRE_RENEW);
+	wire_w_init(&w);
+	if (m->type == WIRE_RELEASE)
+		proto_release_begin(&w, fz_u8(f) < 200 ? fz_u8(f) % 3 : fz_u8(f), declared);
+	else
+		proto_renew_begin(&w, fz_u8(f) < 200 ? 1 + fz_u16(f) : fz_edge64(f), declared);
+	for (uint32_t k = 0; k < n; k++)
+		proto_ids_add(&w, fz_u8(f) < 200 && W.nids ? W.ids[fz_u8(f) % (W.nids < 16 ? W.nids : 16)]
+							   : fz_edge64(f));
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	*nkeys = declared;
 	return m;
 }
 
@@ -424,9 +492,9 @@ static void one_op(struct fz *f)
 		static const uint16_t types[] = { WIRE_PEER_ATTACH, WIRE_HEARTBEAT, WIRE_EVENTS, WIRE_FULL_SYNC,
 						  WIRE_ROUTE_PUT, WIRE_ROUTE_GET, WIRE_STAT, WIRE_PING,
 						  WIRE_GET, WIRE_PUT, WIRE_DURABLE, WIRE_DROP_GEN, 999,
-						  WIRE_PEER_LEAVE };
+						  WIRE_PEER_LEAVE, WIRE_LEASE, WIRE_RELEASE, WIRE_RENEW };
 		const uint8_t *p;
-		m = actor_msg_new(types[fz_u8(f) % 14]);
+		m = actor_msg_new(types[fz_u8(f) % 17]);
 		size_t n = fz_bytes(f, 2048, &p);
 		if (n) {
 			m->meta = kvn_xmalloc(n);
@@ -439,6 +507,22 @@ static void one_op(struct fz *f)
 	case 19: /* stub peer i stops on purpose: its locations go at once */
 		send_as(W.p[i].a, node_msg(f, WIRE_PEER_LEAVE, i), peer_role, 0);
 		break;
+	case 20: case 21: case 22: { /* a consumer: LEASE, RELEASE, RENEW */
+		uint32_t max = 0;
+		m = queue_msg(f, &nk, &max);
+		struct pending *pd = kvn_xcalloc(1, sizeof *pd);
+		pd->type = m->type;
+		pd->nkeys = nk;
+		pd->max = max;
+		m->src_role = cli_role;
+		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
+			actor_msg_free(m);
+			free(pd);
+		} else {
+			W.calls_out++;
+		}
+		break;
+	}
 	default: /* time passes: node timeouts, commits, drop re-sends */
 		run_for(fz_u16(f) % 4000);
 		return;

@@ -55,81 +55,7 @@
 #include <string.h>
 
 #include "master/master_int.h"
-
-/* A reply owed once the current group is committed. */
-struct dbw_wait {
-	actor_id src;
-	uint64_t corr;
-	uint16_t type;
-	int status;
-	uint8_t *res; /* DBW_QUEUE's per-op results (owned), sent if committed */
-	uint32_t nres;
-};
-
-/* DBW_SYNC_PART messages of one node's snapshot, kept (not copied) until
- * DBW_SYNC_END; entries point into their metadata. */
-struct dbw_stage {
-	UT_hash_handle hh;
-	char node_id[65];
-	uint64_t sync_id;
-	int broken; /* a part arrived out of order */
-	struct actor_msg **parts;
-	uint32_t nparts, cap;
-};
-
-struct dbw {
-	struct actor *self;
-	struct meta_db *db;
-	struct event *flush_ev;
-	int open;      /* a group is open (BEGIN issued, or refused) */
-	int group_err; /* BEGIN failed: this group's writes are refused */
-	int flush_armed;
-	/* A group nobody waits on for durability (events of non-durable puts,
-	 * node rows) stays open up to linger_ms for later requests to join:
-	 * one COMMIT and fsync for all of them instead of one each.  Those puts
-	 * were acknowledged when the master applied them; this only delays
-	 * their landing in master.db (DESIGN.md section 2: the two ack
-	 * levels).  Events flagged DBW_EV_NOW (a durable put's, or operations
-	 * the master already held for the linger) and any other request (a full
-	 * sync, a node's death) make the group urgent: it commits at once. */
-	uint64_t linger_ms;
-	int urgent;
-	uint64_t opened_ms; /* when the open group began */
-	uint32_t group_writes;
-	struct dbw_wait *waits;
-	size_t nwaits, capwaits;
-	uint8_t *res; /* the handler's per-op results, for wait_add to take */
-	uint32_t nres;
-	struct dbw_stage *stages;
-	int crashed; /* tests: die without committing */
-	/* why the last write, BEGIN or COMMIT failed, for the replies */
-	char reason[160];
-	/* a full disk fails every group: these lines are rate-limited */
-	struct kvn_ratelimit fail_rl;
-};
-
-#define DBW_STAT_INC(f) MASTER_STAT_INC(f)
-/* Bounds of one group when more requests keep arriving: its COMMIT (and
- * so every reply in it) waits for all of its writes, a few µs each. */
-#define DBW_GROUP_MAX 1024
-#define DBW_GROUP_MAX_WRITES 4096
-/* Wait for another connection's lock (an operator's BEGIN IMMEDIATE in the
- * sqlite3 shell) this long, not meta_open's 5 s: the writer thread and
- * every durable put stand still meanwhile.  A group that fails is answered
- * KVN_EDB and the master retries with backoff (master_db.c). */
-#define DBW_BUSY_MS 1000
-
-/* Log a failure unless too many did lately (then they are counted). */
-#define DBW_FAIL_LOG(d, fmt, ...)                                                                    \
-	do {                                                                                         \
-		uint64_t sup_ = 0;                                                                   \
-		if (!kvn_ratelimit_ok(&(d)->fail_rl, &sup_))                                         \
-			break;                                                                       \
-		if (sup_)                                                                            \
-			log_error(fmt " (%" PRIu64 " similar lines suppressed)", __VA_ARGS__, sup_); \
-		else                                                                                 \
-			log_error(fmt, __VA_ARGS__);                                                 \
-	} while (0)
+#include "master/dbw_int.h"
 
 static void note_reason(struct dbw *d)
 {
@@ -181,14 +107,7 @@ void dbw_op_enc(struct wire_w *w, uint8_t op, const void *key, uint16_t klen, ui
 
 /* ---- failed writes: counted, one line per request ---- */
 
-struct wfail {
-	uint32_t n;
-	int first_rc;
-	char first[80];
-	uint64_t first_gen;
-};
-
-static void wfail_note(struct wfail *f, int rc, const void *key, size_t klen, uint64_t gen)
+void dbw_wfail_note(struct dbw_wfail *f, int rc, const void *key, size_t klen, uint64_t gen)
 {
 	DBW_STAT_INC(db_write_failed);
 	if (f->n++ == 0) {
@@ -201,7 +120,7 @@ static void wfail_note(struct wfail *f, int rc, const void *key, size_t klen, ui
 	}
 }
 
-static int wfail_end(struct dbw *d, const struct wfail *f, const char *what, const char *node_id, uint32_t total)
+int dbw_wfail_end(struct dbw *d, const struct dbw_wfail *f, const char *what, const char *node_id, uint32_t total)
 {
 	if (!f->n)
 		return 0;
@@ -223,7 +142,7 @@ static void arm_flush(struct dbw *d)
 
 /* Join the open group, opening one if needed: 0, or KVN_EDB when its BEGIN
  * failed (the request's writes are refused, not run outside a group). */
-static int group_join(struct dbw *d)
+int dbw_group_join(struct dbw *d)
 {
 	if (!d->open) {
 		int rc = meta_begin(d->db);
@@ -341,18 +260,18 @@ static void wait_add(struct dbw *d, const struct actor_msg *m, int status)
 
 /* ---- requests ---- */
 
-static int row_write(struct dbw *d, const struct meta_node *row, struct wfail *f)
+static int row_write(struct dbw *d, const struct meta_node *row, struct dbw_wfail *f)
 {
 	int rc = meta_node_upsert(d->db, row);
 	if (rc)
-		wfail_note(f, rc, NULL, 0, 0);
+		dbw_wfail_note(f, rc, NULL, 0, 0);
 	return rc;
 }
 
 static int dbw_on_node(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_node row;
-	struct wfail f = { 0 };
+	struct dbw_wfail f = { 0 };
 	struct wire_r r;
 	int rc;
 
@@ -360,16 +279,16 @@ static int dbw_on_node(struct dbw *d, struct actor_msg *m)
 	dbw_node_dec(&r, &row);
 	if ((rc = wire_r_end(&r)) != 0)
 		return rc;
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	row_write(d, &row, &f);
-	return wfail_end(d, &f, "node update", row.node_id, 1);
+	return dbw_wfail_end(d, &f, "node update", row.node_id, 1);
 }
 
 static int dbw_on_events(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_node row;
-	struct wfail f = { 0 };
+	struct dbw_wfail f = { 0 };
 	struct wire_r r;
 	char node_id[65];
 	uint32_t n;
@@ -387,7 +306,7 @@ static int dbw_on_events(struct dbw *d, struct actor_msg *m)
 	n = wire_r_u32(&r);
 	if (r.err)
 		return r.err;
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	/* the row first: objects reference their node */
 	if (has_row)
@@ -409,13 +328,13 @@ static int dbw_on_events(struct dbw *d, struct actor_msg *m)
 		     : op == DBW_OP_DEL ? meta_object_del(d->db, o.key, o.klen, o.gen)
 					: KVN_EPROTO;
 		if (rc)
-			wfail_note(&f, rc, o.key, o.klen, o.gen);
+			dbw_wfail_note(&f, rc, o.key, o.klen, o.gen);
 	}
 	if ((rc = wire_r_end(&r)) != 0) {
 		log_error("dbw: malformed events request for node %s", KVN_Q(node_id));
 		return rc;
 	}
-	return wfail_end(d, &f, "events", node_id, n + has_row);
+	return dbw_wfail_end(d, &f, "events", node_id, n + has_row);
 }
 
 static void stage_free(struct dbw *d, struct dbw_stage *s)
@@ -483,7 +402,7 @@ static int dbw_on_sync_end(struct dbw *d, struct actor_msg *m)
 {
 	struct meta_object *objs = NULL;
 	struct meta_node row;
-	struct wfail f = { 0 };
+	struct dbw_wfail f = { 0 };
 	struct dbw_stage *s;
 	struct wire_r r;
 	uint64_t id;
@@ -529,14 +448,14 @@ static int dbw_on_sync_end(struct dbw *d, struct actor_msg *m)
 		}
 		rc = wire_r_end(&r);
 	}
-	if (rc == 0 && (rc = group_join(d)) == 0) {
+	if (rc == 0 && (rc = dbw_group_join(d)) == 0) {
 		d->group_writes += (uint32_t)total + 1;
 		if (row_write(d, &row, &f) == 0) {
 			rc = meta_objects_replace_node(d->db, row.node_id, objs, total);
 			if (rc)
-				wfail_note(&f, rc, NULL, 0, 0);
+				dbw_wfail_note(&f, rc, NULL, 0, 0);
 		}
-		rc = wfail_end(d, &f, "full sync", row.node_id, 2);
+		rc = dbw_wfail_end(d, &f, "full sync", row.node_id, 2);
 	} else if (rc && rc != KVN_EDB) {
 		log_error("dbw: malformed full-sync part of node %s", KVN_Q(row.node_id));
 	}
@@ -548,7 +467,7 @@ static int dbw_on_sync_end(struct dbw *d, struct actor_msg *m)
 static int dbw_on_node_dead(struct dbw *d, struct actor_msg *m)
 {
 	char node_id[65];
-	struct wfail f = { 0 };
+	struct dbw_wfail f = { 0 };
 	struct wire_r r;
 	int rc;
 
@@ -556,14 +475,14 @@ static int dbw_on_node_dead(struct dbw *d, struct actor_msg *m)
 	wire_r_str(&r, node_id, sizeof node_id);
 	if ((rc = wire_r_end(&r)) != 0)
 		return rc;
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	if ((rc = meta_objects_set_state(d->db, node_id, "lost")) != 0)
-		wfail_note(&f, rc, NULL, 0, 0);
+		dbw_wfail_note(&f, rc, NULL, 0, 0);
 	rc = meta_node_set_state(d->db, node_id, "dead");
 	if (rc && rc != KVN_ENOTFOUND) /* a node whose row never made it */
-		wfail_note(&f, rc, NULL, 0, 0);
-	return wfail_end(d, &f, "death", node_id, 2);
+		dbw_wfail_note(&f, rc, NULL, 0, 0);
+	return dbw_wfail_end(d, &f, "death", node_id, 2);
 }
 
 /* The master's retry after a failure: checkpoint (a WAL that filled the
@@ -573,7 +492,7 @@ static int dbw_on_node_dead(struct dbw *d, struct actor_msg *m)
  * sign that commits work again. */
 static int dbw_on_probe(struct dbw *d, struct actor_msg *m)
 {
-	struct wfail f = { 0 };
+	struct dbw_wfail f = { 0 };
 	struct wire_r r;
 	uint32_t n;
 	int rc;
@@ -587,7 +506,7 @@ static int dbw_on_probe(struct dbw *d, struct actor_msg *m)
 	/* an attempt: a checkpoint that cannot write the database file yet
 	 * (logged, rate-limited) does not mean a WAL append cannot */
 	(void)meta_checkpoint(d->db);
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	d->urgent = 1;
 	for (uint32_t i = 0; i < n && !r.err; i++) {
@@ -598,7 +517,7 @@ static int dbw_on_probe(struct dbw *d, struct actor_msg *m)
 	if ((rc = wire_r_end(&r)) != 0)
 		return rc;
 	d->group_writes += n;
-	return wfail_end(d, &f, "probe", "(all)", n);
+	return dbw_wfail_end(d, &f, "probe", "(all)", n);
 }
 
 /* The master raises its generation epoch above one a peer reported; its
@@ -613,7 +532,7 @@ static int dbw_on_epoch(struct dbw *d, struct actor_msg *m)
 	epoch = wire_r_u32(&r);
 	if ((rc = wire_r_end(&r)) != 0)
 		return rc;
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	d->group_writes++;
 	if ((rc = meta_epoch_raise(d->db, epoch)) != 0) {
@@ -632,7 +551,7 @@ static int dbw_on_floors_clear(struct dbw *d, struct actor_msg *m)
 	(void)m;
 	int rc;
 
-	if ((rc = group_join(d)) != 0)
+	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	d->group_writes++;
 	if ((rc = meta_floors_clear(d->db)) != 0) {
@@ -640,87 +559,6 @@ static int dbw_on_floors_clear(struct dbw *d, struct actor_msg *m)
 		return KVN_EDB;
 	}
 	return 0;
-}
-
-/* Consumer-queue operations (master_queue.c): each one's result is
- * answered, so the master hands out only the leases that were recorded. */
-static int dbw_on_queue(struct dbw *d, struct actor_msg *m)
-{
-	struct wfail f = { 0 };
-	struct wire_r r;
-	uint32_t n;
-	int rc;
-
-	wire_r_init(&r, m->meta, m->meta_len);
-	n = wire_r_u32(&r);
-	if (r.err || n > 2 * PROTO_MAX_ITEMS)
-		return KVN_EPROTO;
-	if ((rc = group_join(d)) != 0)
-		return rc;
-	d->urgent = 1;
-	d->group_writes += n;
-	free(d->res);
-	d->res = kvn_xcalloc(n ? n : 1, 1);
-	d->nres = n;
-	for (uint32_t i = 0; i < n && !r.err; i++) {
-		struct meta_lease l = { 0 };
-		char holder[PROTO_HOLDER_MAX + 1];
-		uint16_t klen = 0;
-		uint8_t op = wire_r_u8(&r), keep;
-		uint32_t pn;
-		rc = 0;
-		switch (op) {
-		case DBW_Q_LEASE:
-			l.lease_id = wire_r_u64(&r);
-			l.key = wire_r_key(&r, &klen);
-			l.klen = klen;
-			l.gen = wire_r_u64(&r);
-			wire_r_str(&r, holder, sizeof holder);
-			l.holder = holder;
-			l.part_i = wire_r_u32(&r);
-			l.part_n = wire_r_u32(&r);
-			l.deadline_ms = wire_r_u64(&r);
-			if (!r.err)
-				rc = meta_lease_put(d->db, &l);
-			break;
-		case DBW_Q_RENEW:
-			l.lease_id = wire_r_u64(&r);
-			l.deadline_ms = wire_r_u64(&r);
-			if (!r.err)
-				rc = meta_lease_renew(d->db, l.lease_id, l.deadline_ms);
-			break;
-		case DBW_Q_RETURN:
-			l.lease_id = wire_r_u64(&r);
-			if (!r.err)
-				rc = meta_lease_del(d->db, l.lease_id);
-			break;
-		case DBW_Q_CONSUME:
-			l.lease_id = wire_r_u64(&r);
-			l.key = wire_r_key(&r, &klen);
-			l.gen = wire_r_u64(&r);
-			keep = wire_r_u8(&r);
-			if (!r.err)
-				rc = meta_sample_consume(d->db, l.lease_id, l.key, klen, l.gen, keep);
-			break;
-		case DBW_Q_PART:
-			pn = wire_r_u32(&r);
-			keep = wire_r_u8(&r);
-			if (!r.err)
-				rc = meta_queue_part(d->db, pn, kvn_wall_ms(), keep) == 0;
-			break;
-		default:
-			r.err = KVN_EPROTO;
-		}
-		if (rc < 0)
-			wfail_note(&f, rc, l.key, klen, l.gen);
-		else if (!r.err)
-			d->res[i] = (uint8_t)rc;
-	}
-	if ((rc = wire_r_end(&r)) != 0) {
-		log_error("dbw: malformed queue request");
-		return rc;
-	}
-	return wfail_end(d, &f, "queue operations", "(queue)", n);
 }
 
 /* Every request the writer takes.  A handler returns the request's status

@@ -398,6 +398,11 @@ static void hold_release(struct master *ms)
 	hold_send(ms, 0);
 }
 
+void master_db_hold_flush(struct master *ms)
+{
+	hold_release(ms);
+}
+
 void master_db_hold_tick(struct actor *self, void *arg)
 {
 	struct master *ms = actor_state(self);

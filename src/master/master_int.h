@@ -453,6 +453,9 @@ void master_db_ops_add(struct master *ms, struct master_node *n, struct master_o
 /* A batch's operations (applied up to seq): to the writer now (ob->now, or
  * no linger), or held for master.commit_linger. */
 void master_db_ops_commit(struct master *ms, struct master_node *n, struct master_opbuf *ob, uint64_t seq);
+/* Send the held operations now: a writer request that does not go through
+ * master_db_call (the queue's) keeps the writer in the master's order. */
+void master_db_hold_flush(struct master *ms);
 /* ms->hold_timer's callback: the held operations go. */
 void master_db_hold_tick(struct actor *self, void *arg);
 /* The master is being destroyed: held operations go one-way. */

@@ -419,6 +419,7 @@ static int qcall_send(struct master *ms, struct qcall *c, struct wire_w *w)
 	}
 	wire_w_fini(w);
 	MASTER_STAT_INC(db_requests);
+	master_db_hold_flush(ms); /* the writer sees everything in the master's order */
 	if ((rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, on_reply, c)) != 0) {
 		actor_msg_free(req);
 		return rc;
@@ -685,8 +686,18 @@ static void consume(struct master *ms, struct master_qent *q, int keep, struct m
 		q->lease_id = q->deadline_ms = 0;
 		return;
 	}
-	if (n && master_index_remove(ms, n, q->key, q->klen, q->gen))
+	if (n) {
+		if (!master_index_remove(ms, n, q->key, q->klen, q->gen)) {
+			/* its node is dead or detached (no entry to remove):
+			 * the floor keeps a re-sync of this generation out */
+			master_floor_raise(ms, q->key, q->klen, q->gen + 1);
+			master_floor_removed_note(ms, q->key, q->klen, q->gen + 1);
+		}
+		/* kept as unconfirmed until the node's heartbeat shows it
+		 * applied it, across its restarts: its full sync cannot bring
+		 * the consumed generation back (master_drops_pending_has) */
 		master_drops_add(drops, n, q->key, q->klen, q->gen);
+	}
 	qent_free(ms, q);
 }
 
