@@ -36,6 +36,21 @@ CREATE TABLE leases (
 ) STRICT;
 CREATE INDEX leases_deadline ON leases (deadline_ms);
 
+-- Floors (002-floors.sql) remember when their key's last row went: the
+-- master empties only floors older than its keep window (master_floor.c),
+-- because a node that removed a value itself may lose that removal in a
+-- crash before its disk tier made it durable, and bring the value back
+-- after a master restart; a young floor still refuses it.
+ALTER TABLE floors ADD COLUMN removed_ms INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER objects_floor;
+CREATE TRIGGER objects_floor AFTER DELETE ON objects
+WHEN NOT EXISTS (SELECT 1 FROM objects WHERE key = old.key)
+BEGIN
+	INSERT INTO floors (key, gen, removed_ms)
+	VALUES (old.key, old.gen + 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+	ON CONFLICT (key) DO UPDATE SET gen = max(gen, excluded.gen), removed_ms = excluded.removed_ms;
+END;
+
 -- Partition counts consumers used lately (the last 8), for v_queue.
 CREATE TABLE queue_parts (
 	part_n  INTEGER PRIMARY KEY CHECK (part_n >= 1),

@@ -195,11 +195,11 @@ static void t_api_gaps(void)
 
 	is_int(kvn_put(ca, "dp/f", 4, "x", 1, 0x80), KVN_EINVAL, "kvn_put with an unknown flag: KVN_EINVAL");
 	is_int(kvn_exists(ca, "dp/f", 4), 0, "and nothing was stored");
-	is_int(kvn_put_async(ca, "dp/f", 4, "x", 1, 2, NULL, NULL), KVN_EINVAL, "kvn_put_async too");
+	is_int(kvn_put_async(ca, "dp/f", 4, "x", 1, 8, NULL, NULL), KVN_EINVAL, "kvn_put_async too (8: no flag)");
 	is_int(kvn_async_pending(ca), 0, "nothing started");
 	slot_init(&s, "dp/fs", 1, "x");
 	is_int(kvn_alloc_slots(ca, &s, 1), 0, "a slot");
-	is_int(kvn_commit_slots(ca, &s, 1, 4), KVN_EINVAL, "kvn_commit_slots with an unknown flag: KVN_EINVAL");
+	is_int(kvn_commit_slots(ca, &s, 1, 8), KVN_EINVAL, "kvn_commit_slots with an unknown flag: KVN_EINVAL");
 	is_int(kvn_commit_slots(ca, &s, 1, KVN_PUT_DURABLE), 0, "a known flag is fine");
 
 	if (kvn_exists(ca, "dp/a0", 5) != 1) /* run alone: batch_get_alloc's key */

@@ -161,6 +161,19 @@ ok $? "  byte for byte"
 like "$(cd "$W" && sqlite3 var/peer.db 'select * from v_disk')" "k3" "  and peer.db's v_disk lists it"
 (cd "$W" && ./kvnode --role client exists k1) > /dev/null 2>&1
 is $? 1 "  rm removed it"
+# the consumer queue (docs/operations.md, "Client commands")
+doc_run 0 "./kvnode --role client put --queue img/000042 ./some.bin"
+doc_run 0 "./kvnode --role client lease --partition 0/1 --max 8 --ttl 1m"
+like "$(cat "$TMP/out")" "^lease=[1-9][0-9]* key=img/000042 gen=[1-9][0-9]* node=[^ ]+ size=100000$" \
+	"  one line: lease=ID key=KEY gen=GEN node=NODE size=BYTES"
+QID=$(sed -n 's/^lease=\([0-9]*\) .*/\1/p' "$TMP/out"); QGEN=$(sed -n 's/.* gen=\([0-9]*\) .*/\1/p' "$TMP/out")
+doc_run 0 "./kvnode --role client get --ref img/000042@GEN -o sample.bin" \
+	"./kvnode --role client get --ref img/000042@$QGEN -o sample.bin"
+cmp -s "$W/some.bin" "$W/sample.bin"
+ok $? "  sample.bin holds the sample"
+doc_run 0 "./kvnode --role client release LEASE_ID" "./kvnode --role client release $QID"
+(cd "$W" && ./kvnode --role client exists img/000042) > /dev/null 2>&1
+is $? 1 "  released: consumed, the value is deleted, as the comment says"
 doc_run 0 "./kvnode --role client bench --op get --size 1MiB --count 2000 --clients 4" \
 	"./kvnode --role client bench --op get --size 1MiB --count 40 --clients 4"
 doc_run 0 "kvnode --role client bench --op tag --size S" "kvnode --role client bench --op tag --size 64KiB --count 100"

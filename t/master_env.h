@@ -49,6 +49,7 @@ static struct {
 	uint32_t mailbox;
 	uint64_t linger_ms; /* master.commit_linger of the next master_up */
 	uint8_t sync_flags; /* every full-sync entry's flags (PROTO_EV_F_QUEUE, ...) */
+	uint64_t floor_keep_ms; /* master.db floors' keep window of the next master_up (0: 10 min) */
 	struct tact peers[4], client;
 } E;
 
@@ -75,7 +76,8 @@ static inline void master_up(void)
 {
 	struct master_opts o = { .db_path = E.db, .server_id = "t-master", .node_timeout_ms = E.timeout_ms,
 				 .mailbox = E.mailbox ? E.mailbox : 4096, .max_value_size = MAXV,
-				 .commit_linger_ms = E.linger_ms, .lease_ttl_max_ms = 3600 * 1000 };
+				 .commit_linger_ms = E.linger_ms, .lease_ttl_max_ms = 3600 * 1000,
+				 .floor_keep_ms = E.floor_keep_ms };
 	struct actor *m = NULL;
 	char err[512] = "";
 
@@ -119,6 +121,7 @@ static inline void env_down(void)
 	E.mailbox = 0;
 	E.linger_ms = 0;
 	E.sync_flags = 0;
+	E.floor_keep_ms = 0;
 }
 
 /* ---- calls ---- */

@@ -393,6 +393,7 @@ static void t_restart_floor(void)
 	is_int(get1("k", &rt), KVN_ENOTFOUND, "k is removed");
 
 	master_down();
+	E.floor_keep_ms = 300;
 	master_up();
 	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 attaches to the new master");
 	is_int(attach(1, "n2", 22, 1000, 0, &ack), 0, "n2 too");
@@ -408,7 +409,9 @@ static void t_restart_floor(void)
 	actor_msg_free(d);
 
 	/* once every node's keys match the index (the drop applied), no node
-	 * holds a generation the master does not know: the floors go */
+	 * holds a generation the master does not know: the floors go, once
+	 * older than the keep window (10 min; 300 ms here, set before the
+	 * restart above) */
 	ok(floors_rows() > 0, "master.db holds k's floor meanwhile");
 	uint64_t end = kvn_now_ms() + 5000;
 	while (floors_rows() != 0 && kvn_now_ms() < end) {

@@ -290,6 +290,37 @@ static void t_dead_node(void)
 	env_down();
 }
 
+/* A sample consumed while its node was dead stays consumed when the node
+ * comes back (a new process that recovered it from disk, so its DROP_GEN
+ * died with the old one) and full-syncs it: found by t/sim rule h. */
+static void t_consumed_stays_gone(void)
+{
+	struct lref r[NS];
+	uint32_t n = 0;
+	struct proto_route rt;
+	struct proto_ack ack;
+	struct tev ev[NS];
+
+	env_up("gone", 300);
+	fill(0);
+	is_int(lease(0, 1, 1, 60000, r, &n), 0, "a lease of q/0");
+	pump(1200); /* declared dead */
+	is_int(release1(r[0].id, 0), 0, "released (consumed) while its node is dead");
+	tact_clear(&E.peers[0]);
+	is_int(attach(0, "p1", 8, 1 << 30, 0, &ack), 0, "the node is back, a new process");
+	for (int i = 0; i < NS; i++)
+		ev[i] = (struct tev){ 0, 0, keys[i], 100 + (uint64_t)i, 1, 10 };
+	E.sync_flags = QF;
+	is_int(sync_chunk(0, "p1", 8, 0, 0, 1, ev, NS, &ack), 0, "its full sync lists every sample, q/0 too");
+	is_int(get1("q/0", &rt), KVN_ENOTFOUND, "the consumed sample is not indexed again");
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 2000);
+	ok(d != NULL, "the node is told to drop it");
+	actor_msg_free(d);
+	is_int(lease(0, 1, NS, 30000, r, &n), 0, "LEASE");
+	ok(n == NS - 1 && strcmp(r[0].key, "q/0") != 0, "the other samples are back, q/0 is not (%u refs)", n);
+	env_down();
+}
+
 static void t_bad_input(void)
 {
 	struct lref r[NS];
@@ -320,6 +351,7 @@ static const struct tap_test tests[] = {
 	{ "retain", t_retain },
 	{ "restart", t_restart },
 	{ "dead_node", t_dead_node },
+	{ "consumed_stays_gone", t_consumed_stays_gone },
 	{ "bad_input", t_bad_input },
 	{ NULL, NULL },
 };

@@ -16,8 +16,16 @@
  *   KVN_SIM_UNSAFE=3                  some GETs reuse a stale route
  *   KVN_SIM_UNSAFE=4                  some puts are acknowledged unsent
  *   KVN_SIM_UNSAFE=5                  a crashed peer's disk tier is wiped
+ *   KVN_SIM_UNSAFE=6 / 7 / 8          the master's queue broken on purpose
+ *                                     (master_queue_sabotage): LEASE ignores
+ *                                     live leases / expired leases keep
+ *                                     their samples / newest commit first
  *   KVN_SIM_DISK=0 / =1               peers without / with a disk tier on
  *                                     every seed (default: the even seeds)
+ *   KVN_SIM_QUEUE=0 / =1              without / with the consumer queue's
+ *                                     producers and consumers (default: on,
+ *                                     but for modes 1..5 and the
+ *                                     regression seeds, found without it)
  *
  * The negative cases turn each broken mode on (enum sim_unsafe) and
  * require the checker to notice within a few seeds, so it has teeth.
@@ -47,6 +55,7 @@
 #define NEG_LIN_SEEDS 400 /* planted stale reads and lost puts: seeds tried at most (a stale route is
 			   * caught only where the old node still holds the old gen: seed 102) */
 
+#define NEG_Q_SEEDS 20 /* the broken queue modes: seeds tried at most */
 #define LIN_INCONCLUSIVE_PM 5 /* rule g: inconclusive key histories tolerated, per mille */
 
 static char watchdog_msg[160];
@@ -63,7 +72,8 @@ static void watchdog(int sig)
 static const char *unsafe_env(int unsafe)
 {
 	static const char *const env[] = { "", "KVN_SIM_UNSAFE=1 ", "KVN_SIM_UNSAFE=2 ", "KVN_SIM_UNSAFE=3 ",
-					   "KVN_SIM_UNSAFE=4 ", "KVN_SIM_UNSAFE=5 " };
+					   "KVN_SIM_UNSAFE=4 ", "KVN_SIM_UNSAFE=5 ", "KVN_SIM_UNSAFE=6 ",
+					   "KVN_SIM_UNSAFE=7 ", "KVN_SIM_UNSAFE=8 " };
 	return unsafe >= 0 && unsafe < (int)(sizeof env / sizeof env[0]) ? env[unsafe] : "";
 }
 
@@ -94,12 +104,31 @@ static int run_one(uint64_t seed, int unsafe, struct sim_world *s)
 	return rc;
 }
 
+/* The key-value store's negative modes and regression seeds run without
+ * the queue workload (sim_world.c, queue_mode): their seeds were found
+ * for the key-value workload alone.  A safe run compared with such a mode,
+ * or a regression seed, turns it off too (unless KVN_SIM_QUEUE says). */
+static int kv_only_set;
+
+static void kv_only(int on)
+{
+	if (on && !getenv("KVN_SIM_QUEUE")) {
+		setenv("KVN_SIM_QUEUE", "0", 1);
+		kv_only_set = 1;
+	} else if (!on && kv_only_set) {
+		unsetenv("KVN_SIM_QUEUE");
+		kv_only_set = 0;
+	}
+}
+
 /* 1 when the safe run of seed breaks no part of rule g: a broken mode's
  * rule g report on that seed is then its own doing, not a known bug's. */
 static int lin_clean(uint64_t seed)
 {
 	struct sim_world s;
+	kv_only(1);
 	run_one(seed, SIM_SAFE, &s);
+	kv_only(0);
 	return s.viol[SIM_RULE_G] == 0;
 }
 
@@ -117,8 +146,10 @@ static void print_report(const struct sim_world *s, int unsafe)
 {
 	print_lines(s->report);
 	print_lines(s->lin_report);
-	tap_diag("  replay: %sKVN_SIM_DISK=%d KVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu operations)",
-		 unsafe_env(unsafe), s->disk, (unsigned long long)s->seed, (unsigned long long)s->digest, s->nops);
+	tap_diag("  replay: %sKVN_SIM_DISK=%d KVN_SIM_QUEUE=%d KVN_SIM_SEED=%llu ./t/sim  (history digest %016llx, %zu "
+		 "operations)",
+		 unsafe_env(unsafe), s->disk, s->queue, (unsigned long long)s->seed, (unsigned long long)s->digest,
+		 s->nops);
 }
 
 /* ---- every seed: the checker holds ---- */
@@ -129,7 +160,7 @@ static void t_seeds(void)
 	uint64_t from = env_u64("KVN_SIM_FIRST", 1);
 	uint64_t first = one ? one : from, last = one ? one : from + (count ? count : 1) - 1;
 	uint64_t unsafe_env = env_u64("KVN_SIM_UNSAFE", 0);
-	int unsafe = unsafe_env <= SIM_UNSAFE_WIPE_DISK ? (int)unsafe_env : SIM_UNSAFE_FORGET;
+	int unsafe = unsafe_env <= SIM_UNSAFE_MAX ? (int)unsafe_env : SIM_UNSAFE_FORGET;
 	unsigned viol[SIM_RULES] = { 0 };
 	uint64_t mcrash = 0, pcrash = 0, parts = 0, gets = 0, holds = 0, acked = 0, removed = 0, keys = 0;
 	uint64_t dropped = 0, dup = 0, delayed = 0, harsh = 0;
@@ -137,6 +168,8 @@ static void t_seeds(void)
 	uint64_t spec_sent = 0, spec_ok = 0, spec_no = 0, spec_dropped = 0, spec_late = 0;
 	uint64_t lin_keys = 0, lin_ops = 0, lin_amb = 0, lin_steps = 0, lin_max = 0, lin_inc = 0, lin_ms = 0;
 	uint64_t lin_seeds = 0, lin_va = 0, lin_vv = 0, lin_vo = 0;
+	uint64_t q_put = 0, q_leased = 0, q_consumed = 0, q_returned = 0, q_renewed = 0, q_dropped = 0, q_fetched = 0,
+		 q_estate = 0, q_lost = 0, q_multi = 0;
 	char lin_failed[256] = "";
 	size_t lfl = 0;
 	uint64_t t0 = kvn_now_ms();
@@ -211,6 +244,16 @@ static void t_seeds(void)
 			spec_no += s.n_spec_rejected;
 			spec_dropped += s.n_spec_dropped;
 			spec_late += s.n_spec_late;
+			q_put += s.n_q_put;
+			q_leased += s.n_q_leased;
+			q_consumed += s.n_q_consumed;
+			q_returned += s.n_q_returned;
+			q_renewed += s.n_q_renewed;
+			q_dropped += s.n_q_dropped;
+			q_fetched += s.n_q_fetched;
+			q_estate += s.n_q_estate;
+			q_lost += s.n_q_lost;
+			q_multi += s.n_q_multi;
 		}
 		ok(nfail == 0, "seeds %llu..%llu: every checker rule held%s%s", (unsigned long long)g,
 		   (unsigned long long)end, nfail ? "; failing seeds:" : "", failed);
@@ -243,7 +286,7 @@ static void t_seeds(void)
 	   "rule g: %llu of %llu key histories inconclusive (at most %d per mille allowed)", (unsigned long long)lin_inc,
 	   (unsigned long long)lin_keys, LIN_INCONCLUSIVE_PM);
 	if (n < GROUP) {
-		tap_skip(6, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
+		tap_skip(7, "coverage totals need at least 20 seeds (a replay of one seed runs fewer)");
 		return;
 	}
 	/* the faults and the workload really happened, or the rules above
@@ -261,6 +304,17 @@ static void t_seeds(void)
 	/* both outcomes of the speculation rule ran under the faults */
 	ok(spec_ok > 0 && spec_no > 0, "speculative gets: %llu of %llu answers stood, %llu were discarded by the rule",
 	   (unsigned long long)spec_ok, (unsigned long long)spec_sent, (unsigned long long)spec_no);
+	/* rule h judged a queue that really ran: every way a lease ends, and
+	 * answers long enough to have an order */
+	ok(q_put > 0 && q_consumed > 0 && q_returned > 0 && q_renewed > 0 && q_dropped > 0 && q_estate > 0 &&
+		   q_multi > 0 && q_fetched > 0,
+	   "queue: %llu samples put, %llu refs leased (%llu answers of 2 or more), %llu fetched, %llu consumed, "
+	   "%llu returned, %llu renewals, %llu leases left to expire, %llu ids answered KVN_ESTATE, %llu samples "
+	   "reported lost",
+	   (unsigned long long)q_put, (unsigned long long)q_leased, (unsigned long long)q_multi,
+	   (unsigned long long)q_fetched, (unsigned long long)q_consumed, (unsigned long long)q_returned,
+	   (unsigned long long)q_renewed, (unsigned long long)q_dropped, (unsigned long long)q_estate,
+	   (unsigned long long)q_lost);
 	/* the disk tier's part: values evicted to disk, served from it, kept
 	 * across peer crashes and read back from the restarted peer (or rules
 	 * b and g proved nothing about restarts with disk-resident values) */
@@ -448,6 +502,52 @@ static void t_unsafe_wipe_disk(void)
 	}
 }
 
+/* The master's queue broken on purpose (master_queue_sabotage): rule h
+ * must report it within a few seeds, on a seed whose safe run it passes. */
+static void t_queue_sabotage(void)
+{
+	/* each must be caught by the part of rule h that is about it */
+	static const struct {
+		int unsafe, kind;
+		const char *what, *says;
+	} modes[] = {
+		{ SIM_UNSAFE_Q_DOUBLE, SIM_QV_TWICE, "MASTER_QS_DOUBLE_LEASE (LEASE ignores live leases)",
+		  "two live leases or a sample consumed twice" },
+		{ SIM_UNSAFE_Q_NO_RETURN, SIM_QV_LEFT, "MASTER_QS_NO_RETURN (an expired lease keeps its sample)",
+		  "samples neither consumed nor reported lost" },
+		{ SIM_UNSAFE_Q_ORDER, SIM_QV_ORDER, "MASTER_QS_ORDER (newest commit first)",
+		  "an answer out of commit order" },
+	};
+	struct sim_world s, safe;
+
+	if (env_u64("KVN_SIM_SEED", 0)) {
+		tap_skip(3, "replaying one seed (KVN_SIM_SEED)");
+		return;
+	}
+	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+		uint64_t found = 0, tried = 0;
+		for (uint64_t seed = 1; seed <= NEG_Q_SEEDS && !found; seed++) {
+			tried++;
+			run_one(seed, modes[m].unsafe, &s);
+			if (!s.qviol[modes[m].kind])
+				continue;
+			run_one(seed, SIM_SAFE, &safe);
+			if (safe.viol[SIM_RULE_H] == 0)
+				found = seed;
+		}
+		ok(found != 0, "%s: rule h reports %s within %llu seeds, on a seed whose safe run it passes (first: "
+			       "seed %llu)",
+		   modes[m].what, modes[m].says, (unsigned long long)tried, (unsigned long long)found);
+		if (found) {
+			tap_diag("what rule h said (%s, expected; %u such reports, %u of rule h in all):", modes[m].what,
+				 s.qviol[modes[m].kind], s.viol[SIM_RULE_H]);
+			tap_diag("  seed %llu: %s", (unsigned long long)found, s.qfirst[modes[m].kind]);
+			tap_diag("  replay: %sKVN_SIM_SEED=%llu ./t/sim", unsafe_env(modes[m].unsafe),
+				 (unsigned long long)found);
+		}
+	}
+}
+
 /* Seeds beyond the default 200 that once broke a rule, each run every
  * time: a get routed to a peer across its crash and restart was answered
  * "not found" (rule g; the peer now answers "superseded" for a generation
@@ -461,11 +561,13 @@ static void t_regressions(void)
 		tap_skip(1, "replaying one seed (KVN_SIM_SEED)");
 		return;
 	}
+	kv_only(1);
 	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
 		int rc = run_one(seeds[i], SIM_SAFE, &s);
 		if (!ok(rc == 0, "seed %llu: every checker rule held", (unsigned long long)seeds[i]))
 			print_lines(s.lin_report);
 	}
+	kv_only(0);
 }
 
 /* The same with the disk tier on every peer (KVN_SIM_DISK=1): 319 and
@@ -489,12 +591,14 @@ static void t_regressions_disk(void)
 	if (was)
 		snprintf(saved, sizeof saved, "%s", was);
 	setenv("KVN_SIM_DISK", "1", 1);
+	kv_only(1);
 	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
 		int rc = run_one(seeds[i], SIM_SAFE, &s);
 		if (!ok(rc == 0 && s.disk, "seed %llu with the disk tier: every checker rule held",
 			(unsigned long long)seeds[i]))
 			print_report(&s, SIM_SAFE);
 	}
+	kv_only(0);
 	if (was)
 		setenv("KVN_SIM_DISK", saved, 1);
 	else
@@ -511,6 +615,7 @@ int main(int argc, char **argv)
 		{ "unsafe_stale_route", t_unsafe_stale_route },
 		{ "unsafe_fake_ack", t_unsafe_fake_ack },
 		{ "unsafe_wipe_disk", t_unsafe_wipe_disk },
+		{ "queue_sabotage", t_queue_sabotage },
 		{ "regressions", t_regressions },
 		{ "regressions_disk", t_regressions_disk },
 		{ NULL, NULL },

@@ -74,6 +74,7 @@ const char *sim_rule_name(int r)
 	static const char *const names[SIM_RULES] = {
 		"a: get bytes", "b: acknowledged put kept", "c: read-your-writes",
 		"d: deadlines", "e: index == union, no leaks", "f: run", "g: linearizable",
+		"h: consumer queue",
 	};
 	return r >= 0 && r < SIM_RULES ? names[r] : "?";
 }
@@ -139,6 +140,8 @@ static int start_master(struct sim_world *w)
 	}
 	w->master_up = 1;
 	w->master_inc++;
+	if (w->master_inc < SIM_MAX_CRASHES + 2)
+		w->master_boot_t[w->master_inc] = kvn_now_ms();
 	return 0;
 }
 
@@ -221,17 +224,25 @@ static void link_peer(struct sim_world *w, int i)
 	peer_set_master(w->peers[i], px);
 }
 
-/* Link client c to the master (peer -1) or to peer i, when it is up. */
+/* Link client c, and the queue actor of its node, to the master (peer -1)
+ * or to peer i, when it is up. */
 static void link_client(struct sim_world *w, int c, int peer)
 {
 	struct actor *to = peer < 0 ? (w->master_up ? w->master : NULL) : (w->peer_up[peer] ? w->peers[peer] : NULL);
+	int to_node = peer < 0 ? SIM_NODE_MASTER : SIM_NODE_PEER(peer);
 	actor_id px;
 	if (!to)
 		return;
-	if (net_sim_connect(w->cur, sim_client_actor(w->clients[c]), SIM_NODE_CLIENT(c), actor_id_of(to),
-			    peer < 0 ? SIM_NODE_MASTER : SIM_NODE_PEER(peer), AUTH_ROLE_CLIENT, &px) != 0)
+	if (net_sim_connect(w->cur, sim_client_actor(w->clients[c]), SIM_NODE_CLIENT(c), actor_id_of(to), to_node,
+			    AUTH_ROLE_CLIENT, &px) != 0)
 		kvn_fatal("net_sim_connect failed");
 	sim_client_link(w->clients[c], peer, px);
+	if (!w->qcs[c])
+		return;
+	if (net_sim_connect(w->cur, sim_qc_actor(w->qcs[c]), SIM_NODE_CLIENT(c), actor_id_of(to), to_node,
+			    AUTH_ROLE_CLIENT, &px) != 0)
+		kvn_fatal("net_sim_connect failed");
+	sim_qc_link(w->qcs[c], peer, px);
 }
 
 static void link_all(struct sim_world *w)
@@ -307,6 +318,8 @@ static void note_disk(struct sim_world *w, int i)
 		uint64_t gen = (uint64_t)sqlite3_column_int64(st, 1);
 		if (klen == 3 && k[0] == 'k' && k[1] >= '0' && k[1] <= '9' && k[2] >= '0' && k[2] <= '9')
 			key = (k[1] - '0') * 10 + (k[2] - '0');
+		if (k && sim_qkey(k, (size_t)klen))
+			continue; /* a queue sample: rule h follows those */
 		if (key < 0 || key >= SIM_KEYS) {
 			sim_violation(w, SIM_RULE_E, "p%d's peer.db holds an unknown key of %d bytes", i + 1, klen);
 			continue;
@@ -387,6 +400,10 @@ static void heal(struct sim_world *w)
 	w->cur = net_sim_new(w->seed * 31 + 7, NULL);
 	w->sims[w->nsims++] = w->cur;
 	link_all(w);
+	/* the queue's consumers drain it from now on */
+	w->qdrain = 1;
+	for (int c = 0; c < SIM_CLIENTS && w->queue; c++)
+		sim_qc_start(w->qcs[c], 0);
 	sim_trace(w, "heal: faults off, everything up and relinked");
 }
 
@@ -505,6 +522,8 @@ static void plan(struct sim_world *w)
 	w->t_heal = w->t0 + win;
 	w->t_check = w->t_heal + SIM_CALL_MS + SIM_QUIET_MS;
 	w->t_end = w->t_check + 3000;
+	/* no LEASE after this: every lease handed out is released before the end */
+	w->t_qstop = w->t_end - SIM_CALL_MS - 1000;
 	w->acts = kvn_xcalloc(32, sizeof *w->acts);
 	if (rnd(w, 100) < 40) {
 		uint64_t t = w->t0 + 300 + rnd(w, win - 800), back = t + rnd(w, 1500);
@@ -555,6 +574,19 @@ static void remove_dir(struct sim_world *w)
 	(void)nftw(w->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* KVN_SIM_QUEUE=0: no queue workload; =1: always; unset: on but in the
+ * key-value store's negative modes, whose seeds were chosen for the
+ * key-value workload alone (the queue's traffic moves every race). */
+static int queue_mode(int unsafe)
+{
+	const char *v = getenv("KVN_SIM_QUEUE");
+	if (unsafe >= SIM_UNSAFE_Q_DOUBLE)
+		return 1;
+	if (v && *v)
+		return strcmp(v, "0") != 0;
+	return unsafe == SIM_SAFE;
+}
+
 /* KVN_SIM_DISK=0: no disk tier; =1: on every seed; unset: on the even
  * seeds, so both kinds of peer stay covered at today's run time. */
 static int disk_mode(uint64_t seed, int unsafe)
@@ -577,9 +609,15 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 	/* every backoff's jitter from the seed too: a seed replays exactly */
 	kvn_jitter_seed(seed * 0x9E3779B97F4A7C15ull | 1);
 	w->unsafe = unsafe;
+	w->qbreak = unsafe == SIM_UNSAFE_Q_DOUBLE      ? MASTER_QS_DOUBLE_LEASE
+		    : unsafe == SIM_UNSAFE_Q_NO_RETURN ? MASTER_QS_NO_RETURN
+		    : unsafe == SIM_UNSAFE_Q_ORDER     ? MASTER_QS_ORDER
+						       : 0;
+	master_queue_sabotage(w->qbreak);
 	w->verbose = verbose;
 	w->digest = seed;
 	w->disk = disk_mode(seed, unsafe);
+	w->queue = queue_mode(unsafe);
 	w->promote = w->disk && (seed & 2) != 0;
 	if (make_dir(w) != 0) {
 		sim_violation(w, SIM_RULE_F, "cannot create a temporary directory: %s", strerror(errno));
@@ -602,20 +640,26 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 		if (start_peer(w, i) != 0)
 			goto teardown;
 	for (int c = 0; c < SIM_CLIENTS; c++)
-		if (sim_client_new(w, c, &w->clients[c]) != 0)
+		if (sim_client_new(w, c, &w->clients[c]) != 0 || (w->queue && sim_qc_new(w, c, &w->qcs[c]) != 0))
 			kvn_fatal("cannot spawn a client");
 	link_all(w);
 	w->workload_on = 1;
-	for (int c = 0; c < SIM_CLIENTS; c++)
+	for (int c = 0; c < SIM_CLIENTS; c++) {
 		sim_client_start(w->clients[c], 100 + rnd(w, 50));
+		if (w->queue)
+			sim_qc_start(w->qcs[c], 100 + (uint64_t)c * 7);
+	}
 
 	actor_loop_sim_run(w->loop, w->t_end, SIM_EVENT_BUDGET);
 	if (actor_loop_vnow(w->loop) < w->t_end)
 		sim_violation(w, SIM_RULE_F, "event budget (%llu timers) exhausted before t=%llu: a livelock?",
 			      (unsigned long long)SIM_EVENT_BUDGET, (unsigned long long)w->t_end);
-	for (int c = 0; c < SIM_CLIENTS; c++)
+	for (int c = 0; c < SIM_CLIENTS; c++) {
 		if (!sim_client_idle(w->clients[c]))
 			sim_violation(w, SIM_RULE_F, "client %d still busy at the end (an operation never completed)", c);
+		if (w->queue && !sim_qc_idle(w->qcs[c]))
+			sim_violation(w, SIM_RULE_F, "queue client %d still busy or holding leases at the end", c);
+	}
 	for (size_t i = 0; i < w->nops; i++)
 		if (w->ops[i].t_end == 0) {
 			sim_violation(w, SIM_RULE_D, "operation %zu of client %d (key k%02d) never completed", i,
@@ -627,6 +671,8 @@ int sim_run_seed(uint64_t seed, int unsafe, int verbose, struct sim_world *out)
 			add_tier_stats(w, w->peers[i]);
 	sim_check_state(w);
 	sim_check_history(w);
+	if (w->queue)
+		sim_qcheck(w);
 
 teardown:
 	w->ending = 1;
@@ -643,9 +689,18 @@ out:
 	*out = *w;
 	out->acts = NULL;
 	out->ops = NULL;
+	out->qs = NULL;
+	out->ql = NULL;
+	out->qa = NULL;
+	out->qcalls = NULL;
 	free(w->acts);
 	free(w->ops);
+	free(w->qs);
+	free(w->ql);
+	free(w->qa);
+	free(w->qcalls);
 	free(w);
 	kvn_jitter_seed(0);
+	master_queue_sabotage(0);
 	return rc;
 }

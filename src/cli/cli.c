@@ -1,6 +1,7 @@
 /*
  * cli: the `kvnode --role client` commands other than bench: ping, put,
- * get, exists, rm, pin, unpin, evict, stat.  Each prints what happened and exits with the
+ * get, exists, rm, pin, unpin, evict, stat (and, through cli_queue.c, the
+ * queue's lease, release, renew, get --ref).  Each prints what happened and exits with the
  * status of its first failure (kvn_err_exit_code), so scripts can tell a
  * missing key from an authentication failure from a full cluster.
  */
@@ -17,7 +18,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 
-static int fail(const char *what, int rc, struct kvn_client *c)
+int cli_fail(const char *what, int rc, struct kvn_client *c)
 {
 	const char *d = kvn_last_detail(c);
 	int has = d && *d;
@@ -116,14 +117,12 @@ static int cmd_ping(struct kvn_client *c)
 	uint32_t peers;
 	int rc = kvn_ping(c, &rtt, &peers);
 	if (rc)
-		return fail("ping", rc, c);
+		return cli_fail("ping", rc, c);
 	printf("pong: rtt %llu us, %u peer(s) attached\n", (unsigned long long)rtt, peers);
 	return 0;
 }
 
-/* --ttl D at argv[*i] (a duration, 1 ms to 10 years): 1 with *ttl set and
- * *i past it, 0 when argv[*i] is not --ttl, -1 for a bad value. */
-static int ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
+int cli_ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 {
 	const char *why = NULL;
 
@@ -138,7 +137,9 @@ static int ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 	return 1;
 }
 
-#define PUT_USAGE "usage: kvnode --role client put [--durable] [--ttl D] KEY FILE|- [KEY FILE]...\n"
+#define PUT_USAGE                                                                                  \
+	"usage: kvnode --role client put [--durable] [--queue [--retain]] [--ttl D] KEY FILE|- "    \
+	"[KEY FILE]...\n"
 
 /* put's options into *po and the first KEY's index into *first; 2 (usage
  * printed) when they are wrong, checked before any connection. */
@@ -151,12 +152,23 @@ static int put_args(int argc, char **argv, struct kvn_put_opts *po, int *first)
 		if (i < argc && strcmp(argv[i], "--durable") == 0) {
 			po->flags |= KVN_PUT_DURABLE;
 			i++;
-		} else if ((t = ttl_arg(argc, argv, &i, &po->ttl_ms)) < 0) {
+		} else if (i < argc && strcmp(argv[i], "--queue") == 0) {
+			po->flags |= KVN_PUT_QUEUE; /* durable too: the library sends it so */
+			i++;
+		} else if (i < argc && strcmp(argv[i], "--retain") == 0) {
+			po->flags |= KVN_PUT_RETAIN;
+			i++;
+		} else if ((t = cli_ttl_arg(argc, argv, &i, &po->ttl_ms)) < 0) {
 			fputs(PUT_USAGE, stderr);
 			return 2;
 		} else if (t == 0) {
 			break;
 		}
+	}
+	if ((po->flags & KVN_PUT_RETAIN) && !(po->flags & KVN_PUT_QUEUE)) {
+		fprintf(stderr, "kvnode: put: --retain is for queue samples: it needs --queue\n");
+		fputs(PUT_USAGE, stderr);
+		return 2;
 	}
 	if (argc - i < 2 || (argc - i) % 2 != 0) {
 		fputs(PUT_USAGE, stderr);
@@ -189,7 +201,7 @@ static int cmd_put(struct kvn_client *c, int argc, char **argv, uint64_t max)
 		if (items[k].status) {
 			char what[128];
 			snprintf(what, sizeof what, "put '%.100s'", (const char *)items[k].key);
-			int x = fail(what, items[k].status, c);
+			int x = cli_fail(what, items[k].status, c);
 			if (!ret)
 				ret = x;
 		}
@@ -201,32 +213,60 @@ out:
 	return ret;
 }
 
+#define GET_USAGE                                         \
+	"usage: kvnode --role client get KEY [-o FILE]\n" \
+	"       kvnode --role client get --ref KEY@GEN [-o FILE]\n"
+
+/* get's arguments: the key or the ref, the output file (NULL: stdout); 2
+ * (usage printed) when they are wrong, checked before any connection. */
+static int get_args(int argc, char **argv, const char **key, const char **ref, const char **out)
+{
+	*key = *ref = *out = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && !*out) {
+			*out = argv[++i];
+		} else if (strcmp(argv[i], "--ref") == 0 && i + 1 < argc && !*ref && !*key) {
+			*ref = argv[++i];
+		} else if (!*key && !*ref && argv[i][0] != '-') {
+			*key = argv[i];
+		} else {
+			fprintf(stderr, "kvnode: get: unexpected argument '%s'\n", argv[i]);
+			fputs(GET_USAGE, stderr);
+			return 2;
+		}
+	}
+	if (!*key && !*ref) {
+		fputs(GET_USAGE, stderr);
+		return 2;
+	}
+	if (*ref) {
+		uint8_t k[KVN_MAX_KEY];
+		size_t klen;
+		uint64_t gen;
+		if (cli_ref_parse(*ref, k, &klen, &gen) != 0) {
+			fputs(GET_USAGE, stderr);
+			return 2;
+		}
+	}
+	return 0;
+}
+
 static int cmd_get(struct kvn_client *c, int argc, char **argv)
 {
-	const char *key = NULL, *out = NULL;
+	const char *key, *ref, *out;
 	void *val = NULL;
 	size_t vlen = 0;
 	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
-			out = argv[++i];
-		else if (!key && argv[i][0] != '-')
-			key = argv[i];
-		else {
-			fprintf(stderr, "usage: kvnode --role client get KEY [-o FILE]\n");
-			return 2;
-		}
-	}
-	if (!key) {
-		fprintf(stderr, "usage: kvnode --role client get KEY [-o FILE]\n");
+	if (get_args(argc, argv, &key, &ref, &out) != 0)
 		return 2;
-	}
-	rc = kvn_get_alloc(c, key, strlen(key), &val, &vlen);
-	if (rc) {
+	if (ref) {
+		if ((rc = cli_get_ref(c, ref, &val, &vlen)) != 0)
+			return rc;
+	} else if ((rc = kvn_get_alloc(c, key, strlen(key), &val, &vlen)) != 0) {
 		char what[128];
 		snprintf(what, sizeof what, "get '%.100s'", key);
-		return fail(what, rc, c);
+		return cli_fail(what, rc, c);
 	}
 	int fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : STDOUT_FILENO;
 	if (fd < 0 || write_all(fd, val, vlen) != 0) {
@@ -264,7 +304,7 @@ static int cmd_keys(struct kvn_client *c, int argc, char **argv, int remove)
 		char what[128];
 		snprintf(what, sizeof what, "%s '%.100s'", argv[0], argv[k + 1]);
 		if (items[k].status) {
-			int x = fail(what, items[k].status, c);
+			int x = cli_fail(what, items[k].status, c);
 			if (!ret || ret == 1)
 				ret = x;
 		} else if (!remove) {
@@ -286,7 +326,7 @@ static int hold_args(int argc, char **argv, uint64_t *ttl, int *first)
 	int i = 1, pin = strcmp(argv[0], "pin") == 0;
 
 	*ttl = PIN_DEFAULT_TTL_MS;
-	if (pin && ttl_arg(argc, argv, &i, ttl) < 0)
+	if (pin && cli_ttl_arg(argc, argv, &i, ttl) < 0)
 		i = argc; /* usage below */
 	*first = i;
 	if (i >= argc || argv[i][0] == '-') {
@@ -319,7 +359,7 @@ static int cmd_hold(struct kvn_client *c, int argc, char **argv)
 		if (items[k].status) {
 			char what[128];
 			snprintf(what, sizeof what, "%s '%.100s'", argv[0], (const char *)items[k].key);
-			int x = fail(what, items[k].status, c);
+			int x = cli_fail(what, items[k].status, c);
 			if (!ret)
 				ret = x;
 		}
@@ -337,7 +377,7 @@ static int cmd_stat(struct kvn_client *c)
 	int rc = kvn_stat(c, nodes, 256, &n, &objects);
 
 	if (rc)
-		return fail("stat", rc, c);
+		return cli_fail("stat", rc, c);
 	printf("objects: %llu\nnodes: %zu\n", (unsigned long long)objects, n);
 	printf("%-24s %-22s %-6s %12s %12s %10s\n", "node", "address", "alive", "dram used", "dram total",
 	       "objects");
@@ -361,18 +401,23 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 		return cli_bench(argc, argv, conf);
 	}
 	int hold = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
+	int queue = cli_queue_cmd(cmd);
 	if (strcmp(cmd, "ping") && strcmp(cmd, "put") && strcmp(cmd, "get") && strcmp(cmd, "exists") &&
-	    strcmp(cmd, "rm") && strcmp(cmd, "stat") && !hold) {
+	    strcmp(cmd, "rm") && strcmp(cmd, "stat") && !hold && !queue) {
 		fprintf(stderr,
-			"kvnode: unknown command '%s' (ping, put, get, exists, rm, pin, unpin, evict, stat, bench)\n",
+			"kvnode: unknown command '%s' (ping, put, get, exists, rm, pin, unpin, evict, stat, lease, "
+			"release, renew, bench)\n",
 			cmd);
 		return 2;
 	}
 	uint64_t ttl;
 	int first;
 	struct kvn_put_opts po;
+	const char *gk, *gr, *go;
 	if ((hold && hold_args(argc, argv, &ttl, &first) != 0) ||
-	    (strcmp(cmd, "put") == 0 && put_args(argc, argv, &po, &first) != 0))
+	    (strcmp(cmd, "put") == 0 && put_args(argc, argv, &po, &first) != 0) ||
+	    (strcmp(cmd, "get") == 0 && get_args(argc, argv, &gk, &gr, &go) != 0) ||
+	    (queue && cli_queue_args(argc, argv) != 0))
 		return 2;
 	rc = connect_from(conf, &c);
 	if (rc)
@@ -389,6 +434,8 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 		rc = cmd_keys(c, argc, argv, 1);
 	else if (hold)
 		rc = cmd_hold(c, argc, argv);
+	else if (queue)
+		rc = cli_queue_main(c, argc, argv);
 	else
 		rc = cmd_stat(c);
 	kvn_close(c);

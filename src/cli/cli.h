@@ -9,11 +9,42 @@
 
 struct kvn_options;
 struct kvn_conf;
+struct kvn_client;
 
 /* Run one client command (argv[0]: ping, put, get, exists, rm, pin, unpin,
- * evict, stat, bench) with the loaded config; conf's strings may be taken.  Returns the exit
- * status. */
+ * evict, stat, lease, release, renew, bench) with the loaded config;
+ * conf's strings may be taken.  Returns the exit status. */
 int cli_main(int argc, char **argv, struct kvn_conf *conf);
+
+/* ---- shared by cli.c and cli_queue.c ---- */
+/* "kvnode: WHAT: error (detail)" on stderr; returns rc's exit status. */
+int cli_fail(const char *what, int rc, struct kvn_client *c);
+/* --ttl D at argv[*i] (a duration, 1 ms to 10 years): 1 with *ttl set and
+ * *i past it, 0 when argv[*i] is not --ttl, -1 for a bad value (said). */
+int cli_ttl_arg(int argc, char **argv, int *i, uint64_t *ttl);
+
+/* ---- cli_queue.c: lease, release, renew, get --ref ---- */
+/* Whether cmd is lease, release or renew. */
+int cli_queue_cmd(const char *cmd);
+/* Their arguments, checked before any connection: 0, or 2 after saying
+ * what is wrong (naming the argument) and how to call it. */
+int cli_queue_args(int argc, char **argv);
+/* Run one of them: the exit status. */
+int cli_queue_main(struct kvn_client *c, int argc, char **argv);
+/* A key on a line of the CLI's output: as is when every byte is printable
+ * ASCII other than space and it does not start with "hex:", else "hex:"
+ * and its bytes in lower-case hex (out: 5 + 2 * klen bytes at least). */
+void cli_key_format(char *out, size_t cap, const void *key, size_t klen);
+/* Back: "hex:" and an even number of hex digits is those bytes, anything
+ * else the bytes as given.  Returns the key's length, 0 if over cap. */
+size_t cli_key_parse(const char *s, size_t len, uint8_t *out, size_t cap);
+/* get --ref KEY@GEN (split at the last '@', GEN decimal, non-zero): 0, or
+ * -1 after saying what is wrong.  key has KVN_MAX_KEY bytes. */
+int cli_ref_parse(const char *ref, uint8_t *key, size_t *klen, uint64_t *gen);
+/* Fetch exactly that generation into *val (malloc'd, the caller frees):
+ * 0, or the exit status after saying why (KVN_ESTALE, KVN_EPEERDOWN
+ * explained). */
+int cli_get_ref(struct kvn_client *c, const char *ref, void **val, size_t *vlen);
 
 /* argv[0] == "bench".  Returns the process exit status (0 ok, 2 usage, else
  * kvn_err_exit_code).  `conf` is the CLI's finalized config, --set overrides

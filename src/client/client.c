@@ -322,6 +322,19 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 		}
 		if (reused && !retried)
 			again = actor_msg_dup(m);
+		if (reused && op->once) {
+			/* A call that must not be sent twice (LEASE, RELEASE,
+			 * RENEW) cannot take the resend below: let the loop
+			 * notice a connection that died while we were idle, so
+			 * the call goes on a fresh one instead of failing. */
+			client_run_nonblock(c);
+			client_run_nonblock(c);
+			if (!c->master) {
+				actor_msg_free(again);
+				again = NULL;
+				continue; /* nothing was sent: reconnect */
+			}
+		}
 		actor_id used = c->master;
 		actor_msg_free(op->reply);
 		op->reply = NULL;
@@ -341,7 +354,9 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 			return rc;
 		}
 		client_run(c, &op->mdone, op->deadline_ms + 1000);
-		if (op->mdone && !op->reply_err && op->reply->status == KVN_ECONN && again) {
+		/* the request may have reached the master before the
+		 * connection broke: only a call that is safe twice goes again */
+		if (op->mdone && !op->reply_err && op->reply->status == KVN_ECONN && again && !op->once) {
 			client_master_drop(c, used);
 			m = again;
 			again = NULL;

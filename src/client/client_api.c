@@ -40,8 +40,9 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 	struct client_op op;
 	int *st;
 	int rc = 0;
+	uint8_t wire_flags;
 
-	if (!c || (!items && n) || (flags & ~CLIENT_PUT_FLAGS) || ttl_ms > PROTO_TTL_MAX_MS)
+	if (!c || (!items && n) || client_put_wire_flags(flags, &wire_flags) != 0 || ttl_ms > PROTO_TTL_MAX_MS)
 		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
 	/* once per value, whatever the retries: the peer stores it and every
@@ -63,7 +64,7 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		else
 			st[i] = KVN_EBUSY; /* to do */
 	}
-	rc = client_put_rounds(c, &op, st, (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0);
+	rc = client_put_rounds(c, &op, st, wire_flags);
 	for (size_t i = 0; i < n; i++) {
 		int s = st[i];
 		if (s == KVN_EBUSY && rc)

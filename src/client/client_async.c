@@ -426,7 +426,9 @@ static void aput_route(struct kvn_client *c, struct client_aput *ap)
 int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void *val, size_t vlen,
 		  unsigned flags, kvn_put_done_fn done, void *arg)
 {
-	if (!c || !key || (flags & ~CLIENT_PUT_FLAGS))
+	uint8_t wire_flags;
+
+	if (!c || !key || client_put_wire_flags(flags, &wire_flags) != 0)
 		return KVN_EINVAL;
 	if (klen < 1 || klen > KVN_MAX_KEY)
 		return KVN_EKEYLEN;
@@ -444,7 +446,7 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 	ap->val = val;
 	ap->vlen = vlen;
 	ap->checksum = kvn_xxh3(val, vlen);
-	ap->flags = (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0;
+	ap->flags = wire_flags;
 	ap->deadline_ms = kvn_now_ms() + c->conf.client_timeout;
 	ap->klen = (uint16_t)klen;
 	memcpy(ap->key, key, klen);

@@ -5,8 +5,9 @@
  * routing, rounds of peer requests), client_api.c (the synchronous public
  * calls of include/kvnode.h, get by generation included), client_async.c
  * (async puts, kvn_poll, the drain at close), client_slot.c (the slot
- * protocol and resolve), client_via.c (gets and puts sent to the master)
- * and client_stats.c (the counters and what tests read of a client).
+ * protocol and resolve), client_via.c (gets and puts sent to the master),
+ * client_queue.c (a put's queue flags; lease, release, renew) and
+ * client_stats.c (the counters and what tests read of a client).
  */
 #ifndef KVN_CLIENT_INT_H
 #define KVN_CLIENT_INT_H
@@ -25,7 +26,7 @@
 
 #define CLIENT_SCRATCH (64 * 1024)
 /* Every flag kvn_put and its kin know; any other is refused (KVN_EINVAL). */
-#define CLIENT_PUT_FLAGS ((unsigned)KVN_PUT_DURABLE)
+#define CLIENT_PUT_FLAGS ((unsigned)(KVN_PUT_DURABLE | KVN_PUT_QUEUE | KVN_PUT_RETAIN))
 /* Request metadata is kept under this (the limit is 64 KiB). */
 #define META_BUDGET (60u * 1024u)
 /* A route reply item carries node id and address (up to ~220 bytes), so a
@@ -89,6 +90,9 @@ struct client_op {
 	struct actor_msg *reply;
 	int reply_err;
 	int mdone;
+	/* LEASE, RELEASE, RENEW: not idempotent, so client_master_call sends
+	 * the request at most once (again only when it surely never left) */
+	int once;
 };
 
 /* client_round.c: a route answer named rt's node (tracks the sole peer). */
@@ -264,6 +268,12 @@ int client_put_via_wanted(struct kvn_client *c);
  * an answered item says KVN_ENOSPC or KVN_ECONN (exclude that node). */
 uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint32_t *idx, uint32_t n, int *st,
 			       uint8_t put_flags, int *refused_here);
+
+/* client_queue.c */
+/* A put's flags (enum kvn_put_flags) as the items header's PROTO_PUT_*:
+ * 0 with *wire set, or KVN_EINVAL for a bit outside CLIENT_PUT_FLAGS or
+ * KVN_PUT_RETAIN without KVN_PUT_QUEUE.  A queue put is durable. */
+int client_put_wire_flags(unsigned flags, uint8_t *wire);
 
 /* client_async.c */
 /* kvn_close: wait for every async put (bounded by their deadlines), run

@@ -143,9 +143,11 @@ static int slot_call(struct kvn_client *c, struct kvn_slot *slots, size_t n, int
 
 int kvn_commit_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n, unsigned flags)
 {
-	if (flags & ~CLIENT_PUT_FLAGS)
+	uint8_t wire_flags;
+
+	if (client_put_wire_flags(flags, &wire_flags) != 0)
 		return KVN_EINVAL;
-	return slot_call(c, slots, n, WIRE_COMMIT_SLOT, (flags & KVN_PUT_DURABLE) ? PROTO_PUT_DURABLE : 0);
+	return slot_call(c, slots, n, WIRE_COMMIT_SLOT, wire_flags);
 }
 
 int kvn_abort_slots(struct kvn_client *c, struct kvn_slot *slots, size_t n)

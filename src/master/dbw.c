@@ -45,7 +45,8 @@
  * "database or disk is full (sqlite 13)"): the master passes it on to the
  * durable puts that fail with it.
  *   DBW_EPOCH     = u32 epoch
- *   DBW_FLOORS_CLEAR = (empty), one-way
+ *   DBW_FLOORS_CLEAR = u64 before_ms (wall clock: floors of keys whose
+ *                   last row went at or before it), one-way
  */
 #include "config.h"
 
@@ -548,13 +549,18 @@ static int dbw_on_epoch(struct dbw *d, struct actor_msg *m)
  * only refuse generations no node holds). */
 static int dbw_on_floors_clear(struct dbw *d, struct actor_msg *m)
 {
-	(void)m;
+	struct wire_r r;
+	uint64_t before;
 	int rc;
 
+	wire_r_init(&r, m->meta, m->meta_len);
+	before = wire_r_u64(&r);
+	if ((rc = wire_r_end(&r)) != 0)
+		return rc;
 	if ((rc = dbw_group_join(d)) != 0)
 		return rc;
 	d->group_writes++;
-	if ((rc = meta_floors_clear(d->db)) != 0) {
+	if ((rc = meta_floors_clear(d->db, before)) != 0) {
 		DBW_STAT_INC(db_write_failed);
 		return KVN_EDB;
 	}

@@ -121,7 +121,7 @@ static int load_object(void *arg, const struct meta_object *o)
 	if (strcmp(o->state, "lost") == 0) {
 		/* its dead node may bring back exactly it, nothing older */
 		master_floor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
-		ms->db_floors = 1;
+		master_floor_db_note(ms);
 		return 0;
 	}
 	if (!n || n->dead || strcmp(o->state, "live") != 0)
@@ -193,6 +193,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->server_id = kvn_xstrdup(o->server_id && *o->server_id ? o->server_id : "kvnode-master");
 	ms->node_timeout_ms = o->node_timeout_ms;
 	ms->max_value_size = o->max_value_size;
+	ms->floor_keep_ms = o->floor_keep_ms;
 	ms->epoch = epoch;
 	kvn_ratelimit_init(&ms->rl_event, 10000, 3);
 	ms->epoch_want = epoch;
@@ -657,7 +658,7 @@ static int master_on_events(struct master *ms, struct actor_msg *m)
 		} else if (master_index_remove(ms, n, e.key, e.klen, e.gen)) {
 			master_queue_on_remove(ms, e.key, e.klen, e.gen);
 			master_db_ops_add(ms, n, &ob, DBW_OP_DEL, e.key, e.klen, e.gen, 0, 0, 0);
-			ms->db_floors = 1; /* the delete leaves a floor (sql/002-floors.sql) */
+			master_floor_db_note(ms); /* the delete leaves a floor (sql/002-floors.sql) */
 		}
 		n->applied_seq = e.seq;
 	}

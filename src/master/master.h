@@ -22,6 +22,7 @@ struct master_opts {
 	uint64_t max_value_size;  /* node.max_value_size */
 	uint64_t commit_linger_ms; /* master.commit_linger; 0: every group commits at once */
 	uint64_t lease_ttl_max_ms; /* master.lease_ttl_max; 0: PROTO_TTL_MAX_MS */
+	uint64_t floor_keep_ms;    /* tests: master.db floors' keep window; 0: 10 min */
 };
 /* Open master.db (bumping the epoch durably), start the SQLite writer actor
  * on db_loop and the master actor on loop.  *out gets the master actor.

@@ -154,7 +154,7 @@ int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen)
 	struct master *ms = arg;
 	struct master_entry *e;
 
-	ms->db_floors = 1;
+	master_floor_db_note(ms);
 	if (klen == 0 || klen > KVN_MAX_KEY)
 		return 0;
 	e = master_index_find(ms, key, (uint16_t)klen);
@@ -163,21 +163,43 @@ int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen)
 	return 0;
 }
 
+void master_floor_db_note(struct master *ms)
+{
+	ms->db_floors = 1;
+	ms->db_floor_ms = kvn_now_ms();
+}
+
 void master_floor_db_check(struct master *ms)
 {
 	struct master_node *n, *tmp;
+	uint64_t now = kvn_now_ms();
 
 	if (!ms->db_floors || ms->db_degraded || ms->unsynced || ms->forgotten)
+		return;
+	uint64_t keep = ms->floor_keep_ms ? ms->floor_keep_ms : MASTER_FLOOR_KEEP_MS;
+	if (ms->floor_clear_ms && now - ms->floor_clear_ms < (keep < MASTER_FLOOR_CLEAR_EVERY_MS ? keep : MASTER_FLOOR_CLEAR_EVERY_MS))
 		return;
 	HASH_ITER(hh, ms->nodes, n, tmp)
 		if (n->npdrops || n->pdrops_lost || n->stg.active)
 			return; /* it may still hold a generation it was told to drop */
+	/* Only floors older than the keep window: a node that removed a
+	 * value itself (REMOVE, expiry) makes that durable on its disk tier
+	 * a little later; if it crashed in between it brings the value back,
+	 * and should the master restart too, only a floor refuses it (t/sim
+	 * seed 726 with the queue on: a removed key's old generation was
+	 * routed again). */
 	struct actor_msg *m = actor_msg_new(DBW_FLOORS_CLEAR);
-	if (actor_send(ms->dbw, m) != 0) {
+	struct wire_w w;
+	wire_w_init(&w);
+	wire_w_u64(&w, kvn_wall_ms() - keep);
+	if (wire_w_to_msg(&w, m) != 0 || actor_send(ms->dbw, m) != 0) {
+		wire_w_fini(&w);
 		actor_msg_free(m);
 		return; /* the next heartbeat tries again */
 	}
-	ms->db_floors = 0;
+	ms->floor_clear_ms = now;
+	if (now - ms->db_floor_ms >= keep)
+		ms->db_floors = 0; /* none younger than the window can be left */
 }
 
 /* ---- recent removals ----

@@ -214,6 +214,9 @@ struct master {
 	uint64_t floor_all;          /* past the limit: a floor for every key */
 	int floor_full_logged;
 	int db_floors;               /* master.db may hold floors: empty them when quiet */
+	uint64_t db_floor_ms;        /* when the newest of them may have been written */
+	uint64_t floor_clear_ms;     /* last DBW_FLOORS_CLEAR sent */
+	uint64_t floor_keep_ms;      /* MASTER_FLOOR_KEEP_MS, or the tests' */
 	/* keys removed lately, with the generation a new entry must reach:
 	 * a put granted before the remove may still commit on a slow or
 	 * stopped peer and send its ADD after it (master_floor.c) */
@@ -388,6 +391,13 @@ void master_floor_recalled(struct master *ms, struct master_node *n);
  * have made every floor needless. */
 int master_floor_load(void *arg, const void *key, size_t klen, uint64_t gen);
 void master_floor_db_check(struct master *ms);
+/* A write that may leave a floor in master.db went to the writer. */
+void master_floor_db_note(struct master *ms);
+/* master.db's floors are kept this long after their key's last row went
+ * (a node's own removal may not be durable on its disk yet), and emptied
+ * at most this often. */
+#define MASTER_FLOOR_KEEP_MS (10ull * 60 * 1000)
+#define MASTER_FLOOR_CLEAR_EVERY_MS (10ull * 1000)
 /* A key removed at gen: for MREMOVED_MS an ADD of it below gen + 1 with no
  * entry is stale (master_floor_removed_take says the floor, and forgets it
  * once a new entry reaches it).  Expired ones go in

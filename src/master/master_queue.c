@@ -686,8 +686,19 @@ static void consume(struct master *ms, struct master_qent *q, int keep, struct m
 		q->lease_id = q->deadline_ms = 0;
 		return;
 	}
-	if (n && master_index_remove(ms, n, q->key, q->klen, q->gen))
+	if (n) {
+		if (!master_index_remove(ms, n, q->key, q->klen, q->gen)) {
+			/* its node is dead or detached (no entry to remove):
+			 * the floor keeps a re-sync of this generation out */
+			master_floor_raise(ms, q->key, q->klen, q->gen + 1);
+			master_floor_removed_note(ms, q->key, q->klen, q->gen + 1);
+		}
+		/* kept as unconfirmed until the node's heartbeat shows it
+		 * applied it, across its restarts: its full sync cannot bring
+		 * the consumed generation back (master_drops_pending_has) */
 		master_drops_add(drops, n, q->key, q->klen, q->gen);
+	}
+	master_floor_db_note(ms); /* the row's delete leaves a floor */
 	qent_free(ms, q);
 }
 

@@ -203,7 +203,7 @@ int master_on_full_sync(struct master *ms, struct actor_msg *m)
 	}
 	sync_apply(ms, n);
 	master_reply_ack(ms, m, n, 0, 0);
-	ms->db_floors = 1; /* rows it no longer holds leave floors (sql/002-floors.sql) */
+	master_floor_db_note(ms); /* rows it no longer holds leave floors (sql/002-floors.sql) */
 	persist_sync(ms, n);
 	return 0;
 }

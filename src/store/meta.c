@@ -101,7 +101,7 @@ const char *const meta_st_sql[ST__COUNT] = {
 			     "(SELECT node_id FROM nodes WHERE state = 'dead')",
 	/* floors: written by the objects_floor trigger (sql/002-floors.sql) */
 	[ST_FLOOR_LOAD] = "SELECT key, gen FROM floors",
-	[ST_FLOOR_CLEAR] = "DELETE FROM floors",
+	[ST_FLOOR_CLEAR] = "DELETE FROM floors WHERE removed_ms <= ?1",
 };
 
 /* ---- errors --------------------------------------------------------------- */
@@ -650,9 +650,12 @@ int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg)
 	return 0;
 }
 
-int meta_floors_clear(struct meta_db *db)
+int meta_floors_clear(struct meta_db *db, uint64_t before_ms)
 {
-	return db ? ST_RUN(db, ST_FLOOR_CLEAR) : KVN_EINVAL;
+	if (!db || before_ms > (uint64_t)INT64_MAX)
+		return KVN_EINVAL;
+	BIND(db, ST_FLOOR_CLEAR, sqlite3_bind_int64(db->st[ST_FLOOR_CLEAR], 1, (int64_t)before_ms));
+	return ST_RUN(db, ST_FLOOR_CLEAR);
 }
 
 static void col_text(sqlite3_stmt *s, int col, char *out, size_t cap)

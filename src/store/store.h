@@ -501,7 +501,9 @@ int meta_load_objects(struct meta_db *db, meta_object_fn fn, void *arg);
  * (the master knows no node holds an older generation it does not index). */
 typedef int (*meta_floor_fn)(void *arg, const void *key, size_t klen, uint64_t gen);
 int meta_load_floors(struct meta_db *db, meta_floor_fn fn, void *arg);
-int meta_floors_clear(struct meta_db *db);
+/* Delete the floors whose last row went at or before before_ms (wall
+ * clock; UINT64_MAX... any value up to INT64_MAX: all of them). */
+int meta_floors_clear(struct meta_db *db, uint64_t before_ms);
 int meta_load_nodes(struct meta_db *db, meta_node_fn fn, void *arg);
 
 /* ---- the consumer queue (meta_queue.c, sql/003-queue.sql) ---- */
