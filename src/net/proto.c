@@ -12,7 +12,7 @@
 #include "net/proto.h"
 #include "base/base.h"
 
-static int finish(struct wire_w *w, struct actor_msg *m)
+int proto_finish(struct wire_w *w, struct actor_msg *m)
 {
 	int rc = wire_w_to_msg(w, m);
 	wire_w_fini(w);
@@ -21,7 +21,7 @@ static int finish(struct wire_w *w, struct actor_msg *m)
 
 /* A count claims n items of at least min_item bytes each: refuse a count
  * the remaining metadata cannot hold, before anybody loops over it. */
-static int check_count(struct wire_r *r, uint32_t n, uint32_t min_item)
+int proto_check_count(struct wire_r *r, uint32_t n, uint32_t min_item)
 {
 	if (r->err)
 		return r->err;
@@ -58,7 +58,7 @@ int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server
 	wire_w_init(&w);
 	wire_w_u32(&w, peers);
 	wire_w_str(&w, server_id);
-	return finish(&w, m);
+	return proto_finish(&w, m);
 }
 
 int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap)
@@ -90,7 +90,7 @@ int proto_node_enc(struct actor_msg *m, const struct proto_node *n)
 	wire_w_u64(&w, n->page_size);
 	wire_w_u64(&w, n->dram_evictable);
 	wire_w_u8(&w, n->flags);
-	return finish(&w, m);
+	return proto_finish(&w, m);
 }
 
 int proto_node_dec(const struct actor_msg *m, struct proto_node *n)
@@ -131,7 +131,7 @@ int proto_ack_enc(struct actor_msg *m, const struct proto_ack *a)
 	wire_w_u64(&w, a->durable_seq);
 	wire_w_u8(&w, a->need_full_sync);
 	wire_w_u32(&w, a->epoch);
-	return finish(&w, m);
+	return proto_finish(&w, m);
 }
 
 int proto_ack_dec(const struct actor_msg *m, struct proto_ack *a)
@@ -174,7 +174,7 @@ int proto_events_open(struct wire_r *r, const struct actor_msg *m, char *node_id
 	wire_r_str(r, node_id, cap);
 	*boot_id = wire_r_u64(r);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, EVENT_MIN_BYTES);
+	return proto_check_count(r, *n, EVENT_MIN_BYTES);
 }
 
 int proto_events_next(struct wire_r *r, struct proto_event *e)
@@ -219,7 +219,7 @@ int proto_sync_open(struct wire_r *r, const struct actor_msg *m, struct proto_sy
 	h->chunk = wire_r_u32(r);
 	h->last = wire_r_u8(r);
 	h->n = wire_r_u32(r);
-	return check_count(r, h->n, 3 + 8 + 1 + 8 + 1);
+	return proto_check_count(r, h->n, 3 + 8 + 1 + 8 + 1);
 }
 
 int proto_sync_next(struct wire_r *r, struct proto_event *e)
@@ -241,7 +241,7 @@ int proto_durable_enc(struct actor_msg *m, uint64_t durable_seq)
 	struct wire_w w;
 	wire_w_init(&w);
 	wire_w_u64(&w, durable_seq);
-	return finish(&w, m);
+	return proto_finish(&w, m);
 }
 
 int proto_durable_dec(const struct actor_msg *m, uint64_t *durable_seq)
@@ -261,7 +261,7 @@ int proto_durable_fail_enc(struct actor_msg *m, uint64_t durable_seq, uint64_t f
 	wire_w_u64(&w, durable_seq);
 	wire_w_u64(&w, failed_upto);
 	wire_w_str(&w, buf);
-	return finish(&w, m);
+	return proto_finish(&w, m);
 }
 
 int proto_durable_fail_dec(const struct actor_msg *m, uint64_t *durable_seq, uint64_t *failed_upto,
@@ -295,7 +295,7 @@ int proto_keys_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
 {
 	wire_r_init(r, m->meta, m->meta_len);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 3);
+	return proto_check_count(r, *n, 3);
 }
 
 int proto_keys_next(struct wire_r *r, const uint8_t **key, uint16_t *klen)
@@ -330,7 +330,7 @@ int proto_route_put_open(struct wire_r *r, const struct actor_msg *m, char (*ex)
 	for (uint32_t i = 0; i < *nexclude && !r->err; i++)
 		wire_r_str(r, ex[i], 65);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 3 + 8);
+	return proto_check_count(r, *n, 3 + 8);
 }
 
 int proto_route_put_next(struct wire_r *r, const uint8_t **key, uint16_t *klen, uint64_t *size)
@@ -365,7 +365,7 @@ int proto_routes_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
 {
 	wire_r_init(r, m->meta, m->meta_len);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 4 + 2 + 2 + 8 + 1 + 8);
+	return proto_check_count(r, *n, 4 + 2 + 2 + 8 + 1 + 8);
 }
 
 int proto_routes_next(struct wire_r *r, struct proto_route *rt)
@@ -449,7 +449,7 @@ int proto_items_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, u
 	*n = wire_r_u32(r);
 	if (!r->err && (*n == 0 || (*flags & ~PROTO_ITEMS_FLAGS)))
 		r->err = KVN_EPROTO;
-	return check_count(r, *n, 3 + 8 + 8 + ((*flags & PROTO_ITEMS_SUM) ? 16 : 0));
+	return proto_check_count(r, *n, 3 + 8 + 8 + ((*flags & PROTO_ITEMS_SUM) ? 16 : 0));
 }
 
 int proto_items_next(struct wire_r *r, struct proto_item *it)
@@ -557,7 +557,7 @@ int proto_results_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len,
 {
 	wire_r_init(r, meta, meta_len);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, PROTO_RESULT_LEN);
+	return proto_check_count(r, *n, PROTO_RESULT_LEN);
 }
 
 int proto_results_next(struct wire_r *r, struct proto_result *res)
@@ -590,7 +590,7 @@ int proto_slots_open(struct wire_r *r, const uint8_t *meta, uint32_t meta_len, u
 {
 	wire_r_init(r, meta, meta_len);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 4 + 8 + 8 + 4);
+	return proto_check_count(r, *n, 4 + 8 + 8 + 4);
 }
 
 int proto_slots_next(struct wire_r *r, struct proto_slot_result *s)
@@ -632,7 +632,7 @@ int proto_stat_open(struct wire_r *r, const struct actor_msg *m, uint64_t *objec
 	*objects = wire_r_u64(r);
 	*bytes = wire_r_u64(r);
 	*n = wire_r_u32(r);
-	return check_count(r, *n, 2 + 2 + 1 + 5 * 8);
+	return proto_check_count(r, *n, 2 + 2 + 1 + 5 * 8);
 }
 
 int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn)
@@ -645,172 +645,5 @@ int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn)
 	sn->disk_total = wire_r_u64(r);
 	sn->disk_used = wire_r_u64(r);
 	sn->objects = wire_r_u64(r);
-	return r->err;
-}
-
-/* ---- consumer leases ---- */
-
-static int holder_ok(const char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return 0;
-	return 1;
-}
-
-int proto_lease_enc(struct actor_msg *m, const struct proto_lease_req *q)
-{
-	struct wire_w w;
-	wire_w_init(&w);
-	wire_w_u32(&w, q->part_i);
-	wire_w_u32(&w, q->part_n);
-	wire_w_u32(&w, q->max);
-	wire_w_u64(&w, q->ttl_ms);
-	wire_w_str(&w, q->holder);
-	return finish(&w, m);
-}
-
-int proto_lease_dec(const struct actor_msg *m, struct proto_lease_req *q)
-{
-	struct wire_r r;
-	char holder[PROTO_HOLDER_MAX + 2];
-	wire_r_init(&r, m->meta, m->meta_len);
-	q->part_i = wire_r_u32(&r);
-	q->part_n = wire_r_u32(&r);
-	q->max = wire_r_u32(&r);
-	q->ttl_ms = wire_r_u64(&r);
-	wire_r_str(&r, holder, sizeof holder);
-	if (r.err || wire_r_end(&r) != 0)
-		return KVN_EPROTO;
-	if (q->part_n < 1 || q->part_n > PROTO_PART_MAX || q->part_i >= q->part_n || q->max < 1 ||
-	    q->max > PROTO_LEASE_MAX || q->ttl_ms < 1 || q->ttl_ms > PROTO_TTL_MAX_MS ||
-	    strlen(holder) > PROTO_HOLDER_MAX || !holder_ok(holder))
-		return KVN_EPROTO;
-	memcpy(q->holder, holder, strlen(holder) + 1);
-	return 0;
-}
-
-void proto_lease_reply_begin(struct wire_w *w, uint32_t n)
-{
-	wire_w_u32(w, n);
-}
-
-void proto_lease_reply_add(struct wire_w *w, const struct proto_lease_ref *ref)
-{
-	wire_w_u64(w, ref->lease_id);
-	wire_w_key(w, ref->key, ref->klen);
-	wire_w_u64(w, ref->gen);
-	wire_w_str(w, ref->node_id);
-	wire_w_u64(w, ref->size);
-	wire_w_u64(w, ref->deadline_ms);
-}
-
-size_t proto_lease_ref_len(uint16_t klen, const char *node_id)
-{
-	return 8 + 2 + (size_t)klen + 8 + 2 + strlen(node_id) + 8 + 8;
-}
-
-#define LEASE_REF_MIN (8 + 3 + 8 + 2 + 8 + 8)
-
-int proto_lease_reply_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
-{
-	wire_r_init(r, m->meta, m->meta_len);
-	*n = wire_r_u32(r);
-	if (!r->err && *n > PROTO_LEASE_MAX)
-		r->err = KVN_EPROTO;
-	return check_count(r, *n, LEASE_REF_MIN);
-}
-
-int proto_lease_reply_next(struct wire_r *r, struct proto_lease_ref *ref)
-{
-	ref->lease_id = wire_r_u64(r);
-	ref->key = wire_r_key(r, &ref->klen);
-	ref->gen = wire_r_u64(r);
-	wire_r_str(r, ref->node_id, sizeof ref->node_id);
-	ref->size = wire_r_u64(r);
-	ref->deadline_ms = wire_r_u64(r);
-	if (!r->err && (ref->lease_id == 0 || ref->gen == 0 || ref->gen > PROTO_GEN_MAX))
-		r->err = KVN_EPROTO;
-	return r->err;
-}
-
-void proto_release_begin(struct wire_w *w, uint8_t flags, uint32_t n)
-{
-	wire_w_u8(w, flags);
-	wire_w_u32(w, n);
-}
-
-void proto_renew_begin(struct wire_w *w, uint64_t ttl_ms, uint32_t n)
-{
-	wire_w_u64(w, ttl_ms);
-	wire_w_u32(w, n);
-}
-
-void proto_ids_add(struct wire_w *w, uint64_t lease_id)
-{
-	wire_w_u64(w, lease_id);
-}
-
-/* n ids, exactly what is left of the message */
-static int ids_check(struct wire_r *r, uint32_t n)
-{
-	if (!r->err && (n == 0 || n > PROTO_MAX_ITEMS || (uint64_t)n * 8 != (uint64_t)(r->len - r->off)))
-		r->err = KVN_EPROTO;
-	return r->err;
-}
-
-int proto_release_open(struct wire_r *r, const struct actor_msg *m, uint8_t *flags, uint32_t *n)
-{
-	wire_r_init(r, m->meta, m->meta_len);
-	*flags = wire_r_u8(r);
-	*n = wire_r_u32(r);
-	if (!r->err && ((*flags & ~(PROTO_RELEASE_RETAIN | PROTO_RELEASE_RETURN)) ||
-			*flags == (PROTO_RELEASE_RETAIN | PROTO_RELEASE_RETURN)))
-		r->err = KVN_EPROTO;
-	return ids_check(r, *n);
-}
-
-int proto_renew_open(struct wire_r *r, const struct actor_msg *m, uint64_t *ttl_ms, uint32_t *n)
-{
-	wire_r_init(r, m->meta, m->meta_len);
-	*ttl_ms = wire_r_u64(r);
-	*n = wire_r_u32(r);
-	if (!r->err && (*ttl_ms < 1 || *ttl_ms > PROTO_TTL_MAX_MS))
-		r->err = KVN_EPROTO;
-	return ids_check(r, *n);
-}
-
-int proto_ids_next(struct wire_r *r, uint64_t *lease_id)
-{
-	*lease_id = wire_r_u64(r);
-	return r->err;
-}
-
-void proto_lstat_begin(struct wire_w *w, uint32_t n)
-{
-	wire_w_u32(w, n);
-}
-
-void proto_lstat_add(struct wire_w *w, int32_t status, uint64_t deadline_ms)
-{
-	wire_w_u32(w, (uint32_t)status);
-	wire_w_u64(w, deadline_ms);
-}
-
-int proto_lstat_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n)
-{
-	wire_r_init(r, m->meta, m->meta_len);
-	*n = wire_r_u32(r);
-	if (!r->err && (uint64_t)*n * 12 != (uint64_t)(r->len - r->off))
-		r->err = KVN_EPROTO;
-	return r->err;
-}
-
-int proto_lstat_next(struct wire_r *r, int32_t *status, uint64_t *deadline_ms)
-{
-	*status = (int32_t)wire_r_u32(r);
-	*deadline_ms = wire_r_u64(r);
-	if (!r->err && (*status > 0 || *status < KVN_ERR_MIN))
-		r->err = KVN_EPROTO;
 	return r->err;
 }

@@ -44,6 +44,12 @@ enum proto_put_flags {
 int proto_reply(struct actor *self, const struct actor_msg *req, struct wire_w *w, struct evbuffer *payload,
 		int status);
 
+/* Shared by proto*.c: finish w into m (w is reset either way); refuse a
+ * count of n items of at least min_item bytes each that the rest of r
+ * cannot hold (KVN_EPROTO, also set in r->err). */
+int proto_finish(struct wire_w *w, struct actor_msg *m);
+int proto_check_count(struct wire_r *r, uint32_t n, uint32_t min_item);
+
 /* ---- PING ---- */
 int proto_ping_reply_enc(struct actor_msg *m, uint32_t peers, const char *server_id);
 int proto_ping_reply_dec(const struct actor_msg *m, uint32_t *peers, char *server_id, size_t cap);
