@@ -321,6 +321,41 @@ static void t_consumed_stays_gone(void)
 	env_down();
 }
 
+/* A tier move of a sample that reaches the master while its RELEASE is
+ * being written must not write the sample's row again after the delete
+ * (found by t/queue_prop: a consumed sample back in master.db). */
+static void t_move_during_release(void)
+{
+	struct lref r[NS];
+	uint32_t n = 0;
+	struct proto_ack ack;
+	struct tcall c = { 0 };
+	struct wire_w w;
+
+	env_up("move", 60000);
+	fill(0);
+	is_int(lease(0, 1, 1, 60000, r, &n), 0, "a lease of q/0");
+	struct actor_msg *m = actor_msg_new(WIRE_RELEASE);
+	wire_w_init(&w);
+	proto_release_begin(&w, 0, 1);
+	proto_ids_add(&w, r[0].id);
+	if (wire_w_to_msg(&w, m) != 0)
+		kvn_fatal("release enc");
+	m->src_role = AUTH_ROLE_CLIENT;
+	ok(actor_call(E.client.a, E.mid, m, CALL_MS, call_cb, &c) == 0, "RELEASE sent, its reply not waited for");
+	/* the peer offloaded q/0 meanwhile: ADD of the same generation, tier disk */
+	struct tev mv = { NS + 1, PROTO_EV_ADD, keys[0], 100, 1, 10 };
+	is_int(reply_ack(call(&E.peers[0], mk_events_d("p1", 7, &mv, 1, 0), AUTH_ROLE_PEER), &ack), 0,
+	       "the tier move is applied");
+	actor_loop_run_until(E.tl, &c.done, kvn_now_ms() + CALL_MS + 1000);
+	ok(c.done && !c.err && c.reply && c.reply->status == 0, "the RELEASE answered");
+	actor_msg_free(c.reply);
+	pump(200); /* the writer commits whatever the move sent */
+	is_int(count_rows("select count(*) from objects where key = cast('q/0' as blob)"), 0,
+	       "the consumed sample has no row in master.db");
+	env_down();
+}
+
 static void t_bad_input(void)
 {
 	struct lref r[NS];
@@ -352,6 +387,7 @@ static const struct tap_test tests[] = {
 	{ "restart", t_restart },
 	{ "dead_node", t_dead_node },
 	{ "consumed_stays_gone", t_consumed_stays_gone },
+	{ "move_during_release", t_move_during_release },
 	{ "bad_input", t_bad_input },
 	{ NULL, NULL },
 };

@@ -35,6 +35,7 @@ struct master_qent {
 	uint64_t gen, order, hash, size;
 	uint64_t lease_id, deadline_ms;
 	uint8_t state, retain, busy;
+	uint8_t consuming; /* busy with a RELEASE that deletes its row */
 	uint16_t klen;
 	uint8_t key[];
 };
@@ -212,6 +213,12 @@ void master_queue_on_remove(struct master *ms, const uint8_t *key, uint16_t klen
 	/* a write about it may be in flight: its reply finds no lease */
 	if (q && q->gen == gen)
 		qent_free(ms, q);
+}
+
+int master_queue_consuming(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	struct master_qent *q = ms->qkeys ? find_key(ms, key, klen) : NULL;
+	return q && q->gen == gen && q->busy && q->consuming;
 }
 
 uint8_t master_queue_qflags(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
@@ -639,11 +646,13 @@ static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 			wire_w_u8(&w, DBW_Q_RETURN);
 			wire_w_u64(&w, id);
 		} else {
+			uint8_t keep = (uint8_t)(q->retain || (flags & PROTO_RELEASE_RETAIN));
+			q->consuming = !keep;
 			wire_w_u8(&w, DBW_Q_CONSUME);
 			wire_w_u64(&w, id);
 			wire_w_key(&w, q->key, q->klen);
 			wire_w_u64(&w, q->gen);
-			wire_w_u8(&w, (uint8_t)(q->retain || (flags & PROTO_RELEASE_RETAIN)));
+			wire_w_u8(&w, keep);
 		}
 		c->nops++;
 	}
@@ -657,7 +666,7 @@ static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 		for (uint32_t i = 0; i < n; i++) {
 			struct master_qent *q = c->ids[i] ? find_lease(ms, c->ids[i]) : NULL;
 			if (q)
-				q->busy = 0;
+				q->busy = q->consuming = 0;
 		}
 		actor_reply_status(ms->self, m, rc);
 		qcall_free(c);
@@ -720,7 +729,7 @@ static void ids_done(struct master *ms, struct qcall *c, const uint8_t *res, uin
 		k++; /* op k of this id: the writer's result res[k - 1] */
 		q = find_lease(ms, c->ids[i]);
 		if (q)
-			q->busy = 0;
+			q->busy = q->consuming = 0;
 		if (rc) {
 			proto_lstat_add(&w, rc, 0);
 			continue;

@@ -72,7 +72,10 @@ static void persist_sync(struct master *ms, struct master_node *n)
 		uint32_t cnt = 0;
 
 		wire_w_init(&body);
-		for (; e && body.len + 32u + e->klen <= DBW_SPLIT_BYTES; e = TAILQ_NEXT(e, nlink), cnt++) {
+		for (; e && body.len + 32u + e->klen <= DBW_SPLIT_BYTES; e = TAILQ_NEXT(e, nlink)) {
+			if (master_queue_consuming(ms, e->key, e->klen, e->gen))
+				continue; /* its row is being deleted: not written again */
+			cnt++;
 			wire_w_key(&body, e->key, e->klen);
 			wire_w_u64(&body, e->gen);
 			wire_w_u8(&body, e->tier);
