@@ -25,7 +25,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,25 +241,6 @@ static void run_free(struct run *r)
 
 /* ---- cases ---- */
 
-/* An assertion a known bug can fail (reported, to be fixed in the master):
- * while it fails, "not ok ... # TODO why" (TAP: an expected failure, so
- * the suite passes and the log says so); when it holds, a plain "ok".
- * The bug is a race, so a run may not hit it. */
-static void known_bug_ok(int cond, const char *why, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void known_bug_ok(int cond, const char *why, const char *fmt, ...)
-{
-	va_list ap;
-	printf("%s %d - %s%s", cond ? "ok" : "not ok", ++tap_n, tap_case, *tap_case ? ": " : "");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	if (cond)
-		printf("\n");
-	else
-		printf(" # TODO known bug: %s\n", why);
-	fflush(stdout);
-}
-
 /* The checker on made-up histories: it passes a correct one and flags each
  * kind of failure. */
 static void t_checker(void)
@@ -393,24 +373,21 @@ static void t_prop(void)
 	is_int(res.fetch, 0, "every fetch of a live lease gave the sample's bytes");
 	is_int(res.estate_live + res.errors, 0, "no release or renew of a live lease refused");
 	is_int(r.failures, 0, "every client connected, every LEASE answered (or failed only while the master was away)");
-	/* Known to fail, rarely now (reported to the lead): a consumed sample
-	 * comes back when an event about it reaches the master after the
-	 * RELEASE deleted it: a tier move its peer had under way (an offload
-	 * under DRAM pressure, the promote its fetch caused), or the full
-	 * sync of a peer that had not dropped it yet when the master was
-	 * killed.  It comes back as a new row (qflags 1, a new commit_seq)
-	 * below its key's floor, is counted in v_queue as waiting, and as
-	 * lost after the next restart (its peer dropped it meanwhile). */
-	static const char bug[] = "a consumed sample comes back in the queue when a tier move or full sync of it "
-				  "reaches the master after its RELEASE";
-	long long lost = proc_sql_int(r.db, "select coalesce(sum(lost), 0) from v_queue");
-	known_bug_ok(lost == 0, bug, "v_queue counts no sample lost (no node died; %lld)", lost);
+	/* Nothing consumed comes back: an event about a sample that reaches
+	 * the master after the RELEASE deleted it (a tier move its peer had
+	 * under way, an offload under DRAM pressure or the promote its fetch
+	 * caused; the full sync of a peer that had not dropped it yet when the
+	 * master was killed) must not put it back in the queue.  That was a
+	 * bug until a7cf426: the sample came back as a new row (qflags 1, a
+	 * new commit_seq) below its key's floor, counted in v_queue as
+	 * waiting, and as lost after the next restart. */
+	is_int(proc_sql_int(r.db, "select coalesce(sum(lost), 0) from v_queue"), 0,
+	       "v_queue counts no sample lost (no node died)");
 	/* drained: consumers found nothing for longer than any lease lives */
-	long long left = proc_sql_int(r.db, "select count(*) from objects where qflags & 1");
-	known_bug_ok(left == 0, bug, "master.db's queue is empty once consumers drained it (%lld samples left)", left);
-	long long below = proc_sql_int(r.db, "select count(*) from objects o join floors f on f.key = o.key "
-					     "where o.gen < f.gen");
-	known_bug_ok(below == 0, bug, "no row of master.db below its key's floor (%lld)", below);
+	is_int(proc_sql_int(r.db, "select count(*) from objects where qflags & 1"), 0,
+	       "master.db's queue is empty once consumers drained it");
+	is_int(proc_sql_int(r.db, "select count(*) from objects o join floors f on f.key = o.key where o.gen < f.gen"),
+	       0, "no row of master.db below its key's floor");
 	run_free(&r);
 }
 
