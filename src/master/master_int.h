@@ -258,6 +258,7 @@ struct master {
 	struct master_qent_list qparked; /* not available now: node dead, unsynced, lost */
 	uint64_t qorder;       /* last commit order given */
 	uint64_t lease_ctr;    /* lease ids: epoch << 32 | counter */
+	uint32_t lease_ids_out_logged;
 	uint64_t lease_ttl_max_ms;
 	uint32_t qparts[8];    /* partition counts used lately, newest first */
 	uint32_t nqparts;
