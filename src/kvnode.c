@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -177,6 +180,48 @@ static int ensure_dir(const char *path)
 		return 0;
 	fprintf(stderr, "kvnode: node.data_dir = '%s': cannot create: %s\n", path, strerror(errno));
 	return -1;
+}
+
+/* One master and one peer per data_dir: each role takes an exclusive
+ * flock on its file ({data_dir}/master.lock, peer.lock) before it opens or
+ * creates anything there, and holds it (the descriptor stays open,
+ * close-on-exec) until the process exits, when the kernel drops it, also
+ * after kill -9.  A second master would otherwise bump the running one's
+ * epoch in master.db, and a second peer share peer.db and the disk tier,
+ * before failing on a port.  A master and a peer (separate processes on
+ * one host) may share a data_dir: each owns its own files there.  The
+ * holder's pid is written in the file for the message; the lock, not the
+ * pid, decides.  -1: refused (said why). */
+static int lock_role(const char *dir, const char *role)
+{
+	char path[4096], pid[32] = "";
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s.lock", dir, role);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "kvnode: node.data_dir = '%s': cannot open %s: %s\n", dir, path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			fprintf(stderr,
+				"kvnode: node.data_dir = '%s' already has a running %s%s%s%s (it holds %s): stop it "
+				"first, or give this one another data_dir; nothing was changed\n",
+				dir, role, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
+		else
+			fprintf(stderr, "kvnode: node.data_dir = '%s': cannot lock %s: %s\n", dir, path, strerror(e));
+		close(fd);
+		return -1;
+	}
+	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("%s: cannot write this process's pid into it (the lock holds anyway)", path);
+	return 0; /* fd stays open: the lock lives as long as the process */
 }
 
 /* The all-in-one default needs no setup: a master that finds no secret
@@ -453,7 +498,9 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	memset(&n, 0, sizeof n);
 	n.conf = conf;
 	n.roles = roles;
-	if (ensure_dir(conf->node_data_dir) != 0)
+	if (ensure_dir(conf->node_data_dir) != 0 ||
+	    ((roles & KVN_ROLE_MASTER) && lock_role(conf->node_data_dir, "master") != 0) ||
+	    ((roles & KVN_ROLE_PEER) && lock_role(conf->node_data_dir, "peer") != 0))
 		return 1;
 	if ((roles & KVN_ROLE_MASTER) && (ensure_secret(conf->auth_peer_secret_file, "peer") != 0 ||
 					  ensure_secret(conf->auth_client_secret_file, "client") != 0))
