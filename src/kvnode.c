@@ -187,8 +187,9 @@ static int ensure_dir(const char *path)
  * creates anything there, and holds it (the descriptor stays open,
  * close-on-exec) until the process exits, when the kernel drops it, also
  * after kill -9.  A second master would otherwise bump the running one's
- * epoch in master.db, and a second peer share peer.db and the disk tier,
- * before failing on a port.  A master and a peer (separate processes on
+ * epoch in master.db, and a second peer with a disk tier share peer.db and
+ * the disk, before failing on a port (a peer without one keeps nothing
+ * there and takes no lock).  A master and a peer (separate processes on
  * one host) may share a data_dir: each owns its own files there.  The
  * holder's pid is written in the file for the message; the lock, not the
  * pid, decides.  -1: refused (said why). */
@@ -500,7 +501,7 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	n.roles = roles;
 	if (ensure_dir(conf->node_data_dir) != 0 ||
 	    ((roles & KVN_ROLE_MASTER) && lock_role(conf->node_data_dir, "master") != 0) ||
-	    ((roles & KVN_ROLE_PEER) && lock_role(conf->node_data_dir, "peer") != 0))
+	    ((roles & KVN_ROLE_PEER) && conf->peer_disk_size > 0 && lock_role(conf->node_data_dir, "peer") != 0))
 		return 1;
 	if ((roles & KVN_ROLE_MASTER) && (ensure_secret(conf->auth_peer_secret_file, "peer") != 0 ||
 					  ensure_secret(conf->auth_client_secret_file, "client") != 0))

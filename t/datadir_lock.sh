@@ -26,14 +26,18 @@ like "$(cat "$TMP/master2.log")" "nothing was changed" "and that nothing was cha
 is "$(epochs)" "$before" "master.db's epochs are as the running master left them"
 [ ! -e "$TMP/var/peer.db" ]; ok $? "and it created nothing else there"
 
-start peer --role peer --config "$TMP/c.conf" --set node.id=peer-a
+start peer --role peer --config "$TMP/c.conf" --set node.id=peer-a --set peer.disk_size=32MiB
 wait_log peer "attached to the master" 15
-ok $? "a peer process on the same data_dir as the master starts and attaches"
-start peer2 --role peer --config "$TMP/c.conf" --set node.id=peer-b --set peer.listen=127.0.0.1:$PP2
+ok $? "a peer process with a disk tier on the same data_dir as the master starts and attaches"
+start peer2 --role peer --config "$TMP/c.conf" --set node.id=peer-b --set peer.listen=127.0.0.1:$PP2 \
+	--set peer.disk_size=32MiB
 wait_log peer2 "already has a running peer" 10
-ok $? "a second peer on that data_dir is refused"
+ok $? "a second peer with a disk tier on that data_dir (its peer.db, its disk/) is refused"
 stop peer2 KILL
 isnt_zero "$STATUS"; ok $? "and exits non-zero"
+start peer3 --role peer --config "$TMP/c.conf" --set node.id=peer-c --set peer.listen=127.0.0.1:$PP2
+wait_log peer3 "attached to the master" 15
+ok $? "a peer without a disk tier keeps nothing there: it may share the data_dir"
 C="client $TMP/c.conf"
 printf 'v\n' > "$TMP/v"
 wait_until 10 $C put k1 "$TMP/v"
@@ -44,6 +48,7 @@ start master3 --role master --config "$TMP/c.conf"
 wait_log master3 "kvnode ready" 15
 ok $? "after kill -9 of the master its lock is gone: a new master starts"
 stop peer TERM
+stop peer3 TERM
 stop master3 TERM
 is "$STATUS" 0 "and stops cleanly"
 done_testing
