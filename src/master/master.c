@@ -652,9 +652,10 @@ static int master_on_events(struct master *ms, struct actor_msg *m)
 				if (res == MASTER_INDEX_NEW)
 					n->reserved = n->reserved > fp ? n->reserved - fp : 0;
 				master_queue_on_add(ms, n, e.key, e.klen, e.gen, e.flags, e.size);
-				if (!master_queue_consuming(ms, e.key, e.klen, e.gen))
+				int qf = master_queue_row(ms, e.key, e.klen, e.gen);
+				if (qf >= 0)
 					master_db_ops_add(ms, n, &ob, DBW_OP_PUT, e.key, e.klen, e.gen, e.tier,
-							  e.size, master_queue_qflags(ms, e.key, e.klen, e.gen));
+							  e.size, (uint8_t)qf);
 			}
 		} else if (master_index_remove(ms, n, e.key, e.klen, e.gen)) {
 			master_queue_on_remove(ms, e.key, e.klen, e.gen);

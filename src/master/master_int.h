@@ -507,12 +507,11 @@ void master_queue_on_add(struct master *ms, struct master_node *node, const uint
 			 uint64_t gen, uint8_t flags, uint64_t size);
 /* (key, gen) was removed (a REMOVE event): its sample, if any, is gone. */
 void master_queue_on_remove(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
-/* (key, gen) is a sample whose RELEASE is deleting its row right now: a
- * tier move or full sync of it must not write its row (it would be
- * inserted again after the delete, a consumed sample back in master.db). */
-int master_queue_consuming(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
-/* DB qflags of (key, gen) for a row written by a full sync (0: none). */
-uint8_t master_queue_qflags(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* The objects.qflags (META_Q_*, 0: not a sample) a write of (key, gen)'s
+ * row carries (an event's put, a full sync's rows), or -1: a RELEASE is
+ * deleting that row right now, and writing it would insert it again after
+ * the delete (a consumed sample back in master.db): do not write it. */
+int master_queue_row(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
 /* A route miss: KVN_EPEERDOWN when key is a sample whose node is dead or
  * gone, else KVN_ENOTFOUND. */
 int master_queue_miss_status(struct master *ms, const uint8_t *key, uint16_t klen);

@@ -197,17 +197,13 @@ void master_queue_on_remove(struct master *ms, const uint8_t *key, uint16_t klen
 		master_queue_free_one(ms, q);
 }
 
-int master_queue_consuming(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
-{
-	struct master_qent *q = ms->qkeys ? find_key(ms, key, klen) : NULL;
-	return q && q->gen == gen && q->busy && q->consuming;
-}
-
-uint8_t master_queue_qflags(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+int master_queue_row(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
 {
 	struct master_qent *q = ms->qkeys ? find_key(ms, key, klen) : NULL;
 	if (!q || q->gen != gen)
 		return 0;
+	if (q->busy && q->consuming)
+		return -1;
 	if (q->state == Q_CONSUMED)
 		return META_Q_CONSUMED | META_Q_RETAIN;
 	return META_Q_POOL | (q->retain ? META_Q_RETAIN : 0);
@@ -232,8 +228,12 @@ void master_queue_init(struct master *ms, const struct master_opts *o, const uin
 											: PROTO_TTL_MAX_MS;
 	for (size_t i = 0; i < nparts && i < 8; i++)
 		ms->qparts[ms->nqparts++] = parts[i];
-	if (getenv("KVNODE_TEST_QUEUE_BREAK"))
-		master_queue_sabotage((unsigned)strtoul(getenv("KVNODE_TEST_QUEUE_BREAK"), NULL, 0));
+	const char *brk = getenv("KVNODE_TEST_QUEUE_BREAK");
+	if (brk && *brk) {
+		master_queue_sabotage((unsigned)strtoul(brk, NULL, 0));
+		log_warn("master: KVNODE_TEST_QUEUE_BREAK=%s: the consumer queue is broken on purpose (a test "
+			 "hook); unset it outside tests", brk);
+	}
 }
 
 void master_queue_load_object(struct master *ms, const struct meta_object *o)

@@ -73,14 +73,15 @@ static void persist_sync(struct master *ms, struct master_node *n)
 
 		wire_w_init(&body);
 		for (; e && body.len + 32u + e->klen <= DBW_SPLIT_BYTES; e = TAILQ_NEXT(e, nlink)) {
-			if (master_queue_consuming(ms, e->key, e->klen, e->gen))
+			int qf = master_queue_row(ms, e->key, e->klen, e->gen);
+			if (qf < 0)
 				continue; /* its row is being deleted: not written again */
 			cnt++;
 			wire_w_key(&body, e->key, e->klen);
 			wire_w_u64(&body, e->gen);
 			wire_w_u8(&body, e->tier);
 			wire_w_u64(&body, e->size);
-			wire_w_u8(&body, master_queue_qflags(ms, e->key, e->klen, e->gen));
+			wire_w_u8(&body, (uint8_t)qf);
 		}
 		wire_w_init(&w);
 		wire_w_str(&w, n->node_id);
