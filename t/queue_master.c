@@ -356,6 +356,54 @@ static void t_move_during_release(void)
 	env_down();
 }
 
+/* A RELEASE and a RENEW of many leases of long keys: their writes are
+ * larger than one internal message may be (64 KiB), and are cut in parts;
+ * every id is answered, and each sample consumed. */
+static void t_big_batch(void)
+{
+	enum { NB = 150 };
+	static char big[NB][920];
+	static uint64_t ids[NB];
+	static int32_t st[NB];
+	struct proto_ack ack;
+	uint32_t got = 0, n = 0;
+	int bad = 0;
+
+	env_up("big", 60000);
+	is_int(attach(0, "p1", 7, 1 << 30, 0, &ack), 0, "peer attached");
+	is_int(sync_chunk(0, "p1", 7, 0, 0, 1, NULL, 0, &ack), 0, "its first full sync (empty)");
+	for (int i = 0; i < NB; i++) {
+		memset(big[i], 'a' + i % 26, sizeof big[i] - 1);
+		snprintf(big[i], 16, "big/%04d/", i);
+		big[i][9] = 'x';
+		struct tev ev = { (uint64_t)i + 1, PROTO_EV_ADD, big[i], 1000 + (uint64_t)i, 0, 10 };
+		bad += reply_ack(call(&E.peers[0], mk_events_d("p1", 7, &ev, 1, PROTO_EV_F_DURABLE | QF),
+				      AUTH_ROLE_PEER),
+				 &ack) != 0;
+	}
+	is_int(bad, 0, "%d samples with 919-byte keys", NB);
+	while (got < NB) {
+		struct lref rr[64];
+		if (lease(0, 1, 64, 60000, rr, &n) != 0 || n == 0)
+			break;
+		for (uint32_t k = 0; k < n && got < NB; k++)
+			ids[got++] = rr[k].id;
+	}
+	is_int((int)got, NB, "all leased, in LEASE answers that fit a frame");
+	is_int(ids_call(1, 0, 60000, ids, NB, st), 0, "one RENEW of all %d", NB);
+	bad = 0;
+	for (int i = 0; i < NB; i++)
+		bad += st[i] != 0;
+	is_int(bad, 0, "every id renewed");
+	is_int(ids_call(0, 0, 0, ids, NB, st), 0, "one RELEASE of all %d (its writes exceed one message)", NB);
+	bad = 0;
+	for (int i = 0; i < NB; i++)
+		bad += st[i] != 0;
+	is_int(bad, 0, "every id released");
+	is_int(count_rows("select count(*) from objects"), 0, "every sample consumed in master.db");
+	env_down();
+}
+
 static void t_bad_input(void)
 {
 	struct lref r[NS];
@@ -388,6 +436,7 @@ static const struct tap_test tests[] = {
 	{ "dead_node", t_dead_node },
 	{ "consumed_stays_gone", t_consumed_stays_gone },
 	{ "move_during_release", t_move_during_release },
+	{ "big_batch", t_big_batch },
 	{ "bad_input", t_bad_input },
 	{ NULL, NULL },
 };

@@ -23,8 +23,19 @@ struct qcall {
 	uint64_t *ids;        /* n lease ids (0: refused before the write) */
 	int32_t *status;      /* n */
 	uint64_t *deadline;   /* n: RENEW's new deadlines */
-	uint32_t nops;        /* DBW ops; op i of id i (LEASE: +1 PART first) */
+	uint32_t nops;        /* DBW ops of the part being built (LEASE: PART first) */
 	uint32_t part_i, part_n;
+	/* RELEASE and RENEW: their writes go in parts below DBW_SPLIT_BYTES
+	 * (internal messages are capped at WIRE_MAX_META too); each id's
+	 * write status once its part is answered, and the parts still out */
+	int32_t *wrc;
+	uint32_t left;
+};
+
+/* One DBW_QUEUE call: ids[first..end) of c (LEASE: its one call). */
+struct qpart {
+	struct qcall *c;
+	uint32_t first, end;
 };
 
 static void qcall_free(struct qcall *c)
@@ -32,6 +43,7 @@ static void qcall_free(struct qcall *c)
 	free(c->ids);
 	free(c->status);
 	free(c->deadline);
+	free(c->wrc);
 	free(c);
 }
 
@@ -46,21 +58,25 @@ static struct qcall *qcall_new(int kind, const struct actor_msg *m, uint32_t n)
 	c->ids = kvn_xcalloc(n ? n : 1, sizeof *c->ids);
 	c->status = kvn_xcalloc(n ? n : 1, sizeof *c->status);
 	c->deadline = kvn_xcalloc(n ? n : 1, sizeof *c->deadline);
+	c->wrc = kvn_xcalloc(n ? n : 1, sizeof *c->wrc);
 	return c;
 }
 
 static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err);
 
-/* Send the ops (w: u32 count first, filled in here) as one DBW_QUEUE call. */
-static int qcall_send(struct master *ms, struct qcall *c, struct wire_w *w)
+/* Send the ops of ids[first..end) (w: u32 count first, filled in here
+ * from c->nops) as one DBW_QUEUE call.  w is reset either way. */
+static int qcall_send(struct master *ms, struct qcall *c, struct wire_w *w, uint32_t first, uint32_t end)
 {
 	struct actor_msg *req = actor_msg_new(DBW_QUEUE);
+	struct qpart *p;
 	int rc;
 
 	if (w->err || w->len < 4) {
+		rc = w->err ? w->err : KVN_EPROTO;
 		wire_w_fini(w);
 		actor_msg_free(req);
-		return KVN_ENOMEM;
+		return rc;
 	}
 	for (int i = 0; i < 4; i++) /* the count, little-endian as wire_w writes it */
 		w->buf[i] = (uint8_t)(c->nops >> (8 * i));
@@ -72,8 +88,11 @@ static int qcall_send(struct master *ms, struct qcall *c, struct wire_w *w)
 	wire_w_fini(w);
 	MASTER_STAT_INC(db_requests);
 	master_db_hold_flush(ms); /* the writer sees everything in the master's order */
-	if ((rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, on_reply, c)) != 0) {
+	p = kvn_xcalloc(1, sizeof *p);
+	*p = (struct qpart){ c, first, end };
+	if ((rc = actor_call(ms->self, ms->dbw, req, MASTER_DB_TIMEOUT_MS, on_reply, p)) != 0) {
 		actor_msg_free(req);
+		free(p);
 		return rc;
 	}
 	ms->db_inflight++;
@@ -165,7 +184,9 @@ int master_on_lease(struct master *ms, struct actor_msg *m)
 				continue;
 			}
 			size_t len = proto_lease_ref_len(q->klen, q->node->node_id);
-			if (bytes + len > Q_REPLY_ROOM)
+			/* the answer fits a frame, and the writes one message */
+			if (bytes + len > Q_REPLY_ROOM ||
+			    w.len + 64u + q->klen + strlen(lq.holder) > DBW_SPLIT_BYTES)
 				break;
 			bytes += len;
 			master_queue_unlist(ms, q);
@@ -185,7 +206,7 @@ int master_on_lease(struct master *ms, struct actor_msg *m)
 			c->nops++;
 		}
 	}
-	if ((rc = qcall_send(ms, c, &w)) != 0) {
+	if ((rc = qcall_send(ms, c, &w, 0, c->n)) != 0) {
 		for (uint32_t i = 0; i < c->n; i++)
 			if ((q = master_queue_find_lease(ms, c->ids[i]))) {
 				q->busy = 0;
@@ -250,7 +271,21 @@ static struct master_qent *live_lease(struct master *ms, uint64_t id, uint64_t n
 	return q;
 }
 
-static void ids_done(struct master *ms, struct qcall *c, const uint8_t *res, uint32_t nres, int rc);
+static void ids_done(struct master *ms, struct qcall *c);
+
+/* Send one part of a RELEASE/RENEW's writes; if it cannot go, its ids
+ * fail with why (their samples are left as they were by ids_done). */
+static void ids_part_send(struct master *ms, struct qcall *c, struct wire_w *w, uint32_t first, uint32_t end)
+{
+	int rc = qcall_send(ms, c, w, first, end);
+	c->nops = 0;
+	if (rc == 0) {
+		c->left++;
+		return;
+	}
+	for (uint32_t i = first; i < end; i++)
+		c->wrc[i] = rc;
+}
 
 static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 {
@@ -273,6 +308,7 @@ static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 	c->flags = flags;
 	wire_w_init(&w);
 	wire_w_u32(&w, 0);
+	uint32_t first = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t id;
 		struct master_qent *q;
@@ -283,6 +319,12 @@ static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 			c->status[i] = KVN_ESTATE;
 			MASTER_STAT_INC(q_refused);
 			continue;
+		}
+		if (c->nops && w.len + 32u + q->klen > DBW_SPLIT_BYTES) {
+			/* this part is full: to the writer, and a new one */
+			ids_part_send(ms, c, &w, first, i);
+			first = i;
+			wire_w_u32(&w, 0);
 		}
 		q->busy = 1;
 		c->ids[i] = id;
@@ -305,19 +347,12 @@ static int ids_request(struct master *ms, struct actor_msg *m, int kind)
 		}
 		c->nops++;
 	}
-	if (c->nops == 0) { /* every id refused: nothing to write */
+	if (c->nops)
+		ids_part_send(ms, c, &w, first, n);
+	else
 		wire_w_fini(&w);
-		ids_done(ms, c, NULL, 0, 0);
-		qcall_free(c);
-		return 0;
-	}
-	if ((rc = qcall_send(ms, c, &w)) != 0) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct master_qent *q = c->ids[i] ? master_queue_find_lease(ms, c->ids[i]) : NULL;
-			if (q)
-				q->busy = q->consuming = 0;
-		}
-		actor_reply_status(ms->self, m, rc);
+	if (c->left == 0) { /* nothing to write, or no part could be sent */
+		ids_done(ms, c);
 		qcall_free(c);
 	}
 	return 0;
@@ -360,11 +395,10 @@ static void consume(struct master *ms, struct master_qent *q, int keep, struct m
 	master_queue_free_one(ms, q);
 }
 
-static void ids_done(struct master *ms, struct qcall *c, const uint8_t *res, uint32_t nres, int rc)
+static void ids_done(struct master *ms, struct qcall *c)
 {
 	struct master_drops drops = { 0 };
 	struct wire_w w;
-	uint32_t k = 0;
 
 	wire_w_init(&w);
 	proto_lstat_begin(&w, c->n);
@@ -375,16 +409,13 @@ static void ids_done(struct master *ms, struct qcall *c, const uint8_t *res, uin
 			proto_lstat_add(&w, c->status[i], 0);
 			continue;
 		}
-		k++; /* op k of this id: the writer's result res[k - 1] */
 		q = master_queue_find_lease(ms, c->ids[i]);
 		if (q)
 			q->busy = q->consuming = 0;
-		if (rc) {
-			proto_lstat_add(&w, rc, 0);
+		if (c->wrc[i]) { /* its part was not written: as it was */
+			proto_lstat_add(&w, c->wrc[i], 0);
 			continue;
 		}
-		(void)res;
-		(void)nres;
 		if (c->kind == QC_RENEW) {
 			if (!q || q->state != Q_LEASED) {
 				proto_lstat_add(&w, KVN_ESTATE, 0); /* gone while written */
@@ -418,7 +449,8 @@ static void ids_done(struct master *ms, struct qcall *c, const uint8_t *res, uin
 static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct master *ms = actor_state(self);
-	struct qcall *c = arg;
+	struct qpart *p = arg;
+	struct qcall *c = p->c;
 	int rc = err ? err : reply->status;
 	const uint8_t *res = NULL;
 	uint32_t nres = 0;
@@ -436,10 +468,18 @@ static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int 
 		MASTER_STAT_INC(db_errors);
 		rc = rc == KVN_ETIMEDOUT || rc == KVN_EBUSY ? rc : KVN_EDB;
 	}
-	if (c->kind == QC_LEASE)
+	if (c->kind == QC_LEASE) {
 		lease_done(ms, c, res, nres, rc);
-	else
-		ids_done(ms, c, res, nres, rc);
+	} else {
+		for (uint32_t i = p->first; i < p->end; i++)
+			c->wrc[i] = rc;
+		if (--c->left > 0) { /* the other parts' answers come later */
+			free(p);
+			return 0;
+		}
+		ids_done(ms, c);
+	}
+	free(p);
 	qcall_free(c);
 	return 0;
 }
