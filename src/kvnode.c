@@ -507,8 +507,15 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 					  ensure_secret(conf->auth_client_secret_file, "client") != 0))
 		return 1;
 	if (load_ring(&n.peer_kr, "auth.peer_secret_file", conf->auth_peer_secret_file) != 0 ||
-	    load_ring(&n.client_kr, "auth.client_secret_file", conf->auth_client_secret_file) != 0)
+	    load_ring(&n.client_kr, "auth.client_secret_file", conf->auth_client_secret_file) != 0) {
+		/* the one a new cluster's peer most likely lacks is client.secret:
+		 * nobody expects a server to need the clients' secret */
+		if (!(roles & KVN_ROLE_MASTER))
+			fprintf(stderr, "kvnode: a peer needs two secret files from its master: peer.secret (to "
+					"attach) and client.secret (clients put and get values on the peer, which "
+					"authenticates them); README.md, \"A cluster on several hosts\"\n");
 		goto out;
+	}
 	err[0] = '\0';
 	if ((roles & KVN_ROLE_MASTER) && start_master(&n, err, sizeof err) != 0) {
 		fprintf(stderr, "kvnode: master: %s\n", err);
