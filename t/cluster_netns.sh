@@ -75,12 +75,20 @@ netns_cleanup() {
 trap 'netns_cleanup; cleanup' EXIT
 
 # ---- the network: one namespace per host, a bridge in a fifth --------------------
+# namespaces left by a run of this test that was killed (-9: no trap ran)
+for ns in $(ip netns list 2> /dev/null | grep -o '^kvnt[0-9]*-[a-z0-9]*'); do
+	p=${ns#kvnt}
+	kill -0 "${p%%-*}" 2> /dev/null || ip netns del "$ns" 2> /dev/null
+done
 if ! ip netns add "$NSP-br" 2> "$TMP/err"; then
 	echo "1..0 # SKIP ip netns add failed: $(head -1 "$TMP/err")"
-	T_FAILED=0
 	exit 0
 fi
 NSES="$NSP-br"
+if ! ip netns exec "$NSP-br" true 2> "$TMP/err"; then
+	echo "1..0 # SKIP ip netns exec failed: $(head -1 "$TMP/err")"
+	exit 0
+fi
 net() { # net CMD...: one setup step; a failure fails the test at once
 	"$@" 2> "$TMP/err" && return 0
 	ok 1 "network setup: $*"
