@@ -143,7 +143,7 @@ subst() {
 on() {
 	local h=$1
 	shift
-	(cd "$TMP/$h" && KVN_CL_HOST=$h ip netns exec "$NSP-$h" bash -c "$*")
+	(cd "$TMP/$h" && KVN_CL_HOST=$h ip netns exec "$NSP-$h" bash -c "$*") < /dev/null
 }
 # Short runs: the README's defaults otherwise (1 GiB of DRAM touched per
 # peer, a 10 s node timeout)
@@ -175,7 +175,7 @@ run_block() { # run_block LANG HOSTS (the block's lines in $TMP/block)
 				: > "$TMP/$h.log"
 				# exec all the way down: $! is the kvnode process
 				(cd "$TMP/$h" && exec ip netns exec "$NSP-$h" bash -c \
-					"exec $(subst "$h" <<< "$cmd") $extra") > "$TMP/$h.log" 2>&1 &
+					"exec $(subst "$h" <<< "$cmd") $extra") < /dev/null > "$TMP/$h.log" 2>&1 &
 				PIDS="$PIDS $!"
 				eval "PID_$h=$!"
 				if [ "$role" = master ]; then
