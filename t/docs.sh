@@ -141,6 +141,9 @@ like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
 while IFS= read -r q; do
 	doc_sql "$q"
 done < <(grep '^sqlite3 ' "$TMP/doc-commands")
+# the master commits what its peers report to master.db in the background: a
+# loaded machine may show the put a moment after the client heard back
+wait_until 10 sh -c "cd '$W' && sqlite3 var/master.db 'select * from v_objects' | grep -q '^k1|'"
 like "$(cd "$W" && sqlite3 var/master.db 'select * from v_objects order by commit_seq desc limit 20')" \
 	"k1" "  the objects query lists the key put"
 
