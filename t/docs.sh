@@ -58,8 +58,10 @@ port() {
 }
 MP=$(port); PP=$(port)
 # the shipped config, on free loopback ports and with a small arena
+# (its HTTP endpoints too, each call on ports of its own)
 shipped_conf() { # shipped_conf FILE MASTER_PORT PEER_PORT
 	sed -e "s/127\.0\.0\.1:7400/127.0.0.1:$2/g" -e "s/127\.0\.0\.1:7401/127.0.0.1:$3/g" \
+		-e "s/127\.0\.0\.1:7480/127.0.0.1:$(port)/g" -e "s/127\.0\.0\.1:7481/127.0.0.1:$(port)/g" \
 		-e 's/^dram_size = .*/dram_size = 64MiB/' -e 's/^hugepages = .*/hugepages = off/' \
 		"$SRCDIR/etc/kvnode.conf" > "$1"
 }
