@@ -139,6 +139,23 @@ is $? 0 "  put with - reads stdin, as the comment says"
 doc_run 0 "./kvnode --role client stat"
 like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
 
+# the HTTP endpoints (README.md, docs/monitoring.md), on the ports
+# shipped_conf gave master.http and peer.http
+http_port() { # http_port master|peer: that section's http port in the config
+	awk -v s="[$1]" '$0 == s { in_s = 1; next } /^\[/ { in_s = 0 }
+		in_s && /^http = / { sub(/.*:/, ""); print; exit }' "$W/etc/kvnode.conf"
+}
+MH=$(http_port master); PH=$(http_port peer)
+doc_run 0 "curl -s localhost:7480/metrics" "curl -sf 127.0.0.1:$MH/metrics"
+like "$(cat "$TMP/out")" "kvnode_requests_total\{role=\"master\",op=\"GET\",result=\"ok\"\} [1-9]" \
+	"  the master's metrics count the gets above"
+doc_run 0 "curl -s localhost:7480/health" "curl -sf 127.0.0.1:$MH/health"
+is "$(cat "$TMP/out")" ok "  the master is healthy"
+doc_run 0 "curl -s localhost:7481/health" "curl -sf 127.0.0.1:$PH/health"
+is "$(cat "$TMP/out")" ok "  the peer is healthy"
+doc_run 0 "curl -s localhost:7480/status.json" "curl -sf 127.0.0.1:$MH/status.json"
+like "$(cat "$TMP/out")" '"nodes":\[\{"id":' "  the node table, as JSON"
+
 # the SQL, against this node's master.db and peer.db while it runs
 while IFS= read -r q; do
 	doc_sql "$q"
