@@ -120,8 +120,10 @@ data_dir = $TMP/kvdata-$mode
 integrity = $mode
 [master]
 listen = 127.0.0.1:$mp
+http =
 [peer]
 listen = 127.0.0.1:$pp
+http =
 master = 127.0.0.1:$mp
 [client]
 master = 127.0.0.1:$mp

@@ -131,8 +131,10 @@ run_once() {
 data_dir = $dir/m
 [master]
 listen = 127.0.0.1:$mp
+http =
 [peer]
 listen = 127.0.0.1:$pp
+http =
 master = 127.0.0.1:$mp
 dram_size = $DRAM
 # every key must stay (an evicted key would leave both tables)

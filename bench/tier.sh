@@ -108,8 +108,10 @@ data_dir = $TMP/$name
 max_value_size = 64MiB
 [master]
 listen = 127.0.0.1:$mp
+http =
 [peer]
 listen = 127.0.0.1:$pp
+http =
 master = 127.0.0.1:$mp
 hugepages = off
 [client]

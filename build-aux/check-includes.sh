@@ -5,6 +5,7 @@
 #
 #   kvnode.c                 any folder (the top-level wiring)
 #   cli                      client, auth, base
+#   http                     master, peer, store, net, actors, base (only kvnode.c includes http)
 #   master, peer, client     net, store, auth, actors, base
 #   net                      auth, actors, base
 #   store, auth, actors      base
@@ -34,6 +35,7 @@ cd "$SRC" && awk '
 BEGIN {
 	allow["kvnode.c"] = "*"
 	allow["cli"] = "client auth base"
+	allow["http"] = "master peer store net actors base"
 	allow["master"] = "net store auth actors base"
 	allow["peer"] = "net store auth actors base"
 	allow["client"] = "net store auth actors base"

@@ -25,6 +25,8 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "net/net.h"
+#include "http/http.h"
+#include "base/metrics.h"
 
 #define DEFAULT_CONFIG "etc/kvnode.conf"
 
@@ -291,6 +293,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	if (n->roles & KVN_ROLE_PEER)
 		return 0; /* all-in-one: start_peer listens, once the I/O loops exist */
 	net_opts_from_conf(c, &no, c->master_max_connections);
+	no.metrics_role = KVN_METRIC_MASTER;
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
 	return 0;
@@ -359,6 +362,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		no.nspread = n->nio;
 		log_info("peer: connections spread over %d I/O loops (peer.io_threads)", n->nio);
 	}
+	no.metrics_role = KVN_METRIC_PEER;
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
 	if (n->master) {
@@ -369,6 +373,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		 * under it, with no order of two locks to get wrong. */
 		struct net_opts mno;
 		net_opts_from_conf(c, &mno, c->master_max_connections);
+		mno.metrics_role = KVN_METRIC_MASTER;
 		if (n->nio > 1) {
 			actor_set_lock(n->master, peer_lock(n->peer));
 			mno.spread = n->io;
@@ -390,6 +395,29 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 			return -1;
 		}
 		peer_set_master(n->peer, proxy);
+	}
+	return 0;
+}
+
+/* The HTTP monitoring endpoints (master.http, peer.http; "" is off), each on
+ * its role's loop, after the role started and before the loops run; they
+ * end with their loops.  In an all-in-one node the master's state shares
+ * the peer's lock (start_peer), so its endpoint takes that lock. */
+static int start_http(struct node *n, char *err, size_t errlen)
+{
+	const struct kvn_conf *c = n->conf;
+	if (n->master && c->master_http[0]) {
+		struct http_opts o = { .role = KVN_METRIC_MASTER, .addr = c->master_http, .key = "master.http",
+				       .node_id = c->node_id, .master = n->master,
+				       .master_lock = n->peer ? peer_lock(n->peer) : NULL };
+		if (http_start(actor_loop_of(n->master), &o, err, errlen) != 0)
+			return -1;
+	}
+	if (n->peer && c->peer_http[0]) {
+		struct http_opts o = { .role = KVN_METRIC_PEER, .addr = c->peer_http, .key = "peer.http",
+				       .node_id = c->node_id, .peer = n->peer };
+		if (http_start(actor_loop_of(n->peer), &o, err, errlen) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -497,6 +525,7 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	int rc = 1;
 
 	memset(&n, 0, sizeof n);
+	kvn_metric_start();
 	n.conf = conf;
 	n.roles = roles;
 	if (ensure_dir(conf->node_data_dir) != 0 ||
@@ -523,6 +552,10 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	}
 	if ((roles & KVN_ROLE_PEER) && start_peer(&n, err, sizeof err) != 0) {
 		fprintf(stderr, "kvnode: peer: %s\n", err);
+		goto out;
+	}
+	if (start_http(&n, err, sizeof err) != 0) {
+		fprintf(stderr, "kvnode: %s\n", err);
 		goto out;
 	}
 	struct event_base *base = event_base_new();

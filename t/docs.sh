@@ -58,8 +58,10 @@ port() {
 }
 MP=$(port); PP=$(port)
 # the shipped config, on free loopback ports and with a small arena
+# (its HTTP endpoints too, each call on ports of its own)
 shipped_conf() { # shipped_conf FILE MASTER_PORT PEER_PORT
 	sed -e "s/127\.0\.0\.1:7400/127.0.0.1:$2/g" -e "s/127\.0\.0\.1:7401/127.0.0.1:$3/g" \
+		-e "s/127\.0\.0\.1:7480/127.0.0.1:$(port)/g" -e "s/127\.0\.0\.1:7481/127.0.0.1:$(port)/g" \
 		-e 's/^dram_size = .*/dram_size = 64MiB/' -e 's/^hugepages = .*/hugepages = off/' \
 		"$SRCDIR/etc/kvnode.conf" > "$1"
 }
@@ -136,6 +138,23 @@ echo "value" | (cd "$W" && ./kvnode --role client put k2 - > /dev/null 2>&1)
 is $? 0 "  put with - reads stdin, as the comment says"
 doc_run 0 "./kvnode --role client stat"
 like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
+
+# the HTTP endpoints (README.md, docs/monitoring.md), on the ports
+# shipped_conf gave master.http and peer.http
+http_port() { # http_port master|peer: that section's http port in the config
+	awk -v s="[$1]" '$0 == s { in_s = 1; next } /^\[/ { in_s = 0 }
+		in_s && /^http = / { sub(/.*:/, ""); print; exit }' "$W/etc/kvnode.conf"
+}
+MH=$(http_port master); PH=$(http_port peer)
+doc_run 0 "curl -s localhost:7480/metrics" "curl -sf 127.0.0.1:$MH/metrics"
+like "$(cat "$TMP/out")" "kvnode_requests_total\{role=\"master\",op=\"GET\",result=\"ok\"\} [1-9]" \
+	"  the master's metrics count the gets above"
+doc_run 0 "curl -s localhost:7480/health" "curl -sf 127.0.0.1:$MH/health"
+is "$(cat "$TMP/out")" ok "  the master is healthy"
+doc_run 0 "curl -s localhost:7481/health" "curl -sf 127.0.0.1:$PH/health"
+is "$(cat "$TMP/out")" ok "  the peer is healthy"
+doc_run 0 "curl -s localhost:7480/status.json" "curl -sf 127.0.0.1:$MH/status.json"
+like "$(cat "$TMP/out")" '"nodes":\[\{"id":' "  the node table, as JSON"
 
 # the SQL, against this node's master.db and peer.db while it runs
 while IFS= read -r q; do

@@ -81,9 +81,11 @@ log_level = info
 [master]
 listen = 127.0.0.1:$mp
 node_timeout = 3s
+http =
 [peer]
 listen = 127.0.0.1:$pp
 master = 127.0.0.1:$mp
+http =
 dram_size = ${KVN_TEST_DRAM:-128MiB}
 heartbeat_interval = 200ms
 [client]

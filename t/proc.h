@@ -270,8 +270,8 @@ static inline void proc_write_conf(const char *path, uint16_t mp, uint16_t pp, c
 		kvn_fatal("cannot write %s", path);
 	fprintf(f,
 		"[node]\ndata_dir = %s\nlog_level = info\nmax_value_size = 48MiB\n"
-		"[master]\nlisten = 127.0.0.1:%u\nnode_timeout = 2s\n"
-		"[peer]\nlisten = 127.0.0.1:%u\nmaster = 127.0.0.1:%u\ndram_size = %s\nheartbeat_interval = 100ms\n"
+		"[master]\nlisten = 127.0.0.1:%u\nnode_timeout = 2s\nhttp =\n"
+		"[peer]\nlisten = 127.0.0.1:%u\nmaster = 127.0.0.1:%u\ndram_size = %s\nheartbeat_interval = 100ms\nhttp =\n"
 		"[client]\nmaster = 127.0.0.1:%u\ntimeout = 3s\n%s",
 		data, mp, pp, mp, dram, mp, extra ? extra : "");
 	fclose(f);

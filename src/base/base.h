@@ -214,6 +214,7 @@ struct kvn_conf {
 	uint64_t master_max_connections;
 	uint64_t master_commit_linger; /* ms */
 	uint64_t master_lease_ttl_max; /* ms */
+	char *master_http;             /* "": no HTTP endpoint */
 	/* [peer] */
 	char *peer_listen;
 	char *peer_advertise;
@@ -239,6 +240,7 @@ struct kvn_conf {
 	int peer_flush_on_stop;         /* bool */
 	uint64_t peer_stop_timeout;     /* ms */
 	uint64_t peer_io_threads;       /* 0 until finalize: one per CPU */
+	char *peer_http;                /* "": no HTTP endpoint */
 	/* [client] */
 	char *client_master;
 	uint64_t client_timeout; /* ms */

@@ -143,7 +143,7 @@ void conf_range_text(const struct conf_key *k, char *out, size_t cap)
 	} else if (k->type == T_STRING) {
 		snprintf(out, cap, "1..%llu characters", (unsigned long long)k->max);
 	} else if (k->type == T_ADDR) {
-		snprintf(out, cap, "host:port or [v6]:port");
+		snprintf(out, cap, "host:port or [v6]:port%s", k->flags & F_EMPTY_OFF ? "; empty: off" : "");
 	}
 }
 
@@ -227,7 +227,7 @@ static int parse_fraction(const char *v, uint64_t *out, const char **reason)
 static int check_text(const struct conf_key *k, const char *v, char *why, size_t whylen)
 {
 	if (!*v) {
-		if (k->flags & F_DERIVED)
+		if (k->flags & (F_DERIVED | F_EMPTY_OFF))
 			return 0;
 		snprintf(why, whylen, "must not be empty");
 		return -1;

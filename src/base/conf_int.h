@@ -15,6 +15,7 @@ enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T
 enum conf_flag {
 	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */
 	F_POW2 = 2,    /* value must be a power of two */
+	F_EMPTY_OFF = 4, /* T_ADDR: empty turns the feature off */
 };
 
 struct conf_key {

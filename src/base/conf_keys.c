@@ -87,6 +87,10 @@ const struct conf_key conf_keys[] = {
 	/* [master] */
 	{ "master", "listen", T_ADDR, "127.0.0.1:7400", 0, 0, 0, NULL, NULL, FIELD(master_listen),
 	  "Address the master accepts peers and clients on." },
+	{ "master", "http", T_ADDR, "127.0.0.1:7480", 0, 0, F_EMPTY_OFF, NULL, NULL, FIELD(master_http),
+	  "Address of the master's HTTP monitoring endpoint: GET /metrics (Prometheus text), /health "
+	  "and / (a status page of the cluster); docs/monitoring.md.  Empty: no endpoint.  It has no "
+	  "authentication: keep it on a trusted address." },
 	{ "master", "node_timeout", T_DURATION, "10s", 100, HOURS(1), 0, NULL, NULL,
 	  FIELD(master_node_timeout),
 	  "A peer not heard from for this long is marked down. Must be longer than "
@@ -110,6 +114,10 @@ const struct conf_key conf_keys[] = {
 	/* [peer] */
 	{ "peer", "listen", T_ADDR, "127.0.0.1:7401", 0, 0, 0, NULL, NULL, FIELD(peer_listen),
 	  "Address the peer serves puts and gets on." },
+	{ "peer", "http", T_ADDR, "127.0.0.1:7481", 0, 0, F_EMPTY_OFF, NULL, NULL, FIELD(peer_http),
+	  "Address of the peer's HTTP monitoring endpoint: GET /metrics (Prometheus text), /health "
+	  "and / (a status page of this peer); docs/monitoring.md.  Empty: no endpoint.  It has no "
+	  "authentication: keep it on a trusted address." },
 	{ "peer", "advertise", T_ADDR, "", 0, 0, F_DERIVED, "peer.listen", NULL,
 	  FIELD(peer_advertise),
 	  "Address clients dial to reach this peer; the master hands it out with routes. "

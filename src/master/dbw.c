@@ -57,6 +57,7 @@
 
 #include "master/master_int.h"
 #include "master/dbw_int.h"
+#include "base/metrics.h"
 
 static void note_reason(struct dbw *d)
 {
@@ -166,7 +167,11 @@ static void group_end(struct dbw *d)
 
 	if (d->open) {
 		if (!d->group_err) {
+			uint64_t t0 = kvn_now_ns();
 			rc = meta_commit(d->db);
+			/* failed ones too: a COMMIT that hangs on a lock and fails
+			 * is latency the writer's callers paid */
+			kvn_metric_commit_us((kvn_now_ns() - t0) / 1000);
 			if (rc) {
 				DBW_STAT_INC(db_commit_failed);
 				note_reason(d);

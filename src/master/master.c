@@ -340,6 +340,7 @@ static void node_refresh(struct master_node *n, const struct proto_node *pn, int
 	n->disk_used = pn->disk_used;
 	n->dram_evictable = pn->dram_evictable; /* a snapshot: <= dram_total (decoder) */
 	n->evicts = (pn->flags & PROTO_NODE_EVICTS) != 0;
+	n->reported_seq = pn->last_seq;
 	n->last_seen_ms = kvn_now_ms();
 }
 

@@ -60,6 +60,32 @@ enum {
 };
 void master_queue_sabotage(unsigned what);
 
+/* ---- a snapshot for monitoring (master_view.c) ---- */
+struct master_view_node {
+	char node_id[65];
+	char addr[128];
+	int alive;   /* routable now (STAT's alive) */
+	int dead, left;
+	uint64_t dram_total, dram_used, disk_total, disk_used;
+	uint64_t objects, bytes; /* in the master's index */
+	/* events the node said it had produced (its last attach or
+	 * heartbeat) that the master had not applied when it said so */
+	uint64_t event_lag;
+	uint64_t seen_ago_ms; /* since its last attach or heartbeat */
+};
+struct master_view {
+	char server_id[65];
+	uint64_t objects, bytes; /* over the index */
+	uint32_t nodes;          /* in the node table (nodes filled: min(nodes, cap)) */
+	int db_degraded;         /* master.db writes fail: db_reason says why */
+	char db_reason[160];
+	uint64_t db_degraded_ms; /* for how long */
+};
+/* Fill v and up to cap rows of the node table (STAT's view).  On the
+ * master's loop thread, holding its lock when it has one (actor_set_lock);
+ * it takes no lock, sends nothing and allocates nothing. */
+void master_view(struct actor *master, struct master_view *v, struct master_view_node *nodes, uint32_t cap);
+
 /* ---- master counters (master.c) ---- */
 /* Process-wide, summed over every master instance since the process
  * started (stats output and tests).  Safe from any thread.  Declared once,

@@ -136,6 +136,7 @@ struct master_node {
 	 * once instead of at the next heartbeat */
 	int64_t used_delta;
 	uint64_t applied_seq, durable_seq;
+	uint64_t reported_seq; /* last_seq of its last attach or heartbeat (master_view) */
 	uint64_t sync_from; /* a requested snapshot covers at least this seq */
 	int sync_due;       /* a full sync was asked for and has not been applied */
 	uint64_t last_seen_ms; /* kvn_now_ms clock */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "master/master_int.h"
+#include "base/metrics.h"
 
 /* Longest exclude list a ROUTE_PUT may carry (more: KVN_EPROTO). */
 #define MASTER_MAX_EXCLUDE 64
@@ -248,6 +249,7 @@ int master_on_route_get(struct master *ms, struct actor_msg *m)
 		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 	} else {
 		master_index_lookup_keys(ms, items, n, ents);
+		kvn_metric_lookups(KVN_METRIC_MASTER, (const void *const *)ents, n);
 		master_route_reply(ms, m, items, ents, n, 0);
 	}
 	if (items != items_s) {

@@ -25,6 +25,7 @@
 #include <uthash.h>
 
 #include "base/base.h"
+#include "base/metrics.h"
 #include "net/net_int.h"
 
 void conn_up(struct conn *c)
@@ -40,6 +41,7 @@ void conn_up(struct conn *c)
 		c->cnt->open++;
 		pthread_mutex_unlock(&c->cnt->mu);
 		c->counted = 1;
+		kvn_metric_conn_open(c->o.metrics_role, c->role, +1);
 	}
 	conn_link_publish(c); /* before NET_UP and any frame reach the owner */
 	kvn_backoff_reset(&c->backoff);

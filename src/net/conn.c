@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "base/base.h"
+#include "base/metrics.h"
 #include "net/net_int.h"
 
 struct net_stats net_stats_g;
@@ -207,6 +208,8 @@ int conn_write_msg(struct conn *c, struct actor_msg *m)
 	if (c->sess)
 		evbuffer_add(c->out, tag, sizeof tag);
 	NSTAT_ADD(frames_out, 1);
+	if (c->o.metrics_role && (m->flags & WIRE_F_REPLY))
+		kvn_metric_request(c->o.metrics_role, m->type, m->status);
 	return 0;
 }
 
@@ -255,6 +258,7 @@ void conn_flush(struct conn *c)
 		ssize_t n = conn_send_out(c);
 		if (n > 0) {
 			NSTAT_ADD(bytes_out, (uint64_t)n);
+			kvn_metric_bytes_out(c->o.metrics_role, (uint64_t)n);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -581,6 +585,7 @@ static void conn_fini(struct actor *self)
 			pthread_mutex_lock(&c->cnt->mu);
 			c->cnt->open--;
 			pthread_mutex_unlock(&c->cnt->mu);
+			kvn_metric_conn_open(c->o.metrics_role, c->role, -1);
 		}
 		net_counter_put(c->cnt);
 	}
@@ -754,6 +759,7 @@ int conn_accept_on(struct actor_loop *loop, struct actor *owner, int fd, const c
 	c->cnt = cnt;
 	NSTAT_ADD(conns_open, 1);
 	NSTAT_ADD(conns_accepted, 1);
+	kvn_metric_conn_accepted(c->o.metrics_role);
 	c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 	c->timer = evtimer_new(base, conn_timer_cb, c);

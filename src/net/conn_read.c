@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "base/base.h"
+#include "base/metrics.h"
 #include "net/net_int.h"
 
 #define FILL_FIRST (16 * 1024)
@@ -54,6 +55,7 @@ static int conn_fill(struct conn *c)
 		c->wpos += (size_t)n;
 		c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
 		NSTAT_ADD(bytes_in, (uint64_t)n);
+		kvn_metric_bytes_in(c->o.metrics_role, (uint64_t)n);
 		return 1;
 	}
 	if (n == 0)
@@ -249,6 +251,7 @@ static int read_direct(struct conn *c)
 		return KVN_ECONN;
 	}
 	NSTAT_ADD(bytes_in, (uint64_t)n);
+	kvn_metric_bytes_in(c->o.metrics_role, (uint64_t)n);
 	c->budget = (uint64_t)n >= c->budget ? 0 : c->budget - (uint64_t)n;
 	if ((size_t)n < asked + (tail ? FILL_FIRST : 0))
 		c->drained = 1;

@@ -206,6 +206,11 @@ struct net_opts {
 	 * loops.  The array is the caller's and must outlive the listener. */
 	struct actor_loop *const *spread;
 	int nspread;
+	/* Listener: enum kvn_metric_role (base/metrics.h): its connections
+	 * count their replies, bytes and themselves in the process's metrics
+	 * registry under it.  0 (the default, and every outgoing
+	 * connection): not counted. */
+	int metrics_role;
 };
 void net_opts_default(struct net_opts *o);
 /* Whether this process may give its TCP sockets congestion control cc (a

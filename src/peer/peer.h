@@ -146,6 +146,23 @@ void peer_tier_stats_each(const struct peer_tier_stats *st, kvn_stat_fn fn, void
 void peer_stats_each(const struct peer_stats *st, kvn_stat_fn fn, void *arg);
 void peer_slot_stats_each(const struct peer_slot_stats *st, kvn_stat_fn fn, void *arg);
 
+/* ---- a snapshot for monitoring (peer_view.c) ---- */
+struct peer_view {
+	char node_id[65];
+	int attached;       /* the master acknowledged its attach */
+	int left;           /* it left the master (clean stop under way) */
+	int disk_on, disk_readonly, disk_hung;
+	uint64_t dram_total, dram_used, dram_pending; /* arena bytes (pending: puts arriving) */
+	uint64_t disk_total, disk_used;
+	uint64_t keys;
+	struct peer_stats stats;
+	struct peer_slot_stats slots;
+	struct peer_tier_stats tiers;
+};
+/* Fill v under the peer's lock (peer_lock): callable from any thread
+ * while the peer actor exists; nothing is sent or allocated. */
+void peer_view(struct actor *peer, struct peer_view *v);
+
 /* ---- clean stop (peer_leave.c) ----
  * Ask the peer to leave its master before the process stops: flush
  * (peer.flush_on_stop), ship every event not acknowledged yet, then

@@ -17,6 +17,7 @@
 
 #include "peer/peer_int.h"
 #include "base/base.h"
+#include "base/metrics.h"
 
 struct cold_item {
 	int32_t status;       /* 1: waiting for the disk */
@@ -148,6 +149,8 @@ static void cold_get_answer(struct peer_cold *c)
 			res = peer_get_one(p, &gr, &it, c->n - i);
 		} else if (ci->status != 0) {
 			res.status = ci->status;
+			if (ci->status == KVN_ENOTFOUND)
+				kvn_metric_misses(KVN_METRIC_PEER, 1);
 			/* which generation's bytes failed: a speculative read
 			 * keeps a KVN_ECORRUPT only when it names the routed
 			 * generation (client_api.c, spec_finish); without it the
@@ -170,6 +173,7 @@ static void cold_get_answer(struct peer_cold *c)
 			p->stats.gets++;
 			p->stats.get_bytes += ci->size;
 			p->tstats.disk_gets++;
+			kvn_metric_hits(KVN_METRIC_PEER, 1);
 		}
 		proto_results_add(&gr.w, &res);
 	}

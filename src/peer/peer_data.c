@@ -16,6 +16,7 @@
 
 #include "peer/peer_int.h"
 #include "base/base.h"
+#include "base/metrics.h"
 
 #define SCRATCH_LEN (64 * 1024)
 
@@ -581,6 +582,8 @@ struct proto_result peer_get_one(struct peer *p, struct peer_get_reply *gr, cons
 	if (res.status == 0 && v.size > GET_COPY_MAX)
 		res.status = keytab_lease(p->st->kt, it->key, it->klen, it->gen, gr->now, p->o.read_lease_ttl_ms,
 					  &lease, &v);
+	if (res.status == KVN_ENOTFOUND)
+		kvn_metric_misses(KVN_METRIC_PEER, 1);
 	if (res.status != 0)
 		return res;
 	res.gen = v.gen;
@@ -595,6 +598,7 @@ struct proto_result peer_get_one(struct peer *p, struct peer_get_reply *gr, cons
 	gr->bytes += v.size;
 	p->stats.gets++;
 	p->stats.get_bytes += v.size;
+	kvn_metric_hits(KVN_METRIC_PEER, 1);
 	return res;
 }
 
