@@ -293,6 +293,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	net_opts_from_conf(c, &no, c->master_max_connections);
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
+	master_set_listener(n->master, n->master_lst);
 	return 0;
 }
 
@@ -376,6 +377,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		}
 		if (net_listen(n->master, c->master_listen, &n->master_pol, &mno, &n->master_lst, err, errlen) != 0)
 			return -1;
+		master_set_listener(n->master, n->master_lst);
 	}
 	if (n->master) {
 		/* all-in-one: the same messages, through a mailbox */
