@@ -21,33 +21,7 @@ const char *const bench_op_names[BENCH_OP_COUNT] = { "put", "get", "mixed", "mem
 
 static void usage(FILE *f)
 {
-	fputs("usage: kvnode --role client bench --op put|get|mixed|exists|memcpy|tag|xxh3|queue\n"
-	      "         --size S --count N [--batch B] [--clients C] [--keys K] [--warmup N]\n"
-	      "         [--timeout D] [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
-	      "         [--durable] [--no-populate] [--json]\n"
-	      "         [--producers P] [--master-db PATH] [--no-baseline]   (--op queue)\n"
-	      "  --op       exists: routed key lookups of populated keys (keys/s);\n"
-	      "             memcpy, tag, xxh3: local baselines, no server;\n"
-	      "             queue: P producers put N samples (KVN_PUT_QUEUE) while C\n"
-	      "             consumers lease B at a time, fetch and release them\n"
-	      "             (samples/s end to end), after a baseline of N durable puts\n"
-	      "  --size     value size with units (4KiB, 1MiB, 1.5M); exists: of the\n"
-	      "             populated values, default 1B\n"
-	      "  --count    timed items over all clients\n"
-	      "  --batch    items per call (batch API; pipeline depth for redis/memcached), 1\n"
-	      "  --clients  closed-loop threads, one connection each, 1\n"
-	      "  --keys     distinct keys \"bench:<i>\", min(N, 512MiB / size)\n"
-	      "  --warmup   untimed items before the clock starts, 0\n"
-	      "  --timeout  deadline of every wait, 10s (kvnode: client.timeout)\n"
-	      "  --durable  kvnode puts wait for the master's COMMIT\n"
-	      "  --no-populate  get/mixed/exists: the keys exist already (an earlier --op put run\n"
-	      "             with the same --size and --keys): no untimed put and read-back\n"
-	      "  --json     one JSON object per run on stdout\n"
-	      "  --producers  queue: producer threads, 1 (consumers: --clients)\n"
-	      "  --master-db  queue: the master's master.db on this host: report its\n"
-	      "             SQLite commits/s (read from the WAL index, master.db-shm)\n"
-	      "  --no-baseline  queue: skip the durable-put baseline\n",
-	      f);
+	cli_help(f, "bench"); /* the one usage table: cli_usage.c */
 }
 
 static int bad(const char *opt, const char *val, const char *why)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kvnode.h" /* struct kvn_item, shared by the bench targets */
 
@@ -15,6 +16,29 @@ struct kvn_client;
  * evict, stat, lease, release, renew, bench) with the loaded config;
  * conf's strings may be taken.  Returns the exit status. */
 int cli_main(int argc, char **argv, struct kvn_conf *conf);
+
+/* ---- cli_usage.c: the one table of commands and their usage ---- */
+/* Whether cmd is a client command; their names, comma-separated. */
+int cli_cmd_known(const char *cmd);
+const char *cli_cmd_names(void);
+/* cmd's usage lines ("usage: kvnode --role client ..."). */
+void cli_usage(FILE *f, const char *cmd);
+/* cmd's usage lines, what it does and its options (COMMAND --help). */
+void cli_help(FILE *f, const char *cmd);
+/* Every command, one summary each (kvnode --help). */
+void cli_usage_list(FILE *f);
+/* Whether argv[1..argc) asks for help (-h or --help). */
+int cli_help_asked(int argc, char **argv);
+/* "kvnode: CMD: <fmt...>" (when fmt) and cmd's usage on stderr;
+ * returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- cli_stat.c ---- */
+/* stat's arguments (checked before any connection): 0 with *json set, or 2
+ * after saying what is wrong. */
+int cli_stat_args(int argc, char **argv, int *json);
+/* stat [--json]: the exit status. */
+int cli_stat_main(struct kvn_client *c, int argc, char **argv);
 
 /* ---- shared by cli.c and cli_queue.c ---- */
 /* "kvnode: WHAT: error (detail)" on stderr; returns rc's exit status. */
