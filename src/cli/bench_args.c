@@ -57,7 +57,8 @@ int bench_usage_error(const char *fmt, ...)
 	return 2;
 }
 
-enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_MASTER_DB, O_NOBASE, O_COUNT,
+enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_MASTER_DB, O_NOBASE, O_KEEP,
+       O_PREFIX, O_COUNT,
        O_BATCH, O_CLIENTS, O_KEYS, O_WARMUP, O_PRODUCERS };
 
 /* Returns 0, 1 for --help, or 2 after saying what is wrong. */
@@ -79,6 +80,8 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		{ "producers", required_argument, NULL, O_PRODUCERS },
 		{ "master-db", required_argument, NULL, O_MASTER_DB },
 		{ "no-baseline", no_argument, NULL, O_NOBASE },
+		{ "keep", no_argument, NULL, O_KEEP },
+		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -134,6 +137,14 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		case O_NOBASE:
 			a->no_baseline = 1;
 			break;
+		case O_KEEP:
+			a->keep = 1;
+			break;
+		case O_PREFIX:
+			if (!bench_prefix_ok(v))
+				rc = bad("prefix", v, "expected 1..64 of A-Z a-z 0-9 . _ : / -");
+			a->prefix = v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -168,6 +179,11 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 					 "(every queue put is durable)");
 	if (a->no_populate && !BENCH_OP_READS(a->op))
 		return bench_usage_error("--no-populate applies to --op get, mixed and exists only");
+	if (a->no_populate && !a->prefix)
+		return bench_usage_error("--no-populate reads the keys of an earlier run: give its --prefix "
+					 "(that run with --keep and the same --prefix, --size and --keys)");
+	if (a->prefix && OP_LOCAL(a->op))
+		return bench_usage_error("--prefix names keys: it does not apply to --op %s", bench_op_names[a->op]);
 	if (!a->keys_given) {
 		uint64_t fit = DEFAULT_KEY_BYTES / a->size ? DEFAULT_KEY_BYTES / a->size : 1;
 		a->keys = a->count < fit ? a->count : fit;

@@ -120,6 +120,10 @@ struct cli_bench_target {
 	 * valid until the next call on h. */
 	const char *(*detail)(void *h);
 	void (*close)(void *h); /* NULL is ok */
+	/* Optional: remove items[0..n) (a missing key is items[i].status
+	 * KVN_ENOTFOUND); NULL when bench cannot remove keys there, so it
+	 * leaves them and says so. */
+	int (*batch_remove)(void *h, struct kvn_item *items, size_t n);
 	/* Optional: return once the server has finished the deferred work the
 	 * setup's writes caused, so it does not run into the timed phase
 	 * (kvnode persists to SQLite after acknowledging a put).  NULL when
@@ -159,6 +163,10 @@ struct bench_args {
 	uint64_t producers;
 	const char *master_db;
 	int no_baseline;
+	/* --keep: leave the keys written; --prefix: the keys' prefix (NULL:
+	 * bench-HOST-PID-), required by --no-populate */
+	int keep;
+	const char *prefix;
 };
 
 /* Returns 0, 1 after printing --help, or 2 after saying what is wrong. */
@@ -190,8 +198,19 @@ void bench_pattern_base(unsigned char *v, size_t n);
 void bench_pattern_stamp(unsigned char *v, size_t n, uint64_t k);
 /* Head and tail stamps only: cheap enough for the timed loop. */
 int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
-#define KEY_CAP 32 /* "bench:" + up to 20 digits */
+/* Every key a run writes starts with its prefix: --prefix, else
+ * "bench-HOST-PID-", so two benches never share a key and no other key is
+ * touched.  bench_prefix_ok: 1..BENCH_PREFIX_MAX of [A-Za-z0-9._:/-].
+ * bench_prefix_set (given NULL: the default) once before any thread. */
+#define BENCH_PREFIX_MAX 64
+int bench_prefix_ok(const char *p);
+void bench_prefix_set(const char *given);
+const char *bench_prefix(void);
+#define KEY_CAP 96 /* the prefix + up to 20 digits, and room for a suffix */
+/* The prefix and k in decimal at out (KEY_CAP bytes): the key's length. */
 size_t bench_key_format(char *out, uint64_t k);
+/* The settle marker of client thread `client`: "<prefix>settle-<client>". */
+int bench_settle_key(char *out, size_t cap, unsigned client);
 
 /* ---- bench_queue.c: --op queue ---- */
 /* The whole run of --op queue (cli_bench hands it over after parsing):
