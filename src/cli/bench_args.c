@@ -27,6 +27,7 @@ static void usage(FILE *f)
 static int bad(const char *opt, const char *val, const char *why)
 {
 	fprintf(stderr, "kvnode bench: --%s '%s': %s (see --help)\n", opt, val, why);
+	cli_usage(stderr, "bench");
 	return 2;
 }
 
@@ -54,6 +55,7 @@ int bench_usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (see --help)\n", stderr);
+	cli_usage(stderr, "bench");
 	return 2;
 }
 
