@@ -28,7 +28,8 @@ up() {
 	local name=$1 mp pp
 	shift
 	mp=$(free_port); pp=$(free_port)
-	write_conf "$TMP/$name.conf" "$mp" "$pp"
+	# a data_dir per case: each starts from an empty master.db
+	write_conf "$TMP/$name.conf" "$mp" "$pp" "[node]" "data_dir = $TMP/var-$name"
 	start "$name" --config "$TMP/$name.conf" "$@"
 	wait_log "$name" "kvnode ready" 15
 	ok $? "$name: node up"
@@ -191,7 +192,7 @@ case_stat() {
 case_dead() {
 	local mp pp1 pp2 i dead
 	mp=$(free_port); pp1=$(free_port); pp2=$(free_port)
-	write_conf "$TMP/d.conf" "$mp" "$pp1"
+	write_conf "$TMP/d.conf" "$mp" "$pp1" "[node]" "data_dir = $TMP/var-dead"
 	C="client $TMP/d.conf"
 	start m --role master --config "$TMP/d.conf"
 	wait_log m "kvnode ready" 15
