@@ -107,7 +107,8 @@ run() {
 		case $t in kvnode-*) bop=put dur=--durable ;; *) return 0 ;; esac
 	fi
 	case $t in
-	kvnode-*) cmd="$KV_CLIENT bench --target kvnode"; pid=$KV_PID; t=kvnode ;;
+	# --keep: removing the keys after the run would add to the server's CPU
+	kvnode-*) cmd="$KV_CLIENT bench --target kvnode --keep"; pid=$KV_PID; t=kvnode ;;
 	redis) cmd="$KV --role client bench --target redis://$REDIS_ADDR"; pid=$REDIS_PID ;;
 	memcached) cmd="$KV --role client bench --target memcached://$MC_ADDR"; pid=$MC_PID ;;
 	esac

@@ -155,7 +155,7 @@ EOF
 	p0=$(rss_kb "$ppid") a0=$(arena_kb "$ppid") m0=$(rss_kb "$mpid") d0=$(db_bytes "$dir/m")
 	# shellcheck disable=SC2086
 	$TMO $RUN_TIMEOUT $CLI bench --target kvnode --op put --size 1B --count "$NKEYS" --keys "$NKEYS" \
-		--batch 64 --clients 1 --json </dev/null >"$dir/bench.out" 2>"$dir/bench.err" || {
+		--batch 64 --clients 1 --keep --json </dev/null >"$dir/bench.out" 2>"$dir/bench.err" || {
 		say "$ME: the bench failed; last lines of $dir/bench.err:"
 		tail -n 3 "$dir/bench.err" >&2
 		return 1

@@ -195,11 +195,11 @@ while [ $rep -lt "$REPS" ]; do
 	# the offload run leaves 4x DRAM of keys on the disk node, 3/4 of them
 	# on disk; the cold get reads those (no untimed put and read-back
 	# first), after the page cache was dropped when this user may
-	run put-offload disk put $KEYS_TIER
+	run put-offload disk put $KEYS_TIER --keep --prefix tier-offload-
 	sleep 1 # the last offloads land
 	COLD=warm
 	if sync && (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then COLD=cold; fi
-	run get-disk disk get $KEYS_TIER --no-populate
+	run get-disk disk get $KEYS_TIER --no-populate --prefix tier-offload-
 	dd_mbs dd-write if=/dev/zero of="$TMP/ddtest" bs=1M count=$DD_MB oflag=direct conv=fsync
 	dd_mbs dd-read if="$TMP/ddtest" of=/dev/null bs=1M iflag=direct
 	rm -f "$TMP/ddtest"

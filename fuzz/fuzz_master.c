@@ -183,6 +183,9 @@ static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int 
 		for (uint32_t i = 0; i < n; i++)
 			if (proto_stat_next(&rd, &sn) != 0)
 				fz_violation("a STAT reply's node %u does not decode", i);
+		struct proto_stat_master sm;
+		if (proto_stat_master_read(&rd, &sm) != 0)
+			fz_violation("a STAT reply's master figures do not decode or are out of range");
 	}
 	free(pd);
 	return 0;

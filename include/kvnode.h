@@ -438,6 +438,39 @@ struct kvn_node_stat {
 int kvn_stat(struct kvn_client *c, struct kvn_node_stat *nodes, size_t cap, size_t *n,
 	     uint64_t *objects);
 
+/* A figure nobody knows now: kvn_stat_cluster's usage of a node that is not
+ * alive (the master's last numbers for it are stale, not shown). */
+#define KVN_STAT_UNKNOWN UINT64_MAX
+/* The master's own figures, for `kvnode stat`. */
+struct kvn_cluster_stat {
+	uint64_t objects;   /* objects in the master's index */
+	uint64_t bytes;     /* their value bytes */
+	size_t nodes;       /* nodes the master knows (may exceed kvn_stat_cluster's cap) */
+	uint64_t uptime_ms; /* since the master started */
+	char version[32];   /* the master's kvnode version (PACKAGE_VERSION) */
+	/* requests from clients the master answered since its process
+	 * started, one per message whatever its keys: every call of a
+	 * client that reaches the master (a connect's ping, route lookups,
+	 * gets and puts sent to it, stat, lease, release, renew) */
+	uint64_t ops;
+	/* keys the master looked up for gets, exists, removes, evicts (its
+	 * ROUTE_GET and GET requests): found in its index, or not.  A key
+	 * asked again after a retry counts again. */
+	uint64_t hits, misses;
+	/* the master's listener now: authenticated connections, of which
+	 * from peers and from clients, and those still in the handshake;
+	 * conns_known 0 (all 0): the master has no listener to count */
+	int conns_known;
+	uint32_t conns, conns_peers, conns_clients, conns_handshake;
+	uint64_t reserved[8]; /* 0; room for more figures without an ABI change */
+};
+/* Like kvn_stat, with the master's figures in *cs.  nodes (up to cap
+ * entries, may be NULL when cap is 0) as kvn_stat's, except that a node
+ * which is not alive has dram_total, dram_used, disk_total, disk_used and
+ * objects set to KVN_STAT_UNKNOWN. */
+int kvn_stat_cluster(struct kvn_client *c, struct kvn_cluster_stat *cs, struct kvn_node_stat *nodes,
+		     size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

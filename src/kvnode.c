@@ -38,29 +38,9 @@ static void usage(FILE *out)
 		"       kvnode --help | --version\n"
 		"\n"
 		"Roles: master, peer (run until SIGINT/SIGTERM; default: master,peer), or client,\n"
-		"which runs one COMMAND against the cluster:\n"
-		"  ping                         round trip to the master, peers attached\n"
-		"  put [--durable] [--queue [--retain]] [--ttl D] KEY FILE|- [KEY FILE]...\n"
-		"                               store values (- reads standard input; --ttl: expire after D;\n"
-		"                               --queue: durable samples for lease; --retain: kept on release)\n"
-		"  get KEY [-o FILE]            fetch a value (to standard output by default)\n"
-		"  get --ref KEY@GEN [-o FILE]  fetch exactly that generation (key= and gen= of a lease line)\n"
-		"  exists KEY...                exit 0 if every key exists, 1 if one does not\n"
-		"  rm KEY...                    remove keys\n"
-		"  pin [--ttl D] KEY...         keep values from eviction and offload for D (default 60s)\n"
-		"  unpin KEY...                 end their pins\n"
-		"  evict KEY...                 drop values from DRAM now (refused for pinned, leased ones)\n"
-		"  stat                         nodes, capacity, object counts\n"
-		"  lease --partition I/N [--max K] [--ttl D]\n"
-		"                               lease up to K (default 1) queue samples of partition I of N\n"
-		"                               for D (default 30s); one line per sample:\n"
-		"                               lease=ID key=KEY gen=GEN node=NODE size=BYTES\n"
-		"  release ID... [--retain | --return]\n"
-		"                               end leases: the samples are consumed (--retain: kept,\n"
-		"                               --return: back to the queue unconsumed)\n"
-		"  renew ID... --ttl D          extend leases to D from now\n"
-		"  bench --op put|get|mixed|memcpy --size S --count N [--batch B] [--clients C]\n"
-		"        [--target kvnode|redis://H:P|memcached://H:P] [--json] ...\n"
+		"which runs one COMMAND against the cluster (COMMAND --help: its usage):\n");
+	cli_usage_list(out);
+	fprintf(out,
 		"\n"
 		"Options:\n"
 		"  -r, --role ROLES     comma-separated roles\n"
@@ -296,6 +276,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	no.metrics_role = KVN_METRIC_MASTER;
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
+	master_set_listener(n->master, n->master_lst);
 	return 0;
 }
 
@@ -381,6 +362,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		}
 		if (net_listen(n->master, c->master_listen, &n->master_pol, &mno, &n->master_lst, err, errlen) != 0)
 			return -1;
+		master_set_listener(n->master, n->master_lst);
 	}
 	if (n->master) {
 		/* all-in-one: the same messages, through a mailbox */
@@ -737,7 +719,7 @@ int main(int argc, char **argv)
 	kvn_log_set_level(conf.node_log_level);
 	if (roles & KVN_ROLE_CLIENT) {
 		if (optind >= argc) {
-			fprintf(stderr, "kvnode: --role client needs a command (ping, put, get, exists, rm, pin, unpin, evict, stat, lease, release, renew, bench)\n");
+			fprintf(stderr, "kvnode: --role client needs a command (%s)\n", cli_cmd_names());
 			kvn_conf_fini(&conf);
 			return 2;
 		}

@@ -38,9 +38,15 @@ is "$(field "$TMP/out" size)" 4096 "size in bytes"
 like "$(field "$TMP/out" ops_per_s)" '^[0-9.]+$' "ops_per_s is a number"
 
 # Concurrent settles used to race on one marker key (KVN_ESTALE): one key
-# per client now, each a durable put, so master.db holds all four.
-rows=$(sqlite3 "$TMP/var/master.db" "select count(distinct key) from v_objects where key like 'bench:settle:%' and state = 'live'")
+# per client now, each a durable put, so master.db holds all four (with
+# --keep: a run removes its markers with its keys at the end).
+$C bench --json --op put --size 4KiB --count 8 --clients 4 --keep --prefix settle-t-
+ok $? "put, 4 clients, --keep"
+rows=$(sqlite3 "$TMP/var/master.db" "select count(distinct key) from v_objects where cast(key as text) like 'settle-t-settle-%' and state = 'live'")
 is "$rows" 4 "each client's settle marker is committed in master.db"
+$C rm settle-t-settle-0 settle-t-settle-1 settle-t-settle-2 settle-t-settle-3 \
+	settle-t-0 settle-t-1 settle-t-2 settle-t-3 settle-t-4 settle-t-5 settle-t-6 settle-t-7
+ok $? "  and its keys, all there, removed by hand"
 
 run_ok "get, batch 8, 4 clients" --op get --size 1KiB --count 256 --batch 8 --clients 4
 is "$(field "$TMP/out" batch)" 8 "batch is 8"
@@ -49,15 +55,21 @@ run_ok "mixed, 2 clients" --op mixed --size 100 --count 200 --clients 2
 run_ok "durable put" --op put --size 64KiB --count 20 --clients 2 --durable
 is "$(field "$TMP/out" durable)" true "durable reported"
 run_ok "get of 1 MiB values" --op get --size 1MiB --count 8 --clients 2
-# --no-populate: gets of keys an earlier put run wrote, still checked
-run_ok "put 16 keys of 4 KiB" --op put --size 4KiB --count 16 --keys 16
-run_ok "get them without populating" --op get --size 4KiB --count 32 --keys 16 --no-populate
-$C bench --op get --size 4KiB --count 4 --keys 4 --no-populate --target kvnode --json >"$TMP/out" 2>"$TMP/err" </dev/null
+# --no-populate: gets of keys an earlier put run wrote (--keep, --prefix),
+# still checked
+run_ok "put 16 keys of 4 KiB" --op put --size 4KiB --count 16 --keys 16 --keep --prefix np-
+run_ok "get them without populating" --op get --size 4KiB --count 32 --keys 16 --no-populate --prefix np-
+$C bench --op get --size 4KiB --count 4 --keys 4 --no-populate --prefix np- --target kvnode --json >"$TMP/out" 2>"$TMP/err" </dev/null
 is $? 0 "a subset of them too"
-$C bench --op get --size 8KiB --count 4 --keys 4 --no-populate >"$TMP/out" 2>"$TMP/err" </dev/null
+$C exists np-0 np-15
+is $? 0 "a --no-populate run removes none of the keys it read"
+$C bench --op get --size 8KiB --count 4 --keys 4 --no-populate --prefix np- >"$TMP/out" 2>"$TMP/err" </dev/null
 ok $(( $? == 0 )) "another size than was put: the stamps do not match, an error"
-$C bench --op put --size 4KiB --count 4 --no-populate
+$C bench --op put --size 4KiB --count 4 --no-populate --prefix np-
 is $? 2 "--no-populate with put: usage error"
+$C bench --op get --size 4KiB --count 4 --no-populate
+is $? 2 "--no-populate without --prefix: usage error"
+like "$(cat "$TMP/err")" "--prefix" "  naming it"
 
 # exists: routed key lookups of keys the setup put; a key that is not there
 # is an error, not a fast "no"
@@ -67,11 +79,11 @@ is "$(field "$TMP/out" exists)" 256 "256 exists calls counted"
 is "$(field "$TMP/out" size)" 1 "exists: --size defaults to 1 byte"
 is "$(field "$TMP/out" gb_per_s)" 0.0000 "exists moves no value bytes"
 run_ok "exists, one at a time, 4 KiB values" --op exists --size 4KiB --count 20 --clients 2
-$C bench --op exists --count 4 --keys 4 --no-populate
+$C bench --op exists --count 4 --keys 4 --no-populate --prefix np-
 is $? 0 "exists --no-populate of keys that are there"
-$C bench --op exists --count 4 --keys 1000000 --clients 2 --no-populate
+$C bench --op exists --count 4 --keys 1000000 --clients 2 --no-populate --prefix np-
 ok $(( $? == 0 )) "exists --no-populate of keys that are not there: an error"
-like "$(cat "$TMP/err")" "bench:500000.*does not exist" "naming the key"
+like "$(cat "$TMP/err")" "np-500000.*does not exist" "naming the key"
 $C bench --op exists
 is $? 2 "exists without --count: usage error"
 
@@ -110,8 +122,9 @@ is "$(field "$TMP/out" producers)" 2 "2 producers"
 like "$(field "$TMP/out" commits)" '^[1-9][0-9]*$' "the master's commits were counted"
 is "$(sqlite3 "$TMP/var/master.db" 'select count(*) from objects where qflags & 1')" 0 \
 	"every sample was consumed: none left in the queue"
-is "$(sqlite3 "$TMP/var/master.db" "select count(*) from objects where cast(key as text) like 'bench:b:%'")" 0 \
+is "$(sqlite3 "$TMP/var/master.db" "select count(*) from objects where cast(key as text) like 'bench-%'")" 0 \
 	"the baseline's keys were removed"
+is "$(field "$TMP/out" remove_failed)" 0 "  none failed"
 run_ok "queue without --master-db or baseline" --op queue --size 100 --count 50 --no-baseline
 is "$(field "$TMP/out" commits)" null "no --master-db: commits not reported"
 is "$(field "$TMP/out" baseline_puts_per_s)" null "--no-baseline: no baseline"

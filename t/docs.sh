@@ -138,6 +138,11 @@ echo "value" | (cd "$W" && ./kvnode --role client put k2 - > /dev/null 2>&1)
 is $? 0 "  put with - reads stdin, as the comment says"
 doc_run 0 "./kvnode --role client stat"
 like "$(cat "$TMP/out")" "objects: 2" "  and counts the objects"
+like "$(cat "$TMP/out")" "^ops: [1-9][0-9]* " "  with the master's ops, as the comment says"
+like "$(cat "$TMP/out")" "^hit ratio: [0-9.]+% " "  and its hit ratio (the get and exists above looked keys up)"
+doc_run 0 "./kvnode --role client stat --json"
+"$BUILDDIR/t/json_get" objects < "$TMP/out" > "$TMP/objs"
+is "$? $(cat "$TMP/objs")" "0 2" "  one JSON object (t/json_get parses it) counting the objects"
 
 # the HTTP endpoints (README.md, docs/monitoring.md), on the ports
 # shipped_conf gave master.http and peer.http

@@ -17,12 +17,12 @@ grep -q "connections spread over 4 I/O loops" "$TMP/node.log"
 ok $? "the peer says its connections are spread over 4 I/O loops"
 
 B="bench --size 64KiB --keys 256 --clients 8 --batch 4"
-client "$TMP/c.conf" $B --op put --count 8000
-ok $? "8 clients put 8000 x 64 KiB ($(tail -1 "$TMP/out"))"
-client "$TMP/c.conf" $B --op get --count 8000 --no-populate
-ok $? "and get them back, every stamp checked ($(tail -1 "$TMP/out"))"
-client "$TMP/c.conf" $B --op mixed --count 8000 --no-populate
-ok $? "mixed puts and gets ($(tail -1 "$TMP/out"))"
+client "$TMP/c.conf" $B --op put --count 8000 --keep --prefix io-
+ok $? "8 clients put 8000 x 64 KiB ($(head -1 "$TMP/out"))"
+client "$TMP/c.conf" $B --op get --count 8000 --no-populate --prefix io-
+ok $? "and get them back, every stamp checked ($(head -1 "$TMP/out"))"
+client "$TMP/c.conf" $B --op mixed --count 8000 --no-populate --prefix io-
+ok $? "mixed puts and gets ($(head -1 "$TMP/out"))"
 
 # clients that die mid-transfer, on whichever loops their connections got
 for op in put get; do

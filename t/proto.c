@@ -1,7 +1,8 @@
 /* t/proto: the data-path item layouts of proto.h: items with and without
  * checksum and TTL (PROTO_ITEMS_SUM), results with their checksum, PIN's
  * TTL after its items, and the decoders' range checks (unknown flags, a
- * TTL past PROTO_TTL_MAX_MS, truncation, trailing bytes). */
+ * TTL past PROTO_TTL_MAX_MS, truncation, trailing bytes); the STAT reply
+ * with the master's figures after its nodes, each range-checked. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -184,6 +185,86 @@ static void t_pin(void)
 	wire_w_fini(&W);
 }
 
+/* A STAT reply of one node and the master's figures sm (node alive as
+ * given), decoded: the first error, or 0 with *out read back. */
+static int stat_roundtrip(const struct proto_stat_master *sm, uint8_t alive, int extra_byte,
+			  struct proto_stat_master *out)
+{
+	struct proto_stat_node sn = { .alive = alive, .dram_total = 64, .dram_used = 1, .objects = 3 }, got;
+	struct actor_msg m;
+	struct wire_r r;
+	uint64_t objs, bytes;
+	uint32_t n;
+	int rc;
+
+	snprintf(sn.node_id, sizeof sn.node_id, "n1");
+	snprintf(sn.addr, sizeof sn.addr, "127.0.0.1:1");
+	wire_w_init(&W);
+	proto_stat_begin(&W, 3, 300, 1);
+	proto_stat_add(&W, &sn);
+	if (sm)
+		proto_stat_master_add(&W, sm);
+	if (extra_byte)
+		wire_w_u8(&W, 0);
+	memset(&m, 0, sizeof m);
+	m.meta = W.buf;
+	m.meta_len = (uint32_t)W.len;
+	rc = proto_stat_open(&r, &m, &objs, &bytes, &n);
+	if (rc == 0)
+		rc = proto_stat_next(&r, &got);
+	if (rc == 0)
+		rc = proto_stat_master_read(&r, out);
+	wire_w_fini(&W);
+	return rc;
+}
+
+static void t_stat(void)
+{
+	const struct proto_stat_master good = {
+		.uptime_ms = 12345, .version = "1.2.3", .requests = 10, .key_hits = 3, .key_misses = 4,
+		.conns_known = 1, .conns_open = 5, .conns_masters = 0, .conns_peers = 2, .conns_clients = 3,
+		.conns_handshake = 7,
+	};
+	struct proto_stat_master sm, out;
+
+	is_int(stat_roundtrip(&good, 1, 0, &out), 0, "a STAT reply with the master's figures decodes");
+	ok(out.uptime_ms == 12345 && strcmp(out.version, "1.2.3") == 0 && out.requests == 10 && out.key_hits == 3 &&
+	   out.key_misses == 4 && out.conns_known == 1 && out.conns_open == 5 && out.conns_peers == 2 &&
+	   out.conns_clients == 3 && out.conns_handshake == 7,
+	   "every figure as sent");
+	sm = good;
+	sm.conns_known = 0;
+	sm.conns_open = sm.conns_peers = sm.conns_clients = sm.conns_handshake = 0;
+	is_int(stat_roundtrip(&sm, 0, 0, &out), 0, "no listener: counts 0, a node not alive");
+	is_int(stat_roundtrip(NULL, 1, 0, &out), KVN_EPROTO, "without the figures (version 4's reply): refused");
+	is_int(stat_roundtrip(&good, 1, 1, &out), KVN_EPROTO, "a byte after them: refused");
+	is_int(stat_roundtrip(&good, 2, 0, &out), KVN_EPROTO, "alive 2: refused");
+
+	/* one value out of range each (set in the switch below) */
+	static const char *const bad[] = {
+		"uptime past 1000 years",     "an empty version",          "a control byte in the version",
+		"conns_known 2",              "counts without a listener", "peers + clients above open",
+		"open above PROTO_CONNS_MAX", "hits + misses past 2^64",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		sm = good;
+		switch (i) {
+		case 0: sm.uptime_ms = PROTO_UPTIME_MAX_MS + 1; break;
+		case 1: sm.version[0] = '\0'; break;
+		case 2: sm.version[1] = '\n'; break;
+		case 3: sm.conns_known = 2; break;
+		case 4: sm.conns_known = 0; break;
+		case 5: sm.conns_clients = 4; break;
+		case 6: sm.conns_open = PROTO_CONNS_MAX + 1; break;
+		case 7: sm.key_hits = UINT64_MAX; break;
+		}
+		is_int(stat_roundtrip(&sm, 1, 0, &out), KVN_EPROTO, "%s: KVN_EPROTO", bad[i]);
+	}
+	sm = good;
+	sm.uptime_ms = PROTO_UPTIME_MAX_MS;
+	is_int(stat_roundtrip(&sm, 1, 0, &out), 0, "the longest uptime passes");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -192,6 +273,7 @@ int main(int argc, char **argv)
 		{ "items_range", t_items_range },
 		{ "results", t_results },
 		{ "pin", t_pin },
+		{ "stat", t_stat },
 		{ NULL, NULL },
 	};
 	return tap_run(tests, argc, argv);

@@ -227,6 +227,36 @@ static void test_format_size(void)
 	ok(buf[4] == 'x', "nothing written past cap");
 }
 
+static void test_format_size_human(void)
+{
+	static const struct {
+		uint64_t v;
+		const char *text;
+	} cases[] = {
+		{ 0, "0 B" },
+		{ 1023, "1023 B" },
+		{ 1024, "1 KiB" },
+		{ 1536, "1.5 KiB" },
+		{ 1126, "1.1 KiB" },
+		{ 10239, "10 KiB" },
+		{ 323232ull << 10, "316 MiB" },  /* 323232 KiB */
+		{ 312ull << 20, "312 MiB" },
+		{ (312ull << 20) + (1ull << 19), "313 MiB" }, /* 312.5: half up */
+		{ 1610612736ull, "1.5 GiB" },
+		{ 1342177280ull, "1.3 GiB" },   /* 1.25 */
+		{ 1048064, "1 MiB" },           /* 1023.5 KiB: 1024 KiB is 1 MiB */
+		{ 1048575, "1 MiB" },           /* 1023.999 KiB */
+		{ 3ull << 40, "3 TiB" },
+		{ UINT64_MAX, "16 EiB" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		kvn_format_size_human(buf, sizeof buf, cases[i].v);
+		is_str(buf, cases[i].text, "format_size_human(%llu)", (unsigned long long)cases[i].v);
+	}
+}
+
 static void test_format_duration(void)
 {
 	static const struct {
@@ -417,6 +447,7 @@ static const struct tap_test tests[] = {
 	{ "duration_units", test_duration_units },
 	{ "duration_bad", test_duration_bad },
 	{ "format_size", test_format_size },
+	{ "format_size_human", test_format_size_human },
 	{ "format_duration", test_format_duration },
 	{ "round_trip", test_round_trip },
 	{ "uint_bool", test_uint_bool },

@@ -183,6 +183,9 @@ int kvn_parse_bool(const char *s, int *out, const char **why);
  * back to the same value (the unit is the largest that is exact with at most
  * three decimals).  Truncated to cap; 32 bytes always suffice. */
 void kvn_format_size(char *out, size_t cap, uint64_t bytes);
+/* For reading, not parsing back: rounded to three significant digits in
+ * binary units, "312 MiB", "1.5 GiB", "12 KiB", "800 B".  32 bytes suffice. */
+void kvn_format_size_human(char *out, size_t cap, uint64_t bytes);
 void kvn_format_duration(char *out, size_t cap, uint64_t ms);
 
 /* ---- config (conf.c) -------------------------------------------------------

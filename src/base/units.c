@@ -301,6 +301,37 @@ void kvn_format_size(char *out, size_t cap, uint64_t bytes)
 	snprintf(out, cap, "%llu B", (unsigned long long)bytes);
 }
 
+void kvn_format_size_human(char *out, size_t cap, uint64_t bytes)
+{
+	static const char *const names[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	int u = -1;
+
+	if (cap == 0)
+		return;
+	for (int i = 0; i < (int)ARRAY_LEN(names); i++)
+		if (bytes >= 1ull << (10 * (i + 1)))
+			u = i;
+	if (u < 0) {
+		snprintf(out, cap, "%llu B", (unsigned long long)bytes);
+		return;
+	}
+	uint64_t unit = 1ull << (10 * (u + 1));
+	/* tenths of the unit, rounded half up; 10 and more: whole units */
+	uint64_t tenths = (uint64_t)(((unsigned __int128)bytes * 10 + unit / 2) / unit);
+	if (tenths >= 100) {
+		uint64_t whole = (uint64_t)(((unsigned __int128)bytes + unit / 2) / unit);
+		if (whole >= 1024 && u + 1 < (int)ARRAY_LEN(names))
+			snprintf(out, cap, "1 %s", names[u + 1]); /* 1023.6 KiB: 1 MiB */
+		else
+			snprintf(out, cap, "%llu %s", (unsigned long long)whole, names[u]);
+	} else if (tenths % 10 == 0) {
+		snprintf(out, cap, "%llu %s", (unsigned long long)(tenths / 10), names[u]);
+	} else {
+		snprintf(out, cap, "%llu.%llu %s", (unsigned long long)(tenths / 10), (unsigned long long)(tenths % 10),
+			 names[u]);
+	}
+}
+
 void kvn_format_duration(char *out, size_t cap, uint64_t ms)
 {
 	static const struct unit order[] = {

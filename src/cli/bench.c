@@ -1,7 +1,8 @@
 /*
  * bench: `kvnode --role client bench`, a closed-loop load generator.  Owns
  * the command line, the per-thread loop, the value pattern and its checks,
- * the latency histogram and the report.  What it talks to (kvnode, redis,
+ * the latency histogram, the report, and removing the keys a run wrote
+ * when it ends (unless --keep).  What it talks to (kvnode, redis,
  * memcached) lives in bench_targets.c.
  *
  * Rules that keep the numbers honest: every buffer a thread uses is mapped
@@ -57,7 +58,7 @@ struct bench_thr {
 	struct bench_local *local; /* --op memcpy, tag, xxh3 */
 	uint64_t rng;
 	uint64_t ok_items, errors, puts, gets, exists, t_start, t_end;
-	int setup_rc, stopped;
+	int setup_rc, stopped, settled;
 	char setup_err[256];
 };
 
@@ -73,6 +74,10 @@ struct bench {
 	_Atomic int abort;
 	_Atomic int first_err;
 	_Atomic uint64_t errors;
+	/* the end's removal of the run's keys: removed, and failed (a key
+	 * that is not there is neither) */
+	_Atomic uint64_t removed, rm_failed;
+	_Atomic int rm_first;
 	pthread_mutex_t mu; /* below, and stderr while threads run */
 	pthread_cond_t cv;
 	int gate_open, progress_shown;
@@ -334,6 +339,58 @@ static void thr_local(struct bench_thr *t)
 	}
 }
 
+/* Whether the end removes the run's keys: not with --keep, not the keys
+ * of an earlier run (--no-populate), not where the target cannot. */
+static int bench_removes(const struct bench *b)
+{
+	return !OP_LOCAL(b->a.op) && !b->a.keep && !b->a.no_populate && b->t->batch_remove;
+}
+
+/* Remove what this thread wrote: its key range when it owns it (whoever
+ * else wrote a shared key, the owner removes it) and its settle marker, in
+ * batches, untimed.  A key that is not there (never written: fewer items
+ * than keys) is no failure. */
+static void thr_remove(struct bench_thr *t)
+{
+	enum { CHUNK = 256 };
+	struct bench *b = t->b;
+	struct kvn_item *it = kvn_xcalloc(CHUNK, sizeof *it);
+	char(*keys)[KEY_CAP] = kvn_xcalloc(CHUNK, KEY_CAP);
+	uint64_t next = 0, total = t->owner ? t->key_n : 0;
+	int settle = t->settled;
+
+	while (next < total || settle) {
+		size_t m = 0, any = 0;
+		for (; m < CHUNK && next < total; m++, next++)
+			it[m].klen = bench_key_format(keys[m], t->key_lo + next);
+		if (m < CHUNK && settle) {
+			it[m].klen = (size_t)bench_settle_key(keys[m], KEY_CAP, t->idx);
+			m++;
+			settle = 0;
+		}
+		for (size_t i = 0; i < m; i++) {
+			it[i].key = keys[i];
+			it[i].status = 0;
+		}
+		int rc = b->t->batch_remove(t->h, it, m);
+		for (size_t i = 0; i < m; i++)
+			any |= it[i].status != 0;
+		for (size_t i = 0; i < m; i++) {
+			int st = it[i].status ? it[i].status : rc && !any ? rc : 0, zero = 0;
+			if (st == 0) {
+				atomic_fetch_add(&b->removed, 1);
+			} else if (st != KVN_ENOTFOUND) {
+				atomic_compare_exchange_strong(&b->rm_first, &zero, st);
+				if (atomic_fetch_add(&b->rm_failed, 1) < ERRORS_PRINTED)
+					bench_say(b, "remove %.*s: %s (%s)\n", (int)it[i].klen, keys[i], kvn_err_name(st),
+						  b->t->detail(t->h));
+			}
+		}
+	}
+	free(keys);
+	free(it);
+}
+
 static void *thr_main(void *arg)
 {
 	struct bench_thr *t = arg;
@@ -359,6 +416,7 @@ static void *thr_main(void *arg)
 	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op))
 		thr_loop(t, t->n_warmup, 0);
 	if (!atomic_load(&b->abort) && !OP_LOCAL(b->a.op) && b->t->settle) {
+		t->settled = 1; /* failed or not, the marker may be there */
 		int rc = b->t->settle(t->h, t->idx);
 		if (rc)
 			bench_error(t, "settle", "", 0, rc, b->t->detail(t->h));
@@ -373,6 +431,9 @@ static void *thr_main(void *arg)
 			thr_loop(t, t->n_items, 1);
 		t->t_end = kvn_now_ns();
 	}
+	pthread_barrier_wait(&b->bar); /* nobody writes a key any more */
+	if (t->h && bench_removes(b))
+		thr_remove(t);
 	if (t->h)
 		b->t->close(t->h);
 	bench_local_free(t->local);
@@ -450,10 +511,18 @@ static void bench_report(struct bench *b)
 		printf(",\"ops_per_s\":%.1f,\"gb_per_s\":%.4f,\"p50_us\":%.1f,\"p99_us\":%.1f"
 		       ",\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"seconds\":%.4f"
 		       ",\"ok\":%" PRIu64 ",\"puts\":%" PRIu64 ",\"gets\":%" PRIu64
-		       ",\"exists\":%" PRIu64 ",\"durable\":%s,\"errors\":%" PRIu64 "}\n",
+		       ",\"exists\":%" PRIu64 ",\"durable\":%s,\"errors\":%" PRIu64,
 		       ops, gbs, q50, q99, q999, (double)h->max / 1e3,
 		       h->n ? (double)h->sum / (double)h->n / 1e3 : 0.0, secs, ok, puts, gets, exists,
 		       b->a.durable ? "true" : "false", errors);
+		/* the prefix passed bench_prefix_ok or is the sanitized default:
+		 * nothing in it needs escaping */
+		if (OP_LOCAL(b->a.op))
+			printf("}\n");
+		else
+			printf(",\"prefix\":\"%s\",\"kept\":%s,\"removed\":%" PRIu64 ",\"remove_failed\":%" PRIu64 "}\n",
+			       bench_prefix(), bench_removes(b) ? "false" : "true", atomic_load(&b->removed),
+			       atomic_load(&b->rm_failed));
 	} else {
 		fmt_size(size, sizeof(size), b->a.size);
 		fmt_us(p50, sizeof(p50), q50);
@@ -469,6 +538,13 @@ static void bench_report(struct bench *b)
 		if (errors)
 			printf(" errors=%" PRIu64, errors);
 		printf("\n");
+		if (!OP_LOCAL(b->a.op) && bench_removes(b))
+			printf("  keys %s*: %" PRIu64 " removed%s\n", bench_prefix(), atomic_load(&b->removed),
+			       atomic_load(&b->rm_failed) ? ", some could not be (see above)" : "");
+		else if (!OP_LOCAL(b->a.op))
+			printf("  keys %s*: kept (%s)\n", bench_prefix(),
+			       b->a.keep ? "--keep" : b->a.no_populate ? "an earlier run's, --no-populate"
+									: "bench removes keys from kvnode only");
 	}
 	fflush(stdout);
 	free(h);
@@ -543,6 +619,7 @@ int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 	rc = bench_parse_args(argc, argv, &b.a);
 	if (rc)
 		return rc == 1 ? 0 : 2;
+	bench_prefix_set(b.a.prefix);
 	if (b.a.op == OP_QUEUE)
 		return bench_queue_run(&b.a, conf);
 	const uint64_t S = b.a.size, B = b.a.batch, C = b.a.clients;
@@ -637,6 +714,14 @@ int cli_bench(int argc, char **argv, const struct kvn_conf *conf)
 			fprintf(stderr, "kvnode bench: %" PRIu64 " errors; first: %s\n", errors,
 				kvn_err_name(first));
 			rc = first ? first : KVN_EPROTO;
+		}
+		uint64_t rmf = atomic_load(&b.rm_failed);
+		if (rmf) {
+			int rm_first = atomic_load(&b.rm_first);
+			fprintf(stderr, "kvnode bench: %" PRIu64 " keys could not be removed (first: %s); they start "
+				"with %s\n", rmf, kvn_err_name(rm_first), bench_prefix());
+			if (!rc)
+				rc = rm_first;
 		}
 	}
 	bench_free(&b);

@@ -21,38 +21,13 @@ const char *const bench_op_names[BENCH_OP_COUNT] = { "put", "get", "mixed", "mem
 
 static void usage(FILE *f)
 {
-	fputs("usage: kvnode --role client bench --op put|get|mixed|exists|memcpy|tag|xxh3|queue\n"
-	      "         --size S --count N [--batch B] [--clients C] [--keys K] [--warmup N]\n"
-	      "         [--timeout D] [--target kvnode|redis://HOST:PORT|memcached://HOST:PORT]\n"
-	      "         [--durable] [--no-populate] [--json]\n"
-	      "         [--producers P] [--master-db PATH] [--no-baseline]   (--op queue)\n"
-	      "  --op       exists: routed key lookups of populated keys (keys/s);\n"
-	      "             memcpy, tag, xxh3: local baselines, no server;\n"
-	      "             queue: P producers put N samples (KVN_PUT_QUEUE) while C\n"
-	      "             consumers lease B at a time, fetch and release them\n"
-	      "             (samples/s end to end), after a baseline of N durable puts\n"
-	      "  --size     value size with units (4KiB, 1MiB, 1.5M); exists: of the\n"
-	      "             populated values, default 1B\n"
-	      "  --count    timed items over all clients\n"
-	      "  --batch    items per call (batch API; pipeline depth for redis/memcached), 1\n"
-	      "  --clients  closed-loop threads, one connection each, 1\n"
-	      "  --keys     distinct keys \"bench:<i>\", min(N, 512MiB / size)\n"
-	      "  --warmup   untimed items before the clock starts, 0\n"
-	      "  --timeout  deadline of every wait, 10s (kvnode: client.timeout)\n"
-	      "  --durable  kvnode puts wait for the master's COMMIT\n"
-	      "  --no-populate  get/mixed/exists: the keys exist already (an earlier --op put run\n"
-	      "             with the same --size and --keys): no untimed put and read-back\n"
-	      "  --json     one JSON object per run on stdout\n"
-	      "  --producers  queue: producer threads, 1 (consumers: --clients)\n"
-	      "  --master-db  queue: the master's master.db on this host: report its\n"
-	      "             SQLite commits/s (read from the WAL index, master.db-shm)\n"
-	      "  --no-baseline  queue: skip the durable-put baseline\n",
-	      f);
+	cli_help(f, "bench"); /* the one usage table: cli_usage.c */
 }
 
 static int bad(const char *opt, const char *val, const char *why)
 {
 	fprintf(stderr, "kvnode bench: --%s '%s': %s (see --help)\n", opt, val, why);
+	cli_usage(stderr, "bench");
 	return 2;
 }
 
@@ -80,10 +55,12 @@ int bench_usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (see --help)\n", stderr);
+	cli_usage(stderr, "bench");
 	return 2;
 }
 
-enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_MASTER_DB, O_NOBASE, O_COUNT,
+enum { O_OP = 256, O_SIZE, O_TARGET, O_JSON, O_DURABLE, O_NOPOP, O_TIMEOUT, O_MASTER_DB, O_NOBASE, O_KEEP,
+       O_PREFIX, O_COUNT,
        O_BATCH, O_CLIENTS, O_KEYS, O_WARMUP, O_PRODUCERS };
 
 /* Returns 0, 1 for --help, or 2 after saying what is wrong. */
@@ -105,6 +82,8 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		{ "producers", required_argument, NULL, O_PRODUCERS },
 		{ "master-db", required_argument, NULL, O_MASTER_DB },
 		{ "no-baseline", no_argument, NULL, O_NOBASE },
+		{ "keep", no_argument, NULL, O_KEEP },
+		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -160,6 +139,14 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 		case O_NOBASE:
 			a->no_baseline = 1;
 			break;
+		case O_KEEP:
+			a->keep = 1;
+			break;
+		case O_PREFIX:
+			if (!bench_prefix_ok(v))
+				rc = bad("prefix", v, "expected 1..64 of A-Z a-z 0-9 . _ : / -");
+			a->prefix = v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -194,6 +181,11 @@ int bench_parse_args(int argc, char **argv, struct bench_args *a)
 					 "(every queue put is durable)");
 	if (a->no_populate && !BENCH_OP_READS(a->op))
 		return bench_usage_error("--no-populate applies to --op get, mixed and exists only");
+	if (a->no_populate && !a->prefix)
+		return bench_usage_error("--no-populate reads the keys of an earlier run: give its --prefix "
+					 "(that run with --keep and the same --prefix, --size and --keys)");
+	if (a->prefix && OP_LOCAL(a->op))
+		return bench_usage_error("--prefix names keys: it does not apply to --op %s", bench_op_names[a->op]);
 	if (!a->keys_given) {
 		uint64_t fit = DEFAULT_KEY_BYTES / a->size ? DEFAULT_KEY_BYTES / a->size : 1;
 		a->keys = a->count < fit ? a->count : fit;

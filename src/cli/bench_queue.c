@@ -6,7 +6,9 @@
  * release the batch; the run ends when every sample put was consumed.
  * Before it, unless --no-baseline, the same producers time --count plain
  * durable puts of the same size (then removed, untimed): what the queue
- * costs beyond a durable put.
+ * costs beyond a durable put.  Keys are the run's prefix (bench_prefix),
+ * "q" or "b", the run's nonce and the number; at the end samples left
+ * over (not consumed: errors) are removed too, unless --keep.
  *
  * The master's SQLite commits are counted from master.db's WAL index
  * (--master-db, on the master's host): its header's iChange is SQLite's
@@ -69,6 +71,9 @@ struct bq {
 	unsigned np, nc;
 	_Atomic uint64_t next, put_failed, consumed, producers_left, errors, foreign;
 	_Atomic int first_err, stop;
+	/* the removals at the end, by the calling thread alone */
+	uint64_t removed, rm_failed;
+	int rm_first;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int gate;
@@ -89,16 +94,17 @@ static void q_error(struct bq_thr *t, const char *what, int rc, const char *deta
 		atomic_store(&t->q->stop, 1);
 }
 
-static int q_key(char *out, size_t cap, const struct bq *q, uint64_t i)
+static int q_key(char *out, size_t cap, const struct bq *q, int phase, uint64_t i)
 {
-	return snprintf(out, cap, "bench:%s:%" PRIx64 ":%" PRIu64, q->phase == PH_BASE ? "b" : "q", q->nonce, i);
+	return snprintf(out, cap, "%s%s%" PRIx64 "-%" PRIu64, bench_prefix(), phase == PH_BASE ? "b" : "q", q->nonce,
+			i);
 }
 
 /* The sample number of a key of this run's queue phase, or -1. */
 static int64_t q_key_index(const struct bq *q, const uint8_t *key, size_t klen)
 {
-	char want[48], buf[64];
-	int wl = snprintf(want, sizeof want, "bench:q:%" PRIx64 ":", q->nonce);
+	char want[KEY_CAP], buf[KEY_CAP + 32];
+	int wl = snprintf(want, sizeof want, "%sq%" PRIx64 "-", bench_prefix(), q->nonce);
 	if (klen >= sizeof buf || klen <= (size_t)wl || memcmp(key, want, (size_t)wl) != 0)
 		return -1;
 	memcpy(buf, key, klen);
@@ -120,13 +126,13 @@ static void producer(struct bq_thr *t)
 {
 	struct bq *q = t->q;
 	unsigned flags = q->phase == PH_BASE ? KVN_PUT_DURABLE : KVN_PUT_QUEUE;
-	char key[64];
+	char key[KEY_CAP + 32];
 
 	while (!atomic_load(&q->stop)) {
 		uint64_t i = atomic_fetch_add(&q->next, 1);
 		if (i >= q->n)
 			break;
-		int klen = q_key(key, sizeof key, q, i);
+		int klen = q_key(key, sizeof key, q, q->phase, i);
 		bench_pattern_stamp(t->val, q->S, i);
 		uint64_t t0 = kvn_now_ns();
 		int rc = kvn_put(t->c, key, (size_t)klen, t->val, q->S, flags);
@@ -318,22 +324,35 @@ static int run_phase(struct bq *q, int phase, struct phase_out *o)
 	return 0;
 }
 
-/* Remove the baseline's keys (untimed), so the queue phase starts with
- * the DRAM it would have had. */
-static void remove_baseline(struct bq *q)
+/* Remove the keys of a phase (untimed): the baseline's, so the queue
+ * phase starts with the DRAM it would have had, and at the end the samples
+ * not consumed.  A key that is not there (its put failed, or consumed) is
+ * no failure; the others are counted in rm_failed, the first said. */
+static void remove_phase(struct bq *q, int phase)
 {
 	enum { CHUNK = 256 };
 	struct kvn_item it[CHUNK];
-	char keys[CHUNK][64];
-	q->phase = PH_BASE;
+	char keys[CHUNK][KEY_CAP + 32];
 	for (uint64_t i = 0; i < q->n; i += CHUNK) {
-		size_t m = q->n - i < CHUNK ? (size_t)(q->n - i) : CHUNK;
+		size_t m = q->n - i < CHUNK ? (size_t)(q->n - i) : CHUNK, any = 0;
 		for (size_t j = 0; j < m; j++) {
 			memset(&it[j], 0, sizeof it[j]);
 			it[j].key = keys[j];
-			it[j].klen = (size_t)q_key(keys[j], sizeof keys[j], q, i + j);
+			it[j].klen = (size_t)q_key(keys[j], sizeof keys[j], q, phase, i + j);
 		}
-		(void)kvn_batch_remove(q->thr[0].c, it, m); /* a key whose put failed is simply absent */
+		int rc = kvn_batch_remove(q->thr[0].c, it, m);
+		for (size_t j = 0; j < m; j++)
+			any |= it[j].status != 0;
+		for (size_t j = 0; j < m; j++) {
+			int st = it[j].status ? it[j].status : rc && !any ? rc : 0;
+			if (st == 0) {
+				q->removed++;
+			} else if (st != KVN_ENOTFOUND && q->rm_failed++ == 0) {
+				q->rm_first = st;
+				fprintf(stderr, "kvnode bench: remove %s: %s (%s)\n", keys[j], kvn_err_name(st),
+					kvn_last_detail(q->thr[0].c));
+			}
+		}
 	}
 }
 
@@ -397,9 +416,12 @@ static void report(struct bq *q, const struct hist *hq, const struct hist *hb, c
 		json_rate("baseline_put_p50_us", baseline, q_us(&hb[H_PUT], 0.5));
 		json_rate("baseline_put_p99_us", baseline, q_us(&hb[H_PUT], 0.99));
 		json_rate("baseline_commits_per_s", baseline && ob->have_commits, bcps);
-		printf(",\"seconds\":%.4f,\"ok\":%" PRIu64 ",\"foreign\":%" PRIu64 ",\"durable\":true,\"errors\":%" PRIu64
-		       "}\n",
+		printf(",\"seconds\":%.4f,\"ok\":%" PRIu64 ",\"foreign\":%" PRIu64 ",\"durable\":true,\"errors\":%" PRIu64,
 		       oq->secs, consumed, atomic_load(&q->foreign), errors);
+		/* bench_prefix_ok or the sanitized default: nothing to escape */
+		printf(",\"prefix\":\"%s\",\"kept\":%s,\"consumed\":%" PRIu64 ",\"removed\":%" PRIu64
+		       ",\"remove_failed\":%" PRIu64 "}\n",
+		       bench_prefix(), q->a->keep ? "true" : "false", consumed, q->removed, q->rm_failed);
 		fflush(stdout);
 		return;
 	}
@@ -429,6 +451,11 @@ static void report(struct bq *q, const struct hist *hq, const struct hist *hb, c
 	}
 	if (errors)
 		printf("  errors=%" PRIu64 "\n", errors);
+	if (q->a->keep)
+		printf("  keys %s*: kept (--keep; consumed samples are gone: %" PRIu64 ")\n", bench_prefix(), consumed);
+	else
+		printf("  keys %s*: %" PRIu64 " samples consumed, %" PRIu64 " other keys removed%s\n", bench_prefix(),
+		       consumed, q->removed, q->rm_failed ? ", some could not be (see above)" : "");
 	fflush(stdout);
 }
 
@@ -504,14 +531,27 @@ int bench_queue_run(const struct bench_args *a, const struct kvn_conf *conf)
 	if (!rc && baseline) {
 		rc = run_phase(&q, PH_BASE, &ob);
 		merge(hb, &q);
-		remove_baseline(&q);
+		if (!a->keep)
+			remove_phase(&q, PH_BASE);
 		atomic_store(&q.put_failed, 0);
 	}
-	if (!rc && !atomic_load(&q.stop))
+	int queued = 0;
+	if (!rc && !atomic_load(&q.stop)) {
 		rc = run_phase(&q, PH_QUEUE, &oq);
+		queued = 1;
+	}
 	merge(hq, &q);
+	/* a sample consumed is deleted already; the rest (errors, a stop)
+	 * would stay in the queue for the next consumer */
+	if (queued && !a->keep && atomic_load(&q.consumed) < q.n)
+		remove_phase(&q, PH_QUEUE);
 	if (!rc)
 		report(&q, hq, hb, &oq, &ob, baseline);
+	if (!rc && q.rm_failed) {
+		fprintf(stderr, "kvnode bench: %" PRIu64 " keys could not be removed (first: %s); they start with %s\n",
+			q.rm_failed, kvn_err_name(q.rm_first), bench_prefix());
+		rc = q.rm_first;
+	}
 	uint64_t foreign = atomic_load(&q.foreign), errors = atomic_load(&q.errors);
 	if (!rc && foreign) {
 		fprintf(stderr, "kvnode bench: %" PRIu64 " samples in the queue were not put by this run (given back): "

@@ -1,11 +1,14 @@
 /*
  * bench_stats: the load generator's measuring tools: a log-linear latency
- * histogram (under 0.4% error from 1 ns to 2^40 ns, merged across threads)
- * and the value pattern that lets every get be checked against its key.
+ * histogram (under 0.4% error from 1 ns to 2^40 ns, merged across threads),
+ * the value pattern that lets every get be checked against its key, and the
+ * run's key prefix and key names.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -121,15 +124,57 @@ int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k)
 	return 1;
 }
 
-/* "bench:<k>" without printf: this runs once per item on the timed path. */
+/* ---- key names ---- */
+
+/* Set once by bench_prefix_set before any thread starts, read-only after. */
+static char prefix[BENCH_PREFIX_MAX + 1];
+static size_t prefix_len;
+
+int bench_prefix_ok(const char *p)
+{
+	size_t n = strlen(p);
+	/* what a memcached key and a command line take without quoting */
+	return n >= 1 && n <= BENCH_PREFIX_MAX &&
+	       strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-/") == n;
+}
+
+void bench_prefix_set(const char *given)
+{
+	char host[33] = "";
+
+	if (given) {
+		snprintf(prefix, sizeof prefix, "%s", given);
+	} else {
+		/* the host's name as far as it is a plain name: a key never needs quoting */
+		if (gethostname(host, sizeof host - 1) != 0)
+			host[0] = '\0';
+		host[sizeof host - 1] = '\0';
+		host[strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")] = '\0';
+		snprintf(prefix, sizeof prefix, "bench-%s-%ld-", host[0] ? host : "host", (long)getpid());
+	}
+	prefix_len = strlen(prefix);
+}
+
+const char *bench_prefix(void)
+{
+	return prefix;
+}
+
+/* prefix + decimal k without printf: this runs once per item on the timed
+ * path. */
 size_t bench_key_format(char *out, uint64_t k)
 {
 	char d[24], *p = d + sizeof(d);
 	do
 		*--p = (char)('0' + k % 10);
 	while (k /= 10);
-	memcpy(out, "bench:", 6);
-	memcpy(out + 6, p, (size_t)(d + sizeof(d) - p));
-	return 6 + (size_t)(d + sizeof(d) - p);
+	memcpy(out, prefix, prefix_len);
+	memcpy(out + prefix_len, p, (size_t)(d + sizeof(d) - p));
+	return prefix_len + (size_t)(d + sizeof(d) - p);
 }
 
+
+int bench_settle_key(char *out, size_t cap, unsigned client)
+{
+	return snprintf(out, cap, "%ssettle-%u", prefix, client);
+}

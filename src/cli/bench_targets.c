@@ -79,6 +79,11 @@ static int kv_batch_exists(void *h, struct kvn_item *items, size_t n)
 	return kvn_batch_exists(KVH(h)->c, items, n);
 }
 
+static int kv_batch_remove(void *h, struct kvn_item *items, size_t n)
+{
+	return kvn_batch_remove(KVH(h)->c, items, n);
+}
+
 static const char *kv_detail(void *h)
 {
 	return kvn_last_detail(KVH(h)->c);
@@ -96,8 +101,8 @@ static void kv_close(void *h)
  * in master.db too, and the writer is idle unless another client writes. */
 static int kv_settle(void *h, unsigned client)
 {
-	char key[32];
-	int n = snprintf(key, sizeof key, "bench:settle:%u", client);
+	char key[KEY_CAP];
+	int n = bench_settle_key(key, sizeof key, client);
 	/* one key per client: a put racing another of the same key waits for it */
 	return kvn_put(KVH(h)->c, key, (size_t)n, "", 0, KVN_PUT_DURABLE);
 }
@@ -106,6 +111,7 @@ static const struct cli_bench_target target_kvnode = {
 	.name = "kvnode", .connect = kv_connect, .put = kv_put, .get = kv_get,
 	.batch_put = kv_batch_put, .batch_get = kv_batch_get, .exists = kv_exists,
 	.batch_exists = kv_batch_exists, .detail = kv_detail, .close = kv_close, .settle = kv_settle,
+	.batch_remove = kv_batch_remove,
 };
 
 /* ---- --target -------------------------------------------------------------- */

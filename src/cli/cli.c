@@ -1,7 +1,11 @@
 /*
  * cli: the `kvnode --role client` commands other than bench: ping, put,
- * get, exists, rm, pin, unpin, evict, stat (and, through cli_queue.c, the
- * queue's lease, release, renew, get --ref).  Each prints what happened and exits with the
+ * get, exists, rm, pin, unpin, evict (and, through cli_queue.c, the
+ * queue's lease, release, renew, get --ref; through cli_stat.c, stat).
+ * Owns the dispatch: -h/--help of any command prints its usage (from
+ * cli_usage.c's table) and exits 0, and every command's arguments are
+ * checked before any connection (exit 2, the argument named).  Each prints
+ * what happened and exits with the
  * status of its first failure (kvn_err_exit_code), so scripts can tell a
  * missing key from an authentication failure from a full cluster.
  */
@@ -137,10 +141,6 @@ int cli_ttl_arg(int argc, char **argv, int *i, uint64_t *ttl)
 	return 1;
 }
 
-#define PUT_USAGE                                                                                  \
-	"usage: kvnode --role client put [--durable] [--queue [--retain]] [--ttl D] KEY FILE|- "    \
-	"[KEY FILE]...\n"
-
 /* put's options into *po and the first KEY's index into *first; 2 (usage
  * printed) when they are wrong, checked before any connection. */
 static int put_args(int argc, char **argv, struct kvn_put_opts *po, int *first)
@@ -159,21 +159,21 @@ static int put_args(int argc, char **argv, struct kvn_put_opts *po, int *first)
 			po->flags |= KVN_PUT_RETAIN;
 			i++;
 		} else if ((t = cli_ttl_arg(argc, argv, &i, &po->ttl_ms)) < 0) {
-			fputs(PUT_USAGE, stderr);
-			return 2;
+			return cli_usage_error("put", NULL);
 		} else if (t == 0) {
 			break;
 		}
 	}
-	if ((po->flags & KVN_PUT_RETAIN) && !(po->flags & KVN_PUT_QUEUE)) {
-		fprintf(stderr, "kvnode: put: --retain is for queue samples: it needs --queue\n");
-		fputs(PUT_USAGE, stderr);
-		return 2;
-	}
-	if (argc - i < 2 || (argc - i) % 2 != 0) {
-		fputs(PUT_USAGE, stderr);
-		return 2;
-	}
+	if ((po->flags & KVN_PUT_RETAIN) && !(po->flags & KVN_PUT_QUEUE))
+		return cli_usage_error("put", "--retain is for queue samples: it needs --queue");
+	/* an option after the first KEY, or an unknown one, is no key */
+	for (int k = i; k < argc; k += 2)
+		if (argv[k][0] == '-')
+			return cli_usage_error("put", "unexpected option '%s' (a KEY may not start with '-')",
+					       argv[k]);
+	if (argc - i < 2 || (argc - i) % 2 != 0)
+		return cli_usage_error("put", argc - i < 2 ? "KEY FILE wanted" : "KEY '%s' has no FILE",
+				       argv[argc - 1]);
 	*first = i;
 	return 0;
 }
@@ -213,10 +213,6 @@ out:
 	return ret;
 }
 
-#define GET_USAGE                                         \
-	"usage: kvnode --role client get KEY [-o FILE]\n" \
-	"       kvnode --role client get --ref KEY@GEN [-o FILE]\n"
-
 /* get's arguments: the key or the ref, the output file (NULL: stdout); 2
  * (usage printed) when they are wrong, checked before any connection. */
 static int get_args(int argc, char **argv, const char **key, const char **ref, const char **out)
@@ -230,23 +226,17 @@ static int get_args(int argc, char **argv, const char **key, const char **ref, c
 		} else if (!*key && !*ref && argv[i][0] != '-') {
 			*key = argv[i];
 		} else {
-			fprintf(stderr, "kvnode: get: unexpected argument '%s'\n", argv[i]);
-			fputs(GET_USAGE, stderr);
-			return 2;
+			return cli_usage_error("get", "unexpected argument '%s'", argv[i]);
 		}
 	}
-	if (!*key && !*ref) {
-		fputs(GET_USAGE, stderr);
-		return 2;
-	}
+	if (!*key && !*ref)
+		return cli_usage_error("get", "KEY wanted");
 	if (*ref) {
 		uint8_t k[KVN_MAX_KEY];
 		size_t klen;
 		uint64_t gen;
-		if (cli_ref_parse(*ref, k, &klen, &gen) != 0) {
-			fputs(GET_USAGE, stderr);
-			return 2;
-		}
+		if (cli_ref_parse(*ref, k, &klen, &gen) != 0)
+			return cli_usage_error("get", NULL);
 	}
 	return 0;
 }
@@ -282,15 +272,26 @@ static int cmd_get(struct kvn_client *c, int argc, char **argv)
 	return 0;
 }
 
+/* exists KEY..., rm KEY...: at least one key, none starting with '-'
+ * (an option they do not have); 2 after saying so. */
+static int keys_args(int argc, char **argv)
+{
+	if (argc < 2)
+		return cli_usage_error(argv[0], "KEY wanted");
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-')
+			return cli_usage_error(argv[0], "unexpected option '%s' (a KEY may not start with '-')",
+					       argv[i]);
+	return 0;
+}
+
 static int cmd_keys(struct kvn_client *c, int argc, char **argv, int remove)
 {
 	int ret = 0;
 	size_t n = (size_t)argc - 1;
 
-	if (n == 0) {
-		fprintf(stderr, "usage: kvnode --role client %s KEY...\n", argv[0]);
+	if (keys_args(argc, argv) != 0)
 		return 2;
-	}
 	struct kvn_item *items = kvn_xcalloc(n, sizeof *items);
 	for (size_t k = 0; k < n; k++) {
 		items[k].key = argv[k + 1];
@@ -327,12 +328,14 @@ static int hold_args(int argc, char **argv, uint64_t *ttl, int *first)
 
 	*ttl = PIN_DEFAULT_TTL_MS;
 	if (pin && cli_ttl_arg(argc, argv, &i, ttl) < 0)
-		i = argc; /* usage below */
+		return cli_usage_error(argv[0], NULL);
 	*first = i;
-	if (i >= argc || argv[i][0] == '-') {
-		fprintf(stderr, "usage: kvnode --role client %s%s KEY...\n", argv[0], pin ? " [--ttl D]" : "");
-		return 2;
-	}
+	if (i >= argc)
+		return cli_usage_error(argv[0], "KEY wanted");
+	for (int k = i; k < argc; k++)
+		if (argv[k][0] == '-')
+			return cli_usage_error(argv[0], "unexpected option '%s' (a KEY may not start with '-')",
+					       argv[k]);
 	return 0;
 }
 
@@ -368,28 +371,6 @@ static int cmd_hold(struct kvn_client *c, int argc, char **argv)
 	return ret;
 }
 
-static int cmd_stat(struct kvn_client *c)
-{
-	struct kvn_node_stat nodes[256];
-	size_t n = 0;
-	uint64_t objects = 0;
-	char t[32], u[32];
-	int rc = kvn_stat(c, nodes, 256, &n, &objects);
-
-	if (rc)
-		return cli_fail("stat", rc, c);
-	printf("objects: %llu\nnodes: %zu\n", (unsigned long long)objects, n);
-	printf("%-24s %-22s %-6s %12s %12s %10s\n", "node", "address", "alive", "dram used", "dram total",
-	       "objects");
-	for (size_t i = 0; i < n && i < 256; i++) {
-		kvn_format_size(u, sizeof u, nodes[i].dram_used);
-		kvn_format_size(t, sizeof t, nodes[i].dram_total);
-		printf("%-24s %-22s %-6s %12s %12s %10llu\n", nodes[i].node_id, nodes[i].addr,
-		       nodes[i].alive ? "yes" : "no", u, t, (unsigned long long)nodes[i].objects);
-	}
-	return 0;
-}
-
 int cli_main(int argc, char **argv, struct kvn_conf *conf)
 {
 	struct kvn_client *c = NULL;
@@ -397,28 +378,31 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 	uint64_t max = conf->node_max_value_size;
 	int rc;
 
-	if (strcmp(cmd, "bench") == 0) {
-		return cli_bench(argc, argv, conf);
-	}
-	int hold = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
-	int queue = cli_queue_cmd(cmd);
-	if (strcmp(cmd, "ping") && strcmp(cmd, "put") && strcmp(cmd, "get") && strcmp(cmd, "exists") &&
-	    strcmp(cmd, "rm") && strcmp(cmd, "stat") && !hold && !queue) {
-		fprintf(stderr,
-			"kvnode: unknown command '%s' (ping, put, get, exists, rm, pin, unpin, evict, stat, lease, "
-			"release, renew, bench)\n",
-			cmd);
+	if (!cli_cmd_known(cmd)) {
+		fprintf(stderr, "kvnode: unknown command '%s' (%s)\n", cmd, cli_cmd_names());
 		return 2;
 	}
+	if (cli_help_asked(argc, argv)) {
+		cli_help(stdout, cmd);
+		return 0;
+	}
+	if (strcmp(cmd, "bench") == 0)
+		return cli_bench(argc, argv, conf);
+	int hold = !strcmp(cmd, "pin") || !strcmp(cmd, "unpin") || !strcmp(cmd, "evict");
+	int queue = cli_queue_cmd(cmd);
 	uint64_t ttl;
-	int first;
+	int first, json;
 	struct kvn_put_opts po;
 	const char *gk, *gr, *go;
 	if ((hold && hold_args(argc, argv, &ttl, &first) != 0) ||
 	    (strcmp(cmd, "put") == 0 && put_args(argc, argv, &po, &first) != 0) ||
 	    (strcmp(cmd, "get") == 0 && get_args(argc, argv, &gk, &gr, &go) != 0) ||
+	    ((strcmp(cmd, "exists") == 0 || strcmp(cmd, "rm") == 0) && keys_args(argc, argv) != 0) ||
+	    (strcmp(cmd, "stat") == 0 && cli_stat_args(argc, argv, &json) != 0) ||
 	    (queue && cli_queue_args(argc, argv) != 0))
 		return 2;
+	if (strcmp(cmd, "ping") == 0 && argc > 1)
+		return cli_usage_error("ping", "unexpected argument '%s'", argv[1]);
 	rc = connect_from(conf, &c);
 	if (rc)
 		return rc;
@@ -437,7 +421,7 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 	else if (queue)
 		rc = cli_queue_main(c, argc, argv);
 	else
-		rc = cmd_stat(c);
+		rc = cli_stat_main(c, argc, argv);
 	kvn_close(c);
 	return rc;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kvnode.h" /* struct kvn_item, shared by the bench targets */
 
@@ -15,6 +16,29 @@ struct kvn_client;
  * evict, stat, lease, release, renew, bench) with the loaded config;
  * conf's strings may be taken.  Returns the exit status. */
 int cli_main(int argc, char **argv, struct kvn_conf *conf);
+
+/* ---- cli_usage.c: the one table of commands and their usage ---- */
+/* Whether cmd is a client command; their names, comma-separated. */
+int cli_cmd_known(const char *cmd);
+const char *cli_cmd_names(void);
+/* cmd's usage lines ("usage: kvnode --role client ..."). */
+void cli_usage(FILE *f, const char *cmd);
+/* cmd's usage lines, what it does and its options (COMMAND --help). */
+void cli_help(FILE *f, const char *cmd);
+/* Every command, one summary each (kvnode --help). */
+void cli_usage_list(FILE *f);
+/* Whether argv[1..argc) asks for help (-h or --help). */
+int cli_help_asked(int argc, char **argv);
+/* "kvnode: CMD: <fmt...>" (when fmt) and cmd's usage on stderr;
+ * returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- cli_stat.c ---- */
+/* stat's arguments (checked before any connection): 0 with *json set, or 2
+ * after saying what is wrong. */
+int cli_stat_args(int argc, char **argv, int *json);
+/* stat [--json]: the exit status. */
+int cli_stat_main(struct kvn_client *c, int argc, char **argv);
 
 /* ---- shared by cli.c and cli_queue.c ---- */
 /* "kvnode: WHAT: error (detail)" on stderr; returns rc's exit status. */
@@ -96,6 +120,10 @@ struct cli_bench_target {
 	 * valid until the next call on h. */
 	const char *(*detail)(void *h);
 	void (*close)(void *h); /* NULL is ok */
+	/* Optional: remove items[0..n) (a missing key is items[i].status
+	 * KVN_ENOTFOUND); NULL when bench cannot remove keys there, so it
+	 * leaves them and says so. */
+	int (*batch_remove)(void *h, struct kvn_item *items, size_t n);
 	/* Optional: return once the server has finished the deferred work the
 	 * setup's writes caused, so it does not run into the timed phase
 	 * (kvnode persists to SQLite after acknowledging a put).  NULL when
@@ -135,6 +163,10 @@ struct bench_args {
 	uint64_t producers;
 	const char *master_db;
 	int no_baseline;
+	/* --keep: leave the keys written; --prefix: the keys' prefix (NULL:
+	 * bench-HOST-PID-), required by --no-populate */
+	int keep;
+	const char *prefix;
 };
 
 /* Returns 0, 1 after printing --help, or 2 after saying what is wrong. */
@@ -166,8 +198,19 @@ void bench_pattern_base(unsigned char *v, size_t n);
 void bench_pattern_stamp(unsigned char *v, size_t n, uint64_t k);
 /* Head and tail stamps only: cheap enough for the timed loop. */
 int bench_pattern_quick_ok(const unsigned char *v, size_t n, uint64_t k);
-#define KEY_CAP 32 /* "bench:" + up to 20 digits */
+/* Every key a run writes starts with its prefix: --prefix, else
+ * "bench-HOST-PID-", so two benches never share a key and no other key is
+ * touched.  bench_prefix_ok: 1..BENCH_PREFIX_MAX of [A-Za-z0-9._:/-].
+ * bench_prefix_set (given NULL: the default) once before any thread. */
+#define BENCH_PREFIX_MAX 64
+int bench_prefix_ok(const char *p);
+void bench_prefix_set(const char *given);
+const char *bench_prefix(void);
+#define KEY_CAP 96 /* the prefix + up to 20 digits, and room for a suffix */
+/* The prefix and k in decimal at out (KEY_CAP bytes): the key's length. */
 size_t bench_key_format(char *out, uint64_t k);
+/* The settle marker of client thread `client`: "<prefix>settle-<client>". */
+int bench_settle_key(char *out, size_t cap, unsigned client);
 
 /* ---- bench_queue.c: --op queue ---- */
 /* The whole run of --op queue (cli_bench hands it over after parsing):

@@ -18,9 +18,6 @@
 #include "base/base.h"
 #include "cli/cli.h"
 
-#define LEASE_USAGE "usage: kvnode --role client lease --partition I/N [--max K] [--ttl D]\n"
-#define RELEASE_USAGE "usage: kvnode --role client release LEASE_ID... [--retain | --return]\n"
-#define RENEW_USAGE "usage: kvnode --role client renew LEASE_ID... --ttl D\n"
 #define LEASE_DEFAULT_TTL_MS 30000
 /* the library's limits (src/net/proto.h), which the CLI checks first to
  * name the argument at fault */
@@ -163,7 +160,6 @@ static int queue_args(int argc, char **argv, struct queue_args *a)
 {
 	const char *cmd = argv[0];
 	int lease = strcmp(cmd, "lease") == 0, renew = strcmp(cmd, "renew") == 0, part = 0, t;
-	const char *usage = lease ? LEASE_USAGE : renew ? RENEW_USAGE : RELEASE_USAGE;
 
 	memset(a, 0, sizeof *a);
 	a->max = 1;
@@ -218,7 +214,7 @@ static int queue_args(int argc, char **argv, struct queue_args *a)
 	}
 	return 0;
 usage:
-	fputs(usage, stderr);
+	cli_usage(stderr, cmd);
 	free(a->ids);
 	a->ids = NULL;
 	return 2;

@@ -634,49 +634,6 @@ int kvn_ping(struct kvn_client *c, uint64_t *rtt_us, uint32_t *peers)
 	return rc;
 }
 
-int kvn_stat(struct kvn_client *c, struct kvn_node_stat *nodes, size_t cap, size_t *n, uint64_t *objects)
-{
-	struct client_op op;
-	struct wire_r r;
-	uint64_t objs = 0, bytes = 0;
-	uint32_t count = 0;
-	int rc;
-
-	if (!c)
-		return KVN_EINVAL;
-	client_op_begin(c, &op, NULL, 0, WIRE_STAT);
-	rc = client_master_call(c, &op, actor_msg_new(WIRE_STAT));
-	if (rc == 0 && proto_stat_open(&r, op.reply, &objs, &bytes, &count) != 0)
-		rc = KVN_EPROTO;
-	for (uint32_t i = 0; rc == 0 && i < count; i++) {
-		struct proto_stat_node sn;
-		if (proto_stat_next(&r, &sn) != 0) {
-			rc = KVN_EPROTO;
-			break;
-		}
-		if (i < cap && nodes) {
-			struct kvn_node_stat *o = &nodes[i];
-			memset(o, 0, sizeof *o);
-			snprintf(o->node_id, sizeof o->node_id, "%s", sn.node_id);
-			snprintf(o->addr, sizeof o->addr, "%s", sn.addr);
-			o->alive = sn.alive;
-			o->dram_total = sn.dram_total;
-			o->dram_used = sn.dram_used;
-			o->disk_total = sn.disk_total;
-			o->disk_used = sn.disk_used;
-			o->objects = sn.objects;
-		}
-	}
-	if (rc == 0) {
-		if (n)
-			*n = count;
-		if (objects)
-			*objects = objs;
-	}
-	client_op_end(c, &op);
-	return rc;
-}
-
 /* ---- connect / close ---- */
 
 int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out)

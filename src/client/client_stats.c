@@ -1,11 +1,104 @@
 /*
- * client_stats: a client's counters as the rest of the tree sees them (a
- * snapshot and a name/value visitor generated from CLIENT_STATS_FIELDS in
- * client.h), and what tests read or set of a client without its struct.
+ * client_stats: the cluster's figures (kvn_stat, kvn_stat_cluster: the
+ * master's STAT reply), a client's own counters as the rest of the tree
+ * sees them (a snapshot and a name/value visitor generated from
+ * CLIENT_STATS_FIELDS in client.h), and what tests read or set of a client
+ * without its struct.
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "client/client_int.h"
+
+/* ---- STAT ---- */
+
+/* One STAT call: the nodes into nodes[0..cap) (usage of a node not alive
+ * as KVN_STAT_UNKNOWN when mark_unknown) and the master's figures. */
+static int stat_call(struct kvn_client *c, struct kvn_cluster_stat *cs, struct kvn_node_stat *nodes, size_t cap,
+		     int mark_unknown)
+{
+	struct client_op op;
+	struct wire_r r;
+	struct proto_stat_master sm;
+	uint64_t objs = 0, bytes = 0;
+	uint32_t count = 0;
+	int rc;
+
+	client_op_begin(c, &op, NULL, 0, WIRE_STAT);
+	rc = client_master_call(c, &op, actor_msg_new(WIRE_STAT));
+	if (rc == 0 && proto_stat_open(&r, op.reply, &objs, &bytes, &count) != 0)
+		rc = KVN_EPROTO;
+	for (uint32_t i = 0; rc == 0 && i < count; i++) {
+		struct proto_stat_node sn;
+		if (proto_stat_next(&r, &sn) != 0) {
+			rc = KVN_EPROTO;
+			break;
+		}
+		if (i < cap && nodes) {
+			struct kvn_node_stat *o = &nodes[i];
+			memset(o, 0, sizeof *o);
+			snprintf(o->node_id, sizeof o->node_id, "%s", sn.node_id);
+			snprintf(o->addr, sizeof o->addr, "%s", sn.addr);
+			o->alive = sn.alive;
+			o->dram_total = sn.dram_total;
+			o->dram_used = sn.dram_used;
+			o->disk_total = sn.disk_total;
+			o->disk_used = sn.disk_used;
+			o->objects = sn.objects;
+			if (mark_unknown && !o->alive)
+				o->dram_total = o->dram_used = o->disk_total = o->disk_used = o->objects =
+					KVN_STAT_UNKNOWN;
+		}
+	}
+	if (rc == 0 && proto_stat_master_read(&r, &sm) != 0)
+		rc = KVN_EPROTO;
+	if (rc == 0) {
+		memset(cs, 0, sizeof *cs);
+		cs->objects = objs;
+		cs->bytes = bytes;
+		cs->nodes = count;
+		cs->uptime_ms = sm.uptime_ms;
+		snprintf(cs->version, sizeof cs->version, "%s", sm.version);
+		cs->ops = sm.requests;
+		cs->hits = sm.key_hits;
+		cs->misses = sm.key_misses;
+		cs->conns_known = sm.conns_known;
+		cs->conns = sm.conns_open;
+		cs->conns_peers = sm.conns_peers;
+		cs->conns_clients = sm.conns_clients;
+		cs->conns_handshake = sm.conns_handshake;
+	}
+	client_op_end(c, &op);
+	return rc;
+}
+
+int kvn_stat(struct kvn_client *c, struct kvn_node_stat *nodes, size_t cap, size_t *n, uint64_t *objects)
+{
+	struct kvn_cluster_stat cs;
+	int rc;
+
+	if (!c)
+		return KVN_EINVAL;
+	rc = stat_call(c, &cs, nodes, cap, 0);
+	if (rc == 0) {
+		if (n)
+			*n = cs.nodes;
+		if (objects)
+			*objects = cs.objects;
+	}
+	return rc;
+}
+
+int kvn_stat_cluster(struct kvn_client *c, struct kvn_cluster_stat *cs, struct kvn_node_stat *nodes, size_t cap)
+{
+	if (!c || !cs || (cap && !nodes))
+		return KVN_EINVAL;
+	return stat_call(c, cs, nodes, cap, 1);
+}
+
+/* ---- a client's counters ---- */
 
 void client_get_stats(const struct kvn_client *c, struct client_stats *st)
 {

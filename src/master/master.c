@@ -138,6 +138,7 @@ static void master_fini(struct actor *self)
 	master_queue_free_all(ms);
 	master_index_free_all(ms);
 	master_node_free_all(ms);
+	net_counter_put(ms->conns);
 	free(ms->server_id);
 	free(ms);
 }
@@ -194,6 +195,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->node_timeout_ms = o->node_timeout_ms;
 	ms->max_value_size = o->max_value_size;
 	ms->floor_keep_ms = o->floor_keep_ms;
+	ms->start_ms = kvn_now_ms();
 	ms->epoch = epoch;
 	kvn_ratelimit_init(&ms->rl_event, 10000, 3);
 	ms->epoch_want = epoch;
@@ -723,6 +725,8 @@ static int master_handle(struct actor *self, struct actor_msg *m)
 {
 	struct master *ms = actor_state(self);
 
+	if (m->src_role == AUTH_ROLE_CLIENT && !(m->type & WIRE_INTERNAL))
+		MASTER_STAT_INC(requests);
 	for (size_t i = 0; i < sizeof master_handlers / sizeof master_handlers[0]; i++)
 		if (master_handlers[i].type == m->type)
 			return master_handlers[i].fn(ms, m);

@@ -34,6 +34,12 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
  * writer as a crash would (uncommitted writes are lost; master.db keeps
  * what was committed); visit the master's index. */
 void master_crash(struct actor *master);
+/* Count the connections of the master's listener in its STAT replies
+ * (kvnode.c, once net_listen succeeded; before it the reply says the count
+ * is unknown).  Takes a reference on l's accounting, so l may be freed
+ * first. */
+struct net_listener;
+void master_set_listener(struct actor *master, struct net_listener *l);
 typedef void (*master_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, const char *node_id);
 void master_dump(struct actor *master, master_dump_fn fn, void *arg);
 /* Tests: visit every queue sample the master knows (loop thread only):
@@ -121,7 +127,10 @@ void master_view(struct actor *master, struct master_view *v, struct master_view
 	X(q_released, "queue: leases released (consumed, retained or returned)")       \
 	X(q_expired, "queue: leases expired (their samples back in the pool)")         \
 	X(q_renewed, "queue: leases renewed")                                          \
-	X(q_refused, "queue: RELEASE/RENEW ids refused (unknown, expired, released)")
+	X(q_refused, "queue: RELEASE/RENEW ids refused (unknown, expired, released)") \
+	X(requests, "requests from clients, one per message whatever its keys (STAT's ops)") \
+	X(key_hits, "keys of ROUTE_GET and GET requests found in the index")            \
+	X(key_misses, "keys of ROUTE_GET and GET requests not in the index")
 
 struct master_stats {
 	MASTER_STATS_FIELDS(KVN_STAT_FIELD)

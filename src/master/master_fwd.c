@@ -70,6 +70,8 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 		 * it, and checks its role as for a GET sent to it directly */
 		if (actor_send(to->ref, m) == 0) {
 			MASTER_STAT_INC(gets_forwarded);
+			/* every key found (else master_route_reply counts) */
+			master_route_count(ms, ents, n);
 		} else {
 			fwd = 0;
 			for (uint32_t i = 0; i < n; i++)

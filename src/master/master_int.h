@@ -230,6 +230,10 @@ struct master {
 	struct kvn_ptab index; /* of struct master_entry */
 	struct master_node *nodes;
 	uint64_t objects, bytes; /* totals over the index */
+	uint64_t start_ms;       /* kvn_now_ms at master_start: STAT's uptime */
+	/* the listener's accounting (master_set_listener), NULL without one;
+	 * written once from another thread: atomic loads */
+	struct net_counter *conns;
 	struct actor_timer *live_timer;
 	uint64_t live_period_ms;
 	/* dbw requests not answered yet: past db_max_inflight the writer is
@@ -490,8 +494,10 @@ int master_route_decode_err(int rc);
 /* Requests of up to this many keys keep their per-key arrays on the stack
  * (one key per get is the common case). */
 #define MASTER_KEYS_STACK 16
+/* Count the keys of a ROUTE_GET or GET into key_hits / key_misses. */
+void master_route_count(const struct master *ms, struct master_entry *const *ents, uint32_t n);
 /* The ROUTE_GET answer for looked-up keys items[i] (entries ents[i]), as
- * a reply to m (of m's type, with extra_flags). */
+ * a reply to m (of m's type, with extra_flags); counts them. */
 void master_route_reply(struct master *ms, const struct actor_msg *m, const struct proto_item *items,
 			struct master_entry *const *ents, uint32_t n, uint16_t extra_flags);
 /* Handlers (master.c's dispatch table): 0, the runtime frees m. */

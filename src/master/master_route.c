@@ -3,8 +3,8 @@
  * ROUTE_PUT (placement on the node with the most free DRAM, or, when DRAM
  * is full everywhere, the most free disk among nodes that can evict; a generation
  * and a grant per key), ROUTE_GET and the routes reply that master_fwd.c
- * shares, whether a route may be answered yet after a restart, and the
- * STAT and PING replies.  Runs on the master actor's loop only; the state
+ * shares, whether a route may be answered yet after a restart, the
+ * key hit/miss counters of both, and the STAT and PING replies.  Runs on the master actor's loop only; the state
  * it reads is master_node.c's and master_index.c's.
  */
 #include "config.h"
@@ -195,11 +195,32 @@ int master_on_route_put(struct master *ms, struct actor_msg *m)
 
 /* ---- ROUTE_GET ---- */
 
+void master_route_count(const struct master *ms, struct master_entry *const *ents, uint32_t n)
+{
+	uint64_t hits = 0, misses = 0;
+
+	/* a key the master cannot answer yet (KVN_EBUSY after a restart) is
+	 * asked again: it counts then */
+	for (uint32_t i = 0; i < n; i++) {
+		if (!master_route_ready(ms, ents[i]))
+			continue;
+		if (ents[i])
+			hits++;
+		else
+			misses++;
+	}
+	if (hits)
+		MASTER_STAT_ADD(key_hits, hits);
+	if (misses)
+		MASTER_STAT_ADD(key_misses, misses);
+}
+
 void master_route_reply(struct master *ms, const struct actor_msg *m, const struct proto_item *items,
 			struct master_entry *const *ents, uint32_t n, uint16_t extra_flags)
 {
 	struct wire_w w;
 
+	master_route_count(ms, ents, n);
 	wire_w_init(&w);
 	proto_routes_begin(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -266,6 +287,10 @@ int master_on_stat(struct master *ms, struct actor_msg *m)
 	struct master_node *n, *tmp;
 	struct wire_w w;
 
+	struct master_stats st;
+	struct proto_stat_master sm = { 0 };
+	struct net_counter *cnt = __atomic_load_n(&ms->conns, __ATOMIC_ACQUIRE);
+
 	wire_w_init(&w);
 	proto_stat_begin(&w, ms->objects, ms->bytes, HASH_COUNT(ms->nodes));
 	HASH_ITER(hh, ms->nodes, n, tmp) {
@@ -280,8 +305,34 @@ int master_on_stat(struct master *ms, struct actor_msg *m)
 		sn.objects = n->objects;
 		proto_stat_add(&w, &sn);
 	}
+	master_get_stats(&st);
+	sm.uptime_ms = kvn_now_ms() - ms->start_ms;
+	snprintf(sm.version, sizeof sm.version, "%s", PACKAGE_VERSION);
+	sm.requests = st.requests;
+	sm.key_hits = st.key_hits;
+	sm.key_misses = st.key_misses;
+	if (cnt) {
+		struct net_conn_count cc;
+		net_counter_read(cnt, &cc);
+		sm.conns_known = 1;
+		sm.conns_open = cc.open;
+		sm.conns_masters = cc.masters;
+		sm.conns_peers = cc.peers;
+		sm.conns_clients = cc.clients;
+		sm.conns_handshake = cc.handshake;
+	}
+	proto_stat_master_add(&w, &sm);
 	proto_reply(ms->self, m, &w, NULL, 0);
 	return 0;
+}
+
+void master_set_listener(struct actor *master, struct net_listener *l)
+{
+	struct master *ms = actor_state(master);
+	struct net_counter *cnt = net_listener_counter(l);
+	struct net_counter *old = __atomic_exchange_n(&ms->conns, cnt, __ATOMIC_ACQ_REL);
+
+	net_counter_put(old);
 }
 
 int master_on_ping(struct master *ms, struct actor_msg *m)

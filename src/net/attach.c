@@ -39,6 +39,8 @@ void conn_up(struct conn *c)
 		conn_preauth_leave(c);
 		pthread_mutex_lock(&c->cnt->mu);
 		c->cnt->open++;
+		if (c->role <= AUTH_ROLE_INTERNAL)
+			c->cnt->open_by_role[c->role]++;
 		pthread_mutex_unlock(&c->cnt->mu);
 		c->counted = 1;
 		kvn_metric_conn_open(c->o.metrics_role, c->role, +1);

@@ -584,6 +584,8 @@ static void conn_fini(struct actor *self)
 		if (c->counted) {
 			pthread_mutex_lock(&c->cnt->mu);
 			c->cnt->open--;
+			if (c->role <= AUTH_ROLE_INTERNAL)
+				c->cnt->open_by_role[c->role]--;
 			pthread_mutex_unlock(&c->cnt->mu);
 			kvn_metric_conn_open(c->o.metrics_role, c->role, -1);
 		}

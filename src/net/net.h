@@ -32,7 +32,9 @@ _Static_assert(ACTOR_ROLE_NONE == AUTH_ROLE_NONE && ACTOR_ROLE_INTERNAL == AUTH_
  * frame's tag leaves its payload out. */
 /* 4: events and full-sync entries carry queue flags; LEASE, RELEASE,
  * RENEW. */
-#define WIRE_VERSION 4
+/* 5: the STAT reply ends with the master's uptime, version, request and
+ * key hit/miss counters and its listener's connections. */
+#define WIRE_VERSION 5
 #define WIRE_HDR_LEN 32
 #define WIRE_TAG_LEN AUTH_TAG_LEN
 #define WIRE_MAX_META (64u * 1024u)
@@ -258,6 +260,19 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 /* The bound port (useful with port 0). */
 uint16_t net_listener_port(const struct net_listener *l);
 void net_listener_free(struct net_listener *l);
+/* A listener's connection accounting, which outlives the listener while
+ * referenced: net_listener_counter takes a reference (release it with
+ * net_counter_put, from any thread), net_counter_read gives the
+ * connections open now.  For stats (the master's STAT reply). */
+struct net_counter;
+struct net_conn_count {
+	uint32_t open;      /* authenticated, every role */
+	uint32_t masters, peers, clients; /* ... of which by the role they proved */
+	uint32_t handshake; /* accepted, not authenticated yet */
+};
+struct net_counter *net_listener_counter(struct net_listener *l);
+void net_counter_read(struct net_counter *c, struct net_conn_count *out);
+void net_counter_put(struct net_counter *c);
 
 /* Where a frame's payload goes.  An owner whose actor_ops has a sink hook is
  * asked, before the payload is read, for iovecs covering exactly payload_len

@@ -28,6 +28,8 @@ struct conn;
 struct net_counter {
 	pthread_mutex_t mu;
 	uint32_t open;    /* authenticated */
+	/* ... of which by the role they proved (AUTH_ROLE_*), for stats */
+	uint32_t open_by_role[AUTH_ROLE_INTERNAL + 1];
 	uint32_t refs;
 	uint32_t preauth; /* length of pre */
 	TAILQ_HEAD(, conn) pre;
@@ -35,7 +37,6 @@ struct net_counter {
 	 * rejected, timed out): a flood of bad connections is a few lines */
 	struct kvn_ratelimit rl;
 };
-void net_counter_put(struct net_counter *c);
 
 /* Wrap an accepted socket in a proxy actor owned by owner; the connection
  * holds a reference on cnt and stays on its pre-auth list until it

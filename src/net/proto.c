@@ -645,5 +645,51 @@ int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn)
 	sn->disk_total = wire_r_u64(r);
 	sn->disk_used = wire_r_u64(r);
 	sn->objects = wire_r_u64(r);
+	if (!r->err && sn->alive > 1)
+		r->err = KVN_EPROTO;
 	return r->err;
+}
+
+void proto_stat_master_add(struct wire_w *w, const struct proto_stat_master *sm)
+{
+	wire_w_u64(w, sm->uptime_ms);
+	wire_w_str(w, sm->version);
+	wire_w_u64(w, sm->requests);
+	wire_w_u64(w, sm->key_hits);
+	wire_w_u64(w, sm->key_misses);
+	wire_w_u8(w, sm->conns_known);
+	wire_w_u32(w, sm->conns_open);
+	wire_w_u32(w, sm->conns_masters);
+	wire_w_u32(w, sm->conns_peers);
+	wire_w_u32(w, sm->conns_clients);
+	wire_w_u32(w, sm->conns_handshake);
+}
+
+int proto_stat_master_read(struct wire_r *r, struct proto_stat_master *sm)
+{
+	memset(sm, 0, sizeof *sm);
+	sm->uptime_ms = wire_r_u64(r);
+	wire_r_str(r, sm->version, sizeof sm->version);
+	sm->requests = wire_r_u64(r);
+	sm->key_hits = wire_r_u64(r);
+	sm->key_misses = wire_r_u64(r);
+	sm->conns_known = wire_r_u8(r);
+	sm->conns_open = wire_r_u32(r);
+	sm->conns_masters = wire_r_u32(r);
+	sm->conns_peers = wire_r_u32(r);
+	sm->conns_clients = wire_r_u32(r);
+	sm->conns_handshake = wire_r_u32(r);
+	if (wire_r_end(r) != 0)
+		return r->err ? r->err : KVN_EPROTO;
+	int bad = sm->uptime_ms > PROTO_UPTIME_MAX_MS || sm->version[0] == '\0' || sm->conns_known > 1 ||
+		  sm->key_hits > UINT64_MAX - sm->key_misses;
+	for (const char *p = sm->version; *p && !bad; p++)
+		bad = *p < 0x20 || *p > 0x7e;
+	const uint32_t c[] = { sm->conns_open, sm->conns_masters, sm->conns_peers, sm->conns_clients,
+			       sm->conns_handshake };
+	for (size_t i = 0; i < sizeof c / sizeof c[0] && !bad; i++)
+		bad = c[i] > PROTO_CONNS_MAX || (!sm->conns_known && c[i] != 0);
+	if (!bad && (uint64_t)sm->conns_masters + sm->conns_peers + sm->conns_clients > sm->conns_open)
+		bad = 1;
+	return bad ? KVN_EPROTO : 0;
 }

@@ -357,5 +357,24 @@ void proto_stat_add(struct wire_w *w, const struct proto_stat_node *sn);
 int proto_stat_open(struct wire_r *r, const struct actor_msg *m, uint64_t *objects, uint64_t *bytes,
 		    uint32_t *n);
 int proto_stat_next(struct wire_r *r, struct proto_stat_node *sn);
+/* After the nodes (WIRE_VERSION 5): the master's own figures.  requests,
+ * key_hits, key_misses: its MASTER_STATS_FIELDS counters of the same names.
+ * conns_known 0: no listener to count (an in-process master), the counts
+ * are 0. */
+#define PROTO_VERSION_MAX 32              /* version string, NUL included */
+#define PROTO_UPTIME_MAX_MS (1000ull * 366 * 24 * 3600 * 1000) /* 1000 years */
+#define PROTO_CONNS_MAX (1u << 24)
+struct proto_stat_master {
+	uint64_t uptime_ms;
+	char version[PROTO_VERSION_MAX]; /* printable ASCII, not empty */
+	uint64_t requests, key_hits, key_misses;
+	uint8_t conns_known;
+	/* masters + peers + clients <= open; each <= PROTO_CONNS_MAX */
+	uint32_t conns_open, conns_masters, conns_peers, conns_clients, conns_handshake;
+};
+void proto_stat_master_add(struct wire_w *w, const struct proto_stat_master *sm);
+/* Once every node was read: the master's figures, each range-checked, and
+ * the end of the message.  0 or KVN_EPROTO. */
+int proto_stat_master_read(struct wire_r *r, struct proto_stat_master *sm);
 
 #endif

@@ -181,6 +181,18 @@ void net_counter_put(struct net_counter *c)
 	}
 }
 
+void net_counter_read(struct net_counter *c, struct net_conn_count *out)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&c->mu);
+	out->open = c->open;
+	out->masters = c->open_by_role[AUTH_ROLE_MASTER];
+	out->peers = c->open_by_role[AUTH_ROLE_PEER];
+	out->clients = c->open_by_role[AUTH_ROLE_CLIENT];
+	out->handshake = c->preauth;
+	pthread_mutex_unlock(&c->mu);
+}
+
 struct net_listener {
 	struct evconnlistener *lev;
 	struct actor *owner;
@@ -347,6 +359,14 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 uint16_t net_listener_port(const struct net_listener *l)
 {
 	return l->port;
+}
+
+struct net_counter *net_listener_counter(struct net_listener *l)
+{
+	pthread_mutex_lock(&l->cnt->mu);
+	l->cnt->refs++;
+	pthread_mutex_unlock(&l->cnt->mu);
+	return l->cnt;
 }
 
 void net_listener_free(struct net_listener *l)
