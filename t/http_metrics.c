@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "net/net.h"
 #include "kvnode.h"
 #include "http_expo.h"
 #include "proc.h"
@@ -181,14 +182,16 @@ static void t_format(void)
 		is_str(ex_a.err, "", "%s: the text parses (%d families, %d series)", who[i], ex_a.nfam, ex_a.nser);
 		ok(ex_a.nfam > 20, "%s: more than 20 families", who[i]);
 		int f1 = 0, f2 = 0;
-		series_val(&ex_a, "kvnode_build_info{version=\"" PACKAGE_VERSION "\",wire_version=\"4\",rdma=\""
+		char bi[160];
+		snprintf(bi, sizeof bi, "kvnode_build_info{version=\"%s\",wire_version=\"%d\",rdma=\"%s\"}",
+			 PACKAGE_VERSION, WIRE_VERSION,
 #ifdef HAVE_RDMA
-				  "yes"
+			 "yes"
 #else
-				  "no"
+			 "no"
 #endif
-				  "\"}",
-			   &f1);
+		);
+		series_val(&ex_a, bi, &f1);
 		ok(f1, "%s: build info names the version, wire version and rdma", who[i]);
 		series_val(&ex_a, "kvnode_uptime_seconds", &f2);
 		ok(f2, "%s: uptime", who[i]);
