@@ -54,17 +54,6 @@ void kvn_metric_conn_open(int role, int remote, int delta);
 /* GET items (peer) or GET/ROUTE_GET keys (master): found / not found */
 void kvn_metric_hits(int role, uint64_t n);
 void kvn_metric_misses(int role, uint64_t n);
-/* n keys looked up: a NULL entry of ents is a miss, the others hits */
-static inline void kvn_metric_lookups(int role, const void *const *ents, uint32_t n)
-{
-	uint32_t miss = 0;
-	for (uint32_t i = 0; i < n; i++)
-		miss += ents[i] == NULL;
-	if (n - miss)
-		kvn_metric_hits(role, n - miss);
-	if (miss)
-		kvn_metric_misses(role, miss);
-}
 void kvn_metric_commit_us(uint64_t us);
 /* Remember when the process started (kvnode.c, once; later calls keep the
  * first); uptime is measured from it. */

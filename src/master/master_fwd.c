@@ -57,7 +57,6 @@ int master_on_get(struct master *ms, struct actor_msg *m)
 		goto out;
 	}
 	master_index_lookup_keys(ms, items, n, ents);
-	kvn_metric_lookups(KVN_METRIC_MASTER, (const void *const *)ents, n);
 	struct master_node *to = ents[0] ? ents[0]->node : NULL;
 	fwd = to && to->local && master_node_usable(to) && master_route_ready(ms, ents[0]);
 	for (uint32_t i = 1; i < n && fwd; i++)

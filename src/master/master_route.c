@@ -209,10 +209,15 @@ void master_route_count(const struct master *ms, struct master_entry *const *ent
 		else
 			misses++;
 	}
-	if (hits)
+	/* one count for stat (master_stats) and /metrics (the registry) */
+	if (hits) {
 		MASTER_STAT_ADD(key_hits, hits);
-	if (misses)
+		kvn_metric_hits(KVN_METRIC_MASTER, hits);
+	}
+	if (misses) {
 		MASTER_STAT_ADD(key_misses, misses);
+		kvn_metric_misses(KVN_METRIC_MASTER, misses);
+	}
 }
 
 void master_route_reply(struct master *ms, const struct actor_msg *m, const struct proto_item *items,
@@ -270,7 +275,6 @@ int master_on_route_get(struct master *ms, struct actor_msg *m)
 		actor_reply_status(ms->self, m, master_route_decode_err(rc));
 	} else {
 		master_index_lookup_keys(ms, items, n, ents);
-		kvn_metric_lookups(KVN_METRIC_MASTER, (const void *const *)ents, n);
 		master_route_reply(ms, m, items, ents, n, 0);
 	}
 	if (items != items_s) {
