@@ -509,13 +509,16 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 		fprintf(stderr, "kvnode: %s\n", err);
 		return 1;
 	}
+	/* still on the terminal: the start is refused before the log moves */
+	if (conf->node_pid_file[0] && kvn_pidfile_write(conf->node_pid_file, err, sizeof err) != 0) {
+		fprintf(stderr, "kvnode: %s\n", err);
+		return 1;
+	}
 	if (kvn_log_sink_open(conf->node_log, err, sizeof err) != 0) {
 		fprintf(stderr, "kvnode: %s\n", err);
+		if (conf->node_pid_file[0])
+			kvn_pidfile_remove(conf->node_pid_file);
 		return 2;
-	}
-	if (conf->node_pid_file[0] && kvn_pidfile_write(conf->node_pid_file, err, sizeof err) != 0) {
-		log_error("%s", err);
-		return 1;
 	}
 	if ((roles & KVN_ROLE_MASTER) && (ensure_secret(conf->auth_peer_secret_file, "peer") != 0 ||
 					  ensure_secret(conf->auth_client_secret_file, "client") != 0))
