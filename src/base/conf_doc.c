@@ -127,7 +127,7 @@ void kvn_conf_write_example(FILE *out)
 			if ((k->flags & F_DERIVED) || (!*k->def && k->derived))
 				fprintf(out, "# %s = (default: %s)\n", k->name, shown_default(k));
 			else if (conf_example_value(k))
-				fprintf(out, "# (default: %s)\n%s = %s\n", k->def, k->name,
+				fprintf(out, "# (built-in default: %s)\n%s = %s\n", k->def, k->name,
 					conf_example_value(k));
 			else
 				fprintf(out, "%s = %s\n", k->name, k->def);
