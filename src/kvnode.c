@@ -1,6 +1,7 @@
 /*
  * kvnode: main.  Parses flags, loads the config, and either runs the master
- * and/or peer roles as actors until SIGINT/SIGTERM, or runs one client
+ * and/or peer roles as actors until SIGINT/SIGTERM (SIGHUP reopens the log
+ * file and reloads the secret files), or runs one client
  * command (`--role client ping|put|get|exists|rm|stat|lease|...|bench`), or makes a
  * secret file (`kvnode keygen`).
  */
@@ -10,7 +11,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -37,7 +37,8 @@ static void usage(FILE *out)
 		"       kvnode keygen [--rotate] FILE\n"
 		"       kvnode --help | --version\n"
 		"\n"
-		"Roles: master, peer (run until SIGINT/SIGTERM; default: master,peer), or client,\n"
+		"Roles: master, peer (run until SIGINT/SIGTERM; SIGHUP reopens node.log and reloads\n"
+		"the secret files; default: master,peer), or client,\n"
 		"which runs one COMMAND against the cluster (COMMAND --help: its usage):\n");
 	cli_usage_list(out);
 	fprintf(out,
@@ -155,57 +156,6 @@ struct node {
 	struct auth_policy master_pol, peer_pol;
 	struct net_listener *master_lst, *peer_lst;
 };
-
-static int ensure_dir(const char *path)
-{
-	if (mkdir(path, 0700) == 0 || errno == EEXIST)
-		return 0;
-	fprintf(stderr, "kvnode: node.data_dir = '%s': cannot create: %s\n", path, strerror(errno));
-	return -1;
-}
-
-/* One master and one peer per data_dir: each role takes an exclusive
- * flock on its file ({data_dir}/master.lock, peer.lock) before it opens or
- * creates anything there, and holds it (the descriptor stays open,
- * close-on-exec) until the process exits, when the kernel drops it, also
- * after kill -9.  A second master would otherwise bump the running one's
- * epoch in master.db, and a second peer with a disk tier share peer.db and
- * the disk, before failing on a port (a peer without one keeps nothing
- * there and takes no lock).  A master and a peer (separate processes on
- * one host) may share a data_dir: each owns its own files there.  The
- * holder's pid is written in the file for the message; the lock, not the
- * pid, decides.  -1: refused (said why). */
-static int lock_role(const char *dir, const char *role)
-{
-	char path[4096], pid[32] = "";
-	int fd;
-
-	snprintf(path, sizeof path, "%s/%s.lock", dir, role);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "kvnode: node.data_dir = '%s': cannot open %s: %s\n", dir, path, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		if (e == EWOULDBLOCK)
-			fprintf(stderr,
-				"kvnode: node.data_dir = '%s' already has a running %s%s%s%s (it holds %s): stop it "
-				"first, or give this one another data_dir; nothing was changed\n",
-				dir, role, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
-		else
-			fprintf(stderr, "kvnode: node.data_dir = '%s': cannot lock %s: %s\n", dir, path, strerror(e));
-		close(fd);
-		return -1;
-	}
-	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-		log_warn("%s: cannot write this process's pid into it (the lock holds anyway)", path);
-	return 0; /* fd stays open: the lock lives as long as the process */
-}
 
 /* The all-in-one default needs no setup: a master that finds no secret
  * files makes them, once, and says so. */
@@ -368,7 +318,10 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		/* all-in-one: the same messages, through a mailbox */
 		peer_set_master(n->peer, actor_id_of(n->master));
 	} else {
-		struct net_creds cr = { .role = AUTH_ROLE_PEER, .node_id = c->node_id, .secret = &n->peer_kr.s[0] };
+		/* .ring: after a SIGHUP reload, reconnects attach with the new
+		 * first secret of peer.secret */
+		struct net_creds cr = { .role = AUTH_ROLE_PEER, .node_id = c->node_id, .secret = &n->peer_kr.s[0],
+					.ring = &n->peer_kr };
 		actor_id proxy;
 		net_opts_from_conf(c, &no, 1);
 		no.reconnect = 1;
@@ -492,6 +445,40 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(st->timer_ev, &tv);
 }
 
+/* SIGHUP (docs/operations.md, "Logs" and "Rotating a secret"): reopen the
+ * log file (logrotate moves it away first) and load every secret file of
+ * the process again: handshakes from now on accept the new set; sessions
+ * already up keep going.  A file that fails to load leaves its keyring as
+ * it was.  One line per file, never a secret. */
+static void reload_ring(struct auth_keyring *kr, const char *key, const char *path)
+{
+	char err[512];
+	int added = 0, removed = 0;
+	int rc = auth_keyring_reload(kr, path, &added, &removed, err, sizeof err);
+	if (rc)
+		log_error("auth: %s: reload failed: %s; still using the %zu secret(s) loaded before", key, err,
+			  kr->n);
+	else
+		log_info("auth: %s %s reloaded: %zu secret(s) (%d added, %d removed)", key, path, kr->n,
+			 added, removed);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct node *n = arg;
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	int rc = kvn_log_sink_reopen(err, sizeof err);
+	if (rc < 0)
+		log_error("SIGHUP: %s; still writing to the file opened before", err);
+	else if (rc == 0)
+		log_info("SIGHUP: reopened the log file %s", n->conf->node_log);
+	reload_ring(&n->peer_kr, "auth.peer_secret_file", n->conf->auth_peer_secret_file);
+	reload_ring(&n->client_kr, "auth.client_secret_file", n->conf->auth_client_secret_file);
+}
+
 static void stop_loop(struct actor_loop *l)
 {
 	if (!l)
@@ -506,17 +493,36 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	char err[1024];
 	int rc = 1;
 
+	/* SIGHUP reloads (on_hup); until the loop below handles it, and when
+	 * a closed terminal sends one, it must not end the process */
+	signal(SIGHUP, SIG_IGN);
 	memset(&n, 0, sizeof n);
 	kvn_metric_start();
 	n.conf = conf;
 	n.roles = roles;
-	if (ensure_dir(conf->node_data_dir) != 0 ||
-	    ((roles & KVN_ROLE_MASTER) && lock_role(conf->node_data_dir, "master") != 0) ||
-	    ((roles & KVN_ROLE_PEER) && conf->peer_disk_size > 0 && lock_role(conf->node_data_dir, "peer") != 0))
+	/* Before anything in the data_dir is opened: a master keeps master.db
+	 * and the secrets there, a peer with a disk tier peer.db and disk/ (a
+	 * peer without one keeps nothing there and takes no lock). */
+	err[0] = '\0';
+	if (((roles & KVN_ROLE_MASTER) || conf->peer_disk_size > 0) &&
+	    kvn_datadir_lock(conf->node_data_dir, err, sizeof err) != 0) {
+		fprintf(stderr, "kvnode: %s\n", err);
 		return 1;
+	}
+	/* still on the terminal: the start is refused before the log moves */
+	if (conf->node_pid_file[0] && kvn_pidfile_write(conf->node_pid_file, err, sizeof err) != 0) {
+		fprintf(stderr, "kvnode: %s\n", err);
+		return 1;
+	}
+	if (kvn_log_sink_open(conf->node_log, err, sizeof err) != 0) {
+		fprintf(stderr, "kvnode: %s\n", err);
+		if (conf->node_pid_file[0])
+			kvn_pidfile_remove(conf->node_pid_file);
+		return 2;
+	}
 	if ((roles & KVN_ROLE_MASTER) && (ensure_secret(conf->auth_peer_secret_file, "peer") != 0 ||
 					  ensure_secret(conf->auth_client_secret_file, "client") != 0))
-		return 1;
+		goto out;
 	if (load_ring(&n.peer_kr, "auth.peer_secret_file", conf->auth_peer_secret_file) != 0 ||
 	    load_ring(&n.client_kr, "auth.client_secret_file", conf->auth_client_secret_file) != 0) {
 		/* the one a new cluster's peer most likely lacks is client.secret:
@@ -550,8 +556,10 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	st.timer_ev = evtimer_new(base, leave_timeout, &st);
 	struct event *sint = evsignal_new(base, SIGINT, on_signal, &st);
 	struct event *sterm = evsignal_new(base, SIGTERM, on_signal, &st);
+	struct event *shup = evsignal_new(base, SIGHUP, on_hup, &n);
 	evsignal_add(sint, NULL);
 	evsignal_add(sterm, NULL);
+	evsignal_add(shup, NULL);
 	if (n.db_loop)
 		actor_loop_start(n.db_loop);
 	if (n.disk_loop)
@@ -586,6 +594,7 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	stop_loop(n.db_loop);
 	event_free(sint);
 	event_free(sterm);
+	event_free(shup);
 	event_free(st.timer_ev);
 	/* the peer loop is joined: leave_done cannot fire any more */
 	event_free(st.done_ev);
@@ -605,6 +614,8 @@ out:
 	auth_keyring_wipe(&n.peer_kr);
 	auth_keyring_wipe(&n.client_kr);
 	free(n.peer_db);
+	if (conf->node_pid_file[0])
+		kvn_pidfile_remove(conf->node_pid_file);
 	return rc;
 }
 

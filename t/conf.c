@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "base/conf_int.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/kvn-t-conf-XXXXXX";
@@ -619,6 +620,22 @@ static void test_example_file(void)
 	rc = kvn_conf_finalize(&ex, err, sizeof err);
 	if (!ok(rc == 0, "and finalizes"))
 		tap_diag("  %s", err);
+	/* a key the example shows with another value (node.data_dir = ../var)
+	 * holds it, resolved against etc/: the defaults get it the same way */
+	char *etc = realpath(file, NULL);
+	if (etc)
+		*strrchr(etc, '/') = '\0';
+	for (size_t i = 0; etc && i < conf_nkeys; i++)
+		if (conf_example_value(&conf_keys[i])) {
+			char set[700];
+			const char *v = conf_example_value(&conf_keys[i]);
+			int up = strncmp(v, "../", 3) == 0; /* the parent of etc/, spelled out */
+			snprintf(set, sizeof set, "%s.%s=%.*s/%s", conf_keys[i].section, conf_keys[i].name,
+				 (int)(up ? strrchr(etc, '/') - etc : (long)strlen(etc)), etc, v + (up ? 3 : 0));
+			ok(kvn_conf_set(&def, set, err, sizeof err) == 0, "example value of %s.%s",
+			   conf_keys[i].section, conf_keys[i].name);
+		}
+	free(etc);
 	kvn_conf_finalize(&def, err, sizeof err);
 
 	/* every key the example names holds the built-in default */
@@ -693,7 +710,51 @@ static void test_help(void)
 	free(help);
 }
 
+/* Relative paths in a file start at the file's directory; keywords of
+ * node.log, absolute paths, --set and defaults are left alone. */
+static void test_relative_paths(void)
+{
+	struct kvn_conf c;
+	char dir[600], want[700];
+	int rc = load_text(&c, "[node]\ndata_dir = d\nlog = logs/kv.log\npid_file = ../kv.pid\n"
+			       "[peer]\ndisk_dir = /abs/disk\n[auth]\npeer_secret_file = s/p.secret\n");
+	ok(rc == 0, "a file with relative paths loads");
+	if (!realpath(tmpdir, dir))
+		snprintf(dir, sizeof dir, "%s", tmpdir);
+	snprintf(want, sizeof want, "%s/d", dir);
+	is_str(c.node_data_dir, want, "node.data_dir: next to the file");
+	snprintf(want, sizeof want, "%s/logs/kv.log", dir);
+	is_str(c.node_log, want, "node.log FILE: next to the file");
+	snprintf(want, sizeof want, "%.*s/kv.pid", (int)(strrchr(dir, '/') - dir), dir);
+	is_str(c.node_pid_file, want, "node.pid_file: '..' is the file's directory's parent");
+	is_str(c.peer_disk_dir, "/abs/disk", "an absolute path stays as it is");
+	snprintf(want, sizeof want, "%s/s/p.secret", dir);
+	is_str(c.auth_peer_secret_file, want, "auth.peer_secret_file: next to the file");
+	kvn_conf_finalize(&c, err, sizeof err);
+	snprintf(want, sizeof want, "%s/d/client.secret", dir);
+	is_str(c.auth_client_secret_file, want, "a derived secret file follows the resolved data_dir");
+	kvn_conf_set(&c, "node.pid_file=rel.pid", err, sizeof err);
+	is_str(c.node_pid_file, "rel.pid", "--set keeps a relative path as given (the working dir)");
+	kvn_conf_fini(&c);
+
+	rc = load_text(&c, "[node]\nlog = syslog\n");
+	ok(rc == 0, "node.log = syslog loads");
+	is_str(c.node_log, "syslog", "syslog is a word, not a file");
+	kvn_conf_fini(&c);
+	rc = load_text(&c, "[node]\nlog = stderr\n");
+	is_str(c.node_log, "stderr", "stderr is a word, not a file");
+	kvn_conf_fini(&c);
+	kvn_conf_init(&c);
+	is_str(c.node_log, "stderr", "node.log defaults to stderr");
+	is_str(c.node_pid_file, "", "node.pid_file defaults to none");
+	is_str(c.node_data_dir, "var", "without a file the default stays relative to the working dir");
+	kvn_conf_fini(&c);
+	load_fails("[node]\nlog =\n", ":2: node.log = '': must not be empty");
+	load_fails("[node]\nlog = a\x01b\n", ":2: control character in line (is this a config file?)");
+}
+
 static const struct tap_test tests[] = {
+	{ "relative_paths", test_relative_paths },
 	{ "defaults", test_defaults },
 	{ "good_file", test_good_file },
 	{ "file_errors", test_file_errors },

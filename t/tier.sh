@@ -25,7 +25,7 @@ DRAM_B=$((8 << 20))
 mkdir -p "$TMP/v"
 
 # cluster NAME SPLIT [extra config lines...]: a master and a peer on fresh
-# ports with data_dir $TMP/NAME, master.node_timeout 60 s (so only an
+# ports with data_dir $TMP/NAME (a split master: $TMP/NAME-m), master.node_timeout 60 s (so only an
 # explicit leave, never the timeout, can make a stopped peer's keys go).
 # SPLIT=1: separate master (NAME_m) and peer (NAME_p) processes, so the peer
 # can be stopped and restarted alone; 0: one all-in-one process NAME_m.
@@ -38,7 +38,11 @@ cluster() {
 		"[peer]" "dram_size = 8MiB" "page_size = 4KiB" "hugepages = off" "$@"
 	sed -i "s#^data_dir = .*#data_dir = $TMP/$name#" "$TMP/$name.conf"
 	if [ "$split" = 1 ]; then
-		start "${name}_m" --role master --config "$TMP/$name.conf"
+		# one process per data_dir ({data_dir}/LOCK): the master keeps
+		# master.db and the secrets in NAME-m, the peer its tier in NAME
+		printf '[auth]\npeer_secret_file = %s\nclient_secret_file = %s\n' \
+			"$TMP/$name-m/peer.secret" "$TMP/$name-m/client.secret" >> "$TMP/$name.conf"
+		start "${name}_m" --role master --config "$TMP/$name.conf" --set "node.data_dir=$TMP/$name-m"
 		wait_log "${name}_m" "kvnode ready" 15 || return 1
 		peer_up "$name" p
 	else

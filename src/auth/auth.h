@@ -51,6 +51,22 @@ struct auth_keyring {
 int auth_keyring_load(struct auth_keyring *kr, const char *path, char *err, size_t errlen);
 /* Zero the key material. */
 void auth_keyring_wipe(struct auth_keyring *kr);
+/* SIGHUP: load path again into a live keyring that handshakes on other
+ * threads read (through an auth_policy, or auth_keyring_first).  The new
+ * keyring is built aside and copied in under the process-wide keyring lock,
+ * so a handshake sees the old or the new one whole; established sessions
+ * are not touched.  On failure kr is unchanged and err says why (as
+ * auth_keyring_load).  *added / *removed: secrets new in the file / gone
+ * from it. */
+int auth_keyring_reload(struct auth_keyring *kr, const char *path, int *added, int *removed, char *err,
+			size_t errlen);
+/* Copy the first secret of a live keyring (the one to attach with) under
+ * the lock. */
+void auth_keyring_first(const struct auth_keyring *kr, struct auth_secret *out);
+/* The lock auth_keyring_reload takes to write; readers of a live keyring
+ * (the server handshake) hold it to read.  Below src/auth only. */
+void auth_keyring_rdlock(void);
+void auth_keyring_unlock(void);
 /* Write a new file holding one fresh 32-byte random secret, mode 0600,
  * created with O_EXCL (KVN_EEXIST if it exists).  Parent directory must
  * exist. */

@@ -193,7 +193,10 @@ int auth_server_hello(struct auth_hs *hs, const struct auth_policy *pol, const s
 		return hs_fail(hs, KVN_ESTATE);
 	if (!pol || !in || !out || !id_valid(pol->server_id) || !id_valid(in->node_id))
 		return hs_fail(hs, KVN_EINVAL);
-	if (!keyring_for(pol, in->role))
+	auth_keyring_rdlock();
+	int have = keyring_for(pol, in->role) != NULL;
+	auth_keyring_unlock();
+	if (!have)
 		return hs_fail(hs, KVN_EAUTH);
 	hs->side = SIDE_SERVER;
 	hs->role = in->role;
@@ -227,9 +230,14 @@ int auth_server_verify(struct auth_hs *hs, const struct auth_proof *in, struct a
 		return hs_fail(hs, KVN_ESTATE);
 	if (!in || !accept_out || !out)
 		return hs_fail(hs, KVN_EINVAL);
+	/* a SIGHUP reload (auth_keyring_reload) swaps the keyring under the
+	 * write lock: this handshake sees the old one or the new one whole */
+	auth_keyring_rdlock();
 	kr = keyring_for(hs->pol, hs->role);
-	if (!kr)
+	if (!kr) {
+		auth_keyring_unlock();
 		return hs_fail(hs, KVN_EAUTH);
+	}
 	/* Every secret is tried and the first match is selected without a
 	 * branch, so the time taken does not say which secret matched. */
 	for (size_t i = 0; i < kr->n && !rc; i++) {
@@ -242,9 +250,11 @@ int auth_server_verify(struct auth_hs *hs, const struct auth_proof *in, struct a
 	OPENSSL_cleanse(want, sizeof want);
 	if (!rc && !found)
 		rc = KVN_EAUTH;
+	if (!rc)
+		hs->k = kr->s[idx];
+	auth_keyring_unlock();
 	if (rc)
 		return hs_fail(hs, rc);
-	hs->k = kr->s[idx];
 	rc = hs_mac(hs, &hs->k, LABEL_SERVER, accept_out->mac);
 	if (!rc)
 		rc = hs_session(hs, out);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,4 +438,60 @@ done:
 	if (out)
 		OPENSSL_clear_free(out, outcap);
 	return rc;
+}
+
+/* ---- live keyrings (SIGHUP) ---- */
+
+/* One lock for every live keyring of the process: reloads are rare and
+ * handshakes only read, so a reader-writer lock costs them nothing they
+ * would notice. */
+static pthread_rwlock_t ring_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void auth_keyring_rdlock(void)
+{
+	pthread_rwlock_rdlock(&ring_lock);
+}
+
+void auth_keyring_unlock(void)
+{
+	pthread_rwlock_unlock(&ring_lock);
+}
+
+static int ring_has(const struct auth_keyring *kr, const struct auth_secret *s)
+{
+	int found = 0;
+	for (size_t i = 0; i < kr->n; i++)
+		found |= kr->s[i].len == s->len && CRYPTO_memcmp(kr->s[i].key, s->key, s->len) == 0;
+	return found;
+}
+
+int auth_keyring_reload(struct auth_keyring *kr, const char *path, int *added, int *removed, char *err,
+			size_t errlen)
+{
+	struct auth_keyring fresh;
+	int add = 0, rm = 0;
+	int rc = auth_keyring_load(&fresh, path, err, errlen);
+
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&ring_lock);
+	for (size_t i = 0; i < fresh.n; i++)
+		add += !ring_has(kr, &fresh.s[i]);
+	for (size_t i = 0; i < kr->n; i++)
+		rm += !ring_has(&fresh, &kr->s[i]);
+	*kr = fresh;
+	pthread_rwlock_unlock(&ring_lock);
+	auth_keyring_wipe(&fresh);
+	if (added)
+		*added = add;
+	if (removed)
+		*removed = rm;
+	return 0;
+}
+
+void auth_keyring_first(const struct auth_keyring *kr, struct auth_secret *out)
+{
+	pthread_rwlock_rdlock(&ring_lock);
+	*out = kr->s[0];
+	pthread_rwlock_unlock(&ring_lock);
 }

@@ -43,6 +43,26 @@ void kvn_log_write(int level, const char *file, int line, const char *fmt, ...)
 #define log_info(...) kvn_log(KVN_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) kvn_log(KVN_LOG_DEBUG, __VA_ARGS__)
 
+/* A daemon's log destination (logsink.c; node.log): "stderr" (nothing to
+ * do), "syslog" (a kvn_set_log sink at the current level), or a file made
+ * this process's stderr.  0, or an error with "node.log = ...: why" in err. */
+int kvn_log_sink_open(const char *spec, char *err, size_t errlen);
+/* SIGHUP: open the log file again (after logrotate moved it).  0 reopened,
+ * 1 not a file (nothing to do), or an error (the old file stays in use). */
+int kvn_log_sink_reopen(char *err, size_t errlen);
+
+/* ---- data_dir (datadir.c) ----------------------------------------------------
+ * Make dir if needed and take {dir}/LOCK (flock, held until the process
+ * exits; the holder's pid written in it).  0; KVN_EBUSY when another process
+ * holds it (err names the dir and its pid, and says nothing was changed);
+ * KVN_EIO. */
+int kvn_datadir_lock(const char *dir, char *err, size_t errlen);
+/* node.pid_file: write this process's pid (a file naming a dead process is
+ * replaced; one naming a live one is KVN_EBUSY).  remove: only if it still
+ * names this process. */
+int kvn_pidfile_write(const char *path, char *err, size_t errlen);
+void kvn_pidfile_remove(const char *path);
+
 /* Write one ERROR line and exit(1): to the kvn_set_log callback if there is
  * one, else to stderr even when the log is off (a process that ends must
  * say why).  Start-up failures and impossible states only: never on a path
@@ -205,6 +225,8 @@ struct kvn_conf {
 	char *node_data_dir;
 	char *node_id;
 	int node_log_level; /* enum kvn_log_level */
+	char *node_log;      /* "stderr", "syslog" or a file */
+	char *node_pid_file; /* "": none */
 	uint64_t node_max_value_size;
 	uint64_t node_mailbox_size;
 	char *node_tcp_congestion; /* "": the kernel's default */

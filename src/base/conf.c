@@ -144,6 +144,12 @@ void conf_range_text(const struct conf_key *k, char *out, size_t cap)
 		snprintf(out, cap, "1..%llu characters", (unsigned long long)k->max);
 	} else if (k->type == T_ADDR) {
 		snprintf(out, cap, "host:port or [v6]:port%s", k->flags & F_EMPTY_OFF ? "; empty: off" : "");
+	} else if (k->type == T_PATH && k->choices) {
+		size_t n = 0;
+		for (size_t i = 0; k->choices[i] && n < cap; i++)
+			n += (size_t)snprintf(out + n, cap - n, "%s, ", k->choices[i]);
+		if (n < cap)
+			snprintf(out + n, cap - n, "or a file");
 	}
 }
 
@@ -401,11 +407,14 @@ static char *trim(char *s)
 
 /* ---- files ---------------------------------------------------------------------- */
 
+static char *join_path(const char *dir, const char *file);
+
 #define RAW_LINE_MAX 4096
 
 struct load_state {
 	FILE *f;
 	const char *path;
+	char *dir; /* the file's directory, absolute when it can be: relative paths start there */
 	struct kvn_conf *c;
 	int lineno;    /* lines handed to inih so far: the line being parsed */
 	int fail_line; /* line of the first error found here, 0 if none */
@@ -510,6 +519,27 @@ static int load_handler(void *user, const char *section, const char *name, const
 		load_fail(st, st->lineno, "%s.%s = '%s': %s", k->section, k->name, value, why);
 		return 0;
 	}
+	/* A relative path in a file means next to the file, wherever kvnode
+	 * was started from (--set and built-in defaults: the working dir). */
+	char **slot = str_at(st->c, k);
+	int keyword = 0;
+	for (size_t i = 0; k->type == T_PATH && k->choices && k->choices[i]; i++)
+		keyword |= strcmp(*slot, k->choices[i]) == 0;
+	if (k->type == T_PATH && **slot && **slot != '/' && !keyword) {
+		/* st->dir is a real path: its ".." are its parents */
+		char *dir = kvn_xstrdup(st->dir), *v = *slot, *cut;
+		for (;; v += 3) {
+			while (v[0] == '.' && v[1] == '/')
+				v += 2;
+			if (strncmp(v, "../", 3) != 0 || dir[0] != '/' || !(cut = strrchr(dir, '/')) || !cut[1])
+				break;
+			cut[cut == dir] = '\0';
+		}
+		char *abs = join_path(dir, *v ? v : ".");
+		free(dir);
+		free(*slot);
+		*slot = abs;
+	}
 	user_set_mark(st->c, k);
 	return 1;
 }
@@ -533,11 +563,20 @@ int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen
 		snprintf(st.err, st.errlen, "%s: cannot open: %s", path, strerror(errno));
 		return KVN_ECONFIG;
 	}
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? kvn_xstrdup(path) : kvn_xstrdup(".");
+	if (slash)
+		dir[slash == path ? 1 : slash - path] = '\0';
+	st.dir = realpath(dir, NULL);
+	if (!st.dir)
+		st.dir = kvn_xstrdup(dir);
+	free(dir);
 	/* parse into a copy so a bad file leaves c as it was */
 	kvn_conf_copy(&tmp, c);
 	st.c = &tmp;
 	rc = ini_parse_stream(load_reader, &st, load_handler, &st);
 	fclose(st.f);
+	free(st.dir);
 	if (rc > 0 && (!st.failed || rc < st.fail_line)) {
 		snprintf(st.err, st.errlen, "%s:%d: syntax error (expected [section] or key = value)",
 			 path, rc);

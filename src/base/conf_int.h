@@ -15,7 +15,8 @@ enum conf_type { T_STRING, T_PATH, T_ADDR, T_SIZE, T_DURATION, T_UINT, T_BOOL, T
 enum conf_flag {
 	F_DERIVED = 1, /* empty default: kvn_conf_finalize fills it from other keys */
 	F_POW2 = 2,    /* value must be a power of two */
-	F_EMPTY_OFF = 4, /* T_ADDR: empty turns the feature off */
+	F_EMPTY_OFF = 4, /* empty turns the feature off (an address: no listener; a path:
+			  * no file, and `derived` says so in the docs) */
 };
 
 struct conf_key {
@@ -26,7 +27,9 @@ struct conf_key {
 	uint64_t min, max;          /* inclusive; T_STRING: max is the length limit */
 	unsigned flags;             /* enum conf_flag */
 	const char *derived;        /* F_DERIVED: how finalize derives the default */
-	const char *const *choices; /* T_ENUM: names; the index is the stored value */
+	/* T_ENUM: names; the index is the stored value.  T_PATH: keywords
+	 * taken as they are, never as a file name (node.log's stderr) */
+	const char *const *choices;
 	size_t off;                 /* offsetof(struct kvn_conf, field) */
 	const char *help;
 };
@@ -40,6 +43,9 @@ extern const struct conf_key conf_keys[];
 extern const size_t conf_nkeys;
 extern const struct conf_section conf_sections[];
 extern const size_t conf_nsections;
+/* The value etc/kvnode.conf shows for k when it is not the default
+ * (node.data_dir = ../var: the file lives in etc/), else NULL. */
+const char *conf_example_value(const struct conf_key *k);
 /* "1MiB..1TiB", "0..100", "" for keys without a range. */
 void conf_range_text(const struct conf_key *k, char *out, size_t cap);
 

@@ -29,6 +29,8 @@ const char *const conf_type_names[] = {
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+/* node.log's words that are not file names */
+static const char *const log_sinks[] = { "stderr", "syslog", NULL };
 /* indexes are enum kvn_evict / enum kvn_offload (base.h) */
 static const char *const evict_modes[] = { "lru", "none", NULL };
 static const char *const offload_modes[] = { "auto", "off", "on-evict", "on-put", NULL };
@@ -46,14 +48,25 @@ const struct conf_section conf_sections[] = {
 const struct conf_key conf_keys[] = {
 	/* [node] */
 	{ "node", "data_dir", T_PATH, "var", 0, 0, 0, NULL, NULL, FIELD(node_data_dir),
-	  "Directory for master.db, peer.db, the disk tier and the default secret files. "
-	  "A relative path is relative to the working directory." },
+	  "Directory for master.db, peer.db, the disk tier and the default secret files; "
+	  "the process that opens anything there holds {data_dir}/LOCK (one per data_dir).  "
+	  "A relative path in a config file is relative to that file's directory; given "
+	  "with --set, or as the default when no config file is read, to the working "
+	  "directory." },
 	{ "node", "id", T_STRING, "", 0, 63, F_DERIVED, "<hostname>-<port of peer.listen>", NULL,
 	  FIELD(node_id),
 	  "Name of this node in logs and in the master's node table; unique in the cluster. "
 	  "Letters, digits, '.', '_' and '-'." },
 	{ "node", "log_level", T_ENUM, "info", 0, 0, 0, NULL, log_levels, FIELD(node_log_level),
-	  "Least severe level of the log lines written to stderr." },
+	  "Least severe level of the log lines written (to node.log)." },
+	{ "node", "log", T_PATH, "stderr", 0, 0, 0, NULL, log_sinks, FIELD(node_log),
+	  "Where the master and the peer log: stderr, syslog (facility daemon, each line "
+	  "at its level's priority), or a file, appended to (relative: as node.data_dir).  "
+	  "SIGHUP reopens the file: rotate it by moving it away, then SIGHUP." },
+	{ "node", "pid_file", T_PATH, "", 0, 0, F_EMPTY_OFF, "none", NULL, FIELD(node_pid_file),
+	  "File the master or peer writes its pid to once it holds {data_dir}/LOCK, and "
+	  "removes on a clean exit; one left by a dead process is replaced (relative: as "
+	  "node.data_dir).  Empty: none." },
 	{ "node", "max_value_size", T_SIZE, "64MiB", 1, KVN_VALUE_SIZE_MAX, 0, NULL, NULL,
 	  FIELD(node_max_value_size),
 	  "Largest value a put may store; a larger put fails with KVN_ETOOBIG before any "

@@ -266,6 +266,8 @@ void conn_start_handshake(struct conn *c)
 	int rc;
 
 	c->state = C_HANDSHAKE;
+	if (c->ring)
+		auth_keyring_first(c->ring, &c->secret);
 	rc = auth_client_start(&c->hs, c->role, c->node_id, &c->secret, &hello);
 	if (rc) {
 		conn_fail(c, rc);

@@ -683,6 +683,7 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 	c->role = cr->role;
 	conn_set_node_id(c, cr->node_id);
 	c->secret = *cr->secret;
+	c->ring = cr->ring;
 	rc = actor_spawn(actor_loop_of(owner), &conn_ops, c, 1u << 16, &a);
 	if (rc) {
 		conn_free_unspawned(c);

@@ -227,6 +227,10 @@ struct net_creds {
 	int role;            /* AUTH_ROLE_PEER or AUTH_ROLE_CLIENT */
 	const char *node_id; /* 1..64 printable bytes */
 	const struct auth_secret *secret;
+	/* NULL, or a live keyring (auth_keyring_reload) whose first secret
+	 * each new attach uses instead: a reloaded peer.secret takes effect
+	 * at the next reconnect */
+	const struct auth_keyring *ring;
 };
 
 /* Open an outgoing authenticated connection owned by `owner` (call on the

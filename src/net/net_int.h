@@ -84,6 +84,7 @@ struct conn {
 	char node_id[AUTH_ID_MAX + 1]; /* outgoing: ours; inbound: the peer's */
 	char server_id[AUTH_ID_MAX + 1];
 	struct auth_secret secret;     /* outgoing only */
+	const struct auth_keyring *ring; /* outgoing: NULL, or where secret is refreshed from */
 	const struct auth_policy *pol; /* inbound only */
 	struct auth_hs hs;
 	struct auth_session *sess;
