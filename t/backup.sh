@@ -99,6 +99,25 @@ is $? 2 "backup without FILE: usage error"
 ok $? "backup --help: exit 0"
 like "$(cat "$TMP/out")" "^usage: kvnode --role master .*backup" "and prints its usage"
 
+# the deadline: a copy of an 80 MiB master.db (the running one's schema
+# plus a big table) cannot finish in 1 ms: it stops after its first step
+# of 1024 pages, exits 4 (timeout) and leaves neither FILE nor FILE.tmp
+mkdir -p "$TMP/big"
+sqlite3 "file:$DB?mode=ro" ".backup '$TMP/big/master.db'"
+sqlite3 "$TMP/big/master.db" "CREATE TABLE pad (b BLOB); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL
+	SELECT x + 1 FROM c WHERE x < 20000) INSERT INTO pad SELECT randomblob(4000) FROM c;"
+"$KVNODE" --role master --config "$TMP/c.conf" --set node.data_dir="$TMP/big" backup --timeout 1ms \
+	"$TMP/big.db" > "$TMP/out" 2> "$TMP/err"
+rc=$?
+is "$rc" 4 "backup --timeout 1ms of an 80 MiB master.db: exit 4 (timeout)"
+like "$(cat "$TMP/err")" "not done before the deadline \([0-9]+ of [0-9]+ pages left\)" "and says how far it got"
+! test -e "$TMP/big.db" && ! test -e "$TMP/big.db.tmp" && ! test -e "$TMP/big.db.tmp-journal"
+ok $? "and leaves no FILE, FILE.tmp or journal"
+"$KVNODE" --role master --config "$TMP/c.conf" --set node.data_dir="$TMP/big" backup "$TMP/big.db" \
+	> "$TMP/out" 2> "$TMP/err"
+ok $? "the same backup with the default deadline: $(cat "$TMP/out" "$TMP/err")"
+is "$(sqlite3 "file:$TMP/big.db?mode=ro" 'SELECT count(*) FROM pad')" 20000 "the copy holds the whole table"
+
 touch "$TMP/stop"
 wait "$LOADER"
 
