@@ -135,58 +135,6 @@ static int cmd_keygen(int argc, char **argv)
 	return 0;
 }
 
-/* `kvnode --role master backup [--timeout D] FILE`: a consistent copy of
- * {data_dir}/master.db while the master runs (meta_backup.c).  It reads
- * master.db only, so it takes no data_dir lock and creates nothing there. */
-static const char backup_usage[] =
-	"usage: kvnode --role master [--config FILE] backup [--timeout D] FILE\n"
-	"Copies {node.data_dir}/master.db, consistent at one moment, to FILE while the master\n"
-	"runs (SQLite's online backup; read-only on master.db).  FILE must not exist; it is\n"
-	"written as FILE.tmp, checked, fsynced, then renamed.  --timeout: give up after D\n"
-	"(default 60s).  Restore: docs/operations.md, \"Backup and restore\".\n";
-
-static int cmd_backup(int argc, char **argv, const struct kvn_conf *conf)
-{
-	struct meta_backup_info info;
-	char src[4096], err[1024] = "";
-	const char *path = NULL, *why = NULL;
-	uint64_t timeout_ms = 60000, t0;
-	int rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(backup_usage, stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-			if (kvn_parse_duration_ms(argv[++i], &timeout_ms, &why) != 0 || timeout_ms == 0) {
-				fprintf(stderr, "kvnode: backup: --timeout '%s': %s\n", argv[i],
-					why ? why : "must be above 0");
-				return 2;
-			}
-		} else if (argv[i][0] == '-' || path) {
-			fputs(backup_usage, stderr);
-			return 2;
-		} else
-			path = argv[i];
-	}
-	if (!path) {
-		fputs(backup_usage, stderr);
-		return 2;
-	}
-	snprintf(src, sizeof src, "%s/master.db", conf->node_data_dir);
-	t0 = kvn_now_ms();
-	rc = meta_backup(src, path, timeout_ms, &info, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "kvnode: backup: %s\n", err[0] ? err : kvn_strerror(rc));
-		return kvn_err_exit_code(rc);
-	}
-	printf("backup: %s -> %s: %llu objects, %llu pages, %llu bytes, schema version %d, %llu ms\n", src,
-	       path, (unsigned long long)info.objects, (unsigned long long)info.pages,
-	       (unsigned long long)info.bytes, info.schema_version, (unsigned long long)(kvn_now_ms() - t0));
-	return 0;
-}
-
 /* ---- the daemon ---- */
 
 /* The derived node id is "<hostname>-<port of peer.listen>"; a master-only
@@ -771,7 +719,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (backup) {
-		rc = cmd_backup(argc - optind, argv + optind, &conf);
+		/* reads master.db only: no data_dir lock, nothing created there */
+		rc = meta_backup_cmd(argc - optind, argv + optind, conf.node_data_dir);
 	} else if (roles & KVN_ROLE_CLIENT) {
 		if (optind >= argc) {
 			fprintf(stderr, "kvnode: --role client needs a command (ping, put, get, exists, rm, pin, unpin, evict, stat, lease, release, renew, bench)\n");

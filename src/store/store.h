@@ -553,5 +553,8 @@ struct meta_backup_info {
  * overwritten.  err gets the reason on failure. */
 int meta_backup(const char *src, const char *dst, uint64_t timeout_ms, struct meta_backup_info *info,
 		char *err, size_t errlen);
+/* `kvnode --role master backup [--timeout D] FILE` (argv[0] is "backup"):
+ * parses, backs up {data_dir}/master.db, reports; returns the exit status. */
+int meta_backup_cmd(int argc, char **argv, const char *data_dir);
 
 #endif
