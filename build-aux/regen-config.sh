@@ -1,6 +1,7 @@
 #!/bin/sh
 # regen-config.sh KVNODE SRCDIR: rewrite etc/kvnode.conf and the generated
-# table in docs/configuration.md from the config table (src/base/conf_keys.c).
+# table in docs/configuration.md and man/kvnode.conf.5.in from the config
+# table (src/base/conf_keys.c).
 # t/conf fails until this has been run after a change to the table.
 set -eu
 kvnode=$1
@@ -19,3 +20,5 @@ awk -v table="$src/docs/.config-table.tmp" '
 ' "$src/docs/configuration.md" > "$src/docs/configuration.md.tmp"
 mv "$src/docs/configuration.md.tmp" "$src/docs/configuration.md"
 rm -f "$src/docs/.config-table.tmp"
+"$kvnode" --print-config man > "$src/man/kvnode.conf.5.in.tmp"
+mv "$src/man/kvnode.conf.5.in.tmp" "$src/man/kvnode.conf.5.in"

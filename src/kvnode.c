@@ -27,6 +27,7 @@
 #include "net/net.h"
 #include "http/http.h"
 #include "base/metrics.h"
+#include "store/store.h"
 
 #define DEFAULT_CONFIG "etc/kvnode.conf"
 
@@ -35,6 +36,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: kvnode [--role ROLE[,ROLE]] [--config FILE] [--set SECTION.KEY=VALUE]... [COMMAND ARGS]\n"
 		"       kvnode keygen [--rotate] FILE\n"
+		"       kvnode --role master [--config FILE] backup [--timeout D] FILE\n"
 		"       kvnode --help | --version\n"
 		"\n"
 		"Roles: master, peer (run until SIGINT/SIGTERM; SIGHUP reopens node.log and reloads\n"
@@ -49,6 +51,7 @@ static void usage(FILE *out)
 		"  -s, --set K=V        override one config key, e.g. --set peer.dram_size=4GiB\n"
 		"  -h, --help           this text and every config key\n"
 		"  -V, --version        version and transports\n"
+		"      --check          load and check the configuration (file, --set, derived values), then exit\n"
 		"\n"
 		"Exit status: 0 ok; 1 not found / no; 2 usage or config; 3 authentication;\n"
 		"4 unreachable, timeout or busy; 5 no space; 6 key/value size; 7 other; 8 stale.\n"
@@ -628,11 +631,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "print-config", required_argument, NULL, 'P' },
+		{ "check", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *role_s = "master,peer", *config = NULL;
 	char **sets = NULL;
-	int nsets = 0, roles, c, rc;
+	int nsets = 0, roles, c, rc, check = 0;
 	struct kvn_conf conf;
 	char err[1024];
 
@@ -655,6 +659,9 @@ int main(int argc, char **argv)
 		case 's':
 			sets[nsets++] = optarg;
 			break;
+		case 'C':
+			check = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			free(sets);
@@ -674,8 +681,10 @@ int main(int argc, char **argv)
 				kvn_conf_write_example(stdout);
 			else if (strcmp(optarg, "markdown") == 0)
 				kvn_conf_write_markdown(stdout);
+			else if (strcmp(optarg, "man") == 0)
+				kvn_conf_write_man(stdout);
 			else {
-				fprintf(stderr, "kvnode: --print-config takes example or markdown\n");
+				fprintf(stderr, "kvnode: --print-config takes example, markdown or man\n");
 				free(sets);
 				return 2;
 			}
@@ -695,7 +704,14 @@ int main(int argc, char **argv)
 		free(sets);
 		return 2;
 	}
-	if (!(roles & KVN_ROLE_CLIENT) && optind < argc) {
+	/* the one command of the master role: backup */
+	int backup = optind < argc && strcmp(argv[optind], "backup") == 0;
+	if (backup && roles != KVN_ROLE_MASTER) {
+		fprintf(stderr, "kvnode: backup runs with --role master (alone)\n");
+		free(sets);
+		return 2;
+	}
+	if (!(roles & KVN_ROLE_CLIENT) && optind < argc && !backup) {
 		fprintf(stderr, "kvnode: unexpected argument '%s' (commands need --role client)\n", argv[optind]);
 		free(sets);
 		return 2;
@@ -728,7 +744,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kvn_log_set_level(conf.node_log_level);
-	if (roles & KVN_ROLE_CLIENT) {
+	if (check) {
+		/* everything a start checks before it touches the data_dir */
+		printf("kvnode: configuration OK: %s%s; node.data_dir = %s\n", config ? config : "built-in defaults",
+		       optind < argc ? " (the command was not run)" : "", conf.node_data_dir);
+		kvn_conf_fini(&conf);
+		return 0;
+	}
+	if (backup) {
+		/* reads master.db only: no data_dir lock, nothing created there */
+		rc = meta_backup_cmd(argc - optind, argv + optind, conf.node_data_dir);
+	} else if (roles & KVN_ROLE_CLIENT) {
 		if (optind >= argc) {
 			fprintf(stderr, "kvnode: --role client needs a command (%s)\n", cli_cmd_names());
 			kvn_conf_fini(&conf);

@@ -100,4 +100,13 @@ is $? 2 "mem-per-key with an argument: usage error"
 like "$(cat "$TMP/err")" "unexpected argument 'extra'" "naming it"
 sh "$M" -b /nonexistent >/dev/null 2>"$TMP/err"
 is $? 2 "mem-per-key without kvnode in the build dir: usage error"
+# bench/restart-cost.sh (docs/operations.md): a small run restarts the
+# master and a key put before is served again
+R="$SRCDIR/bench/restart-cost.sh"
+TMPDIR="$TMP" bash "$R" -b "$BUILDDIR" -n 2000 > "$TMP/out" 2> "$TMP/err"
+ok $? "restart-cost: a 2000-key run finishes"
+like "$(head -n 1 "$TMP/out")" "^restart-cost: 2002 objects in master\.db .*; SIGKILL: stopped in [0-9]+ ms, ready after [0-9]+ ms, first get of an older key after [0-9]+ ms$" \
+	"restart-cost: its line, with a get served after the restart"
+like "$(cat "$TMP/out")" "2002 objects loaded" "restart-cost: the restarted master loaded them all"
+is "$(ls "$TMP" | grep -c '^kvn-restart-cost')" 0 "restart-cost: its temp dir is removed"
 done_testing

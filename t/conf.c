@@ -697,6 +697,39 @@ static void test_markdown_doc(void)
 	free(md);
 }
 
+/* man/kvnode.conf.5.in: the roff page the build turns into kvnode.conf(5) */
+static void test_man_page(void)
+{
+	char *man = render(kvn_conf_write_man), file[512], want[128];
+	char *committed;
+	int missing = 0;
+
+	snprintf(file, sizeof file, "%s/man/kvnode.conf.5.in", srcdir());
+	committed = slurp(file);
+	ok(committed && strcmp(man, committed) == 0,
+	   "man/kvnode.conf.5.in is what the table makes (make regen-config)");
+	for (size_t i = 0; i < conf_nkeys; i++) {
+		snprintf(want, sizeof want, "\n.TP\n\\fB%s\\fR (", conf_keys[i].name);
+		if (!strstr(man, want)) {
+			tap_diag("  no entry for %s.%s", conf_keys[i].section, conf_keys[i].name);
+			missing++;
+		}
+	}
+	ok(missing == 0, "an entry per key (%zu keys)", conf_nkeys);
+	ok(strstr(man, ".TH KVNODE.CONF 5 ") && strstr(man, "\n.SS [auth]\n"), "a section 5 page, [auth] in it");
+	/* no line may start with a roff control character the text did not mean */
+	int stray = 0;
+	for (const char *p = man; p; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (*p == '\'' || (*p == '.' && !strchr("\\TSPIBR", p[1])))
+			stray++;
+	}
+	ok(stray == 0, "no text line starts with a control character");
+	free(committed);
+	free(man);
+}
+
 static void test_help(void)
 {
 	char *help = render(kvn_conf_write_help);
@@ -768,6 +801,7 @@ static const struct tap_test tests[] = {
 	{ "example_file", test_example_file },
 	{ "markdown_doc", test_markdown_doc },
 	{ "help", test_help },
+	{ "man_page", test_man_page },
 	{ NULL, NULL },
 };
 

@@ -164,12 +164,31 @@ like "$(cat "$TMP/out")" '"nodes":\[\{"id":' "  the node table, as JSON"
 # the SQL, against this node's master.db and peer.db while it runs
 while IFS= read -r q; do
 	doc_sql "$q"
-done < <(grep '^sqlite3 ' "$TMP/doc-commands")
+done < <(grep '^sqlite3 ' "$TMP/doc-commands" | grep -v ' /srv/backup/')
 # the master commits what its peers report to master.db in the background: a
 # loaded machine may show the put a moment after the client heard back
 wait_until 10 sh -c "cd '$W' && sqlite3 var/master.db 'select * from v_objects' | grep -q '^k1|'"
 like "$(cd "$W" && sqlite3 var/master.db 'select * from v_objects order by commit_seq desc limit 20')" \
 	"k1" "  the objects query lists the key put"
+
+# install and backup (docs/operations.md): the config check, and a backup of
+# this running node's master.db, checked as the docs show
+doc_run 0 "kvnode --config /etc/kvnode/kvnode.conf --check" "kvnode --config etc/kvnode.conf --check"
+doc_run 0 "kvnode --check"
+like "$(cat "$TMP/out")" "configuration OK: etc/kvnode.conf" "  it checks etc/kvnode.conf when there"
+doc_run 0 'kvnode --role master --config /etc/kvnode/kvnode.conf backup /srv/backup/master-$(date +%F-%H%M).db' \
+	'kvnode --role master --config etc/kvnode.conf backup master-$(date +%F-%H%M).db'
+like "$(cat "$TMP/out")" "^backup: var/master\.db -> master-[0-9-]+\.db: [0-9]+ objects" "  and says what it copied"
+doc_run 0 "sqlite3 /srv/backup/master-...db 'PRAGMA integrity_check'" "sqlite3 master-*.db 'PRAGMA integrity_check'"
+is "$(cat "$TMP/out")" ok "  the copy: ok, as the comment says"
+doc_not_run "./configure --prefix=/usr --sysconfdir=/etc && make && sudo make install" \
+	"installs into the system; t/install.sh checks a DESTDIR install"
+doc_not_run "sudoedit /etc/kvnode/kvnode.conf" "an editor"
+for u in "enable --now kvnode-master.service" "enable --now kvnode-peer.service" "reload kvnode-master.service"; do
+	doc_not_run "sudo systemctl $u" "systemd units: t/install.sh runs systemd-analyze verify on them"
+done
+doc_not_run "kvnode --role master|peer --config {sysconfdir}/kvnode/kvnode.conf" \
+	"the units' ExecStart: t/install.sh checks it"
 
 doc_run 0 "./kvnode --role client rm k1"
 doc_run 0 "./kvnode --role client put --ttl 1h k3 ./some.bin"

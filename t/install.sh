@@ -46,6 +46,105 @@ sed 's/^/#   /' "$TMP/symdiff"
 diff "$TMP/declared" <(sort -u "$SRCDIR/src/client/libkvnode.sym") > /dev/null
 ok $? "src/client/libkvnode.sym lists the same functions"
 
+# ---- the operator's files (issue 16): man pages, the example config, the
+# SQL files, the docs, the systemd units
+eval "$(make -s -C "$BUILDDIR" print-install-dirs)"
+# shellcheck disable=SC2154 # set by the eval
+M1="$DEST$mandir/man1/kvnode.1" M5="$DEST$mandir/man5/kvnode.conf.5"
+test -f "$M1" && test -f "$M5"
+ok $? "installed: man1/kvnode.1 and man5/kvnode.conf.5 under ${mandir#"$PREFIX"/}"
+for m in "$M1" "$M5"; do
+	b=${m##*/}
+	is "$(grep -c '@[a-zA-Z]*@' "$m")" 0 "$b: every @dir@ filled in"
+	if command -v groff > /dev/null; then
+		groff -man -ww -z "$m" > "$TMP/groff" 2>&1
+		is "$(cat "$TMP/groff")" "" "$b: groff -man -ww finds nothing to warn about"
+	else
+		skip "groff not installed: $b not checked for roff warnings"
+	fi
+	want=$(sed -n 's/^\.TH \([A-Z.]*\) \([15]\) .*/\1(\2)/p' "$m")
+	if command -v man > /dev/null; then
+		MANWIDTH=80 man -l "$m" 2> "$TMP/man.err" | head -n 1 > "$TMP/man.out"
+		is "$(awk '{print $1}' "$TMP/man.out")" "$want" "$b: man -l renders it ($want)"
+	else
+		like "$want" '^KVNODE(\.CONF)?\([15]\)$' "$b: a .TH line ($want; man not installed)"
+	fi
+done
+cmds=$("$BUILDDIR/kvnode" --role client 2>&1 | sed -n 's/.*needs a command (\(.*\))$/\1/p' | tr -d ',')
+missing=""
+for c in $cmds; do grep -q "^\.B $c\b" "$M1" || missing="$missing $c"; done
+is "$missing" "" "kvnode(1) has an entry for every client command ($(echo "$cmds" | wc -w) of them)"
+codes=$("$BUILDDIR/kvnode" --help | sed -n '/^Exit status:/,/^$/p' | grep -oE '\b[0-9]+ [a-z]' | cut -d' ' -f1)
+missing=""
+for c in $codes; do grep -q "^\.B $c$" "$M1" || missing="$missing $c"; done
+is "$missing" "" "and for every exit status of --help ($(echo $codes))"
+grep -q '^\.B SIGHUP$' "$M1" && grep -q '^\.BR SIGTERM ", " SIGINT$' "$M1"
+ok $? "and the signals"
+# shellcheck disable=SC2154
+grep -q "^\.TP\$" "$M5" && grep -q '^\\fBdram_size\\fR (size; default \\fB1GiB\\fR; 1MiB\.\.1TiB)$' "$M5"
+ok $? "kvnode.conf(5) lists the keys (peer.dram_size with its default and range)"
+
+# shellcheck disable=SC2154
+EX="$DEST$sysconfdir/kvnode/kvnode.conf.example" CF="$DEST$sysconfdir/kvnode/kvnode.conf"
+test -f "$EX" && cmp -s "$EX" "$CF"
+ok $? "installed: ${sysconfdir#"$PREFIX"/}/kvnode/kvnode.conf.example, and kvnode.conf from it"
+diff "$SRCDIR/etc/kvnode.conf" "$EX" > "$TMP/exdiff"
+is "$(grep '^[<>]' "$TMP/exdiff" | tr '\n' '|')" "< data_dir = var|> data_dir = /var/lib/kvnode|" \
+	"it is etc/kvnode.conf with data_dir = /var/lib/kvnode"
+"$BUILDDIR/kvnode" --config "$EX" --check > "$TMP/out" 2>&1
+ok $? "kvnode --config kvnode.conf.example --check: $(cat "$TMP/out")"
+like "$(cat "$TMP/out")" "node\.data_dir = /var/lib/kvnode$" "and its data_dir is /var/lib/kvnode"
+printf '[node]\nmailbox_size = 3\n' > "$TMP/bad.conf"
+"$BUILDDIR/kvnode" --config "$TMP/bad.conf" --check > "$TMP/out" 2>&1
+is $? 2 "--check fails a bad config with exit 2"
+
+# shellcheck disable=SC2154
+missing=""
+for f in $sql_files; do cmp -s "$SRCDIR/$f" "$DEST$pkgdatadir/sql/${f##*/}" || missing="$missing $f"; done
+for f in $peer_sql_files; do cmp -s "$SRCDIR/$f" "$DEST$pkgdatadir/sql/peer/${f##*/}" || missing="$missing $f"; done
+is "$missing" "" "installed: the SQL files under ${pkgdatadir#"$PREFIX"/}/sql"
+missing=""
+for f in "$SRCDIR"/README.md "$SRCDIR"/docs/*.md; do
+	cmp -s "$f" "$DEST$docdir/${f##*/}" || missing="$missing ${f#"$SRCDIR"/}"
+done
+is "$missing" "" "installed: README.md and every docs/*.md under ${docdir#"$PREFIX"/}"
+
+# shellcheck disable=SC2154
+if [ "$unitdir" = no ]; then
+	skip "configured --with-systemdsystemunitdir=no: no systemd units"
+else
+	for r in master peer; do
+		u="$DEST$unitdir/kvnode-$r.service"
+		test -f "$u"
+		ok $? "installed: $unitdir/kvnode-$r.service"
+		is "$(sed -n 's/^ExecStart=//p' "$u")" "$bindir/kvnode --role $r --config $sysconfdir/kvnode/kvnode.conf" \
+			"kvnode-$r.service: ExecStart with the installed binary and config"
+		for l in Type=exec Restart=on-failure 'ExecReload=/bin/kill -HUP $MAINPID' ProtectSystem=strict \
+			ReadWritePaths=/var/lib/kvnode StateDirectory=kvnode NoNewPrivileges=yes PrivateTmp=yes \
+			ProtectHome=yes; do
+			grep -qxF "$l" "$u" || echo "# kvnode-$r.service: no line $l"
+		done
+		n=$(grep -cxE 'Type=exec|Restart=on-failure|ExecReload=/bin/kill -HUP \$MAINPID|ProtectSystem=strict|ReadWritePaths=/var/lib/kvnode|StateDirectory=kvnode|NoNewPrivileges=yes|PrivateTmp=yes|ProtectHome=yes' "$u")
+		is "$n" 9 "kvnode-$r.service: restart, reload and sandboxing lines"
+		is "$(grep -c '@[a-zA-Z]*@' "$u")" 0 "kvnode-$r.service: every @dir@ filled in"
+	done
+	if command -v systemd-analyze > /dev/null; then
+		# the installed binary and man pages are under $DEST, not at the
+		# paths the units name: point ExecStart and man at them
+		mkdir -p "$TMP/units"
+		for r in master peer; do
+			sed "s|^ExecStart=$bindir/|ExecStart=$DEST$bindir/|" "$DEST$unitdir/kvnode-$r.service" \
+				> "$TMP/units/kvnode-$r.service"
+		done
+		MANPATH="$DEST$mandir" systemd-analyze verify "$TMP/units/kvnode-master.service" \
+			"$TMP/units/kvnode-peer.service" > "$TMP/verify" 2>&1
+		ok $? "systemd-analyze verify: both units (man pages found too)"
+		sed 's/^/#   /' "$TMP/verify"
+	else
+		skip "systemd-analyze not installed: units not verified"
+	fi
+fi
+
 export PKG_CONFIG_PATH="$DEST$LIBDIR/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$DEST"
 CC="${CC:-cc} ${KVN_SAN_CFLAGS:-}"
 # shellcheck disable=SC2046
@@ -152,5 +251,18 @@ for attempt in 1 2 3; do
 	esac
 done
 is "$result" survived "SIGPIPE at its default: a write after the peer's FIN and RST is an error, not a signal"
+
+# An install never overwrites the operator's config; an uninstall keeps it
+# once edited and removes everything else.
+unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+echo "# edited" >> "$CF"
+make -s -C "$BUILDDIR" install DESTDIR="$DEST" > "$TMP/install2.log" 2>&1
+ok $? "make install again"
+is "$(tail -n 1 "$CF")" "# edited" "an edited kvnode.conf is kept"
+like "$(cat "$TMP/install2.log")" "kept the existing .*kvnode\.conf" "and the install says so"
+make -s -C "$BUILDDIR" uninstall DESTDIR="$DEST" > "$TMP/uninstall.log" 2>&1
+ok $? "make uninstall"
+is "$(find "$DEST" -type f | sed "s|^$DEST||" | tr '\n' ' ')" "$sysconfdir/kvnode/kvnode.conf " \
+	"it removes every file but the edited kvnode.conf"
 
 done_testing

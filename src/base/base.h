@@ -315,6 +315,8 @@ int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen);
 void kvn_conf_write_help(FILE *out);
 void kvn_conf_write_example(FILE *out);
 void kvn_conf_write_markdown(FILE *out);
+/* kvnode.conf(5) in roff, with @sysconfdir@ and @docdir@ left for the build */
+void kvn_conf_write_man(FILE *out);
 /* The current value of one key as text ("section.key"); 0, KVN_ENOTFOUND,
  * or KVN_ERANGE if it does not fit in cap (out is then truncated). */
 int kvn_conf_get(const struct kvn_conf *c, const char *name, char *out, size_t cap);

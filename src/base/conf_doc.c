@@ -153,3 +153,97 @@ void kvn_conf_write_markdown(FILE *out)
 		}
 	}
 }
+
+/* ---- kvnode.conf(5) ---------------------------------------------------------------- */
+
+/* Text for a roff line: backslashes and minus signs escaped, `code` spans in
+ * bold.  A line never starts with a request character: every caller puts
+ * its own text first or starts the line with \&. */
+static void roff_text(FILE *out, const char *s)
+{
+	int code = 0;
+	for (; *s; s++) {
+		if (*s == '`') {
+			fputs(code ? "\\fR" : "\\fB", out);
+			code = !code;
+		} else if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else
+			fputc(*s, out);
+	}
+	if (code)
+		fputs("\\fR", out);
+}
+
+/* One paragraph of text: \& first, so a leading '.' or '\'' stays text. */
+static void roff_para(FILE *out, const char *s)
+{
+	fputs("\\&", out);
+	roff_text(out, s);
+	fputc('\n', out);
+}
+
+/* @sysconfdir@ and @docdir@ are left for the build to fill (Makefile.am
+ * substitutes them when it makes man/kvnode.conf.5 from the .in file). */
+void kvn_conf_write_man(FILE *out)
+{
+	char range[128];
+
+	fputs(".\\\" Generated from the config key table (src/base/conf_keys.c) by\n"
+	      ".\\\" `kvnode --print-config man`; change the table, then `make regen-config`.\n"
+	      ".TH KVNODE.CONF 5 \"\" \"kvnode\" \"kvnode manual\"\n"
+	      ".SH NAME\n"
+	      "kvnode.conf \\- configuration file of kvnode\n"
+	      ".SH SYNOPSIS\n"
+	      ".I @sysconfdir@/kvnode/kvnode.conf\n"
+	      ".SH DESCRIPTION\n"
+	      ".BR kvnode (1)\n"
+	      "reads its configuration from the file given with \\fB\\-\\-config\\fR.\n"
+	      "The file is made of \\fB[section]\\fR lines, each followed by \\fIkey\\fR \\fB=\\fR \\fIvalue\\fR\n"
+	      "lines.  Comments start with \\fB#\\fR or \\fB;\\fR at the start of a line or after a blank.\n"
+	      "A key given twice: the last one wins.\n"
+	      "\\fB\\-\\-set\\fR \\fIsection.key\\fR\\fB=\\fR\\fIvalue\\fR on the command line overrides the file.\n"
+	      "An unknown section or key, or a value out of range, is an error (exit status 2).\n"
+	      ".PP\n", out);
+	roff_para(out, units_text);
+	fputs(".PP\n"
+	      "Every key, its type, default and range follow, section by section.\n"
+	      "A default marked \\fIderived\\fR is computed from other keys when the key is not set.\n"
+	      ".SH KEYS\n", out);
+	for (size_t s = 0; s < conf_nsections; s++) {
+		fprintf(out, ".SS [%s]\n", conf_sections[s].name);
+		roff_para(out, conf_sections[s].help);
+		FOR_KEYS_IN(k, conf_sections[s].name) {
+			conf_range_text(k, range, sizeof range);
+			fprintf(out, ".TP\n\\fB%s\\fR (%s; ", k->name, conf_type_names[k->type]);
+			if (k->flags & F_DERIVED) {
+				fputs("default derived: ", out);
+				roff_text(out, k->derived);
+			} else {
+				fputs("default \\fB", out);
+				roff_text(out, k->def[0] ? k->def : "\"\"");
+				fputs("\\fR", out);
+			}
+			if (range[0]) {
+				fputs("; ", out);
+				roff_text(out, range);
+			}
+			fputs(")\n", out);
+			roff_para(out, k->help);
+		}
+	}
+	fputs(".SH FILES\n"
+	      ".TP\n"
+	      ".I @sysconfdir@/kvnode/kvnode.conf\n"
+	      "The configuration the systemd units kvnode\\-master.service and kvnode\\-peer.service use;\n"
+	      "installed from\n"
+	      ".I kvnode.conf.example\n"
+	      "beside it (every key at its default, data_dir /var/lib/kvnode) unless one was there.\n"
+	      ".TP\n"
+	      ".I @docdir@/configuration.md\n"
+	      "The same keys with more context.\n"
+	      ".SH SEE ALSO\n"
+	      ".BR kvnode (1)\n", out);
+}

@@ -540,4 +540,21 @@ int meta_load_leases(struct meta_db *db, meta_lease_fn fn, void *arg);
 int meta_queue_reconcile(struct meta_db *db, uint64_t now_ms, uint64_t *expired, uint64_t *lost);
 int meta_count_objects(struct meta_db *db, uint64_t *n);
 
+/* ---- backup (meta_backup.c) ---- */
+struct meta_backup_info {
+	uint64_t objects; /* rows of objects in the copy */
+	uint64_t pages, bytes;
+	int steps, schema_version;
+};
+/* A consistent copy of the database at src (a running master's master.db)
+ * into the new file dst, within timeout_ms: read-only on src (never created;
+ * KVN_ENOTFOUND when missing), written as dst.tmp, checked, fsynced and
+ * linked to dst.  KVN_EEXIST when dst (or dst.tmp) exists: nothing is
+ * overwritten.  err gets the reason on failure. */
+int meta_backup(const char *src, const char *dst, uint64_t timeout_ms, struct meta_backup_info *info,
+		char *err, size_t errlen);
+/* `kvnode --role master backup [--timeout D] FILE` (argv[0] is "backup"):
+ * parses, backs up {data_dir}/master.db, reports; returns the exit status. */
+int meta_backup_cmd(int argc, char **argv, const char *data_dir);
+
 #endif
