@@ -83,7 +83,7 @@ wait_for 30 grep -q "kvnode ready" "$D/master.log" || { echo "restart-cost: the 
 PIDS="$PIDS $!"
 wait_for 30 grep -q "attached to the master" "$D/peer.log" || { echo "restart-cost: the peer did not attach" >&2; exit 1; }
 "$K" --role client --config "$D/c.conf" bench --op put --size 1KiB --count "$N" --keys "$N" --batch 64 \
-	--clients 2 > "$D/bench.log" 2>&1 || { cat "$D/bench.log" >&2; exit 1; }
+	--clients 2 --keep --prefix bench: > "$D/bench.log" 2>&1 || { cat "$D/bench.log" >&2; exit 1; }
 # plain puts reach master.db within master.commit_linger; give it a moment
 sleep 1
 n=$(sqlite3 "file:$D/var/master.db?mode=ro" 'SELECT count(*) FROM objects' 2> /dev/null || echo '?')

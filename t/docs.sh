@@ -178,7 +178,7 @@ doc_run 0 "kvnode --check"
 like "$(cat "$TMP/out")" "configuration OK: etc/kvnode.conf" "  it checks etc/kvnode.conf when there"
 doc_run 0 'kvnode --role master --config /etc/kvnode/kvnode.conf backup /srv/backup/master-$(date +%F-%H%M).db' \
 	'kvnode --role master --config etc/kvnode.conf backup master-$(date +%F-%H%M).db'
-like "$(cat "$TMP/out")" "^backup: var/master\.db -> master-[0-9-]+\.db: [0-9]+ objects" "  and says what it copied"
+like "$(cat "$TMP/out")" "^backup: /.*/var/master\.db -> master-[0-9-]+\.db: [0-9]+ objects" "  and says what it copied"
 doc_run 0 "sqlite3 /srv/backup/master-...db 'PRAGMA integrity_check'" "sqlite3 master-*.db 'PRAGMA integrity_check'"
 is "$(cat "$TMP/out")" ok "  the copy: ok, as the comment says"
 doc_not_run "./configure --prefix=/usr --sysconfdir=/etc && make && sudo make install" \
