@@ -50,6 +50,7 @@ static struct {
 	uint64_t linger_ms; /* master.commit_linger of the next master_up */
 	uint8_t sync_flags; /* every full-sync entry's flags (PROTO_EV_F_QUEUE, ...) */
 	uint64_t floor_keep_ms; /* master.db floors' keep window of the next master_up (0: 10 min) */
+	uint32_t floor_max;     /* in-memory floors of the next master_up (0: the built-in 2^18) */
 	struct tact peers[4], client;
 } E;
 
@@ -77,7 +78,7 @@ static inline void master_up(void)
 	struct master_opts o = { .db_path = E.db, .server_id = "t-master", .node_timeout_ms = E.timeout_ms,
 				 .mailbox = E.mailbox ? E.mailbox : 4096, .max_value_size = MAXV,
 				 .commit_linger_ms = E.linger_ms, .lease_ttl_max_ms = 3600 * 1000,
-				 .floor_keep_ms = E.floor_keep_ms };
+				 .floor_keep_ms = E.floor_keep_ms, .floor_max = E.floor_max };
 	struct actor *m = NULL;
 	char err[512] = "";
 
@@ -122,6 +123,7 @@ static inline void env_down(void)
 	E.linger_ms = 0;
 	E.sync_flags = 0;
 	E.floor_keep_ms = 0;
+	E.floor_max = 0;
 }
 
 /* ---- calls ---- */

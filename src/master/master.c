@@ -195,6 +195,7 @@ int master_start(struct actor_loop *loop, struct actor_loop *db_loop, const stru
 	ms->node_timeout_ms = o->node_timeout_ms;
 	ms->max_value_size = o->max_value_size;
 	ms->floor_keep_ms = o->floor_keep_ms;
+	ms->floor_max = o->floor_max;
 	ms->start_ms = kvn_now_ms();
 	ms->epoch = epoch;
 	kvn_ratelimit_init(&ms->rl_event, 10000, 3);

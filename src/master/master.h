@@ -23,6 +23,7 @@ struct master_opts {
 	uint64_t commit_linger_ms; /* master.commit_linger; 0: every group commits at once */
 	uint64_t lease_ttl_max_ms; /* master.lease_ttl_max; 0: PROTO_TTL_MAX_MS */
 	uint64_t floor_keep_ms;    /* tests: master.db floors' keep window; 0: 10 min */
+	uint32_t floor_max;        /* tests: generation floors kept in memory; 0: 2^18 */
 };
 /* Open master.db (bumping the epoch durably), start the SQLite writer actor
  * on db_loop and the master actor on loop.  *out gets the master actor.

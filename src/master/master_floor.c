@@ -65,11 +65,12 @@ void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, ui
 			f->gen = gen;
 		return;
 	}
-	if (ms->nfloors >= FLOOR_MAX) {
+	uint32_t max = ms->floor_max ? ms->floor_max : FLOOR_MAX;
+	if (ms->nfloors >= max) {
 		if (!ms->floor_full_logged)
 			log_warn("master: %u generation floors kept while a node is silent: one floor now stands "
 				 "for every further key (a returning node's older generations read as lost)",
-				 FLOOR_MAX);
+				 max);
 		ms->floor_full_logged = 1;
 		if (gen > ms->floor_all)
 			ms->floor_all = gen;

@@ -161,6 +161,60 @@ uint64_t master_index_drop_node(struct master *ms, struct master_node *node)
 	return n;
 }
 
+/* Before these three, sync_apply dropped every location first and indexed
+ * the snapshot after: each dropped location raised a floor (the node is
+ * unsynced, so floors are kept), and a node holding more than FLOOR_MAX
+ * keys reached the cap, whose one floor for every key then refused the
+ * node's own snapshot: a master restart with ~260k keys told its peer to
+ * drop nearly all of them (bench/restart-cost.sh -n 300000). */
+void master_index_sync_begin(struct master *ms, struct master_node *node)
+{
+	struct master_entry *e;
+	(void)ms;
+	TAILQ_FOREACH(e, &node->entries, nlink)
+		e->syncing = 1;
+}
+
+int master_index_sync_one(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
+			  uint64_t gen, uint8_t tier, uint64_t size, struct master_drops *drops)
+{
+	struct master_entry *e = master_index_find(ms, key, klen);
+
+	if (!e || e->node != node || !e->syncing)
+		return master_index_add(ms, node, key, klen, gen, tier, size, drops);
+	master_gen_seen(ms, gen);
+	if (gen < e->gen || gen < master_floor_removed_take(ms, key, klen, gen)) {
+		/* older than the location it replaces (the floor that location
+		 * would have raised): refused; the location stays marked and
+		 * goes with its floor at _end */
+		master_drops_add(drops, node, key, klen, gen);
+		return MASTER_INDEX_STALE;
+	}
+	e->syncing = 0;
+	entry_unlink_node(ms, e);
+	e->gen = gen;
+	e->tier = tier;
+	e->size = size;
+	entry_link_node(ms, e, node);
+	return MASTER_INDEX_NEW;
+}
+
+uint64_t master_index_sync_end(struct master *ms, struct master_node *node)
+{
+	struct master_entry *e, *next;
+	uint64_t n = 0;
+
+	for (e = TAILQ_FIRST(&node->entries); e; e = next) {
+		next = TAILQ_NEXT(e, nlink);
+		if (!e->syncing)
+			continue;
+		master_floor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
+		entry_delete(ms, e);
+		n++;
+	}
+	return n;
+}
+
 void master_index_free_all(struct master *ms)
 {
 	for (size_t i = 0; i < ms->index.cap; i++)

@@ -84,7 +84,8 @@ struct master_entry {
 	uint64_t gen, size;
 	uint16_t klen;
 	uint8_t tier;
-	uint8_t key[]; /* klen bytes (at offset 43: a key of up to 13 bytes keeps it in 64) */
+	uint8_t syncing; /* its node's full sync is being applied and has not named it yet */
+	uint8_t key[];   /* klen bytes (at offset 44: a key of up to 12 bytes keeps it in 64) */
 };
 TAILQ_HEAD(master_entry_list, master_entry);
 
@@ -218,6 +219,7 @@ struct master {
 	uint64_t db_floor_ms;        /* when the newest of them may have been written */
 	uint64_t floor_clear_ms;     /* last DBW_FLOORS_CLEAR sent */
 	uint64_t floor_keep_ms;      /* MASTER_FLOOR_KEEP_MS, or the tests' */
+	uint32_t floor_max;          /* FLOOR_MAX (master_floor.c), or the tests' */
 	/* keys removed lately, with the generation a new entry must reach:
 	 * a put granted before the remove may still commit on a slow or
 	 * stopped peer and send its ADD after it (master_floor.c) */
@@ -352,6 +354,17 @@ int master_index_remove(struct master *ms, struct master_node *node, const uint8
 			uint64_t gen);
 /* Drop every location of node; returns how many. */
 uint64_t master_index_drop_node(struct master *ms, struct master_node *node);
+/* A full sync of node replaces its locations: _begin marks them, _one
+ * applies one snapshot entry (a marked location of the same key on node is
+ * confirmed in place when the entry is not older; otherwise as
+ * master_index_add, except that a confirmation answers MASTER_INDEX_NEW as
+ * a re-added location would), _end drops the locations still marked, with
+ * their floors, and returns how many.  Only what the snapshot no longer
+ * holds raises a floor, so a node of any size re-syncs within FLOOR_MAX. */
+void master_index_sync_begin(struct master *ms, struct master_node *node);
+int master_index_sync_one(struct master *ms, struct master_node *node, const uint8_t *key, uint16_t klen,
+			  uint64_t gen, uint8_t tier, uint64_t size, struct master_drops *drops);
+uint64_t master_index_sync_end(struct master *ms, struct master_node *node);
 void master_index_free_all(struct master *ms);
 /* The index's hash of an entry (kvn_ptab_init). */
 uint32_t master_index_hash(const void *e);

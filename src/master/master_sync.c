@@ -116,8 +116,8 @@ static void sync_apply(struct master *ms, struct master_node *n)
 	struct master_staging *s = &n->stg;
 	struct master_drops drops = { 0 };
 	struct master_stale stale = { 0 };
-	uint64_t dropped = master_index_drop_node(ms, n);
 
+	master_index_sync_begin(ms, n);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct master_sync_ent *x = &s->ents[i];
 		const uint8_t *key = s->keys + x->koff;
@@ -127,7 +127,7 @@ static void sync_apply(struct master *ms, struct master_node *n)
 		if (master_drops_pending_has(n, key, x->klen, x->gen))
 			master_drops_add(&drops, n, key, x->klen, x->gen);
 		else
-			res = master_index_add(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
+			res = master_index_sync_one(ms, n, key, x->klen, x->gen, x->tier, x->size, &drops);
 		if (res == MASTER_INDEX_STALE)
 			master_drops_stale_add(&stale, key, x->klen, x->gen);
 		else {
@@ -138,6 +138,7 @@ static void sync_apply(struct master *ms, struct master_node *n)
 			}
 		}
 	}
+	uint64_t dropped = master_index_sync_end(ms, n);
 	n->applied_seq = s->seq;
 	n->db_broken = 0;
 	n->sync_due = 0;
@@ -146,7 +147,7 @@ static void sync_apply(struct master *ms, struct master_node *n)
 	n->persist_epoch++; /* earlier in-flight writes of this node no longer count */
 	MASTER_STAT_INC(full_syncs);
 	MASTER_STAT_ADD(events_stale, stale.n);
-	log_info("master: node %s: full sync applied: %zu entries (%" PRIu64 " locations replaced), seq %" PRIu64,
+	log_info("master: node %s: full sync applied: %zu entries (%" PRIu64 " earlier locations not in it dropped), seq %" PRIu64,
 		 KVN_Q(n->node_id), s->n, dropped, s->seq);
 	master_drops_stale_log(&stale, n, "snapshot");
 	master_node_staging_reset(s);
