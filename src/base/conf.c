@@ -407,7 +407,6 @@ static char *trim(char *s)
 
 /* ---- files ---------------------------------------------------------------------- */
 
-static char *join_path(const char *dir, const char *file);
 
 #define RAW_LINE_MAX 4096
 
@@ -526,17 +525,7 @@ static int load_handler(void *user, const char *section, const char *name, const
 	for (size_t i = 0; k->type == T_PATH && k->choices && k->choices[i]; i++)
 		keyword |= strcmp(*slot, k->choices[i]) == 0;
 	if (k->type == T_PATH && **slot && **slot != '/' && !keyword) {
-		/* st->dir is a real path: its ".." are its parents */
-		char *dir = kvn_xstrdup(st->dir), *v = *slot, *cut;
-		for (;; v += 3) {
-			while (v[0] == '.' && v[1] == '/')
-				v += 2;
-			if (strncmp(v, "../", 3) != 0 || dir[0] != '/' || !(cut = strrchr(dir, '/')) || !cut[1])
-				break;
-			cut[cut == dir] = '\0';
-		}
-		char *abs = join_path(dir, *v ? v : ".");
-		free(dir);
+		char *abs = conf_path_under(st->dir, *slot);
 		free(*slot);
 		*slot = abs;
 	}
@@ -563,14 +552,7 @@ int kvn_conf_load(struct kvn_conf *c, const char *path, char *err, size_t errlen
 		snprintf(st.err, st.errlen, "%s: cannot open: %s", path, strerror(errno));
 		return KVN_ECONFIG;
 	}
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? kvn_xstrdup(path) : kvn_xstrdup(".");
-	if (slash)
-		dir[slash == path ? 1 : slash - path] = '\0';
-	st.dir = realpath(dir, NULL);
-	if (!st.dir)
-		st.dir = kvn_xstrdup(dir);
-	free(dir);
+	st.dir = conf_path_dir_of(path);
 	/* parse into a copy so a bad file leaves c as it was */
 	kvn_conf_copy(&tmp, c);
 	st.c = &tmp;
@@ -666,18 +648,6 @@ static void derive(struct kvn_conf *c, size_t off, char *value)
 	*slot = value;
 }
 
-static char *join_path(const char *dir, const char *file)
-{
-	size_t n = strlen(dir);
-	char *p;
-
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	p = kvn_xmalloc(n + strlen(file) + 2);
-	sprintf(p, "%.*s/%s", (int)n, dir, file);
-	return p;
-}
-
 static void derive_defaults(struct kvn_conf *c)
 {
 	char host[256], hostname[256], buf[512];
@@ -704,9 +674,9 @@ static void derive_defaults(struct kvn_conf *c)
 		snprintf(buf, sizeof buf, "%.*s%s", (int)keep, hostname, port_s);
 		derive(c, FIELD(node_id), kvn_xstrdup(buf));
 	}
-	derive(c, FIELD(auth_peer_secret_file), join_path(c->node_data_dir, "peer.secret"));
-	derive(c, FIELD(peer_disk_dir), join_path(c->node_data_dir, "disk"));
-	derive(c, FIELD(auth_client_secret_file), join_path(c->node_data_dir, "client.secret"));
+	derive(c, FIELD(auth_peer_secret_file), conf_path_join(c->node_data_dir, "peer.secret"));
+	derive(c, FIELD(peer_disk_dir), conf_path_join(c->node_data_dir, "disk"));
+	derive(c, FIELD(auth_client_secret_file), conf_path_join(c->node_data_dir, "client.secret"));
 }
 
 int kvn_conf_finalize(struct kvn_conf *c, char *err, size_t errlen)

@@ -49,4 +49,15 @@ const char *conf_example_value(const struct conf_key *k);
 /* "1MiB..1TiB", "0..100", "" for keys without a range. */
 void conf_range_text(const struct conf_key *k, char *out, size_t cap);
 
+/* ---- conf_path.c: paths in a config file ---- */
+/* dir/file in a new string (the caller frees it). */
+char *conf_path_join(const char *dir, const char *file);
+/* The directory of the config file at path, as a real path when it can
+ * be resolved (the caller frees it). */
+char *conf_path_dir_of(const char *path);
+/* A relative value v of a file whose directory is dir, made absolute
+ * against it, its leading "./" and "../" folded into dir (the caller
+ * frees it). */
+char *conf_path_under(const char *dir, const char *v);
+
 #endif
