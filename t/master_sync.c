@@ -759,8 +759,55 @@ static void t_restart_many(void)
 	env_down();
 }
 
+/* The same for a node declared dead: its dropped locations become floors
+ * one for one, not held to the cap (8 here), so when it comes back with
+ * what it held, every key is routed again, and a key superseded meanwhile
+ * still is not taken back. */
+static void t_dead_many(void)
+{
+	enum { N = 40 };
+	struct proto_ack ack;
+	struct proto_route rt;
+	struct tev ev[N], snap[N];
+	char keys[N][16];
+	int st = 0;
+
+	E.floor_max = 8;
+	env_up("dead_many", 300);
+	attach(0, "n1", 11, 1000, 0, &ack);
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "d%d", i);
+		ev[i] = (struct tev){ (uint64_t)i + 1, PROTO_EV_ADD, keys[i], 100 + (uint64_t)i, 0, 5 };
+		snap[i] = (struct tev){ 0, 0, keys[i], 100 + (uint64_t)i, 0, 5 };
+	}
+	is_int(events(0, "n1", 11, ev, N, &ack), 0, "%d keys on n1", N);
+	uint64_t end = kvn_now_ms() + 5000;
+	while ((st = get1(keys[0], &rt)) == 0 && kvn_now_ms() < end)
+		pump(20);
+	is_int(st, KVN_ENOTFOUND, "n1 falls silent: declared dead, its keys leave routing");
+	/* meanwhile n2 supersedes d0 and removes it: n1's d0 must stay gone */
+	attach(1, "n2", 22, 1000, 0, &ack);
+	struct tev b[] = { { 1, PROTO_EV_ADD, keys[0], 500, 0, 5 }, { 2, PROTO_EV_REMOVE, keys[0], 500, 0, 0 } };
+	is_int(events(1, "n2", 22, b, 2, &ack), 0, "n2 puts d0 (newer) and removes it");
+	is_int(attach(0, "n1", 11, 1000, 0, &ack), 0, "n1 comes back");
+	is_int(sync_chunk(0, "n1", 11, N, 0, 1, snap, N, &ack), 0, "and full-syncs its %d keys", N);
+	int routed = 0;
+	for (int i = 1; i < N; i++)
+		routed += get1(keys[i], &rt) == 0 && !strcmp(rt.node_id, "n1") && rt.gen == snap[i].gen;
+	is_int(routed, N - 1, "every key nothing superseded is routed to n1 again, at its generation");
+	is_int(get1(keys[0], &rt), KVN_ENOTFOUND, "d0 stays removed");
+	char key[64];
+	uint64_t gen = 0;
+	struct actor_msg *d = take(&E.peers[0], WIRE_DROP_GEN, 3000);
+	is_int(d ? drop_items(d, key, sizeof key, &gen) : -1, 1, "n1 is told to drop one generation");
+	ok(d && !strcmp(key, "d0") && gen == 100, "d0's old one (%s@%llu)", key, (unsigned long long)gen);
+	actor_msg_free(d);
+	env_down();
+}
+
 static const struct tap_test tests[] = {
 	{ "restart_many", t_restart_many },
+	{ "dead_many", t_dead_many },
 	{ "events", t_events },
 	{ "supersede", t_supersede },
 	{ "full_sync", t_full_sync },

@@ -120,7 +120,7 @@ static int load_object(void *arg, const struct meta_object *o)
 	master_queue_load_object(ms, o); /* lost samples too: they count, and may come back */
 	if (strcmp(o->state, "lost") == 0) {
 		/* its dead node may bring back exactly it, nothing older */
-		master_floor_raise(ms, o->key, (uint16_t)o->klen, o->gen);
+		master_floor_raise_location(ms, o->key, (uint16_t)o->klen, o->gen);
 		master_floor_db_note(ms);
 		return 0;
 	}

@@ -19,11 +19,12 @@
  * back).  Floors are kept only while some node is forgotten (declared dead
  * and not re-synced since, or unsynced after a restart) and all go when
  * the last one re-syncs; a live, synced node's unapplied drops are its
- * pdrops.  At most FLOOR_MAX are kept: past it one floor for every key
- * (floor_all, the highest dropped) stands in for what forgotten nodes bring
- * back, which may refuse a returning node's generation that was in fact
- * current (it reads as lost, as if the
- * node had not come back), never take an old one back.
+ * pdrops.  Floors that stand in for a location (a node's dropped
+ * locations, lost rows) replace an entry or row one for one and are not
+ * capped; those removes add are: past FLOOR_MAX one floor for every key
+ * (floor_all, the highest removed) stands in for them, which may refuse a
+ * returning node's generation that was in fact current (it reads as lost,
+ * as if the node had not come back), never take an old one back.
  */
 #include "config.h"
 
@@ -38,6 +39,7 @@
 struct master_floor {
 	UT_hash_handle hh;
 	uint64_t gen;
+	uint8_t capped; /* counts in nfloors: raised by a remove, not for a location */
 	uint16_t klen;
 	uint8_t key[];
 };
@@ -54,7 +56,7 @@ static struct master_floor *floor_find(struct master *ms, const uint8_t *key, ui
 	return f;
 }
 
-void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+static void floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen, int capped)
 {
 	struct master_floor *f;
 
@@ -66,7 +68,7 @@ void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, ui
 		return;
 	}
 	uint32_t max = ms->floor_max ? ms->floor_max : FLOOR_MAX;
-	if (ms->nfloors >= max) {
+	if (capped && ms->nfloors >= max) {
 		if (!ms->floor_full_logged)
 			log_warn("master: %u generation floors kept while a node is silent: one floor now stands "
 				 "for every further key (a returning node's older generations read as lost)",
@@ -78,10 +80,21 @@ void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, ui
 	}
 	f = kvn_xmalloc(sizeof *f + klen);
 	f->gen = gen;
+	f->capped = (uint8_t)capped;
 	f->klen = klen;
 	memcpy(f->key, key, klen);
 	HASH_ADD_KEYPTR(hh, ms->floors, f->key, f->klen, f);
-	ms->nfloors++;
+	ms->nfloors += (uint32_t)capped;
+}
+
+void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	floor_raise(ms, key, klen, gen, 1);
+}
+
+void master_floor_raise_location(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen)
+{
+	floor_raise(ms, key, klen, gen, 0);
 }
 
 uint64_t master_floor_take(struct master *ms, const struct master_node *node, const uint8_t *key, uint16_t klen,
@@ -97,8 +110,8 @@ uint64_t master_floor_take(struct master *ms, const struct master_node *node, co
 	if (f && gen >= floor) {
 		/* the key's new entry is the floor from now on */
 		HASH_DEL(ms->floors, f);
+		ms->nfloors -= f->capped;
 		free(f);
-		ms->nfloors--;
 	}
 	return floor;
 }

@@ -154,7 +154,7 @@ uint64_t master_index_drop_node(struct master *ms, struct master_node *node)
 	struct master_entry *e;
 	uint64_t n = 0;
 	while ((e = TAILQ_FIRST(&node->entries))) {
-		master_floor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
+		master_floor_raise_location(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
 		entry_delete(ms, e);
 		n++;
 	}
@@ -208,7 +208,7 @@ uint64_t master_index_sync_end(struct master *ms, struct master_node *node)
 		next = TAILQ_NEXT(e, nlink);
 		if (!e->syncing)
 			continue;
-		master_floor_raise(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
+		master_floor_raise_location(ms, e->key, e->klen, e->gen); /* the node may bring back only it */
 		entry_delete(ms, e);
 		n++;
 	}

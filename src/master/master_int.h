@@ -212,7 +212,7 @@ struct master {
 	uint32_t unsynced;
 	/* per-key generation floors while a node is forgotten (master_floor.c) */
 	struct master_floor *floors;
-	uint32_t nfloors, forgotten; /* floors kept; nodes with forgot set */
+	uint32_t nfloors, forgotten; /* floors removes raised (the capped ones); nodes with forgot set */
 	uint64_t floor_all;          /* past the limit: a floor for every key */
 	int floor_full_logged;
 	int db_floors;               /* master.db may hold floors: empty them when quiet */
@@ -400,6 +400,12 @@ void master_drops_stale_log(const struct master_stale *s, const struct master_no
  * (recalled). */
 struct master_floor;
 void master_floor_raise(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
+/* The same for the location a node held (its locations dropped, a lost
+ * row loaded): such a floor stands in for an index entry or a master.db
+ * row, one for one, so it is not held to the cap that bounds the floors
+ * removes add (FLOOR_MAX): past the cap one floor for every key would
+ * refuse the node's own current generations when it comes back. */
+void master_floor_raise_location(struct master *ms, const uint8_t *key, uint16_t klen, uint64_t gen);
 uint64_t master_floor_take(struct master *ms, const struct master_node *node, const uint8_t *key, uint16_t klen,
 			   uint64_t gen);
 void master_floor_free_all(struct master *ms);
