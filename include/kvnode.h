@@ -113,6 +113,8 @@ int kvn_connect(const struct kvn_options *opt, struct kvn_client **out);
  * Async puts still in flight are waited for (each until its deadline at
  * most) and the callbacks of those that succeed run before kvn_close
  * returns; failures not yet taken with kvn_poll_failures() are dropped.
+ * Submissions (kvn_submit_*) are waited for too, each until its deadline
+ * at most, and completions not reaped are dropped.
  * Never call it from a completion callback. */
 void kvn_close(struct kvn_client *c);
 /* Text of the last error's detail (e.g. the config key at fault); never NULL. */
@@ -317,6 +319,83 @@ struct kvn_put_failure {
 size_t kvn_poll_failures(struct kvn_client *c, struct kvn_put_failure *out, size_t cap);
 /* Async puts outstanding: in flight, or finished and not yet reported. */
 size_t kvn_async_pending(const struct kvn_client *c);
+
+/* ---- submissions: batches that progress in the background ----
+ *
+ * kvn_submit_get, kvn_submit_put and kvn_submit_exists start the batch
+ * call of the same name (kvn_batch_get, kvn_batch_put, kvn_batch_exists)
+ * and return at once with its id in *id (ids of a client only grow, from
+ * 1).  The batch runs on the client's progress thread, which the first
+ * submit starts (a client that never submits has none) and which uses a
+ * connection set of its own, so it goes on while the caller does anything
+ * else, or nothing.  Finished batches wait as completions until
+ * kvn_reap hands them over, on the caller's thread only.
+ *
+ * - Threads: the submit calls, kvn_fd and kvn_reap are calls of the client
+ *   like any other (the client's thread, one call at a time).  The
+ *   progress thread runs the batches and nothing of the caller's: no
+ *   callback of any kind, and it never touches the client's other calls.
+ * - Buffers: the progress thread reads and writes items[0..n), their keys,
+ *   values and buffers from the submit until the completion is reaped (or
+ *   kvn_close returns): keep them valid and do not touch them meanwhile.
+ *   Results are as the batch call's: items[i].status, vlen, exists, and
+ *   for a get with val NULL a malloc'd value the caller frees.
+ * - Order: submissions of a client run one after another in submit order,
+ *   so completions arrive in submit order and a submission sees the
+ *   effects of the ones before it.  None is ordered against the client's
+ *   synchronous calls or async puts running meanwhile.
+ * - Deadline: client.timeout counted from the submit (time waiting behind
+ *   other submissions counts); one whose deadline passed before it ran
+ *   completes with KVN_ETIMEDOUT in every item.
+ * - Bound: at most KVN_SUBMIT_MAX submissions outstanding per client
+ *   (queued, running, or completed and not reaped); beyond, KVN_EBUSY.
+ * - kvn_close waits for every submission to complete (each bounded by its
+ *   deadline), then drops the completions not reaped; the items then hold
+ *   their results and belong to the caller again.
+ *
+ * Returns 0 (started: one completion follows) or, with nothing started
+ * and the items untouched: KVN_EINVAL (c, id or, with n > 0, items NULL;
+ * an item's key NULL; a put item with vlen > 0 and val NULL; an unknown
+ * put flag), KVN_EKEYLEN (a key empty or over KVN_MAX_KEY), KVN_EBUSY,
+ * KVN_ENOMEM (the progress thread could not start).  n 0 is allowed: it
+ * completes with status 0. */
+#define KVN_SUBMIT_MAX 1024
+
+enum kvn_op {
+	KVN_OP_GET = 1,
+	KVN_OP_PUT = 2,
+	KVN_OP_EXISTS = 3,
+};
+
+/* One finished submission, as kvn_reap hands it over. */
+struct kvn_completion {
+	uint64_t id;             /* as the submit's *id */
+	int op;                  /* enum kvn_op */
+	int status;              /* what the batch call returned: 0, or the first item error */
+	struct kvn_item *items;  /* as submitted; per-item results in them */
+	size_t n;
+};
+
+int kvn_submit_get(struct kvn_client *c, struct kvn_item *items, size_t n, uint64_t *id);
+/* flags as kvn_batch_put's. */
+int kvn_submit_put(struct kvn_client *c, struct kvn_item *items, size_t n, unsigned flags, uint64_t *id);
+int kvn_submit_exists(struct kvn_client *c, struct kvn_item *items, size_t n, uint64_t *id);
+/* A file descriptor (an eventfd) that is readable while completions wait
+ * to be reaped, for poll/epoll/select or an event loop's add_reader.  It
+ * becomes readable without any call of the caller's; kvn_reap makes it
+ * unreadable again once it took the last completion.  The client owns it:
+ * do not read, write or close it (kvn_close does).  The same fd for the
+ * client's life; getting it starts no thread.  Async puts
+ * (kvn_put_async) never make it readable.  Returns the fd (>= 0), or
+ * KVN_EINVAL (c NULL), KVN_EIO (no eventfd). */
+int kvn_fd(struct kvn_client *c);
+/* Take up to max completions, oldest first, into out: returns how many
+ * (0: none waiting; it never waits), or KVN_EINVAL (c NULL; out NULL with
+ * max > 0).  Before that it drives async puts as kvn_poll(c, 0) would and
+ * runs their due success callbacks (not from inside such a callback). */
+int kvn_reap(struct kvn_client *c, struct kvn_completion *out, size_t max);
+/* Submissions outstanding: queued, running, or completed and not reaped. */
+size_t kvn_submit_pending(const struct kvn_client *c);
 
 /* ---- the three-step put: reserve a slot, fill it, commit (or abort) ----
  *

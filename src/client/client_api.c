@@ -698,5 +698,7 @@ void kvn_close(struct kvn_client *c)
 	/* async puts still reference the caller's buffers: wait for them
 	 * (each is bounded by its deadline) and run their callbacks first */
 	client_async_close(c);
+	/* after the async puts: their callbacks may still submit */
+	client_submit_close(c);
 	client_free(c);
 }

@@ -145,6 +145,9 @@ struct kvn_client {
 	int async_event;   /* an async put finished: kvn_poll stops waiting */
 	int in_callback;   /* a completion callback runs: no kvn_poll/drain inside */
 	int closing;       /* kvn_close: callbacks of cut calls retry nothing */
+	/* submissions and their progress thread (client_submit.c); NULL until
+	 * the first kvn_fd or submit */
+	struct client_subq *sub;
 	/* tests only (t/race): run in a get between its route and its read,
 	 * the window in which a concurrent put can move the key */
 	client_routed_fn test_routed;
@@ -281,6 +284,10 @@ int client_put_wire_flags(unsigned flags, uint8_t *wire);
 void client_async_close(struct kvn_client *c);
 /* client_free, after the loop is gone: free every async put record. */
 void client_async_fini(struct kvn_client *c);
+/* client_submit.c */
+/* kvn_close: wait for every submission (bounded by their deadlines), stop
+ * the progress thread, drop completions not reaped. */
+void client_submit_close(struct kvn_client *c);
 /* client_api.c */
 /* Thread-local detail for failures before a client exists (kvn_connect). */
 void client_set_last_detail(const char *s);
