@@ -357,7 +357,7 @@ size_t kvn_async_pending(const struct kvn_client *c);
  * and the items untouched: KVN_EINVAL (c, id or, with n > 0, items NULL;
  * an item's key NULL; a put item with vlen > 0 and val NULL; an unknown
  * put flag), KVN_EKEYLEN (a key empty or over KVN_MAX_KEY), KVN_EBUSY,
- * KVN_ENOMEM (the progress thread could not start).  n 0 is allowed: it
+ * KVN_ENOMEM (the progress thread could not start), KVN_EIO (no eventfd).  n 0 is allowed: it
  * completes with status 0. */
 #define KVN_SUBMIT_MAX 1024
 

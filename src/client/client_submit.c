@@ -244,7 +244,7 @@ static int submit(struct kvn_client *c, int op, struct kvn_item *items, size_t n
 	if (!(q = subq_get(c)))
 		return KVN_EIO;
 	if (q->nout >= KVN_SUBMIT_MAX)
-		return KVN_EBUSY; /* nout only grows on this thread: no lock needed to read it */
+		return KVN_EBUSY; /* nout changes on this thread only: read without the lock */
 	if (!q->started && (rc = sub_start(c, q)) != 0)
 		return rc;
 	struct client_sub *s = kvn_xcalloc(1, sizeof *s);
