@@ -3,6 +3,7 @@
  * calls' statuses and bytes, an fd that turns readable while the caller
  * only waits in poll(2), KVN_SUBMIT_MAX in flight and KVN_EBUSY past it,
  * a node killed under a batch (an error within the deadline, no hang),
+ * kvn_close while a peer hangs (returns at the submissions' deadline),
  * kvn_close with submissions not reaped (drained; ASan sees no leak), the
  * progress thread started only by a submit, and kvn_put_async's callbacks
  * only ever on the caller's thread. */
@@ -400,29 +401,42 @@ static void t_callback_thread(void)
 /* The peer dies (SIGSTOP, then SIGKILL) under a batch: the submission
  * completes with an error within the client's deadline; one queued behind
  * it too; nothing hangs. */
+/* A master and a peer in processes of their own (client.timeout 3 s):
+ * the connected client, with the peer's pid in *peer; NULL on failure. */
+static struct kvn_client *master_and_peer(const char *tag, pid_t *peer)
+{
+	char data[300], conf[300], s[400], name[16], id[32];
+	uint16_t mp = proc_free_port(), pp = proc_free_port();
+
+	snprintf(conf, sizeof conf, "%s/%s.conf", proc_tmp, tag);
+	snprintf(data, sizeof data, "%s/var-%s", proc_tmp, tag);
+	proc_write_conf(conf, mp, pp, data, "128MiB", NULL);
+	const char *am[] = { "--role", "master", "--config", conf, NULL };
+	snprintf(name, sizeof name, "%s-m", tag);
+	proc_spawn(name, am);
+	snprintf(s, sizeof s, "%s/client.secret", data);
+	for (int i = 0; i < 200 && access(s, R_OK) != 0; i++)
+		usleep(25000);
+	snprintf(id, sizeof id, "node.id=%s-p", tag);
+	const char *ap[] = { "--role", "peer", "--config", conf, "--set", id, NULL };
+	snprintf(name, sizeof name, "%s-p", tag);
+	*peer = proc_spawn(name, ap);
+	struct kvn_client *c = proc_connect_ready(conf, 1);
+	ok(c != NULL, "master and one peer up");
+	return c;
+}
+
 static void t_node_killed(void)
 {
 	enum { N = 16, SZ = 2 << 20 };
-	char data[300], conf[300], s[400];
-	uint16_t mp = proc_free_port(), pp = proc_free_port();
 	static uint8_t *bufs[N];
 	static struct kvn_item put[N], get[N], ex[1];
 	struct kvn_completion done[2];
 	char keys[N][24];
 	uint64_t id;
+	pid_t peer;
 
-	snprintf(conf, sizeof conf, "%s/k.conf", proc_tmp);
-	snprintf(data, sizeof data, "%s/var-k", proc_tmp);
-	proc_write_conf(conf, mp, pp, data, "128MiB", NULL); /* client.timeout = 3s */
-	const char *am[] = { "--role", "master", "--config", conf, NULL };
-	proc_spawn("km", am);
-	snprintf(s, sizeof s, "%s/client.secret", data);
-	for (int i = 0; i < 200 && access(s, R_OK) != 0; i++)
-		usleep(25000);
-	const char *ap[] = { "--role", "peer", "--config", conf, "--set", "node.id=kp", NULL };
-	pid_t peer = proc_spawn("kp", ap);
-	struct kvn_client *c = proc_connect_ready(conf, 1);
-	ok(c != NULL, "master and one peer up");
+	struct kvn_client *c = master_and_peer("k", &peer);
 	if (!c)
 		return;
 	memset(put, 0, sizeof put);
@@ -466,6 +480,41 @@ static void t_node_killed(void)
 		free(bufs[i]);
 }
 
+/* kvn_close while a submission waits on a peer that never answers
+ * (SIGSTOP): it returns once that submission's deadline passed, with the
+ * items failed, not later. */
+static void t_close_hung_peer(void)
+{
+	static uint8_t v[4096], buf[4096];
+	static struct kvn_item put = { .key = "sub/hung", .klen = 8, .val = v, .vlen = sizeof v };
+	static struct kvn_item get[4];
+	uint64_t id;
+	pid_t peer;
+
+	struct kvn_client *c = master_and_peer("h", &peer);
+	if (!c)
+		return;
+	is_int(kvn_batch_put(c, &put, 1, 0), 0, "a value stored");
+	kill(peer, SIGSTOP);
+	for (int i = 0; i < 4; i++)
+		get[i] = (struct kvn_item){ .key = "sub/hung", .klen = 8, .val = buf, .cap = sizeof buf, .status = 1 };
+	int rc = 0;
+	for (int i = 0; i < 4; i++)
+		rc |= kvn_submit_get(c, &get[i], 1, &id);
+	is_int(rc, 0, "4 gets submitted to the stopped peer");
+	uint64_t t0 = kvn_now_ms();
+	kvn_close(c);
+	uint64_t dt = kvn_now_ms() - t0;
+	/* the deadline is 3 s from the submits; teardown adds little */
+	ok(dt >= 1000 && dt < 3000 + 2000, "kvn_close waited for them, within their deadline (%llu ms)",
+	   (unsigned long long)dt);
+	int bad = 0;
+	for (int i = 0; i < 4; i++)
+		bad += get[i].status >= 0;
+	is_int(bad, 0, "each item failed (first: %s)", kvn_strerror(get[0].status));
+	proc_stop(peer, SIGKILL, 5000, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -478,6 +527,7 @@ int main(int argc, char **argv)
 		{ "close_unreaped", t_close_unreaped },
 		{ "callback_thread", t_callback_thread },
 		{ "node_killed", t_node_killed },
+		{ "close_hung_peer", t_close_hung_peer },
 		{ NULL, NULL },
 	};
 	int rc;
