@@ -308,6 +308,11 @@ int kvn_embed_connect(struct kvn_embed *e, struct kvn_client **out)
 	return client_connect_with(&conf, &cx, out);
 }
 
+struct embed_dir *embed_dir_of(struct kvn_embed *e)
+{
+	return e->dir;
+}
+
 struct kvn_client *kvn_embed_client(struct kvn_embed *e)
 {
 	return e ? e->client : NULL;

@@ -32,4 +32,8 @@ void embed_dir_unref(void *d);
  * only; another one is KVN_ECONN). */
 int embed_connect(void *dir, void *owner, const char *node_id, const char *addr, uint64_t *proxy);
 
+/* Tests (t/embed_roles): the directory of an open handle. */
+struct kvn_embed;
+struct embed_dir *embed_dir_of(struct kvn_embed *e);
+
 #endif
