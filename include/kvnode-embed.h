@@ -52,8 +52,9 @@ struct kvn_embed_options {
 /* Open the node and start its roles.  On success *out owns it; free it
  * with kvn_embed_close.  Errors (the reason in kvn_last_detail(NULL)):
  * KVN_ECONFIG (a bad option or config key), KVN_EBUSY (data_dir is open
- * in another process, or already in this one), KVN_EIO, KVN_EDB
- * (master.db), KVN_ENOMEM (the arena). */
+ * in another process, or already in this one), KVN_EDB (master.db),
+ * KVN_ENOMEM (the arena), KVN_EIO (the data_dir or the disk tier),
+ * KVN_ECONN (listen: a port in use). */
 int kvn_embed_open(const struct kvn_embed_options *opt, struct kvn_embed **out);
 
 /* A client of the embedded node for the calling thread, as kvn_connect

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kvnode-embed.h"
@@ -266,10 +267,46 @@ static void t_lock(void)
 	ok(b == NULL, "and no handle");
 	const char *why = kvn_last_detail(NULL);
 	ok(strstr(why, "in use") && strstr(why, "LOCK") && strstr(why, dir), "the detail says why: %s", why);
+	ok(strstr(why, "another kvn_embed handle") != NULL, "and that the holder is this process");
 	kvn_embed_close(a);
 	a = open_dir(dir, 0);
 	ok(a != NULL, "open again after close: the lock was released");
 	kvn_embed_close(a);
+
+	/* another process holds it: refused too, naming that process */
+	int up[2], go[2];
+	char c = 0;
+	if (pipe(up) != 0 || pipe(go) != 0)
+		abort();
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct kvn_embed *ce = NULL;
+		int rc = kvn_embed_open(&o, &ce);
+		c = rc == 0 ? 'y' : 'n';
+		if (write(up[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(3);
+		kvn_embed_close(ce);
+		_exit(rc == 0 ? 0 : 2);
+	}
+	ok(read(up[0], &c, 1) == 1 && c == 'y', "a child process opens it");
+	is_int(kvn_embed_open(&o, &b), KVN_EBUSY, "this process's open: KVN_EBUSY");
+	char pidstr[32];
+	snprintf(pidstr, sizeof pidstr, "(pid %ld)", (long)pid);
+	why = kvn_last_detail(NULL);
+	ok(strstr(why, pidstr) && !strstr(why, "another kvn_embed handle"), "naming the child: %s", why);
+	if (write(go[1], "x", 1) != 1)
+		abort();
+	int status = -1;
+	waitpid(pid, &status, 0);
+	is_int(status, 0, "the child closed it and exited");
+	a = open_dir(dir, 0);
+	ok(a != NULL, "then this process opens it");
+	kvn_embed_close(a);
+	close(up[0]);
+	close(up[1]);
+	close(go[0]);
+	close(go[1]);
+
 	struct kvn_embed_options bad = { .data_dir = dir, .dram_size = 1000 };
 	is_int(kvn_embed_open(&bad, &b), KVN_ECONFIG, "a dram_size out of range: KVN_ECONFIG");
 	ok(strstr(kvn_last_detail(NULL), "dram_size") != NULL, "naming the key: %s", kvn_last_detail(NULL));

@@ -112,7 +112,8 @@ static int start_master(struct kvn_embed *e, char *err, size_t errlen)
 	mo.lease_ttl_max_ms = c->master_lease_ttl_max;
 	e->master_loop = actor_loop_new("master");
 	e->db_loop = actor_loop_new("db");
-	return master_start(e->master_loop, e->db_loop, &mo, &e->master, err, errlen) ? KVN_EDB : 0;
+	int rc = master_start(e->master_loop, e->db_loop, &mo, &e->master, err, errlen);
+	return rc < 0 ? rc : rc ? KVN_EDB : 0;
 }
 
 static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
@@ -154,8 +155,9 @@ static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
 	po.flush_on_stop = c->peer_flush_on_stop;
 	/* the master's loop, as in kvnode's all-in-one node (kvnode.c says
 	 * why: a thread wake-up per message costs more than the work) */
-	if (peer_start(e->master_loop, &po, &e->peer, err, errlen) != 0)
-		return KVN_ENOMEM;
+	int rc = peer_start(e->master_loop, &po, &e->peer, err, errlen);
+	if (rc)
+		return rc < 0 ? rc : KVN_EIO;
 	/* the same messages as over a connection, through a mailbox */
 	peer_set_master(e->peer, actor_id_of(e->master));
 	return 0;
@@ -318,6 +320,20 @@ struct kvn_client *kvn_embed_client(struct kvn_embed *e)
 	return e ? e->client : NULL;
 }
 
+/* Whether {dir}/LOCK names this process (the lock, not the pid, decides
+ * who holds it: this only words the refusal). */
+static int lock_is_ours(const char *dir)
+{
+	char path[4096], buf[32] = "";
+	snprintf(path, sizeof path, "%s/LOCK", dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int got = fgets(buf, sizeof buf, f) != NULL;
+	fclose(f);
+	return got && strtol(buf, NULL, 10) == (long)getpid();
+}
+
 int kvn_embed_open(const struct kvn_embed_options *opt, struct kvn_embed **out)
 {
 	struct kvn_embed *e;
@@ -333,6 +349,9 @@ int kvn_embed_open(const struct kvn_embed_options *opt, struct kvn_embed **out)
 	rc = embed_conf(opt, &e->conf, err, sizeof err);
 	if (rc == 0)
 		rc = kvn_datadir_lock_fd(e->conf.node_data_dir, &e->lock_fd, err, sizeof err);
+	if (rc == KVN_EBUSY && lock_is_ours(e->conf.node_data_dir))
+		snprintf(err + strlen(err), sizeof err - strlen(err),
+			 " (that process is this one: another kvn_embed handle has it open)");
 	if (rc == 0)
 		rc = start_master(e, err, sizeof err);
 	if (rc == 0)
