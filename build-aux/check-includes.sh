@@ -7,6 +7,7 @@
 #   cli                      client, auth, base
 #   http                     master, peer, store, net, actors, base (only kvnode.c includes http)
 #   master, peer, client     net, store, auth, actors, base
+#   embed                    client, master, peer, store, net, auth, actors, base
 #   net                      auth, actors, base
 #   store, auth, actors      base
 #   base                     nothing
@@ -39,6 +40,7 @@ BEGIN {
 	allow["master"] = "net store auth actors base"
 	allow["peer"] = "net store auth actors base"
 	allow["client"] = "net store auth actors base"
+	allow["embed"] = "client master peer store net auth actors base"
 	allow["net"] = "auth actors base"
 	allow["store"] = "base"
 	allow["auth"] = "base"

@@ -45,6 +45,32 @@ ok $? "nm -D --defined-only: exactly the $(wc -l < "$TMP/declared") functions of
 sed 's/^/#   /' "$TMP/symdiff"
 diff "$TMP/declared" <(sort -u "$SRCDIR/src/client/libkvnode.sym") > /dev/null
 ok $? "src/client/libkvnode.sym lists the same functions"
+# the client library carries no server code: no SQLite, no peer, no master
+# (nm without -D: every symbol the link kept, static ones included, unless
+# stripped; a stripped library still shows what it needs as undefined)
+nm "$DEST$LIBDIR/libkvnode.so" 2> /dev/null > "$TMP/allsyms" || nm -D "$DEST$LIBDIR/libkvnode.so" > "$TMP/allsyms"
+is "$(grep -cE ' (sqlite3_[a-z_]+|peer_start|master_start|keytab_new|alloc_arena_new|kvn_embed_open)$' "$TMP/allsyms")" 0 \
+	"libkvnode.so holds no SQLite, peer, master, store or embed code"
+
+# ---- libkvnode-embed (issue 17): kvnode inside the program
+for f in "$INCDIR/kvnode-embed.h" "$LIBDIR/pkgconfig/kvnode-embed.pc"; do
+	test -f "$DEST$f"
+	ok $? "installed: ${f#"$PREFIX"/}"
+done
+so=$(cd "$DEST$LIBDIR" && ls libkvnode-embed.so* 2>/dev/null | tr '\n' ' ')
+like "$so" "libkvnode-embed\.so libkvnode-embed\.so\.[0-9]+ libkvnode-embed\.so\.[0-9]+\.[0-9]+\.[0-9]+" \
+	"installed: libkvnode-embed.so, its SONAME link and the file ($so)"
+needed=$(objdump -p "$DEST$LIBDIR/libkvnode-embed.so" | awk '$1 == "NEEDED" {print $2}' | tr '\n' ' ')
+like "$needed" "libsqlite3" "it needs SQLite ($needed)"
+perl -0777 -pe 's{/\*.*?\*/}{}gs' "$SRCDIR/include/kvnode-embed.h" | grep -oE '\bkvn_[a-z0-9_]+\(' | tr -d '(' |
+	sort -u > "$TMP/edeclared"
+sort -u "$TMP/declared" "$TMP/edeclared" > "$TMP/eall"
+nm -D --defined-only "$DEST$LIBDIR/libkvnode-embed.so" | awk '{print $3}' | sed 's/@.*//' | sort -u > "$TMP/eexported"
+diff "$TMP/eall" "$TMP/eexported" > "$TMP/esymdiff"
+ok $? "nm -D --defined-only: exactly the $(wc -l < "$TMP/eall") functions of kvnode.h and kvnode-embed.h"
+sed 's/^/#   /' "$TMP/esymdiff"
+diff "$TMP/edeclared" <(sort -u "$SRCDIR/src/embed/libkvnode-embed.sym") > /dev/null
+ok $? "src/embed/libkvnode-embed.sym lists the functions of kvnode-embed.h"
 
 # ---- the operator's files (issue 16): man pages, the example config, the
 # SQL files, the docs, the systemd units
@@ -163,6 +189,22 @@ ok $? "and with pkg-config --static, against libkvnode.a"
 readelf -d "$TMP/host_static" 2>/dev/null | grep -q 'NEEDED.*libkvnode'
 ok $(( $? == 0 )) "which then needs no libkvnode.so"
 for f in cc cc_static; do sed 's/^/#   /' "$TMP/$f.log"; done
+
+# the program of docs/embedding.md, against the installed libkvnode-embed:
+# no node to start, and no socket
+perl -0777 -ne 'print $1 if /^```c\n(#include.*?int main.*?)^```/ms' "$SRCDIR/docs/embedding.md" > "$TMP/embed_app.c"
+# shellcheck disable=SC2046
+$CC -Wall -Wextra -Werror -o "$TMP/embed_app" "$TMP/embed_app.c" \
+	$(pkg-config --cflags --libs kvnode-embed) > "$TMP/cc_embed.log" 2>&1
+ok $? "docs/embedding.md's program builds with pkg-config --cflags --libs kvnode-embed"
+sed 's/^/#   /' "$TMP/cc_embed.log"
+readelf -d "$TMP/embed_app" 2>/dev/null | grep 'NEEDED' > "$TMP/embed_needed"
+grep -q 'libkvnode-embed\.so' "$TMP/embed_needed" && ! grep -q 'libkvnode\.so' "$TMP/embed_needed"
+ok $? "and links libkvnode-embed.so (not libkvnode.so)"
+LD_LIBRARY_PATH="$DEST$LIBDIR" "$TMP/embed_app" "$TMP/embed_dir" > "$TMP/out" 2>&1
+is "$(cat "$TMP/out")" "hello" "it runs: put then get in-process"
+test -f "$TMP/embed_dir/master.db" && test -f "$TMP/embed_dir/LOCK"
+ok $? "its data_dir holds master.db and LOCK"
 
 MP=$(free_port); PP=$(free_port)
 write_conf "$TMP/a.conf" "$MP" "$PP"

@@ -27,6 +27,7 @@ prefixes() {
 	master) echo 'master_|dbw_' ;;
 	peer) echo 'peer_' ;;
 	client) echo 'client_|kvn_' ;;
+	embed) echo 'embed_|kvn_embed_' ;;
 	http) echo 'http_' ;;
 	*) echo '' ;;
 	esac

@@ -57,6 +57,10 @@ int kvn_log_sink_reopen(char *err, size_t errlen);
  * holds it (err names the dir and its pid, and says nothing was changed);
  * KVN_EIO. */
 int kvn_datadir_lock(const char *dir, char *err, size_t errlen);
+/* The same, and *fd gets the descriptor that holds the lock: closing it
+ * releases the lock (an embedded node, closed and opened again in one
+ * process). */
+int kvn_datadir_lock_fd(const char *dir, int *fd, char *err, size_t errlen);
 /* node.pid_file: write this process's pid (a file naming a dead process is
  * replaced; one naming a live one is KVN_EBUSY).  remove: only if it still
  * names this process. */

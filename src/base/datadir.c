@@ -39,6 +39,12 @@ static int write_pid(int fd)
 
 int kvn_datadir_lock(const char *dir, char *err, size_t errlen)
 {
+	int fd;
+	return kvn_datadir_lock_fd(dir, &fd, err, errlen); /* fd stays open: held until exit */
+}
+
+int kvn_datadir_lock_fd(const char *dir, int *fdp, char *err, size_t errlen)
+{
 	char path[4096];
 	int fd;
 
@@ -71,7 +77,8 @@ int kvn_datadir_lock(const char *dir, char *err, size_t errlen)
 	/* for the message above; the lock, not the pid, decides */
 	if (write_pid(fd) != 0)
 		log_warn("%s: cannot write this process's pid into it (the lock holds anyway)", path);
-	return 0; /* fd stays open: the lock lives as long as the process */
+	*fdp = fd; /* the lock lives as long as fd is open */
+	return 0;
 }
 
 int kvn_pidfile_write(const char *path, char *err, size_t errlen)

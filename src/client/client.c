@@ -192,8 +192,11 @@ static void fill_net_opts(const struct kvn_client *c, struct net_opts *o)
 	o->integrity = c->conf.auth_integrity;
 }
 
-static int connect_to(struct kvn_client *c, const char *addr, actor_id *proxy)
+/* node_id NULL: the master */
+static int connect_to(struct kvn_client *c, const char *node_id, const char *addr, actor_id *proxy)
 {
+	if (c->cx.connect)
+		return c->cx.connect(c->cx.arg, c->self, node_id, addr, proxy);
 	struct net_creds cr = { .role = AUTH_ROLE_CLIENT, .node_id = c->node_id, .secret = &c->kr.s[0] };
 	struct net_opts o;
 	fill_net_opts(c, &o);
@@ -219,7 +222,7 @@ struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, c
 	}
 	if (!p->proxy) {
 		snprintf(p->addr, sizeof p->addr, "%s", addr);
-		if (connect_to(c, addr, &p->proxy) != 0) {
+		if (connect_to(c, node_id, addr, &p->proxy) != 0) {
 			p->proxy = 0;
 			return NULL;
 		}
@@ -270,7 +273,7 @@ int client_master_ensure(struct kvn_client *c)
 {
 	if (c->master)
 		return 0;
-	int rc = connect_to(c, c->conf.client_master, &c->master);
+	int rc = connect_to(c, NULL, c->conf.client_master, &c->master);
 	if (rc) {
 		c->master = 0;
 		client_set_detail(c, "client.master = '%s': %s", c->conf.client_master, kvn_strerror(rc));
@@ -502,20 +505,29 @@ void client_round_reset(struct client_op *op)
 
 int client_open(struct kvn_conf *conf, struct kvn_client **out)
 {
+	return client_open_with(conf, NULL, out);
+}
+
+int client_open_with(struct kvn_conf *conf, const struct client_connector *cx, struct kvn_client **out)
+{
 	struct kvn_client *c = kvn_xcalloc(1, sizeof *c);
 	char err[512], host[64];
 	int rc;
 
 	c->conf = *conf;
 	memset(conf, 0, sizeof *conf); /* the client owns the strings now */
-	if (net_check_congestion(c->conf.client_tcp_congestion, err, sizeof err) != 0) {
+	if (cx)
+		c->cx = *cx;
+	if (c->cx.connect) {
+		/* no socket, no handshake: nothing to authenticate with */
+	} else if (net_check_congestion(c->conf.client_tcp_congestion, err, sizeof err) != 0) {
 		snprintf(c->detail, sizeof c->detail, "client.tcp_congestion: %s", err);
 		client_set_last_detail(c->detail);
 		kvn_conf_fini(&c->conf);
 		free(c);
 		return KVN_ECONFIG;
 	}
-	rc = auth_keyring_load(&c->kr, c->conf.auth_client_secret_file, err, sizeof err);
+	rc = c->cx.connect ? 0 : auth_keyring_load(&c->kr, c->conf.auth_client_secret_file, err, sizeof err);
 	if (rc) {
 		snprintf(c->detail, sizeof c->detail, "auth.client_secret_file: %s", err);
 		client_set_last_detail(c->detail);
@@ -574,5 +586,7 @@ void client_free(struct kvn_client *c)
 	auth_keyring_wipe(&c->kr);
 	kvn_conf_fini(&c->conf);
 	free(c->scratch);
+	if (c->cx.release)
+		c->cx.release(c->cx.arg);
 	free(c);
 }

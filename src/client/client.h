@@ -18,6 +18,24 @@ struct kvn_client;
  * its --set overrides).  Takes ownership of conf's strings. */
 int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 
+/* How a client reaches its master and its peers when not over TCP: the
+ * embedded node (src/embed/) opens in-process links to its own actors.
+ * connect opens a proxy owned by the client actor `owner` (a struct actor
+ * *) to the master (node_id NULL) or to the peer node_id at addr: 0 with
+ * *proxy (an actor id), or a KVN_E* code.  The proxy behaves as a
+ * connection does (net.h): replies come back to the requester, NET_UP and
+ * NET_DOWN go to the owner, NET_CLOSE and net_abort cut it.  release(arg)
+ * runs once when the client is freed.  A client with a connector loads no
+ * secret file: it opens no socket to authenticate on. */
+struct client_connector {
+	int (*connect)(void *arg, void *owner, const char *node_id, const char *addr, uint64_t *proxy);
+	void (*release)(void *arg);
+	void *arg;
+};
+/* client_connect_conf through cx (copied; NULL: TCP).  On failure
+ * cx->release(cx->arg) has run. */
+int client_connect_with(struct kvn_conf *conf, const struct client_connector *cx, struct kvn_client **out);
+
 /* ---- counters (client_stats.c) ----
  * Declared once (memcached's THREAD_STATS_FIELDS shape): X(name, what it
  * counts).  The struct fields, the snapshot (client_get_stats) and the

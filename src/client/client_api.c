@@ -638,8 +638,13 @@ int kvn_ping(struct kvn_client *c, uint64_t *rtt_us, uint32_t *peers)
 
 int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out)
 {
+	return client_connect_with(conf, NULL, out);
+}
+
+int client_connect_with(struct kvn_conf *conf, const struct client_connector *cx, struct kvn_client **out)
+{
 	struct kvn_client *c;
-	int rc = client_open(conf, &c);
+	int rc = client_open_with(conf, cx, &c);
 	if (rc)
 		return rc;
 	rc = kvn_ping(c, NULL, NULL);

@@ -152,6 +152,8 @@ struct kvn_client {
 	 * the window in which a concurrent put can move the key */
 	client_routed_fn test_routed;
 	void *test_routed_arg;
+	/* how the connections are opened: cx.connect NULL is TCP (net_connect) */
+	struct client_connector cx;
 };
 
 /* client.c */
@@ -159,6 +161,8 @@ struct kvn_client {
 int client_master_ensure(struct kvn_client *c);
 /* Takes ownership of conf's strings (conf is zeroed). */
 int client_open(struct kvn_conf *conf, struct kvn_client **out);
+/* The same with a connector (cx NULL: TCP); cx->release runs on failure. */
+int client_open_with(struct kvn_conf *conf, const struct client_connector *cx, struct kvn_client **out);
 void client_free(struct kvn_client *c);
 /* Forget the master connection `used` (cut it) if it is still the
  * current one: the next call reconnects. */

@@ -417,6 +417,12 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 			op->res[q->idx[j]] = res;
 		if (op->kind == WIRE_GET && res.status == 0) {
 			it->vlen = res.size;
+			/* no sink (an in-process link): malloc here what the
+			 * sink would have for kvn_get_alloc / kvn_batch_get */
+			if (op->alloc_get && !it->val && res.size > 0 && !q->reply->sink_cookie) {
+				it->val = kvn_xmalloc(res.size);
+				it->cap = res.size;
+			}
 			if (res.size > 0 && (!it->val || res.size > it->cap))
 				st[q->idx[j]] = KVN_ERANGE;
 			else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)

@@ -702,9 +702,10 @@ int net_connect(struct actor *owner, const char *addr, const struct net_creds *c
 int net_abort(struct actor_loop *loop, actor_id proxy, int err)
 {
 	struct actor *a = actor_lookup_local(loop, proxy);
-	if (!a) {
-		/* a connection on another loop (net_opts.spread): it closes
-		 * itself when the message arrives */
+	if (!a || !conn_of(a)) {
+		/* a connection on another loop (net_opts.spread), or a proxy
+		 * that is no connection (an in-process link, src/embed/): it
+		 * closes itself when the message arrives */
 		struct actor_msg *m = actor_msg_new(NET_CLOSE);
 		m->status = err ? err : KVN_ECLOSED;
 		if (actor_send(proxy, m) != 0) {
@@ -714,8 +715,6 @@ int net_abort(struct actor_loop *loop, actor_id proxy, int err)
 		return 0;
 	}
 	struct conn *c = conn_of(a);
-	if (!c)
-		return KVN_ECLOSED;
 	c->closing = 1;
 	conn_fail(c, err);
 	return 0;
