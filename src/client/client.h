@@ -30,6 +30,10 @@ int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
 struct client_connector {
 	int (*connect)(void *arg, void *owner, const char *node_id, const char *addr, uint64_t *proxy);
 	void (*release)(void *arg);
+	/* One more reference to arg, for another client opened through the
+	 * same connector (the submissions' own client, client_submit.c); each
+	 * is given back by one release.  Required with connect. */
+	void (*ref)(void *arg);
 	void *arg;
 };
 /* client_connect_conf through cx (copied; NULL: TCP).  On failure

@@ -57,6 +57,9 @@ struct client_subq {
 	pthread_t thread;
 	/* the progress thread only */
 	struct kvn_conf conf; /* the copy the internal client is opened from */
+	/* the caller's connector (an embedded client's in-process links), with
+	 * a reference of its own; connect NULL: TCP */
+	struct client_connector cx;
 	struct kvn_client *inner;
 };
 
@@ -75,6 +78,8 @@ static void subq_free(struct client_subq *q)
 	if (q->efd >= 0)
 		close(q->efd);
 	kvn_conf_fini(&q->conf);
+	if (q->cx.connect && q->cx.release)
+		q->cx.release(q->cx.arg);
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
@@ -104,6 +109,11 @@ static struct client_subq *subq_get(struct kvn_client *c)
 	TAILQ_INIT(&q->todo);
 	TAILQ_INIT(&q->done);
 	kvn_conf_copy(&q->conf, &c->conf);
+	if (c->cx.connect) {
+		KVN_ASSERT(c->cx.ref);
+		q->cx = c->cx;
+		q->cx.ref(q->cx.arg);
+	}
 	/* each batch gets its own remaining time as client.timeout (run_one);
 	 * one attempt's limit stays what the caller's client uses */
 	q->conf.client_attempt_timeout = client_attempt_ms(c);
@@ -140,7 +150,10 @@ static void run_one(struct client_subq *q, struct client_sub *s)
 		struct kvn_conf conf;
 		kvn_conf_copy(&conf, &q->conf);
 		conf.client_timeout = s->deadline_ms - now;
-		if ((rc = client_connect_conf(&conf, &q->inner)) != 0) {
+		if (q->cx.connect)
+			q->cx.ref(q->cx.arg); /* the inner client's, released by its free */
+		rc = q->cx.connect ? client_connect_with(&conf, &q->cx, &q->inner) : client_connect_conf(&conf, &q->inner);
+		if (rc != 0) {
 			q->inner = NULL;
 			fail_items(s, rc);
 			return;

@@ -305,7 +305,8 @@ int kvn_embed_connect(struct kvn_embed *e, struct kvn_client **out)
 		return KVN_EINVAL;
 	kvn_conf_copy(&conf, &e->conf);
 	embed_dir_ref(e->dir);
-	struct client_connector cx = { .connect = embed_connect, .release = embed_dir_unref, .arg = e->dir };
+	struct client_connector cx = { .connect = embed_connect, .release = embed_dir_unref, .ref = embed_dir_ref,
+				       .arg = e->dir };
 	/* pings the master, as kvn_connect does: the node answers */
 	return client_connect_with(&conf, &cx, out);
 }

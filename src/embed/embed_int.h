@@ -24,7 +24,8 @@ struct embed_dir {
 };
 
 struct embed_dir *embed_dir_new(void);
-void embed_dir_ref(struct embed_dir *d);
+/* void *: it is also a client_connector's ref */
+void embed_dir_ref(void *arg);
 /* client_connector.release: drop a reference (the last frees). */
 void embed_dir_unref(void *d);
 /* client_connector.connect: an in-process link from the client actor

@@ -63,8 +63,9 @@ struct embed_dir *embed_dir_new(void)
 	return d;
 }
 
-void embed_dir_ref(struct embed_dir *d)
+void embed_dir_ref(void *arg)
 {
+	struct embed_dir *d = arg;
 	pthread_mutex_lock(&d->mu);
 	d->refs++;
 	pthread_mutex_unlock(&d->mu);
