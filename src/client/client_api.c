@@ -404,6 +404,16 @@ static int get_read_round(struct get_call *g, uint32_t go)
 	client_send_round(c, &g->op, g->idx, go, g->st, 0);
 	int rc = client_wait_round(c, &g->op);
 	client_collect_round(c, &g->op, g->st);
+	/* items a same-host read sent back (not in DRAM there, or a copy
+	 * that failed its checksum): read now with a GET, same route */
+	uint32_t *redo = kvn_xmalloc((go ? go : 1) * sizeof *redo);
+	uint32_t k = rc ? 0 : client_local_redo(&g->op, g->idx, go, g->st, redo);
+	if (k) {
+		client_send_round(c, &g->op, redo, k, g->st, 0);
+		rc = client_wait_round(c, &g->op);
+		client_collect_round(c, &g->op, g->st);
+	}
+	free(redo);
 	return rc == KVN_ETIMEDOUT ? KVN_ETIMEDOUT : 0;
 }
 
