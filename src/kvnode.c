@@ -245,6 +245,13 @@ static void start_local(struct node *n)
 
 	if (!c->peer_local_socket[0] || strcmp(c->peer_local_socket, "off") == 0)
 		return;
+	/* a peer without a disk tier may never have made its data_dir */
+	snprintf(addr, sizeof addr, "%s", c->peer_local_socket);
+	char *slash = strrchr(addr, '/');
+	if (slash && slash != addr) {
+		*slash = '\0';
+		(void)mkdir(addr, 0700);
+	}
 	net_opts_from_conf(c, &no, c->peer_max_connections);
 	no.metrics_role = KVN_METRIC_PEER;
 	snprintf(addr, sizeof addr, "%s%s", NET_UNIX_PREFIX, c->peer_local_socket);

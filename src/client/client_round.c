@@ -263,8 +263,11 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			continue;
 		const char *node = op->rt[idx[a]].node_id;
 		struct client_peer *p = client_peer_get(c, node, op->rt[idx[a]].addr);
-		if (p)
+		if (p) {
 			client_local_probe(c, op, p);
+			if (!p->proxy)
+				p = NULL; /* the probe saw the connection fail: KVN_ECONN below */
+		}
 		/* a get from a same-host peer reads the arena, except items sent
 		 * back to the GET path (not in DRAM there, a failed copy) */
 		int lget = p && op->kind == WIRE_GET && client_local_ready(p) && !(op->nolocal && op->nolocal[idx[a]]);
@@ -353,13 +356,13 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 		}
 		uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
 		memcpy(mine, take, k * sizeof *mine);
-		free(take);
-		int rc = client_peer_call(c, op, p, m, mine, k);
+		int rc = client_peer_call(c, op, p, m, mine, k); /* takes mine, even on error */
 		if (rc)
 			for (uint32_t j = 0; j < k; j++)
-				st[mine[j]] = rc;
+				st[take[j]] = rc;
 		else
 			op->reqs[op->nreqs - 1]->local = lget;
+		free(take);
 	}
 	free(sent);
 }

@@ -25,6 +25,7 @@
 
 #include "base/base.h"
 #include "net/net_int.h"
+#include "net/xfer.h"
 
 void net_opts_default(struct net_opts *o)
 {
@@ -351,6 +352,10 @@ static struct evconnlistener *unix_listen(struct actor *owner, struct net_listen
 					  const struct sockaddr_storage *ss, socklen_t len)
 {
 	struct stat st;
+	if (net_unix_alive(l->unix_path)) {
+		errno = EADDRINUSE; /* another process (a peer sharing data_dir): not ours to take */
+		return NULL;
+	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;

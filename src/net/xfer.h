@@ -94,6 +94,10 @@ struct net_map_srv;
 struct event_base;
 int net_map_listen(struct event_base *base, const char *path, uint64_t timeout_ms, net_map_fn fn, void *arg,
 		   struct net_map_srv **out, char *err, size_t errlen);
+/* Whether a live process listens on the Unix socket at path (a socket file
+ * that accepts a connection): 1, else 0 (absent, or stale from a process
+ * that died).  A listener replaces only a stale one. */
+int net_unix_alive(const char *path);
 /* Stops listening, drops connections in progress, removes the socket. */
 void net_map_srv_free(struct net_map_srv *s);
 

@@ -342,6 +342,24 @@ static void map_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct
 	event_add(mc->ev, &tv);
 }
 
+int net_unix_alive(const char *path)
+{
+	struct sockaddr_un un;
+	struct stat st;
+	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof un.sun_path)
+		return 0;
+	memset(&un, 0, sizeof un);
+	un.sun_family = AF_UNIX;
+	memcpy(un.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	/* a local connect answers at once: accepted, or ECONNREFUSED */
+	int alive = connect(fd, (struct sockaddr *)&un, sizeof un) == 0;
+	close(fd);
+	return alive;
+}
+
 int net_map_listen(struct event_base *base, const char *path, uint64_t timeout_ms, net_map_fn fn, void *arg,
 		   struct net_map_srv **out, char *err, size_t errlen)
 {
@@ -362,6 +380,11 @@ int net_map_listen(struct event_base *base, const char *path, uint64_t timeout_m
 	s->timeout_ms = timeout_ms ? timeout_ms : 1;
 	s->fn = fn;
 	s->arg = arg;
+	if (net_unix_alive(s->path)) {
+		snprintf(err, errlen, "%s: another process listens there", s->path);
+		free(s);
+		return KVN_EEXIST;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode))
 		(void)unlink(s->path);
