@@ -63,11 +63,12 @@ void client_sole_set(struct kvn_client *c, const struct proto_route *rt, int nse
  * routes of the call's items.  NULL: no hook. */
 typedef void (*client_routed_fn)(void *arg, const struct proto_route *rt, size_t n);
 void client_set_routed_hook(struct kvn_client *c, client_routed_fn fn, void *arg);
-/* t/local: fn(arg, key, klen) runs in a same-host get between the copy out
- * of the arena and the checksum check (the window in which an expired
- * lease's pages may be reused).  NULL: no hook. */
-typedef void (*client_local_copied_fn)(void *arg, const void *key, size_t klen);
-void client_set_local_copied_hook(struct kvn_client *c, client_local_copied_fn fn, void *arg);
+/* t/local: fn(arg, key, klen) runs in a same-host get after the lease was
+ * granted and before the copy out of the arena (a slow copy: the window in
+ * which the lease may expire and its pages be reused before the checksum
+ * check after the copy).  NULL: no hook. */
+typedef void (*client_local_copy_fn)(void *arg, const void *key, size_t klen);
+void client_set_local_copy_hook(struct kvn_client *c, client_local_copy_fn fn, void *arg);
 /* t/local: pretend this host's boot id is host ("" : the real one). */
 void client_set_test_host(struct kvn_client *c, const char *host);
 /* Whether the peer node_id is reached over the same-host path now. */

@@ -159,10 +159,10 @@ struct kvn_client {
 	client_routed_fn test_routed;
 	void *test_routed_arg;
 	/* the same-host path: its failure lines; tests only: a hook between a
-	 * local get's copy and its check, and a pretended host id */
+	 * local get's lease and its copy, and a pretended host id */
 	struct kvn_ratelimit local_rl;
-	client_local_copied_fn test_local_copied;
-	void *test_local_copied_arg;
+	client_local_copy_fn test_local_copy;
+	void *test_local_copy_arg;
 	char test_host[48];
 };
 

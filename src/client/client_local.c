@@ -329,12 +329,12 @@ static void get_one(struct kvn_client *c, struct client_op *op, struct client_pe
 		ext[e].off = res->off[e];
 		ext[e].len = res->len[e];
 	}
+	if (c->test_local_copy)
+		c->test_local_copy(c->test_local_copy_arg, it->key, it->klen);
 	if (net_xfer_read(&p->local->arena, ext, res->next, it->val, it->cap) != 0) {
 		st[i] = KVN_EPROTO; /* extents outside the arena: never read */
 		return;
 	}
-	if (c->test_local_copied)
-		c->test_local_copied(c->test_local_copied_arg, it->key, it->klen);
 	/* The lease may have run out during the copy and the pages been
 	 * reused: only the bytes that match the value's checksum are the
 	 * value.  Otherwise read it again with a GET. */

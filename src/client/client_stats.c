@@ -140,10 +140,10 @@ void client_set_routed_hook(struct kvn_client *c, client_routed_fn fn, void *arg
 	c->test_routed_arg = arg;
 }
 
-void client_set_local_copied_hook(struct kvn_client *c, client_local_copied_fn fn, void *arg)
+void client_set_local_copy_hook(struct kvn_client *c, client_local_copy_fn fn, void *arg)
 {
-	c->test_local_copied = fn;
-	c->test_local_copied_arg = arg;
+	c->test_local_copy = fn;
+	c->test_local_copy_arg = arg;
 }
 
 void client_set_test_host(struct kvn_client *c, const char *host)
