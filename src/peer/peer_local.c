@@ -16,6 +16,9 @@
  */
 #include "config.h"
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include <endian.h>
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
@@ -351,6 +354,52 @@ void peer_on_local_release(struct peer *p, struct actor_msg *m)
 
 /* ---- LOCAL_PUT ---- */
 
+/* Copy a staged PUT's values into the pages the PUT sink reserves, each
+ * value's XXH3-64 computed from the destination chunk just written (in
+ * cache): what a connection does as a payload lands (actor_sink.seg_*),
+ * so the PUT handler checks the sums of the bytes as stored.  0 with
+ * m->sink_cookie set, 1 when the sink declines (then the bytes go as a
+ * buffered payload), or the sink's refusal (m->sink_err). */
+#define COPY_CHUNK (64u * 1024u)
+static int staged_copy(struct peer *p, struct actor_msg *m, const uint8_t *src, uint64_t total)
+{
+	struct actor_frame h = { .type = WIRE_PUT, .meta_len = m->meta_len, .payload_len = total, .corr = m->corr };
+	struct actor_sink sk;
+	XXH3_state_t st;
+
+	memset(&sk, 0, sizeof sk);
+	int rc = peer_sink(p->self, m->src, &h, m->meta, &sk);
+	if (rc == 1)
+		return 1;
+	if (rc) {
+		m->sink_err = rc;
+		return rc;
+	}
+	int v = 0;
+	for (int s = 0; s < sk.nseg || (sk.nseg == 0 && v < sk.niov); s++) {
+		int end = sk.nseg ? v + sk.seg_niov[s] : sk.niov;
+		XXH3_64bits_reset(&st);
+		for (; v < end; v++) {
+			uint8_t *dst = sk.iov[v].iov_base;
+			size_t left = sk.iov[v].iov_len;
+			while (left > 0) {
+				size_t k = left < COPY_CHUNK ? left : COPY_CHUNK;
+				memcpy(dst, src, k);
+				kvn_xxh3_update(&st, dst, k); /* libxxhash's dispatch, as peer_iov_sum */
+				dst += k;
+				src += k;
+				left -= k;
+			}
+		}
+		if (sk.nseg)
+			sk.seg_sum[s] = XXH3_64bits_digest(&st);
+	}
+	if (sk.nseg)
+		*sk.seg_done = 1;
+	m->sink_cookie = sk.cookie;
+	return 0;
+}
+
 /* A PUT whose values lie in the connection's staging region: checked
  * against the region, then handed to the PUT handler as if the bytes had
  * come as its payload (it copies them into the reserved pages and checks
@@ -394,12 +443,12 @@ void peer_on_local_put(struct peer *p, struct actor_msg *m)
 		actor_reply_status(p->self, m, KVN_EPROTO);
 		return;
 	}
-	if (total > 0) {
+	m->payload_len = total;
+	if (total > 0 && staged_copy(p, m, lc->staging.base + off, total) == 1) {
 		m->payload = evbuffer_new();
 		if (!m->payload || evbuffer_add_reference(m->payload, lc->staging.base + off, (size_t)total, NULL, NULL))
 			kvn_fatal("out of memory");
 	}
-	m->payload_len = total;
 	p->stats.local_puts += n;
 	peer_on_put(p, m);
 	/* the handler copied what it took; nothing may point into staging
