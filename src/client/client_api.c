@@ -46,9 +46,11 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
 	/* once per value, whatever the retries: the peer stores it and every
-	 * reader checks the bytes against it */
-	uint64_t *sums = client_sums(items, n);
+	 * reader checks the bytes against it.  Computed when first needed
+	 * (client_item_add; a same-host put sums while staging the bytes). */
+	uint64_t *sums = kvn_xcalloc(n ? n : 1, sizeof *sums);
 	op.sums = sums;
+	op.sum_known = kvn_xcalloc(n ? n : 1, 1);
 	op.ttl_ms = ttl_ms;
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	for (size_t i = 0; i < n; i++) {
@@ -82,6 +84,7 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 	}
 	free(st);
 	free(sums);
+	free(op.sum_known);
 	client_op_end(c, &op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
 }

@@ -85,7 +85,11 @@ struct client_op {
 	const uint64_t *want_gen;
 	/* PUT, COMMIT_SLOT: per item, the value's XXH3-64, computed once per
 	 * call (owned by the caller of client_op_begin; NULL: all 0) */
-	const uint64_t *sums;
+	uint64_t *sums;
+	/* NULL: sums[] is complete.  Else per item whether sums[i] is known
+	 * yet: a put computes each sum when it first needs it, so a value
+	 * staged for a same-host peer is summed while it is copied (in cache) */
+	uint8_t *sum_known;
 	/* PUT: every item's TTL in ms (0: none); PIN: the pins' TTL */
 	uint64_t ttl_ms;
 	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller;
@@ -226,7 +230,7 @@ void client_local_round_start(struct kvn_client *c);
 /* Copy the values of items take[0..k) into p's staging region: 1 with *off
  * where they start, 0 when p has none or they do not fit (send them as
  * payload). */
-int client_local_stage(struct client_peer *p, const struct client_op *op, const uint32_t *take, uint32_t k,
+int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
 		       uint64_t *off);
 /* A LOCAL_GET reply: copy each value from the arena, check it, release
  * the leases (one one-way frame). */

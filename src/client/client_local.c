@@ -12,6 +12,9 @@
  */
 #include "config.h"
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +278,29 @@ void client_local_round_start(struct kvn_client *c)
 			p->local->stage_off = 0;
 }
 
-int client_local_stage(struct client_peer *p, const struct client_op *op, const uint32_t *take, uint32_t k,
+/* Copy one value into staging at off; when its sum is not known yet,
+ * compute it from each chunk just written (in cache). */
+#define STAGE_CHUNK (64u * 1024u)
+static void stage_one(struct client_local *l, struct client_op *op, uint32_t i, uint64_t off)
+{
+	const struct kvn_item *it = &op->items[i];
+	if (!op->sum_known || op->sum_known[i]) {
+		(void)net_xfer_write(&l->staging, off, it->val, it->vlen);
+		return;
+	}
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	for (uint64_t done = 0; done < it->vlen;) {
+		uint64_t k = it->vlen - done < STAGE_CHUNK ? it->vlen - done : STAGE_CHUNK;
+		(void)net_xfer_write(&l->staging, off + done, (const uint8_t *)it->val + done, k);
+		kvn_xxh3_update(&st, l->staging.base + off + done, (size_t)k);
+		done += k;
+	}
+	op->sums[i] = it->vlen ? XXH3_64bits_digest(&st) : kvn_xxh3(NULL, 0);
+	op->sum_known[i] = 1;
+}
+
+int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
 		       uint64_t *off)
 {
 	struct client_local *l = p->local;
@@ -289,10 +314,8 @@ int client_local_stage(struct client_peer *p, const struct client_op *op, const 
 		return 0; /* does not fit: this request carries its bytes */
 	*off = l->stage_off;
 	for (uint32_t j = 0; j < k; j++) {
-		const struct kvn_item *it = &op->items[take[j]];
-		if (it->vlen)
-			(void)net_xfer_write(&l->staging, l->stage_off, it->val, it->vlen);
-		l->stage_off += it->vlen;
+		stage_one(l, op, take[j], l->stage_off);
+		l->stage_off += op->items[take[j]].vlen;
 	}
 	return 1;
 }

@@ -233,6 +233,10 @@ void client_item_add(struct wire_w *w, const struct client_op *op, uint32_t i, u
 {
 	const struct kvn_item *it = &op->items[i];
 
+	if (with_size(op->kind) && op->sum_known && !op->sum_known[i]) {
+		op->sums[i] = kvn_xxh3(it->val, it->vlen);
+		op->sum_known[i] = 1;
+	}
 	if (with_size(op->kind))
 		proto_items_add_sum(w, it->key, it->klen, gen, it->vlen, op->sums ? op->sums[i] : 0, op->ttl_ms);
 	else
