@@ -334,7 +334,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	preauth_make_room(l, remote);
 	tcp_tune(fd, &l->opts);
 	struct actor_loop *loop = actor_loop_of(l->owner);
-	if (l->opts.nspread > 0 && !l->unix_path[0]) {
+	if (l->opts.nspread > 0) {
 		unsigned i = l->rr++ % (unsigned)l->opts.nspread;
 		loop = l->opts.spread[i];
 		log_debug("net: connection from %s onto loop %u of %d", remote, i, l->opts.nspread);
