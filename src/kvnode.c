@@ -25,6 +25,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "net/net.h"
+#include "net/xfer.h"
 #include "http/http.h"
 #include "base/metrics.h"
 #include "store/store.h"
@@ -255,6 +256,12 @@ static void start_local(struct node *n)
 	net_opts_from_conf(c, &no, c->peer_max_connections);
 	no.metrics_role = KVN_METRIC_PEER;
 	snprintf(addr, sizeof addr, "%s%s", NET_UNIX_PREFIX, c->peer_local_socket);
+	if (net_unix_alive(c->peer_local_socket)) {
+		/* another peer sharing this data_dir has it: expected, not a fault */
+		log_debug("peer.local_socket = '%s' belongs to another process; same-host clients use TCP",
+			  c->peer_local_socket);
+		return;
+	}
 	if (net_listen(n->peer, addr, &n->peer_pol, &no, &n->local_lst, err, sizeof err) != 0 ||
 	    peer_local_open(n->peer, c->peer_local_socket, c->peer_local_staging, err, sizeof err) != 0) {
 		net_listener_free(n->local_lst);
@@ -262,7 +269,7 @@ static void start_local(struct node *n)
 		log_warn("peer.local_socket = '%s': %s; same-host clients use TCP", c->peer_local_socket, err);
 		return;
 	}
-	log_info("peer: same-host clients on %s (staging %llu bytes each)", c->peer_local_socket,
+	log_debug("peer: same-host clients on %s (staging %llu bytes each)", c->peer_local_socket,
 		 (unsigned long long)c->peer_local_staging);
 }
 
