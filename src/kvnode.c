@@ -25,6 +25,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "net/net.h"
+#include "net/xfer.h"
 #include "http/http.h"
 #include "base/metrics.h"
 #include "store/store.h"
@@ -158,6 +159,7 @@ struct node {
 	struct auth_keyring peer_kr, client_kr;
 	struct auth_policy master_pol, peer_pol;
 	struct net_listener *master_lst, *peer_lst;
+	struct net_listener *local_lst; /* peer.local_socket, NULL: none */
 };
 
 /* The all-in-one default needs no setup: a master that finds no secret
@@ -233,6 +235,44 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* peer.local_socket: same-host clients attach there with the same
+ * handshake and limits as over TCP.  A node that cannot offer it still
+ * serves over TCP: one warning, and clients stay on TCP. */
+static void start_local(struct node *n)
+{
+	const struct kvn_conf *c = n->conf;
+	char addr[4200], err[512];
+	struct net_opts no;
+
+	if (!c->peer_local_socket[0] || strcmp(c->peer_local_socket, "off") == 0)
+		return;
+	/* a peer without a disk tier may never have made its data_dir */
+	snprintf(addr, sizeof addr, "%s", c->peer_local_socket);
+	char *slash = strrchr(addr, '/');
+	if (slash && slash != addr) {
+		*slash = '\0';
+		(void)mkdir(addr, 0700);
+	}
+	net_opts_from_conf(c, &no, c->peer_max_connections);
+	no.metrics_role = KVN_METRIC_PEER;
+	snprintf(addr, sizeof addr, "%s%s", NET_UNIX_PREFIX, c->peer_local_socket);
+	if (net_unix_alive(c->peer_local_socket)) {
+		/* another peer sharing this data_dir has it: expected, not a fault */
+		log_debug("peer.local_socket = '%s' belongs to another process; same-host clients use TCP",
+			  c->peer_local_socket);
+		return;
+	}
+	if (net_listen(n->peer, addr, &n->peer_pol, &no, &n->local_lst, err, sizeof err) != 0 ||
+	    peer_local_open(n->peer, c->peer_local_socket, c->peer_local_staging, err, sizeof err) != 0) {
+		net_listener_free(n->local_lst);
+		n->local_lst = NULL;
+		log_warn("peer.local_socket = '%s': %s; same-host clients use TCP", c->peer_local_socket, err);
+		return;
+	}
+	log_debug("peer: same-host clients on %s (staging %llu bytes each)", c->peer_local_socket,
+		 (unsigned long long)c->peer_local_staging);
+}
+
 static int start_peer(struct node *n, char *err, size_t errlen)
 {
 	struct peer_opts po;
@@ -299,6 +339,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	no.metrics_role = KVN_METRIC_PEER;
 	if (net_listen(n->peer, c->peer_listen, &n->peer_pol, &no, &n->peer_lst, err, errlen) != 0)
 		return -1;
+	start_local(n);
 	if (n->master) {
 		/* All-in-one: clients' gets and puts come through the master's
 		 * connections (client.get_via_master, put_via_master), so those
@@ -605,6 +646,7 @@ static int run_daemon(struct kvn_conf *conf, int roles)
 	log_info("stopped");
 	rc = 0;
 out:
+	net_listener_free(n.local_lst);
 	net_listener_free(n.peer_lst);
 	net_listener_free(n.master_lst);
 	for (int i = 1; i < n.nio; i++)

@@ -518,7 +518,9 @@ static void t_sigpipe(void)
 	snprintf(conf, sizeof conf, "%s/pipe.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-pipe", proc_tmp);
 	snprintf(extra, sizeof extra,
-		 "[client]\ntimeout = 20s\nretries = 0\nput_via_master = off\n[peer]\nadvertise = 127.0.0.1:%u\n",
+		 /* the relay is a TCP hop: the same-host path would go around it */
+		 "[client]\ntimeout = 20s\nretries = 0\nput_via_master = off\nlocal = off\n"
+		 "[peer]\nadvertise = 127.0.0.1:%u\n",
 		 r.port);
 	proc_write_conf(conf, mp, pp, data, "288MiB", extra);
 	const char *am[] = { "--role", "master", "--config", conf, NULL };
@@ -585,8 +587,9 @@ static void tampered_put(int frame)
 	r.flip_at = 2 << 20; /* inside the first PUT's payload */
 	snprintf(conf, sizeof conf, "%s/tamper-%s.conf", proc_tmp, mode);
 	snprintf(data, sizeof data, "%s/var-tamper-%s", proc_tmp, mode);
-	snprintf(extra, sizeof extra, "[peer]\nadvertise = 127.0.0.1:%u\n[auth]\nintegrity = %s\n", r.port,
-		 mode);
+	/* local = off: the relay is a TCP hop the same-host path would skip */
+	snprintf(extra, sizeof extra, "local = off\n[peer]\nadvertise = 127.0.0.1:%u\n[auth]\nintegrity = %s\n",
+		 r.port, mode);
 	proc_write_conf(conf, mp, pp, data, "32MiB", extra);
 	snprintf(tag, sizeof tag, "tamper-m-%s", mode);
 	const char *am[] = { "--role", "master", "--config", conf, NULL };

@@ -135,8 +135,10 @@ static void node(void)
 		return;
 	mhttp = proc_free_port();
 	phttp = proc_free_port();
-	snprintf(extra, sizeof extra, "[master]\nhttp = 127.0.0.1:%u\n[peer]\nhttp = 127.0.0.1:%u\nhugepages = off\n",
-		 mhttp, phttp);
+	/* local = off: the deltas count gets and puts through the master */
+	snprintf(extra, sizeof extra,
+		 "local = off\n[master]\nhttp = 127.0.0.1:%u\n[peer]\nhttp = 127.0.0.1:%u\nhugepages = off\n", mhttp,
+		 phttp);
 	proc_start_node("aio", "16MiB", extra, conf, sizeof conf);
 	cl = proc_connect_ready(conf, 1);
 	if (!cl)

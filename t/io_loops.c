@@ -37,7 +37,8 @@ static void start(void)
 	snprintf(conf, sizeof conf, "%s/io.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-io", proc_tmp);
 	snprintf(extra, sizeof extra,
-		 "[peer]\nadvertise = 127.0.0.1:%u\nio_threads = 4\npending_ttl = 1s\n[client]\ntimeout = 8s\n",
+		 "[peer]\nadvertise = 127.0.0.1:%u\nio_threads = 4\npending_ttl = 1s\n[client]\ntimeout = 8s\n"
+		 "local = off\n", /* the relay is a TCP hop the same-host path would skip */
 		 rl.port);
 	proc_write_conf(conf, mport, pport, data, "8MiB", extra);
 	const char *am[] = { "--role", "master", "--config", conf, NULL };

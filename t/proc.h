@@ -268,12 +268,17 @@ static inline void proc_write_conf(const char *path, uint16_t mp, uint16_t pp, c
 	FILE *f = fopen(path, "w");
 	if (!f)
 		kvn_fatal("cannot write %s", path);
+	/* KVN_TEST_CLIENT_LOCAL (auto | off): the transport the test's clients
+	 * use to a peer on this host (t/tcp_matrix.sh runs the data-path tests
+	 * with off; the default, auto, takes the same-host path) */
+	const char *local = getenv("KVN_TEST_CLIENT_LOCAL");
 	fprintf(f,
 		"[node]\ndata_dir = %s\nlog_level = info\nmax_value_size = 48MiB\n"
 		"[master]\nlisten = 127.0.0.1:%u\nnode_timeout = 2s\nhttp =\n"
 		"[peer]\nlisten = 127.0.0.1:%u\nmaster = 127.0.0.1:%u\ndram_size = %s\nheartbeat_interval = 100ms\nhttp =\n"
-		"[client]\nmaster = 127.0.0.1:%u\ntimeout = 3s\n%s",
-		data, mp, pp, mp, dram, mp, extra ? extra : "");
+		"[client]\nmaster = 127.0.0.1:%u\ntimeout = 3s\n%s%s%s%s",
+		data, mp, pp, mp, dram, mp, local ? "local = " : "", local ? local : "", local ? "\n" : "",
+		extra ? extra : "");
 	fclose(f);
 }
 

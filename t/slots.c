@@ -39,7 +39,8 @@ static void fixture_up(void)
 	uint16_t mp = proc_free_port(), pp = proc_free_port();
 	snprintf(conf_a, sizeof conf_a, "%s/a.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
-	snprintf(extra, sizeof extra, "[peer]\npending_ttl = %dms\n", TTL_MS);
+	/* get_by_ref counts the TCP path's frames (through the master) */
+	snprintf(extra, sizeof extra, "local = off\n[peer]\npending_ttl = %dms\n", TTL_MS);
 	proc_write_conf(conf_a, mp, pp, data, "64MiB", extra);
 	const char *args[] = { "--config", conf_a, NULL };
 	proc_spawn("aio", args);

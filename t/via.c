@@ -58,8 +58,10 @@ static void fixture_up(void)
 	snprintf(data, sizeof data, "%s/var-a", proc_tmp);
 	/* a short pending TTL: t_put_deadline checks the reaper has nothing;
 	 * no eviction: t_put_full fills the node */
-	proc_write_conf(conf_a, mport, pp, data, "64MiB", "[peer]\npending_ttl = 1s\nevict = none\n");
-	proc_write_conf(conf_b, mport, pp, data, "64MiB", "get_via_master = off\nput_via_master = off\n");
+	/* through the master is a TCP matter: the same-host path goes to the
+	 * peer itself (t/local) */
+	proc_write_conf(conf_a, mport, pp, data, "64MiB", "local = off\n[peer]\npending_ttl = 1s\nevict = none\n");
+	proc_write_conf(conf_b, mport, pp, data, "64MiB", "local = off\nget_via_master = off\nput_via_master = off\n");
 	const char *args[] = { "--config", conf_a, NULL };
 	aio_pid = proc_spawn("aio", args);
 	ca = proc_connect_ready(conf_a, 1);
@@ -581,7 +583,7 @@ static void t_split(void)
 	snprintf(mdata, sizeof mdata, "%s/var-m", proc_tmp);
 	snprintf(pdata, sizeof pdata, "%s/var-p", proc_tmp);
 	/* no speculation, so the client has only the master to ask */
-	snprintf(extra, sizeof extra, "speculative_get = off\n");
+	snprintf(extra, sizeof extra, "local = off\nspeculative_get = off\n");
 	proc_write_conf(mconf, mp, pp, mdata, "64MiB", extra);
 	const char *margs[] = { "--role", "master", "--config", mconf, "--set", "node.id=m", NULL };
 	proc_spawn("m", margs);

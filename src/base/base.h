@@ -220,6 +220,7 @@ void kvn_format_duration(char *out, size_t cap, uint64_t ms);
 enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4 };
 /* peer.evict and peer.offload (their names are in conf_keys.c, in this order) */
 enum kvn_evict { KVN_EVICT_LRU = 0, KVN_EVICT_NONE = 1 };
+enum kvn_local { KVN_LOCAL_AUTO = 0, KVN_LOCAL_OFF = 1 };
 enum kvn_offload { KVN_OFFLOAD_AUTO = 0, KVN_OFFLOAD_OFF = 1, KVN_OFFLOAD_ON_EVICT = 2, KVN_OFFLOAD_ON_PUT = 3 };
 /* auth.integrity: what a frame's tag covers (names in conf_keys.c) */
 enum kvn_integrity { KVN_INTEGRITY_HEADER = 0, KVN_INTEGRITY_FRAME = 1 };
@@ -260,6 +261,8 @@ struct kvn_conf {
 	uint64_t peer_low_watermark;    /* parts per million of dram_size */
 	uint64_t peer_evict_batch;
 	char *peer_disk_dir;
+	char *peer_local_socket;        /* "off": none */
+	uint64_t peer_local_staging;    /* bytes */
 	uint64_t peer_disk_size;
 	int peer_offload;               /* enum kvn_offload (auto resolved by finalize) */
 	uint64_t peer_offload_queue_limit;
@@ -277,6 +280,7 @@ struct kvn_conf {
 	uint64_t client_endpoint_max_age; /* ms */
 	uint64_t client_quarantine;       /* ms */
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
+	int client_local;           /* enum kvn_local */
 	int client_speculative_get; /* bool */
 	int client_get_via_master;  /* bool */
 	int client_put_via_master;  /* bool */

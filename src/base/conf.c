@@ -676,6 +676,7 @@ static void derive_defaults(struct kvn_conf *c)
 	}
 	derive(c, FIELD(auth_peer_secret_file), conf_path_join(c->node_data_dir, "peer.secret"));
 	derive(c, FIELD(peer_disk_dir), conf_path_join(c->node_data_dir, "disk"));
+	derive(c, FIELD(peer_local_socket), conf_path_join(c->node_data_dir, "peer.sock"));
 	derive(c, FIELD(auth_client_secret_file), conf_path_join(c->node_data_dir, "client.secret"));
 }
 

@@ -36,6 +36,8 @@ static const char *const evict_modes[] = { "lru", "none", NULL };
 static const char *const offload_modes[] = { "auto", "off", "on-evict", "on-put", NULL };
 /* indexes are enum kvn_integrity (base.h) */
 static const char *const integrity_modes[] = { "header", "frame", NULL };
+/* indexes are enum kvn_local (base.h) */
+static const char *const local_modes[] = { "auto", "off", NULL };
 
 const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
@@ -171,6 +173,16 @@ const struct conf_key conf_keys[] = {
 	{ "peer", "evict_batch", T_UINT, "64", 1, 65536, 0, NULL, NULL, FIELD(peer_evict_batch),
 	  "Most values one eviction round looks at (evicted, queued for offload or kept) "
 	  "before the peer serves requests again." },
+	{ "peer", "local_socket", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.sock", NULL,
+	  FIELD(peer_local_socket),
+	  "Unix socket (mode 0600) on which clients of this host attach with the same "
+	  "handshake as over TCP and map the DRAM tier read-only (a second socket, this "
+	  "path + \".map\", hands the memory over).  off: no same-host path." },
+	{ "peer", "local_staging", T_SIZE, "64MiB", MIB(1), GIB(16), 0, NULL, NULL,
+	  FIELD(peer_local_staging),
+	  "Size of the staging region each same-host client gets to write its puts into "
+	  "(the peer copies them into the DRAM tier and checks their checksums there).  "
+	  "Memory is used only as far as the client writes." },
 	{ "peer", "disk_dir", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/disk", NULL,
 	  FIELD(peer_disk_dir),
 	  "Directory of the disk tier: one file per value generation, indexed by "
@@ -236,6 +248,10 @@ const struct conf_key conf_keys[] = {
 	  "0 (the default) asks every time, so every get sees every acknowledged put. "
 	  "Above 0, a get may return a generation that another client's put superseded "
 	  "within this window (the client's own puts and removes are always seen)." },
+	{ "client", "local", T_ENUM, "auto", 0, 0, 0, NULL, local_modes, FIELD(client_local),
+	  "auto: a peer on this host (same kernel boot id) is reached over its Unix socket "
+	  "and read and written through shared memory; any failure falls back to TCP for "
+	  "that peer (one log line) and is tried again later.  off: TCP only." },
 	{ "client", "speculative_get", T_BOOL, "on", 0, 1, 0, NULL, NULL,
 	  FIELD(client_speculative_get),
 	  "While the client knows of one peer only, a get asks that peer for the latest "

@@ -82,6 +82,7 @@ static void client_on_net_down(struct kvn_client *c, struct actor_msg *m)
 		struct client_peer *p = peer_by_proxy(c, m->src);
 		if (p) {
 			p->proxy = 0;
+			client_local_reset(p); /* its staging region went with it */
 			if (m->status && m->status != KVN_ECLOSED)
 				client_quarantine(c, p);
 		}
@@ -203,6 +204,14 @@ static int connect_to(struct kvn_client *c, const char *node_id, const char *add
 	return net_connect(c->self, addr, &cr, &o, proxy);
 }
 
+int client_connect_addr(struct kvn_client *c, const char *addr, actor_id *proxy)
+{
+	/* a connector's client has no sockets at all (embedded mode) */
+	if (c->cx.connect)
+		return KVN_ECONN;
+	return connect_to(c, NULL, addr, proxy);
+}
+
 struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, const char *addr)
 {
 	struct client_peer *p;
@@ -214,13 +223,16 @@ struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, c
 		snprintf(p->node_id, sizeof p->node_id, "%s", node_id);
 		HASH_ADD_STR(c->peers, node_id, p);
 	}
+	/* a same-host connection is not renewed by age: it holds the mapping */
 	if (p->proxy && (strcmp(p->addr, addr) != 0 ||
-			 (p->inflight == 0 && now - p->opened_ms > c->conf.client_endpoint_max_age))) {
+			 (p->inflight == 0 && now - p->opened_ms > c->conf.client_endpoint_max_age &&
+			  !client_local_ready(p)))) {
 		/* a moved peer, or an old endpoint: replace it at checkout */
 		net_close(p->proxy);
 		p->proxy = 0;
 	}
 	if (!p->proxy) {
+		client_local_reset(p); /* cut or quarantined: the mapping went with it */
 		snprintf(p->addr, sizeof p->addr, "%s", addr);
 		if (connect_to(c, node_id, addr, &p->proxy) != 0) {
 			p->proxy = 0;
@@ -545,6 +557,7 @@ int client_open_with(struct kvn_conf *conf, const struct client_connector *cx, s
 		if (*p < 0x20 || *p > 0x7e)
 			*p = '_';
 	c->scratch = kvn_xmalloc(CLIENT_SCRATCH);
+	kvn_ratelimit_init(&c->local_rl, 60000, 1);
 	TAILQ_INIT(&c->aq_flight);
 	TAILQ_INIT(&c->aq_done);
 	TAILQ_INIT(&c->aq_failed);
@@ -580,6 +593,7 @@ void client_free(struct kvn_client *c)
 	client_async_fini(c); /* records of puts the teardown ended */
 	HASH_ITER(hh, c->peers, p, tmp) {
 		HASH_DEL(c->peers, p);
+		client_local_free(p);
 		free(p);
 	}
 	client_rcache_clear(c);

@@ -52,7 +52,12 @@ int client_connect_with(struct kvn_conf *conf, const struct client_connector *cx
 	X(via_put_stored, "of those, stored by the peer of the master's process")                 \
 	X(spec_sent, "get items sent to the sole peer along with the route (speculative_get)")    \
 	X(spec_served, "of those, answers the route confirmed")                                  \
-	X(corrupt_gets, "get items whose bytes did not match their checksum (KVN_ECORRUPT)")
+	X(corrupt_gets, "get items whose bytes did not match their checksum (KVN_ECORRUPT)")     \
+	X(local_peers, "peers switched to the same-host path (client.local)")                     \
+	X(local_fallbacks, "same-host path attempts that failed (TCP used instead)")              \
+	X(local_gets, "get items copied from a peer's shared arena")                              \
+	X(local_stale, "of those, copies that failed the checksum (lease ran out): read again")   \
+	X(local_puts, "put items written through a staging region")
 
 struct client_stats {
 	CLIENT_STATS_FIELDS(KVN_STAT_FIELD)
@@ -80,5 +85,15 @@ void client_sole_set(struct kvn_client *c, const struct proto_route *rt, int nse
  * routes of the call's items.  NULL: no hook. */
 typedef void (*client_routed_fn)(void *arg, const struct proto_route *rt, size_t n);
 void client_set_routed_hook(struct kvn_client *c, client_routed_fn fn, void *arg);
+/* t/local: fn(arg, key, klen) runs in a same-host get after the lease was
+ * granted and before the copy out of the arena (a slow copy: the window in
+ * which the lease may expire and its pages be reused before the checksum
+ * check after the copy).  NULL: no hook. */
+typedef void (*client_local_copy_fn)(void *arg, const void *key, size_t klen);
+void client_set_local_copy_hook(struct kvn_client *c, client_local_copy_fn fn, void *arg);
+/* t/local: pretend this host's boot id is host ("" : the real one). */
+void client_set_test_host(struct kvn_client *c, const char *host);
+/* Whether the peer node_id is reached over the same-host path now. */
+int client_local_active(struct kvn_client *c, const char *node_id);
 
 #endif

@@ -46,9 +46,11 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 		return KVN_EINVAL; /* an unknown flag may ask for a promise we cannot keep */
 	client_op_begin(c, &op, items, n, WIRE_PUT);
 	/* once per value, whatever the retries: the peer stores it and every
-	 * reader checks the bytes against it */
-	uint64_t *sums = client_sums(items, n);
+	 * reader checks the bytes against it.  Computed when first needed
+	 * (client_item_add; a same-host put sums while staging the bytes). */
+	uint64_t *sums = kvn_xcalloc(n ? n : 1, sizeof *sums);
 	op.sums = sums;
+	op.sum_known = kvn_xcalloc(n ? n : 1, 1);
 	op.ttl_ms = ttl_ms;
 	st = kvn_xcalloc(n ? n : 1, sizeof *st);
 	for (size_t i = 0; i < n; i++) {
@@ -82,6 +84,7 @@ static int batch_put(struct kvn_client *c, struct kvn_item *items, size_t n, uns
 	}
 	free(st);
 	free(sums);
+	free(op.sum_known);
 	client_op_end(c, &op);
 	return rc && rc != KVN_ETIMEDOUT ? rc : client_first_error(items, n);
 }
@@ -404,6 +407,16 @@ static int get_read_round(struct get_call *g, uint32_t go)
 	client_send_round(c, &g->op, g->idx, go, g->st, 0);
 	int rc = client_wait_round(c, &g->op);
 	client_collect_round(c, &g->op, g->st);
+	/* items a same-host read sent back (not in DRAM there, or a copy
+	 * that failed its checksum): read now with a GET, same route */
+	uint32_t *redo = kvn_xmalloc((go ? go : 1) * sizeof *redo);
+	uint32_t k = rc ? 0 : client_local_redo(&g->op, g->idx, go, g->st, redo);
+	if (k) {
+		client_send_round(c, &g->op, redo, k, g->st, 0);
+		rc = client_wait_round(c, &g->op);
+		client_collect_round(c, &g->op, g->st);
+	}
+	free(redo);
 	return rc == KVN_ETIMEDOUT ? KVN_ETIMEDOUT : 0;
 }
 

@@ -34,6 +34,8 @@
  * names at most this many keys, keeping its reply under the limit. */
 #define ROUTE_CHUNK 256
 
+struct client_local; /* client_local.c: the same-host path to one peer */
+
 /* A connection to one peer, by node id. */
 struct client_peer {
 	char node_id[65];
@@ -42,6 +44,7 @@ struct client_peer {
 	uint64_t opened_ms;
 	uint64_t quarantined_until;
 	uint32_t inflight;
+	struct client_local *local; /* NULL until client.local = auto probed it */
 	UT_hash_handle hh;
 };
 
@@ -58,6 +61,7 @@ struct client_req {
 	int err;                 /* no reply: why */
 	struct iovec *iov;       /* GET: where reply bytes go */
 	int niov;
+	int local;               /* a LOCAL_GET: the bytes are read from the arena */
 };
 
 /* What a public call is doing right now; one at a time per client. */
@@ -81,7 +85,11 @@ struct client_op {
 	const uint64_t *want_gen;
 	/* PUT, COMMIT_SLOT: per item, the value's XXH3-64, computed once per
 	 * call (owned by the caller of client_op_begin; NULL: all 0) */
-	const uint64_t *sums;
+	uint64_t *sums;
+	/* NULL: sums[] is complete.  Else per item whether sums[i] is known
+	 * yet: a put computes each sum when it first needs it, so a value
+	 * staged for a same-host peer is summed while it is copied (in cache) */
+	uint8_t *sum_known;
 	/* PUT: every item's TTL in ms (0: none); PIN: the pins' TTL */
 	uint64_t ttl_ms;
 	/* master-only calls (PING, STAT, ROUTE_*): the reply kept for the caller;
@@ -93,6 +101,11 @@ struct client_op {
 	/* LEASE, RELEASE, RENEW: not idempotent, so client_master_call sends
 	 * the request at most once (again only when it surely never left) */
 	int once;
+	/* GET over the same-host path: per item, read it with a GET instead
+	 * (not in DRAM there, or its copy failed the checksum); nredo counts
+	 * the items marked since client_local_redo last looked */
+	uint8_t *nolocal;
+	uint32_t nredo;
 };
 
 /* client_round.c: a route answer named rt's node (tracks the sole peer). */
@@ -154,6 +167,12 @@ struct kvn_client {
 	void *test_routed_arg;
 	/* how the connections are opened: cx.connect NULL is TCP (net_connect) */
 	struct client_connector cx;
+	/* the same-host path: its failure lines; tests only: a hook between a
+	 * local get's lease and its copy, and a pretended host id */
+	struct kvn_ratelimit local_rl;
+	client_local_copy_fn test_local_copy;
+	void *test_local_copy_arg;
+	char test_host[48];
 };
 
 /* client.c */
@@ -194,6 +213,36 @@ int client_run(struct kvn_client *c, const int *done, uint64_t deadline_ms);
 void client_set_detail(struct kvn_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run the loop once without waiting (kvn_poll with timeout 0). */
 void client_run_nonblock(struct kvn_client *c);
+
+/* A new connection on addr for this client (TCP, or unix:/path). */
+int client_connect_addr(struct kvn_client *c, const char *addr, actor_id *proxy);
+
+/* client_local.c: the same-host path (client.local = auto) */
+/* Find out whether p is on this host and switch its connection to the
+ * peer's Unix socket with the arena mapped (synchronous, bounded by the
+ * op's deadline; a failure falls back to TCP with one log line). */
+void client_local_probe(struct kvn_client *c, struct client_op *op, struct client_peer *p);
+int client_local_ready(const struct client_peer *p);
+/* Whether calls should go to the peers themselves rather than through the
+ * master (client.get_via_master, put_via_master): a peer may be, or is,
+ * reached over the same-host path.  Until a route named a peer, yes: the
+ * route is what lets the client find out. */
+int client_local_preferred(struct kvn_client *c);
+/* p's connection is gone (its staging region with it): unmap, probe again
+ * on the next one.  _free: p is going away. */
+void client_local_reset(struct client_peer *p);
+void client_local_free(struct client_peer *p);
+/* Each send round reuses staging regions from their start. */
+void client_local_round_start(struct kvn_client *c);
+/* Copy the values of items take[0..k) into p's staging region: 1 with *off
+ * where they start, 0 when p has none or they do not fit (send them as
+ * payload). */
+int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
+		       uint64_t *off);
+/* A LOCAL_GET reply: copy each value from the arena, check it, release
+ * the leases (one one-way frame). */
+void client_local_collect_get(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);
+uint32_t client_local_redo(struct client_op *op, const uint32_t *idx, uint32_t n, const int *st, uint32_t *out);
 
 /* client_round.c */
 /* Start a synchronous call on items[0..n) (the client's one current op)

@@ -43,6 +43,7 @@ void client_op_end(struct kvn_client *c, struct client_op *op)
 	free(op->route_st);
 	free(op->res);
 	free(op->sres);
+	free(op->nolocal);
 	actor_msg_free(op->reply);
 	c->op = NULL;
 	actor_busy_leave(c->self);
@@ -232,6 +233,10 @@ void client_item_add(struct wire_w *w, const struct client_op *op, uint32_t i, u
 {
 	const struct kvn_item *it = &op->items[i];
 
+	if (with_size(op->kind) && op->sum_known && !op->sum_known[i]) {
+		op->sums[i] = kvn_xxh3(it->val, it->vlen);
+		op->sum_known[i] = 1;
+	}
 	if (with_size(op->kind))
 		proto_items_add_sum(w, it->key, it->klen, gen, it->vlen, op->sums ? op->sums[i] : 0, op->ttl_ms);
 	else
@@ -256,11 +261,20 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 {
 	uint8_t *sent = kvn_xcalloc(n ? n : 1, 1);
 
+	client_local_round_start(c);
 	for (uint32_t a = 0; a < n; a++) {
 		if (sent[a])
 			continue;
 		const char *node = op->rt[idx[a]].node_id;
 		struct client_peer *p = client_peer_get(c, node, op->rt[idx[a]].addr);
+		if (p) {
+			client_local_probe(c, op, p);
+			if (!p->proxy)
+				p = NULL; /* the probe saw the connection fail: KVN_ECONN below */
+		}
+		/* a get from a same-host peer reads the arena, except items sent
+		 * back to the GET path (not in DRAM there, a failed copy) */
+		int lget = p && op->kind == WIRE_GET && client_local_ready(p) && !(op->nolocal && op->nolocal[idx[a]]);
 		/* gather this node's items until a frame is full */
 		uint32_t *take = kvn_xmalloc(n * sizeof *take), k = 0, bytes = 16;
 		/* an item's bytes in the request or in its result, whichever
@@ -272,6 +286,9 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			const struct kvn_item *it = &op->items[idx[b]];
 			if (sent[b] || strcmp(op->rt[idx[b]].node_id, node) != 0)
 				continue;
+			if (lget != (p && op->kind == WIRE_GET && client_local_ready(p) &&
+				     !(op->nolocal && op->nolocal[idx[b]])))
+				continue; /* the other kind of request */
 			/* a GET reply's bytes count too (the routed size): no
 			 * reply exceeds the limit, however large the batch */
 			uint64_t add = with_payload(op->kind) ? it->vlen
@@ -291,7 +308,11 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			continue;
 		}
 		struct wire_w w;
-		struct actor_msg *m = actor_msg_new((uint16_t)op->kind);
+		uint64_t soff = 0;
+		/* a put to a same-host peer writes its values into the staging
+		 * region and sends only where they are */
+		int lput = op->kind == WIRE_PUT && client_local_stage(p, op, take, k, &soff);
+		struct actor_msg *m = actor_msg_new((uint16_t)(lget ? WIRE_LOCAL_GET : lput ? WIRE_LOCAL_PUT : op->kind));
 		wire_w_init(&w);
 		if (op->kind == WIRE_RESOLVE_KEY) {
 			proto_keys_begin(&w, k);
@@ -306,7 +327,19 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			if (op->kind == WIRE_PIN)
 				proto_pin_end(&w, op->ttl_ms);
 		}
-		if (with_payload(op->kind)) {
+		if (lput) {
+			/* LOCAL_PUT: the staging offset, then the PUT's metadata */
+			struct wire_w lw;
+			wire_w_init(&lw);
+			wire_w_u64(&lw, soff);
+			wire_w_raw(&lw, w.buf, w.len);
+			if (w.err)
+				lw.err = w.err;
+			wire_w_fini(&w);
+			w = lw;
+			c->stats.local_puts += k;
+		}
+		if (with_payload(op->kind) && !lput) {
 			/* zero copy: the frame references the caller's buffers, which
 			 * stay valid because we return only after the round ends
 			 * (or after cutting the connection at the deadline) */
@@ -327,11 +360,13 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 		}
 		uint32_t *mine = kvn_xmalloc(k * sizeof *mine);
 		memcpy(mine, take, k * sizeof *mine);
-		free(take);
-		int rc = client_peer_call(c, op, p, m, mine, k);
+		int rc = client_peer_call(c, op, p, m, mine, k); /* takes mine, even on error */
 		if (rc)
 			for (uint32_t j = 0; j < k; j++)
-				st[mine[j]] = rc;
+				st[take[j]] = rc;
+		else
+			op->reqs[op->nreqs - 1]->local = lget;
+		free(take);
 	}
 	free(sent);
 }
@@ -396,6 +431,10 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 	}
 	if (op->kind == WIRE_ALLOC_SLOT) {
 		collect_slots(op, q, st);
+		return;
+	}
+	if (q->local) {
+		client_local_collect_get(c, op, q, st);
 		return;
 	}
 	struct wire_r r;

@@ -139,3 +139,21 @@ void client_set_routed_hook(struct kvn_client *c, client_routed_fn fn, void *arg
 	c->test_routed = fn;
 	c->test_routed_arg = arg;
 }
+
+void client_set_local_copy_hook(struct kvn_client *c, client_local_copy_fn fn, void *arg)
+{
+	c->test_local_copy = fn;
+	c->test_local_copy_arg = arg;
+}
+
+void client_set_test_host(struct kvn_client *c, const char *host)
+{
+	snprintf(c->test_host, sizeof c->test_host, "%s", host ? host : "");
+}
+
+int client_local_active(struct kvn_client *c, const char *node_id)
+{
+	struct client_peer *p;
+	HASH_FIND_STR(c->peers, node_id, p);
+	return p && client_local_ready(p);
+}

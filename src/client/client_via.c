@@ -40,7 +40,7 @@ int client_get_via_wanted(struct kvn_client *c)
 {
 	struct proto_route rt;
 
-	if (!c->conf.client_get_via_master || c->via_get_refused)
+	if (!c->conf.client_get_via_master || c->via_get_refused || client_local_preferred(c))
 		return 0;
 	/* Speculating on a peer of another node is one round trip already;
 	 * through the master it would be two.  A master whose node id is not
@@ -137,7 +137,8 @@ int client_put_via_wanted(struct kvn_client *c)
 	 * there only while every route seen named the master's own node; a
 	 * refusal routes with ROUTE_PUT, whose answer may name a second node
 	 * and end this for good (client_note_node). */
-	return c->conf.client_put_via_master && !c->via_put_refused && c->nseen == 1 && c->master_node[0] &&
+	return c->conf.client_put_via_master && !c->via_put_refused && !client_local_preferred(c) &&
+	       c->nseen == 1 && c->master_node[0] &&
 	       strcmp(c->sole.node_id, c->master_node) == 0 && !client_is_quarantined(c, c->sole.node_id);
 }
 

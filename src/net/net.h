@@ -76,6 +76,13 @@ enum wire_type {
 	WIRE_PIN = 73,       /* items + TTL: keep these values from eviction and offload */
 	WIRE_UNPIN = 74,     /* items: end their pins */
 	WIRE_EVICT_KEY = 75, /* items: drop these values from DRAM (refused: pinned, leased) */
+	/* same-host clients (docs/protocol.md, "Same-host path"); new types, no
+	 * layout of an older message changed, so WIRE_VERSION stays: an older
+	 * peer refuses them and the client stays on TCP */
+	WIRE_LOCAL_MAP = 76,     /* host identity, socket path; on the Unix socket a map token */
+	WIRE_LOCAL_GET = 77,     /* items: read leases and arena extents instead of bytes */
+	WIRE_LOCAL_RELEASE = 78, /* one-way: end read leases (many ids per frame) */
+	WIRE_LOCAL_PUT = 79,     /* u64 staging offset + a PUT's metadata; bytes in staging */
 	WIRE_TYPE_MAX_WIRE = 127,
 	/* in-process only (>= 0x8000): rejected by the decoder */
 	WIRE_INTERNAL = 0x8000,
@@ -256,6 +263,10 @@ int net_abort(struct actor_loop *loop, actor_id proxy, int err);
  * a connection or sim link: an actor of this process) or KVN_ECONN. */
 int net_link_material(struct actor_loop *loop, actor_id proxy, const char *label, uint8_t out[AUTH_MAC_LEN]);
 
+/* addr "unix:/path": a Unix stream socket (same host only).  Connections
+ * accepted on one say NET_UNIX_REMOTE as their remote address (NET_UP). */
+#define NET_UNIX_PREFIX "unix:"
+#define NET_UNIX_REMOTE "unix:local"
 struct net_listener;
 /* Listen on addr; each accepted connection that authenticates against pol
  * becomes a proxy delivering to owner.  pol must outlive the listener. */

@@ -345,6 +345,50 @@ void proto_lstat_add(struct wire_w *w, int32_t status, uint64_t deadline_ms);
 int proto_lstat_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 int proto_lstat_next(struct wire_r *r, int32_t *status, uint64_t *deadline_ms);
 
+/* ---- same-host path (proto_local.c; docs/protocol.md, "Same-host path") ----
+ * LOCAL_MAP: no metadata.  Reply: str node_id, str host (the kernel's
+ * boot_id), str socket path ("" when the peer has none), u8 local (this
+ * connection is on that socket), then with local: the map token, u64
+ * arena_len, u64 page_size, u64 staging_len. */
+#define PROTO_HOST_MAX 48
+#define PROTO_SOCK_MAX 108
+#define PROTO_TOKEN_LEN 32
+struct proto_local_map {
+	char node_id[65];
+	char host[PROTO_HOST_MAX];
+	char sock[PROTO_SOCK_MAX];
+	uint8_t local;
+	uint8_t token[PROTO_TOKEN_LEN];
+	uint64_t arena_len, page_size, staging_len;
+};
+int proto_local_map_enc(struct wire_w *w, const struct proto_local_map *lm);
+int proto_local_map_dec(const struct actor_msg *m, struct proto_local_map *lm);
+/* LOCAL_GET: data-path items (flags 0) as GET.  Reply: u32 n, n x {i32
+ * status, u8 how, u64 gen, u64 size, u64 checksum, u64 lease_id, u8 next,
+ * next x {u64 off, u64 len}}.  how PROTO_LOCAL_HERE: read the extents of
+ * the arena, whose lengths add up to size; PROTO_LOCAL_GET: not in DRAM
+ * here, read it with a GET (status 0, nothing leased). */
+#define PROTO_LOCAL_MAX_EXT 64
+enum proto_local_how { PROTO_LOCAL_HERE = 0, PROTO_LOCAL_GET = 1 };
+struct proto_local_res {
+	int32_t status;
+	uint8_t how;
+	uint64_t gen, size, checksum, lease_id;
+	uint8_t next;
+	uint64_t off[PROTO_LOCAL_MAX_EXT], len[PROTO_LOCAL_MAX_EXT];
+};
+void proto_local_res_add(struct wire_w *w, const struct proto_local_res *res);
+/* Range-checked: how known, next <= PROTO_LOCAL_MAX_EXT, extents summing
+ * to size for a HERE answer (status 0). */
+int proto_local_res_next(struct wire_r *r, struct proto_local_res *res);
+/* LOCAL_RELEASE (one-way): u32 n (1..PROTO_MAX_ITEMS), n x u64 lease_id
+ * (proto_ids_add / proto_ids_next). */
+void proto_local_release_begin(struct wire_w *w, uint32_t n);
+int proto_local_release_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
+/* LOCAL_PUT: u64 offset into the connection's staging region, then a PUT's
+ * metadata; the values lie back to back from that offset, no payload. */
+#define PROTO_LOCAL_PUT_HDR 8
+
 /* ---- STAT reply ---- */
 struct proto_stat_node {
 	char node_id[65];

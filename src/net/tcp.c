@@ -1,7 +1,10 @@
 /*
  * tcp: sockets for the connection layer.  Owns address resolution, the
  * non-blocking connect, socket options and the listener (evconnlistener),
- * which hands accepted sockets to conn.c.
+ * which hands accepted sockets to conn.c.  An address "unix:/path" is a
+ * Unix stream socket (a peer's same-host socket, peer.local_socket): the
+ * same frames, handshake and limits, no TCP options; its connections'
+ * remote address reads NET_UNIX_REMOTE.
  */
 #include "config.h"
 
@@ -16,10 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
 #include "net/net_int.h"
+#include "net/xfer.h"
 
 void net_opts_default(struct net_opts *o)
 {
@@ -37,11 +43,28 @@ void net_opts_default(struct net_opts *o)
 	o->max_queued = 4096;
 }
 
+/* "unix:/path" into a sockaddr_un: 0, or KVN_EINVAL (empty or too long). */
+static int unix_resolve(const char *path, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof un->sun_path)
+		return KVN_EINVAL;
+	memset(un, 0, sizeof *un);
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, path, n + 1);
+	*sslen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
 int tcp_resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	char host[256], port[8];
 	uint16_t p;
 	struct addrinfo hints, *res = NULL;
+
+	if (strncmp(addr, NET_UNIX_PREFIX, strlen(NET_UNIX_PREFIX)) == 0)
+		return unix_resolve(addr + strlen(NET_UNIX_PREFIX), ss, sslen);
 
 	if (kvn_split_hostport(addr, host, sizeof host, &p) != 0)
 		return KVN_EINVAL;
@@ -63,6 +86,10 @@ void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 	char host[NI_MAXHOST], serv[NI_MAXSERV];
 	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
+	if (sa->sa_family == AF_UNIX) {
+		snprintf(out, cap, "%s", NET_UNIX_REMOTE);
+		return;
+	}
 	if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV)) {
 		snprintf(out, cap, "?");
 		return;
@@ -76,6 +103,11 @@ void tcp_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 void tcp_tune(int fd, const struct net_opts *o)
 {
 	int one = 1;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX)
+		return; /* no TCP here; the kernel's buffers suit a same-host socket */
 	/* small request/response frames must not wait for Nagle */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	/* checked at start (net_check_congestion): a failure here leaves the
@@ -200,6 +232,7 @@ struct net_listener {
 	struct net_opts opts;
 	struct net_counter *cnt;
 	uint16_t port;
+	char unix_path[108]; /* a Unix socket's path (removed with the listener), else "" */
 	/* next loop of opts.spread; from 1: spread[0] is the owner's own loop,
 	 * which also handles every request, so it takes the last turn */
 	unsigned rr;
@@ -311,6 +344,39 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 }
 
+/* A Unix socket: a stale file from a previous run is removed (the data
+ * dir's LOCK says no other process of this node runs), and the socket is
+ * mode 0600 before it accepts anything: only this user may connect, and
+ * every connection still has to authenticate. */
+static struct evconnlistener *unix_listen(struct actor *owner, struct net_listener *l,
+					  const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct stat st;
+	if (net_unix_alive(l->unix_path)) {
+		errno = EADDRINUSE; /* another process (a peer sharing data_dir): not ours to take */
+		return NULL;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	if (lstat(l->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(l->unix_path);
+	if (bind(fd, (const struct sockaddr *)ss, len) != 0 || chmod(l->unix_path, 0600) != 0 ||
+	    listen(fd, 512) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	struct evconnlistener *lev =
+		evconnlistener_new(actor_base(owner), accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (!lev) {
+		close(fd);
+		(void)unlink(l->unix_path);
+	}
+	return lev;
+}
+
 int net_listen(struct actor *owner, const char *addr, const struct auth_policy *pol,
 	       const struct net_opts *o, struct net_listener **out, char *err, size_t errlen)
 {
@@ -319,7 +385,7 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 	struct net_listener *l;
 
 	if (tcp_resolve(addr, 1, &ss, &len) != 0) {
-		snprintf(err, errlen, "%s: not a valid listen address (host:port)", addr);
+		snprintf(err, errlen, "%s: not a valid listen address (host:port, or unix:/path)", addr);
 		return KVN_EINVAL;
 	}
 	l = kvn_xcalloc(1, sizeof *l);
@@ -335,9 +401,15 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 		l->opts = *o;
 	else
 		net_opts_default(&l->opts);
-	l->lev = evconnlistener_new_bind(actor_base(owner), accept_cb, l,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
-					 (struct sockaddr *)&ss, (int)len);
+	if (ss.ss_family == AF_UNIX) {
+		/* unix_resolve left a NUL-terminated path that fits */
+		memcpy(l->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof l->unix_path);
+		l->lev = unix_listen(owner, l, &ss, len);
+	} else {
+		l->lev = evconnlistener_new_bind(actor_base(owner), accept_cb, l,
+						 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+						 512, (struct sockaddr *)&ss, (int)len);
+	}
 	if (!l->lev) {
 		snprintf(err, errlen, "%s: cannot listen: %s", addr, strerror(errno));
 		free(l->cnt);
@@ -374,6 +446,8 @@ void net_listener_free(struct net_listener *l)
 	if (!l)
 		return;
 	evconnlistener_free(l->lev);
+	if (l->unix_path[0])
+		(void)unlink(l->unix_path);
 	net_counter_put(l->cnt);
 	free(l);
 }

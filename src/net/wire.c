@@ -46,6 +46,10 @@ static const struct {
 	{ WIRE_PIN, "PIN" },
 	{ WIRE_UNPIN, "UNPIN" },
 	{ WIRE_EVICT_KEY, "EVICT_KEY" },
+	{ WIRE_LOCAL_MAP, "LOCAL_MAP" },
+	{ WIRE_LOCAL_GET, "LOCAL_GET" },
+	{ WIRE_LOCAL_RELEASE, "LOCAL_RELEASE" },
+	{ WIRE_LOCAL_PUT, "LOCAL_PUT" },
 	{ NET_UP, "NET_UP" },
 	{ NET_DOWN, "NET_DOWN" },
 };

@@ -564,6 +564,10 @@ static const struct peer_route {
 	{ WIRE_PIN, PEER_FROM_REQUESTER, peer_on_pin },
 	{ WIRE_UNPIN, PEER_FROM_REQUESTER, peer_on_unpin },
 	{ WIRE_EVICT_KEY, PEER_FROM_REQUESTER, peer_on_evict_key },
+	{ WIRE_LOCAL_MAP, PEER_FROM_REQUESTER, peer_on_local_map },
+	{ WIRE_LOCAL_GET, PEER_FROM_REQUESTER, peer_on_local_get },
+	{ WIRE_LOCAL_RELEASE, PEER_FROM_REQUESTER, peer_on_local_release },
+	{ WIRE_LOCAL_PUT, PEER_FROM_REQUESTER, peer_on_local_put },
 	{ PEER_MSG_LEAVE, PEER_FROM_REQUESTER, peer_on_leave_req }, /* internal role only */
 };
 
@@ -593,6 +597,8 @@ static int peer_dispatch(struct actor *self, struct actor_msg *m)
 	if (r && r->from == PEER_FROM_MASTER) {
 		if (from_master(p, m))
 			r->fn(p, m);
+		else if (m->type == NET_UP || m->type == NET_DOWN)
+			peer_local_net(p, m); /* a client's connection */
 		return 0;
 	}
 	if (r && r->from == PEER_FROM_DISK) {
@@ -625,6 +631,7 @@ static void peer_fini(struct actor *self)
 	while ((pp = TAILQ_FIRST(&p->receiving)))
 		peer_sink_abort(self, pp);
 	peer_slot_fini(p);
+	peer_local_fini(p);
 	peer_tier_fini(p);
 	peer_leave_fini(p);
 	while ((e = TAILQ_FIRST(&p->outbox))) {

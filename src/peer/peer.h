@@ -49,6 +49,11 @@ struct peer_opts {
  * `master` (a local actor or a proxy from net_connect) once started. */
 int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,
 	       size_t errlen);
+/* Open the same-host path (peer_local.c) once the peer runs and a Unix
+ * listener on path delivers to it: the map side channel on path +
+ * ".map", staging regions of staging_len bytes.  Before the loop runs, or
+ * on its thread.  0, or an error with err set (the node goes on without). */
+int peer_local_open(struct actor *peer, const char *path, uint64_t staging_len, char *err, size_t errlen);
 /* Tests (loop thread only): visit every committed generation; the peer's
  * key-table counters (leases outstanding, refused transitions, ...). */
 typedef void (*peer_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);
@@ -82,7 +87,11 @@ int peer_flip_byte(struct actor *peer, const void *key, size_t klen);
 	X(attach_tries, "PEER_ATTACH requests sent")                                               \
 	X(durable_failed, "durable puts answered KVN_EDB (the master's COMMIT failed)")           \
 	X(leases_expired, "read leases past peer.read_lease_ttl (peer_lease_tick)")                \
-	X(put_corrupt, "items refused KVN_ECORRUPT: their bytes did not match the writer's checksum")
+	X(put_corrupt, "items refused KVN_ECORRUPT: their bytes did not match the writer's checksum") \
+	X(local_maps, "same-host clients handed the arena and a staging region (map side channel)")  \
+	X(local_gets, "items read by same-host clients from the shared arena (LOCAL_GET)")         \
+	X(local_puts, "items put from same-host clients' staging regions (LOCAL_PUT)")             \
+	X(local_releases, "read leases released by same-host clients (LOCAL_RELEASE)")
 
 /* The slot protocol's counters (peer_slot.c).  Refusals are also reported
  * as one aggregated warning per heartbeat cycle. */

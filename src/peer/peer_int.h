@@ -85,6 +85,7 @@ struct peer_put {
 };
 
 struct peer_slots;
+struct peer_local;
 struct peer_dop;
 struct peer_cold;
 struct peer_flush;
@@ -124,6 +125,7 @@ struct peer {
 	uint8_t *scratch; /* where bytes of refused items go */
 	struct peer_stats stats;
 	struct peer_slots *slots; /* peer_slot.c; created on first use */
+	struct peer_local *local; /* peer_local.c; NULL: no same-host path */
 	/* checks the master's grants; made when attaching, from the link to
 	 * the master (or this process's secret for an in-process master) */
 	struct auth_grant_key *gkey;
@@ -327,5 +329,16 @@ void peer_slot_tick(struct peer *p);
 void peer_slot_get_stats(const struct peer *p, struct peer_slot_stats *st);
 /* peer_fini: after every receive was aborted. */
 void peer_slot_fini(struct peer *p);
+/* peer_local.c: the same-host path.  NET_UP / NET_DOWN of client
+ * connections (those on the Unix socket become local ones); the four
+ * LOCAL_* requests; teardown (every local lease released). */
+void peer_local_net(struct peer *p, struct actor_msg *m);
+void peer_on_local_map(struct peer *p, struct actor_msg *m);
+void peer_on_local_get(struct peer *p, struct actor_msg *m);
+void peer_on_local_release(struct peer *p, struct actor_msg *m);
+void peer_on_local_put(struct peer *p, struct actor_msg *m);
+void peer_local_fini(struct peer *p);
+/* This kernel's boot id (/proc/sys/kernel/random/boot_id): 0 or KVN_EIO. */
+int peer_host_id(char *out, size_t cap);
 
 #endif

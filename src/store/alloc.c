@@ -1,6 +1,8 @@
 /*
- * alloc: the peer's DRAM arena and its page allocator.  Owns one mmap region
- * (huge pages when asked and available, always pre-faulted) and a bitmap of
+ * alloc: the peer's DRAM arena and its page allocator.  Owns one shared
+ * mapping of a sealed memfd (huge pages when asked and available, always
+ * pre-faulted; the fd is what a same-host client maps read-only, see
+ * docs/architecture.md "Same-host clients") and a bitmap of
  * its pages (1 = in use).  Allocation is next-fit for one contiguous run,
  * falling back to the largest free runs when the arena is fragmented; a free
  * only clears bits, so neighbouring free runs coalesce by construction.
@@ -9,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,9 @@
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels answer EINVAL */
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26) /* linux/memfd.h */
 #endif
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
@@ -43,6 +49,7 @@ struct alloc_arena {
 	uint64_t allocs, frees, enospc;
 	int backing;
 	int huge; /* the memory is really backed by huge pages */
+	int fd;   /* the memfd behind base (sealed against shrink and grow), or -1 */
 };
 
 /* ---- bitmap ------------------------------------------------------------- */
@@ -150,8 +157,10 @@ static int thp_backed(const void *p)
 			in = addr >= lo && addr < hi;
 			continue;
 		}
-		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
-			found = kb > 0;
+		/* the arena is a shared memfd: shmem huge pages show here */
+		if (in && (sscanf(line, "ShmemPmdMapped: %lu kB", &kb) == 1 ||
+			   sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) && kb > 0) {
+			found = 1;
 			break;
 		}
 	}
@@ -159,62 +168,94 @@ static int thp_backed(const void *p)
 	return found;
 }
 
-/* Anonymous region of len bytes aligned to 2 MiB when that is useful for
- * THP: map a little more and trim both ends. */
-static void *map_anon(uint64_t len, int align_huge)
+/* A shared mapping of fd (len bytes), aligned to 2 MiB when that is useful
+ * for THP: reserve a little more address space, map the file over it at the
+ * aligned address, give back the rest. */
+static void *map_fd(int fd, uint64_t len, int align_huge)
 {
 	uint64_t extra = align_huge ? HUGE_2M : 0;
-	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			  0);
-	if (p == MAP_FAILED)
+	uint8_t *r = mmap(NULL, len + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
 		return NULL;
-	if (!extra)
-		return p;
-	uint64_t head = (HUGE_2M - ((uintptr_t)p & (HUGE_2M - 1))) & (HUGE_2M - 1);
+	uint64_t head = extra ? (HUGE_2M - ((uintptr_t)r & (HUGE_2M - 1))) & (HUGE_2M - 1) : 0;
+	uint8_t *p = mmap(r + head, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		munmap(r, len + extra);
+		return NULL;
+	}
 	if (head)
-		munmap(p, head);
+		munmap(r, head);
 	if (extra - head)
-		munmap(p + head + len, extra - head);
-	return p + head;
+		munmap(p + len, extra - head);
+	return p;
+}
+
+/* A memfd of len bytes, sealed so its size can never change again: a
+ * client that maps it can never be made to fault past the end (SIGBUS) by
+ * a truncate, and cannot grow it either. */
+static int memfd_sized(uint64_t len, unsigned extra_flags)
+{
+	int fd = memfd_create("kvnode-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING | extra_flags);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }
 
 static int map_region(struct alloc_arena *a, int hugepages)
 {
 	uint64_t len = a->size;
 	uint8_t *p;
+	int fd;
 
 	if (hugepages && len % HUGE_2M == 0) {
 		/* hugetlb reserves at mmap time, so a short pool fails here and
 		 * not later at a page fault */
-		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) | MAP_POPULATE,
-			 -1, 0);
-		if (p != MAP_FAILED) {
-			a->base = p;
-			a->backing = BACK_HUGETLB;
-			a->huge = 1;
-			return 0;
+		fd = memfd_sized(len, MFD_HUGETLB | MFD_HUGE_2MB);
+		if (fd >= 0) {
+			p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+			if (p != MAP_FAILED) {
+				a->base = p;
+				a->fd = fd;
+				a->backing = BACK_HUGETLB;
+				a->huge = 1;
+				return 0;
+			}
+			close(fd);
 		}
-		log_debug("arena: MAP_HUGETLB for %" PRIu64 " bytes failed (%s), trying THP", len,
+		log_debug("arena: hugetlb memfd for %" PRIu64 " bytes failed (%s), trying THP", len,
 			  strerror(errno));
 	}
-	p = map_anon(len, hugepages && len >= HUGE_2M);
-	if (!p)
+	fd = memfd_sized(len, 0);
+	if (fd < 0)
 		return KVN_ENOMEM;
+	p = map_fd(fd, len, hugepages && len >= HUGE_2M);
+	if (!p) {
+		close(fd);
+		return KVN_ENOMEM;
+	}
 	a->base = p;
+	a->fd = fd;
 	a->backing = BACK_PLAIN;
 	if (hugepages) {
+		/* shmem THP follows /sys/kernel/mm/transparent_hugepage/shmem_enabled */
 		if (madvise(p, len, MADV_HUGEPAGE) == 0)
 			a->backing = BACK_THP;
 	} else {
-		/* with THP "always" the kernel would hand out huge pages anyway */
 		(void)madvise(p, len, MADV_NOHUGEPAGE);
 	}
-	/* MAP_POPULATE would fault before the madvise above took effect */
 	if (madvise(p, len, MADV_POPULATE_WRITE) != 0) {
 		if (errno == ENOMEM || errno == EFAULT) {
 			munmap(p, len);
+			close(fd);
 			a->base = NULL;
+			a->fd = -1;
 			return KVN_ENOMEM;
 		}
 		touch_pages(p, len);
@@ -251,6 +292,7 @@ int alloc_arena_new(uint64_t size, uint64_t page_size, int hugepages, struct all
 	if (a->npages & 63) /* the tail of the last word is never free */
 		a->bits[a->nwords - 1] = ~0ull << (a->npages & 63);
 	a->free_pages = a->npages;
+	a->fd = -1;
 
 	rc = map_region(a, hugepages != 0);
 	if (rc) {
@@ -275,6 +317,8 @@ void alloc_arena_free(struct alloc_arena *a)
 	if (!a)
 		return;
 	munmap(a->base, a->size);
+	if (a->fd >= 0)
+		close(a->fd);
 	free(a->bits);
 	free(a);
 }
@@ -465,4 +509,9 @@ void *alloc_base(const struct alloc_arena *a, uint64_t *len)
 	if (len)
 		*len = a->size;
 	return a->base;
+}
+
+int alloc_fd(const struct alloc_arena *a)
+{
+	return a->fd;
 }

@@ -61,6 +61,10 @@ void alloc_get_stats(const struct alloc_arena *a, struct alloc_stats *st);
 void alloc_stats_each(const struct alloc_stats *st, kvn_stat_fn fn, void *arg);
 /* Base address and length of the whole region (RDMA registration). */
 void *alloc_base(const struct alloc_arena *a, uint64_t *len);
+/* The memfd behind the region (a shared mapping of it, sealed against
+ * shrink and grow), owned by the arena: what a same-host client maps
+ * read-only.  -1 when there is none. */
+int alloc_fd(const struct alloc_arena *a);
 
 /* ===== keytab: the peer's per-key state ==================================== 
  *

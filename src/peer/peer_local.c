@@ -1,0 +1,460 @@
+/*
+ * peer_local: the peer's side of the same-host path (docs/architecture.md,
+ * "Same-host clients"; docs/protocol.md, "Same-host path").  Owns the
+ * connections that arrived on the Unix socket (peer.local_socket), each
+ * one's staging region (a sealed memfd the client writes its puts into),
+ * the read leases each took, the single-use map tokens, the map side
+ * channel that hands out the arena read-only and the staging region, and
+ * the handlers of LOCAL_MAP, LOCAL_GET, LOCAL_RELEASE and LOCAL_PUT.
+ *
+ * What a local client can touch: its own staging region (the peer copies
+ * out of it, then checks the checksum on the arena pages, so bytes changed
+ * after the copy are never stored) and, read-only, the arena.  It cannot
+ * write the arena, grow or shrink either file, or release a lease it did
+ * not take.  Its leases end at its release, at its disconnection, or after
+ * peer.read_lease_ttl; its staging region goes with its connection.
+ */
+#include "config.h"
+
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include <endian.h>
+#include <event2/buffer.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "peer/peer_int.h"
+#include "base/base.h"
+#include "net/xfer.h"
+
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)kvn_hash64((keyptr), (keylen)))
+#define uthash_fatal(msg) kvn_fatal("peer_local: %s", (msg))
+#include <uthash.h>
+
+/* A map token is good this long after LOCAL_MAP answered it. */
+#define TOKEN_TTL_MS 5000
+/* Leases one local connection may hold at once; items beyond are answered
+ * "read it with a GET" (the TCP path bounds itself by its buffers). */
+#define LCONN_LEASE_MAX 65536
+
+struct lconn_lease {
+	uint64_t id, deadline;
+	UT_hash_handle hh;
+};
+
+struct lconn {
+	actor_id conn;
+	UT_hash_handle hh;
+	int fd;            /* staging memfd, -1 until LOCAL_MAP */
+	struct net_region staging;
+	uint8_t token[PROTO_TOKEN_LEN];
+	uint64_t token_until; /* 0: no token outstanding */
+	struct lconn_lease *leases;
+	uint32_t nleases;
+};
+
+struct peer_local {
+	char path[PROTO_SOCK_MAX];
+	char host[PROTO_HOST_MAX];
+	uint64_t staging_len;
+	int ro_fd; /* the arena, opened read-only */
+	struct net_map_srv *srv;
+	struct lconn *conns;
+};
+
+/* The kernel's boot id: one per running kernel, shared by the containers
+ * on it, which is exactly the scope shared memory has. */
+int peer_host_id(char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return KVN_EIO;
+	char *ok = fgets(out, (int)cap, f);
+	fclose(f);
+	if (!ok)
+		return KVN_EIO;
+	out[strcspn(out, "\n")] = '\0';
+	return out[0] ? 0 : KVN_EIO;
+}
+
+static struct lconn *lconn_of(struct peer *p, actor_id conn)
+{
+	struct lconn *lc = NULL;
+	if (p->local)
+		HASH_FIND(hh, p->local->conns, &conn, sizeof conn, lc);
+	return lc;
+}
+
+static void lconn_free(struct peer *p, struct lconn *lc)
+{
+	struct lconn_lease *l, *tmp;
+	HASH_DEL(p->local->conns, lc);
+	/* a closed (or killed) client reads nothing more: its leases end now */
+	HASH_ITER(hh, lc->leases, l, tmp) {
+		(void)keytab_release(p->st->kt, l->id);
+		HASH_DEL(lc->leases, l);
+		free(l);
+	}
+	net_region_unmap(&lc->staging);
+	if (lc->fd >= 0)
+		close(lc->fd);
+	free(lc);
+}
+
+/* NET_UP / NET_DOWN of a client connection (the master's go elsewhere). */
+void peer_local_net(struct peer *p, struct actor_msg *m)
+{
+	if (!p->local)
+		return;
+	struct lconn *lc = lconn_of(p, m->src);
+	if (m->type == NET_DOWN) {
+		if (lc)
+			lconn_free(p, lc);
+		return;
+	}
+	char node[65], remote[128];
+	struct wire_r r;
+	wire_r_init(&r, m->meta, m->meta_len);
+	uint8_t role = wire_r_u8(&r);
+	wire_r_str(&r, node, sizeof node);
+	wire_r_str(&r, remote, sizeof remote);
+	if (r.err || role != AUTH_ROLE_CLIENT || strcmp(remote, NET_UNIX_REMOTE) != 0 || lc)
+		return;
+	lc = kvn_xcalloc(1, sizeof *lc);
+	lc->conn = m->src;
+	lc->fd = -1;
+	HASH_ADD(hh, p->local->conns, conn, sizeof lc->conn, lc);
+}
+
+/* The map side channel: a token LOCAL_MAP handed out, once, in time. */
+static int map_token(void *arg, const uint8_t token[NET_MAP_TOKEN], int *fds, int *nfds)
+{
+	struct peer *p = arg;
+	struct lconn *lc, *tmp;
+	uint64_t now = kvn_now_ms();
+	int rc = KVN_EAUTH;
+
+	pthread_mutex_lock(&p->st->mu);
+	HASH_ITER(hh, p->local->conns, lc, tmp) {
+		if (lc->token_until == 0 || CRYPTO_memcmp(lc->token, token, NET_MAP_TOKEN) != 0)
+			continue;
+		if (now < lc->token_until) {
+			fds[0] = p->local->ro_fd;
+			fds[1] = lc->fd;
+			*nfds = 2;
+			p->stats.local_maps++;
+			rc = 0;
+		}
+		lc->token_until = 0; /* single use, even when late */
+		break;
+	}
+	pthread_mutex_unlock(&p->st->mu);
+	return rc;
+}
+
+int peer_local_open(struct actor *self, const char *path, uint64_t staging_len, char *err, size_t errlen)
+{
+	struct peer *p = actor_state(self);
+	struct peer_local *pl = kvn_xcalloc(1, sizeof *pl);
+	int rc;
+
+	snprintf(pl->path, sizeof pl->path, "%s", path);
+	pl->staging_len = staging_len;
+	pl->ro_fd = -1;
+	if (peer_host_id(pl->host, sizeof pl->host) != 0 || alloc_fd(p->st->arena) < 0 ||
+	    net_fd_reopen_ro(alloc_fd(p->st->arena), &pl->ro_fd) != 0) {
+		snprintf(err, errlen, "no same-host path: no host boot id or no arena memfd");
+		free(pl);
+		return KVN_EIO;
+	}
+	rc = net_map_listen(actor_base(self), path, TOKEN_TTL_MS, map_token, p, &pl->srv, err, errlen);
+	if (rc) {
+		close(pl->ro_fd);
+		free(pl);
+		return rc;
+	}
+	p->local = pl;
+	return 0;
+}
+
+void peer_local_fini(struct peer *p)
+{
+	struct peer_local *pl = p->local;
+	struct lconn *lc, *tmp;
+	if (!pl)
+		return;
+	HASH_ITER(hh, pl->conns, lc, tmp)
+		lconn_free(p, lc);
+	net_map_srv_free(pl->srv);
+	if (pl->ro_fd >= 0)
+		close(pl->ro_fd);
+	free(pl);
+	p->local = NULL;
+}
+
+/* ---- LOCAL_MAP ---- */
+
+void peer_on_local_map(struct peer *p, struct actor_msg *m)
+{
+	struct proto_local_map lm;
+	struct wire_w w;
+	struct lconn *lc = lconn_of(p, m->src);
+
+	memset(&lm, 0, sizeof lm);
+	snprintf(lm.node_id, sizeof lm.node_id, "%s", p->node_id);
+	if (p->local) {
+		snprintf(lm.host, sizeof lm.host, "%s", p->local->host);
+		snprintf(lm.sock, sizeof lm.sock, "%s", p->local->path);
+	}
+	if (lc) {
+		if (lc->fd < 0) {
+			/* sized once, never mapped by anyone but this client and us */
+			if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) != 0 ||
+			    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) != 0) {
+				if (lc->fd >= 0)
+					close(lc->fd);
+				lc->fd = -1;
+				actor_reply_status(p->self, m, KVN_ENOMEM);
+				return;
+			}
+		}
+		if (kvn_random(lc->token, sizeof lc->token) != 0) {
+			actor_reply_status(p->self, m, KVN_EIO);
+			return;
+		}
+		lc->token_until = kvn_now_ms() + TOKEN_TTL_MS;
+		lm.local = 1;
+		memcpy(lm.token, lc->token, sizeof lm.token);
+		(void)alloc_base(p->st->arena, &lm.arena_len);
+		lm.page_size = alloc_page_size(p->st->arena);
+		lm.staging_len = p->local->staging_len;
+	}
+	wire_w_init(&w);
+	proto_local_map_enc(&w, &lm);
+	proto_reply(p->self, m, &w, NULL, 0);
+}
+
+/* ---- LOCAL_GET ---- */
+
+/* Forget leases of lc past their deadline (the key table released them). */
+static void lconn_purge(struct lconn *lc, uint64_t now)
+{
+	struct lconn_lease *l, *tmp;
+	HASH_ITER(hh, lc->leases, l, tmp)
+		if (l->deadline <= now) {
+			HASH_DEL(lc->leases, l);
+			free(l);
+			lc->nleases--;
+		}
+}
+
+static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_item *it, uint64_t now,
+			  struct proto_local_res *res)
+{
+	struct keytab_view v;
+	uint64_t id = 0;
+	uint8_t *base = alloc_base(p->st->arena, NULL);
+
+	memset(res, 0, sizeof *res);
+	if (lc->nleases >= LCONN_LEASE_MAX)
+		lconn_purge(lc, now);
+	if (lc->nleases >= LCONN_LEASE_MAX) {
+		res->how = PROTO_LOCAL_GET;
+		return;
+	}
+	res->status = keytab_lease(p->st->kt, it->key, it->klen, it->gen, now, p->o.read_lease_ttl_ms, &id, &v);
+	if (res->status != 0)
+		return;
+	if (!v.in_dram || v.next > PROTO_LOCAL_MAX_EXT) {
+		/* on disk only: the GET path reads (and may promote) it */
+		(void)keytab_release(p->st->kt, id);
+		res->how = PROTO_LOCAL_GET;
+		return;
+	}
+	uint64_t left = v.size, ps = alloc_page_size(p->st->arena);
+	for (int e = 0; e < v.next && left > 0; e++) {
+		uint64_t len = (uint64_t)v.ext[e].npages * ps;
+		if (len > left)
+			len = left;
+		res->off[res->next] = (uint64_t)((uint8_t *)alloc_addr(p->st->arena, v.ext[e].page) - base);
+		res->len[res->next++] = len;
+		left -= len;
+	}
+	res->gen = v.gen;
+	res->size = v.size;
+	res->checksum = v.checksum;
+	res->lease_id = id;
+	struct lconn_lease *l = kvn_xmalloc(sizeof *l);
+	l->id = id;
+	l->deadline = now + p->o.read_lease_ttl_ms;
+	HASH_ADD(hh, lc->leases, id, sizeof l->id, l);
+	lc->nleases++;
+	p->stats.gets++;
+	p->stats.local_gets++;
+	p->stats.get_bytes += v.size;
+}
+
+void peer_on_local_get(struct peer *p, struct actor_msg *m)
+{
+	struct lconn *lc = lconn_of(p, m->src);
+	struct wire_r r;
+	struct wire_w w;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+	uint64_t now = kvn_now_ms();
+
+	if (!lc || lc->fd < 0) {
+		actor_reply_status(p->self, m, KVN_EPERM); /* not on the Unix socket, or never mapped */
+		return;
+	}
+	if (peer_items_check(p, m, &r, &flags, &n) != 0)
+		return;
+	struct proto_local_res *res = kvn_xmalloc(sizeof *res);
+	wire_w_init(&w);
+	wire_w_u32(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		proto_items_next(&r, &it);
+		local_get_one(p, lc, &it, now, res);
+		proto_local_res_add(&w, res);
+	}
+	free(res);
+	proto_reply(p->self, m, &w, NULL, 0);
+}
+
+/* ---- LOCAL_RELEASE (one-way) ---- */
+
+void peer_on_local_release(struct peer *p, struct actor_msg *m)
+{
+	struct lconn *lc = lconn_of(p, m->src);
+	struct wire_r r;
+	uint32_t n;
+	uint64_t id;
+
+	if (!lc || proto_local_release_open(&r, m, &n) != 0)
+		return; /* one-way: nobody to tell */
+	for (uint32_t i = 0; i < n && proto_ids_next(&r, &id) == 0; i++) {
+		struct lconn_lease *l = NULL;
+		/* only this connection's own leases: ids are sequential */
+		HASH_FIND(hh, lc->leases, &id, sizeof id, l);
+		if (!l)
+			continue;
+		HASH_DEL(lc->leases, l);
+		lc->nleases--;
+		if (l->deadline > kvn_now_ms())
+			(void)keytab_release(p->st->kt, id);
+		free(l);
+		p->stats.local_releases++;
+	}
+}
+
+/* ---- LOCAL_PUT ---- */
+
+/* Copy a staged PUT's values into the pages the PUT sink reserves, each
+ * value's XXH3-64 computed from the destination chunk just written (in
+ * cache): what a connection does as a payload lands (actor_sink.seg_*),
+ * so the PUT handler checks the sums of the bytes as stored.  0 with
+ * m->sink_cookie set, 1 when the sink declines (then the bytes go as a
+ * buffered payload), or the sink's refusal (m->sink_err). */
+#define COPY_CHUNK (64u * 1024u)
+static int staged_copy(struct peer *p, struct actor_msg *m, const uint8_t *src, uint64_t total)
+{
+	struct actor_frame h = { .type = WIRE_PUT, .meta_len = m->meta_len, .payload_len = total, .corr = m->corr };
+	struct actor_sink sk;
+	XXH3_state_t st;
+
+	memset(&sk, 0, sizeof sk);
+	int rc = peer_sink(p->self, m->src, &h, m->meta, &sk);
+	if (rc == 1)
+		return 1;
+	if (rc) {
+		m->sink_err = rc;
+		return rc;
+	}
+	int v = 0;
+	for (int s = 0; s < sk.nseg || (sk.nseg == 0 && v < sk.niov); s++) {
+		int end = sk.nseg ? v + sk.seg_niov[s] : sk.niov;
+		XXH3_64bits_reset(&st);
+		for (; v < end; v++) {
+			uint8_t *dst = sk.iov[v].iov_base;
+			size_t left = sk.iov[v].iov_len;
+			while (left > 0) {
+				size_t k = left < COPY_CHUNK ? left : COPY_CHUNK;
+				memcpy(dst, src, k);
+				kvn_xxh3_update(&st, dst, k); /* libxxhash's dispatch, as peer_iov_sum */
+				dst += k;
+				src += k;
+				left -= k;
+			}
+		}
+		if (sk.nseg)
+			sk.seg_sum[s] = XXH3_64bits_digest(&st);
+	}
+	if (sk.nseg)
+		*sk.seg_done = 1;
+	m->sink_cookie = sk.cookie;
+	return 0;
+}
+
+/* A PUT whose values lie in the connection's staging region: checked
+ * against the region, then handed to the PUT handler as if the bytes had
+ * come as its payload (it copies them into the reserved pages and checks
+ * each value's checksum there, after the copy). */
+void peer_on_local_put(struct peer *p, struct actor_msg *m)
+{
+	struct lconn *lc = lconn_of(p, m->src);
+	struct wire_r r;
+	struct proto_item it;
+	uint8_t flags;
+	uint32_t n;
+	uint64_t off, total = 0;
+
+	if (!lc || lc->fd < 0) {
+		actor_reply_status(p->self, m, KVN_EPERM);
+		return;
+	}
+	if (m->meta_len < PROTO_LOCAL_PUT_HDR || m->payload_len != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	memcpy(&off, m->meta, 8);
+	off = le64toh(off);
+	uint8_t *meta = kvn_xmalloc(m->meta_len - PROTO_LOCAL_PUT_HDR + 1);
+	memcpy(meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
+	free(m->meta);
+	m->meta = meta;
+	m->meta_len -= PROTO_LOCAL_PUT_HDR;
+	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (proto_items_next(&r, &it) != 0 || it.size > UINT64_MAX - total) {
+			actor_reply_status(p->self, m, KVN_EPROTO);
+			return;
+		}
+		total += it.size;
+	}
+	if (off > lc->staging.len || total > lc->staging.len - off) {
+		actor_reply_status(p->self, m, KVN_EPROTO);
+		return;
+	}
+	m->payload_len = total;
+	if (total > 0 && staged_copy(p, m, lc->staging.base + off, total) == 1) {
+		m->payload = evbuffer_new();
+		if (!m->payload || evbuffer_add_reference(m->payload, lc->staging.base + off, (size_t)total, NULL, NULL))
+			kvn_fatal("out of memory");
+	}
+	p->stats.local_puts += n;
+	peer_on_put(p, m);
+	/* the handler copied what it took; nothing may point into staging
+	 * once the connection (and its region) is gone */
+	if (m->payload) {
+		evbuffer_free(m->payload);
+		m->payload = NULL;
+	}
+}

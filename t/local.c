@@ -1,0 +1,435 @@
+/* t/local: the same-host path (issue 17) through real kvnode processes.
+ * matrix: put, get, batch put, batch get (allocating), exists, get by
+ * generation and remove on both transports (client.local = auto reads the
+ * arena, off stays on TCP), each checked to have taken the path it says.
+ * lease_race: a lease that expires in the middle of a copy, its pages
+ * reused by other values before the copy reads them: the get never returns
+ * those bytes (the copy fails its checksum and is read again).  killed: a
+ * local client killed (SIGKILL) while it holds a read lease, PENDING slots
+ * and a staging region leaves nothing behind after the TTLs.  fallback: a
+ * host id that is not ours, a socket that is gone, a map side channel that
+ * is gone: the client works over TCP, with at most one log line. */
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "client/client.h"
+#include "kvnode.h"
+#include "proc.h"
+#include "tap.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+static const char *node_of(struct kvn_client *c, char *out, size_t cap)
+{
+	struct kvn_node_stat st[2];
+	size_t n = 0;
+	uint64_t objs;
+	out[0] = '\0';
+	if (kvn_stat(c, st, 2, &n, &objs) == 0 && n >= 1)
+		snprintf(out, cap, "%s", st[0].node_id);
+	return out;
+}
+
+static struct kvn_client *connect_with(const char *conf, const char *local)
+{
+	char path[400];
+	FILE *in = fopen(conf, "r"), *out;
+	char buf[4096];
+	size_t k;
+	snprintf(path, sizeof path, "%s.%s", conf, local);
+	out = fopen(path, "w");
+	if (!in || !out)
+		kvn_fatal("cannot copy %s", conf);
+	while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+		fwrite(buf, 1, k, out);
+	fprintf(out, "[client]\nlocal = %s\n", local);
+	fclose(in);
+	fclose(out);
+	return proc_connect_ready(path, 1);
+}
+
+static uint64_t cstat(struct kvn_client *c, const char *name)
+{
+	struct client_stats st;
+	client_get_stats(c, &st);
+	if (strcmp(name, "local_gets") == 0)
+		return st.local_gets;
+	if (strcmp(name, "local_puts") == 0)
+		return st.local_puts;
+	if (strcmp(name, "local_stale") == 0)
+		return st.local_stale;
+	if (strcmp(name, "local_fallbacks") == 0)
+		return st.local_fallbacks;
+	return UINT64_MAX;
+}
+
+/* ---- matrix ---- */
+
+static void matrix_on(const char *conf, const char *local)
+{
+	int on = strcmp(local, "auto") == 0;
+	struct kvn_client *c = connect_with(conf, local);
+	char node[65], key[32];
+	ok(c != NULL, "%s: client connected", local);
+	if (!c)
+		return;
+	node_of(c, node, sizeof node);
+	uint8_t *v = kvn_xmalloc(MIB), *g = kvn_xmalloc(MIB);
+	proc_fill(v, MIB, on ? 1 : 2);
+	size_t vlen = 0;
+	is_int(kvn_put(c, "m-big", 5, v, MIB, 0), 0, "%s: put 1 MiB", local);
+	is_int(kvn_put(c, "m-small", 7, "abc", 3, 0), 0, "%s: put 3 bytes", local);
+	is_int(kvn_put(c, "m-empty", 7, "", 0, 0), 0, "%s: put an empty value", local);
+	is_int(client_local_active(c, node), on, "%s: the same-host path is %s", local, on ? "used" : "not used");
+	memset(g, 0, MIB);
+	ok(kvn_get(c, "m-big", 5, g, MIB, &vlen) == 0 && vlen == MIB && memcmp(g, v, MIB) == 0,
+	   "%s: get 1 MiB, byte for byte", local);
+	ok(kvn_get(c, "m-small", 7, g, 16, &vlen) == 0 && vlen == 3 && memcmp(g, "abc", 3) == 0, "%s: get 3 bytes",
+	   local);
+	ok(kvn_get(c, "m-empty", 7, g, 16, &vlen) == 0 && vlen == 0, "%s: get an empty value", local);
+	is_int(kvn_get(c, "m-big", 5, g, 100, &vlen), KVN_ERANGE, "%s: a small buffer: KVN_ERANGE", local);
+	is_int(vlen, MIB, "%s: ... with the size", local);
+	is_int(kvn_get(c, "m-none", 6, g, 16, &vlen), KVN_ENOTFOUND, "%s: a missing key", local);
+	/* batches */
+	enum { N = 8 };
+	struct kvn_item it[N];
+	char keys[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "m-b%d", i);
+		it[i] = (struct kvn_item){ .key = keys[i], .klen = strlen(keys[i]), .val = v + i * 64 * KIB,
+					   .vlen = 64 * KIB };
+	}
+	is_int(kvn_batch_put(c, it, N, 0), 0, "%s: batch put of 8", local);
+	for (int i = 0; i < N; i++)
+		it[i] = (struct kvn_item){ .key = keys[i], .klen = strlen(keys[i]) };
+	is_int(kvn_batch_get(c, it, N), 0, "%s: batch get of 8 (allocating)", local);
+	int good = 0;
+	for (int i = 0; i < N; i++) {
+		good += it[i].status == 0 && it[i].vlen == 64 * KIB && memcmp(it[i].val, v + i * 64 * KIB, 64 * KIB) == 0;
+		free(it[i].val);
+	}
+	is_int(good, N, "%s: every value byte for byte", local);
+	for (int i = 0; i < N; i++)
+		it[i] = (struct kvn_item){ .key = keys[i], .klen = strlen(keys[i]) };
+	is_int(kvn_batch_exists(c, it, N), 0, "%s: batch exists", local);
+	/* by generation: the old one is gone after a re-put */
+	uint64_t g1 = 0, g2 = 0;
+	snprintf(key, sizeof key, "m-ref");
+	is_int(kvn_put_gen(c, key, 5, v, 4096, 0, &g1), 0, "%s: put (gen)", local);
+	is_int(kvn_put_gen(c, key, 5, v + 1, 4096, 0, &g2), 0, "%s: re-put (gen)", local);
+	ok(kvn_get_gen(c, key, 5, g2, g, 4096, &vlen) == 0 && memcmp(g, v + 1, 4096) == 0, "%s: get by gen", local);
+	is_int(kvn_get_gen(c, key, 5, g1, g, 4096, &vlen), KVN_ESTALE, "%s: the old gen: KVN_ESTALE", local);
+	is_int(kvn_remove(c, "m-big", 5), 0, "%s: remove", local);
+	is_int(kvn_get(c, "m-big", 5, g, MIB, &vlen), KVN_ENOTFOUND, "%s: removed", local);
+	/* the transport really was the one named */
+	if (on) {
+		ok(cstat(c, "local_gets") >= 12, "auto: the gets read the shared arena (%llu)",
+		   (unsigned long long)cstat(c, "local_gets"));
+		ok(cstat(c, "local_puts") >= 12, "auto: the puts went through the staging region (%llu)",
+		   (unsigned long long)cstat(c, "local_puts"));
+	} else {
+		is_int(cstat(c, "local_gets") + cstat(c, "local_puts"), 0, "off: nothing went through shared memory");
+	}
+	is_int(cstat(c, "local_stale"), 0, "%s: no copy failed its check", local);
+	kvn_close(c);
+	free(v);
+	free(g);
+}
+
+static void t_matrix(void)
+{
+	char conf[300];
+	proc_start_node("mx", "32MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
+	matrix_on(conf, "auto");
+	matrix_on(conf, "off");
+}
+
+/* ---- lease_race ---- */
+
+struct race {
+	struct kvn_client *other;
+	uint8_t *fill;
+	int fired;
+};
+
+/* Runs after the peer granted the lease, before the copy: wait until the
+ * lease has expired (peer.read_lease_ttl 100 ms), then make the pages be
+ * reused: remove the value, write twice the arena's size of other values,
+ * and put a new value under the key. */
+static void race_hook(void *arg, const void *key, size_t klen)
+{
+	struct race *r = arg;
+	if (r->fired || klen != 4 || memcmp(key, "race", 4) != 0)
+		return;
+	r->fired = 1;
+	usleep(400 * 1000);
+	(void)kvn_remove(r->other, "race", 4);
+	for (int i = 0; i < 8; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "fill%d", i);
+		proc_fill(r->fill, MIB, 100 + (uint64_t)i);
+		(void)kvn_put(r->other, k, strlen(k), r->fill, MIB, 0);
+	}
+	proc_fill(r->fill, MIB, 7);
+	(void)kvn_put(r->other, "race", 4, r->fill, MIB, 0);
+}
+
+static void t_lease_race(void)
+{
+	char conf[300];
+	struct race r = { 0 };
+	proc_start_node("race", "4MiB", "[peer]\nhugepages = off\nread_lease_ttl = 100ms\n", conf, sizeof conf);
+	struct kvn_client *c = connect_with(conf, "auto");
+	r.other = connect_with(conf, "auto");
+	ok(c && r.other, "node with a 4 MiB arena and 100 ms read leases; two clients");
+	if (!c || !r.other)
+		return;
+	uint8_t *v = kvn_xmalloc(MIB), *g = kvn_xmalloc(MIB), *want = kvn_xmalloc(MIB);
+	r.fill = kvn_xmalloc(MIB);
+	proc_fill(v, MIB, 5);
+	proc_fill(want, MIB, 7);
+	is_int(kvn_put(c, "race", 4, v, MIB, 0), 0, "put 1 MiB");
+	size_t vlen = 0;
+	client_set_local_copy_hook(c, race_hook, &r);
+	int rc = kvn_get(c, "race", 4, g, MIB, &vlen);
+	client_set_local_copy_hook(c, NULL, NULL);
+	ok(r.fired, "the hook ran between the lease and the copy");
+	is_int(cstat(c, "local_stale"), 1, "the copy failed its checksum: the pages had been reused");
+	is_int(rc, 0, "the get still answers");
+	ok(vlen == MIB && memcmp(g, want, MIB) == 0, "with the value put last, never the reused pages' bytes");
+	ok(memcmp(g, v, MIB) != 0, "(not the value whose lease ran out either: it was removed)");
+	kvn_close(r.other);
+	kvn_close(c);
+	free(v);
+	free(g);
+	free(want);
+	free(r.fill);
+}
+
+/* ---- killed ---- */
+
+/* The peer's gauge `name` from its HTTP endpoint (GET /metrics). */
+static long long metric(uint16_t port, const char *name)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	static char buf[1 << 20];
+	size_t n = 0;
+	ssize_t k;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	if (write(fd, req, strlen(req)) < 0) {
+		close(fd);
+		return -1;
+	}
+	while (n < sizeof buf - 1 && (k = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)k;
+	close(fd);
+	buf[n] = '\0';
+	char pat[128];
+	snprintf(pat, sizeof pat, "\n%s ", name);
+	char *p = strstr(buf, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
+
+/* Descriptors of pid that are staging memfds. */
+static int staging_fds(pid_t pid)
+{
+	char dir[64], path[384], link[256];
+	int n = 0;
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k > 0) {
+			link[k] = '\0';
+			n += strstr(link, "kvnode-staging") != NULL;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void die_now(void *arg, const void *key, size_t klen)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	raise(SIGKILL); /* holding the read lease, before any release */
+}
+
+static void t_killed(void)
+{
+	char conf[300], extra[300];
+	uint16_t http = proc_free_port();
+	snprintf(extra, sizeof extra,
+		 "[peer]\nhugepages = off\nread_lease_ttl = 300ms\npending_ttl = 1s\nhttp = 127.0.0.1:%u\n", http);
+	pid_t node = proc_start_node("kill", "16MiB", extra, conf, sizeof conf);
+	struct kvn_client *c = connect_with(conf, "off");
+	ok(c != NULL, "node up; a TCP client to watch");
+	if (!c)
+		return;
+	fflush(stdout);
+	pid_t child = fork();
+	if (child == 0) {
+		struct kvn_client *lc = connect_with(conf, "auto");
+		static uint8_t v[MIB];
+		if (!lc || kvn_put(lc, "kv", 2, v, MIB, 0) != 0)
+			_exit(2);
+		struct kvn_slot s[2] = { { .key = "ks0", .klen = 3, .size = 64 * KIB },
+					 { .key = "ks1", .klen = 3, .size = 64 * KIB } };
+		if (kvn_alloc_slots(lc, s, 2) != 0)
+			_exit(3);
+		client_set_local_copy_hook(lc, die_now, NULL);
+		size_t vlen;
+		(void)kvn_get(lc, "kv", 2, v, MIB, &vlen);
+		_exit(4); /* not reached: the hook killed us */
+	}
+	int status = 0;
+	ok(proc_wait(child, 20000, &status) == 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	   "the local client put, reserved two slots, took a lease and was killed");
+	/* the peer saw the connection close: its staging region is gone */
+	int fds = -1;
+	for (int i = 0; i < 100 && (fds = staging_fds(node)) != 0; i++)
+		usleep(20000);
+	is_int(fds, 0, "the peer holds no staging region any more");
+	ok(metric(http, "kvnode_dram_pending_bytes") > 0, "right after: the PENDING slots still hold pages");
+	is_int(kvn_remove(c, "kv", 2), 0, "the value it was reading is removed");
+	/* past both TTLs (300 ms) and a few heartbeats */
+	long long used = -1, pend = -1;
+	for (int i = 0; i < 100; i++) {
+		used = metric(http, "kvnode_dram_used_bytes");
+		pend = metric(http, "kvnode_dram_pending_bytes");
+		if (used == 0 && pend == 0)
+			break;
+		usleep(50000);
+	}
+	is_int(pend, 0, "after the TTLs: no PENDING slot is left");
+	is_int(used, 0, "... and every arena page is free again (no lease keeps the removed value)");
+	kvn_close(c);
+}
+
+/* ---- fallback ---- */
+
+/* Run fn with this process's stderr in a file; how many lines of it
+ * contain text. */
+static int count_stderr(void (*fn)(void *), void *arg, const char *text)
+{
+	char path[300], line[1024];
+	snprintf(path, sizeof path, "%s/stderr.txt", proc_tmp);
+	fflush(stderr);
+	int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, 2);
+	close(fd);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	FILE *f = fopen(path, "r");
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+struct fb {
+	const char *conf, *host, *what;
+	int worked, active, fallbacks;
+};
+
+static void fb_run(void *arg)
+{
+	struct fb *f = arg;
+	struct kvn_client *c = connect_with(f->conf, "auto");
+	char node[65];
+	uint8_t g[64];
+	size_t vlen = 0;
+	if (!c)
+		return;
+	if (f->host)
+		client_set_test_host(c, f->host);
+	node_of(c, node, sizeof node);
+	f->worked = 1;
+	for (int i = 0; i < 3; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "fb%d", i);
+		f->worked &= kvn_put(c, k, strlen(k), "value", 5, 0) == 0;
+		f->worked &= kvn_get(c, k, strlen(k), g, sizeof g, &vlen) == 0 && vlen == 5 && memcmp(g, "value", 5) == 0;
+	}
+	f->active = client_local_active(c, node);
+	f->fallbacks = (int)cstat(c, "local_fallbacks");
+	kvn_close(c);
+}
+
+static void t_fallback(void)
+{
+	char conf[300], conf2[300], path[400];
+	proc_start_node("fb", "16MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
+	proc_start_node("fb2", "16MiB", "[peer]\nhugepages = off\n", conf2, sizeof conf2);
+	struct kvn_client *w = proc_connect_ready(conf, 1), *w2 = proc_connect_ready(conf2, 1);
+	ok(w && w2, "two nodes up");
+	if (!w || !w2)
+		return;
+	kvn_close(w);
+	kvn_close(w2);
+
+	struct fb f = { .conf = conf, .host = "0badc0de-not-this-host", .what = "another host" };
+	int lines = count_stderr(fb_run, &f, "same-host path failed");
+	ok(f.worked, "a peer that says it is on another host: puts and gets work");
+	is_int(f.active, 0, "over TCP");
+	is_int(lines, 0, "not a failure: no line");
+
+	snprintf(path, sizeof path, "%s/var-fb/peer.sock", proc_tmp);
+	is_int(unlink(path), 0, "the peer's socket is removed");
+	f = (struct fb){ .conf = conf, .what = "no socket" };
+	lines = count_stderr(fb_run, &f, "same-host path failed");
+	ok(f.worked, "no socket: puts and gets work");
+	is_int(f.active, 0, "over TCP");
+	is_int(f.fallbacks, 1, "one failed attempt (the next waits for its pause)");
+	is_int(lines, 1, "one log line");
+
+	snprintf(path, sizeof path, "%s/var-fb2/peer.sock.map", proc_tmp);
+	is_int(unlink(path), 0, "the other peer's map side channel is removed");
+	f = (struct fb){ .conf = conf2, .what = "no map" };
+	lines = count_stderr(fb_run, &f, "same-host path failed");
+	ok(f.worked, "the map refused: puts and gets work");
+	is_int(f.active, 0, "over TCP");
+	is_int(lines, 1, "one log line");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_test tests[] = {
+		{ "matrix", t_matrix },
+		{ "lease_race", t_lease_race },
+		{ "killed", t_killed },
+		{ "fallback", t_fallback },
+		{ NULL, NULL },
+	};
+
+	if (proc_init("local") != 0)
+		return 1;
+	proc_logs_on_failure = 1;
+	proc_watchdog(120);
+	return tap_run(tests, argc, argv);
+}
