@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,26 @@ static struct peer_local_counts pcounts(struct kvn_embed *e)
 	return pc;
 }
 
+/* Descriptors of this process that name a staging memfd or a socket. */
+static int fds_like(const char *what)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	char path[300], link[256];
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+		ssize_t k = readlink(path, link, sizeof link - 1);
+		if (k > 0) {
+			link[k] = '\0';
+			n += strstr(link, what) != NULL;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* ---- path ---- */
 
 static void path_on(const char *local)
@@ -133,6 +154,8 @@ static void path_on(const char *local)
 	}
 	is_int(good, 4, "%s: put and get of 3 B, 1 MiB + 7, 3 MiB and 16 MiB, byte for byte", local);
 	is_int(client_local_active(c, node), on, "%s: the same-host path is %s", local, on ? "up" : "not up");
+	ok(fds_like("kvnode-staging") == 0 && fds_like("socket:") == 0,
+	   "%s: with no staging memfd and no socket in this process", local);
 	struct client_stats cs = cst(c);
 	is_int(cs.local_puts, on ? 4 : 0, "%s: client: %d puts through the staging region", local, on ? 4 : 0);
 	is_int(cs.local_gets, on ? 4 : 0, "%s: client: %d gets copied out of the arena", local, on ? 4 : 0);

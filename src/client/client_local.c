@@ -9,6 +9,8 @@
  * on the copy: a lease that expired mid-copy can never hand back reused
  * pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
  * per failure (rate-limited), tried again later with a growing pause.
+ * An embedded client (a connector with local_map) takes the same path over
+ * its in-process link, with no socket: local_probe_inproc.
  */
 #include "config.h"
 

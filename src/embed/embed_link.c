@@ -10,18 +10,21 @@
  * a connection would; NET_CLOSE (net_close, net_abort) cuts the link and
  * fails what is in flight.
  *
- * Values travel as message payloads.  A PUT's payload references the
- * caller's buffer (zero copy on a socket, which is cut at the deadline);
- * here the bytes are copied once into the message before they cross to
- * the peer's thread, so a call that returned at its deadline leaves
- * nothing that reads the caller's memory later.  GET replies carry the
+ * A link to the peer is also one of the peer's same-host connections: it
+ * tells the peer NET_UP (role CLIENT, remote PEER_INPROC_REMOTE) when it
+ * opens and NET_DOWN when it ends, and embed_local_map redeems the token
+ * LOCAL_MAP gave over it for the arena and its staging region, memory of
+ * this process (docs/embedding.md, "The local path").  Values then move
+ * through those regions and the link carries only metadata.
+ *
+ * Without that path, values travel as message payloads.  A PUT's payload
+ * references the caller's buffer (zero copy on a socket, which is cut at
+ * the deadline); here the bytes are copied once into the message before
+ * they cross to the peer's thread, so a call that returned at its deadline
+ * leaves nothing that reads the caller's memory later.  GET replies carry the
  * peer's pages by reference under a read lease, released when the client
  * has copied them out and freed the reply.  The checksums travel in the
  * metadata as on a socket: the peer checks a put's, the client a get's.
- *
- * embed_connect is the one place a client's per-node connection is made
- * in embedded mode: where a one-sided local provider (docs/embedding.md)
- * is to be attached beside the link.
  */
 #include "config.h"
 

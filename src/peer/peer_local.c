@@ -13,6 +13,8 @@
  * write the arena, grow or shrink either file, or release a lease it did
  * not take.  Its leases end at its release, at its disconnection, or after
  * peer.read_lease_ttl; its staging region goes with its connection.
+ * Embedded mode (the end of this file): the links of in-process clients
+ * are the local connections, with no socket and no descriptor.
  */
 #include "config.h"
 
