@@ -136,6 +136,25 @@ static int listening_sockets(void)
 	return listening;
 }
 
+/* Socket files in dir (the daemon's peer.sock and peer.sock.map would be
+ * there): the same-host path of embedded clients needs none. */
+static int socket_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	char path[1024];
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* A config with these ports, for the socket checks. */
 static const char *write_conf(const char *name, int mport, int pport)
 {
@@ -384,7 +403,18 @@ static void t_nosocket(void)
 	if (!e)
 		return;
 	is_int(kvn_put(kvn_embed_client(e), "k", 1, "v", 1, 0), 0, "a put works");
+	/* values big enough for the same-host path (client.local = auto, the
+	 * default): it needs no socket either */
+	size_t n = (1u << 20) + 3, got = 0;
+	uint8_t *v = malloc(n), *back = malloc(n);
+	fill(v, n, 4);
+	ok(kvn_put(kvn_embed_client(e), "big", 3, v, n, 0) == 0 &&
+		   kvn_get(kvn_embed_client(e), "big", 3, back, n, &got) == 0 && got == n && memcmp(back, v, n) == 0,
+	   "a 1 MiB put and get work");
+	free(v);
+	free(back);
 	is_int(listening_sockets(), before, "no listening socket was opened (%d before)", before);
+	is_int(socket_files(dir), 0, "no socket file in the data_dir");
 	ok(!can_connect(mport) && !can_connect(pport), "nothing answers on either port");
 	kvn_embed_close(e);
 

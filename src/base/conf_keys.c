@@ -38,6 +38,8 @@ static const char *const offload_modes[] = { "auto", "off", "on-evict", "on-put"
 static const char *const integrity_modes[] = { "header", "frame", NULL };
 /* indexes are enum kvn_local (base.h) */
 static const char *const local_modes[] = { "auto", "off", NULL };
+/* peer.local_socket: a keyword, not a file next to the config file */
+static const char *const local_socket_kw[] = { "off", NULL };
 
 const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
@@ -173,7 +175,7 @@ const struct conf_key conf_keys[] = {
 	{ "peer", "evict_batch", T_UINT, "64", 1, 65536, 0, NULL, NULL, FIELD(peer_evict_batch),
 	  "Most values one eviction round looks at (evicted, queued for offload or kept) "
 	  "before the peer serves requests again." },
-	{ "peer", "local_socket", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.sock", NULL,
+	{ "peer", "local_socket", T_PATH, "", 0, 0, F_DERIVED, "<data_dir>/peer.sock", local_socket_kw,
 	  FIELD(peer_local_socket),
 	  "Unix socket (mode 0600) on which clients of this host attach with the same "
 	  "handshake as over TCP and map the DRAM tier read-only (a second socket, this "

@@ -14,6 +14,7 @@
 /* ---- client (client_api.c) ---- */
 struct kvn_conf;
 struct kvn_client;
+struct net_region;
 /* kvn_connect with an already loaded and finalized config (the CLI's, with
  * its --set overrides).  Takes ownership of conf's strings. */
 int client_connect_conf(struct kvn_conf *conf, struct kvn_client **out);
@@ -34,6 +35,16 @@ struct client_connector {
 	 * same connector (the submissions' own client, client_submit.c); each
 	 * is given back by one release.  Required with connect. */
 	void (*ref)(void *arg);
+	/* The same-host path with no socket (optional; NULL: values go as
+	 * message payloads).  local_map redeems the token a LOCAL_MAP reply
+	 * over the proxy `link` gave, for the peer's arena (read-only) and
+	 * that link's staging region, memory of this process: 0 with both
+	 * wrapped (net_region_wrap) and *pin, given back by local_unmap(pin)
+	 * when the client stops using them; or a KVN_E* code.  The link stays
+	 * the control channel (LOCAL_GET, LOCAL_PUT, LOCAL_RELEASE). */
+	int (*local_map)(void *arg, uint64_t link, const uint8_t *token, struct net_region *arena,
+			 struct net_region *staging, void **pin);
+	void (*local_unmap)(void *pin);
 	void *arg;
 };
 /* client_connect_conf through cx (copied; NULL: TCP).  On failure

@@ -9,6 +9,8 @@
  * on the copy: a lease that expired mid-copy can never hand back reused
  * pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
  * per failure (rate-limited), tried again later with a growing pause.
+ * An embedded client (a connector with local_map) takes the same path over
+ * its in-process link, with no socket: local_probe_inproc.
  */
 #include "config.h"
 
@@ -38,6 +40,9 @@ struct client_local {
 	struct kvn_backoff bo;
 	struct net_region arena, staging;
 	uint64_t stage_off; /* the next free byte of staging in this round */
+	/* embedded mode: what keeps the in-process regions alive */
+	void *pin;
+	void (*unpin)(void *pin);
 };
 
 int client_local_ready(const struct client_peer *p)
@@ -49,7 +54,7 @@ int client_local_preferred(struct kvn_client *c)
 {
 	struct client_peer *p, *tmp;
 
-	if (c->conf.client_local != KVN_LOCAL_AUTO || c->cx.connect)
+	if (c->conf.client_local != KVN_LOCAL_AUTO || (c->cx.connect && !c->cx.local_map))
 		return 0;
 	if (c->nseen == 0)
 		return 1;
@@ -64,6 +69,9 @@ static void local_unmap(struct client_local *l)
 {
 	net_region_unmap(&l->arena);
 	net_region_unmap(&l->staging);
+	if (l->pin)
+		l->unpin(l->pin);
+	l->pin = NULL;
 }
 
 void client_local_reset(struct client_peer *p)
@@ -164,10 +172,10 @@ static void local_failed(struct kvn_client *c, struct client_peer *p, const char
 	l->retry_at = kvn_now_ms() + pause;
 	c->stats.local_fallbacks++;
 	if (kvn_ratelimit_ok(&c->local_rl, &supp))
-		log_warn("peer %s is on this host but its same-host path failed (%s: %s); using TCP, trying "
+		log_warn("peer %s is on this host but its same-host path failed (%s: %s); using %s, trying "
 			 "again in %llu ms%s",
-			 p->node_id, why, kvn_strerror(rc), (unsigned long long)pause,
-			 supp ? " (similar lines suppressed)" : "");
+			 p->node_id, why, kvn_strerror(rc), c->cx.connect ? "payload messages" : "TCP",
+			 (unsigned long long)pause, supp ? " (similar lines suppressed)" : "");
 }
 
 /* Connect to the peer's Unix socket, ask for a map token there (the
@@ -214,6 +222,48 @@ fail:
 	return rc;
 }
 
+/* Embedded mode (a connector with local_map): the peer is in this
+ * process and its link stays the control channel.  LOCAL_MAP over the link
+ * names the node and gives a token, which the connector redeems for the
+ * arena and this link's staging region (their addresses: no socket, no
+ * descriptor).  A peer that offers no local path answers without one:
+ * payload messages, for good. */
+static void local_probe_inproc(struct kvn_client *c, struct client_peer *p, uint64_t deadline)
+{
+	struct client_local *l = p->local;
+	struct proto_local_map lm;
+	int rc = map_call(c, p->proxy, deadline, &lm);
+
+	if (rc == 0 && !lm.local) {
+		l->state = LOCAL_REMOTE;
+		return;
+	}
+	if (rc == 0 && strcmp(lm.node_id, p->node_id) != 0)
+		rc = KVN_EAUTH;
+	if (rc) {
+		local_failed(c, p, "ask over the link", rc);
+		return;
+	}
+	rc = c->cx.local_map(c->cx.arg, p->proxy, lm.token, &l->arena, &l->staging, &l->pin);
+	if (rc == 0) {
+		l->unpin = c->cx.local_unmap;
+		/* the regions are the ones the authenticated answer described */
+		if (l->arena.len != lm.arena_len || l->staging.len != lm.staging_len || l->arena.writable ||
+		    !l->staging.writable)
+			rc = KVN_EPROTO;
+	}
+	if (rc) {
+		local_failed(c, p, "map its memory", rc);
+		return;
+	}
+	l->state = LOCAL_READY;
+	l->stage_off = 0;
+	kvn_backoff_reset(&l->bo);
+	c->stats.local_peers++;
+	log_debug("peer %s: same-host path up in this process (arena %llu bytes, staging %llu bytes)", p->node_id,
+		  (unsigned long long)l->arena.len, (unsigned long long)l->staging.len);
+}
+
 void client_local_probe(struct kvn_client *c, struct client_op *op, struct client_peer *p)
 {
 	struct proto_local_map lm;
@@ -223,7 +273,8 @@ void client_local_probe(struct kvn_client *c, struct client_op *op, struct clien
 	actor_id lp = 0;
 	int rc;
 
-	if (c->conf.client_local != KVN_LOCAL_AUTO || !p->proxy || c->in_callback || c->cx.connect)
+	if (c->conf.client_local != KVN_LOCAL_AUTO || !p->proxy || c->in_callback ||
+	    (c->cx.connect && !c->cx.local_map))
 		return;
 	if (!p->local) {
 		p->local = kvn_xcalloc(1, sizeof *p->local);
@@ -233,6 +284,10 @@ void client_local_probe(struct kvn_client *c, struct client_op *op, struct clien
 	if (l->state == LOCAL_READY || l->state == LOCAL_REMOTE || (l->state == LOCAL_FAILED && now < l->retry_at))
 		return;
 	uint64_t deadline = now + LOCAL_STEP_MS < op->deadline_ms ? now + LOCAL_STEP_MS : op->deadline_ms;
+	if (c->cx.connect) {
+		local_probe_inproc(c, p, deadline);
+		return;
+	}
 	rc = map_call(c, p->proxy, deadline, &lm);
 	if (rc == KVN_EPROTO && lm.node_id[0] == '\0') {
 		/* an older peer: no same-host path there, nothing to retry */

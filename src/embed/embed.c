@@ -160,6 +160,12 @@ static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
 		return rc < 0 ? rc : KVN_EIO;
 	/* the same messages as over a connection, through a mailbox */
 	peer_set_master(e->peer, actor_id_of(e->master));
+	/* the same-host path, with no socket: the clients' links are its
+	 * local connections (docs/embedding.md, "The local path");
+	 * peer.local_socket = off turns it off here as in the daemon */
+	if (strcmp(c->peer_local_socket, "off") != 0 &&
+	    peer_local_open_inproc(e->peer, c->peer_local_staging, err, errlen) != 0)
+		log_warn("embed: %s; clients send values as messages", err);
 	return 0;
 }
 
@@ -306,6 +312,7 @@ int kvn_embed_connect(struct kvn_embed *e, struct kvn_client **out)
 	kvn_conf_copy(&conf, &e->conf);
 	embed_dir_ref(e->dir);
 	struct client_connector cx = { .connect = embed_connect, .release = embed_dir_unref, .ref = embed_dir_ref,
+				       .local_map = embed_local_map, .local_unmap = embed_local_unmap,
 				       .arg = e->dir };
 	/* pings the master, as kvn_connect does: the node answers */
 	return client_connect_with(&conf, &cx, out);
@@ -369,6 +376,7 @@ int kvn_embed_open(const struct kvn_embed_options *opt, struct kvn_embed **out)
 	e->dir = embed_dir_new();
 	e->dir->master = actor_id_of(e->master);
 	e->dir->peer = actor_id_of(e->peer);
+	e->dir->peer_actor = e->peer;
 	snprintf(e->dir->node_id, sizeof e->dir->node_id, "%s", e->conf.node_id);
 	if (e->db_loop)
 		actor_loop_start(e->db_loop);

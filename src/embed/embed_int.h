@@ -20,6 +20,9 @@ struct embed_dir {
 	int refs;
 	int closed; /* kvn_embed_close began: no new links */
 	actor_id master, peer;
+	/* the peer itself, for the local path's map step (embed_local_map):
+	 * used only under mu while !closed, when it is alive */
+	struct actor *peer_actor;
 	char node_id[65]; /* the peer's (and master's) node id */
 };
 
@@ -32,6 +35,17 @@ void embed_dir_unref(void *d);
  * owner to the master (node_id NULL) or to the peer node_id (this node's
  * only; another one is KVN_ECONN). */
 int embed_connect(void *dir, void *owner, const char *node_id, const char *addr, uint64_t *proxy);
+
+/* client_connector.local_map / local_unmap: the same-host path of an
+ * embedded client (peer_local_redeem over the link `link`, which must be
+ * to this node's peer). */
+struct net_region;
+int embed_local_map(void *dir, uint64_t link, const uint8_t *token, struct net_region *arena,
+		    struct net_region *staging, void **pin);
+void embed_local_unmap(void *pin);
+/* Tests: value bytes the links of this process have carried as message
+ * payloads (requests and replies), since it started. */
+uint64_t embed_link_payload_bytes(void);
 
 /* Tests (t/embed_roles): the directory of an open handle. */
 struct kvn_embed;

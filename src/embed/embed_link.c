@@ -10,18 +10,21 @@
  * a connection would; NET_CLOSE (net_close, net_abort) cuts the link and
  * fails what is in flight.
  *
- * Values travel as message payloads.  A PUT's payload references the
- * caller's buffer (zero copy on a socket, which is cut at the deadline);
- * here the bytes are copied once into the message before they cross to
- * the peer's thread, so a call that returned at its deadline leaves
- * nothing that reads the caller's memory later.  GET replies carry the
+ * A link to the peer is also one of the peer's same-host connections: it
+ * tells the peer NET_UP (role CLIENT, remote PEER_INPROC_REMOTE) when it
+ * opens and NET_DOWN when it ends, and embed_local_map redeems the token
+ * LOCAL_MAP gave over it for the arena and its staging region, memory of
+ * this process (docs/embedding.md, "The local path").  Values then move
+ * through those regions and the link carries only metadata.
+ *
+ * Without that path, values travel as message payloads.  A PUT's payload
+ * references the caller's buffer (zero copy on a socket, which is cut at
+ * the deadline); here the bytes are copied once into the message before
+ * they cross to the peer's thread, so a call that returned at its deadline
+ * leaves nothing that reads the caller's memory later.  GET replies carry the
  * peer's pages by reference under a read lease, released when the client
  * has copied them out and freed the reply.  The checksums travel in the
  * metadata as on a socket: the peer checks a put's, the client a get's.
- *
- * embed_connect is the one place a client's per-node connection is made
- * in embedded mode: where a one-sided local provider (docs/embedding.md)
- * is to be attached beside the link.
  */
 #include "config.h"
 
@@ -34,6 +37,7 @@
 #include "base/base.h"
 #include "embed/embed_int.h"
 #include "net/net.h"
+#include "peer/peer.h"
 
 struct link_inflight {
 	uint64_t wire_corr; /* the link's id for the request */
@@ -47,6 +51,7 @@ struct embed_link {
 	struct actor *self;
 	actor_id owner;     /* the client actor */
 	actor_id target;    /* the master's or the peer's actor */
+	int to_peer;        /* the peer heard NET_UP and is owed NET_DOWN */
 	char server_id[65]; /* the target's node id, for NET_UP */
 	struct link_inflight *inflight;
 	uint64_t next_corr;
@@ -84,6 +89,35 @@ void embed_dir_unref(void *arg)
 }
 
 /* ---- the link ---- */
+
+static uint64_t payload_bytes; /* atomic */
+
+uint64_t embed_link_payload_bytes(void)
+{
+	return __atomic_load_n(&payload_bytes, __ATOMIC_RELAXED);
+}
+
+/* Tell the peer the link is up or down, as a connection accepted on its
+ * Unix socket would: a client's (role CLIENT) in-process connection, an
+ * lconn of its same-host path (peer_local.c). */
+static void notify_peer(struct embed_link *l, uint16_t type)
+{
+	struct actor_msg *m = actor_msg_new(type);
+	struct wire_w w;
+
+	wire_w_init(&w);
+	wire_w_u8(&w, AUTH_ROLE_CLIENT);
+	wire_w_str(&w, "");
+	wire_w_str(&w, PEER_INPROC_REMOTE);
+	wire_w_to_msg(&w, m);
+	wire_w_fini(&w);
+	m->src = actor_id_of(l->self);
+	m->src_role = AUTH_ROLE_CLIENT;
+	/* like a connection's: a full mailbox loses it (its leases still end
+	 * at peer.read_lease_ttl) */
+	if (actor_send(l->target, m) != 0)
+		actor_msg_free(m);
+}
 
 static void notify_owner(struct embed_link *l, uint16_t type, int status)
 {
@@ -133,6 +167,9 @@ static void link_cut(struct embed_link *l, int err)
 		free(f);
 	}
 	notify_owner(l, NET_DOWN, err);
+	if (l->to_peer)
+		notify_peer(l, NET_DOWN);
+	l->to_peer = 0;
 	actor_destroy(l->self);
 }
 
@@ -181,6 +218,8 @@ static void link_reply(struct embed_link *l, struct actor_msg *m)
 		return;
 	}
 	HASH_DEL(l->inflight, f);
+	if (m->payload)
+		__atomic_add_fetch(&payload_bytes, evbuffer_get_length(m->payload), __ATOMIC_RELAXED);
 	m->corr = f->corr;
 	m->src = actor_id_of(l->self);
 	m->src_role = AUTH_ROLE_MASTER;
@@ -205,6 +244,7 @@ static void link_request(struct embed_link *l, struct actor_msg *m)
 		return;
 	}
 	rc = own_payload(m);
+	__atomic_add_fetch(&payload_bytes, m->payload_len, __ATOMIC_RELAXED);
 	if (rc == 0 && corr) {
 		f = kvn_xcalloc(1, sizeof *f);
 		f->wire_corr = ++l->next_corr;
@@ -254,6 +294,9 @@ static void link_fini(struct actor *self)
 	struct embed_link *l = actor_state(self);
 	struct link_inflight *f, *tmp;
 
+	/* destroyed with its client's loop, never cut: the peer still hears */
+	if (l->to_peer)
+		notify_peer(l, NET_DOWN);
 	HASH_ITER(hh, l->inflight, f, tmp) {
 		HASH_DEL(l->inflight, f);
 		free(f);
@@ -287,9 +330,6 @@ int embed_connect(void *arg, void *owner_actor, const char *node_id, const char 
 		target = d->peer;
 	else
 		return KVN_ECONN; /* another node (attached through a listener): not in this process */
-	/* Here a one-sided local provider would be attached for the peer:
-	 * the region is the peer's arena in this very process, no fd to pass
-	 * (docs/embedding.md, "The local path"). */
 	struct embed_link *l = kvn_xcalloc(1, sizeof *l);
 	l->owner = actor_id_of(owner);
 	l->target = target;
@@ -299,7 +339,36 @@ int embed_connect(void *arg, void *owner_actor, const char *node_id, const char 
 		free(l);
 		return rc;
 	}
+	/* to the peer first: its NET_UP is ahead of any request in its mailbox */
+	if (node_id) {
+		l->to_peer = 1;
+		notify_peer(l, NET_UP);
+	}
 	notify_owner(l, NET_UP, 0);
 	*proxy = actor_id_of(l->self);
 	return 0;
+}
+
+/* ---- the local path's map step (docs/embedding.md, "The local path") ---- */
+
+int embed_local_map(void *arg, uint64_t link, const uint8_t *token, struct net_region *arena,
+		    struct net_region *staging, void **pin)
+{
+	struct embed_dir *d = arg;
+	struct peer_local_pin *pp = NULL;
+	int rc = KVN_ECLOSED;
+
+	/* under mu: kvn_embed_close marks the directory closed before it
+	 * stops the peer, so the peer is alive for the whole call */
+	pthread_mutex_lock(&d->mu);
+	if (!d->closed && d->peer_actor)
+		rc = peer_local_redeem(d->peer_actor, link, token, arena, staging, &pp);
+	pthread_mutex_unlock(&d->mu);
+	*pin = pp;
+	return rc;
+}
+
+void embed_local_unmap(void *pin)
+{
+	peer_local_unpin(pin);
 }

@@ -54,6 +54,31 @@ int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor 
  * ".map", staging regions of staging_len bytes.  Before the loop runs, or
  * on its thread.  0, or an error with err set (the node goes on without). */
 int peer_local_open(struct actor *peer, const char *path, uint64_t staging_len, char *err, size_t errlen);
+/* Embedded mode (src/embed/): the same-host path with no socket.  The
+ * in-process links of embedded clients (NET_UP with remote
+ * PEER_INPROC_REMOTE and role CLIENT) become local connections whose
+ * staging regions are memory of this process.  As peer_local_open: before
+ * the loop runs.  0, or KVN_EINVAL with err set. */
+#define PEER_INPROC_REMOTE "in-process"
+int peer_local_open_inproc(struct actor *peer, uint64_t staging_len, char *err, size_t errlen);
+/* The map step of an in-process link (any thread; takes the peer's lock):
+ * the token (32 bytes, PROTO_TOKEN_LEN) LOCAL_MAP gave over the link `link`
+ * redeemed, once, within its 5 s, for the arena (read-only) and that
+ * link's staging region (writable), wrapped (net_region_wrap).  0 with
+ * *pin, which keeps both alive until peer_local_unpin (even past the
+ * peer's end); KVN_EAUTH (no such token on that link, used or late). */
+struct net_region;
+struct peer_local_pin;
+int peer_local_redeem(struct actor *peer, uint64_t link, const uint8_t *token, struct net_region *arena,
+		      struct net_region *staging, struct peer_local_pin **pin);
+void peer_local_unpin(struct peer_local_pin *pin);
+/* Tests: the peer's local connections now, those mapped, the read leases
+ * they hold, and the key table's read leases of any kind (any thread). */
+struct peer_local_counts {
+	uint32_t conns, mapped, leases;
+	uint64_t kt_leases;
+};
+void peer_local_counts(struct actor *peer, struct peer_local_counts *out);
 /* Tests (loop thread only): visit every committed generation; the peer's
  * key-table counters (leases outstanding, refused transitions, ...). */
 typedef void (*peer_dump_fn)(void *arg, const void *key, size_t klen, uint64_t gen, uint64_t size);

@@ -13,6 +13,8 @@
  * write the arena, grow or shrink either file, or release a lease it did
  * not take.  Its leases end at its release, at its disconnection, or after
  * peer.read_lease_ttl; its staging region goes with its connection.
+ * Embedded mode (the end of this file): the links of in-process clients
+ * are the local connections, with no socket and no descriptor.
  */
 #include "config.h"
 
@@ -55,6 +57,8 @@ struct lconn {
 	uint64_t token_until; /* 0: no token outstanding */
 	struct lconn_lease *leases;
 	uint32_t nleases;
+	int inproc;                  /* an embedded client's link (peer_local_open_inproc) */
+	struct peer_local_mem *mem;  /* its staging memory, NULL until LOCAL_MAP */
 };
 
 struct peer_local {
@@ -64,7 +68,19 @@ struct peer_local {
 	int ro_fd; /* the arena, opened read-only */
 	struct net_map_srv *srv;
 	struct lconn *conns;
+	int inproc; /* embedded mode: no socket, links are the local connections */
 };
+
+/* Embedded mode: a link's staging region, memory of this process shared
+ * by its lconn and the client that writes it; the last of the two to let
+ * go unmaps it (a client may outlive its node). */
+struct peer_local_mem {
+	uint32_t refs; /* atomic */
+	uint8_t *base;
+	uint64_t len;
+};
+static void local_mem_put(struct peer_local_mem *mem);
+static int local_mem_new(struct peer *p, struct lconn *lc);
 
 /* The kernel's boot id: one per running kernel, shared by the containers
  * on it, which is exactly the scope shared memory has. */
@@ -102,6 +118,7 @@ static void lconn_free(struct peer *p, struct lconn *lc)
 	net_region_unmap(&lc->staging);
 	if (lc->fd >= 0)
 		close(lc->fd);
+	local_mem_put(lc->mem);
 	free(lc);
 }
 
@@ -122,11 +139,15 @@ void peer_local_net(struct peer *p, struct actor_msg *m)
 	uint8_t role = wire_r_u8(&r);
 	wire_r_str(&r, node, sizeof node);
 	wire_r_str(&r, remote, sizeof remote);
-	if (r.err || role != AUTH_ROLE_CLIENT || strcmp(remote, NET_UNIX_REMOTE) != 0 || lc)
+	/* an embedded client's link says so (embed_link.c); only in-process
+	 * actors send NET_UP, and a socket's remote is never this */
+	int inproc = p->local->inproc && strcmp(remote, PEER_INPROC_REMOTE) == 0;
+	if (r.err || role != AUTH_ROLE_CLIENT || (strcmp(remote, NET_UNIX_REMOTE) != 0 && !inproc) || lc)
 		return;
 	lc = kvn_xcalloc(1, sizeof *lc);
 	lc->conn = m->src;
 	lc->fd = -1;
+	lc->inproc = inproc;
 	HASH_ADD(hh, p->local->conns, conn, sizeof lc->conn, lc);
 }
 
@@ -140,7 +161,7 @@ static int map_token(void *arg, const uint8_t token[NET_MAP_TOKEN], int *fds, in
 
 	pthread_mutex_lock(&p->st->mu);
 	HASH_ITER(hh, p->local->conns, lc, tmp) {
-		if (lc->token_until == 0 || CRYPTO_memcmp(lc->token, token, NET_MAP_TOKEN) != 0)
+		if (lc->inproc || lc->token_until == 0 || CRYPTO_memcmp(lc->token, token, NET_MAP_TOKEN) != 0)
 			continue;
 		if (now < lc->token_until) {
 			fds[0] = p->local->ro_fd;
@@ -211,7 +232,11 @@ void peer_on_local_map(struct peer *p, struct actor_msg *m)
 		snprintf(lm.sock, sizeof lm.sock, "%s", p->local->path);
 	}
 	if (lc) {
-		if (lc->fd < 0) {
+		if (lc->inproc && !lc->mem && local_mem_new(p, lc) != 0) {
+			actor_reply_status(p->self, m, KVN_ENOMEM);
+			return;
+		}
+		if (!lc->inproc && lc->fd < 0) {
 			/* sized once, never mapped by anyone but this client and us */
 			if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) != 0 ||
 			    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) != 0) {
@@ -308,7 +333,7 @@ void peer_on_local_get(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	uint64_t now = kvn_now_ms();
 
-	if (!lc || lc->fd < 0) {
+	if (!lc || (lc->fd < 0 && !lc->mem)) {
 		actor_reply_status(p->self, m, KVN_EPERM); /* not on the Unix socket, or never mapped */
 		return;
 	}
@@ -413,7 +438,7 @@ void peer_on_local_put(struct peer *p, struct actor_msg *m)
 	uint32_t n;
 	uint64_t off, total = 0;
 
-	if (!lc || lc->fd < 0) {
+	if (!lc || (lc->fd < 0 && !lc->mem)) {
 		actor_reply_status(p->self, m, KVN_EPERM);
 		return;
 	}
@@ -457,4 +482,136 @@ void peer_on_local_put(struct peer *p, struct actor_msg *m)
 		evbuffer_free(m->payload);
 		m->payload = NULL;
 	}
+}
+
+/* ---- embedded mode: the same path with no socket ----
+ *
+ * The links of an in-process client (src/embed/embed_link.c) are its
+ * connections: a link tells the peer NET_UP (remote PEER_INPROC_REMOTE,
+ * role CLIENT) when it opens and NET_DOWN when it ends, so it is an lconn
+ * like a Unix connection, with the same leases, the same LOCAL_* handlers
+ * and the same cleanup.  Only the map step differs: the staging region is
+ * anonymous memory of this process and LOCAL_MAP's token is redeemed by a
+ * call (peer_local_redeem) instead of on the .map socket, for the arena's
+ * and the region's addresses; nothing is passed as a descriptor.
+ */
+
+int peer_local_open_inproc(struct actor *self, uint64_t staging_len, char *err, size_t errlen)
+{
+	struct peer *p = actor_state(self);
+	struct peer_local *pl = kvn_xcalloc(1, sizeof *pl);
+
+	if (staging_len == 0) {
+		snprintf(err, errlen, "no same-host path: no staging size");
+		free(pl);
+		return KVN_EINVAL;
+	}
+	pl->staging_len = staging_len;
+	pl->ro_fd = -1;
+	pl->inproc = 1;
+	/* the answer's host field: informational, nothing compares it here */
+	(void)peer_host_id(pl->host, sizeof pl->host);
+	p->local = pl;
+	return 0;
+}
+
+/* Reserved address space, touched (and so backed) only as far as the
+ * client writes: the same cost as a memfd of that size. */
+static int local_mem_new(struct peer *p, struct lconn *lc)
+{
+	uint64_t len = p->local->staging_len;
+	void *base = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return KVN_ENOMEM;
+	struct peer_local_mem *mem = kvn_xcalloc(1, sizeof *mem);
+	mem->refs = 1;
+	mem->base = base;
+	mem->len = len;
+	/* the peer only reads it (staged_copy) */
+	if (net_region_wrap(&lc->staging, base, len, NET_REGION_STAGING, 0) != 0) {
+		local_mem_put(mem);
+		return KVN_ENOMEM;
+	}
+	lc->mem = mem;
+	return 0;
+}
+
+static void local_mem_put(struct peer_local_mem *mem)
+{
+	if (mem && __atomic_sub_fetch(&mem->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		munmap(mem->base, (size_t)mem->len);
+		free(mem);
+	}
+}
+
+/* What a redeemed token keeps alive for its client: the store (so the
+ * arena stays mapped) and the staging memory. */
+struct peer_local_pin {
+	struct peer_store *st;
+	struct peer_local_mem *mem;
+};
+
+int peer_local_redeem(struct actor *self, uint64_t link, const uint8_t *token,
+		      struct net_region *arena, struct net_region *staging, struct peer_local_pin **pin)
+{
+	struct peer *p = actor_state(self);
+	uint64_t now = kvn_now_ms(), alen = 0;
+	int rc = KVN_EAUTH;
+
+	*pin = NULL;
+	pthread_mutex_lock(&p->st->mu);
+	struct lconn *lc = p->local && p->local->inproc ? lconn_of(p, link) : NULL;
+	if (lc && lc->inproc && lc->mem && lc->token_until != 0 &&
+	    CRYPTO_memcmp(lc->token, token, PROTO_TOKEN_LEN) == 0) {
+		uint8_t *base = alloc_base(p->st->arena, &alen);
+		if (now < lc->token_until) {
+			rc = net_region_wrap(arena, base, alen, NET_REGION_ARENA, 0);
+			if (rc == 0)
+				rc = net_region_wrap(staging, lc->mem->base, lc->mem->len, NET_REGION_STAGING, 1);
+		}
+		lc->token_until = 0; /* single use, even when late */
+		if (rc == 0) {
+			struct peer_local_pin *pp = kvn_xmalloc(sizeof *pp);
+			pp->st = p->st;
+			__atomic_add_fetch(&p->st->refs, 1, __ATOMIC_RELAXED);
+			pp->mem = lc->mem;
+			__atomic_add_fetch(&lc->mem->refs, 1, __ATOMIC_RELAXED);
+			*pin = pp;
+			p->stats.local_maps++;
+		}
+	}
+	pthread_mutex_unlock(&p->st->mu);
+	if (rc) {
+		net_region_unmap(arena);
+		net_region_unmap(staging);
+	}
+	return rc;
+}
+
+void peer_local_unpin(struct peer_local_pin *pin)
+{
+	if (!pin)
+		return;
+	local_mem_put(pin->mem);
+	peer_store_put(pin->st);
+	free(pin);
+}
+
+void peer_local_counts(struct actor *self, struct peer_local_counts *out)
+{
+	struct peer *p = actor_state(self);
+	struct lconn *lc, *tmp;
+
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&p->st->mu);
+	if (p->local)
+		HASH_ITER(hh, p->local->conns, lc, tmp) {
+			out->conns++;
+			out->mapped += lc->fd >= 0 || lc->mem;
+			out->leases += lc->nleases;
+		}
+	struct keytab_stats ks;
+	keytab_get_stats(p->st->kt, &ks);
+	out->kt_leases = ks.leases;
+	pthread_mutex_unlock(&p->st->mu);
 }
