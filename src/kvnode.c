@@ -189,19 +189,6 @@ static int load_ring(struct auth_keyring *kr, const char *key, const char *path)
 	return 0;
 }
 
-static void net_opts_from_conf(const struct kvn_conf *c, struct net_opts *o, uint64_t max_conns)
-{
-	net_opts_default(o);
-	o->handshake_timeout_ms = c->auth_handshake_timeout;
-	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
-	o->max_conns = (uint32_t)max_conns;
-	o->max_preauth = (uint32_t)c->node_max_preauth;
-	o->max_preauth_per_ip = (uint32_t)c->node_max_preauth_per_ip;
-	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
-	o->tcp_sndbuf = c->node_tcp_sndbuf;
-	o->integrity = c->auth_integrity;
-}
-
 static int start_master(struct node *n, char *err, size_t errlen)
 {
 	char path[4096];
@@ -210,14 +197,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	const struct kvn_conf *c = n->conf;
 
 	snprintf(path, sizeof path, "%s/master.db", c->node_data_dir);
-	memset(&mo, 0, sizeof mo);
-	mo.db_path = path;
-	mo.server_id = c->node_id;
-	mo.node_timeout_ms = c->master_node_timeout;
-	mo.mailbox = (uint32_t)c->node_mailbox_size;
-	mo.max_value_size = c->node_max_value_size;
-	mo.commit_linger_ms = c->master_commit_linger;
-	mo.lease_ttl_max_ms = c->master_lease_ttl_max;
+	master_opts_from_conf(&mo, c, path);
 	n->master_loop = actor_loop_new("master");
 	n->db_loop = actor_loop_new("db");
 	if (master_start(n->master_loop, n->db_loop, &mo, &n->master, err, errlen) != 0)
@@ -227,7 +207,7 @@ static int start_master(struct node *n, char *err, size_t errlen)
 	snprintf(n->master_pol.server_id, sizeof n->master_pol.server_id, "%s", c->node_id);
 	if (n->roles & KVN_ROLE_PEER)
 		return 0; /* all-in-one: start_peer listens, once the I/O loops exist */
-	net_opts_from_conf(c, &no, c->master_max_connections);
+	net_opts_from_conf(&no, c, c->master_max_connections);
 	no.metrics_role = KVN_METRIC_MASTER;
 	if (net_listen(n->master, c->master_listen, &n->master_pol, &no, &n->master_lst, err, errlen) != 0)
 		return -1;
@@ -253,7 +233,7 @@ static void start_local(struct node *n)
 		*slash = '\0';
 		(void)mkdir(addr, 0700);
 	}
-	net_opts_from_conf(c, &no, c->peer_max_connections);
+	net_opts_from_conf(&no, c, c->peer_max_connections);
 	no.metrics_role = KVN_METRIC_PEER;
 	snprintf(addr, sizeof addr, "%s%s", NET_UNIX_PREFIX, c->peer_local_socket);
 	if (net_unix_alive(c->peer_local_socket)) {
@@ -279,28 +259,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	struct net_opts no;
 	const struct kvn_conf *c = n->conf;
 
-	memset(&po, 0, sizeof po);
-	po.node_id = c->node_id;
-	po.advertise = c->peer_advertise;
-	po.dram_size = c->peer_dram_size;
-	po.page_size = c->peer_page_size;
-	po.hugepages = c->peer_hugepages;
-	po.heartbeat_ms = c->peer_heartbeat_interval;
-	po.pending_ttl_ms = c->peer_pending_ttl;
-	po.read_lease_ttl_ms = c->peer_read_lease_ttl;
-	po.max_value_size = c->node_max_value_size;
-	po.mailbox = (uint32_t)c->node_mailbox_size;
-	po.call_timeout_ms = c->client_timeout;
-	po.evict = c->peer_evict;
-	po.offload = c->peer_offload;
-	po.force_evict = c->peer_force_evict;
-	po.promote_on_hit = c->peer_promote_on_hit;
-	po.high_watermark = c->peer_high_watermark;
-	po.low_watermark = c->peer_low_watermark;
-	po.evict_batch = c->peer_evict_batch;
-	po.offload_queue_limit = c->peer_offload_queue_limit;
-	po.pin_ttl_max_ms = c->peer_pin_ttl_max;
-	po.disk_size = c->peer_disk_size;
+	peer_opts_from_conf(&po, c);
 	if (c->peer_disk_size > 0) {
 		size_t len = strlen(c->node_data_dir) + sizeof "/peer.db";
 		n->peer_db = kvn_xmalloc(len);
@@ -311,7 +270,6 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		n->disk_loop = actor_loop_new("disk");
 		po.disk_loop = n->disk_loop;
 	}
-	po.flush_on_stop = c->peer_flush_on_stop;
 	/* All-in-one: the peer shares the master's loop thread.  Measured: on
 	 * these 2-core VMs a thread wake-up per message costs more than the
 	 * work, and 64 KiB gets with 4 clients went from 8.3k to 11.1k ops/s. */
@@ -322,7 +280,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	/* peers accept clients only */
 	n->peer_pol.client = &n->client_kr;
 	snprintf(n->peer_pol.server_id, sizeof n->peer_pol.server_id, "%s", c->node_id);
-	net_opts_from_conf(c, &no, c->peer_max_connections);
+	net_opts_from_conf(&no, c, c->peer_max_connections);
 	if (c->peer_io_threads > 1) {
 		n->nio = (int)c->peer_io_threads;
 		n->io = kvn_xcalloc((size_t)n->nio, sizeof *n->io);
@@ -347,7 +305,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		 * loops, one lock: the master's sink hands a PUT to the peer's
 		 * under it, with no order of two locks to get wrong. */
 		struct net_opts mno;
-		net_opts_from_conf(c, &mno, c->master_max_connections);
+		net_opts_from_conf(&mno, c, c->master_max_connections);
 		mno.metrics_role = KVN_METRIC_MASTER;
 		if (n->nio > 1) {
 			actor_set_lock(n->master, peer_lock(n->peer));
@@ -367,7 +325,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 		struct net_creds cr = { .role = AUTH_ROLE_PEER, .node_id = c->node_id, .secret = &n->peer_kr.s[0],
 					.ring = &n->peer_kr };
 		actor_id proxy;
-		net_opts_from_conf(c, &no, 1);
+		net_opts_from_conf(&no, c, 1);
 		no.reconnect = 1;
 		if (net_connect(n->peer, c->peer_master, &cr, &no, &proxy) != 0) {
 			snprintf(err, errlen, "peer.master = '%s': not a valid address", c->peer_master);

@@ -82,19 +82,6 @@ static int embed_conf(const struct kvn_embed_options *o, struct kvn_conf *c, cha
 
 /* ---- the roles (as kvnode.c's start_master and start_peer) ---- */
 
-static void listen_opts(const struct kvn_conf *c, struct net_opts *o, uint64_t max_conns)
-{
-	net_opts_default(o);
-	o->handshake_timeout_ms = c->auth_handshake_timeout;
-	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
-	o->max_conns = (uint32_t)max_conns;
-	o->max_preauth = (uint32_t)c->node_max_preauth;
-	o->max_preauth_per_ip = (uint32_t)c->node_max_preauth_per_ip;
-	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
-	o->tcp_sndbuf = c->node_tcp_sndbuf;
-	o->integrity = c->auth_integrity;
-}
-
 static int start_master(struct kvn_embed *e, char *err, size_t errlen)
 {
 	char path[4096];
@@ -102,14 +89,7 @@ static int start_master(struct kvn_embed *e, char *err, size_t errlen)
 	const struct kvn_conf *c = &e->conf;
 
 	snprintf(path, sizeof path, "%s/master.db", c->node_data_dir);
-	memset(&mo, 0, sizeof mo);
-	mo.db_path = path;
-	mo.server_id = c->node_id;
-	mo.node_timeout_ms = c->master_node_timeout;
-	mo.mailbox = (uint32_t)c->node_mailbox_size;
-	mo.max_value_size = c->node_max_value_size;
-	mo.commit_linger_ms = c->master_commit_linger;
-	mo.lease_ttl_max_ms = c->master_lease_ttl_max;
+	master_opts_from_conf(&mo, c, path);
 	e->master_loop = actor_loop_new("master");
 	e->db_loop = actor_loop_new("db");
 	int rc = master_start(e->master_loop, e->db_loop, &mo, &e->master, err, errlen);
@@ -121,28 +101,7 @@ static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
 	struct peer_opts po;
 	const struct kvn_conf *c = &e->conf;
 
-	memset(&po, 0, sizeof po);
-	po.node_id = c->node_id;
-	po.advertise = c->peer_advertise;
-	po.dram_size = c->peer_dram_size;
-	po.page_size = c->peer_page_size;
-	po.hugepages = c->peer_hugepages;
-	po.heartbeat_ms = c->peer_heartbeat_interval;
-	po.pending_ttl_ms = c->peer_pending_ttl;
-	po.read_lease_ttl_ms = c->peer_read_lease_ttl;
-	po.max_value_size = c->node_max_value_size;
-	po.mailbox = (uint32_t)c->node_mailbox_size;
-	po.call_timeout_ms = c->client_timeout;
-	po.evict = c->peer_evict;
-	po.offload = c->peer_offload;
-	po.force_evict = c->peer_force_evict;
-	po.promote_on_hit = c->peer_promote_on_hit;
-	po.high_watermark = c->peer_high_watermark;
-	po.low_watermark = c->peer_low_watermark;
-	po.evict_batch = c->peer_evict_batch;
-	po.offload_queue_limit = c->peer_offload_queue_limit;
-	po.pin_ttl_max_ms = c->peer_pin_ttl_max;
-	po.disk_size = c->peer_disk_size;
+	peer_opts_from_conf(&po, c);
 	if (c->peer_disk_size > 0) {
 		size_t len = strlen(c->node_data_dir) + sizeof "/peer.db";
 		e->peer_db = kvn_xmalloc(len);
@@ -152,7 +111,6 @@ static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
 		e->disk_loop = actor_loop_new("disk");
 		po.disk_loop = e->disk_loop;
 	}
-	po.flush_on_stop = c->peer_flush_on_stop;
 	/* the master's loop, as in kvnode's all-in-one node (kvnode.c says
 	 * why: a thread wake-up per message costs more than the work) */
 	int rc = peer_start(e->master_loop, &po, &e->peer, err, errlen);
@@ -190,10 +148,10 @@ static int start_listeners(struct kvn_embed *e, char *err, size_t errlen)
 	snprintf(e->master_pol.server_id, sizeof e->master_pol.server_id, "%s", c->node_id);
 	e->peer_pol.client = &e->client_kr;
 	snprintf(e->peer_pol.server_id, sizeof e->peer_pol.server_id, "%s", c->node_id);
-	listen_opts(c, &no, c->peer_max_connections);
+	net_opts_from_conf(&no, c, c->peer_max_connections);
 	if (net_listen(e->peer, c->peer_listen, &e->peer_pol, &no, &e->peer_lst, err, errlen) != 0)
 		return KVN_ECONN;
-	listen_opts(c, &no, c->master_max_connections);
+	net_opts_from_conf(&no, c, c->master_max_connections);
 	if (net_listen(e->master, c->master_listen, &e->master_pol, &no, &e->master_lst, err, errlen) != 0)
 		return KVN_ECONN;
 	master_set_listener(e->master, e->master_lst);

@@ -759,3 +759,15 @@ void master_dump(struct actor *master, master_dump_fn fn, void *arg)
 			fn(arg, e->key, e->klen, e->gen, e->node->node_id);
 	}
 }
+
+void master_opts_from_conf(struct master_opts *o, const struct kvn_conf *c, const char *db_path)
+{
+	memset(o, 0, sizeof *o);
+	o->db_path = db_path;
+	o->server_id = c->node_id;
+	o->node_timeout_ms = c->master_node_timeout;
+	o->mailbox = (uint32_t)c->node_mailbox_size;
+	o->max_value_size = c->node_max_value_size;
+	o->commit_linger_ms = c->master_commit_linger;
+	o->lease_ttl_max_ms = c->master_lease_ttl_max;
+}

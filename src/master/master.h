@@ -25,6 +25,9 @@ struct master_opts {
 	uint64_t floor_keep_ms;    /* tests: master.db floors' keep window; 0: 10 min */
 	uint32_t floor_max;        /* tests: generation floors kept in memory; 0: 2^18 */
 };
+/* The options the config gives (db_path: the caller's, e.g.
+ * {data_dir}/master.db; the test knobs stay 0). */
+void master_opts_from_conf(struct master_opts *o, const struct kvn_conf *c, const char *db_path);
 /* Open master.db (bumping the epoch durably), start the SQLite writer actor
  * on db_loop and the master actor on loop.  *out gets the master actor.
  * Call before the loops' threads start.  Errors go to err. */

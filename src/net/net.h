@@ -222,6 +222,10 @@ struct net_opts {
 	int metrics_role;
 };
 void net_opts_default(struct net_opts *o);
+/* A listener's options from the node's config: the defaults, then the
+ * handshake deadline, payload limit, connection and pre-auth caps, TCP
+ * tuning and integrity mode of c (max_conns: the role's own cap). */
+void net_opts_from_conf(struct net_opts *o, const struct kvn_conf *c, uint64_t max_conns);
 /* Whether this process may give its TCP sockets congestion control cc (a
  * scratch socket tries it): 0, or KVN_ECONFIG with the reason in err. */
 int net_check_congestion(const char *cc, char *err, size_t errlen);

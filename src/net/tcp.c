@@ -451,3 +451,16 @@ void net_listener_free(struct net_listener *l)
 	net_counter_put(l->cnt);
 	free(l);
 }
+
+void net_opts_from_conf(struct net_opts *o, const struct kvn_conf *c, uint64_t max_conns)
+{
+	net_opts_default(o);
+	o->handshake_timeout_ms = c->auth_handshake_timeout;
+	o->max_payload = c->node_max_value_size > 256ull << 20 ? c->node_max_value_size : 256ull << 20;
+	o->max_conns = (uint32_t)max_conns;
+	o->max_preauth = (uint32_t)c->node_max_preauth;
+	o->max_preauth_per_ip = (uint32_t)c->node_max_preauth_per_ip;
+	snprintf(o->tcp_congestion, sizeof o->tcp_congestion, "%s", c->node_tcp_congestion);
+	o->tcp_sndbuf = c->node_tcp_sndbuf;
+	o->integrity = c->auth_integrity;
+}

@@ -777,3 +777,30 @@ void peer_set_master(struct actor *peer, actor_id master)
 	struct peer *p = actor_state(peer);
 	p->master = master;
 }
+
+void peer_opts_from_conf(struct peer_opts *po, const struct kvn_conf *c)
+{
+	memset(po, 0, sizeof *po);
+	po->node_id = c->node_id;
+	po->advertise = c->peer_advertise;
+	po->dram_size = c->peer_dram_size;
+	po->page_size = c->peer_page_size;
+	po->hugepages = c->peer_hugepages;
+	po->heartbeat_ms = c->peer_heartbeat_interval;
+	po->pending_ttl_ms = c->peer_pending_ttl;
+	po->read_lease_ttl_ms = c->peer_read_lease_ttl;
+	po->max_value_size = c->node_max_value_size;
+	po->mailbox = (uint32_t)c->node_mailbox_size;
+	po->call_timeout_ms = c->client_timeout;
+	po->evict = c->peer_evict;
+	po->offload = c->peer_offload;
+	po->force_evict = c->peer_force_evict;
+	po->promote_on_hit = c->peer_promote_on_hit;
+	po->high_watermark = c->peer_high_watermark;
+	po->low_watermark = c->peer_low_watermark;
+	po->evict_batch = c->peer_evict_batch;
+	po->offload_queue_limit = c->peer_offload_queue_limit;
+	po->pin_ttl_max_ms = c->peer_pin_ttl_max;
+	po->disk_size = c->peer_disk_size;
+	po->flush_on_stop = c->peer_flush_on_stop;
+}

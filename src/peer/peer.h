@@ -45,6 +45,9 @@ struct peer_opts {
 	 * The simulation test turns it on to prove its checker notices. */
 	int unsafe_forget_unacked;
 };
+/* The options the config gives, all but the disk tier's files and loop
+ * (disk_dir, disk_db, disk_loop: the caller's) and the test knobs. */
+void peer_opts_from_conf(struct peer_opts *o, const struct kvn_conf *c);
 /* Create the arena and the peer actor on loop.  The peer attaches to
  * `master` (a local actor or a proxy from net_connect) once started. */
 int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,
