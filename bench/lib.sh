@@ -88,23 +88,28 @@ wait_ready() {
 	return 1
 }
 
-# check_modes LIST: each of LIST an auth.integrity mode, else exit 2.
+# check_modes LIST: each of LIST an auth.integrity mode or local, else exit 2.
 check_modes() {
 	[ -n "$1" ] || { echo "$ME: no integrity mode given" >&2; exit 2; }
 	for m in $1; do
-		case $m in header | frame) ;; *) echo "$ME: unknown integrity mode '$m' (header or frame)" >&2; exit 2 ;; esac
+		case $m in header | frame | local) ;; *) echo "$ME: unknown mode '$m' (header, frame or local)" >&2; exit 2 ;; esac
 	done
 }
 
 # start_kvnode MODE: an all-in-one node whose cluster runs auth.integrity =
 # MODE, in its own data dir.  The mode is in the config file, not a --set, so
 # the bench client reads the same one (a mismatch is refused at attach).
+# Its clients use loopback TCP (client.local = off), except for MODE local:
+# integrity header, and the clients take the same-host shared-memory path
+# (client.local = auto), so the two compare on one machine in one run.
 # Sets KV_CLIENT and KV_PID, and KV_CLIENT_<MODE> and KV_PID_<MODE>.
 # KVN_BENCH_SET="key=value ..." (environment): more --set options for the
 # node, e.g. "peer.io_threads=1" to compare loop counts in the same minutes.
 KV_CLIENT=
 start_kvnode() {
 	mode=${1:-header}
+	integrity=$mode local=off
+	[ "$mode" = local ] && integrity=header local=auto
 	kv_sets=
 	for s in ${KVN_BENCH_SET:-}; do kv_sets="$kv_sets --set $s"; done
 	try=0
@@ -117,7 +122,7 @@ start_kvnode() {
 [node]
 data_dir = $TMP/kvdata-$mode
 [auth]
-integrity = $mode
+integrity = $integrity
 [master]
 listen = 127.0.0.1:$mp
 http =
@@ -127,6 +132,7 @@ http =
 master = 127.0.0.1:$mp
 [client]
 master = 127.0.0.1:$mp
+local = $local
 EOF
 		"$KV" --role master,peer --config "$conf" --set "peer.dram_size=$DRAM" \
 			--set node.max_value_size=64MiB $kv_sets >"$TMP/kvnode-$mode.log" 2>&1 &

@@ -2,7 +2,9 @@
 # vs-peers.sh: kvnode against redis and memcached on this machine, with the
 # same load generator (`kvnode --role client bench`), printed as one table
 # with a line per kvnode integrity mode (auth.integrity header and frame, one
-# node each), then the machine's own ceilings (iperf3 loopback, memcpy), the
+# node each, clients over loopback TCP) and a kv-local column (a third node
+# whose clients take the same-host shared-memory path: mode local), then the
+# machine's own ceilings (iperf3 loopback, memcpy), the
 # cost of one frame tag and of one value checksum (XXH3-64) at each size, and
 # the CPU model.
 #
@@ -18,8 +20,9 @@ usage: bench/vs-peers.sh [-b BUILDDIR] [-r REPEATS] [-t "kvnode redis memcached"
   -b DIR   build dir holding ./kvnode (default: .)
   -r N     repeat every run N times and report the median (default: 3)
   -t LIST  targets to run (default: "kvnode redis memcached")
-  -m LIST  kvnode integrity modes (auth.integrity), one node each
-           (default: "header frame")
+  -m LIST  kvnode modes, one node each: header and frame (auth.integrity,
+           clients over loopback TCP), local (integrity header, clients on
+           the same-host shared-memory path) (default: "header frame local")
   -q       quick: a tenth of the items per run (noisier)
   -k       keep the temp dir (configs, server logs, raw JSON lines)
 EOF
@@ -28,7 +31,7 @@ EOF
 BUILD=.
 REPS=3
 TARGETS="kvnode redis memcached"
-KV_MODES="header frame"
+KV_MODES="header frame local"
 QUICK=0
 KEEP=0
 CLIENTS=4
@@ -175,7 +178,7 @@ fi
 printf '\nkvnode vs peers: %s clients, median of %s runs, loopback, %s cores, load %s\n' \
 	"$CLIENTS" "$REPS" "$(nproc 2>/dev/null || echo '?')" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'cpu: %s\n' "$(cpu_model)"
-printf 'kvnode integrity modes: %s\n' "$KV_MODES"
+printf 'kvnode modes: %s\n' "$KV_MODES"
 awk -v active=" $ACTIVE " -v modes="$KV_MODES" "$AWK_MEDIAN"'
 function cell(k, f,   v) {
 	if (fail[k]) return "FAIL"
@@ -205,19 +208,31 @@ function ratio(a, b, isops,   x, y) {
 	if ($1 == "base") { base[$2, $3] = k }
 }
 END {
-	# one line per row and kvnode mode; redis and memcached repeat on each
-	nm = split(modes, md, " ")
-	if (index(active, " kvnode-") == 0) { nm = 1; md[1] = "-" }
-	fmt = "%-7s %-6s %-5s %-6s | %-12s %-12s %-12s | %-8s %-8s | %-8s %-8s %-8s\n"
-	printf fmt, "op", "size", "batch", "mode", "kvnode", "redis", "memcached", "kv/redis", "kv/memc", "p99 kv", "p99 red", "p99 mc"
+	# one line per row and TCP kvnode mode; kvnode-local (the same-host
+	# shared-memory path), redis and memcached repeat on each
+	nm = 0
+	n = split(modes, md0, " ")
+	for (j = 1; j <= n; j++) if (md0[j] != "local") md[++nm] = md0[j]
+	if (nm == 0) { nm = 1; md[1] = "-" }
+	fmt = "%-7s %-6s %-5s %-6s | %-12s %-12s %-12s %-12s | %-8s %-8s %-8s | %-8s %-8s %-8s %-8s\n"
+	printf fmt, "op", "size", "batch", "mode", "kvnode", "kv-local", "redis", "memcached", "kv/memc", "loc/memc",
+		"loc/kv", "p99 kv", "p99 loc", "p99 red", "p99 mc"
 	for (i = 1; i <= nr; i++) {
 		split(rows[i], p, SUBSEP); isops = p[3] > 1 || p[1] == "exists"
-		rk = "redis" SUBSEP rows[i]; mk2 = "memcached" SUBSEP rows[i]
+		rk = "redis" SUBSEP rows[i]; mk2 = "memcached" SUBSEP rows[i]; lk = "kvnode-local" SUBSEP rows[i]
 		for (j = 1; j <= nm; j++) {
 			kk = "kvnode-" md[j] SUBSEP rows[i]
-			printf fmt, p[1], p[2], p[3], md[j], thr(kk, isops), thr(rk, isops), thr(mk2, isops),
-				ratio(kk, rk, isops), ratio(kk, mk2, isops), lat(kk), lat(rk), lat(mk2)
+			printf fmt, p[1], p[2], p[3], md[j], thr(kk, isops), thr(lk, isops), thr(rk, isops), thr(mk2, isops),
+				ratio(kk, mk2, isops), ratio(lk, mk2, isops), ratio(lk, kk, isops),
+				lat(kk), lat(lk), lat(rk), lat(mk2)
 		}
+	}
+	# the same-host target: 4 clients of kvnode-local against one thread of memcpy
+	n = split("1MiB 16MiB", sz, " ")
+	for (i = 1; i <= n; i++) {
+		lk = "kvnode-local" SUBSEP "get" SUBSEP sz[i] SUBSEP 1
+		if (("memcpy" SUBSEP sz[i]) in base && cell(lk, "gbs") != "")
+			printf "kv-local get %s / memcpy %s (1 thread): %s\n", sz[i], sz[i], ratio(lk, base["memcpy", sz[i]], 0)
 	}
 	print ""
 	print "baselines (same machine, 1 thread; p99 per item):"
@@ -243,7 +258,10 @@ echo
 echo "notes: memcached runs with -I 32m: the issue asked for -I 8m, but a 16 MiB value"
 echo "  does not fit under an 8 MiB item size limit.  Batch rows (batch > 1) and exists"
 echo "  are in thousands of items (keys) per second; their ratios compare items per"
-echo "  second.  mode = kvnode's auth.integrity: frame tags every payload byte, header"
+echo "  second.  kv-local = kvnode clients on the same host as the peer, reading and"
+echo "  writing its arena through shared memory (client.local = auto, integrity header);"
+echo "  the kvnode column's clients use loopback TCP (client.local = off)."
+echo "  mode = kvnode's auth.integrity: frame tags every payload byte, header"
 echo "  only each frame's header and metadata (values carry an XXH3-64 checksum);"
 echo "  redis and memcached authenticate nothing and appear on every mode's line."
 echo "  durable = kvnode puts acknowledged after the master's COMMIT; redis (no"
