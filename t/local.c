@@ -4,7 +4,7 @@
  * arena, off stays on TCP), each checked to have taken the path it says.
  * lease_race: a lease that expires in the middle of a copy, its pages
  * reused by other values before the copy reads them: the get never returns
- * those bytes (the copy fails its checksum and is read again).  killed: a
+ * those bytes (the copy fails its stamp check and is read again).  killed: a
  * local client killed (SIGKILL) while it holds a read lease, PENDING slots
  * and a staging region leaves nothing behind after the TTLs.  fallback: a
  * host id that is not ours, a socket that is gone, a map side channel that
@@ -203,7 +203,7 @@ static void t_lease_race(void)
 	int rc = kvn_get(c, "race", 4, g, MIB, &vlen);
 	client_set_local_copy_hook(c, NULL, NULL);
 	ok(r.fired, "the hook ran between the lease and the copy");
-	is_int(cstat(c, "local_stale"), 1, "the copy failed its checksum: the pages had been reused");
+	is_int(cstat(c, "local_stale"), 1, "the copy failed its stamp check: the pages had been reused");
 	is_int(rc, 0, "the get still answers");
 	ok(vlen == MIB && memcmp(g, want, MIB) == 0, "with the value put last, never the reused pages' bytes");
 	ok(memcmp(g, v, MIB) != 0, "(not the value whose lease ran out either: it was removed)");

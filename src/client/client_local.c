@@ -5,9 +5,10 @@
  * and where is its Unix socket), the switch to an authenticated connection
  * on that socket, the mapping of the peer's arena (read-only) and of this
  * connection's staging region (the one-sided transport, net/xfer.h), the
- * LOCAL_GET read (copy out of the arena, then check the value's checksum
- * on the copy: a lease that expired mid-copy can never hand back reused
- * pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
+ * LOCAL_GET read (copy out of the arena, then check the lease's stamp, a
+ * word the peer changes before it can reuse the pages, and with
+ * client.local_verify = checksum the value's checksum too: a lease that
+ * expired mid-copy can never hand back reused pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
  * per failure (rate-limited), tried again later with a growing pause.
  */
 #include "config.h"
@@ -18,6 +19,7 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/client_int.h"
@@ -37,6 +39,7 @@ struct client_local {
 	uint64_t retry_at;
 	struct kvn_backoff bo;
 	struct net_region arena, staging;
+	struct net_region stamps; /* read-only: the peer's words of our leases */
 	uint64_t stage_off; /* the next free byte of staging in this round */
 };
 
@@ -64,6 +67,7 @@ static void local_unmap(struct client_local *l)
 {
 	net_region_unmap(&l->arena);
 	net_region_unmap(&l->staging);
+	net_region_unmap(&l->stamps);
 }
 
 void client_local_reset(struct client_peer *p)
@@ -198,11 +202,17 @@ static int local_attach(struct kvn_client *c, struct client_peer *p, const struc
 	uint64_t now = kvn_now_ms();
 	if ((rc = net_map_fetch(probe->sock, lm.token, deadline > now ? deadline - now : 1, fds, &nfds)) != 0)
 		goto fail;
-	rc = nfds == 2 ? 0 : KVN_EPROTO;
+	struct stat sst;
+	rc = nfds == 3 ? 0 : KVN_EPROTO;
 	if (rc == 0)
 		rc = net_region_map(&l->arena, fds[0], lm.arena_len, NET_REGION_ARENA, 0);
 	if (rc == 0)
 		rc = net_region_map(&l->staging, fds[1], lm.staging_len, NET_REGION_STAGING, 1);
+	/* the stamp region's size is the file's: a word per lease slot */
+	if (rc == 0)
+		rc = fstat(fds[2], &sst) == 0 && sst.st_size >= NET_STAMP_SIZE ? 0 : KVN_EPROTO;
+	if (rc == 0)
+		rc = net_region_map(&l->stamps, fds[2], (uint64_t)sst.st_size, NET_REGION_STAMPS, 0);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	if (rc == 0)
@@ -354,14 +364,19 @@ static void get_one(struct kvn_client *c, struct client_op *op, struct client_pe
 	}
 	if (c->test_local_copy)
 		c->test_local_copy(c->test_local_copy_arg, it->key, it->klen);
-	if (net_xfer_read(&p->local->arena, ext, res->next, it->val, it->cap) != 0) {
-		st[i] = KVN_EPROTO; /* extents outside the arena: never read */
+	/* The lease may have run out during the copy and the pages been
+	 * reused: the peer changes the lease's stamp before that can happen,
+	 * so a copy whose stamp still holds is the value; otherwise read it
+	 * again with a GET.  checksum: the bytes must also match the value's
+	 * checksum (what a stamp cannot see: bytes changed in the arena). */
+	int rc = net_xfer_read_stamped(&p->local->arena, ext, res->next, it->val, it->cap, &p->local->stamps,
+				       res->stamp, res->lease_id);
+	if (rc == KVN_EPROTO) {
+		st[i] = KVN_EPROTO; /* extents or stamp outside their regions: never read */
 		return;
 	}
-	/* The lease may have run out during the copy and the pages been
-	 * reused: only the bytes that match the value's checksum are the
-	 * value.  Otherwise read it again with a GET. */
-	if (kvn_xxh3(it->val, res->size) != res->checksum) {
+	if (rc != 0 || (c->conf.client_local_verify == KVN_VERIFY_CHECKSUM &&
+			kvn_xxh3(it->val, res->size) != res->checksum)) {
 		c->stats.local_stale++;
 		mark_redo(op, i, st);
 		return;

@@ -453,7 +453,8 @@ static void lease_expired(void *arg, uint64_t lease_id, void *owner)
 {
 	struct peer *p = arg;
 	struct lease_ref *lr = owner;
-	(void)lease_id;
+	if (peer_local_expired(p, lease_id, owner))
+		return; /* a same-host client's lease: stamped, then released */
 	/* synchronous: lr may be freed by this (the cleanup) */
 	net_abort(actor_loop_of(p->self), lr->conn, KVN_ETIMEDOUT);
 }

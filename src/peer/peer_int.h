@@ -338,6 +338,11 @@ void peer_on_local_get(struct peer *p, struct actor_msg *m);
 void peer_on_local_release(struct peer *p, struct actor_msg *m);
 void peer_on_local_put(struct peer *p, struct actor_msg *m);
 void peer_local_fini(struct peer *p);
+/* The keytab's lease tick found lease_id past its deadline with owner:
+ * when that is a local lease (owner p->local), its stamp is changed and
+ * then it is released (its pages may be reused from here on): 1.  0 when
+ * the lease is not a local one. */
+int peer_local_expired(struct peer *p, uint64_t lease_id, void *owner);
 /* This kernel's boot id (/proc/sys/kernel/random/boot_id): 0 or KVN_EIO. */
 int peer_host_id(char *out, size_t cap);
 

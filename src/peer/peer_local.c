@@ -7,6 +7,14 @@
  * channel that hands out the arena read-only and the staging region, and
  * the handlers of LOCAL_MAP, LOCAL_GET, LOCAL_RELEASE and LOCAL_PUT.
  *
+ * Each connection also has a stamp region (net/xfer.h, "lease stamps"):
+ * a word per lease slot, written only here, mapped read-only by the
+ * client.  A lease's word holds its id from the grant until the lease
+ * ends, and is cleared before the keytab may free its pages (every local
+ * lease is held, keytab_lease_hold, so the keytab's own expiry only tells
+ * us: peer_local_expired); the client's check of the word after its copy
+ * replaces a checksum pass over the value.
+ *
  * What a local client can touch: its own staging region (the peer copies
  * out of it, then checks the checksum on the arena pages, so bytes changed
  * after the copy are never stored) and, read-only, the arena.  It cannot
@@ -43,6 +51,7 @@
 
 struct lconn_lease {
 	uint64_t id, deadline;
+	uint32_t slot; /* its word in the stamp region */
 	UT_hash_handle hh;
 };
 
@@ -55,6 +64,10 @@ struct lconn {
 	uint64_t token_until; /* 0: no token outstanding */
 	struct lconn_lease *leases;
 	uint32_t nleases;
+	/* the stamp region: ours writable, stamp_ro (the client's) read-only */
+	int stamp_fd, stamp_ro;
+	struct net_region stamps;
+	uint32_t *free_slot, nfree; /* a stack of the slots no lease holds */
 };
 
 struct peer_local {
@@ -89,20 +102,53 @@ static struct lconn *lconn_of(struct peer *p, actor_id conn)
 	return lc;
 }
 
+/* End one lease of lc: its stamp changes first, so a copy still running
+ * in the client can no longer pass its check, then the keytab may free
+ * the pages. */
+static void lease_end(struct peer *p, struct lconn *lc, struct lconn_lease *l)
+{
+	(void)net_stamp_set(&lc->stamps, l->slot, NET_STAMP_NONE);
+	(void)keytab_release(p->st->kt, l->id);
+	lc->free_slot[lc->nfree++] = l->slot;
+	HASH_DEL(lc->leases, l);
+	lc->nleases--;
+	free(l);
+}
+
 static void lconn_free(struct peer *p, struct lconn *lc)
 {
 	struct lconn_lease *l, *tmp;
 	HASH_DEL(p->local->conns, lc);
 	/* a closed (or killed) client reads nothing more: its leases end now */
-	HASH_ITER(hh, lc->leases, l, tmp) {
-		(void)keytab_release(p->st->kt, l->id);
-		HASH_DEL(lc->leases, l);
-		free(l);
-	}
+	HASH_ITER(hh, lc->leases, l, tmp)
+		lease_end(p, lc, l);
 	net_region_unmap(&lc->staging);
+	net_region_unmap(&lc->stamps);
 	if (lc->fd >= 0)
 		close(lc->fd);
+	if (lc->stamp_fd >= 0)
+		close(lc->stamp_fd);
+	if (lc->stamp_ro >= 0)
+		close(lc->stamp_ro);
+	free(lc->free_slot);
 	free(lc);
+}
+
+int peer_local_expired(struct peer *p, uint64_t lease_id, void *owner)
+{
+	struct lconn *lc, *tmp;
+	if (!p->local || owner != (void *)p->local)
+		return 0;
+	HASH_ITER(hh, p->local->conns, lc, tmp) {
+		struct lconn_lease *l = NULL;
+		HASH_FIND(hh, lc->leases, &lease_id, sizeof lease_id, l);
+		if (l) {
+			lease_end(p, lc, l);
+			return 1;
+		}
+	}
+	(void)keytab_release(p->st->kt, lease_id); /* its connection is gone */
+	return 1;
 }
 
 /* NET_UP / NET_DOWN of a client connection (the master's go elsewhere). */
@@ -127,6 +173,7 @@ void peer_local_net(struct peer *p, struct actor_msg *m)
 	lc = kvn_xcalloc(1, sizeof *lc);
 	lc->conn = m->src;
 	lc->fd = -1;
+	lc->stamp_fd = lc->stamp_ro = -1;
 	HASH_ADD(hh, p->local->conns, conn, sizeof lc->conn, lc);
 }
 
@@ -145,7 +192,8 @@ static int map_token(void *arg, const uint8_t token[NET_MAP_TOKEN], int *fds, in
 		if (now < lc->token_until) {
 			fds[0] = p->local->ro_fd;
 			fds[1] = lc->fd;
-			*nfds = 2;
+			fds[2] = lc->stamp_ro;
+			*nfds = 3;
 			p->stats.local_maps++;
 			rc = 0;
 		}
@@ -198,6 +246,34 @@ void peer_local_fini(struct peer *p)
 
 /* ---- LOCAL_MAP ---- */
 
+/* The connection's staging region and stamp region, sized once, never
+ * mapped by anyone but this client and us.  0, or KVN_ENOMEM with
+ * nothing kept. */
+static int lconn_regions(struct peer *p, struct lconn *lc)
+{
+	uint64_t slen = (uint64_t)LCONN_LEASE_MAX * NET_STAMP_SIZE;
+	if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) == 0 &&
+	    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) == 0 &&
+	    net_memfd_new("kvnode-stamps", slen, &lc->stamp_fd) == 0 &&
+	    net_region_map(&lc->stamps, lc->stamp_fd, slen, NET_REGION_STAMPS, 1) == 0 &&
+	    net_fd_reopen_ro(lc->stamp_fd, &lc->stamp_ro) == 0) {
+		lc->free_slot = kvn_xmalloc(LCONN_LEASE_MAX * sizeof *lc->free_slot);
+		for (uint32_t i = 0; i < LCONN_LEASE_MAX; i++)
+			lc->free_slot[i] = LCONN_LEASE_MAX - 1 - i; /* slot 0 first: fewer pages touched */
+		lc->nfree = LCONN_LEASE_MAX;
+		return 0;
+	}
+	net_region_unmap(&lc->staging);
+	net_region_unmap(&lc->stamps);
+	int *fds[] = { &lc->fd, &lc->stamp_fd, &lc->stamp_ro };
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	return KVN_ENOMEM;
+}
+
 void peer_on_local_map(struct peer *p, struct actor_msg *m)
 {
 	struct proto_local_map lm;
@@ -211,16 +287,9 @@ void peer_on_local_map(struct peer *p, struct actor_msg *m)
 		snprintf(lm.sock, sizeof lm.sock, "%s", p->local->path);
 	}
 	if (lc) {
-		if (lc->fd < 0) {
-			/* sized once, never mapped by anyone but this client and us */
-			if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) != 0 ||
-			    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) != 0) {
-				if (lc->fd >= 0)
-					close(lc->fd);
-				lc->fd = -1;
-				actor_reply_status(p->self, m, KVN_ENOMEM);
-				return;
-			}
+		if (lc->fd < 0 && lconn_regions(p, lc) != 0) {
+			actor_reply_status(p->self, m, KVN_ENOMEM);
+			return;
 		}
 		if (kvn_random(lc->token, sizeof lc->token) != 0) {
 			actor_reply_status(p->self, m, KVN_EIO);
@@ -240,16 +309,13 @@ void peer_on_local_map(struct peer *p, struct actor_msg *m)
 
 /* ---- LOCAL_GET ---- */
 
-/* Forget leases of lc past their deadline (the key table released them). */
-static void lconn_purge(struct lconn *lc, uint64_t now)
+/* End the leases of lc past their deadline now (the lease tick would). */
+static void lconn_purge(struct peer *p, struct lconn *lc, uint64_t now)
 {
 	struct lconn_lease *l, *tmp;
 	HASH_ITER(hh, lc->leases, l, tmp)
-		if (l->deadline <= now) {
-			HASH_DEL(lc->leases, l);
-			free(l);
-			lc->nleases--;
-		}
+		if (l->deadline <= now)
+			lease_end(p, lc, l);
 }
 
 static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_item *it, uint64_t now,
@@ -261,7 +327,7 @@ static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_i
 
 	memset(res, 0, sizeof *res);
 	if (lc->nleases >= LCONN_LEASE_MAX)
-		lconn_purge(lc, now);
+		lconn_purge(p, lc, now);
 	if (lc->nleases >= LCONN_LEASE_MAX) {
 		res->how = PROTO_LOCAL_GET;
 		return;
@@ -288,8 +354,14 @@ static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_i
 	res->size = v.size;
 	res->checksum = v.checksum;
 	res->lease_id = id;
+	/* held: the keytab's expiry asks us (peer_local_expired) rather than
+	 * free pages whose stamp still names the lease */
+	(void)keytab_lease_hold(p->st->kt, id, p->local);
 	struct lconn_lease *l = kvn_xmalloc(sizeof *l);
 	l->id = id;
+	l->slot = lc->free_slot[--lc->nfree];
+	(void)net_stamp_set(&lc->stamps, l->slot, id);
+	res->stamp = l->slot;
 	l->deadline = now + p->o.read_lease_ttl_ms;
 	HASH_ADD(hh, lc->leases, id, sizeof l->id, l);
 	lc->nleases++;
@@ -343,11 +415,7 @@ void peer_on_local_release(struct peer *p, struct actor_msg *m)
 		HASH_FIND(hh, lc->leases, &id, sizeof id, l);
 		if (!l)
 			continue;
-		HASH_DEL(lc->leases, l);
-		lc->nleases--;
-		if (l->deadline > kvn_now_ms())
-			(void)keytab_release(p->st->kt, id);
-		free(l);
+		lease_end(p, lc, l);
 		p->stats.local_releases++;
 	}
 }
