@@ -41,6 +41,7 @@ struct client_local {
 	struct net_region arena, staging;
 	struct net_region stamps; /* read-only: the peer's words of our leases */
 	uint64_t stage_off; /* the next free byte of staging in this round */
+	int verify;         /* client.local_verify */
 };
 
 int client_local_ready(const struct client_peer *p)
@@ -272,6 +273,7 @@ void client_local_probe(struct kvn_client *c, struct client_op *op, struct clien
 	p->opened_ms = kvn_now_ms();
 	l->state = LOCAL_READY;
 	l->stage_off = 0;
+	l->verify = c->conf.client_local_verify;
 	kvn_backoff_reset(&l->bo);
 	c->stats.local_peers++;
 	log_debug("peer %s: same-host path up (arena %llu bytes, staging %llu bytes)", p->node_id,
@@ -288,15 +290,24 @@ void client_local_round_start(struct kvn_client *c)
 			p->local->stage_off = 0;
 }
 
-/* Copy one value into staging at off; when its sum is not known yet,
- * compute it from each chunk just written (in cache). */
+/* Copy one value into staging at off.  When its sum is not known yet:
+ * with client.local_verify = stamp, leave it to the peer (sum 0 in the
+ * metadata, PROTO_LOCAL_PUT_PEER_SUM; 1 returned), which hashes the bytes
+ * as it stores them anyway; with checksum, compute it from each chunk
+ * just written (in cache), as a TCP put would. */
 #define STAGE_CHUNK (64u * 1024u)
-static void stage_one(struct client_local *l, struct client_op *op, uint32_t i, uint64_t off)
+static int stage_one(struct client_local *l, struct client_op *op, uint32_t i, uint64_t off)
 {
 	const struct kvn_item *it = &op->items[i];
 	if (!op->sum_known || op->sum_known[i]) {
 		(void)net_xfer_write(&l->staging, off, it->val, it->vlen);
-		return;
+		return 0;
+	}
+	if (l->verify == KVN_VERIFY_STAMP && it->vlen > 0) { /* an empty one has no bytes to copy */
+		(void)net_xfer_write(&l->staging, off, it->val, it->vlen);
+		op->sums[i] = 0;
+		op->sum_known[i] = 1; /* until client_local_sums_reset */
+		return 1;
 	}
 	XXH3_state_t st;
 	XXH3_64bits_reset(&st);
@@ -308,6 +319,15 @@ static void stage_one(struct client_local *l, struct client_op *op, uint32_t i, 
 	}
 	op->sums[i] = it->vlen ? XXH3_64bits_digest(&st) : kvn_xxh3(NULL, 0);
 	op->sum_known[i] = 1;
+	return 0;
+}
+
+void client_local_sums_reset(struct client_op *op, const uint32_t *take, uint32_t k)
+{
+	/* a value whose real sum is 0 is recomputed too: harmless */
+	for (uint32_t j = 0; j < k && op->sum_known; j++)
+		if (op->sums[take[j]] == 0)
+			op->sum_known[take[j]] = 0;
 }
 
 int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
@@ -323,10 +343,13 @@ int client_local_stage(struct client_peer *p, struct client_op *op, const uint32
 	if (l->stage_off > l->staging.len || total > l->staging.len - l->stage_off)
 		return 0; /* does not fit: this request carries its bytes */
 	*off = l->stage_off;
+	int peer_sum = 0;
 	for (uint32_t j = 0; j < k; j++) {
-		stage_one(l, op, take[j], l->stage_off);
+		peer_sum |= stage_one(l, op, take[j], l->stage_off);
 		l->stage_off += op->items[take[j]].vlen;
 	}
+	if (peer_sum)
+		*off |= PROTO_LOCAL_PUT_PEER_SUM;
 	return 1;
 }
 

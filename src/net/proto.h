@@ -388,8 +388,13 @@ int proto_local_res_next(struct wire_r *r, struct proto_local_res *res);
 void proto_local_release_begin(struct wire_w *w, uint32_t n);
 int proto_local_release_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 /* LOCAL_PUT: u64 offset into the connection's staging region, then a PUT's
- * metadata; the values lie back to back from that offset, no payload. */
+ * metadata; the values lie back to back from that offset, no payload.
+ * Bit 63 of the offset (PROTO_LOCAL_PUT_PEER_SUM): items whose checksum is
+ * 0 take the XXH3-64 the peer computes over the bytes as it stores them
+ * (the client did not hash them: a memcpy on one host needs no network
+ * checksum). */
 #define PROTO_LOCAL_PUT_HDR 8
+#define PROTO_LOCAL_PUT_PEER_SUM (1ull << 63)
 
 /* ---- STAT reply ---- */
 struct proto_stat_node {

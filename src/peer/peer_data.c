@@ -297,6 +297,8 @@ int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, co
 
 	if (h->type == WIRE_COMMIT_SLOT && !(h->flags & WIRE_F_REPLY))
 		return peer_slot_sink(self, from, h, meta, sink);
+	if (h->type == WIRE_LOCAL_PUT && !(h->flags & WIRE_F_REPLY))
+		return peer_local_sink(self, from, h, meta, sink);
 	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
 		return 1;
 	rc = put_begin(p, meta, h->meta_len, h->payload_len, !actor_loop_on_thread(actor_loop_of(self)), &pp);
@@ -347,6 +349,12 @@ static void put_copy_in(struct peer *p, struct peer_put *pp, struct evbuffer *pa
 		evbuffer_remove(payload, pp->iov[i].iov_base, pp->iov[i].iov_len);
 }
 
+void peer_put_peer_sums(void *cookie, int on)
+{
+	struct peer_put *pp = cookie;
+	pp->peer_sums = on;
+}
+
 void peer_on_put(struct peer *p, struct actor_msg *m)
 {
 	struct peer_put *pp = m->sink_cookie;
@@ -386,9 +394,16 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
 		uint64_t gone = 0;
 		/* an empty value has no iovec (pp->iov may be NULL) */
-		if (res.status == 0 &&
-		    (pp->seg_done ? pp->seg_sum[i] : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n)) !=
-			    k->sum) {
+		uint64_t got = res.status != 0 ? 0
+			       : pp->seg_done ? pp->seg_sum[i]
+					      : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n);
+		if (res.status == 0 && pp->peer_sums && k->sum == 0) {
+			/* a same-host writer left the sum to us: the bytes as
+			 * stored are the value (they came by memcpy, not a wire) */
+			k->sum = got;
+			(void)keytab_set_checksum(p->st->kt, k->key, k->klen, k->gen, got);
+		}
+		if (res.status == 0 && got != k->sum) {
 			/* the bytes that arrived are not the writer's: never
 			 * stored, never served (the checksum travels in the
 			 * authenticated metadata, the bytes may not) */

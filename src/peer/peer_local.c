@@ -468,55 +468,116 @@ static int staged_copy(struct peer *p, struct actor_msg *m, const uint8_t *src, 
 	return 0;
 }
 
-/* A PUT whose values lie in the connection's staging region: checked
- * against the region, then handed to the PUT handler as if the bytes had
- * come as its payload (it copies them into the reserved pages and checks
- * each value's checksum there, after the copy). */
-void peer_on_local_put(struct peer *p, struct actor_msg *m)
+/* A LOCAL_PUT's metadata (after the 8-byte offset): the staging offset
+ * and the values' total, both inside lc's staging region.  0 or
+ * KVN_EPROTO. */
+static int local_put_extent(const struct lconn *lc, const uint8_t *meta, uint32_t meta_len, uint64_t *off,
+			    uint64_t *total, uint32_t *n, int *peer_sum)
 {
-	struct lconn *lc = lconn_of(p, m->src);
 	struct wire_r r;
 	struct proto_item it;
 	uint8_t flags;
+
+	if (meta_len < PROTO_LOCAL_PUT_HDR)
+		return KVN_EPROTO;
+	memcpy(off, meta, 8);
+	*off = le64toh(*off);
+	*peer_sum = (*off & PROTO_LOCAL_PUT_PEER_SUM) != 0;
+	*off &= ~PROTO_LOCAL_PUT_PEER_SUM;
+	*total = 0;
+	if (proto_items_open(&r, meta + PROTO_LOCAL_PUT_HDR, meta_len - PROTO_LOCAL_PUT_HDR, &flags, n) != 0)
+		return KVN_EPROTO;
+	for (uint32_t i = 0; i < *n; i++) {
+		if (proto_items_next(&r, &it) != 0 || it.size > UINT64_MAX - *total)
+			return KVN_EPROTO;
+		*total += it.size;
+	}
+	return *off > lc->staging.len || *total > lc->staging.len - *off ? KVN_EPROTO : 0;
+}
+
+int peer_local_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink)
+{
+	struct peer *p = actor_state(self);
+	struct lconn *lc = lconn_of(p, from);
+	uint64_t off, total;
+	uint32_t n;
+	int peer_sum;
+
+	if (!lc || lc->fd < 0 || h->payload_len != 0 ||
+	    local_put_extent(lc, meta, h->meta_len, &off, &total, &n, &peer_sum) != 0 || total == 0)
+		return 1;
+	struct actor_frame ph = { .type = WIRE_PUT,
+				  .meta_len = h->meta_len - PROTO_LOCAL_PUT_HDR,
+				  .payload_len = total,
+				  .corr = h->corr };
+	int rc = peer_sink(self, from, &ph, meta + PROTO_LOCAL_PUT_HDR, sink);
+	if (rc == 0) {
+		sink->src = lc->staging.base + off;
+		peer_put_peer_sums(sink->cookie, peer_sum);
+	}
+	return rc;
+}
+
+/* A PUT whose values lie in the connection's staging region: checked
+ * against the region, then handed to the PUT handler as if the bytes had
+ * come as its payload.  Usually the connection's loop already copied them
+ * into the reserved pages (peer_local_sink, m->sink_cookie); otherwise the
+ * copy happens here.  Either way each value's checksum is computed on the
+ * pages as stored, after the copy. */
+void peer_on_local_put(struct peer *p, struct actor_msg *m)
+{
+	struct lconn *lc = lconn_of(p, m->src);
 	uint32_t n;
 	uint64_t off, total = 0;
 
+	if (m->sink_err || m->sink_cookie) {
+		/* the copy is done (or refused): only the metadata changes */
+		uint64_t o = 0, t = 0;
+		uint32_t k = 0;
+		int ps;
+		if (m->sink_cookie && (!lc || local_put_extent(lc, m->meta, m->meta_len, &o, &t, &k, &ps) != 0)) {
+			peer_sink_abort(p->self, m->sink_cookie); /* cannot happen: the sink checked the same */
+			m->sink_cookie = NULL;
+			m->sink_err = KVN_EPROTO;
+		}
+		if (m->meta_len >= PROTO_LOCAL_PUT_HDR) {
+			memmove(m->meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
+			m->meta_len -= PROTO_LOCAL_PUT_HDR;
+		}
+		if (m->sink_cookie) {
+			m->payload_len = t;
+			p->stats.local_puts += k;
+		}
+		peer_on_put(p, m);
+		return;
+	}
 	if (!lc || lc->fd < 0) {
 		actor_reply_status(p->self, m, KVN_EPERM);
 		return;
 	}
-	if (m->meta_len < PROTO_LOCAL_PUT_HDR || m->payload_len != 0) {
+	int peer_sum;
+	if (m->payload_len != 0 || local_put_extent(lc, m->meta, m->meta_len, &off, &total, &n, &peer_sum) != 0) {
 		actor_reply_status(p->self, m, KVN_EPROTO);
 		return;
 	}
-	memcpy(&off, m->meta, 8);
-	off = le64toh(off);
-	uint8_t *meta = kvn_xmalloc(m->meta_len - PROTO_LOCAL_PUT_HDR + 1);
-	memcpy(meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
-	free(m->meta);
-	m->meta = meta;
+	memmove(m->meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
 	m->meta_len -= PROTO_LOCAL_PUT_HDR;
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (proto_items_next(&r, &it) != 0 || it.size > UINT64_MAX - total) {
-			actor_reply_status(p->self, m, KVN_EPROTO);
-			return;
-		}
-		total += it.size;
-	}
-	if (off > lc->staging.len || total > lc->staging.len - off) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
-	}
 	m->payload_len = total;
 	if (total > 0 && staged_copy(p, m, lc->staging.base + off, total) == 1) {
+		/* declined: cannot happen on the peer's own loop (only a foreign
+		 * loop's reservation is deferred), and a buffered payload could
+		 * not take the peer's sums */
+		if (peer_sum) {
+			actor_reply_status(p->self, m, KVN_EIO);
+			return;
+		}
 		m->payload = evbuffer_new();
 		if (!m->payload || evbuffer_add_reference(m->payload, lc->staging.base + off, (size_t)total, NULL, NULL))
 			kvn_fatal("out of memory");
 	}
+	if (m->sink_cookie)
+		peer_put_peer_sums(m->sink_cookie, peer_sum);
 	p->stats.local_puts += n;
 	peer_on_put(p, m);
 	/* the handler copied what it took; nothing may point into staging
