@@ -343,6 +343,7 @@ static void payload_begin(struct conn *c)
  * that declines leaves the copy to the receiver; a refusal is delivered as
  * sink_err.  Runs after the tag check: the metadata naming the bytes is
  * authenticated. */
+#define LOCAL_COPY_CHUNK (64u * 1024u)
 static void local_put_copy(struct conn *c)
 {
 	if (c->h.type != WIRE_LOCAL_PUT || (c->h.flags & WIRE_F_REPLY) || c->h.payload_len || !c->pdst)
@@ -371,7 +372,30 @@ static void local_put_copy(struct conn *c)
 	if (c->sink.nseg < 0 ||
 	    (c->sink.nseg > 0 && (!c->sink.seg_niov || !c->sink.seg_sum || !c->sink.seg_done || seg_begin(c) != 0)))
 		c->sink.nseg = 0; /* no sums: the receiver hashes the bytes itself */
-	sink_copy(c, c->sink.src, (size_t)total);
+	/* the source is the client's to write even now: each value's sum is
+	 * taken from the pages just written (64 KiB at a time, in cache), so
+	 * it always describes the bytes stored, never a changed source */
+	const uint8_t *src = c->sink.src;
+	for (size_t left = (size_t)total; left > 0 && c->sidx < c->sink.niov;) {
+		struct iovec *v = &c->sink.iov[c->sidx];
+		size_t k = v->iov_len - c->soff;
+		if (k > LOCAL_COPY_CHUNK)
+			k = LOCAL_COPY_CHUNK;
+		if (k > left)
+			k = left;
+		uint8_t *dst = (uint8_t *)v->iov_base + c->soff;
+		memcpy(dst, src, k);
+		if (c->sink.nseg)
+			kvn_xxh3_update(c->xs, dst, k);
+		src += k;
+		left -= k;
+		c->soff += k;
+		if (c->soff == v->iov_len) {
+			c->sidx++;
+			c->soff = 0;
+			seg_settle(c);
+		}
+	}
 }
 
 static void deliver(struct conn *c)
