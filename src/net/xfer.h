@@ -52,7 +52,8 @@ void net_region_unmap(struct net_region *r);
 /* Copy the extents ext[0..n), in order, into dst (cap bytes): 0, or
  * KVN_EPROTO when an extent leaves the region or the total exceeds cap.
  * The bytes may change under the copy if the owner reuses them (a lease
- * that expired): the caller checks the value's checksum on dst after. */
+ * that expired): a reader of leased extents uses net_xfer_read_stamped,
+ * or checks the value's checksum on dst after. */
 int net_xfer_read(const struct net_region *r, const struct net_extent *ext, int n, void *dst, uint64_t cap);
 /* Copy len bytes of src to offset off of a writable region: 0, KVN_EPERM
  * (read-only) or KVN_EPROTO (outside the region). */
