@@ -349,12 +349,6 @@ static void put_copy_in(struct peer *p, struct peer_put *pp, struct evbuffer *pa
 		evbuffer_remove(payload, pp->iov[i].iov_base, pp->iov[i].iov_len);
 }
 
-void peer_put_peer_sums(void *cookie, int on)
-{
-	struct peer_put *pp = cookie;
-	pp->peer_sums = on;
-}
-
 void peer_on_put(struct peer *p, struct actor_msg *m)
 {
 	struct peer_put *pp = m->sink_cookie;
@@ -398,9 +392,7 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 			       : pp->seg_done ? pp->seg_sum[i]
 					      : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n);
 		if (res.status == 0 && pp->peer_sums && k->sum == 0) {
-			/* a same-host writer left the sum to us: the bytes as
-			 * stored are the value (they came by memcpy, not a wire) */
-			k->sum = got;
+			k->sum = got; /* a same-host writer's: the bytes as stored */
 			(void)keytab_set_checksum(p->st->kt, k->key, k->klen, k->gen, got);
 		}
 		if (res.status == 0 && got != k->sum) {

@@ -86,9 +86,6 @@ struct peer_put {
 	 * is 0 takes the sum of its bytes as stored */
 	int peer_sums;
 };
-/* Set peer_sums of the put a sink cookie names (a COMMIT_SLOT's is not a
- * peer_put: never asked for one). */
-void peer_put_peer_sums(void *cookie, int on);
 
 struct peer_slots;
 struct peer_local;

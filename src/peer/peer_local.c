@@ -514,7 +514,7 @@ int peer_local_sink(struct actor *self, actor_id from, const struct actor_frame 
 	int rc = peer_sink(self, from, &ph, meta + PROTO_LOCAL_PUT_HDR, sink);
 	if (rc == 0) {
 		sink->src = lc->staging.base + off;
-		peer_put_peer_sums(sink->cookie, peer_sum);
+		((struct peer_put *)sink->cookie)->peer_sums = peer_sum;
 	}
 	return rc;
 }
@@ -577,7 +577,7 @@ void peer_on_local_put(struct peer *p, struct actor_msg *m)
 			kvn_fatal("out of memory");
 	}
 	if (m->sink_cookie)
-		peer_put_peer_sums(m->sink_cookie, peer_sum);
+		((struct peer_put *)m->sink_cookie)->peer_sums = peer_sum;
 	p->stats.local_puts += n;
 	peer_on_put(p, m);
 	/* the handler copied what it took; nothing may point into staging
