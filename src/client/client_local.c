@@ -392,14 +392,16 @@ static void get_one(struct kvn_client *c, struct client_op *op, struct client_pe
 	 * so a copy whose stamp still holds is the value; otherwise read it
 	 * again with a GET.  checksum: the bytes must also match the value's
 	 * checksum (what a stamp cannot see: bytes changed in the arena). */
-	int rc = net_xfer_read_stamped(&p->local->arena, ext, res->next, it->val, it->cap, &p->local->stamps,
-				       res->stamp, res->lease_id);
+	struct client_local *l = p->local;
+	int sum = l->verify == KVN_VERIFY_CHECKSUM || !l->stamps.base; /* no stamp region: the sum decides */
+	int rc = l->stamps.base ? net_xfer_read_stamped(&l->arena, ext, res->next, it->val, it->cap, &l->stamps,
+							res->stamp, res->lease_id)
+				: net_xfer_read(&l->arena, ext, res->next, it->val, it->cap);
 	if (rc == KVN_EPROTO) {
 		st[i] = KVN_EPROTO; /* extents or stamp outside their regions: never read */
 		return;
 	}
-	if (rc != 0 || (c->conf.client_local_verify == KVN_VERIFY_CHECKSUM &&
-			kvn_xxh3(it->val, res->size) != res->checksum)) {
+	if (rc != 0 || (sum && kvn_xxh3(it->val, res->size) != res->checksum)) {
 		c->stats.local_stale++;
 		mark_redo(op, i, st);
 		return;

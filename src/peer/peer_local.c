@@ -107,9 +107,11 @@ static struct lconn *lconn_of(struct peer *p, actor_id conn)
  * the pages. */
 static void lease_end(struct peer *p, struct lconn *lc, struct lconn_lease *l)
 {
-	(void)net_stamp_set(&lc->stamps, l->slot, NET_STAMP_NONE);
+	if (lc->free_slot) {
+		(void)net_stamp_set(&lc->stamps, l->slot, NET_STAMP_NONE);
+		lc->free_slot[lc->nfree++] = l->slot;
+	}
 	(void)keytab_release(p->st->kt, l->id);
-	lc->free_slot[lc->nfree++] = l->slot;
 	HASH_DEL(lc->leases, l);
 	lc->nleases--;
 	free(l);
@@ -359,9 +361,13 @@ static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_i
 	(void)keytab_lease_hold(p->st->kt, id, p->local);
 	struct lconn_lease *l = kvn_xmalloc(sizeof *l);
 	l->id = id;
-	l->slot = lc->free_slot[--lc->nfree];
-	(void)net_stamp_set(&lc->stamps, l->slot, id);
-	res->stamp = l->slot;
+	/* a connection without a stamp region (none was made for it) leaves
+	 * its clients the checksum check */
+	if (lc->free_slot) {
+		l->slot = lc->free_slot[--lc->nfree];
+		(void)net_stamp_set(&lc->stamps, l->slot, id);
+		res->stamp = l->slot;
+	}
 	l->deadline = now + p->o.read_lease_ttl_ms;
 	HASH_ADD(hh, lc->leases, id, sizeof l->id, l);
 	lc->nleases++;
