@@ -475,8 +475,8 @@ void peer_lease_tick(struct peer *p)
 		return;
 	p->stats.leases_expired += (uint64_t)n;
 	if (kvn_ratelimit_ok(&p->lease_rl, &suppressed))
-		log_warn("%d read lease(s) held past peer.read_lease_ttl (%llu ms): their connections were cut, "
-			 "pages freed (%llu expired in all)",
+		log_warn("%d read lease(s) held past peer.read_lease_ttl (%llu ms): ended (TCP: connection cut; "
+			 "same-host: stamp changed), pages freed (%llu expired in all)",
 			 n, (unsigned long long)p->o.read_lease_ttl_ms, (unsigned long long)p->stats.leases_expired);
 }
 
