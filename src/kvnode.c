@@ -235,6 +235,12 @@ static void start_local(struct node *n)
 	}
 	net_opts_from_conf(&no, c, c->peer_max_connections);
 	no.metrics_role = KVN_METRIC_PEER;
+	if (n->nio > 1) {
+		/* as TCP clients: each loop copies its own connections' staged
+		 * puts (the peer's loop would otherwise do every copy) */
+		no.spread = n->io;
+		no.nspread = n->nio;
+	}
 	snprintf(addr, sizeof addr, "%s%s", NET_UNIX_PREFIX, c->peer_local_socket);
 	if (net_unix_alive(c->peer_local_socket)) {
 		/* another peer sharing this data_dir has it: expected, not a fault */

@@ -4,11 +4,15 @@
  * arena, off stays on TCP), each checked to have taken the path it says.
  * lease_race: a lease that expires in the middle of a copy, its pages
  * reused by other values before the copy reads them: the get never returns
- * those bytes (the copy fails its checksum and is read again).  killed: a
+ * those bytes (the copy fails its stamp check and is read again).  killed: a
  * local client killed (SIGKILL) while it holds a read lease, PENDING slots
  * and a staging region leaves nothing behind after the TTLs.  fallback: a
  * host id that is not ours, a socket that is gone, a map side channel that
- * is gone: the client works over TCP, with at most one log line. */
+ * is gone: the client works over TCP, with at most one log line.
+ * verify: client.local_verify: puts of a stamp client (no client-side
+ * hashing: the peer sums the bytes as it stores them) read back over TCP
+ * and by a checksum client, which check the stored sum, and the other
+ * way round. */
 #include "config.h"
 
 #include <dirent.h>
@@ -39,13 +43,23 @@ static const char *node_of(struct kvn_client *c, char *out, size_t cap)
 	return out;
 }
 
+static struct kvn_client *connect_with(const char *conf, const char *local);
+/* A client with client.local = auto and local_verify = verify. */
+static struct kvn_client *connect_verify(const char *conf, const char *verify)
+{
+	char local[64];
+	snprintf(local, sizeof local, "auto\nlocal_verify = %s", verify);
+	return connect_with(conf, local);
+}
+
 static struct kvn_client *connect_with(const char *conf, const char *local)
 {
 	char path[400];
 	FILE *in = fopen(conf, "r"), *out;
 	char buf[4096];
 	size_t k;
-	snprintf(path, sizeof path, "%s.%s", conf, local);
+	snprintf(path, sizeof path, "%s.%.8s", conf, local);
+	path[strcspn(path, "\n")] = '\0';
 	out = fopen(path, "w");
 	if (!in || !out)
 		kvn_fatal("cannot copy %s", conf);
@@ -203,7 +217,7 @@ static void t_lease_race(void)
 	int rc = kvn_get(c, "race", 4, g, MIB, &vlen);
 	client_set_local_copy_hook(c, NULL, NULL);
 	ok(r.fired, "the hook ran between the lease and the copy");
-	is_int(cstat(c, "local_stale"), 1, "the copy failed its checksum: the pages had been reused");
+	is_int(cstat(c, "local_stale"), 1, "the copy failed its stamp check: the pages had been reused");
 	is_int(rc, 0, "the get still answers");
 	ok(vlen == MIB && memcmp(g, want, MIB) == 0, "with the value put last, never the reused pages' bytes");
 	ok(memcmp(g, v, MIB) != 0, "(not the value whose lease ran out either: it was removed)");
@@ -213,6 +227,65 @@ static void t_lease_race(void)
 	free(g);
 	free(want);
 	free(r.fill);
+}
+
+/* ---- verify ---- */
+
+/* Put with w (1 MiB and a batch of three 64 KiB values), read with r: 0 or
+ * the first error, every byte compared. */
+static int put_read(struct kvn_client *w, struct kvn_client *r, const char *tag, uint8_t *v, uint8_t *g)
+{
+	char k[32];
+	size_t vlen = 0;
+	int rc;
+	snprintf(k, sizeof k, "%s-big", tag);
+	proc_fill(v, MIB, (uint64_t)strlen(tag) * 31 + (uint64_t)tag[0]);
+	if ((rc = kvn_put(w, k, strlen(k), v, MIB, 0)) != 0)
+		return rc;
+	if ((rc = kvn_get(r, k, strlen(k), g, MIB, &vlen)) != 0)
+		return rc;
+	if (vlen != MIB || memcmp(g, v, MIB) != 0)
+		return KVN_EPROTO;
+	struct kvn_item it[3];
+	char keys[3][32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(keys[i], sizeof keys[i], "%s-b%d", tag, i);
+		it[i] = (struct kvn_item){ .key = keys[i], .klen = strlen(keys[i]), .val = v + i * 64 * KIB,
+					   .vlen = 64 * KIB };
+	}
+	if ((rc = kvn_batch_put(w, it, 3, 0)) != 0)
+		return rc;
+	for (int i = 0; i < 3; i++) {
+		it[i] = (struct kvn_item){ .key = keys[i], .klen = strlen(keys[i]), .val = g + i * 64 * KIB,
+					   .cap = 64 * KIB };
+	}
+	if ((rc = kvn_batch_get(r, it, 3)) != 0)
+		return rc;
+	return memcmp(g, v, 3 * 64 * KIB) == 0 ? 0 : KVN_EPROTO;
+}
+
+static void t_verify(void)
+{
+	char conf[300];
+	proc_start_node("vf", "32MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
+	struct kvn_client *st = connect_verify(conf, "stamp"), *cs = connect_verify(conf, "checksum"),
+			  *tcp = connect_with(conf, "off");
+	ok(st && cs && tcp, "clients: local stamp, local checksum, TCP");
+	if (!st || !cs || !tcp)
+		return;
+	uint8_t *v = kvn_xmalloc(MIB), *g = kvn_xmalloc(MIB);
+	is_int(put_read(st, tcp, "st-tcp", v, g), 0, "stamp puts (the peer sums), TCP gets (check the sum)");
+	is_int(put_read(st, cs, "st-cs", v, g), 0, "stamp puts, checksum gets (check the sum on the copy)");
+	is_int(put_read(cs, st, "cs-st", v, g), 0, "checksum puts, stamp gets");
+	is_int(put_read(tcp, st, "tcp-st", v, g), 0, "TCP puts, stamp gets");
+	ok(cstat(st, "local_puts") >= 4 && cstat(st, "local_gets") >= 4 && cstat(cs, "local_gets") >= 4,
+	   "the local clients took the local path");
+	is_int(cstat(st, "local_stale") + cstat(cs, "local_stale"), 0, "no copy failed its check");
+	kvn_close(st);
+	kvn_close(cs);
+	kvn_close(tcp);
+	free(v);
+	free(g);
 }
 
 /* ---- killed ---- */
@@ -424,6 +497,7 @@ int main(int argc, char **argv)
 		{ "lease_race", t_lease_race },
 		{ "killed", t_killed },
 		{ "fallback", t_fallback },
+		{ "verify", t_verify },
 		{ NULL, NULL },
 	};
 

@@ -90,6 +90,13 @@ struct actor_sink {
 	uint64_t *seg_sum;
 	int *seg_done;
 	int nseg;
+	/* Optional: for a frame that carries no payload because its bytes are
+	 * already in this process's memory (a same-host client's staging
+	 * region: WIRE_LOCAL_PUT), where they are.  The connection copies
+	 * them into the iovecs itself, on its own loop and summing as above,
+	 * once the frame's tag is verified, before the message is delivered.
+	 * The memory must stay mapped while the connection lives. */
+	const uint8_t *src;
 };
 
 struct actor_ops {

@@ -221,6 +221,8 @@ enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4
 /* peer.evict and peer.offload (their names are in conf_keys.c, in this order) */
 enum kvn_evict { KVN_EVICT_LRU = 0, KVN_EVICT_NONE = 1 };
 enum kvn_local { KVN_LOCAL_AUTO = 0, KVN_LOCAL_OFF = 1 };
+/* client.local_verify (names in conf_keys.c) */
+enum kvn_local_verify { KVN_VERIFY_STAMP = 0, KVN_VERIFY_CHECKSUM = 1 };
 enum kvn_offload { KVN_OFFLOAD_AUTO = 0, KVN_OFFLOAD_OFF = 1, KVN_OFFLOAD_ON_EVICT = 2, KVN_OFFLOAD_ON_PUT = 3 };
 /* auth.integrity: what a frame's tag covers (names in conf_keys.c) */
 enum kvn_integrity { KVN_INTEGRITY_HEADER = 0, KVN_INTEGRITY_FRAME = 1 };
@@ -281,6 +283,7 @@ struct kvn_conf {
 	uint64_t client_quarantine;       /* ms */
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
 	int client_local;           /* enum kvn_local */
+	int client_local_verify;    /* enum kvn_local_verify */
 	int client_speculative_get; /* bool */
 	int client_get_via_master;  /* bool */
 	int client_put_via_master;  /* bool */

@@ -40,6 +40,7 @@ static const char *const integrity_modes[] = { "header", "frame", NULL };
 static const char *const local_modes[] = { "auto", "off", NULL };
 /* peer.local_socket: a keyword, not a file next to the config file */
 static const char *const local_socket_kw[] = { "off", NULL };
+static const char *const verify_modes[] = { "stamp", "checksum", NULL };
 
 const struct conf_section conf_sections[] = {
 	{ "node", "Settings of this process, whatever roles it runs." },
@@ -254,6 +255,14 @@ const struct conf_key conf_keys[] = {
 	  "auto: a peer on this host (same kernel boot id) is reached over its Unix socket "
 	  "and read and written through shared memory; any failure falls back to TCP for "
 	  "that peer (one log line) and is tried again later.  off: TCP only." },
+	{ "client", "local_verify", T_ENUM, "stamp", 0, 0, 0, NULL, verify_modes, FIELD(client_local_verify),
+	  "How a same-host get knows its copy out of the peer's memory is the value: stamp "
+	  "(the default): the lease's word in a region only the peer writes still names the "
+	  "lease after the copy, so its pages were not reused meanwhile; checksum: also "
+	  "compute the value's XXH3-64 over the copy and compare it with the writer's, "
+	  "which costs a pass over the bytes and catches what the stamp cannot: bytes "
+	  "that changed in the peer's memory after they were stored (a bug, a fault).  "
+	  "docs/architecture.md, \"Same-host clients\"." },
 	{ "client", "speculative_get", T_BOOL, "on", 0, 1, 0, NULL, NULL,
 	  FIELD(client_speculative_get),
 	  "While the client knows of one peer only, a get asks that peer for the latest "

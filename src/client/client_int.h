@@ -239,6 +239,9 @@ void client_local_round_start(struct kvn_client *c);
  * payload). */
 int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
 		       uint64_t *off);
+/* After a LOCAL_PUT's metadata is written: the items staged without a sum
+ * (the peer computes it) are unknown again, for a retry over TCP. */
+void client_local_sums_reset(struct client_op *op, const uint32_t *take, uint32_t k);
 /* A LOCAL_GET reply: copy each value from the arena, check it, release
  * the leases (one one-way frame). */
 void client_local_collect_get(struct kvn_client *c, struct client_op *op, struct client_req *q, int *st);

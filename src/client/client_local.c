@@ -5,9 +5,10 @@
  * and where is its Unix socket), the switch to an authenticated connection
  * on that socket, the mapping of the peer's arena (read-only) and of this
  * connection's staging region (the one-sided transport, net/xfer.h), the
- * LOCAL_GET read (copy out of the arena, then check the value's checksum
- * on the copy: a lease that expired mid-copy can never hand back reused
- * pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
+ * LOCAL_GET read (copy out of the arena, then check the lease's stamp, a
+ * word the peer changes before it can reuse the pages, and with
+ * client.local_verify = checksum the value's checksum too: a lease that
+ * expired mid-copy can never hand back reused pages), the batched LOCAL_RELEASE, and the fallback to TCP: one log line
  * per failure (rate-limited), tried again later with a growing pause.
  * An embedded client (a connector with local_map) takes the same path over
  * its in-process link, with no socket: local_probe_inproc.
@@ -20,6 +21,7 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/client_int.h"
@@ -39,10 +41,12 @@ struct client_local {
 	uint64_t retry_at;
 	struct kvn_backoff bo;
 	struct net_region arena, staging;
+	struct net_region stamps; /* read-only: the peer's words of our leases */
 	uint64_t stage_off; /* the next free byte of staging in this round */
 	/* embedded mode: what keeps the in-process regions alive */
 	void *pin;
 	void (*unpin)(void *pin);
+	int verify;         /* client.local_verify */
 };
 
 int client_local_ready(const struct client_peer *p)
@@ -69,6 +73,7 @@ static void local_unmap(struct client_local *l)
 {
 	net_region_unmap(&l->arena);
 	net_region_unmap(&l->staging);
+	net_region_unmap(&l->stamps);
 	if (l->pin)
 		l->unpin(l->pin);
 	l->pin = NULL;
@@ -206,11 +211,17 @@ static int local_attach(struct kvn_client *c, struct client_peer *p, const struc
 	uint64_t now = kvn_now_ms();
 	if ((rc = net_map_fetch(probe->sock, lm.token, deadline > now ? deadline - now : 1, fds, &nfds)) != 0)
 		goto fail;
-	rc = nfds == 2 ? 0 : KVN_EPROTO;
+	struct stat sst;
+	rc = nfds == 3 ? 0 : KVN_EPROTO;
 	if (rc == 0)
 		rc = net_region_map(&l->arena, fds[0], lm.arena_len, NET_REGION_ARENA, 0);
 	if (rc == 0)
 		rc = net_region_map(&l->staging, fds[1], lm.staging_len, NET_REGION_STAGING, 1);
+	/* the stamp region's size is the file's: a word per lease slot */
+	if (rc == 0)
+		rc = fstat(fds[2], &sst) == 0 && sst.st_size >= NET_STAMP_SIZE ? 0 : KVN_EPROTO;
+	if (rc == 0)
+		rc = net_region_map(&l->stamps, fds[2], (uint64_t)sst.st_size, NET_REGION_STAMPS, 0);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	if (rc == 0)
@@ -258,6 +269,10 @@ static void local_probe_inproc(struct kvn_client *c, struct client_peer *p, uint
 	}
 	l->state = LOCAL_READY;
 	l->stage_off = 0;
+	/* no stamp region in this process: gets check the checksum whatever
+	 * client.local_verify says (get_one); puts leave the sum to the peer
+	 * as the setting asks */
+	l->verify = c->conf.client_local_verify;
 	kvn_backoff_reset(&l->bo);
 	c->stats.local_peers++;
 	log_debug("peer %s: same-host path up in this process (arena %llu bytes, staging %llu bytes)", p->node_id,
@@ -317,6 +332,7 @@ void client_local_probe(struct kvn_client *c, struct client_op *op, struct clien
 	p->opened_ms = kvn_now_ms();
 	l->state = LOCAL_READY;
 	l->stage_off = 0;
+	l->verify = c->conf.client_local_verify;
 	kvn_backoff_reset(&l->bo);
 	c->stats.local_peers++;
 	log_debug("peer %s: same-host path up (arena %llu bytes, staging %llu bytes)", p->node_id,
@@ -333,15 +349,24 @@ void client_local_round_start(struct kvn_client *c)
 			p->local->stage_off = 0;
 }
 
-/* Copy one value into staging at off; when its sum is not known yet,
- * compute it from each chunk just written (in cache). */
+/* Copy one value into staging at off.  When its sum is not known yet:
+ * with client.local_verify = stamp, leave it to the peer (sum 0 in the
+ * metadata, PROTO_LOCAL_PUT_PEER_SUM; 1 returned), which hashes the bytes
+ * as it stores them anyway; with checksum, compute it from each chunk
+ * just written (in cache), as a TCP put would. */
 #define STAGE_CHUNK (64u * 1024u)
-static void stage_one(struct client_local *l, struct client_op *op, uint32_t i, uint64_t off)
+static int stage_one(struct client_local *l, struct client_op *op, uint32_t i, uint64_t off)
 {
 	const struct kvn_item *it = &op->items[i];
 	if (!op->sum_known || op->sum_known[i]) {
 		(void)net_xfer_write(&l->staging, off, it->val, it->vlen);
-		return;
+		return 0;
+	}
+	if (l->verify == KVN_VERIFY_STAMP && it->vlen > 0) { /* an empty one has no bytes to copy */
+		(void)net_xfer_write(&l->staging, off, it->val, it->vlen);
+		op->sums[i] = 0;
+		op->sum_known[i] = 1; /* until client_local_sums_reset */
+		return 1;
 	}
 	XXH3_state_t st;
 	XXH3_64bits_reset(&st);
@@ -353,6 +378,15 @@ static void stage_one(struct client_local *l, struct client_op *op, uint32_t i, 
 	}
 	op->sums[i] = it->vlen ? XXH3_64bits_digest(&st) : kvn_xxh3(NULL, 0);
 	op->sum_known[i] = 1;
+	return 0;
+}
+
+void client_local_sums_reset(struct client_op *op, const uint32_t *take, uint32_t k)
+{
+	/* a value whose real sum is 0 is recomputed too: harmless */
+	for (uint32_t j = 0; j < k && op->sum_known; j++)
+		if (op->sums[take[j]] == 0)
+			op->sum_known[take[j]] = 0;
 }
 
 int client_local_stage(struct client_peer *p, struct client_op *op, const uint32_t *take, uint32_t k,
@@ -368,10 +402,13 @@ int client_local_stage(struct client_peer *p, struct client_op *op, const uint32
 	if (l->stage_off > l->staging.len || total > l->staging.len - l->stage_off)
 		return 0; /* does not fit: this request carries its bytes */
 	*off = l->stage_off;
+	int peer_sum = 0;
 	for (uint32_t j = 0; j < k; j++) {
-		stage_one(l, op, take[j], l->stage_off);
+		peer_sum |= stage_one(l, op, take[j], l->stage_off);
 		l->stage_off += op->items[take[j]].vlen;
 	}
+	if (peer_sum)
+		*off |= PROTO_LOCAL_PUT_PEER_SUM;
 	return 1;
 }
 
@@ -409,14 +446,21 @@ static void get_one(struct kvn_client *c, struct client_op *op, struct client_pe
 	}
 	if (c->test_local_copy)
 		c->test_local_copy(c->test_local_copy_arg, it->key, it->klen);
-	if (net_xfer_read(&p->local->arena, ext, res->next, it->val, it->cap) != 0) {
-		st[i] = KVN_EPROTO; /* extents outside the arena: never read */
+	/* The lease may have run out during the copy and the pages been
+	 * reused: the peer changes the lease's stamp before that can happen,
+	 * so a copy whose stamp still holds is the value; otherwise read it
+	 * again with a GET.  checksum: the bytes must also match the value's
+	 * checksum (what a stamp cannot see: bytes changed in the arena). */
+	struct client_local *l = p->local;
+	int sum = l->verify == KVN_VERIFY_CHECKSUM || !l->stamps.base; /* no stamp region: the sum decides */
+	int rc = l->stamps.base ? net_xfer_read_stamped(&l->arena, ext, res->next, it->val, it->cap, &l->stamps,
+							res->stamp, res->lease_id)
+				: net_xfer_read(&l->arena, ext, res->next, it->val, it->cap);
+	if (rc == KVN_EPROTO) {
+		st[i] = KVN_EPROTO; /* extents or stamp outside their regions: never read */
 		return;
 	}
-	/* The lease may have run out during the copy and the pages been
-	 * reused: only the bytes that match the value's checksum are the
-	 * value.  Otherwise read it again with a GET. */
-	if (kvn_xxh3(it->val, res->size) != res->checksum) {
+	if (rc != 0 || (sum && kvn_xxh3(it->val, res->size) != res->checksum)) {
 		c->stats.local_stale++;
 		mark_redo(op, i, st);
 		return;

@@ -322,6 +322,8 @@ void client_send_round(struct kvn_client *c, struct client_op *op, const uint32_
 			client_items_begin(&w, op, put_flags, k);
 			for (uint32_t j = 0; j < k; j++)
 				client_item_add(&w, op, take[j], op->rt[take[j]].gen);
+			if (lput)
+				client_local_sums_reset(op, take, k);
 			for (uint32_t j = 0; j < k && with_grant(op->kind); j++)
 				proto_grants_add(&w, &op->rt[take[j]].grant);
 			if (op->kind == WIRE_PIN)

@@ -336,8 +336,71 @@ static void payload_begin(struct conn *c)
 		kvn_fatal("out of memory");
 }
 
+/* A LOCAL_PUT (no payload: its values lie in the client's staging region,
+ * mapped here): ask the receiver's sink hook for the pages it reserves and
+ * where the bytes are, and copy them on this loop, summing each value in
+ * cache, as a TCP payload lands; the receiver's loop only commits.  A sink
+ * that declines leaves the copy to the receiver; a refusal is delivered as
+ * sink_err.  Runs after the tag check: the metadata naming the bytes is
+ * authenticated. */
+#define LOCAL_COPY_CHUNK (64u * 1024u)
+static void local_put_copy(struct conn *c)
+{
+	if (c->h.type != WIRE_LOCAL_PUT || (c->h.flags & WIRE_F_REPLY) || c->h.payload_len || !c->pdst)
+		return;
+	struct actor *a = actor_lookup_sink(actor_loop_of(c->self), c->pdst);
+	if (!a)
+		return;
+	struct actor_frame h = { .type = c->h.type, .flags = c->h.flags, .meta_len = c->h.meta_len,
+				 .payload_len = 0, .corr = c->h.corr };
+	int rc = actor_sink_ask(a, actor_id_of(c->self), &h, c->meta, &c->sink);
+	if (rc == 1)
+		return;
+	if (rc == 0 && !c->sink.src) {
+		actor_sink_abort(a, c->sink.cookie);
+		rc = KVN_EIO;
+	}
+	if (rc) {
+		memset(&c->sink, 0, sizeof c->sink);
+		c->sink_err = rc;
+		return;
+	}
+	uint64_t total = 0;
+	for (int i = 0; i < c->sink.niov; i++)
+		total += c->sink.iov[i].iov_len;
+	c->pmode = P_SINK;
+	if (c->sink.nseg < 0 ||
+	    (c->sink.nseg > 0 && (!c->sink.seg_niov || !c->sink.seg_sum || !c->sink.seg_done || seg_begin(c) != 0)))
+		c->sink.nseg = 0; /* no sums: the receiver hashes the bytes itself */
+	/* the source is the client's to write even now: each value's sum is
+	 * taken from the pages just written (64 KiB at a time, in cache), so
+	 * it always describes the bytes stored, never a changed source */
+	const uint8_t *src = c->sink.src;
+	for (size_t left = (size_t)total; left > 0 && c->sidx < c->sink.niov;) {
+		struct iovec *v = &c->sink.iov[c->sidx];
+		size_t k = v->iov_len - c->soff;
+		if (k > LOCAL_COPY_CHUNK)
+			k = LOCAL_COPY_CHUNK;
+		if (k > left)
+			k = left;
+		uint8_t *dst = (uint8_t *)v->iov_base + c->soff;
+		memcpy(dst, src, k);
+		if (c->sink.nseg)
+			kvn_xxh3_update(c->xs, dst, k);
+		src += k;
+		left -= k;
+		c->soff += k;
+		if (c->soff == v->iov_len) {
+			c->sidx++;
+			c->soff = 0;
+			seg_settle(c);
+		}
+	}
+}
+
 static void deliver(struct conn *c)
 {
+	local_put_copy(c);
 	struct actor_msg *m = actor_msg_new(c->h.type);
 	actor_id dst = c->pdst;
 	uint64_t corr = c->h.corr;

@@ -364,8 +364,9 @@ struct proto_local_map {
 int proto_local_map_enc(struct wire_w *w, const struct proto_local_map *lm);
 int proto_local_map_dec(const struct actor_msg *m, struct proto_local_map *lm);
 /* LOCAL_GET: data-path items (flags 0) as GET.  Reply: u32 n, n x {i32
- * status, u8 how, u64 gen, u64 size, u64 checksum, u64 lease_id, u8 next,
- * next x {u64 off, u64 len}}.  how PROTO_LOCAL_HERE: read the extents of
+ * status, u8 how, u64 gen, u64 size, u64 checksum, u64 lease_id, u32
+ * stamp, u8 next, next x {u64 off, u64 len}}.  stamp: the lease's slot in
+ * the connection's stamp region (net/xfer.h, "lease stamps").  how PROTO_LOCAL_HERE: read the extents of
  * the arena, whose lengths add up to size; PROTO_LOCAL_GET: not in DRAM
  * here, read it with a GET (status 0, nothing leased). */
 #define PROTO_LOCAL_MAX_EXT 64
@@ -374,6 +375,7 @@ struct proto_local_res {
 	int32_t status;
 	uint8_t how;
 	uint64_t gen, size, checksum, lease_id;
+	uint32_t stamp;
 	uint8_t next;
 	uint64_t off[PROTO_LOCAL_MAX_EXT], len[PROTO_LOCAL_MAX_EXT];
 };
@@ -386,8 +388,13 @@ int proto_local_res_next(struct wire_r *r, struct proto_local_res *res);
 void proto_local_release_begin(struct wire_w *w, uint32_t n);
 int proto_local_release_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 /* LOCAL_PUT: u64 offset into the connection's staging region, then a PUT's
- * metadata; the values lie back to back from that offset, no payload. */
+ * metadata; the values lie back to back from that offset, no payload.
+ * Bit 63 of the offset (PROTO_LOCAL_PUT_PEER_SUM): items whose checksum is
+ * 0 take the XXH3-64 the peer computes over the bytes as it stores them
+ * (the client did not hash them: a memcpy on one host needs no network
+ * checksum). */
 #define PROTO_LOCAL_PUT_HDR 8
+#define PROTO_LOCAL_PUT_PEER_SUM (1ull << 63)
 
 /* ---- STAT reply ---- */
 struct proto_stat_node {

@@ -58,6 +58,7 @@ void proto_local_res_add(struct wire_w *w, const struct proto_local_res *res)
 	wire_w_u64(w, res->size);
 	wire_w_u64(w, res->checksum);
 	wire_w_u64(w, res->lease_id);
+	wire_w_u32(w, res->stamp);
 	wire_w_u8(w, res->next);
 	for (int i = 0; i < res->next; i++) {
 		wire_w_u64(w, res->off[i]);
@@ -74,6 +75,7 @@ int proto_local_res_next(struct wire_r *r, struct proto_local_res *res)
 	res->size = wire_r_u64(r);
 	res->checksum = wire_r_u64(r);
 	res->lease_id = wire_r_u64(r);
+	res->stamp = wire_r_u32(r);
 	res->next = wire_r_u8(r);
 	if (r->err)
 		return r->err;

@@ -22,7 +22,7 @@
 #include "base/base.h"
 
 /* Region ids on the wire (proto_slot_result.rkey, local get replies). */
-enum net_region_id { NET_REGION_ARENA = 1, NET_REGION_STAGING = 2 };
+enum net_region_id { NET_REGION_ARENA = 1, NET_REGION_STAGING = 2, NET_REGION_STAMPS = 3 };
 
 struct net_region {
 	uint8_t *base;
@@ -52,11 +52,36 @@ void net_region_unmap(struct net_region *r);
 /* Copy the extents ext[0..n), in order, into dst (cap bytes): 0, or
  * KVN_EPROTO when an extent leaves the region or the total exceeds cap.
  * The bytes may change under the copy if the owner reuses them (a lease
- * that expired): the caller checks the value's checksum on dst after. */
+ * that expired): a reader of leased extents uses net_xfer_read_stamped,
+ * or checks the value's checksum on dst after. */
 int net_xfer_read(const struct net_region *r, const struct net_extent *ext, int n, void *dst, uint64_t cap);
 /* Copy len bytes of src to offset off of a writable region: 0, KVN_EPERM
  * (read-only) or KVN_EPROTO (outside the region). */
 int net_xfer_write(struct net_region *r, uint64_t off, const void *src, uint64_t len);
+
+/* ---- lease stamps ----
+ * A stamp region is an array of u64 words, one per lease slot, that only
+ * the owner of the leased region writes (the reader maps it read-only).
+ * The owner stores a lease's id in its slot when it grants the lease and
+ * overwrites it (NET_STAMP_NONE, or the next lease's id: ids are never
+ * reused) BEFORE the lease's pages can be freed or reused; the reader
+ * copies, then (acquire fence) reads the word: still the lease's id means
+ * no byte it copied can have been written for another value.  This is the
+ * seqlock pattern, with the owner's free path as the writer side: the
+ * stamp store is sequentially consistent, and every reuse of the pages is
+ * ordered after it (the free and the next reservation take the store's
+ * lock), so a reader that saw any reused byte sees the changed word. */
+#define NET_STAMP_NONE 0
+#define NET_STAMP_SIZE 8
+/* Owner: word slot = id.  0, KVN_EPERM (read-only here) or KVN_EPROTO
+ * (slot outside the region). */
+int net_stamp_set(struct net_region *r, uint32_t slot, uint64_t id);
+/* net_xfer_read, then the stamp check: 0 (dst holds the leased bytes),
+ * KVN_ESTALE (the word no longer names lease id: discard dst, the pages
+ * may have been reused), or KVN_EPROTO (an extent or the slot outside its
+ * region: nothing read). */
+int net_xfer_read_stamped(const struct net_region *r, const struct net_extent *ext, int n, void *dst,
+			  uint64_t cap, const struct net_region *stamps, uint32_t slot, uint64_t id);
 
 /* ---- memfd and fd passing (xfer_shm.c) ---- */
 

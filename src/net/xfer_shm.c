@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,43 @@ int net_xfer_write(struct net_region *r, uint64_t off, const void *src, uint64_t
 		return KVN_EPROTO;
 	memcpy(r->base + off, src, (size_t)len);
 	return 0;
+}
+
+/* ---- lease stamps ---- */
+
+static _Atomic uint64_t *stamp_word(const struct net_region *r, uint32_t slot)
+{
+	if (!r->base || (uint64_t)slot >= r->len / NET_STAMP_SIZE)
+		return NULL;
+	return (_Atomic uint64_t *)(void *)(r->base + (uint64_t)slot * NET_STAMP_SIZE);
+}
+
+int net_stamp_set(struct net_region *r, uint32_t slot, uint64_t id)
+{
+	_Atomic uint64_t *w = stamp_word(r, slot);
+	if (!r->writable)
+		return KVN_EPERM;
+	if (!w)
+		return KVN_EPROTO;
+	/* seq_cst: no later store of this thread (a page handed to the next
+	 * value, a lock released so another thread may take it) is seen
+	 * before this one */
+	atomic_store_explicit(w, id, memory_order_seq_cst);
+	return 0;
+}
+
+int net_xfer_read_stamped(const struct net_region *r, const struct net_extent *ext, int n, void *dst,
+			  uint64_t cap, const struct net_region *stamps, uint32_t slot, uint64_t id)
+{
+	_Atomic uint64_t *w = stamp_word(stamps, slot);
+	if (!w || id == NET_STAMP_NONE)
+		return KVN_EPROTO;
+	int rc = net_xfer_read(r, ext, n, dst, cap);
+	if (rc)
+		return rc;
+	/* the copy's loads are done before the word is read (seqlock reader) */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(w, memory_order_relaxed) == id ? 0 : KVN_ESTALE;
 }
 
 /* ---- memfds ---- */

@@ -297,6 +297,8 @@ int peer_sink(struct actor *self, actor_id from, const struct actor_frame *h, co
 
 	if (h->type == WIRE_COMMIT_SLOT && !(h->flags & WIRE_F_REPLY))
 		return peer_slot_sink(self, from, h, meta, sink);
+	if (h->type == WIRE_LOCAL_PUT && !(h->flags & WIRE_F_REPLY))
+		return peer_local_sink(self, from, h, meta, sink);
 	if (h->type != WIRE_PUT || (h->flags & WIRE_F_REPLY))
 		return 1;
 	rc = put_begin(p, meta, h->meta_len, h->payload_len, !actor_loop_on_thread(actor_loop_of(self)), &pp);
@@ -386,9 +388,14 @@ void peer_on_put(struct peer *p, struct actor_msg *m)
 		struct proto_result res = { .status = pp->status[i], .gen = k->gen };
 		uint64_t gone = 0;
 		/* an empty value has no iovec (pp->iov may be NULL) */
-		if (res.status == 0 &&
-		    (pp->seg_done ? pp->seg_sum[i] : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n)) !=
-			    k->sum) {
+		uint64_t got = res.status != 0 ? 0
+			       : pp->seg_done ? pp->seg_sum[i]
+					      : peer_iov_sum(k->iov_n ? pp->iov + k->iov_lo : NULL, k->iov_n);
+		if (res.status == 0 && pp->peer_sums && k->sum == 0) {
+			k->sum = got; /* a same-host writer's: the bytes as stored */
+			(void)keytab_set_checksum(p->st->kt, k->key, k->klen, k->gen, got);
+		}
+		if (res.status == 0 && got != k->sum) {
 			/* the bytes that arrived are not the writer's: never
 			 * stored, never served (the checksum travels in the
 			 * authenticated metadata, the bytes may not) */
@@ -453,7 +460,8 @@ static void lease_expired(void *arg, uint64_t lease_id, void *owner)
 {
 	struct peer *p = arg;
 	struct lease_ref *lr = owner;
-	(void)lease_id;
+	if (peer_local_expired(p, lease_id, owner))
+		return; /* a same-host client's lease: stamped, then released */
 	/* synchronous: lr may be freed by this (the cleanup) */
 	net_abort(actor_loop_of(p->self), lr->conn, KVN_ETIMEDOUT);
 }
@@ -467,8 +475,8 @@ void peer_lease_tick(struct peer *p)
 		return;
 	p->stats.leases_expired += (uint64_t)n;
 	if (kvn_ratelimit_ok(&p->lease_rl, &suppressed))
-		log_warn("%d read lease(s) held past peer.read_lease_ttl (%llu ms): their connections were cut, "
-			 "pages freed (%llu expired in all)",
+		log_warn("%d read lease(s) held past peer.read_lease_ttl (%llu ms): ended (TCP: connection cut; "
+			 "same-host: stamp changed), pages freed (%llu expired in all)",
 			 n, (unsigned long long)p->o.read_lease_ttl_ms, (unsigned long long)p->stats.leases_expired);
 }
 

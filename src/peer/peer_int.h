@@ -82,6 +82,9 @@ struct peer_put {
 	 * is queued, not yet handled): its slots are aborted, and the handler
 	 * answers KVN_ETIMEDOUT and frees it. */
 	int reaped;
+	/* LOCAL_PUT with PROTO_LOCAL_PUT_PEER_SUM: an item whose writer's sum
+	 * is 0 takes the sum of its bytes as stored */
+	int peer_sums;
 };
 
 struct peer_slots;
@@ -338,6 +341,18 @@ void peer_on_local_get(struct peer *p, struct actor_msg *m);
 void peer_on_local_release(struct peer *p, struct actor_msg *m);
 void peer_on_local_put(struct peer *p, struct actor_msg *m);
 void peer_local_fini(struct peer *p);
+/* The keytab's lease tick found lease_id past its deadline with owner:
+ * when that is a local lease (owner p->local), its stamp is changed and
+ * then it is released (its pages may be reused from here on): 1.  0 when
+ * the lease is not a local one. */
+int peer_local_expired(struct peer *p, uint64_t lease_id, void *owner);
+/* The sink of a LOCAL_PUT (peer_sink): the PUT's pages reserved as for a
+ * PUT payload and sink->src pointing at the values in the connection's
+ * staging region, so the connection's loop does the copy.  1 (declined:
+ * the handler copies, or answers the error) for anything it cannot
+ * check here. */
+int peer_local_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink);
 /* This kernel's boot id (/proc/sys/kernel/random/boot_id): 0 or KVN_EIO. */
 int peer_host_id(char *out, size_t cap);
 

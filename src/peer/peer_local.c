@@ -7,6 +7,14 @@
  * channel that hands out the arena read-only and the staging region, and
  * the handlers of LOCAL_MAP, LOCAL_GET, LOCAL_RELEASE and LOCAL_PUT.
  *
+ * Each connection also has a stamp region (net/xfer.h, "lease stamps"):
+ * a word per lease slot, written only here, mapped read-only by the
+ * client.  A lease's word holds its id from the grant until the lease
+ * ends, and is cleared before the keytab may free its pages (every local
+ * lease is held, keytab_lease_hold, so the keytab's own expiry only tells
+ * us: peer_local_expired); the client's check of the word after its copy
+ * replaces a checksum pass over the value.
+ *
  * What a local client can touch: its own staging region (the peer copies
  * out of it, then checks the checksum on the arena pages, so bytes changed
  * after the copy are never stored) and, read-only, the arena.  It cannot
@@ -45,6 +53,7 @@
 
 struct lconn_lease {
 	uint64_t id, deadline;
+	uint32_t slot; /* its word in the stamp region */
 	UT_hash_handle hh;
 };
 
@@ -59,6 +68,10 @@ struct lconn {
 	uint32_t nleases;
 	int inproc;                  /* an embedded client's link (peer_local_open_inproc) */
 	struct peer_local_mem *mem;  /* its staging memory, NULL until LOCAL_MAP */
+	/* the stamp region: ours writable, stamp_ro (the client's) read-only */
+	int stamp_fd, stamp_ro;
+	struct net_region stamps;
+	uint32_t *free_slot, nfree; /* a stack of the slots no lease holds */
 };
 
 struct peer_local {
@@ -105,21 +118,56 @@ static struct lconn *lconn_of(struct peer *p, actor_id conn)
 	return lc;
 }
 
+/* End one lease of lc: its stamp changes first, so a copy still running
+ * in the client can no longer pass its check, then the keytab may free
+ * the pages. */
+static void lease_end(struct peer *p, struct lconn *lc, struct lconn_lease *l)
+{
+	if (lc->free_slot) {
+		(void)net_stamp_set(&lc->stamps, l->slot, NET_STAMP_NONE);
+		lc->free_slot[lc->nfree++] = l->slot;
+	}
+	(void)keytab_release(p->st->kt, l->id);
+	HASH_DEL(lc->leases, l);
+	lc->nleases--;
+	free(l);
+}
+
 static void lconn_free(struct peer *p, struct lconn *lc)
 {
 	struct lconn_lease *l, *tmp;
 	HASH_DEL(p->local->conns, lc);
 	/* a closed (or killed) client reads nothing more: its leases end now */
-	HASH_ITER(hh, lc->leases, l, tmp) {
-		(void)keytab_release(p->st->kt, l->id);
-		HASH_DEL(lc->leases, l);
-		free(l);
-	}
+	HASH_ITER(hh, lc->leases, l, tmp)
+		lease_end(p, lc, l);
 	net_region_unmap(&lc->staging);
+	net_region_unmap(&lc->stamps);
 	if (lc->fd >= 0)
 		close(lc->fd);
 	local_mem_put(lc->mem);
+	if (lc->stamp_fd >= 0)
+		close(lc->stamp_fd);
+	if (lc->stamp_ro >= 0)
+		close(lc->stamp_ro);
+	free(lc->free_slot);
 	free(lc);
+}
+
+int peer_local_expired(struct peer *p, uint64_t lease_id, void *owner)
+{
+	struct lconn *lc, *tmp;
+	if (!p->local || owner != (void *)p->local)
+		return 0;
+	HASH_ITER(hh, p->local->conns, lc, tmp) {
+		struct lconn_lease *l = NULL;
+		HASH_FIND(hh, lc->leases, &lease_id, sizeof lease_id, l);
+		if (l) {
+			lease_end(p, lc, l);
+			return 1;
+		}
+	}
+	(void)keytab_release(p->st->kt, lease_id); /* its connection is gone */
+	return 1;
 }
 
 /* NET_UP / NET_DOWN of a client connection (the master's go elsewhere). */
@@ -148,6 +196,7 @@ void peer_local_net(struct peer *p, struct actor_msg *m)
 	lc->conn = m->src;
 	lc->fd = -1;
 	lc->inproc = inproc;
+	lc->stamp_fd = lc->stamp_ro = -1;
 	HASH_ADD(hh, p->local->conns, conn, sizeof lc->conn, lc);
 }
 
@@ -166,7 +215,8 @@ static int map_token(void *arg, const uint8_t token[NET_MAP_TOKEN], int *fds, in
 		if (now < lc->token_until) {
 			fds[0] = p->local->ro_fd;
 			fds[1] = lc->fd;
-			*nfds = 2;
+			fds[2] = lc->stamp_ro;
+			*nfds = 3;
 			p->stats.local_maps++;
 			rc = 0;
 		}
@@ -219,6 +269,34 @@ void peer_local_fini(struct peer *p)
 
 /* ---- LOCAL_MAP ---- */
 
+/* The connection's staging region and stamp region, sized once, never
+ * mapped by anyone but this client and us.  0, or KVN_ENOMEM with
+ * nothing kept. */
+static int lconn_regions(struct peer *p, struct lconn *lc)
+{
+	uint64_t slen = (uint64_t)LCONN_LEASE_MAX * NET_STAMP_SIZE;
+	if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) == 0 &&
+	    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) == 0 &&
+	    net_memfd_new("kvnode-stamps", slen, &lc->stamp_fd) == 0 &&
+	    net_region_map(&lc->stamps, lc->stamp_fd, slen, NET_REGION_STAMPS, 1) == 0 &&
+	    net_fd_reopen_ro(lc->stamp_fd, &lc->stamp_ro) == 0) {
+		lc->free_slot = kvn_xmalloc(LCONN_LEASE_MAX * sizeof *lc->free_slot);
+		for (uint32_t i = 0; i < LCONN_LEASE_MAX; i++)
+			lc->free_slot[i] = LCONN_LEASE_MAX - 1 - i; /* slot 0 first: fewer pages touched */
+		lc->nfree = LCONN_LEASE_MAX;
+		return 0;
+	}
+	net_region_unmap(&lc->staging);
+	net_region_unmap(&lc->stamps);
+	int *fds[] = { &lc->fd, &lc->stamp_fd, &lc->stamp_ro };
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	return KVN_ENOMEM;
+}
+
 void peer_on_local_map(struct peer *p, struct actor_msg *m)
 {
 	struct proto_local_map lm;
@@ -236,16 +314,11 @@ void peer_on_local_map(struct peer *p, struct actor_msg *m)
 			actor_reply_status(p->self, m, KVN_ENOMEM);
 			return;
 		}
-		if (!lc->inproc && lc->fd < 0) {
-			/* sized once, never mapped by anyone but this client and us */
-			if (net_memfd_new("kvnode-staging", p->local->staging_len, &lc->fd) != 0 ||
-			    net_region_map(&lc->staging, lc->fd, p->local->staging_len, NET_REGION_STAGING, 0) != 0) {
-				if (lc->fd >= 0)
-					close(lc->fd);
-				lc->fd = -1;
-				actor_reply_status(p->self, m, KVN_ENOMEM);
-				return;
-			}
+		/* an embedded client's link: in-process staging, no stamps
+		 * (its gets check the checksum); a socket's: memfds */
+		if (!lc->inproc && lc->fd < 0 && lconn_regions(p, lc) != 0) {
+			actor_reply_status(p->self, m, KVN_ENOMEM);
+			return;
 		}
 		if (kvn_random(lc->token, sizeof lc->token) != 0) {
 			actor_reply_status(p->self, m, KVN_EIO);
@@ -265,16 +338,13 @@ void peer_on_local_map(struct peer *p, struct actor_msg *m)
 
 /* ---- LOCAL_GET ---- */
 
-/* Forget leases of lc past their deadline (the key table released them). */
-static void lconn_purge(struct lconn *lc, uint64_t now)
+/* End the leases of lc past their deadline now (the lease tick would). */
+static void lconn_purge(struct peer *p, struct lconn *lc, uint64_t now)
 {
 	struct lconn_lease *l, *tmp;
 	HASH_ITER(hh, lc->leases, l, tmp)
-		if (l->deadline <= now) {
-			HASH_DEL(lc->leases, l);
-			free(l);
-			lc->nleases--;
-		}
+		if (l->deadline <= now)
+			lease_end(p, lc, l);
 }
 
 static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_item *it, uint64_t now,
@@ -286,7 +356,7 @@ static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_i
 
 	memset(res, 0, sizeof *res);
 	if (lc->nleases >= LCONN_LEASE_MAX)
-		lconn_purge(lc, now);
+		lconn_purge(p, lc, now);
 	if (lc->nleases >= LCONN_LEASE_MAX) {
 		res->how = PROTO_LOCAL_GET;
 		return;
@@ -313,8 +383,18 @@ static void local_get_one(struct peer *p, struct lconn *lc, const struct proto_i
 	res->size = v.size;
 	res->checksum = v.checksum;
 	res->lease_id = id;
+	/* held: the keytab's expiry asks us (peer_local_expired) rather than
+	 * free pages whose stamp still names the lease */
+	(void)keytab_lease_hold(p->st->kt, id, p->local);
 	struct lconn_lease *l = kvn_xmalloc(sizeof *l);
 	l->id = id;
+	/* a connection without a stamp region (none was made for it) leaves
+	 * its clients the checksum check */
+	if (lc->free_slot) {
+		l->slot = lc->free_slot[--lc->nfree];
+		(void)net_stamp_set(&lc->stamps, l->slot, id);
+		res->stamp = l->slot;
+	}
 	l->deadline = now + p->o.read_lease_ttl_ms;
 	HASH_ADD(hh, lc->leases, id, sizeof l->id, l);
 	lc->nleases++;
@@ -368,11 +448,7 @@ void peer_on_local_release(struct peer *p, struct actor_msg *m)
 		HASH_FIND(hh, lc->leases, &id, sizeof id, l);
 		if (!l)
 			continue;
-		HASH_DEL(lc->leases, l);
-		lc->nleases--;
-		if (l->deadline > kvn_now_ms())
-			(void)keytab_release(p->st->kt, id);
-		free(l);
+		lease_end(p, lc, l);
 		p->stats.local_releases++;
 	}
 }
@@ -425,55 +501,116 @@ static int staged_copy(struct peer *p, struct actor_msg *m, const uint8_t *src, 
 	return 0;
 }
 
-/* A PUT whose values lie in the connection's staging region: checked
- * against the region, then handed to the PUT handler as if the bytes had
- * come as its payload (it copies them into the reserved pages and checks
- * each value's checksum there, after the copy). */
-void peer_on_local_put(struct peer *p, struct actor_msg *m)
+/* A LOCAL_PUT's metadata (after the 8-byte offset): the staging offset
+ * and the values' total, both inside lc's staging region.  0 or
+ * KVN_EPROTO. */
+static int local_put_extent(const struct lconn *lc, const uint8_t *meta, uint32_t meta_len, uint64_t *off,
+			    uint64_t *total, uint32_t *n, int *peer_sum)
 {
-	struct lconn *lc = lconn_of(p, m->src);
 	struct wire_r r;
 	struct proto_item it;
 	uint8_t flags;
+
+	if (meta_len < PROTO_LOCAL_PUT_HDR)
+		return KVN_EPROTO;
+	memcpy(off, meta, 8);
+	*off = le64toh(*off);
+	*peer_sum = (*off & PROTO_LOCAL_PUT_PEER_SUM) != 0;
+	*off &= ~PROTO_LOCAL_PUT_PEER_SUM;
+	*total = 0;
+	if (proto_items_open(&r, meta + PROTO_LOCAL_PUT_HDR, meta_len - PROTO_LOCAL_PUT_HDR, &flags, n) != 0)
+		return KVN_EPROTO;
+	for (uint32_t i = 0; i < *n; i++) {
+		if (proto_items_next(&r, &it) != 0 || it.size > UINT64_MAX - *total)
+			return KVN_EPROTO;
+		*total += it.size;
+	}
+	return *off > lc->staging.len || *total > lc->staging.len - *off ? KVN_EPROTO : 0;
+}
+
+int peer_local_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
+		    struct actor_sink *sink)
+{
+	struct peer *p = actor_state(self);
+	struct lconn *lc = lconn_of(p, from);
+	uint64_t off, total;
+	uint32_t n;
+	int peer_sum;
+
+	if (!lc || lc->fd < 0 || h->payload_len != 0 ||
+	    local_put_extent(lc, meta, h->meta_len, &off, &total, &n, &peer_sum) != 0 || total == 0)
+		return 1;
+	struct actor_frame ph = { .type = WIRE_PUT,
+				  .meta_len = h->meta_len - PROTO_LOCAL_PUT_HDR,
+				  .payload_len = total,
+				  .corr = h->corr };
+	int rc = peer_sink(self, from, &ph, meta + PROTO_LOCAL_PUT_HDR, sink);
+	if (rc == 0) {
+		sink->src = lc->staging.base + off;
+		((struct peer_put *)sink->cookie)->peer_sums = peer_sum;
+	}
+	return rc;
+}
+
+/* A PUT whose values lie in the connection's staging region: checked
+ * against the region, then handed to the PUT handler as if the bytes had
+ * come as its payload.  Usually the connection's loop already copied them
+ * into the reserved pages (peer_local_sink, m->sink_cookie); otherwise the
+ * copy happens here.  Either way each value's checksum is computed on the
+ * pages as stored, after the copy. */
+void peer_on_local_put(struct peer *p, struct actor_msg *m)
+{
+	struct lconn *lc = lconn_of(p, m->src);
 	uint32_t n;
 	uint64_t off, total = 0;
 
+	if (m->sink_err || m->sink_cookie) {
+		/* the copy is done (or refused): only the metadata changes */
+		uint64_t o = 0, t = 0;
+		uint32_t k = 0;
+		int ps;
+		if (m->sink_cookie && (!lc || local_put_extent(lc, m->meta, m->meta_len, &o, &t, &k, &ps) != 0)) {
+			peer_sink_abort(p->self, m->sink_cookie); /* cannot happen: the sink checked the same */
+			m->sink_cookie = NULL;
+			m->sink_err = KVN_EPROTO;
+		}
+		if (m->meta_len >= PROTO_LOCAL_PUT_HDR) {
+			memmove(m->meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
+			m->meta_len -= PROTO_LOCAL_PUT_HDR;
+		}
+		if (m->sink_cookie) {
+			m->payload_len = t;
+			p->stats.local_puts += k;
+		}
+		peer_on_put(p, m);
+		return;
+	}
 	if (!lc || (lc->fd < 0 && !lc->mem)) {
 		actor_reply_status(p->self, m, KVN_EPERM);
 		return;
 	}
-	if (m->meta_len < PROTO_LOCAL_PUT_HDR || m->payload_len != 0) {
+	int peer_sum;
+	if (m->payload_len != 0 || local_put_extent(lc, m->meta, m->meta_len, &off, &total, &n, &peer_sum) != 0) {
 		actor_reply_status(p->self, m, KVN_EPROTO);
 		return;
 	}
-	memcpy(&off, m->meta, 8);
-	off = le64toh(off);
-	uint8_t *meta = kvn_xmalloc(m->meta_len - PROTO_LOCAL_PUT_HDR + 1);
-	memcpy(meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
-	free(m->meta);
-	m->meta = meta;
+	memmove(m->meta, m->meta + PROTO_LOCAL_PUT_HDR, m->meta_len - PROTO_LOCAL_PUT_HDR);
 	m->meta_len -= PROTO_LOCAL_PUT_HDR;
-	if (proto_items_open(&r, m->meta, m->meta_len, &flags, &n) != 0) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (proto_items_next(&r, &it) != 0 || it.size > UINT64_MAX - total) {
-			actor_reply_status(p->self, m, KVN_EPROTO);
-			return;
-		}
-		total += it.size;
-	}
-	if (off > lc->staging.len || total > lc->staging.len - off) {
-		actor_reply_status(p->self, m, KVN_EPROTO);
-		return;
-	}
 	m->payload_len = total;
 	if (total > 0 && staged_copy(p, m, lc->staging.base + off, total) == 1) {
+		/* declined: cannot happen on the peer's own loop (only a foreign
+		 * loop's reservation is deferred), and a buffered payload could
+		 * not take the peer's sums */
+		if (peer_sum) {
+			actor_reply_status(p->self, m, KVN_EIO);
+			return;
+		}
 		m->payload = evbuffer_new();
 		if (!m->payload || evbuffer_add_reference(m->payload, lc->staging.base + off, (size_t)total, NULL, NULL))
 			kvn_fatal("out of memory");
 	}
+	if (m->sink_cookie)
+		((struct peer_put *)m->sink_cookie)->peer_sums = peer_sum;
 	p->stats.local_puts += n;
 	peer_on_put(p, m);
 	/* the handler copied what it took; nothing may point into staging
