@@ -154,6 +154,10 @@ void *kvn_xcalloc(size_t n, size_t sz);
 char *kvn_xstrdup(const char *s);
 /* Cryptographically random bytes (getrandom); 0 or KVN_EIO. */
 int kvn_random(void *buf, size_t n);
+/* The running kernel's boot id (/proc/sys/kernel/random/boot_id): one per
+ * kernel, shared by the containers on it, which is exactly the scope
+ * shared memory has (the same-host path).  0, or KVN_EIO. */
+int kvn_boot_id(char *out, size_t cap);
 /* Write `n` bytes of `s` as lower-case hex into out (2n+1 bytes). */
 void kvn_hex(char *out, const void *s, size_t n);
 /* Printable form of a binary key for logs: hex if not printable, truncated

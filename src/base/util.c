@@ -277,3 +277,16 @@ void kvn_xxh3_update(void *state, const void *p, size_t n)
 	XXH3_64bits_update(state, p, n);
 #endif
 }
+
+int kvn_boot_id(char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (!f)
+		return KVN_EIO;
+	char *ok = fgets(out, (int)cap, f);
+	fclose(f);
+	if (!ok)
+		return KVN_EIO;
+	out[strcspn(out, "\n")] = '\0';
+	return out[0] ? 0 : KVN_EIO;
+}

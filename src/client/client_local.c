@@ -104,15 +104,7 @@ static int my_host(struct kvn_client *c, char *out, size_t cap)
 		snprintf(out, cap, "%s", c->test_host);
 		return 0;
 	}
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-	if (!f)
-		return KVN_EIO;
-	char *ok = fgets(out, (int)cap, f);
-	fclose(f);
-	if (!ok)
-		return KVN_EIO;
-	out[strcspn(out, "\n")] = '\0';
-	return out[0] ? 0 : KVN_EIO;
+	return kvn_boot_id(out, cap);
 }
 
 /* ---- one LOCAL_MAP call ---- */

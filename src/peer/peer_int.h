@@ -353,7 +353,5 @@ int peer_local_expired(struct peer *p, uint64_t lease_id, void *owner);
  * check here. */
 int peer_local_sink(struct actor *self, actor_id from, const struct actor_frame *h, const uint8_t *meta,
 		    struct actor_sink *sink);
-/* This kernel's boot id (/proc/sys/kernel/random/boot_id): 0 or KVN_EIO. */
-int peer_host_id(char *out, size_t cap);
 
 #endif

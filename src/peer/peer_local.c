@@ -95,21 +95,6 @@ struct peer_local_mem {
 static void local_mem_put(struct peer_local_mem *mem);
 static int local_mem_new(struct peer *p, struct lconn *lc);
 
-/* The kernel's boot id: one per running kernel, shared by the containers
- * on it, which is exactly the scope shared memory has. */
-int peer_host_id(char *out, size_t cap)
-{
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-	if (!f)
-		return KVN_EIO;
-	char *ok = fgets(out, (int)cap, f);
-	fclose(f);
-	if (!ok)
-		return KVN_EIO;
-	out[strcspn(out, "\n")] = '\0';
-	return out[0] ? 0 : KVN_EIO;
-}
-
 static struct lconn *lconn_of(struct peer *p, actor_id conn)
 {
 	struct lconn *lc = NULL;
@@ -236,7 +221,7 @@ int peer_local_open(struct actor *self, const char *path, uint64_t staging_len, 
 	snprintf(pl->path, sizeof pl->path, "%s", path);
 	pl->staging_len = staging_len;
 	pl->ro_fd = -1;
-	if (peer_host_id(pl->host, sizeof pl->host) != 0 || alloc_fd(p->st->arena) < 0 ||
+	if (kvn_boot_id(pl->host, sizeof pl->host) != 0 || alloc_fd(p->st->arena) < 0 ||
 	    net_fd_reopen_ro(alloc_fd(p->st->arena), &pl->ro_fd) != 0) {
 		snprintf(err, errlen, "no same-host path: no host boot id or no arena memfd");
 		free(pl);
@@ -647,7 +632,7 @@ int peer_local_open_inproc(struct actor *self, uint64_t staging_len, char *err, 
 	pl->ro_fd = -1;
 	pl->inproc = 1;
 	/* the answer's host field: informational, nothing compares it here */
-	(void)peer_host_id(pl->host, sizeof pl->host);
+	(void)kvn_boot_id(pl->host, sizeof pl->host);
 	p->local = pl;
 	return 0;
 }
