@@ -12,7 +12,9 @@
  * verify: client.local_verify: puts of a stamp client (no client-side
  * hashing: the peer sums the bytes as it stores them) read back over TCP
  * and by a checksum client, which check the stored sum, and the other
- * way round. */
+ * way round.  small: with the default client.local_min_size, small values
+ * go through the master in one round trip and large ones take the
+ * same-host path, by the client's counters. */
 #include "config.h"
 
 #include <dirent.h>
@@ -52,7 +54,15 @@ static struct kvn_client *connect_verify(const char *conf, const char *verify)
 	return connect_with(conf, local);
 }
 
+static struct kvn_client *connect_raw(const char *conf, const char *local, const char *extra);
+/* The transport itself: every value size takes the path named
+ * (client.local_min_size = 0; the case small tests the default). */
 static struct kvn_client *connect_with(const char *conf, const char *local)
+{
+	return connect_raw(conf, local, "local_min_size = 0\n");
+}
+
+static struct kvn_client *connect_raw(const char *conf, const char *local, const char *extra)
 {
 	char path[400];
 	FILE *in = fopen(conf, "r"), *out;
@@ -60,12 +70,14 @@ static struct kvn_client *connect_with(const char *conf, const char *local)
 	size_t k;
 	snprintf(path, sizeof path, "%s.%.8s", conf, local);
 	path[strcspn(path, "\n")] = '\0';
+	if (!*extra)
+		strncat(path, ".default", sizeof path - strlen(path) - 1);
 	out = fopen(path, "w");
 	if (!in || !out)
 		kvn_fatal("cannot copy %s", conf);
 	while ((k = fread(buf, 1, sizeof buf, in)) > 0)
 		fwrite(buf, 1, k, out);
-	fprintf(out, "[client]\nlocal = %s\n", local);
+	fprintf(out, "[client]\nlocal = %s\n%s", local, extra);
 	fclose(in);
 	fclose(out);
 	return proc_connect_ready(path, 1);
@@ -75,6 +87,10 @@ static uint64_t cstat(struct kvn_client *c, const char *name)
 {
 	struct client_stats st;
 	client_get_stats(c, &st);
+	if (strcmp(name, "via_get_served") == 0)
+		return st.via_get_served;
+	if (strcmp(name, "via_put_stored") == 0)
+		return st.via_put_stored;
 	if (strcmp(name, "local_gets") == 0)
 		return st.local_gets;
 	if (strcmp(name, "local_puts") == 0)
@@ -165,6 +181,120 @@ static void t_matrix(void)
 	proc_start_node("mx", "32MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
 	matrix_on(conf, "auto");
 	matrix_on(conf, "off");
+}
+
+/* ---- small ---- */
+
+/* The counters of c that say which path its items took. */
+struct paths {
+	uint64_t vg, vp, lg, lp;
+};
+
+static struct paths paths_of(struct kvn_client *c)
+{
+	return (struct paths){ cstat(c, "via_get_served"), cstat(c, "via_put_stored"), cstat(c, "local_gets"),
+			       cstat(c, "local_puts") };
+}
+
+/* How many items took each path since *was; *was moves on. */
+static void took(struct kvn_client *c, struct paths *was, const char *what, uint64_t vg, uint64_t vp, uint64_t lg,
+		 uint64_t lp)
+{
+	struct paths now = paths_of(c);
+	ok(now.vg - was->vg == vg && now.vp - was->vp == vp && now.lg - was->lg == lg && now.lp - was->lp == lp,
+	   "%s: via-master get %llu put %llu, same-host get %llu put %llu (want %llu %llu %llu %llu)", what,
+	   (unsigned long long)(now.vg - was->vg), (unsigned long long)(now.vp - was->vp),
+	   (unsigned long long)(now.lg - was->lg), (unsigned long long)(now.lp - was->lp), (unsigned long long)vg,
+	   (unsigned long long)vp, (unsigned long long)lg, (unsigned long long)lp);
+	*was = now;
+}
+
+static void async_done(void *arg, int status)
+{
+	*(int *)arg = status;
+}
+
+/* client.local_min_size (default 256 KiB) on an all-in-one node: values
+ * below it go through the master in one round trip (counted as served or
+ * stored by the master's peer), larger ones, and gets into a buffer the
+ * library allocates, take the same-host path. */
+static void t_small(void)
+{
+	char conf[300], node[65];
+	proc_start_node("small", "32MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
+	struct kvn_client *c = connect_raw(conf, "auto", "");
+	ok(c != NULL, "a client with the default client.local_min_size");
+	if (!c)
+		return;
+	uint8_t *v = kvn_xmalloc(2 * MIB), *g = kvn_xmalloc(MIB);
+	size_t vlen = 0;
+	proc_fill(v, 2 * MIB, 9);
+	/* the first put learns the route (ROUTE_PUT), after which puts may go
+	 * through the master */
+	is_int(kvn_put(c, "s-first", 7, v, 4 * KIB, 0), 0, "first put");
+	is_int(client_local_active(c, node_of(c, node, sizeof node)), 1, "the same-host path is attached");
+	struct paths was = paths_of(c);
+	is_int(kvn_put(c, "s-4k", 4, v, 4 * KIB, 0), 0, "put 4 KiB");
+	took(c, &was, "put 4 KiB", 0, 1, 0, 0);
+	is_int(kvn_put(c, "s-255k", 6, v, 256 * KIB - 1, 0), 0, "put 256 KiB - 1");
+	took(c, &was, "put 256 KiB - 1", 0, 1, 0, 0);
+	is_int(kvn_put(c, "s-1m", 4, v + 1, MIB, 0), 0, "put 1 MiB");
+	took(c, &was, "put 1 MiB", 0, 0, 0, 1);
+	ok(kvn_get(c, "s-4k", 4, g, 4 * KIB, &vlen) == 0 && vlen == 4 * KIB && memcmp(g, v, vlen) == 0,
+	   "get 4 KiB into 4 KiB, byte for byte");
+	took(c, &was, "get into 4 KiB", 1, 0, 0, 0);
+	ok(kvn_get(c, "s-1m", 4, g, MIB, &vlen) == 0 && vlen == MIB && memcmp(g, v + 1, vlen) == 0,
+	   "get 1 MiB into 1 MiB, byte for byte");
+	took(c, &was, "get into 1 MiB", 0, 0, 1, 0);
+	/* a get's size is its buffer's */
+	ok(kvn_get(c, "s-4k", 4, g, MIB, &vlen) == 0 && vlen == 4 * KIB && memcmp(g, v, vlen) == 0,
+	   "get 4 KiB into 1 MiB");
+	took(c, &was, "a small value into a large buffer", 0, 0, 1, 0);
+	is_int(kvn_get(c, "s-1m", 4, g, 4 * KIB, &vlen), KVN_ERANGE, "get 1 MiB into 4 KiB: KVN_ERANGE");
+	is_int(vlen, MIB, "... with the size");
+	void *a = NULL;
+	ok(kvn_get_alloc(c, "s-4k", 4, &a, &vlen) == 0 && vlen == 4 * KIB && memcmp(a, v, vlen) == 0,
+	   "get 4 KiB, allocating");
+	free(a);
+	took(c, &was, "an allocating get", 0, 0, 1, 0);
+	/* batches: each item by its own size */
+	struct kvn_item it[4] = {
+		{ .key = "s-b0", .klen = 4, .val = v + 2, .vlen = 4 * KIB },
+		{ .key = "s-b1", .klen = 4, .val = v + 3, .vlen = MIB },
+		{ .key = "s-b2", .klen = 4, .val = v + 4, .vlen = 64 * KIB },
+		{ .key = "s-b3", .klen = 4, .val = v + 5, .vlen = 2 * MIB - 5 },
+	};
+	is_int(kvn_batch_put(c, it, 4, 0), 0, "batch put 4 KiB, 1 MiB, 64 KiB, 2 MiB");
+	took(c, &was, "the batch put", 0, 2, 0, 2);
+	uint8_t *bufs[4];
+	size_t caps[4] = { 4 * KIB, MIB, 64 * KIB, 2 * MIB };
+	for (int i = 0; i < 4; i++) {
+		bufs[i] = kvn_xmalloc(caps[i]);
+		it[i].val = bufs[i];
+		it[i].cap = caps[i];
+		it[i].vlen = 0;
+	}
+	is_int(kvn_batch_get(c, it, 4), 0, "batch get of the four");
+	int good = 0;
+	for (int i = 0; i < 4; i++) {
+		size_t want = i == 3 ? 2 * MIB - 5 : caps[i];
+		good += it[i].status == 0 && it[i].vlen == want && memcmp(bufs[i], v + 2 + i, want) == 0;
+		free(bufs[i]);
+	}
+	is_int(good, 4, "every value byte for byte");
+	took(c, &was, "the batch get", 2, 0, 2, 0);
+	/* async puts choose the same way (a large one goes to the peer: async
+	 * puts have no same-host path) */
+	int s1 = 1, s2 = 1;
+	is_int(kvn_put_async(c, "s-a0", 4, v, 4 * KIB, 0, async_done, &s1), 0, "async put 4 KiB");
+	is_int(kvn_put_async(c, "s-a1", 4, v, MIB, 0, async_done, &s2), 0, "async put 1 MiB");
+	is_int(kvn_drain(c), 2, "drained: two callbacks");
+	ok(s1 == 0 && s2 == 0, "both stored");
+	took(c, &was, "the async puts", 0, 1, 0, 0);
+	is_int(cstat(c, "local_stale"), 0, "no copy failed its check");
+	kvn_close(c);
+	free(v);
+	free(g);
 }
 
 /* ---- lease_race ---- */
@@ -498,6 +628,7 @@ int main(int argc, char **argv)
 		{ "killed", t_killed },
 		{ "fallback", t_fallback },
 		{ "verify", t_verify },
+		{ "small", t_small },
 		{ NULL, NULL },
 	};
 

@@ -288,6 +288,7 @@ struct kvn_conf {
 	uint64_t client_route_cache_ttl;  /* ms; 0 = off */
 	int client_local;           /* enum kvn_local */
 	int client_local_verify;    /* enum kvn_local_verify */
+	uint64_t client_local_min_size; /* bytes; smaller values go via the master */
 	int client_speculative_get; /* bool */
 	int client_get_via_master;  /* bool */
 	int client_put_via_master;  /* bool */

@@ -263,6 +263,15 @@ const struct conf_key conf_keys[] = {
 	  "which costs a pass over the bytes and catches what the stamp cannot: bytes "
 	  "that changed in the peer's memory after they were stored (a bug, a fault).  "
 	  "docs/architecture.md, \"Same-host clients\"." },
+	{ "client", "local_min_size", T_SIZE, "256KiB", 0, KVN_VALUE_SIZE_MAX, 0, NULL, NULL,
+	  FIELD(client_local_min_size),
+	  "With client.local = auto, a put of a value smaller than this, and a get into a "
+	  "buffer smaller than this, still go through the master in one round trip "
+	  "(client.get_via_master, client.put_via_master) instead of the two of the "
+	  "same-host path (route, then the peer's socket): below this size the extra "
+	  "round trip costs more than the copies shared memory saves.  A get into a "
+	  "buffer the library allocates does not know its size and takes the same-host "
+	  "path.  0: every value takes the same-host path." },
 	{ "client", "speculative_get", T_BOOL, "on", 0, 1, 0, NULL, NULL,
 	  FIELD(client_speculative_get),
 	  "While the client knows of one peer only, a get asks that peer for the latest "

@@ -329,7 +329,7 @@ static int get_ask_routes(struct get_call *g, uint64_t attempt, int *via_again)
 	int spec = 0, rc = 0;
 
 	g->nroute = g->nmiss;
-	if (g->kind == WIRE_GET && g->nmiss && client_get_via_wanted(c)) {
+	if (g->kind == WIRE_GET && g->nmiss && client_get_via_wanted(c, &g->op, g->miss, g->nmiss)) {
 		client_get_via_master(c, &g->op, g->miss, g->nmiss, g->sst, g->served, via_again);
 		g->nroute = 0;
 		for (uint32_t j = 0; j < g->nmiss; j++)

@@ -454,7 +454,7 @@ int kvn_put_async(struct kvn_client *c, const void *key, size_t klen, const void
 	c->naput++;
 	/* replies that arrive meanwhile wait in the mailbox */
 	actor_busy_enter(c->self);
-	if (client_put_via_wanted(c))
+	if (client_put_via_wanted(c) && client_via_small(c, vlen))
 		aput_send_via(c, ap);
 	else
 		aput_route(c, ap);

@@ -307,10 +307,15 @@ int client_pause(struct kvn_client *c, struct client_op *op, struct kvn_backoff 
 int client_first_error(const struct kvn_item *items, size_t n);
 
 /* client_via.c */
-/* Whether a get of this client goes to the master (client.get_via_master),
- * rather than speculating on a sole peer of another node. */
-int client_get_via_wanted(struct kvn_client *c);
-/* GET items idx[0..n) through the master.  Per item, one of: served[i] set
+/* 1 when a value of len bytes may go through the master: always, unless
+ * the same-host path is preferred and len >= client.local_min_size. */
+int client_via_small(struct kvn_client *c, size_t len);
+/* Whether some of the get items idx[0..n) of op go to the master
+ * (client.get_via_master), rather than speculating on a sole peer of
+ * another node or taking the same-host path. */
+int client_get_via_wanted(struct kvn_client *c, const struct client_op *op, const uint32_t *idx, uint32_t n);
+/* GET items idx[0..n) through the master (those client_via_small lets go;
+ * the others as "no answer").  Per item, one of: served[i] set
  * and sst[i] its final status (the bytes are in the item); op->rt and
  * op->route_st filled from the master's routes; or route_st KVN_EBUSY: no
  * answer, route it with ROUTE_GET.  *again is set when some served item

@@ -36,18 +36,46 @@ static int master_send(struct kvn_client *c, struct client_op *op, struct actor_
 	return client_peer_call(c, op, NULL, m, mine, k);
 }
 
-int client_get_via_wanted(struct kvn_client *c)
+/* client.local_min_size, or 0 in embedded mode: there the same-host path
+ * has no socket and so no round trip to save. */
+static uint64_t via_min(const struct kvn_client *c)
 {
+	return c->cx.connect ? 0 : c->conf.client_local_min_size;
+}
+
+/* While the same-host path is preferred, only values below
+ * client.local_min_size go through the master: one round trip beats the
+ * same-host path's two (route, then the peer's socket) for small values,
+ * while large ones gain more from shared memory than the hop costs. */
+int client_via_small(struct kvn_client *c, size_t len)
+{
+	return !client_local_preferred(c) || len < via_min(c);
+}
+
+/* A get's size is the caller's buffer; a buffer the library allocates
+ * could hold anything, so that get takes the same-host path. */
+static int get_small(struct kvn_client *c, const struct kvn_item *it)
+{
+	return client_via_small(c, it->val ? it->cap : SIZE_MAX);
+}
+
+int client_get_via_wanted(struct kvn_client *c, const struct client_op *op, const uint32_t *idx, uint32_t n)
+{
+	uint32_t j = 0;
+
 	struct proto_route rt;
 
-	if (!c->conf.client_get_via_master || c->via_get_refused || client_local_preferred(c))
+	if (!c->conf.client_get_via_master || c->via_get_refused ||
+	    (client_local_preferred(c) && !via_min(c)))
 		return 0;
 	/* Speculating on a peer of another node is one round trip already;
 	 * through the master it would be two.  A master whose node id is not
 	 * known yet counts as another node. */
 	if (client_spec_target(c, &rt) && strcmp(rt.node_id, c->master_node) != 0)
 		return 0;
-	return 1;
+	while (j < n && !get_small(c, &op->items[idx[j]]))
+		j++;
+	return j < n; /* none small: the same-host path, with speculation */
 }
 
 /* The master's routes for q's items into op->rt / op->route_st. */
@@ -69,15 +97,21 @@ static void take_routes(struct kvn_client *c, struct client_op *op, const struct
 	}
 }
 
-void client_get_via_master(struct kvn_client *c, struct client_op *op, const uint32_t *idx, uint32_t n, int *sst,
+void client_get_via_master(struct kvn_client *c, struct client_op *op, const uint32_t *all, uint32_t nall, int *sst,
 		      uint8_t *served, int *again)
 {
-	for (uint32_t j = 0; j < n; j++) {
-		op->route_st[idx[j]] = KVN_EBUSY; /* no answer yet */
-		served[idx[j]] = 0;
+	uint32_t *idx = kvn_xmalloc((nall ? nall : 1) * sizeof *idx), n = 0;
+
+	for (uint32_t j = 0; j < nall; j++) {
+		op->route_st[all[j]] = KVN_EBUSY; /* no answer yet */
+		served[all[j]] = 0;
+		if (get_small(c, &op->items[all[j]]))
+			idx[n++] = all[j]; /* the others: ROUTE_GET */
 	}
-	if (client_master_ensure(c) != 0)
+	if (n == 0 || client_master_ensure(c) != 0) {
+		free(idx);
 		return; /* ROUTE_GET tries again and reports it */
+	}
 	for (uint32_t i = 0; i < n;) {
 		uint32_t k = 0, bytes = 16;
 		while (i + k < n && k < ROUTE_CHUNK && bytes + 20 + op->items[idx[i + k]].klen < META_BUDGET) {
@@ -127,6 +161,7 @@ void client_get_via_master(struct kvn_client *c, struct client_op *op, const uin
 		}
 	}
 	client_round_reset(op);
+	free(idx);
 }
 
 /* ---- puts ---- */
@@ -137,7 +172,8 @@ int client_put_via_wanted(struct kvn_client *c)
 	 * there only while every route seen named the master's own node; a
 	 * refusal routes with ROUTE_PUT, whose answer may name a second node
 	 * and end this for good (client_note_node). */
-	return c->conf.client_put_via_master && !c->via_put_refused && !client_local_preferred(c) &&
+	return c->conf.client_put_via_master && !c->via_put_refused &&
+	       (!client_local_preferred(c) || via_min(c)) &&
 	       c->nseen == 1 && c->master_node[0] &&
 	       strcmp(c->sole.node_id, c->master_node) == 0 && !client_is_quarantined(c, c->sole.node_id);
 }
@@ -148,7 +184,14 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 	uint8_t *answered = kvn_xcalloc(op->n ? op->n : 1, 1);
 	uint32_t left = 0;
 
-	if (client_master_ensure(c) != 0)
+	/* only the small values; the others keep their place for ROUTE_PUT */
+	uint32_t *all = idx, nall = n;
+	idx = kvn_xmalloc((nall ? nall : 1) * sizeof *idx);
+	n = 0;
+	for (uint32_t j = 0; j < nall; j++)
+		if (client_via_small(c, op->items[all[j]].vlen))
+			idx[n++] = all[j];
+	if (n == 0 || client_master_ensure(c) != 0)
 		goto out;
 	for (uint32_t i = 0; i < n;) {
 		/* as client_send_round: a frame's worth of items */
@@ -213,11 +256,12 @@ uint32_t client_put_via_master(struct kvn_client *c, struct client_op *op, uint3
 	}
 	client_round_reset(op);
 out:
-	for (uint32_t j = 0; j < n; j++)
-		if (!answered[idx[j]]) {
-			st[idx[j]] = KVN_EBUSY;
-			idx[left++] = idx[j];
+	for (uint32_t j = 0; j < nall; j++)
+		if (!answered[all[j]]) {
+			st[all[j]] = KVN_EBUSY;
+			all[left++] = all[j];
 		}
+	free(idx);
 	free(answered);
 	return left;
 }
