@@ -182,7 +182,7 @@ start_memcached() {
 		pick_port || return 1
 		p=$PORT
 		# shellcheck disable=SC2086
-		memcached -m 2048 -p "$p" -U 0 -I 32m -l 127.0.0.1 $user >"$TMP/memcached.log" 2>&1 &
+		memcached -m 4096 -p "$p" -U 0 -I 32m -l 127.0.0.1 $user >"$TMP/memcached.log" 2>&1 &
 		pid=$!
 		MC_PID=$pid
 		PIDS="$PIDS $pid"

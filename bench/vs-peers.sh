@@ -104,8 +104,9 @@ run() {
 start_targets "$TARGETS"
 
 # op size batch count keys.  Every row's keys hold at most 256 MiB, so all
-# rows fit together in memcached's -m 2048 (a slab class keeps the memory it
-# took for one size) and in kvnode's DRAM: nothing is evicted between a put
+# rows fit together in memcached's -m 4096 (a slab class keeps the memory it
+# took for one size: with -m 2048 the 1-byte keys of the exists row found no
+# room left and every lookup missed) and in kvnode's DRAM: nothing is evicted between a put
 # and its get, which the bench would rightly count as errors.
 # exists: routed key lookups (kvnode asks the master, which holds every
 # key's route) of 1-byte values; the size does not matter to a lookup.
@@ -141,6 +142,11 @@ EOF
 	[ $QUICK = 1 ] && mc=2000 mc16=50
 	run base memcpy 1MiB 1 $mc 1
 	run base memcpy 16MiB 1 $mc16 1
+	# cold: batches over 256 MiB of distinct buffers (the get rows' working
+	# set: 256 keys of 1 MiB, 16 of 16 MiB), so the copies come from memory,
+	# not from a cache that holds one 1 MiB value: what a get copies
+	run base memcpy 1MiB 256 $mc 1
+	run base memcpy 16MiB 16 $mc16 1
 	# about 4 GB per run: under a second at these speeds
 	for size in 4KiB 64KiB 1MiB 16MiB; do
 		case $size in 4KiB) n=400000 ;; 64KiB) n=60000 ;; 1MiB) n=4000 ;; 16MiB) n=250 ;; esac
@@ -205,7 +211,7 @@ function ratio(a, b, isops,   x, y) {
 	else { val[k, "ops"] = val[k, "ops"] " " $5; val[k, "gbs"] = val[k, "gbs"] " " $6; val[k, "p99"] = val[k, "p99"] " " $7 }
 	r = $2 SUBSEP $3 SUBSEP $4
 	if ($1 != "base" && !(r in seen)) { seen[r] = 1; rows[++nr] = r }
-	if ($1 == "base") { base[$2, $3] = k }
+	if ($1 == "base") { if ($4 > 1) base[$2 "-cold", $3] = k; else base[$2, $3] = k }
 }
 END {
 	# one line per row and TCP kvnode mode; kvnode-local (the same-host
@@ -214,25 +220,29 @@ END {
 	n = split(modes, md0, " ")
 	for (j = 1; j <= n; j++) if (md0[j] != "local") md[++nm] = md0[j]
 	if (nm == 0) { nm = 1; md[1] = "-" }
-	fmt = "%-7s %-6s %-5s %-6s | %-12s %-12s %-12s %-12s | %-8s %-8s %-8s | %-8s %-8s %-8s %-8s\n"
-	printf fmt, "op", "size", "batch", "mode", "kvnode", "kv-local", "redis", "memcached", "kv/memc", "loc/memc",
-		"loc/kv", "p99 kv", "p99 loc", "p99 red", "p99 mc"
+	fmt = "%-7s %-6s %-5s %-6s | %-12s %-12s %-12s %-12s | %-8s %-8s %-8s %-8s | %-8s %-8s %-8s %-8s\n"
+	printf fmt, "op", "size", "batch", "mode", "kvnode", "kv-local", "redis", "memcached", "kv/redis", "kv/memc",
+		"loc/memc", "loc/kv", "p99 kv", "p99 loc", "p99 red", "p99 mc"
 	for (i = 1; i <= nr; i++) {
 		split(rows[i], p, SUBSEP); isops = p[3] > 1 || p[1] == "exists"
 		rk = "redis" SUBSEP rows[i]; mk2 = "memcached" SUBSEP rows[i]; lk = "kvnode-local" SUBSEP rows[i]
 		for (j = 1; j <= nm; j++) {
 			kk = "kvnode-" md[j] SUBSEP rows[i]
 			printf fmt, p[1], p[2], p[3], md[j], thr(kk, isops), thr(lk, isops), thr(rk, isops), thr(mk2, isops),
-				ratio(kk, mk2, isops), ratio(lk, mk2, isops), ratio(lk, kk, isops),
+				ratio(kk, rk, isops), ratio(kk, mk2, isops), ratio(lk, mk2, isops), ratio(lk, kk, isops),
 				lat(kk), lat(lk), lat(rk), lat(mk2)
 		}
 	}
-	# the same-host target: 4 clients of kvnode-local against one thread of memcpy
+	# the same-host target: 4 clients of kvnode-local against one thread of
+	# memcpy, warm (one buffer, cache-resident at 1 MiB) and cold (the get
+	# rows: a 256 MiB working set)
 	n = split("1MiB 16MiB", sz, " ")
 	for (i = 1; i <= n; i++) {
 		lk = "kvnode-local" SUBSEP "get" SUBSEP sz[i] SUBSEP 1
 		if (("memcpy" SUBSEP sz[i]) in base && cell(lk, "gbs") != "")
-			printf "kv-local get %s / memcpy %s (1 thread): %s\n", sz[i], sz[i], ratio(lk, base["memcpy", sz[i]], 0)
+			printf "kv-local get %s / memcpy %s (1 thread): %s warm, %s cold\n", sz[i], sz[i],
+				ratio(lk, base["memcpy", sz[i]], 0),
+				("memcpy-cold" SUBSEP sz[i]) in base ? ratio(lk, base["memcpy-cold", sz[i]], 0) : "-"
 	}
 	print ""
 	print "baselines (same machine, 1 thread; p99 per item):"
@@ -242,6 +252,8 @@ END {
 		if ((q[1], q[2]) in base)
 			printf "  %-6s %-6s %s, p99 %s per copy\n", q[1], q[2], thr(base[q[1], q[2]], 0),
 				lat(base[q[1], q[2]])
+		if ((q[1] "-cold", q[2]) in base)
+			printf "  %-6s %-6s %s cold (from 256 MiB of buffers)\n", q[1], q[2], thr(base[q[1] "-cold", q[2]], 0)
 	}
 	bfmt = "  %-6s | %-24s | %-24s\n"
 	printf bfmt, "size", "tag (one side, frame)", "xxh3 (one pass)"

@@ -64,15 +64,16 @@ like "$(cat "$TMP/out")" 'kvnode modes: header frame local' "the modes are said"
 like "$(cat "$TMP/out")" 'cpu: .*, avx2 (yes|no), avx512f (yes|no)' "the CPU model and its vector flags"
 for m in header frame; do
 	like "$(grep -E "^put +64KiB +1 +$m " "$TMP/out")" \
-		"^put +64KiB +1 +$m +\\| [0-9.]+ GB/s +[0-9.]+ GB/s +- +- +\\| - +- +[0-9.]+x +\\| [0-9.]+[mu]?s +[0-9.]+[mu]?s " \
+		"^put +64KiB +1 +$m +\\| [0-9.]+ GB/s +[0-9.]+ GB/s +- +- +\\| - +- +- +[0-9.]+x +\\| [0-9.]+[mu]?s +[0-9.]+[mu]?s " \
 		"put 64KiB, $m: GB/s and p99 of TCP and local, their ratio, no peers"
 	like "$(grep -E "^durable +4KiB +64 +$m " "$TMP/out")" "^durable +4KiB +64 +$m +\\| [0-9]+k op/s +[0-9]+k op/s " "the durable row, $m"
 	like "$(grep -E "^exists +1B +64 +$m " "$TMP/out")" "^exists +1B +64 +$m +\\| [0-9]+k op/s +[0-9]+k op/s " "the exists row, $m"
 done
 is "$(grep -cE '^(put|get|durable|exists) ' "$TMP/out")" 24 "12 rows, a line per TCP mode each"
 is "$(grep -cE '^(put|get|durable|exists) +[^ ]+ +[^ ]+ +local ' "$TMP/out")" 0 "local is a column, not a line"
-like "$(cat "$TMP/out")" 'kv-local get 1MiB / memcpy 1MiB \(1 thread\): [0-9.]+x' "local get against memcpy, 1 MiB"
-like "$(cat "$TMP/out")" 'kv-local get 16MiB / memcpy 16MiB \(1 thread\): [0-9.]+x' "and 16 MiB"
+like "$(cat "$TMP/out")" 'kv-local get 1MiB / memcpy 1MiB \(1 thread\): [0-9.]+x warm, [0-9.]+x cold' "local get against memcpy, 1 MiB"
+like "$(cat "$TMP/out")" 'kv-local get 16MiB / memcpy 16MiB \(1 thread\): [0-9.]+x warm, [0-9.]+x cold' "and 16 MiB"
+like "$(cat "$TMP/out")" '  memcpy 1MiB +[0-9.]+ GB/s cold \(from 256 MiB of buffers\)' "the cold memcpy baseline"
 for sz in 4KiB 64KiB 1MiB 16MiB; do
 	like "$(grep -E "^  $sz +\\|" "$TMP/out")" "^  $sz +\\| [0-9.]+ GB/s, p99 [0-9.]+[mu]?s +\\| [0-9.]+ GB/s, p99 [0-9.]+[mu]?s" \
 		"tag and xxh3 baselines at $sz"
