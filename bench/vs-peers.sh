@@ -83,8 +83,14 @@ run() {
 	base) cmd="$KV --role client bench" ;;
 	esac
 	# shellcheck disable=SC2086
+	prefix="--prefix vsp-$op-$size-$batch-"
+	[ "$t" = base ] && prefix= # memcpy, tag, xxh3: no keys
+	# one key prefix per row (not the bench's per-process default): redis
+	# and memcached keep a run's keys (kvnode's are removed), so each round
+	# overwrites the row's keys instead of adding a copy of them
 	out=$($TMO $RUN_TIMEOUT $cmd --op "$bop" $dur --size "$size" --count "$count" --batch "$batch" \
-		--clients "$clients" ${keys:+--keys "$keys"} --json </dev/null 2>>"$TMP/bench.err")
+		--clients "$clients" ${keys:+--keys "$keys"} $prefix --json </dev/null \
+		2>>"$TMP/bench.err")
 	rc=$?
 	printf '%s %s\n' "$t" "$out" >>"$TMP/raw.jsonl"
 	errors=$(jget "$out" errors)
@@ -105,8 +111,9 @@ start_targets "$TARGETS"
 
 # op size batch count keys.  Every row's keys hold at most 256 MiB, so all
 # rows fit together in memcached's -m 4096 (a slab class keeps the memory it
-# took for one size: with -m 2048 the 1-byte keys of the exists row found no
-# room left and every lookup missed) and in kvnode's DRAM: nothing is evicted between a put
+# took for one size; memcached keeps every row's keys, a put row's and its get
+# row's apart: with -m 2048 the exists row's 1-byte keys found no room) and
+# in kvnode's DRAM: nothing is evicted between a put
 # and its get, which the bench would rightly count as errors.
 # exists: routed key lookups (kvnode asks the master, which holds every
 # key's route) of 1-byte values; the size does not matter to a lookup.
