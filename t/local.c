@@ -19,9 +19,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -620,6 +623,53 @@ static void t_fallback(void)
 	is_int(lines, 1, "one log line");
 }
 
+/* The map side channel holds at most 64 requests at once: idle
+ * connections of a misbehaving same-user process pin no more fds than
+ * that; the next is closed at accept, clients fall back to TCP meanwhile
+ * and come back to the local path once the channel is free. */
+static void t_map_cap(void)
+{
+	char conf[300], path[400];
+	enum { HOLD = 64 };
+	int fds[HOLD], held = 0;
+	proc_start_node("cap", "16MiB", "[peer]\nhugepages = off\n", conf, sizeof conf);
+	struct kvn_client *w = proc_connect_ready(conf, 1);
+	ok(w != NULL, "node up");
+	if (!w)
+		return;
+	kvn_close(w);
+	snprintf(path, sizeof path, "%s/var-cap/peer.sock.map", proc_tmp);
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	if (!ok(strlen(path) < sizeof un.sun_path, "the channel's path fits a Unix socket address"))
+		return;
+	memcpy(un.sun_path, path, strlen(path) + 1);
+	for (int i = 0; i < HOLD; i++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&un, sizeof un) == 0)
+			fds[held++] = fd;
+		else if (fd >= 0)
+			close(fd);
+	}
+	is_int(held, HOLD, "%d idle connections to the map channel", HOLD);
+	usleep(200 * 1000); /* the peer's loop accepts them */
+	int extra = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ok(extra >= 0 && connect(extra, (struct sockaddr *)&un, sizeof un) == 0, "one more connects (the backlog)");
+	struct pollfd pf = { .fd = extra, .events = POLLIN };
+	char b;
+	ok(poll(&pf, 1, 3000) == 1 && read(extra, &b, 1) == 0, "and is closed at once, not held");
+	close(extra);
+	struct fb f = { .conf = conf, .what = "channel full" };
+	fb_run(&f);
+	ok(f.worked, "a client meanwhile: puts and gets work");
+	is_int(f.active, 0, "over TCP");
+	for (int i = 0; i < held; i++)
+		close(fds[i]);
+	usleep(200 * 1000);
+	f = (struct fb){ .conf = conf, .what = "channel free" };
+	fb_run(&f);
+	ok(f.worked && f.active == 1, "once they are gone, a new client takes the same-host path");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
@@ -627,6 +677,7 @@ int main(int argc, char **argv)
 		{ "lease_race", t_lease_race },
 		{ "killed", t_killed },
 		{ "fallback", t_fallback },
+		{ "map_cap", t_map_cap },
 		{ "verify", t_verify },
 		{ "small", t_small },
 		{ NULL, NULL },

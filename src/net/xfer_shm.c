@@ -284,7 +284,13 @@ struct net_map_srv {
 	net_map_fn fn;
 	void *arg;
 	struct map_conn *conns;
+	uint32_t nconns;
 };
+/* Map requests open at once; beyond, a new one is closed at accept.  A
+ * client opens one per attach and holds it for a round trip, so this only
+ * bounds what a misbehaving process of the same user can pin (fds, memory)
+ * for up to the timeout each. */
+#define MAP_CONNS_MAX 64
 
 static void mc_free(struct map_conn *mc)
 {
@@ -295,6 +301,7 @@ static void mc_free(struct map_conn *mc)
 		s->conns = mc->next;
 	if (mc->next)
 		mc->next->prev = mc->prev;
+	s->nconns--;
 	event_free(mc->ev);
 	close(mc->fd);
 	free(mc);
@@ -365,6 +372,10 @@ static void map_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct
 	(void)lev;
 	(void)sa;
 	(void)salen;
+	if (s->nconns >= MAP_CONNS_MAX) {
+		close(fd); /* the client sees the channel close: TCP for now */
+		return;
+	}
 	struct map_conn *mc = kvn_xcalloc(1, sizeof *mc);
 	mc->srv = s;
 	mc->fd = fd;
@@ -377,6 +388,7 @@ static void map_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct
 	if (s->conns)
 		s->conns->prev = mc;
 	s->conns = mc;
+	s->nconns++;
 	event_add(mc->ev, &tv);
 }
 
