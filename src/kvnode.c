@@ -266,16 +266,7 @@ static int start_peer(struct node *n, char *err, size_t errlen)
 	const struct kvn_conf *c = n->conf;
 
 	peer_opts_from_conf(&po, c);
-	if (c->peer_disk_size > 0) {
-		size_t len = strlen(c->node_data_dir) + sizeof "/peer.db";
-		n->peer_db = kvn_xmalloc(len);
-		snprintf(n->peer_db, len, "%s/peer.db", c->node_data_dir);
-		po.disk_dir = c->peer_disk_dir;
-		po.disk_db = n->peer_db;
-		/* fsyncs on a thread of their own: the peer's loop never waits */
-		n->disk_loop = actor_loop_new("disk");
-		po.disk_loop = n->disk_loop;
-	}
+	peer_opts_disk_from_conf(&po, c, &n->peer_db, &n->disk_loop);
 	/* All-in-one: the peer shares the master's loop thread.  Measured: on
 	 * these 2-core VMs a thread wake-up per message costs more than the
 	 * work, and 64 KiB gets with 4 clients went from 8.3k to 11.1k ops/s. */

@@ -231,6 +231,20 @@ fail:
  * arena and this link's staging region (their addresses: no socket, no
  * descriptor).  A peer that offers no local path answers without one:
  * payload messages, for good. */
+
+/* The peer's regions are mapped and checked: its items take the path. */
+static void local_up(struct kvn_client *c, struct client_peer *p, const char *where)
+{
+	struct client_local *l = p->local;
+	l->state = LOCAL_READY;
+	l->stage_off = 0;
+	l->verify = c->conf.client_local_verify;
+	kvn_backoff_reset(&l->bo);
+	c->stats.local_peers++;
+	log_debug("peer %s: same-host path up%s (arena %llu bytes, staging %llu bytes)", p->node_id, where,
+		  (unsigned long long)l->arena.len, (unsigned long long)l->staging.len);
+}
+
 static void local_probe_inproc(struct kvn_client *c, struct client_peer *p, uint64_t deadline)
 {
 	struct client_local *l = p->local;
@@ -259,16 +273,10 @@ static void local_probe_inproc(struct kvn_client *c, struct client_peer *p, uint
 		local_failed(c, p, "map its memory", rc);
 		return;
 	}
-	l->state = LOCAL_READY;
-	l->stage_off = 0;
 	/* no stamp region in this process: gets check the checksum whatever
 	 * client.local_verify says (get_one); puts leave the sum to the peer
 	 * as the setting asks */
-	l->verify = c->conf.client_local_verify;
-	kvn_backoff_reset(&l->bo);
-	c->stats.local_peers++;
-	log_debug("peer %s: same-host path up in this process (arena %llu bytes, staging %llu bytes)", p->node_id,
-		  (unsigned long long)l->arena.len, (unsigned long long)l->staging.len);
+	local_up(c, p, " in this process");
 }
 
 void client_local_probe(struct kvn_client *c, struct client_op *op, struct client_peer *p)
@@ -322,13 +330,7 @@ void client_local_probe(struct kvn_client *c, struct client_op *op, struct clien
 	net_close(p->proxy);
 	p->proxy = lp;
 	p->opened_ms = kvn_now_ms();
-	l->state = LOCAL_READY;
-	l->stage_off = 0;
-	l->verify = c->conf.client_local_verify;
-	kvn_backoff_reset(&l->bo);
-	c->stats.local_peers++;
-	log_debug("peer %s: same-host path up (arena %llu bytes, staging %llu bytes)", p->node_id,
-		  (unsigned long long)l->arena.len, (unsigned long long)l->staging.len);
+	local_up(c, p, "");
 }
 
 /* ---- puts: into the staging region ---- */

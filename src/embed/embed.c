@@ -102,15 +102,7 @@ static int start_peer(struct kvn_embed *e, char *err, size_t errlen)
 	const struct kvn_conf *c = &e->conf;
 
 	peer_opts_from_conf(&po, c);
-	if (c->peer_disk_size > 0) {
-		size_t len = strlen(c->node_data_dir) + sizeof "/peer.db";
-		e->peer_db = kvn_xmalloc(len);
-		snprintf(e->peer_db, len, "%s/peer.db", c->node_data_dir);
-		po.disk_dir = c->peer_disk_dir;
-		po.disk_db = e->peer_db;
-		e->disk_loop = actor_loop_new("disk");
-		po.disk_loop = e->disk_loop;
-	}
+	peer_opts_disk_from_conf(&po, c, &e->peer_db, &e->disk_loop);
 	/* the master's loop, as in kvnode's all-in-one node (kvnode.c says
 	 * why: a thread wake-up per message costs more than the work) */
 	int rc = peer_start(e->master_loop, &po, &e->peer, err, errlen);

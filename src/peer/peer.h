@@ -48,6 +48,12 @@ struct peer_opts {
 /* The options the config gives, all but the disk tier's files and loop
  * (disk_dir, disk_db, disk_loop: the caller's) and the test knobs. */
 void peer_opts_from_conf(struct peer_opts *o, const struct kvn_conf *c);
+/* The disk tier's part (nothing when peer.disk_size is 0): its database
+ * {data_dir}/peer.db and a loop of its own, so fsyncs never wait on the
+ * peer's loop.  The caller owns what it gets: free(*db_path),
+ * actor_loop_free(*loop) once the peer stopped. */
+void peer_opts_disk_from_conf(struct peer_opts *o, const struct kvn_conf *c, char **db_path,
+			      struct actor_loop **loop);
 /* Create the arena and the peer actor on loop.  The peer attaches to
  * `master` (a local actor or a proxy from net_connect) once started. */
 int peer_start(struct actor_loop *loop, const struct peer_opts *o, struct actor **out, char *err,

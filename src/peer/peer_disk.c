@@ -479,3 +479,17 @@ void peer_disk_fini(struct peer *p)
 		fn(p, arg, KVN_ECLOSED, NULL);
 	}
 }
+
+void peer_opts_disk_from_conf(struct peer_opts *po, const struct kvn_conf *c, char **db_path,
+			      struct actor_loop **loop)
+{
+	if (c->peer_disk_size == 0)
+		return;
+	size_t len = strlen(c->node_data_dir) + sizeof "/peer.db";
+	*db_path = kvn_xmalloc(len);
+	snprintf(*db_path, len, "%s/peer.db", c->node_data_dir);
+	po->disk_dir = c->peer_disk_dir;
+	po->disk_db = *db_path;
+	*loop = actor_loop_new("disk");
+	po->disk_loop = *loop;
+}
