@@ -262,6 +262,48 @@ int kvn_batch_evict(struct kvn_client *c, struct kvn_item *items, size_t n);
  * one is not looked at. */
 int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t n, size_t *count);
 
+/* ---- listing keys ----
+ *
+ * kvn_list returns one page of the keys in the master's index that start
+ * with prefix[0..plen) (plen 0: every key; prefix may then be NULL).
+ * Start with *cursor = 0 and call again with the cursor each call leaves;
+ * the listing is complete when a call leaves *cursor = 0.  A page may hold
+ * no key while *cursor is not 0 yet (the master bounds the work of one
+ * call): keep calling.
+ * - Every key present for the whole listing is returned exactly once; a
+ *   key put or removed meanwhile may be returned or not.  A cursor stays
+ *   valid across calls of other clients and across a master restart.
+ * - Order: the index's own (by a hash of the key), not sorted.
+ * - max (1..KVN_LIST_MAX) bounds the keys of one page; more only in the
+ *   rare case that more than max keys share one index hash.
+ * - The index is the master's view: a key whose TTL ran out is listed until
+ *   its node reports it gone.
+ * On success *out gets one allocation (the array and the key bytes it
+ * points into) that the caller frees with kvn_list_free, and *n its
+ * entries; on failure *out is NULL and *n 0.  Errors: KVN_EINVAL (max 0 or
+ * over KVN_LIST_MAX, a cursor no call left, NULL out, n or cursor),
+ * KVN_EKEYLEN (plen over KVN_MAX_KEY), KVN_ECONN, KVN_ETIMEDOUT, ... */
+#define KVN_LIST_MAX 10000
+struct kvn_listed {
+	const void *key; /* klen bytes, inside the allocation */
+	size_t klen;
+	uint64_t size;   /* the value's size in bytes */
+	uint64_t gen;    /* its generation */
+};
+int kvn_list(struct kvn_client *c, const void *prefix, size_t plen, uint64_t *cursor, size_t max,
+	     struct kvn_listed **out, size_t *n);
+/* Frees a page of kvn_list.  NULL is ok. */
+void kvn_list_free(struct kvn_listed *page);
+
+/* ---- counters ----
+ *
+ * The value of this client's counter `name` in *value: 0, or KVN_ENOTFOUND
+ * for a name it does not have (docs/clients.md lists them).  Among them
+ * bounce_bytes: value bytes a get copied through the library's own buffers
+ * on their way into the caller's (0 for gets whose bytes went straight
+ * into the caller's buffer).  Between calls, on the client's thread. */
+int kvn_counter(const struct kvn_client *c, const char *name, uint64_t *value);
+
 /* ---- async puts ----
  *
  * kvn_put_async starts a put and returns at once.  The put then makes
