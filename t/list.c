@@ -501,8 +501,9 @@ static void t_proto(void)
 		proto_list_reply_add(&w, &e);
 		wire_w_to_msg(&w, m);
 		int rc = proto_list_reply_open(&r, m, &next, &n);
+		struct proto_list_ent rd; /* into m: e stays what is written */
 		if (rc == 0)
-			rc = proto_list_reply_next(&r, &e);
+			rc = proto_list_reply_next(&r, &rd);
 		if (rc == 0)
 			rc = wire_r_end(&r);
 		is_int(rc, want[i], "reply: next = %llu", (unsigned long long)nexts[i]);
@@ -522,9 +523,10 @@ static void t_proto(void)
 	wire_w_u64(&w, 9);
 	wire_w_u64(&w, PROTO_GEN_MAX + 1);
 	wire_w_to_msg(&w, m);
+	struct proto_list_ent rd;
 	int rc = proto_list_reply_open(&r, m, &next, &n);
 	if (rc == 0)
-		rc = proto_list_reply_next(&r, &e);
+		rc = proto_list_reply_next(&r, &rd);
 	is_int(rc, KVN_EPROTO, "reply: a generation over 2^63-1");
 	actor_msg_free(m);
 }

@@ -101,7 +101,8 @@ int master_list_page(const struct kvn_ptab *t, const struct proto_list_req *q, c
 	*out = NULL;
 	*nout = 0;
 	uint64_t next = scan(t, q, &p);
-	qsort(p.v, p.n, sizeof *p.v, lent_cmp);
+	if (p.n > 1)
+		qsort(p.v, p.n, sizeof *p.v, lent_cmp);
 	while (p.n > 0 && p.v[p.n - 1].h >= next)
 		p.n--; /* met in the scan, beyond the range it covers */
 	k = p.n;
