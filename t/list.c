@@ -8,7 +8,8 @@
  * the LIST decoders' range checks, also as raw frames sent to the master
  * by a connection holding the client secret (an error reply, the master
  * lives on); kvn_counter's names; bounce_bytes 0 for same-host gets and
- * above 0 for gets over TCP (direct and through submissions).  And the
+ * above 0 for gets over TCP (direct and through submissions) and for an
+ * embedded node's payload replies (bounce_embed).  And the
  * master's page function alone on an index it is handed (model): random
  * adds and removes between pages, many keys crowding the end of the table
  * so runs wrap to slot 0, keys sharing one 32-bit hash. */
@@ -26,6 +27,7 @@
 #include "base/base.h"
 #include "base/ptab.h"
 #include "kvnode.h"
+#include "kvnode-embed.h"
 #include "master/master_int.h" /* master_list_page, struct master_entry; uthash */
 #include "net/net.h"
 #include "net/proto.h"
@@ -1005,13 +1007,64 @@ out:
 	free(g);
 }
 
+/* The embedded node's in-process links: with client.local = off a get's
+ * reply carries the value as a payload buffer, and the client copies it
+ * out (all of it counts); with the same-host path (the default, no
+ * socket) a get of 512 KiB copies the arena straight in (0). */
+static void t_bounce_embed(void)
+{
+	enum { BIG = 512 * KIB };
+	const char *confs[] = { "[client]\nlocal = off\n", "" };
+	uint8_t *v = kvn_xmalloc(BIG), *g = kvn_xmalloc(BIG);
+
+	proc_fill(v, BIG, 5);
+	for (int off = 1; off >= 0; off--) {
+		char dir[300], cpath[320];
+		const char *what = off ? "local = off" : "local = auto";
+		snprintf(dir, sizeof dir, "%s/embed-%d", proc_tmp, off);
+		snprintf(cpath, sizeof cpath, "%s/embed-%d.conf", proc_tmp, off);
+		FILE *f = fopen(cpath, "w");
+		if (!f)
+			kvn_fatal("cannot write %s", cpath);
+		fputs(confs[off ? 0 : 1], f);
+		fclose(f);
+		struct kvn_embed_options o = { .config_path = cpath, .data_dir = dir, .dram_size = 32u << 20,
+					       .timeout_ms = 10000 };
+		struct kvn_embed *e = NULL;
+		int rc = kvn_embed_open(&o, &e);
+		is_int(rc, 0, "%s: an embedded node opens", what);
+		if (rc) {
+			tap_diag("kvn_embed_open: %s", kvn_last_detail(NULL));
+			continue;
+		}
+		struct kvn_client *c = kvn_embed_client(e);
+		size_t got = 0;
+		is_int(kvn_put(c, "eb", 2, v, BIG, 0), 0, "%s: 512 KiB put", what);
+		uint64_t b0 = counter(c, "bounce_bytes"), l0 = counter(c, "local_gets");
+		rc = kvn_get(c, "eb", 2, g, BIG, &got);
+		ok(rc == 0 && got == BIG && memcmp(g, v, BIG) == 0, "%s: got back byte for byte", what);
+		uint64_t b = counter(c, "bounce_bytes") - b0, l = counter(c, "local_gets") - l0;
+		if (off) {
+			is_int(b, BIG, "%s: the payload copied out: bounce_bytes +512 KiB", what);
+			is_int(l, 0, "%s: no same-host get", what);
+		} else {
+			is_int(b, 0, "%s: copied from the arena: bounce_bytes +0", what);
+			is_int(l, 1, "%s: one same-host get", what);
+		}
+		kvn_embed_close(e);
+	}
+	free(v);
+	free(g);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
 		{ "start", t_start },	  { "model", t_model },	    { "collide", t_collide }, { "proto", t_proto },	    { "args", t_args },
 		{ "full", t_full },	  { "prefix", t_prefix },   { "churn", t_churn },
 		{ "growth", t_growth },	  { "restart", t_restart }, { "raw", t_raw },
-		{ "counters", t_counters }, { "bounce", t_bounce }, { NULL, NULL },
+		{ "counters", t_counters }, { "bounce", t_bounce }, { "bounce_embed", t_bounce_embed },
+		{ NULL, NULL },
 	};
 	int rc;
 
