@@ -26,6 +26,7 @@
 #include "auth/auth.h"
 #include "base/base.h"
 #include "base/ptab.h"
+#include "client/client.h"
 #include "kvnode.h"
 #include "kvnode-embed.h"
 #include "master/master_int.h" /* master_list_page, struct master_entry; uthash */
@@ -771,6 +772,17 @@ static void t_restart(void)
 	long loaded = loaded_objects("rs-m2");
 	ok(loaded >= 0 && loaded < N, "it loaded %ld of the %d keys from master.db (the rest only on the peer)", loaded,
 	   N);
+	/* while the peer stays stopped: the call waits out its deadline */
+	struct kvn_listed *pg = NULL;
+	size_t pn = 0;
+	uint64_t cur2 = cur;
+	client_conf(c)->client_timeout = 400;
+	for (int i = 0; i < 3; i++)
+		if ((rc = kvn_list(c, "r/", 2, &cur2, 100, &pg, &pn)) != KVN_ECONN)
+			break;
+	is_int(rc, KVN_ETIMEDOUT, "a call while the peer has not re-synced: KVN_ETIMEDOUT (%s)", kvn_last_detail(c));
+	ok(pg == NULL && cur2 == cur, "no page, the cursor unchanged");
+	client_conf(c)->client_timeout = 3000;
 	if (pthread_create(&th, NULL, cont_later, &p) != 0)
 		kvn_fatal("pthread_create");
 	/* calls may fail (connection, deadline) until the master is back and
