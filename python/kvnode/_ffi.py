@@ -58,6 +58,7 @@ int kvn_batch_exists(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_remove(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_batch_pin(struct kvn_client *c, struct kvn_item *items, size_t n, uint64_t ttl_ms);
 int kvn_batch_unpin(struct kvn_client *c, struct kvn_item *items, size_t n);
+int kvn_batch_evict(struct kvn_client *c, struct kvn_item *items, size_t n);
 int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t n, size_t *count);
 
 struct kvn_listed {

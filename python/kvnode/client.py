@@ -328,6 +328,16 @@ class Client(SubmitMixin):
         rc = lib.kvn_batch_unpin(self._c, items, len(keys))
         self._batch_done(rc, "unpin", items, len(keys))
 
+    def evict(self, keys):
+        """Drop each key's value (one key or a list) from its node's memory
+        now, to its disk tier if it has one, else it is gone; Held when it
+        is pinned or leased (nothing changes then)."""
+        self._check()
+        keys = self._keylist(keys)
+        items, keep = self._items(keys)
+        rc = lib.kvn_batch_evict(self._c, items, len(keys))
+        self._batch_done(rc, "evict", items, len(keys))
+
     # ---- listing and counters ----
     def list_page(self, prefix=b"", cursor=0, max=1000):
         """One page of kvn_list: ([Listed(key, size, gen), ...], next
