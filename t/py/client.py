@@ -202,12 +202,14 @@ def case_counter():
         skip("kvn_counter not in this libkvnode yet", 3)
         return
     with client() as c:
+        # measured: a 100-byte value over TCP (below client.local_min_size)
+        # is read with its frame into the connection's read-ahead and copied
+        # from there into the caller's buffer: the counter can move
         c.put("cnt/small", b"s" * 100)
         before = c.counter("bounce_bytes")
-        c.get("cnt/small")
-        after = c.counter("bounce_bytes")
-        ok(after - before >= 100,
-           "bounce_bytes counts a small get copied through the library (%d bytes)" % (after - before))
+        c.get("cnt/small", out=bytearray(100))
+        d = c.counter("bounce_bytes") - before
+        ok(0 < d <= 100, "bounce_bytes counts a small TCP get copied through the library (%d bytes)" % d)
         ok(isinstance(c.counter("corrupt_gets"), int), "another counter by name: corrupt_gets")
         e = raises(kvnode.NotFound, lambda: c.counter("no_such_counter"), "an unknown counter: NotFound")
         if e is not None:
@@ -289,10 +291,14 @@ def case_list():
         is_(set(got), want, "exactly the keys of the prefix")
         allk = set(c.list())
         ok(want <= allk and b"ls/b/0" in allk, "list() without a prefix has them all")
-        page, cur = c.list_page("ls/b/", 0, 100)
-        is_(sorted(e.key for e in page if e.key.startswith(b"ls/b/")), [b"ls/b/%d" % i for i in range(5)] if cur == 0
-            else sorted(e.key for e in page), "list_page: Listed(key, size, gen) entries")
-        ok(all(e.size == 1 and e.gen > 0 for e in page), "with the size and generation")
+        entries, cur = [], 0
+        while True:
+            page, cur = c.list_page("ls/b/", cur, 100)
+            entries += page
+            if cur == 0:
+                break
+        is_(sorted(e.key for e in entries), [b"ls/b/%d" % i for i in range(5)], "list_page pages until the cursor is 0")
+        ok(all(e.size == 1 and e.gen > 0 for e in entries), "Listed entries carry the size and generation")
         raises(kvnode.InvalidArgument, lambda: c.list_page("", 0, 0), "max 0: InvalidArgument")
 
 
