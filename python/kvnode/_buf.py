@@ -35,6 +35,8 @@ def writable(obj):
         raise TypeError("kvnode: out must be a writable, C-contiguous buffer "
                         "(bytearray, memoryview, numpy array, CPU torch tensor): %s" % e) from None
     except (ValueError, BufferError) as e:
+        if "writable" in str(e):  # cffi/CPython say so for bytes and read-only views
+            raise TypeError("kvnode: out must be writable (bytes are not): %s" % e) from None
         raise ValueError("kvnode: out must be C-contiguous: %s" % e) from None
     return p, len(p), p
 

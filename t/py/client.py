@@ -368,11 +368,40 @@ def case_ping():
     ok("ConnectionFailed" in r.stderr, "naming the error: %s" % r.stderr.strip())
 
 
+def case_readme():
+    """Every ```python block of python/README.md runs as written (the
+    config path pointed at the test's node), each with an open client c."""
+    import re
+    with open(os.path.join(kvtest.SRCDIR, "python", "README.md")) as f:
+        blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
+    ok(len(blocks) >= 5, "python/README.md has %d python blocks" % len(blocks))
+    conf = node().conf
+    for i, b in enumerate(blocks):
+        code = b.replace('"etc/kvnode.conf"', repr(conf)).replace("kvnode.Client()", "kvnode.Client(config=%r)" % conf)
+        if np is None and "numpy" in code or torch is None and "torch" in code:
+            skip("README block %d needs numpy/torch" % (i + 1))
+            continue
+        with client() as c:
+            ns = {"c": c, "kvnode": kvnode}
+            try:
+                exec(compile(code, "README block %d" % (i + 1), "exec"), ns)
+                if "demo" in ns:  # the connector's block only defines it
+                    asyncio.run(ns["demo"]())
+                if "client" in ns and callable(ns["client"]):
+                    ok(ns["client"]() is ns["client"](), "README block %d: one client per thread" % (i + 1))
+                    ns["client"]().close()
+                    continue
+                ok(True, "README block %d runs" % (i + 1))
+            except Exception as e:  # noqa: BLE001
+                ok(False, "README block %d runs" % (i + 1))
+                kvtest.diag("%s: %s" % (type(e).__name__, e))
+
+
 try:
     kvtest.run([("basic", case_basic), ("errors", case_errors), ("full", case_full), ("numpy", case_numpy),
                 ("torch", case_torch), ("counter", case_counter), ("threads", case_threads),
                 ("batch", case_batch), ("pin", case_pin), ("list", case_list), ("asyncio", case_asyncio),
-                ("ping", case_ping)])
+                ("ping", case_ping), ("readme", case_readme)])
 finally:
     if _node is not None:
         _node.kill()
