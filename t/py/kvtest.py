@@ -121,12 +121,14 @@ class Node:
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)  # the binary links its own sanitizer runtime
         logf = open(self.log, "ab")
+        start = logf.tell()  # a restart appends: only this run's lines count
         self.proc = subprocess.Popen([KVNODE, "--config", self.conf], stdout=logf, stderr=logf,
                                      stdin=subprocess.DEVNULL, env=env, preexec_fn=_pdeathsig)
         logf.close()
         end = time.monotonic() + wait
         while time.monotonic() < end:
             with open(self.log, "rb") as f:
+                f.seek(start)
                 if b"kvnode ready" in f.read():
                     return True
             if self.proc.poll() is not None:
