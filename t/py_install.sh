@@ -15,10 +15,10 @@ start aio --config "$TMP/a.conf"
 wait_log aio "kvnode ready" 15
 ok $? "node up"
 
-out=$(cd "$TMP" && PYTHONPATH="$SRCDIR/python" "$PY" -m kvnode ping --config "$TMP/a.conf" 2>&1)
+out=$(cd "$TMP" && PYTHONPATH="$SRCDIR/python" $PYENV "$PY" -m kvnode ping --config "$TMP/a.conf" 2>&1)
 ok $? "PYTHONPATH=python: python3 -m kvnode ping"
 like "$out" "^pong: .* 1 peer" "prints the round trip: $out"
-out=$(cd "$TMP" && env -u KVNODE_LIBRARY PYTHONPATH="$SRCDIR/python" "$PY" -c \
+out=$(cd "$TMP" && env -u KVNODE_LIBRARY PYTHONPATH="$SRCDIR/python" $PYENV "$PY" -c \
 	'import kvnode; print(kvnode.library_path)' 2>&1)
 if [ "$SRCDIR" = "$BUILDDIR" ]; then
 	is "$out" "$BUILDDIR/.libs/libkvnode.so" "without KVNODE_LIBRARY: the build tree's .libs/libkvnode.so beside python/"
@@ -42,12 +42,12 @@ ok $? "python3 -m venv --system-site-packages"
 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$TMP/venv/bin/pip" install --no-index --no-build-isolation \
 	"$TMP/src" > "$TMP/pip.log" 2>&1
 ok $? "pip install --no-index --no-build-isolation ./python (offline)"
-loc=$(cd "$TMP" && "$TMP/venv/bin/python" -c 'import kvnode, os; print(os.path.dirname(kvnode.__file__))' 2>&1)
+loc=$(cd "$TMP" && $PYENV "$TMP/venv/bin/python" -c 'import kvnode, os; print(os.path.dirname(kvnode.__file__))' 2>&1)
 like "$loc" "^$TMP/venv/lib/python3[.0-9]*/site-packages/kvnode$" "the venv imports the installed copy: $loc"
-out=$(cd "$TMP" && "$TMP/venv/bin/python" -m kvnode ping --config "$TMP/a.conf" 2>&1)
+out=$(cd "$TMP" && $PYENV "$TMP/venv/bin/python" -m kvnode ping --config "$TMP/a.conf" 2>&1)
 ok $? "venv: python3 -m kvnode ping"
 like "$out" "^pong: " "prints the round trip"
-out=$(cd "$TMP" && env -u KVNODE_LIBRARY -u LD_PRELOAD "$TMP/venv/bin/python" -c 'import kvnode' 2>&1)
+out=$(cd "$TMP" && env -u KVNODE_LIBRARY "$TMP/venv/bin/python" -c 'import kvnode' 2>&1)
 if [ -e /usr/lib/libkvnode.so.0 ] || [ -e /usr/local/lib/libkvnode.so.0 ] || ldconfig -p 2>/dev/null | grep -q libkvnode.so.0; then
 	skip "a libkvnode.so.0 is installed on this system"
 else

@@ -11,18 +11,19 @@ py_setup() {
 	export PYTHONPATH="$SRCDIR/python:$SRCDIR/t/py" KVNODE_LIBRARY="$BUILDDIR/.libs/libkvnode.so"
 	export TMP KVN_BUILDDIR="$BUILDDIR" KVN_SRCDIR="$SRCDIR" PYTHONDONTWRITEBYTECODE=1
 	# An ASan build's library needs its runtime loaded first into the
-	# interpreter, which is not instrumented (its leaks are not ours)
+	# interpreter, which is not instrumented (its leaks are not ours).
+	# Only into the interpreter: $PYENV prefixes its commands (preloaded
+	# into the shell's own tools, pkill among them, it hangs them)
+	PYENV=
 	case "${KVN_SAN_CFLAGS:-}" in *sanitize=*)
-		local rt
-		rt=$(${CC:-cc} -print-file-name=libasan.so)
-		export LD_PRELOAD="$rt" ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+		PYENV="env LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 		;;
 	esac
 }
 # py_run SCRIPT ARGS...: run it in the background (so the watchdog's TERM
 # is handled at once) and exit with its status; its output is the TAP
 py_run() {
-	"$PY" "$@" &
+	$PYENV "$PY" "$@" &
 	local pid=$!
 	PIDS="$PIDS $pid"
 	wait "$pid"
