@@ -75,7 +75,8 @@ struct client_stats {
 	CLIENT_STATS_FIELDS(KVN_STAT_FIELD)
 };
 
-/* A snapshot of c's counters (between calls, on c's thread). */
+/* A snapshot of c's counters (between calls, on c's thread), its
+ * submissions' (kvn_submit_*) included. */
 void client_get_stats(const struct kvn_client *c, struct client_stats *st);
 /* Each counter by name, in list order: fn(arg, name, what, value). */
 void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg);

@@ -103,6 +103,7 @@ int kvn_stat_cluster(struct kvn_client *c, struct kvn_cluster_stat *cs, struct k
 void client_get_stats(const struct kvn_client *c, struct client_stats *st)
 {
 	*st = c->stats;
+	client_submit_stats_add(c, st);
 }
 
 void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg)
