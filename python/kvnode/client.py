@@ -21,12 +21,13 @@ Listed = collections.namedtuple("Listed", "key size gen")
 Listed.__doc__ = "One key of a listing: key (bytes), the value's size in bytes, its generation."
 
 
-def _ms(seconds, what, allow_zero=True):
+def _ms(seconds, what):
+    """Seconds (None: 0) as whole milliseconds; negative is ValueError."""
     if seconds is None:
         return 0
     ms = int(round(float(seconds) * 1000))
-    if ms < 0 or (ms == 0 and not allow_zero and seconds):
-        raise ValueError("kvnode: %s must be positive" % what)
+    if ms < 0:
+        raise ValueError("kvnode: %s must not be negative" % what)
     return ms
 
 

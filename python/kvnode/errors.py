@@ -46,19 +46,20 @@ class Error(Exception):
     code = None
     name = None
 
-    def __init__(self, code, message, detail="", results=None):
-        self.code = code
-        self.message = message
+    def __init__(self, code=None, message=None, detail="", results=None):
+        # raise kvnode.NotFound() works too: the class's own code
+        self.code = type(self).code if code is None else code
+        self.message = message if message is not None else (self.name or "kvnode error")
         self.detail = detail or ""
         self.results = results
-        super().__init__(code, message, self.detail)
+        super().__init__(self.code, self.message, self.detail)
 
     def __str__(self):
         s = "%s (%s)" % (self.message, self.name or self.code)
         return "%s: %s" % (s, self.detail) if self.detail else s
 
 
-class WrongThread(Error):
+class WrongThread(Error):  # not a code of its own: see below
     """A Client was used from a thread other than the one that created it
     (a kvn_client is one thread's: include/kvnode.h).  Code KVN_ESTATE;
     nothing reached the library."""
@@ -70,6 +71,7 @@ for _code, (_cls, _cname) in _CODES.items():
                                "__doc__": "%s (%d) from libkvnode." % (_cname, _code)})
     _BY_CODE[_code] = _k
     globals()[_cls] = _k
+WrongThread.code = -22
 WrongThread.name = "KVN_ESTATE"
 
 __all__ = ["Error", "WrongThread"] + [v[0] for v in _CODES.values()]

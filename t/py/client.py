@@ -4,9 +4,11 @@ class per code, the thread rule, batches, pins, listing, asyncio over
 fileno(), and `python3 -m kvnode ping`.  Cases run alone by name."""
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import kvtest
 from kvtest import diag, is_, ok, raises, skip
@@ -113,6 +115,27 @@ def case_errors():
                "a world-readable secret file: AuthError")
     if e is not None:
         ok("0644" in e.detail, "whose detail names the mode: %s" % e.detail)
+
+
+def case_timeout():
+    n = kvtest.Node("pystop")
+    if not ok(n.start(), "a node to stop up"):
+        return
+    try:
+        with kvnode.Client(config=n.conf, timeout=1) as c:
+            c.put("to/a", b"x")
+            n.proc.send_signal(signal.SIGSTOP)  # alive but silent: only the deadline ends a call
+            t0 = time.monotonic()
+            e = raises(kvnode.Timeout, lambda: c.get("to/a"), "a stopped node: Timeout")
+            dt = time.monotonic() - t0
+            ok(dt < 3.0, "at the 1 s deadline (+2 s slack): %.2f s" % dt)
+            if e is not None:
+                is_(e.code, -8, "code KVN_ETIMEDOUT")
+            n.proc.send_signal(signal.SIGCONT)
+    finally:
+        n.kill()
+    e = kvnode.NotFound()
+    ok(e.code == -3 and "KVN_ENOTFOUND" in str(e), "kvnode.NotFound() made by hand carries its code: %s" % e)
 
 
 def case_full():
@@ -398,7 +421,7 @@ def case_readme():
 
 
 try:
-    kvtest.run([("basic", case_basic), ("errors", case_errors), ("full", case_full), ("numpy", case_numpy),
+    kvtest.run([("basic", case_basic), ("errors", case_errors), ("timeout", case_timeout), ("full", case_full), ("numpy", case_numpy),
                 ("torch", case_torch), ("counter", case_counter), ("threads", case_threads),
                 ("batch", case_batch), ("pin", case_pin), ("list", case_list), ("asyncio", case_asyncio),
                 ("ping", case_ping), ("readme", case_readme)])

@@ -114,8 +114,16 @@ def case_kill():
         lc = conn("kill")
         data, hs = chunks(3), hashes(3)
         await lc.batched_put(hs, data)
-        task = asyncio.ensure_future(lc.batched_get(hs))
-        await asyncio.sleep(0)  # submitted: the progress thread is moving 128 MiB
+        rounds = []
+
+        async def reader():  # batches back to back: the kill lands in one
+            while True:
+                got = await lc.batched_get(hs)
+                rounds.append(all(g is not None for g in got))
+        task = asyncio.ensure_future(reader())
+        while not rounds:  # one whole batch first: the reader is going
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
         t0 = time.monotonic()
         node().kill()
         err = None
@@ -126,7 +134,8 @@ def case_kill():
         except kvnode.Error as e:
             err = e
         dt = time.monotonic() - t0
-        ok(isinstance(err, kvnode.Error), "a node killed mid-batch: the batch raises a kvnode.Error (%r)" % (err,))
+        ok(rounds and all(rounds), "%d batches of 64 chunks read while the node lived" % len(rounds))
+        ok(isinstance(err, kvnode.Error), "the node killed mid-batch: the batch raises a kvnode.Error (%r)" % (err,))
         ok(dt <= TIMEOUT + 2.0, "within the client's deadline of %.0f s (+2 s slack): %.2f s" % (TIMEOUT, dt))
         t0 = time.monotonic()
         try:
