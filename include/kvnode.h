@@ -280,9 +280,14 @@ int kvn_exists_prefix(struct kvn_client *c, const struct kvn_item *keys, size_t 
  *   its node reports it gone.
  * On success *out gets one allocation (the array and the key bytes it
  * points into) that the caller frees with kvn_list_free, and *n its
- * entries; on failure *out is NULL and *n 0.  Errors: KVN_EINVAL (max 0 or
- * over KVN_LIST_MAX, a cursor no call left, NULL out, n or cursor),
- * KVN_EKEYLEN (plen over KVN_MAX_KEY), KVN_ECONN, KVN_ETIMEDOUT, ... */
+ * entries; on failure *out is NULL, *n 0 and *cursor unchanged (call again
+ * with it).  Errors: KVN_EINVAL (max 0 or over KVN_LIST_MAX, a cursor no
+ * call left, NULL out, n or cursor, plen > 0 with a NULL prefix),
+ * KVN_EKEYLEN (plen over KVN_MAX_KEY), KVN_ECONN, KVN_ETIMEDOUT (also
+ * while a master that just restarted waits for its nodes to re-sync),
+ * KVN_EPROTO (a master older than this call), KVN_ETOOBIG (the keys
+ * sharing one index hash at the cursor do not fit a reply: only with
+ * deliberately colliding keys), ... */
 #define KVN_LIST_MAX 10000
 struct kvn_listed {
 	const void *key; /* klen bytes, inside the allocation */
@@ -301,7 +306,9 @@ void kvn_list_free(struct kvn_listed *page);
  * for a name it does not have (docs/clients.md lists them).  Among them
  * bounce_bytes: value bytes a get copied through the library's own buffers
  * on their way into the caller's (0 for gets whose bytes went straight
- * into the caller's buffer).  Between calls, on the client's thread. */
+ * into the caller's buffer).  The client's submissions (kvn_submit_*)
+ * count in its counters as of their last completion.  Between calls, on
+ * the client's thread. */
 int kvn_counter(const struct kvn_client *c, const char *name, uint64_t *value);
 
 /* ---- async puts ----

@@ -18,7 +18,7 @@ if [ "${1:-}" = --list ]; then
 	exit 0
 fi
 JG="$BUILDDIR/t/json_get"
-CMDS="ping put get exists rm pin unpin evict stat lease release renew bench"
+CMDS="ping put get exists rm ls pin unpin evict stat lease release renew bench"
 
 # jget FILE PATH: the JSON text at PATH of the object in FILE
 jget() { "$JG" "$2" < "$1"; }

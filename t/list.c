@@ -8,12 +8,14 @@
  * the LIST decoders' range checks, also as raw frames sent to the master
  * by a connection holding the client secret (an error reply, the master
  * lives on); kvn_counter's names; bounce_bytes 0 for same-host gets and
- * above 0 for gets over TCP (direct and through submissions).  And the
+ * above 0 for gets over TCP (direct and through submissions) and for an
+ * embedded node's payload replies (bounce_embed).  And the
  * master's page function alone on an index it is handed (model): random
  * adds and removes between pages, many keys crowding the end of the table
  * so runs wrap to slot 0, keys sharing one 32-bit hash. */
 #include "config.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,9 @@
 #include "auth/auth.h"
 #include "base/base.h"
 #include "base/ptab.h"
+#include "client/client.h"
 #include "kvnode.h"
+#include "kvnode-embed.h"
 #include "master/master_int.h" /* master_list_page, struct master_entry; uthash */
 #include "net/net.h"
 #include "net/proto.h"
@@ -705,37 +709,84 @@ static void t_growth(void)
 	proc_stop(node, SIGKILL, 5000, NULL);
 }
 
-/* A listing goes on across kill -9 and restart of a master-only process
- * (the peer, another process, keeps its values and re-syncs). */
+/* A listing goes on across kill -9 and restart of a master-only process.
+ * The peer, another process, keeps its values; master.commit_linger 1s
+ * and a peer stopped (SIGSTOP) across the restart make the new master
+ * start with an index that lacks most keys (master.db had not committed
+ * them) and a node that has not re-synced: LIST must wait for it
+ * (KVN_EBUSY, asked again by the library) rather than page through an
+ * index that misses keys present throughout. */
+static void *cont_later(void *arg)
+{
+	usleep(400000);
+	kill(*(pid_t *)arg, SIGCONT);
+	return NULL;
+}
+
+/* "N objects loaded" of a master's start line in log NAME, or -1. */
+static long loaded_objects(const char *name)
+{
+	char path[512], line[2048];
+	long n = -1;
+	snprintf(path, sizeof path, "%s/%s.log", proc_tmp, name);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, " nodes and ");
+		if (p && strstr(p, "objects loaded"))
+			n = strtol(p + strlen(" nodes and "), NULL, 10);
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
 static void t_restart(void)
 {
 	char conf[300], data[300];
 	struct listing l = { 0 };
 	uint64_t cur = 0;
 	int st = 0;
+	pthread_t th;
 	enum { N = 3000 };
 
 	uint16_t mp = proc_free_port(), pp = proc_free_port();
 	snprintf(conf, sizeof conf, "%s/rs.conf", proc_tmp);
 	snprintf(data, sizeof data, "%s/var-rs", proc_tmp);
-	proc_write_conf(conf, mp, pp, data, "64MiB", "[client]\ntimeout = 3s\n");
+	proc_write_conf(conf, mp, pp, data, "64MiB", "[client]\ntimeout = 3s\n[master]\ncommit_linger = 1s\n");
 	const char *am[] = { "--role", "master", "--config", conf, NULL };
 	const char *ap[] = { "--role", "peer", "--config", conf, "--set", "node.id=rs-p", NULL };
 	pid_t m = proc_spawn("rs-m", am);
 	ok(proc_wait_log("rs-m", "kvnode ready", 1, 15000) == 0, "master-only process up");
-	proc_spawn("rs-p", ap);
+	pid_t p = proc_spawn("rs-p", ap);
 	struct kvn_client *c = proc_connect_ready(conf, 1);
 	ok(c != NULL, "its peer attached");
 	if (!c)
 		return;
-	is_int(put_keys(c, "r/", 0, N, 4), 0, "%d keys (not durable: master.db may lack some)", N);
+	is_int(put_keys(c, "r/", 0, N, 4), 0, "%d keys (not durable)", N);
 	int rc = list_pages(c, "r/", 100, &cur, 3, &l);
 	ok(rc == 0 && cur != 0, "3 pages of 100 listed, the listing goes on");
-	ok(proc_stop(m, SIGKILL, 5000, &st) == 0, "kill -9 the master");
+	kill(p, SIGSTOP);
+	ok(proc_stop(m, SIGKILL, 5000, &st) == 0, "peer stopped, kill -9 the master");
 	m = proc_spawn("rs-m2", am);
 	ok(proc_wait_log("rs-m2", "kvnode ready", 1, 15000) == 0, "master restarted on its data dir");
-	/* calls fail (connection, deadline) until it is back; the cursor is
-	 * the caller's and stays valid */
+	long loaded = loaded_objects("rs-m2");
+	ok(loaded >= 0 && loaded < N, "it loaded %ld of the %d keys from master.db (the rest only on the peer)", loaded,
+	   N);
+	/* while the peer stays stopped: the call waits out its deadline */
+	struct kvn_listed *pg = NULL;
+	size_t pn = 0;
+	uint64_t cur2 = cur;
+	client_conf(c)->client_timeout = 400;
+	for (int i = 0; i < 3; i++)
+		if ((rc = kvn_list(c, "r/", 2, &cur2, 100, &pg, &pn)) != KVN_ECONN)
+			break;
+	is_int(rc, KVN_ETIMEDOUT, "a call while the peer has not re-synced: KVN_ETIMEDOUT (%s)", kvn_last_detail(c));
+	ok(pg == NULL && cur2 == cur, "no page, the cursor unchanged");
+	client_conf(c)->client_timeout = 3000;
+	if (pthread_create(&th, NULL, cont_later, &p) != 0)
+		kvn_fatal("pthread_create");
+	/* calls may fail (connection, deadline) until the master is back and
+	 * the peer re-synced; the cursor is the caller's and stays valid */
 	uint64_t until = kvn_now_ms() + 30000;
 	int errs = 0;
 	do {
@@ -744,13 +795,16 @@ static void t_restart(void)
 		if (rc)
 			usleep(100000);
 	} while (rc != 0 && (rc == KVN_ECONN || rc == KVN_ETIMEDOUT || rc == KVN_EBUSY) && kvn_now_ms() < until);
+	pthread_join(th, NULL);
 	is_int(rc, 0, "the listing ends after the restart (%d calls failed meanwhile; last: %s)", errs,
 	       kvn_strerror(rc));
 	is_int(listing_once(&l, "r/", 0, N), N, "every key exactly once across the restart");
 	is_int(l.keys, N, "nothing else");
+	ok(proc_log_count("rs-m2", "rs-p: full sync applied") >= 1, "the peer re-synced meanwhile");
 	listing_free(&l);
 	kvn_close(c);
 	proc_stop(m, SIGKILL, 5000, NULL);
+	proc_stop(p, SIGKILL, 5000, NULL);
 }
 
 /* ---- raw LIST frames from a connection holding the client secret ---- */
@@ -965,13 +1019,64 @@ out:
 	free(g);
 }
 
+/* The embedded node's in-process links: with client.local = off a get's
+ * reply carries the value as a payload buffer, and the client copies it
+ * out (all of it counts); with the same-host path (the default, no
+ * socket) a get of 512 KiB copies the arena straight in (0). */
+static void t_bounce_embed(void)
+{
+	enum { BIG = 512 * KIB };
+	const char *confs[] = { "[client]\nlocal = off\n", "" };
+	uint8_t *v = kvn_xmalloc(BIG), *g = kvn_xmalloc(BIG);
+
+	proc_fill(v, BIG, 5);
+	for (int off = 1; off >= 0; off--) {
+		char dir[300], cpath[320];
+		const char *what = off ? "local = off" : "local = auto";
+		snprintf(dir, sizeof dir, "%s/embed-%d", proc_tmp, off);
+		snprintf(cpath, sizeof cpath, "%s/embed-%d.conf", proc_tmp, off);
+		FILE *f = fopen(cpath, "w");
+		if (!f)
+			kvn_fatal("cannot write %s", cpath);
+		fputs(confs[off ? 0 : 1], f);
+		fclose(f);
+		struct kvn_embed_options o = { .config_path = cpath, .data_dir = dir, .dram_size = 32u << 20,
+					       .timeout_ms = 10000 };
+		struct kvn_embed *e = NULL;
+		int rc = kvn_embed_open(&o, &e);
+		is_int(rc, 0, "%s: an embedded node opens", what);
+		if (rc) {
+			tap_diag("kvn_embed_open: %s", kvn_last_detail(NULL));
+			continue;
+		}
+		struct kvn_client *c = kvn_embed_client(e);
+		size_t got = 0;
+		is_int(kvn_put(c, "eb", 2, v, BIG, 0), 0, "%s: 512 KiB put", what);
+		uint64_t b0 = counter(c, "bounce_bytes"), l0 = counter(c, "local_gets");
+		rc = kvn_get(c, "eb", 2, g, BIG, &got);
+		ok(rc == 0 && got == BIG && memcmp(g, v, BIG) == 0, "%s: got back byte for byte", what);
+		uint64_t b = counter(c, "bounce_bytes") - b0, l = counter(c, "local_gets") - l0;
+		if (off) {
+			is_int(b, BIG, "%s: the payload copied out: bounce_bytes +512 KiB", what);
+			is_int(l, 0, "%s: no same-host get", what);
+		} else {
+			is_int(b, 0, "%s: copied from the arena: bounce_bytes +0", what);
+			is_int(l, 1, "%s: one same-host get", what);
+		}
+		kvn_embed_close(e);
+	}
+	free(v);
+	free(g);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_test tests[] = {
 		{ "start", t_start },	  { "model", t_model },	    { "collide", t_collide }, { "proto", t_proto },	    { "args", t_args },
 		{ "full", t_full },	  { "prefix", t_prefix },   { "churn", t_churn },
 		{ "growth", t_growth },	  { "restart", t_restart }, { "raw", t_raw },
-		{ "counters", t_counters }, { "bounce", t_bounce }, { NULL, NULL },
+		{ "counters", t_counters }, { "bounce", t_bounce }, { "bounce_embed", t_bounce_embed },
+		{ NULL, NULL },
 	};
 	int rc;
 

@@ -35,7 +35,11 @@ static int list_call(struct kvn_client *c, struct client_op *op, struct actor_ms
 		}
 		m = again;
 	}
-	if (rc == KVN_EPROTO && op->reply && op->reply->meta_len == 0 && !c->detail[0])
+	if (rc == KVN_EBUSY) {
+		/* as a route that is never ready: the deadline passed */
+		rc = KVN_ETIMEDOUT;
+		client_set_detail(c, "the master was waiting for its nodes to re-sync since its start");
+	} else if (rc == KVN_EPROTO && op->reply && op->reply->meta_len == 0 && !c->detail[0])
 		client_set_detail(c, "the master refused LIST (a master older than kvn_list?)");
 	else if (rc == KVN_ETOOBIG)
 		client_set_detail(c, "the keys sharing one index hash at this cursor do not fit a reply");
