@@ -97,6 +97,10 @@ struct actor_sink {
 	 * once the frame's tag is verified, before the message is delivered.
 	 * The memory must stay mapped while the connection lives. */
 	const uint8_t *src;
+	/* Optional: bytes the connection copies into the iovecs out of its
+	 * own read-ahead buffer (rather than reading them from the socket
+	 * straight into them) are added here (a client's bounce_bytes). */
+	uint64_t *copied;
 };
 
 struct actor_ops {

@@ -1,7 +1,8 @@
 /*
  * cli: the `kvnode --role client` commands other than bench: ping, put,
  * get, exists, rm, pin, unpin, evict (and, through cli_queue.c, the
- * queue's lease, release, renew, get --ref; through cli_stat.c, stat).
+ * queue's lease, release, renew, get --ref; through cli_stat.c, stat;
+ * through cli_ls.c, ls).
  * Owns the dispatch: -h/--help of any command prints its usage (from
  * cli_usage.c's table) and exits 0, and every command's arguments are
  * checked before any connection (exit 2, the argument named).  Each prints
@@ -399,6 +400,7 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 	    (strcmp(cmd, "get") == 0 && get_args(argc, argv, &gk, &gr, &go) != 0) ||
 	    ((strcmp(cmd, "exists") == 0 || strcmp(cmd, "rm") == 0) && keys_args(argc, argv) != 0) ||
 	    (strcmp(cmd, "stat") == 0 && cli_stat_args(argc, argv, &json) != 0) ||
+	    (strcmp(cmd, "ls") == 0 && cli_ls_args(argc, argv) != 0) ||
 	    (queue && cli_queue_args(argc, argv) != 0))
 		return 2;
 	if (strcmp(cmd, "ping") == 0 && argc > 1)
@@ -420,6 +422,8 @@ int cli_main(int argc, char **argv, struct kvn_conf *conf)
 		rc = cmd_hold(c, argc, argv);
 	else if (queue)
 		rc = cli_queue_main(c, argc, argv);
+	else if (strcmp(cmd, "ls") == 0)
+		rc = cli_ls_main(c, argc, argv);
 	else
 		rc = cli_stat_main(c, argc, argv);
 	kvn_close(c);

@@ -40,6 +40,13 @@ int cli_stat_args(int argc, char **argv, int *json);
 /* stat [--json]: the exit status. */
 int cli_stat_main(struct kvn_client *c, int argc, char **argv);
 
+/* ---- cli_ls.c ---- */
+/* ls's arguments (checked before any connection): 0, or 2 after saying
+ * what is wrong. */
+int cli_ls_args(int argc, char **argv);
+/* ls [--prefix P] [--max N]: the keys one per line; the exit status. */
+int cli_ls_main(struct kvn_client *c, int argc, char **argv);
+
 /* ---- shared by cli.c and cli_queue.c ---- */
 /* "kvnode: WHAT: error (detail)" on stderr; returns rc's exit status. */
 int cli_fail(const char *what, int rc, struct kvn_client *c);

@@ -41,6 +41,15 @@ static const struct cli_cmd_doc cmds[] = {
 				     "\n"
 				     "With several keys, one line per key: KEY: yes|no." },
 	{ "rm", "rm KEY...", "remove keys" },
+	{ "ls", "ls [--prefix P] [--max N]",
+	  "list the keys of the master's index, one per line\n"
+	  "\n"
+	  "  --prefix P  only keys that start with P (hex:... for bytes)\n"
+	  "  --max N     print at most N keys\n"
+	  "Order: the index's own (by a hash of the key), not sorted.  A key is\n"
+	  "written as is when it is printable ASCII without spaces, else as\n"
+	  "hex: and its bytes.  Keys put or removed during the listing may be\n"
+	  "printed or not; every other key is printed once." },
 	{ "pin", "pin [--ttl D] KEY...", "keep values from eviction and offload for D (default 60s)" },
 	{ "unpin", "unpin KEY...", "end their pins" },
 	{ "evict", "evict KEY...", "drop values from DRAM now (refused for pinned, leased ones)" },

@@ -169,6 +169,7 @@ static int client_sink(struct actor *self, actor_id from, const struct actor_fra
 	sink->iov = q->iov;
 	sink->niov = q->niov;
 	sink->cookie = q;
+	sink->copied = &c->stats.bounce_bytes;
 	return 0;
 }
 

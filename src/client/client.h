@@ -68,13 +68,15 @@ int client_connect_with(struct kvn_conf *conf, const struct client_connector *cx
 	X(local_fallbacks, "same-host path attempts that failed (TCP used instead)")              \
 	X(local_gets, "get items copied from a peer's shared arena")                              \
 	X(local_stale, "of those, copies that failed the checksum (lease ran out): read again")   \
-	X(local_puts, "put items written through a staging region")
+	X(local_puts, "put items written through a staging region")                               \
+	X(bounce_bytes, "value bytes a get copied through the library's own buffers into the caller's")
 
 struct client_stats {
 	CLIENT_STATS_FIELDS(KVN_STAT_FIELD)
 };
 
-/* A snapshot of c's counters (between calls, on c's thread). */
+/* A snapshot of c's counters (between calls, on c's thread), its
+ * submissions' (kvn_submit_*) included. */
 void client_get_stats(const struct kvn_client *c, struct client_stats *st);
 /* Each counter by name, in list order: fn(arg, name, what, value). */
 void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg);

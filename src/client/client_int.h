@@ -349,6 +349,10 @@ void client_async_fini(struct kvn_client *c);
 /* kvn_close: wait for every submission (bounded by their deadlines), stop
  * the progress thread, drop completions not reaped. */
 void client_submit_close(struct kvn_client *c);
+/* Add the counters of c's submissions (its internal client's, as of its
+ * last finished submission) to st. */
+struct client_stats;
+void client_submit_stats_add(const struct kvn_client *c, struct client_stats *st);
 /* client_api.c */
 /* Thread-local detail for failures before a client exists (kvn_connect). */
 void client_set_last_detail(const char *s);

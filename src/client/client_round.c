@@ -466,9 +466,11 @@ void client_collect_req(struct kvn_client *c, struct client_op *op, struct clien
 			}
 			if (res.size > 0 && (!it->val || res.size > it->cap))
 				st[q->idx[j]] = KVN_ERANGE;
-			else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload)
+			else if (res.size > 0 && !q->reply->sink_cookie && q->reply->payload) {
 				/* no sink on this path: copy out of the buffer */
 				evbuffer_remove(q->reply->payload, it->val, res.size);
+				c->stats.bounce_bytes += res.size;
+			}
 			/* the bytes are handed over only if they are the ones
 			 * written; the buffer keeps them either way */
 			if (st[q->idx[j]] == 0 && kvn_xxh3(it->val, res.size) != res.checksum) {

@@ -103,11 +103,45 @@ int kvn_stat_cluster(struct kvn_client *c, struct kvn_cluster_stat *cs, struct k
 void client_get_stats(const struct kvn_client *c, struct client_stats *st)
 {
 	*st = c->stats;
+	client_submit_stats_add(c, st);
 }
 
 void client_stats_each(const struct client_stats *st, kvn_stat_fn fn, void *arg)
 {
 	CLIENT_STATS_FIELDS(KVN_STAT_VISIT)
+}
+
+struct counter_find {
+	const char *name;
+	uint64_t value;
+	int found;
+};
+
+static void counter_find(void *arg, const char *name, const char *doc, uint64_t value)
+{
+	struct counter_find *f = arg;
+	(void)doc;
+	if (!f->found && strcmp(name, f->name) == 0) {
+		f->value = value;
+		f->found = 1;
+	}
+}
+
+int kvn_counter(const struct kvn_client *c, const char *name, uint64_t *value)
+{
+	struct client_stats st;
+	struct counter_find f = { .name = name };
+
+	if (value)
+		*value = 0;
+	if (!c || !name || !value)
+		return KVN_EINVAL;
+	client_get_stats(c, &st);
+	client_stats_each(&st, counter_find, &f);
+	if (!f.found)
+		return KVN_ENOTFOUND;
+	*value = f.value;
+	return 0;
 }
 
 struct kvn_conf *client_conf(struct kvn_client *c)

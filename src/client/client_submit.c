@@ -61,6 +61,9 @@ struct client_subq {
 	 * a reference of its own; connect NULL: TCP */
 	struct client_connector cx;
 	struct kvn_client *inner;
+	/* under mu: the internal client's counters after its last call, so
+	 * kvn_counter of the caller's client includes its submissions' */
+	struct client_stats stats;
 };
 
 static void subq_free(struct client_subq *q)
@@ -198,6 +201,8 @@ static void *sub_main(void *arg)
 		pthread_mutex_unlock(&q->mu);
 		run_one(q, s);
 		pthread_mutex_lock(&q->mu);
+		if (q->inner)
+			q->stats = q->inner->stats;
 		TAILQ_INSERT_TAIL(&q->done, s, link);
 		/* cannot fail short of a counter near 2^64 */
 		if (write(q->efd, &one, sizeof one) != (ssize_t)sizeof one)
@@ -384,4 +389,17 @@ void client_submit_close(struct kvn_client *c)
 	pthread_mutex_unlock(&q->mu);
 	pthread_join(q->thread, NULL);
 	subq_free(q);
+}
+
+#define SUB_STAT_ADD(name, doc) st->name += q->stats.name;
+
+void client_submit_stats_add(const struct kvn_client *c, struct client_stats *st)
+{
+	struct client_subq *q = c->sub;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->mu);
+	CLIENT_STATS_FIELDS(SUB_STAT_ADD)
+	pthread_mutex_unlock(&q->mu);
 }

@@ -718,6 +718,7 @@ static const struct master_handler {
 	{ WIRE_LEASE, master_on_lease },
 	{ WIRE_RELEASE, master_on_release },
 	{ WIRE_RENEW, master_on_renew },
+	{ WIRE_LIST, master_on_list },
 	{ NET_UP, master_on_net_up },
 	{ NET_DOWN, master_on_net_down },
 };

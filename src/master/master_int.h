@@ -553,6 +553,10 @@ int master_on_lease(struct master *ms, struct actor_msg *m);
 int master_on_release(struct master *ms, struct actor_msg *m);
 int master_on_renew(struct master *ms, struct actor_msg *m);
 
+/* ---- master_list.c ---- */
+/* LIST (master.c's dispatch table): one page of the index from a cursor. */
+int master_on_list(struct master *ms, struct actor_msg *m);
+
 /* ---- master_sync.c ---- */
 /* FULL_SYNC (master.c's dispatch table): 0, the runtime frees m. */
 int master_on_full_sync(struct master *ms, struct actor_msg *m);

@@ -109,6 +109,8 @@ static int seg_begin(struct conn *c)
 
 static void sink_copy(struct conn *c, const uint8_t *p, size_t n)
 {
+	if (c->sink.copied)
+		*c->sink.copied += n;
 	while (n > 0 && c->sidx < c->sink.niov) {
 		struct iovec *v = &c->sink.iov[c->sidx];
 		size_t room = v->iov_len - c->soff;

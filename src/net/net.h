@@ -63,6 +63,10 @@ enum wire_type {
 	WIRE_LEASE = 27,   /* client -> master: lease queue samples of a partition */
 	WIRE_RELEASE = 28, /* client -> master: end leases (consume, retain or return) */
 	WIRE_RENEW = 29,   /* client -> master: extend leases' deadlines */
+	/* client -> master: one page of the index's keys from a cursor; a new
+	 * type, no older layout changed, so WIRE_VERSION stays (an older
+	 * master refuses it) */
+	WIRE_LIST = 30,
 	/* peer */
 	WIRE_PUT = 64,
 	WIRE_GET = 65,

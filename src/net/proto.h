@@ -345,6 +345,42 @@ void proto_lstat_add(struct wire_w *w, int32_t status, uint64_t deadline_ms);
 int proto_lstat_open(struct wire_r *r, const struct actor_msg *m, uint32_t *n);
 int proto_lstat_next(struct wire_r *r, int32_t *status, uint64_t *deadline_ms);
 
+/* ---- LIST (client -> master; proto_list.c, docs/protocol.md "LIST") ----
+ *   LIST  = u64 cursor, u32 max, bytes prefix (u32 length, 0..WIRE_MAX_KEY)
+ *   reply = u64 next, u32 n, n x {key, u64 size, u64 gen}
+ * A cursor is a 32-bit index hash (kvn_ptab_hash of the key's kvn_hash64):
+ * the page holds the index's keys with cursor <= hash < next that start
+ * with prefix; next = PROTO_LIST_END (2^32) when nothing is left.  The
+ * decoders refuse (KVN_EPROTO) a cursor over 2^32 - 1, max outside
+ * 1..PROTO_LIST_MAX, next outside cursor + 1..PROTO_LIST_END (the reply
+ * decoder checks next >= 1; the caller compares with its cursor), a bad
+ * key or a generation over PROTO_GEN_MAX. */
+#define PROTO_LIST_MAX 10000u
+#define PROTO_LIST_END (1ull << 32)
+#define PROTO_LIST_HDR_LEN (8 + 4)
+struct proto_list_req {
+	uint64_t cursor;
+	uint32_t max;
+	const uint8_t *prefix; /* plen bytes (decoder: into the message) */
+	uint32_t plen;
+};
+int proto_list_enc(struct actor_msg *m, const struct proto_list_req *q);
+int proto_list_dec(const struct actor_msg *m, struct proto_list_req *q);
+struct proto_list_ent {
+	const uint8_t *key; /* into the message (decoder) */
+	uint16_t klen;
+	uint64_t size, gen;
+};
+/* Bytes one entry takes in the reply (to stay under WIRE_MAX_META). */
+static inline size_t proto_list_ent_len(uint16_t klen)
+{
+	return 2 + (size_t)klen + 8 + 8;
+}
+void proto_list_reply_begin(struct wire_w *w, uint64_t next, uint32_t n);
+void proto_list_reply_add(struct wire_w *w, const struct proto_list_ent *e);
+int proto_list_reply_open(struct wire_r *r, const struct actor_msg *m, uint64_t *next, uint32_t *n);
+int proto_list_reply_next(struct wire_r *r, struct proto_list_ent *e);
+
 /* ---- same-host path (proto_local.c; docs/protocol.md, "Same-host path") ----
  * LOCAL_MAP: no metadata.  Reply: str node_id, str host (the kernel's
  * boot_id), str socket path ("" when the peer has none), u8 local (this

@@ -34,6 +34,7 @@ static const struct {
 	{ WIRE_LEASE, "LEASE" },
 	{ WIRE_RELEASE, "RELEASE" },
 	{ WIRE_RENEW, "RENEW" },
+	{ WIRE_LIST, "LIST" },
 	{ WIRE_PUT, "PUT" },
 	{ WIRE_GET, "GET" },
 	{ WIRE_EXISTS, "EXISTS" },
