@@ -85,6 +85,24 @@ static void put_syntax(struct resp_conn *c)
 	resp_put_error(c->out, "ERR syntax error");
 }
 
+/* The gateway's write lock (srv->cond_lock): shared for plain writes,
+ * exclusive for a check-then-put; an EXEC holds it exclusively already. */
+static void lock_writes(struct resp_conn *c, int excl)
+{
+	if (c->in_exec)
+		return;
+	if (excl)
+		pthread_rwlock_wrlock(&c->w->srv->cond_lock);
+	else
+		pthread_rwlock_rdlock(&c->w->srv->cond_lock);
+}
+
+static void unlock_writes(struct resp_conn *c)
+{
+	if (!c->in_exec)
+		pthread_rwlock_unlock(&c->w->srv->cond_lock);
+}
+
 /* ---- SET's options ---- */
 
 struct set_opts {
@@ -258,9 +276,9 @@ static void exec_puts(struct resp_conn *c, const struct resp_cmd *cmds, size_t n
 			send[ns++] = items[k];
 	int rc = resp_client(w, &kc);
 	if (rc == 0) {
-		pthread_rwlock_rdlock(&w->srv->cond_lock);
+		lock_writes(c, 0);
 		(void)kvn_batch_put_opts(kc, send, ns, &o);
-		pthread_rwlock_unlock(&w->srv->cond_lock);
+		unlock_writes(c);
 		RESP_COUNT(w->srv, batches, 1);
 		RESP_COUNT(w->srv, batched_keys, ns);
 	} else {
@@ -297,13 +315,13 @@ static int cond_set(struct resp_conn *c, const struct resp_arg *a, const struct 
 	int rc = resp_client(c->w, &kc);
 
 	if (rc == 0) {
-		pthread_rwlock_wrlock(&c->w->srv->cond_lock);
+		lock_writes(c, 1);
 		rc = kvn_exists(kc, a[1].p, a[1].len);
 		if (rc >= 0) {
 			int go = o->nx ? rc == 0 : rc == 1;
 			rc = go ? kvn_put_opts(kc, a[1].p, a[1].len, a[2].p, a[2].len, &po) : 1;
 		}
-		pthread_rwlock_unlock(&c->w->srv->cond_lock);
+		unlock_writes(c);
 	}
 	if (rc < 0)
 		resp_put_kvn_error(c, rc);
@@ -336,9 +354,9 @@ static int count_keys(struct resp_conn *c, const struct resp_arg *a, size_t n, i
 		items[i - 1].klen = a[i].len;
 	}
 	if (rc == 0 && del) {
-		pthread_rwlock_rdlock(&c->w->srv->cond_lock);
+		lock_writes(c, 0);
 		(void)kvn_batch_remove(kc, items, n - 1);
-		pthread_rwlock_unlock(&c->w->srv->cond_lock);
+		unlock_writes(c);
 	} else if (rc == 0) {
 		(void)kvn_batch_exists(kc, items, n - 1);
 	}
@@ -490,6 +508,9 @@ const struct resp_cmd_def resp_cmd_defs[] = {
 	{ "command", -1, "loading stale", 0, 0, 0, resp_cmd_command },
 	{ "config", -2, "admin loading stale", 0, 0, 0, resp_cmd_config },
 	{ "client", -2, "loading stale", 0, 0, 0, resp_cmd_client },
+	{ "multi", 1, "noscript loading stale fast", 0, 0, 0, resp_cmd_multi },
+	{ "exec", 1, "noscript loading stale", 0, 0, 0, resp_cmd_exec },
+	{ "discard", 1, "noscript loading stale fast", 0, 0, 0, resp_cmd_discard },
 };
 const size_t resp_ncmd_defs = sizeof resp_cmd_defs / sizeof resp_cmd_defs[0];
 
@@ -543,6 +564,12 @@ size_t resp_exec(struct resp_conn *c, const struct resp_cmd *cmds, size_t n)
 		const struct resp_arg *a = &w->av.a[cmds[i].arg0];
 		size_t argc = cmds[i].argc, nk = 0, j, total;
 		uint64_t ttl = 0, ttl2;
+
+		if (c->multi && c->authed && resp_multi_queue(c, a, argc, lookup(&a[0]))) {
+			RESP_COUNT(w->srv, total_commands_processed, 1);
+			i++;
+			continue;
+		}
 		enum kind k = classify(c, &cmds[i], &ttl, &nk);
 
 		if (k != K_OTHER) {
@@ -551,7 +578,8 @@ size_t resp_exec(struct resp_conn *c, const struct resp_cmd *cmds, size_t n)
 			for (j = i + 1; j < n; j++) {
 				size_t nk2 = 0;
 				ttl2 = 0;
-				if (classify(c, &cmds[j], &ttl2, &nk2) != k || ttl2 != ttl || total + nk2 > GROUP_MAX)
+				if (c->multi || classify(c, &cmds[j], &ttl2, &nk2) != k || ttl2 != ttl ||
+				    total + nk2 > GROUP_MAX)
 					break;
 				total += nk2;
 			}

@@ -68,6 +68,10 @@ struct resp_conn {
 	int closing;    /* close once out is written (QUIT, a protocol error) */
 	int reading;    /* rd is added */
 	char name[128]; /* CLIENT SETNAME */
+	/* MULTI: the queued commands, re-encoded (resp_multi.c) */
+	int multi, mq_bad, in_exec;
+	struct evbuffer *mq;
+	size_t mq_n;
 	char addr[64];
 };
 
@@ -114,6 +118,16 @@ struct resp_cmd_def {
 };
 extern const struct resp_cmd_def resp_cmd_defs[];
 extern const size_t resp_ncmd_defs;
+
+/* ---- resp_multi.c ---- */
+int resp_cmd_multi(struct resp_conn *c, const struct resp_arg *a, size_t n);
+int resp_cmd_exec(struct resp_conn *c, const struct resp_arg *a, size_t n);
+int resp_cmd_discard(struct resp_conn *c, const struct resp_arg *a, size_t n);
+/* Inside MULTI: queue the command a[0..n) (d: its definition, NULL when
+ * unknown) and answer +QUEUED or why not: 1.  0: not queued, run it (not
+ * in MULTI, or EXEC, DISCARD, MULTI, QUIT). */
+int resp_multi_queue(struct resp_conn *c, const struct resp_arg *a, size_t n, const struct resp_cmd_def *d);
+void resp_multi_free(struct resp_conn *c);
 
 /* ---- resp_info.c ---- */
 int resp_cmd_info(struct resp_conn *c, const struct resp_arg *a, size_t n);

@@ -39,6 +39,7 @@ static void conn_free(struct resp_conn *c)
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	resp_multi_free(c);
 	event_free(c->rd);
 	event_free(c->wr);
 	evbuffer_free(c->out);
