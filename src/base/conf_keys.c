@@ -331,7 +331,8 @@ const struct conf_key conf_keys[] = {
 	  "networks you do not trust.  docs/protocol.md says what each mode protects against." },
 	/* [resp] */
 	{ "resp", "listen", T_ADDR, "127.0.0.1:6380", 0, 0, 0, NULL, NULL, FIELD(resp_listen),
-	  "Address the RESP gateway accepts Redis clients on.  RESP has no per-frame "
+	  "Address (numeric: IPv4 or [IPv6], and a port) the RESP gateway accepts Redis "
+	  "clients on.  RESP has no per-frame "
 	  "integrity and AUTH sends its token in the clear: keep it on loopback or a trusted "
 	  "network." },
 	{ "resp", "threads", T_UINT, "2", 1, 256, 0, NULL, NULL, FIELD(resp_threads),

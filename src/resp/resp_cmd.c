@@ -193,14 +193,16 @@ static void exec_gets(struct resp_conn *c, const struct resp_cmd *cmds, size_t n
 			items[k].klen = w->av.a[cmds[i].arg0 + j].len;
 		}
 	int rc = resp_client(w, &kc);
-	if (rc == 0) {
-		(void)kvn_batch_get(kc, items, nkeys);
-		RESP_COUNT(w->srv, batches, 1);
-		RESP_COUNT(w->srv, batched_keys, nkeys);
-	} else {
-		for (k = 0; k < nkeys; k++)
-			items[k].status = rc;
+	if (rc) {
+		/* no cluster: one error per command, not an array of them */
+		for (size_t i = 0; i < n; i++)
+			resp_put_kvn_error(c, rc);
+		free(items);
+		return;
 	}
+	(void)kvn_batch_get(kc, items, nkeys);
+	RESP_COUNT(w->srv, batches, 1);
+	RESP_COUNT(w->srv, batched_keys, nkeys);
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct resp_arg *a0 = &w->av.a[cmds[i].arg0];
