@@ -6,8 +6,8 @@
 # connections over resp.max_clients refused; redis-benchmark -t set,get
 # -d 4096 -P 16 -n 20000 with 0 errors (the gateway's own error count does
 # not move); redis-py incl. its pipelines (t/py/resp_redispy.py); a gateway
-# whose cluster is down answers -ERR within client.timeout, and stops on
-# SIGTERM with status 0.
+# whose cluster is down (gone, or never reached) answers -ERR within
+# client.timeout, and stops on SIGTERM with status 0.
 #
 #   t/resp.sh [CASE...]    (no CASE: all; --list: their names)
 . "$(dirname "$0")/lib.sh"
@@ -200,6 +200,21 @@ case_down() {
 	is "$($R ping)" PONG "the gateway still answers PING"
 	stop resp
 	is "$STATUS" 0 "SIGTERM stops the gateway with status 0"
+	# a gateway that never reached its cluster: the first command waits
+	# for one connect (client.timeout), then -ERR; later ones at once
+	local p2
+	p2=$(free_port)
+	start resp2 --role resp --config "$TMP/n.conf" --set "resp.listen=127.0.0.1:$p2"
+	wait_log resp2 "gateway ready" 15
+	ok $? "a gateway whose cluster is down starts"
+	t0=$(date +%s)
+	out=$(timeout 30 redis-cli -p "$p2" -a "$TOK" --no-auth-warning mget k1 k3 2>&1)
+	t1=$(date +%s)
+	like "$out" "^ERR kvnode" "  its first MGET: -ERR"
+	[ $((t1 - t0)) -le 12 ]
+	ok $? "  within the deadline (took $((t1 - t0)) s)"
+	like "$(timeout 30 redis-cli -p "$p2" -a "$TOK" --no-auth-warning set k9 v 2>&1)" "^ERR kvnode" "  a SET too"
+	stop resp2
 	UP=0
 }
 
