@@ -58,7 +58,7 @@ static int list_collect(struct kvn_client *c, const struct actor_msg *reply, con
 		if (proto_list_reply_next(&r, &e) != 0)
 			return KVN_EPROTO;
 		uint32_t h = kvn_ptab_hash(kvn_hash64(e.key, e.klen));
-		if (h < q->cursor || h >= *next || e.klen < q->plen || memcmp(e.key, q->prefix, q->plen) != 0)
+		if (h < q->cursor || h >= *next || e.klen < q->plen || (q->plen && memcmp(e.key, q->prefix, q->plen) != 0))
 			return KVN_EPROTO;
 		if (i == 0)
 			h_first = h;

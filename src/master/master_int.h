@@ -556,6 +556,13 @@ int master_on_renew(struct master *ms, struct actor_msg *m);
 /* ---- master_list.c ---- */
 /* LIST (master.c's dispatch table): one page of the index from a cursor. */
 int master_on_list(struct master *ms, struct actor_msg *m);
+/* The page of index t that q asks for (master_list.c says how): its
+ * entries in *out (sorted by index hash; one allocation the caller frees,
+ * also for none), their number and the hash the range ends at (2^32: the
+ * end).  0, or KVN_ETOOBIG when the entries of one hash do not fit a
+ * reply.  Reads t only. */
+int master_list_page(const struct kvn_ptab *t, const struct proto_list_req *q, const struct master_entry ***out,
+		     size_t *n, uint64_t *next);
 
 /* ---- master_sync.c ---- */
 /* FULL_SYNC (master.c's dispatch table): 0, the runtime frees m. */

@@ -92,12 +92,59 @@ static uint64_t scan(const struct kvn_ptab *t, const struct proto_list_req *q, s
 	return PROTO_LIST_END;
 }
 
+int master_list_page(const struct kvn_ptab *t, const struct proto_list_req *q, const struct master_entry ***out,
+		     size_t *nout, uint64_t *next_out)
+{
+	struct lpage p = { 0 };
+	size_t k, acc = 0, cut = 0;
+
+	*out = NULL;
+	*nout = 0;
+	uint64_t next = scan(t, q, &p);
+	if (p.n > 1)
+		qsort(p.v, p.n, sizeof *p.v, lent_cmp);
+	while (p.n > 0 && p.v[p.n - 1].h >= next)
+		p.n--; /* met in the scan, beyond the range it covers */
+	k = p.n;
+	for (size_t j = 0; j < p.n; j++) {
+		if (j > 0 && p.v[j].h != p.v[j - 1].h)
+			cut = j; /* [0, j) ends at a hash boundary and fits */
+		acc += proto_list_ent_len(p.v[j].e->klen);
+		if (j + 1 > q->max || acc > LIST_REPLY_ROOM) {
+			k = cut;
+			break;
+		}
+	}
+	if (k == 0 && p.n > 0) {
+		/* the first hash alone is over max: kvn_list allows that, as
+		 * long as it fits a reply */
+		acc = 0;
+		for (k = 0; k < p.n && p.v[k].h == p.v[0].h; k++)
+			acc += proto_list_ent_len(p.v[k].e->klen);
+		if (acc > LIST_REPLY_ROOM) {
+			free(p.v);
+			return KVN_ETOOBIG;
+		}
+	}
+	if (k < p.n)
+		next = p.v[k].h;
+	const struct master_entry **ents = kvn_xcalloc(k ? k : 1, sizeof *ents);
+	for (size_t j = 0; j < k; j++)
+		ents[j] = p.v[j].e;
+	free(p.v);
+	*out = ents;
+	*nout = k;
+	*next_out = next;
+	return 0;
+}
+
 int master_on_list(struct master *ms, struct actor_msg *m)
 {
 	struct proto_list_req q;
-	struct lpage p = { 0 };
+	const struct master_entry **ents;
 	struct wire_w w;
-	size_t k, acc = 0, cut = 0;
+	uint64_t next;
+	size_t k;
 
 	if (proto_list_dec(m, &q) != 0) {
 		master_reply_proto_err(ms, m);
@@ -111,43 +158,18 @@ int master_on_list(struct master *ms, struct actor_msg *m)
 		actor_reply_status(ms->self, m, KVN_EBUSY);
 		return 0;
 	}
-	uint64_t next = scan(&ms->index, &q, &p);
-	qsort(p.v, p.n, sizeof *p.v, lent_cmp);
-	while (p.n > 0 && p.v[p.n - 1].h >= next)
-		p.n--; /* met in the scan, beyond the range it covers */
-	k = p.n;
-	for (size_t j = 0; j < p.n; j++) {
-		if (j > 0 && p.v[j].h != p.v[j - 1].h)
-			cut = j; /* [0, j) ends at a hash boundary and fits */
-		acc += proto_list_ent_len(p.v[j].e->klen);
-		if (j + 1 > q.max || acc > LIST_REPLY_ROOM) {
-			k = cut;
-			break;
-		}
+	int rc = master_list_page(&ms->index, &q, &ents, &k, &next);
+	if (rc) {
+		actor_reply_status(ms->self, m, rc);
+		return 0;
 	}
-	if (k == 0 && p.n > 0) {
-		/* the first hash alone is over max: kvn_list allows that, as
-		 * long as it fits a reply */
-		acc = 0;
-		for (k = 0; k < p.n && p.v[k].h == p.v[0].h; k++)
-			acc += proto_list_ent_len(p.v[k].e->klen);
-		if (acc > LIST_REPLY_ROOM) {
-			free(p.v);
-			actor_reply_status(ms->self, m, KVN_ETOOBIG);
-			return 0;
-		}
-	}
-	if (k < p.n)
-		next = p.v[k].h;
 	wire_w_init(&w);
 	proto_list_reply_begin(&w, next, (uint32_t)k);
 	for (size_t j = 0; j < k; j++) {
-		struct proto_list_ent e = {
-			.key = p.v[j].e->key, .klen = p.v[j].e->klen, .size = p.v[j].e->size, .gen = p.v[j].e->gen
-		};
+		struct proto_list_ent e = { .key = ents[j]->key, .klen = ents[j]->klen, .size = ents[j]->size, .gen = ents[j]->gen };
 		proto_list_reply_add(&w, &e);
 	}
-	free(p.v);
+	free(ents);
 	proto_reply(ms->self, m, &w, NULL, 0);
 	return 0;
 }
