@@ -6,7 +6,9 @@
 # whose clients take the same-host shared-memory path: mode local), then the
 # machine's own ceilings (iperf3 loopback, memcpy), the
 # cost of one frame tag and of one value checksum (XXH3-64) at each size, and
-# the CPU model.
+# the CPU model.  When redis-benchmark is installed, a last table: it against
+# redis-server and against kvnode's RESP gateway (kvnode --role resp, in
+# front of the first kvnode node) in the same run, with their ratio.
 #
 # Starts every server on a free loopback port in a temp dir, kills all of them
 # on exit (also on failure or Ctrl-C), and bounds every wait.  POSIX sh + awk
@@ -109,6 +111,49 @@ run() {
 # ---- start the servers ------------------------------------------------------
 start_targets "$TARGETS"
 
+# The RESP gateway in front of the first kvnode node (its config: the same
+# cluster, the same client settings), for redis-benchmark.
+GW_PORT= GW_TOK= GW_MODE=
+for t in $ACTIVE; do case $t in kvnode-*) GW_MODE=${t#kvnode-}; break ;; esac; done
+if have redis-benchmark && [ -n "$GW_MODE" ] && pick_port; then
+	GW_PORT=$PORT
+	"$KV" --role resp --config "$TMP/kvnode-$GW_MODE.conf" --set "resp.listen=127.0.0.1:$GW_PORT" \
+		--set node.max_value_size=64MiB >"$TMP/resp.log" 2>&1 &
+	GW_PID=$!
+	PIDS="$PIDS $GW_PID"
+	GW_TOK=$("$KV" keygen --resp-token "$TMP/kvdata-$GW_MODE/client.secret" 2>>"$TMP/resp.log")
+	n=0
+	until grep -q 'gateway ready' "$TMP/resp.log" || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+	if ! grep -q 'gateway ready' "$TMP/resp.log" || [ -z "$GW_TOK" ]; then
+		say "vs-peers: the RESP gateway did not start (see $TMP/resp.log): no redis-benchmark table"
+		GW_PORT=
+		FAILED=1
+	fi
+fi
+RB_N=20000
+[ $QUICK = 1 ] && RB_N=5000
+: >"$TMP/rb.txt"
+# rb_run NAME PORT [TOKEN]: one redis-benchmark run of SET and GET, 4 KiB
+# values, pipelines of 16, its 50 connections, keys drawn from 100000 (-r:
+# not one key for every request); "NAME TEST req/s" lines into rb.txt
+rb_run() {
+	out=$($TMO 120 redis-benchmark -h 127.0.0.1 -p "$2" ${3:+-a "$3"} -t set,get -d 4096 -P 16 -n $RB_N \
+		-r 100000 --csv </dev/null 2>>"$TMP/rb.err")
+	rc=$?
+	for test in SET GET; do
+		v=$(printf '%s\n' "$out" | awk -F'"' -v t=$test '$2 == t { print $4 }')
+		if [ $rc -ne 0 ] || [ -z "$v" ]; then
+			say "vs-peers: redis-benchmark against $1 failed (exit $rc); last lines of $TMP/rb.err:"
+			tail -n 3 "$TMP/rb.err" >&2
+			echo "$1 $test FAIL"
+			FAILED=1
+		else
+			say "  redis-benchmark $1 $test: $v req/s"
+			echo "$1 $test $v"
+		fi
+	done >>"$TMP/rb.txt"
+}
+
 # op size batch count keys.  Every row's keys hold at most 256 MiB, so all
 # rows fit together in memcached's -m 4096 (a slab class keeps the memory it
 # took for one size; memcached keeps every row's keys, a put row's and its get
@@ -161,6 +206,10 @@ EOF
 		run base tag $size 1 $n 1
 		run base xxh3 $size 1 $n 1
 	done
+	if [ -n "$GW_PORT" ]; then
+		case " $ACTIVE " in *" redis "*) rb_run redis "${REDIS_ADDR##*:}" ;; esac
+		rb_run gateway "$GW_PORT" "$GW_TOK"
+	fi
 done
 
 # ---- iperf3: the loopback TCP ceiling of one stream ---------------------------
@@ -273,6 +322,25 @@ END {
 	}
 }' "$RESULTS"
 echo "  iperf3 loopback, 1 stream, 3 s: $IPERF"
+if [ -s "$TMP/rb.txt" ]; then
+	printf '\nredis-benchmark -t set,get -d 4096 -P 16 -n %s -r 100000 (50 connections), median of %s runs:\n' \
+		"$RB_N" "$REPS"
+	awk "$AWK_MEDIAN"'
+	{ if ($3 == "FAIL") fail[$1, $2] = 1; else v[$1, $2] = v[$1, $2] " " $3 }
+	function cell(k, t) { return fail[k, t] ? "FAIL" : (k, t) in v ? sprintf("%.0f req/s", median(v[k, t])) : "-" }
+	END {
+		fmt = "  %-4s | %-16s | %-16s | %s\n"
+		printf fmt, "test", "redis-server", "resp gateway", "gw/redis"
+		n = split("SET GET", t, " ")
+		for (i = 1; i <= n; i++) {
+			r = cell("redis", t[i]); g = cell("gateway", t[i])
+			x = r ~ /req/ && g ~ /req/ ? sprintf("%.2fx", median(v["gateway", t[i]]) / median(v["redis", t[i]])) : "-"
+			printf fmt, t[i], r, g, x
+		}
+	}' "$TMP/rb.txt"
+	echo "  resp gateway = kvnode --role resp (resp.threads 2) in front of the kvnode-$GW_MODE"
+	echo "  node; each pipeline of 16 goes to the cluster as one batch call."
+fi
 echo
 echo "notes: memcached runs with -I 32m: the issue asked for -I 8m, but a 16 MiB value"
 echo "  does not fit under an 8 MiB item size limit.  Batch rows (batch > 1) and exists"

@@ -8,6 +8,7 @@
 #   http                     master, peer, store, net, actors, base (only kvnode.c includes http)
 #   master, peer, client     net, store, auth, actors, base
 #   embed                    client, master, peer, store, net, auth, actors, base
+#   resp                     client, auth, base
 #   net                      auth, actors, base
 #   store, auth, actors      base
 #   base                     nothing
@@ -41,6 +42,7 @@ BEGIN {
 	allow["peer"] = "net store auth actors base"
 	allow["client"] = "net store auth actors base"
 	allow["embed"] = "client master peer store net auth actors base"
+	allow["resp"] = "client auth base"
 	allow["net"] = "auth actors base"
 	allow["store"] = "base"
 	allow["auth"] = "base"

@@ -2,8 +2,9 @@
  * kvnode: main.  Parses flags, loads the config, and either runs the master
  * and/or peer roles as actors until SIGINT/SIGTERM (SIGHUP reopens the log
  * file and reloads the secret files), or runs one client
- * command (`--role client ping|put|get|exists|rm|stat|lease|...|bench`), or makes a
- * secret file (`kvnode keygen`).
+ * command (`--role client ping|put|get|exists|rm|stat|lease|...|bench`), or runs
+ * the RESP gateway (`--role resp`, src/resp/), or makes a secret file
+ * (`kvnode keygen`) or prints a gateway's AUTH token (`keygen --resp-token`).
  */
 #include "config.h"
 
@@ -27,6 +28,7 @@
 #include "net/net.h"
 #include "net/xfer.h"
 #include "http/http.h"
+#include "resp/resp.h"
 #include "base/metrics.h"
 #include "store/store.h"
 
@@ -36,12 +38,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: kvnode [--role ROLE[,ROLE]] [--config FILE] [--set SECTION.KEY=VALUE]... [COMMAND ARGS]\n"
-		"       kvnode keygen [--rotate] FILE\n"
+		"       kvnode keygen [--rotate] FILE | kvnode keygen --resp-token CLIENT_SECRET_FILE\n"
 		"       kvnode --role master [--config FILE] backup [--timeout D] FILE\n"
 		"       kvnode --help | --version\n"
 		"\n"
 		"Roles: master, peer (run until SIGINT/SIGTERM; SIGHUP reopens node.log and reloads\n"
-		"the secret files; default: master,peer), or client,\n"
+		"the secret files; default: master,peer), resp (alone: the RESP gateway, a client of\n"
+		"the cluster for Redis clients on resp.listen), or client,\n"
 		"which runs one COMMAND against the cluster (COMMAND --help: its usage):\n");
 	cli_usage_list(out);
 	fprintf(out,
@@ -75,8 +78,10 @@ static int parse_roles(const char *s, int *roles)
 			*roles |= KVN_ROLE_PEER;
 		else if (strcmp(t, "client") == 0)
 			*roles |= KVN_ROLE_CLIENT;
+		else if (strcmp(t, "resp") == 0)
+			*roles |= KVN_ROLE_RESP;
 		else {
-			fprintf(stderr, "kvnode: unknown role '%s' (roles: master, peer, client)\n", t);
+			fprintf(stderr, "kvnode: unknown role '%s' (roles: master, peer, client, resp)\n", t);
 			return -1;
 		}
 	}
@@ -88,6 +93,11 @@ static int parse_roles(const char *s, int *roles)
 		fprintf(stderr, "kvnode: the client role runs a command and cannot be combined with master/peer\n");
 		return -1;
 	}
+	/* a client of the cluster like any other, with a lifetime of its own */
+	if ((*roles & KVN_ROLE_RESP) && *roles != KVN_ROLE_RESP) {
+		fprintf(stderr, "kvnode: the resp role runs alone (start master and peer in another process)\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -97,6 +107,8 @@ static int cmd_keygen(int argc, char **argv)
 	int rotate = 0, rc;
 	const char *path = NULL;
 
+	if (argc == 3 && strcmp(argv[1], "--resp-token") == 0)
+		return resp_token_cmd(argv[2]);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--rotate") == 0)
 			rotate = 1;
@@ -758,6 +770,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		rc = cli_main(argc - optind, argv + optind, &conf);
+	} else if (roles & KVN_ROLE_RESP) {
+		rc = resp_main(&conf);
 	} else {
 		if (!config)
 			log_info("no config file (%s not found): using built-in defaults", DEFAULT_CONFIG);

@@ -79,6 +79,15 @@ for sz in 4KiB 64KiB 1MiB 16MiB; do
 		"tag and xxh3 baselines at $sz"
 done
 is "$(ls "$TMP" | grep -c '^kvn-vs-peers')" 0 "its temp dir is removed"
+# redis-benchmark against the RESP gateway (redis-server is not run here)
+if command -v redis-benchmark > /dev/null; then
+	for t in SET GET; do
+		like "$(grep -E "^  $t +\|" "$TMP/out")" "^  $t +\| - +\| [0-9]+ req/s +\| -$" \
+			"the redis-benchmark table: the gateway's $t, no redis-server, no ratio"
+	done
+else
+	skip "redis-benchmark is not installed (redis-tools): no gateway table"
+fi
 
 sh "$V" -b "$BUILDDIR" -m "header crc" >/dev/null 2>"$TMP/err"
 is $? 2 "vs-peers: an unknown integrity mode: usage error"

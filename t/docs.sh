@@ -290,6 +290,13 @@ is "$(tr '\n' ' ' < "$TMP/out")" "c/0 100000 c/1 100000 c/2 100000 " "  it consu
 is $? 1 "  and released them: deleted"
 doc_run 0 "kvnode bench --op queue" "kvnode --role client bench --op queue --size 1KiB --count 50 --clients 2 --batch 8"
 like "$(cat "$TMP/out")" "samples/s end to end" "  bench --op queue reports samples/s"
+# the RESP gateway in front of it (docs/operations.md; t/resp.sh tests it)
+RP=$(free_port)
+READY="gateway ready" doc_server resp "kvnode --role resp --config FILE" \
+	"kvnode --role resp --config etc/kvnode.conf --set resp.listen=127.0.0.1:$RP"
+doc_run 0 "kvnode keygen --resp-token CLIENT_SECRET_FILE" "kvnode keygen --resp-token var/client.secret"
+like "$(cat "$TMP/out")" '^[0-9a-f]{64}$' "  it prints the gateway's AUTH token"
+doc_stop resp
 doc_stop aio
 
 # the same node, as README.md and docs/architecture.md spell it

@@ -29,6 +29,7 @@ prefixes() {
 	client) echo 'client_|kvn_' ;;
 	embed) echo 'embed_|kvn_embed_' ;;
 	http) echo 'http_' ;;
+	resp) echo 'resp_' ;;
 	*) echo '' ;;
 	esac
 }

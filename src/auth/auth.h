@@ -75,6 +75,17 @@ int auth_keygen(const char *path, char *err, size_t errlen);
  * others; atomically (temp file + rename), mode 0600. */
 int auth_keygen_rotate(const char *path, char *err, size_t errlen);
 
+/* The RESP gateway's AUTH token of a client secret: hex of
+ * HMAC-SHA256(secret, "kvnode resp token v1"), AUTH_RESP_TOKEN_LEN
+ * characters and a NUL.  0, or an error as auth_hmac_sha256.  `kvnode keygen
+ * --resp-token FILE` prints it for FILE's first secret. */
+#define AUTH_RESP_TOKEN_LEN (2 * AUTH_MAC_LEN)
+int auth_resp_token(const struct auth_secret *k, char out[AUTH_RESP_TOKEN_LEN + 1]);
+/* 0 when tok[0..len) is the token of any secret of kr (so a rotated-in and
+ * a rotated-out secret both work), else KVN_EAUTH; constant time in the
+ * token's bytes. */
+int auth_resp_token_check(const struct auth_keyring *kr, const void *tok, size_t len);
+
 /* Server side: which secrets are accepted for which attaching role.  A
  * secret in `peer` cannot attach as a client and vice versa unless the same
  * secret is listed in both files.  Either pointer may be NULL: that role is

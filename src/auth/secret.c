@@ -495,3 +495,39 @@ void auth_keyring_first(const struct auth_keyring *kr, struct auth_secret *out)
 	*out = kr->s[0];
 	pthread_rwlock_unlock(&ring_lock);
 }
+
+/* ---- the RESP gateway's AUTH token ---- */
+
+/* A token, not the secret itself: a password typed into redis-cli or an
+ * LMCache URL ends up in shell histories and config files, and whoever
+ * reads it there can speak RESP to the gateway but cannot attach to the
+ * cluster as a client (the handshake needs the secret). */
+#define LABEL_RESP_TOKEN "kvnode resp token v1"
+
+int auth_resp_token(const struct auth_secret *k, char out[AUTH_RESP_TOKEN_LEN + 1])
+{
+	uint8_t mac[AUTH_MAC_LEN];
+	int rc = auth_hmac_sha256(k->key, k->len, LABEL_RESP_TOKEN, strlen(LABEL_RESP_TOKEN), mac);
+	if (rc == 0)
+		kvn_hex(out, mac, sizeof mac);
+	OPENSSL_cleanse(mac, sizeof mac);
+	return rc;
+}
+
+int auth_resp_token_check(const struct auth_keyring *kr, const void *tok, size_t len)
+{
+	char want[AUTH_RESP_TOKEN_LEN + 1];
+	unsigned ok = 0;
+
+	/* every secret of the ring, whatever matched before: rotation accepts
+	 * the old and the new token alike, and the time taken does not say
+	 * which */
+	for (size_t i = 0; i < kr->n; i++) {
+		if (auth_resp_token(&kr->s[i], want) != 0)
+			continue;
+		if (len == AUTH_RESP_TOKEN_LEN)
+			ok |= (unsigned)(CRYPTO_memcmp(want, tok, AUTH_RESP_TOKEN_LEN) == 0);
+	}
+	OPENSSL_cleanse(want, sizeof want);
+	return ok ? 0 : KVN_EAUTH;
+}

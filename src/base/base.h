@@ -221,7 +221,7 @@ void kvn_format_duration(char *out, size_t cap, uint64_t ms);
  * flags).  The parser, --help, docs/configuration.md and etc/kvnode.conf come
  * from it (see kvn_conf_write_*), and t/ checks the committed files against it.
  * Fields are named section_key; durations are in ms, sizes in bytes. */
-enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4 };
+enum kvn_role_bits { KVN_ROLE_MASTER = 1, KVN_ROLE_PEER = 2, KVN_ROLE_CLIENT = 4, KVN_ROLE_RESP = 8 };
 /* peer.evict and peer.offload (their names are in conf_keys.c, in this order) */
 enum kvn_evict { KVN_EVICT_LRU = 0, KVN_EVICT_NONE = 1 };
 enum kvn_local { KVN_LOCAL_AUTO = 0, KVN_LOCAL_OFF = 1 };
@@ -300,6 +300,12 @@ struct kvn_conf {
 	char *auth_client_secret_file;
 	uint64_t auth_handshake_timeout; /* ms */
 	int auth_integrity;              /* enum kvn_integrity */
+	/* [resp] */
+	char *resp_listen;
+	uint64_t resp_threads;
+	uint64_t resp_max_clients;
+	uint64_t resp_max_input;  /* bytes */
+	uint64_t resp_max_output; /* bytes */
 
 	/* Private to conf.c: bit i set when table row i was set by a file or
 	 * --set, so finalize re-derives only the defaults nobody chose. */

@@ -48,6 +48,8 @@ const struct conf_section conf_sections[] = {
 	{ "peer", "The peer role: holds the bytes in a DRAM tier and a disk tier." },
 	{ "client", "The client library and `kvnode --role client`." },
 	{ "auth", "Shared-secret authentication between peers, clients and the master." },
+	{ "resp", "The RESP gateway (kvnode --role resp): a client of the cluster that Redis clients "
+		  "speak to; docs/operations.md." },
 };
 
 const struct conf_key conf_keys[] = {
@@ -327,6 +329,28 @@ const struct conf_key conf_keys[] = {
 	  "catches accidents but not an attacker who can rewrite TCP payload.  frame: the tag "
 	  "covers the value bytes too (Poly1305 over every byte, both ends); choose it on "
 	  "networks you do not trust.  docs/protocol.md says what each mode protects against." },
+	/* [resp] */
+	{ "resp", "listen", T_ADDR, "127.0.0.1:6380", 0, 0, 0, NULL, NULL, FIELD(resp_listen),
+	  "Address (numeric: IPv4 or [IPv6], and a port) the RESP gateway accepts Redis "
+	  "clients on.  RESP has no per-frame "
+	  "integrity and AUTH sends its token in the clear: keep it on loopback or a trusted "
+	  "network." },
+	{ "resp", "threads", T_UINT, "2", 1, 256, 0, NULL, NULL, FIELD(resp_threads),
+	  "Worker threads of the gateway; each has its own event loop and its own client of "
+	  "the cluster, and serves the connections handed to it in turn.  A worker waits for "
+	  "the cluster while it runs a command, so its other connections wait too." },
+	{ "resp", "max_clients", T_UINT, "1024", 1, 1048576, 0, NULL, NULL, FIELD(resp_max_clients),
+	  "Most Redis connections open at once; beyond, a new one is answered \"-ERR max "
+	  "number of clients reached\" and closed." },
+	{ "resp", "max_input", T_SIZE, "128MiB", KIB(64), GIB(4), 0, NULL, NULL, FIELD(resp_max_input),
+	  "Largest request (one command with all its arguments) a connection may send; a "
+	  "larger one is answered -ERR and the connection closed, nothing of it stored.  At "
+	  "least node.max_value_size + 64KiB (checked at start)." },
+	{ "resp", "max_output", T_SIZE, "16MiB", KIB(64), GIB(4), 0, NULL, NULL,
+	  FIELD(resp_max_output),
+	  "Unsent reply bytes of a connection above which the gateway runs none of its "
+	  "further commands (and reads no more of them) until the client has read enough; "
+	  "one reply may exceed it." },
 };
 
 #define NKEYS ARRAY_LEN(conf_keys)
