@@ -296,6 +296,38 @@ READY="gateway ready" doc_server resp "kvnode --role resp --config FILE" \
 	"kvnode --role resp --config etc/kvnode.conf --set resp.listen=127.0.0.1:$RP"
 doc_run 0 "kvnode keygen --resp-token CLIENT_SECRET_FILE" "kvnode keygen --resp-token var/client.secret"
 like "$(cat "$TMP/out")" '^[0-9a-f]{64}$' "  it prints the gateway's AUTH token"
+# docs/clients.md: the same gateway (started above as written there, with
+# resp.listen moved off 6380), its token, redis-cli and redis-benchmark
+covered "kvnode --role resp --config etc/kvnode.conf"
+doc_run 0 'TOKEN=$(kvnode keygen --resp-token var/client.secret)'
+TOKEN=$(cd "$W" && kvnode keygen --resp-token var/client.secret)
+if command -v redis-cli > /dev/null && command -v redis-benchmark > /dev/null; then
+	doc_run 0 'redis-cli -p 6380 -a "$TOKEN" --no-auth-warning set greeting hello' \
+		"redis-cli -p $RP -a '$TOKEN' --no-auth-warning set greeting hello"
+	is "$(cat "$TMP/out")" OK "  the gateway answers OK"
+	doc_run 0 'redis-cli -p 6380 -a "$TOKEN" --no-auth-warning get greeting' \
+		"redis-cli -p $RP -a '$TOKEN' --no-auth-warning get greeting"
+	is "$(cat "$TMP/out")" hello "  and reads the value back"
+	doc_run 0 'redis-benchmark -p 6380 -a "$TOKEN" -t set,get -d 4096 -P 16 -n 20000 -q' \
+		"timeout 120 redis-benchmark -p $RP -a '$TOKEN' -t set,get -d 4096 -P 16 -n 20000 -q"
+	is "$(tr '\r' '\n' < "$TMP/out" | grep -cE '^(SET|GET): [0-9.]+ requests per second')" 2 "  it reports SET and GET throughput"
+else
+	for c in 'redis-cli -p 6380 -a "$TOKEN" --no-auth-warning set greeting hello' \
+		'redis-cli -p 6380 -a "$TOKEN" --no-auth-warning get greeting' \
+		'redis-benchmark -p 6380 -a "$TOKEN" -t set,get -d 4096 -P 16 -n 20000 -q'; do
+		doc_not_run "$c" "redis-tools is not installed"
+	done
+	(cd "$W" && ./kvnode --role client put greeting - <<< hello) > /dev/null 2>&1
+fi
+# docs/clients.md's C program lists keys by prefix through the installed library
+perl -0777 -ne 'print $1 if /^```c\n(.*?)^```/ms' "$SRCDIR/docs/clients.md" > "$W/ls.c"
+(cd "$W" && eval "cc ${KVN_SAN_CFLAGS:-} -o ls ls.c \$(PKG_CONFIG_PATH='$DEST$LIBDIR/pkgconfig' PKG_CONFIG_SYSROOT_DIR='$DEST' pkg-config --cflags --libs kvnode)") > "$TMP/out" 2>&1
+ok $? "docs/clients.md's kvn_list program builds against the installed library"
+(cd "$W" && LD_LIBRARY_PATH="$DEST$LIBDIR" timeout 30 ./ls greet) > "$TMP/out" 2> "$TMP/err"
+is $? 0 "  and runs"
+like "$(cat "$TMP/out")" "^greeting [0-9]+$" "  it lists the key put through the gateway"
+doc_run 0 "kvnode --role client ls --prefix P" "./kvnode --role client ls --prefix greet"
+is "$(cat "$TMP/out")" greeting "  the CLI lists the same"
 doc_stop resp
 doc_stop aio
 

@@ -398,25 +398,30 @@ def case_readme():
     with open(os.path.join(kvtest.SRCDIR, "python", "README.md")) as f:
         blocks = re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M)
     ok(len(blocks) >= 5, "python/README.md has %d python blocks" % len(blocks))
+    # and docs/clients.md's (its redis-py one runs in t/resp.sh)
+    with open(os.path.join(kvtest.SRCDIR, "docs", "clients.md")) as f:
+        more = [b for b in re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M) if "import redis" not in b]
+    ok(len(more) == 1, "docs/clients.md has one kvnode python block")
+    blocks += more
     conf = node().conf
     for i, b in enumerate(blocks):
         code = b.replace('"etc/kvnode.conf"', repr(conf)).replace("kvnode.Client()", "kvnode.Client(config=%r)" % conf)
         if np is None and "numpy" in code or torch is None and "torch" in code:
-            skip("README block %d needs numpy/torch" % (i + 1))
+            skip("block %d needs numpy/torch" % (i + 1))
             continue
         with client() as c:
             ns = {"c": c, "kvnode": kvnode}
             try:
-                exec(compile(code, "README block %d" % (i + 1), "exec"), ns)
+                exec(compile(code, "block %d" % (i + 1), "exec"), ns)
                 if "demo" in ns:  # the connector's block only defines it
                     asyncio.run(ns["demo"]())
                 if "client" in ns and callable(ns["client"]):
-                    ok(ns["client"]() is ns["client"](), "README block %d: one client per thread" % (i + 1))
+                    ok(ns["client"]() is ns["client"](), "block %d: one client per thread" % (i + 1))
                     ns["client"]().close()
                     continue
-                ok(True, "README block %d runs" % (i + 1))
+                ok(True, "block %d runs" % (i + 1))
             except Exception as e:  # noqa: BLE001
-                ok(False, "README block %d runs" % (i + 1))
+                ok(False, "block %d runs" % (i + 1))
                 kvtest.diag("%s: %s" % (type(e).__name__, e))
 
 

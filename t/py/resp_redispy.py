@@ -92,4 +92,16 @@ except redis.exceptions.AuthenticationError as e:
     check(True, "no AUTH raises AuthenticationError (NOAUTH)")
 except redis.exceptions.ResponseError as e:
     check("NOAUTH" in str(e), "no AUTH: NOAUTH")
+
+# docs/clients.md's redis-py block runs as written (its port and TOKEN
+# made this gateway's)
+import os  # noqa: E402
+import re  # noqa: E402
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "clients.md")) as f:
+    blocks = [b for b in re.findall(r"^```python\n(.*?)^```", f.read(), re.S | re.M) if "import redis" in b]
+check(len(blocks) == 1, "docs/clients.md has one redis-py block")
+ns = {"TOKEN": token}
+exec(compile(blocks[0].replace("port=6380", "port=%d" % port), "docs/clients.md redis-py block", "exec"), ns)
+check(ns["values"] == [b"\x00" * 4096] + [None] * 63, "docs/clients.md's redis-py block: its pipeline reads chunk:0 and 63 misses")
 print("done")
