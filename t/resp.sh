@@ -92,6 +92,35 @@ case_auth() {
 	like "$(redis-cli -p "$RP" -a "${TOK%?}0" --no-auth-warning get k1 2>&1)" "WRONGPASS" \
 		"the token with its last digit changed: WRONGPASS"
 	like "$(printf 'AUTH default %s\r\nPING\r\n' "$TOK" | $R)" "OK" "AUTH user token"
+	# before AUTH a request is at most 16 KiB (only PING, HELLO, AUTH and
+	# QUIT answer): a bigger one is refused from its header and closed,
+	# and AUTH pipelined with a big SET lifts the limit for the SET
+	$PY - "$RP" "$TOK" > "$TMP/noauth.out" 2>&1 <<'PYEOF'
+import socket, sys
+def talk(data):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(data)
+    reply = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            reply += d
+            if reply.count(b"\r\n") >= 2 and not reply.startswith(b"-ERR Protocol"):
+                break
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    return reply
+print(talk(b"*3\r\n$3\r\nSET\r\n$2\r\nnb\r\n$100000\r\n" + b"x" * 1000).decode().strip())
+v = b"y" * 100000
+print(talk(b"AUTH %s\r\n*3\r\n$3\r\nSET\r\n$2\r\nnb\r\n$%d\r\n%s\r\n" % (sys.argv[2].encode(), len(v), v)).decode().replace("\r\n", " ").strip())
+PYEOF
+	like "$(sed -n 1p "$TMP/noauth.out")" "^-ERR Protocol error: unauthenticated request too large" \
+		"before AUTH a 100 KB bulk is refused from its header"
+	is "$(sed -n 2p "$TMP/noauth.out")" "+OK +OK" "AUTH pipelined with a 100 KB SET: both run"
+	is "$($RA strlen nb)" 100000 "  and the value is stored whole"
 	! grep -q "$TOK" "$TMP/resp.log"
 	ok $? "the token is never logged"
 }

@@ -42,6 +42,10 @@ struct resp_srv {
 	struct kvn_conf conf;        /* the gateway's own copy */
 	struct auth_keyring ring;    /* auth.client_secret_file: AUTH tokens */
 	struct resp_limits lim;
+	/* before AUTH only PING, HELLO, AUTH and QUIT answer, so a request
+	 * that could not be one of them is refused from its header instead
+	 * of buffered: an unauthenticated connection holds at most this */
+	struct resp_limits lim_noauth;
 	struct resp_worker *w;
 	size_t nw;
 	uint32_t nconns;             /* open connections (atomic) */

@@ -28,6 +28,8 @@
 
 #define CMDS_PER_ROUND 512
 #define IN_MIN (16u << 10)
+/* the largest request before AUTH: HELLO 3 AUTH user token SETNAME name fits */
+#define RESP_NOAUTH_MAX (16u << 10)
 
 static void conn_free(struct resp_conn *c)
 {
@@ -62,19 +64,25 @@ static void conn_process(struct resp_conn *c)
 	while (!c->closing && evbuffer_get_length(c->out) < srv->conf.resp_max_output) {
 		size_t n = 0, used, need;
 		const char *why = NULL;
-		int rc = RESP_NEED;
+		int rc = RESP_NEED, authed = c->authed;
 
 		w->av.n = 0;
 		while (n < CMDS_PER_ROUND) {
 			size_t arg0 = w->av.n;
-			rc = resp_parse(c->in + pos, c->in_len - pos, &srv->lim, &w->av, &used, &need, &why);
+			authed = c->authed;
+			rc = resp_parse(c->in + pos, c->in_len - pos, authed ? &srv->lim : &srv->lim_noauth, &w->av,
+					&used, &need, &why);
 			if (rc != RESP_CMD)
 				break;
 			pos += used;
 			if (w->av.n > arg0)
 				cmds[n++] = (struct resp_cmd){ arg0, w->av.n - arg0 };
+			if (!authed && n > 0)
+				break; /* run it first: an AUTH lifts the limit for what follows */
 		}
 		resp_exec(c, cmds, n);
+		if (rc == RESP_ETOOBIG && !authed)
+			why = "ERR Protocol error: unauthenticated request too large"; /* as Redis says */
 		if (rc < 0 && !c->closing) {
 			/* what came before the bad bytes was answered; the
 			 * stream cannot be resynchronised after them */
@@ -344,6 +352,8 @@ int resp_main(const struct kvn_conf *conf)
 	srv->start_ms = kvn_now_ms();
 	srv->lim.max_bulk = conf->node_max_value_size;
 	srv->lim.max_request = conf->resp_max_input;
+	srv->lim_noauth.max_bulk = RESP_NOAUTH_MAX;
+	srv->lim_noauth.max_request = RESP_NOAUTH_MAX;
 	struct event_base *base = event_base_new();
 	if (conf->resp_max_input < conf->node_max_value_size + (64u << 10)) {
 		fprintf(stderr, "kvnode: resp.max_input must be at least node.max_value_size + 64KiB (a SET of "
