@@ -390,6 +390,23 @@ int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_
 	}
 }
 
+int client_master_call_busy(struct kvn_client *c, struct client_op *op, struct actor_msg *m)
+{
+	struct kvn_backoff bo;
+	int rc;
+
+	client_pause_init(&bo);
+	for (;;) {
+		struct actor_msg *again = actor_msg_dup(m);
+		rc = client_master_call(c, op, m);
+		if (rc != KVN_EBUSY || client_pause(c, op, &bo) != 0) {
+			actor_msg_free(again);
+			return rc;
+		}
+		m = again;
+	}
+}
+
 static int on_peer_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct client_req *q = arg;

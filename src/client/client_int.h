@@ -190,6 +190,10 @@ void client_master_drop(struct kvn_client *c, actor_id used);
  * deadline: 0 with op->reply set, or an error.  A connection that died
  * while the client was idle is replaced once within the deadline. */
 int client_master_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m);
+/* As client_master_call, and a whole-call KVN_EBUSY (the master did
+ * nothing: a queue full, nodes not re-synced yet) is asked again after a
+ * pause with jitter, within the op's deadline. */
+int client_master_call_busy(struct kvn_client *c, struct client_op *op, struct actor_msg *m);
 /* The peer connection for (node_id, addr), opening or renewing it. */
 struct client_peer *client_peer_get(struct kvn_client *c, const char *node_id, const char *addr);
 void client_quarantine(struct kvn_client *c, struct client_peer *p);

@@ -22,19 +22,8 @@ _Static_assert(KVN_MAX_KEY == WIRE_MAX_KEY, "the public key limit is the wire's"
 
 static int list_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m)
 {
-	struct kvn_backoff bo;
-	int rc;
+	int rc = client_master_call_busy(c, op, m);
 
-	client_pause_init(&bo);
-	for (;;) {
-		struct actor_msg *again = actor_msg_dup(m);
-		rc = client_master_call(c, op, m);
-		if (rc != KVN_EBUSY || client_pause(c, op, &bo) != 0) {
-			actor_msg_free(again);
-			break;
-		}
-		m = again;
-	}
 	if (rc == KVN_EBUSY) {
 		/* as a route that is never ready: the deadline passed */
 		rc = KVN_ETIMEDOUT;

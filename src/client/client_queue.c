@@ -57,20 +57,8 @@ static void holder_name(char out[PROTO_HOLDER_MAX + 1])
  * op->reply set, or the error. */
 static int queue_call(struct kvn_client *c, struct client_op *op, struct actor_msg *m)
 {
-	struct kvn_backoff bo;
-	int rc;
-
 	op->once = 1;
-	client_pause_init(&bo);
-	for (;;) {
-		struct actor_msg *again = actor_msg_dup(m);
-		rc = client_master_call(c, op, m);
-		if (rc != KVN_EBUSY || client_pause(c, op, &bo) != 0) {
-			actor_msg_free(again);
-			break;
-		}
-		m = again;
-	}
+	int rc = client_master_call_busy(c, op, m);
 	if (rc == KVN_EPROTO && op->reply && op->reply->meta_len == 0 && !c->detail[0])
 		/* answered with a bare status: a master without the queue
 		 * (older than wire version 4) refuses an unknown type so */
