@@ -24,6 +24,9 @@
  *    master_event_ok checks) and a node that is attached;
  *  - a ROUTE_GET reply has one route per key, each found route's
  *    generation in 1..2^63-1;
+ *  - a LIST page holds only keys of its hash range and prefix, at most
+ *    max of them (more only when they share one hash), and ends past its
+ *    cursor;
  *  - the index (master_dump) never holds a generation outside 1..2^63-1 or
  *    a key outside 1..1024 bytes, whatever the peers reported.
  *
@@ -38,6 +41,7 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
+#include "base/ptab.h"
 
 #include "actors/actor.h"
 #include "net/proto.h"
@@ -92,7 +96,10 @@ static const struct actor_ops cli_ops = { .name = "fz-client", .handle = fpeer_h
 struct pending {
 	uint16_t type;
 	uint32_t nkeys; /* route requests: keys asked for */
-	uint32_t max;   /* LEASE: refs asked for */
+	uint32_t max;   /* LEASE: refs asked for; LIST: keys per page */
+	uint64_t cursor; /* LIST */
+	uint32_t plen;
+	uint8_t prefix[WIRE_MAX_KEY];
 };
 
 static void check_gen(uint64_t gen, const char *what)
@@ -140,6 +147,69 @@ static void check_routes(const struct actor_msg *r, const struct pending *pd)
 		fz_violation("a %s reply has trailing bytes", wire_type_name(pd->type));
 }
 
+/* A LIST page is exactly what kvn_list trusts: next past the cursor, every
+ * key's index hash in [cursor, next), every key starting with the prefix,
+ * at most max keys unless they all share one hash. */
+static void check_list(const struct actor_msg *reply, const struct pending *pd)
+{
+	struct wire_r rd;
+	struct proto_list_ent e;
+	uint64_t next;
+	uint32_t n, h0 = 0;
+
+	if (proto_list_reply_open(&rd, reply, &next, &n) != 0 || next <= pd->cursor)
+		fz_violation("a LIST reply does not decode, or its next is not past the cursor");
+	for (uint32_t i = 0; i < n; i++) {
+		if (proto_list_reply_next(&rd, &e) != 0)
+			fz_violation("a LIST reply's entry %u does not decode", i);
+		uint32_t h = kvn_ptab_hash(kvn_hash64(e.key, e.klen));
+		if (h < pd->cursor || h >= next)
+			fz_violation("a LIST entry's hash is outside [cursor, next)");
+		if (e.klen < pd->plen || memcmp(e.key, pd->prefix, pd->plen) != 0)
+			fz_violation("a LIST entry does not start with the prefix");
+		check_gen(e.gen, "a listed key");
+		if (i == 0)
+			h0 = h;
+		if (n > pd->max && h != h0)
+			fz_violation("a LIST page holds more than max keys of different hashes");
+	}
+	if (wire_r_end(&rd) != 0)
+		fz_violation("a LIST reply has trailing bytes");
+}
+
+/* LIST with its fields at their edges: the cursor and max sometimes
+ * outside their ranges (the master must refuse them), the prefix a start
+ * of the pool's keys or any bytes up to past WIRE_MAX_KEY. */
+static struct actor_msg *list_msg(struct fz *f, struct pending *pd)
+{
+	struct actor_msg *m = actor_msg_new(WIRE_LIST);
+	struct wire_w w;
+	const uint8_t *p = NULL;
+	size_t plen;
+
+	uint8_t sel = fz_u8(f);
+	/* mostly from the start, so that pages hold the index's few keys */
+	pd->cursor = sel < 128 ? 0 : sel < 220 ? fz_u32(f) : fz_edge64(f);
+	pd->max = fz_u8(f) < 200 ? 1 + fz_u8(f) % 16 : (uint32_t)fz_edge64(f);
+	if (fz_u8(f) < 200) {
+		const char *k = keys[fz_u8(f) % 5];
+		plen = fz_u8(f) % (strlen(k) + 1);
+		p = (const uint8_t *)k;
+	} else {
+		plen = fz_bytes(f, WIRE_MAX_KEY + 8, &p);
+	}
+	pd->plen = plen <= WIRE_MAX_KEY ? (uint32_t)plen : 0;
+	if (p && pd->plen)
+		memcpy(pd->prefix, p, pd->plen);
+	wire_w_init(&w);
+	wire_w_u64(&w, pd->cursor);
+	wire_w_u32(&w, pd->max);
+	wire_w_bytes(&w, p, (uint32_t)plen);
+	if (w.err || wire_w_to_msg(&w, m) != 0)
+		wire_w_fini(&w);
+	return m;
+}
+
 static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
 {
 	struct pending *pd = arg;
@@ -162,6 +232,8 @@ static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int 
 			W.ids[W.nids++ % 16] = ref.lease_id;
 		}
 	}
+	if (reply && pd->type == WIRE_LIST && reply->status == 0)
+		check_list(reply, pd);
 	if (reply && (pd->type == WIRE_RELEASE || pd->type == WIRE_RENEW) && reply->status == 0) {
 		struct wire_r rd;
 		uint32_t n;
@@ -495,9 +567,9 @@ static void one_op(struct fz *f)
 		static const uint16_t types[] = { WIRE_PEER_ATTACH, WIRE_HEARTBEAT, WIRE_EVENTS, WIRE_FULL_SYNC,
 						  WIRE_ROUTE_PUT, WIRE_ROUTE_GET, WIRE_STAT, WIRE_PING,
 						  WIRE_GET, WIRE_PUT, WIRE_DURABLE, WIRE_DROP_GEN, 999,
-						  WIRE_PEER_LEAVE, WIRE_LEASE, WIRE_RELEASE, WIRE_RENEW };
+						  WIRE_PEER_LEAVE, WIRE_LEASE, WIRE_RELEASE, WIRE_RENEW, WIRE_LIST };
 		const uint8_t *p;
-		m = actor_msg_new(types[fz_u8(f) % 17]);
+		m = actor_msg_new(types[fz_u8(f) % 18]);
 		size_t n = fz_bytes(f, 2048, &p);
 		if (n) {
 			m->meta = kvn_xmalloc(n);
@@ -517,6 +589,19 @@ static void one_op(struct fz *f)
 		pd->type = m->type;
 		pd->nkeys = nk;
 		pd->max = max;
+		m->src_role = cli_role;
+		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
+			actor_msg_free(m);
+			free(pd);
+		} else {
+			W.calls_out++;
+		}
+		break;
+	}
+	case 23: { /* a listing page */
+		struct pending *pd = kvn_xcalloc(1, sizeof *pd);
+		m = list_msg(f, pd);
+		pd->type = m->type;
 		m->src_role = cli_role;
 		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
 			actor_msg_free(m);
