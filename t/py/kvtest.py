@@ -120,6 +120,8 @@ class Node:
     def start(self, wait=20):
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)  # the binary links its own sanitizer runtime
+        if "KVN_NODE_ASAN_OPTIONS" in env:  # the interpreter's leak check is off, not the node's
+            env["ASAN_OPTIONS"] = env["KVN_NODE_ASAN_OPTIONS"]
         logf = open(self.log, "ab")
         start = logf.tell()  # a restart appends: only this run's lines count
         self.proc = subprocess.Popen([KVNODE, "--config", self.conf], stdout=logf, stderr=logf,

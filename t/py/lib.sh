@@ -11,12 +11,15 @@ py_setup() {
 	export PYTHONPATH="$SRCDIR/python:$SRCDIR/t/py" KVNODE_LIBRARY="$BUILDDIR/.libs/libkvnode.so"
 	export TMP KVN_BUILDDIR="$BUILDDIR" KVN_SRCDIR="$SRCDIR" PYTHONDONTWRITEBYTECODE=1
 	# An ASan build's library needs its runtime loaded first into the
-	# interpreter, which is not instrumented (its leaks are not ours).
+	# interpreter, which is not instrumented (its leaks are not ours: leak
+	# detection off, last, since a later option wins over an earlier one).
 	# Only into the interpreter: $PYENV prefixes its commands (preloaded
 	# into the shell's own tools, pkill among them, it hangs them)
 	PYENV=
 	case "${KVN_SAN_CFLAGS:-}" in *sanitize=*)
-		PYENV="env LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+		PYENV="env LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so) ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+		# the nodes a script starts keep the suite's own options (kvtest.py)
+		export KVN_NODE_ASAN_OPTIONS="${ASAN_OPTIONS:-}"
 		;;
 	esac
 }
