@@ -22,71 +22,15 @@
 #include "kvnode.h"
 #include "net/net.h"
 #include "proc.h"
+#include "raw.h"
 #include "tap.h"
 
 #include <xxhash.h>
 
-struct raw {
-	struct actor_loop *loop;
-	struct actor *a;
-	actor_id master, peer[2];
-	int done, err;
-	struct actor_msg *reply;
-};
-
-static struct raw R;
+static actor_id raw_master, raw_peer[2];
 static struct kvn_client *ca;
-static char conf[300], aio_data[300];
+static char conf[300], aio_data[300], secret_path[400];
 static struct kvn_node_stat nodes[2];
-static struct auth_keyring kr;
-
-static int raw_handle(struct actor *self, struct actor_msg *m)
-{
-	(void)self;
-	(void)m;
-	return 0;
-}
-
-static const struct actor_ops raw_ops = { .name = "t-raw", .handle = raw_handle };
-
-static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	(void)self;
-	(void)arg;
-	R.done = 1;
-	R.err = err;
-	R.reply = reply;
-	return reply ? ACTOR_KEEP : 0;
-}
-
-/* Send m (taken) on proxy, wait for the reply: its status (or the error). */
-static int raw_call(actor_id proxy, struct actor_msg *m)
-{
-	actor_msg_free(R.reply);
-	R.reply = NULL;
-	R.done = 0;
-	R.err = 0;
-	if (actor_call(R.a, proxy, m, 3000, on_reply, NULL) != 0) {
-		actor_msg_free(m);
-		return KVN_EINVAL;
-	}
-	actor_loop_run_until(R.loop, &R.done, kvn_now_ms() + 5000);
-	if (!R.done)
-		return KVN_ETIMEDOUT;
-	return R.err ? R.err : R.reply->status;
-}
-
-static actor_id raw_connect(const char *addr)
-{
-	struct net_creds cr = { .role = AUTH_ROLE_CLIENT, .node_id = "t-evil", .secret = &kr.s[0] };
-	struct net_opts o;
-	actor_id proxy;
-
-	net_opts_default(&o);
-	if (net_connect(R.a, addr, &cr, &o, &proxy) != 0)
-		kvn_fatal("net_connect %s", addr);
-	return proxy;
-}
 
 /* A PUT of key with a 4-byte value, generation gen and grant g (NULL: no
  * grants at all) to peer i: the item's status, or the whole reply's. */
@@ -102,7 +46,7 @@ static int put_raw(int i, const char *key, uint64_t gen, const struct proto_gran
 	wire_w_to_msg(&w, m);
 	m->payload = evbuffer_new();
 	evbuffer_add(m->payload, "evil", 4);
-	int rc = raw_call(R.peer[i], m);
+	int rc = raw_call(raw_peer[i], m);
 	if (rc)
 		return rc;
 	struct wire_r r;
@@ -123,7 +67,7 @@ static int route_raw(const char *key, uint64_t size, struct proto_route *rt)
 	proto_route_put_begin(&w, NULL, 0, 1);
 	proto_route_put_add(&w, key, strlen(key), size);
 	wire_w_to_msg(&w, m);
-	int rc = raw_call(R.master, m);
+	int rc = raw_call(raw_master, m);
 	if (rc)
 		return rc;
 	struct wire_r r;
@@ -144,7 +88,7 @@ static int node_index(const char *node_id)
 
 static void t_start(void)
 {
-	char err[256], path[400];
+	char path[400];
 	size_t nn = 0;
 	uint64_t objs;
 
@@ -174,16 +118,11 @@ static void t_start(void)
 		exit(1);
 	is_int(kvn_stat(ca, nodes, 2, &nn, &objs), 0, "stat");
 	is_int((int)nn, 2, "two peers");
-	snprintf(path, sizeof path, "%s/client.secret", aio_data);
-	if (auth_keyring_load(&kr, path, err, sizeof err) != 0)
-		kvn_fatal("%s", err);
-	R.loop = actor_loop_new("t-raw");
-	actor_loop_adopt(R.loop);
-	actor_spawn(R.loop, &raw_ops, &R, 1024, &R.a);
+	snprintf(secret_path, sizeof secret_path, "%s/client.secret", aio_data);
 	snprintf(path, sizeof path, "127.0.0.1:%s", mport);
-	R.master = raw_connect(path);
-	R.peer[0] = raw_connect(nodes[0].addr);
-	R.peer[1] = raw_connect(nodes[1].addr);
+	raw_master = raw_connect(path, AUTH_ROLE_CLIENT, secret_path, "t-evil");
+	raw_peer[0] = raw_connect(nodes[0].addr, AUTH_ROLE_CLIENT, secret_path, "t-evil");
+	raw_peer[1] = raw_connect(nodes[1].addr, AUTH_ROLE_CLIENT, secret_path, "t-evil");
 }
 
 /* Cases start the nodes when run alone. */
@@ -269,8 +208,7 @@ int main(int argc, char **argv)
 	proc_watchdog(60);
 	kvn_log_set_level(KVN_LOG_ERROR);
 	int rc = tap_run(tests, argc, argv);
-	actor_msg_free(R.reply);
 	kvn_close(ca);
-	auth_keyring_wipe(&kr);
+	raw_stop();
 	return rc;
 }

@@ -19,55 +19,10 @@
 #include "kvnode.h"
 #include "net/net.h"
 #include "proc.h"
+#include "raw.h"
 #include "tap.h"
 
 #define NKEYS 40
-
-struct raw {
-	struct actor_loop *loop;
-	struct actor *a;
-	int done, err;
-	struct actor_msg *reply;
-};
-
-static struct raw R;
-
-static int raw_handle(struct actor *self, struct actor_msg *m)
-{
-	(void)self;
-	(void)m;
-	return 0;
-}
-
-static const struct actor_ops raw_ops = { .name = "t-raw", .handle = raw_handle };
-
-static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	(void)self;
-	(void)arg;
-	R.done = 1;
-	R.err = err;
-	R.reply = reply;
-	return reply ? ACTOR_KEEP : 0;
-}
-
-/* Connect to addr with role and the first secret of the file at path. */
-static actor_id raw_connect(const char *addr, int role, const char *secret_path)
-{
-	struct auth_keyring kr;
-	struct net_opts o;
-	char err[256];
-	actor_id proxy;
-
-	if (auth_keyring_load(&kr, secret_path, err, sizeof err) != 0)
-		kvn_fatal("%s", err);
-	struct net_creds cr = { .role = (uint8_t)role, .node_id = "t-impostor", .secret = &kr.s[0] };
-	net_opts_default(&o);
-	if (net_connect(R.a, addr, &cr, &o, &proxy) != 0)
-		kvn_fatal("net_connect %s", addr);
-	auth_keyring_wipe(&kr);
-	return proxy;
-}
 
 /* PEER_LEAVE naming node (boot) on proxy: the reply's status or the error. */
 static int raw_leave(actor_id proxy, const char *node, uint64_t boot)
@@ -78,18 +33,7 @@ static int raw_leave(actor_id proxy, const char *node, uint64_t boot)
 	snprintf(n.node_id, sizeof n.node_id, "%s", node);
 	snprintf(n.addr, sizeof n.addr, "127.0.0.1:1");
 	proto_node_enc(m, &n);
-	actor_msg_free(R.reply);
-	R.reply = NULL;
-	R.done = 0;
-	R.err = 0;
-	if (actor_call(R.a, proxy, m, 3000, on_reply, NULL) != 0) {
-		actor_msg_free(m);
-		return KVN_EINVAL;
-	}
-	actor_loop_run_until(R.loop, &R.done, kvn_now_ms() + 5000);
-	if (!R.done)
-		return KVN_ETIMEDOUT;
-	return R.err ? R.err : R.reply->status;
+	return raw_call(proxy, m);
 }
 
 static void t_leave(void)
@@ -138,14 +82,11 @@ static void t_leave(void)
 	ok(on_rp > 0, "%d of %d keys landed on rp", on_rp, NKEYS);
 
 	/* refused leaves */
-	R.loop = actor_loop_new("t-raw");
-	actor_loop_adopt(R.loop);
-	actor_spawn(R.loop, &raw_ops, &R, 1024, &R.a);
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", mp);
 	snprintf(path, sizeof path, "%s/client.secret", aio_data);
-	actor_id as_client = raw_connect(addr, AUTH_ROLE_CLIENT, path);
+	actor_id as_client = raw_connect(addr, AUTH_ROLE_CLIENT, path, "t-impostor");
 	snprintf(path, sizeof path, "%s/peer.secret", aio_data);
-	actor_id as_peer = raw_connect(addr, AUTH_ROLE_PEER, path);
+	actor_id as_peer = raw_connect(addr, AUTH_ROLE_PEER, path, "t-impostor");
 	is_int(raw_leave(as_client, "rp", 1), KVN_EPERM, "PEER_LEAVE for rp from a client connection: KVN_EPERM");
 	is_int(raw_leave(as_peer, "rp", 1), KVN_EPERM,
 	       "from a peer connection that is not rp's attachment: KVN_EPERM");
@@ -182,11 +123,9 @@ static void t_leave(void)
 	ok(kvn_now_ms() - t1 < 10000, "all %d gets answered within 10 s, far below node_timeout (longest %llu ms)",
 	   NKEYS, (unsigned long long)longest);
 	kvn_close(c);
-	actor_msg_free(R.reply);
-	R.reply = NULL;
 	ok(proc_stop(aio, SIGTERM, 10000, &st) == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	   "the all-in-one node stops at once, exit 0 (status %#x)", st);
-	actor_loop_free(R.loop);
+	raw_stop();
 }
 
 int main(int argc, char **argv)

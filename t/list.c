@@ -28,6 +28,7 @@
 #include "kvnode.h"
 #include "kvnode-embed.h"
 #include "list_env.h"
+#include "raw.h"
 #include "net/net.h"
 #include "net/proto.h"
 #include "proc.h"
@@ -491,71 +492,16 @@ static void t_restart(void)
 
 /* ---- raw LIST frames from a connection holding the client secret ---- */
 
-struct raw {
-	struct actor_loop *loop;
-	struct actor *a;
-	int done, err;
-	struct actor_msg *reply;
-};
-static struct raw R;
-
-static int raw_handle(struct actor *self, struct actor_msg *m)
-{
-	(void)self;
-	(void)m;
-	return 0;
-}
-static const struct actor_ops raw_ops = { .name = "t-raw", .handle = raw_handle };
-
-static int on_reply(struct actor *self, void *arg, struct actor_msg *reply, int err)
-{
-	(void)self;
-	(void)arg;
-	R.done = 1;
-	R.err = err;
-	R.reply = reply;
-	return reply ? ACTOR_KEEP : 0;
-}
-
-/* Send m (taken) on proxy: the reply's status or the error. */
-static int raw_call(actor_id proxy, struct actor_msg *m)
-{
-	actor_msg_free(R.reply);
-	R.reply = NULL;
-	R.done = 0;
-	R.err = 0;
-	if (actor_call(R.a, proxy, m, 3000, on_reply, NULL) != 0) {
-		actor_msg_free(m);
-		return KVN_EINVAL;
-	}
-	actor_loop_run_until(R.loop, &R.done, kvn_now_ms() + 5000);
-	if (!R.done)
-		return KVN_ETIMEDOUT;
-	return R.err ? R.err : R.reply->status;
-}
-
 static void t_raw(void)
 {
-	struct auth_keyring kr;
-	struct net_opts o;
-	char err[256], path[400], addr[64];
-	actor_id proxy;
+	char path[400], addr[64];
 	static uint8_t big[WIRE_MAX_KEY + 1];
 	fixture();
 
 	memset(big, 'r', sizeof big);
-	R.loop = actor_loop_new("t-raw");
-	actor_loop_adopt(R.loop);
-	actor_spawn(R.loop, &raw_ops, &R, 1024, &R.a);
 	snprintf(path, sizeof path, "%s/var-aio/client.secret", proc_tmp);
-	if (auth_keyring_load(&kr, path, err, sizeof err) != 0)
-		kvn_fatal("%s", err);
-	struct net_creds cr = { .role = AUTH_ROLE_CLIENT, .node_id = "t-raw-list", .secret = &kr.s[0] };
-	net_opts_default(&o);
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", port_a);
-	if (net_connect(R.a, addr, &cr, &o, &proxy) != 0)
-		kvn_fatal("net_connect %s", addr);
-	auth_keyring_wipe(&kr);
+	actor_id proxy = raw_connect(addr, AUTH_ROLE_CLIENT, path, "t-raw-list");
 
 	is_int(raw_call(proxy, list_msg(0, 10, 0, NULL, 0)), 0, "a valid raw LIST is answered");
 	uint64_t next;
@@ -576,11 +522,8 @@ static void t_raw(void)
 	is_int(raw_call(proxy, m), KVN_EPROTO, "no metadata at all: KVN_EPROTO");
 	is_int(raw_call(proxy, list_msg(0, 10, 0, NULL, 0)), 0, "the same connection still answers a valid LIST");
 	is_int(kvn_ping(ca, NULL, NULL), 0, "and the master lives on for other clients");
-	actor_msg_free(R.reply);
-	R.reply = NULL;
 	net_close(proxy);
-	actor_loop_free(R.loop);
-	memset(&R, 0, sizeof R);
+	raw_stop();
 }
 
 /* ---- counters ---- */
