@@ -243,7 +243,17 @@ case_down() {
 	[ $((t1 - t0)) -le 12 ]
 	ok $? "  within the deadline (took $((t1 - t0)) s)"
 	like "$(timeout 30 redis-cli -p "$p2" -a "$TOK" --no-auth-warning set k9 v 2>&1)" "^ERR kvnode" "  a SET too"
+	# the cluster comes back: the gateway connects again by itself (its
+	# pause between attempts backs off to at most 4 s while it is away)
+	start node --config "$TMP/n.conf"
+	wait_log node "kvnode ready" 15
+	ok $? "the cluster is back"
+	setk9() { [ "$(timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning set k9 v 2>&1)" = OK ]; }
+	wait_until 20 setk9
+	ok $? "  the gateway reaches it again: SET answers OK"
+	is "$(timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning get k9 2>&1)" v "  and GET reads it back"
 	stop resp2
+	stop node
 	UP=0
 }
 

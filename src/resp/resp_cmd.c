@@ -34,7 +34,7 @@ int resp_client(struct resp_worker *w, struct kvn_client **out)
 	if (rc) {
 		w->c = NULL;
 		w->last_err = rc;
-		w->retry_ms = kvn_now_ms() + 500;
+		w->retry_ms = kvn_now_ms() + kvn_backoff_next(&w->bo);
 		if (kvn_ratelimit_ok(&w->rl, &sup))
 			log_warn("cannot reach the cluster at %s: %s (%s); answering -ERR until it can (%llu "
 				 "more like this suppressed)",
@@ -42,6 +42,7 @@ int resp_client(struct resp_worker *w, struct kvn_client **out)
 				 (unsigned long long)sup);
 		return rc;
 	}
+	kvn_backoff_reset(&w->bo);
 	*out = w->c;
 	return 0;
 }

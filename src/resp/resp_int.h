@@ -89,6 +89,7 @@ struct resp_worker {
 	struct resp_conn *conns;
 	struct kvn_client *c;      /* NULL until first needed, or after a failed connect */
 	uint64_t retry_ms;         /* no connect attempt before this (kvn_now_ms) */
+	struct kvn_backoff bo;     /* its distance: doubling, with jitter, reset on success */
 	int last_err;              /* why the last connect failed */
 	struct resp_argv av;       /* the arguments of one parse round */
 	struct kvn_ratelimit rl;   /* connect failures in the log */

@@ -301,6 +301,9 @@ static int workers_start(struct resp_srv *srv)
 		w->srv = srv;
 		w->idx = (int)i;
 		kvn_ratelimit_init(&w->rl, 10000, 1);
+		/* every worker of every gateway retries a lost cluster: spread
+		 * them, and back off while it stays away */
+		kvn_backoff_init(&w->bo, 250, 4000);
 		kvn_ratelimit_init(&w->rl_auth, 10000, 1);
 		if (pipe(w->notify) != 0)
 			return KVN_EIO;
