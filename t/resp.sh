@@ -12,7 +12,7 @@
 #   t/resp.sh [CASE...]    (no CASE: all; --list: their names)
 . "$(dirname "$0")/lib.sh"
 
-CASES="cli auth bigbulk maxclients benchmark redispy down"
+CASES="cli auth bigbulk maxclients emfile benchmark redispy down"
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' $CASES
 	exit 0
@@ -180,6 +180,50 @@ PYEOF
 	like "$(sed -n 1p "$TMP/mc.out")" "^-ERR max number of clients reached" "the 129th connection over max_clients 128: -ERR"
 	is "$(sed -n 2p "$TMP/mc.out")" eof "  and closed"
 	is "$(sed -n 3p "$TMP/mc.out")" admitted "once one closed, a new one is served"
+}
+
+# out of descriptors: a gateway that may open only 40 files, and 60
+# connections.  accept() fails with EMFILE; libevent alone would warn and
+# retry at once, a busy loop flooding the log.  The gateway pauses
+# accepting instead (one warning per 10 s), and serves again once the
+# connections close.
+case_emfile() {
+	up
+	local p3 pid
+	p3=$(free_port)
+	: > "$TMP/resp3.log"
+	bash -c "ulimit -n 40 && exec '$KVNODE' --role resp --config '$TMP/n.conf' --set resp.listen=127.0.0.1:$p3" \
+		> "$TMP/resp3.log" 2>&1 &
+	pid=$!
+	PIDS="$PIDS $pid"
+	PID_resp3=$pid
+	wait_log resp3 "gateway ready" 15
+	ok $? "a gateway limited to 40 open files starts"
+	$PY - "$p3" > "$TMP/emfile.out" 2>&1 <<'PYEOF'
+import socket, sys, time
+socks = []
+for _ in range(60):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5))
+    except OSError as e:
+        print("connect failed: %s" % e)
+        break
+time.sleep(2)  # the gateway meets EMFILE on the connections past its limit
+for s in socks:
+    s.close()
+print("opened %d" % len(socks))
+PYEOF
+	like "$(cat "$TMP/emfile.out")" "opened 60" "60 connections opened (the kernel's backlog holds those not accepted)"
+	local n
+	n=$(grep -ci "accept" "$TMP/resp3.log")
+	[ "$n" -ge 1 ] && [ "$n" -le 3 ]
+	ok $? "the failing accept() is warned about 1 to 3 times, not in a loop ($n lines)"
+	grep -qi "accept failed: Too many open files; not accepting new connections for" "$TMP/resp3.log"
+	ok $? "  saying why, and that it pauses"
+	is "$(wait_until 10 redis-cli -p "$p3" ping && redis-cli -p "$p3" ping)" PONG \
+		"once the connections close, the gateway answers again"
+	stop resp3
+	is "$STATUS" 0 "and SIGTERM stops it with status 0"
 }
 
 case_benchmark() {

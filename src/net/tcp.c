@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/accept_guard.h"
 #include "base/base.h"
 #include "net/net_int.h"
 #include "net/xfer.h"
@@ -236,6 +237,8 @@ struct net_listener {
 	/* next loop of opts.spread; from 1: spread[0] is the owner's own loop,
 	 * which also handles every request, so it takes the last turn */
 	unsigned rr;
+	struct kvn_accept_guard guard; /* out of descriptors: pause, not spin */
+	char addr[64];
 };
 
 static int same_source(const struct conn *c, const char *remote, size_t src_len)
@@ -344,6 +347,13 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 }
 
+static void accept_err_cb(struct evconnlistener *lev, void *arg)
+{
+	struct net_listener *l = arg;
+	(void)lev;
+	kvn_accept_guard_on_error(&l->guard);
+}
+
 /* A Unix socket: a stale file from a previous run is removed (the data
  * dir's LOCK says no other process of this node runs), and the socket is
  * mode 0600 before it accepts anything: only this user may connect, and
@@ -417,6 +427,9 @@ int net_listen(struct actor *owner, const char *addr, const struct auth_policy *
 		return KVN_EIO;
 	}
 	evutil_make_socket_nonblocking(evconnlistener_get_fd(l->lev));
+	snprintf(l->addr, sizeof l->addr, "net: listener %s", addr);
+	if (kvn_accept_guard_init(&l->guard, actor_base(owner), l->lev, l->addr) == 0)
+		evconnlistener_set_error_cb(l->lev, accept_err_cb);
 	{
 		struct sockaddr_storage bound;
 		socklen_t blen = sizeof bound;
@@ -445,6 +458,7 @@ void net_listener_free(struct net_listener *l)
 {
 	if (!l)
 		return;
+	kvn_accept_guard_fini(&l->guard);
 	evconnlistener_free(l->lev);
 	if (l->unix_path[0])
 		(void)unlink(l->unix_path);

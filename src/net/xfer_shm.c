@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/accept_guard.h"
 #include "net/xfer.h"
 
 /* ---- regions ---- */
@@ -285,6 +286,7 @@ struct net_map_srv {
 	void *arg;
 	struct map_conn *conns;
 	uint32_t nconns;
+	struct kvn_accept_guard guard; /* out of descriptors: pause, not spin */
 };
 /* Map requests open at once; beyond, a new one is closed at accept.  A
  * client opens one per attach and holds it for a round trip, so this only
@@ -363,6 +365,13 @@ static void mc_cb(evutil_socket_t fd, short what, void *arg)
 		mc_answer(mc, rc, fds, nfds);
 	}
 	mc_free(mc);
+}
+
+static void map_accept_err_cb(struct evconnlistener *lev, void *arg)
+{
+	struct net_map_srv *s = arg;
+	(void)lev;
+	kvn_accept_guard_on_error(&s->guard);
 }
 
 static void map_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -448,6 +457,8 @@ int net_map_listen(struct event_base *base, const char *path, uint64_t timeout_m
 		free(s);
 		return KVN_EIO;
 	}
+	if (kvn_accept_guard_init(&s->guard, base, s->lev, "net: map channel") == 0)
+		evconnlistener_set_error_cb(s->lev, map_accept_err_cb);
 	*out = s;
 	return 0;
 }
@@ -458,6 +469,7 @@ void net_map_srv_free(struct net_map_srv *s)
 		return;
 	while (s->conns)
 		mc_free(s->conns);
+	kvn_accept_guard_fini(&s->guard);
 	evconnlistener_free(s->lev);
 	(void)unlink(s->path);
 	free(s);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "base/accept_guard.h"
 #include "base/base.h"
 #include "resp/resp.h"
 
@@ -46,6 +47,7 @@ struct resp_srv {
 	 * that could not be one of them is refused from its header instead
 	 * of buffered: an unauthenticated connection holds at most this */
 	struct resp_limits lim_noauth;
+	struct kvn_accept_guard guard; /* out of descriptors: pause accepting, not spin */
 	struct resp_worker *w;
 	size_t nw;
 	uint32_t nconns;             /* open connections (atomic) */

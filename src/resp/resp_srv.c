@@ -285,6 +285,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 }
 
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct resp_srv *srv = arg;
+	(void)l;
+	kvn_accept_guard_on_error(&srv->guard);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -388,6 +395,8 @@ int resp_main(const struct kvn_conf *conf)
 		fprintf(stderr, "kvnode: resp.listen = '%s': %s\n", conf->resp_listen, strerror(errno));
 		goto out;
 	}
+	if (kvn_accept_guard_init(&srv->guard, base, lst, "resp.listen") == 0)
+		evconnlistener_set_error_cb(lst, on_accept_error);
 	if (workers_start(srv) != 0) {
 		fprintf(stderr, "kvnode: resp: cannot start the worker threads\n");
 		goto stop;
@@ -403,11 +412,13 @@ int resp_main(const struct kvn_conf *conf)
 	event_free(sterm);
 	rc = 0;
 stop:
+	kvn_accept_guard_fini(&srv->guard);
 	evconnlistener_free(lst);
 	lst = NULL;
 	workers_stop(srv);
 	log_info("stopped");
 out:
+	kvn_accept_guard_fini(&srv->guard);
 	if (lst)
 		evconnlistener_free(lst);
 	event_base_free(base);
