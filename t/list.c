@@ -243,8 +243,7 @@ static void t_args(void)
 	is_int(kvn_list(ca, NULL, 0, &cur, 10, NULL, &n), KVN_EINVAL, "NULL out: KVN_EINVAL");
 	is_int(kvn_list(ca, NULL, 0, &cur, 10, &page, NULL), KVN_EINVAL, "NULL n: KVN_EINVAL");
 	is_int(kvn_list(NULL, NULL, 0, &cur, 10, &page, &n), KVN_EINVAL, "NULL client: KVN_EINVAL");
-	kvn_list_free(NULL);
-	ok(1, "kvn_list_free(NULL) is a no-op");
+	kvn_list_free(NULL); /* a no-op, as free(NULL) (a crash would end the case) */
 
 	/* the largest values that are valid */
 	cur = (1ull << 32) - 1;

@@ -64,7 +64,7 @@ def case_roundtrip():
             await lc.batched_put(hs[:32], data[:32])
             for h, t in zip(hs[32:], data[32:]):
                 await lc.put(h, t)
-            ok(True, "64 chunks stored: 32 in one batched_put, 32 by put")
+            is_(await lc.batched_async_contains("stored", hs), 64, "64 chunks stored: 32 in one batched_put, 32 by put")
             got = await lc.batched_get(hs)
             ok(len(got) == NCHUNK and all(g is not None and g.shape == SHAPE and g.dtype == DTYPE for g in got),
                "batched_get: 64 tensors of the chunk's shape and dtype")
