@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,9 +176,54 @@ static int http_handle(struct actor *self, struct actor_msg *m)
 	return 0; /* it receives nothing: the server runs on libevent callbacks */
 }
 
+/* evhttp gives its listener's error callback the evhttp, not ours: the
+ * servers of this process (a master's, a peer's, embedded ones) by evhttp */
+#define HTTP_GUARDS 16
+static struct http_server *guarded[HTTP_GUARDS];
+static pthread_mutex_t guarded_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct http_server *h = NULL;
+	(void)l;
+	pthread_mutex_lock(&guarded_mu);
+	for (int i = 0; i < HTTP_GUARDS && !h; i++)
+		if (guarded[i] && guarded[i]->evh == arg)
+			h = guarded[i];
+	pthread_mutex_unlock(&guarded_mu);
+	if (h)
+		kvn_accept_guard_on_error(&h->guard);
+}
+
+static void guard_listener(struct http_server *h, struct evhttp_bound_socket *bs, const char *key)
+{
+	struct evconnlistener *l = evhttp_bound_socket_get_listener(bs);
+	pthread_mutex_lock(&guarded_mu);
+	for (int i = 0; i < HTTP_GUARDS; i++)
+		if (!guarded[i]) {
+			if (kvn_accept_guard_init(&h->guard, evconnlistener_get_base(l), l, key) == 0) {
+				guarded[i] = h;
+				evconnlistener_set_error_cb(l, on_accept_error);
+			}
+			break;
+		}
+	pthread_mutex_unlock(&guarded_mu);
+}
+
+static void unguard(struct http_server *h)
+{
+	pthread_mutex_lock(&guarded_mu);
+	for (int i = 0; i < HTTP_GUARDS; i++)
+		if (guarded[i] == h)
+			guarded[i] = NULL;
+	pthread_mutex_unlock(&guarded_mu);
+	kvn_accept_guard_fini(&h->guard);
+}
+
 static void http_fini(struct actor *self)
 {
 	struct http_server *h = actor_state(self);
+	unguard(h);
 	if (h->evh)
 		evhttp_free(h->evh);
 	free(h);
@@ -221,15 +267,18 @@ int http_start(struct actor_loop *loop, const struct http_opts *o, char *err, si
 						   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(h->evh, on_request, h);
 	errno = 0;
-	if (!evhttp_bind_socket_with_handle(h->evh, host, port)) {
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->evh, host, port);
+	if (!bs) {
 		snprintf(err, errlen, "%s = '%s': cannot listen: %s", o->key, o->addr,
 			 errno ? strerror(errno) : "bind failed");
 		evhttp_free(h->evh);
 		free(h);
 		return -1;
 	}
+	guard_listener(h, bs, o->key);
 	if (actor_spawn(loop, &http_ops, h, 16, &a) != 0) {
 		snprintf(err, errlen, "%s: cannot start the HTTP server actor", o->key);
+		unguard(h);
 		evhttp_free(h->evh);
 		free(h);
 		return -1;

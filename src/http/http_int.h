@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <stdint.h>
 
+#include "base/accept_guard.h"
 #include "http/http.h"
 #include "master/master.h"
 #include "peer/peer.h"
@@ -20,6 +21,7 @@ enum http_path { HTTP_P_METRICS, HTTP_P_HEALTH, HTTP_P_PAGE, HTTP_P_STATUS, HTTP
 struct http_server {
 	struct actor *self;
 	struct evhttp *evh;
+	struct kvn_accept_guard guard; /* out of descriptors: pause accepting, not spin */
 	int role;
 	char node_id[65];
 	char addr[160];
