@@ -290,6 +290,13 @@ case_down() {
 	[ $((t1 - t0)) -le 12 ]
 	ok $? "  within the deadline (took $((t1 - t0)) s)"
 	like "$(timeout 30 redis-cli -p "$p2" -a "$TOK" --no-auth-warning set k9 v 2>&1)" "^ERR kvnode" "  a SET too"
+	# commands keep failing for a while: each worker's pause between
+	# connect attempts grows (to 2-4 s)
+	for _ in 1 2 3 4 5 6 7 8; do
+		timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning get k9 > /dev/null 2>&1
+		timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning get k9 > /dev/null 2>&1
+		sleep 0.4
+	done
 	# the cluster comes back: the gateway connects again by itself (its
 	# pause between attempts backs off to at most 4 s while it is away)
 	start node --config "$TMP/n.conf"
@@ -298,7 +305,13 @@ case_down() {
 	setk9() { [ "$(timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning set k9 v 2>&1)" = OK ]; }
 	wait_until 20 setk9
 	ok $? "  the gateway reaches it again: SET answers OK"
-	is "$(timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning get k9 2>&1)" v "  and GET reads it back"
+	# each connection goes to the next worker: the ones still pausing
+	# after a failure try at once, since one worker has reached the cluster
+	local gets=""
+	for _ in 1 2 3 4; do
+		gets="$gets$(timeout 10 redis-cli -p "$p2" -a "$TOK" --no-auth-warning get k9 2>&1) "
+	done
+	is "$gets" "v v v v " "  and four GETs on new connections (every worker) read it back at once"
 	stop resp2
 	stop node
 	UP=0

@@ -27,14 +27,17 @@ int resp_client(struct resp_worker *w, struct kvn_client **out)
 		*out = w->c;
 		return 0;
 	}
-	if (now < w->retry_ms)
+	/* in a pause after a failure, unless another worker has reached the
+	 * cluster since: it is back, so try now rather than answer -ERR */
+	if (now < w->retry_ms && __atomic_load_n(&w->srv->connected_ms, __ATOMIC_RELAXED) <= w->fail_ms)
 		return w->last_err;
 	kvn_conf_copy(&cc, &w->srv->conf); /* client_connect_conf takes its strings */
 	int rc = client_connect_conf(&cc, &w->c);
 	if (rc) {
 		w->c = NULL;
 		w->last_err = rc;
-		w->retry_ms = kvn_now_ms() + kvn_backoff_next(&w->bo);
+		w->fail_ms = kvn_now_ms();
+		w->retry_ms = w->fail_ms + kvn_backoff_next(&w->bo);
 		if (kvn_ratelimit_ok(&w->rl, &sup))
 			log_warn("cannot reach the cluster at %s: %s (%s); answering -ERR until it can (%llu "
 				 "more like this suppressed)",
@@ -43,6 +46,7 @@ int resp_client(struct resp_worker *w, struct kvn_client **out)
 		return rc;
 	}
 	kvn_backoff_reset(&w->bo);
+	__atomic_store_n(&w->srv->connected_ms, kvn_now_ms(), __ATOMIC_RELAXED);
 	*out = w->c;
 	return 0;
 }

@@ -51,6 +51,7 @@ struct resp_srv {
 	struct resp_worker *w;
 	size_t nw;
 	uint32_t nconns;             /* open connections (atomic) */
+	uint64_t connected_ms;       /* a worker's last successful connect (atomic) */
 	uint64_t next_id;            /* connection ids (atomic) */
 	uint64_t start_ms;
 	/* SET NX/XX check, then put: exclusive; every other write (SET, MSET,
@@ -91,6 +92,7 @@ struct resp_worker {
 	struct resp_conn *conns;
 	struct kvn_client *c;      /* NULL until first needed, or after a failed connect */
 	uint64_t retry_ms;         /* no connect attempt before this (kvn_now_ms) */
+	uint64_t fail_ms;          /* when the last connect failed */
 	struct kvn_backoff bo;     /* its distance: doubling, with jitter, reset on success */
 	int last_err;              /* why the last connect failed */
 	struct resp_argv av;       /* the arguments of one parse round */

@@ -125,6 +125,14 @@ def case_timeout():
         with kvnode.Client(config=n.conf, timeout=1) as c:
             c.put("to/a", b"x")
             n.proc.send_signal(signal.SIGSTOP)  # alive but silent: only the deadline ends a call
+            # the stop lands asynchronously: a get sent at once could still
+            # be answered (seen in CI), so wait until the node is stopped
+            end = time.monotonic() + 5
+            while time.monotonic() < end:
+                with open("/proc/%d/stat" % n.proc.pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                        break
+                time.sleep(0.01)
             t0 = time.monotonic()
             e = raises(kvnode.Timeout, lambda: c.get("to/a"), "a stopped node: Timeout")
             dt = time.monotonic() - t0
