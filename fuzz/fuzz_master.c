@@ -506,6 +506,19 @@ static void check_index_entry(void *arg, const void *key, size_t klen, uint64_t 
 		fz_violation("an index entry with a %zu-byte key", klen);
 }
 
+/* Send m (taken) from the client stub as role, with pd (taken) filled in
+ * by the caller for on_reply's checks. */
+static void call_client(struct actor_msg *m, struct pending *pd, uint8_t role)
+{
+	m->src_role = role;
+	if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
+		actor_msg_free(m);
+		free(pd);
+	} else {
+		W.calls_out++;
+	}
+}
+
 static void one_op(struct fz *f)
 {
 	static const uint8_t roles[] = { AUTH_ROLE_PEER, AUTH_ROLE_CLIENT, AUTH_ROLE_INTERNAL, AUTH_ROLE_MASTER,
@@ -589,26 +602,14 @@ static void one_op(struct fz *f)
 		pd->type = m->type;
 		pd->nkeys = nk;
 		pd->max = max;
-		m->src_role = cli_role;
-		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
-			actor_msg_free(m);
-			free(pd);
-		} else {
-			W.calls_out++;
-		}
+		call_client(m, pd, cli_role);
 		break;
 	}
 	case 23: { /* a listing page */
 		struct pending *pd = kvn_xcalloc(1, sizeof *pd);
 		m = list_msg(f, pd);
 		pd->type = m->type;
-		m->src_role = cli_role;
-		if (actor_call(W.cli, actor_id_of(W.master), m, CALL_MS, on_reply, pd) != 0) {
-			actor_msg_free(m);
-			free(pd);
-		} else {
-			W.calls_out++;
-		}
+		call_client(m, pd, cli_role);
 		break;
 	}
 	default: /* time passes: node timeouts, commits, drop re-sends */
